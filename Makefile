@@ -1,0 +1,46 @@
+# The two commands of the README's quick start: `make demo` and `make test`.
+# Both build .venv from pyproject.toml on first use, so a fresh machine needs only
+# Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit bench vectors clean
+
+$(BIN)/.installed-runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(BIN)/.installed-runtime $@
+
+demo: $(BIN)/.installed-runtime
+	$(BIN)/exchange demo
+
+test: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed-test
+	$(BIN)/python -m pytest -m 'not slow'
+
+vectors: $(BIN)/.installed-test
+	$(BIN)/python tests/vectors/generate.py
+
+bench: $(BIN)/.installed-test
+	$(BIN)/python bench/envelope.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
