@@ -23,15 +23,20 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
 
-from keys.errors import DirectoryError, InvalidPublicKeyError, KeyLookupError, NoteError
+from keys.errors import (
+    DirectoryError,
+    InvalidNoteSignatureError,
+    InvalidPublicKeyError,
+    KeyLookupError,
+    NoteError,
+    UnsignedNoteError,
+    UntrustedNoteError,
+)
 from keys.ids import OrgId, key_id_text, parse_org_id
 from keys.keypairs import PUBLIC_KEY_LEN, EncryptionPublicKey, SigningPublicKey
 from keys.notes import (
-    InvalidNoteSignatureError,
     NoteSigner,
     NoteVerifier,
-    UnsignedNoteError,
-    UntrustedNoteError,
     verify_note,
 )
 
@@ -227,7 +232,9 @@ class Directory:
         """Return the organisation ``org_id`` or raise :class:`KeyLookupError`."""
         org = self.organisations.get(org_id)
         if org is None:
-            raise KeyLookupError(f"the organisation {org_id} is not in the directory")
+            raise KeyLookupError(
+                f"the organisation {org_id} is not in the directory", "unknown-organisation"
+            )
         return org
 
     def _generation(self, org_id: OrgId, key_id: bytes, at: int, *, use: str) -> KeyGeneration:
@@ -239,15 +246,19 @@ class Directory:
             if gen.revoked_at is not None:
                 raise KeyLookupError(
                     f"the {use} key {_short(key_id)} of {org_id} was revoked at "
-                    f"{format_time(gen.revoked_at)}"
+                    f"{format_time(gen.revoked_at)}",
+                    "revoked",
                 )
             if not gen.valid_at(at):
                 raise KeyLookupError(
                     f"the {use} key {_short(key_id)} of {org_id} is not valid at "
-                    f"{_describe_time(at)}"
+                    f"{_describe_time(at)}",
+                    "not-valid",
                 )
             return gen
-        raise KeyLookupError(f"the organisation {org_id} has no {use} key {_short(key_id)}")
+        raise KeyLookupError(
+            f"the organisation {org_id} has no {use} key {_short(key_id)}", "unknown-key"
+        )
 
     def signing_key_for(self, org_id: OrgId, key_id: bytes, at: int) -> SigningPublicKey:
         """Return ``org_id``'s signing key with id ``key_id`` if it was valid at ``at``."""
@@ -262,7 +273,8 @@ class Directory:
         valid = [gen for gen in self.organisation(org_id).keys if gen.valid_at(at)]
         if not valid:
             raise KeyLookupError(
-                f"the organisation {org_id} has no key valid at {_describe_time(at)}"
+                f"the organisation {org_id} has no key valid at {_describe_time(at)}",
+                "not-valid",
             )
         return max(valid, key=lambda gen: gen.not_before)
 

@@ -6,7 +6,10 @@ The tree::
     ├── InvalidPublicKeyError     a public key is malformed, all-zero, non-canonical or small-order
     ├── KeyFileError              an encrypted key file is malformed or of an unknown version
     │   └── WrongPassphraseError  the passphrase does not open the key file
-    ├── NoteError                 a signed note is malformed or its signature does not verify
+    ├── NoteError                 a signed note is malformed
+    │   ├── UnsignedNoteError           it has no signature lines at all
+    │   ├── UntrustedNoteError          no signature is from a trusted key
+    │   └── InvalidNoteSignatureError   a trusted key's signature does not verify
     └── DirectoryError            a directory document is malformed, unsigned, badly signed or stale
         └── KeyLookupError        an organisation or key is unknown, revoked or not valid at a time
 
@@ -34,6 +37,18 @@ class WrongPassphraseError(KeyFileError):
 
 class NoteError(KeysError):
     """A signed note is malformed or not signed by the expected key."""
+
+
+class UnsignedNoteError(NoteError):
+    """The note has no signature lines at all."""
+
+
+class UntrustedNoteError(NoteError):
+    """The note is well formed but no signature is from a trusted key."""
+
+
+class InvalidNoteSignatureError(NoteError):
+    """A signature from a trusted key (matching name and key hash) does not verify."""
 
 
 class DirectoryError(KeysError):

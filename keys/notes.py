@@ -20,7 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from keys.errors import InvalidPublicKeyError, NoteError
+from keys.errors import (
+    InvalidNoteSignatureError,
+    InvalidPublicKeyError,
+    NoteError,
+    UnsignedNoteError,
+    UntrustedNoteError,
+)
 from keys.keypairs import BadSignatureError, SigningKey, SigningPublicKey
 
 #: Signature type byte for Ed25519 in key hashes and verifier keys (signed-note, "Signature
@@ -46,18 +52,6 @@ _SIG_PREFIX: Final = "\u2014 "
 # "Format").
 _CONTROL_RE: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _HASH_HEX_RE: Final = re.compile(r"[0-9a-f]{8}")
-
-
-class UnsignedNoteError(NoteError):
-    """The note has no signature lines at all."""
-
-
-class UntrustedNoteError(NoteError):
-    """The note is well formed but no signature is from a trusted key."""
-
-
-class InvalidNoteSignatureError(NoteError):
-    """A signature from a trusted key (matching name and key hash) does not verify."""
 
 
 def _check_name(name: str) -> None:

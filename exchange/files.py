@@ -1,0 +1,241 @@
+"""Files at the edge: careful writes, bounded reads, and streaming seal and open.
+
+Everything else in ``exchange`` and ``keys`` takes and returns bytes; this module is where
+they meet the file system. Its promises: a new file never replaces an existing one unless
+the caller says so; output appears under its final name only when it is complete and synced
+(it is written to ``.name.partial-XXXX`` beside the target, then renamed); opened content is
+released only after every check of the envelope passed (docs/envelope.md §7), so a failed
+open leaves no file behind and writes nothing to standard output; reads of small inputs
+(keys, directories) are bounded. Envelopes are streamed in 1 MiB pieces, so memory use does
+not grow with their size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from exchange.envelope import (
+    OpenedEnvelope,
+    Opener,
+    Recipient,
+    SealedEnvelope,
+    Sealer,
+    SenderKeys,
+    VerifiedEnvelope,
+    Verifier,
+)
+from keys.keypairs import OrgKeyPair
+
+#: Size of each read from an envelope or content stream. 1 MiB is the largest chunk size the
+#: format allows, so one piece never holds more than a chunk's worth of buffered data twice.
+PIECE_SIZE: Final = 1024 * 1024
+
+#: The path that means standard input or standard output.
+STDIO: Final = "-"
+
+PathLike = str | os.PathLike[str]
+
+
+class FilesError(Exception):
+    """Base class of the errors this module raises itself (beside ``OSError``)."""
+
+
+class InputTooLargeError(FilesError):
+    """An input is larger than the limit for its kind."""
+
+
+def _is_stdio(path: PathLike) -> bool:
+    return isinstance(path, str) and path == STDIO
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Sync a directory so a file created or renamed in it survives a crash."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
+    """Create ``path`` holding ``data``; refuse (``FileExistsError``) if it exists.
+
+    The file is created with ``O_EXCL``, so there is no window in which another file could be
+    replaced; it is synced, and so is its directory. If writing fails the new file is removed.
+    """
+    target = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(target, flags, mode)
+    try:
+        # The umask may have removed bits; set exactly what was asked for (0600 for secrets).
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        target.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    _fsync_directory(target.parent)
+
+
+def _refuse_existing(target: Path) -> None:
+    if target.exists() or target.is_symlink():
+        raise FileExistsError(17, "the output file already exists", str(target))
+
+
+def _publish(temp: Path, target: Path, *, overwrite: bool) -> None:
+    """Move the finished temp file to ``target``, replacing it only if ``overwrite``."""
+    if overwrite:
+        temp.replace(target)
+        return
+    try:
+        # link() fails if the target exists, so no existing file is ever replaced, even if one
+        # appeared while we were writing.
+        os.link(temp, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        # Some file systems have no hard links; check, then rename (a narrow race remains).
+        _refuse_existing(target)
+        temp.replace(target)
+        return
+    temp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: PathLike, *, mode: int = 0o600, overwrite: bool = False
+) -> Iterator[BinaryIO]:
+    """Yield a binary file that appears at ``path`` only if the block finishes cleanly.
+
+    Data goes to ``.<name>.partial-XXXX`` (mode 0600) in the same directory. On a clean exit
+    the file is synced, given ``mode`` and moved into place (refusing to replace an existing
+    file unless ``overwrite``); on any exception, interrupts included, it is deleted.
+    """
+    target = Path(path)
+    if not overwrite:
+        _refuse_existing(target)
+    directory = target.parent
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=directory)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        _publish(temp, target, overwrite=overwrite)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(directory)
+
+
+def read_limited(path: PathLike, limit: int, *, what: str = "the input") -> bytes:
+    """Return the contents of ``path`` (``-`` for standard input), at most ``limit`` bytes.
+
+    Raise :class:`InputTooLargeError` naming ``what`` if there is more; nothing beyond
+    ``limit + 1`` bytes is ever read.
+    """
+    if _is_stdio(path):
+        data = sys.stdin.buffer.read(limit + 1)
+    else:
+        with Path(path).open("rb") as handle:
+            data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise InputTooLargeError(f"{what} is larger than the limit of {limit:,} bytes")
+    return data
+
+
+def _pieces(stream: BinaryIO) -> Iterator[bytes]:
+    while piece := stream.read(PIECE_SIZE):
+        yield piece
+
+
+def open_to_file(
+    reader_stream: BinaryIO,
+    out_path: PathLike,
+    directory: SenderKeys,
+    keys: Sequence[OrgKeyPair],
+    now: int,
+    *,
+    stdout: BinaryIO | None = None,
+) -> OpenedEnvelope:
+    """Open the envelope read from ``reader_stream`` and release its content to ``out_path``.
+
+    The content is written to a temporary file while it is still quarantined and moved to
+    ``out_path`` only after :meth:`Opener.finish_opened` returned; for ``-`` it is spooled to
+    an anonymous temporary file (mode 0600, deleted on close) and copied to ``stdout``
+    (standard output by default) only then. An existing ``out_path`` is never replaced.
+    """
+    opener = Opener(directory, keys, now=now)
+    if _is_stdio(out_path):
+        sink = stdout if stdout is not None else sys.stdout.buffer
+        with tempfile.TemporaryFile(prefix="exchange-open-") as spool:
+            opened = _open_into(opener, reader_stream, spool)
+            spool.seek(0)
+            shutil.copyfileobj(spool, sink, PIECE_SIZE)
+            sink.flush()
+        return opened
+    with atomic_output(out_path) as handle:
+        return _open_into(opener, reader_stream, handle)
+
+
+def _open_into(opener: Opener, reader_stream: BinaryIO, quarantine: BinaryIO) -> OpenedEnvelope:
+    for piece in _pieces(reader_stream):
+        quarantine.write(opener.feed(piece))
+    return opener.finish_opened()
+
+
+def seal_file(
+    reader_stream: BinaryIO,
+    out_path: PathLike,
+    sender: OrgKeyPair,
+    recipients: Sequence[Recipient],
+    *,
+    record_kind: str,
+    created: int,
+    stdout: BinaryIO | None = None,
+) -> SealedEnvelope:
+    """Seal the content read from ``reader_stream`` into an envelope at ``out_path``.
+
+    A file appears only when the envelope is complete (see :func:`atomic_output`); ``-``
+    streams to ``stdout`` (standard output by default). A reader refuses an envelope that
+    stops short (rule envelope.truncated), so streaming there exposes nothing.
+    """
+    sealer = Sealer(sender, recipients, record_kind=record_kind, created=created)
+    if _is_stdio(out_path):
+        sink = stdout if stdout is not None else sys.stdout.buffer
+        sealed = _seal_into(sealer, reader_stream, sink)
+        sink.flush()
+        return sealed
+    with atomic_output(out_path) as handle:
+        return _seal_into(sealer, reader_stream, handle)
+
+
+def _seal_into(sealer: Sealer, reader_stream: BinaryIO, sink: BinaryIO) -> SealedEnvelope:
+    sink.write(sealer.start())
+    for piece in _pieces(reader_stream):
+        sink.write(sealer.feed(piece))
+    tail, sealed = sealer.finish()
+    sink.write(tail)
+    return sealed
+
+
+def verify_file(reader_stream: BinaryIO, directory: SenderKeys, now: int) -> VerifiedEnvelope:
+    """Verify the envelope read from ``reader_stream`` without any private key."""
+    verifier = Verifier(directory, now=now)
+    for piece in _pieces(reader_stream):
+        verifier.feed(piece)
+    return verifier.finish()

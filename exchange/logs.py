@@ -1,0 +1,126 @@
+"""Structured logging for the exchange, with a processor that keeps personal data out.
+
+Events are named like ``envelope.sealed`` and carry bound context (``envelope_id``,
+``route``, ``attempt``...). Two defences keep a child's details out of every log line:
+
+1. **An allow-list of field names.** Only fields in :data:`SAFE_FIELDS` pass with their
+   value; any other field is kept by name with the value ``"<redacted>"``, so a developer who
+   logs ``name=...`` sees at once that it was dropped, and nothing leaks.
+2. **A value scrubber.** Even allowed string values are scanned for things shaped like a UPN,
+   an NHS number or a date, which are replaced by ``"<redacted>"``.
+
+Output is JSON when standard error is not a terminal (production) and readable key=value
+text when it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Final, TextIO
+
+import structlog
+
+#: Field names whose values may appear in logs. Values are still scrubbed.
+SAFE_FIELDS: Final = frozenset(
+    {
+        "event",
+        "level",
+        "timestamp",
+        "logger",
+        "envelope_id",
+        "digest",
+        "sender",
+        "recipients",
+        "recipient",
+        "org",
+        "record_kind",
+        "route",
+        "attempt",
+        "outcome",
+        "status",
+        "rule",
+        "error",
+        "error_class",
+        "duration_ms",
+        "bytes",
+        "count",
+        "chunk_count",
+        "key_id",
+        "version",
+        "path",
+        "command",
+    }
+)
+
+REDACTED: Final = "<redacted>"
+
+# A UPN: a check letter then 12 characters, digits with an optional letter at the end
+# (DfE "Unique pupil numbers" guidance); NHS numbers: 10 digits, possibly spaced 3-3-4;
+# dates in the usual written forms. Over-matching is the safe direction here.
+_UPN: Final = re.compile(r"\b[A-HJ-NP-RT-Z]\d{11}[0-9A-HJ-NP-RT-Z]\b")
+_NHS: Final = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b")
+_DATE: Final = re.compile(r"\b(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4})\b")
+
+
+def scrub(value: str) -> str:
+    """Replace anything shaped like a UPN, NHS number or date in ``value``."""
+    for pattern in (_UPN, _NHS, _DATE):
+        value = pattern.sub(REDACTED, value)
+    return value
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list | tuple):
+        return [_scrub_value(v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return scrub(str(value))
+
+
+def drop_sensitive(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Structlog processor: redact fields not on the allow-list and scrub the rest."""
+    for key in list(event_dict):
+        if key not in SAFE_FIELDS:
+            event_dict[key] = REDACTED
+        elif key != "timestamp":
+            event_dict[key] = _scrub_value(event_dict[key])
+    return event_dict
+
+
+def configure(
+    *, json: bool | None = None, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Configure structlog for the process; JSON unless the stream is a terminal.
+
+    ``stream`` defaults to standard error; tests pass a buffer to read what was logged.
+    """
+    out = sys.stderr if stream is None else stream
+    if json is None:
+        json = not out.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            drop_sensitive,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """Return a bound structlog logger named ``name``."""
+    return structlog.get_logger().bind(logger=name)
