@@ -108,9 +108,7 @@ def run_demo() -> int:
             for org in (front_door.org_id, nurses.org_id)
         ]
         content = synthetic_referral()
-        envelope, sealed = seal(
-            content, school, recipients, record_kind="referral", created=now
-        )
+        envelope, sealed = seal(content, school, recipients, record_kind="referral", created=now)
         envelope_file = folder / "referral.env"
         write_new_file(envelope_file, envelope)
         _say(

@@ -127,6 +127,9 @@ def atomic_output(
     if not overwrite:
         _refuse_existing(target)
     directory = target.parent
+    if not directory.is_dir():
+        # Name the missing folder, not the temporary file we could not create in it.
+        raise FileNotFoundError(2, "no such directory", str(directory))
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=directory)
     temp = Path(temp_name)
     try:

@@ -276,7 +276,8 @@ class Directory:
                 f"the organisation {org_id} has no key valid at {_describe_time(at)}",
                 "not-valid",
             )
-        return max(valid, key=lambda gen: gen.not_before)
+        # Ties on not_before go to the generation listed later, the one enrolled last.
+        return max(reversed(valid), key=lambda gen: gen.not_before)
 
 
 def _describe_time(at: int) -> str:

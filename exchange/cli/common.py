@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, NoReturn, TypeAlias
 
 from exchange.cli.errors import CliError, UsageError, concerning
 from exchange.cli.state import load_with_rollback_check
@@ -32,8 +32,8 @@ from keys.notes import DEFAULT_MAX_NOTE_LEN, NoteVerifier, parse_verifier_key
 
 ENV_DIRECTORY: Final = "EXCHANGE_DIRECTORY"
 ENV_TRUST: Final = "EXCHANGE_TRUST"
-ENV_PASSPHRASE: Final = "EXCHANGE_PASSPHRASE"
-ENV_AUTHORITY_PASSPHRASE: Final = "EXCHANGE_AUTHORITY_PASSPHRASE"
+ENV_PASSPHRASE: Final = "EXCHANGE_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+ENV_AUTHORITY_PASSPHRASE: Final = "EXCHANGE_AUTHORITY_PASSPHRASE"  # noqa: S105 - a name
 ENV_NOW: Final = "EXCHANGE_NOW"
 
 #: A directory is a signed note; the note reader's own limit (50,000 organisations).
@@ -49,6 +49,28 @@ _AUTHORITY_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,46}")
 AUTHORITY_NAMESPACE: Final = "authority:"
 
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that reports mistakes as one line instead of usage and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise :class:`UsageError`; ``main`` prints it as the one error line."""
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+#: What ``add_subparsers`` returns for a :class:`Parser`; command modules register on it.
+Subcommands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+def say(text: str) -> None:
+    """Write a result line to standard output."""
+    sys.stdout.write(text + "\n")
+
+
+def note(text: str) -> None:
+    """Write a progress or summary line to standard error (results stay on stdout)."""
+    sys.stderr.write(text + "\n")
 
 
 # --- argument types (argparse turns their errors into usage errors) ----------------------
@@ -112,16 +134,16 @@ def unix_time_arg(value: str) -> int:
 # --- shared options ----------------------------------------------------------------------
 
 
-def clock_options() -> argparse.ArgumentParser:
+def clock_options() -> Parser:
     """Return a parent parser with the hidden ``--now`` option."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = Parser(add_help=False)
     parent.add_argument("--now", type=unix_time_arg, default=None, help=argparse.SUPPRESS)
     return parent
 
 
-def directory_options() -> argparse.ArgumentParser:
+def directory_options() -> Parser:
     """Return a parent parser with ``--directory`` and ``--trust``."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = Parser(add_help=False)
     parent.add_argument(
         "--directory",
         metavar="FILE",
@@ -138,9 +160,9 @@ def directory_options() -> argparse.ArgumentParser:
     return parent
 
 
-def kdf_options() -> argparse.ArgumentParser:
+def kdf_options() -> Parser:
     """Return a parent parser with the hidden ``--kdf-profile`` option (tests only)."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = Parser(add_help=False)
     # Hidden: "test" makes key files that a stolen copy could brute-force in no time. It
     # exists so the test suite does not spend seconds on Argon2id for every key it makes.
     parent.add_argument(
@@ -191,11 +213,23 @@ def passphrase(env: str, prompt: str, *, confirm: bool = False) -> bytes:
     return entered.encode("utf-8")
 
 
-def read_key(path: str, env: str) -> OrgKeyPair:
-    """Read and decrypt a key file, checking its form before asking for the passphrase."""
+def read_key(path: str, env: str, *, authority: bool = False) -> OrgKeyPair:
+    """Read and decrypt a key file, checking its form before asking for the passphrase.
+
+    With ``authority``, the file must hold a directory authority's key; without, it must not.
+    """
     with concerning(f"key file {path}"):
         data = read_limited(path, MAX_KEY_FILE_LEN, what="the key file")
         org, _, _ = read_key_file_public(data)
+        if authority and not org.startswith(AUTHORITY_NAMESPACE):
+            raise CliError(
+                f"it holds the keys of {org}, not of a directory authority (made by "
+                "`exchange authority create`)"
+            )
+        if not authority and org.startswith(AUTHORITY_NAMESPACE):
+            raise CliError(
+                f"it holds the directory authority key {org}, which signs only the directory"
+            )
         secret = passphrase(env, f"Passphrase for key file {path} ({org}): ")
         return decode_key_file(data, secret)
 
@@ -215,9 +249,7 @@ def trusted_keys(args: argparse.Namespace) -> list[NoteVerifier]:
     """Return the authority verifier keys from ``--trust`` or ``EXCHANGE_TRUST``."""
     value = args.trust or os.environ.get(ENV_TRUST)
     if not value:
-        raise UsageError(
-            f"no trusted authority key: give --trust VKEY_OR_FILE or set {ENV_TRUST}"
-        )
+        raise UsageError(f"no trusted authority key: give --trust VKEY_OR_FILE or set {ENV_TRUST}")
     candidate = Path(value)
     if candidate.is_file():
         with concerning(f"trust file {value}"):
@@ -230,9 +262,7 @@ def trusted_keys(args: argparse.Namespace) -> list[NoteVerifier]:
     try:
         return [parse_verifier_key(value.strip())]
     except NoteError as exc:
-        raise UsageError(
-            f"--trust is not a readable file, nor a verifier key: {exc}"
-        ) from None
+        raise UsageError(f"--trust is not a readable file, nor a verifier key: {exc}") from None
 
 
 def directory_path(args: argparse.Namespace) -> str:
@@ -259,7 +289,7 @@ def input_stream(path: str) -> Iterator[BinaryIO]:
         yield sys.stdin.buffer
         return
     with concerning(f"input {path}"):
-        handle = Path(path).open("rb")
+        handle = Path(path).open("rb")  # noqa: SIM115 - closed by the `with` below
     with handle:
         yield handle
 

@@ -46,7 +46,7 @@ class UsageError(CliError):
     status = EXIT_USAGE
 
 
-class _Concerning(Exception):
+class _ConcerningError(Exception):
     """An exception raised while handling one named input."""
 
     def __init__(self, subject: str, cause: BaseException) -> None:
@@ -60,10 +60,10 @@ def concerning(subject: str) -> Iterator[None]:
     """Prefix the message of any exception raised in the block with ``subject``."""
     try:
         yield
-    except (_Concerning, KeyboardInterrupt, SystemExit):
+    except (_ConcerningError, KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
-        raise _Concerning(subject, exc) from exc
+        raise _ConcerningError(subject, exc) from exc
 
 
 def _os_error(exc: OSError, subject: str | None) -> str:
@@ -89,8 +89,9 @@ def describe(exc: BaseException, subject: str | None = None) -> tuple[int, str]:
     return status, " ".join(message.split())
 
 
-def _describe(exc: BaseException, subject: str | None) -> tuple[int, str]:
-    if isinstance(exc, _Concerning):
+def _describe(exc: BaseException, subject: str | None) -> tuple[int, str]:  # noqa: PLR0911
+    # One return per family of exceptions: this is the one place they are all translated.
+    if isinstance(exc, _ConcerningError):
         return _describe(exc.cause, exc.subject)
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Final, cast
 
 from exchange.cli import common
@@ -47,7 +46,7 @@ def _valid_days(value: str) -> int:
     return days
 
 
-def register_authority(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_authority(sub: common.Subcommands) -> None:
     """Add ``exchange authority create``."""
     authority = sub.add_parser(
         "authority",
@@ -92,12 +91,12 @@ def create_authority(args: argparse.Namespace) -> int:
     vkey = NoteSigner(args.name, pair.signing).verifier.vkey()
     write_new_file(out, data)
     write_new_file(vkey_path, (vkey + "\n").encode("ascii"), mode=0o644)
-    print(vkey)
-    print(f"wrote the authority key {out} and its verifier key {vkey_path}", file=sys.stderr)
+    common.say(vkey)
+    common.note(f"wrote the authority key {out} and its verifier key {vkey_path}")
     return 0
 
 
-def register_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_keys(sub: common.Subcommands) -> None:
     """Add ``exchange keys create``."""
     keys = sub.add_parser(
         "keys",
@@ -171,7 +170,7 @@ def create_keys(args: argparse.Namespace) -> int:
     public = json.dumps(org_entry_to_json(entry), indent=1, sort_keys=True) + "\n"
     write_new_file(out, data)
     write_new_file(public_path, public.encode("utf-8"), mode=0o644)
-    print(
+    common.say(
         f"created keys for {org_id}, valid {format_time(generation.not_before)} to "
         f"{format_time(generation.not_after)}\n"
         f"  signing key    {key_id_text(pair.signing.public.key_id)}\n"

@@ -84,8 +84,14 @@ class Verifier:
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Consume envelope bytes; return quarantined plaintext (always empty here)."""
         self._length += len(data)
-        out = [self._handle(event) for event in self._reader.feed(data)]
-        return b"".join(out)
+        self._reader.receive(data)
+        out = []
+        # One event at a time, so the header is checked before the next item is parsed.
+        while (event := self._reader.next_event()) is not None:
+            plaintext = self._handle(event)
+            if plaintext:
+                out.append(plaintext)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def finish(self) -> VerifiedEnvelope:
         """Declare the end of input and return the verified facts."""

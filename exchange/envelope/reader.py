@@ -81,11 +81,21 @@ _CHUNK_PREFIX = struct.Struct(">BI")
 
 
 class EnvelopeReader:
-    """Incremental parser of one envelope."""
+    """Incremental parser of one envelope.
+
+    Push bytes with :meth:`receive`, then pull events with :meth:`next_event` until it
+    returns ``None`` (more bytes needed). Pulling one event at a time lets the caller act on
+    the header (check the sender, verify the signature) before a single further byte is
+    parsed, so checks happen in the spec's order whatever the size of each read.
+    Whole items are parsed straight from the caller's bytes; only an item split across two
+    reads is buffered, so each byte is copied once.
+    """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._offset = 0  # absolute offset of _buf[0] in the envelope
+        self._data: bytes | bytearray | memoryview = b""
+        self._pos = 0
+        self._buf = bytearray()  # the start of an item split across reads
+        self._offset = 0  # absolute offset of the next item in the envelope
         self._state = _State.PREFIX
         self._need = PREFIX_LEN
         self._header_len = 0
@@ -103,22 +113,52 @@ class EnvelopeReader:
         """Whether the trailer has been read."""
         return self._state is _State.DONE
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        """Consume ``data`` and return the events it completes."""
-        if self._state is _State.DONE:
-            if data:
-                raise FormatError(
-                    "envelope.trailing-data", self._offset, "bytes follow the trailer"
-                )
-            return []
-        self._buf += data
-        events: list[Event] = []
-        while len(self._buf) >= self._need and not self.done:
-            event = self._step()
-            if event is not None:
-                events.append(event)
-        if self.done and self._buf:
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
+        """Add input; the previous input must have been drained by :meth:`next_event`."""
+        if self._pos < len(self._data):
+            raise RuntimeError("receive() called before next_event() drained the last input")
+        self._data = data
+        self._pos = 0
+        if self.done and data:
             raise FormatError("envelope.trailing-data", self._offset, "bytes follow the trailer")
+
+    def next_event(self) -> Event | None:
+        """Return the next complete event, or ``None`` when more input is needed."""
+        data = self._data
+        while True:
+            available = len(data) - self._pos
+            if self.done:
+                if available:
+                    raise FormatError(
+                        "envelope.trailing-data", self._offset, "bytes follow the trailer"
+                    )
+                return None
+            if self._buf:
+                take = min(self._need - len(self._buf), available)
+                self._buf += data[self._pos : self._pos + take]
+                self._pos += take
+                if len(self._buf) < self._need:
+                    return None
+                item = bytes(self._buf)
+                self._buf.clear()
+            elif available >= self._need:
+                item = bytes(data[self._pos : self._pos + self._need])
+                self._pos += self._need
+            else:
+                self._buf += data[self._pos :]
+                self._pos = len(data)
+                return None
+            event = self._step(item)
+            self._offset += len(item)
+            if event is not None:
+                return event
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Consume ``data`` and return every event it completes (a convenience for tests)."""
+        self.receive(data)
+        events = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
         return events
 
     def close(self) -> None:
@@ -130,49 +170,42 @@ class EnvelopeReader:
                 f"the input ends inside the {self._state.name.lower().replace('_', ' ')}",
             )
 
-    def _take(self, n: int) -> bytes:
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        self._offset += n
-        return out
-
-    def _step(self) -> Event | None:
+    def _step(self, item: bytes) -> Event | None:
+        """Handle one complete item of ``self._need`` bytes starting at ``self._offset``."""
         state = self._state
         if state is _State.PREFIX:
-            self._header_len = parse_prefix(bytes(self._buf[:PREFIX_LEN]))
-            self._state, self._need = _State.HEADER, self._header_len
+            self._header_len = parse_prefix(item)
+            self._header_bytes = item
+            self._state, self._need = _State.HEADER, self._header_len - PREFIX_LEN
             return None
         if state is _State.HEADER:
-            self._header_bytes = self._take(self._header_len)
+            self._header_bytes += item
             self._header = decode_header(self._header_bytes)
             self._header_hash = hashlib.sha256(self._header_bytes).digest()
             self._state, self._need = _State.HEADER_SIG, SIG_LEN
             return None
         if state is _State.HEADER_SIG:
             assert self._header is not None
-            sig = self._take(SIG_LEN)
             self._state, self._need = _State.CHUNK_PREFIX, CHUNK_PREFIX_LEN
-            return HeaderRead(self._header, self._header_bytes, self._header_hash, sig)
+            return HeaderRead(self._header, self._header_bytes, self._header_hash, item)
         if state is _State.CHUNK_PREFIX:
-            self._read_chunk_prefix()
+            self._read_chunk_prefix(item)
             return None
         if state is _State.CHUNK_BODY:
-            body = self._take(self._need)
-            self._ct_hash.update(body)
-            self._ct_length += len(body)
-            event = ChunkRead(self._chunk_index, self._chunk_final, body)
+            self._ct_hash.update(item)
+            self._ct_length += len(item)
+            event = ChunkRead(self._chunk_index, self._chunk_final, item)
             self._chunk_index += 1
             if self._chunk_final:
                 self._state, self._need = _State.TRAILER, TRAILER_LEN
             else:
                 self._state, self._need = _State.CHUNK_PREFIX, CHUNK_PREFIX_LEN
             return event
-        return self._read_trailer()
+        return self._read_trailer(item)
 
-    def _read_chunk_prefix(self) -> None:
+    def _read_chunk_prefix(self, prefix: bytes) -> None:
         assert self._header is not None
         at = self._offset
-        prefix = self._take(CHUNK_PREFIX_LEN)
         kind, ct_len = _CHUNK_PREFIX.unpack(prefix)
         chunk_size = self._header.chunk_size
         if kind == CHUNK_DATA:
@@ -206,9 +239,9 @@ class EnvelopeReader:
         self._ct_length += CHUNK_PREFIX_LEN
         self._state, self._need = _State.CHUNK_BODY, ct_len
 
-    def _read_trailer(self) -> TrailerRead:
+    def _read_trailer(self, item: bytes) -> TrailerRead:
         at = self._offset
-        trailer = decode_trailer(self._take(TRAILER_LEN))
+        trailer = decode_trailer(item)
         if trailer.ct_length != self._ct_length or trailer.chunk_count != self._chunk_index:
             raise FormatError(
                 "trailer.counts",

@@ -90,8 +90,14 @@ class Sealer:
         for a, b in itertools.pairwise(ordered):
             if a.org_id == b.org_id:
                 raise SealError(f"recipient {a.org_id} is named twice")
-        for r in ordered:
-            parse_org_id(r.org_id, field="recipient")
+        for org_id, field in [
+            (sender.org_id, "sender"),
+            *((r.org_id, "recipient") for r in ordered),
+        ]:
+            try:
+                parse_org_id(org_id, field=field)
+            except ValueError as exc:
+                raise SealError(str(exc)) from None
         if not is_valid_record_kind(record_kind):
             raise SealError("record kind must be 1-32 lower-case letters, digits or '-'")
         if not is_valid_chunk_size(chunk_size):
@@ -153,17 +159,24 @@ class Sealer:
             raise RuntimeError("feed() must come after start() and before finish()")
         self._content_hash.update(data)
         self._content_length += len(data)
-        self._buf += data
         size = self._chunk_size
-        # Keep at least one byte back: the last data chunk may be short but never empty,
-        # and only finish() knows which chunk is last.
-        full = (len(self._buf) - 1) // size if self._buf else 0
-        if full <= 0:
-            return b""
-        view = memoryview(self._buf)
-        out = [self._chunk(CHUNK_DATA, view[i * size : (i + 1) * size]) for i in range(full)]
-        view.release()
-        del self._buf[: full * size]
+        out = []
+        with memoryview(data) as view:
+            pos = 0
+            if self._buf:
+                pos = min(size - len(self._buf), len(view))
+                self._buf += view[:pos]
+                if len(self._buf) < size:
+                    return b""
+                out.append(self._chunk(CHUNK_DATA, bytes(self._buf)))
+                self._buf.clear()
+            # Full chunks straight from the caller's bytes. A full chunk may always be sent
+            # at once: only a short chunk must be the last data chunk, and the final chunk
+            # is the separate inner block.
+            while len(view) - pos >= size:
+                out.append(self._chunk(CHUNK_DATA, view[pos : pos + size]))
+                pos += size
+            self._buf += view[pos:]
         return b"".join(out)
 
     def finish(self) -> tuple[bytes, SealedEnvelope]:

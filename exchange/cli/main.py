@@ -1,0 +1,102 @@
+"""Entry point of the ``exchange`` command: parse the command line, run, report.
+
+Every failure, whatever raised it, ends here as one ``exchange: <sentence>`` line on standard
+error and an exit status (see :mod:`exchange.cli.errors`); no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import sys
+from collections.abc import Callable
+from typing import cast
+
+from exchange import __version__
+from exchange.cli import common, directory_cmd, envelope_cmd, keys_cmd
+from exchange.cli.errors import EXIT_USAGE, CliError, describe
+
+_EPILOG = """\
+environment:
+  EXCHANGE_DIRECTORY             the signed directory file (instead of --directory)
+  EXCHANGE_TRUST                 the authority's verifier key or a file holding it (--trust)
+  EXCHANGE_PASSPHRASE            the passphrase of organisation key files
+  EXCHANGE_AUTHORITY_PASSPHRASE  the passphrase of the directory authority's key file
+  EXCHANGE_STATE_DIR             where the newest accepted directory version is remembered
+                                 (default: $XDG_STATE_HOME/exchange or ~/.local/state/exchange)
+
+Without a passphrase variable, the command asks for the passphrase when run in a terminal.
+Exit status: 0 success, 1 an input was refused, 2 the command line was wrong.
+See docs/cli.md for a worked example.
+"""
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    del args
+    # Imported only when asked for: the demo pulls in more than the other commands need.
+    try:
+        module = importlib.import_module("exchange.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "exchange.demo":
+            raise
+        raise CliError("the demo is not part of this installation") from None
+    run_demo = cast("Callable[[], int]", module.run_demo)
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every command."""
+    parser = common.Parser(
+        prog="exchange",
+        description=(
+            "Secure exchange of safeguarding records between schools, local authorities and\n"
+            "NHS teams: create keys, sign the directory of organisations, and seal, open and\n"
+            "inspect envelopes. Run 'exchange COMMAND --help' for each command."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"exchange {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    keys_cmd.register_authority(sub)
+    keys_cmd.register_keys(sub)
+    directory_cmd.register(sub)
+    envelope_cmd.register(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="run a self-contained demonstration in a temporary folder",
+        description=(
+            "Create an authority, a school, a local authority and an NHS team in a temporary "
+            "folder, send a synthetic referral, and show each step. Touches nothing else."
+        ),
+    )
+    demo.set_defaults(handler=_run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``exchange`` command with ``argv`` (default: the process arguments)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        handler = cast("Callable[[argparse.Namespace], int]", args.handler)
+        return handler(args)
+    except SystemExit as exc:
+        # --help and --version end the parse this way; they have printed what they must.
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except BaseException as exc:  # noqa: BLE001 - the one place every failure is reported
+        status, message = describe(exc)
+        _flush_stdout()
+        sys.stderr.write(f"exchange: {message}\n")
+        return status
+
+
+def _flush_stdout() -> None:
+    # Anything already printed goes out before the error line; a closed pipe is not news.
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
