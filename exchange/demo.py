@@ -10,6 +10,7 @@ it did, never the record's content, as the real service never does.
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import tempfile
@@ -17,9 +18,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from exchange.envelope import OpenError, Recipient, open_envelope, seal, verify_envelope
-from exchange.files import write_new_file
-from keys.directory import KeyGeneration, Organisation, OrgKind, load_directory, merge_directory
+from exchange.envelope import OpenError, Recipient
+from exchange.files import open_to_file, seal_file, verify_file, write_new_file
+from keys.directory import (
+    Directory,
+    KeyGeneration,
+    Organisation,
+    OrgKind,
+    load_directory,
+    merge_directory,
+)
 from keys.directory import sign_directory as sign_directory_note
 from keys.ids import OrgId
 from keys.keyfile import KdfParams, decode_key_file, encode_key_file
@@ -66,85 +74,126 @@ def _say(line: str) -> None:
     print(line)  # noqa: T201 - the demo's output is its purpose
 
 
+NAMES = {p.org_id: p.name for p in PARTIES}
+
+
+def _enrol(folder: Path, now: int) -> tuple[dict[OrgId, OrgKeyPair], Directory]:
+    """Create every party's keys on disk and a signed directory listing them."""
+    passphrase = secrets.token_urlsafe(24).encode("ascii")
+    pairs: dict[OrgId, OrgKeyPair] = {}
+    entries = []
+    for party in PARTIES:
+        pair = OrgKeyPair.generate(party.org_id)
+        key_file = folder / f"{party.org_id.replace(':', '-')}.key"
+        write_new_file(key_file, encode_key_file(pair, passphrase, params=KdfParams.default()))
+        # Read back as a node would: the key only ever exists decrypted in memory.
+        pairs[party.org_id] = decode_key_file(key_file.read_bytes(), passphrase)
+        generation = KeyGeneration(
+            signing=pair.signing.public,
+            encryption=pair.encryption.public,
+            not_before=now - 60,
+            not_after=now + 2 * _YEAR,
+        )
+        entries.append(Organisation(party.org_id, party.name, party.kind, (generation,)))
+    _say(
+        f"created keys for {len(PARTIES)} organisations; each key file is encrypted with "
+        "a passphrase (Argon2id) and readable only by its owner (mode 0600)"
+    )
+    authority = NoteSigner("directory.exchange.example", SigningKey.generate())
+    directory_file = folder / "directory.note"
+    draft = merge_directory(None, entries, version=1, issued=now, authority=authority.verifier.name)
+    write_new_file(directory_file, sign_directory_note(draft, authority), mode=0o644)
+    directory = load_directory(directory_file.read_bytes(), [authority.verifier])
+    _say(
+        f"the directory authority signed directory version {directory.version} listing "
+        + ", ".join(directory.organisations)
+    )
+    return pairs, directory
+
+
+def _send_and_open(
+    folder: Path, now: int, pairs: dict[OrgId, OrgKeyPair], directory: Directory
+) -> Path | None:
+    """Seal the referral to two parties and open it as each; return the envelope's path."""
+    school, front_door, nurses, _ = (pairs[p.org_id] for p in PARTIES)
+    recipients = [
+        Recipient(org, directory.current_keys(org, now).encryption)
+        for org in (front_door.org_id, nurses.org_id)
+    ]
+    record_file = folder / "referral.json"
+    write_new_file(record_file, synthetic_referral())
+    envelope_file = folder / "referral.env"
+    with record_file.open("rb") as source:
+        sealed = seal_file(
+            source, envelope_file, school, recipients, record_kind="referral", created=now
+        )
+    _say(
+        f"{NAMES[school.org_id]} sealed a synthetic referral ({sealed.content_length} "
+        f"bytes) for {' and '.join(NAMES[r] for r in sealed.recipients)}"
+    )
+    _say(f"  envelope {sealed.envelope_id.hex()}, {sealed.envelope_length} bytes")
+    _say(f"  digest   {sealed.digest.hex()}")
+
+    with envelope_file.open("rb") as stream:
+        verified = verify_file(stream, directory, now)
+    match = "match" if verified.digest == sealed.digest else "MISMATCH"
+    _say(
+        f"anyone holding the directory can check the sender ({verified.header.sender}) "
+        f"and the digest without a key: {match}"
+    )
+    for reader in (front_door, nurses):
+        out = folder / f"received-{reader.org_id.replace(':', '-')}.json"
+        with envelope_file.open("rb") as stream:
+            opened = open_to_file(stream, out, directory, [reader], now)
+        same = out.read_bytes() == record_file.read_bytes()
+        same = same and opened.verified.digest == sealed.digest
+        _say(
+            f"{NAMES[reader.org_id]} opened it: {opened.content_length} bytes, "
+            f"{'identical to what was sent' if same else 'DIFFERENT'}"
+        )
+        if not same:
+            return None
+    return envelope_file
+
+
+def _refusals(
+    folder: Path,
+    now: int,
+    envelope_file: Path,
+    pairs: dict[OrgId, OrgKeyPair],
+    directory: Directory,
+) -> bool:
+    """Show a non-recipient and a one-byte change refused, with nothing written."""
+    _, front_door, _, bystander = (pairs[p.org_id] for p in PARTIES)
+    altered = bytearray(envelope_file.read_bytes())
+    altered[len(altered) // 2] ^= 0x01
+    cases = [
+        (f"{NAMES[bystander.org_id]} tries to open it", envelope_file.read_bytes(), bystander),
+        ("one byte is changed in transit", bytes(altered), front_door),
+    ]
+    for what, data, reader in cases:
+        out = folder / "should-not-exist.json"
+        try:
+            open_to_file(io.BytesIO(data), out, directory, [reader], now)
+        except OpenError as exc:
+            left = "nothing written" if not out.exists() else "PARTIAL OUTPUT LEFT"
+            _say(f"{what}: refused ({exc}); {left}")
+            if out.exists():
+                return False
+        else:
+            return False
+    return True
+
+
 def run_demo() -> int:
     """Run the demonstration; return the process exit status."""
     now = int(time.time())
     with tempfile.TemporaryDirectory(prefix="exchange-demo-") as tmp:
         folder = Path(tmp)
-        passphrase = secrets.token_urlsafe(24).encode("ascii")
-        pairs: dict[OrgId, OrgKeyPair] = {}
-        entries = []
-        for party in PARTIES:
-            pair = OrgKeyPair.generate(party.org_id)
-            key_file = folder / f"{party.org_id.replace(':', '-')}.key"
-            write_new_file(key_file, encode_key_file(pair, passphrase, params=KdfParams.default()))
-            # Read back as a node would: the key only ever exists decrypted in memory.
-            pairs[party.org_id] = decode_key_file(key_file.read_bytes(), passphrase)
-            generation = KeyGeneration(
-                signing=pair.signing.public,
-                encryption=pair.encryption.public,
-                not_before=now - 60,
-                not_after=now + 2 * _YEAR,
-            )
-            entries.append(Organisation(party.org_id, party.name, party.kind, (generation,)))
-        _say(f"created keys for {len(PARTIES)} organisations (Argon2id-encrypted, mode 0600)")
-
-        authority = NoteSigner("directory.exchange.example", SigningKey.generate())
-        directory_file = folder / "directory.note"
-        draft = merge_directory(
-            None, entries, version=1, issued=now, authority=authority.verifier.name
-        )
-        write_new_file(directory_file, sign_directory_note(draft, authority), mode=0o644)
-        directory = load_directory(directory_file.read_bytes(), [authority.verifier])
-        _say(
-            f"signed directory version {directory.version} lists "
-            + ", ".join(directory.organisations)
-            + f"; authority key {authority.verifier.vkey()}"
-        )
-
-        school, front_door, nurses, bystander = (pairs[p.org_id] for p in PARTIES)
-        recipients = [
-            Recipient(org, directory.current_keys(org, now).encryption)
-            for org in (front_door.org_id, nurses.org_id)
-        ]
-        content = synthetic_referral()
-        envelope, sealed = seal(content, school, recipients, record_kind="referral", created=now)
-        envelope_file = folder / "referral.env"
-        write_new_file(envelope_file, envelope)
-        _say(
-            f"{school.org_id} sealed a referral ({len(content)} bytes) for "
-            f"{', '.join(sealed.recipients)}: envelope {sealed.envelope_id.hex()}, "
-            f"{len(envelope)} bytes, digest {sealed.digest.hex()[:16]}…"
-        )
-
-        verified = verify_envelope(envelope_file.read_bytes(), directory, now=now)
-        _say(
-            f"anyone with the directory can check it: sender {verified.header.sender} "
-            f"verified, digest matches: {verified.digest == sealed.digest}"
-        )
-        for reader in (front_door, nurses):
-            plaintext, opened = open_envelope(
-                envelope_file.read_bytes(), directory, [reader], now=now
-            )
-            same = plaintext == content and opened.verified.digest == sealed.digest
-            _say(f"{reader.org_id} opened it: {opened.content_length} bytes, identical: {same}")
-            if not same:
-                return 1
-
-        try:
-            open_envelope(envelope_file.read_bytes(), directory, [bystander], now=now)
-        except OpenError as exc:
-            _say(f"{bystander.org_id} cannot open it: {exc}")
-        else:
-            return 1
-
-        altered = bytearray(envelope_file.read_bytes())
-        altered[len(altered) // 2] ^= 0x01
-        try:
-            open_envelope(bytes(altered), directory, [front_door], now=now)
-        except OpenError as exc:
-            _say(f"one byte changed in transit is detected: {exc}")
-        else:
+        pairs, directory = _enrol(folder, now)
+        envelope_file = _send_and_open(folder, now, pairs, directory)
+        if envelope_file is None or not _refusals(folder, now, envelope_file, pairs, directory):
+            _say("demo FAILED")
             return 1
     _say("demo finished; the temporary folder was removed")
     return 0

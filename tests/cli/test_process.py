@@ -149,3 +149,18 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert len(result.text) > 150
     assert "--now" not in result.text
     assert "--kdf-profile" not in result.text
+
+
+README = ROOT / "README.md"
+
+
+def test_readme_cli_example_runs_verbatim(tmp_path: Path) -> None:
+    """The README's worked example (its sh blocks that call exchange) runs as pasted."""
+    blocks = [b for b in _shell_blocks(README.read_text()) if "exchange " in b]
+    assert blocks, "the README has no worked example"
+    script = "set -euo pipefail\n" + "\n".join(blocks)
+    env = _env(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "xdg-state"))
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (tmp_path / "received.txt").read_text().startswith("Referral (synthetic example)")
