@@ -75,6 +75,7 @@ class Verifier:
         self._sender_key: SigningPublicKey | None = None
         self._length = 0
         self._result: VerifiedEnvelope | None = None
+        self._failed = False
 
     @property
     def header(self) -> Header | None:
@@ -83,19 +84,35 @@ class Verifier:
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Consume envelope bytes; return quarantined plaintext (always empty here)."""
+        self._check_usable()
         self._length += len(data)
-        self._reader.receive(data)
         out = []
-        # One event at a time, so the header is checked before the next item is parsed.
-        while (event := self._reader.next_event()) is not None:
-            plaintext = self._handle(event)
-            if plaintext:
-                out.append(plaintext)
+        try:
+            self._reader.receive(data)
+            # One event at a time, so the header is checked before the next item is parsed.
+            while (event := self._reader.next_event()) is not None:
+                plaintext = self._handle(event)
+                if plaintext:
+                    out.append(plaintext)
+        except BaseException:
+            self._failed = True
+            raise
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def _check_usable(self) -> None:
+        # Like h11's ERROR state: after any failure the reader is dead, so a caller that
+        # ignores an exception and feeds on can never reach a successful finish.
+        if self._failed:
+            raise RuntimeError("this envelope reader already failed; start a new one")
 
     def finish(self) -> VerifiedEnvelope:
         """Declare the end of input and return the verified facts."""
-        self._reader.close()
+        self._check_usable()
+        try:
+            self._reader.close()
+        except BaseException:
+            self._failed = True
+            raise
         if self._result is None:  # pragma: no cover - close() raised already
             raise OpenError
         return self._result
@@ -166,7 +183,6 @@ class Opener(Verifier):
         self._cipher: PayloadCipher | None = None
         self._content_hash = hashlib.sha256()
         self._content_length = 0
-        self._inner = b""
 
     def __repr__(self) -> str:
         return f"Opener(orgs={self._orgs})"
@@ -196,19 +212,15 @@ class Opener(Verifier):
         assert self._cipher is not None
         plaintext = self._cipher.open(event.index, event.ciphertext, final=event.final)
         if event.final:
-            self._inner = plaintext
+            # The final chunk comes after every data chunk, so the content's length and
+            # hash are complete: check the inner block now (spec §7 step 12 order).
+            check_inner(
+                plaintext, self._header_hash, self._content_length, self._content_hash.digest()
+            )
             return b""
         self._content_hash.update(plaintext)
         self._content_length += len(plaintext)
         return plaintext
-
-    def _on_trailer(self, event: TrailerRead) -> None:
-        # The inner block is checked before the trailer signature; both must pass before
-        # finish() returns, and neither failure says which it was.
-        check_inner(
-            self._inner, self._header_hash, self._content_length, self._content_hash.digest()
-        )
-        super()._on_trailer(event)
 
     def finish_opened(self) -> OpenedEnvelope:
         """Declare the end of input; return what was verified. Releases the quarantine."""

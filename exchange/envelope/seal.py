@@ -160,7 +160,7 @@ class Sealer:
         self._content_hash.update(data)
         self._content_length += len(data)
         size = self._chunk_size
-        out = []
+        out: list[bytes] = []
         with memoryview(data) as view:
             pos = 0
             if self._buf:
@@ -168,13 +168,13 @@ class Sealer:
                 self._buf += view[:pos]
                 if len(self._buf) < size:
                     return b""
-                out.append(self._chunk(CHUNK_DATA, bytes(self._buf)))
+                self._chunk(out, CHUNK_DATA, bytes(self._buf))
                 self._buf.clear()
             # Full chunks straight from the caller's bytes. A full chunk may always be sent
             # at once: only a short chunk must be the last data chunk, and the final chunk
             # is the separate inner block.
             while len(view) - pos >= size:
-                out.append(self._chunk(CHUNK_DATA, view[pos : pos + size]))
+                self._chunk(out, CHUNK_DATA, view[pos : pos + size])
                 pos += size
             self._buf += view[pos:]
         return b"".join(out)
@@ -184,12 +184,12 @@ class Sealer:
         if not self._started or self._finished:
             raise RuntimeError("finish() must come after start(), once")
         self._finished = True
-        parts = []
+        parts: list[bytes] = []
         if self._buf:
-            parts.append(self._chunk(CHUNK_DATA, bytes(self._buf)))
+            self._chunk(parts, CHUNK_DATA, bytes(self._buf))
             self._buf.clear()
         inner = encode_inner(self._header_hash, self._content_length, self._content_hash.digest())
-        parts.append(self._chunk(CHUNK_FINAL, inner))
+        self._chunk(parts, CHUNK_FINAL, inner)
         ct_hash = self._ct_hash.digest()
         statement = trailer_statement(self._header_hash, ct_hash, self._ct_length, self._index)
         trailer = Trailer(
@@ -212,14 +212,16 @@ class Sealer:
         )
         return tail, sealed
 
-    def _chunk(self, kind: int, plaintext: bytes | memoryview) -> bytes:
+    def _chunk(self, out: list[bytes], kind: int, plaintext: bytes | memoryview) -> None:
+        """Seal one chunk and append its framing and ciphertext to ``out``, uncopied."""
         final = kind == CHUNK_FINAL
         ct = self._cipher.seal(self._index, plaintext, final=final)
         self._index += 1
-        framed = _CHUNK_PREFIX.pack(kind, len(ct)) + ct
-        self._ct_hash.update(framed)
-        self._ct_length += len(framed)
-        return framed
+        prefix = _CHUNK_PREFIX.pack(kind, len(ct))
+        self._ct_hash.update(prefix)
+        self._ct_hash.update(ct)
+        self._ct_length += len(prefix) + len(ct)
+        out += (prefix, ct)
 
 
 def _draw(random: RandomSource, n: int) -> bytes:

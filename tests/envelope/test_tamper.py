@@ -309,17 +309,24 @@ def test_insider_forgery_fails_at_the_final_signature(small: Any, world: Any) ->
     assert _opens(world, resigned, NURSES) == forged_content
 
 
-def test_streaming_open_releases_nothing_final_after_a_failure(small: Any, world: Any) -> None:
-    """Once a chunk fails, feeding the rest and finishing still never succeeds."""
+@pytest.mark.parametrize("piece", [1, 7, 40, 64, 85, 1000])
+def test_streaming_open_never_finishes_after_a_failure(piece: int, small: Any, world: Any) -> None:
+    """Once a chunk fails, the opener refuses every further feed and never finishes."""
     start = len(small.header) + SIG_LEN + len(small.chunks[0]) + 20
     tampered = _flip(small.envelope, start, 0)
     opener = Opener(world.directory, world.keys(NURSES), now=world.now)
-    failures = 0
-    for at in range(0, len(tampered), 40):
+    outcomes = []
+    for at in range(0, len(tampered), piece):
         try:
-            opener.feed(tampered[at : at + 40])
+            opener.feed(tampered[at : at + piece])
+            outcomes.append("fed")
         except OpenError:
-            failures += 1
-    assert failures >= 1
-    with pytest.raises(OpenError):
+            outcomes.append("failed")
+        except RuntimeError:
+            outcomes.append("dead")
+    # Exactly one failure, then the opener refuses every further use, like h11's ERROR state.
+    first = outcomes.index("failed")
+    assert outcomes.count("failed") == 1
+    assert all(o == "dead" for o in outcomes[first + 1 :])
+    with pytest.raises(RuntimeError, match="already failed"):
         opener.finish_opened()
