@@ -79,6 +79,16 @@ class _State(enum.Enum):
 
 _CHUNK_PREFIX = struct.Struct(">BI")
 
+#: How a truncation message names each state.
+_PLACES = {
+    _State.PREFIX: "header",
+    _State.HEADER: "header",
+    _State.HEADER_SIG: "header signature",
+    _State.CHUNK_PREFIX: "chunks (before the final chunk)",
+    _State.CHUNK_BODY: "chunks (before the final chunk)",
+    _State.TRAILER: "trailer",
+}
+
 
 class EnvelopeReader:
     """Incremental parser of one envelope.
@@ -164,11 +174,13 @@ class EnvelopeReader:
     def close(self) -> None:
         """Declare the end of input; raise unless the whole envelope was read."""
         if self._state is not _State.DONE:
-            raise FormatError(
-                "envelope.truncated",
-                self._offset + len(self._buf),
-                f"the input ends inside the {self._state.name.lower().replace('_', ' ')}",
+            end = self._offset + len(self._buf)
+            where = (
+                "the input is empty"
+                if end == 0
+                else f"the input ends inside the {_PLACES[self._state]}"
             )
+            raise FormatError("envelope.truncated", end, where)
 
     def _step(self, item: bytes) -> Event | None:
         """Handle one complete item of ``self._need`` bytes starting at ``self._offset``."""

@@ -287,3 +287,11 @@ def test_any_split_gives_the_same_outcome_as_one_feed(
         Opener(world.directory, world.keys(NURSES), now=world.now), envelope, cuts, stream
     )
     assert split == whole
+
+
+def test_empty_input_says_it_is_empty() -> None:
+    """An empty input is refused as truncated with a message saying it is empty."""
+    reader = EnvelopeReader()
+    reader.feed(b"")
+    with pytest.raises(FormatError, match=r"byte 0 \[envelope.truncated\]: the input is empty"):
+        reader.close()
