@@ -39,6 +39,7 @@ from keys.notes import (
     NoteVerifier,
     verify_note,
 )
+from keys.strictjson import StrictJsonError, loads_strict
 
 FORMAT: Final = "exchange-directory/v1"
 
@@ -475,30 +476,12 @@ def org_entry_from_json(obj: Any, path: str = "organisation") -> Organisation:
     return Organisation(org_id, name, kind, keys, routes)
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build a JSON object, refusing repeated names (which JSON parsers resolve differently)."""
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise DirectoryError(f"the directory repeats the field {name!r} in one object")
-        obj[name] = value
-    return obj
-
-
-def _refuse_constant(name: str) -> None:
-    raise DirectoryError(f"the directory contains {name}, which is not valid JSON")
-
-
 def parse_directory_text(text: str) -> Directory:
     """Parse and validate the directory's JSON text (already verified by its signature)."""
     try:
-        doc = json.loads(
-            text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
-        )
-    # ValueError covers malformed JSON and numbers too long to convert; RecursionError
-    # covers deeply nested arrays.
-    except (ValueError, RecursionError):
-        raise DirectoryError("the directory text is not valid JSON") from None
+        doc = loads_strict(text)
+    except StrictJsonError as exc:
+        raise DirectoryError(f"the directory {exc}") from None
     root = _object(doc, "directory", _ROOT_FIELDS)
     if root["format"] != FORMAT:
         raise _fail("format", f"must be {FORMAT!r}")

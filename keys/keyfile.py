@@ -34,6 +34,7 @@ from keys.keypairs import (
     SigningKey,
     SigningPublicKey,
 )
+from keys.strictjson import StrictJsonError, loads_strict
 
 FORMAT: Final = "exchange-org-key/v1"
 KDF_ALG: Final = "argon2id13"
@@ -218,16 +219,6 @@ class _Parsed:
     ciphertext: bytes
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build a JSON object, refusing repeated names (which JSON parsers resolve differently)."""
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise KeyFileError(f"the key file repeats the field {name!r}")
-        obj[name] = value
-    return obj
-
-
 def _object(value: Any, field: str, names: frozenset[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise KeyFileError(f"{field} must be a JSON object")
@@ -293,13 +284,11 @@ def _parse(data: bytes) -> _Parsed:
     if not data.strip():
         raise KeyFileError("the key file is empty")
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicates)
+        doc = loads_strict(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise KeyFileError("the key file is not UTF-8 text") from None
-    # ValueError covers malformed JSON and numbers too long to convert; RecursionError
-    # covers deeply nested arrays, which the 64 KiB limit alone does not prevent.
-    except (ValueError, RecursionError):
-        raise KeyFileError("the key file is not valid JSON") from None
+    except StrictJsonError as exc:
+        raise KeyFileError(f"the key file {exc}") from None
     doc = _object(doc, "the key file", _FIELDS)
     if _text(doc, "format") != FORMAT:
         raise KeyFileError(f"format must be {FORMAT!r}; this file has another format")
