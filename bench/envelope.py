@@ -130,7 +130,8 @@ def seal_stream(parties: Parties, content: bytes, sink: Callable[[bytes], object
     sink(sealer.start())
     view = memoryview(content)
     for i in range(0, len(content), PIECE):
-        sink(sealer.feed(view[i : i + PIECE]))
+        for piece in sealer.feed_pieces(view[i : i + PIECE]):
+            sink(piece)
     tail, _ = sealer.finish()
     sink(tail)
 
@@ -140,7 +141,8 @@ def open_stream(parties: Parties, envelope: bytes, sink: Callable[[bytes], objec
     opener = Opener(parties.directory, [parties.reader], now=NOW)
     view = memoryview(envelope)
     for i in range(0, len(envelope), PIECE):
-        sink(opener.feed(view[i : i + PIECE]))
+        for piece in opener.feed_pieces(view[i : i + PIECE]):
+            sink(piece)
     opener.finish_opened()
 
 

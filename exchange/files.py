@@ -197,7 +197,7 @@ def open_to_file(
 
 def _open_into(opener: Opener, reader_stream: BinaryIO, quarantine: BinaryIO) -> OpenedEnvelope:
     for piece in _pieces(reader_stream):
-        quarantine.write(opener.feed(piece))
+        quarantine.writelines(opener.feed_pieces(piece))
     return opener.finish_opened()
 
 
@@ -230,7 +230,7 @@ def seal_file(
 def _seal_into(sealer: Sealer, reader_stream: BinaryIO, sink: BinaryIO) -> SealedEnvelope:
     sink.write(sealer.start())
     for piece in _pieces(reader_stream):
-        sink.write(sealer.feed(piece))
+        sink.writelines(sealer.feed_pieces(piece))
     tail, sealed = sealer.finish()
     sink.write(tail)
     return sealed

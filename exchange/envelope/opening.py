@@ -84,9 +84,13 @@ class Verifier:
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Consume envelope bytes; return quarantined plaintext (always empty here)."""
+        return b"".join(self.feed_pieces(data))
+
+    def feed_pieces(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Like :meth:`feed`, but return the quarantined plaintext as pieces, unjoined."""
         self._check_usable()
         self._length += len(data)
-        out = []
+        out: list[bytes] = []
         try:
             self._reader.receive(data)
             # One event at a time, so the header is checked before the next item is parsed.
@@ -97,7 +101,7 @@ class Verifier:
         except BaseException:
             self._failed = True
             raise
-        return out[0] if len(out) == 1 else b"".join(out)
+        return out
 
     def _check_usable(self) -> None:
         # Like h11's ERROR state: after any failure the reader is dead, so a caller that

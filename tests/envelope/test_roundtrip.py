@@ -97,11 +97,12 @@ def test_every_recipient_opens_the_same_content(case: Any, world: Any) -> None:
     length=st.integers(0, 2000),
     chunk_size=st.sampled_from((64, 128)),
     cuts=st.lists(st.integers(0, 2000), max_size=20),
+    unjoined=st.booleans(),
 )
 def test_streaming_sealer_matches_seal(
-    length: int, chunk_size: int, cuts: list[int], world: Any, generate: Any
+    length: int, chunk_size: int, cuts: list[int], unjoined: bool, world: Any, generate: Any
 ) -> None:
-    """Feeding the Sealer the content in arbitrary pieces gives exactly the bytes of seal."""
+    """Feeding the Sealer arbitrary pieces (feed or feed_pieces) gives exactly seal's bytes."""
     content = _content(length, length)
     args = {
         "record_kind": "referral",
@@ -114,7 +115,8 @@ def test_streaming_sealer_matches_seal(
     )
     sealer = Sealer(world.pairs[SCHOOL], recipients, random=generate.ShakeRandom("split"), **args)
     parts = [sealer.start()]
-    parts += [sealer.feed(piece) for piece in _splits(content, cuts)]
+    for piece in _splits(content, cuts):
+        parts += sealer.feed_pieces(piece) if unjoined else [sealer.feed(piece)]
     tail, streamed = sealer.finish()
     assert b"".join(parts) + tail == expected
     assert streamed == sealed
@@ -124,9 +126,12 @@ def test_streaming_sealer_matches_seal(
 @given(
     length=st.integers(0, 1500),
     cuts=st.lists(st.integers(0, 5000), max_size=30),
+    unjoined=st.booleans(),
 )
-def test_streaming_opener_matches_open(length: int, cuts: list[int], world: Any) -> None:
-    """Feeding the Opener the envelope in arbitrary pieces yields the content and digest."""
+def test_streaming_opener_matches_open(
+    length: int, cuts: list[int], unjoined: bool, world: Any
+) -> None:
+    """Feeding the Opener arbitrary pieces (feed or feed_pieces) yields content and digest."""
     content = _content(length + 7, length)
     envelope, sealed = seal(
         content,
@@ -137,7 +142,10 @@ def test_streaming_opener_matches_open(length: int, cuts: list[int], world: Any)
         chunk_size=64,
     )
     opener = Opener(world.directory, world.keys(NURSES), now=world.now)
-    plaintext = b"".join(opener.feed(piece) for piece in _splits(envelope, cuts))
+    out: list[bytes] = []
+    for piece in _splits(envelope, cuts):
+        out += opener.feed_pieces(piece) if unjoined else [opener.feed(piece)]
+    plaintext = b"".join(out)
     opened = opener.finish_opened()
     assert plaintext == content
     assert opened.verified.digest == sealed.digest
