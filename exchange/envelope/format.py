@@ -42,7 +42,7 @@ CHUNK_DATA: Final = 0x01
 CHUNK_FINAL: Final = 0x02
 CHUNK_PREFIX_LEN: Final = 5  # type byte + u32 ct_len
 
-INNER_LEN: Final = len(L_INNER) + HASH_LEN + 8 + HASH_LEN
+INNER_LEN: Final = len(L_INNER) + HASH_LEN + 8
 FINAL_CT_LEN: Final = INNER_LEN + TAG_LEN
 TRAILER_LEN: Final = 8 + 8 + HASH_LEN + SIG_LEN
 

@@ -13,7 +13,6 @@ and the inner block are checked only at the end. :func:`open_envelope` and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -60,7 +59,6 @@ class OpenedEnvelope:
 
     verified: VerifiedEnvelope
     content_length: int
-    content_hash: bytes
 
 
 class Verifier:
@@ -185,7 +183,6 @@ class Opener(Verifier):
         self._keys = {(k.org_id, k.encryption.public.key_id): k for k in keys}
         self._orgs = sorted({k.org_id for k in keys})
         self._cipher: PayloadCipher | None = None
-        self._content_hash = hashlib.sha256()
         self._content_length = 0
 
     def __repr__(self) -> str:
@@ -218,11 +215,8 @@ class Opener(Verifier):
         if event.final:
             # The final chunk comes after every data chunk, so the content's length and
             # hash are complete: check the inner block now (spec §7 step 12 order).
-            check_inner(
-                plaintext, self._header_hash, self._content_length, self._content_hash.digest()
-            )
+            check_inner(plaintext, self._header_hash, self._content_length)
             return b""
-        self._content_hash.update(plaintext)
         self._content_length += len(plaintext)
         return plaintext
 
@@ -232,7 +226,6 @@ class Opener(Verifier):
         return OpenedEnvelope(
             verified=verified,
             content_length=self._content_length,
-            content_hash=self._content_hash.digest(),
         )
 
 

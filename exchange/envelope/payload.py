@@ -64,17 +64,17 @@ class PayloadCipher:
             raise OpenError from None
 
 
-def encode_inner(header_hash: bytes, content_length: int, content_hash: bytes) -> bytes:
-    """Return the 90-byte inner block."""
-    return L_INNER + header_hash + struct.pack(">Q", content_length) + content_hash
+def encode_inner(header_hash: bytes, content_length: int) -> bytes:
+    """Return the 58-byte inner block."""
+    return L_INNER + header_hash + struct.pack(">Q", content_length)
 
 
-def check_inner(inner: bytes, header_hash: bytes, content_length: int, content_hash: bytes) -> None:
+def check_inner(inner: bytes, header_hash: bytes, content_length: int) -> None:
     """Raise the opaque :class:`OpenError` unless ``inner`` matches what was decrypted.
 
-    Rules inner.header-hash, inner.content-length and inner.content-hash. The comparison is
+    Rules inner.header-hash and inner.content-length. The comparison is
     constant-time over the whole block so timing does not say which field differed.
     """
-    expected = encode_inner(header_hash, content_length, content_hash)
+    expected = encode_inner(header_hash, content_length)
     if len(inner) != INNER_LEN or not hmac.compare_digest(inner, expected):
         raise OpenError

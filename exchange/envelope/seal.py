@@ -135,7 +135,6 @@ class Sealer:
         self._cipher = PayloadCipher(content_key, self._header_hash)
         self._buf = bytearray()
         self._index = 0
-        self._content_hash = hashlib.sha256()
         self._content_length = 0
         self._ct_hash = hashlib.sha256()
         self._ct_length = 0
@@ -165,7 +164,6 @@ class Sealer:
         """
         if not self._started or self._finished:
             raise RuntimeError("feed() must come after start() and before finish()")
-        self._content_hash.update(data)
         self._content_length += len(data)
         size = self._chunk_size
         out: list[bytes] = []
@@ -196,7 +194,7 @@ class Sealer:
         if self._buf:
             self._chunk(parts, CHUNK_DATA, bytes(self._buf))
             self._buf.clear()
-        inner = encode_inner(self._header_hash, self._content_length, self._content_hash.digest())
+        inner = encode_inner(self._header_hash, self._content_length)
         self._chunk(parts, CHUNK_FINAL, inner)
         ct_hash = self._ct_hash.digest()
         statement = trailer_statement(self._header_hash, ct_hash, self._ct_length, self._index)

@@ -289,7 +289,7 @@ def test_insider_forgery_fails_at_the_final_signature(small: Any, world: Any) ->
     for index, piece in enumerate(pieces):
         ct = cipher.seal(index, piece, final=False)
         chunks.append(struct.pack(">BI", 1, len(ct)) + ct)
-    inner = encode_inner(header_hash, len(forged_content), hashlib.sha256(forged_content).digest())
+    inner = encode_inner(header_hash, len(forged_content))
     ct = cipher.seal(len(pieces), inner, final=True)
     chunks.append(struct.pack(">BI", 2, len(ct)) + ct)
     section = b"".join(chunks)
