@@ -62,8 +62,12 @@ def derive_key_pair(ikm: bytes) -> X25519PrivateKey:
     return X25519PrivateKey.from_private_bytes(_labeled_expand(_KEM_SUITE, dkp_prk, b"sk", b"", 32))
 
 
+# Base mode has an empty psk_id, so its hash is a constant of the suite (RFC 9180 §5.1).
+_PSK_ID_HASH: Final = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
+
+
 def _key_schedule(shared_secret: bytes, info: bytes) -> tuple[bytes, bytes]:
-    psk_id_hash = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
+    psk_id_hash = _PSK_ID_HASH
     info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)
     context = _MODE_BASE + psk_id_hash + info_hash
     secret = _labeled_extract(_HPKE_SUITE, shared_secret, b"secret", b"")
