@@ -1,0 +1,267 @@
+"""The storage interface of a node, and the records it holds.
+
+One async interface, :class:`Store`, with an embedded SQLite implementation
+(``exchange.store.sqlite``); a PostgreSQL implementation comes next, so nothing here is
+SQLite-specific. Every method that changes state is one transaction: an envelope, its outbox
+rows and its ledger event are committed together or not at all ("persist, then send",
+DESIGN.md §6). Envelope bodies are files named by digest, written and synced before the
+transaction that refers to them commits.
+
+Records hold ids, digests, sizes and times only: never record content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from keys.ids import OrgId
+
+OutboxKind = Literal["envelope", "receipt"]
+OutboxState = Literal["queued", "attempting", "retry-wait", "delivered", "dead"]
+InboxState = Literal["delivered", "opened", "acknowledged", "rejected"]
+Role = Literal["dsl", "staff", "dpo", "admin"]
+
+OUTBOX_STATES: tuple[OutboxState, ...] = ("queued", "attempting", "retry-wait", "delivered", "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeRecord:
+    """Public facts about an envelope the node holds (sent or received)."""
+
+    digest: bytes
+    envelope_id: bytes
+    sender: OrgId
+    recipients: tuple[OrgId, ...]
+    record_kind: str
+    created: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One message to push to one destination organisation: an envelope or a receipt."""
+
+    id: int
+    kind: OutboxKind
+    envelope_digest: bytes
+    ref: bytes  # the envelope digest, or the receipt digest
+    origin: OrgId
+    destination: OrgId
+    state: OutboxState
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+    updated_at: float
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """A signed receipt the node issued or received, with its decoded facts."""
+
+    digest: bytes
+    envelope_digest: bytes
+    receipter: OrgId
+    status: str
+    time: int
+    signed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """An envelope delivered to one of the node's organisations."""
+
+    owner: OrgId
+    envelope: EnvelopeRecord
+    received_at: float
+    state: InboxState
+    delivered_receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SentItem:
+    """An envelope one of the node's organisations sent, with delivery and receipts."""
+
+    envelope: EnvelopeRecord
+    submitted_by: str
+    submitted_at: float
+    deliveries: tuple[OutboxItem, ...]
+    receipts: tuple[ReceiptRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A member of staff of one organisation. The token itself is never stored."""
+
+    id: str
+    org: OrgId
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutbox:
+    """An outbox row to create in the same transaction as the change that causes it."""
+
+    kind: OutboxKind
+    ref: bytes
+    origin: OrgId
+    destination: OrgId
+
+
+class DuplicateError(Exception):
+    """The row already exists (the caller decides whether that is a replay or a conflict)."""
+
+
+class Store(Protocol):
+    """What a node needs from its database. All methods are coroutines."""
+
+    async def close(self) -> None:
+        """Finish pending work and release the database."""
+        ...
+
+    # --- envelopes the node's organisations send ---------------------------------------
+    async def record_submission(
+        self,
+        envelope: EnvelopeRecord,
+        *,
+        submitted_by: str,
+        now: float,
+        outbox: Sequence[NewOutbox],
+        ledger_events: Sequence[bytes],
+    ) -> None:
+        """Commit a sealed envelope, its outbox rows and ledger events together."""
+        ...
+
+    async def list_sent(self, sender: OrgId, *, limit: int) -> list[SentItem]:
+        """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines."""
+        ...
+
+    async def sent_item(self, sender: OrgId, digest: bytes) -> SentItem | None:
+        """Return one sent envelope of ``sender``, or ``None``."""
+        ...
+
+    # --- the outbox ---------------------------------------------------------------------
+    async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
+        """Move up to ``limit`` due items to ``attempting`` and return them."""
+        ...
+
+    async def finish_attempt(
+        self,
+        item_id: int,
+        *,
+        state: OutboxState,
+        now: float,
+        next_attempt_at: float | None = None,
+        error: str | None = None,
+        receipt: ReceiptRecord | None = None,
+        ledger_events: Sequence[bytes] = (),
+    ) -> None:
+        """Record the outcome of an attempt, with any receipt and ledger events, at once."""
+        ...
+
+    async def requeue_attempting(self, now: float) -> int:
+        """After a restart, put items left ``attempting`` back in the queue; return how many."""
+        ...
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Return the number of outbox items in each state."""
+        ...
+
+    # --- envelopes delivered to the node's organisations ---------------------------------
+    async def record_delivery(
+        self,
+        owner: OrgId,
+        envelope: EnvelopeRecord,
+        *,
+        now: float,
+        receipt: ReceiptRecord,
+        ledger_events: Sequence[bytes],
+    ) -> bytes:
+        """Store an inbound envelope once; return the ``delivered`` receipt on record.
+
+        A repeated delivery stores nothing and returns the receipt of the first one.
+        """
+        ...
+
+    async def inbox(self, owner: OrgId, *, limit: int) -> list[InboxItem]:
+        """Return the newest ``limit`` items delivered to ``owner``."""
+        ...
+
+    async def inbox_item(self, owner: OrgId, digest: bytes) -> InboxItem | None:
+        """Return one inbox item of ``owner``, or ``None``."""
+        ...
+
+    async def update_inbox(
+        self,
+        owner: OrgId,
+        digest: bytes,
+        *,
+        state: InboxState,
+        receipt: ReceiptRecord | None,
+        outbox: Sequence[NewOutbox],
+        ledger_events: Sequence[bytes],
+        now: float,
+    ) -> None:
+        """Change an inbox item's state with its receipt, outbox rows and ledger events."""
+        ...
+
+    # --- receipts -----------------------------------------------------------------------
+    async def add_receipt(
+        self, receipt: ReceiptRecord, *, ledger_events: Sequence[bytes], now: float
+    ) -> bool:
+        """Store a verified receipt (from a recipient); return False if already held."""
+        ...
+
+    async def receipt(self, digest: bytes) -> ReceiptRecord | None:
+        """Return a receipt by its digest."""
+        ...
+
+    async def receipts_for(self, envelope_digest: bytes) -> list[ReceiptRecord]:
+        """Return every receipt held for an envelope, oldest first."""
+        ...
+
+    async def envelope(self, digest: bytes) -> EnvelopeRecord | None:
+        """Return an envelope's facts by digest."""
+        ...
+
+    # --- the ledger ---------------------------------------------------------------------
+    async def append_ledger(self, events: Sequence[bytes]) -> int:
+        """Append events on their own; return the new size."""
+        ...
+
+    async def ledger_events(self, start: int, end: int) -> list[bytes]:
+        """Return the events with indexes ``start <= i < end``."""
+        ...
+
+    async def ledger_size(self) -> int:
+        """Return the number of events in the ledger."""
+        ...
+
+    async def ledger_index_of(self, event_hash: bytes) -> int | None:
+        """Return the index of the event whose leaf hash is ``event_hash``."""
+        ...
+
+    async def save_checkpoint(self, size: int, note: bytes, now: float) -> None:
+        """Keep a signed checkpoint."""
+        ...
+
+    async def checkpoints(self) -> list[tuple[int, bytes]]:
+        """Return every checkpoint, oldest first."""
+        ...
+
+    # --- staff ----------------------------------------------------------------------------
+    async def add_user(self, user: User, token_hash: bytes, now: float) -> None:
+        """Create a user holding the token whose hash is given."""
+        ...
+
+    async def user_by_token_hash(self, token_hash: bytes) -> User | None:
+        """Return the user holding a token, by the token's hash."""
+        ...
+
+    # --- replay protection ------------------------------------------------------------------
+    async def seen_or_record_nonce(self, key: str, nonce: str, created: int, now: int) -> bool:
+        """Return True if ``(key, nonce)`` was seen; otherwise record it and return False."""
+        ...

@@ -1,0 +1,95 @@
+"""Schema migrations of the SQLite store, applied in order at start-up.
+
+Each migration is a list of statements and runs in one transaction together with the row
+that records it, so a crash during an upgrade leaves the database at the previous version.
+Migrations are only ever appended: a released one is never edited.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE envelopes (
+            digest BLOB PRIMARY KEY,
+            envelope_id BLOB NOT NULL,
+            sender TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            record_kind TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            stored_at REAL NOT NULL
+        )""",
+        """CREATE TABLE sent (
+            digest BLOB PRIMARY KEY REFERENCES envelopes(digest),
+            sender TEXT NOT NULL,
+            submitted_by TEXT NOT NULL,
+            submitted_at REAL NOT NULL
+        )""",
+        "CREATE INDEX sent_by_sender ON sent (sender, submitted_at)",
+        """CREATE TABLE inbox (
+            owner TEXT NOT NULL,
+            digest BLOB NOT NULL REFERENCES envelopes(digest),
+            received_at REAL NOT NULL,
+            state TEXT NOT NULL,
+            delivered_receipt BLOB NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (owner, digest)
+        )""",
+        "CREATE INDEX inbox_by_owner ON inbox (owner, received_at)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            envelope_digest BLOB NOT NULL,
+            ref BLOB NOT NULL,
+            origin TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_error TEXT,
+            UNIQUE (kind, ref, destination)
+        )""",
+        "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)",
+        "CREATE INDEX outbox_by_envelope ON outbox (envelope_digest)",
+        """CREATE TABLE receipts (
+            digest BLOB PRIMARY KEY,
+            envelope_digest BLOB NOT NULL,
+            receipter TEXT NOT NULL,
+            status TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            signed BLOB NOT NULL,
+            recorded_at REAL NOT NULL
+        )""",
+        "CREATE INDEX receipts_by_envelope ON receipts (envelope_digest, time)",
+        """CREATE TABLE ledger (
+            idx INTEGER PRIMARY KEY,
+            event BLOB NOT NULL,
+            leaf_hash BLOB NOT NULL
+        )""",
+        "CREATE INDEX ledger_by_hash ON ledger (leaf_hash)",
+        """CREATE TABLE checkpoints (
+            size INTEGER PRIMARY KEY,
+            note BLOB NOT NULL,
+            signed_at REAL NOT NULL
+        )""",
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            org TEXT NOT NULL,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            token_hash BLOB NOT NULL UNIQUE,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE nonces (
+            key TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (key, nonce)
+        )""",
+        "CREATE INDEX nonces_by_created ON nonces (created)",
+    ),
+)

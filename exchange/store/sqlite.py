@@ -1,0 +1,630 @@
+"""The embedded store: SQLite in WAL mode with full synchronous commits.
+
+One connection lives on one worker thread; every method runs there as one transaction, so
+the event loop never blocks on disk and transactions never interleave. ``synchronous=FULL``
+makes each commit durable before the method returns, which is what lets the API answer 202
+only after an envelope is safe ("persist, then send", DESIGN.md §6).
+
+Envelope bodies are files named by the hex digest under ``bodies/``; the node writes and
+syncs a body before the transaction that refers to it commits, so a crash leaves at worst an
+unreferenced file, never a row without its body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from exchange.store.base import (
+    EnvelopeRecord,
+    InboxItem,
+    InboxState,
+    NewOutbox,
+    OutboxItem,
+    OutboxState,
+    ReceiptRecord,
+    Role,
+    SentItem,
+    User,
+)
+from exchange.store.schema import MIGRATIONS
+from keys.ids import OrgId
+
+T = TypeVar("T")
+
+_OUTBOX_COLUMNS = (
+    "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
+    "created_at, updated_at, last_error"
+)
+_ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
+
+
+def _leaf_hash(event: bytes) -> bytes:
+    # RFC 9162 §2.1.1: leaf hashes are SHA-256(0x00 || data).
+    return hashlib.sha256(b"\x00" + event).digest()
+
+
+def _envelope(row: sqlite3.Row) -> EnvelopeRecord:
+    return EnvelopeRecord(
+        digest=row["digest"],
+        envelope_id=row["envelope_id"],
+        sender=OrgId(row["sender"]),
+        recipients=tuple(OrgId(r) for r in json.loads(row["recipients"])),
+        record_kind=row["record_kind"],
+        created=row["created"],
+        length=row["length"],
+    )
+
+
+def _outbox(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        kind=row["kind"],
+        envelope_digest=row["envelope_digest"],
+        ref=row["ref"],
+        origin=OrgId(row["origin"]),
+        destination=OrgId(row["destination"]),
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_error=row["last_error"],
+    )
+
+
+def _receipt(row: sqlite3.Row) -> ReceiptRecord:
+    return ReceiptRecord(
+        digest=row["digest"],
+        envelope_digest=row["envelope_digest"],
+        receipter=OrgId(row["receipter"]),
+        status=row["status"],
+        time=row["time"],
+        signed=row["signed"],
+    )
+
+
+class SqliteStore:
+    """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.bodies = folder / "bodies"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, folder: Path) -> SqliteStore:
+        """Open (creating and migrating if needed) the store in ``folder``."""
+        store = cls(folder)
+        await store._call(store._open)
+        return store
+
+    def _open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.bodies.mkdir(exist_ok=True, mode=0o700)
+        db = sqlite3.connect(
+            self.folder / "node.sqlite3", isolation_level=None, check_same_thread=False
+        )
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        self._db = db
+        self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one IMMEDIATE transaction on the worker thread."""
+
+        def run() -> T:
+            db = self._db
+            if db is None:
+                raise RuntimeError("the store is closed")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self._call(run)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            db = self._db
+            if db is None:
+                raise RuntimeError("the store is closed")
+            return fn(db)
+
+        return await self._call(run)
+
+    async def close(self) -> None:
+        """Close the database and stop the worker thread."""
+
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._call(shut)
+        self._executor.shutdown(wait=True)
+
+    def body_path(self, digest: bytes) -> Path:
+        """Return where the body of the envelope ``digest`` is (or will be) kept."""
+        return self.bodies / digest.hex()
+
+    # --- helpers run inside transactions -------------------------------------------------
+
+    @staticmethod
+    def _append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None:
+        row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger").fetchone()
+        start = int(row[0])
+        db.executemany(
+            "INSERT INTO ledger (idx, event, leaf_hash) VALUES (?, ?, ?)",
+            [(start + i, e, _leaf_hash(e)) for i, e in enumerate(events)],
+        )
+
+    @staticmethod
+    def _insert_envelope(db: sqlite3.Connection, env: EnvelopeRecord, now: float) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO envelopes (digest, envelope_id, sender, recipients, "
+            "record_kind, created, length, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                env.digest,
+                env.envelope_id,
+                env.sender,
+                json.dumps(list(env.recipients)),
+                env.record_kind,
+                env.created,
+                env.length,
+                now,
+            ),
+        )
+
+    @staticmethod
+    def _insert_outbox(
+        db: sqlite3.Connection, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float
+    ) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO outbox (kind, envelope_digest, ref, origin, destination, "
+            "state, attempts, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+            [
+                (r.kind, envelope_digest, r.ref, r.origin, r.destination, now, now, now)
+                for r in rows
+            ],
+        )
+
+    @staticmethod
+    def _insert_receipt(db: sqlite3.Connection, r: ReceiptRecord, now: float) -> bool:
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO receipts (digest, envelope_digest, receipter, status, time, "
+            "signed, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (r.digest, r.envelope_digest, r.receipter, r.status, r.time, r.signed, now),
+        )
+        return cursor.rowcount == 1
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def record_submission(
+        self,
+        envelope: EnvelopeRecord,
+        *,
+        submitted_by: str,
+        now: float,
+        outbox: Sequence[NewOutbox],
+        ledger_events: Sequence[bytes],
+    ) -> None:
+        """Commit a sealed envelope, its outbox rows and ledger events together."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            self._insert_envelope(db, envelope, now)
+            db.execute(
+                "INSERT INTO sent (digest, sender, submitted_by, submitted_at) VALUES (?, ?, ?, ?)",
+                (envelope.digest, envelope.sender, submitted_by, now),
+            )
+            self._insert_outbox(db, envelope.digest, outbox, now)
+            self._append_ledger(db, ledger_events)
+
+        await self._tx(tx)
+
+    def _sent_items(self, db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[SentItem]:
+        items = []
+        for row in rows:
+            digest = row["digest"]
+            deliveries = db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE envelope_digest = ? AND kind = "
+                "'envelope' ORDER BY destination",
+                (digest,),
+            ).fetchall()
+            receipts = db.execute(
+                "SELECT * FROM receipts WHERE envelope_digest = ? ORDER BY time, recorded_at",
+                (digest,),
+            ).fetchall()
+            items.append(
+                SentItem(
+                    envelope=_envelope(row),
+                    submitted_by=row["submitted_by"],
+                    submitted_at=row["submitted_at"],
+                    deliveries=tuple(_outbox(d) for d in deliveries),
+                    receipts=tuple(_receipt(r) for r in receipts),
+                )
+            )
+        return items
+
+    async def list_sent(self, sender: OrgId, *, limit: int) -> list[SentItem]:
+        """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines."""
+
+        def read(db: sqlite3.Connection) -> list[SentItem]:
+            rows = db.execute(
+                f"SELECT e.{_ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
+                "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
+                "WHERE s.sender = ? ORDER BY s.submitted_at DESC LIMIT ?",
+                (sender, limit),
+            ).fetchall()
+            return self._sent_items(db, rows)
+
+        return await self._read(read)
+
+    async def sent_item(self, sender: OrgId, digest: bytes) -> SentItem | None:
+        """Return one sent envelope of ``sender``, or ``None``."""
+
+        def read(db: sqlite3.Connection) -> SentItem | None:
+            rows = db.execute(
+                f"SELECT e.{_ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
+                "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
+                "WHERE s.sender = ? AND s.digest = ?",
+                (sender, digest),
+            ).fetchall()
+            items = self._sent_items(db, rows)
+            return items[0] if items else None
+
+        return await self._read(read)
+
+    # --- the outbox -----------------------------------------------------------------------
+
+    async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
+        """Move up to ``limit`` due items to ``attempting`` and return them."""
+
+        def tx(db: sqlite3.Connection) -> list[OutboxItem]:
+            rows = db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'retry-wait') "
+                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            ids = [r["id"] for r in rows]
+            db.executemany(
+                "UPDATE outbox SET state = 'attempting', attempts = attempts + 1, "
+                "updated_at = ? WHERE id = ?",
+                [(now, i) for i in ids],
+            )
+            return [
+                replace(_outbox(r), state="attempting", attempts=r["attempts"] + 1, updated_at=now)
+                for r in rows
+            ]
+
+        return await self._tx(tx)
+
+    async def finish_attempt(
+        self,
+        item_id: int,
+        *,
+        state: OutboxState,
+        now: float,
+        next_attempt_at: float | None = None,
+        error: str | None = None,
+        receipt: ReceiptRecord | None = None,
+        ledger_events: Sequence[bytes] = (),
+    ) -> None:
+        """Record the outcome of an attempt, with any receipt and ledger events, at once."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+                "last_error = ?, updated_at = ? WHERE id = ?",
+                (state, next_attempt_at, error, now, item_id),
+            )
+            if receipt is not None:
+                self._insert_receipt(db, receipt, now)
+            self._append_ledger(db, ledger_events)
+
+        await self._tx(tx)
+
+    async def requeue_attempting(self, now: float) -> int:
+        """After a restart, put items left ``attempting`` back in the queue."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = ?, updated_at = ? "
+                "WHERE state = 'attempting'",
+                (now, now),
+            )
+            return cursor.rowcount
+
+        return await self._tx(tx)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Return the number of outbox items in each state."""
+
+        def read(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        return await self._read(read)
+
+    # --- receiving ------------------------------------------------------------------------
+
+    async def record_delivery(
+        self,
+        owner: OrgId,
+        envelope: EnvelopeRecord,
+        *,
+        now: float,
+        receipt: ReceiptRecord,
+        ledger_events: Sequence[bytes],
+    ) -> bytes:
+        """Store an inbound envelope once; return the ``delivered`` receipt on record."""
+
+        def tx(db: sqlite3.Connection) -> bytes:
+            row = db.execute(
+                "SELECT delivered_receipt FROM inbox WHERE owner = ? AND digest = ?",
+                (owner, envelope.digest),
+            ).fetchone()
+            if row is not None:
+                return cast(bytes, row[0])
+            self._insert_envelope(db, envelope, now)
+            db.execute(
+                "INSERT INTO inbox (owner, digest, received_at, state, delivered_receipt, "
+                "updated_at) VALUES (?, ?, ?, 'delivered', ?, ?)",
+                (owner, envelope.digest, now, receipt.signed, now),
+            )
+            self._insert_receipt(db, receipt, now)
+            self._append_ledger(db, ledger_events)
+            return receipt.signed
+
+        return await self._tx(tx)
+
+    @staticmethod
+    def _inbox_item(row: sqlite3.Row) -> InboxItem:
+        return InboxItem(
+            owner=OrgId(row["owner"]),
+            envelope=_envelope(row),
+            received_at=row["received_at"],
+            state=row["state"],
+            delivered_receipt=row["delivered_receipt"],
+        )
+
+    _INBOX_SELECT = (
+        "SELECT i.owner, i.received_at, i.state, i.delivered_receipt, e.digest, "
+        "e.envelope_id, e.sender, e.recipients, e.record_kind, e.created, e.length "
+        "FROM inbox i JOIN envelopes e ON e.digest = i.digest "
+    )
+
+    async def inbox(self, owner: OrgId, *, limit: int) -> list[InboxItem]:
+        """Return the newest ``limit`` items delivered to ``owner``."""
+
+        def read(db: sqlite3.Connection) -> list[InboxItem]:
+            rows = db.execute(
+                self._INBOX_SELECT + "WHERE i.owner = ? ORDER BY i.received_at DESC LIMIT ?",
+                (owner, limit),
+            ).fetchall()
+            return [self._inbox_item(r) for r in rows]
+
+        return await self._read(read)
+
+    async def inbox_item(self, owner: OrgId, digest: bytes) -> InboxItem | None:
+        """Return one inbox item of ``owner``, or ``None``."""
+
+        def read(db: sqlite3.Connection) -> InboxItem | None:
+            row = db.execute(
+                self._INBOX_SELECT + "WHERE i.owner = ? AND i.digest = ?", (owner, digest)
+            ).fetchone()
+            return None if row is None else self._inbox_item(row)
+
+        return await self._read(read)
+
+    async def update_inbox(
+        self,
+        owner: OrgId,
+        digest: bytes,
+        *,
+        state: InboxState,
+        receipt: ReceiptRecord | None,
+        outbox: Sequence[NewOutbox],
+        ledger_events: Sequence[bytes],
+        now: float,
+    ) -> None:
+        """Change an inbox item's state with its receipt, outbox rows and ledger events."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE inbox SET state = ?, updated_at = ? WHERE owner = ? AND digest = ?",
+                (state, now, owner, digest),
+            )
+            if receipt is not None:
+                self._insert_receipt(db, receipt, now)
+            self._insert_outbox(db, digest, outbox, now)
+            self._append_ledger(db, ledger_events)
+
+        await self._tx(tx)
+
+    # --- receipts -------------------------------------------------------------------------
+
+    async def add_receipt(
+        self, receipt: ReceiptRecord, *, ledger_events: Sequence[bytes], now: float
+    ) -> bool:
+        """Store a verified receipt; return False (and log nothing) if already held."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            added = self._insert_receipt(db, receipt, now)
+            if added:
+                self._append_ledger(db, ledger_events)
+            return added
+
+        return await self._tx(tx)
+
+    async def receipt(self, digest: bytes) -> ReceiptRecord | None:
+        """Return a receipt by its digest."""
+
+        def read(db: sqlite3.Connection) -> ReceiptRecord | None:
+            row = db.execute("SELECT * FROM receipts WHERE digest = ?", (digest,)).fetchone()
+            return None if row is None else _receipt(row)
+
+        return await self._read(read)
+
+    async def receipts_for(self, envelope_digest: bytes) -> list[ReceiptRecord]:
+        """Return every receipt held for an envelope, oldest first."""
+
+        def read(db: sqlite3.Connection) -> list[ReceiptRecord]:
+            rows = db.execute(
+                "SELECT * FROM receipts WHERE envelope_digest = ? ORDER BY time, recorded_at",
+                (envelope_digest,),
+            ).fetchall()
+            return [_receipt(r) for r in rows]
+
+        return await self._read(read)
+
+    async def envelope(self, digest: bytes) -> EnvelopeRecord | None:
+        """Return an envelope's facts by digest."""
+
+        def read(db: sqlite3.Connection) -> EnvelopeRecord | None:
+            row = db.execute(
+                f"SELECT {_ENVELOPE_COLUMNS} FROM envelopes WHERE digest = ?", (digest,)
+            ).fetchone()
+            return None if row is None else _envelope(row)
+
+        return await self._read(read)
+
+    # --- the ledger -----------------------------------------------------------------------
+
+    async def append_ledger(self, events: Sequence[bytes]) -> int:
+        """Append events on their own; return the new size."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            self._append_ledger(db, events)
+            return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
+
+        return await self._tx(tx)
+
+    async def ledger_events(self, start: int, end: int) -> list[bytes]:
+        """Return the events with indexes ``start <= i < end``, in order."""
+
+        def read(db: sqlite3.Connection) -> list[bytes]:
+            rows = db.execute(
+                "SELECT event FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._read(read)
+
+    async def ledger_size(self) -> int:
+        """Return the number of events in the ledger."""
+        return await self._read(
+            lambda db: int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
+        )
+
+    async def ledger_index_of(self, event_hash: bytes) -> int | None:
+        """Return the index of the first event whose leaf hash is ``event_hash``."""
+
+        def read(db: sqlite3.Connection) -> int | None:
+            row = db.execute(
+                "SELECT MIN(idx) FROM ledger WHERE leaf_hash = ?", (event_hash,)
+            ).fetchone()
+            return None if row[0] is None else int(row[0])
+
+        return await self._read(read)
+
+    async def save_checkpoint(self, size: int, note: bytes, now: float) -> None:
+        """Keep a signed checkpoint (a second one of the same size is ignored)."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR IGNORE INTO checkpoints (size, note, signed_at) VALUES (?, ?, ?)",
+                (size, note, now),
+            )
+
+        await self._tx(tx)
+
+    async def checkpoints(self) -> list[tuple[int, bytes]]:
+        """Return every checkpoint, oldest first."""
+        return await self._read(
+            lambda db: [
+                (int(r[0]), bytes(r[1]))
+                for r in db.execute("SELECT size, note FROM checkpoints ORDER BY size")
+            ]
+        )
+
+    # --- staff ----------------------------------------------------------------------------
+
+    async def add_user(self, user: User, token_hash: bytes, now: float) -> None:
+        """Create a user holding the token whose hash is given."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO users (id, org, name, role, token_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (user.id, user.org, user.name, user.role, token_hash, now),
+            )
+
+        await self._tx(tx)
+
+    async def user_by_token_hash(self, token_hash: bytes) -> User | None:
+        """Return the user holding a token, by the token's hash."""
+
+        def read(db: sqlite3.Connection) -> User | None:
+            row = db.execute(
+                "SELECT id, org, name, role FROM users WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            if row is None:
+                return None
+            return User(row["id"], OrgId(row["org"]), row["name"], cast(Role, row["role"]))
+
+        return await self._read(read)
+
+    # --- replay protection -----------------------------------------------------------------
+
+    async def seen_or_record_nonce(self, key: str, nonce: str, created: int, now: int) -> bool:
+        """Return True if ``(key, nonce)`` was seen; otherwise record it and return False."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            # Nonces older than a day cannot pass the created-time check; forget them.
+            db.execute("DELETE FROM nonces WHERE created < ?", (now - 86_400,))
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO nonces (key, nonce, created) VALUES (?, ?, ?)",
+                (key, nonce, created),
+            )
+            return cursor.rowcount == 0
+
+        return await self._tx(tx)
