@@ -44,7 +44,7 @@ def _receipt(env: EnvelopeRecord, status: str = "delivered", org: OrgId = LA) ->
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """A fresh store in a temporary folder."""
+    """Open a fresh store in a temporary folder."""
     opened = await SqliteStore.open(tmp_path / "node")
     yield opened
     await opened.close()
