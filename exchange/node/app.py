@@ -1,0 +1,379 @@
+"""The node's HTTP surface: the staff API (/api/v1), the peer protocol (/peer/v1), health.
+
+Staff requests carry ``Authorization: Bearer <token>``; the token's hash finds the user,
+and every query is scoped to the user's organisation, so one organisation's items can never
+be seen or acted on by another's staff, even on a shared node (a foreign item is "not
+found", never "forbidden", so its existence is not disclosed). Peer requests are
+authenticated by their HTTP message signature (docs/protocol.md) before their body is
+looked at. Every refusal is JSON ``{"error": {"status", "message"}}`` with a plain sentence
+and no record content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from exchange.logs import get_logger
+from exchange.node.delivery import DeliveryWorker
+from exchange.node.jsonbody import BadRequestError, Field, parse_object
+from exchange.node.service import NodeService, ServiceError, token_hash
+from exchange.peerauth import PeerAuthError, ReplayCache, verify_request
+from exchange.store import InboxItem, ReceiptRecord, SentItem, User
+from keys.ids import OrgId, parse_org_id
+
+log = get_logger("exchange.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SERVICE: Final = web.AppKey("service", NodeService)
+WORKER: Final = web.AppKey("worker", DeliveryWorker)
+JSON_LIMIT: Final = web.AppKey("json_limit", int)
+READY: Final = web.AppKey("ready", dict)
+
+_DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
+_BEARER_RE: Final = re.compile(r"Bearer ([A-Za-z0-9_-]{16,128})")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"status": status, "message": message}}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every refusal into a JSON error; never let a traceback or content out."""
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return _error(exc.status, str(exc))
+    except PeerAuthError as exc:
+        log.warning("peer.refused", rule=exc.rule, status=exc.status, path=request.path)
+        return _error(exc.status, str(exc))
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "the request body is larger than this endpoint accepts")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return _error(exc.status, exc.reason)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
+        # Only the class name is logged: an exception's message could quote anything.
+        log.error("request.failed", path=request.path, error_class=type(exc).__name__)  # noqa: TRY400
+        return _error(500, "the node failed to handle the request; it has been logged")
+
+
+def _service(request: web.Request) -> NodeService:
+    return request.app[SERVICE]
+
+
+async def _user(request: web.Request) -> User:
+    match = _BEARER_RE.fullmatch(request.headers.get("Authorization", ""))
+    if match is None:
+        raise ServiceError("a bearer token is required (Authorization: Bearer ...)", status=401)
+    user = await _service(request).store.user_by_token_hash(token_hash(match.group(1)))
+    if user is None:
+        raise ServiceError("the bearer token is not valid", status=401)
+    return user
+
+
+def _digest(request: web.Request) -> bytes:
+    text = request.match_info["digest"]
+    if _DIGEST_RE.fullmatch(text) is None:
+        raise BadRequestError("the digest in the path must be 64 lower-case hexadecimal characters")
+    return bytes.fromhex(text)
+
+
+def _receipt_json(r: ReceiptRecord) -> dict[str, Any]:
+    return {
+        "status": r.status,
+        "organisation": r.receipter,
+        "time": r.time,
+        "receipt_digest": r.digest.hex(),
+        "receipt": base64.b64encode(r.signed).decode("ascii"),
+    }
+
+
+def _sent_json(item: SentItem) -> dict[str, Any]:
+    env = item.envelope
+    recipients = []
+    for delivery in item.deliveries:
+        timeline = [
+            {"status": r.status, "time": r.time, "receipt_digest": r.digest.hex()}
+            for r in item.receipts
+            if r.receipter == delivery.destination
+        ]
+        recipients.append(
+            {
+                "organisation": delivery.destination,
+                "delivery_state": delivery.state,
+                "attempts": delivery.attempts,
+                "last_error": delivery.last_error,
+                "timeline": timeline,
+            }
+        )
+    return {
+        "envelope_id": env.envelope_id.hex(),
+        "digest": env.digest.hex(),
+        "record_kind": env.record_kind,
+        "created": env.created,
+        "length": env.length,
+        "submitted_by": item.submitted_by,
+        "recipients": recipients,
+    }
+
+
+def _inbox_json(item: InboxItem) -> dict[str, Any]:
+    env = item.envelope
+    return {
+        "envelope_id": env.envelope_id.hex(),
+        "digest": env.digest.hex(),
+        "sender": env.sender,
+        "record_kind": env.record_kind,
+        "created": env.created,
+        "length": env.length,
+        "received_at": int(item.received_at),
+        "state": item.state,
+    }
+
+
+# --- staff API ----------------------------------------------------------------------------
+
+_SUBMIT_FIELDS: Final = {
+    "recipients": Field(list),
+    "record_kind": Field(str),
+    "content_base64": Field(str),
+}
+
+
+async def submit(request: web.Request) -> web.Response:
+    """POST /api/v1/envelopes: seal and queue a record; 202 once durably stored."""
+    user = await _user(request)
+    doc = parse_object(await request.read(), _SUBMIT_FIELDS, limit=request.app[JSON_LIMIT])
+    recipients: list[OrgId] = []
+    for i, value in enumerate(doc["recipients"]):
+        if not isinstance(value, str):
+            raise BadRequestError(f"recipients[{i}] must be a string")
+        try:
+            recipients.append(parse_org_id(value, field=f"recipients[{i}]"))
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+    try:
+        content = base64.b64decode(doc["content_base64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequestError("content_base64 is not valid base64") from None
+    submitted = await _service(request).submit(user, recipients, doc["record_kind"], content)
+    return web.json_response(
+        {"envelope_id": submitted.envelope_id.hex(), "digest": submitted.digest.hex()},
+        status=202,
+    )
+
+
+async def list_sent(request: web.Request) -> web.Response:
+    """GET /api/v1/sent: the organisation's sent items with per-recipient timelines."""
+    user = await _user(request)
+    items = await _service(request).store.list_sent(user.org, limit=200)
+    return web.json_response({"items": [_sent_json(i) for i in items]})
+
+
+async def sent_item(request: web.Request) -> web.Response:
+    """GET /api/v1/sent/{digest}: one sent item."""
+    user = await _user(request)
+    item = await _service(request).store.sent_item(user.org, _digest(request))
+    if item is None:
+        raise ServiceError("no such item among this organisation's sent items", status=404)
+    return web.json_response(_sent_json(item))
+
+
+async def list_inbox(request: web.Request) -> web.Response:
+    """GET /api/v1/inbox: items delivered to the organisation."""
+    user = await _user(request)
+    items = await _service(request).store.inbox(user.org, limit=200)
+    return web.json_response({"items": [_inbox_json(i) for i in items]})
+
+
+async def open_item(request: web.Request) -> web.Response:
+    """POST /api/v1/inbox/{digest}/open: the plaintext, to an authorised user."""
+    user = await _user(request)
+    content = await _service(request).open_item(user, _digest(request))
+    return web.Response(
+        body=content,
+        content_type="application/octet-stream",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+_ACK_FIELDS: Final = {"disposition": Field(str, required=False)}
+_REJECT_FIELDS: Final = {"reason": Field(str)}
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    """POST /api/v1/inbox/{digest}/acknowledge {disposition?}: emits ``acknowledged``."""
+    user = await _user(request)
+    raw = await request.read()
+    doc = parse_object(raw or b"{}", _ACK_FIELDS, limit=request.app[JSON_LIMIT])
+    receipt = await _service(request).decide(
+        user, _digest(request), accept=True, code=doc.get("disposition")
+    )
+    return web.json_response({"status": "acknowledged", "receipt_digest": receipt.hex()})
+
+
+async def reject(request: web.Request) -> web.Response:
+    """POST /api/v1/inbox/{digest}/reject {reason}: emits ``rejected``."""
+    user = await _user(request)
+    doc = parse_object(await request.read(), _REJECT_FIELDS, limit=request.app[JSON_LIMIT])
+    receipt = await _service(request).decide(
+        user, _digest(request), accept=False, code=doc["reason"]
+    )
+    return web.json_response({"status": "rejected", "receipt_digest": receipt.hex()})
+
+
+async def receipts(request: web.Request) -> web.Response:
+    """GET /api/v1/envelopes/{digest}/receipts: receipts held for one of the org's items."""
+    user = await _user(request)
+    service = _service(request)
+    digest = _digest(request)
+    sent = await service.store.sent_item(user.org, digest)
+    received = await service.store.inbox_item(user.org, digest)
+    if sent is None and received is None:
+        raise ServiceError("no such item for this organisation", status=404)
+    held = await service.store.receipts_for(digest)
+    return web.json_response({"digest": digest.hex(), "receipts": [_receipt_json(r) for r in held]})
+
+
+# --- peer protocol --------------------------------------------------------------------------
+
+
+class StoreReplayCache(ReplayCache):
+    """Nonces remembered in the store, so a replay is refused even across a restart."""
+
+    def __init__(self, service: NodeService) -> None:
+        self.service = service
+        self.pending: list[tuple[str, str, int, int]] = []
+
+    def seen_or_record(self, key: str, nonce: str, created: int, now: int) -> bool:
+        """Defer to the store: recorded after the synchronous check (see _peer_auth)."""
+        self.pending.append((key, nonce, created, now))
+        return False
+
+
+async def _peer(request: web.Request, max_body: int) -> tuple[OrgId, OrgId, bytes]:
+    service = _service(request)
+    try:
+        owner = parse_org_id(request.match_info["org"], field="organisation in the path")
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
+    service.tenant(owner)
+    if request.content_length is not None and request.content_length > max_body:
+        raise ServiceError(f"the request body is larger than {max_body} bytes", status=413)
+    body = await request.read()
+    cache = StoreReplayCache(service)
+    peer = verify_request(
+        method=request.method,
+        url=service.public_url + request.raw_path,
+        headers={k: ", ".join(request.headers.getall(k)) for k in request.headers},
+        body=body,
+        directory=service.directory,
+        now=service.now(),
+        replay=cache,
+        max_body=max_body,
+    )
+    for key, nonce, created, now in cache.pending:
+        if await service.store.seen_or_record_nonce(key, nonce, created, now):
+            raise ServiceError("the request's nonce was already used (a replay)", status=401)
+    return peer.org_id, owner, body
+
+
+async def peer_envelope(request: web.Request) -> web.Response:
+    """POST /peer/v1/orgs/{org}/envelopes: store once and answer with the signed receipt."""
+    service = _service(request)
+    peer_org, owner, body = await _peer(request, service.max_envelope_bytes)
+    receipt = await service.receive_envelope(peer_org, owner, body)
+    return web.Response(body=receipt, content_type="application/vnd.exchange.receipt")
+
+
+async def peer_receipt(request: web.Request) -> web.Response:
+    """POST /peer/v1/orgs/{org}/receipts: a receipt for an envelope the org sent."""
+    service = _service(request)
+    peer_org, owner, body = await _peer(request, 4096)
+    await service.receive_receipt(peer_org, owner, body)
+    return web.json_response({"status": "recorded"}, status=200)
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is up."""
+    del request
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: the store answers and the node is not shutting down."""
+    ready = request.app[READY]
+    if not ready.get("accepting", False):
+        return _error(503, "the node is not accepting requests")
+    await _service(request).store.ledger_size()
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text format."""
+    service = _service(request)
+    counts = await service.store.outbox_counts()
+    stats = request.app[WORKER].stats
+    lines = [
+        "# HELP exchange_outbox_items Outbox items by state.",
+        "# TYPE exchange_outbox_items gauge",
+    ]
+    lines += [
+        f'exchange_outbox_items{{state="{state}"}} {counts.get(state, 0)}'
+        for state in ("queued", "attempting", "retry-wait", "delivered", "dead")
+    ]
+    lines += [
+        "# HELP exchange_delivery_attempts_total Delivery attempts made.",
+        "# TYPE exchange_delivery_attempts_total counter",
+        f"exchange_delivery_attempts_total {stats.attempts}",
+        "# HELP exchange_deliveries_total Deliveries by outcome.",
+        "# TYPE exchange_deliveries_total counter",
+        f'exchange_deliveries_total{{outcome="delivered"}} {stats.delivered}',
+        f'exchange_deliveries_total{{outcome="retried"}} {stats.retried}',
+        f'exchange_deliveries_total{{outcome="dead"}} {stats.dead}',
+        "# HELP exchange_delivery_latency_seconds Time from submission to delivery.",
+        "# TYPE exchange_delivery_latency_seconds summary",
+        f"exchange_delivery_latency_seconds_sum {stats.latency_sum:.6f}",
+        f"exchange_delivery_latency_seconds_count {stats.latency_count}",
+        "# HELP exchange_ledger_events Events in the ledger.",
+        "# TYPE exchange_ledger_events gauge",
+        f"exchange_ledger_events {await service.store.ledger_size()}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+def create_app(service: NodeService, worker: DeliveryWorker, *, json_limit: int) -> web.Application:
+    """Build the node's application."""
+    app = web.Application(
+        middlewares=[errors_middleware], client_max_size=service.max_envelope_bytes + 65536
+    )
+    app[SERVICE] = service
+    app[WORKER] = worker
+    app[JSON_LIMIT] = json_limit
+    app[READY] = {"accepting": True}
+    app.router.add_post("/api/v1/envelopes", submit)
+    app.router.add_get("/api/v1/sent", list_sent)
+    app.router.add_get("/api/v1/sent/{digest}", sent_item)
+    app.router.add_get("/api/v1/inbox", list_inbox)
+    app.router.add_post("/api/v1/inbox/{digest}/open", open_item)
+    app.router.add_post("/api/v1/inbox/{digest}/acknowledge", acknowledge)
+    app.router.add_post("/api/v1/inbox/{digest}/reject", reject)
+    app.router.add_get("/api/v1/envelopes/{digest}/receipts", receipts)
+    app.router.add_post("/peer/v1/orgs/{org}/envelopes", peer_envelope)
+    app.router.add_post("/peer/v1/orgs/{org}/receipts", peer_receipt)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,206 @@
+"""Node configuration: a TOML file, validated at start-up with errors that name the setting.
+
+See ``config/node.example.toml`` for every setting with a comment. Paths are relative to
+the configuration file's folder. Secrets are never in the file: key-file passphrases come
+from environment variables named by the file (``passphrase_env``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from keys.ids import OrgId, parse_org_id
+
+MAX_CONFIG_LEN: Final = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    """One organisation the node serves, with its key files (oldest first)."""
+
+    org: OrgId
+    key_files: tuple[Path, ...]
+    passphrase_env: str
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """Retry policy of the outbox (DESIGN.md §6)."""
+
+    batch: int = 32
+    concurrency: int = 16
+    timeout: float = 30.0
+    backoff_base: float = 2.0
+    backoff_max: float = 600.0
+    dead_letter_after: float = 3 * 24 * 3600.0
+    poll_interval: float = 0.5
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Server certificate and the CA bundle used to check peers."""
+
+    cert: Path
+    key: Path
+    ca: Path | None
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A validated node configuration."""
+
+    name: str
+    host: str
+    port: int
+    public_url: str
+    data_dir: Path
+    directory_file: Path
+    trust: str
+    ledger_key: Path
+    ledger_passphrase_env: str
+    ledger_origin: str
+    tenants: tuple[TenantConfig, ...]
+    delivery: DeliveryConfig
+    tls: TlsConfig | None
+    max_envelope_bytes: int = 64 * 1024 * 1024
+    max_json_bytes: int = 256 * 1024
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}.{key} is missing")
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
+        raise ConfigError(f"{where}.{key} must be a {kind.__name__}")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]} is not a known setting")
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _trust(value: str, base: Path) -> str:
+    # A verifier key contains '+' (name+hash+key); anything else is a file holding one.
+    return value if "+" in value else str(_path(base, value))
+
+
+def _delivery(table: Mapping[str, Any]) -> DeliveryConfig:
+    defaults = DeliveryConfig()
+    _check_keys(table, set(DeliveryConfig.__dataclass_fields__), "delivery")
+    values: dict[str, Any] = {}
+    for name in DeliveryConfig.__dataclass_fields__:
+        if name in table:
+            kind = int if isinstance(getattr(defaults, name), int) else float
+            value = _get(table, name, kind, "delivery")
+            if value <= 0:
+                raise ConfigError(f"delivery.{name} must be greater than zero")
+            values[name] = value
+    return DeliveryConfig(**values)
+
+
+def parse_config(text: str, base: Path) -> NodeConfig:
+    """Validate configuration ``text``; relative paths are taken from ``base``."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the configuration is not valid TOML: {exc}") from None
+    _check_keys(doc, {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits"}, "")
+    node = _get(doc, "node", dict, "config")
+    _check_keys(node, {"name", "listen", "public_url", "data_dir"}, "node")
+    listen = _get(node, "listen", str, "node")
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError("node.listen must be host:port, e.g. 127.0.0.1:8443")
+    public_url = _get(node, "public_url", str, "node")
+    if not public_url.startswith(("https://", "http://")):
+        raise ConfigError("node.public_url must start with https:// (or http:// for tests)")
+
+    directory = _get(doc, "directory", dict, "config")
+    _check_keys(directory, {"file", "trust"}, "directory")
+    ledger = _get(doc, "ledger", dict, "config")
+    _check_keys(ledger, {"key", "passphrase_env", "origin"}, "ledger")
+
+    tenants_raw = _get(doc, "tenants", list, "config")
+    if not tenants_raw:
+        raise ConfigError("tenants must list at least one organisation")
+    tenants = []
+    for i, t in enumerate(tenants_raw):
+        where = f"tenants[{i}]"
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where} must be a table")
+        _check_keys(t, {"org", "keys", "passphrase_env"}, where)
+        try:
+            org = parse_org_id(_get(t, "org", str, where), field=f"{where}.org")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        key_files = _get(t, "keys", list, where)
+        if not key_files or not all(isinstance(k, str) for k in key_files):
+            raise ConfigError(f"{where}.keys must be a non-empty list of key file paths")
+        tenants.append(
+            TenantConfig(
+                org,
+                tuple(_path(base, k) for k in key_files),
+                _get(t, "passphrase_env", str, where),
+            )
+        )
+    if len({t.org for t in tenants}) != len(tenants):
+        raise ConfigError("tenants names the same organisation twice")
+
+    tls = None
+    if "tls" in doc:
+        tls_table = _get(doc, "tls", dict, "config")
+        _check_keys(tls_table, {"cert", "key", "ca"}, "tls")
+        ca = tls_table.get("ca")
+        tls = TlsConfig(
+            cert=_path(base, _get(tls_table, "cert", str, "tls")),
+            key=_path(base, _get(tls_table, "key", str, "tls")),
+            ca=None if ca is None else _path(base, str(ca)),
+        )
+    limits = doc.get("limits", {})
+    _check_keys(limits, {"max_envelope_bytes", "max_json_bytes"}, "limits")
+    return NodeConfig(
+        name=_get(node, "name", str, "node"),
+        host=host,
+        port=int(port_text),
+        public_url=public_url.rstrip("/"),
+        data_dir=_path(base, _get(node, "data_dir", str, "node")),
+        directory_file=_path(base, _get(directory, "file", str, "directory")),
+        trust=_trust(_get(directory, "trust", str, "directory"), base),
+        ledger_key=_path(base, _get(ledger, "key", str, "ledger")),
+        ledger_passphrase_env=_get(ledger, "passphrase_env", str, "ledger"),
+        ledger_origin=_get(ledger, "origin", str, "ledger"),
+        tenants=tuple(tenants),
+        delivery=_delivery(doc.get("delivery", {})),
+        tls=tls,
+        max_envelope_bytes=int(limits.get("max_envelope_bytes", 64 * 1024 * 1024)),
+        max_json_bytes=int(limits.get("max_json_bytes", 256 * 1024)),
+    )
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate the configuration file at ``path``."""
+    data = path.read_bytes()
+    if len(data) > MAX_CONFIG_LEN:
+        raise ConfigError(f"the configuration file is larger than {MAX_CONFIG_LEN} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("the configuration file is not UTF-8 text") from None
+    return parse_config(text, path.parent)

@@ -1,0 +1,262 @@
+"""The outbox worker: pushes envelopes and receipts to peer nodes, with retry and dead letter.
+
+Each outbox item is one message (an envelope or a receipt) for one destination
+organisation. The worker claims due items, sends each over HTTPS to the destination's node
+(the directory's ``https`` route), signs the request with the origin organisation's key
+(docs/protocol.md), and records the outcome in the same transaction as the receipt and
+ledger event it produced. Failures that may pass (network errors, timeouts, 5xx, 429) wait
+with exponential backoff and jitter; refusals (other 4xx, a receipt that does not verify)
+and items older than the dead-letter age go to ``dead``, which raises an alert.
+
+Because the state is committed before and after every attempt, a crash at any point leaves
+items ``attempting``; the next start puts them back in the queue, and the receiver
+de-duplicates by digest, so the effect is exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+
+from exchange.logs import get_logger
+from exchange.node.config import DeliveryConfig
+from exchange.node.service import NodeService, _event, _receipt_record
+from exchange.peerauth import sign_request
+from exchange.receipts import ReceiptError, parse_signed, verify_receipt
+from exchange.store import OutboxItem
+from keys.errors import KeyLookupError
+from keys.ids import OrgId
+
+log = get_logger("exchange.delivery")
+
+#: Largest response body read from a peer (a signed receipt is well under 1 KiB).
+MAX_RESPONSE_LEN: Final = 16 * 1024
+
+
+class _RetryError(Exception):
+    """The attempt failed in a way that may pass."""
+
+
+class _RefusedError(Exception):
+    """The peer or the check refused the message for good."""
+
+
+@dataclass
+class DeliveryStats:
+    """Counters and latencies for /metrics."""
+
+    attempts: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    latency_sum: float = 0.0
+    latency_count: int = 0
+
+
+def peer_url(service: NodeService, destination: OrgId, what: str) -> str:
+    """Return the URL of ``destination``'s node for ``what`` (envelopes or receipts)."""
+    try:
+        org = service.directory.organisation(destination)
+    except KeyLookupError as exc:
+        raise _RefusedError(str(exc)) from None
+    for route in org.routes:
+        if route.kind == "https":
+            return f"{route.address.rstrip('/')}/peer/v1/orgs/{destination}/{what}"
+    raise _RefusedError(f"the directory lists no https route for {destination}")
+
+
+class DeliveryWorker:
+    """Drains the outbox of one node."""
+
+    def __init__(
+        self,
+        service: NodeService,
+        session: aiohttp.ClientSession,
+        config: DeliveryConfig,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.service = service
+        self.session = session
+        self.config = config
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.stats = DeliveryStats()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then let in-flight attempts finish."""
+        requeued = await self.service.store.requeue_attempting(self.service.clock())
+        if requeued:
+            log.info("outbox.requeued", count=requeued)
+        while not stop.is_set():
+            handled = await self.run_once()
+            if handled:
+                continue
+            self.service.outbox_wakeup.clear()
+            waiters = {
+                asyncio.ensure_future(self.service.outbox_wakeup.wait()),
+                asyncio.ensure_future(stop.wait()),
+            }
+            _, pending = await asyncio.wait(
+                waiters, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due items and attempt them concurrently; return how many."""
+        items = await self.service.store.claim_due(self.service.clock(), self.config.batch)
+        if not items:
+            return 0
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(item: OutboxItem) -> None:
+            async with semaphore:
+                await self.attempt(item)
+
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                group.create_task(one(item))
+        return len(items)
+
+    async def attempt(self, item: OutboxItem) -> None:
+        """Make one attempt and record its outcome."""
+        started = time.monotonic()
+        self.stats.attempts += 1
+        now = self.service.clock()
+        route = "https"
+        try:
+            if item.kind == "envelope":
+                await self._push_envelope(item)
+            else:
+                await self._push_receipt(item)
+        except _RetryError as exc:
+            await self._retry_or_dead(item, str(exc), now)
+            outcome = "retry"
+        except _RefusedError as exc:
+            await self.service.store.finish_attempt(
+                item.id,
+                state="dead",
+                now=now,
+                error=str(exc),
+                ledger_events=[
+                    _event("rejected", int(now), item.origin, item.envelope_digest,
+                           counterparty=item.destination, reason="peer-refused")
+                ],
+            )  # fmt: skip
+            self.stats.dead += 1
+            outcome = "refused"
+        else:
+            self.stats.delivered += 1
+            self.stats.latency_sum += self.service.clock() - item.created_at
+            self.stats.latency_count += 1
+            outcome = "delivered"
+        log.info(
+            "delivery.attempted",
+            digest=item.envelope_digest.hex(),
+            recipient=item.destination,
+            route=route,
+            attempt=item.attempts,
+            outcome=outcome,
+            status=item.kind,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
+    async def _retry_or_dead(self, item: OutboxItem, error: str, now: float) -> None:
+        if now - item.created_at >= self.config.dead_letter_after:
+            await self.service.store.finish_attempt(item.id, state="dead", now=now, error=error)
+            self.stats.dead += 1
+            log.warning(
+                "delivery.dead-letter",
+                digest=item.envelope_digest.hex(),
+                recipient=item.destination,
+                attempt=item.attempts,
+            )
+            return
+        # Exponential backoff with "full jitter" in [half, whole] of the step, so a node that
+        # comes back is not hit by every sender at the same instant.
+        step = min(self.config.backoff_max, self.config.backoff_base * 2 ** (item.attempts - 1))
+        delay = step * (0.5 + self.rng.random() / 2)
+        await self.service.store.finish_attempt(
+            item.id, state="retry-wait", now=now, next_attempt_at=now + delay, error=error
+        )
+        self.stats.retried += 1
+
+    async def _post(self, item: OutboxItem, url: str, body: bytes, content_type: str) -> bytes:
+        tenant = self.service.tenant(item.origin)
+        now = self.service.now()
+        pair = tenant.signing_pair(self.service.directory, now)
+        headers = {"Content-Type": content_type}
+        headers.update(
+            sign_request(
+                method="POST",
+                url=url,
+                headers=headers,
+                body=body,
+                key=pair.signing,
+                key_org=item.origin,
+                now=now,
+            )
+        )
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout)
+        try:
+            async with self.session.post(url, data=body, headers=headers, timeout=timeout) as resp:
+                data = await resp.content.read(MAX_RESPONSE_LEN + 1)
+                if len(data) > MAX_RESPONSE_LEN:
+                    raise _RetryError(f"the peer's answer is larger than {MAX_RESPONSE_LEN} bytes")
+                if resp.status in {408, 425, 429} or resp.status >= 500:
+                    raise _RetryError(f"the peer answered {resp.status}")
+                if resp.status >= 400:
+                    raise _RefusedError(f"the peer refused with {resp.status}")
+                return data
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _RetryError(f"could not reach the peer: {type(exc).__name__}") from None
+
+    async def _push_envelope(self, item: OutboxItem) -> None:
+        url = peer_url(self.service, item.destination, "envelopes")
+        body = await asyncio.to_thread(self.service.store.body_path(item.ref).read_bytes)
+        answer = await self._post(item, url, body, "application/vnd.exchange.envelope")
+        envelope = await self.service.store.envelope(item.ref)
+        if envelope is None:  # pragma: no cover - the row is committed before the item
+            raise _RefusedError("the envelope is no longer held")
+        try:
+            receipt = verify_receipt(
+                answer,
+                expected_digest=envelope.digest,
+                expected_envelope_id=envelope.envelope_id,
+                sender=item.origin,
+                recipients=(item.destination,),
+                directory=self.service.directory,
+                now=self.service.now(),
+            )
+            signed = parse_signed(answer)
+        except ReceiptError as exc:
+            # A receipt that does not match what we sealed is never accepted as delivery
+            # (the AS2 failure, DESIGN.md §5); the peer may answer properly next time.
+            raise _RetryError(f"the delivered receipt was refused [{exc.rule}]") from None
+        record = _receipt_record(signed)
+        await self.service.store.finish_attempt(
+            item.id,
+            state="delivered",
+            now=self.service.clock(),
+            receipt=record,
+            ledger_events=[
+                _event("delivered", receipt.time, item.origin, envelope.digest,
+                       counterparty=item.destination, receipt=record.digest)
+            ],
+        )  # fmt: skip
+
+    async def _push_receipt(self, item: OutboxItem) -> None:
+        record = await self.service.store.receipt(item.ref)
+        if record is None:  # pragma: no cover - committed with the item
+            raise _RefusedError("the receipt is no longer held")
+        url = peer_url(self.service, item.destination, "receipts")
+        await self._post(item, url, record.signed, "application/vnd.exchange.receipt")
+        await self.service.store.finish_attempt(
+            item.id, state="delivered", now=self.service.clock()
+        )

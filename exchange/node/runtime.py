@@ -1,0 +1,177 @@
+"""Starting and stopping a node: configuration in, a running aiohttp site out.
+
+:class:`Node` opens the store, loads and verifies the directory against the trusted
+authority key, decrypts the tenants' keys and the ledger key, and runs three things: the
+HTTP server, the outbox worker and a checkpoint task. :meth:`Node.stop` is the graceful
+shutdown: stop accepting, let in-flight requests and delivery attempts finish (an attempt
+cut short stays ``attempting`` and is re-queued at the next start), sign a last checkpoint,
+close the store. Nothing is lost at any point, because nothing is acknowledged before it is
+committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import aiohttp
+from aiohttp import web
+
+from exchange.logs import get_logger
+from exchange.node.app import READY, create_app
+from exchange.node.config import ConfigError, NodeConfig
+from exchange.node.delivery import DeliveryWorker
+from exchange.node.ledger import NodeLedger
+from exchange.node.service import NodeService
+from exchange.node.tenants import load_tenants, read_key_pair, read_passphrase
+from exchange.store import SqliteStore
+from keys.directory import Directory, load_directory
+from keys.errors import KeysError
+from keys.notes import NoteSigner, parse_verifier_key
+
+log = get_logger("exchange.node")
+
+MAX_DIRECTORY_LEN = 32 * 1024 * 1024
+
+
+def _trust_text(config: NodeConfig) -> str:
+    """Return the authority verifier key(s): the setting itself or the file it names."""
+    trust = config.trust
+    if "+" in trust:
+        return trust
+    try:
+        return Path(trust).read_text("utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"directory.trust cannot be read: {exc.strerror}") from None
+
+
+def load_trusted_directory(config: NodeConfig) -> Directory:
+    """Read the directory and verify it against the configured authority key."""
+    trust = _trust_text(config)
+    try:
+        verifiers = [parse_verifier_key(line) for line in trust.splitlines() if line.strip()]
+        data = config.directory_file.read_bytes()
+        if len(data) > MAX_DIRECTORY_LEN:
+            raise ConfigError("directory.file is larger than 32 MiB")
+        return load_directory(data, verifiers)
+    except OSError as exc:
+        raise ConfigError(f"directory.file cannot be read: {exc.strerror}") from None
+    except KeysError as exc:
+        raise ConfigError(f"directory: {exc}") from None
+
+
+def client_ssl(config: NodeConfig) -> ssl.SSLContext | bool:
+    """Return the TLS context for calls to peers: the configured CA, or the system's."""
+    if config.tls is None or config.tls.ca is None:
+        return True
+    return ssl.create_default_context(cafile=str(config.tls.ca))
+
+
+def server_ssl(config: NodeConfig) -> ssl.SSLContext | None:
+    """Return the server's TLS context, or None for plain HTTP (loopback tests only)."""
+    if config.tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+    return context
+
+
+@dataclass
+class Node:
+    """A running node."""
+
+    config: NodeConfig
+    clock: Callable[[], float] = time.time
+    service: NodeService = field(init=False)
+    ledger: NodeLedger = field(init=False)
+    worker: DeliveryWorker = field(init=False)
+    port: int = field(init=False, default=0)
+    _runner: web.AppRunner | None = field(init=False, default=None)
+    _session: aiohttp.ClientSession | None = field(init=False, default=None)
+    _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+
+    async def start(self) -> None:
+        """Open everything and start serving."""
+        config = self.config
+        directory = load_trusted_directory(config)
+        tenants = load_tenants(config.tenants)
+        ledger_pair = read_key_pair(
+            config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
+        )
+        store = await SqliteStore.open(config.data_dir)
+        self.service = NodeService(
+            store=store,
+            directory=directory,
+            tenants=tenants,
+            clock=self.clock,
+            max_envelope_bytes=config.max_envelope_bytes,
+            public_url=config.public_url,
+        )
+        self.ledger = NodeLedger(store, NoteSigner(config.ledger_origin, ledger_pair.signing))
+        await self.ledger.load()
+        connector = aiohttp.TCPConnector(ssl=client_ssl(config), limit=64)
+        self._session = aiohttp.ClientSession(connector=connector)
+        self.worker = DeliveryWorker(self.service, self._session, config.delivery)
+        app = create_app(
+            self.service,
+            self.worker,
+            json_limit=config.max_json_bytes,
+        )
+        self._app = app
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, config.host, config.port, ssl_context=server_ssl(config))
+        await site.start()
+        # aiohttp exposes the bound port (needed with port 0) only on the server object.
+        server = cast(asyncio.base_events.Server | None, site._server)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        self._tasks = [
+            asyncio.create_task(self.worker.run(self._stop), name="outbox"),
+            asyncio.create_task(self._checkpoints(), name="checkpoints"),
+        ]
+        log.info("node.started", org=",".join(tenants), count=len(tenants))
+
+    def set_public_url(self, url: str) -> None:
+        """Change the URL peers sign requests against (known only after binding port 0)."""
+        self.service.public_url = url
+
+    def reload_directory(self, note: bytes) -> None:
+        """Adopt a newer signed directory (same trusted authority, higher version)."""
+        config = self.config
+        trust = _trust_text(config)
+        current = self.service.directory
+        self.service.directory = load_directory(
+            note, [parse_verifier_key(t) for t in trust.splitlines() if t.strip()],
+            min_version=current.version + 1,
+        )  # fmt: skip
+        log.info("directory.reloaded", version=self.service.directory.version)
+
+    async def _checkpoints(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=5.0)
+            await self.ledger.checkpoint()
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop accepting, finish in-flight work, checkpoint, close."""
+        if self._runner is None:
+            return
+        self._app[READY]["accepting"] = False
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._runner.cleanup()
+        self._runner = None
+        if self._session is not None:
+            await self._session.close()
+        await self.ledger.checkpoint()
+        await self.service.store.close()
+        log.info("node.stopped")

@@ -1,0 +1,466 @@
+"""What a node does, independent of HTTP: submit, deliver, receive, open, acknowledge, reject.
+
+:class:`NodeService` ties the sans-I/O core (envelopes, receipts, ledger events) to the
+store. Every operation follows "persist, then send": state changes, outbox rows and ledger
+events are committed in one transaction before anything leaves the node, and the outbox
+worker (``exchange.node.delivery``) is only woken afterwards.
+
+Errors meant for the API are :class:`ServiceError` subclasses carrying an HTTP status and a
+plain sentence that never holds record content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from exchange.envelope import (
+    EnvelopeError,
+    Opener,
+    OpenError,
+    Recipient,
+    SealedEnvelope,
+    Sealer,
+    VerifiedEnvelope,
+    Verifier,
+)
+from exchange.files import atomic_output
+from exchange.ledger.events import EventType, LedgerEvent, encode_event
+from exchange.logs import get_logger
+from exchange.node.tenants import Tenant
+from exchange.receipts import (
+    Receipt,
+    ReceiptError,
+    ReceiptStatus,
+    SignedReceipt,
+    parse_signed,
+    serialize_signed,
+    sign_receipt,
+    verify_receipt,
+)
+from exchange.store import EnvelopeRecord, NewOutbox, ReceiptRecord, SqliteStore, User
+from keys.directory import Directory
+from keys.errors import KeyLookupError
+from keys.ids import OrgId
+
+log = get_logger("exchange.node")
+
+#: Envelope bodies are streamed to disk in pieces of this size.
+PIECE: Final = 1024 * 1024
+
+
+class ServiceError(Exception):
+    """A refusal the API reports with ``status`` and a plain, content-free sentence."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class NotFoundError(ServiceError):
+    """No such item for this organisation (also used to hide other organisations' items)."""
+
+    status = 404
+
+
+class ForbiddenError(ServiceError):
+    """The user's role does not allow the action."""
+
+    status = 403
+
+
+class ConflictError(ServiceError):
+    """The action contradicts the item's state (e.g. acknowledging a rejected item)."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The answer to a submission: names only."""
+
+    envelope_id: bytes
+    digest: bytes
+
+
+def _event(
+    kind: str,
+    at: int,
+    org: OrgId,
+    digest: bytes,
+    *,
+    counterparty: OrgId | None = None,
+    receipt: bytes | None = None,
+    reason: str | None = None,
+) -> bytes:
+    return encode_event(
+        LedgerEvent(
+            type=EventType(kind),
+            time=at,
+            org=org,
+            envelope_digest=digest,
+            counterparty=counterparty,
+            receipt_digest=receipt,
+            reason=reason,
+        )
+    )
+
+
+def _record(verified: VerifiedEnvelope) -> EnvelopeRecord:
+    header = verified.header
+    return EnvelopeRecord(
+        digest=verified.digest,
+        envelope_id=header.envelope_id,
+        sender=header.sender,
+        recipients=header.recipients,
+        record_kind=header.record_kind,
+        created=header.created,
+        length=verified.envelope_length,
+    )
+
+
+def _receipt_record(signed: SignedReceipt) -> ReceiptRecord:
+    r = signed.receipt
+    return ReceiptRecord(
+        digest=signed.digest,
+        envelope_digest=r.envelope_digest,
+        receipter=r.receipter,
+        status=r.status.value,
+        time=r.time,
+        signed=serialize_signed(signed),
+    )
+
+
+class NodeService:
+    """The node's operations over its store, directory and tenants' keys."""
+
+    def __init__(
+        self,
+        *,
+        store: SqliteStore,
+        directory: Directory,
+        tenants: Mapping[OrgId, Tenant],
+        clock: Callable[[], float],
+        max_envelope_bytes: int,
+        public_url: str,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.tenants = tenants
+        self.clock = clock
+        self.max_envelope_bytes = max_envelope_bytes
+        #: The origin peers sign requests against (docs/protocol.md): this node's own URL.
+        self.public_url = public_url
+        self.outbox_wakeup = asyncio.Event()
+
+    def now(self) -> int:
+        """Return the current time in whole seconds."""
+        return int(self.clock())
+
+    def tenant(self, org: OrgId) -> Tenant:
+        """Return the tenant ``org`` or refuse as not found."""
+        tenant = self.tenants.get(org)
+        if tenant is None:
+            raise NotFoundError(f"this node does not serve {org}")
+        return tenant
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def submit(
+        self, user: User, recipients: Sequence[OrgId], record_kind: str, content: bytes
+    ) -> Submitted:
+        """Seal ``content`` from the user's organisation and commit it before answering."""
+        if user.role not in {"dsl", "staff"}:
+            raise ForbiddenError(f"the role {user.role} may not send records")
+        tenant = self.tenant(user.org)
+        now = self.now()
+        try:
+            sender = tenant.signing_pair(self.directory, now)
+            sealed_to = [
+                Recipient(org, self.directory.current_keys(org, now).encryption)
+                for org in recipients
+            ]
+            sealer = Sealer(sender, sealed_to, record_kind=record_kind, created=now)
+        except KeyLookupError as exc:
+            raise ServiceError(f"recipients: {exc}", status=422) from None
+        except EnvelopeError as exc:
+            raise ServiceError(str(exc), status=422) from None
+        sealed = await asyncio.to_thread(self._seal_to_disk, sealer, content)
+        record = EnvelopeRecord(
+            digest=sealed.digest,
+            envelope_id=sealed.envelope_id,
+            sender=sealed.sender,
+            recipients=sealed.recipients,
+            record_kind=sealed.record_kind,
+            created=sealed.created,
+            length=sealed.envelope_length,
+        )
+        await self.store.record_submission(
+            record,
+            submitted_by=user.id,
+            now=self.clock(),
+            outbox=[NewOutbox("envelope", sealed.digest, user.org, r) for r in sealed.recipients],
+            ledger_events=[_event("submitted", now, user.org, sealed.digest)],
+        )
+        log.info(
+            "envelope.submitted",
+            envelope_id=sealed.envelope_id.hex(),
+            digest=sealed.digest.hex(),
+            sender=user.org,
+            recipients=list(sealed.recipients),
+            record_kind=record_kind,
+        )
+        self.outbox_wakeup.set()
+        return Submitted(sealed.envelope_id, sealed.digest)
+
+    def _seal_to_disk(self, sealer: Sealer, content: bytes) -> SealedEnvelope:
+        """Seal into a temp file, sync it, and publish it under its digest."""
+        partial = self.store.bodies / f"sealing-{os.urandom(8).hex()}"
+        try:
+            with atomic_output(partial) as out:
+                out.write(sealer.start())
+                view = memoryview(content)
+                for i in range(0, len(view), PIECE):
+                    out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
+                tail, sealed = sealer.finish()
+                out.write(tail)
+            partial.replace(self.store.body_path(sealed.digest))
+        finally:
+            partial.unlink(missing_ok=True)
+        return sealed
+
+    # --- receiving from peers -----------------------------------------------------------------
+
+    async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
+        """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``."""
+        tenant = self.tenant(owner)
+        now = self.now()
+        verifier = Verifier(self.directory, now=now)
+        try:
+            verifier.feed(body)
+            verified = verifier.finish()
+        except OpenError as exc:
+            raise ServiceError(f"the envelope was refused: {exc}", status=422) from None
+        header = verified.header
+        if header.sender != peer_org:
+            raise ServiceError(
+                f"the request was signed by {peer_org} but the envelope is from {header.sender}",
+                status=403,
+            )
+        if owner not in header.recipients:
+            raise ServiceError(f"the envelope is not addressed to {owner}", status=403)
+        existing = await self.store.inbox_item(owner, verified.digest)
+        if existing is not None:
+            return existing.delivered_receipt
+        path = self.store.body_path(verified.digest)
+        if not path.exists():
+            await asyncio.to_thread(_write_body, path, body)
+        record_of_envelope = _record(verified)
+        signed = self._sign(tenant, ReceiptStatus.DELIVERED, record_of_envelope, now)
+        record = _receipt_record(signed)
+        receipt_bytes = await self.store.record_delivery(
+            owner,
+            record_of_envelope,
+            now=self.clock(),
+            receipt=record,
+            ledger_events=[
+                _event(
+                    "delivered", now, owner, verified.digest,
+                    counterparty=header.sender, receipt=record.digest,
+                )
+            ],
+        )  # fmt: skip
+        log.info(
+            "envelope.received",
+            envelope_id=header.envelope_id.hex(),
+            digest=verified.digest.hex(),
+            sender=header.sender,
+            recipient=owner,
+        )
+        return receipt_bytes
+
+    def _sign(
+        self,
+        tenant: Tenant,
+        status: ReceiptStatus,
+        envelope: EnvelopeRecord,
+        now: int,
+        *,
+        disposition: str | None = None,
+        transport_ref: str = "",
+    ) -> SignedReceipt:
+        pair = tenant.signing_pair(self.directory, now)
+        receipt = Receipt(
+            status=status,
+            envelope_digest=envelope.digest,
+            envelope_id=envelope.envelope_id,
+            sender=envelope.sender,
+            receipter=tenant.org,
+            receipter_key=pair.signing.public.key_id,
+            time=now,
+            disposition=disposition,
+            transport_ref=transport_ref,
+        )
+        return sign_receipt(receipt, pair.signing)
+
+    async def receive_receipt(self, peer_org: OrgId, owner: OrgId, data: bytes) -> None:
+        """Verify a receipt for an envelope ``owner`` sent, against the digest we computed."""
+        self.tenant(owner)
+        try:
+            signed = parse_signed(data)
+        except ReceiptError as exc:
+            raise ServiceError(f"the receipt was refused: {exc}", status=422) from None
+        claimed = signed.receipt
+        sent = await self.store.sent_item(owner, claimed.envelope_digest)
+        if sent is None:
+            log.warning("receipt.refused", rule="receipt.digest", org=owner, error_class="unknown")
+            raise ServiceError(
+                "the receipt names an envelope this organisation did not send", status=422
+            )
+        if peer_org != claimed.receipter:
+            raise ServiceError(
+                "the request was not signed by the receipting organisation", status=403
+            )
+        env = sent.envelope
+        try:
+            receipt = verify_receipt(
+                data,
+                expected_digest=env.digest,
+                expected_envelope_id=env.envelope_id,
+                sender=owner,
+                recipients=env.recipients,
+                directory=self.directory,
+                now=self.now(),
+            )
+        except ReceiptError as exc:
+            log.warning("receipt.refused", rule=exc.rule, org=owner, digest=env.digest.hex())
+            raise ServiceError(f"the receipt was refused: {exc}", status=422) from None
+        record = _receipt_record(signed)
+        await self.store.add_receipt(
+            record,
+            ledger_events=[
+                _event(
+                    receipt.status.value, self.now(), owner, env.digest,
+                    counterparty=receipt.receipter, receipt=record.digest,
+                )
+            ],
+            now=self.clock(),
+        )  # fmt: skip
+        log.info(
+            "receipt.received",
+            digest=env.digest.hex(),
+            status=receipt.status.value,
+            org=owner,
+            recipient=receipt.receipter,
+        )
+
+    # --- staff actions on the inbox ----------------------------------------------------------
+
+    async def open_item(self, user: User, digest: bytes) -> bytes:
+        """Decrypt an inbox item for an authorised user; emit ``opened`` the first time."""
+        if user.role not in {"dsl", "staff"}:
+            raise ForbiddenError(f"the role {user.role} may not open records")
+        tenant = self.tenant(user.org)
+        item = await self.store.inbox_item(user.org, digest)
+        if item is None:
+            raise NotFoundError("no such item in this organisation's inbox")
+        now = self.now()
+        content = await asyncio.to_thread(self._open_body, tenant, digest, item.envelope.created)
+        accessed = _event("accessed", now, user.org, digest, reason=user.role)
+        if item.state == "delivered":
+            signed = self._sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
+            record = _receipt_record(signed)
+            await self.store.update_inbox(
+                user.org,
+                digest,
+                state="opened",
+                receipt=record,
+                outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
+                ledger_events=[
+                    _event(
+                        "opened", now, user.org, digest,
+                        counterparty=item.envelope.sender, receipt=record.digest,
+                    ),
+                    accessed,
+                ],
+                now=self.clock(),
+            )  # fmt: skip
+            self.outbox_wakeup.set()
+        else:
+            await self.store.append_ledger([accessed])
+        log.info("envelope.opened", digest=digest.hex(), org=user.org, status=item.state)
+        return content
+
+    def _open_body(self, tenant: Tenant, digest: bytes, created: int) -> bytes:
+        # The body was verified on arrival; opening checks everything again, so a body
+        # altered on disk is refused, never released.
+        opener = Opener(self.directory, tenant.keys, now=max(self.now(), created))
+        pieces: list[bytes] = []
+        try:
+            with self.store.body_path(digest).open("rb") as handle:
+                while block := handle.read(PIECE):
+                    pieces += opener.feed_pieces(block)
+            opener.finish_opened()
+        except OpenError as exc:
+            raise ServiceError(
+                f"the stored envelope could not be opened: {exc}", status=500
+            ) from None
+        return b"".join(pieces)
+
+    async def decide(self, user: User, digest: bytes, *, accept: bool, code: str | None) -> bytes:
+        """Acknowledge (with an optional disposition) or reject (with a reason) an item."""
+        if user.role not in {"dsl", "staff"}:
+            raise ForbiddenError(f"the role {user.role} may not acknowledge or reject records")
+        tenant = self.tenant(user.org)
+        item = await self.store.inbox_item(user.org, digest)
+        if item is None:
+            raise NotFoundError("no such item in this organisation's inbox")
+        if item.state in {"acknowledged", "rejected"}:
+            raise ConflictError(f"the item was already {item.state}")
+        status = ReceiptStatus.ACKNOWLEDGED if accept else ReceiptStatus.REJECTED
+        now = self.now()
+        try:
+            signed = self._sign(tenant, status, item.envelope, now, disposition=code)
+        except ValueError as exc:
+            raise ServiceError(str(exc), status=400) from None
+        record = _receipt_record(signed)
+        await self.store.update_inbox(
+            user.org,
+            digest,
+            state="acknowledged" if accept else "rejected",
+            receipt=record,
+            outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
+            ledger_events=[
+                _event(
+                    status.value, now, user.org, digest,
+                    counterparty=item.envelope.sender, receipt=record.digest, reason=code,
+                )
+            ],
+            now=self.clock(),
+        )  # fmt: skip
+        self.outbox_wakeup.set()
+        log.info("envelope.decided", digest=digest.hex(), org=user.org, status=status.value)
+        return record.digest
+
+
+def _write_body(path: Path, body: bytes) -> None:
+    partial = path.with_name(f"receiving-{os.urandom(8).hex()}")
+    try:
+        with atomic_output(partial) as out:
+            out.write(body)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def token_hash(token: str) -> bytes:
+    """Hash an API token for storage and lookup (tokens are 256-bit random, so SHA-256 fits)."""
+    return hashlib.sha256(b"exchange/v1/api-token\x00" + token.encode("utf-8")).digest()

@@ -1,0 +1,100 @@
+"""Two real nodes on 127.0.0.1 over TLS: submit, deliver, open, acknowledge, receipts back."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from typing import Any
+
+import aiohttp
+
+from exchange.node.loopback import Deployment
+from keys.ids import OrgId
+
+from .conftest import LA, NURSES, SCHOOL
+
+
+def _client(world: Deployment) -> aiohttp.ClientSession:
+    assert world.ca_file is not None
+    context = ssl.create_default_context(cafile=str(world.ca_file))
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+
+def _auth(world: Deployment, org: OrgId, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens[(org, role)]}"}
+
+
+async def _submit(
+    http: aiohttp.ClientSession, world: Deployment, content: bytes, to: list[str]
+) -> dict[str, Any]:
+    async with http.post(
+        world.url("school") + "/api/v1/envelopes",
+        json={
+            "recipients": to,
+            "record_kind": "referral",
+            "content_base64": base64.b64encode(content).decode(),
+        },
+        headers=_auth(world, SCHOOL, "dsl"),
+    ) as resp:
+        assert resp.status == 202, await resp.text()
+        return dict(await resp.json())
+
+
+async def _until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def _sent(http: aiohttp.ClientSession, world: Deployment, digest: str) -> dict[str, Any]:
+    async with http.get(
+        world.url("school") + f"/api/v1/sent/{digest}", headers=_auth(world, SCHOOL, "dsl")
+    ) as resp:
+        assert resp.status == 200
+        return dict(await resp.json())
+
+
+async def test_referral_round_trip_with_receipts(world: Deployment) -> None:
+    """A referral reaches both recipients, is opened and acknowledged, and receipts come back."""
+    content = b'{"kind": "referral", "synthetic": true}'
+    async with _client(world) as http:
+        submitted = await _submit(http, world, content, [LA, NURSES])
+        digest = submitted["digest"]
+
+        async def delivered() -> bool:
+            sent = await _sent(http, world, digest)
+            return all(r["delivery_state"] == "delivered" for r in sent["recipients"])
+
+        await _until(delivered)
+
+        la = world.url("la")
+        async with http.get(la + "/api/v1/inbox", headers=_auth(world, LA, "staff")) as resp:
+            inbox = await resp.json()
+        assert [i["digest"] for i in inbox["items"]] == [digest]
+        async with http.post(
+            la + f"/api/v1/inbox/{digest}/open", headers=_auth(world, LA, "staff")
+        ) as resp:
+            assert resp.status == 200
+            assert await resp.read() == content
+        async with http.post(
+            la + f"/api/v1/inbox/{digest}/acknowledge",
+            json={"disposition": "accepted-for-assessment"},
+            headers=_auth(world, LA, "dsl"),
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+
+        async def timeline_complete() -> bool:
+            sent = await _sent(http, world, digest)
+            la_entry = next(r for r in sent["recipients"] if r["organisation"] == LA)
+            return [t["status"] for t in la_entry["timeline"]] == [
+                "delivered",
+                "opened",
+                "acknowledged",
+            ]
+
+        await _until(timeline_complete)
+        sent = await _sent(http, world, digest)
+        nurses = next(r for r in sent["recipients"] if r["organisation"] == NURSES)
+        assert [t["status"] for t in nurses["timeline"]] == ["delivered"]
