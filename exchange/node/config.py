@@ -7,6 +7,7 @@ from environment variables named by the file (``passphrase_env``).
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,7 +89,8 @@ def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]} is not a known setting")
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"{name} is not a known setting")
 
 
 def _path(base: Path, value: str) -> Path:
@@ -204,3 +206,55 @@ def load_config(path: Path) -> NodeConfig:
     except UnicodeDecodeError:
         raise ConfigError("the configuration file is not UTF-8 text") from None
     return parse_config(text, path.parent)
+
+
+def _toml_string(value: str) -> str:
+    # TOML basic strings share JSON's escapes for everything a path or URL can hold.
+    return json.dumps(value)
+
+
+def config_to_toml(config: NodeConfig) -> str:
+    """Return ``config`` as TOML that :func:`parse_config` reads back to the same value."""
+    d = config.delivery
+    lines = [
+        "[node]",
+        f"name = {_toml_string(config.name)}",
+        f"listen = {_toml_string(f'{config.host}:{config.port}')}",
+        f"public_url = {_toml_string(config.public_url)}",
+        f"data_dir = {_toml_string(str(config.data_dir))}",
+        "",
+        "[directory]",
+        f"file = {_toml_string(str(config.directory_file))}",
+        f"trust = {_toml_string(config.trust)}",
+        "",
+        "[ledger]",
+        f"key = {_toml_string(str(config.ledger_key))}",
+        f"passphrase_env = {_toml_string(config.ledger_passphrase_env)}",
+        f"origin = {_toml_string(config.ledger_origin)}",
+        "",
+        "[delivery]",
+        *(f"{name} = {getattr(d, name)!r}" for name in DeliveryConfig.__dataclass_fields__),
+        "",
+        "[limits]",
+        f"max_envelope_bytes = {config.max_envelope_bytes}",
+        f"max_json_bytes = {config.max_json_bytes}",
+        "",
+    ]
+    if config.tls is not None:
+        lines += [
+            "[tls]",
+            f"cert = {_toml_string(str(config.tls.cert))}",
+            f"key = {_toml_string(str(config.tls.key))}",
+        ]
+        if config.tls.ca is not None:
+            lines.append(f"ca = {_toml_string(str(config.tls.ca))}")
+        lines.append("")
+    for tenant in config.tenants:
+        lines += [
+            "[[tenants]]",
+            f"org = {_toml_string(tenant.org)}",
+            "keys = [" + ", ".join(_toml_string(str(k)) for k in tenant.key_files) + "]",
+            f"passphrase_env = {_toml_string(tenant.passphrase_env)}",
+            "",
+        ]
+    return "\n".join(lines)

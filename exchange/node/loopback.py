@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from exchange.files import write_new_file
-from exchange.node.config import DeliveryConfig, NodeConfig, TenantConfig, TlsConfig
+from exchange.node.config import (
+    DeliveryConfig,
+    NodeConfig,
+    TenantConfig,
+    TlsConfig,
+    config_to_toml,
+)
 from exchange.node.runtime import Node
 from exchange.node.service import token_hash
 from exchange.store import User
@@ -207,8 +213,11 @@ async def start_deployment(
         node = Node(config)
         await node.start()
         # The real port is known only now; the public URL is what peers sign against.
-        node.config = replace(config, public_url=f"https://127.0.0.1:{node.port}")
+        # The real port is fixed from now on, so a restart (`exchange serve --config`) of
+        # this node binds the same address the directory gives.
+        node.config = replace(config, port=node.port, public_url=f"https://127.0.0.1:{node.port}")
         node.set_public_url(node.config.public_url)
+        (folder / f"node-{node_name}.toml").write_text(config_to_toml(node.config))
         deployment.nodes[node_name] = node
 
     await publish_routes(deployment, version=2)

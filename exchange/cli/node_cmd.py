@@ -1,0 +1,227 @@
+"""``exchange serve``, ``exchange users add`` and ``exchange ledger verify|prove``.
+
+``serve`` runs a node until SIGINT or SIGTERM, then shuts down gracefully (stop accepting,
+finish in-flight work, sign a last checkpoint). ``users add`` creates a member of staff and
+prints their API token once; only its hash is stored. ``ledger verify`` recomputes the whole
+log and checks every checkpoint; ``ledger prove`` prints an offline-verifiable proof bundle
+for each ledger event of an envelope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+from exchange.cli import common
+from exchange.cli.errors import CliError, UsageError
+from exchange.ledger.bundle import make_bundle
+from exchange.ledger.checkpoint import open_checkpoint
+from exchange.ledger.errors import LedgerError
+from exchange.ledger.events import decode_event
+from exchange.ledger.log import MerkleLog, verify_log
+from exchange.logs import configure
+from exchange.node.config import ConfigError, NodeConfig, load_config
+from exchange.node.runtime import Node
+from exchange.node.service import token_hash
+from exchange.node.tenants import read_key_pair, read_passphrase
+from exchange.store import SqliteStore, User
+from keys.ids import parse_org_id
+from keys.notes import NoteSigner
+
+_ROLES = ("dsl", "staff", "dpo", "admin")
+_USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def _config(args: argparse.Namespace) -> NodeConfig:
+    try:
+        return load_config(Path(args.config))
+    except OSError as exc:
+        raise CliError(f"config {args.config}: {exc.strerror}") from None
+    except ConfigError as exc:
+        raise CliError(f"config {args.config}: {exc}") from None
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run the node until interrupted."""
+    config = _config(args)
+    configure()
+    try:
+        asyncio.run(_serve(config))
+    except ConfigError as exc:
+        raise CliError(f"config {args.config}: {exc}") from None
+    return 0
+
+
+async def _serve(config: NodeConfig) -> None:
+    node = Node(config)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    common.note(f"serving {', '.join(t.org for t in config.tenants)} on port {node.port}")
+    await stop.wait()
+    await node.stop()
+
+
+def users_add_command(args: argparse.Namespace) -> int:
+    """Create a user and print their token once."""
+    config = _config(args)
+    try:
+        org = parse_org_id(args.org, field="--org")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if org not in {t.org for t in config.tenants}:
+        raise CliError(f"this node does not serve {org}")
+    if _USER_ID_RE.fullmatch(args.id) is None:
+        raise UsageError("--id must be 1-64 letters, digits, '.', '_', '@' or '-'")
+    token = secrets.token_urlsafe(32)
+
+    async def add() -> None:
+        store = await SqliteStore.open(config.data_dir)
+        try:
+            await store.add_user(
+                User(args.id, org, args.name, args.role), token_hash(token), time.time()
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(add())
+    common.note(f"created user {args.id} ({args.role}) of {org}; the token is shown once:")
+    sys.stdout.write(token + "\n")
+    return 0
+
+
+async def _ledger(config: NodeConfig) -> tuple[list[bytes], list[bytes], NoteSigner]:
+    try:
+        pair = read_key_pair(
+            config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
+        )
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    store = await SqliteStore.open(config.data_dir)
+    try:
+        size = await store.ledger_size()
+        events = await store.ledger_events(0, size)
+        notes = [note for _, note in await store.checkpoints()]
+    finally:
+        await store.close()
+    return events, notes, NoteSigner(config.ledger_origin, pair.signing)
+
+
+def ledger_verify_command(args: argparse.Namespace) -> int:
+    """Recompute the log and check every checkpoint."""
+    config = _config(args)
+    events, notes, signer = asyncio.run(_ledger(config))
+    try:
+        last = verify_log(events, notes, [signer.verifier], config.ledger_origin)
+    except LedgerError as exc:
+        raise CliError(f"the ledger does not verify: {exc}") from None
+    attested = 0 if last is None else last.size
+    common.note(
+        f"ledger verified: {len(events)} events, {len(notes)} checkpoints, "
+        f"{attested} events attested by the last checkpoint"
+    )
+    return 0
+
+
+def ledger_prove_command(args: argparse.Namespace) -> int:
+    """Print a proof bundle for every ledger event of one envelope."""
+    config = _config(args)
+    wanted = args.envelope.lower()
+    if re.fullmatch(r"[0-9a-f]{32}|[0-9a-f]{64}", wanted) is None:
+        raise UsageError("ENVELOPE must be an envelope id (32 hex) or digest (64 hex)")
+    events, notes, signer = asyncio.run(_ledger(config))
+    if not notes:
+        raise CliError("the ledger has no signed checkpoint yet")
+    checkpoint = open_checkpoint(notes[-1], [signer.verifier], config.ledger_origin)
+    log = MerkleLog()
+    for event in events:
+        log.append(event)
+    digests = _digests_for(args, wanted, events[: checkpoint.size])
+    found = 0
+    for index, event in enumerate(events[: checkpoint.size]):
+        if decode_event(event).envelope_digest in digests:
+            proof = log.inclusion_proof(index, checkpoint.size)
+            sys.stdout.buffer.write(make_bundle(event, index, proof, notes[-1]))
+            sys.stdout.buffer.write(b"\n")
+            found += 1
+    if not found:
+        raise CliError("no checkpointed ledger event names that envelope")
+    return 0
+
+
+def _digests_for(args: argparse.Namespace, wanted: str, events: list[bytes]) -> set[bytes]:
+    if len(wanted) == 64:
+        return {bytes.fromhex(wanted)}
+    envelope_id = bytes.fromhex(wanted)
+
+    async def lookup() -> set[bytes]:
+        store = await SqliteStore.open(_config(args).data_dir)
+        try:
+            found = set()
+            for event in events:
+                digest = decode_event(event).envelope_digest
+                record = await store.envelope(digest)
+                if record is not None and record.envelope_id == envelope_id:
+                    found.add(digest)
+            return found
+        finally:
+            await store.close()
+
+    return asyncio.run(lookup())
+
+
+def register(sub: common.Subcommands) -> None:
+    """Add the node commands to the ``exchange`` parser."""
+    serve = sub.add_parser(
+        "serve",
+        help="run a node (staff API, peer protocol, outbox, ledger)",
+        description=(
+            "Run a node for the organisations in the configuration file until SIGINT or "
+            "SIGTERM; then stop accepting, finish in-flight deliveries and sign a last "
+            "checkpoint. See config/node.example.toml."
+        ),
+    )
+    serve.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
+    serve.set_defaults(handler=serve_command)
+
+    users = sub.add_parser("users", help="manage the node's staff accounts")
+    users_sub = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+    add = users_sub.add_parser(
+        "add",
+        help="create a user and print their API token once",
+        description="Create a member of staff of one organisation; prints the token once.",
+    )
+    add.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
+    add.add_argument("--org", required=True, help="the user's organisation (a tenant)")
+    add.add_argument("--id", required=True, help="a unique user id, e.g. an email address")
+    add.add_argument("--name", required=True, help="the user's display name")
+    add.add_argument("--role", required=True, choices=_ROLES, help="the user's role")
+    add.set_defaults(handler=users_add_command)
+
+    ledger = sub.add_parser("ledger", help="check the ledger or prove an envelope's events")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND", required=True)
+    verify = ledger_sub.add_parser(
+        "verify",
+        help="recompute the whole log and check every checkpoint",
+        description="Recompute the Merkle log from every stored event and check each signed "
+        "checkpoint's root and its consistency with the one before.",
+    )
+    verify.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
+    verify.set_defaults(handler=ledger_verify_command)
+    prove = ledger_sub.add_parser(
+        "prove",
+        help="print offline-verifiable proof bundles for an envelope's events",
+        description="Print a C2SP tlog-proof bundle for each checkpointed ledger event of the "
+        "envelope (by envelope id or digest), separated by blank lines.",
+    )
+    prove.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
+    prove.add_argument("envelope", metavar="ENVELOPE", help="envelope id or digest (hex)")
+    prove.set_defaults(handler=ledger_prove_command)

@@ -1,0 +1,55 @@
+"""Node configuration: the example parses, round trips, and every mistake names its setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exchange.node.config import ConfigError, config_to_toml, load_config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
+
+
+def test_example_configuration_is_valid() -> None:
+    """config/node.example.toml parses, with paths taken from its own folder."""
+    config = load_config(EXAMPLE)
+    assert [t.org for t in config.tenants] == ["la:356", "ods:X26ABC"]
+    assert config.data_dir == EXAMPLE.parent / "data"
+    assert config.trust == str(EXAMPLE.parent / "authority.vkey")
+    assert config.delivery.backoff_max == 600.0
+
+
+def test_configuration_round_trips_through_toml() -> None:
+    """config_to_toml writes what parse_config reads back identically."""
+    config = load_config(EXAMPLE)
+    assert parse_config(config_to_toml(config), Path("/elsewhere")) == config
+
+
+def _with(old: str, new: str) -> str:
+    text = EXAMPLE.read_text()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_with('name = "stockport-la"', ""), "node.name is missing"),
+        (_with('listen = "0.0.0.0:8443"', 'listen = "nowhere"'), "node.listen must be host:port"),
+        (_with('listen = "0.0.0.0:8443"', "listen = 8443"), "node.listen must be a str"),
+        (_with("batch = 32", "batch = 0"), "delivery.batch must be greater than zero"),
+        (_with("batch = 32", 'batch = "many"'), "delivery.batch must be a int"),
+        (_with("batch = 32", "batches = 32"), "delivery.batches is not a known setting"),
+        (_with('org = "la:356"', 'org = "Stockport"'), "tenants[0].org must look like"),
+        (_with('org = "ods:X26ABC"', 'org = "la:356"'), "names the same organisation twice"),
+        (_with('public_url = "https:', 'public_url = "ftp:'), "node.public_url must start"),
+        ("[node\n", "not valid TOML"),
+        (_with("[ledger]", "[ledgers]"), "ledgers is not a known setting"),
+    ],
+)
+def test_mistakes_name_the_setting(text: str, message: str) -> None:
+    """Each invalid configuration is refused with a message naming the setting."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, EXAMPLE.parent)
+    assert message in str(caught.value)
