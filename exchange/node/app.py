@@ -22,6 +22,7 @@ from aiohttp import web
 from exchange.logs import get_logger
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
+from exchange.node.ledger import NodeLedger
 from exchange.node.service import NodeService, ServiceError, token_hash
 from exchange.peerauth import PeerAuthError, ReplayCache, verify_request
 from exchange.store import InboxItem, ReceiptRecord, SentItem, User
@@ -33,6 +34,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SERVICE: Final = web.AppKey("service", NodeService)
 WORKER: Final = web.AppKey("worker", DeliveryWorker)
+LEDGER: Final = web.AppKey("ledger", NodeLedger)
 JSON_LIMIT: Final = web.AppKey("json_limit", int)
 READY: Final = web.AppKey("ready", dict)
 
@@ -241,7 +243,20 @@ async def receipts(request: web.Request) -> web.Response:
     if sent is None and received is None:
         raise ServiceError("no such item for this organisation", status=404)
     held = await service.store.receipts_for(digest)
-    return web.json_response({"digest": digest.hex(), "receipts": [_receipt_json(r) for r in held]})
+    ledger = request.app[LEDGER]
+    await ledger.checkpoint()
+    proofs = []
+    for index, event in await service.store.ledger_events_for(digest):
+        bundle = await ledger.bundle_at(index, event)
+        if bundle is not None:
+            proofs.append({"index": index, "bundle": bundle.decode("utf-8")})
+    return web.json_response(
+        {
+            "digest": digest.hex(),
+            "receipts": [_receipt_json(r) for r in held],
+            "ledger": {"origin": ledger.origin, "proofs": proofs},
+        }
+    )
 
 
 # --- peer protocol --------------------------------------------------------------------------
@@ -354,13 +369,16 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
 
-def create_app(service: NodeService, worker: DeliveryWorker, *, json_limit: int) -> web.Application:
+def create_app(
+    service: NodeService, worker: DeliveryWorker, ledger: NodeLedger, *, json_limit: int
+) -> web.Application:
     """Build the node's application."""
     app = web.Application(
         middlewares=[errors_middleware], client_max_size=service.max_envelope_bytes + 65536
     )
     app[SERVICE] = service
     app[WORKER] = worker
+    app[LEDGER] = ledger
     app[JSON_LIMIT] = json_limit
     app[READY] = {"accepting": True}
     app.router.add_post("/api/v1/envelopes", submit)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
+import yarl
 
 from exchange.logs import get_logger
 from exchange.node.config import DeliveryConfig
@@ -205,7 +206,11 @@ class DeliveryWorker:
         )
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         try:
-            async with self.session.post(url, data=body, headers=headers, timeout=timeout) as resp:
+            # encoded=True: the URL goes on the wire exactly as it was signed.
+            target = yarl.URL(url, encoded=True)
+            async with self.session.post(
+                target, data=body, headers=headers, timeout=timeout
+            ) as resp:
                 data = await resp.content.read(MAX_RESPONSE_LEN + 1)
                 if len(data) > MAX_RESPONSE_LEN:
                     raise _RetryError(f"the peer's answer is larger than {MAX_RESPONSE_LEN} bytes")

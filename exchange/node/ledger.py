@@ -66,10 +66,15 @@ class NodeLedger:
 
     async def bundle_for(self, event: bytes) -> bytes | None:
         """Return a proof bundle for ``event`` under a fresh checkpoint, or None if absent."""
-        note = await self.checkpoint()
+        await self.checkpoint()
         index = await self.store.ledger_index_of(leaf_hash(event))
+        return None if index is None else await self.bundle_at(index, event)
+
+    async def bundle_at(self, index: int, event: bytes) -> bytes | None:
+        """Return the proof bundle of the event at ``index`` under the last checkpoint."""
         last = self.signer.last
-        if index is None or last is None or index >= last.size:
+        note = self.last_note
+        if last is None or note is None or index >= last.size:
             return None
         proof = self.log.inclusion_proof(index, last.size)
         return make_bundle(event, index, proof, note)

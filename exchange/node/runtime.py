@@ -123,6 +123,7 @@ class Node:
         app = create_app(
             self.service,
             self.worker,
+            self.ledger,
             json_limit=config.max_json_bytes,
         )
         self._app = app

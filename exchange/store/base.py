@@ -240,6 +240,10 @@ class Store(Protocol):
         """Return the number of events in the ledger."""
         ...
 
+    async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
+        """Return ``(index, event)`` for every event naming the envelope, in log order."""
+        ...
+
     async def ledger_index_of(self, event_hash: bytes) -> int | None:
         """Return the index of the event whose leaf hash is ``event_hash``."""
         ...

@@ -68,9 +68,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE TABLE ledger (
             idx INTEGER PRIMARY KEY,
             event BLOB NOT NULL,
-            leaf_hash BLOB NOT NULL
+            leaf_hash BLOB NOT NULL,
+            envelope_digest BLOB
         )""",
         "CREATE INDEX ledger_by_hash ON ledger (leaf_hash)",
+        "CREATE INDEX ledger_by_envelope ON ledger (envelope_digest)",
         """CREATE TABLE checkpoints (
             size INTEGER PRIMARY KEY,
             note BLOB NOT NULL,

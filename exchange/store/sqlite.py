@@ -22,6 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from exchange.ledger.errors import LedgerError
+from exchange.ledger.events import decode_event
 from exchange.store.base import (
     EnvelopeRecord,
     InboxItem,
@@ -49,6 +51,14 @@ _ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, creat
 def _leaf_hash(event: bytes) -> bytes:
     # RFC 9162 §2.1.1: leaf hashes are SHA-256(0x00 || data).
     return hashlib.sha256(b"\x00" + event).digest()
+
+
+def _event_envelope(event: bytes) -> bytes | None:
+    """Return the envelope digest an event names, for the index (None if not an event)."""
+    try:
+        return decode_event(event).envelope_digest
+    except LedgerError:
+        return None
 
 
 def _envelope(row: sqlite3.Row) -> EnvelopeRecord:
@@ -192,8 +202,8 @@ class SqliteStore:
         row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger").fetchone()
         start = int(row[0])
         db.executemany(
-            "INSERT INTO ledger (idx, event, leaf_hash) VALUES (?, ?, ?)",
-            [(start + i, e, _leaf_hash(e)) for i, e in enumerate(events)],
+            "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
+            [(start + i, e, _leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
         )
 
     @staticmethod
@@ -554,6 +564,18 @@ class SqliteStore:
         return await self._read(
             lambda db: int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
         )
+
+    async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
+        """Return ``(index, event)`` for every event naming the envelope, in log order."""
+
+        def read(db: sqlite3.Connection) -> list[tuple[int, bytes]]:
+            rows = db.execute(
+                "SELECT idx, event FROM ledger WHERE envelope_digest = ? ORDER BY idx",
+                (envelope_digest,),
+            ).fetchall()
+            return [(int(r[0]), bytes(r[1])) for r in rows]
+
+        return await self._read(read)
 
     async def ledger_index_of(self, event_hash: bytes) -> int | None:
         """Return the index of the first event whose leaf hash is ``event_hash``."""

@@ -98,3 +98,35 @@ async def test_referral_round_trip_with_receipts(world: Deployment) -> None:
         sent = await _sent(http, world, digest)
         nurses = next(r for r in sent["recipients"] if r["organisation"] == NURSES)
         assert [t["status"] for t in nurses["timeline"]] == ["delivered"]
+
+
+async def test_receipts_come_with_ledger_proofs_that_verify(world: Deployment) -> None:
+    """The receipts endpoint returns proof bundles that verify offline against the node key."""
+    from exchange.ledger.bundle import verify_bundle
+
+    async with _client(world) as http:
+        submitted = await _submit(http, world, b"synthetic", [LA])
+        digest = submitted["digest"]
+
+        async def delivered() -> bool:
+            sent = await _sent(http, world, digest)
+            return sent["recipients"][0]["delivery_state"] == "delivered"
+
+        await _until(delivered)
+        async with http.get(
+            world.url("school") + f"/api/v1/envelopes/{digest}/receipts",
+            headers=_auth(world, SCHOOL, "dsl"),
+        ) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+    assert [r["status"] for r in body["receipts"]] == ["delivered"]
+    ledger = world.nodes["school"].ledger
+    kinds = []
+    for proof in body["ledger"]["proofs"]:
+        event, checkpoint = verify_bundle(
+            proof["bundle"].encode("utf-8"), [ledger.note_signer.verifier], ledger.origin
+        )
+        assert event.envelope_digest.hex() == digest
+        assert checkpoint.size > proof["index"]
+        kinds.append(event.type.value)
+    assert kinds == ["submitted", "delivered"]

@@ -1,0 +1,69 @@
+"""Authentication of node-to-node HTTP requests: RFC 9421 signatures with Ed25519.
+
+A sending node signs each request with its organisation's Ed25519 signing key over the
+method, the target URI, the Content-Type and a Content-Digest (RFC 9530) of the body, with a
+created time, a random nonce and a protocol tag (:func:`sign_request`). The receiving node
+checks the digest, the profile's rules, the key's validity in the signed directory and the
+signature, then records the nonce so the request cannot be replayed (:func:`verify_request`).
+The profile is docs/protocol.md. This package is sans-I/O except :mod:`.aiohttp_glue`.
+"""
+
+from __future__ import annotations
+
+from exchange.peerauth.digest import check_content_digest, content_digest
+from exchange.peerauth.errors import (
+    BodyTooLargeError,
+    MalformedRequestError,
+    NotAuthenticatedError,
+    PeerAuthError,
+    ReplayCacheFullError,
+    ReplayError,
+    UnknownSignerError,
+)
+from exchange.peerauth.replay import MemoryReplayCache, ReplayCache
+from exchange.peerauth.signatures import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_SKEW,
+    LABEL,
+    MAX_CONTENT_DIGEST_HEADER_LEN,
+    MAX_FIELD_LEN,
+    MAX_HEADER_COUNT,
+    MAX_SIGNATURE_HEADER_LEN,
+    MAX_SIGNATURE_INPUT_LEN,
+    MAX_URL_LEN,
+    REQUIRED_COMPONENTS,
+    TAG,
+    VerifiedPeer,
+    keyid_text,
+    sign_request,
+    verify_request,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_SKEW",
+    "LABEL",
+    "MAX_CONTENT_DIGEST_HEADER_LEN",
+    "MAX_FIELD_LEN",
+    "MAX_HEADER_COUNT",
+    "MAX_SIGNATURE_HEADER_LEN",
+    "MAX_SIGNATURE_INPUT_LEN",
+    "MAX_URL_LEN",
+    "REQUIRED_COMPONENTS",
+    "TAG",
+    "BodyTooLargeError",
+    "MalformedRequestError",
+    "MemoryReplayCache",
+    "NotAuthenticatedError",
+    "PeerAuthError",
+    "ReplayCache",
+    "ReplayCacheFullError",
+    "ReplayError",
+    "UnknownSignerError",
+    "VerifiedPeer",
+    "check_content_digest",
+    "content_digest",
+    "keyid_text",
+    "sign_request",
+    "verify_request",
+]

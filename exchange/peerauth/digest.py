@@ -1,0 +1,85 @@
+"""Content-Digest (RFC 9530 §2): the body's hash, which the request signature covers.
+
+The field is a Structured Field Dictionary (RFC 8941) mapping a hash algorithm to a Byte
+Sequence, for example ``sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:``. The sender
+writes exactly one ``sha-256`` member; the receiver accepts ``sha-256`` and ``sha-512``,
+requires ``sha-256``, refuses every other algorithm (RFC 9530 §5 lists insecure ones), and
+checks every member it received against the body in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Final
+
+from exchange.peerauth.errors import MalformedRequestError, NotAuthenticatedError
+from exchange.peerauth.structured import parse_dictionary
+
+#: The header's longest accepted value. Both accepted members together serialize to about
+#: 160 characters; the rest is room for whitespace, not for more members.
+MAX_CONTENT_DIGEST_LEN: Final = 256
+
+#: Accepted algorithms (RFC 9530 §7.2 registry names) and their hashlib names.
+_HASHES: Final = {"sha-256": "sha256", "sha-512": "sha512"}
+_REQUIRED: Final = "sha-256"
+
+
+def content_digest(body: bytes) -> str:
+    """Return the Content-Digest value the sender writes: ``sha-256=:<base64>:``."""
+    if not isinstance(body, bytes):
+        raise TypeError("body must be bytes")
+    encoded = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+    return f"{_REQUIRED}=:{encoded}:"
+
+
+def check_content_digest(value: str, body: bytes) -> None:
+    """Raise unless ``value`` is a well-formed Content-Digest that matches ``body``.
+
+    A malformed value or one without ``sha-256`` raises :class:`MalformedRequestError`
+    (400); a digest that does not match the body raises :class:`NotAuthenticatedError`
+    (401), because the body is then not the one the signature covers.
+    """
+    if len(value) > MAX_CONTENT_DIGEST_LEN:
+        raise MalformedRequestError(
+            "content-digest.too-long",
+            f"the Content-Digest header is longer than {MAX_CONTENT_DIGEST_LEN} characters",
+        )
+    try:
+        parsed = parse_dictionary(value)
+    except ValueError:
+        raise MalformedRequestError(
+            "content-digest.syntax",
+            "the Content-Digest header is not a Structured Field Dictionary (RFC 9530 §2)",
+        ) from None
+    if not parsed:
+        raise MalformedRequestError(
+            "content-digest.syntax", "the Content-Digest header has no digest"
+        )
+    digests: dict[str, bytes] = {}
+    for algorithm, member in parsed.items():
+        name = _HASHES.get(algorithm)
+        if name is None:
+            raise MalformedRequestError(
+                "content-digest.algorithm",
+                "the Content-Digest header uses an algorithm other than sha-256 or sha-512",
+            )
+        raw = member[0] if isinstance(member, tuple) else None
+        if not isinstance(raw, bytes) or len(raw) != hashlib.new(name).digest_size:
+            raise MalformedRequestError(
+                "content-digest.syntax",
+                f"the Content-Digest {algorithm} member is not a byte sequence of the "
+                "digest's length",
+            )
+        digests[algorithm] = raw
+    if _REQUIRED not in digests:
+        raise MalformedRequestError(
+            "content-digest.sha-256", "the Content-Digest header has no sha-256 member"
+        )
+    for algorithm, expected in digests.items():
+        if not hmac.compare_digest(expected, hashlib.new(_HASHES[algorithm], body).digest()):
+            raise NotAuthenticatedError(
+                "content-digest.mismatch",
+                f"the Content-Digest {algorithm} member does not match the request body",
+            )
