@@ -1,17 +1,20 @@
-"""``exchange demo``: the envelope round trip on embedded defaults, in a temporary folder.
+"""``exchange demo``: the envelope, then two nodes exchanging a referral, on loopback.
 
 Three organisations (a primary school, Stockport's children's front door and a school
 nursing team) and one bystander (a neighbouring local authority) get keys, stored encrypted
 on disk as a node would store them. A directory authority signs the directory listing them.
 The school seals a synthetic referral to the front door and the nurses; each opens it; the
-bystander cannot; and a one-byte change to the sealed file is detected. The demo prints what
-it did, never the record's content, as the real service never does.
+bystander cannot; and a one-byte change to the sealed file is detected. Part 2
+(``exchange.node_demo``) runs a school node and an LA node and follows a referral through
+delivery, opening, acknowledgement and the receipts' return. The demo prints what it did,
+never the record's content, as the real service never does.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import secrets
 import tempfile
 import time
@@ -20,6 +23,8 @@ from pathlib import Path
 
 from exchange.envelope import OpenError, Recipient
 from exchange.files import open_to_file, seal_file, verify_file, write_new_file
+from exchange.logs import configure
+from exchange.node_demo import run_node_demo
 from keys.directory import (
     Directory,
     KeyGeneration,
@@ -187,6 +192,9 @@ def _refusals(
 
 def run_demo() -> int:
     """Run the demonstration; return the process exit status."""
+    # Node events would drown the story; warnings and errors still show.
+    configure(level=logging.WARNING)
+    _say("== Part 1: the sealed envelope ==")
     now = int(time.time())
     with tempfile.TemporaryDirectory(prefix="exchange-demo-") as tmp:
         folder = Path(tmp)
@@ -195,5 +203,10 @@ def run_demo() -> int:
         if envelope_file is None or not _refusals(folder, now, envelope_file, pairs, directory):
             _say("demo FAILED")
             return 1
-    _say("demo finished; the temporary folder was removed")
+    _say("")
+    _say("== Part 2: two nodes, a referral and its receipts ==")
+    if not run_node_demo(synthetic_referral(), _say):
+        _say("demo FAILED")
+        return 1
+    _say("demo finished; the temporary folders were removed")
     return 0

@@ -30,6 +30,7 @@ SAFE_FIELDS: Final = frozenset(
         "level",
         "timestamp",
         "logger",
+        "component",
         "envelope_id",
         "digest",
         "sender",
@@ -122,5 +123,8 @@ def configure(
 
 
 def get_logger(name: str) -> Any:
-    """Return a bound structlog logger named ``name``."""
-    return structlog.get_logger().bind(logger=name)
+    """Return a lazy structlog logger for component ``name``.
+
+    Lazy, so a module-level logger follows :func:`configure` even if it was created before.
+    """
+    return structlog.get_logger(component=name)
