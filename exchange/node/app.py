@@ -25,6 +25,7 @@ from exchange.node.jsonbody import BadRequestError, Field, parse_object
 from exchange.node.ledger import NodeLedger
 from exchange.node.service import NodeService, ServiceError, token_hash
 from exchange.peerauth import PeerAuthError, ReplayCache, verify_request
+from exchange.peerauth.aiohttp_glue import error_response
 from exchange.store import InboxItem, ReceiptRecord, SentItem, User
 from keys.ids import OrgId, parse_org_id
 
@@ -52,10 +53,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ServiceError as exc:
+        if request.path.startswith("/peer/"):
+            # The peer protocol's error shape (docs/protocol.md §6): a code and a sentence.
+            body = {"error": str(exc.status), "message": str(exc)}
+            return web.json_response(body, status=exc.status)
         return _error(exc.status, str(exc))
     except PeerAuthError as exc:
         log.warning("peer.refused", rule=exc.rule, status=exc.status, path=request.path)
-        return _error(exc.status, str(exc))
+        return error_response(exc)  # docs/protocol.md §6: rule, message, and a challenge
     except web.HTTPRequestEntityTooLarge:
         return _error(413, "the request body is larger than this endpoint accepts")
     except web.HTTPException as exc:
