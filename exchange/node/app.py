@@ -47,17 +47,21 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"status": status, "message": message}}, status=status)
 
 
+def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
+    if request.path.startswith("/peer/"):
+        # The peer protocol's error shape (docs/protocol.md §6): a code and a sentence.
+        body = {"error": str(exc.status), "message": str(exc)}
+        return web.json_response(body, status=exc.status)
+    return _error(exc.status, str(exc))
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every refusal into a JSON error; never let a traceback or content out."""
     try:
         return await handler(request)
     except ServiceError as exc:
-        if request.path.startswith("/peer/"):
-            # The peer protocol's error shape (docs/protocol.md §6): a code and a sentence.
-            body = {"error": str(exc.status), "message": str(exc)}
-            return web.json_response(body, status=exc.status)
-        return _error(exc.status, str(exc))
+        return _service_error(request, exc)
     except PeerAuthError as exc:
         log.warning("peer.refused", rule=exc.rule, status=exc.status, path=request.path)
         return error_response(exc)  # docs/protocol.md §6: rule, message, and a challenge

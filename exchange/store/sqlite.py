@@ -1,9 +1,12 @@
 """The embedded store: SQLite in WAL mode with full synchronous commits.
 
-One connection lives on one worker thread; every method runs there as one transaction, so
-the event loop never blocks on disk and transactions never interleave. ``synchronous=FULL``
-makes each commit durable before the method returns, which is what lets the API answer 202
-only after an envelope is safe ("persist, then send", DESIGN.md §6).
+One connection lives on one worker thread; every method runs there, so the event loop never
+blocks on disk and transactions never interleave. Each writing method is atomic on its own
+(a savepoint) and returns only after the transaction holding it has committed;
+``synchronous=FULL`` makes that commit durable, which is what lets the API answer 202 only
+after an envelope is safe ("persist, then send", DESIGN.md §6). Writes that arrive while a
+commit is in progress are committed together by the next one ("group commit"): one fsync
+for many changes, each still all-or-nothing, none acknowledged before it is on disk.
 
 Envelope bodies are files named by the hex digest under ``bodies/``; the node writes and
 syncs a body before the transaction that refers to it commits, so a crash leaves at worst an
@@ -16,11 +19,12 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
@@ -40,6 +44,12 @@ from exchange.store.schema import MIGRATIONS
 from keys.ids import OrgId
 
 T = TypeVar("T")
+
+#: A queued write: its function, the future its caller awaits, and that future's loop.
+_Write = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+#: Most writes committed by one group commit (bounds the latency a single commit adds).
+MAX_GROUP: Final = 256
 
 _OUTBOX_COLUMNS = (
     "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
@@ -101,6 +111,17 @@ def _receipt(row: sqlite3.Row) -> ReceiptRecord:
     )
 
 
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    """Event loop: hand a write's result or exception to its (possibly cancelled) caller."""
+    if future.done():
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
 class SqliteStore:
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
@@ -109,6 +130,8 @@ class SqliteStore:
         self.bodies = folder / "bodies"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
+        # Writes waiting for the next group commit: (function, its future, the future's loop).
+        self._pending: deque[_Write] = deque()
 
     @classmethod
     async def open(cls, folder: Path) -> SqliteStore:
@@ -154,22 +177,59 @@ class SqliteStore:
         return await loop.run_in_executor(self._executor, fn, *args)
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one IMMEDIATE transaction on the worker thread."""
+        """Run ``fn`` atomically on the worker thread; return once its commit is durable.
 
-        def run() -> T:
-            db = self._db
-            if db is None:
-                raise RuntimeError("the store is closed")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        ``fn`` runs inside a savepoint of an IMMEDIATE transaction that may also hold other
+        writes queued at the same time; if ``fn`` raises, only its own changes are undone.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future, loop))
+        # One drain job per write; a job finding the queue already emptied does nothing.
+        self._executor.submit(self._commit_pending)
+        return await future
+
+    def _commit_pending(self) -> None:
+        """Worker thread: run the queued writes in one transaction and commit them once."""
+        batch: list[_Write] = []
+        while self._pending and len(batch) < MAX_GROUP:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return
+        try:
+            outcomes = self._run_group([fn for fn, _, _ in batch])
+        except BaseException as exc:  # noqa: BLE001 - nothing committed: every caller fails
+            outcomes = [(False, exc)] * len(batch)
+        for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def _run_group(
+        self, fns: Sequence[Callable[[sqlite3.Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
+        """Run each write in its own savepoint of one IMMEDIATE transaction, then commit."""
+        db = self._db
+        if db is None:
+            raise RuntimeError("the store is closed")
+        outcomes: list[tuple[bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for fn in fns:
+                db.execute("SAVEPOINT write")
+                try:
+                    result = fn(db)
+                except BaseException as exc:  # noqa: BLE001 - handed to its caller
+                    db.execute("ROLLBACK TO write")
+                    db.execute("RELEASE write")
+                    outcomes.append((False, exc))
+                else:
+                    db.execute("RELEASE write")
+                    outcomes.append((True, result))
             db.execute("COMMIT")
-            return result
-
-        return await self._call(run)
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
