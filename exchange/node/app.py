@@ -19,13 +19,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from exchange.ledger.events import decode_event
 from exchange.logs import get_logger
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
 from exchange.node.ledger import NodeLedger
 from exchange.node.service import NodeService, ServiceError, token_hash
-from exchange.peerauth import PeerAuthError, ReplayCache, verify_request
-from exchange.peerauth.aiohttp_glue import error_response
+from exchange.peerauth import PeerAuthError, ReplayCache, ReplayError, verify_request
+from exchange.peerauth.aiohttp_glue import error_response, read_body
 from exchange.store import InboxItem, ReceiptRecord, SentItem, User
 from keys.ids import OrgId, parse_org_id
 
@@ -47,12 +48,16 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"status": status, "message": message}}, status=status)
 
 
-def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
+def _shaped(request: web.Request, status: int, message: str) -> web.Response:
+    """Return an error in the shape of the API the request was made to."""
     if request.path.startswith("/peer/"):
         # The peer protocol's error shape (docs/protocol.md §6): a code and a sentence.
-        body = {"error": str(exc.status), "message": str(exc)}
-        return web.json_response(body, status=exc.status)
-    return _error(exc.status, str(exc))
+        return web.json_response({"error": str(status), "message": message}, status=status)
+    return _error(status, message)
+
+
+def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
+    return _shaped(request, exc.status, str(exc))
 
 
 @web.middleware
@@ -66,15 +71,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.warning("peer.refused", rule=exc.rule, status=exc.status, path=request.path)
         return error_response(exc)  # docs/protocol.md §6: rule, message, and a challenge
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, "the request body is larger than this endpoint accepts")
+        return _shaped(request, 413, "the request body is larger than this endpoint accepts")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _error(exc.status, exc.reason)
+            return _shaped(request, exc.status, exc.reason)
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
         # Only the class name is logged: an exception's message could quote anything.
         log.error("request.failed", path=request.path, error_class=type(exc).__name__)  # noqa: TRY400
-        return _error(500, "the node failed to handle the request; it has been logged")
+        return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 
 
 def _service(request: web.Request) -> NodeService:
@@ -163,7 +168,9 @@ _SUBMIT_FIELDS: Final = {
 async def submit(request: web.Request) -> web.Response:
     """POST /api/v1/envelopes: seal and queue a record; 202 once durably stored."""
     user = await _user(request)
-    doc = parse_object(await request.read(), _SUBMIT_FIELDS, limit=request.app[JSON_LIMIT])
+    # A record travels base64-encoded: allow the envelope limit in base64, plus the fields.
+    limit = _service(request).max_envelope_bytes * 4 // 3 + request.app[JSON_LIMIT]
+    doc = parse_object(await request.read(), _SUBMIT_FIELDS, limit=limit)
     recipients: list[OrgId] = []
     for i, value in enumerate(doc["recipients"]):
         if not isinstance(value, str):
@@ -251,11 +258,20 @@ async def receipts(request: web.Request) -> web.Response:
     received = await service.store.inbox_item(user.org, digest)
     if sent is None and received is None:
         raise ServiceError("no such item for this organisation", status=404)
-    held = await service.store.receipts_for(digest)
+    # The sender sees every recipient's receipts; a recipient only its own, or a co-recipient
+    # served by the same node would see the other organisation's opened/acknowledged.
+    held = [
+        r
+        for r in await service.store.receipts_for(digest)
+        if sent is not None or r.receipter == user.org
+    ]
     ledger = request.app[LEDGER]
     await ledger.checkpoint()
     proofs = []
     for index, event in await service.store.ledger_events_for(digest):
+        # The node's log is shared by its tenants: prove only this organisation's events.
+        if decode_event(event).org != user.org:
+            continue
         bundle = await ledger.bundle_at(index, event)
         if bundle is not None:
             proofs.append({"index": index, "bundle": bundle.decode("utf-8")})
@@ -286,14 +302,8 @@ class StoreReplayCache(ReplayCache):
 
 async def _peer(request: web.Request, max_body: int) -> tuple[OrgId, OrgId, bytes]:
     service = _service(request)
-    try:
-        owner = parse_org_id(request.match_info["org"], field="organisation in the path")
-    except ValueError as exc:
-        raise BadRequestError(str(exc)) from None
-    service.tenant(owner)
-    if request.content_length is not None and request.content_length > max_body:
-        raise ServiceError(f"the request body is larger than {max_body} bytes", status=413)
-    body = await request.read()
+    # Streamed with the limit enforced as it is read, chunked bodies included.
+    body = await read_body(request, max_body)
     cache = StoreReplayCache(service)
     peer = verify_request(
         method=request.method,
@@ -307,7 +317,14 @@ async def _peer(request: web.Request, max_body: int) -> tuple[OrgId, OrgId, byte
     )
     for key, nonce, created, now in cache.pending:
         if await service.store.seen_or_record_nonce(key, nonce, created, now):
-            raise ServiceError("the request's nonce was already used (a replay)", status=401)
+            raise ReplayError
+    # The organisation in the path is looked at only after the request is authenticated,
+    # so an anonymous caller cannot learn which organisations this node serves.
+    try:
+        owner = parse_org_id(request.match_info["org"], field="organisation in the path")
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
+    service.tenant(owner)
     return peer.org_id, owner, body
 
 
@@ -341,7 +358,11 @@ async def readyz(request: web.Request) -> web.Response:
     ready = request.app[READY]
     if not ready.get("accepting", False):
         return _error(503, "the node is not accepting requests")
-    await _service(request).store.ledger_size()
+    try:
+        await _service(request).store.ledger_size()
+    except Exception as exc:  # noqa: BLE001 - any store failure means "not ready"
+        log.warning("readiness.failed", error_class=type(exc).__name__)
+        return _error(503, "the node's store does not answer")
     return web.json_response({"status": "ready"})
 
 

@@ -137,7 +137,9 @@ class DeliveryWorker:
             else:
                 await self._push_receipt(item)
         except _RetryError as exc:
-            await self._retry_or_dead(item, str(exc), now)
+            # Back off from the end of the attempt, not its start: an attempt that ran into
+            # the timeout would otherwise be due again at once, hammering a hanging peer.
+            await self._retry_or_dead(item, str(exc), self.service.clock())
             outcome = "retry"
         except _RefusedError as exc:
             await self.service.store.finish_attempt(
@@ -145,13 +147,28 @@ class DeliveryWorker:
                 state="dead",
                 now=now,
                 error=str(exc),
+                # An attempt that ended the item, not a recipient's "rejected" receipt.
                 ledger_events=[
-                    _event("rejected", int(now), item.origin, item.envelope_digest,
-                           counterparty=item.destination, reason="peer-refused")
+                    _event("attempted", int(now), item.origin, item.envelope_digest,
+                           counterparty=item.destination, reason="refused")
                 ],
             )  # fmt: skip
             self.stats.dead += 1
             outcome = "refused"
+            log.warning(
+                "delivery.dead-letter",
+                digest=item.envelope_digest.hex(),
+                recipient=item.destination,
+                attempt=item.attempts,
+                error=str(exc),
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad item must not stop the worker
+            log.error(  # noqa: TRY400 - the class name only: a message could quote anything
+                "delivery.failed", digest=item.envelope_digest.hex(),
+                error_class=type(exc).__name__,
+            )  # fmt: skip
+            await self._retry_or_dead(item, f"internal error ({type(exc).__name__})", now)
+            outcome = "error"
         else:
             self.stats.delivered += 1
             self.stats.latency_sum += self.service.clock() - item.created_at
