@@ -145,6 +145,12 @@ def atomic_output(
     _fsync_directory(directory)
 
 
+def rename_durably(source: PathLike, target: PathLike) -> None:
+    """Rename ``source`` to ``target`` (replacing it) and sync the folder, so it survives."""
+    Path(source).replace(target)
+    _fsync_directory(Path(target).parent)
+
+
 def read_limited(path: PathLike, limit: int, *, what: str = "the input") -> bytes:
     """Return the contents of ``path`` (``-`` for standard input), at most ``limit`` bytes.
 

@@ -29,7 +29,7 @@ from exchange.envelope import (
     VerifiedEnvelope,
     Verifier,
 )
-from exchange.files import atomic_output
+from exchange.files import atomic_output, rename_durably
 from exchange.ledger.events import EventType, LedgerEvent, encode_event
 from exchange.logs import get_logger
 from exchange.node.tenants import Tenant
@@ -232,7 +232,8 @@ class NodeService:
                     out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
                 tail, sealed = sealer.finish()
                 out.write(tail)
-            partial.replace(self.store.body_path(sealed.digest))
+            # The digest is known only now; the rename is synced before the row commits.
+            rename_durably(partial, self.store.body_path(sealed.digest))
         finally:
             partial.unlink(missing_ok=True)
         return sealed
@@ -452,13 +453,10 @@ class NodeService:
 
 
 def _write_body(path: Path, body: bytes) -> None:
-    partial = path.with_name(f"receiving-{os.urandom(8).hex()}")
-    try:
-        with atomic_output(partial) as out:
-            out.write(body)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    # Synced file, atomic rename, synced folder; a concurrent identical delivery may have
+    # written the same bytes under the same name first, which is harmless.
+    with atomic_output(path, overwrite=True) as out:
+        out.write(body)
 
 
 def token_hash(token: str) -> bytes:
