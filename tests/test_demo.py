@@ -19,6 +19,16 @@ def test_demo_succeeds_and_tells_each_step(capsys: pytest.CaptureFixture[str]) -
     assert out.count("nothing written") == 2
 
 
+def test_demo_runs_two_nodes_and_verifies_receipts(capsys: pytest.CaptureFixture[str]) -> None:
+    """Part 2 delivers, opens and acknowledges, and the school verifies receipts and a proof."""
+    assert demo.run_demo() == 0
+    out = capsys.readouterr().out
+    assert "a front-door worker opened it (382 bytes, identical: True)" in out
+    for status in ("delivered", "opened", "acknowledged"):
+        assert f"{status:<13} by la:356" in out
+    assert "the signed checkpoint verifies offline" in out
+
+
 def test_demo_output_holds_no_record_content(capsys: pytest.CaptureFixture[str]) -> None:
     """No value of the synthetic referral's child appears in what the demo prints."""
     assert demo.run_demo() == 0
