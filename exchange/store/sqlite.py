@@ -16,6 +16,7 @@ unreferenced file, never a row without its body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -47,6 +48,9 @@ T = TypeVar("T")
 
 #: A queued write: its function, the future its caller awaits, and that future's loop.
 _Write = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+#: What a write produced: (True, its result) or (False, the exception it raised).
+_Outcome = tuple[bool, Any]
 
 #: Most writes committed by one group commit (bounds the latency a single commit adds).
 MAX_GROUP: Final = 256
@@ -111,15 +115,15 @@ def _receipt(row: sqlite3.Row) -> ReceiptRecord:
     )
 
 
-def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    """Event loop: hand a write's result or exception to its (possibly cancelled) caller."""
-    if future.done():
-        return
-    ok, value = outcome
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    """Event loop: hand each write's result or exception to its (possibly cancelled) caller."""
+    for future, (ok, value) in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class SqliteStore:
@@ -200,17 +204,21 @@ class SqliteStore:
             outcomes = self._run_group([fn for fn, _, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - nothing committed: every caller fails
             outcomes = [(False, exc)] * len(batch)
+        # One wake-up per event loop for the whole group, not one per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
         for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, future, outcome)
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, settled in by_loop.items():
+            # A loop closed meanwhile has no one left waiting; the writes are committed anyway.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, settled)
 
-    def _run_group(
-        self, fns: Sequence[Callable[[sqlite3.Connection], Any]]
-    ) -> list[tuple[bool, Any]]:
+    def _run_group(self, fns: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[_Outcome]:
         """Run each write in its own savepoint of one IMMEDIATE transaction, then commit."""
         db = self._db
         if db is None:
             raise RuntimeError("the store is closed")
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[_Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for fn in fns:

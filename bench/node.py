@@ -1,0 +1,592 @@
+"""End-to-end benchmark of two nodes on loopback (docs/performance.md, "Node").
+
+Run ``python bench/node.py`` for the full run (1,000 envelopes), ``--quick`` for a short one
+(200), ``--n N`` to choose the number, ``--concurrency C`` for the requests in flight and
+``--profile`` to run both nodes under cProfile and print where their time goes.
+
+What is measured:
+
+- a school node and an LA node are created with :func:`start_deployment` (test CA, TLS on
+  127.0.0.1, ``KdfParams.fast_for_tests()``), stopped, and served again each in its own
+  process from the configuration files the deployment wrote (the directory with routes
+  substituted), as ``exchange serve`` would run them: the client, the school node and the
+  LA node are three processes on the same machine, each with its own interpreter;
+- N synthetic 10 KB referrals are submitted to the school's staff API
+  (``POST /api/v1/envelopes``), ``--concurrency`` requests in flight over one keep-alive
+  ``aiohttp`` client session with TLS; the school seals each, commits it and answers 202,
+  its outbox worker pushes the envelope to the LA node, which verifies and stores it and
+  answers with a signed ``delivered`` receipt that the school verifies and records;
+- the end is observed by polling the school's ``/metrics`` until every outbox item is
+  ``delivered``; then the ``recorded_at`` of each ``delivered`` receipt is read from the
+  school's store (SQLite, read-only). End-to-end rate = N / (last receipt recorded − first
+  submit sent). Latency per envelope = its receipt's ``recorded_at`` − the time its 202
+  arrived at the client (the brief's "submit to receipt"); the 202 round trip itself is
+  reported beside it. Client and nodes share one wall clock (``time.time``);
+- in the same run, a bare ``aiohttp`` handler in its own process, on 127.0.0.1 with the
+  school node's TLS certificate, reads the same 10 KB JSON bodies and answers 202, driven
+  by the same client loop; reported as requests per second, with ours / bare.
+
+A warm-up of ``--concurrency`` envelopes (TLS handshakes, first-use imports) precedes each
+timed run and is not counted. Node logging is the production configuration (JSON at INFO)
+written to /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import signal
+import sqlite3
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+
+from exchange.logs import configure
+from exchange.node.config import DeliveryConfig, config_to_toml, load_config
+from exchange.node.loopback import OrgSpec, start_deployment
+from exchange.node.runtime import Node
+from keys.ids import OrgId
+from keys.keyfile import KdfParams
+
+KB: Final = 1000
+SCHOOL: Final = OrgId("urn:106123")
+LA: Final = OrgId("la:356")
+ORGS: Final = (
+    OrgSpec(SCHOOL, "Hillside Primary School", "school", "school"),
+    OrgSpec(LA, "Stockport front door", "la", "la"),
+)
+TARGET_EPS: Final = 500
+CONTENT_SIZE: Final = 10 * KB
+READY_TIMEOUT: Final = 30.0
+DELIVERY_TIMEOUT: Final = 600.0
+
+
+# --------------------------------------------------------------------------------------------
+# Child processes: a node, or the bare aiohttp handler
+
+
+def serve_node(config_file: Path, profile_out: Path | None) -> None:
+    """Run one node until SIGTERM (the body of ``exchange serve``, logs to /dev/null)."""
+    sink = Path(os.devnull).open("w")  # noqa: SIM115 - lives as long as the process
+    configure(json=True, stream=sink)
+    config = load_config(config_file)
+    prof = cProfile.Profile() if profile_out else None
+
+    async def run() -> None:
+        node = Node(config)
+        await node.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print("ready", flush=True)
+        if prof is not None:
+            prof.enable()
+        await stop.wait()
+        if prof is not None:
+            prof.disable()
+        await node.stop()
+
+    asyncio.run(run())
+    if prof is not None and profile_out is not None:
+        prof.dump_stats(profile_out)
+
+
+def serve_bare(cert: Path, key: Path) -> None:
+    """Answer 202 to any POST after reading its body; print the port, run until SIGTERM."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"status": "accepted"}, status=202)
+
+    async def run() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(cert), str(key))
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_post("/bare", handler)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        print(f"port {port}", flush=True)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(run())
+
+
+def spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start this script with ``args`` in a child process; return it and its first line."""
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(Path(__file__).resolve()), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line:
+        proc.kill()
+        raise RuntimeError(f"child {args[0]} exited before it was ready")
+    return proc, line
+
+
+def stop_child(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return user + system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------------------------
+# Setup
+
+
+@dataclass(frozen=True)
+class World:
+    """What the client needs to talk to the two node processes."""
+
+    folder: Path
+    ca_file: Path
+    school_url: str
+    la_url: str
+    token: str
+    school_config: Path
+    la_config: Path
+    school_db: Path
+    cert: Path
+    key: Path
+
+
+async def create_world(folder: Path, delivery: DeliveryConfig) -> World:
+    """Create the deployment, stop its nodes, and write configs that carry the routes."""
+    deployment = await start_deployment(
+        folder,
+        ORGS,
+        users={SCHOOL: ["dsl"]},
+        delivery=delivery,
+        kdf=KdfParams.fast_for_tests(),
+    )
+    await deployment.stop()
+    assert deployment.ca_file is not None
+    routed = folder / "directory-v2.note"
+    configs = {}
+    for name in ("school", "la"):
+        config = replace(load_config(folder / f"node-{name}.toml"), directory_file=routed)
+        path = folder / f"bench-{name}.toml"
+        path.write_text(config_to_toml(config))
+        configs[name] = config
+    tls = configs["school"].tls
+    assert tls is not None
+    return World(
+        folder=folder,
+        ca_file=deployment.ca_file,
+        school_url=f"https://127.0.0.1:{configs['school'].port}",
+        la_url=f"https://127.0.0.1:{configs['la'].port}",
+        token=deployment.tokens[(SCHOOL, "dsl")],
+        school_config=folder / "bench-school.toml",
+        la_config=folder / "bench-la.toml",
+        school_db=configs["school"].data_dir / "node.sqlite3",
+        cert=tls.cert,
+        key=tls.key,
+    )
+
+
+def referral_bodies(count: int, start: int) -> list[bytes]:
+    """Return ``count`` staff-API request bodies, each a distinct synthetic 10 KB referral."""
+    bodies = []
+    for i in range(start, start + count):
+        head = json.dumps(
+            {"kind": "referral", "synthetic": True, "number": i, "concern": "neglect"}
+        ).encode()
+        filler = base64.b64encode(os.urandom(CONTENT_SIZE)).decode()
+        content = head + b" " + filler.encode()[: CONTENT_SIZE - len(head) - 1]
+        assert len(content) == CONTENT_SIZE
+        bodies.append(
+            json.dumps(
+                {
+                    "recipients": [LA],
+                    "record_kind": "referral",
+                    "content_base64": base64.b64encode(content).decode(),
+                }
+            ).encode()
+        )
+    return bodies
+
+
+# --------------------------------------------------------------------------------------------
+# The client loop (the same for the node and the bare handler)
+
+
+@dataclass
+class Sent:
+    """One request: when it was sent, when the 202 came, what it named."""
+
+    started: float
+    answered: float
+    digest: str
+
+
+async def drive(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], bodies: Sequence[bytes],
+    concurrency: int,
+) -> list[Sent]:  # fmt: skip
+    """POST every body, ``concurrency`` in flight; every answer must be 202."""
+    queue = list(reversed(bodies))
+    done: list[Sent] = []
+
+    async def worker() -> None:
+        while queue:
+            body = queue.pop()
+            started = time.time()
+            async with http.post(url, data=body, headers=headers) as resp:
+                answer = await resp.read()
+                answered = time.time()
+                if resp.status != 202:
+                    raise RuntimeError(f"{url} answered {resp.status}: {answer[:200]!r}")
+            digest = json.loads(answer).get("digest", "")
+            done.append(Sent(started, answered, digest))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+async def delivered_count(http: aiohttp.ClientSession, world: World) -> tuple[int, int]:
+    """Return the school's outbox items delivered and dead, from /metrics."""
+    async with http.get(world.school_url + "/metrics") as resp:
+        text = await resp.text()
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("exchange_outbox_items{"):
+            state = line.split('"')[1]
+            counts[state] = int(line.rsplit(" ", 1)[1])
+    return counts.get("delivered", 0), counts.get("dead", 0)
+
+
+async def wait_delivered(http: aiohttp.ClientSession, world: World, total: int) -> float:
+    """Poll /metrics every 20 ms until ``total`` items are delivered; return the time seen."""
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while True:
+        delivered, dead = await delivered_count(http, world)
+        if dead:
+            raise RuntimeError(f"{dead} outbox items went dead")
+        if delivered >= total:
+            return time.time()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {delivered} of {total} delivered in time")
+        await asyncio.sleep(0.02)
+
+
+def receipt_times(db: Path, digests: Sequence[str]) -> dict[str, float]:
+    """Return the ``recorded_at`` of each envelope's ``delivered`` receipt (sender's store)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT envelope_digest, recorded_at FROM receipts WHERE status = 'delivered'"
+        ).fetchall()
+    finally:
+        con.close()
+    recorded = {bytes(d).hex(): float(t) for d, t in rows}
+    missing = [d for d in digests if d not in recorded]
+    if missing:
+        raise RuntimeError(f"{len(missing)} envelopes have no delivered receipt")
+    return {d: recorded[d] for d in digests}
+
+
+def client(world: World, concurrency: int) -> aiohttp.ClientSession:
+    context = ssl.create_default_context(cafile=str(world.ca_file))
+    connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
+    return aiohttp.ClientSession(connector=connector)
+
+
+# --------------------------------------------------------------------------------------------
+# The two measurements
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """The end-to-end run."""
+
+    n: int
+    seconds: float
+    submit_seconds: float
+    e2e_latencies: list[float]
+    submit_latencies: list[float]
+    cpu: dict[str, float]
+    poll_lag: float
+
+
+@dataclass(frozen=True)
+class BareResult:
+    """The bare handler run."""
+
+    n: int
+    seconds: float
+    latencies: list[float]
+    cpu: dict[str, float]
+
+
+async def run_nodes(world: World, n: int, concurrency: int, pids: dict[str, int]) -> NodeResult:
+    url = world.school_url + "/api/v1/envelopes"
+    headers = {"Authorization": f"Bearer {world.token}", "Content-Type": "application/json"}
+    warm = referral_bodies(concurrency, 0)
+    bodies = referral_bodies(n, concurrency)
+    async with client(world, concurrency) as http:
+        await drive(http, url, headers, warm, concurrency)
+        await wait_delivered(http, world, len(warm))
+        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        client0 = time.process_time()
+        sent = await drive(http, url, headers, bodies, concurrency)
+        seen = await wait_delivered(http, world, len(warm) + n)
+        cpu = {"client": time.process_time() - client0}
+        cpu |= {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    recorded = receipt_times(world.school_db, [s.digest for s in sent])
+    first = min(s.started for s in sent)
+    last = max(recorded.values())
+    return NodeResult(
+        n=n,
+        seconds=last - first,
+        submit_seconds=max(s.answered for s in sent) - first,
+        e2e_latencies=sorted(recorded[s.digest] - s.answered for s in sent),
+        submit_latencies=sorted(s.answered - s.started for s in sent),
+        cpu=cpu,
+        poll_lag=seen - last,
+    )
+
+
+async def run_bare(world: World, port: int, n: int, concurrency: int, pid: int) -> BareResult:
+    url = f"https://127.0.0.1:{port}/bare"
+    headers = {"Authorization": f"Bearer {world.token}", "Content-Type": "application/json"}
+    warm = referral_bodies(concurrency, 0)
+    bodies = referral_bodies(n, concurrency)
+    async with client(world, concurrency) as http:
+        await drive(http, url, headers, warm, concurrency)
+        cpu0, server0 = time.process_time(), cpu_seconds(pid)
+        sent = await drive(http, url, headers, bodies, concurrency)
+        cpu1, server1 = time.process_time(), cpu_seconds(pid)
+    first = min(s.started for s in sent)
+    return BareResult(
+        n=n,
+        seconds=max(s.answered for s in sent) - first,
+        latencies=sorted(s.answered - s.started for s in sent),
+        cpu={"client": cpu1 - cpu0, "server": server1 - server0},
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def machine_lines() -> list[str]:
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("aiohttp", "structlog"))
+    machine = (
+        f"- machine: {os.cpu_count()} CPUs ({model}), {platform.machine()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+    return [
+        machine,
+        f"- Python {platform.python_version()}; {versions}; {ssl.OPENSSL_VERSION}",
+    ]
+
+
+def print_report(
+    node: NodeResult, bare: BareResult, concurrency: int, delivery: DeliveryConfig, *, quick: bool
+) -> None:
+    eps = node.n / node.seconds
+    rps = bare.n / bare.seconds
+    print(f"# Node benchmark{' (--quick)' if quick else ''}\n")
+    print("\n".join(machine_lines()))
+    print(
+        f"- {node.n} envelopes of {CONTENT_SIZE // KB} KB to 1 recipient; {concurrency} "
+        "requests in flight over one keep-alive TLS session; client, school node, LA node "
+        "(and the bare server) are separate processes; SQLite synchronous=FULL; outbox "
+        f"batch {delivery.batch}, concurrency {delivery.concurrency}\n"
+    )
+    print("| measurement | ours (2 nodes, end to end) | bare aiohttp 202 | ours / bare |")
+    print("|---|---:|---:|---:|")
+    print(f"| per second | {eps:,.0f} envelopes/s | {rps:,.0f} requests/s | {eps / rps:.2f} |")
+    print(
+        f"| submit → 202 at the client: p50 / p95 ms | "
+        f"{percentile(node.submit_latencies, 0.5) * 1e3:,.1f} / "
+        f"{percentile(node.submit_latencies, 0.95) * 1e3:,.1f} | "
+        f"{percentile(bare.latencies, 0.5) * 1e3:,.1f} / "
+        f"{percentile(bare.latencies, 0.95) * 1e3:,.1f} | |"
+    )
+    print(
+        f"| 202 → delivered receipt recorded: p50 / p95 ms | "
+        f"{percentile(node.e2e_latencies, 0.5) * 1e3:,.1f} / "
+        f"{percentile(node.e2e_latencies, 0.95) * 1e3:,.1f} | | |"
+    )
+    print(
+        f"| submissions alone (first sent → last 202) | "
+        f"{node.n / node.submit_seconds:,.0f} /s | {rps:,.0f} /s | "
+        f"{node.n / node.submit_seconds / rps:.2f} |"
+    )
+    print(f"| wall time of the timed run | {node.seconds:.2f} s | {bare.seconds:.2f} s | |")
+    cpu_cols = [f"{k} {v / node.n * 1e3:.2f}" for k, v in node.cpu.items()]
+    bare_cpu = [f"{k} {v / bare.n * 1e3:.2f}" for k, v in bare.cpu.items()]
+    print(f"| CPU ms per envelope / request | {', '.join(cpu_cols)} | {', '.join(bare_cpu)} | |")
+    print(
+        f"\nTarget ≥ {TARGET_EPS} envelopes/s end to end: "
+        f"{'PASS' if eps >= TARGET_EPS else 'MISS'} ({eps:,.0f}/s). "
+        f"The /metrics poll saw the last delivery {node.poll_lag * 1e3:.0f} ms after it was "
+        "recorded (not counted: the end is the receipt's recorded_at)."
+    )
+
+
+def print_profiles(paths: dict[str, Path]) -> None:
+    for name, path in paths.items():
+        if not path.exists():
+            continue
+        for key, label in (("tottime", "own time"), ("cumulative", "cumulative time")):
+            out = io.StringIO()
+            pstats.Stats(str(path), stream=out).sort_stats(key).print_stats(25)
+            print(f"\n## cProfile: {name} node, by {label}\n\n```")
+            print(out.getvalue().strip())
+            print("```")
+
+
+def one_run(
+    folder: Path, n: int, concurrency: int, delivery: DeliveryConfig, *, profile: bool
+) -> tuple[NodeResult, BareResult, dict[str, Path]]:
+    """Create a deployment in ``folder``, run the nodes and then the bare handler."""
+    world = asyncio.run(create_world(folder / "world", delivery))
+    profiles = {"school": folder / "school.prof", "la": folder / "la.prof"}
+    children = {}
+    try:
+        for name, config in (("la", world.la_config), ("school", world.school_config)):
+            prof = str(profiles[name]) if profile else "-"
+            children[name], _ = spawn("--serve-node", str(config), prof)
+        pids = {name: proc.pid for name, proc in children.items()}
+        node = asyncio.run(run_nodes(world, n, concurrency, pids))
+    finally:
+        for proc in children.values():
+            stop_child(proc)
+    bare_proc, line = spawn("--serve-bare", str(world.cert), str(world.key))
+    try:
+        port = int(line.split()[1])
+        bare = asyncio.run(run_bare(world, port, n, concurrency, bare_proc.pid))
+    finally:
+        stop_child(bare_proc)
+    if profile:
+        # Keep the profiles: the folder is removed when the run ends.
+        kept = {}
+        for name, path in profiles.items():
+            kept[name] = Path(tempfile.gettempdir()) / f"bench-node-{name}-{os.getpid()}.prof"
+            if path.exists():
+                kept[name].write_bytes(path.read_bytes())
+        profiles = kept
+    return node, bare, profiles
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 envelopes instead of 1,000")
+    parser.add_argument("--n", type=int, default=None, help="envelopes to send (default 1000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument("--repeat", type=int, default=None, help="runs (default 3; 1 with --quick)")
+    defaults = DeliveryConfig()
+    parser.add_argument("--outbox-batch", type=int, default=defaults.batch, help="delivery.batch")
+    parser.add_argument(
+        "--outbox-concurrency",
+        type=int,
+        default=defaults.concurrency,
+        help="delivery.concurrency",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="run the nodes under cProfile (main thread only)"
+    )
+    parser.add_argument(
+        "--tmp",
+        default=None,
+        help="folder to create the deployment in (default: the system temporary directory)",
+    )
+    parser.add_argument("--serve-node", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.serve_node:
+        config, prof = args.serve_node
+        serve_node(Path(config), Path(prof) if prof != "-" else None)
+        return 0
+    if args.serve_bare:
+        serve_bare(Path(args.serve_bare[0]), Path(args.serve_bare[1]))
+        return 0
+
+    configure(json=True, stream=Path(os.devnull).open("w"))  # noqa: SIM115 - for the process
+    n = args.n or (200 if args.quick else 1000)
+    if n < 1 or args.concurrency < 1:
+        parser.error("--n and --concurrency must be positive")
+    delivery = DeliveryConfig(batch=args.outbox_batch, concurrency=args.outbox_concurrency)
+    reps = args.repeat or (1 if args.quick else 3)
+    runs = []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory(prefix="bench-node-", dir=args.tmp) as tmp:
+            runs.append(one_run(Path(tmp), n, args.concurrency, delivery, profile=args.profile))
+    runs.sort(key=lambda r: r[0].n / r[0].seconds)
+    node, bare, profiles = runs[len(runs) // 2]
+    print_report(node, bare, args.concurrency, delivery, quick=args.quick)
+    if reps > 1:
+        print(
+            f"\nAll {reps} runs (a fresh deployment each), envelopes/s end to end: "
+            + ", ".join(f"{r[0].n / r[0].seconds:,.0f}" for r in runs)
+            + "; bare requests/s: "
+            + ", ".join(f"{r[1].n / r[1].seconds:,.0f}" for r in runs)
+            + ". The table shows the median run."
+        )
+    if args.profile:
+        print_profiles(profiles)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
