@@ -19,7 +19,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import yarl
@@ -87,43 +87,49 @@ class DeliveryWorker:
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stats = DeliveryStats()
-        self._inflight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then let in-flight attempts finish."""
+        """Work until ``stop`` is set, then let in-flight attempts finish.
+
+        Attempts run concurrently up to ``concurrency``; whenever one finishes, the worker
+        claims more due items at once, so one slow peer never holds back a whole batch.
+        """
         requeued = await self.service.store.requeue_attempting(self.service.clock())
         if requeued:
             log.info("outbox.requeued", count=requeued)
+        inflight: set[asyncio.Task[None]] = set()
+        wakeup = self.service.outbox_wakeup
         while not stop.is_set():
-            handled = await self.run_once()
-            if handled:
+            room = self.config.concurrency - len(inflight)
+            claimed = 0
+            if room > 0:
+                # Cleared before claiming, so a submission committed after the claim's query
+                # sets it again and is never missed.
+                wakeup.clear()
+                items = await self.service.store.claim_due(
+                    self.service.clock(), min(room, self.config.batch)
+                )
+                claimed = len(items)
+                for item in items:
+                    task = asyncio.create_task(self.attempt(item))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+            if claimed and claimed == room:
                 continue
-            self.service.outbox_wakeup.clear()
-            waiters = {
-                asyncio.ensure_future(self.service.outbox_wakeup.wait()),
+            waiters: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(wakeup.wait()),
                 asyncio.ensure_future(stop.wait()),
             }
-            _, pending = await asyncio.wait(
-                waiters, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            await asyncio.wait(
+                waiters | inflight,
+                timeout=self.config.poll_interval,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-            for waiter in pending:
+            for waiter in waiters:
                 waiter.cancel()
-
-    async def run_once(self) -> int:
-        """Claim one batch of due items and attempt them concurrently; return how many."""
-        items = await self.service.store.claim_due(self.service.clock(), self.config.batch)
-        if not items:
-            return 0
-        semaphore = asyncio.Semaphore(self.config.concurrency)
-
-        async def one(item: OutboxItem) -> None:
-            async with semaphore:
-                await self.attempt(item)
-
-        async with asyncio.TaskGroup() as group:
-            for item in items:
-                group.create_task(one(item))
-        return len(items)
+        # Graceful shutdown: attempts under way finish and record their outcome.
+        if inflight:
+            await asyncio.gather(*inflight, return_exceptions=True)
 
     async def attempt(self, item: OutboxItem) -> None:
         """Make one attempt and record its outcome."""
