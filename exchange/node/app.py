@@ -60,6 +60,16 @@ def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
     return _shaped(request, exc.status, str(exc))
 
 
+def _route(request: web.Request) -> str:
+    """Return the matched route's template, e.g. ``/peer/v1/orgs/{org}/envelopes``.
+
+    Logs name the route, never the path as sent: the caller chooses the path, and it could
+    hold anything, a child's name included (DESIGN.md §7).
+    """
+    resource = request.match_info.route.resource
+    return "unmatched" if resource is None else resource.canonical
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every refusal into a JSON error; never let a traceback or content out."""
@@ -68,7 +78,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ServiceError as exc:
         return _service_error(request, exc)
     except PeerAuthError as exc:
-        log.warning("peer.refused", rule=exc.rule, status=exc.status, path=request.path)
+        log.warning("peer.refused", rule=exc.rule, status=exc.status, path=_route(request))
         return error_response(exc)  # docs/protocol.md §6: rule, message, and a challenge
     except web.HTTPRequestEntityTooLarge:
         return _shaped(request, 413, "the request body is larger than this endpoint accepts")
@@ -78,7 +88,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
         # Only the class name is logged: an exception's message could quote anything.
-        log.error("request.failed", path=request.path, error_class=type(exc).__name__)  # noqa: TRY400
+        log.error("request.failed", path=_route(request), error_class=type(exc).__name__)  # noqa: TRY400
         return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 
 

@@ -8,11 +8,15 @@ echoed back, since they may hold personal data.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from exchange.node.service import ServiceError
+
+#: Unknown field names are echoed only when shaped like the API's own field names.
+_FIELD_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class BadRequestError(ServiceError):
@@ -49,7 +53,7 @@ def parse_object(raw: bytes, fields: Mapping[str, Field], *, limit: int) -> dict
         raise BadRequestError("the request body must be a JSON object")
     for name in doc:
         if name not in fields:
-            raise BadRequestError(f"unknown field {name!r}")
+            raise _unknown_field(name, fields)
     for name, spec in fields.items():
         if name not in doc:
             if spec.required:
@@ -59,6 +63,17 @@ def parse_object(raw: bytes, fields: Mapping[str, Field], *, limit: int) -> dict
         if not isinstance(value, spec.kind) or (spec.kind is int and isinstance(value, bool)):
             raise BadRequestError(f"the field {name!r} must be a JSON {_json_type(spec.kind)}")
     return doc
+
+
+def _unknown_field(name: str, fields: Mapping[str, Field]) -> BadRequestError:
+    if _FIELD_NAME_RE.fullmatch(name) is None:
+        # A name not shaped like a field may be data put in the wrong place (a child's name
+        # as a key); answers never repeat data, so it is not echoed.
+        return BadRequestError(
+            "unknown field (a name that is not a lower-case identifier); the fields are "
+            + ", ".join(fields)
+        )
+    return BadRequestError(f"unknown field {name!r}")
 
 
 def _json_type(kind: type) -> str:

@@ -256,6 +256,10 @@ async def publish_routes(deployment: Deployment, *, version: int) -> None:
     note = sign_directory(directory, deployment.authority)
     path = deployment.folder / f"directory-v{version}.note"
     write_new_file(path, note, mode=0o644)
-    for node in deployment.nodes.values():
+    for name, node in deployment.nodes.items():
         node.reload_directory(note)
+        # A node restarted from its configuration file (`exchange serve --config`) must load
+        # this version too, or it would come back with a directory that has no routes.
+        node.config = replace(node.config, directory_file=path)
+        (deployment.folder / f"node-{name}.toml").write_text(config_to_toml(node.config))
     deployment.directory = directory

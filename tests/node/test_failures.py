@@ -1,0 +1,213 @@
+"""Delivery failures against real nodes: a receiver down, dead letters, misbehaving peers."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exchange.node.config import DeliveryConfig, load_config
+from exchange.node.loopback import Deployment, start_deployment
+from exchange.node.runtime import Node
+from exchange.receipts import verify_receipt
+from keys.keyfile import KdfParams
+
+from .conftest import LA, NURSES, ORGS, SCHOOL
+from .helpers import (
+    Behaviour,
+    auth,
+    client,
+    garbage,
+    get_json,
+    huge,
+    publish_route,
+    sent,
+    slow,
+    stand_in_peer,
+    submit,
+    until,
+)
+
+#: Short timeouts so a hanging peer costs a second, not thirty.
+IMPATIENT = DeliveryConfig(
+    batch=32, concurrency=8, timeout=1.0, backoff_base=0.2, backoff_max=0.4, poll_interval=0.02
+)
+
+
+async def _deployment(folder: Path, delivery: DeliveryConfig) -> Deployment:
+    return await start_deployment(
+        folder,
+        ORGS,
+        users={SCHOOL: ["dsl"], LA: ["staff"], NURSES: ["staff"]},
+        delivery=delivery,
+        kdf=KdfParams.fast_for_tests(),
+    )
+
+
+@pytest.fixture
+async def impatient(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """Start a deployment whose outbox gives up on an attempt after one second."""
+    deployment = await _deployment(tmp_path / "impatient", IMPATIENT)
+    yield deployment
+    await deployment.stop()
+
+
+@pytest.fixture
+async def mortal(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """Start a deployment whose outbox dead-letters anything older than half a second."""
+    delivery = DeliveryConfig(
+        timeout=1.0, backoff_base=0.05, backoff_max=0.1, poll_interval=0.02, dead_letter_after=0.5
+    )
+    deployment = await _deployment(tmp_path / "mortal", delivery)
+    yield deployment
+    await deployment.stop()
+
+
+def _recipient(item: dict[str, Any], org: str) -> dict[str, Any]:
+    return next(r for r in item["recipients"] if r["organisation"] == org)
+
+
+async def test_receiver_down_then_up_is_delivered_once(world: Deployment) -> None:
+    """While the LA node is down the item waits and retries; once it is back it arrives once."""
+    await world.nodes["la"].stop()
+    async with client(world) as http:
+        submitted = await submit(http, world, b'{"synthetic": "down-then-up"}', [LA, NURSES])
+        digest = submitted["digest"]
+
+        seen: list[int] = []
+
+        async def retrying() -> bool:
+            item = await sent(http, world, digest)
+            seen.append(min(r["attempts"] for r in item["recipients"]))
+            return all(
+                r["delivery_state"] == "retry-wait" and r["attempts"] >= 3
+                for r in item["recipients"]
+            )
+
+        await until(retrying, what="waiting to retry after three failed attempts")
+        assert seen == sorted(seen), "attempts never go down"
+        item = await sent(http, world, digest)
+        for org in (LA, NURSES):
+            entry = _recipient(item, org)
+            assert entry["delivery_state"] != "delivered"
+            assert entry["last_error"]
+            assert entry["timeline"] == []
+
+        world.nodes["la"] = Node(load_config(world.folder / "node-la.toml"))
+        await world.nodes["la"].start()
+
+        async def delivered() -> bool:
+            item = await sent(http, world, digest)
+            return all(r["delivery_state"] == "delivered" for r in item["recipients"])
+
+        await until(delivered, what="delivery after the restart")
+        item = await sent(http, world, digest)
+        for org in (LA, NURSES):
+            assert [t["status"] for t in _recipient(item, org)["timeline"]] == ["delivered"]
+
+        held = await get_json(
+            http,
+            world.url("school") + f"/api/v1/envelopes/{digest}/receipts",
+            auth(world, SCHOOL, "dsl"),
+        )
+        assert world.directory is not None
+        envelope_id = bytes.fromhex(item["envelope_id"])
+        for receipt in held["receipts"]:
+            verified = verify_receipt(
+                base64.b64decode(receipt["receipt"]),
+                expected_digest=bytes.fromhex(digest),
+                expected_envelope_id=envelope_id,
+                sender=SCHOOL,
+                recipients=(LA, NURSES),
+                directory=world.directory,
+                now=int(time.time()),
+            )
+            assert verified.status.value == "delivered"
+        assert sorted(r["organisation"] for r in held["receipts"]) == sorted([LA, NURSES])
+
+        for org, role in ((LA, "staff"), (NURSES, "staff")):
+            inbox = await get_json(http, world.url("la") + "/api/v1/inbox", auth(world, org, role))
+            assert [i["digest"] for i in inbox["items"]] == [digest]
+
+
+async def test_dead_letter_after_the_configured_age(mortal: Deployment) -> None:
+    """An item that cannot be delivered within dead_letter_after becomes dead, seen in /metrics."""
+    world = mortal
+    await world.nodes["la"].stop()
+    async with client(world) as http:
+        digest = (await submit(http, world, b'{"synthetic": "dead"}', [LA, NURSES]))["digest"]
+
+        async def dead() -> bool:
+            item = await sent(http, world, digest)
+            return all(r["delivery_state"] == "dead" for r in item["recipients"])
+
+        await until(dead, what="dead letters")
+        item = await sent(http, world, digest)
+        assert all(r["attempts"] >= 1 and r["last_error"] for r in item["recipients"])
+        async with http.get(world.url("school") + "/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        assert re.search(r'^exchange_outbox_items\{state="dead"\} 2$', text, re.MULTILINE), text
+        assert re.search(r'^exchange_deliveries_total\{outcome="dead"\} 2$', text, re.MULTILINE)
+        assert re.search(r'^exchange_outbox_items\{state="delivered"\} 0$', text, re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error"),
+    [
+        pytest.param(garbage, "receipt was refused", id="garbage"),
+        pytest.param(slow(5.0), "could not reach the peer", id="slow"),
+        pytest.param(huge, "larger than", id="oversized"),
+    ],
+)
+async def test_misbehaving_peer_is_retried_never_delivered(
+    impatient: Deployment, behaviour: Behaviour, error: str
+) -> None:
+    """A peer that answers garbage, too slowly or too much is retried and never delivered."""
+    world = impatient
+    async with stand_in_peer(world, behaviour) as address, client(world) as http:
+        publish_route(world, NURSES, address)
+        started = time.monotonic()
+        digest = (await submit(http, world, b'{"synthetic": "bad peer"}', [NURSES]))["digest"]
+
+        async def retried() -> bool:
+            entry = _recipient(await sent(http, world, digest), NURSES)
+            assert entry["delivery_state"] != "delivered"
+            return entry["attempts"] >= 2 and entry["delivery_state"] == "retry-wait"
+
+        await until(retried, timeout=20.0, what="waiting to retry after a second attempt")
+        entry = _recipient(await sent(http, world, digest), NURSES)
+        assert entry["delivery_state"] in {"retry-wait", "attempting"}
+        assert error in entry["last_error"]
+        assert entry["timeline"] == []
+        # Two attempts bounded by the one-second timeout each, plus backoff and slack.
+        assert time.monotonic() - started < 15.0
+        inbox = await get_json(
+            http, world.url("la") + "/api/v1/inbox", auth(world, NURSES, "staff")
+        )
+        assert inbox["items"] == []
+
+
+async def test_backoff_counts_from_the_end_of_a_timed_out_attempt(tmp_path: Path) -> None:
+    """After an attempt that timed out, the next waits the backoff from the attempt's end."""
+    delivery = DeliveryConfig(timeout=1.0, backoff_base=2.0, backoff_max=2.0, poll_interval=0.02)
+    world = await _deployment(tmp_path / "backoff", delivery)
+    try:
+        async with stand_in_peer(world, slow(10.0)) as address, client(world) as http:
+            publish_route(world, NURSES, address)
+            started = time.monotonic()
+            digest = (await submit(http, world, b'{"synthetic": "hanging"}', [NURSES]))["digest"]
+
+            async def second_attempt() -> bool:
+                return _recipient(await sent(http, world, digest), NURSES)["attempts"] >= 2
+
+            await until(second_attempt, what="a second attempt")
+            # One second of timeout, then at least half the two-second backoff step.
+            assert time.monotonic() - started >= 2.0
+    finally:
+        await world.stop()
