@@ -27,7 +27,7 @@ import yarl
 from exchange.logs import get_logger
 from exchange.node.config import DeliveryConfig
 from exchange.node.service import NodeService, _event, _receipt_record
-from exchange.peerauth import sign_request
+from exchange.peerauth import signed_post_headers
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.store import OutboxItem
 from keys.errors import KeyLookupError
@@ -215,17 +215,9 @@ class DeliveryWorker:
         tenant = self.service.tenant(item.origin)
         now = self.service.now()
         pair = tenant.signing_pair(self.service.directory, now)
-        headers = {"Content-Type": content_type}
-        headers.update(
-            sign_request(
-                method="POST",
-                url=url,
-                headers=headers,
-                body=body,
-                key=pair.signing,
-                key_org=item.origin,
-                now=now,
-            )
+        # Signed afresh for every attempt: a new created time and nonce (docs/protocol.md §5).
+        headers = signed_post_headers(
+            url=url, body=body, content_type=content_type, pair=pair, now=now
         )
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         try:

@@ -36,6 +36,7 @@ from exchange.peerauth.signatures import (
     VerifiedPeer,
     keyid_text,
     sign_request,
+    signed_post_headers,
     verify_request,
 )
 
@@ -65,5 +66,6 @@ __all__ = [
     "content_digest",
     "keyid_text",
     "sign_request",
+    "signed_post_headers",
     "verify_request",
 ]

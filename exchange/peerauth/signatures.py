@@ -43,7 +43,7 @@ from exchange.peerauth.structured import parse_dictionary
 from keys.directory import Directory
 from keys.errors import KeyLookupError
 from keys.ids import KEY_ID_LEN, KeyId, OrgId, parse_org_id
-from keys.keypairs import BadSignatureError, SigningKey, SigningPublicKey
+from keys.keypairs import BadSignatureError, OrgKeyPair, SigningKey, SigningPublicKey
 
 # --- the profile (docs/protocol.md) ---------------------------------------------------------
 
@@ -534,3 +534,26 @@ def _verify_signature(
         or verified.get("nonce") != sig.nonce
     ):
         raise NotAuthenticatedError("signature.invalid", OPAQUE_SIGNATURE_FAILURE)
+
+
+def signed_post_headers(
+    *, url: str, body: bytes, content_type: str, pair: OrgKeyPair, now: int
+) -> dict[str, str]:
+    """Return every header of a signed POST of ``body`` to ``url`` as ``pair``'s organisation.
+
+    The Content-Type is part of what is signed (docs/protocol.md §2), so it is set here
+    rather than left to the HTTP client.
+    """
+    headers = {"Content-Type": content_type}
+    headers.update(
+        sign_request(
+            method="POST",
+            url=url,
+            headers=headers,
+            body=body,
+            key=pair.signing,
+            key_org=pair.org_id,
+            now=now,
+        )
+    )
+    return headers

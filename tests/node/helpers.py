@@ -16,7 +16,7 @@ from aiohttp import web
 
 from exchange.envelope import Recipient, seal
 from exchange.node.loopback import PASSPHRASE_ENV, Deployment
-from exchange.peerauth import sign_request
+from exchange.peerauth import signed_post_headers
 from keys.directory import Organisation, Route, merge_directory, sign_directory
 from keys.ids import OrgId
 from keys.keyfile import decode_key_file
@@ -112,19 +112,9 @@ def signed_headers(
     url: str, body: bytes, pair: OrgKeyPair, content_type: str = "application/vnd.exchange.envelope"
 ) -> dict[str, str]:
     """Return the headers of a peer request to ``url`` signed with ``pair``."""
-    headers = {"Content-Type": content_type}
-    headers.update(
-        sign_request(
-            method="POST",
-            url=url,
-            headers=headers,
-            body=body,
-            key=pair.signing,
-            key_org=pair.org_id,
-            now=int(time.time()),
-        )
+    return signed_post_headers(
+        url=url, body=body, content_type=content_type, pair=pair, now=int(time.time())
     )
-    return headers
 
 
 def publish_route(world: Deployment, org: OrgId, address: str) -> None:

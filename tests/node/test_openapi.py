@@ -27,7 +27,7 @@ from referencing.jsonschema import DRAFT202012
 
 from exchange.node.app import READY
 from exchange.node.loopback import Deployment
-from exchange.peerauth import sign_request
+from exchange.peerauth import signed_post_headers
 from keys.ids import OrgId
 
 from .conftest import LA, NURSES, SCHOOL
@@ -369,18 +369,7 @@ async def _signed_peer_post(
     now = service.now()
     pair = service.tenant(signer).signing_pair(service.directory, now)
     url = world.url(to_node) + path
-    headers = {"Content-Type": media}
-    headers.update(
-        sign_request(
-            method="POST",
-            url=url,
-            headers=headers,
-            body=body,
-            key=pair.signing,
-            key_org=signer,
-            now=now,
-        )
-    )
+    headers = signed_post_headers(url=url, body=body, content_type=media, pair=pair, now=now)
     async with http.post(yarl.URL(url, encoded=True), data=body, headers=headers) as resp:
         return resp.status, await checker.check(resp)
 
