@@ -1,0 +1,510 @@
+"""The record container: one record and its attachments, the content of a sealed envelope.
+
+A DSL's referral or CP file is a JSON record plus documents (PDFs, scans, letters). They
+travel together as the plaintext of one envelope, so the envelope's encryption, signature
+and digest cover the documents exactly as they cover the record. This module encodes and
+decodes that plaintext (docs/records.md §4). It is sans-I/O: bytes in, values out.
+
+Decoding is strict. Every length is checked against a limit before anything is read; every
+attachment's name must already be in sanitised form (:func:`sanitise_file_name`), its
+content type must be one of :data:`CONTENT_TYPES` and its first bytes must match that type;
+its SHA-256 must match; and the record's manifest (``documents`` in a ``cp-file-transfer``,
+``attachments`` in a ``referral``) must describe the attachments one for one, in order,
+because the receiving DSL accepts the transfer against that manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from exchange.records.errors import ContainerError
+from exchange.records.kinds import KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS, kind_spec
+from exchange.records.validate import Record, validate_record
+
+#: Domain-separation label: the first bytes of every container. It ends in NUL like the
+#: envelope's and receipts' labels, so no other format's bytes can be read as a container.
+L_CONTAINER: Final = b"exchange/v1/record-container\x00"
+CONTAINER_VERSION: Final = 1
+
+PDF: Final = "application/pdf"
+PNG: Final = "image/png"
+JPEG: Final = "image/jpeg"
+DOCX: Final = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+ODT: Final = "application/vnd.oasis.opendocument.text"
+TEXT: Final = "text/plain"
+#: The only content types accepted. Office formats that can carry macros (.docm, .xls) and
+#: anything executable are excluded; text is UTF-8.
+CONTENT_TYPES: Final = (PDF, PNG, JPEG, DOCX, ODT, TEXT)
+
+#: Longest sanitised file name, in characters. 120 fits every file system's name limit
+#: even at four UTF-8 bytes a character, and keeps names readable in lists.
+MAX_FILE_NAME_LEN: Final = 120
+#: Longest extension kept whole when a name is shortened.
+_MAX_EXTENSION_LEN: Final = 10
+_SHA256_LEN: Final = 32
+
+_U8: Final = struct.Struct(">B")
+_U16: Final = struct.Struct(">H")
+_U32: Final = struct.Struct(">I")
+#: Bytes around one attachment's data: name length, content-type length, size, digest.
+_ATTACHMENT_OVERHEAD: Final = (
+    _U16.size + 4 * MAX_FILE_NAME_LEN + _U8.size + max(map(len, CONTENT_TYPES))
+) + (_U32.size + _SHA256_LEN)
+_HEADER_OVERHEAD: Final = len(L_CONTAINER) + 1 + 1 + 255 + _U32.size + _U8.size
+
+#: Characters that are path separators or reserved on common file systems.
+_REPLACED: Final = frozenset('/\\<>:"|?*')
+#: Unicode categories removed: controls, format characters (bidi overrides that disguise an
+#: extension), surrogates, private use and unassigned code points.
+_REMOVED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+_WINDOWS_DEVICES: Final = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+
+
+def max_container_len(kind: str) -> int:
+    """Return the largest container of ``kind`` that :func:`decode_container` reads."""
+    spec = kind_spec(kind)
+    count = MAX_ATTACHMENTS if spec.manifest else 0
+    return (
+        _HEADER_OVERHEAD
+        + spec.max_document
+        + spec.max_attachments_total
+        + count * _ATTACHMENT_OVERHEAD
+    )
+
+
+#: Largest input :func:`decode_container` looks at, checked before anything is read.
+MAX_CONTAINER_LEN: Final = max(max_container_len(kind) for kind in KINDS)
+
+
+def _sanitise_once(name: str) -> str:
+    text = unicodedata.normalize("NFC", name)
+    chars: list[str] = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch in _REPLACED:
+            chars.append("_")
+        elif category in _REMOVED_CATEGORIES:
+            continue
+        elif category.startswith("Z"):
+            chars.append(" ")
+        else:
+            chars.append(ch)
+    text = " ".join("".join(chars).split()).strip(". ")
+    stem, dot, extension = text.rpartition(".")
+    if (stem if dot else text).upper() in _WINDOWS_DEVICES:
+        text = "_" + text
+    if len(text) > MAX_FILE_NAME_LEN:
+        if dot and stem and 0 < len(extension) <= _MAX_EXTENSION_LEN:
+            keep = MAX_FILE_NAME_LEN - len(extension) - 1
+            text = stem[:keep].rstrip(". ") + "." + extension
+        else:
+            text = text[:MAX_FILE_NAME_LEN]
+    return unicodedata.normalize("NFC", text).strip(". ")
+
+
+def sanitise_file_name(name: str) -> str:
+    """Return ``name`` as a safe file name, or raise ``ValueError`` if nothing usable is left.
+
+    The result is NFC; it has no path separators (replaced by ``_``), no control or
+    invisible format characters, no characters reserved on Windows, no leading or trailing
+    dots or spaces, no Windows device name, runs of spaces collapsed, and at most
+    :data:`MAX_FILE_NAME_LEN` characters (the extension kept when shortened).
+    Sanitising a sanitised name returns it unchanged.
+    """
+    if not isinstance(name, str):
+        raise TypeError("name must be a string")
+    text = name
+    for _ in range(4):
+        cleaned = _sanitise_once(text)
+        if cleaned == text:
+            break
+        text = cleaned
+    else:
+        raise ValueError("name could not be sanitised to a stable form")
+    if not text:
+        raise ValueError("name has no usable characters once sanitised")
+    return text
+
+
+def _zip_names(data: bytes) -> set[bytes]:
+    """Return the entry names of a ZIP archive's central directory (empty if malformed).
+
+    Only the directory is read, never an entry's content, so no decompression happens.
+    """
+    start = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if start < 0 or len(data) - start < 22:
+        return set()
+    _, _, _, _, total, size, offset, _ = struct.unpack_from("<4sHHHHIIH", data, start)
+    if offset + size > start:
+        return set()
+    names: set[bytes] = set()
+    pos = offset
+    for _ in range(total):
+        if pos + 46 > start or data[pos : pos + 4] != b"PK\x01\x02":
+            return set()
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, pos + 28)
+        end = pos + 46 + name_len
+        if end > start:
+            return set()
+        names.add(data[pos + 46 : end])
+        pos = end + extra_len + comment_len
+    return names
+
+
+def _is_docx(data: bytes) -> bool:
+    if not data.startswith(b"PK\x03\x04"):
+        return False
+    names = _zip_names(data)
+    return b"[Content_Types].xml" in names and any(n.startswith(b"word/") for n in names)
+
+
+def _is_odt(data: bytes) -> bool:
+    # OpenDocument 1.2 Part 3 §3.3: the first entry is "mimetype", stored uncompressed
+    # without an extra field, so its content sits at a fixed offset.
+    mimetype = ODT.encode("ascii")
+    if len(data) < 38 + len(mimetype) or not data.startswith(b"PK\x03\x04"):
+        return False
+    method = _U16.unpack_from(data, 8)[0]
+    name_len, extra_len = struct.unpack_from("<HH", data, 26)
+    return (
+        method == 0
+        and name_len == 8
+        and extra_len == 0
+        and data[30:38] == b"mimetype"
+        and data[38 : 38 + len(mimetype)] == mimetype
+    )
+
+
+#: Leading bytes of the binary types. Text that starts like one of them is refused, so a
+#: PDF or an archive cannot be passed off as a plain note and opened by the wrong viewer.
+_BINARY_MAGICS: Final = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", b"PK\x03\x04")
+
+
+def _is_text(data: bytes) -> bool:
+    if data.startswith(_BINARY_MAGICS):
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(ch in "\t\n\r\f" or unicodedata.category(ch) != "Cc" for ch in text)
+
+
+def _starts(magic: bytes) -> Callable[[bytes], bool]:
+    return lambda data: data.startswith(magic)
+
+
+#: How each content type's bytes begin: the PDF header (ISO 32000 §7.5.2), the PNG
+#: signature (RFC 2083 §3.1), the JPEG SOI marker and the first byte of the next marker,
+#: and the ZIP-based office formats checked by their entries.
+_SNIFFERS: Final[dict[str, Callable[[bytes], bool]]] = {
+    PDF: _starts(b"%PDF-"),
+    PNG: _starts(b"\x89PNG\r\n\x1a\n"),
+    JPEG: _starts(b"\xff\xd8\xff"),
+    DOCX: _is_docx,
+    ODT: _is_odt,
+    TEXT: _is_text,
+}
+
+
+def content_matches(content_type: str, data: bytes) -> bool:
+    """Return whether ``data`` starts the way ``content_type`` requires (magic bytes)."""
+    sniffer = _SNIFFERS.get(content_type)
+    return sniffer is not None and sniffer(data)
+
+
+def _attachment_fault(name: str, content_type: str, data: bytes) -> tuple[str, str] | None:
+    """Return (rule, message) for the first rule an attachment breaks, or None."""
+    try:
+        clean = sanitise_file_name(name)
+    except ValueError:
+        clean = None
+    if clean != name:
+        return "attachment.name", "the file name is not in sanitised form"
+    if content_type not in CONTENT_TYPES:
+        return "attachment.content-type", "the content type is not one of those allowed"
+    if not 0 < len(data) <= MAX_ATTACHMENT_SIZE:
+        return "attachment.size", f"the size must be 1 to {MAX_ATTACHMENT_SIZE} bytes"
+    if not content_matches(content_type, data):
+        return "attachment.magic", f"the content does not look like {content_type}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One document: sanitised file name, declared content type and the bytes.
+
+    The constructor refuses (``ValueError``) a name that is not already sanitised, a type
+    that is not allowed or content that does not match it; :meth:`create` sanitises the
+    name first. ``sha256`` is the digest of ``data``.
+    """
+
+    name: str
+    content_type: str
+    data: bytes = field(repr=False)
+    sha256: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not isinstance(self.content_type, str):
+            raise TypeError("name and content_type must be strings")
+        if not isinstance(self.data, bytes):
+            raise TypeError("data must be bytes")
+        fault = _attachment_fault(self.name, self.content_type, self.data)
+        if fault is not None:
+            raise ValueError(f"attachment: {fault[1]} [{fault[0]}]")
+        object.__setattr__(self, "sha256", hashlib.sha256(self.data).digest())
+
+    @classmethod
+    def create(cls, name: str, content_type: str, data: bytes) -> Attachment:
+        """Return an attachment with ``name`` sanitised; other checks as the constructor."""
+        return cls(sanitise_file_name(name), content_type, data)
+
+    @property
+    def size(self) -> int:
+        """Return the number of bytes of the document."""
+        return len(self.data)
+
+    def manifest_fields(self) -> dict[str, object]:
+        """Return the manifest fields this attachment must be described by in its record."""
+        return {"content_type": self.content_type, "size": self.size, "sha256": self.sha256.hex()}
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A decoded container: the validated record and its attachments, in manifest order."""
+
+    record: Record
+    attachments: tuple[Attachment, ...]
+
+
+def _manifest_fault(record: Record, attachments: Sequence[Attachment]) -> tuple[str, str] | None:
+    """Return (rule, message) if the record's manifest does not describe ``attachments``."""
+    spec = kind_spec(record.kind)
+    if spec.manifest is None:
+        if attachments:
+            return "attachment.count", f"a {record.kind} record carries no attachments"
+        return None
+    entries = record.data.get(spec.manifest, [])
+    if len(entries) != len(attachments):
+        return (
+            "manifest.count",
+            (
+                f"{spec.manifest} lists {len(entries)} document(s) but the container carries "
+                f"{len(attachments)}"
+            ),
+        )
+    for index, (entry, attachment) in enumerate(zip(entries, attachments, strict=True)):
+        if (
+            not hmac.compare_digest(entry["sha256"], attachment.sha256.hex())
+            or entry["size"] != attachment.size
+            or entry["content_type"] != attachment.content_type
+        ):
+            return (
+                "manifest.entry",
+                (
+                    f"{spec.manifest}[{index}] does not describe attachment {index} "
+                    "(digest, size and content type must match)"
+                ),
+            )
+    return None
+
+
+def _names_fault(attachments: Sequence[Attachment]) -> int | None:
+    """Return the index of the first attachment whose name repeats an earlier one's."""
+    seen: set[str] = set()
+    for index, attachment in enumerate(attachments):
+        key = attachment.name.casefold()
+        if key in seen:
+            return index
+        seen.add(key)
+    return None
+
+
+def encode_container(record: Record, attachments: Sequence[Attachment] = ()) -> bytes:
+    """Return the container bytes of ``record`` and its ``attachments`` (docs/records.md §4).
+
+    The record is written as compact JSON with sorted keys. Raises ``ValueError`` (naming
+    the rule) for anything :func:`decode_container` would refuse.
+    """
+    if not isinstance(record, Record):
+        raise TypeError("record must be a Record")
+    attachments = tuple(attachments)
+    if not all(isinstance(a, Attachment) for a in attachments):
+        raise TypeError("attachments must be Attachment values")
+    spec = kind_spec(record.kind)
+    document = json.dumps(
+        record.data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
+    ).encode("utf-8")
+    if len(document) > spec.max_document:
+        raise ValueError("record is larger than its kind allows [record.size]")
+    limit = MAX_ATTACHMENTS if spec.manifest else 0
+    if len(attachments) > limit:
+        raise ValueError(
+            f"attachments: a {record.kind} record carries at most {limit} [attachment.count]"
+        )
+    if sum(a.size for a in attachments) > spec.max_attachments_total:
+        raise ValueError("attachments are larger in total than the kind allows [attachment.total]")
+    if _names_fault(attachments) is not None:
+        raise ValueError(
+            "attachments: two file names differ only in case [attachment.name-duplicate]"
+        )
+    fault = _manifest_fault(record, attachments)
+    if fault is not None:
+        raise ValueError(f"record and attachments disagree: {fault[1]} [{fault[0]}]")
+    kind = record.kind.encode("ascii")
+    parts = [
+        L_CONTAINER,
+        _U8.pack(CONTAINER_VERSION),
+        _U8.pack(len(kind)),
+        kind,
+        _U32.pack(len(document)),
+        document,
+        _U8.pack(len(attachments)),
+    ]
+    for attachment in attachments:
+        name = attachment.name.encode("utf-8")
+        content_type = attachment.content_type.encode("ascii")
+        parts += [
+            _U16.pack(len(name)),
+            name,
+            _U8.pack(len(content_type)),
+            content_type,
+            _U32.pack(attachment.size),
+            attachment.sha256,
+            attachment.data,
+        ]
+    return b"".join(parts)
+
+
+class _Reader:
+    """Reads fields from the container, raising ContainerError at the offset it stops."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+
+    def take(self, count: int, what: str) -> bytes:
+        end = self.offset + count
+        if end > len(self.data):
+            raise ContainerError(
+                "container.truncated", self.offset, f"the {what} runs past the end"
+            )
+        chunk = self.data[self.offset : end]
+        self.offset = end
+        return chunk
+
+    def number(self, form: struct.Struct, what: str) -> int:
+        value: int = form.unpack(self.take(form.size, what))[0]
+        return value
+
+
+def decode_container(data: bytes) -> Container:
+    """Decode and check container bytes; raise :class:`ContainerError` or a record error.
+
+    A record that breaks its schema raises
+    :class:`~exchange.records.errors.RecordValidationError` (also a ``RecordError``).
+    """
+    if not isinstance(data, bytes):
+        raise TypeError("data must be bytes")
+    if len(data) > MAX_CONTAINER_LEN:
+        raise ContainerError(
+            "container.length", 0, f"the container exceeds {MAX_CONTAINER_LEN} bytes"
+        )
+    reader = _Reader(data)
+    if reader.take(len(L_CONTAINER), "label") != L_CONTAINER:
+        raise ContainerError("container.label", 0, "the bytes are not a record container")
+    if reader.number(_U8, "version") != CONTAINER_VERSION:
+        raise ContainerError(
+            "container.version", reader.offset - 1, "the container version is not supported"
+        )
+    kind_at = reader.offset
+    kind_raw = reader.take(reader.number(_U8, "kind length"), "kind")
+    kind = kind_raw.decode("ascii", errors="replace")
+    spec = KINDS.get(kind)
+    if spec is None:
+        raise ContainerError("container.kind", kind_at, "the record kind is not known")
+    if len(data) > max_container_len(kind):
+        raise ContainerError(
+            "container.length", 0, f"the container exceeds the limit for a {kind} record"
+        )
+    size_at = reader.offset
+    document_len = reader.number(_U32, "record length")
+    if document_len > spec.max_document:
+        raise ContainerError(
+            "record.size", size_at, f"the record exceeds {spec.max_document} bytes"
+        )
+    record = validate_record(kind, reader.take(document_len, "record"))
+    count_at = reader.offset
+    count = reader.number(_U8, "attachment count")
+    limit = MAX_ATTACHMENTS if spec.manifest else 0
+    if count > limit:
+        raise ContainerError(
+            "attachment.count", count_at, f"a {kind} record carries at most {limit} attachments"
+        )
+    attachments: list[Attachment] = []
+    total = 0
+    for index in range(count):
+        attachments.append(_read_attachment(reader, index, spec.max_attachments_total - total))
+        total += attachments[-1].size
+        duplicate = _names_fault(attachments)
+        if duplicate is not None:
+            raise ContainerError(
+                "attachment.name-duplicate",
+                reader.offset,
+                f"attachment {index}'s file name repeats an earlier one",
+            )
+    if reader.offset != len(data):
+        raise ContainerError(
+            "container.trailing", reader.offset, "bytes follow the last attachment"
+        )
+    fault = _manifest_fault(record, attachments)
+    if fault is not None:
+        raise ContainerError(fault[0], count_at, fault[1])
+    return Container(record=record, attachments=tuple(attachments))
+
+
+def _read_attachment(reader: _Reader, index: int, budget: int) -> Attachment:
+    """Read attachment ``index``; ``budget`` is how many bytes the kind's total still allows."""
+    start = reader.offset
+    raw_name = reader.take(reader.number(_U16, "file name length"), "file name")
+    type_at = reader.offset
+    raw_type = reader.take(reader.number(_U8, "content type length"), "content type")
+    size_at = reader.offset
+    size = reader.number(_U32, "size")
+    if size > budget:
+        raise ContainerError(
+            "attachment.total", size_at, f"attachment {index} exceeds the kind's total size"
+        )
+    digest = reader.take(_SHA256_LEN, "digest")
+    body_at = reader.offset
+    body = reader.take(size, "attachment")
+    try:
+        name = raw_name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ContainerError(
+            "attachment.name", start, f"attachment {index}'s file name is not UTF-8"
+        ) from None
+    content_type = raw_type.decode("ascii", errors="replace")
+    fault = _attachment_fault(name, content_type, body)
+    if fault is not None:
+        rule, message = fault
+        at = {"attachment.content-type": type_at, "attachment.size": size_at}.get(rule, start)
+        at = body_at if rule == "attachment.magic" else at
+        raise ContainerError(rule, at, f"attachment {index}: {message}")
+    attachment = Attachment(name, content_type, body)
+    if not hmac.compare_digest(attachment.sha256, digest):
+        raise ContainerError(
+            "attachment.digest", body_at, f"attachment {index}'s SHA-256 does not match"
+        )
+    return attachment
