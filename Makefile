@@ -38,6 +38,8 @@ unit: $(BIN)/.installed-test
 
 vectors: $(BIN)/.installed-test
 	$(BIN)/python tests/vectors/generate.py
+	$(BIN)/python tests/vectors/receipts_generate.py
+	$(BIN)/python tests/vectors/records/generate.py
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/envelope.py
