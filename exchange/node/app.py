@@ -380,6 +380,7 @@ async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format."""
     service = _service(request)
     counts = await service.store.outbox_counts()
+    receipts = await service.store.receipt_counts()
     stats = request.app[WORKER].stats
     lines = [
         "# HELP exchange_outbox_items Outbox items by state.",
@@ -402,6 +403,12 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE exchange_delivery_latency_seconds summary",
         f"exchange_delivery_latency_seconds_sum {stats.latency_sum:.6f}",
         f"exchange_delivery_latency_seconds_count {stats.latency_count}",
+        "# HELP exchange_receipts Signed receipts held (issued and received), by status.",
+        "# TYPE exchange_receipts gauge",
+        *(
+            f'exchange_receipts{{status="{status}"}} {receipts.get(status, 0)}'
+            for status in ("delivered", "opened", "acknowledged", "rejected")
+        ),
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
         f"exchange_ledger_events {await service.store.ledger_size()}",

@@ -170,6 +170,10 @@ class Store(Protocol):
         """Return the number of outbox items in each state."""
         ...
 
+    async def receipt_counts(self) -> dict[str, int]:
+        """Return the number of receipts held, by status."""
+        ...
+
     # --- envelopes delivered to the node's organisations ---------------------------------
     async def record_delivery(
         self,

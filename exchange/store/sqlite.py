@@ -462,6 +462,15 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def receipt_counts(self) -> dict[str, int]:
+        """Return the number of receipts held, by status."""
+
+        def read(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute("SELECT status, COUNT(*) FROM receipts GROUP BY status").fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        return await self._read(read)
+
     # --- receiving ------------------------------------------------------------------------
 
     async def record_delivery(
