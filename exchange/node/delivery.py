@@ -1,9 +1,9 @@
 """The outbox worker: pushes envelopes and receipts to peer nodes, with retry and dead letter.
 
 Each outbox item is one message (an envelope or a receipt) for one destination
-organisation. The worker claims due items, sends each over HTTPS to the destination's node
-(the directory's ``https`` route), signs the request with the origin organisation's key
-(docs/protocol.md), and records the outcome in the same transaction as the receipt and
+organisation. The worker claims due items, hands each to the HTTPS push connector
+(``connectors.https``: the directory's ``https`` route, the request signed with the origin
+organisation's key, docs/protocol.md), and records the outcome in the same transaction as the receipt and
 ledger event it produced. Failures that may pass (network errors, timeouts, 5xx, 429) wait
 with exponential backoff and jitter; refusals (other 4xx, a receipt that does not verify)
 and items older than the dead-letter age go to ``dead``, which raises an alert.
@@ -19,24 +19,21 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
-import yarl
 
+from connectors.base import Message, Refused, RetryLater
+from connectors.https import HttpsPushConnector, request_signer
 from exchange.logs import get_logger
 from exchange.node.config import DeliveryConfig
 from exchange.node.service import NodeService, _event, _receipt_record
-from exchange.peerauth import signed_post_headers
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.store import OutboxItem
 from keys.errors import KeyLookupError
 from keys.ids import OrgId
 
 log = get_logger("exchange.delivery")
-
-#: Largest response body read from a peer (a signed receipt is well under 1 KiB).
-MAX_RESPONSE_LEN: Final = 16 * 1024
 
 
 class _RetryError(Exception):
@@ -59,15 +56,15 @@ class DeliveryStats:
     latency_count: int = 0
 
 
-def peer_url(service: NodeService, destination: OrgId, what: str) -> str:
-    """Return the URL of ``destination``'s node for ``what`` (envelopes or receipts)."""
+def https_address(service: NodeService, destination: OrgId) -> str:
+    """Return the address of ``destination``'s node from its directory https route."""
     try:
         org = service.directory.organisation(destination)
     except KeyLookupError as exc:
         raise _RefusedError(str(exc)) from None
     for route in org.routes:
         if route.kind == "https":
-            return f"{route.address.rstrip('/')}/peer/v1/orgs/{destination}/{what}"
+            return route.address
     raise _RefusedError(f"the directory lists no https route for {destination}")
 
 
@@ -84,6 +81,14 @@ class DeliveryWorker:
     ) -> None:
         self.service = service
         self.session = session
+        # The connector signs every attempt afresh as the item's origin organisation.
+        self.https = HttpsPushConnector(
+            session,
+            request_signer(
+                lambda org: service.tenant(org).signing_pair(service.directory, service.now()),
+                service.now,
+            ),
+        )
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stats = DeliveryStats()
@@ -211,36 +216,20 @@ class DeliveryWorker:
         )
         self.stats.retried += 1
 
-    async def _post(self, item: OutboxItem, url: str, body: bytes, content_type: str) -> bytes:
-        tenant = self.service.tenant(item.origin)
-        now = self.service.now()
-        pair = tenant.signing_pair(self.service.directory, now)
-        # Signed afresh for every attempt: a new created time and nonce (docs/protocol.md §5).
-        headers = signed_post_headers(
-            url=url, body=body, content_type=content_type, pair=pair, now=now
-        )
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout)
-        try:
-            # encoded=True: the URL goes on the wire exactly as it was signed.
-            target = yarl.URL(url, encoded=True)
-            async with self.session.post(
-                target, data=body, headers=headers, timeout=timeout
-            ) as resp:
-                data = await resp.content.read(MAX_RESPONSE_LEN + 1)
-                if len(data) > MAX_RESPONSE_LEN:
-                    raise _RetryError(f"the peer's answer is larger than {MAX_RESPONSE_LEN} bytes")
-                if resp.status in {408, 425, 429} or resp.status >= 500:
-                    raise _RetryError(f"the peer answered {resp.status}")
-                if resp.status >= 400:
-                    raise _RefusedError(f"the peer refused with {resp.status}")
-                return data
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _RetryError(f"could not reach the peer: {type(exc).__name__}") from None
+    async def _send(self, item: OutboxItem, message_id: bytes, body: bytes) -> bytes:
+        """Push one message through the HTTPS connector; return the peer's answer."""
+        address = https_address(self.service, item.destination)
+        message = Message(item.kind, message_id, item.origin, item.destination, body)
+        outcome = await self.https.deliver(message, address, timeout=self.config.timeout)
+        if isinstance(outcome, RetryLater):
+            raise _RetryError(outcome.reason)
+        if isinstance(outcome, Refused):
+            raise _RefusedError(outcome.reason)
+        return outcome.receipt
 
     async def _push_envelope(self, item: OutboxItem) -> None:
-        url = peer_url(self.service, item.destination, "envelopes")
         body = await asyncio.to_thread(self.service.store.body_path(item.ref).read_bytes)
-        answer = await self._post(item, url, body, "application/vnd.exchange.envelope")
+        answer = await self._send(item, item.envelope_digest, body)
         envelope = await self.service.store.envelope(item.ref)
         if envelope is None:  # pragma: no cover - the row is committed before the item
             raise _RefusedError("the envelope is no longer held")
@@ -275,8 +264,7 @@ class DeliveryWorker:
         record = await self.service.store.receipt(item.ref)
         if record is None:  # pragma: no cover - committed with the item
             raise _RefusedError("the receipt is no longer held")
-        url = peer_url(self.service, item.destination, "receipts")
-        await self._post(item, url, record.signed, "application/vnd.exchange.receipt")
+        await self._send(item, record.digest, record.signed)
         await self.service.store.finish_attempt(
             item.id, state="delivered", now=self.service.clock()
         )
