@@ -1,12 +1,12 @@
 """The outbox worker: pushes envelopes and receipts to peer nodes, with retry and dead letter.
 
-Each outbox item is one message (an envelope or a receipt) for one destination
-organisation. The worker claims due items, hands each to the HTTPS push connector
-(``connectors.https``: the directory's ``https`` route, the request signed with the origin
-organisation's key, docs/protocol.md), and records the outcome in the same transaction as
-the receipt and ledger event it produced. Failures that may pass (network errors, timeouts,
-5xx, 429) wait with exponential backoff and jitter; refusals (other 4xx, a receipt that does not verify)
-and items older than the dead-letter age go to ``dead``, which raises an alert.
+Each outbox item is one message (an envelope or a receipt) for one destination organisation.
+The worker claims due items, hands each to the HTTPS push connector (``connectors.https``:
+the directory's ``https`` route, the request signed with the origin organisation's key,
+docs/protocol.md), and records the outcome in the same transaction as the receipt and ledger
+event it produced. Failures that may pass (network errors, timeouts, 5xx, 429) wait with
+exponential backoff and jitter; refusals (other 4xx, a receipt that does not verify) and
+items older than the dead-letter age go to ``dead``, which raises an alert.
 
 Because the state is committed before and after every attempt, a crash at any point leaves
 items ``attempting``; the next start puts them back in the queue, and the receiver
