@@ -43,6 +43,8 @@ class DeliveryConfig:
     backoff_max: float = 600.0
     dead_letter_after: float = 3 * 24 * 3600.0
     poll_interval: float = 0.5
+    #: Failed attempts in a row on one route before the next route is tried.
+    fallback_after: int = 3
 
 
 @dataclass(frozen=True)

@@ -18,20 +18,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from connectors.base import Message, Refused, RetryLater
+from connectors.base import Connector, Message, Refused, RetryLater
 from connectors.https import HttpsPushConnector, request_signer
 from exchange.logs import get_logger
 from exchange.node.config import DeliveryConfig
 from exchange.node.service import NodeService, _event, _receipt_record
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.store import OutboxItem
+from keys.directory import Route
 from keys.errors import KeyLookupError
-from keys.ids import OrgId
 
 log = get_logger("exchange.delivery")
 
@@ -56,16 +57,14 @@ class DeliveryStats:
     latency_count: int = 0
 
 
-def https_address(service: NodeService, destination: OrgId) -> str:
-    """Return the address of ``destination``'s node from its directory https route."""
-    try:
-        org = service.directory.organisation(destination)
-    except KeyLookupError as exc:
-        raise _RefusedError(str(exc)) from None
-    for route in org.routes:
-        if route.kind == "https":
-            return route.address
-    raise _RefusedError(f"the directory lists no https route for {destination}")
+@dataclass(frozen=True)
+class _Leg:
+    """The route an attempt takes: its position among the usable routes, and its connector."""
+
+    index: int
+    count: int
+    route: Route
+    connector: Connector
 
 
 class DeliveryWorker:
@@ -78,6 +77,7 @@ class DeliveryWorker:
         config: DeliveryConfig,
         *,
         rng: random.Random | None = None,
+        connectors: Mapping[str, Connector] | None = None,
     ) -> None:
         self.service = service
         self.session = session
@@ -92,6 +92,7 @@ class DeliveryWorker:
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stats = DeliveryStats()
+        self.connectors: dict[str, Connector] = {"https": self.https, **(connectors or {})}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then let in-flight attempts finish.
@@ -136,49 +137,48 @@ class DeliveryWorker:
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
 
+    def _leg(self, item: OutboxItem) -> _Leg:
+        """Pick the route for this attempt: the item's current one among those usable here.
+
+        The directory lists an organisation's routes in order of preference; routes of a
+        kind this node has no connector for are skipped.
+        """
+        try:
+            org = self.service.directory.organisation(item.destination)
+        except KeyLookupError as exc:
+            raise _RefusedError(str(exc)) from None
+        usable = [r for r in org.routes if r.kind in self.connectors]
+        if not usable:
+            raise _RefusedError(f"the directory lists no route this node can use for {org.id}")
+        index = item.route_index % len(usable)
+        route = usable[index]
+        return _Leg(index, len(usable), route, self.connectors[route.kind])
+
     async def attempt(self, item: OutboxItem) -> None:
-        """Make one attempt and record its outcome."""
+        """Make one attempt on the item's current route and record its outcome."""
         started = time.monotonic()
         self.stats.attempts += 1
         now = self.service.clock()
-        route = "https"
+        leg: _Leg | None = None
         try:
+            leg = self._leg(item)
             if item.kind == "envelope":
-                await self._push_envelope(item)
+                await self._push_envelope(item, leg)
             else:
-                await self._push_receipt(item)
+                await self._push_receipt(item, leg)
         except _RetryError as exc:
             # Back off from the end of the attempt, not its start: an attempt that ran into
             # the timeout would otherwise be due again at once, hammering a hanging peer.
-            await self._retry_or_dead(item, str(exc), self.service.clock())
+            await self._retry_or_dead(item, leg, str(exc), self.service.clock())
             outcome = "retry"
         except _RefusedError as exc:
-            await self.service.store.finish_attempt(
-                item.id,
-                state="dead",
-                now=now,
-                error=str(exc),
-                # An attempt that ended the item, not a recipient's "rejected" receipt.
-                ledger_events=[
-                    _event("attempted", int(now), item.origin, item.envelope_digest,
-                           counterparty=item.destination, reason="refused")
-                ],
-            )  # fmt: skip
-            self.stats.dead += 1
-            outcome = "refused"
-            log.warning(
-                "delivery.dead-letter",
-                digest=item.envelope_digest.hex(),
-                recipient=item.destination,
-                attempt=item.attempts,
-                error=str(exc),
-            )
+            outcome = await self._refused(item, leg, str(exc), now)
         except Exception as exc:  # noqa: BLE001 - one bad item must not stop the worker
             log.error(  # noqa: TRY400 - the class name only: a message could quote anything
                 "delivery.failed", digest=item.envelope_digest.hex(),
                 error_class=type(exc).__name__,
             )  # fmt: skip
-            await self._retry_or_dead(item, f"internal error ({type(exc).__name__})", now)
+            await self._retry_or_dead(item, leg, f"internal error ({type(exc).__name__})", now)
             outcome = "error"
         else:
             self.stats.delivered += 1
@@ -189,14 +189,61 @@ class DeliveryWorker:
             "delivery.attempted",
             digest=item.envelope_digest.hex(),
             recipient=item.destination,
-            route=route,
+            route=leg.route.kind if leg else "none",
             attempt=item.attempts,
             outcome=outcome,
             status=item.kind,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
-    async def _retry_or_dead(self, item: OutboxItem, error: str, now: float) -> None:
+    def _fallback_event(self, item: OutboxItem, leg: _Leg, now: float) -> bytes:
+        return _event(
+            "fallback", int(now), item.origin, item.envelope_digest,
+            counterparty=item.destination, reason=leg.route.kind,
+        )  # fmt: skip
+
+    async def _refused(self, item: OutboxItem, leg: _Leg | None, error: str, now: float) -> str:
+        """Fall back at once to the next route after a final refusal, or give up."""
+        if leg is not None and leg.index + 1 < leg.count:
+            await self.service.store.finish_attempt(
+                item.id,
+                state="retry-wait",
+                now=now,
+                next_attempt_at=now,
+                error=error,
+                route_index=leg.index + 1,
+                route_failures=0,
+                ledger_events=[self._fallback_event(item, leg, now)],
+            )
+            log.warning(
+                "delivery.fallback", digest=item.envelope_digest.hex(),
+                recipient=item.destination, route=leg.route.kind, error=error,
+            )  # fmt: skip
+            return "fallback"
+        await self.service.store.finish_attempt(
+            item.id,
+            state="dead",
+            now=now,
+            error=error,
+            # An attempt that ended the item, not a recipient's "rejected" receipt.
+            ledger_events=[
+                _event("attempted", int(now), item.origin, item.envelope_digest,
+                       counterparty=item.destination, reason="refused")
+            ],
+        )  # fmt: skip
+        self.stats.dead += 1
+        log.warning(
+            "delivery.dead-letter",
+            digest=item.envelope_digest.hex(),
+            recipient=item.destination,
+            attempt=item.attempts,
+            error=error,
+        )
+        return "refused"
+
+    async def _retry_or_dead(
+        self, item: OutboxItem, leg: _Leg | None, error: str, now: float
+    ) -> None:
         if now - item.created_at >= self.config.dead_letter_after:
             await self.service.store.finish_attempt(item.id, state="dead", now=now, error=error)
             self.stats.dead += 1
@@ -211,25 +258,41 @@ class DeliveryWorker:
         # comes back is not hit by every sender at the same instant.
         step = min(self.config.backoff_max, self.config.backoff_base * 2 ** (item.attempts - 1))
         delay = step * (0.5 + self.rng.random() / 2)
+        failures = item.route_failures + 1
+        route_index: int | None = None
+        events: list[bytes] = []
+        if leg is not None and leg.count > 1 and failures >= self.config.fallback_after:
+            # Enough failures in a row here: the next attempt takes the next route, cycling
+            # back to the first after the last, so a route that is down never loses an item.
+            route_index, failures = (leg.index + 1) % leg.count, 0
+            events.append(self._fallback_event(item, leg, now))
         await self.service.store.finish_attempt(
-            item.id, state="retry-wait", now=now, next_attempt_at=now + delay, error=error
+            item.id,
+            state="retry-wait",
+            now=now,
+            next_attempt_at=now + delay,
+            error=error,
+            route_index=route_index,
+            route_failures=failures,
+            ledger_events=events,
         )
         self.stats.retried += 1
 
-    async def _send(self, item: OutboxItem, message_id: bytes, body: bytes) -> bytes:
-        """Push one message through the HTTPS connector; return the peer's answer."""
-        address = https_address(self.service, item.destination)
+    async def _send(self, item: OutboxItem, leg: _Leg, message_id: bytes, body: bytes) -> bytes:
+        """Hand one message to the leg's connector; return what the destination answered."""
         message = Message(item.kind, message_id, item.origin, item.destination, body)
-        outcome = await self.https.deliver(message, address, timeout=self.config.timeout)
+        outcome = await leg.connector.deliver(
+            message, leg.route.address, timeout=self.config.timeout
+        )
         if isinstance(outcome, RetryLater):
             raise _RetryError(outcome.reason)
         if isinstance(outcome, Refused):
             raise _RefusedError(outcome.reason)
         return outcome.receipt
 
-    async def _push_envelope(self, item: OutboxItem) -> None:
+    async def _push_envelope(self, item: OutboxItem, leg: _Leg) -> None:
         body = await asyncio.to_thread(self.service.store.body_path(item.ref).read_bytes)
-        answer = await self._send(item, item.envelope_digest, body)
+        answer = await self._send(item, leg, item.envelope_digest, body)
         envelope = await self.service.store.envelope(item.ref)
         if envelope is None:  # pragma: no cover - the row is committed before the item
             raise _RefusedError("the envelope is no longer held")
@@ -260,11 +323,11 @@ class DeliveryWorker:
             ],
         )  # fmt: skip
 
-    async def _push_receipt(self, item: OutboxItem) -> None:
+    async def _push_receipt(self, item: OutboxItem, leg: _Leg) -> None:
         record = await self.service.store.receipt(item.ref)
         if record is None:  # pragma: no cover - committed with the item
             raise _RefusedError("the receipt is no longer held")
-        await self._send(item, record.digest, record.signed)
+        await self._send(item, leg, record.digest, record.signed)
         await self.service.store.finish_attempt(
             item.id, state="delivered", now=self.service.clock()
         )

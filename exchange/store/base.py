@@ -55,6 +55,8 @@ class OutboxItem:
     created_at: float
     updated_at: float
     last_error: str | None
+    route_index: int = 0
+    route_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,8 @@ class Store(Protocol):
         error: str | None = None,
         receipt: ReceiptRecord | None = None,
         ledger_events: Sequence[bytes] = (),
+        route_index: int | None = None,
+        route_failures: int | None = None,
     ) -> None:
         """Record the outcome of an attempt, with any receipt and ledger events, at once."""
         ...

@@ -94,4 +94,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX nonces_by_created ON nonces (created)",
     ),
+    (
+        # Routing with fallback (issue 4): which of the destination's routes the item is on,
+        # and how many attempts in a row failed there.
+        "ALTER TABLE outbox ADD COLUMN route_index INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN route_failures INTEGER NOT NULL DEFAULT 0",
+    ),
 )

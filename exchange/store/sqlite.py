@@ -57,7 +57,7 @@ MAX_GROUP: Final = 256
 
 _OUTBOX_COLUMNS = (
     "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
-    "created_at, updated_at, last_error"
+    "created_at, updated_at, last_error, route_index, route_failures"
 )
 _ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
 
@@ -101,6 +101,8 @@ def _outbox(row: sqlite3.Row) -> OutboxItem:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         last_error=row["last_error"],
+        route_index=row["route_index"],
+        route_failures=row["route_failures"],
     )
 
 
@@ -425,14 +427,17 @@ class SqliteStore:
         error: str | None = None,
         receipt: ReceiptRecord | None = None,
         ledger_events: Sequence[bytes] = (),
+        route_index: int | None = None,
+        route_failures: int | None = None,
     ) -> None:
         """Record the outcome of an attempt, with any receipt and ledger events, at once."""
 
         def tx(db: sqlite3.Connection) -> None:
             db.execute(
                 "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-                "last_error = ?, updated_at = ? WHERE id = ?",
-                (state, next_attempt_at, error, now, item_id),
+                "last_error = ?, updated_at = ?, route_index = COALESCE(?, route_index), "
+                "route_failures = COALESCE(?, route_failures) WHERE id = ?",
+                (state, next_attempt_at, error, now, route_index, route_failures, item_id),
             )
             if receipt is not None:
                 self._insert_receipt(db, receipt, now)

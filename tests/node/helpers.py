@@ -117,8 +117,10 @@ def signed_headers(
     )
 
 
-def publish_route(world: Deployment, org: OrgId, address: str) -> None:
-    """Sign a newer directory where ``org`` is reached at ``address``; every node adopts it."""
+def publish_route(world: Deployment, org: OrgId, *addresses: str) -> None:
+    """Sign a newer directory where ``org`` is reached at ``addresses`` (https routes, in
+    order of preference); every node adopts it.
+    """
     assert world.authority is not None
     assert world.directory is not None
     version = world.directory.version + 1
@@ -129,7 +131,7 @@ def publish_route(world: Deployment, org: OrgId, address: str) -> None:
             e.name,
             e.kind,
             e.keys,
-            (Route("https", address),) if e.id == org else routes[e.id],
+            tuple(Route("https", a) for a in addresses) if e.id == org else routes[e.id],
         )
         for e in world.entries
     ]

@@ -1,0 +1,82 @@
+"""Routing with fallback: the directory's routes in order, the next one on refusal or after
+repeated failures, every fallback in the ledger, nothing lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from exchange.ledger.events import EventType, decode_event
+from exchange.node.loopback import Deployment, start_deployment
+from keys.keyfile import KdfParams
+
+from .conftest import FAST_DELIVERY, LA, ORGS, SCHOOL
+from .helpers import client, publish_route, sent, stand_in_peer, submit, until
+
+
+async def refuse(request: web.Request) -> web.StreamResponse:
+    """Answer every push with 403, a final refusal."""
+    del request
+    return web.json_response({"error": "403", "message": "refused"}, status=403)
+
+
+async def unavailable(request: web.Request) -> web.StreamResponse:
+    """Answer every push with 503, a failure that may pass."""
+    del request
+    return web.json_response({"error": "503", "message": "down"}, status=503)
+
+
+@pytest.fixture
+async def routed(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """Start the nodes with fallback after two failures on a route."""
+    world = await start_deployment(
+        tmp_path / "world",
+        ORGS,
+        users={SCHOOL: ["dsl"], LA: ["staff"]},
+        delivery=dataclasses.replace(FAST_DELIVERY, fallback_after=2),
+        kdf=KdfParams.fast_for_tests(),
+    )
+    yield world
+    await world.stop()
+
+
+async def _deliver_via(world: Deployment, first: str) -> tuple[str, list[EventType]]:
+    """Submit one referral to the LA and wait until it is delivered; return the ledger kinds."""
+    publish_route(world, LA, first, world.url("la"))
+    async with client(world) as http:
+        digest = (await submit(http, world, b"synthetic", [LA]))["digest"]
+
+        async def delivered() -> bool:
+            item = await sent(http, world, digest)
+            return bool(item["recipients"][0]["delivery_state"] == "delivered")
+
+        await until(delivered, timeout=20.0)
+    store = world.nodes["school"].service.store
+    events = [decode_event(e) for _, e in await store.ledger_events_for(bytes.fromhex(digest))]
+    return digest, [e.type for e in events]
+
+
+async def test_refusing_route_falls_back_at_once(routed: Deployment) -> None:
+    """A route answering 403 is left after one attempt; the next route delivers."""
+    async with stand_in_peer(routed, refuse) as address:
+        _, kinds = await _deliver_via(routed, address)
+    assert kinds == [EventType.SUBMITTED, EventType.FALLBACK, EventType.DELIVERED]
+    inbox = await routed.nodes["la"].service.store.inbox(LA, limit=10)
+    assert len(inbox) == 1
+
+
+async def test_failing_route_falls_back_after_the_configured_failures(routed: Deployment) -> None:
+    """A route answering 503 is retried twice (fallback_after=2), then the next route delivers."""
+    async with stand_in_peer(routed, unavailable) as address:
+        digest, kinds = await _deliver_via(routed, address)
+    assert kinds == [EventType.SUBMITTED, EventType.FALLBACK, EventType.DELIVERED]
+    [item] = (
+        await routed.nodes["school"].service.store.sent_item(SCHOOL, bytes.fromhex(digest))
+    ).deliveries  # type: ignore[union-attr]
+    assert item.attempts == 3
+    assert item.route_index == 1
