@@ -118,8 +118,9 @@ def signed_headers(
 
 
 def publish_route(world: Deployment, org: OrgId, *addresses: str) -> None:
-    """Sign a newer directory where ``org`` is reached at ``addresses`` (https routes, in
-    order of preference); every node adopts it.
+    """Sign a newer directory giving ``org`` the https routes ``addresses``, in order.
+
+    Every node adopts it at once.
     """
     assert world.authority is not None
     assert world.directory is not None

@@ -1,5 +1,6 @@
-"""Routing with fallback: the directory's routes in order, the next one on refusal or after
-repeated failures, every fallback in the ledger, nothing lost.
+"""Routing with fallback: the directory's routes in order, the next on refusal or failures.
+
+Every fallback is an event in the ledger, and nothing is lost on the way.
 """
 
 from __future__ import annotations
