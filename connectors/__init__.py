@@ -1,5 +1,8 @@
-"""Transports behind one small protocol: HTTPS push, NHS MESH, relay mailboxes, SMTP.
+"""Transports behind one small protocol (``connectors.base``): deliver, collect, acknowledge.
 
-Empty in this release; the connector protocol and its conformance suite arrive with the
-routing issue. Envelopes are sealed before any connector sees them.
+``https`` pushes to a peer node (the outbox uses it today), ``mesh`` speaks the NHS MESH
+REST API, ``smtp`` sends a sealed envelope as a mail attachment or a PII-free notification,
+and ``memory`` is the in-process fake for fast tests. Every connector passes the same
+conformance suite (tests/connectors/conformance.py). Envelopes are sealed before any
+connector sees them; connectors carry ciphertext and ids only.
 """
