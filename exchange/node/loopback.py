@@ -91,7 +91,8 @@ class Deployment:
             await node.stop()
 
 
-def _certificate_authority(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def certificate_authority(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Create a private test CA (valid two days) and write its certificate to ``ca.pem``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exchange loopback test CA")])
     now = dt.datetime.now(dt.UTC)
@@ -110,9 +111,10 @@ def _certificate_authority(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x5
     return key, cert
 
 
-def _server_certificate(
+def server_certificate(
     folder: Path, name: str, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
 ) -> TlsConfig:
+    """Issue a certificate for IP 127.0.0.1 as ``name``; write ``name``.crt and .key.pem."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -169,7 +171,7 @@ async def start_deployment(
     os.environ[PASSPHRASE_ENV] = secret
     folder.mkdir(parents=True, exist_ok=True)
     deployment = Deployment(folder=folder, orgs=tuple(orgs))
-    ca_key, ca = _certificate_authority(folder)
+    ca_key, ca = certificate_authority(folder)
     deployment.ca_file = folder / "ca.pem"
     now = int(time.time())
     key_files: dict[OrgId, Path] = {}
@@ -208,7 +210,7 @@ async def start_deployment(
                 if s.node == node_name
             ),
             delivery=delivery or DeliveryConfig(),
-            tls=_server_certificate(folder, node_name, ca_key, ca),
+            tls=server_certificate(folder, node_name, ca_key, ca),
         )
         node = Node(config)
         await node.start()

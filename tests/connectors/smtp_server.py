@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import ipaddress
 import socket
 import ssl
 import warnings
@@ -24,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from exchange.node.loopback import certificate_authority, server_certificate
 
 USERNAME = "exchange-node"
 PASSWORD = "correct horse battery staple 7Q!"  # noqa: S105 - the test server's one user
@@ -49,48 +45,12 @@ class ThrowawayCa:
 
 
 def make_test_ca(folder: Path) -> ThrowawayCa:
-    """Create a CA and a server certificate whose SAN is IP 127.0.0.1 (as in loopback.py)."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smtp test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smtp.test")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    """Create a CA and a server certificate whose SAN is IP 127.0.0.1 (loopback.py's)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = ThrowawayCa(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    paths.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
+    ca_key, ca = certificate_authority(folder)
+    tls = server_certificate(folder, "server", ca_key, ca)
+    assert tls.ca is not None
+    return ThrowawayCa(tls.ca, tls.cert, tls.key)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
-import ipaddress
 import re
 import socket
 import ssl
@@ -18,10 +16,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
 from connectors.https import (
@@ -33,7 +27,12 @@ from connectors.https import (
     request_signer,
 )
 from exchange.envelope import Recipient, seal
-from exchange.node.loopback import Deployment, start_deployment
+from exchange.node.loopback import (
+    Deployment,
+    certificate_authority,
+    server_certificate,
+    start_deployment,
+)
 from exchange.receipts import ReceiptStatus, verify_receipt
 from keys.ids import OrgId
 from keys.keyfile import KdfParams
@@ -377,48 +376,11 @@ def test_peer_url() -> None:
 
 def _throwaway_tls(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """Return (server, client) contexts: a private CA and a certificate for 127.0.0.1."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connector test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    (folder / "peer.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "peer.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    ca_key, ca = certificate_authority(folder)
+    tls = server_certificate(folder, "peer", ca_key, ca)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(folder / "peer.crt", folder / "peer.key")
-    trusted = ssl.create_default_context(
-        cadata=ca.public_bytes(serialization.Encoding.PEM).decode()
-    )
+    server.load_cert_chain(tls.cert, tls.key)
+    trusted = ssl.create_default_context(cafile=str(tls.ca))
     return server, trusted
 
 
