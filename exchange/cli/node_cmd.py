@@ -178,6 +178,27 @@ def _digests_for(args: argparse.Namespace, wanted: str, events: list[bytes]) -> 
     return asyncio.run(lookup())
 
 
+def outbox_requeue_command(args: argparse.Namespace) -> int:
+    """Put dead outbox items back in the queue after the cause was fixed."""
+    config = _config(args)
+    digest = None
+    if args.digest is not None:
+        if re.fullmatch(r"[0-9a-f]{64}", args.digest) is None:
+            raise UsageError("DIGEST must be 64 lower-case hexadecimal characters")
+        digest = bytes.fromhex(args.digest)
+
+    async def requeue() -> int:
+        store = await SqliteStore.open(config.data_dir)
+        try:
+            return await store.requeue_dead(time.time(), digest)
+        finally:
+            await store.close()
+
+    count = asyncio.run(requeue())
+    common.note(f"requeued {count} dead outbox item(s); a running node picks them up within its poll interval")
+    return 0
+
+
 def register(sub: common.Subcommands) -> None:
     """Add the node commands to the ``exchange`` parser."""
     serve = sub.add_parser(
@@ -205,6 +226,19 @@ def register(sub: common.Subcommands) -> None:
     add.add_argument("--name", required=True, help="the user's display name")
     add.add_argument("--role", required=True, choices=_ROLES, help="the user's role")
     add.set_defaults(handler=users_add_command)
+
+    outbox = sub.add_parser("outbox", help="operate on the node's outbox")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)
+    requeue = outbox_sub.add_parser(
+        "requeue",
+        help="put dead items back in the queue",
+        description="Give dead outbox items (all, or those of one envelope) a fresh start on "
+        "their first route, once the cause (a peer's address, credentials) has been fixed. "
+        "The dead-letter age counts again from now.",
+    )
+    requeue.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
+    requeue.add_argument("digest", nargs="?", metavar="DIGEST", help="only this envelope")
+    requeue.set_defaults(handler=outbox_requeue_command)
 
     ledger = sub.add_parser("ledger", help="check the ledger or prove an envelope's events")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND", required=True)

@@ -170,6 +170,10 @@ class Store(Protocol):
         """After a restart, put items left ``attempting`` back in the queue; return how many."""
         ...
 
+    async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
+        """Give dead items (of one envelope, or all) a fresh start; return how many."""
+        ...
+
     async def outbox_counts(self) -> dict[str, int]:
         """Return the number of outbox items in each state."""
         ...

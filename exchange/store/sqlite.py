@@ -458,6 +458,20 @@ class SqliteStore:
 
         return await self._tx(tx)
 
+    async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
+        """Give dead items (of one envelope, or all) a fresh start on their first route."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = ?, updated_at = ?, "
+                "created_at = ?, route_index = 0, route_failures = 0 WHERE state = 'dead' "
+                "AND (? IS NULL OR envelope_digest = ?)",
+                (now, now, now, envelope_digest, envelope_digest),
+            )
+            return cursor.rowcount
+
+        return await self._tx(tx)
+
     async def outbox_counts(self) -> dict[str, int]:
         """Return the number of outbox items in each state."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from exchange.cli.main import main
 from exchange.node.config import DeliveryConfig, load_config
 from exchange.node.loopback import Deployment, start_deployment
 from exchange.node.runtime import Node
@@ -211,3 +213,26 @@ async def test_backoff_counts_from_the_end_of_a_timed_out_attempt(tmp_path: Path
             assert time.monotonic() - started >= 2.0
     finally:
         await world.stop()
+
+
+async def test_dead_items_are_requeued_and_delivered_once_the_cause_is_fixed(
+    mortal: Deployment,
+) -> None:
+    """`exchange outbox requeue` gives dead items a fresh start; they are then delivered."""
+    world = mortal
+    await world.nodes["la"].stop()
+    async with client(world) as http:
+        digest = (await submit(http, world, b'{"synthetic": "requeue"}', [LA, NURSES]))["digest"]
+
+        async def state_is(state: str) -> bool:
+            item = await sent(http, world, digest)
+            return all(r["delivery_state"] == state for r in item["recipients"])
+
+        await until(lambda: state_is("dead"), what="dead letters")
+        world.nodes["la"] = Node(load_config(world.folder / "node-la.toml"))
+        await world.nodes["la"].start()
+        argv = ["outbox", "requeue", "--config", str(world.folder / "node-school.toml"), digest]
+        assert await asyncio.to_thread(main, argv) == 0
+        await until(lambda: state_is("delivered"), what="delivery after the requeue")
+    inbox = await world.nodes["la"].service.store.inbox(LA, limit=10)
+    assert [i.envelope.digest.hex() for i in inbox] == [digest]
