@@ -195,7 +195,10 @@ def outbox_requeue_command(args: argparse.Namespace) -> int:
             await store.close()
 
     count = asyncio.run(requeue())
-    common.note(f"requeued {count} dead outbox item(s); a running node picks them up within its poll interval")
+    common.note(
+        f"requeued {count} dead outbox item(s); a running node picks them up within its "
+        "poll interval"
+    )
     return 0
 
 
