@@ -38,6 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+# The keys are the envelope vectors' own (this script's folder is first on sys.path when it
+# runs), so an organisation's current keys are the same in both vector sets.
+from generate import Generation
+
 from exchange.receipts import (
     Receipt,
     ReceiptStatus,
@@ -46,12 +50,10 @@ from exchange.receipts import (
     sign_receipt,
 )
 from keys.ids import KeyId, OrgId
-from keys.keypairs import EncryptionKey, SigningKey
 
 HERE: Final = Path(__file__).resolve().parent
 OUT: Final = HERE / "receipts"
 
-KEY_LABEL: Final = b"exchange/v1/test-vector-key\x00"
 FORMAT_NAME: Final = "exchange-receipt-v1-test-vector"
 
 #: The fixed clock: 2026-01-01T00:00:00Z, the envelope vectors' ``now``.
@@ -72,34 +74,6 @@ STATUS_BYTES: Final = {"delivered": 1, "opened": 2, "acknowledged": 3, "rejected
 
 
 # --- keys and the directory -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One key generation of one organisation, and how the directory lists it."""
-
-    org: str
-    name: str
-    not_before: int
-    not_after: int
-    revoked: bool = False
-    listed: bool = True
-
-    def seed(self, algorithm: str) -> bytes:
-        """Return the fixed secret of this generation for ``algorithm`` (as generate.py)."""
-        return hashlib.sha256(
-            b"\x00".join([KEY_LABEL + algorithm.encode(), self.org.encode(), self.name.encode()])
-        ).digest()
-
-    @property
-    def signing(self) -> SigningKey:
-        """Return the Ed25519 key built from the fixed seed."""
-        return SigningKey(self.seed("ed25519"))
-
-    @property
-    def encryption(self) -> EncryptionKey:
-        """Return the X25519 key built from the fixed secret."""
-        return EncryptionKey(self.seed("x25519"))
 
 
 def _current(org: str) -> Generation:
@@ -135,10 +109,10 @@ def keys_json() -> list[dict[str, Any]]:
             "org": gen.org,
             "generation": gen.name,
             "ed25519_seed": gen.seed("ed25519").hex(),
-            "ed25519_public": gen.signing.public.raw.hex(),
-            "ed25519_key_id": gen.signing.public.key_id.hex(),
+            "ed25519_public": gen.pair.signing.public.raw.hex(),
+            "ed25519_key_id": gen.pair.signing.public.key_id.hex(),
             "x25519_secret": gen.seed("x25519").hex(),
-            "x25519_public": gen.encryption.public.raw.hex(),
+            "x25519_public": gen.pair.encryption.public.raw.hex(),
         }
         for gen in GENERATIONS
     ]
@@ -150,9 +124,9 @@ def directory_json() -> list[dict[str, Any]]:
         {
             "org": gen.org,
             "generation": gen.name,
-            "signing_public": gen.signing.public.raw.hex(),
-            "signing_key_id": gen.signing.public.key_id.hex(),
-            "encryption_public": gen.encryption.public.raw.hex(),
+            "signing_public": gen.pair.signing.public.raw.hex(),
+            "signing_key_id": gen.pair.signing.public.key_id.hex(),
+            "encryption_public": gen.pair.encryption.public.raw.hex(),
             "not_before": gen.not_before,
             "not_after": gen.not_after,
             "revoked": gen.revoked,
@@ -224,7 +198,7 @@ class Fields:
     @property
     def receipter_key(self) -> bytes:
         """Return the key id of the receipter's signing key of this generation."""
-        return generation(self.receipter, self.generation).signing.public.key_id
+        return generation(self.receipter, self.generation).pair.signing.public.key_id
 
 
 def _str8(value: str) -> bytes:
@@ -501,7 +475,7 @@ def _common(name: str, kind: str, description: str, env: Envelope) -> dict[str, 
 def _signed_positive(case: PositiveCase, env: Envelope) -> tuple[Fields, bytes, bytes]:
     f = case.fields(env)
     statement = raw_statement(f)
-    signature = generation(f.receipter, f.generation).signing.sign(statement)
+    signature = generation(f.receipter, f.generation).pair.signing.sign(statement)
     receipt = Receipt(
         status=ReceiptStatus(f.status),
         envelope_digest=f.envelope_digest,
@@ -515,7 +489,7 @@ def _signed_positive(case: PositiveCase, env: Envelope) -> tuple[Fields, bytes, 
     )
     # The spec-only encoder must agree with the implementation byte for byte, or the
     # negative vectors would differ from real receipts in more than their one defect.
-    signed = sign_receipt(receipt, generation(f.receipter, f.generation).signing)
+    signed = sign_receipt(receipt, generation(f.receipter, f.generation).pair.signing)
     if encode_receipt(receipt) != statement or signed.signature != signature:
         raise AssertionError(f"raw_statement disagrees with exchange.receipts for {case.name}")
     if serialize_signed(signed) != wire(statement, signature):
@@ -546,7 +520,7 @@ def negative_vector(neg: NegativeCase) -> dict[str, Any]:
     if neg.edit_statement is not None:
         statement = neg.edit_statement(statement)
     signer = neg.signer or (f.receipter, f.generation)
-    signed = wire(statement, generation(*signer).signing.sign(statement))
+    signed = wire(statement, generation(*signer).pair.signing.sign(statement))
     if neg.edit_wire is not None:
         signed = neg.edit_wire(signed)
     by_name = {c.name: c for c in POSITIVE}
