@@ -24,12 +24,57 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class MeshTenantConfig:
+    """A tenant's NHS MESH mailbox. Secrets come from the named environment variables."""
+
+    url: str
+    mailbox: str
+    password_env: str
+    shared_key_env: str
+    workflow: str = "EXCHANGE_ENVELOPE"
+    chunk_size: int = 20 * 1024 * 1024
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    ca: Path | None = None
+    #: Plain HTTP to the MESH sandbox on loopback; never for the live service.
+    allow_http: bool = False
+
+
+@dataclass(frozen=True)
 class TenantConfig:
     """One organisation the node serves, with its key files (oldest first)."""
 
     org: OrgId
     key_files: tuple[Path, ...]
     passphrase_env: str
+    #: Staff mailboxes told (without personal data) that an item is waiting.
+    notify: tuple[str, ...] = ()
+    mesh: MeshTenantConfig | None = None
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail submission server: for the ``smtp`` route and staff notifications."""
+
+    host: str
+    port: int
+    from_address: str
+    message_id_domain: str
+    mode: str = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    ca: Path | None = None
+    link_template: str | None = None
+    #: Plain SMTP on loopback; tests only.
+    allow_plain: bool = False
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """This node also keeps relay mailboxes for organisations that collect (docs/relay.md)."""
+
+    retention: float = 30 * 24 * 3600.0
+    max_items: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +90,11 @@ class DeliveryConfig:
     poll_interval: float = 0.5
     #: Failed attempts in a row on one route before the next route is tried.
     fallback_after: int = 3
+    #: Seconds between collection rounds of pull routes (NHS MESH, relay mailboxes).
+    collect_interval: float = 5.0
+    #: An envelope handed to a MESH, relay or SMTP route without a ``delivered`` receipt
+    #: after this many seconds is shown as overdue.
+    overdue_after: float = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +125,8 @@ class NodeConfig:
     tls: TlsConfig | None
     max_envelope_bytes: int = 64 * 1024 * 1024
     max_json_bytes: int = 256 * 1024
+    smtp: SmtpSettings | None = None
+    relay: RelayConfig | None = None
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -119,13 +171,98 @@ def _delivery(table: Mapping[str, Any]) -> DeliveryConfig:
     return DeliveryConfig(**values)
 
 
+def _optional(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    return _get(table, key, kind, where) if key in table else None
+
+
+def _optional_path(base: Path, table: Mapping[str, Any], key: str, where: str) -> Path | None:
+    value = _optional(table, key, str, where)
+    return None if value is None else _path(base, value)
+
+
+def _mesh(table: Any, base: Path, where: str) -> MeshTenantConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    _check_keys(table, set(MeshTenantConfig.__dataclass_fields__), where)
+    mesh = MeshTenantConfig(
+        url=_get(table, "url", str, where),
+        mailbox=_get(table, "mailbox", str, where),
+        password_env=_get(table, "password_env", str, where),
+        shared_key_env=_get(table, "shared_key_env", str, where),
+        workflow=_optional(table, "workflow", str, where) or "EXCHANGE_ENVELOPE",
+        chunk_size=_optional(table, "chunk_size", int, where) or 20 * 1024 * 1024,
+        client_cert=_optional_path(base, table, "client_cert", where),
+        client_key=_optional_path(base, table, "client_key", where),
+        ca=_optional_path(base, table, "ca", where),
+        allow_http=bool(_optional(table, "allow_http", bool, where)),
+    )
+    if not mesh.url.startswith("https://") and not (
+        mesh.allow_http and mesh.url.startswith("http://")
+    ):
+        raise ConfigError(f"{where}.url must start with https://")
+    if (mesh.client_cert is None) != (mesh.client_key is None):
+        raise ConfigError(f"{where}.client_cert and {where}.client_key go together")
+    if mesh.chunk_size <= 0:
+        raise ConfigError(f"{where}.chunk_size must be greater than zero")
+    return mesh
+
+
+def _smtp(table: Any, base: Path) -> SmtpSettings:
+    where = "smtp"
+    if not isinstance(table, dict):
+        raise ConfigError("smtp must be a table")
+    _check_keys(table, set(SmtpSettings.__dataclass_fields__) - {"from_address"} | {"from"}, where)
+    port = _get(table, "port", int, where)
+    if not 0 < port < 65536:
+        raise ConfigError("smtp.port must be from 1 to 65535")
+    mode = _optional(table, "mode", str, where) or "starttls"
+    if mode not in {"starttls", "tls", "plain"}:
+        raise ConfigError("smtp.mode must be starttls, tls or plain")
+    settings = SmtpSettings(
+        host=_get(table, "host", str, where),
+        port=port,
+        from_address=_get(table, "from", str, where),
+        message_id_domain=_get(table, "message_id_domain", str, where),
+        mode=mode,
+        username=_optional(table, "username", str, where),
+        password_env=_optional(table, "password_env", str, where),
+        ca=_optional_path(base, table, "ca", where),
+        link_template=_optional(table, "link_template", str, where),
+        allow_plain=bool(_optional(table, "allow_plain", bool, where)),
+    )
+    if (settings.username is None) != (settings.password_env is None):
+        raise ConfigError("smtp.username and smtp.password_env go together")
+    if mode == "plain" and not settings.allow_plain:
+        raise ConfigError("smtp.mode plain sends mail unencrypted; it needs allow_plain = true")
+    return settings
+
+
+def _relay(table: Any) -> RelayConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("relay must be a table")
+    _check_keys(table, set(RelayConfig.__dataclass_fields__), "relay")
+    retention = _optional(table, "retention", float, "relay")
+    max_items = _optional(table, "max_items", int, "relay")
+    for name, value in (("retention", retention), ("max_items", max_items)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"relay.{name} must be greater than zero")
+    return RelayConfig(
+        retention=RelayConfig.retention if retention is None else retention,
+        max_items=RelayConfig.max_items if max_items is None else max_items,
+    )
+
+
 def parse_config(text: str, base: Path) -> NodeConfig:
     """Validate configuration ``text``; relative paths are taken from ``base``."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the configuration is not valid TOML: {exc}") from None
-    _check_keys(doc, {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits"}, "")
+    _check_keys(
+        doc,
+        {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"},
+        "",
+    )
     node = _get(doc, "node", dict, "config")
     _check_keys(node, {"name", "listen", "public_url", "data_dir"}, "node")
     listen = _get(node, "listen", str, "node")
@@ -149,7 +286,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         where = f"tenants[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(f"{where} must be a table")
-        _check_keys(t, {"org", "keys", "passphrase_env"}, where)
+        _check_keys(t, {"org", "keys", "passphrase_env", "notify", "mesh"}, where)
         try:
             org = parse_org_id(_get(t, "org", str, where), field=f"{where}.org")
         except ValueError as exc:
@@ -157,11 +294,16 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         key_files = _get(t, "keys", list, where)
         if not key_files or not all(isinstance(k, str) for k in key_files):
             raise ConfigError(f"{where}.keys must be a non-empty list of key file paths")
+        notify = t.get("notify", [])
+        if not isinstance(notify, list) or not all(isinstance(a, str) for a in notify):
+            raise ConfigError(f"{where}.notify must be a list of mail addresses")
         tenants.append(
             TenantConfig(
                 org,
                 tuple(_path(base, k) for k in key_files),
                 _get(t, "passphrase_env", str, where),
+                notify=tuple(notify),
+                mesh=_mesh(t["mesh"], base, f"{where}.mesh") if "mesh" in t else None,
             )
         )
     if len({t.org for t in tenants}) != len(tenants):
@@ -195,6 +337,8 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         tls=tls,
         max_envelope_bytes=int(limits.get("max_envelope_bytes", 64 * 1024 * 1024)),
         max_json_bytes=int(limits.get("max_json_bytes", 256 * 1024)),
+        smtp=_smtp(doc["smtp"], base) if "smtp" in doc else None,
+        relay=_relay(doc["relay"]) if "relay" in doc else None,
     )
 
 
@@ -251,12 +395,36 @@ def config_to_toml(config: NodeConfig) -> str:
         if config.tls.ca is not None:
             lines.append(f"ca = {_toml_string(str(config.tls.ca))}")
         lines.append("")
+    if config.relay is not None:
+        lines += ["[relay]", *_toml_fields(config.relay), ""]
+    if config.smtp is not None:
+        lines += ["[smtp]", *_toml_fields(config.smtp, rename={"from_address": "from"}), ""]
     for tenant in config.tenants:
         lines += [
             "[[tenants]]",
             f"org = {_toml_string(tenant.org)}",
             "keys = [" + ", ".join(_toml_string(str(k)) for k in tenant.key_files) + "]",
             f"passphrase_env = {_toml_string(tenant.passphrase_env)}",
+            "notify = [" + ", ".join(_toml_string(a) for a in tenant.notify) + "]",
             "",
         ]
+        if tenant.mesh is not None:
+            lines += ["[tenants.mesh]", *_toml_fields(tenant.mesh), ""]
     return "\n".join(lines)
+
+
+def _toml_fields(value: Any, rename: Mapping[str, str] | None = None) -> list[str]:
+    """Return ``key = value`` lines for a settings dataclass, leaving out unset values."""
+    lines = []
+    for name in value.__dataclass_fields__:
+        field_value = getattr(value, name)
+        if field_value is None:
+            continue
+        key = (rename or {}).get(name, name)
+        if isinstance(field_value, bool):
+            lines.append(f"{key} = {'true' if field_value else 'false'}")
+        elif isinstance(field_value, int | float):
+            lines.append(f"{key} = {field_value!r}")
+        else:
+            lines.append(f"{key} = {_toml_string(str(field_value))}")
+    return lines

@@ -1,12 +1,22 @@
-"""The outbox worker: pushes envelopes and receipts to peer nodes, with retry and dead letter.
+"""The outbox worker: sends envelopes, receipts and notices, with routing, retry and dead letter.
 
-Each outbox item is one message (an envelope or a receipt) for one destination organisation.
-The worker claims due items, hands each to the HTTPS push connector (``connectors.https``:
-the directory's ``https`` route, the request signed with the origin organisation's key,
-docs/protocol.md), and records the outcome in the same transaction as the receipt and ledger
-event it produced. Failures that may pass (network errors, timeouts, 5xx, 429) wait with
-exponential backoff and jitter; refusals (other 4xx, a receipt that does not verify) and
-items older than the dead-letter age go to ``dead``, which raises an alert.
+Each outbox item is one message (an envelope or a receipt) for one destination organisation,
+or a notice (a PII-free mail telling staff an item waits). The worker claims due items and
+hands each to the connector of its current route (:mod:`exchange.node.routing`: the
+directory's routes in order, HTTPS push, NHS MESH, relay mailbox or SMTP), and records the
+outcome in the same transaction as the receipt and ledger events it produced.
+
+- HTTPS push answers with the recipient's signed ``delivered`` receipt, verified here
+  against the digest this node computed before the item counts as delivered.
+- MESH, relay mailboxes and SMTP only take the item over (``handed-over``); the
+  ``delivered`` receipt comes later, collected by :mod:`exchange.node.collect`, and an item
+  without one after ``overdue_after`` is shown overdue.
+- Failures that may pass (network errors, timeouts, 5xx, 429) wait with exponential backoff
+  and jitter; after ``fallback_after`` of them in a row the next route is tried. Refusals
+  (other 4xx, a receipt that does not verify) fall back to the next route at once, or go to
+  ``dead`` on the last one, as do items older than the dead-letter age.
+- Every attempt that does not end in a verified receipt, and every fallback, is a ledger
+  event (``attempted`` with the route kind and outcome, ``fallback``).
 
 Because the state is committed before and after every attempt, a crash at any point leaves
 items ``attempting``; the next start puts them back in the queue, and the receiver
@@ -24,15 +34,15 @@ from typing import Any
 
 import aiohttp
 
-from connectors.base import Connector, Message, Refused, RetryLater
+from connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
 from connectors.https import HttpsPushConnector, request_signer
+from connectors.smtp import SmtpConnector
 from exchange.logs import get_logger
 from exchange.node.config import DeliveryConfig
+from exchange.node.routing import Leg, NoRouteError, Routes
 from exchange.node.service import NodeService, _event, _receipt_record
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.store import OutboxItem
-from keys.directory import Route
-from keys.errors import KeyLookupError
 
 log = get_logger("exchange.delivery")
 
@@ -57,16 +67,6 @@ class DeliveryStats:
     latency_count: int = 0
 
 
-@dataclass(frozen=True)
-class _Leg:
-    """The route an attempt takes: its position among the usable routes, and its connector."""
-
-    index: int
-    count: int
-    route: Route
-    connector: Connector
-
-
 class DeliveryWorker:
     """Drains the outbox of one node."""
 
@@ -77,7 +77,10 @@ class DeliveryWorker:
         config: DeliveryConfig,
         *,
         rng: random.Random | None = None,
-        connectors: Mapping[str, Connector] | None = None,
+        routes: Routes | None = None,
+        smtp: SmtpConnector | None = None,
+        notify: Mapping[str, tuple[str, ...]] | None = None,
+        link_template: str | None = None,
     ) -> None:
         self.service = service
         self.session = session
@@ -92,7 +95,12 @@ class DeliveryWorker:
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stats = DeliveryStats()
-        self.connectors: dict[str, Connector] = {"https": self.https, **(connectors or {})}
+        self.routes = routes or Routes({})
+        self.routes.shared.setdefault("https", self.https)
+        #: Staff notifications: the mail connector and each organisation's staff mailboxes.
+        self.smtp = smtp
+        self.notify = dict(notify or {})
+        self.link_template = link_template
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then let in-flight attempts finish.
@@ -137,35 +145,29 @@ class DeliveryWorker:
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
 
-    def _leg(self, item: OutboxItem) -> _Leg:
-        """Pick the route for this attempt: the item's current one among those usable here.
-
-        The directory lists an organisation's routes in order of preference; routes of a
-        kind this node has no connector for are skipped.
-        """
+    def _leg(self, item: OutboxItem) -> Leg:
+        """Pick the route for this attempt: the item's current one among those usable here."""
         try:
-            org = self.service.directory.organisation(item.destination)
-        except KeyLookupError as exc:
+            legs = self.routes.legs(self.service.directory, item.origin, item.destination, item.via)
+        except NoRouteError as exc:
             raise _RefusedError(str(exc)) from None
-        usable = [r for r in org.routes if r.kind in self.connectors]
-        if not usable:
-            raise _RefusedError(f"the directory lists no route this node can use for {org.id}")
-        index = item.route_index % len(usable)
-        route = usable[index]
-        return _Leg(index, len(usable), route, self.connectors[route.kind])
+        return legs[item.route_index % len(legs)]
 
     async def attempt(self, item: OutboxItem) -> None:
         """Make one attempt on the item's current route and record its outcome."""
         started = time.monotonic()
         self.stats.attempts += 1
         now = self.service.clock()
-        leg: _Leg | None = None
+        leg: Leg | None = None
         try:
-            leg = self._leg(item)
-            if item.kind == "envelope":
-                await self._push_envelope(item, leg)
+            if item.kind == "notice":
+                await self._send_notice(item)
             else:
-                await self._push_receipt(item, leg)
+                leg = self._leg(item)
+                if item.kind == "envelope":
+                    await self._push_envelope(item, leg)
+                else:
+                    await self._push_receipt(item, leg)
         except _RetryError as exc:
             # Back off from the end of the attempt, not its start: an attempt that ran into
             # the timeout would otherwise be due again at once, hammering a hanging peer.
@@ -196,13 +198,21 @@ class DeliveryWorker:
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
-    def _fallback_event(self, item: OutboxItem, leg: _Leg, now: float) -> bytes:
+    def _fallback_event(self, item: OutboxItem, leg: Leg, now: float) -> bytes:
         return _event(
             "fallback", int(now), item.origin, item.envelope_digest,
             counterparty=item.destination, reason=leg.route.kind,
         )  # fmt: skip
 
-    async def _refused(self, item: OutboxItem, leg: _Leg | None, error: str, now: float) -> str:
+    def _attempt_event(self, item: OutboxItem, leg: Leg | None, outcome: str, now: float) -> bytes:
+        """Return the ledger event of an attempt, reason ``<outcome>:<route kind>``."""
+        kind = leg.route.kind if leg is not None else ("smtp" if item.kind == "notice" else "none")
+        return _event(
+            "attempted", int(now), item.origin, item.envelope_digest,
+            counterparty=item.destination, reason=f"{outcome}:{kind}",
+        )  # fmt: skip
+
+    async def _refused(self, item: OutboxItem, leg: Leg | None, error: str, now: float) -> str:
         """Fall back at once to the next route after a final refusal, or give up."""
         if leg is not None and leg.index + 1 < leg.count:
             await self.service.store.finish_attempt(
@@ -213,7 +223,10 @@ class DeliveryWorker:
                 error=error,
                 route_index=leg.index + 1,
                 route_failures=0,
-                ledger_events=[self._fallback_event(item, leg, now)],
+                ledger_events=[
+                    self._attempt_event(item, leg, "refused", now),
+                    self._fallback_event(item, leg, now),
+                ],
             )
             log.warning(
                 "delivery.fallback", digest=item.envelope_digest.hex(),
@@ -226,11 +239,8 @@ class DeliveryWorker:
             now=now,
             error=error,
             # An attempt that ended the item, not a recipient's "rejected" receipt.
-            ledger_events=[
-                _event("attempted", int(now), item.origin, item.envelope_digest,
-                       counterparty=item.destination, reason="refused")
-            ],
-        )  # fmt: skip
+            ledger_events=[self._attempt_event(item, leg, "refused", now)],
+        )
         self.stats.dead += 1
         log.warning(
             "delivery.dead-letter",
@@ -242,10 +252,13 @@ class DeliveryWorker:
         return "refused"
 
     async def _retry_or_dead(
-        self, item: OutboxItem, leg: _Leg | None, error: str, now: float
+        self, item: OutboxItem, leg: Leg | None, error: str, now: float
     ) -> None:
         if now - item.created_at >= self.config.dead_letter_after:
-            await self.service.store.finish_attempt(item.id, state="dead", now=now, error=error)
+            await self.service.store.finish_attempt(
+                item.id, state="dead", now=now, error=error,
+                ledger_events=[self._attempt_event(item, leg, "expired", now)],
+            )  # fmt: skip
             self.stats.dead += 1
             log.warning(
                 "delivery.dead-letter",
@@ -260,7 +273,7 @@ class DeliveryWorker:
         delay = step * (0.5 + self.rng.random() / 2)
         failures = item.route_failures + 1
         route_index: int | None = None
-        events: list[bytes] = []
+        events = [self._attempt_event(item, leg, "retry", now)]
         if leg is not None and leg.count > 1 and failures >= self.config.fallback_after:
             # Enough failures in a row here: the next attempt takes the next route, cycling
             # back to the first after the last, so a route that is down never loses an item.
@@ -278,9 +291,10 @@ class DeliveryWorker:
         )
         self.stats.retried += 1
 
-    async def _send(self, item: OutboxItem, leg: _Leg, message_id: bytes, body: bytes) -> bytes:
+    async def _send(self, item: OutboxItem, leg: Leg, message_id: bytes, body: bytes) -> Delivered:
         """Hand one message to the leg's connector; return what the destination answered."""
-        message = Message(item.kind, message_id, item.origin, item.destination, body)
+        kind: MessageKind = "envelope" if item.kind == "envelope" else "receipt"
+        message = Message(kind, message_id, item.origin, item.destination, body)
         outcome = await leg.connector.deliver(
             message, leg.route.address, timeout=self.config.timeout
         )
@@ -288,11 +302,27 @@ class DeliveryWorker:
             raise _RetryError(outcome.reason)
         if isinstance(outcome, Refused):
             raise _RefusedError(outcome.reason)
-        return outcome.receipt
+        return outcome
 
-    async def _push_envelope(self, item: OutboxItem, leg: _Leg) -> None:
+    async def _handed_over(self, item: OutboxItem, leg: Leg, answer: Delivered) -> None:
+        """Record that the route took the item; its ``delivered`` receipt comes later."""
+        now = self.service.clock()
+        await self.service.store.finish_attempt(
+            item.id,
+            state="delivered",
+            now=now,
+            route_kind=leg.route.kind,
+            transport_ref=answer.transport_ref or None,
+            ledger_events=[self._attempt_event(item, leg, "handed-over", now)],
+        )
+
+    async def _push_envelope(self, item: OutboxItem, leg: Leg) -> None:
         body = await asyncio.to_thread(self.service.store.body_path(item.ref).read_bytes)
-        answer = await self._send(item, leg, item.envelope_digest, body)
+        delivered = await self._send(item, leg, item.envelope_digest, body)
+        answer = delivered.receipt
+        if not answer:
+            await self._handed_over(item, leg, delivered)
+            return
         envelope = await self.service.store.envelope(item.ref)
         if envelope is None:  # pragma: no cover - the row is committed before the item
             raise _RefusedError("the envelope is no longer held")
@@ -317,17 +347,55 @@ class DeliveryWorker:
             state="delivered",
             now=self.service.clock(),
             receipt=record,
+            route_kind=leg.route.kind,
+            transport_ref=delivered.transport_ref or None,
             ledger_events=[
                 _event("delivered", receipt.time, item.origin, envelope.digest,
                        counterparty=item.destination, receipt=record.digest)
             ],
         )  # fmt: skip
 
-    async def _push_receipt(self, item: OutboxItem, leg: _Leg) -> None:
+    async def _push_receipt(self, item: OutboxItem, leg: Leg) -> None:
         record = await self.service.store.receipt(item.ref)
         if record is None:  # pragma: no cover - committed with the item
             raise _RefusedError("the receipt is no longer held")
-        await self._send(item, leg, record.digest, record.signed)
+        delivered = await self._send(item, leg, record.digest, record.signed)
         await self.service.store.finish_attempt(
-            item.id, state="delivered", now=self.service.clock()
+            item.id,
+            state="delivered",
+            now=self.service.clock(),
+            route_kind=leg.route.kind,
+            transport_ref=delivered.transport_ref or None,
+        )
+
+    def _link(self, envelope_id: bytes) -> str:
+        if self.link_template:
+            return self.link_template.replace("{envelope_id}", envelope_id.hex())
+        return f"{self.service.public_url}/"
+
+    async def _send_notice(self, item: OutboxItem) -> None:
+        """Mail the destination's staff that an item from ``origin`` waits (no personal data)."""
+        addresses = self.notify.get(item.destination, ())
+        if self.smtp is None or not addresses:
+            raise _RefusedError("no mail server or staff mailbox is configured for notices")
+        envelope = await self.service.store.envelope(item.ref)
+        if envelope is None:
+            raise _RefusedError("the envelope is no longer held")
+        for address in addresses:
+            # Each mail has a Message-ID derived from the envelope and organisation, so a
+            # retry after a partial success repeats the same message, not a new one.
+            outcome = await self.smtp.send_notification(
+                envelope_id=envelope.envelope_id,
+                origin=item.origin,
+                destination=item.destination,
+                address=address,
+                link=self._link(envelope.envelope_id),
+                timeout=self.config.timeout,
+            )
+            if isinstance(outcome, RetryLater):
+                raise _RetryError(outcome.reason)
+            if isinstance(outcome, Refused):
+                raise _RefusedError(outcome.reason)
+        await self.service.store.finish_attempt(
+            item.id, state="delivered", now=self.service.clock(), route_kind="smtp"
         )

@@ -162,6 +162,8 @@ class NodeService:
         #: The origin peers sign requests against (docs/protocol.md): this node's own URL.
         self.public_url = public_url
         self.outbox_wakeup = asyncio.Event()
+        #: Organisations whose staff are mailed a notice when an item arrives.
+        self.notified: frozenset[OrgId] = frozenset()
 
     def now(self) -> int:
         """Return the current time in whole seconds."""
@@ -252,32 +254,83 @@ class NodeService:
     # --- receiving from peers -----------------------------------------------------------------
 
     async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
-        """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``."""
-        tenant = self.tenant(owner)
-        now = self.now()
-        verifier = Verifier(self.directory, now=now)
+        """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``.
+
+        ``peer_org`` is the organisation that signed the push request; it must be the
+        envelope's sender.
+        """
+        verified = self._verify_inbound(owner, body)
+        if verified.header.sender != peer_org:
+            raise ServiceError(
+                f"the request was signed by {peer_org} but the envelope is from "
+                f"{verified.header.sender}",
+                status=403,
+            )
+        return await self._accept(owner, verified, body, via=None)
+
+    async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
+        """Take an envelope collected from a pull route (a relay mailbox, NHS MESH).
+
+        The envelope's own signature authenticates its sender. The ``delivered`` receipt
+        goes back the way the envelope came (DESIGN.md §6): through the relay where
+        ``owner`` collects, or over MESH to the sender's mailbox, and by the sender's other
+        routes if that fails. Returns whether it was new.
+        """
+        verified = self._verify_inbound(owner, body)
+        existing = await self.store.inbox_item(owner, verified.digest)
+        if existing is not None:
+            return False
+        await self._accept(
+            owner, verified, body, via=self._return_route(owner, route_kind, verified.header.sender)
+        )
+        return True
+
+    def _return_route(self, owner: OrgId, route_kind: str, sender: OrgId) -> str | None:
+        """Return the ``via`` of a receipt for an envelope collected over ``route_kind``."""
+        org = owner if route_kind == "mailbox" else sender
+        try:
+            routes = self.directory.organisation(org).routes
+        except KeyLookupError:
+            return None
+        for route in routes:
+            if route.kind == route_kind:
+                return f"{route.kind} {route.address}"
+        return None
+
+    def _verify_inbound(self, owner: OrgId, body: bytes) -> VerifiedEnvelope:
+        self.tenant(owner)
+        verifier = Verifier(self.directory, now=self.now())
         try:
             verifier.feed(body)
             verified = verifier.finish()
         except OpenError as exc:
             raise ServiceError(f"the envelope was refused: {exc}", status=422) from None
-        header = verified.header
-        if header.sender != peer_org:
-            raise ServiceError(
-                f"the request was signed by {peer_org} but the envelope is from {header.sender}",
-                status=403,
-            )
-        if owner not in header.recipients:
+        if owner not in verified.header.recipients:
             raise ServiceError(f"the envelope is not addressed to {owner}", status=403)
+        return verified
+
+    async def _accept(
+        self, owner: OrgId, verified: VerifiedEnvelope, body: bytes, *, via: str | None
+    ) -> bytes:
+        """Store a verified envelope once for ``owner``; return its ``delivered`` receipt."""
+        tenant = self.tenant(owner)
+        header = verified.header
         existing = await self.store.inbox_item(owner, verified.digest)
         if existing is not None:
             return existing.delivered_receipt
         path = self.store.body_path(verified.digest)
         if not path.exists():
             await asyncio.to_thread(_write_body, path, body)
+        now = self.now()
         record_of_envelope = _record(verified)
         signed = self._sign(tenant, ReceiptStatus.DELIVERED, record_of_envelope, now)
         record = _receipt_record(signed)
+        outbox: list[NewOutbox] = []
+        if via is not None:
+            # A pull route has no answer to carry the receipt: it is sent like any other.
+            outbox.append(NewOutbox("receipt", record.digest, owner, header.sender, via=via))
+        if owner in self.notified:
+            outbox.append(NewOutbox("notice", verified.digest, header.sender, owner))
         receipt_bytes = await self.store.record_delivery(
             owner,
             record_of_envelope,
@@ -289,7 +342,10 @@ class NodeService:
                     counterparty=header.sender, receipt=record.digest,
                 )
             ],
+            outbox=outbox,
         )  # fmt: skip
+        if outbox:
+            self.outbox_wakeup.set()
         log.info(
             "envelope.received",
             envelope_id=header.envelope_id.hex(),
@@ -323,8 +379,12 @@ class NodeService:
         )
         return sign_receipt(receipt, pair.signing)
 
-    async def receive_receipt(self, peer_org: OrgId, owner: OrgId, data: bytes) -> None:
-        """Verify a receipt for an envelope ``owner`` sent, against the digest we computed."""
+    async def receive_receipt(self, peer_org: OrgId | None, owner: OrgId, data: bytes) -> None:
+        """Verify a receipt for an envelope ``owner`` sent, against the digest we computed.
+
+        ``peer_org`` is the organisation that signed the push request, or ``None`` for a
+        receipt collected from a pull route, authenticated by its own signature alone.
+        """
         self.tenant(owner)
         try:
             signed = parse_signed(data)
@@ -337,7 +397,7 @@ class NodeService:
             raise ServiceError(
                 "the receipt names an envelope this organisation did not send", status=422
             )
-        if peer_org != claimed.receipter:
+        if peer_org is not None and peer_org != claimed.receipter:
             raise ServiceError(
                 "the request was not signed by the receipting organisation", status=403
             )

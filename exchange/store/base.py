@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from keys.ids import OrgId
 
-OutboxKind = Literal["envelope", "receipt"]
+OutboxKind = Literal["envelope", "receipt", "notice"]
 OutboxState = Literal["queued", "attempting", "retry-wait", "delivered", "dead"]
 InboxState = Literal["delivered", "opened", "acknowledged", "rejected"]
 Role = Literal["dsl", "staff", "dpo", "admin"]
@@ -57,6 +57,11 @@ class OutboxItem:
     last_error: str | None
     route_index: int = 0
     route_failures: int = 0
+    #: A route to try before the destination's own ("kind address"), or None.
+    via: str | None = None
+    #: The route kind and transport id of the attempt that handed the item over.
+    route_kind: str | None = None
+    transport_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,7 @@ class NewOutbox:
     ref: bytes
     origin: OrgId
     destination: OrgId
+    via: str | None = None
 
 
 class DuplicateError(Exception):
@@ -162,6 +168,8 @@ class Store(Protocol):
         ledger_events: Sequence[bytes] = (),
         route_index: int | None = None,
         route_failures: int | None = None,
+        route_kind: str | None = None,
+        transport_ref: str | None = None,
     ) -> None:
         """Record the outcome of an attempt, with any receipt and ledger events, at once."""
         ...
@@ -172,6 +180,18 @@ class Store(Protocol):
 
     async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
         """Give dead items (of one envelope, or all) a fresh start; return how many."""
+        ...
+
+    async def reopen_handed_over(
+        self,
+        route_kind: str,
+        transport_ref: str,
+        *,
+        now: float,
+        error: str,
+        ledger_events: Sequence[bytes] = (),
+    ) -> OutboxItem | None:
+        """Re-queue a handed-over item reported undelivered, on its next route."""
         ...
 
     async def outbox_counts(self) -> dict[str, int]:
@@ -191,6 +211,7 @@ class Store(Protocol):
         now: float,
         receipt: ReceiptRecord,
         ledger_events: Sequence[bytes],
+        outbox: Sequence[NewOutbox] = (),
     ) -> bytes:
         """Store an inbound envelope once; return the ``delivered`` receipt on record.
 

@@ -100,4 +100,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE outbox ADD COLUMN route_index INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE outbox ADD COLUMN route_failures INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # Connectors and routing (issue 4): a route an item must try first (``via``: "kind
+        # address", e.g. a receipt going back through the relay it came from), the route
+        # kind and transport id of the attempt that handed it over (a MESH message id, an
+        # SMTP Message-ID, a relay item id), so a later non-delivery report finds the item.
+        "ALTER TABLE outbox ADD COLUMN via TEXT",
+        "ALTER TABLE outbox ADD COLUMN route_kind TEXT",
+        "ALTER TABLE outbox ADD COLUMN transport_ref TEXT",
+        "CREATE INDEX outbox_by_transport_ref ON outbox (transport_ref)",
+    ),
 )

@@ -57,7 +57,8 @@ MAX_GROUP: Final = 256
 
 _OUTBOX_COLUMNS = (
     "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
-    "created_at, updated_at, last_error, route_index, route_failures"
+    "created_at, updated_at, last_error, route_index, route_failures, via, route_kind, "
+    "transport_ref"
 )
 _ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
 
@@ -103,6 +104,9 @@ def _outbox(row: sqlite3.Row) -> OutboxItem:
         last_error=row["last_error"],
         route_index=row["route_index"],
         route_failures=row["route_failures"],
+        via=row["via"],
+        route_kind=row["route_kind"],
+        transport_ref=row["transport_ref"],
     )
 
 
@@ -299,10 +303,10 @@ class SqliteStore:
     ) -> None:
         db.executemany(
             "INSERT OR IGNORE INTO outbox (kind, envelope_digest, ref, origin, destination, "
-            "state, attempts, next_attempt_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+            "state, attempts, next_attempt_at, created_at, updated_at, via) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
             [
-                (r.kind, envelope_digest, r.ref, r.origin, r.destination, now, now, now)
+                (r.kind, envelope_digest, r.ref, r.origin, r.destination, now, now, now, r.via)
                 for r in rows
             ],
         )
@@ -429,6 +433,8 @@ class SqliteStore:
         ledger_events: Sequence[bytes] = (),
         route_index: int | None = None,
         route_failures: int | None = None,
+        route_kind: str | None = None,
+        transport_ref: str | None = None,
     ) -> None:
         """Record the outcome of an attempt, with any receipt and ledger events, at once."""
 
@@ -436,9 +442,14 @@ class SqliteStore:
             db.execute(
                 "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
                 "last_error = ?, updated_at = ?, route_index = COALESCE(?, route_index), "
-                "route_failures = COALESCE(?, route_failures) WHERE id = ?",
-                (state, next_attempt_at, error, now, route_index, route_failures, item_id),
-            )
+                "route_failures = COALESCE(?, route_failures), "
+                "route_kind = COALESCE(?, route_kind), transport_ref = COALESCE(?, transport_ref) "
+                "WHERE id = ?",
+                (
+                    state, next_attempt_at, error, now, route_index, route_failures,
+                    route_kind, transport_ref, item_id,
+                ),
+            )  # fmt: skip
             if receipt is not None:
                 self._insert_receipt(db, receipt, now)
             self._append_ledger(db, ledger_events)
@@ -472,6 +483,41 @@ class SqliteStore:
 
         return await self._tx(tx)
 
+    async def reopen_handed_over(
+        self,
+        route_kind: str,
+        transport_ref: str,
+        *,
+        now: float,
+        error: str,
+        ledger_events: Sequence[bytes] = (),
+    ) -> OutboxItem | None:
+        """Put an item a transport took but later reported undelivered back in the queue.
+
+        The item moves to the next of its destination's routes (``route_index + 1``), as
+        after a refusal. Returns the item as it was, or ``None`` if no delivered item has
+        that transport id (a report for something else, or handled before).
+        """
+
+        def tx(db: sqlite3.Connection) -> OutboxItem | None:
+            row = db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE transport_ref = ? "
+                "AND route_kind = ? AND state = 'delivered'",
+                (transport_ref, route_kind),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE outbox SET state = 'retry-wait', next_attempt_at = ?, last_error = ?, "
+                "updated_at = ?, route_index = route_index + 1, route_failures = 0, "
+                "transport_ref = NULL WHERE id = ?",
+                (now, error, now, row["id"]),
+            )
+            self._append_ledger(db, ledger_events)
+            return _outbox(row)
+
+        return await self._tx(tx)
+
     async def outbox_counts(self) -> dict[str, int]:
         """Return the number of outbox items in each state."""
 
@@ -500,6 +546,7 @@ class SqliteStore:
         now: float,
         receipt: ReceiptRecord,
         ledger_events: Sequence[bytes],
+        outbox: Sequence[NewOutbox] = (),
     ) -> bytes:
         """Store an inbound envelope once; return the ``delivered`` receipt on record."""
 
@@ -517,6 +564,7 @@ class SqliteStore:
                 (owner, envelope.digest, now, receipt.signed, now),
             )
             self._insert_receipt(db, receipt, now)
+            self._insert_outbox(db, envelope.digest, outbox, now)
             self._append_ledger(db, ledger_events)
             return receipt.signed
 

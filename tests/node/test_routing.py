@@ -46,7 +46,9 @@ async def routed(tmp_path: Path) -> AsyncIterator[Deployment]:
     await world.stop()
 
 
-async def _deliver_via(world: Deployment, first: str) -> tuple[str, list[EventType]]:
+async def _deliver_via(
+    world: Deployment, first: str
+) -> tuple[str, list[tuple[EventType, str | None]]]:
     """Submit one referral to the LA and wait until it is delivered; return the ledger kinds."""
     publish_route(world, LA, first, world.url("la"))
     async with client(world) as http:
@@ -59,14 +61,19 @@ async def _deliver_via(world: Deployment, first: str) -> tuple[str, list[EventTy
         await until(delivered, timeout=20.0)
     store = world.nodes["school"].service.store
     events = [decode_event(e) for _, e in await store.ledger_events_for(bytes.fromhex(digest))]
-    return digest, [e.type for e in events]
+    return digest, [(e.type, e.reason) for e in events]
 
 
 async def test_refusing_route_falls_back_at_once(routed: Deployment) -> None:
     """A route answering 403 is left after one attempt; the next route delivers."""
     async with stand_in_peer(routed, refuse) as address:
         _, kinds = await _deliver_via(routed, address)
-    assert kinds == [EventType.SUBMITTED, EventType.FALLBACK, EventType.DELIVERED]
+    assert kinds == [
+        (EventType.SUBMITTED, None),
+        (EventType.ATTEMPTED, "refused:https"),
+        (EventType.FALLBACK, "https"),
+        (EventType.DELIVERED, None),
+    ]
     inbox = await routed.nodes["la"].service.store.inbox(LA, limit=10)
     assert len(inbox) == 1
 
@@ -75,7 +82,14 @@ async def test_failing_route_falls_back_after_the_configured_failures(routed: De
     """A route answering 503 is retried twice (fallback_after=2), then the next route delivers."""
     async with stand_in_peer(routed, unavailable) as address:
         digest, kinds = await _deliver_via(routed, address)
-    assert kinds == [EventType.SUBMITTED, EventType.FALLBACK, EventType.DELIVERED]
+    # Every attempt is an event: two failures on the first route, the fallback, delivery.
+    assert kinds == [
+        (EventType.SUBMITTED, None),
+        (EventType.ATTEMPTED, "retry:https"),
+        (EventType.ATTEMPTED, "retry:https"),
+        (EventType.FALLBACK, "https"),
+        (EventType.DELIVERED, None),
+    ]
     [item] = (
         await routed.nodes["school"].service.store.sent_item(SCHOOL, bytes.fromhex(digest))
     ).deliveries  # type: ignore[union-attr]
