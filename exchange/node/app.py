@@ -123,19 +123,34 @@ def _receipt_json(r: ReceiptRecord) -> dict[str, Any]:
     }
 
 
-def _sent_json(item: SentItem) -> dict[str, Any]:
+def _sent_shape(request: web.Request) -> dict[str, float]:
+    return {
+        "now": _service(request).clock(),
+        "overdue_after": request.app[WORKER].config.overdue_after,
+    }
+
+
+def _sent_json(item: SentItem, *, now: float, overdue_after: float) -> dict[str, Any]:
     env = item.envelope
     recipients = []
     for delivery in item.deliveries:
+        if delivery.kind != "envelope":
+            continue
         timeline = [
             {"status": r.status, "time": r.time, "receipt_digest": r.digest.hex()}
             for r in item.receipts
             if r.receipter == delivery.destination
         ]
+        # Overdue: no "delivered" receipt yet, long after submission (a relay mailbox not
+        # collected, a MESH message not downloaded, a route down for a day).
+        late = now - item.submitted_at > overdue_after
+        overdue = late and not any(e["status"] == "delivered" for e in timeline)
         recipients.append(
             {
                 "organisation": delivery.destination,
                 "delivery_state": delivery.state,
+                "route": delivery.route_kind,
+                "overdue": overdue,
                 "attempts": delivery.attempts,
                 "last_error": delivery.last_error,
                 "timeline": timeline,
@@ -204,7 +219,8 @@ async def list_sent(request: web.Request) -> web.Response:
     """GET /api/v1/sent: the organisation's sent items with per-recipient timelines."""
     user = await _user(request)
     items = await _service(request).store.list_sent(user.org, limit=200)
-    return web.json_response({"items": [_sent_json(i) for i in items]})
+    shape = _sent_shape(request)
+    return web.json_response({"items": [_sent_json(i, **shape) for i in items]})
 
 
 async def sent_item(request: web.Request) -> web.Response:
@@ -213,7 +229,7 @@ async def sent_item(request: web.Request) -> web.Response:
     item = await _service(request).store.sent_item(user.org, _digest(request))
     if item is None:
         raise ServiceError("no such item among this organisation's sent items", status=404)
-    return web.json_response(_sent_json(item))
+    return web.json_response(_sent_json(item, **_sent_shape(request)))
 
 
 async def list_inbox(request: web.Request) -> web.Response:

@@ -43,6 +43,7 @@ from exchange.node.routing import Leg, NoRouteError, Routes
 from exchange.node.service import NodeService, _event, _receipt_record
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.store import OutboxItem
+from keys.ids import OrgId
 
 log = get_logger("exchange.delivery")
 
@@ -79,7 +80,7 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         routes: Routes | None = None,
         smtp: SmtpConnector | None = None,
-        notify: Mapping[str, tuple[str, ...]] | None = None,
+        notify: Mapping[OrgId, tuple[str, ...]] | None = None,
         link_template: str | None = None,
     ) -> None:
         self.service = service

@@ -27,7 +27,10 @@ from cryptography.x509.oid import NameOID
 from exchange.files import write_new_file
 from exchange.node.config import (
     DeliveryConfig,
+    MeshTenantConfig,
     NodeConfig,
+    RelayConfig,
+    SmtpSettings,
     TenantConfig,
     TlsConfig,
     config_to_toml,
@@ -75,6 +78,10 @@ class Deployment:
     authority: NoteSigner | None = None
     entries: list[Organisation] = field(default_factory=list)
     directory: Directory | None = None
+    #: Each organisation's routes, in order, as (kind, address); for ``https`` and
+    #: ``mailbox`` the address is a node's name, replaced by its URL when published.
+    #: Organisations not listed get their own node's HTTPS route.
+    routes: dict[OrgId, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def url(self, node: str) -> str:
         """Return the base URL of a running node."""
@@ -159,18 +166,27 @@ async def start_deployment(
     delivery: DeliveryConfig | None = None,
     kdf: KdfParams | None = None,
     passphrase: str | None = None,
+    routes: Mapping[OrgId, Sequence[tuple[str, str]]] | None = None,
+    mesh: Mapping[OrgId, MeshTenantConfig] | None = None,
+    notify: Mapping[OrgId, Sequence[str]] | None = None,
+    smtp: SmtpSettings | None = None,
+    relays: Mapping[str, RelayConfig] | None = None,
 ) -> Deployment:
     """Create everything in ``folder`` and start one node per distinct ``OrgSpec.node``.
 
     ``users`` maps an organisation to the roles to create a user for; their bearer tokens
     are in ``Deployment.tokens`` by (org, role). The key-file passphrase is put in the
-    environment variable :data:`PASSPHRASE_ENV`, where the nodes read it.
+    environment variable :data:`PASSPHRASE_ENV`, where the nodes read it. ``routes`` sets
+    organisations' routes (see :attr:`Deployment.routes`); ``mesh`` gives organisations a
+    MESH mailbox, ``notify`` staff mailboxes for notices, ``smtp`` every node's mail
+    server, and ``relays`` the nodes that keep relay mailboxes.
     """
     params = kdf or KdfParams.default()
     secret = passphrase or secrets.token_urlsafe(24)
     os.environ[PASSPHRASE_ENV] = secret
     folder.mkdir(parents=True, exist_ok=True)
     deployment = Deployment(folder=folder, orgs=tuple(orgs))
+    deployment.routes = {org: tuple(r) for org, r in (routes or {}).items()}
     ca_key, ca = certificate_authority(folder)
     deployment.ca_file = folder / "ca.pem"
     now = int(time.time())
@@ -205,12 +221,20 @@ async def start_deployment(
             ledger_passphrase_env=PASSPHRASE_ENV,
             ledger_origin=f"exchange.loopback.invalid/{node_name}",
             tenants=tuple(
-                TenantConfig(s.org, (key_files[s.org],), PASSPHRASE_ENV)
+                TenantConfig(
+                    s.org,
+                    (key_files[s.org],),
+                    PASSPHRASE_ENV,
+                    notify=tuple((notify or {}).get(s.org, ())),
+                    mesh=(mesh or {}).get(s.org),
+                )
                 for s in orgs
                 if s.node == node_name
             ),
             delivery=delivery or DeliveryConfig(),
             tls=server_certificate(folder, node_name, ca_key, ca),
+            smtp=smtp,
+            relay=(relays or {}).get(node_name),
         )
         node = Node(config)
         await node.start()
@@ -234,21 +258,22 @@ async def start_deployment(
     return deployment
 
 
+def _routes_of(deployment: Deployment, org: OrgId) -> tuple[Route, ...]:
+    spec = deployment.routes.get(org)
+    if spec is None:
+        own = next(s.node for s in deployment.orgs if s.org == org)
+        return (Route("https", deployment.url(own)),)
+    return tuple(
+        Route(kind, deployment.url(address) if kind in {"https", "mailbox"} else address)
+        for kind, address in spec
+    )
+
+
 async def publish_routes(deployment: Deployment, *, version: int) -> None:
-    """Sign a directory version giving every organisation its node's HTTPS route."""
+    """Sign a directory version with every organisation's routes (see ``Deployment.routes``)."""
     assert deployment.authority is not None
     entries = [
-        Organisation(
-            e.id,
-            e.name,
-            e.kind,
-            e.keys,
-            (
-                Route(
-                    "https", deployment.url(next(s.node for s in deployment.orgs if s.org == e.id))
-                ),
-            ),
-        )
+        Organisation(e.id, e.name, e.kind, e.keys, _routes_of(deployment, e.id))
         for e in deployment.entries
     ]
     directory = merge_directory(

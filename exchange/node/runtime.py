@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 import time
 from collections.abc import Callable
@@ -23,16 +24,22 @@ from typing import cast
 import aiohttp
 from aiohttp import web
 
+from connectors.base import Connector
+from connectors.mesh import MeshConfig, MeshConnector
+from connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.logs import get_logger
 from exchange.node.app import READY, create_app
-from exchange.node.config import ConfigError, NodeConfig
+from exchange.node.collect import Collector
+from exchange.node.config import ConfigError, NodeConfig, TenantConfig
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.ledger import NodeLedger
+from exchange.node.routing import Routes
 from exchange.node.service import NodeService
 from exchange.node.tenants import load_tenants, read_key_pair, read_passphrase
 from exchange.store import SqliteStore
 from keys.directory import Directory, load_directory
 from keys.errors import KeysError
+from keys.ids import OrgId
 from keys.notes import NoteSigner, parse_verifier_key
 
 log = get_logger("exchange.node")
@@ -83,6 +90,66 @@ def server_ssl(config: NodeConfig) -> ssl.SSLContext | None:
     return context
 
 
+def _secret(env: str, where: str) -> str:
+    value = os.environ.get(env)
+    if not value:
+        raise ConfigError(f"{where}: the environment variable {env} is not set")
+    return value
+
+
+def mesh_connector(tenant: TenantConfig) -> MeshConnector:
+    """Return the MESH connector of one tenant's mailbox (its secrets from the environment)."""
+    mesh = tenant.mesh
+    assert mesh is not None
+    where = f"the MESH mailbox of {tenant.org}"
+    try:
+        config = MeshConfig(
+            base_url=mesh.url,
+            mailbox=mesh.mailbox,
+            password=_secret(mesh.password_env, where),
+            shared_key=_secret(mesh.shared_key_env, where).encode(),
+            organisation=tenant.org,
+            envelope_workflow=mesh.workflow,
+            chunk_size=mesh.chunk_size,
+            client_cert=None if mesh.client_cert is None else str(mesh.client_cert),
+            client_key=None if mesh.client_key is None else str(mesh.client_key),
+            ca_file=None if mesh.ca is None else str(mesh.ca),
+            allow_http=mesh.allow_http,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"tenants {tenant.org} mesh: {exc}") from None
+    return MeshConnector(config)
+
+
+def smtp_connector(config: NodeConfig, directory: Callable[[], Directory]) -> SmtpConnector:
+    """Return the SMTP connector (the ``smtp`` route and staff notices)."""
+    settings = config.smtp
+    assert settings is not None
+    password = None
+    if settings.password_env is not None:
+        password = _secret(settings.password_env, "smtp.password_env")
+    try:
+        smtp_config = SmtpConfig(
+            host=settings.host,
+            port=settings.port,
+            from_address=settings.from_address,
+            message_id_domain=settings.message_id_domain,
+            mode=settings.mode,  # type: ignore[arg-type]
+            username=settings.username,
+            password=password,
+            ca_file=settings.ca,
+            allow_plain=settings.allow_plain,
+            link_template=settings.link_template,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"smtp: {exc}") from None
+
+    def name_of(org: OrgId) -> str:
+        return directory().organisation(org).name
+
+    return SmtpConnector(smtp_config, org_names=name_of)
+
+
 @dataclass
 class Node:
     """A running node."""
@@ -92,6 +159,8 @@ class Node:
     service: NodeService = field(init=False)
     ledger: NodeLedger = field(init=False)
     worker: DeliveryWorker = field(init=False)
+    collector: Collector = field(init=False)
+    routes: Routes = field(init=False)
     port: int = field(init=False, default=0)
     _runner: web.AppRunner | None = field(init=False, default=None)
     _session: aiohttp.ClientSession | None = field(init=False, default=None)
@@ -119,7 +188,21 @@ class Node:
         await self.ledger.load()
         connector = aiohttp.TCPConnector(ssl=client_ssl(config), limit=64)
         self._session = aiohttp.ClientSession(connector=connector)
-        self.worker = DeliveryWorker(self.service, self._session, config.delivery)
+        self.routes = self._routes()
+        smtp = self.routes.shared.get("smtp")
+        notify = {t.org: t.notify for t in config.tenants if t.notify}
+        if isinstance(smtp, SmtpConnector) and notify:
+            self.service.notified = frozenset(notify)
+        self.worker = DeliveryWorker(
+            self.service,
+            self._session,
+            config.delivery,
+            routes=self.routes,
+            smtp=smtp if isinstance(smtp, SmtpConnector) else None,
+            notify=notify,
+            link_template=config.smtp.link_template if config.smtp else None,
+        )
+        self.collector = Collector(self.service, self.routes, config.delivery)
         app = create_app(
             self.service,
             self.worker,
@@ -137,9 +220,21 @@ class Node:
             self.port = server.sockets[0].getsockname()[1]
         self._tasks = [
             asyncio.create_task(self.worker.run(self._stop), name="outbox"),
+            asyncio.create_task(self.collector.run(self._stop), name="collect"),
             asyncio.create_task(self._checkpoints(), name="checkpoints"),
         ]
         log.info("node.started", org=",".join(tenants), count=len(tenants))
+
+    def _routes(self) -> Routes:
+        """Build the connectors this node's configuration and directory call for."""
+        config = self.config
+        shared: dict[str, Connector] = {}
+        if config.smtp is not None:
+            shared["smtp"] = smtp_connector(config, lambda: self.service.directory)
+        per_org: dict[tuple[str, OrgId], Connector] = {
+            ("mesh", t.org): mesh_connector(t) for t in config.tenants if t.mesh is not None
+        }
+        return Routes(shared, per_org)
 
     def set_public_url(self, url: str) -> None:
         """Change the URL peers sign requests against (known only after binding port 0)."""
@@ -171,6 +266,7 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._runner.cleanup()
         self._runner = None
+        await self.routes.close()
         if self._session is not None:
             await self._session.close()
         await self.ledger.checkpoint()

@@ -15,7 +15,7 @@ import hmac
 import json
 import random
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,11 +38,6 @@ from .mesh_sandbox import OTHER, PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbo
 TIMEOUT = 10.0
 WORKFLOW, ACK_WORKFLOW = "TEST_WORKFLOW", "TEST_WORKFLOW_ACK"
 UNKNOWN_MAILBOX = "X26ZZZ9"
-
-
-@pytest.fixture(scope="session")
-def mesh_sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    yield from mesh_sandbox.sandbox_session(tmp_path_factory.mktemp("mesh"))
 
 
 @pytest.fixture

@@ -1,0 +1,195 @@
+"""Nodes routing over NHS MESH (the real sandbox) and SMTP (a real aiosmtpd with STARTTLS).
+
+The school sends to the school-nursing team, whose only route is its MESH mailbox: the
+envelope goes through MESH, the LA node (serving the nurses) collects it, and the signed
+``delivered`` receipt comes back over MESH on the ``_ACK`` workflow; opening sends
+``opened`` by the school's HTTPS route. An organisation whose only route is email gets the
+sealed envelope as an attachment, and staff get a notice with no personal data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from exchange.envelope import open_envelope
+from exchange.ledger.events import EventType, decode_event
+from exchange.node.config import MeshTenantConfig, SmtpSettings
+from exchange.node.loopback import Deployment, OrgSpec, start_deployment
+from keys.ids import OrgId
+from keys.keyfile import KdfParams
+from tests.connectors.mesh_sandbox import PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbox
+from tests.connectors.smtp_server import (
+    PASSWORD as SMTP_PASSWORD,
+)
+from tests.connectors.smtp_server import (
+    USERNAME,
+    SmtpServer,
+    ThrowawayCa,
+    make_test_ca,
+    start_smtp_server,
+)
+
+from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
+from .helpers import auth, client, org_pair, sent, submit, until
+
+MAIL_ONLY = OrgId("urn:145678")
+ORGS = (
+    OrgSpec(SCHOOL, "Hillside Primary School", "school", "school"),
+    OrgSpec(LA, "Stockport front door", "la", "la"),
+    OrgSpec(NURSES, "School nursing team", "nhs", "la"),
+    OrgSpec(MAIL_ONLY, "Moorside Academy", "school", "la"),
+)
+SENTINEL = "Zebedee Quixote-Smith"
+DELIVERY = dataclasses.replace(FAST_DELIVERY, collect_interval=0.2)
+
+
+@pytest.fixture
+def sandbox(mesh_sandbox_server: Sandbox) -> Sandbox:
+    mesh_sandbox_server.reset()
+    return mesh_sandbox_server
+
+
+@pytest.fixture
+def mesh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_MESH_PASSWORD", PASSWORD)
+    monkeypatch.setenv("TEST_MESH_KEY", SHARED_KEY)
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+
+
+def _mesh(url: str, mailbox: str) -> MeshTenantConfig:
+    return MeshTenantConfig(
+        url=url,
+        mailbox=mailbox,
+        password_env="TEST_MESH_PASSWORD",  # noqa: S106 - a variable name
+        shared_key_env="TEST_MESH_KEY",
+        workflow="EXCHANGE_TEST",
+        chunk_size=64 * 1024,
+        allow_http=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def smtp_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCa:
+    return make_test_ca(tmp_path_factory.mktemp("smtp-ca"))
+
+
+@pytest.fixture
+async def smtp(smtp_ca: ThrowawayCa) -> AsyncIterator[SmtpServer]:
+    server = await start_smtp_server(smtp_ca)
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, sandbox: Sandbox, smtp: SmtpServer, smtp_ca: ThrowawayCa, mesh_secrets: None
+) -> AsyncIterator[Deployment]:
+    del mesh_secrets
+    deployment = await start_deployment(
+        tmp_path / "world",
+        ORGS,
+        users={SCHOOL: ["dsl"], NURSES: ["staff"], LA: ["staff"]},
+        delivery=DELIVERY,
+        kdf=KdfParams.fast_for_tests(),
+        routes={
+            SCHOOL: (("https", "school"), ("mesh", SENDER)),
+            NURSES: (("mesh", RECIPIENT),),
+            MAIL_ONLY: (("smtp", "dsl@moorside.example"),),
+        },
+        mesh={SCHOOL: _mesh(sandbox.url, SENDER), NURSES: _mesh(sandbox.url, RECIPIENT)},
+        notify={NURSES: ("nurses@nhs.example",)},
+        smtp=SmtpSettings(
+            host="127.0.0.1",
+            port=smtp.port,
+            from_address="exchange@hillside.example",
+            message_id_domain="exchange.hillside.example",
+            username=USERNAME,
+            password_env="TEST_SMTP_PASSWORD",  # noqa: S106 - a variable name
+            ca=smtp_ca.ca_file,
+            link_template="https://exchange.example/inbox/{envelope_id}",
+        ),
+    )
+    yield deployment
+    await deployment.stop()
+
+
+def _statuses(item: dict[str, object]) -> list[str]:
+    [recipient] = item["recipients"]  # type: ignore[misc]
+    return [entry["status"] for entry in recipient["timeline"]]
+
+
+async def test_envelope_over_mesh_with_receipts_back_over_mesh(
+    world: Deployment, smtp: SmtpServer
+) -> None:
+    content = f"LAC health assessment for {SENTINEL}".encode()
+    async with client(world) as http:
+        digest = (await submit(http, world, content, [NURSES]))["digest"]
+
+        async def delivered() -> bool:
+            return "delivered" in _statuses(await sent(http, world, digest))
+
+        await until(delivered, timeout=30.0)
+        item = await sent(http, world, digest)
+        [recipient] = item["recipients"]
+        assert recipient["route"] == "mesh"
+
+        # The nurses open it: "opened" goes back by the school's first route (HTTPS).
+        async with http.post(
+            world.url("la") + f"/api/v1/inbox/{digest}/open", headers=auth(world, NURSES, "staff")
+        ) as resp:
+            assert resp.status == 200
+            assert await resp.read() == content
+
+        async def opened() -> bool:
+            return "opened" in _statuses(await sent(http, world, digest))
+
+        await until(opened, timeout=30.0)
+
+    school = world.nodes["school"].service.store
+    events = [decode_event(e) for _, e in await school.ledger_events_for(bytes.fromhex(digest))]
+    assert [(e.type, e.reason) for e in events][:2] == [
+        (EventType.SUBMITTED, None),
+        (EventType.ATTEMPTED, "handed-over:mesh"),
+    ]
+    # The nurses' staff were told, without personal data, that an item is waiting.
+    [notice] = [m for m in smtp.handler.received if "nurses@nhs.example" in m.rcpt_tos]
+    assert notice.encrypted
+    assert SENTINEL.encode() not in notice.data
+    message = email.message_from_bytes(notice.data, policy=email.policy.default)
+    assert "School nursing team" in message.as_string()
+
+
+async def test_mail_only_organisation_gets_the_sealed_envelope(
+    world: Deployment, smtp: SmtpServer
+) -> None:
+    content = f"CP file for {SENTINEL}".encode()
+    async with client(world) as http:
+        digest = (await submit(http, world, content, [MAIL_ONLY]))["digest"]
+
+        async def handed_over() -> bool:
+            item = await sent(http, world, digest)
+            return bool(item["recipients"][0]["delivery_state"] == "delivered")
+
+        await until(handed_over, timeout=20.0)
+        [recipient] = (await sent(http, world, digest))["recipients"]
+        assert recipient["route"] == "smtp"
+        assert recipient["timeline"] == []  # no receipt comes back by mail
+    [mail] = [m for m in smtp.handler.received if "dsl@moorside.example" in m.rcpt_tos]
+    assert SENTINEL.encode() not in mail.data
+    message = email.message_from_bytes(mail.data, policy=email.policy.default)
+    [attachment] = list(message.iter_attachments())
+    sealed = attachment.get_payload(decode=True)
+    assert isinstance(sealed, bytes)
+    assert world.directory is not None
+    plain, opened = open_envelope(
+        sealed, world.directory, [org_pair(world, MAIL_ONLY)], now=int(time.time())
+    )
+    assert plain == content
+    assert opened.verified.digest == bytes.fromhex(digest)
