@@ -215,6 +215,18 @@ async def submit(request: web.Request) -> web.Response:
     )
 
 
+async def import_envelope(request: web.Request) -> web.Response:
+    """POST /api/v1/inbox/import: an envelope that came by mail, added to the inbox."""
+    user = await _user(request)
+    service = _service(request)
+    try:
+        body = await read_body(request, service.max_envelope_bytes)
+    except PeerAuthError as exc:
+        raise ServiceError(str(exc), status=exc.status) from None
+    digest, new = await service.import_envelope(user, body)
+    return web.json_response({"digest": digest.hex(), "new": new}, status=201 if new else 200)
+
+
 async def list_sent(request: web.Request) -> web.Response:
     """GET /api/v1/sent: the organisation's sent items with per-recipient timelines."""
     user = await _user(request)
@@ -448,6 +460,7 @@ def create_app(
     app.router.add_get("/api/v1/sent", list_sent)
     app.router.add_get("/api/v1/sent/{digest}", sent_item)
     app.router.add_get("/api/v1/inbox", list_inbox)
+    app.router.add_post("/api/v1/inbox/import", import_envelope)
     app.router.add_post("/api/v1/inbox/{digest}/open", open_item)
     app.router.add_post("/api/v1/inbox/{digest}/acknowledge", acknowledge)
     app.router.add_post("/api/v1/inbox/{digest}/reject", reject)

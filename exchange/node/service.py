@@ -266,7 +266,8 @@ class NodeService:
                 f"{verified.header.sender}",
                 status=403,
             )
-        return await self._accept(owner, verified, body, via=None)
+        # The receipt is the answer to the push; it is not also sent separately.
+        return await self._accept(owner, verified, body, via=None, send_receipt=False)
 
     async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
         """Take an envelope collected from a pull route (a relay mailbox, NHS MESH).
@@ -280,10 +281,23 @@ class NodeService:
         existing = await self.store.inbox_item(owner, verified.digest)
         if existing is not None:
             return False
-        await self._accept(
-            owner, verified, body, via=self._return_route(owner, route_kind, verified.header.sender)
-        )
+        via = self._return_route(owner, route_kind, verified.header.sender)
+        await self._accept(owner, verified, body, via=via, send_receipt=True)
         return True
+
+    async def import_envelope(self, user: User, body: bytes) -> tuple[bytes, bool]:
+        """Take an envelope a member of staff received another way (the ``smtp`` route).
+
+        It is verified like any other; the ``delivered`` receipt is sent to the sender by
+        its routes. Returns the digest and whether it was new.
+        """
+        if user.role not in {"dsl", "staff"}:
+            raise ForbiddenError(f"the role {user.role} may not import records")
+        verified = self._verify_inbound(user.org, body)
+        if await self.store.inbox_item(user.org, verified.digest) is not None:
+            return verified.digest, False
+        await self._accept(user.org, verified, body, via=None, send_receipt=True)
+        return verified.digest, True
 
     def _return_route(self, owner: OrgId, route_kind: str, sender: OrgId) -> str | None:
         """Return the ``via`` of a receipt for an envelope collected over ``route_kind``."""
@@ -310,7 +324,13 @@ class NodeService:
         return verified
 
     async def _accept(
-        self, owner: OrgId, verified: VerifiedEnvelope, body: bytes, *, via: str | None
+        self,
+        owner: OrgId,
+        verified: VerifiedEnvelope,
+        body: bytes,
+        *,
+        via: str | None,
+        send_receipt: bool,
     ) -> bytes:
         """Store a verified envelope once for ``owner``; return its ``delivered`` receipt."""
         tenant = self.tenant(owner)
@@ -326,7 +346,7 @@ class NodeService:
         signed = self._sign(tenant, ReceiptStatus.DELIVERED, record_of_envelope, now)
         record = _receipt_record(signed)
         outbox: list[NewOutbox] = []
-        if via is not None:
+        if send_receipt:
             # A pull route has no answer to carry the receipt: it is sent like any other.
             outbox.append(NewOutbox("receipt", record.digest, owner, header.sender, via=via))
         if owner in self.notified:

@@ -95,7 +95,7 @@ async def world(
     deployment = await start_deployment(
         tmp_path / "world",
         ORGS,
-        users={SCHOOL: ["dsl"], NURSES: ["staff"], LA: ["staff"]},
+        users={SCHOOL: ["dsl"], NURSES: ["staff"], LA: ["staff"], MAIL_ONLY: ["dsl"]},
         delivery=DELIVERY,
         kdf=KdfParams.fast_for_tests(),
         routes={
@@ -193,3 +193,29 @@ async def test_mail_only_organisation_gets_the_sealed_envelope(
     )
     assert plain == content
     assert opened.verified.digest == bytes.fromhex(digest)
+
+    # The receiving DSL imports the attachment into her node; "delivered" goes back.
+    async with client(world) as http:
+        for expected_status in (201, 200):  # a second import changes nothing
+            async with http.post(
+                world.url("la") + "/api/v1/inbox/import",
+                data=sealed,
+                headers={
+                    **auth(world, MAIL_ONLY, "dsl"),
+                    "Content-Type": "application/vnd.exchange.envelope",
+                },
+            ) as resp:
+                assert resp.status == expected_status, await resp.text()
+                assert (await resp.json())["digest"] == digest
+
+        async def delivered() -> bool:
+            return _statuses(await sent(http, world, digest)) == ["delivered"]
+
+        await until(delivered, timeout=20.0)
+        # Another organisation's staff cannot import it: it is not addressed to them.
+        async with http.post(
+            world.url("la") + "/api/v1/inbox/import",
+            data=sealed,
+            headers=auth(world, NURSES, "staff"),
+        ) as resp:
+            assert resp.status == 403

@@ -541,6 +541,18 @@ async def _peer_calls(
     assert (status, recorded) == (200, {"status": "recorded"})
     la = world.url("la")
     media = {"Content-Type": PEER_MEDIA["envelopes"]}
+    # The same envelope imported by hand (as from a mail attachment): already held.
+    status, imported = await _call(
+        http, checker, "POST", la + "/api/v1/inbox/import", data=envelope,
+        headers={**media, **_auth(world, LA, "staff")},
+    )  # fmt: skip
+    assert (status, imported) == (200, {"digest": first, "new": False})
+    # Not addressed to the school: refused.
+    status, _ = await _call(
+        http, checker, "POST", world.url("school") + "/api/v1/inbox/import", data=envelope,
+        headers={**media, **_auth(world, SCHOOL, "dsl")},
+    )  # fmt: skip
+    assert status == 403
     status, refused = await _call(
         http, checker, "POST", la + f"/peer/v1/orgs/{LA}/envelopes", data=envelope, headers=media
     )
