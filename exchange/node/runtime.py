@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from connectors.base import Connector
+from connectors.mailbox import MailboxConnector, mailbox_signer
 from connectors.mesh import MeshConfig, MeshConnector
 from connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.logs import get_logger
@@ -33,6 +34,8 @@ from exchange.node.collect import Collector
 from exchange.node.config import ConfigError, NodeConfig, TenantConfig
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.ledger import NodeLedger
+from exchange.node.relay import Relay, RelayLimits, add_relay_routes
+from exchange.node.relay_store import RelayStore
 from exchange.node.routing import Routes
 from exchange.node.service import NodeService
 from exchange.node.tenants import load_tenants, read_key_pair, read_passphrase
@@ -161,6 +164,7 @@ class Node:
     worker: DeliveryWorker = field(init=False)
     collector: Collector = field(init=False)
     routes: Routes = field(init=False)
+    relay: Relay | None = field(init=False, default=None)
     port: int = field(init=False, default=0)
     _runner: web.AppRunner | None = field(init=False, default=None)
     _session: aiohttp.ClientSession | None = field(init=False, default=None)
@@ -210,6 +214,9 @@ class Node:
             json_limit=config.max_json_bytes,
         )
         self._app = app
+        if config.relay is not None:
+            self.relay = await self._relay(store)
+            add_relay_routes(app, self.relay)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port, ssl_context=server_ssl(config))
@@ -225,10 +232,62 @@ class Node:
         ]
         log.info("node.started", org=",".join(tenants), count=len(tenants))
 
+    async def _relay(self, store: SqliteStore) -> Relay:
+        """Open the relay role's own store and checks (docs/relay.md)."""
+        config = self.config
+        assert config.relay is not None
+        service = self.service
+        return Relay(
+            await RelayStore.open(config.data_dir / "relay"),
+            directory=lambda: service.directory,
+            public_url=lambda: service.public_url,
+            replay=store.seen_or_record_nonce,
+            clock=self.clock,
+            limits=RelayLimits(
+                max_envelope_bytes=config.max_envelope_bytes,
+                max_items_per_mailbox=config.relay.max_items,
+            ),
+            retention=config.relay.retention,
+            # Any organisation of the directory has a mailbox here: receiving schools for
+            # envelopes, and their senders for the receipts that come back the same way.
+            keeps_mailbox=lambda org: org in service.directory.organisations,
+        )
+
+    async def _purge(self, relay: Relay) -> None:
+        while not self._stop.is_set():
+            try:
+                await relay.purge()
+            except Exception as exc:  # noqa: BLE001 - keep the node up; the class is logged
+                log.error("relay.purge-failed", error_class=type(exc).__name__)  # noqa: TRY400
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=600.0)
+
+    def _mailboxes(self) -> list[tuple[str, OrgId]]:
+        """Return the (relay, organisation) pairs to collect from: every relay, every tenant."""
+        relays = dict.fromkeys(
+            route.address
+            for org in self.service.directory.organisations.values()
+            for route in org.routes
+            if route.kind == "mailbox"
+        )
+        return [(relay, tenant) for relay in relays for tenant in self.service.tenants]
+
     def _routes(self) -> Routes:
         """Build the connectors this node's configuration and directory call for."""
         config = self.config
-        shared: dict[str, Connector] = {}
+        service = self.service
+        assert self._session is not None
+        shared: dict[str, Connector] = {
+            "mailbox": MailboxConnector(
+                self._session,
+                mailbox_signer(
+                    lambda org: service.tenant(org).signing_pair(service.directory, service.now()),
+                    service.now,
+                ),
+                mailboxes=self._mailboxes(),
+                allow_http=not config.public_url.startswith("https://"),
+            )
+        }
         if config.smtp is not None:
             shared["smtp"] = smtp_connector(config, lambda: self.service.directory)
         per_org: dict[tuple[str, OrgId], Connector] = {
@@ -249,6 +308,9 @@ class Node:
             note, [parse_verifier_key(t) for t in trust.splitlines() if t.strip()],
             min_version=current.version + 1,
         )  # fmt: skip
+        mailbox = self.routes.shared.get("mailbox")
+        if isinstance(mailbox, MailboxConnector):
+            mailbox.set_mailboxes(self._mailboxes())
         log.info("directory.reloaded", version=self.service.directory.version)
 
     async def _checkpoints(self) -> None:
@@ -270,5 +332,7 @@ class Node:
         if self._session is not None:
             await self._session.close()
         await self.ledger.checkpoint()
+        if self.relay is not None:
+            await self.relay.store.close()
         await self.service.store.close()
         log.info("node.stopped")
