@@ -10,7 +10,8 @@ the reference: headers sent, chunking, the classification table, what is not don
   message id in hex, ``mex-filename`` is ``<hex>.exchange``; the rest are mailbox ids,
   the workflow id and the chunk range.
 - Bodies are split into chunks of ``chunk_size`` uncompressed bytes and each chunk is
-  gzipped on its own and sent with ``Content-Encoding: gzip`` (the MESH chunking rule).
+  gzipped on its own (level :data:`GZIP_LEVEL`, stored: the bodies are ciphertext) and sent
+  with ``Content-Encoding: gzip`` (the MESH chunking rule).
 - Downloads are read incrementally and decompressed with a hard limit, so a hostile or
   broken server costs at most ``max_message_size`` bytes of memory.
 - Every aiohttp exception is translated in :func:`_translated`, the only place that names
@@ -70,6 +71,12 @@ MIN_PAGE: Final = 10
 
 #: Largest JSON answer read (an inbox page of 500 ids is about 15 KB).
 MAX_JSON_ANSWER: Final = 1024 * 1024
+
+#: gzip level of sent chunks: 0, "stored". What we send is a sealed envelope (ciphertext,
+#: which deflate cannot shrink) or a small signed receipt; MESH wants every chunk gzipped,
+#: and a stored gzip member is valid gzip, about 10 times cheaper to make than a deflated
+#: one and no larger for ciphertext (docs/performance.md, "MESH").
+GZIP_LEVEL: Final = 0
 
 #: Statuses below 500 that may pass later: Request Timeout, Too Early, Too Many Requests;
 #: and 401/403, which on MESH mean our credentials or token were not accepted: a
@@ -429,7 +436,7 @@ class MeshConnector:
             "mex-chunk-range": f"1:{total}",
         }
         first = await self._request(
-            "POST", "/outbox", headers=headers, data=gzip.compress(chunks[0]), timeout=timeout
+            "POST", "/outbox", headers=headers, data=_gzipped(chunks[0]), timeout=timeout
         )
         self._judge(first, "sending")
         mesh_id = _sent_message_id(first.body)
@@ -442,7 +449,7 @@ class MeshConnector:
                     "Content-Encoding": "gzip",
                     "mex-chunk-range": f"{number}:{total}",
                 },
-                data=gzip.compress(chunk),
+                data=_gzipped(chunk),
                 timeout=timeout,
             )
             self._judge(answer, f"sending chunk {number}")
@@ -495,7 +502,19 @@ class MeshConnector:
         return ids, None
 
     async def _download(self, mesh_id: str, timeout: float) -> Collected | None:
-        """Download every chunk of one message; ``None`` for a report or an unusable one."""
+        """Download every chunk of one message; ``None`` for a report or an unusable one.
+
+        A chunk answer over ``max_message_size`` (declared or read) leaves the message in the
+        inbox, listed by :meth:`ignored`, like one that decompresses to more: it would fail
+        the same way at every collect.
+        """
+        try:
+            return await self._download_chunks(mesh_id, timeout)
+        except _TooLargeError:
+            self._ignored[mesh_id] = f"a chunk is larger than {self._config.max_message_size} bytes"
+            return None
+
+    async def _download_chunks(self, mesh_id: str, timeout: float) -> Collected | None:
         budget = self._config.max_message_size
         first = await self._request("GET", f"/inbox/{mesh_id}", timeout=timeout, limit=budget)
         if first.status in {404, 410}:
@@ -605,17 +624,30 @@ class MeshConnector:
             raise ConnectorError("the MESH connector is closed")
 
 
+class _TooLargeError(TransientError):
+    """An answer over its read limit.
+
+    For a JSON answer a failure that may pass; a download over ``max_message_size`` is
+    instead left in the inbox and listed by ``ignored()``.
+    """
+
+
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     """Read an answer incrementally, stopping as soon as it exceeds ``limit`` bytes."""
     too_large = f"MESH's answer is larger than {limit} bytes"
     if resp.content_length is not None and resp.content_length > limit:
-        raise TransientError(too_large)
+        raise _TooLargeError(too_large)
     data = bytearray()
     while chunk := await resp.content.read(limit + 1 - len(data)):
         data += chunk
         if len(data) > limit:
-            raise TransientError(too_large)
+            raise _TooLargeError(too_large)
     return bytes(data)
+
+
+def _gzipped(chunk: bytes) -> bytes:
+    """Return ``chunk`` as one gzip member (stored, :data:`GZIP_LEVEL`)."""
+    return gzip.compress(chunk, compresslevel=GZIP_LEVEL)
 
 
 def _decoded(answer: _Answer, budget: int) -> bytes:
