@@ -224,22 +224,46 @@ async def create_world(folder: Path, delivery: DeliveryConfig) -> World:
     )
 
 
+def referral_record(number: int, description: str) -> dict[str, object]:
+    """Return a valid synthetic referral record (docs/records.md §1)."""
+    return {
+        "kind": "referral",
+        "version": 1,
+        "referrer": {
+            "name": "Alex Example",
+            "role": "Designated Safeguarding Lead",
+            "organisation": "urn:106123",
+            "email": "dsl@school.example",
+        },
+        "consent": {"parents_informed": True, "consent_given": "yes"},
+        "child": {
+            "name": {"given_names": "Bench", "family_name": f"Child{number}"},
+            "date_of_birth": "2015-03-14",
+        },
+        "concerns": ["neglect"],
+        "description": description,
+        "threshold_level": "level-3",
+        "immediate_risk": False,
+    }
+
+
 def referral_bodies(count: int, start: int) -> list[bytes]:
     """Return ``count`` staff-API request bodies, each a distinct synthetic 10 KB referral."""
     bodies = []
     for i in range(start, start + count):
-        head = json.dumps(
-            {"kind": "referral", "synthetic": True, "number": i, "concern": "neglect"}
-        ).encode()
+        skeleton = json.dumps(referral_record(i, "")).encode()
         filler = base64.b64encode(os.urandom(CONTENT_SIZE)).decode()
-        content = head + b" " + filler.encode()[: CONTENT_SIZE - len(head) - 1]
-        assert len(content) == CONTENT_SIZE
+        record = referral_record(i, filler[: CONTENT_SIZE - len(skeleton)])
+        assert len(json.dumps(record).encode()) == CONTENT_SIZE
         bodies.append(
             json.dumps(
                 {
                     "recipients": [LA],
+                    "purpose": "safeguarding-referral",
                     "record_kind": "referral",
-                    "content_base64": base64.b64encode(content).decode(),
+                    "record": record,
+                    "categories": ["identity", "safeguarding-concerns"],
+                    "reason": "Synthetic benchmark referral.",
                 }
             ).encode()
         )

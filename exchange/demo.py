@@ -25,6 +25,7 @@ from exchange.envelope import OpenError, Recipient
 from exchange.files import open_to_file, seal_file, verify_file, write_new_file
 from exchange.logs import configure
 from exchange.node_demo import run_node_demo
+from exchange.routes_demo import run_routes_demo
 from keys.directory import (
     Directory,
     KeyGeneration,
@@ -206,6 +207,11 @@ def run_demo() -> int:
     _say("")
     _say("== Part 2: two nodes, a referral and its receipts ==")
     if not run_node_demo(synthetic_referral(), _say):
+        _say("demo FAILED")
+        return 1
+    _say("")
+    _say("== Part 3: a relay mailbox, NHS MESH and a PII-free email ==")
+    if not run_routes_demo(_say):
         _say("demo FAILED")
         return 1
     _say("demo finished; the temporary folders were removed")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import ssl
@@ -105,6 +106,8 @@ class SmtpSink:
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 (a free port)."""
+        # aiosmtpd warns about its own deprecated attributes on every login.
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)
         sink = self

@@ -2,17 +2,20 @@
 
 A school node and an LA node (serving Stockport's front door and a school nursing team)
 start on 127.0.0.1 over TLS with a private test CA, SQLite storage in a temporary folder and
-real key files. The school's DSL submits a synthetic referral through the staff API; the
-LA node verifies and stores it and answers with a signed ``delivered`` receipt; a front-door
-worker opens it and acknowledges it; the school's node receives the ``opened`` and
-``acknowledged`` receipts, verifies each against the digest it computed when sealing, and
-the demo prints the verified timeline and checks a ledger proof offline.
+real key files. The school's DSL submits a synthetic referral through the staff API (the
+record is checked against its schema and the sharing policy, the referral form is attached,
+and the decision is registered with its lawful basis and deadline); the LA node verifies
+and stores it and answers with a signed ``delivered`` receipt; a front-door worker opens it
+and acknowledges it; the school's node receives the ``opened`` and ``acknowledged``
+receipts, verifies each against the digest it computed when sealing, and the demo prints
+the verified timeline and checks a ledger proof offline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import ssl
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -25,6 +28,7 @@ from exchange.ledger.bundle import verify_bundle
 from exchange.node.config import DeliveryConfig
 from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from exchange.receipts import parse_signed
+from exchange.records import decode_container
 from keys.ids import OrgId
 
 SCHOOL = OrgId("urn:106123")
@@ -66,6 +70,56 @@ class _Staff:
             return await resp.read()
 
 
+def _record(form: bytes) -> dict[str, Any]:
+    """Return a fictional referral record (docs/records.md §1) listing the attached form."""
+    return {
+        "kind": "referral",
+        "version": 1,
+        "referrer": {
+            "name": "Demo Referrer",
+            "role": "Designated Safeguarding Lead",
+            "organisation": SCHOOL,
+            "email": "dsl@school.example",
+        },
+        "consent": {"parents_informed": True, "consent_given": "yes"},
+        "child": {
+            "name": {"given_names": "Demo", "family_name": "Child"},
+            "date_of_birth": "2016-01-01",
+        },
+        "concerns": ["neglect"],
+        "description": "Synthetic text for the demonstration only.",
+        "threshold_level": "level-3",
+        "immediate_risk": False,
+        "attachments": [
+            {
+                "title": "Referral form (synthetic)",
+                "content_type": "text/plain",
+                "size": len(form),
+                "sha256": hashlib.sha256(form).hexdigest(),
+            }
+        ],
+    }
+
+
+def _submission(content: bytes) -> dict[str, Any]:
+    """Return the staff API body: the record, the form attached, purpose, reason."""
+    return {
+        "recipients": [FRONT_DOOR],
+        "purpose": "safeguarding-referral",
+        "record_kind": "referral",
+        "record": _record(content),
+        "categories": ["identity", "safeguarding-concerns"],
+        "reason": "Neglect concerns meet the threshold for a referral (synthetic).",
+        "attachments": [
+            {
+                "name": "referral-form.txt",
+                "content_type": "text/plain",
+                "content_base64": base64.b64encode(content).decode("ascii"),
+            }
+        ],
+    }
+
+
 async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) -> bool:
     assert world.ca_file is not None
     context = ssl.create_default_context(cafile=str(world.ca_file))
@@ -73,17 +127,14 @@ async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) 
         dsl = _Staff(http, world.url("school"), world.tokens[(SCHOOL, "dsl")])
         front = _Staff(http, world.url("la"), world.tokens[(FRONT_DOOR, "staff")])
         say(f"school node on {world.url('school')}, LA node on {world.url('la')} (TLS, SQLite)")
-        submitted = await dsl.call(
-            "POST",
-            "/api/v1/envelopes",
-            {
-                "recipients": [FRONT_DOOR],
-                "record_kind": "referral",
-                "content_base64": base64.b64encode(content).decode("ascii"),
-            },
-        )
+        submitted = await dsl.call("POST", "/api/v1/envelopes", _submission(content))
         digest = submitted["digest"]
         say(f"the DSL submitted a referral: 202, envelope {submitted['envelope_id']} stored")
+        deadline = submitted["deadline"] or {}
+        say(
+            f"the policy allowed it (lawful basis {submitted['lawful_basis']}); the register "
+            f"holds the decision; acknowledgement due by {deadline.get('due')}"
+        )
 
         async def in_inbox() -> bool:
             inbox = await front.call("GET", "/api/v1/inbox")
@@ -92,7 +143,14 @@ async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) 
         await _until(in_inbox, "the LA node received the envelope")
         say("the LA node verified the sender, stored the envelope and signed 'delivered'")
         opened = await front.call("POST", f"/api/v1/inbox/{digest}/open")
-        say(f"a front-door worker opened it ({len(opened)} bytes, identical: {opened == content})")
+        container = decode_container(opened)
+        identical = container.record.data == _record(content) and [
+            a.data for a in container.attachments
+        ] == [content]
+        say(
+            f"a front-door worker opened it: the record and {len(container.attachments)} "
+            f"attachment ({len(opened)} bytes), identical: {identical}"
+        )
         await front.call(
             "POST",
             f"/api/v1/inbox/{digest}/acknowledge",
@@ -123,7 +181,7 @@ async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) 
             f"ledger proof: event {proof['index']} ('{event.type.value}') is in the school "
             f"node's log of {checkpoint.size} events; the signed checkpoint verifies offline"
         )
-        return opened == content and len(receipts["receipts"]) == 3
+        return identical and len(receipts["receipts"]) == 3
 
 
 async def _run(content: bytes, say: Callable[[str], None]) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import cast
 
 from exchange import __version__
-from exchange.cli import common, directory_cmd, envelope_cmd, keys_cmd, node_cmd
+from exchange.cli import common, directory_cmd, envelope_cmd, keys_cmd, node_cmd, register_cmd
 from exchange.cli.errors import EXIT_USAGE, CliError, describe
 
 _EPILOG = """\
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     directory_cmd.register(sub)
     envelope_cmd.register(sub)
     node_cmd.register(sub)
+    register_cmd.register(sub)
     demo = sub.add_parser(
         "demo",
         help="run a self-contained demonstration in a temporary folder",

@@ -15,6 +15,7 @@ import base64
 import binascii
 import re
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
 from aiohttp import web
@@ -24,10 +25,14 @@ from exchange.logs import get_logger
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
 from exchange.node.ledger import NodeLedger
-from exchange.node.service import NodeService, ServiceError, token_hash
+from exchange.node.service import NodeService, ServiceError, UnprocessableError, token_hash
+from exchange.node.sharing import AttachmentInput, Submission
 from exchange.peerauth import PeerAuthError, ReplayCache, ReplayError, verify_request
 from exchange.peerauth.aiohttp_glue import error_response, read_body
+from exchange.policy import LONDON
+from exchange.records import KINDS, InvalidIdentifierError, validate_nhs_number, validate_upn
 from exchange.store import InboxItem, ReceiptRecord, SentItem, User
+from exchange.store.base import SubjectKind
 from keys.ids import OrgId, parse_org_id
 
 log = get_logger("exchange.api")
@@ -50,13 +55,18 @@ def _error(status: int, message: str) -> web.Response:
 
 def _shaped(request: web.Request, status: int, message: str) -> web.Response:
     """Return an error in the shape of the API the request was made to."""
-    if request.path.startswith("/peer/"):
+    if request.path.startswith(("/peer/", "/relay/")):
         # The peer protocol's error shape (docs/protocol.md §6): a code and a sentence.
         return web.json_response({"error": str(status), "message": message}, status=status)
     return _error(status, message)
 
 
 def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict) and request.path.startswith("/api/"):
+        # A rule-based refusal names the rule, and for a record every field problem.
+        error = {"status": exc.status, "message": str(exc), **details}
+        return web.json_response({"error": error}, status=exc.status)
     return _shaped(request, exc.status, str(exc))
 
 
@@ -185,34 +195,200 @@ def _inbox_json(item: InboxItem) -> dict[str, Any]:
 
 _SUBMIT_FIELDS: Final = {
     "recipients": Field(list),
+    "purpose": Field(str),
     "record_kind": Field(str),
-    "content_base64": Field(str),
+    "record": Field(dict),
+    "categories": Field(list),
+    "lawful_basis": Field(str, required=False),
+    "reason": Field(str),
+    "attachments": Field(list, required=False),
+    "new_school_confirmed": Field(str, required=False),
+    "due": Field(str, required=False),
 }
+_ATTACHMENT_FIELDS: Final = frozenset({"name", "content_type", "content_base64"})
+_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _org_ids(values: list[Any], field: str) -> list[OrgId]:
+    orgs: list[OrgId] = []
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise BadRequestError(f"{field}[{i}] must be a string")
+        try:
+            orgs.append(parse_org_id(value, field=f"{field}[{i}]"))
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+    return orgs
+
+
+def _strings(values: list[Any], field: str) -> tuple[str, ...]:
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise BadRequestError(f"{field}[{i}] must be a string")
+    return tuple(values)
+
+
+def _date(value: str | None, field: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or _DATE_RE.fullmatch(value) is None:
+        raise BadRequestError(f"{field} must be a date (YYYY-MM-DD)")
+    return day
+
+
+def _attachment_inputs(values: list[Any]) -> tuple[AttachmentInput, ...]:
+    found = []
+    for i, value in enumerate(values):
+        where = f"attachments[{i}]"
+        if not isinstance(value, dict) or set(value) != _ATTACHMENT_FIELDS:
+            raise BadRequestError(
+                f"{where} must be an object with exactly name, content_type and content_base64"
+            )
+        if not all(isinstance(value[k], str) for k in _ATTACHMENT_FIELDS):
+            raise BadRequestError(f"{where}: name, content_type and content_base64 are strings")
+        try:
+            data = base64.b64decode(value["content_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequestError(f"{where}.content_base64 is not valid base64") from None
+        found.append(AttachmentInput(value["name"], value["content_type"], data))
+    return tuple(found)
 
 
 async def submit(request: web.Request) -> web.Response:
-    """POST /api/v1/envelopes: seal and queue a record; 202 once durably stored."""
+    """POST /api/v1/envelopes: check, seal, register and queue a record; 202 once stored."""
     user = await _user(request)
-    # A record travels base64-encoded: allow the envelope limit in base64, plus the fields.
+    # Attachments travel base64-encoded: allow the envelope limit in base64, plus the fields.
     limit = _service(request).max_envelope_bytes * 4 // 3 + request.app[JSON_LIMIT]
     doc = parse_object(await request.read(), _SUBMIT_FIELDS, limit=limit)
-    recipients: list[OrgId] = []
-    for i, value in enumerate(doc["recipients"]):
-        if not isinstance(value, str):
-            raise BadRequestError(f"recipients[{i}] must be a string")
-        try:
-            recipients.append(parse_org_id(value, field=f"recipients[{i}]"))
-        except ValueError as exc:
-            raise BadRequestError(str(exc)) from None
-    try:
-        content = base64.b64decode(doc["content_base64"], validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequestError("content_base64 is not valid base64") from None
-    submitted = await _service(request).submit(user, recipients, doc["record_kind"], content)
+    submission = Submission(
+        recipients=tuple(_org_ids(doc["recipients"], "recipients")),
+        purpose=doc["purpose"],
+        record_kind=doc["record_kind"],
+        record=doc["record"],
+        categories=_strings(doc["categories"], "categories"),
+        reason=doc["reason"],
+        lawful_basis=doc.get("lawful_basis"),
+        attachments=_attachment_inputs(doc.get("attachments", [])),
+        new_school_confirmed=_date(doc.get("new_school_confirmed"), "new_school_confirmed"),
+        due=_date(doc.get("due"), "due"),
+    )
+    submitted = await _service(request).submit(user, submission)
+    deadline = (
+        None
+        if submitted.deadline_rule is None
+        else {"due": submitted.deadline_due, "rule": submitted.deadline_rule}
+    )
     return web.json_response(
-        {"envelope_id": submitted.envelope_id.hex(), "digest": submitted.digest.hex()},
+        {
+            "envelope_id": submitted.envelope_id.hex(),
+            "digest": submitted.digest.hex(),
+            "lawful_basis": submitted.lawful_basis,
+            "deadline": deadline,
+        },
         status=202,
     )
+
+
+_NOT_SHARED_FIELDS: Final = {
+    "purpose": Field(str),
+    "recipients": Field(list),
+    "reason_code": Field(str),
+    "reason": Field(str),
+    "record_kind": Field(str, required=False),
+    "upn": Field(str, required=False),
+    "nhs_number": Field(str, required=False),
+}
+_SUBJECT_FIELDS: Final = {
+    "upn": Field(str, required=False),
+    "nhs_number": Field(str, required=False),
+}
+
+
+def _identifiers(doc: dict[str, Any]) -> list[tuple[SubjectKind, str]]:
+    """Validate the ``upn`` and ``nhs_number`` fields (422 naming the rule, never the value)."""
+    found: list[tuple[SubjectKind, str]] = []
+    try:
+        if "upn" in doc:
+            found.append(("upn", validate_upn(doc["upn"], field="upn")))
+        if "nhs_number" in doc:
+            found.append(("nhs-number", validate_nhs_number(doc["nhs_number"], field="nhs_number")))
+    except InvalidIdentifierError as exc:
+        raise UnprocessableError(str(exc), rule=exc.rule) from None
+    return found
+
+
+async def not_shared(request: web.Request) -> web.Response:
+    """POST /api/v1/decisions/not-shared: register a decision not to share, with its reason."""
+    user = await _user(request)
+    doc = parse_object(await request.read(), _NOT_SHARED_FIELDS, limit=request.app[JSON_LIMIT])
+    record_kind = doc.get("record_kind")
+    if record_kind is not None and record_kind not in KINDS:
+        raise UnprocessableError(
+            f"record_kind must be one of: {', '.join(KINDS)}", rule="record_kind"
+        )
+    register_id = await _service(request).record_not_shared(
+        user,
+        purpose=doc["purpose"],
+        recipients=_org_ids(doc["recipients"], "recipients"),
+        reason_code=doc["reason_code"],
+        reason=doc["reason"],
+        record_kind=record_kind,
+        identifiers=_identifiers(doc),
+    )
+    return web.json_response(
+        {"register_id": register_id, "rule": f"not-to-share.{doc['reason_code']}"}, status=201
+    )
+
+
+_REGISTER_QUERY: Final = frozenset({"format", "from", "to"})
+
+
+def _london_midnight(day: date) -> float:
+    return datetime.combine(day, time(0), tzinfo=LONDON).timestamp()
+
+
+async def register_export(request: web.Request) -> web.Response:
+    """GET /api/v1/register?format=csv|json&from=&to=: the sharing register (DPO only)."""
+    user = await _user(request)
+    query = request.query
+    if set(query) - _REGISTER_QUERY:
+        raise BadRequestError("unknown query parameter; the parameters are format, from and to")
+    form = query.get("format", "json")
+    if form not in {"csv", "json"}:
+        raise BadRequestError("format must be csv or json")
+    first, last = _date(query.get("from"), "from"), _date(query.get("to"), "to")
+    since = None if first is None else _london_midnight(first)
+    until = None if last is None else _london_midnight(last + timedelta(days=1))
+    result = await _service(request).register_export(user, since=since, until=until, form=form)
+    headers = {"Cache-Control": "no-store"}
+    if isinstance(result, str):
+        headers["Content-Disposition"] = (
+            f'attachment; filename="register-{user.org.replace(":", "-")}.csv"'
+        )
+        return web.Response(text=result, content_type="text/csv", charset="utf-8", headers=headers)
+    return web.json_response(result, headers=headers)
+
+
+async def overdue(request: web.Request) -> web.Response:
+    """GET /api/v1/overdue: the organisation's deadlines past due without their receipt."""
+    user = await _user(request)
+    items = await _service(request).overdue_for(user)
+    return web.json_response({"items": [i.as_json() for i in items]})
+
+
+async def subject_access(request: web.Request) -> web.Response:
+    """POST /api/v1/subject-access {upn} or {nhs_number}: every exchange about one child."""
+    user = await _user(request)
+    doc = parse_object(await request.read(), _SUBJECT_FIELDS, limit=request.app[JSON_LIMIT])
+    if len(doc) != 1:
+        raise BadRequestError("give exactly one of upn and nhs_number")
+    ((kind, value),) = _identifiers(doc)
+    report = await _service(request).subject_access(user, kind, value)
+    return web.json_response(report, headers={"Cache-Control": "no-store"})
 
 
 async def import_envelope(request: web.Request) -> web.Response:
@@ -470,4 +646,9 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    # --- records, register, deadlines (issue 5) ---
+    app.router.add_post("/api/v1/decisions/not-shared", not_shared)
+    app.router.add_get("/api/v1/register", register_export)
+    app.router.add_get("/api/v1/overdue", overdue)
+    app.router.add_post("/api/v1/subject-access", subject_access)
     return app

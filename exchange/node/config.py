@@ -107,6 +107,15 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    """The policy, calendar and retention files (issue 5); None: the shipped config/ file."""
+
+    policy: Path | None = None
+    calendar: Path | None = None
+    retention: Path | None = None
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """A validated node configuration."""
 
@@ -127,6 +136,7 @@ class NodeConfig:
     max_json_bytes: int = 256 * 1024
     smtp: SmtpSettings | None = None
     relay: RelayConfig | None = None
+    records: RecordsConfig | None = None
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -252,6 +262,13 @@ def _relay(table: Any) -> RelayConfig:
     )
 
 
+def _records(table: Any, base: Path) -> RecordsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("records must be a table")
+    _check_keys(table, set(RecordsConfig.__dataclass_fields__), "records")
+    return RecordsConfig(**{name: _optional_path(base, table, name, "records") for name in table})
+
+
 def parse_config(text: str, base: Path) -> NodeConfig:
     """Validate configuration ``text``; relative paths are taken from ``base``."""
     try:
@@ -260,7 +277,8 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         raise ConfigError(f"the configuration is not valid TOML: {exc}") from None
     _check_keys(
         doc,
-        {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"},
+        {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
+        | {"records"},
         "",
     )
     node = _get(doc, "node", dict, "config")
@@ -339,6 +357,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         max_json_bytes=int(limits.get("max_json_bytes", 256 * 1024)),
         smtp=_smtp(doc["smtp"], base) if "smtp" in doc else None,
         relay=_relay(doc["relay"]) if "relay" in doc else None,
+        records=_records(doc["records"], base) if "records" in doc else None,
     )
 
 
@@ -399,6 +418,8 @@ def config_to_toml(config: NodeConfig) -> str:
         lines += ["[relay]", *_toml_fields(config.relay), ""]
     if config.smtp is not None:
         lines += ["[smtp]", *_toml_fields(config.smtp, rename={"from_address": "from"}), ""]
+    if config.records is not None:
+        lines += ["[records]", *_toml_fields(config.records), ""]
     for tenant in config.tenants:
         lines += [
             "[[tenants]]",

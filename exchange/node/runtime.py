@@ -34,6 +34,7 @@ from exchange.node.collect import Collector
 from exchange.node.config import ConfigError, NodeConfig, TenantConfig
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.ledger import NodeLedger
+from exchange.node.records_setup import load_records_setup
 from exchange.node.relay import Relay, RelayLimits, add_relay_routes
 from exchange.node.relay_store import RelayStore
 from exchange.node.routing import Routes
@@ -187,6 +188,7 @@ class Node:
             clock=self.clock,
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,
+            records=load_records_setup(config),
         )
         self.ledger = NodeLedger(store, NoteSigner(config.ledger_origin, ledger_pair.signing))
         await self.ledger.load()

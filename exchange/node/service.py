@@ -16,8 +16,9 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from exchange.envelope import (
     EnvelopeError,
@@ -32,7 +33,26 @@ from exchange.envelope import (
 from exchange.files import atomic_output, rename_durably
 from exchange.ledger.events import EventType, LedgerEvent, encode_event
 from exchange.logs import get_logger
+from exchange.node.config import ConfigError
+from exchange.node.records_setup import RecordsSetup, load_records_setup
+from exchange.node.register import (
+    OverdueItem,
+    RegisterKey,
+    RegisterKeyError,
+    export_register,
+    overdue_items,
+    subject_access_report,
+)
+from exchange.node.sharing import (
+    SATISFIED_BY,
+    Submission,
+    SubmissionError,
+    check_reason,
+    prepare,
+    subject_identifiers,
+)
 from exchange.node.tenants import Tenant
+from exchange.policy import record_decision_not_to_share
 from exchange.receipts import (
     Receipt,
     ReceiptError,
@@ -43,7 +63,9 @@ from exchange.receipts import (
     sign_receipt,
     verify_receipt,
 )
+from exchange.records import RecordError, decode_container
 from exchange.store import EnvelopeRecord, NewOutbox, ReceiptRecord, SqliteStore, User
+from exchange.store.base import RegisterEntry, SubjectKey, SubjectKind
 from keys.directory import Directory
 from keys.errors import KeyLookupError
 from keys.ids import OrgId
@@ -85,12 +107,32 @@ class ConflictError(ServiceError):
     status = 409
 
 
+class UnprocessableError(ServiceError):
+    """A well-formed request refused by a rule: ``rule`` names it; ``problems`` lists fields.
+
+    The API adds both to the error object (``{"error": {..., "rule", "problems"}}``).
+    """
+
+    status = 422
+
+    def __init__(
+        self, message: str, *, rule: str, problems: Sequence[Mapping[str, str]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = {"rule": rule}
+        if problems:
+            self.details["problems"] = [dict(p) for p in problems]
+
+
 @dataclass(frozen=True)
 class Submitted:
-    """The answer to a submission: names only."""
+    """The answer to a submission: names, the lawful basis recorded and the deadline."""
 
     envelope_id: bytes
     digest: bytes
+    lawful_basis: str | None = None
+    deadline_due: str | None = None
+    deadline_rule: str | None = None
 
 
 def _event(
@@ -153,8 +195,19 @@ class NodeService:
         clock: Callable[[], float],
         max_envelope_bytes: int,
         public_url: str,
+        records: RecordsSetup | None = None,
     ) -> None:
         self.store = store
+        #: The sharing policy, calendar and retention rules (issue 5); the shipped files
+        #: when the caller gives none.
+        self.records = records if records is not None else load_records_setup()
+        try:
+            register_key = RegisterKey.load(store.folder, create=True)
+        except RegisterKeyError as exc:
+            raise ConfigError(str(exc)) from None
+        assert register_key is not None
+        #: The secret of the register's keyed hashes of pupil identifiers.
+        self.register_key = register_key
         self.directory = directory
         self.tenants = tenants
         self.clock = clock
@@ -178,26 +231,42 @@ class NodeService:
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def submit(
-        self, user: User, recipients: Sequence[OrgId], record_kind: str, content: bytes
-    ) -> Submitted:
-        """Seal ``content`` from the user's organisation and commit it before answering."""
+    async def submit(self, user: User, submission: Submission) -> Submitted:
+        """Check, seal and commit a record with its register row and deadline, then answer.
+
+        The record is checked against its schema and the policy first (docs/node.md); a
+        refusal names the rule and registers nothing.
+        """
         if user.role not in {"dsl", "staff"}:
             raise ForbiddenError(f"the role {user.role} may not send records")
         tenant = self.tenant(user.org)
         now = self.now()
+        recipient_kinds = self._recipient_kinds(submission.recipients)
+        try:
+            prepared = await asyncio.to_thread(
+                prepare,
+                submission,
+                setup=self.records,
+                recipient_kinds=recipient_kinds,
+                submitted_at=datetime.fromtimestamp(self.clock(), UTC),
+                subject_key=self.register_key.subject,
+            )
+        except SubmissionError as exc:
+            log.info("envelope.refused", org=user.org, rule=exc.rule)
+            raise UnprocessableError(str(exc), rule=exc.rule, problems=exc.problems) from None
+        record_kind = prepared.record.kind
         try:
             sender = tenant.signing_pair(self.directory, now)
             sealed_to = [
                 Recipient(org, self.directory.current_keys(org, now).encryption)
-                for org in recipients
+                for org in submission.recipients
             ]
             sealer = Sealer(sender, sealed_to, record_kind=record_kind, created=now)
         except KeyLookupError as exc:
             raise ServiceError(f"recipients: {exc}", status=422) from None
         except EnvelopeError as exc:
             raise ServiceError(str(exc), status=422) from None
-        sealed = await asyncio.to_thread(self._seal_to_disk, sealer, content)
+        sealed = await asyncio.to_thread(self._seal_to_disk, sealer, prepared.content)
         record = EnvelopeRecord(
             digest=sealed.digest,
             envelope_id=sealed.envelope_id,
@@ -207,13 +276,44 @@ class NodeService:
             created=sealed.created,
             length=sealed.envelope_length,
         )
+        decision, deadline = prepared.decision, prepared.deadline
+        committed_at = self.clock()
+        entry = RegisterEntry(
+            org=user.org,
+            outcome="shared",
+            decided_by=user.id,
+            decided_at=committed_at,
+            purpose=decision.purpose,
+            rule=decision.rule,
+            reason=prepared.reason,
+            recipients=decision.recipients,
+            categories=tuple(sorted(decision.categories)),
+            lawful_basis=prepared.lawful_basis.code,
+            citation="; ".join(prepared.lawful_basis.citations),
+            record_kind=record_kind,
+            envelope_digest=sealed.digest,
+            envelope_id=sealed.envelope_id,
+            attachments=len(prepared.attachments),
+            deadline_due=None if deadline is None else deadline.due.isoformat(),
+            deadline_rule=(
+                deadline.rule
+                if deadline is not None
+                else (f"deadlines.{record_kind}" if prepared.deadline_note else None)
+            ),
+            deadline_explanation=deadline.explanation if deadline else prepared.deadline_note,
+            satisfied_by=SATISFIED_BY.get(record_kind, ()) if deadline is not None else (),
+            subjects=prepared.subjects,
+        )
         await self.store.record_submission(
             record,
             submitted_by=user.id,
-            now=self.clock(),
+            now=committed_at,
             outbox=[NewOutbox("envelope", sealed.digest, user.org, r) for r in sealed.recipients],
             ledger_events=[_event("submitted", now, user.org, sealed.digest)],
+            register=entry,
         )
+        if prepared.deadline_note is not None:
+            log.warning("deadline.uncovered", digest=sealed.digest.hex(), rule=entry.deadline_rule)
         log.info(
             "envelope.submitted",
             envelope_id=sealed.envelope_id.hex(),
@@ -221,9 +321,38 @@ class NodeService:
             sender=user.org,
             recipients=list(sealed.recipients),
             record_kind=record_kind,
+            rule=decision.rule,
         )
         self.outbox_wakeup.set()
-        return Submitted(sealed.envelope_id, sealed.digest)
+        return Submitted(
+            sealed.envelope_id,
+            sealed.digest,
+            lawful_basis=entry.lawful_basis,
+            deadline_due=entry.deadline_due,
+            deadline_rule=entry.deadline_rule,
+        )
+
+    def _recipient_kinds(self, recipients: Sequence[OrgId]) -> dict[OrgId, str]:
+        """Return each recipient's organisation kind from the directory, or refuse (422)."""
+        if not recipients:
+            raise UnprocessableError(
+                "recipients must name at least one organisation", rule="recipients"
+            )
+        kinds: dict[OrgId, str] = {}
+        for index, org in enumerate(recipients):
+            entry = self.directory.organisations.get(org)
+            if entry is None:
+                raise UnprocessableError(
+                    # Not echoed: a misplaced identifier can look like an organisation id.
+                    f"recipients[{index}] is not an organisation in the directory",
+                    rule="recipients",
+                )
+            if org in kinds:
+                raise UnprocessableError(
+                    f"recipients[{index}] repeats an earlier recipient", rule="recipients"
+                )
+            kinds[org] = entry.kind
+        return kinds
 
     def _seal_to_disk(self, sealer: Sealer, content: bytes) -> SealedEnvelope:
         """Seal, sync the envelope under its digest's name, and return what was sealed."""
@@ -466,6 +595,7 @@ class NodeService:
             raise NotFoundError("no such item in this organisation's inbox")
         now = self.now()
         content = await asyncio.to_thread(self._open_body, tenant, digest, item.envelope.created)
+        await self._index_opened(user.org, digest, content)
         accessed = _event("accessed", now, user.org, digest, reason=user.role)
         if item.state == "delivered":
             signed = self._sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
@@ -541,6 +671,136 @@ class NodeService:
         self.outbox_wakeup.set()
         log.info("envelope.decided", digest=digest.hex(), org=user.org, status=status.value)
         return record.digest
+
+    # --- records, register, deadlines (issue 5) ------------------------------------------
+    # The sharing register (docs/node.md, "The sharing register"): decisions not to share,
+    # the DPO's export, overdue deadlines and subject access. Disclosures are registered by
+    # submit(), in the transaction that stores the envelope.
+
+    def _require(self, user: User, roles: set[str], action: str) -> None:
+        if user.role not in roles:
+            raise ForbiddenError(f"the role {user.role} may not {action}")
+
+    def subject_key(self, kind: SubjectKind, value: str) -> SubjectKey:
+        """Return the keyed hash of a pupil identifier (validated, canonical form)."""
+        return self.register_key.subject(kind, value)
+
+    async def record_not_shared(
+        self,
+        user: User,
+        *,
+        purpose: str,
+        recipients: Sequence[OrgId],
+        reason_code: str,
+        reason: str,
+        record_kind: str | None = None,
+        identifiers: Sequence[tuple[SubjectKind, str]] = (),
+    ) -> int:
+        """Register a decision not to share (Information sharing advice 2024); return its id.
+
+        ``recipients`` are the organisations the information was asked for by or would have
+        gone to; ``identifiers`` (validated UPN / NHS number) let subject access find it.
+        """
+        self._require(user, {"dsl", "staff"}, "record decisions about sharing")
+        self.tenant(user.org)
+        if purpose not in self.records.policy.purposes:
+            raise UnprocessableError(
+                "purpose is not one the policy defines (expected one of: "
+                f"{', '.join(sorted(self.records.policy.purposes))})",
+                rule="purposes",
+            )
+        kinds: dict[OrgId, str] = {}
+        for org in recipients:
+            entry = self.directory.organisations.get(org)
+            kinds[org] = entry.kind if entry is not None else "unknown"
+        try:
+            text = check_reason(reason)
+            decision = record_decision_not_to_share(
+                purpose, reason_code, record_kind=record_kind, recipient_kinds=kinds
+            )
+        except SubmissionError as exc:
+            raise UnprocessableError(str(exc), rule=exc.rule) from None
+        except ValueError as exc:
+            raise UnprocessableError(str(exc), rule="reason_code") from None
+        register_id = await self.store.record_not_shared(
+            RegisterEntry(
+                org=user.org,
+                outcome="not-shared",
+                decided_by=user.id,
+                decided_at=self.clock(),
+                purpose=purpose,
+                rule=decision.rule,
+                reason=text,
+                recipients=decision.recipients,
+                record_kind=record_kind,
+                reason_code=decision.reason_code.value if decision.reason_code else None,
+                subjects=tuple(self.subject_key(k, v) for k, v in identifiers),
+            )
+        )
+        log.info("register.not-shared", org=user.org, rule=decision.rule)
+        return register_id
+
+    async def register_export(
+        self, user: User, *, since: float | None, until: float | None, form: str
+    ) -> str | list[dict[str, Any]]:
+        """Return the organisation's register as CSV text or JSON rows (DPO only)."""
+        self._require(user, {"dpo"}, "export the sharing register")
+        self.tenant(user.org)
+        result = await export_register(
+            self.store,
+            user.org,
+            since=since,
+            until=until,
+            now=datetime.fromtimestamp(self.clock(), UTC),
+            form=form,
+        )
+        log.info("register.exported", org=user.org, count=len(result))
+        return result
+
+    async def overdue_items(self, org: OrgId, now: datetime | None = None) -> list[OverdueItem]:
+        """Return ``org``'s deadlines past due without the receipt that meets them.
+
+        The items hold ids, organisation ids, kinds, purposes and dates only, so they may go
+        into a chase notification as they are.
+        """
+        moment = now if now is not None else datetime.fromtimestamp(self.clock(), UTC)
+        return await overdue_items(self.store, org, moment)
+
+    async def overdue_for(self, user: User) -> list[OverdueItem]:
+        """Return the user's organisation's overdue items (DSL, staff and DPO)."""
+        self._require(user, {"dsl", "staff", "dpo"}, "see overdue items")
+        self.tenant(user.org)
+        return await self.overdue_items(user.org)
+
+    async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
+        """Return the subject access report for one validated identifier (DPO only)."""
+        self._require(user, {"dpo"}, "search the register for a subject access request")
+        self.tenant(user.org)
+        report = await subject_access_report(
+            self.store,
+            self.register_key,
+            user.org,
+            (kind, value),
+            now=datetime.fromtimestamp(self.clock(), UTC),
+        )
+        log.info("register.subject-access", org=user.org, count=len(report["items"]))
+        return report
+
+    async def _index_opened(self, org: OrgId, digest: bytes, content: bytes) -> None:
+        """Index a received record's subject at its first opening (keyed hashes only)."""
+
+        def read() -> tuple[str, list[SubjectKey]]:
+            try:
+                container = decode_container(content)
+            except RecordError:
+                return "not-a-record", []
+            pairs = subject_identifiers(container.record.kind, container.record.data)
+            return "indexed", [self.subject_key(k, v) for k, v in pairs]
+
+        outcome, subjects = await asyncio.to_thread(read)
+        await self.store.index_received(
+            org, digest, subjects=subjects, outcome=outcome, now=self.clock()
+        )
 
 
 def _write_body(path: Path, body: bytes) -> None:

@@ -123,7 +123,123 @@ class DuplicateError(Exception):
     """The row already exists (the caller decides whether that is a replay or a conflict)."""
 
 
-class Store(Protocol):
+# --- the sharing register (issue 5) ---------------------------------------------------------
+
+SubjectKind = Literal["upn", "nhs-number"]
+RegisterOutcome = Literal["shared", "not-shared"]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectKey:
+    """A pupil identifier as a keyed hash (HMAC-SHA256 under the node's register key).
+
+    The identifier itself is never stored: a hash under a secret key cannot be reversed by
+    trying every UPN or NHS number without the key.
+    """
+
+    kind: SubjectKind
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterEntry:
+    """One decision to share (an envelope sent) or not to share, for the register.
+
+    ``recipients`` are (organisation, directory kind) pairs: the recipients of a disclosure,
+    or the intended recipients of a decision not to share. ``deadline_due`` is a
+    Europe/London date (``YYYY-MM-DD``); ``satisfied_by`` lists the receipt statuses that
+    meet the deadline. Nothing here is record content except ``reason``, the sender's own
+    words on why the disclosure (or refusal) is necessary, checked to name no child.
+    """
+
+    org: OrgId
+    outcome: RegisterOutcome
+    decided_by: str
+    decided_at: float
+    purpose: str
+    rule: str
+    reason: str
+    recipients: tuple[tuple[OrgId, str], ...]
+    categories: tuple[str, ...] = ()
+    lawful_basis: str | None = None
+    citation: str | None = None
+    record_kind: str | None = None
+    reason_code: str | None = None
+    envelope_digest: bytes | None = None
+    envelope_id: bytes | None = None
+    attachments: int = 0
+    deadline_due: str | None = None
+    deadline_rule: str | None = None
+    deadline_explanation: str | None = None
+    satisfied_by: tuple[str, ...] = ()
+    subjects: tuple[SubjectKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRow:
+    """A register entry as stored, with its id and (for a disclosure) the receipts held."""
+
+    id: int
+    entry: RegisterEntry
+    receipts: tuple[ReceiptRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEntry:
+    """An item delivered to an organisation, with what is known of its subject.
+
+    ``indexed`` is ``"indexed"`` once a member of staff opened it and its identifiers were
+    hashed into the index, ``"not-a-record"`` if its content was not a record container, and
+    ``None`` if it was never opened since the register began.
+    """
+
+    item: InboxItem
+    indexed: str | None
+    indexed_at: float | None
+    receipts: tuple[ReceiptRecord, ...] = ()
+
+
+class RegisterStore(Protocol):
+    """The register's part of the store (``exchange.store.register``)."""
+
+    async def record_not_shared(self, entry: RegisterEntry) -> int:
+        """Store a decision not to share (with its subjects); return its register id."""
+        ...
+
+    async def register_rows(
+        self, org: OrgId, *, since: float | None = None, until: float | None = None
+    ) -> list[RegisterRow]:
+        """Return ``org``'s register rows decided in ``since <= t < until``, oldest first."""
+        ...
+
+    async def overdue_rows(self, org: OrgId, *, due_before: str) -> list[tuple[RegisterRow, OrgId]]:
+        """Return (row, recipient) for deadlines before ``due_before`` not met by a receipt."""
+        ...
+
+    async def index_received(
+        self,
+        owner: OrgId,
+        digest: bytes,
+        *,
+        subjects: Sequence[SubjectKey],
+        outcome: str,
+        now: float,
+    ) -> bool:
+        """Index a received item's subjects once (at its first opening); True if new."""
+        ...
+
+    async def subject_matches(
+        self, org: OrgId, hashes: Sequence[bytes]
+    ) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+        """Return the register rows and received items whose subjects have these hashes."""
+        ...
+
+    async def received_not_indexed(self, owner: OrgId) -> list[ReceivedEntry]:
+        """Return items delivered to ``owner`` whose subjects are not in the index."""
+        ...
+
+
+class Store(RegisterStore, Protocol):
     """What a node needs from its database. All methods are coroutines."""
 
     async def close(self) -> None:
@@ -139,8 +255,9 @@ class Store(Protocol):
         now: float,
         outbox: Sequence[NewOutbox],
         ledger_events: Sequence[bytes],
+        register: RegisterEntry | None = None,
     ) -> None:
-        """Commit a sealed envelope, its outbox rows and ledger events together."""
+        """Commit a sealed envelope, its outbox rows, ledger events and register row together."""
         ...
 
     async def list_sent(self, sender: OrgId, *, limit: int) -> list[SentItem]:

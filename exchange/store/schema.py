@@ -110,4 +110,61 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE outbox ADD COLUMN transport_ref TEXT",
         "CREATE INDEX outbox_by_transport_ref ON outbox (transport_ref)",
     ),
+    (
+        # Records, the sharing register and deadlines (issue 5). ``register`` holds one row
+        # per decision to share (written in the transaction that stores the envelope) and one
+        # per decision not to share; receipts are joined from ``receipts`` when exported.
+        # ``register_recipients`` lists each row's (intended) recipients with their kinds.
+        # Pupil identifiers are never stored: ``subject_index`` holds HMAC-SHA256 keyed hashes
+        # (key: register.key in the data folder), for sent items and decisions (``item`` is
+        # the envelope digest in hex, or ``decision:<id>``) and for received items once a
+        # member of staff opens them (``received_index`` says which were indexed).
+        """CREATE TABLE register (
+            id INTEGER PRIMARY KEY,
+            org TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            envelope_digest BLOB UNIQUE,
+            envelope_id BLOB,
+            decided_by TEXT NOT NULL,
+            decided_at REAL NOT NULL,
+            purpose TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            lawful_basis TEXT,
+            citation TEXT,
+            record_kind TEXT,
+            categories TEXT NOT NULL,
+            reason_code TEXT,
+            reason TEXT NOT NULL,
+            attachments INTEGER NOT NULL DEFAULT 0,
+            deadline_due TEXT,
+            deadline_rule TEXT,
+            deadline_explanation TEXT,
+            satisfied_by TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX register_by_org ON register (org, decided_at)",
+        "CREATE INDEX register_by_due ON register (org, deadline_due)",
+        """CREATE TABLE register_recipients (
+            register_id INTEGER NOT NULL REFERENCES register(id),
+            recipient TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            PRIMARY KEY (register_id, recipient)
+        )""",
+        """CREATE TABLE subject_index (
+            org TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            item TEXT NOT NULL,
+            id_kind TEXT NOT NULL,
+            id_hash BLOB NOT NULL,
+            indexed_at REAL NOT NULL,
+            PRIMARY KEY (org, direction, item, id_kind, id_hash)
+        )""",
+        "CREATE INDEX subject_index_by_hash ON subject_index (org, id_hash)",
+        """CREATE TABLE received_index (
+            owner TEXT NOT NULL,
+            digest BLOB NOT NULL,
+            outcome TEXT NOT NULL,
+            indexed_at REAL NOT NULL,
+            PRIMARY KEY (owner, digest)
+        )""",
+    ),
 )

@@ -37,10 +37,12 @@ from exchange.store.base import (
     OutboxItem,
     OutboxState,
     ReceiptRecord,
+    RegisterEntry,
     Role,
     SentItem,
     User,
 )
+from exchange.store.register import RegisterMixin
 from exchange.store.schema import MIGRATIONS
 from keys.ids import OrgId
 
@@ -132,7 +134,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
-class SqliteStore:
+class SqliteStore(RegisterMixin):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -330,11 +332,14 @@ class SqliteStore:
         now: float,
         outbox: Sequence[NewOutbox],
         ledger_events: Sequence[bytes],
+        register: RegisterEntry | None = None,
     ) -> None:
-        """Commit a sealed envelope, its outbox rows and ledger events together."""
+        """Commit a sealed envelope, its outbox rows, ledger events and register row together."""
 
         def tx(db: sqlite3.Connection) -> None:
             self._insert_envelope(db, envelope, now)
+            if register is not None:
+                self._insert_register(db, register)
             db.execute(
                 "INSERT INTO sent (digest, sender, submitted_by, submitted_at) VALUES (?, ?, ?, ?)",
                 (envelope.digest, envelope.sender, submitted_by, now),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import ssl
 import time
@@ -23,6 +22,7 @@ from keys.keyfile import decode_key_file
 from keys.keypairs import OrgKeyPair
 
 from .conftest import SCHOOL
+from .records import lac_submission
 
 
 def client(world: Deployment) -> aiohttp.ClientSession:
@@ -37,13 +37,13 @@ def auth(world: Deployment, org: OrgId, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[(org, role)]}"}
 
 
-def submission(content: bytes, to: Sequence[str], kind: str = "referral") -> dict[str, Any]:
-    """Return the JSON body of a submission."""
-    return {
-        "recipients": list(to),
-        "record_kind": kind,
-        "content_base64": base64.b64encode(content).decode(),
-    }
+def submission(content: bytes, to: Sequence[str]) -> dict[str, Any]:
+    """Return the JSON body of a submission: a LAC record carrying ``content`` as a note.
+
+    The LAC health purpose allows both the LA and the nurses (an NHS team) as recipients;
+    :func:`tests.node.records.opened_note` reads the note back from the opened container.
+    """
+    return lac_submission(content.decode("utf-8"), list(to))
 
 
 async def submit(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import ssl
 from typing import Any
 
@@ -13,6 +12,7 @@ from exchange.node.loopback import Deployment
 from keys.ids import OrgId
 
 from .conftest import LA, NURSES, SCHOOL
+from .records import lac_submission, opened_note
 
 
 def _client(world: Deployment) -> aiohttp.ClientSession:
@@ -30,11 +30,7 @@ async def _submit(
 ) -> dict[str, Any]:
     async with http.post(
         world.url("school") + "/api/v1/envelopes",
-        json={
-            "recipients": to,
-            "record_kind": "referral",
-            "content_base64": base64.b64encode(content).decode(),
-        },
+        json=lac_submission(content.decode(), to),
         headers=_auth(world, SCHOOL, "dsl"),
     ) as resp:
         assert resp.status == 202, await resp.text()
@@ -57,7 +53,7 @@ async def _sent(http: aiohttp.ClientSession, world: Deployment, digest: str) -> 
 
 
 async def test_referral_round_trip_with_receipts(world: Deployment) -> None:
-    """A referral reaches both recipients, is opened and acknowledged, and receipts come back."""
+    """A record reaches both recipients, is opened and acknowledged, and receipts come back."""
     content = b'{"kind": "referral", "synthetic": true}'
     async with _client(world) as http:
         submitted = await _submit(http, world, content, [LA, NURSES])
@@ -77,7 +73,7 @@ async def test_referral_round_trip_with_receipts(world: Deployment) -> None:
             la + f"/api/v1/inbox/{digest}/open", headers=_auth(world, LA, "staff")
         ) as resp:
             assert resp.status == 200
-            assert await resp.read() == content
+            assert opened_note(await resp.read()) == content.decode()
         async with http.post(
             la + f"/api/v1/inbox/{digest}/acknowledge",
             json={"disposition": "accepted-for-assessment"},

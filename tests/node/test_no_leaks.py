@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,23 +16,53 @@ import structlog
 
 from exchange import logs
 from exchange.node.loopback import Deployment, start_deployment
+from exchange.records import decode_container
 from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
-from .helpers import auth, client, org_pair, sent, signed_headers, submission, until
+from .helpers import auth, client, org_pair, sent, signed_headers, until
+from .records import lac_submission, referral, referral_submission
 
 NAME = "Tallulah Sentinel-Child"
 DOB = "2014-03-09"
-UPN = "A123456789012"
+UPN = "T356201412345"
 NHS = "943 476 5919"
+#: Wrong check characters: refused, and never echoed either.
+BAD_UPN = "T356201412346"
+BAD_NHS = "9434765918"
 
-CONTENT = json.dumps(
-    {
-        "kind": "referral",
-        "child": {"name": NAME, "date_of_birth": DOB, "upn": UPN, "nhs_number": NHS},
-        "concern": f"{NAME} disclosed a worry at school.",
-    }
-).encode()
+SENTINEL = {
+    "name": {"given_names": "Tallulah", "family_name": "Sentinel-Child"},
+    "date_of_birth": DOB,
+    "upn": UPN,
+    "nhs_number": NHS.replace(" ", ""),
+}
+NOTE = f"{NAME} disclosed a worry at school."
+ATTACHMENT_NAME = f"{NAME} {DOB} notes.txt"
+ATTACHMENT = f"Notes about {NAME}, born {DOB}, UPN {UPN}, NHS {NHS}.".encode()
+
+
+def _lac() -> dict[str, Any]:
+    doc = lac_submission(NOTE, [LA, NURSES])
+    doc["record"]["child"] = dict(SENTINEL)
+    return doc
+
+
+def _referral() -> dict[str, Any]:
+    record = referral(subject=dict(SENTINEL), description=NOTE)
+    record["attachments"] = [{"title": f"Notes about {NAME}"}]
+    return referral_submission(
+        [LA],
+        record=record,
+        attachments=[
+            {
+                "name": ATTACHMENT_NAME,
+                "content_type": "text/plain",
+                "content_base64": base64.b64encode(ATTACHMENT).decode(),
+            }
+        ],
+    )
+
 
 #: Every form in which the sentinel could escape: its parts, its spellings, its encodings.
 NEEDLES = [
@@ -41,9 +72,12 @@ NEEDLES = [
     DOB,
     "09/03/2014",
     UPN,
+    UPN.lower(),
+    BAD_UPN,
     NHS,
     NHS.replace(" ", ""),
-    base64.b64encode(CONTENT).decode(),
+    BAD_NHS,
+    base64.b64encode(ATTACHMENT).decode(),
     base64.b64encode(NAME.encode()).decode().rstrip("="),
 ]
 
@@ -67,7 +101,9 @@ async def _bad_requests(http: aiohttp.ClientSession, world: Deployment, digest: 
     """Make bad requests carrying the sentinel; return every answer's body."""
     school, la = world.url("school"), world.url("la")
     dsl, la_dsl = auth(world, SCHOOL, "dsl"), auth(world, LA, "dsl")
-    base = submission(b"synthetic", [LA])
+    dpo = auth(world, SCHOOL, "dpo")
+    base = _lac()
+    record = base["record"]
     bad_json = [
         {**base, "child_name": NAME, "note": f"{DOB} {UPN} {NHS}"},
         {**base, NAME: DOB},
@@ -76,7 +112,39 @@ async def _bad_requests(http: aiohttp.ClientSession, world: Deployment, digest: 
         {**base, "recipients": [{"name": NAME}]},
         {**base, "record_kind": NAME},
         {**base, "record_kind": [UPN, NHS]},
-        {**base, "content_base64": f"{NAME} {DOB}"},
+        {**base, "purpose": NAME},
+        {**base, "categories": [NAME]},
+        {**base, "lawful_basis": f"{NAME} {UPN}"},
+        {**base, "reason": f"{NAME} is at risk"},
+        {**base, "reason": "Tallulah is at risk"},
+        {**base, "reason": f"born {DOB}"},
+        {**base, "reason": f"UPN {BAD_UPN}"},
+        {**base, "reason": f"NHS {NHS}"},
+        {**base, "new_school_confirmed": NAME},
+        {**base, "record": {**record, "child": {**SENTINEL, "upn": BAD_UPN}}},
+        {**base, "record": {**record, "child": {**SENTINEL, "nhs_number": NHS}}},
+        {**base, "record": {**record, "child": {**SENTINEL, "nhs_number": BAD_NHS}}},
+        {**base, "record": {**record, "child": {**SENTINEL, NAME: UPN}}},
+        {**base, "record": {**record, "child": {**SENTINEL, "date_of_birth": NAME}}},
+        {**base, "record": {**record, "kind": NAME}},
+        {**base, "attachments": [{"name": NAME, "content_type": "text/plain"}]},
+        {
+            **base,
+            "attachments": [
+                {"name": NAME, "content_type": "text/plain", "content_base64": f"{NAME} {DOB}"}
+            ],
+        },
+        {
+            **_referral(),
+            "attachments": [
+                {
+                    "name": ATTACHMENT_NAME,
+                    "content_type": "application/pdf",
+                    "content_base64": base64.b64encode(ATTACHMENT).decode(),
+                }
+            ],
+        },
+        {**_referral(), "recipients": [NURSES]},
     ]
     answers: list[bytes] = []
     for doc in bad_json:
@@ -91,6 +159,32 @@ async def _bad_requests(http: aiohttp.ClientSession, world: Deployment, digest: 
     for raw in raw_bodies:
         headers = {**dsl, "Content-Type": "application/json"}
         async with http.post(school + "/api/v1/envelopes", data=raw, headers=headers) as resp:
+            assert resp.status == 400
+            answers.append(await resp.read())
+    decision = {
+        "purpose": "information-request-reply",
+        "recipients": [LA],
+        "reason_code": "prejudice-to-investigation",
+        "reason": "The police asked us to wait.",
+    }
+    for path, doc, headers in [
+        ("/api/v1/decisions/not-shared", {**decision, "upn": BAD_UPN}, dsl),
+        ("/api/v1/decisions/not-shared", {**decision, "nhs_number": NHS}, dsl),
+        ("/api/v1/decisions/not-shared", {**decision, "reason": f"{UPN} {NAME}"}, dsl),
+        ("/api/v1/decisions/not-shared", {**decision, "reason_code": NAME}, dsl),
+        ("/api/v1/decisions/not-shared", {**decision, "purpose": NAME}, dsl),
+        ("/api/v1/subject-access", {"upn": BAD_UPN}, dpo),
+        ("/api/v1/subject-access", {"nhs_number": NHS}, dpo),
+        ("/api/v1/subject-access", {"nhs_number": BAD_NHS}, dpo),
+        ("/api/v1/subject-access", {"upn": UPN, "nhs_number": NHS}, dpo),
+        ("/api/v1/subject-access", {"upn": UPN}, dsl),
+        ("/api/v1/subject-access", {NAME: UPN}, dpo),
+    ]:
+        async with http.post(school + path, json=doc, headers=headers) as resp:
+            assert resp.status >= 400, (path, doc)
+            answers.append(await resp.read())
+    for query in (f"?from={DOB}x", f"?format={NAME}", f"?{NAME}=1"):
+        async with http.get(school + "/api/v1/register" + query, headers=dpo) as resp:
             assert resp.status == 400
             answers.append(await resp.read())
     for path, doc in [
@@ -111,7 +205,7 @@ async def _bad_requests(http: aiohttp.ClientSession, world: Deployment, digest: 
         answers.append(await resp.read())
     # The peer protocol: garbage carrying the sentinel, unsigned and signed.
     url = la + f"/peer/v1/orgs/{LA}/envelopes"
-    garbage = CONTENT * 3
+    garbage = json.dumps(_referral()).encode() * 3
     async with http.post(url, data=garbage) as resp:
         assert resp.status == 401
         answers.append(await resp.read())
@@ -125,6 +219,51 @@ async def _bad_requests(http: aiohttp.ClientSession, world: Deployment, digest: 
     return answers
 
 
+async def _register_views(http: aiohttp.ClientSession, world: Deployment) -> list[bytes]:
+    """Return what the DPO and the DSL are shown: exports, SAR reports, the overdue list."""
+    school, la = world.url("school"), world.url("la")
+    dpo, dsl = auth(world, SCHOOL, "dpo"), auth(world, SCHOOL, "dsl")
+    decision = {
+        "purpose": "information-request-reply",
+        "recipients": [LA],
+        "reason_code": "prejudice-to-investigation",
+        "reason": "The police asked us to wait before sharing anything further.",
+        "upn": UPN,
+        "nhs_number": NHS.replace(" ", ""),
+    }
+    async with http.post(
+        school + "/api/v1/decisions/not-shared", json=decision, headers=dsl
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+    views: list[bytes] = []
+    for query in ("", "?format=json", "?format=csv"):
+        async with http.get(school + "/api/v1/register" + query, headers=dpo) as resp:
+            assert resp.status == 200
+            views.append(await resp.read())
+    rows = json.loads(views[0])
+    assert [r["decision"] for r in rows] == ["shared", "shared", "not-shared"]
+    assert all(len(r["pupil_identifier_hashes"]) == 2 for r in rows)
+    for doc in ({"upn": UPN}, {"nhs_number": NHS.replace(" ", "")}):
+        async with http.post(school + "/api/v1/subject-access", json=doc, headers=dpo) as resp:
+            assert resp.status == 200
+            body = await resp.read()
+            report = json.loads(body)
+            assert [i["direction"] for i in report["items"]] == ["sent", "sent"]
+            assert len(report["decisions_not_to_share"]) == 1
+            views.append(body)
+    la_dpo = auth(world, LA, "dpo")
+    async with http.post(la + "/api/v1/subject-access", json={"upn": UPN}, headers=la_dpo) as resp:
+        assert resp.status == 200
+        body = await resp.read()
+        report = json.loads(body)
+        assert [i["direction"] for i in report["items"]] == ["received", "received"]
+        views.append(body)
+    async with http.get(school + "/api/v1/overdue", headers=dsl) as resp:
+        assert resp.status == 200
+        views.append(await resp.read())
+    return views
+
+
 async def test_sentinel_child_never_leaks(
     tmp_path: Path, structured_log: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -133,7 +272,7 @@ async def test_sentinel_child_never_leaks(
     world = await start_deployment(
         tmp_path / "leaks",
         ORGS,
-        users={SCHOOL: ["dsl"], LA: ["staff", "dsl"], NURSES: ["staff"]},
+        users={SCHOOL: ["dsl", "dpo"], LA: ["staff", "dsl", "dpo"], NURSES: ["staff"]},
         delivery=FAST_DELIVERY,
         kdf=KdfParams.fast_for_tests(),
     )
@@ -141,15 +280,24 @@ async def test_sentinel_child_never_leaks(
         async with client(world) as http:
             async with http.post(
                 world.url("school") + "/api/v1/envelopes",
-                json=submission(CONTENT, [LA, NURSES]),
+                json=_lac(),
                 headers=auth(world, SCHOOL, "dsl"),
             ) as resp:
-                assert resp.status == 202
+                assert resp.status == 202, await resp.text()
                 digest = (await resp.json())["digest"]
+            async with http.post(
+                world.url("school") + "/api/v1/envelopes",
+                json=_referral(),
+                headers=auth(world, SCHOOL, "dsl"),
+            ) as resp:
+                assert resp.status == 202, await resp.text()
+                referral_digest = (await resp.json())["digest"]
 
             async def delivered() -> bool:
-                item = await sent(http, world, digest)
-                return all(r["delivery_state"] == "delivered" for r in item["recipients"])
+                items = [await sent(http, world, d) for d in (digest, referral_digest)]
+                return all(
+                    r["delivery_state"] == "delivered" for i in items for r in i["recipients"]
+                )
 
             await until(delivered, what="delivery")
             la = world.url("la")
@@ -160,7 +308,8 @@ async def test_sentinel_child_never_leaks(
                 user = auth(world, org, "staff")
                 async with http.post(la + f"/api/v1/inbox/{digest}/open", headers=user) as resp:
                     assert resp.status == 200
-                    assert await resp.read() == CONTENT
+                    opened = decode_container(await resp.read()).record
+                    assert opened.data["child"] == SENTINEL
                 async with http.post(
                     la + f"/api/v1/inbox/{digest}/{decision}", json=doc, headers=user
                 ) as resp:
@@ -171,7 +320,15 @@ async def test_sentinel_child_never_leaks(
                 return sum(len(r["timeline"]) for r in item["recipients"]) == 6
 
             await until(answered, what="the receipts back at the school")
+            user = auth(world, LA, "staff")
+            async with http.post(
+                la + f"/api/v1/inbox/{referral_digest}/open", headers=user
+            ) as resp:
+                assert resp.status == 200
+                container = decode_container(await resp.read())
+                assert container.attachments[0].data == ATTACHMENT
             answers = await _bad_requests(http, world, digest)
+            views = await _register_views(http, world)
     finally:
         await world.stop()
 
@@ -185,6 +342,8 @@ async def test_sentinel_child_never_leaks(
         _assert_clean(f"log record {record.name}", record.getMessage())
     for i, answer in enumerate(answers):
         _assert_clean(f"error answer {i}", answer)
+    for i, view in enumerate(views):
+        _assert_clean(f"register view {i}", view)
     files = [p for p in world.folder.rglob("*") if p.is_file()]
     assert any(p.name == "node.sqlite3" for p in files)
     assert any(p.parent.name == "bodies" for p in files)

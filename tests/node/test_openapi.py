@@ -9,7 +9,6 @@ documented schema (JSON Schema 2020-12, ``$ref`` resolved within the document).
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import ssl
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from exchange.peerauth import signed_post_headers
 from keys.ids import OrgId
 
 from .conftest import LA, NURSES, SCHOOL
+from .records import NHS, UPN, lac_submission, opened_note, referral_submission
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 BASE = "urn:exchange:openapi"
@@ -184,7 +184,7 @@ def test_json_request_bodies_are_closed_objects(spec: dict[str, Any]) -> None:
         assert resolved["type"] == "object", pointer
         assert resolved["additionalProperties"] is False, pointer
         seen += 1
-    assert seen == 3
+    assert seen == 5
 
 
 def test_peer_operations_name_media_types_and_signature_headers(spec: dict[str, Any]) -> None:
@@ -335,11 +335,7 @@ async def _until_delivered(
 async def _submit(
     http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment, to: list[str]
 ) -> str:
-    doc = {
-        "recipients": to,
-        "record_kind": "referral",
-        "content_base64": base64.b64encode(b"synthetic test record").decode(),
-    }
+    doc = lac_submission("synthetic test record", to)
     assert checker.request_is_valid("post", "/api/v1/envelopes", doc)
     status, body = await _call(
         http,
@@ -400,7 +396,8 @@ async def _staff_round_trip(
     status, content = await _call(
         http, checker, "POST", la + f"/api/v1/inbox/{first}/open", headers=la_staff
     )
-    assert (status, content) == (200, b"synthetic test record")
+    assert status == 200
+    assert opened_note(content) == "synthetic test record"
     ack = {"disposition": "accepted-for-assessment"}
     assert checker.request_is_valid("post", f"/api/v1/inbox/{first}/acknowledge", ack)
     status, acknowledged = await _call(
@@ -425,12 +422,7 @@ async def _staff_refusals(
 ) -> None:
     """Meet the refusals a client can meet: 400, 401, 403, and 404 for foreign items."""
     school, la = world.url("school"), world.url("la")
-    unknown_field = {
-        "recipients": [LA],
-        "record_kind": "referral",
-        "content_base64": "",
-        "note": "synthetic",
-    }
+    unknown_field = {**lac_submission("synthetic", [LA]), "note": "synthetic"}
     assert not checker.request_is_valid("post", "/api/v1/envelopes", unknown_field)
     status, error = await _call(
         http,
@@ -569,6 +561,76 @@ async def _peer_calls(
     assert status == 401
 
 
+async def _records_calls(
+    http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment
+) -> None:
+    """Meet a policy refusal, a decision not to share, the overdue list, register, SAR."""
+    school = world.url("school")
+    dsl, dpo = _auth(world, SCHOOL, "dsl"), _auth(world, SCHOOL, "dpo")
+    refused = referral_submission([NURSES])
+    assert checker.request_is_valid("post", "/api/v1/envelopes", refused)
+    status, error = await _call(
+        http, checker, "POST", school + "/api/v1/envelopes", json=refused, headers=dsl
+    )
+    assert (status, error["error"]["rule"]) == (
+        422,
+        "purposes.safeguarding-referral.recipient_kinds",
+    )
+    decision = {
+        "purpose": "information-request-reply",
+        "recipients": [LA],
+        "reason_code": "information-not-held",
+        "reason": "The pupil joined this month; we hold no records from before.",
+        "upn": UPN,
+    }
+    assert checker.request_is_valid("post", "/api/v1/decisions/not-shared", decision)
+    status, made = await _call(
+        http, checker, "POST", school + "/api/v1/decisions/not-shared", json=decision, headers=dsl
+    )
+    assert (status, made["rule"]) == (201, "not-to-share.information-not-held")
+    bad = {**decision, "upn": UPN[:-1] + "9"}
+    status, error = await _call(
+        http, checker, "POST", school + "/api/v1/decisions/not-shared", json=bad, headers=dsl
+    )
+    assert (status, error["error"]["rule"]) == (422, "upn.check-letter")
+    status, overdue = await _call(http, checker, "GET", school + "/api/v1/overdue", headers=dsl)
+    assert (status, overdue) == (200, {"items": []})
+    status, rows = await _call(http, checker, "GET", school + "/api/v1/register", headers=dpo)
+    assert status == 200
+    assert [r["decision"] for r in rows] == ["shared", "shared", "not-shared"]
+    status, text = await _call(
+        http, checker, "GET", school + "/api/v1/register?format=csv&from=2020-01-01", headers=dpo
+    )
+    assert status == 200
+    assert text.splitlines()[0].startswith(b"id,decision,decided_at")
+    status, _ = await _call(http, checker, "GET", school + "/api/v1/register", headers=dsl)
+    assert status == 403
+    status, _ = await _call(
+        http, checker, "GET", school + "/api/v1/register?format=xml", headers=dpo
+    )
+    assert status == 400
+    search = {"nhs_number": NHS}
+    assert checker.request_is_valid("post", "/api/v1/subject-access", search)
+    status, report = await _call(
+        http, checker, "POST", school + "/api/v1/subject-access", json=search, headers=dpo
+    )
+    assert status == 200
+    assert [i["direction"] for i in report["items"]] == ["sent", "sent"]
+    status, error = await _call(
+        http,
+        checker,
+        "POST",
+        school + "/api/v1/subject-access",
+        json={"nhs_number": NHS[:-1] + "9"},
+        headers=dpo,
+    )
+    assert (status, error["error"]["rule"]) == (422, "nhs-number.check-digit")
+    status, _ = await _call(
+        http, checker, "POST", school + "/api/v1/subject-access", json={}, headers=dpo
+    )
+    assert status == 400
+
+
 async def _operations_calls(
     http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment
 ) -> None:
@@ -596,8 +658,9 @@ async def test_round_trip_responses_match_the_document(
         await _staff_refusals(http, checker, world, first, second)
         await _receipts_timeline(http, checker, world, first)
         await _peer_calls(http, checker, world, first, acknowledged)
+        await _records_calls(http, checker, world)
         await _operations_calls(http, checker, world)
     exercised = {(m, p) for m, p, _ in checker.seen}
     assert exercised == {(m, p) for m, p, _, _ in _operations(spec)}
     statuses = {s for _, _, s in checker.seen}
-    assert {200, 202, 400, 401, 403, 404, 409, 503} <= statuses
+    assert {200, 201, 202, 400, 401, 403, 404, 409, 422, 503} <= statuses

@@ -20,6 +20,7 @@ from keys.keyfile import KdfParams
 
 from .conftest import LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, get_json, publish_route, sent, slow, stand_in_peer, until
+from .records import lac_submission
 
 API_DELIVERY = DeliveryConfig(
     batch=32, concurrency=8, timeout=2.0, backoff_base=0.05, backoff_max=0.2, poll_interval=0.02
@@ -48,11 +49,7 @@ async def http(office: Deployment) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def _body(**fields: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "recipients": [LA],
-        "record_kind": "referral",
-        "content_base64": base64.b64encode(b'{"synthetic": true}').decode(),
-    }
+    doc: dict[str, Any] = lac_submission('{"synthetic": true}', [LA])
     doc.update(fields)
     return {k: v for k, v in doc.items() if v is not ...}
 
@@ -277,20 +274,27 @@ async def test_missing_or_bad_token_is_401(
         pytest.param(
             json.dumps(_body(recipients=["LA 356"])).encode(), 400, r"recipients\[0\]", id="org-id"
         ),
+        pytest.param(json.dumps(_body(reason=...)).encode(), 400, r"'reason'", id="missing"),
         pytest.param(
-            json.dumps(_body(content_base64=...)).encode(), 400, r"'content_base64'", id="missing"
-        ),
-        pytest.param(
-            json.dumps(_body(content_base64="not base64!")).encode(), 400, r"base64", id="base64"
+            json.dumps(
+                _body(
+                    attachments=[
+                        {"name": "a.pdf", "content_type": "application/pdf", "content_base64": "!"}
+                    ]
+                )
+            ).encode(),
+            400,
+            r"attachments\[0\]\.content_base64 is not valid base64",
+            id="base64",
         ),
         pytest.param(
             json.dumps(_body(recipients=["urn:999999"])).encode(),
             422,
-            r"urn:999999",
+            r"recipients\[0\] is not an organisation in the directory",
             id="unknown-org",
         ),
         pytest.param(
-            json.dumps(_body(record_kind="Not A Kind")).encode(), 422, r"record kind", id="kind"
+            json.dumps(_body(record_kind="Not A Kind")).encode(), 422, r"record_kind", id="kind"
         ),
     ],
 )

@@ -1,0 +1,341 @@
+"""The sharing register's tables in the SQLite store (migration 4), as a mixin of SqliteStore.
+
+A disclosure's register row is written by ``SqliteStore.record_submission`` in the same
+transaction as the envelope, its outbox rows and its ledger event (:meth:`_insert_register`),
+so there is never an envelope without its register row or a row without its envelope. A
+decision not to share is a row on its own (:meth:`record_not_shared`).
+
+Pupil identifiers are held only as keyed hashes in ``subject_index``: for sent items and
+decisions when they are registered, for received items when a member of staff first opens
+them (``received_index`` records which received items were indexed). Receipts are not
+copied into the register: they are joined from ``receipts`` when rows are read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from exchange.store.base import (
+    EnvelopeRecord,
+    InboxItem,
+    InboxState,
+    ReceiptRecord,
+    ReceivedEntry,
+    RegisterEntry,
+    RegisterOutcome,
+    RegisterRow,
+    SubjectKey,
+    SubjectKind,
+)
+from keys.ids import OrgId
+
+T = TypeVar("T")
+
+_REGISTER_COLUMNS: Final = (
+    "org, outcome, envelope_digest, envelope_id, decided_by, decided_at, purpose, rule, "
+    "lawful_basis, citation, record_kind, categories, reason_code, reason, attachments, "
+    "deadline_due, deadline_rule, deadline_explanation, satisfied_by"
+)
+_RECEIVED_SELECT: Final = (
+    "SELECT i.owner, i.received_at, i.state, i.delivered_receipt, e.digest, e.envelope_id, "
+    "e.sender, e.recipients, e.record_kind, e.created, e.length, ri.outcome AS indexed, "
+    "ri.indexed_at FROM inbox i JOIN envelopes e ON e.digest = i.digest "
+    "LEFT JOIN received_index ri ON ri.owner = i.owner AND ri.digest = i.digest "
+)
+#: Most identifier hashes one subject search may name (one person has a UPN and an NHS
+#: number; a few more allow for a corrected identifier).
+MAX_SEARCH_HASHES: Final = 8
+
+
+def _statuses(text: str) -> tuple[str, ...]:
+    return tuple(s for s in text.split(",") if s)
+
+
+def _receipt(row: sqlite3.Row) -> ReceiptRecord:
+    return ReceiptRecord(
+        digest=row["digest"],
+        envelope_digest=row["envelope_digest"],
+        receipter=OrgId(row["receipter"]),
+        status=row["status"],
+        time=row["time"],
+        signed=row["signed"],
+    )
+
+
+def _received(db: sqlite3.Connection, row: sqlite3.Row, *, receipts: bool) -> ReceivedEntry:
+    item = InboxItem(
+        owner=OrgId(row["owner"]),
+        envelope=EnvelopeRecord(
+            digest=row["digest"],
+            envelope_id=row["envelope_id"],
+            sender=OrgId(row["sender"]),
+            recipients=tuple(OrgId(r) for r in json.loads(row["recipients"])),
+            record_kind=row["record_kind"],
+            created=row["created"],
+            length=row["length"],
+        ),
+        received_at=row["received_at"],
+        state=cast(InboxState, row["state"]),
+        delivered_receipt=row["delivered_receipt"],
+    )
+    held: tuple[ReceiptRecord, ...] = ()
+    if receipts:
+        # The receipts this organisation issued for the item: its own part of the exchange.
+        held = tuple(
+            _receipt(r)
+            for r in db.execute(
+                "SELECT * FROM receipts WHERE envelope_digest = ? AND receipter = ? "
+                "ORDER BY time, recorded_at",
+                (item.envelope.digest, item.owner),
+            )
+        )
+    return ReceivedEntry(item, row["indexed"], row["indexed_at"], held)
+
+
+class RegisterMixin:
+    """Register methods of :class:`~exchange.store.sqlite.SqliteStore`."""
+
+    if TYPE_CHECKING:
+
+        async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+    # --- writing ------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_register(db: sqlite3.Connection, entry: RegisterEntry) -> int:
+        """Insert a register row, its recipients and its subjects; return the row id."""
+        satisfied = "," + ",".join(entry.satisfied_by) + "," if entry.satisfied_by else ""
+        cursor = db.execute(
+            f"INSERT INTO register ({_REGISTER_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.org, entry.outcome, entry.envelope_digest, entry.envelope_id,
+                entry.decided_by, entry.decided_at, entry.purpose, entry.rule,
+                entry.lawful_basis, entry.citation, entry.record_kind,
+                json.dumps(list(entry.categories)), entry.reason_code, entry.reason,
+                entry.attachments, entry.deadline_due, entry.deadline_rule,
+                entry.deadline_explanation, satisfied,
+            ),
+        )  # fmt: skip
+        register_id = cursor.lastrowid
+        assert register_id is not None
+        db.executemany(
+            "INSERT OR IGNORE INTO register_recipients (register_id, recipient, kind) "
+            "VALUES (?, ?, ?)",
+            [(register_id, org, kind) for org, kind in entry.recipients],
+        )
+        if entry.outcome == "shared" and entry.envelope_digest is not None:
+            direction, item = "sent", entry.envelope_digest.hex()
+        else:
+            direction, item = "not-shared", f"decision:{register_id}"
+        db.executemany(
+            "INSERT OR IGNORE INTO subject_index (org, direction, item, id_kind, id_hash, "
+            "indexed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (entry.org, direction, item, s.kind, s.hash, entry.decided_at)
+                for s in entry.subjects
+            ],
+        )
+        return register_id
+
+    async def record_not_shared(self, entry: RegisterEntry) -> int:
+        """Store a decision not to share (with its subjects); return its register id."""
+        if entry.outcome != "not-shared" or entry.envelope_digest is not None:
+            raise ValueError("a decision not to share has outcome not-shared and no envelope")
+        return await self._tx(lambda db: self._insert_register(db, entry))
+
+    async def index_received(
+        self,
+        owner: OrgId,
+        digest: bytes,
+        *,
+        subjects: Sequence[SubjectKey],
+        outcome: str,
+        now: float,
+    ) -> bool:
+        """Index a received item's subjects once (at its first opening); True if new."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO received_index (owner, digest, outcome, indexed_at) "
+                "VALUES (?, ?, ?, ?)",
+                (owner, digest, outcome, now),
+            )
+            if cursor.rowcount != 1:
+                return False
+            db.executemany(
+                "INSERT OR IGNORE INTO subject_index (org, direction, item, id_kind, id_hash, "
+                "indexed_at) VALUES (?, 'received', ?, ?, ?, ?)",
+                [(owner, digest.hex(), s.kind, s.hash, now) for s in subjects],
+            )
+            return True
+
+        return await self._tx(tx)
+
+    # --- reading ------------------------------------------------------------------------
+
+    @staticmethod
+    def _register_rows(db: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[RegisterRow]:
+        result = []
+        for row in rows:
+            register_id = int(row["id"])
+            recipients = tuple(
+                (OrgId(r[0]), str(r[1]))
+                for r in db.execute(
+                    "SELECT recipient, kind FROM register_recipients WHERE register_id = ? "
+                    "ORDER BY recipient",
+                    (register_id,),
+                )
+            )
+            digest = row["envelope_digest"]
+            item = digest.hex() if digest is not None else f"decision:{register_id}"
+            subjects = tuple(
+                SubjectKey(cast(SubjectKind, s[0]), bytes(s[1]))
+                for s in db.execute(
+                    "SELECT id_kind, id_hash FROM subject_index WHERE org = ? AND item = ? "
+                    "AND direction IN ('sent', 'not-shared') ORDER BY id_kind, id_hash",
+                    (row["org"], item),
+                )
+            )
+            receipts: tuple[ReceiptRecord, ...] = ()
+            if digest is not None:
+                receipts = tuple(
+                    _receipt(r)
+                    for r in db.execute(
+                        "SELECT * FROM receipts WHERE envelope_digest = ? "
+                        "ORDER BY time, recorded_at",
+                        (digest,),
+                    )
+                    if r["receipter"] in {org for org, _ in recipients}
+                )
+            entry = RegisterEntry(
+                org=OrgId(row["org"]),
+                outcome=cast(RegisterOutcome, row["outcome"]),
+                decided_by=row["decided_by"],
+                decided_at=row["decided_at"],
+                purpose=row["purpose"],
+                rule=row["rule"],
+                reason=row["reason"],
+                recipients=recipients,
+                categories=tuple(json.loads(row["categories"])),
+                lawful_basis=row["lawful_basis"],
+                citation=row["citation"],
+                record_kind=row["record_kind"],
+                reason_code=row["reason_code"],
+                envelope_digest=digest,
+                envelope_id=row["envelope_id"],
+                attachments=row["attachments"],
+                deadline_due=row["deadline_due"],
+                deadline_rule=row["deadline_rule"],
+                deadline_explanation=row["deadline_explanation"],
+                satisfied_by=_statuses(row["satisfied_by"]),
+                subjects=subjects,
+            )
+            result.append(RegisterRow(register_id, entry, receipts))
+        return result
+
+    async def register_rows(
+        self, org: OrgId, *, since: float | None = None, until: float | None = None
+    ) -> list[RegisterRow]:
+        """Return ``org``'s register rows decided in ``since <= t < until``, oldest first."""
+
+        def read(db: sqlite3.Connection) -> list[RegisterRow]:
+            rows = db.execute(
+                f"SELECT id, {_REGISTER_COLUMNS} FROM register WHERE org = ? "
+                "AND (? IS NULL OR decided_at >= ?) AND (? IS NULL OR decided_at < ?) "
+                "ORDER BY decided_at, id",
+                (org, since, since, until, until),
+            ).fetchall()
+            return self._register_rows(db, rows)
+
+        return await self._read(read)
+
+    async def overdue_rows(self, org: OrgId, *, due_before: str) -> list[tuple[RegisterRow, OrgId]]:
+        """Return (row, recipient) for deadlines before ``due_before`` not met by a receipt.
+
+        ``due_before`` is a ``YYYY-MM-DD`` date; a recipient meets the deadline with any
+        receipt whose status the row's ``satisfied_by`` lists.
+        """
+
+        def read(db: sqlite3.Connection) -> list[tuple[RegisterRow, OrgId]]:
+            pairs = db.execute(
+                "SELECT r.id, rr.recipient FROM register r "
+                "JOIN register_recipients rr ON rr.register_id = r.id "
+                "WHERE r.org = ? AND r.outcome = 'shared' AND r.deadline_due IS NOT NULL "
+                "AND r.deadline_due < ? AND NOT EXISTS (SELECT 1 FROM receipts x "
+                "WHERE x.envelope_digest = r.envelope_digest AND x.receipter = rr.recipient "
+                "AND instr(r.satisfied_by, ',' || x.status || ',') > 0) "
+                "ORDER BY r.deadline_due, r.id, rr.recipient",
+                (org, due_before),
+            ).fetchall()
+            rows: dict[int, RegisterRow] = {}
+            for register_id in dict.fromkeys(int(p[0]) for p in pairs):
+                found = db.execute(
+                    f"SELECT id, {_REGISTER_COLUMNS} FROM register WHERE id = ?", (register_id,)
+                ).fetchall()
+                rows[register_id] = self._register_rows(db, found)[0]
+            return [(rows[int(p[0])], OrgId(p[1])) for p in pairs]
+
+        return await self._read(read)
+
+    async def subject_matches(
+        self, org: OrgId, hashes: Sequence[bytes]
+    ) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+        """Return the register rows and received items whose subjects have these hashes."""
+        if not 0 < len(hashes) <= MAX_SEARCH_HASHES:
+            raise ValueError(f"search for 1 to {MAX_SEARCH_HASHES} identifier hashes")
+
+        def read(db: sqlite3.Connection) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+            marks = ", ".join("?" for _ in hashes)
+            found = db.execute(
+                "SELECT DISTINCT direction, item FROM subject_index WHERE org = ? "
+                f"AND id_hash IN ({marks})",
+                (org, *hashes),
+            ).fetchall()
+            ids: list[int] = []
+            received: list[ReceivedEntry] = []
+            for direction, item in found:
+                if direction == "received":
+                    row = db.execute(
+                        _RECEIVED_SELECT + "WHERE i.owner = ? AND i.digest = ?",
+                        (org, bytes.fromhex(item)),
+                    ).fetchone()
+                    if row is not None:
+                        received.append(_received(db, row, receipts=True))
+                elif item.startswith("decision:"):
+                    ids.append(int(item.removeprefix("decision:")))
+                else:
+                    row = db.execute(
+                        "SELECT id FROM register WHERE envelope_digest = ? AND org = ?",
+                        (bytes.fromhex(item), org),
+                    ).fetchone()
+                    if row is not None:
+                        ids.append(int(row[0]))
+            rows: list[Any] = []
+            for register_id in sorted(set(ids)):
+                rows += db.execute(
+                    f"SELECT id, {_REGISTER_COLUMNS} FROM register WHERE id = ? AND org = ?",
+                    (register_id, org),
+                ).fetchall()
+            received.sort(key=lambda r: r.item.received_at)
+            return self._register_rows(db, rows), received
+
+        return await self._read(read)
+
+    async def received_not_indexed(self, owner: OrgId) -> list[ReceivedEntry]:
+        """Return items delivered to ``owner`` whose subjects are not in the index."""
+
+        def read(db: sqlite3.Connection) -> list[ReceivedEntry]:
+            rows = db.execute(
+                _RECEIVED_SELECT + "WHERE i.owner = ? AND (ri.outcome IS NULL OR "
+                "ri.outcome != 'indexed') ORDER BY i.received_at",
+                (owner,),
+            ).fetchall()
+            return [_received(db, row, receipts=False) for row in rows]
+
+        return await self._read(read)
