@@ -87,9 +87,10 @@ _LINK_RE: Final = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
 _MESSAGE_ID_LABELS: Final = {
     "envelope": b"exchange/v1/smtp-message-id/envelope\x00",
     "notification": b"exchange/v1/smtp-message-id/notification\x00",
+    "overdue": b"exchange/v1/smtp-message-id/overdue\x00",
 }
 
-MailKind = Literal["envelope", "notification"]
+MailKind = Literal["envelope", "notification", "overdue"]
 
 #: CRLF line ends (RFC 5321) and no folding below RFC 5322's hard limit of 998: the
 #: standard library folds a long subject right after "Subject:", and its own parser then
@@ -316,6 +317,61 @@ def build_notification(
             "",
             f"{sender_name} has sent {recipient_name} a secure item through the",
             "safeguarding exchange. Sign in to your organisation's exchange node to open it:",
+            "",
+            f"    {checked}",
+            "",
+            f"Envelope id: {envelope_id.hex()}",
+            "",
+            "This email does not contain or describe what is inside the item.",
+        ]
+    )
+    msg.set_content(body + "\n", cte="quoted-printable")
+    check_headers(msg)
+    return msg
+
+
+def build_overdue_notice(
+    *,
+    envelope_id: bytes,
+    sender_name: str,
+    recipient_name: str,
+    due: str,
+    waiting_for: str,
+    from_address: str,
+    to_address: str,
+    message_id: str,
+    date: dt.datetime,
+    link: str,
+) -> EmailMessage:
+    """Return the mail telling ``sender_name``'s staff that an item sent is past its deadline.
+
+    The subject is exactly ``Overdue: secure item for <recipient_name>``. Like every mail
+    here it names organisations, the envelope id, the due date and the receipt awaited, and
+    never the record kind, the child or anything inside.
+    """
+    sender_name = _check_name(sender_name, "sender name")
+    recipient_name = _check_name(recipient_name, "recipient name")
+    checked = _check_link(link)
+    assert checked is not None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", due):
+        raise ValueError("due must be a date, YYYY-MM-DD")
+    if waiting_for not in {"delivered", "opened", "acknowledged"}:
+        raise ValueError("waiting_for must be a receipt status")
+    msg = _base(
+        subject=f"Overdue: secure item for {recipient_name}",
+        from_address=from_address,
+        to_address=to_address,
+        message_id=message_id,
+        date=date,
+        envelope_id=envelope_id,
+    )
+    body = "\n".join(
+        [
+            "A secure item is past its deadline.",
+            "",
+            f"{sender_name} sent {recipient_name} a secure item through the safeguarding",
+            f"exchange. It was due by {due}, and no '{waiting_for}' receipt has come back.",
+            "Please follow it up with the recipient. Sign in to see its timeline:",
             "",
             f"    {checked}",
             "",

@@ -38,6 +38,7 @@ from connectors.base import ConnectorError, Delivered, Message, Outcome, Refused
 from connectors.mail import (
     build_envelope_mail,
     build_notification,
+    build_overdue_notice,
     derive_message_id,
     envelope_id_of,
     validate_address,
@@ -271,6 +272,41 @@ class SmtpConnector:
         except (ValueError, LookupError, KeyLookupError) as exc:
             return Refused(f"the notification could not be built: {exc}")
         return await self._send(mail, address, envelope_id, destination, timeout)
+
+    async def send_overdue_notice(
+        self,
+        *,
+        envelope_id: bytes,
+        origin: OrgId,
+        recipient: OrgId,
+        due: str,
+        waiting_for: str,
+        address: str,
+        link: str,
+        timeout: float,
+    ) -> Outcome:
+        """Tell ``origin``'s staff mailbox ``address`` that an item to ``recipient`` is late."""
+        self._check_open(timeout)
+        try:
+            validate_address(address, field="the notification mailbox")
+            mail = build_overdue_notice(
+                envelope_id=envelope_id,
+                sender_name=self._names(origin),
+                recipient_name=self._names(recipient),
+                due=due,
+                waiting_for=waiting_for,
+                from_address=self._config.from_address,
+                to_address=address,
+                message_id=derive_message_id(
+                    "overdue", envelope_id + recipient.encode("ascii"), origin,
+                    self._config.message_id_domain,
+                ),
+                date=self._now(),
+                link=link,
+            )  # fmt: skip
+        except (ValueError, LookupError, KeyLookupError) as exc:
+            return Refused(f"the overdue notice could not be built: {exc}")
+        return await self._send(mail, address, envelope_id, origin, timeout)
 
     def _check_open(self, timeout: float) -> None:
         if self._closed:

@@ -95,6 +95,8 @@ class DeliveryConfig:
     #: An envelope handed to a MESH, relay or SMTP route without a ``delivered`` receipt
     #: after this many seconds is shown as overdue.
     overdue_after: float = 24 * 3600.0
+    #: Seconds between looks for deadlines past due, each chased once by mail.
+    chase_interval: float = 3600.0
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
 from connectors.https import HttpsPushConnector, request_signer
 from connectors.smtp import SmtpConnector
 from exchange.logs import get_logger
+from exchange.node.chase import OVERDUE
 from exchange.node.config import DeliveryConfig
 from exchange.node.routing import Leg, NoRouteError, Routes
 from exchange.node.service import NodeService, _event, _receipt_record
@@ -375,24 +376,57 @@ class DeliveryWorker:
         return f"{self.service.public_url}/"
 
     async def _send_notice(self, item: OutboxItem) -> None:
-        """Mail the destination's staff that an item from ``origin`` waits (no personal data)."""
+        """Mail staff: an item from ``origin`` waits, or one sent to ``origin`` is overdue.
+
+        Notices carry no personal data: organisation names, the envelope id, a link and,
+        for a chase, the due date and the receipt awaited.
+        """
         addresses = self.notify.get(item.destination, ())
         if self.smtp is None or not addresses:
             raise _RefusedError("no mail server or staff mailbox is configured for notices")
-        envelope = await self.service.store.envelope(item.ref)
+        envelope = await self.service.store.envelope(item.envelope_digest)
         if envelope is None:
             raise _RefusedError("the envelope is no longer held")
+        late = None
+        if item.via == OVERDUE:
+            overdue = await self.service.overdue_items(item.destination)
+            late = next(
+                (
+                    o
+                    for o in overdue
+                    if o.digest == item.envelope_digest and o.recipient == item.origin
+                ),
+                None,
+            )
+            if late is None:  # met since it was queued: nothing to say
+                await self.service.store.finish_attempt(
+                    item.id, state="delivered", now=self.service.clock(),
+                    error="met before the chase was sent",
+                )  # fmt: skip
+                return
         for address in addresses:
             # Each mail has a Message-ID derived from the envelope and organisation, so a
             # retry after a partial success repeats the same message, not a new one.
-            outcome = await self.smtp.send_notification(
-                envelope_id=envelope.envelope_id,
-                origin=item.origin,
-                destination=item.destination,
-                address=address,
-                link=self._link(envelope.envelope_id),
-                timeout=self.config.timeout,
-            )
+            if late is None:
+                outcome = await self.smtp.send_notification(
+                    envelope_id=envelope.envelope_id,
+                    origin=item.origin,
+                    destination=item.destination,
+                    address=address,
+                    link=self._link(envelope.envelope_id),
+                    timeout=self.config.timeout,
+                )
+            else:
+                outcome = await self.smtp.send_overdue_notice(
+                    envelope_id=envelope.envelope_id,
+                    origin=item.destination,
+                    recipient=item.origin,
+                    due=late.due.isoformat(),
+                    waiting_for=late.waiting_for[0] if late.waiting_for else "acknowledged",
+                    address=address,
+                    link=self._link(envelope.envelope_id),
+                    timeout=self.config.timeout,
+                )
             if isinstance(outcome, RetryLater):
                 raise _RetryError(outcome.reason)
             if isinstance(outcome, Refused):

@@ -30,6 +30,7 @@ from connectors.mesh import MeshConfig, MeshConnector
 from connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.logs import get_logger
 from exchange.node.app import READY, create_app
+from exchange.node.chase import Chaser
 from exchange.node.collect import Collector
 from exchange.node.config import ConfigError, NodeConfig, TenantConfig
 from exchange.node.delivery import DeliveryWorker
@@ -232,6 +233,11 @@ class Node:
             asyncio.create_task(self.collector.run(self._stop), name="collect"),
             asyncio.create_task(self._checkpoints(), name="checkpoints"),
         ]
+        if self.relay is not None:
+            self._tasks.append(asyncio.create_task(self._purge(self.relay), name="relay-purge"))
+        if self.service.notified:
+            chaser = Chaser(self.service, config.delivery.chase_interval)
+            self._tasks.append(asyncio.create_task(chaser.run(self._stop), name="chase"))
         log.info("node.started", org=",".join(tenants), count=len(tenants))
 
     async def _relay(self, store: SqliteStore) -> Relay:

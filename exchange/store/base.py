@@ -299,6 +299,12 @@ class Store(RegisterStore, Protocol):
         """Give dead items (of one envelope, or all) a fresh start; return how many."""
         ...
 
+    async def add_outbox(
+        self, envelope_digest: bytes, rows: Sequence[NewOutbox], *, now: float
+    ) -> int:
+        """Queue ``rows`` unless already held; return how many were new."""
+        ...
+
     async def reopen_handed_over(
         self,
         route_kind: str,

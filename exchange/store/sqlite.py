@@ -488,6 +488,21 @@ class SqliteStore(RegisterMixin):
 
         return await self._tx(tx)
 
+    async def add_outbox(
+        self, envelope_digest: bytes, rows: Sequence[NewOutbox], *, now: float
+    ) -> int:
+        """Queue ``rows`` for ``envelope_digest``; an identical row already held is kept.
+
+        Returns how many rows were new.
+        """
+
+        def tx(db: sqlite3.Connection) -> int:
+            before = db.total_changes
+            self._insert_outbox(db, envelope_digest, rows, now)
+            return db.total_changes - before
+
+        return await self._tx(tx)
+
     async def reopen_handed_over(
         self,
         route_kind: str,
