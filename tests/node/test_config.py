@@ -18,6 +18,19 @@ def test_example_configuration_is_valid() -> None:
     assert config.data_dir == EXAMPLE.parent / "data"
     assert config.trust == str(EXAMPLE.parent / "authority.vkey")
     assert config.delivery.backoff_max == 600.0
+    assert config.smtp is not None
+    assert (config.smtp.host, config.smtp.port, config.smtp.mode) == (
+        "smtp.stockport.example", 587, "starttls",
+    )  # fmt: skip
+    assert config.relay is not None
+    assert config.relay.retention == 30 * 24 * 3600.0
+    nurses = config.tenants[1].mesh
+    assert nurses is not None
+    assert (nurses.mailbox, nurses.client_cert) == (
+        "X26ABC001",
+        EXAMPLE.parent / "tls/mesh-client.crt",
+    )
+    assert config.tenants[0].notify == ("front.door@stockport.example",)
 
 
 def test_configuration_round_trips_through_toml() -> None:
@@ -46,6 +59,25 @@ def _with(old: str, new: str) -> str:
         (_with('public_url = "https:', 'public_url = "ftp:'), "node.public_url must start"),
         ("[node\n", "not valid TOML"),
         (_with("[ledger]", "[ledgers]"), "ledgers is not a known setting"),
+        (_with('mailbox = "X26ABC001"', ""), "tenants[1].mesh.mailbox is missing"),
+        (
+            _with('url = "https://msg.', 'url = "http://msg.'),
+            "tenants[1].mesh.url must start with https://",
+        ),
+        (_with('client_key = "tls/mesh-client.key"', ""), "client_key go together"),
+        (_with("mailbox = ", "mail_box = "), "tenants[1].mesh.mail_box is not a known setting"),
+        (_with("port = 587", "port = 70000"), "smtp.port must be from 1 to 65535"),
+        (_with('mode = "starttls"', 'mode = "plain"'), "needs allow_plain = true"),
+        (_with('mode = "starttls"', 'mode = "ssl"'), "smtp.mode must be starttls, tls or plain"),
+        (_with('username = "exchange"', ""), "smtp.username and smtp.password_env go together"),
+        (_with("max_items = 10000", "max_items = 0"), "relay.max_items must be greater than zero"),
+        (
+            _with(
+                'notify = ["front.door@stockport.example"]',
+                'notify = "front.door@stockport.example"',
+            ),
+            "tenants[0].notify must be a list",
+        ),
     ],
 )
 def test_mistakes_name_the_setting(text: str, message: str) -> None:
