@@ -43,6 +43,8 @@ vectors: $(BIN)/.installed-test
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/envelope.py
+	$(BIN)/python bench/node.py
+	$(BIN)/python bench/mesh.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
