@@ -417,7 +417,33 @@ async def sent_item(request: web.Request) -> web.Response:
     item = await _service(request).store.sent_item(user.org, _digest(request))
     if item is None:
         raise ServiceError("no such item among this organisation's sent items", status=404)
-    return web.json_response(_sent_json(item, **_sent_shape(request)))
+    doc = _sent_json(item, **_sent_shape(request))
+    doc["events"] = await _sent_events(request, user.org, item.envelope.digest)
+    return web.json_response(doc)
+
+
+#: Ledger events shown in a sent item's status timeline.
+_TIMELINE_EVENTS: Final = frozenset({"submitted", "attempted", "fallback", "delivered", "recalled"})
+
+
+async def _sent_events(request: web.Request, org: OrgId, digest: bytes) -> list[dict[str, Any]]:
+    """Return the sender's own ledger events for an envelope: every attempt and fallback."""
+    rows = await _service(request).store.ledger_events_for(digest)
+    events = []
+    for index, raw in rows:
+        event = decode_event(raw)
+        if event.org != org or event.type.value not in _TIMELINE_EVENTS:
+            continue
+        events.append(
+            {
+                "index": index,
+                "type": event.type.value,
+                "time": event.time,
+                "counterparty": event.counterparty,
+                "reason": event.reason,
+            }
+        )
+    return events
 
 
 async def list_inbox(request: web.Request) -> web.Response:

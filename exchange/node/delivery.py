@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -47,6 +47,9 @@ from exchange.store import OutboxItem
 from keys.ids import OrgId
 
 log = get_logger("exchange.delivery")
+
+#: Largest per-route ``fallback_after`` a directory may set.
+MAX_FALLBACK_AFTER: Final = 100
 
 
 class _RetryError(Exception):
@@ -200,6 +203,17 @@ class DeliveryWorker:
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
+    def _fallback_after(self, leg: Leg) -> int:
+        """Return the failures in a row after which ``leg``'s route is left.
+
+        A route may set its own in the directory (option ``fallback_after``, 1 to 100): a
+        MESH route that is slow to recover, say; otherwise ``delivery.fallback_after``.
+        """
+        value = leg.route.options.get("fallback_after", "")
+        if value.isdigit() and 1 <= int(value) <= MAX_FALLBACK_AFTER:
+            return int(value)
+        return self.config.fallback_after
+
     def _fallback_event(self, item: OutboxItem, leg: Leg, now: float) -> bytes:
         return _event(
             "fallback", int(now), item.origin, item.envelope_digest,
@@ -276,7 +290,7 @@ class DeliveryWorker:
         failures = item.route_failures + 1
         route_index: int | None = None
         events = [self._attempt_event(item, leg, "retry", now)]
-        if leg is not None and leg.count > 1 and failures >= self.config.fallback_after:
+        if leg is not None and leg.count > 1 and failures >= self._fallback_after(leg):
             # Enough failures in a row here: the next attempt takes the next route, cycling
             # back to the first after the last, so a route that is down never loses an item.
             route_index, failures = (leg.index + 1) % leg.count, 0

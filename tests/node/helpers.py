@@ -6,7 +6,7 @@ import asyncio
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -117,10 +117,12 @@ def signed_headers(
     )
 
 
-def publish_route(world: Deployment, org: OrgId, *addresses: str) -> None:
+def publish_route(
+    world: Deployment, org: OrgId, *addresses: str, options: Mapping[str, str] | None = None
+) -> None:
     """Sign a newer directory giving ``org`` the https routes ``addresses``, in order.
 
-    Every node adopts it at once.
+    ``options`` go on the first route. Every node adopts it at once.
     """
     assert world.authority is not None
     assert world.directory is not None
@@ -132,7 +134,12 @@ def publish_route(world: Deployment, org: OrgId, *addresses: str) -> None:
             e.name,
             e.kind,
             e.keys,
-            tuple(Route("https", a) for a in addresses) if e.id == org else routes[e.id],
+            tuple(
+                Route("https", a, (options or {}) if i == 0 else {})
+                for i, a in enumerate(addresses)
+            )
+            if e.id == org
+            else routes[e.id],
         )
         for e in world.entries
     ]

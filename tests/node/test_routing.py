@@ -47,10 +47,10 @@ async def routed(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 
 async def _deliver_via(
-    world: Deployment, first: str
+    world: Deployment, first: str, options: dict[str, str] | None = None
 ) -> tuple[str, list[tuple[EventType, str | None]]]:
     """Submit one referral to the LA and wait until it is delivered; return the ledger kinds."""
-    publish_route(world, LA, first, world.url("la"))
+    publish_route(world, LA, first, world.url("la"), options=options)
     async with client(world) as http:
         digest = (await submit(http, world, b"synthetic", [LA]))["digest"]
 
@@ -95,3 +95,19 @@ async def test_failing_route_falls_back_after_the_configured_failures(routed: De
     ).deliveries  # type: ignore[union-attr]
     assert item.attempts == 3
     assert item.route_index == 1
+    # The sent item's status timeline shows the same events, for the DSL.
+    async with client(routed) as http:
+        shown = await sent(http, routed, digest)
+    assert [(e["type"], e["reason"]) for e in shown["events"]] == [(k.value, r) for k, r in kinds]
+
+
+async def test_a_route_may_set_its_own_fallback_after(routed: Deployment) -> None:
+    """A route's directory option fallback_after=1 overrides delivery.fallback_after (2)."""
+    async with stand_in_peer(routed, unavailable) as address:
+        _, kinds = await _deliver_via(routed, address, {"fallback_after": "1"})
+    assert kinds == [
+        (EventType.SUBMITTED, None),
+        (EventType.ATTEMPTED, "retry:https"),
+        (EventType.FALLBACK, "https"),
+        (EventType.DELIVERED, None),
+    ]
