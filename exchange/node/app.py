@@ -22,6 +22,7 @@ from aiohttp import web
 
 from exchange.ledger.events import decode_event
 from exchange.logs import get_logger
+from exchange.node.collect import CollectStats
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
 from exchange.node.ledger import NodeLedger
@@ -44,6 +45,7 @@ WORKER: Final = web.AppKey("worker", DeliveryWorker)
 LEDGER: Final = web.AppKey("ledger", NodeLedger)
 JSON_LIMIT: Final = web.AppKey("json_limit", int)
 READY: Final = web.AppKey("ready", dict)
+COLLECT_STATS: Final = web.AppKey("collect_stats", CollectStats)
 
 _DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 _BEARER_RE: Final = re.compile(r"Bearer ([A-Za-z0-9_-]{16,128})")
@@ -612,6 +614,7 @@ async def metrics(request: web.Request) -> web.Response:
     counts = await service.store.outbox_counts()
     receipts = await service.store.receipt_counts()
     stats = request.app[WORKER].stats
+    collected = request.app[COLLECT_STATS]
     lines = [
         "# HELP exchange_outbox_items Outbox items by state.",
         "# TYPE exchange_outbox_items gauge",
@@ -639,6 +642,16 @@ async def metrics(request: web.Request) -> web.Response:
             f'exchange_receipts{{status="{status}"}} {receipts.get(status, 0)}'
             for status in ("delivered", "opened", "acknowledged", "rejected")
         ),
+        "# HELP exchange_collected_total Messages taken from pull routes, by outcome.",
+        "# TYPE exchange_collected_total counter",
+        f'exchange_collected_total{{outcome="stored"}} {collected.collected}',
+        f'exchange_collected_total{{outcome="refused"}} {collected.refused}',
+        "# HELP exchange_collect_failures_total Collections from a route that failed.",
+        "# TYPE exchange_collect_failures_total counter",
+        f"exchange_collect_failures_total {collected.failed_rounds}",
+        "# HELP exchange_mesh_non_delivery_total MESH non-delivery reports acted on.",
+        "# TYPE exchange_mesh_non_delivery_total counter",
+        f"exchange_mesh_non_delivery_total {collected.reports}",
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
         f"exchange_ledger_events {await service.store.ledger_size()}",
@@ -647,7 +660,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(
-    service: NodeService, worker: DeliveryWorker, ledger: NodeLedger, *, json_limit: int
+    service: NodeService,
+    worker: DeliveryWorker,
+    ledger: NodeLedger,
+    *,
+    json_limit: int,
+    collect_stats: CollectStats | None = None,
 ) -> web.Application:
     """Build the node's application."""
     app = web.Application(
@@ -658,6 +676,7 @@ def create_app(
     app[LEDGER] = ledger
     app[JSON_LIMIT] = json_limit
     app[READY] = {"accepting": True}
+    app[COLLECT_STATS] = collect_stats or CollectStats()
     app.router.add_post("/api/v1/envelopes", submit)
     app.router.add_get("/api/v1/sent", list_sent)
     app.router.add_get("/api/v1/sent/{digest}", sent_item)

@@ -215,6 +215,7 @@ class Node:
             self.worker,
             self.ledger,
             json_limit=config.max_json_bytes,
+            collect_stats=self.collector.stats,
         )
         self._app = app
         if config.relay is not None:

@@ -153,6 +153,12 @@ async def test_envelope_over_mesh_with_receipts_back_over_mesh(
 
         await until(opened, timeout=30.0)
 
+        # The LA node's metrics count what it took from MESH.
+        async with http.get(world.url("la") + "/metrics") as resp:
+            metrics = await resp.text()
+        assert 'exchange_collected_total{outcome="stored"} 1' in metrics
+        assert "exchange_collect_failures_total 0" in metrics
+
     school = world.nodes["school"].service.store
     events = [decode_event(e) for _, e in await school.ledger_events_for(bytes.fromhex(digest))]
     assert [(e.type, e.reason) for e in events][:2] == [
