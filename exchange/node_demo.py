@@ -42,7 +42,10 @@ ORGS = (
 _DELIVERY = DeliveryConfig(backoff_base=0.2, backoff_max=2.0, poll_interval=0.05)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0
+) -> None:
+    """Poll ``check`` until it holds; raise ``TimeoutError`` naming ``what`` after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await check():
@@ -51,7 +54,7 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float
         await asyncio.sleep(0.05)
 
 
-class _Staff:
+class Staff:
     """A member of staff calling their node's API."""
 
     def __init__(self, http: aiohttp.ClientSession, base: str, token: str) -> None:
@@ -60,11 +63,13 @@ class _Staff:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the API; return the JSON answer or the bytes; raise on any refusal."""
         async with self.http.request(
             method, self.base + path, json=body, headers=self.headers
         ) as resp:
             if resp.status >= 400:
-                raise RuntimeError(f"{method} {path} answered {resp.status}")
+                # The node's refusals never hold record content (docs/node.md).
+                raise RuntimeError(f"{method} {path} answered {resp.status}: {await resp.text()}")
             if resp.content_type == "application/json":
                 return await resp.json()
             return await resp.read()
@@ -124,8 +129,8 @@ async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) 
     assert world.ca_file is not None
     context = ssl.create_default_context(cafile=str(world.ca_file))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
-        dsl = _Staff(http, world.url("school"), world.tokens[(SCHOOL, "dsl")])
-        front = _Staff(http, world.url("la"), world.tokens[(FRONT_DOOR, "staff")])
+        dsl = Staff(http, world.url("school"), world.tokens[(SCHOOL, "dsl")])
+        front = Staff(http, world.url("la"), world.tokens[(FRONT_DOOR, "staff")])
         say(f"school node on {world.url('school')}, LA node on {world.url('la')} (TLS, SQLite)")
         submitted = await dsl.call("POST", "/api/v1/envelopes", _submission(content))
         digest = submitted["digest"]
@@ -140,7 +145,7 @@ async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) 
             inbox = await front.call("GET", "/api/v1/inbox")
             return any(i["digest"] == digest for i in inbox["items"])
 
-        await _until(in_inbox, "the LA node received the envelope")
+        await wait_until(in_inbox, "the LA node received the envelope")
         say("the LA node verified the sender, stored the envelope and signed 'delivered'")
         opened = await front.call("POST", f"/api/v1/inbox/{digest}/open")
         container = decode_container(opened)
@@ -165,7 +170,7 @@ async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) 
         async def complete() -> bool:
             return len(await timeline()) == 3
 
-        await _until(complete, "the receipts came back to the school")
+        await wait_until(complete, "the receipts came back to the school")
         receipts = await dsl.call("GET", f"/api/v1/envelopes/{digest}/receipts")
         say("the school's node verified each receipt against the digest it sealed:")
         for entry in receipts["receipts"]:

@@ -28,7 +28,7 @@ import email.policy
 import os
 import ssl
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from exchange.node.loopback import (
     server_certificate,
     start_deployment,
 )
+from exchange.node_demo import Staff, wait_until
 from keys.ids import OrgId
 
 SCHOOL = OrgId("urn:106123")
@@ -149,49 +150,21 @@ def lac_health_submission() -> dict[str, Any]:
     }
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.05)
-
-
-class _Staff:
-    """A member of staff calling their node's API."""
-
-    def __init__(self, http: aiohttp.ClientSession, base: str, token: str) -> None:
-        self.http = http
-        self.base = base
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.http.request(
-            method, self.base + path, json=body, headers=self.headers
-        ) as resp:
-            if resp.status >= 400:
-                raise RuntimeError(f"{method} {path} answered {resp.status}: {await resp.text()}")
-            if resp.content_type == "application/json":
-                return await resp.json()
-            return await resp.read()
-
-
-async def _timeline(dsl: _Staff, digest: str) -> tuple[dict[str, Any], list[str]]:
+async def _timeline(dsl: Staff, digest: str) -> tuple[dict[str, Any], list[str]]:
     item = await dsl.call("GET", f"/api/v1/sent/{digest}")
     recipient = item["recipients"][0]
     return recipient, [entry["status"] for entry in recipient["timeline"]]
 
 
 async def _follow(
-    dsl: _Staff, reader: _Staff, digest: str, disposition: str, say: Callable[[str], None]
+    dsl: Staff, reader: Staff, digest: str, disposition: str, say: Callable[[str], None]
 ) -> bool:
     """Wait for ``delivered``, open and acknowledge as ``reader``, wait for every receipt."""
 
     async def delivered() -> bool:
         return "delivered" in (await _timeline(dsl, digest))[1]
 
-    await _until(delivered, "the 'delivered' receipt came back")
+    await wait_until(delivered, "the 'delivered' receipt came back")
     recipient, _ = await _timeline(dsl, digest)
     say(f"  'delivered' came back to Hillside and verified (route: {recipient['route']})")
     await reader.call("POST", f"/api/v1/inbox/{digest}/open")
@@ -200,7 +173,7 @@ async def _follow(
     async def complete() -> bool:
         return (await _timeline(dsl, digest))[1] == ["delivered", "opened", "acknowledged"]
 
-    await _until(complete, "the 'opened' and 'acknowledged' receipts came back")
+    await wait_until(complete, "the 'opened' and 'acknowledged' receipts came back")
     say("  opened and acknowledged; Hillside verified: delivered, opened, acknowledged")
     return True
 
@@ -211,9 +184,9 @@ async def _story(
     assert world.ca_file is not None
     context = ssl.create_default_context(cafile=str(world.ca_file))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
-        dsl = _Staff(http, world.url("school"), world.tokens[(SCHOOL, "dsl")])
-        moorside = _Staff(http, world.url("moorside"), world.tokens[(RECEIVING, "dsl")])
-        nurses = _Staff(http, world.url("la"), world.tokens[(NURSES, "staff")])
+        dsl = Staff(http, world.url("school"), world.tokens[(SCHOOL, "dsl")])
+        moorside = Staff(http, world.url("moorside"), world.tokens[(RECEIVING, "dsl")])
+        nurses = Staff(http, world.url("la"), world.tokens[(NURSES, "staff")])
 
         say("CP file transfer, Hillside -> Moorside, through the relay mailbox on the LA node:")
         confirmed = dt.datetime.now(dt.UTC).date().isoformat()

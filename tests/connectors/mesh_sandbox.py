@@ -12,18 +12,18 @@ the package index, no ``venv`` module), the tests that need it are skipped with 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from exchange.demo_services import mesh_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".cache" / "mesh-sandbox-venv"
@@ -33,7 +33,6 @@ SHARED_KEY = "ExchangeTestKey"
 PASSWORD = "password"  # noqa: S105 (the sandbox's published test password)
 SENDER, RECIPIENT, OTHER = "X26ABC1", "X26ABC2", "X26ABC3"
 INSTALL_TIMEOUT = 600.0
-START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -112,52 +111,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            _call(f"{url}/health")
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.05)
-        else:
-            return True
-    return False
-
-
 def sandbox_session(tmp_dir: Path) -> Iterator[Sandbox]:
-    """Start the sandbox, yield it, and stop it (a session fixture's body)."""
+    """Start the sandbox, yield it, and stop it (a session fixture's body).
+
+    The process is run by :func:`exchange.demo_services.mesh_sandbox`, as the demo runs it.
+    """
     python = venv_python()
-    env = {
-        **os.environ,
-        "AUTH_MODE": "full",
-        "STORE_MODE": "memory",
-        "SHARED_KEY": SHARED_KEY,
-    }
     log = tmp_dir / "mesh-sandbox.log"
-    for _attempt in range(3):  # a free port can be taken between probing and binding
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    *(str(python), "-m", "uvicorn", "mesh_sandbox.api:app"),
-                    *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-                ],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            if _wait_healthy(url, proc):
-                yield Sandbox(url, python, log)
-                return
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    pytest.fail(f"the MESH sandbox did not start; see {log}")
+    with mesh_sandbox(python, log, SHARED_KEY) as url:
+        yield Sandbox(url, python, log)

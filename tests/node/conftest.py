@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from exchange.node.config import DeliveryConfig
+from exchange.node.config import DeliveryConfig, SmtpSettings
 from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from keys.ids import OrgId
 from keys.keyfile import KdfParams
+from tests.connectors.smtp_server import PASSWORD as SMTP_PASSWORD
+from tests.connectors.smtp_server import (
+    USERNAME,
+    SmtpServer,
+    ThrowawayCa,
+    make_test_ca,
+    start_smtp_server,
+)
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -39,3 +47,37 @@ async def world(tmp_path: Path) -> AsyncIterator[Deployment]:
     )
     yield deployment
     await deployment.stop()
+
+
+#: The environment variable the nodes read the SMTP password from in these tests.
+SMTP_PASSWORD_ENV = "TEST_SMTP_PASSWORD"  # noqa: S105 - a variable name
+
+
+@pytest.fixture(scope="module")
+def smtp_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCa:
+    """Make a throwaway CA and certificate for the SMTP servers of a module."""
+    return make_test_ca(tmp_path_factory.mktemp("smtp-ca"))
+
+
+@pytest.fixture
+async def smtp(smtp_ca: ThrowawayCa, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SmtpServer]:
+    """Run a real aiosmtpd requiring STARTTLS and AUTH; put its password in the environment."""
+    monkeypatch.setenv(SMTP_PASSWORD_ENV, SMTP_PASSWORD)
+    server = await start_smtp_server(smtp_ca)
+    yield server
+    await server.stop()
+
+
+def smtp_settings(server: SmtpServer, ca: ThrowawayCa, **changes: str) -> SmtpSettings:
+    """Return a node's [smtp] settings for the test server (``changes`` replace fields)."""
+    fields: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "from_address": "exchange@hillside.example",
+        "message_id_domain": "exchange.hillside.example",
+        "username": USERNAME,
+        "password_env": SMTP_PASSWORD_ENV,
+        "ca": ca.ca_file,
+        **changes,
+    }
+    return SmtpSettings(**fields)  # type: ignore[arg-type]

@@ -13,19 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exchange.node.chase import Chaser
-from exchange.node.config import SmtpSettings
 from exchange.node.loopback import Deployment, start_deployment
 from keys.keyfile import KdfParams
-from tests.connectors.smtp_server import PASSWORD as SMTP_PASSWORD
 from tests.connectors.smtp_server import (
-    USERNAME,
     SmtpServer,
     ThrowawayCa,
-    make_test_ca,
-    start_smtp_server,
 )
 
-from .conftest import FAST_DELIVERY, LA, ORGS, SCHOOL
+from .conftest import FAST_DELIVERY, LA, ORGS, SCHOOL, smtp_settings
 from .helpers import auth, client, sent, until
 from .records import NHS, UPN, referral_submission
 
@@ -33,23 +28,10 @@ LONDON = ZoneInfo("Europe/London")
 DSL_MAILBOX = "dsl@hillside.example"
 
 
-@pytest.fixture(scope="module")
-def smtp_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCa:
-    return make_test_ca(tmp_path_factory.mktemp("smtp-ca"))
-
-
-@pytest.fixture
-async def smtp(smtp_ca: ThrowawayCa) -> AsyncIterator[SmtpServer]:
-    server = await start_smtp_server(smtp_ca)
-    yield server
-    await server.stop()
-
-
 @pytest.fixture
 async def world(
-    tmp_path: Path, smtp: SmtpServer, smtp_ca: ThrowawayCa, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, smtp: SmtpServer, smtp_ca: ThrowawayCa
 ) -> AsyncIterator[Deployment]:
-    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
     deployment = await start_deployment(
         tmp_path / "world",
         ORGS,
@@ -57,15 +39,8 @@ async def world(
         delivery=FAST_DELIVERY,
         kdf=KdfParams.fast_for_tests(),
         notify={SCHOOL: (DSL_MAILBOX,)},
-        smtp=SmtpSettings(
-            host="127.0.0.1",
-            port=smtp.port,
-            from_address="exchange@hillside.example",
-            message_id_domain="exchange.hillside.example",
-            username=USERNAME,
-            password_env="TEST_SMTP_PASSWORD",  # noqa: S106 - a variable name
-            ca=smtp_ca.ca_file,
-            link_template="https://exchange.hillside.example/sent/{envelope_id}",
+        smtp=smtp_settings(
+            smtp, smtp_ca, link_template="https://exchange.hillside.example/sent/{envelope_id}"
         ),
     )
     yield deployment

@@ -20,23 +20,17 @@ import pytest
 
 from exchange.envelope import open_envelope
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.config import MeshTenantConfig, SmtpSettings
+from exchange.node.config import MeshTenantConfig
 from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from keys.ids import OrgId
 from keys.keyfile import KdfParams
 from tests.connectors.mesh_sandbox import PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbox
 from tests.connectors.smtp_server import (
-    PASSWORD as SMTP_PASSWORD,
-)
-from tests.connectors.smtp_server import (
-    USERNAME,
     SmtpServer,
     ThrowawayCa,
-    make_test_ca,
-    start_smtp_server,
 )
 
-from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
+from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL, smtp_settings
 from .helpers import auth, client, org_pair, sent, submit, until
 from .records import opened_note
 
@@ -61,7 +55,6 @@ def sandbox(mesh_sandbox_server: Sandbox) -> Sandbox:
 def mesh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_MESH_PASSWORD", PASSWORD)
     monkeypatch.setenv("TEST_MESH_KEY", SHARED_KEY)
-    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
 
 
 def _mesh(url: str, mailbox: str) -> MeshTenantConfig:
@@ -74,18 +67,6 @@ def _mesh(url: str, mailbox: str) -> MeshTenantConfig:
         chunk_size=64 * 1024,
         allow_http=True,
     )
-
-
-@pytest.fixture(scope="module")
-def smtp_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCa:
-    return make_test_ca(tmp_path_factory.mktemp("smtp-ca"))
-
-
-@pytest.fixture
-async def smtp(smtp_ca: ThrowawayCa) -> AsyncIterator[SmtpServer]:
-    server = await start_smtp_server(smtp_ca)
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
@@ -106,15 +87,8 @@ async def world(
         },
         mesh={SCHOOL: _mesh(sandbox.url, SENDER), NURSES: _mesh(sandbox.url, RECIPIENT)},
         notify={NURSES: ("nurses@nhs.example",)},
-        smtp=SmtpSettings(
-            host="127.0.0.1",
-            port=smtp.port,
-            from_address="exchange@hillside.example",
-            message_id_domain="exchange.hillside.example",
-            username=USERNAME,
-            password_env="TEST_SMTP_PASSWORD",  # noqa: S106 - a variable name
-            ca=smtp_ca.ca_file,
-            link_template="https://exchange.example/inbox/{envelope_id}",
+        smtp=smtp_settings(
+            smtp, smtp_ca, link_template="https://exchange.example/inbox/{envelope_id}"
         ),
     )
     yield deployment

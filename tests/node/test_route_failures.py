@@ -10,27 +10,23 @@ from __future__ import annotations
 import dataclasses
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.config import MeshTenantConfig, SmtpSettings
+from exchange.node.config import MeshTenantConfig
 from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from keys.ids import OrgId
 from keys.keyfile import KdfParams
 from tests.connectors.mesh_sandbox import PASSWORD, SENDER, SHARED_KEY
-from tests.connectors.smtp_server import PASSWORD as SMTP_PASSWORD
 from tests.connectors.smtp_server import (
-    USERNAME,
     SmtpServer,
     ThrowawayCa,
-    make_test_ca,
-    start_smtp_server,
 )
 
-from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
+from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL, smtp_settings
 from .helpers import client, sent, submit, until
 
 ORGS = (
@@ -48,23 +44,10 @@ def _dead_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def smtp_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCa:
-    return make_test_ca(tmp_path_factory.mktemp("smtp-ca"))
-
-
-@pytest.fixture
-async def smtp(smtp_ca: ThrowawayCa) -> AsyncIterator[SmtpServer]:
-    server = await start_smtp_server(smtp_ca)
-    yield server
-    await server.stop()
-
-
 @pytest.fixture
 def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_MESH_PASSWORD", PASSWORD)
     monkeypatch.setenv("TEST_MESH_KEY", SHARED_KEY)
-    monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
 
 
 async def _start(
@@ -77,15 +60,7 @@ async def _start(
 ) -> Deployment:
     settings = None
     if smtp is not None and ca is not None:
-        settings = SmtpSettings(
-            host="127.0.0.1",
-            port=smtp.port,
-            from_address="exchange@hillside.example",
-            message_id_domain="exchange.hillside.example",
-            username=USERNAME,
-            password_env="TEST_SMTP_PASSWORD",  # noqa: S106 - a variable name
-            ca=ca.ca_file,
-        )
+        settings = smtp_settings(smtp, ca)
     mesh = {}
     if mesh_url is not None:
         mesh[SCHOOL] = MeshTenantConfig(
