@@ -19,6 +19,7 @@ import asyncio
 import gzip
 import hashlib
 import json
+import ssl
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -76,8 +77,8 @@ class FakeMesh:
             ack=answer(200, {"messageId": "MSG1"}),
         )
 
-    async def start(self) -> str:
-        """Listen on 127.0.0.1, port 0; return the base URL."""
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> str:
+        """Listen on 127.0.0.1, port 0 (over TLS with ``ssl_context``); return the base URL."""
         app = web.Application()
         base = "/messageexchange/{mailbox}"
         for method, path, step in (
@@ -92,10 +93,11 @@ class FakeMesh:
             app.router.add_route(method, path, self._dispatch(step))
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         port = self.runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        scheme = "http" if ssl_context is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         return self.url
 
     def _dispatch(self, step: str) -> Handler:
