@@ -152,6 +152,10 @@ def outcome_of(exc: BaseException) -> RetryLater | Refused:  # noqa: PLR0911 - o
         # stripping it. Mail is never sent unencrypted, so this attempt fails; it may pass
         # once the server is fixed.
         return RetryLater(f"the SMTP server lacks a required extension: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
+        # aiosmtplib 5 raises a bare SMTPException, not SMTPNotSupported, when the server
+        # does not offer STARTTLS at connect; its message is the only sign.
+        return RetryLater("the SMTP server did not offer STARTTLS; nothing was sent in clear")
     if isinstance(exc, TimeoutError):
         return RetryLater("the SMTP server did not answer in time")
     if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(

@@ -549,8 +549,7 @@ def tls_script(failure: str, context: ssl.SSLContext) -> Script:
     ("failure", "timeout", "words"),
     [
         # aiosmtplib 5 raises a bare SMTPException here, not SMTPNotSupported, so the
-        # reason is outcome_of's fallback; see the xfail test below.
-        ("not-offered", QUICK, "SMTP exchange failed"),
+        ("not-offered", QUICK, "did not offer STARTTLS"),
         ("454", QUICK, "454"),
         ("garbage", QUICK, "TLS handshake"),
         ("close", QUICK, "closed the connection"),
@@ -591,12 +590,6 @@ async def test_the_scripted_starttls_server_works(
     assert "<body>" in server.commands
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiosmtplib 5 raises a bare SMTPException when STARTTLS is not offered, so "
-    "outcome_of's SMTPNotSupported row (docs/smtp.md §5) is not reached and the reason "
-    "does not say STARTTLS was missing",
-)
 async def test_starttls_not_offered_is_named_in_the_reason(
     serve: Callable[[Script], Awaitable[ScriptedServer]],
     sealed_message: Message,
@@ -607,4 +600,4 @@ async def test_starttls_not_offered_is_named_in_the_reason(
     port = server.server.sockets[0].getsockname()[1]
     outcome, _ = await attempt(starttls(port, ca.ca_file), sealed_message)
     assert isinstance(outcome, RetryLater)
-    assert "STARTTLS" in outcome.reason or "lacks a required extension" in outcome.reason
+    assert outcome.reason == "the SMTP server did not offer STARTTLS; nothing was sent in clear"
