@@ -548,7 +548,6 @@ def tls_script(failure: str, context: ssl.SSLContext) -> Script:
 @pytest.mark.parametrize(
     ("failure", "timeout", "words"),
     [
-        # aiosmtplib 5 raises a bare SMTPException here, not SMTPNotSupported, so the
         ("not-offered", QUICK, "did not offer STARTTLS"),
         ("454", QUICK, "454"),
         ("garbage", QUICK, "TLS handshake"),
