@@ -69,6 +69,14 @@ DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
 MAX_PAGE: Final = 500
 MIN_PAGE: Final = 10
 
+#: Most inbox pages followed in one collection (500 ids each): a server whose pages link on
+#: for ever cannot keep a collection running until its deadline.
+MAX_PAGES: Final = 100
+
+#: Most chunks one message may claim. The live service's messages are at most 20 GB in
+#: chunks of up to 100 MB; a larger claim is a malformed message, left in the inbox.
+MAX_CHUNKS: Final = 1000
+
 #: Largest JSON answer read (an inbox page of 500 ids is about 15 KB).
 MAX_JSON_ANSWER: Final = 1024 * 1024
 
@@ -467,7 +475,7 @@ class MeshConnector:
         found: list[Collected] = []
         seen: set[str] = set()
         path = f"/inbox?max_results={self._config.inbox_page}"
-        while True:
+        for _page in range(MAX_PAGES):
             page = await self._request("GET", path, timeout=timeout, limit=MAX_JSON_ANSWER)
             self._judge(page, "listing the inbox")
             ids, next_path = self._inbox_page(page.body)
@@ -483,6 +491,7 @@ class MeshConnector:
             if next_path is None:
                 return found
             path = next_path
+        return found  # the rest is collected next time
 
     def _inbox_page(self, body: bytes) -> tuple[list[str], str | None]:
         invalid = "MESH answered an inbox list that is not valid"
@@ -512,7 +521,9 @@ class MeshConnector:
             return await self._download_chunks(mesh_id, timeout)
         except _TooLargeError:
             self._ignored[mesh_id] = f"a chunk is larger than {self._config.max_message_size} bytes"
-            return None
+        except _UnusableError as exc:
+            self._ignored[mesh_id] = exc.reason
+        return None
 
     async def _download_chunks(self, mesh_id: str, timeout: float) -> Collected | None:
         budget = self._config.max_message_size
@@ -531,12 +542,10 @@ class MeshConnector:
         elif workflow == self._config.receipt_workflow:
             kind = "receipt"
         else:
-            self._ignored[mesh_id] = "a workflow this connector does not serve"
-            return None
+            raise _UnusableError("a workflow this connector does not serve")
         match = _CHUNK_RANGE_RE.fullmatch(headers.get("mex-chunk-range", "1:1").strip() or "1:1")
-        if match is None or int(match[1]) != 1 or int(match[2]) < 1:
-            self._ignored[mesh_id] = "a malformed mex-chunk-range"
-            return None
+        if match is None or int(match[1]) != 1 or not 1 <= int(match[2]) <= MAX_CHUNKS:
+            raise _UnusableError("a malformed mex-chunk-range")
         total = int(match[2])
         body = bytearray()
         answer = first
@@ -545,12 +554,15 @@ class MeshConnector:
                 answer = await self._request(
                     "GET", f"/inbox/{mesh_id}/{number}", timeout=timeout, limit=budget
                 )
+                if classify_status(answer.status) == "refused":
+                    # A chunk MESH will never give: the message cannot be read; leave it
+                    # (listed by ignored()) rather than fail every collection.
+                    raise _UnusableError(f"chunk {number} was refused with {answer.status}")
                 self._judge(answer, f"downloading chunk {number}")
             try:
                 part = _decoded(answer, budget - len(body))
             except ValueError as exc:
-                self._ignored[mesh_id] = f"chunk {number} is unusable: {exc}"
-                return None
+                raise _UnusableError(f"chunk {number} is unusable: {exc}") from None
             body += part
         return Collected(
             transport_ref=mesh_id,
@@ -622,6 +634,14 @@ class MeshConnector:
     def _check_open(self) -> None:
         if self._closed:
             raise ConnectorError("the MESH connector is closed")
+
+
+class _UnusableError(Exception):
+    """A message that cannot be read as it is: left in the inbox, listed by ignored()."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _TooLargeError(TransientError):
