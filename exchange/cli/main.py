@@ -14,7 +14,15 @@ from collections.abc import Callable
 from typing import cast
 
 from exchange import __version__
-from exchange.cli import common, directory_cmd, envelope_cmd, keys_cmd, node_cmd, register_cmd
+from exchange.cli import (
+    common,
+    directory_cmd,
+    envelope_cmd,
+    keys_cmd,
+    node_cmd,
+    register_cmd,
+    retention_cmd,
+)
 from exchange.cli.errors import EXIT_USAGE, CliError, describe
 
 _EPILOG = """\
@@ -65,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     envelope_cmd.register(sub)
     node_cmd.register(sub)
     register_cmd.register(sub)
+    retention_cmd.register(sub)
     demo = sub.add_parser(
         "demo",
         help="run a self-contained demonstration in a temporary folder",

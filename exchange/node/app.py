@@ -22,10 +22,12 @@ from aiohttp import web
 
 from exchange.ledger.events import decode_event
 from exchange.logs import get_logger
+from exchange.node import retention
 from exchange.node.collect import CollectStats
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
 from exchange.node.ledger import NodeLedger
+from exchange.node.recall import decorate_inbox, decorate_sent
 from exchange.node.service import NodeService, ServiceError, UnprocessableError, token_hash
 from exchange.node.sharing import AttachmentInput, Submission
 from exchange.peerauth import PeerAuthError, ReplayCache, ReplayError, verify_request
@@ -125,6 +127,14 @@ def _digest(request: web.Request) -> bytes:
     return bytes.fromhex(text)
 
 
+def _digest_field(value: str | None, field: str) -> bytes | None:
+    if value is None:
+        return None
+    if _DIGEST_RE.fullmatch(value) is None:
+        raise BadRequestError(f"{field} must be 64 lower-case hexadecimal characters (a digest)")
+    return bytes.fromhex(value)
+
+
 def _receipt_json(r: ReceiptRecord) -> dict[str, Any]:
     return {
         "status": r.status,
@@ -206,6 +216,7 @@ _SUBMIT_FIELDS: Final = {
     "attachments": Field(list, required=False),
     "new_school_confirmed": Field(str, required=False),
     "due": Field(str, required=False),
+    "in_reply_to": Field(str, required=False),
 }
 _ATTACHMENT_FIELDS: Final = frozenset({"name", "content_type", "content_base64"})
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -277,6 +288,7 @@ async def submit(request: web.Request) -> web.Response:
         attachments=_attachment_inputs(doc.get("attachments", [])),
         new_school_confirmed=_date(doc.get("new_school_confirmed"), "new_school_confirmed"),
         due=_date(doc.get("due"), "due"),
+        in_reply_to=_digest_field(doc.get("in_reply_to"), "in_reply_to"),
     )
     submitted = await _service(request).submit(user, submission)
     deadline = (
@@ -410,7 +422,10 @@ async def list_sent(request: web.Request) -> web.Response:
     user = await _user(request)
     items = await _service(request).store.list_sent(user.org, limit=200)
     shape = _sent_shape(request)
-    return web.json_response({"items": [_sent_json(i, **shape) for i in items]})
+    views = [_sent_json(i, **shape) for i in items]
+    await decorate_sent(_service(request).store, user.org, views)  # recall, threads (issue 5)
+    await retention.annotate(_service(request), user.org, views)  # retention (issue 5)
+    return web.json_response({"items": views})
 
 
 async def sent_item(request: web.Request) -> web.Response:
@@ -421,6 +436,8 @@ async def sent_item(request: web.Request) -> web.Response:
         raise ServiceError("no such item among this organisation's sent items", status=404)
     doc = _sent_json(item, **_sent_shape(request))
     doc["events"] = await _sent_events(request, user.org, item.envelope.digest)
+    await decorate_sent(_service(request).store, user.org, [doc])  # recall, threads (issue 5)
+    await retention.annotate(_service(request), user.org, [doc])  # retention (issue 5)
     return web.json_response(doc)
 
 
@@ -452,7 +469,10 @@ async def list_inbox(request: web.Request) -> web.Response:
     """GET /api/v1/inbox: items delivered to the organisation."""
     user = await _user(request)
     items = await _service(request).store.inbox(user.org, limit=200)
-    return web.json_response({"items": [_inbox_json(i) for i in items]})
+    views = [_inbox_json(i) for i in items]
+    await decorate_inbox(_service(request).store, user.org, views)  # recall, threads (issue 5)
+    await retention.annotate(_service(request), user.org, views)  # retention (issue 5)
+    return web.json_response({"items": views})
 
 
 async def open_item(request: web.Request) -> web.Response:
@@ -621,7 +641,7 @@ async def metrics(request: web.Request) -> web.Response:
     ]
     lines += [
         f'exchange_outbox_items{{state="{state}"}} {counts.get(state, 0)}'
-        for state in ("queued", "attempting", "retry-wait", "delivered", "dead")
+        for state in ("queued", "attempting", "retry-wait", "delivered", "dead", "recalled")
     ]
     lines += [
         "# HELP exchange_delivery_attempts_total Delivery attempts made.",
@@ -657,6 +677,99 @@ async def metrics(request: web.Request) -> web.Response:
         f"exchange_ledger_events {await service.store.ledger_size()}",
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+# --- retention (issue 5) ---------------------------------------------------------------------
+# The DPO's review queue, inquiry holds and destruction (exchange/node/retention.py,
+# docs/node.md "Retention").
+
+_HOLD_FIELDS: Final = {
+    "digest": Field(str, required=False),
+    "reason": Field(str),
+    "reference": Field(str),
+}
+_DESTROY_FIELDS: Final = {"reason": Field(str)}
+_HOLD_ID_RE: Final = re.compile(r"[1-9][0-9]{0,17}")
+
+
+async def _retained(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Await a retention action; a refusal becomes the API's error, naming its rule."""
+    try:
+        return await call
+    except retention.RetentionRefusedError as exc:
+        if exc.rule is None:
+            raise ServiceError(str(exc), status=exc.status) from None
+        error = UnprocessableError(str(exc), rule=exc.rule)
+        error.status = exc.status
+        raise error from None
+
+
+async def retention_due(request: web.Request) -> web.Response:
+    """GET /api/v1/retention/due?before=: items whose review date has passed (DPO only)."""
+    user = await _user(request)
+    if set(request.query) - {"before"}:
+        raise BadRequestError("unknown query parameter; the parameter is before")
+    before = _date(request.query.get("before"), "before")
+    service = _service(request)
+    service.tenant(user.org)
+    report = await _retained(retention.due(service, user, before))
+    return web.json_response(report, headers={"Cache-Control": "no-store"})
+
+
+async def retention_holds(request: web.Request) -> web.Response:
+    """GET /api/v1/retention/holds: the organisation's holds, in force and lifted (DPO)."""
+    user = await _user(request)
+    service = _service(request)
+    service.tenant(user.org)
+    return web.json_response(await _retained(retention.list_holds(service, user)))
+
+
+async def retention_place_hold(request: web.Request) -> web.Response:
+    """POST /api/v1/retention/holds {digest?, reason, reference}: place a hold (DPO)."""
+    user = await _user(request)
+    doc = parse_object(await request.read(), _HOLD_FIELDS, limit=request.app[JSON_LIMIT])
+    digest = doc.get("digest")
+    if digest is not None and _DIGEST_RE.fullmatch(digest) is None:
+        raise BadRequestError("digest must be 64 lower-case hexadecimal characters")
+    service = _service(request)
+    service.tenant(user.org)
+    hold = await _retained(
+        retention.place_hold(
+            service,
+            user,
+            digest=None if digest is None else bytes.fromhex(digest),
+            reason=doc["reason"],
+            reference=doc["reference"],
+        )
+    )
+    return web.json_response(hold, status=201)
+
+
+async def retention_lift_hold(request: web.Request) -> web.Response:
+    """DELETE /api/v1/retention/holds/{id}: lift a hold (DPO)."""
+    user = await _user(request)
+    text = request.match_info["id"]
+    if _HOLD_ID_RE.fullmatch(text) is None:
+        raise BadRequestError("the hold id in the path must be a positive whole number")
+    service = _service(request)
+    service.tenant(user.org)
+    return web.json_response(await _retained(retention.lift_hold(service, user, int(text))))
+
+
+async def retention_destroy(request: web.Request) -> web.Response:
+    """POST /api/v1/retention/{digest}/destroy {reason}: destroy after review (DPO)."""
+    user = await _user(request)
+    digest = _digest(request)
+    doc = parse_object(await request.read(), _DESTROY_FIELDS, limit=request.app[JSON_LIMIT])
+    service = _service(request)
+    service.tenant(user.org)
+    done = await _retained(retention.destroy(service, user, digest, reason=doc["reason"]))
+    return web.json_response(done)
+
+
+async def _sweep_destroyed(app: web.Application) -> None:
+    """At start-up: delete the bodies of destroyed envelopes that a crash left behind."""
+    await retention.sweep_destroyed(app[SERVICE].store)
 
 
 def create_app(
@@ -696,4 +809,16 @@ def create_app(
     app.router.add_get("/api/v1/register", register_export)
     app.router.add_get("/api/v1/overdue", overdue)
     app.router.add_post("/api/v1/subject-access", subject_access)
+    # --- retention (issue 5) ---
+    app.router.add_get("/api/v1/retention/due", retention_due)
+    app.router.add_get("/api/v1/retention/holds", retention_holds)
+    app.router.add_post("/api/v1/retention/holds", retention_place_hold)
+    app.router.add_delete("/api/v1/retention/holds/{id}", retention_lift_hold)
+    app.router.add_post("/api/v1/retention/{digest}/destroy", retention_destroy)
+    app.on_startup.append(_sweep_destroyed)
+    # --- recall, threads, corrections (issue 5) ---
+    # Imported here: the handlers module builds on this module's helpers.
+    from exchange.node.recall_api import add_routes  # noqa: PLC0415
+
+    add_routes(app)
     return app

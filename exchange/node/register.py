@@ -422,6 +422,23 @@ async def subject_access_report(
         }
         for r in await store.received_not_indexed(org)
     ]
+    # Destroyed under retention (exchange/node/retention.py): their identifier hashes went
+    # with them, so they can no longer be matched to a person; the DPO sees them all.
+    destroyed = [
+        {
+            "direction": h.direction,
+            "envelope_id": h.envelope.envelope_id.hex(),
+            "digest": h.envelope.digest.hex(),
+            "record_kind": h.envelope.record_kind,
+            "counterparties": list(h.envelope.recipients)
+            if h.direction == "sent"
+            else [h.envelope.sender],
+            "destroyed_at": iso_time(h.destroyed.at),
+            "rule": h.destroyed.rule,
+        }
+        for h in await store.destroyed_items(org)
+        if h.destroyed is not None
+    ]
     return {
         "organisation": org,
         "identifier": {
@@ -432,6 +449,7 @@ async def subject_access_report(
         "items": items,
         "decisions_not_to_share": decisions,
         "received_not_indexed": unindexed,
+        "destroyed": destroyed,
         "notes": [
             (
                 "Sent items and decisions not to share are found by the pupil identifiers "
@@ -446,6 +464,11 @@ async def subject_access_report(
             (
                 "The purpose and lawful basis of a received item are recorded in the sender's "
                 "register, not here."
+            ),
+            (
+                "destroyed lists every item destroyed under the retention rules: its content "
+                "and its identifier hashes were deleted, so whether it concerned this person "
+                "can no longer be known."
             ),
         ],
     }

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +43,7 @@ from exchange.node.register import (
     overdue_items,
     subject_access_report,
 )
+from exchange.node.retention import destroyed_message, schedule_opened, schedule_sent
 from exchange.node.sharing import (
     SATISFIED_BY,
     Submission,
@@ -52,6 +53,7 @@ from exchange.node.sharing import (
     subject_identifiers,
 )
 from exchange.node.tenants import Tenant
+from exchange.node.threads import LinkRefusedError, link_opened, submission_link
 from exchange.policy import record_decision_not_to_share
 from exchange.receipts import (
     Receipt,
@@ -76,6 +78,8 @@ log = get_logger("exchange.node")
 PIECE: Final = 1024 * 1024
 #: Records up to this size are sealed in memory and written once under their digest.
 SMALL_CONTENT: Final = 4 * 1024 * 1024
+#: The answer to opening or deciding an item its sender recalled (issue 5).
+_RECALLED: Final = "the sender recalled this item before it was opened; it is no longer held"
 
 
 class ServiceError(Exception):
@@ -105,6 +109,15 @@ class ConflictError(ServiceError):
     """The action contradicts the item's state (e.g. acknowledging a rejected item)."""
 
     status = 409
+
+
+class GoneError(ServiceError):
+    """The item was recalled by its sender, or destroyed under retention (issue 5).
+
+    It can no longer be opened or decided.
+    """
+
+    status = 410
 
 
 class UnprocessableError(ServiceError):
@@ -231,16 +244,31 @@ class NodeService:
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def submit(self, user: User, submission: Submission) -> Submitted:
+    async def submit(
+        self, user: User, submission: Submission, *, corrects: bytes | None = None
+    ) -> Submitted:
         """Check, seal and commit a record with its register row and deadline, then answer.
 
         The record is checked against its schema and the policy first (docs/node.md); a
-        refusal names the rule and registers nothing.
+        refusal names the rule and registers nothing. ``corrects`` is set by a rectification
+        (``exchange.node.corrections``), which a DPO may also make.
         """
-        if user.role not in {"dsl", "staff"}:
+        roles = {"dsl", "staff", "dpo"} if corrects is not None else {"dsl", "staff"}
+        if user.role not in roles:
             raise ForbiddenError(f"the role {user.role} may not send records")
         tenant = self.tenant(user.org)
         now = self.now()
+        # Threads (issue 5): the envelope this one replies to or corrects must be held here.
+        try:
+            linked_record, thread = await submission_link(
+                self.store, user.org, submission.record_kind, submission.record,
+                submission.in_reply_to, corrects=corrects,
+            )  # fmt: skip
+        except LinkRefusedError as exc:
+            if exc.status == 404:
+                raise NotFoundError(str(exc)) from None
+            raise UnprocessableError(str(exc), rule=exc.rule) from None
+        submission = replace(submission, record=linked_record)
         recipient_kinds = self._recipient_kinds(submission.recipients)
         try:
             prepared = await asyncio.to_thread(
@@ -309,9 +337,20 @@ class NodeService:
             submitted_by=user.id,
             now=committed_at,
             outbox=[NewOutbox("envelope", sealed.digest, user.org, r) for r in sealed.recipients],
-            ledger_events=[_event("submitted", now, user.org, sealed.digest)],
+            ledger_events=[
+                _event(
+                    "submitted", now, user.org, sealed.digest,
+                    reason="rectification" if corrects is not None else None,
+                )
+            ],
             register=entry,
-        )
+            thread=thread,
+            # Its retention rule and review date (exchange/node/retention.py).
+            retention=schedule_sent(
+                self, org=user.org, envelope=record, purpose=decision.purpose,
+                data=prepared.record.data, now=committed_at,
+            ),
+        )  # fmt: skip
         if prepared.deadline_note is not None:
             log.warning("deadline.uncovered", digest=sealed.digest.hex(), rule=entry.deadline_rule)
         log.info(
@@ -593,17 +632,33 @@ class NodeService:
         item = await self.store.inbox_item(user.org, digest)
         if item is None:
             raise NotFoundError("no such item in this organisation's inbox")
+        if item.state == "recalled":
+            raise GoneError(_RECALLED)
+        gone = await destroyed_message(self.store, user.org, digest)
+        if gone is not None:  # destroyed under retention (exchange/node/retention.py)
+            raise GoneError(gone)
         now = self.now()
-        content = await asyncio.to_thread(self._open_body, tenant, digest, item.envelope.created)
-        await self._index_opened(user.org, digest, content)
+        try:
+            content = await asyncio.to_thread(
+                self._open_body, tenant, digest, item.envelope.created
+            )
+        except FileNotFoundError:
+            # A recall (exchange/node/recall.py) or a destruction that won the race
+            # deleted the body.
+            gone = await destroyed_message(self.store, user.org, digest)
+            raise GoneError(gone or _RECALLED) from None
         accessed = _event("accessed", now, user.org, digest, reason=user.role)
-        if item.state == "delivered":
+        first = item.state == "delivered"
+        if first:
             signed = self._sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
             record = _receipt_record(signed)
-            await self.store.update_inbox(
+            # Only while still "delivered": exactly one of a recall and this opening wins,
+            # and the content is released only if the opening did (issue 5).
+            outcome = await self.store.mark_opened(
                 user.org,
                 digest,
-                state="opened",
+                user_id=user.id,
+                role=user.role,
                 receipt=record,
                 outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
                 ledger_events=[
@@ -615,9 +670,16 @@ class NodeService:
                 ],
                 now=self.clock(),
             )  # fmt: skip
-            self.outbox_wakeup.set()
-        else:
+            if outcome == "recalled":
+                raise GoneError(_RECALLED)
+            first = outcome == "opened"
+            if first:
+                self.outbox_wakeup.set()
+        if not first:
             await self.store.append_ledger([accessed])
+        await self._index_opened(user.org, digest, content)
+        await link_opened(self.store, user.org, item.envelope, content, now=self.clock())
+        await schedule_opened(self, user.org, item.envelope, content)
         log.info("envelope.opened", digest=digest.hex(), org=user.org, status=item.state)
         return content
 
@@ -645,6 +707,11 @@ class NodeService:
         item = await self.store.inbox_item(user.org, digest)
         if item is None:
             raise NotFoundError("no such item in this organisation's inbox")
+        if item.state == "recalled":
+            raise GoneError(_RECALLED)
+        gone = await destroyed_message(self.store, user.org, digest)
+        if gone is not None:  # destroyed under retention (exchange/node/retention.py)
+            raise GoneError(gone)
         if item.state in {"acknowledged", "rejected"}:
             raise ConflictError(f"the item was already {item.state}")
         status = ReceiptStatus.ACKNOWLEDGED if accept else ReceiptStatus.REJECTED
@@ -654,7 +721,7 @@ class NodeService:
         except ValueError as exc:
             raise ServiceError(str(exc), status=400) from None
         record = _receipt_record(signed)
-        await self.store.update_inbox(
+        decided = await self.store.update_inbox(
             user.org,
             digest,
             state="acknowledged" if accept else "rejected",
@@ -668,6 +735,8 @@ class NodeService:
             ],
             now=self.clock(),
         )  # fmt: skip
+        if not decided:
+            raise GoneError(_RECALLED)
         self.outbox_wakeup.set()
         log.info("envelope.decided", digest=digest.hex(), org=user.org, status=status.value)
         return record.digest

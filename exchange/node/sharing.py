@@ -119,6 +119,8 @@ class Submission:
     attachments: tuple[AttachmentInput, ...] = ()
     new_school_confirmed: date | None = None
     due: date | None = None
+    #: The digest of the envelope this one replies to (issue 5, exchange/node/threads.py).
+    in_reply_to: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from keys.ids import OrgId
 
+if TYPE_CHECKING:
+    from exchange.store.recall import ThreadLink
+    from exchange.store.retention import HeldItem, RetentionSchedule
+
 OutboxKind = Literal["envelope", "receipt", "notice"]
-OutboxState = Literal["queued", "attempting", "retry-wait", "delivered", "dead"]
-InboxState = Literal["delivered", "opened", "acknowledged", "rejected"]
+#: ``recalled``: the sender recalled the envelope before the item left the node (issue 5).
+OutboxState = Literal["queued", "attempting", "retry-wait", "delivered", "dead", "recalled"]
+#: ``recalled``: the sender recalled the item before anyone opened it (issue 5).
+InboxState = Literal["delivered", "opened", "acknowledged", "rejected", "recalled"]
 Role = Literal["dsl", "staff", "dpo", "admin"]
 
-OUTBOX_STATES: tuple[OutboxState, ...] = ("queued", "attempting", "retry-wait", "delivered", "dead")
+OUTBOX_STATES: tuple[OutboxState, ...] = (
+    "queued", "attempting", "retry-wait", "delivered", "dead", "recalled",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +246,10 @@ class RegisterStore(Protocol):
         """Return items delivered to ``owner`` whose subjects are not in the index."""
         ...
 
+    async def destroyed_items(self, org: OrgId) -> list[HeldItem]:
+        """Return the items ``org`` destroyed under retention (exchange/store/retention.py)."""
+        ...
+
 
 class Store(RegisterStore, Protocol):
     """What a node needs from its database. All methods are coroutines."""
@@ -256,6 +268,8 @@ class Store(RegisterStore, Protocol):
         outbox: Sequence[NewOutbox],
         ledger_events: Sequence[bytes],
         register: RegisterEntry | None = None,
+        thread: ThreadLink | None = None,
+        retention: RetentionSchedule | None = None,
     ) -> None:
         """Commit a sealed envelope, its outbox rows, ledger events and register row together."""
         ...
@@ -360,8 +374,11 @@ class Store(RegisterStore, Protocol):
         outbox: Sequence[NewOutbox],
         ledger_events: Sequence[bytes],
         now: float,
-    ) -> None:
-        """Change an inbox item's state with its receipt, outbox rows and ledger events."""
+    ) -> bool:
+        """Change an inbox item's state with its receipt, outbox rows and ledger events.
+
+        Returns False, writing nothing, if the item was recalled meanwhile.
+        """
         ...
 
     # --- receipts -----------------------------------------------------------------------

@@ -333,7 +333,11 @@ class RegisterMixin:
         def read(db: sqlite3.Connection) -> list[ReceivedEntry]:
             rows = db.execute(
                 _RECEIVED_SELECT + "WHERE i.owner = ? AND (ri.outcome IS NULL OR "
-                "ri.outcome != 'indexed') ORDER BY i.received_at",
+                "ri.outcome != 'indexed') "
+                # A destroyed item can no longer be opened to review (retention, issue 5).
+                "AND NOT EXISTS (SELECT 1 FROM retention x WHERE x.org = i.owner "
+                "AND x.digest = i.digest AND x.destroyed_at IS NOT NULL) "
+                "ORDER BY i.received_at",
                 (owner,),
             ).fetchall()
             return [_received(db, row, receipts=False) for row in rows]

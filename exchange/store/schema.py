@@ -167,4 +167,87 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (owner, digest)
         )""",
     ),
+    (
+        # Recall, threads and corrections (issue 5, items 6b, 7 and 8). ``recalls`` holds one
+        # row per (sent envelope, recipient): the outcome of the sender's recall and when it
+        # happened on the other side (recalled, fetched or opened). ``outbox.recall_requested_at``
+        # marks an item the sender recalled while an attempt was in flight: the worker never
+        # claims it again and an attempt that did not hand it over ends it ``recalled``. The
+        # inbox remembers who first opened an item (a recall then answers ``too-late``) and
+        # when a recall reached it. ``thread_links`` links an envelope to the one it replies
+        # to or corrects, per organisation: for items sent, at submission; for items
+        # received, when a member of staff first opens them (the link is sealed inside).
+        "ALTER TABLE outbox ADD COLUMN recall_requested_at REAL",
+        "ALTER TABLE inbox ADD COLUMN opened_at REAL",
+        "ALTER TABLE inbox ADD COLUMN opened_by TEXT",
+        "ALTER TABLE inbox ADD COLUMN opened_by_role TEXT",
+        "ALTER TABLE inbox ADD COLUMN recalled_at REAL",
+        "ALTER TABLE sent ADD COLUMN in_reply_to BLOB",
+        "ALTER TABLE register ADD COLUMN in_reply_to BLOB",
+        "ALTER TABLE register ADD COLUMN corrects BLOB",
+        """CREATE TABLE recalls (
+            org TEXT NOT NULL,
+            digest BLOB NOT NULL,
+            recipient TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            requested_at REAL NOT NULL,
+            reason TEXT NOT NULL,
+            reason_code TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            route TEXT,
+            detail TEXT NOT NULL,
+            at INTEGER,
+            opened_by_role TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (org, digest, recipient)
+        )""",
+        """CREATE TABLE thread_links (
+            org TEXT NOT NULL,
+            digest BLOB NOT NULL,
+            parent BLOB NOT NULL,
+            relation TEXT NOT NULL,
+            source TEXT NOT NULL,
+            linked_at REAL NOT NULL,
+            PRIMARY KEY (org, digest)
+        )""",
+        "CREATE INDEX thread_links_by_parent ON thread_links (org, parent)",
+    ),
+    (
+        # Retention (issue 5, item 5; exchange/store/retention.py). ``retention`` holds, per
+        # organisation and envelope it holds, the rule that governs it and the computed review
+        # date (Europe/London, YYYY-MM-DD), or why there is none (``unscheduled``); never the
+        # date of birth it was computed from. Destruction marks the row and keeps it.
+        # ``retention_holds`` are inquiry and litigation holds on one envelope or, with
+        # ``digest`` NULL, on everything the organisation holds.
+        """CREATE TABLE retention (
+            org TEXT NOT NULL,
+            digest BLOB NOT NULL,
+            direction TEXT NOT NULL,
+            holder_kind TEXT NOT NULL,
+            rule TEXT,
+            review_date TEXT,
+            action TEXT,
+            unscheduled TEXT,
+            scheduled_at REAL NOT NULL,
+            destroyed_at REAL,
+            destroyed_by TEXT,
+            destroyed_rule TEXT,
+            destroyed_reason TEXT,
+            PRIMARY KEY (org, digest)
+        )""",
+        "CREATE INDEX retention_by_review ON retention (org, review_date)",
+        "CREATE INDEX retention_by_destroyed ON retention (destroyed_at)",
+        """CREATE TABLE retention_holds (
+            id INTEGER PRIMARY KEY,
+            org TEXT NOT NULL,
+            digest BLOB,
+            reason TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            placed_at REAL NOT NULL,
+            placed_by TEXT NOT NULL,
+            lifted_at REAL,
+            lifted_by TEXT
+        )""",
+        "CREATE INDEX retention_holds_by_org ON retention_holds (org, lifted_at)",
+    ),
 )

@@ -42,7 +42,9 @@ from exchange.store.base import (
     SentItem,
     User,
 )
+from exchange.store.recall import RecallMixin, ThreadLink
 from exchange.store.register import RegisterMixin
+from exchange.store.retention import RetentionMixin, RetentionSchedule
 from exchange.store.schema import MIGRATIONS
 from keys.ids import OrgId
 
@@ -134,7 +136,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
-class SqliteStore(RegisterMixin):
+class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -333,8 +335,13 @@ class SqliteStore(RegisterMixin):
         outbox: Sequence[NewOutbox],
         ledger_events: Sequence[bytes],
         register: RegisterEntry | None = None,
+        thread: ThreadLink | None = None,
+        retention: RetentionSchedule | None = None,
     ) -> None:
-        """Commit a sealed envelope, its outbox rows, ledger events and register row together."""
+        """Commit a sealed envelope, its outbox rows, ledger events and register row together.
+
+        ``thread`` links it to the envelope it replies to or corrects (issue 5).
+        """
 
         def tx(db: sqlite3.Connection) -> None:
             self._insert_envelope(db, envelope, now)
@@ -346,6 +353,11 @@ class SqliteStore(RegisterMixin):
             )
             self._insert_outbox(db, envelope.digest, outbox, now)
             self._append_ledger(db, ledger_events)
+            if thread is not None:
+                self._insert_link(db, thread, envelope.digest, source="sent", now=now)
+            if retention is not None:
+                # Its review date (issue 5, exchange/store/retention.py), with the envelope.
+                self._insert_retention(db, retention)
 
         await self._tx(tx)
 
@@ -410,6 +422,8 @@ class SqliteStore(RegisterMixin):
         def tx(db: sqlite3.Connection) -> list[OutboxItem]:
             rows = db.execute(
                 f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'retry-wait') "
+                # A recalled item is never claimed again (issue 5, exchange/store/recall.py).
+                "AND recall_requested_at IS NULL "
                 "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
                 (now, limit),
             ).fetchall()
@@ -445,13 +459,17 @@ class SqliteStore(RegisterMixin):
 
         def tx(db: sqlite3.Connection) -> None:
             db.execute(
-                "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+                # An item recalled while this attempt was in flight ends "recalled" unless the
+                # attempt handed it over (issue 5, exchange/store/recall.py).
+                "UPDATE outbox SET state = CASE WHEN recall_requested_at IS NOT NULL "
+                "AND ? != 'delivered' THEN 'recalled' ELSE ? END, "
+                "next_attempt_at = COALESCE(?, next_attempt_at), "
                 "last_error = ?, updated_at = ?, route_index = COALESCE(?, route_index), "
                 "route_failures = COALESCE(?, route_failures), "
                 "route_kind = COALESCE(?, route_kind), transport_ref = COALESCE(?, transport_ref) "
                 "WHERE id = ?",
                 (
-                    state, next_attempt_at, error, now, route_index, route_failures,
+                    state, state, next_attempt_at, error, now, route_index, route_failures,
                     route_kind, transport_ref, item_id,
                 ),
             )  # fmt: skip
@@ -466,7 +484,9 @@ class SqliteStore(RegisterMixin):
 
         def tx(db: sqlite3.Connection) -> int:
             cursor = db.execute(
-                "UPDATE outbox SET state = 'queued', next_attempt_at = ?, updated_at = ? "
+                # An item recalled during the interrupted attempt is not sent again.
+                "UPDATE outbox SET state = CASE WHEN recall_requested_at IS NOT NULL "
+                "THEN 'recalled' ELSE 'queued' END, next_attempt_at = ?, updated_at = ? "
                 "WHERE state = 'attempting'",
                 (now, now),
             )
@@ -526,6 +546,19 @@ class SqliteStore(RegisterMixin):
                 (transport_ref, route_kind),
             ).fetchone()
             if row is None:
+                return None
+            if (
+                db.execute(
+                    "SELECT recall_requested_at FROM outbox WHERE id = ?", (row["id"],)
+                ).fetchone()[0]
+                is not None
+            ):
+                # The sender recalled it: undelivered is the best outcome, never a resend.
+                db.execute(
+                    "UPDATE outbox SET state = 'recalled', last_error = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (error, now, row["id"]),
+                )
                 return None
             db.execute(
                 "UPDATE outbox SET state = 'retry-wait', next_attempt_at = ?, last_error = ?, "
@@ -639,20 +672,27 @@ class SqliteStore(RegisterMixin):
         outbox: Sequence[NewOutbox],
         ledger_events: Sequence[bytes],
         now: float,
-    ) -> None:
-        """Change an inbox item's state with its receipt, outbox rows and ledger events."""
+    ) -> bool:
+        """Change an inbox item's state with its receipt, outbox rows and ledger events.
 
-        def tx(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE inbox SET state = ?, updated_at = ? WHERE owner = ? AND digest = ?",
+        Returns False, and writes nothing, if the item was recalled meanwhile (issue 5).
+        """
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE inbox SET state = ?, updated_at = ? WHERE owner = ? AND digest = ? "
+                "AND state != 'recalled'",
                 (state, now, owner, digest),
             )
+            if cursor.rowcount != 1:
+                return False
             if receipt is not None:
                 self._insert_receipt(db, receipt, now)
             self._insert_outbox(db, digest, outbox, now)
             self._append_ledger(db, ledger_events)
+            return True
 
-        await self._tx(tx)
+        return await self._tx(tx)
 
     # --- receipts -------------------------------------------------------------------------
 

@@ -200,3 +200,38 @@ async def test_mail_only_organisation_gets_the_sealed_envelope(
             headers=auth(world, NURSES, "staff"),
         ) as resp:
             assert resp.status == 403
+
+
+async def test_recall_after_mesh_or_mail_hand_over_is_not_possible(world: Deployment) -> None:
+    """Once MESH or a mail server took an envelope, a recall says so, and is recorded."""
+    async with client(world) as http:
+        digests = [
+            (await submit(http, world, b"synthetic target", [org]))["digest"]
+            for org in (NURSES, MAIL_ONLY)
+        ]
+
+        async def handed_over() -> bool:
+            for digest in digests:
+                [recipient] = (await sent(http, world, digest))["recipients"]
+                if recipient["delivery_state"] != "delivered":
+                    return False
+            return True
+
+        await until(handed_over, timeout=30.0)
+        for digest, route in zip(digests, ("mesh", "smtp"), strict=True):
+            async with http.post(
+                world.url("school") + f"/api/v1/sent/{digest}/recall",
+                json={"reason": "Sent to the wrong organisation."},
+                headers=auth(world, SCHOOL, "dsl"),
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                [row] = (await resp.json())["recipients"]
+            assert (row["outcome"], row["route"]) == ("not-recallable", route)
+            assert "cannot pull it back" in row["detail"]
+            [recipient] = (await sent(http, world, digest))["recipients"]
+            assert recipient["recall"]["outcome"] == "not-recallable"
+            school = world.nodes["school"].service.store
+            events = [
+                decode_event(e) for _, e in await school.ledger_events_for(bytes.fromhex(digest))
+            ]
+            assert EventType.RECALLED not in [e.type for e in events]

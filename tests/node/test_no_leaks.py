@@ -261,6 +261,14 @@ async def _register_views(http: aiohttp.ClientSession, world: Deployment) -> lis
     async with http.get(school + "/api/v1/overdue", headers=dsl) as resp:
         assert resp.status == 200
         views.append(await resp.read())
+    # The retention review queues: rules and review dates (never the date of birth).
+    for base, headers in ((school, dpo), (la, la_dpo)):
+        due_url = base + "/api/v1/retention/due?before=2100-01-01"
+        async with http.get(due_url, headers=headers) as resp:
+            assert resp.status == 200
+            body = await resp.read()
+            assert json.loads(body)["items"], due_url
+            views.append(body)
     return views
 
 

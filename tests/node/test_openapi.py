@@ -9,9 +9,12 @@ documented schema (JSON Schema 2020-12, ``$ref`` resolved within the document).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import ssl
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +43,7 @@ SIGNATURE_HEADERS = {"Signature-Input", "Signature", "Content-Digest"}
 PEER_MEDIA = {
     "envelopes": "application/vnd.exchange.envelope",
     "receipts": "application/vnd.exchange.receipt",
+    "recalls": "application/json",
 }
 
 # --- reading the document -------------------------------------------------------------------
@@ -184,7 +188,7 @@ def test_json_request_bodies_are_closed_objects(spec: dict[str, Any]) -> None:
         assert resolved["type"] == "object", pointer
         assert resolved["additionalProperties"] is False, pointer
         seen += 1
-    assert seen == 5
+    assert seen == 10
 
 
 def test_peer_operations_name_media_types_and_signature_headers(spec: dict[str, Any]) -> None:
@@ -193,6 +197,7 @@ def test_peer_operations_name_media_types_and_signature_headers(spec: dict[str, 
     assert {p for p, _ in peer} == {
         "/peer/v1/orgs/{org}/envelopes",
         "/peer/v1/orgs/{org}/receipts",
+        "/peer/v1/orgs/{org}/recalls",
     }
     for path, op in peer:
         headers = {
@@ -631,6 +636,176 @@ async def _records_calls(
     assert status == 400
 
 
+async def _retention_calls(
+    http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment, first: str, second: str
+) -> None:
+    """Meet the review queue, a hold blocking destruction, its lifting and the destruction.
+
+    The school's copies of the LAC records are reviewed at the date of birth + 25 years; the
+    school node's clock is moved there for the DPO's calls.
+    """
+    school = world.url("school")
+    dsl, dpo = _auth(world, SCHOOL, "dsl"), _auth(world, SCHOOL, "dpo")
+    due_url = school + "/api/v1/retention/due"
+    status, due = await _call(http, checker, "GET", due_url, headers=dpo)
+    assert (status, due["items"], due["unscheduled"]) == (200, [], [])
+    status, _ = await _call(http, checker, "GET", due_url, headers=dsl)
+    assert status == 403
+    status, _ = await _call(http, checker, "GET", due_url + "?before=soon", headers=dpo)
+    assert status == 400
+    service = world.nodes["school"].service
+    original = service.clock
+    offset = datetime(2040, 3, 20, 10, 0, tzinfo=UTC).timestamp() - time.time()
+    service.clock = lambda: time.time() + offset
+    try:
+        status, due = await _call(http, checker, "GET", due_url, headers=dpo)
+        assert status == 200
+        assert {(i["digest"], i["state"]) for i in due["items"]} == {
+            (first, "review-due"),
+            (second, "review-due"),
+        }
+        hold = {"digest": first, "reason": "Inquiry: keep these records", "reference": "INQ-17"}
+        assert checker.request_is_valid("post", "/api/v1/retention/holds", hold)
+        holds_url = school + "/api/v1/retention/holds"
+        status, placed = await _call(http, checker, "POST", holds_url, json=hold, headers=dpo)
+        assert (status, placed["rule"]) == (201, f"holds.{placed['id']}")
+        reviewed = {"reason": "Reviewed: the retention period has ended."}
+        assert checker.request_is_valid("post", f"/api/v1/retention/{first}/destroy", reviewed)
+        destroy_url = school + f"/api/v1/retention/{first}/destroy"
+        status, refused = await _call(
+            http, checker, "POST", destroy_url, json=reviewed, headers=dpo
+        )
+        assert (status, refused["error"]["rule"]) == (409, placed["rule"])
+        status, listed = await _call(http, checker, "GET", holds_url, headers=dpo)
+        assert (status, [h["id"] for h in listed["holds"]]) == (200, [placed["id"]])
+        status, lifted = await _call(
+            http, checker, "DELETE", f"{holds_url}/{placed['id']}", headers=dpo
+        )
+        assert (status, lifted["lifted_by"]) == (200, f"{SCHOOL}/dpo")
+        status, _ = await _call(http, checker, "DELETE", f"{holds_url}/999", headers=dpo)
+        assert status == 404
+        status, done = await _call(http, checker, "POST", destroy_url, json=reviewed, headers=dpo)
+        assert (status, done["state"]) == (200, "destroyed")
+        status, again = await _call(http, checker, "POST", destroy_url, json=reviewed, headers=dpo)
+        assert (status, again["error"]["rule"]) == (409, "retention.destroyed")
+        status, _ = await _call(
+            http, checker, "POST", school + f"/api/v1/retention/{second}/destroy",
+            json=reviewed, headers=dsl,
+        )  # fmt: skip
+        assert status == 403
+        status, error = await _call(
+            http, checker, "POST", holds_url, headers=dpo,
+            json={**hold, "reason": f"About {UPN}"},
+        )  # fmt: skip
+        assert (status, error["error"]["rule"]) == (422, "reason.identifier")
+        status, view = await _call(
+            http, checker, "GET", school + f"/api/v1/sent/{first}", headers=dsl
+        )
+        assert (status, view["retention"]["state"]) == (200, "destroyed")
+    finally:
+        service.clock = original
+
+
+async def _recall_calls(http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment) -> None:
+    """Recall (withdrawn at one node, too late at another), rectify, the thread, notices."""
+    school, la = world.url("school"), world.url("la")
+    dsl, la_dsl = _auth(world, SCHOOL, "dsl"), _auth(world, LA, "dsl")
+    third = await _submit(http, checker, world, [LA, NURSES])
+    await _until_delivered(http, checker, world, third)
+    status, _ = await _call(
+        http, checker, "POST", la + f"/api/v1/inbox/{third}/open",
+        headers=_auth(world, NURSES, "staff"),
+    )  # fmt: skip
+    assert status == 200
+    recall = {"reason": "Sent to the front door by mistake.", "reason_code": "wrong-recipient"}
+    assert checker.request_is_valid("post", f"/api/v1/sent/{third}/recall", recall)
+    url = school + f"/api/v1/sent/{third}/recall"
+    status, answer = await _call(http, checker, "POST", url, json=recall, headers=dsl)
+    assert status == 200
+    assert {r["organisation"]: r["outcome"] for r in answer["recipients"]} == {
+        LA: "recalled",
+        NURSES: "too-late",
+    }
+    status, _ = await _call(
+        http, checker, "POST", la + f"/api/v1/inbox/{third}/open", headers=la_dsl
+    )
+    assert status == 410
+    status, inbox = await _call(http, checker, "GET", la + "/api/v1/inbox", headers=la_dsl)
+    assert status == 200
+    assert [i["state"] for i in inbox["items"] if i["digest"] == third] == ["recalled"]
+    status, _ = await _call(
+        http, checker, "POST", la + f"/api/v1/sent/{third}/recall", json=recall,
+        headers=_auth(world, LA, "staff"),
+    )  # fmt: skip
+    assert status == 403
+    status, _ = await _call(
+        http, checker, "POST", la + f"/api/v1/sent/{third}/recall", json=recall, headers=la_dsl
+    )
+    assert status == 404
+    status, _ = await _call(
+        http, checker, "POST", url, json={**recall, "reason_code": "Not a code"}, headers=dsl
+    )
+    assert status == 400
+    status, error = await _call(
+        http, checker, "POST", url, json={"reason": f"UPN {UPN}"}, headers=dsl
+    )
+    assert (status, error["error"]["rule"]) == (422, "reason.identifier")
+    await _rectify_and_notice_calls(http, checker, world, third)
+
+
+async def _rectify_and_notice_calls(
+    http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment, third: str
+) -> None:
+    """Rectify a partly recalled item, follow the thread, and send notices as a node would."""
+    school, la, dsl = world.url("school"), world.url("la"), _auth(world, SCHOOL, "dsl")
+    # A correction goes to the nurses only: the LA's copy was recalled.
+    corrected = lac_submission("corrected synthetic test record", [NURSES])["record"]
+    rectify = {"record": corrected, "reason": "The PEP target was recorded wrongly."}
+    assert checker.request_is_valid("post", f"/api/v1/sent/{third}/rectify", rectify)
+    url = school + f"/api/v1/sent/{third}/rectify"
+    status, made = await _call(http, checker, "POST", url, json=rectify, headers=dsl)
+    assert (status, made["recipients"], made["corrects"]) == (202, [NURSES], third)
+    wrong = {**rectify, "record": referral_submission([LA])["record"]}
+    status, error = await _call(http, checker, "POST", url, json=wrong, headers=dsl)
+    assert (status, error["error"]["rule"]) == (422, "record_kind")
+    status, _ = await _call(http, checker, "POST", url, json={**rectify, "x": 1}, headers=dsl)
+    assert status == 400
+    status, view = await _call(
+        http, checker, "GET", school + f"/api/v1/threads/{made['digest']}", headers=dsl
+    )
+    assert status == 200
+    assert [i["digest"] for i in view["items"]] == [third, made["digest"]]
+    status, _ = await _call(
+        http, checker, "GET", school + f"/api/v1/threads/{'0' * 64}", headers=dsl
+    )
+    assert status == 404
+
+    # The notice itself, as the school's node sends it: repeated, forged, malformed.
+    envelope = await world.nodes["school"].service.store.envelope(bytes.fromhex(third))
+    assert envelope is not None
+    notice = {
+        "envelope_digest": third,
+        "envelope_id": envelope.envelope_id.hex(),
+        "reason_code": "wrong-recipient",
+        "time": int(time.time()),
+    }
+    assert checker.request_is_valid("post", f"/peer/v1/orgs/{LA}/recalls", notice)
+    path = f"/peer/v1/orgs/{LA}/recalls"
+    for signer, body, media, expected in [
+        (SCHOOL, notice, PEER_MEDIA["recalls"], 200),
+        (NURSES, notice, PEER_MEDIA["recalls"], 404),
+        (SCHOOL, {**notice, "envelope_id": "0" * 32}, PEER_MEDIA["recalls"], 422),
+        (SCHOOL, notice, "text/plain", 415),
+    ]:
+        status, answer = await _signed_peer_post(
+            http, checker, world, signer=signer, to_node="la", path=path,
+            body=json.dumps(body).encode(), media=media,
+        )  # fmt: skip
+        assert status == expected, answer
+    status, _ = await _call(http, checker, "POST", la + path, json=notice)
+    assert status == 401
+
+
 async def _operations_calls(
     http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment
 ) -> None:
@@ -659,6 +834,8 @@ async def test_round_trip_responses_match_the_document(
         await _receipts_timeline(http, checker, world, first)
         await _peer_calls(http, checker, world, first, acknowledged)
         await _records_calls(http, checker, world)
+        await _retention_calls(http, checker, world, first, second)
+        await _recall_calls(http, checker, world)
         await _operations_calls(http, checker, world)
     exercised = {(m, p) for m, p, _ in checker.seen}
     assert exercised == {(m, p) for m, p, _, _ in _operations(spec)}

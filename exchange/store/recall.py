@@ -1,0 +1,515 @@
+"""Recall, threads and corrections in the SQLite store (migration 6), as a mixin of SqliteStore.
+
+**Recall, sender side.** :meth:`RecallMixin.request_recall` cancels, in one transaction, every
+outbox item of a sent envelope that has not left the node (``queued``, ``retry-wait``,
+``dead`` become ``recalled``) and marks every other one (``recall_requested_at``): the
+worker never claims a marked item again, an attempt in flight that does not hand it over
+ends it ``recalled`` (``SqliteStore.finish_attempt``), and a MESH non-delivery report no
+longer puts it back in the queue. The outcome for each recipient is kept in ``recalls``.
+
+**Recall, recipient side.** :meth:`RecallMixin.recall_inbox` marks an inbox item ``recalled``
+only while it is still ``delivered``; :meth:`RecallMixin.mark_opened` moves it to ``opened``
+only while it is still ``delivered``. Both are single transactions on the store's one
+thread, so exactly one of a recall and a first opening wins.
+
+**Threads.** ``thread_links`` links an envelope to the one it replies to or corrects, per
+organisation. Items sent are linked when they are stored (:meth:`RecallMixin._insert_link`,
+called by ``record_submission``); items received when they are first opened, since the
+link travels sealed inside.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
+
+from exchange.store.base import NewOutbox, ReceiptRecord
+from keys.ids import OrgId
+
+T = TypeVar("T")
+
+Relation = Literal["reply", "correction"]
+#: Outcomes that a repeated recall does not try again.
+FINAL_OUTCOMES: Final = frozenset({"recalled", "too-late", "not-recallable", "expired"})
+#: Longest walk up or down a thread, and most items one thread view holds.
+MAX_THREAD_DEPTH: Final = 100
+MAX_THREAD_ITEMS: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadLink:
+    """An envelope's link to the one it replies to (``reply``) or corrects (``correction``)."""
+
+    org: OrgId
+    parent: bytes
+    relation: Relation
+
+
+@dataclass(frozen=True, slots=True)
+class RecallRow:
+    """The outcome of a recall for one recipient of a sent envelope.
+
+    ``outcome`` is ``recalled``, ``too-late``, ``not-recallable``, ``expired``, ``pending``
+    (an attempt was in flight) or ``failed`` (the relay or node could not be asked); ``at``
+    is the other side's time of it (recalled, first fetched, opened), if known.
+    """
+
+    org: OrgId
+    digest: bytes
+    recipient: OrgId
+    requested_by: str
+    requested_at: float
+    reason: str
+    reason_code: str
+    outcome: str
+    route: str | None
+    detail: str
+    at: int | None = None
+    opened_by_role: str | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecall:
+    """Where an inbox item stands after a recall notice (``changed``: this notice recalled it)."""
+
+    state: str
+    changed: bool
+    recalled_at: float | None
+    opened_at: float | None
+    opened_by_role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEnvelope:
+    """An envelope an organisation holds: which way it went and who took part in it."""
+
+    direction: Literal["sent", "received"]
+    sender: OrgId
+    recipients: tuple[OrgId, ...]
+    state: str | None  # the inbox state of a received item
+
+
+#: (opened_at, opened_by_role, recalled_at) of an inbox item.
+Opening = tuple[float | None, str | None, float | None]
+
+_RECALL_COLUMNS: Final = (
+    "org, digest, recipient, requested_by, requested_at, reason, reason_code, outcome, "
+    "route, detail, at, opened_by_role, updated_at"
+)
+
+
+def _recall(row: sqlite3.Row) -> RecallRow:
+    return RecallRow(
+        org=OrgId(row["org"]),
+        digest=row["digest"],
+        recipient=OrgId(row["recipient"]),
+        requested_by=row["requested_by"],
+        requested_at=row["requested_at"],
+        reason=row["reason"],
+        reason_code=row["reason_code"],
+        outcome=row["outcome"],
+        route=row["route"],
+        detail=row["detail"],
+        at=row["at"],
+        opened_by_role=row["opened_by_role"],
+        updated_at=row["updated_at"],
+    )
+
+
+class RecallMixin:
+    """Recall, thread and correction methods of :class:`~exchange.store.sqlite.SqliteStore`."""
+
+    if TYPE_CHECKING:
+
+        async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        @staticmethod
+        def _append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None: ...
+
+        @staticmethod
+        def _insert_receipt(db: sqlite3.Connection, r: ReceiptRecord, now: float) -> bool: ...
+
+        @staticmethod
+        def _insert_outbox(
+            db: sqlite3.Connection, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float
+        ) -> None: ...
+
+    # --- recall: the sender ------------------------------------------------------------------
+
+    async def request_recall(self, origin: OrgId, digest: bytes, now: float) -> dict[OrgId, str]:
+        """Cancel what has not left; mark the rest recalled. Return each recipient's state.
+
+        Items ``queued``, ``retry-wait`` or ``dead`` become ``recalled`` at once; every item
+        of the envelope gets ``recall_requested_at`` (kept from an earlier recall).
+        """
+
+        def tx(db: sqlite3.Connection) -> dict[OrgId, str]:
+            db.execute(
+                "UPDATE outbox SET state = 'recalled', updated_at = ? WHERE kind = 'envelope' "
+                "AND envelope_digest = ? AND origin = ? "
+                "AND state IN ('queued', 'retry-wait', 'dead')",
+                (now, digest, origin),
+            )
+            db.execute(
+                "UPDATE outbox SET recall_requested_at = COALESCE(recall_requested_at, ?) "
+                "WHERE kind = 'envelope' AND envelope_digest = ? AND origin = ?",
+                (now, digest, origin),
+            )
+            rows = db.execute(
+                "SELECT destination, state FROM outbox WHERE kind = 'envelope' "
+                "AND envelope_digest = ? AND origin = ?",
+                (digest, origin),
+            ).fetchall()
+            return {OrgId(r[0]): str(r[1]) for r in rows}
+
+        return await self._tx(tx)
+
+    async def outbox_states(self, origin: OrgId, digest: bytes) -> dict[OrgId, str]:
+        """Return the state of each recipient's outbox item of a sent envelope."""
+
+        def read(db: sqlite3.Connection) -> dict[OrgId, str]:
+            rows = db.execute(
+                "SELECT destination, state FROM outbox WHERE kind = 'envelope' "
+                "AND envelope_digest = ? AND origin = ?",
+                (digest, origin),
+            ).fetchall()
+            return {OrgId(r[0]): str(r[1]) for r in rows}
+
+        return await self._read(read)
+
+    async def record_recalls(
+        self, rows: Sequence[RecallRow], ledger_events: Sequence[bytes]
+    ) -> None:
+        """Keep each recipient's recall outcome (replacing an earlier one) with ledger events."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.executemany(
+                f"INSERT OR REPLACE INTO recalls ({_RECALL_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.org, r.digest, r.recipient, r.requested_by, r.requested_at, r.reason,
+                        r.reason_code, r.outcome, r.route, r.detail, r.at, r.opened_by_role,
+                        r.updated_at,
+                    )
+                    for r in rows
+                ],
+            )  # fmt: skip
+            self._append_ledger(db, ledger_events)
+
+        await self._tx(tx)
+
+    async def recalls_for(
+        self, org: OrgId, digests: Sequence[bytes]
+    ) -> dict[bytes, list[RecallRow]]:
+        """Return the recall outcomes of ``org``'s sent envelopes, by digest."""
+
+        def read(db: sqlite3.Connection) -> dict[bytes, list[RecallRow]]:
+            found: dict[bytes, list[RecallRow]] = {}
+            for digest in digests:
+                rows = db.execute(
+                    f"SELECT {_RECALL_COLUMNS} FROM recalls WHERE org = ? AND digest = ? "
+                    "ORDER BY recipient",
+                    (org, digest),
+                ).fetchall()
+                if rows:
+                    found[digest] = [_recall(r) for r in rows]
+            return found
+
+        return await self._read(read)
+
+    # --- recall: the recipient -----------------------------------------------------------
+
+    async def recall_inbox(
+        self, owner: OrgId, digest: bytes, *, now: float, ledger_events: Sequence[bytes]
+    ) -> InboxRecall | None:
+        """Recall ``owner``'s inbox item if it is still ``delivered``; None if not held.
+
+        In the same transaction, staff notices not yet mailed for it are cancelled and the
+        ledger events are appended (only if this call recalled it: a repeat changes nothing).
+        """
+
+        def tx(db: sqlite3.Connection) -> InboxRecall | None:
+            cursor = db.execute(
+                "UPDATE inbox SET state = 'recalled', recalled_at = ?, updated_at = ? "
+                "WHERE owner = ? AND digest = ? AND state = 'delivered'",
+                (now, now, owner, digest),
+            )
+            changed = cursor.rowcount == 1
+            if changed:
+                db.execute(
+                    "UPDATE outbox SET state = 'recalled', updated_at = ? WHERE kind = 'notice' "
+                    "AND envelope_digest = ? AND destination = ? "
+                    "AND state IN ('queued', 'retry-wait', 'dead')",
+                    (now, digest, owner),
+                )
+                self._append_ledger(db, ledger_events)
+            row = db.execute(
+                "SELECT state, recalled_at, opened_at, opened_by_role, updated_at FROM inbox "
+                "WHERE owner = ? AND digest = ?",
+                (owner, digest),
+            ).fetchone()
+            if row is None:
+                return None
+            opened_at = row["opened_at"]
+            if opened_at is None and row["state"] not in {"delivered", "recalled"}:
+                # Decided (acknowledged or rejected) without an opening on record.
+                opened_at = row["updated_at"]
+            return InboxRecall(
+                state=row["state"],
+                changed=changed,
+                recalled_at=row["recalled_at"],
+                opened_at=opened_at,
+                opened_by_role=row["opened_by_role"],
+            )
+
+        return await self._tx(tx)
+
+    async def body_referenced(self, digest: bytes) -> bool:
+        """Return whether any organisation on this node still needs the envelope's body."""
+
+        def read(db: sqlite3.Connection) -> bool:
+            # A copy destroyed under retention (exchange/store/retention.py) needs it no more.
+            destroyed = (
+                "NOT EXISTS (SELECT 1 FROM retention r WHERE r.org = {org} "
+                "AND r.digest = {digest} AND r.destroyed_at IS NOT NULL)"
+            )
+            inbox = db.execute(
+                "SELECT 1 FROM inbox i WHERE i.digest = ? AND i.state != 'recalled' AND "
+                + destroyed.format(org="i.owner", digest="i.digest")
+                + " LIMIT 1",
+                (digest,),
+            ).fetchone()
+            sent = db.execute(
+                "SELECT 1 FROM sent s WHERE s.digest = ? AND "
+                + destroyed.format(org="s.sender", digest="s.digest")
+                + " LIMIT 1",
+                (digest,),
+            ).fetchone()
+            return inbox is not None or sent is not None
+
+        return await self._read(read)
+
+    async def mark_opened(
+        self,
+        owner: OrgId,
+        digest: bytes,
+        *,
+        user_id: str,
+        role: str,
+        receipt: ReceiptRecord,
+        outbox: Sequence[NewOutbox],
+        ledger_events: Sequence[bytes],
+        now: float,
+    ) -> str:
+        """Move an item from ``delivered`` to ``opened`` by ``user_id``; return the state found.
+
+        ``"opened"`` means this call opened it (its receipt, outbox rows and events are
+        stored); any other state (``recalled``, or ``opened`` by someone else first: then
+        ``"already"``) means nothing was written.
+        """
+
+        def tx(db: sqlite3.Connection) -> str:
+            cursor = db.execute(
+                "UPDATE inbox SET state = 'opened', opened_at = ?, opened_by = ?, "
+                "opened_by_role = ?, updated_at = ? "
+                "WHERE owner = ? AND digest = ? AND state = 'delivered'",
+                (now, user_id, role, now, owner, digest),
+            )
+            if cursor.rowcount != 1:
+                row = db.execute(
+                    "SELECT state FROM inbox WHERE owner = ? AND digest = ?", (owner, digest)
+                ).fetchone()
+                state = "missing" if row is None else str(row[0])
+                return "recalled" if state == "recalled" else "already"
+            self._insert_receipt(db, receipt, now)
+            self._insert_outbox(db, digest, outbox, now)
+            self._append_ledger(db, ledger_events)
+            return "opened"
+
+        return await self._tx(tx)
+
+    async def inbox_opened(self, owner: OrgId, digests: Sequence[bytes]) -> dict[bytes, Opening]:
+        """Return (opened_at, opened_by_role, recalled_at) of ``owner``'s inbox items."""
+
+        def read(db: sqlite3.Connection) -> dict[bytes, Opening]:
+            found: dict[bytes, Opening] = {}
+            for digest in digests:
+                row = db.execute(
+                    "SELECT opened_at, opened_by_role, recalled_at FROM inbox "
+                    "WHERE owner = ? AND digest = ?",
+                    (owner, digest),
+                ).fetchone()
+                if row is not None:
+                    found[digest] = (row[0], row[1], row[2])
+            return found
+
+        return await self._read(read)
+
+    # --- threads -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_link(
+        db: sqlite3.Connection,
+        link: ThreadLink,
+        digest: bytes,
+        *,
+        source: str,
+        now: float,
+    ) -> bool:
+        """Link ``digest`` to its parent for ``link.org`` (once); True if new.
+
+        For a sent item the parent is also noted on its ``sent`` and register rows.
+        """
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO thread_links (org, digest, parent, relation, source, "
+            "linked_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (link.org, digest, link.parent, link.relation, source, now),
+        )
+        if source == "sent":
+            db.execute(
+                "UPDATE sent SET in_reply_to = ? WHERE digest = ? AND sender = ?",
+                (link.parent, digest, link.org),
+            )
+            db.execute(
+                "UPDATE register SET in_reply_to = ?, corrects = ? "
+                "WHERE envelope_digest = ? AND org = ?",
+                (
+                    link.parent,
+                    link.parent if link.relation == "correction" else None,
+                    digest,
+                    link.org,
+                ),
+            )
+        return cursor.rowcount == 1
+
+    async def link_received(self, digest: bytes, link: ThreadLink, *, now: float) -> bool:
+        """Link a received item to its parent (at its first opening); True if new."""
+        return await self._tx(
+            lambda db: self._insert_link(db, link, digest, source="opened", now=now)
+        )
+
+    async def held_envelope(self, org: OrgId, digest: bytes) -> HeldEnvelope | None:
+        """Return the envelope ``org`` sent or received by ``digest``, or None."""
+
+        def read(db: sqlite3.Connection) -> HeldEnvelope | None:
+            row = db.execute(
+                "SELECT e.sender, e.recipients FROM sent s JOIN envelopes e "
+                "ON e.digest = s.digest WHERE s.sender = ? AND s.digest = ?",
+                (org, digest),
+            ).fetchone()
+            if row is not None:
+                recipients = tuple(OrgId(r) for r in json.loads(row[1]))
+                return HeldEnvelope("sent", OrgId(row[0]), recipients, None)
+            row = db.execute(
+                "SELECT e.sender, e.recipients, i.state FROM inbox i JOIN envelopes e "
+                "ON e.digest = i.digest WHERE i.owner = ? AND i.digest = ?",
+                (org, digest),
+            ).fetchone()
+            if row is None:
+                return None
+            recipients = tuple(OrgId(r) for r in json.loads(row[1]))
+            return HeldEnvelope("received", OrgId(row[0]), recipients, str(row[2]))
+
+        return await self._read(read)
+
+    async def thread_links(
+        self, org: OrgId, digest: bytes
+    ) -> tuple[bytes, dict[bytes, tuple[bytes, str]]]:
+        """Return the thread's root and every link under it: ``{digest: (parent, relation)}``.
+
+        The root is found by following parents up from ``digest`` (at most
+        :data:`MAX_THREAD_DEPTH` steps, stopping at a cycle); the links are then collected
+        down from the root, breadth first, at most :data:`MAX_THREAD_ITEMS`.
+        """
+
+        def read(db: sqlite3.Connection) -> tuple[bytes, dict[bytes, tuple[bytes, str]]]:
+            root, seen = digest, {digest}
+            for _ in range(MAX_THREAD_DEPTH):
+                row = db.execute(
+                    "SELECT parent FROM thread_links WHERE org = ? AND digest = ?", (org, root)
+                ).fetchone()
+                if row is None or bytes(row[0]) in seen:
+                    break
+                root = bytes(row[0])
+                seen.add(root)
+            links: dict[bytes, tuple[bytes, str]] = {}
+            frontier, visited = [root], {root}
+            while frontier and len(links) < MAX_THREAD_ITEMS:
+                marks = ", ".join("?" for _ in frontier)
+                rows = db.execute(
+                    "SELECT digest, parent, relation FROM thread_links WHERE org = ? "
+                    f"AND parent IN ({marks}) ORDER BY linked_at, digest",
+                    (org, *frontier),
+                ).fetchall()
+                frontier = []
+                for raw, parent, relation in rows:
+                    child = bytes(raw)
+                    if child in visited or len(links) >= MAX_THREAD_ITEMS:
+                        continue
+                    visited.add(child)
+                    links[child] = (bytes(parent), str(relation))
+                    frontier.append(child)
+            return root, links
+
+        return await self._read(read)
+
+    async def links_of(
+        self, org: OrgId, digests: Sequence[bytes]
+    ) -> dict[bytes, tuple[bytes, str]]:
+        """Return the parent and relation of each of ``org``'s items that has one."""
+
+        def read(db: sqlite3.Connection) -> dict[bytes, tuple[bytes, str]]:
+            found: dict[bytes, tuple[bytes, str]] = {}
+            for digest in digests:
+                row = db.execute(
+                    "SELECT parent, relation FROM thread_links WHERE org = ? AND digest = ?",
+                    (org, digest),
+                ).fetchone()
+                if row is not None:
+                    found[digest] = (bytes(row[0]), str(row[1]))
+            return found
+
+        return await self._read(read)
+
+    async def corrections_of(
+        self, org: OrgId, digests: Sequence[bytes]
+    ) -> dict[bytes, list[bytes]]:
+        """Return, for each of ``org``'s items, the items that correct it (oldest first)."""
+
+        def read(db: sqlite3.Connection) -> dict[bytes, list[bytes]]:
+            found: dict[bytes, list[bytes]] = {}
+            for digest in digests:
+                rows = db.execute(
+                    "SELECT digest FROM thread_links WHERE org = ? AND parent = ? "
+                    "AND relation = 'correction' ORDER BY linked_at, digest",
+                    (org, digest),
+                ).fetchall()
+                if rows:
+                    found[digest] = [bytes(r[0]) for r in rows]
+            return found
+
+        return await self._read(read)
+
+    async def register_purpose(
+        self, org: OrgId, digest: bytes
+    ) -> tuple[str, list[str], str | None] | None:
+        """Return the (purpose, categories, lawful basis) ``org`` registered for a sent item."""
+
+        def read(db: sqlite3.Connection) -> tuple[str, list[str], str | None] | None:
+            row = db.execute(
+                "SELECT purpose, categories, lawful_basis FROM register "
+                "WHERE org = ? AND envelope_digest = ?",
+                (org, digest),
+            ).fetchone()
+            if row is None:
+                return None
+            return str(row[0]), cast(list[str], json.loads(row[1])), row[2]
+
+        return await self._read(read)
