@@ -26,6 +26,7 @@ from exchange.files import open_to_file, seal_file, verify_file, write_new_file
 from exchange.logs import configure
 from exchange.node_demo import run_node_demo
 from exchange.routes_demo import run_routes_demo
+from exchange.sharing_demo import run_sharing_demo
 from keys.directory import (
     Directory,
     KeyGeneration,
@@ -212,6 +213,11 @@ def run_demo() -> int:
     _say("")
     _say("== Part 3: a relay mailbox, NHS MESH and a PII-free email ==")
     if not run_routes_demo(_say):
+        _say("demo FAILED")
+        return 1
+    _say("")
+    _say("== Part 4: policy, deadlines, recall, the register and subject access ==")
+    if not run_sharing_demo(_say):
         _say("demo FAILED")
         return 1
     _say("demo finished; the temporary folders were removed")

@@ -47,7 +47,9 @@ def test_demo_output_holds_no_record_content(out: str) -> None:
 
 
 def test_demo_routes_part_runs(out: str) -> None:
-    """Part 3 runs after parts 1 and 2 (its own checks are in test_routes_demo.py)."""
+    """Parts 3 and 4 run after 1 and 2 (their own checks: test_routes_demo, test_sharing_demo)."""
     assert "== Part 3: a relay mailbox, NHS MESH and a PII-free email ==" in out
+    assert "== Part 4: policy, deadlines, recall, the register and subject access ==" in out
+    assert "every envelope the school sent has its register row, and no other: True" in out
     assert "'delivered' came back to Hillside and verified (route: mailbox)" in out
     assert "demo finished" in out
