@@ -417,15 +417,48 @@ async def import_envelope(request: web.Request) -> web.Response:
     return web.json_response({"digest": digest.hex(), "new": new}, status=201 if new else 200)
 
 
+#: Most items one list request answers (``limit``'s default and maximum).
+MAX_LIST: Final = 200
+_CURSOR_RE: Final = re.compile(r"(\d{1,12}(?:\.\d{1,17})?):([0-9a-f]{64})")
+
+
+def _page(request: web.Request) -> tuple[int, tuple[float, bytes] | None]:
+    """Read ``limit`` (1 to 200) and ``before`` (a ``next`` cursor) from a list's query."""
+    query = request.query
+    unknown = sorted(set(query) - {"limit", "before"})
+    if unknown:
+        raise BadRequestError(f"{unknown[0]} is not a query parameter of this list")
+    limit = MAX_LIST
+    if "limit" in query:
+        text = query["limit"]
+        if not text.isdigit() or not 1 <= int(text) <= MAX_LIST:
+            raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIST}")
+        limit = int(text)
+    before = None
+    if "before" in query:
+        match = _CURSOR_RE.fullmatch(query["before"])
+        if match is None:
+            raise BadRequestError("before must be the next cursor of an earlier page")
+        before = (float(match[1]), bytes.fromhex(match[2]))
+    return limit, before
+
+
+def _cursor(at: float, digest: bytes) -> str:
+    return f"{at!r}:{digest.hex()}"
+
+
 async def list_sent(request: web.Request) -> web.Response:
     """GET /api/v1/sent: the organisation's sent items with per-recipient timelines."""
     user = await _user(request)
-    items = await _service(request).store.list_sent(user.org, limit=200)
+    limit, before = _page(request)
+    items = await _service(request).store.list_sent(user.org, limit=limit, before=before)
     shape = _sent_shape(request)
     views = [_sent_json(i, **shape) for i in items]
     await decorate_sent(_service(request).store, user.org, views)  # recall, threads (issue 5)
     await retention.annotate(_service(request), user.org, views)  # retention (issue 5)
-    return web.json_response({"items": views})
+    last = items[-1] if len(items) == limit else None
+    cursor = None if last is None else _cursor(last.submitted_at, last.envelope.digest)
+    return web.json_response({"items": views, "next": cursor})
 
 
 async def sent_item(request: web.Request) -> web.Response:
@@ -468,11 +501,14 @@ async def _sent_events(request: web.Request, org: OrgId, digest: bytes) -> list[
 async def list_inbox(request: web.Request) -> web.Response:
     """GET /api/v1/inbox: items delivered to the organisation."""
     user = await _user(request)
-    items = await _service(request).store.inbox(user.org, limit=200)
+    limit, before = _page(request)
+    items = await _service(request).store.inbox(user.org, limit=limit, before=before)
     views = [_inbox_json(i) for i in items]
     await decorate_inbox(_service(request).store, user.org, views)  # recall, threads (issue 5)
     await retention.annotate(_service(request), user.org, views)  # retention (issue 5)
-    return web.json_response({"items": views})
+    last = items[-1] if len(items) == limit else None
+    cursor = None if last is None else _cursor(last.received_at, last.envelope.digest)
+    return web.json_response({"items": views, "next": cursor})
 
 
 async def open_item(request: web.Request) -> web.Response:

@@ -274,7 +274,9 @@ class Store(RegisterStore, Protocol):
         """Commit a sealed envelope, its outbox rows, ledger events and register row together."""
         ...
 
-    async def list_sent(self, sender: OrgId, *, limit: int) -> list[SentItem]:
+    async def list_sent(
+        self, sender: OrgId, *, limit: int, before: tuple[float, bytes] | None = None
+    ) -> list[SentItem]:
         """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines."""
         ...
 
@@ -356,7 +358,9 @@ class Store(RegisterStore, Protocol):
         """
         ...
 
-    async def inbox(self, owner: OrgId, *, limit: int) -> list[InboxItem]:
+    async def inbox(
+        self, owner: OrgId, *, limit: int, before: tuple[float, bytes] | None = None
+    ) -> list[InboxItem]:
         """Return the newest ``limit`` items delivered to ``owner``."""
         ...
 

@@ -385,15 +385,22 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
             )
         return items
 
-    async def list_sent(self, sender: OrgId, *, limit: int) -> list[SentItem]:
-        """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines."""
+    async def list_sent(
+        self, sender: OrgId, *, limit: int, before: tuple[float, bytes] | None = None
+    ) -> list[SentItem]:
+        """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines.
+
+        ``before`` (submitted_at, digest) continues a listing after its last item.
+        """
+        at, digest = before if before is not None else (float("inf"), b"")
 
         def read(db: sqlite3.Connection) -> list[SentItem]:
             rows = db.execute(
                 f"SELECT e.{_ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
                 "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
-                "WHERE s.sender = ? ORDER BY s.submitted_at DESC LIMIT ?",
-                (sender, limit),
+                "WHERE s.sender = ? AND (s.submitted_at < ? OR (s.submitted_at = ? AND "
+                "s.digest < ?)) ORDER BY s.submitted_at DESC, s.digest DESC LIMIT ?",
+                (sender, at, at, digest, limit),
             ).fetchall()
             return self._sent_items(db, rows)
 
@@ -639,13 +646,21 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         "FROM inbox i JOIN envelopes e ON e.digest = i.digest "
     )
 
-    async def inbox(self, owner: OrgId, *, limit: int) -> list[InboxItem]:
-        """Return the newest ``limit`` items delivered to ``owner``."""
+    async def inbox(
+        self, owner: OrgId, *, limit: int, before: tuple[float, bytes] | None = None
+    ) -> list[InboxItem]:
+        """Return the newest ``limit`` items delivered to ``owner``.
+
+        ``before`` (received_at, digest) continues a listing after its last item.
+        """
+        at, digest = before if before is not None else (float("inf"), b"")
 
         def read(db: sqlite3.Connection) -> list[InboxItem]:
             rows = db.execute(
-                self._INBOX_SELECT + "WHERE i.owner = ? ORDER BY i.received_at DESC LIMIT ?",
-                (owner, limit),
+                self._INBOX_SELECT + "WHERE i.owner = ? AND (i.received_at < ? OR "
+                "(i.received_at = ? AND i.digest < ?)) "
+                "ORDER BY i.received_at DESC, i.digest DESC LIMIT ?",
+                (owner, at, at, digest, limit),
             ).fetchall()
             return [self._inbox_item(r) for r in rows]
 
