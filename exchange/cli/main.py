@@ -20,6 +20,7 @@ from exchange.cli import (
     envelope_cmd,
     keys_cmd,
     node_cmd,
+    record_cmd,
     register_cmd,
     retention_cmd,
 )
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     directory_cmd.register(sub)
     envelope_cmd.register(sub)
     node_cmd.register(sub)
+    record_cmd.register(sub)
     register_cmd.register(sub)
     retention_cmd.register(sub)
     demo = sub.add_parser(
