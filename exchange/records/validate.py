@@ -232,12 +232,33 @@ def parse_document(raw: bytes) -> object:
     if text.startswith("\ufeff"):
         raise ValueError("the document starts with a byte order mark")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("the document nests too deeply") from None
     except json.JSONDecodeError as exc:
         # The decoder's own message quotes no content, but its position is enough.
         raise ValueError(f"the document is not JSON (at character {exc.pos})") from None
+    _refuse_lone_surrogates(data)
+    return data
+
+
+def _refuse_lone_surrogates(data: object) -> None:
+    """Refuse a string holding a lone surrogate (from a JSON escape): not Unicode text.
+
+    JSON lets an escaped high or low surrogate stand alone, but no UTF-8 text can hold
+    it; it would fail later, when the record is printed or written out.
+    """
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                raise ValueError("the document holds a lone surrogate escape, not Unicode text")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _document_bytes(doc: object) -> bytes:
@@ -245,14 +266,18 @@ def _document_bytes(doc: object) -> bytes:
     if isinstance(doc, bytes | bytearray | memoryview):
         return bytes(doc)
     if isinstance(doc, str):
-        return doc.encode("utf-8")
-    if isinstance(doc, Mapping):
+        text = doc
+    elif isinstance(doc, Mapping):
         try:
             text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError):
             raise TypeError("doc must contain only JSON values") from None
+    else:
+        raise TypeError("doc must be JSON bytes, a JSON string or a mapping")
+    try:
         return text.encode("utf-8")
-    raise TypeError("doc must be JSON bytes, a JSON string or a mapping")
+    except UnicodeEncodeError:
+        raise ValueError("the document holds a lone surrogate, not Unicode text") from None
 
 
 def validate_record(kind: str, doc: object) -> Record:
@@ -265,7 +290,10 @@ def validate_record(kind: str, doc: object) -> Record:
     ``TypeError`` for a ``doc`` that is not JSON.
     """
     spec = kind_spec(kind)
-    raw = _document_bytes(doc)
+    try:
+        raw = _document_bytes(doc)
+    except ValueError as exc:
+        raise RecordValidationError(kind, [Problem("", "document.json", str(exc))]) from None
     if len(raw) > spec.max_document:
         raise RecordValidationError(
             kind,

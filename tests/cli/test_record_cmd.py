@@ -188,20 +188,29 @@ def _with_raw_description(raw: bytes) -> bytes:
 
 
 def test_characters_that_drive_a_terminal_are_escaped() -> None:
-    """C1 controls, bidi overrides, separators and lone surrogates print as JSON escapes."""
-    raw = "a \u009b31m b \u202e c \u2028 d \\ud800 e \U000f0000 f".encode()
+    """C1 controls, bidi overrides, separators and private-use characters print escaped."""
+    raw = "a \u009b31m b \u202e c \u2028 d e \U000f0000 f".encode()
     name = _write(_with_raw_description(raw))
     shown = run("record", "show", name)
     assert shown.status == 0, shown
     for char in ("\u009b", "\u202e", "\u2028", "\U000f0000"):
         assert char not in shown.text
-    description = "a \u009b31m b \u202e c \u2028 d \ud800 e \U000f0000 f"
+    description = "a \u009b31m b \u202e c \u2028 d e \U000f0000 f"
     assert _fields(shown.text)["description"] == description
     assert "\\u009b31m" in shown.text
     assert "\\udb80\\udc00" in shown.text  # the private-use character as a surrogate pair
     as_json = run("record", "show", name, "--json")
     assert as_json.status == 0, as_json
     assert json.loads(as_json.out)["record"]["description"] == description
+
+
+def test_a_lone_surrogate_in_the_record_is_refused_cleanly() -> None:
+    """JSON may escape a lone surrogate; the records module refuses it as not text."""
+    name = _write(_with_raw_description(b"a \\ud800 b"))
+    shown = run("record", "show", name)
+    assert shown.status == 1
+    assert shown.out == b""
+    assert "the document holds a lone surrogate escape, not Unicode text" in shown.err
 
 
 # --- extracting --------------------------------------------------------------------------

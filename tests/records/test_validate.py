@@ -112,14 +112,41 @@ def test_size_limit_applies_to_mappings() -> None:
         b"[" * 60_000,
         b"{",
         b"",
+        b'{"kind": "outcome", "note": "\\ud800"}',
+        b'{"kind": "outcome", "\\udfff": 1}',
     ],
-    ids=["duplicate-key", "nan", "infinity", "bom", "bad-utf8", "deep", "truncated", "empty"],
+    ids=[
+        "duplicate-key",
+        "nan",
+        "infinity",
+        "bom",
+        "bad-utf8",
+        "deep",
+        "truncated",
+        "empty",
+        "lone-high-surrogate",
+        "lone-low-surrogate-key",
+    ],
 )
 def test_strict_json(raw: bytes) -> None:
     """Duplicate keys, NaN, Infinity, a BOM, bad UTF-8, deep nesting and bad JSON are refused."""
     with pytest.raises(RecordValidationError) as caught:
         validate_record("outcome", raw)
     assert [(p.path, p.rule) for p in caught.value.problems] == [("", "document.json")]
+
+
+def test_a_mapping_with_a_lone_surrogate_is_a_validation_error() -> None:
+    """A parsed mapping holding a lone surrogate is refused like the JSON text would be."""
+    with pytest.raises(RecordValidationError) as caught:
+        validate_record("outcome", {"kind": "outcome", "note": "\ud800"})
+    assert [(p.path, p.rule) for p in caught.value.problems] == [("", "document.json")]
+
+
+def test_an_escaped_surrogate_pair_is_text() -> None:
+    """A properly paired escape (one character outside the BMP) is ordinary text."""
+    with pytest.raises(RecordValidationError) as caught:
+        validate_record("outcome", b'{"kind": "outcome", "note": "\\ud83d\\ude00"}')
+    assert ("", "document.json") not in [(p.path, p.rule) for p in caught.value.problems]
 
 
 def test_text_and_bytes_and_mapping_agree() -> None:
