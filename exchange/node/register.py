@@ -136,15 +136,26 @@ def _subjects_text(row: RegisterRow) -> list[str]:
     return [f"{s.kind}:{s.hash.hex()}" for s in row.entry.subjects]
 
 
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
 def register_json(rows: Sequence[RegisterRow], now: datetime) -> list[dict[str, Any]]:
-    """Return the register rows as the JSON export: one object per decision."""
+    """Return the register rows as the JSON export: one object per decision.
+
+    Besides the decision itself: the envelope it replies to and the one it corrects (digests,
+    or null), when the sender's copy was destroyed under retention and the rule that governs
+    it, and for each recipient the sender's recall (outcome and when it was asked), if any.
+    """
     out = []
     for row in rows:
         entry = row.entry
+        recalls = {r.recipient: r for r in row.recalls}
         recipients = []
         for org, kind in entry.recipients:
             times = _first_times(row.receipts, org)
             status, met_at = deadline_state(row, org, now)
+            recall = recalls.get(org)
             recipients.append(
                 {
                     "organisation": org,
@@ -156,6 +167,9 @@ def register_json(rows: Sequence[RegisterRow], now: datetime) -> list[dict[str, 
                     ],
                     "deadline_status": status,
                     "deadline_met_at": None if met_at is None else iso_time(met_at),
+                    "recall": None
+                    if recall is None
+                    else {"outcome": recall.outcome, "at": iso_time(recall.requested_at)},
                 }
             )
         out.append(
@@ -186,6 +200,10 @@ def register_json(rows: Sequence[RegisterRow], now: datetime) -> list[dict[str, 
                     "satisfied_by": list(entry.satisfied_by),
                 },
                 "recipients": recipients,
+                "in_reply_to": _hex(row.in_reply_to),
+                "corrects": _hex(row.corrects),
+                "destroyed_at": None if row.destroyed_at is None else iso_time(row.destroyed_at),
+                "retention_rule": row.retention_rule,
             }
         )
     return out
@@ -197,6 +215,9 @@ CSV_COLUMNS: Final = (
     "reason_code", "reason", "attachments", "pupil_identifier_hashes", "deadline_due",
     "deadline_rule", "recipient", "recipient_kind", "delivered_at", "opened_at",
     "acknowledged_at", "rejected_at", "deadline_status",
+    # Added later: appended, so that the columns above keep their places.
+    "in_reply_to", "corrects", "destroyed_at", "retention_rule", "recall_outcome",
+    "recalled_at",
 )  # fmt: skip
 
 
@@ -223,9 +244,11 @@ def register_csv(rows: Sequence[RegisterRow], now: datetime) -> str:
             doc["deadline"]["due"] if doc["deadline"] else None,
             doc["deadline"]["rule"] if doc["deadline"] else None,
         ]  # fmt: skip
+        later = [doc["in_reply_to"], doc["corrects"], doc["destroyed_at"], doc["retention_rule"]]
         for recipient in doc["recipients"] or [None]:
             if recipient is None:
                 tail: list[object] = [None] * 7
+                recall: list[object] = [None] * 2
             else:
                 times = {r["status"]: r["time"] for r in recipient["receipts"]}
                 tail = [
@@ -234,7 +257,9 @@ def register_csv(rows: Sequence[RegisterRow], now: datetime) -> str:
                     *(times.get(s) for s in RECEIPT_STATUSES),
                     recipient["deadline_status"],
                 ]
-            writer.writerow([_cell(v) for v in base + tail])
+                found = recipient["recall"]
+                recall = [None, None] if found is None else [found["outcome"], found["at"]]
+            writer.writerow([_cell(v) for v in base + tail + later + recall])
     return buffer.getvalue()
 
 

@@ -184,12 +184,39 @@ class RegisterEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterRecall:
+    """The sender's recall of a disclosure from one recipient, as the register shows it.
+
+    ``outcome`` is the recall's outcome for that recipient (``recalled``, ``too-late``,
+    ``not-recallable``, ``expired``, ``pending``, ``failed``: ``exchange.store.recall``) and
+    ``requested_at`` when the sender recalled it (the sender's clock).
+    """
+
+    recipient: OrgId
+    outcome: str
+    requested_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterRow:
-    """A register entry as stored, with its id and (for a disclosure) the receipts held."""
+    """A register entry as stored, with its id and (for a disclosure) the receipts held.
+
+    Read with it, from other tables: the envelope it replies to (``in_reply_to``) and, for a
+    rectification, the one it corrects (``corrects``); the sender's recall per recipient
+    (``recalls``, by recipient); and, once the sender destroyed its copy under retention,
+    when (``destroyed_at``). ``retention_rule`` is the rule that governs the copy, as
+    decisions name it (``retention.school-cp-file``): the one it was destroyed under, if it
+    was. All default to empty, so a row without them is still a row.
+    """
 
     id: int
     entry: RegisterEntry
     receipts: tuple[ReceiptRecord, ...] = ()
+    in_reply_to: bytes | None = None
+    corrects: bytes | None = None
+    recalls: tuple[RegisterRecall, ...] = ()
+    destroyed_at: float | None = None
+    retention_rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

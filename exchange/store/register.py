@@ -8,7 +8,9 @@ decision not to share is a row on its own (:meth:`record_not_shared`).
 Pupil identifiers are held only as keyed hashes in ``subject_index``: for sent items and
 decisions when they are registered, for received items when a member of staff first opens
 them (``received_index`` records which received items were indexed). Receipts are not
-copied into the register: they are joined from ``receipts`` when rows are read.
+copied into the register: they are joined from ``receipts`` when rows are read, in the same
+read as the thread links (``register.in_reply_to``, ``register.corrects``), the sender's
+recall outcomes (``recalls``) and its retention row (``retention``: destroyed when, the rule).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from exchange.store.base import (
     ReceivedEntry,
     RegisterEntry,
     RegisterOutcome,
+    RegisterRecall,
     RegisterRow,
     SubjectKey,
     SubjectKind,
@@ -38,6 +41,17 @@ _REGISTER_COLUMNS: Final = (
     "org, outcome, envelope_digest, envelope_id, decided_by, decided_at, purpose, rule, "
     "lawful_basis, citation, record_kind, categories, reason_code, reason, attachments, "
     "deadline_due, deadline_rule, deadline_explanation, satisfied_by"
+)
+#: A register row as read (``WHERE`` follows): its columns, its thread links (the recall
+#: migration) and, for a disclosure, the sender's retention row (the retention migration):
+#: when its copy was destroyed and the rule that governs it, named as decisions name it
+#: (``retention.<id>``). Recalls are read per row by :meth:`RegisterMixin._register_rows`.
+_REGISTER_SELECT: Final = (
+    "SELECT g.id, "
+    + ", ".join(f"g.{c.strip()}" for c in _REGISTER_COLUMNS.split(","))
+    + ", g.in_reply_to, g.corrects, t.destroyed_at AS destroyed_at, "
+    "COALESCE(t.destroyed_rule, 'retention.' || t.rule) AS retention_rule FROM register g "
+    "LEFT JOIN retention t ON t.org = g.org AND t.digest = g.envelope_digest "
 )
 _RECEIVED_SELECT: Final = (
     "SELECT i.owner, i.received_at, i.state, i.delivered_receipt, e.digest, e.envelope_id, "
@@ -203,6 +217,7 @@ class RegisterMixin:
                 )
             )
             receipts: tuple[ReceiptRecord, ...] = ()
+            recalls: tuple[RegisterRecall, ...] = ()
             if digest is not None:
                 receipts = tuple(
                     _receipt(r)
@@ -212,6 +227,14 @@ class RegisterMixin:
                         (digest,),
                     )
                     if r["receipter"] in {org for org, _ in recipients}
+                )
+                recalls = tuple(
+                    RegisterRecall(OrgId(r[0]), str(r[1]), float(r[2]))
+                    for r in db.execute(
+                        "SELECT recipient, outcome, requested_at FROM recalls "
+                        "WHERE org = ? AND digest = ? ORDER BY recipient",
+                        (row["org"], digest),
+                    )
                 )
             entry = RegisterEntry(
                 org=OrgId(row["org"]),
@@ -236,7 +259,18 @@ class RegisterMixin:
                 satisfied_by=_statuses(row["satisfied_by"]),
                 subjects=subjects,
             )
-            result.append(RegisterRow(register_id, entry, receipts))
+            result.append(
+                RegisterRow(
+                    register_id,
+                    entry,
+                    receipts,
+                    in_reply_to=row["in_reply_to"],
+                    corrects=row["corrects"],
+                    recalls=recalls,
+                    destroyed_at=row["destroyed_at"],
+                    retention_rule=row["retention_rule"],
+                )
+            )
         return result
 
     async def register_rows(
@@ -246,9 +280,9 @@ class RegisterMixin:
 
         def read(db: sqlite3.Connection) -> list[RegisterRow]:
             rows = db.execute(
-                f"SELECT id, {_REGISTER_COLUMNS} FROM register WHERE org = ? "
-                "AND (? IS NULL OR decided_at >= ?) AND (? IS NULL OR decided_at < ?) "
-                "ORDER BY decided_at, id",
+                _REGISTER_SELECT + "WHERE g.org = ? "
+                "AND (? IS NULL OR g.decided_at >= ?) AND (? IS NULL OR g.decided_at < ?) "
+                "ORDER BY g.decided_at, g.id",
                 (org, since, since, until, until),
             ).fetchall()
             return self._register_rows(db, rows)
@@ -275,9 +309,7 @@ class RegisterMixin:
             ).fetchall()
             rows: dict[int, RegisterRow] = {}
             for register_id in dict.fromkeys(int(p[0]) for p in pairs):
-                found = db.execute(
-                    f"SELECT id, {_REGISTER_COLUMNS} FROM register WHERE id = ?", (register_id,)
-                ).fetchall()
+                found = db.execute(_REGISTER_SELECT + "WHERE g.id = ?", (register_id,)).fetchall()
                 rows[register_id] = self._register_rows(db, found)[0]
             return [(rows[int(p[0])], OrgId(p[1])) for p in pairs]
 
@@ -319,8 +351,7 @@ class RegisterMixin:
             rows: list[Any] = []
             for register_id in sorted(set(ids)):
                 rows += db.execute(
-                    f"SELECT id, {_REGISTER_COLUMNS} FROM register WHERE id = ? AND org = ?",
-                    (register_id, org),
+                    _REGISTER_SELECT + "WHERE g.id = ? AND g.org = ?", (register_id, org)
                 ).fetchall()
             received.sort(key=lambda r: r.item.received_at)
             return self._register_rows(db, rows), received

@@ -804,6 +804,26 @@ async def _rectify_and_notice_calls(
         assert status == expected, answer
     status, _ = await _call(http, checker, "POST", la + path, json=notice)
     assert status == 401
+    await _register_after_recall(http, checker, world, third, made["digest"])
+
+
+async def _register_after_recall(
+    http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment, third: str, fixed: str
+) -> None:
+    """Export the register again: a destroyed item, a recall and a correction, as documented."""
+    dpo = _auth(world, SCHOOL, "dpo")
+    status, rows = await _call(
+        http, checker, "GET", world.url("school") + "/api/v1/register", headers=dpo
+    )
+    assert status == 200
+    by_digest = {r["digest"]: r for r in rows if r["digest"] is not None}
+    assert any(r["destroyed_at"] is not None for r in rows)
+    recalls = {r["organisation"]: r["recall"] for r in by_digest[third]["recipients"]}
+    assert {org: recall["outcome"] for org, recall in recalls.items()} == {
+        LA: "recalled",
+        NURSES: "too-late",
+    }
+    assert (by_digest[fixed]["in_reply_to"], by_digest[fixed]["corrects"]) == (third, third)
 
 
 async def _operations_calls(

@@ -413,8 +413,11 @@ async def test_a_decision_not_to_share_is_registered(
             "receipts": [],
             "deadline_status": None,
             "deadline_met_at": None,
+            "recall": None,
         }
     ]
+    assert (row["in_reply_to"], row["corrects"]) == (None, None)
+    assert (row["destroyed_at"], row["retention_rule"]) == (None, None)
     assert [h.split(":")[0] for h in row["pupil_identifier_hashes"]] == ["nhs-number"]
     assert NHS not in json.dumps(row)
 
