@@ -1,4 +1,4 @@
-"""Recall, threads and corrections in the SQLite store (migration 6), as a mixin of SqliteStore.
+"""Recall, threads and corrections in the SQLite store (migration 5), as a mixin of SqliteStore.
 
 **Recall, sender side.** :meth:`RecallMixin.request_recall` cancels, in one transaction, every
 outbox item of a sent envelope that has not left the node (``queued``, ``retry-wait``,
