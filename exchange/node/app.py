@@ -419,7 +419,8 @@ async def import_envelope(request: web.Request) -> web.Response:
 
 #: Most items one list request answers (``limit``'s default and maximum).
 MAX_LIST: Final = 200
-_CURSOR_RE: Final = re.compile(r"(\d{1,12}(?:\.\d{1,17})?):([0-9a-f]{64})")
+#: A list cursor: the last item's time as an exact hexadecimal float, then its digest.
+_CURSOR_RE: Final = re.compile(r"(0x[01]\.[0-9a-f]{1,13}p-?[0-9]{1,4}):([0-9a-f]{64})")
 
 
 def _page(request: web.Request) -> tuple[int, tuple[float, bytes] | None]:
@@ -439,12 +440,14 @@ def _page(request: web.Request) -> tuple[int, tuple[float, bytes] | None]:
         match = _CURSOR_RE.fullmatch(query["before"])
         if match is None:
             raise BadRequestError("before must be the next cursor of an earlier page")
-        before = (float(match[1]), bytes.fromhex(match[2]))
+        before = (float.fromhex(match[1]), bytes.fromhex(match[2]))
     return limit, before
 
 
 def _cursor(at: float, digest: bytes) -> str:
-    return f"{at!r}:{digest.hex()}"
+    # float.hex() is exact, so the next page starts precisely after this item; its "+"
+    # is dropped, as a query string would read it as a space.
+    return f"{at.hex().replace('+', '')}:{digest.hex()}"
 
 
 async def list_sent(request: web.Request) -> web.Response:

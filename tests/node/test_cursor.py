@@ -1,0 +1,20 @@
+"""The list cursor (``next``/``before``) round-trips every time and digest exactly."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exchange.node.app import _CURSOR_RE, _cursor
+
+
+@given(
+    at=st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False, allow_infinity=False),
+    digest=st.binary(min_size=32, max_size=32),
+)
+def test_cursor_round_trips(at: float, digest: bytes) -> None:
+    cursor = _cursor(at, digest)
+    assert "+" not in cursor  # it goes into a query string as it is
+    match = _CURSOR_RE.fullmatch(cursor)
+    assert match is not None
+    assert (float.fromhex(match[1]), bytes.fromhex(match[2])) == (at, digest)
