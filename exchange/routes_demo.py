@@ -20,7 +20,6 @@ Every receipt is verified by Hillside's node against the digest it sealed.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime as dt
 import email
@@ -34,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from exchange import demo_records
 from exchange.demo_services import (
     MESH_PASSWORD,
     MESH_SHARED_KEY,
@@ -63,7 +63,6 @@ ORGS = (
     OrgSpec(NURSES, "Stockport school nursing team (demo)", "nhs", "la"),
     OrgSpec(RECEIVING, "Moorside Primary School (demo)", "school", "moorside"),
 )
-CHILD = {"given_names": "Jo", "family_name": "Demochild"}
 _DELIVERY = DeliveryConfig(
     backoff_base=0.2, backoff_max=2.0, poll_interval=0.05, collect_interval=0.25
 )
@@ -71,83 +70,6 @@ _SECRET_ENVS = {
     "EXCHANGE_DEMO_MESH_PASSWORD": MESH_PASSWORD,
     "EXCHANGE_DEMO_MESH_KEY": MESH_SHARED_KEY,
 }
-
-_PDF = b"%PDF-1.7\n% synthetic chronology for the demo\n%%EOF\n"
-DSL = {
-    "name": "Alex Example",
-    "role": "Designated Safeguarding Lead",
-    "organisation": str(SCHOOL),
-    "email": "dsl@hillside.example",
-}
-
-
-def cp_file_submission(confirmed: str) -> dict[str, Any]:
-    """Return a synthetic CP-file transfer from Hillside to Moorside."""
-    return {
-        "recipients": [RECEIVING],
-        "purpose": "cp-file-transfer",
-        "record_kind": "cp-file-transfer",
-        "record": {
-            "kind": "cp-file-transfer",
-            "version": 1,
-            "pupil": {"name": CHILD, "date_of_birth": "2015-03-14", "upn": "W356200124001"},
-            "from_school_urn": "106123",
-            "to_school_urn": "106124",
-            "date_left": confirmed,
-            "date_new_school_confirmed": confirmed,
-            "status": {
-                "cp_plan": True,
-                "child_in_need": False,
-                "looked_after": False,
-                "ehcp": False,
-                "channel": False,
-            },
-            "documents": [{"kind": "chronology", "title": "Chronology"}],
-            "summary": "Synthetic summary of the main concerns (demo).",
-            "dsl": DSL,
-        },
-        "categories": ["identity", "education", "safeguarding-concerns"],
-        "reason": "The pupil has moved to Moorside; the CP file must follow within 5 days.",
-        "attachments": [
-            {
-                "name": "chronology.pdf",
-                "content_type": "application/pdf",
-                "content_base64": base64.b64encode(_PDF).decode("ascii"),
-            }
-        ],
-    }
-
-
-def lac_health_submission() -> dict[str, Any]:
-    """Return a synthetic LAC health record for the school nursing team."""
-    worker = {
-        "name": "Sam Sample",
-        "role": "Social worker",
-        "organisation": str(FRONT_DOOR),
-        "email": "sw@la.example",
-    }
-    return {
-        "recipients": [NURSES],
-        "purpose": "lac-health",
-        "record_kind": "lac-record",
-        "record": {
-            "kind": "lac-record",
-            "version": 1,
-            "child": {
-                "name": CHILD,
-                "date_of_birth": "2015-03-14",
-                "upn": "W356200124001",
-                "nhs_number": "9990000018",
-            },
-            "legal_status": "interim-care-order",
-            "responsible_la": "356",
-            "social_worker": worker,
-            "virtual_school_head": {**worker, "name": "Vic Head"},
-            "pep": {"targets": [{"description": "Synthetic PEP target (demo)"}]},
-        },
-        "categories": ["identity", "health", "social-care"],
-        "reason": "The nursing team needs the placement details for the health assessment.",
-    }
 
 
 async def _timeline(dsl: Staff, digest: str) -> tuple[dict[str, Any], list[str]]:
@@ -190,7 +112,9 @@ async def _story(
 
         say("CP file transfer, Hillside -> Moorside, through the relay mailbox on the LA node:")
         confirmed = dt.datetime.now(dt.UTC).date().isoformat()
-        submitted = await dsl.call("POST", "/api/v1/envelopes", cp_file_submission(confirmed))
+        submitted = await dsl.call(
+            "POST", "/api/v1/envelopes", demo_records.cp_file(RECEIVING, "106124", confirmed)
+        )
         digest = submitted["digest"]
         say("  sealed and deposited; the relay holds ciphertext and routing ids only")
         ok = await _follow(dsl, moorside, digest, "file-received", say)
@@ -199,7 +123,7 @@ async def _story(
             say("  no notification reached the mail sink")
             return False
         message = email.message_from_bytes(mails[0], policy=email.policy.default)
-        clean = CHILD["family_name"].encode() not in mails[0]
+        clean = demo_records.CHILD_NAME["family_name"].encode() not in mails[0]
         say(
             f'  Moorside\'s DSL was emailed: "{message["Subject"]}" '
             f"(no personal data in it: {clean})"
@@ -211,7 +135,7 @@ async def _story(
             say("  `make test` builds it in .cache/mesh-sandbox-venv)")
             return ok
         say("LAC health record, Hillside -> school nursing team, through NHS MESH (sandbox):")
-        submitted = await dsl.call("POST", "/api/v1/envelopes", lac_health_submission())
+        submitted = await dsl.call("POST", "/api/v1/envelopes", demo_records.lac_health(NURSES))
         say("  sealed and sent from MESH mailbox X26ABC1 to X26ABC2; mex-* headers hold ids only")
         return ok and await _follow(dsl, nurses, submitted["digest"], "noted", say)
 

@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from exchange import demo_records
+from exchange.demo_records import UPN
 from exchange.node.config import DeliveryConfig
 from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from exchange.node_demo import Staff, wait_until
@@ -47,64 +48,8 @@ ORGS = (
     OrgSpec(NURSES, "Stockport school nursing team (demo)", "nhs", "la"),
     OrgSpec(OTHER_SCHOOL, "Moorside Primary School (demo)", "school", "la"),
 )
-UPN = "W356200124001"
 LONDON = ZoneInfo("Europe/London")
 _DELIVERY = DeliveryConfig(backoff_base=0.2, backoff_max=2.0, poll_interval=0.05)
-_CHILD = {
-    "name": {"given_names": "Jo", "family_name": "Demochild"},
-    "date_of_birth": "2015-03-14",
-    "upn": UPN,
-}
-_PERSON = {
-    "name": "Alex Example",
-    "role": "Designated Safeguarding Lead",
-    "organisation": str(SCHOOL),
-    "email": "dsl@hillside.example",
-}
-
-
-def referral(to: OrgId) -> dict[str, Any]:
-    """Return a synthetic referral submission to ``to``."""
-    return {
-        "recipients": [to],
-        "purpose": "safeguarding-referral",
-        "record_kind": "referral",
-        "record": {
-            "kind": "referral",
-            "version": 1,
-            "referrer": _PERSON,
-            "consent": {"parents_informed": True, "consent_given": "yes"},
-            "child": _CHILD,
-            "concerns": ["neglect"],
-            "description": "Synthetic text for the demonstration only.",
-            "threshold_level": "level-3",
-            "immediate_risk": False,
-        },
-        "categories": ["identity", "safeguarding-concerns"],
-        "reason": "Neglect concerns meet the threshold for a referral (synthetic).",
-    }
-
-
-def lac_record(to: OrgId) -> dict[str, Any]:
-    """Return a synthetic LAC record submission for the health purpose."""
-    worker = {**_PERSON, "role": "Social worker", "organisation": str(FRONT_DOOR)}
-    return {
-        "recipients": [to],
-        "purpose": "lac-health",
-        "record_kind": "lac-record",
-        "record": {
-            "kind": "lac-record",
-            "version": 1,
-            "child": _CHILD,
-            "legal_status": "interim-care-order",
-            "responsible_la": "356",
-            "social_worker": worker,
-            "virtual_school_head": {**worker, "name": "Vic Head"},
-            "pep": {"targets": [{"description": "Synthetic PEP target (demo)"}]},
-        },
-        "categories": ["identity", "health", "social-care"],
-        "reason": "Placement details for the health assessment (synthetic).",
-    }
 
 
 def _move_clocks(world: Deployment, moment: datetime) -> None:
@@ -121,7 +66,9 @@ def _move_clocks(world: Deployment, moment: datetime) -> None:
 async def _refusal(http: aiohttp.ClientSession, world: Deployment, dsl: Staff) -> str | None:
     """Submit a referral to a school; return the rule the policy refused it under."""
     async with http.post(
-        world.url("school") + "/api/v1/envelopes", json=referral(OTHER_SCHOOL), headers=dsl.headers
+        world.url("school") + "/api/v1/envelopes",
+        json=demo_records.referral(OTHER_SCHOOL),
+        headers=dsl.headers,
     ) as resp:
         answer = await resp.json()
     error = answer.get("error", {})
@@ -151,7 +98,7 @@ async def _story(world: Deployment, say: Callable[[str], None]) -> bool:
 
         # Friday 28 May 2027, 16:00: Monday 31 May is a bank holiday.
         _move_clocks(world, datetime(2027, 5, 28, 16, 0, tzinfo=LONDON))
-        sent = await dsl.call("POST", "/api/v1/envelopes", referral(FRONT_DOOR))
+        sent = await dsl.call("POST", "/api/v1/envelopes", demo_records.referral(FRONT_DOOR))
         digest = sent["digest"]
         say(
             f"the referral to the front door: accepted, lawful basis {sent['lawful_basis']}, "
@@ -176,7 +123,7 @@ async def _story(world: Deployment, say: Callable[[str], None]) -> bool:
         await wait_until(cleared, "the acknowledgement cleared the overdue item")
         say("the front door acknowledged it: the overdue list is empty again")
 
-        mistake = await dsl.call("POST", "/api/v1/envelopes", lac_record(NURSES))
+        mistake = await dsl.call("POST", "/api/v1/envelopes", demo_records.lac_health(NURSES))
         await _delivered(dsl, mistake["digest"])
         recall = await dsl.call(
             "POST",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from exchange.demo_records import CHILD_NAME
 from exchange.demo_services import sandbox_python
-from exchange.routes_demo import CHILD, run_routes_demo
+from exchange.routes_demo import run_routes_demo
 
 
 def test_routes_demo_delivers_every_leg_with_verified_receipts() -> None:
@@ -19,5 +20,5 @@ def test_routes_demo_delivers_every_leg_with_verified_receipts() -> None:
     assert out.count("Hillside verified: delivered, opened, acknowledged") == (
         1 if sandbox_python() is None else 2
     )
-    for value in CHILD.values():
+    for value in CHILD_NAME.values():
         assert value not in out
