@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Final, NoReturn, TypeAlias
+from typing import Any, BinaryIO, Final, NoReturn, TypeAlias
 
 from exchange.cli.errors import CliError, UsageError, concerning
 from exchange.cli.state import load_with_rollback_check
@@ -52,11 +52,33 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser that reports mistakes as one line instead of usage and exit."""
+    """An argument parser that reports mistakes as one line instead of usage and exit.
+
+    Options are never abbreviated (``--tok`` is not ``--token-env``), and arguments it does
+    not recognise are named only when they look like option names: a value typed in the
+    wrong place may be a secret or a child's identifier.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Raise :class:`UsageError`; ``main`` prints it as the one error line."""
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            words = message[len(prefix) :].split()
+            names = [w for w in words if _OPTION_NAME_RE.fullmatch(w)]
+            hidden = len(words) - len(names)
+            shown = ", ".join(names)
+            if hidden:
+                more = f"{hidden} other value{'s' if hidden > 1 else ''} (not shown)"
+                shown = f"{shown} and {more}" if shown else more
+            message = f"unrecognised arguments: {shown}"
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+_OPTION_NAME_RE = re.compile(r"--?[A-Za-z][A-Za-z0-9-]{0,40}")
 
 
 #: What ``add_subparsers`` returns for a :class:`Parser`; command modules register on it.

@@ -23,6 +23,7 @@ from exchange.cli import (
     record_cmd,
     register_cmd,
     retention_cmd,
+    staff_cmd,
 )
 from exchange.cli.errors import EXIT_USAGE, CliError, describe
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_cmd.register(sub)
     register_cmd.register(sub)
     retention_cmd.register(sub)
+    staff_cmd.register(sub)
     demo = sub.add_parser(
         "demo",
         help="run a self-contained demonstration in a temporary folder",

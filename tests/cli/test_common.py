@@ -53,3 +53,15 @@ def test_messages_are_one_line() -> None:
 def test_interrupt_status() -> None:
     """Ctrl-C exits 130."""
     assert describe(KeyboardInterrupt()) == (130, "interrupted")
+
+
+def test_unrecognised_arguments_name_options_but_never_values() -> None:
+    """A value typed in the wrong place (a token, a UPN) is counted, not repeated."""
+    parser = common.Parser(prog="exchange test")
+    parser.add_argument("--token-env")
+    with pytest.raises(UsageError) as caught:
+        parser.parse_args(["--tok", "SECRET-VALUE", "W356200124001"])
+    message = str(caught.value)
+    assert "SECRET-VALUE" not in message
+    assert "W356200124001" not in message
+    assert message.startswith("unrecognised arguments: --tok and 2 other values (not shown)")
