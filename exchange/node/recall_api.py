@@ -24,17 +24,17 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from exchange.node.app import (
+from exchange.node.corrections import rectify
+from exchange.node.http_common import (
     JSON_LIMIT,
     SERVICE,
     WORKER,
-    _attachment_inputs,
-    _digest,
-    _peer,
-    _user,
+    attachment_inputs,
+    path_digest,
+    staff_user,
 )
-from exchange.node.corrections import rectify
 from exchange.node.jsonbody import Field, parse_object
+from exchange.node.peer_api import authenticate_peer
 from exchange.node.recall import (
     DEFAULT_REASON_CODE,
     MAX_NOTICE_BODY,
@@ -76,8 +76,8 @@ def _recaller(request: web.Request) -> Recaller:
 
 async def recall_sent(request: web.Request) -> web.Response:
     """POST /api/v1/sent/{digest}/recall: recall a sent envelope from every recipient."""
-    user = await _user(request)
-    digest = _digest(request)
+    user = await staff_user(request)
+    digest = path_digest(request)
     doc = parse_object(await request.read(), _RECALL_FIELDS, limit=request.app[JSON_LIMIT])
     code = check_reason_code(doc.get("reason_code", DEFAULT_REASON_CODE))
     rows = await _recaller(request).recall(user, digest, reason=doc["reason"], reason_code=code)
@@ -86,8 +86,8 @@ async def recall_sent(request: web.Request) -> web.Response:
 
 async def rectify_sent(request: web.Request) -> web.Response:
     """POST /api/v1/sent/{digest}/rectify: send the corrected record to the original's receivers."""
-    user = await _user(request)
-    digest = _digest(request)
+    user = await staff_user(request)
+    digest = path_digest(request)
     service = request.app[SERVICE]
     limit = service.max_envelope_bytes * 4 // 3 + request.app[JSON_LIMIT]
     doc = parse_object(await request.read(), _RECTIFY_FIELDS, limit=limit)
@@ -97,7 +97,7 @@ async def rectify_sent(request: web.Request) -> web.Response:
         digest,
         record=doc["record"],
         reason=doc["reason"],
-        attachments=_attachment_inputs(doc.get("attachments", [])),
+        attachments=attachment_inputs(doc.get("attachments", [])),
     )
     submitted = done.submitted
     deadline = (
@@ -119,8 +119,8 @@ async def rectify_sent(request: web.Request) -> web.Response:
 
 async def thread(request: web.Request) -> web.Response:
     """GET /api/v1/threads/{digest}: every envelope of the conversation, in time order."""
-    user = await _user(request)
-    view = await thread_view(request.app[SERVICE].store, user.org, _digest(request))
+    user = await staff_user(request)
+    view = await thread_view(request.app[SERVICE].store, user.org, path_digest(request))
     if view is None:
         raise NotFoundError("no such item for this organisation")
     return web.json_response(view)
@@ -128,7 +128,7 @@ async def thread(request: web.Request) -> web.Response:
 
 async def peer_recall(request: web.Request) -> web.Response:
     """POST /peer/v1/orgs/{org}/recalls: a recall notice signed by the envelope's sender."""
-    peer_org, owner, body = await _peer(request, MAX_NOTICE_BODY)
+    peer_org, owner, body = await authenticate_peer(request, MAX_NOTICE_BODY)
     if request.content_type != NOTICE_MEDIA:
         raise ServiceError(f"a recall notice is sent as {NOTICE_MEDIA}", status=415)
     answer = await receive_recall(request.app[SERVICE], peer_org, owner, body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.node.app import _CURSOR_RE, _cursor
+from exchange.node.http_common import CURSOR_RE, next_cursor
 
 
 @given(
@@ -13,8 +13,8 @@ from exchange.node.app import _CURSOR_RE, _cursor
     digest=st.binary(min_size=32, max_size=32),
 )
 def test_cursor_round_trips(at: float, digest: bytes) -> None:
-    cursor = _cursor(at, digest)
+    cursor = next_cursor(at, digest)
     assert "+" not in cursor  # it goes into a query string as it is
-    match = _CURSOR_RE.fullmatch(cursor)
+    match = CURSOR_RE.fullmatch(cursor)
     assert match is not None
     assert (float.fromhex(match[1]), bytes.fromhex(match[2])) == (at, digest)
