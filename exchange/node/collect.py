@@ -25,7 +25,9 @@ from connectors.mesh import MeshConnector
 from exchange.logs import get_logger
 from exchange.node.config import DeliveryConfig
 from exchange.node.routing import Routes
-from exchange.node.service import NodeService, ServiceError, _event
+from exchange.node.rows import ledger_event
+from exchange.node.service import NodeService
+from exchange.node.service_errors import ServiceError
 
 log = get_logger("exchange.collect")
 
@@ -127,7 +129,7 @@ class Collector:
                 self.stats.reports += 1
                 await self.service.store.append_ledger(
                     [
-                        _event(
+                        ledger_event(
                             "attempted", int(now), item.origin, item.envelope_digest,
                             counterparty=item.destination, reason="undelivered:mesh",
                         )

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from exchange.logs import get_logger
-from exchange.node.service import (
+from exchange.node.sending import Submitted
+from exchange.node.service import NodeService
+from exchange.node.service_errors import (
     ConflictError,
     ForbiddenError,
-    NodeService,
     NotFoundError,
-    Submitted,
     UnprocessableError,
 )
 from exchange.node.sharing import AttachmentInput, Submission, SubmissionError, check_reason

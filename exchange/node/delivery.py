@@ -41,7 +41,8 @@ from exchange.logs import get_logger
 from exchange.node.chase import OVERDUE
 from exchange.node.config import DeliveryConfig
 from exchange.node.routing import Leg, NoRouteError, Routes
-from exchange.node.service import NodeService, _event, _receipt_record
+from exchange.node.rows import ledger_event, receipt_record
+from exchange.node.service import NodeService
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.store import OutboxItem
 from keys.ids import OrgId
@@ -215,7 +216,7 @@ class DeliveryWorker:
         return self.config.fallback_after
 
     def _fallback_event(self, item: OutboxItem, leg: Leg, now: float) -> bytes:
-        return _event(
+        return ledger_event(
             "fallback", int(now), item.origin, item.envelope_digest,
             counterparty=item.destination, reason=leg.route.kind,
         )  # fmt: skip
@@ -223,7 +224,7 @@ class DeliveryWorker:
     def _attempt_event(self, item: OutboxItem, leg: Leg | None, outcome: str, now: float) -> bytes:
         """Return the ledger event of an attempt, reason ``<outcome>:<route kind>``."""
         kind = leg.route.kind if leg is not None else ("smtp" if item.kind == "notice" else "none")
-        return _event(
+        return ledger_event(
             "attempted", int(now), item.origin, item.envelope_digest,
             counterparty=item.destination, reason=f"{outcome}:{kind}",
         )  # fmt: skip
@@ -357,7 +358,7 @@ class DeliveryWorker:
             # A receipt that does not match what we sealed is never accepted as delivery
             # (the AS2 failure, DESIGN.md §5); the peer may answer properly next time.
             raise _RetryError(f"the delivered receipt was refused [{exc.rule}]") from None
-        record = _receipt_record(signed)
+        record = receipt_record(signed)
         await self.service.store.finish_attempt(
             item.id,
             state="delivered",
@@ -366,8 +367,8 @@ class DeliveryWorker:
             route_kind=leg.route.kind,
             transport_ref=delivered.transport_ref or None,
             ledger_events=[
-                _event("delivered", receipt.time, item.origin, envelope.digest,
-                       counterparty=item.destination, receipt=record.digest)
+                ledger_event("delivered", receipt.time, item.origin, envelope.digest,
+                             counterparty=item.destination, receipt=record.digest)
             ],
         )  # fmt: skip
 

@@ -22,7 +22,8 @@ from exchange.node.collect import CollectStats
 from exchange.node.delivery import DeliveryWorker
 from exchange.node.jsonbody import BadRequestError
 from exchange.node.ledger import NodeLedger
-from exchange.node.service import NodeService, ServiceError, token_hash
+from exchange.node.service import NodeService, token_hash
+from exchange.node.service_errors import ServiceError
 from exchange.node.sharing import AttachmentInput
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response

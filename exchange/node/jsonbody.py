@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from exchange.node.service import ServiceError
+from exchange.node.service_errors import ServiceError
 
 #: Unknown field names are echoed only when shaped like the API's own field names.
 _FIELD_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")

@@ -43,13 +43,13 @@ from connectors.mailbox import MailboxConnector, MailboxError
 from exchange.logs import get_logger
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
 from exchange.node.routing import Routes
-from exchange.node.service import (
+from exchange.node.rows import ledger_event
+from exchange.node.service import NodeService
+from exchange.node.service_errors import (
     ForbiddenError,
-    NodeService,
     NotFoundError,
     ServiceError,
     UnprocessableError,
-    _event,
 )
 from exchange.node.sharing import SubmissionError, check_reason
 from exchange.peerauth import signed_post_headers
@@ -181,7 +181,7 @@ class Recaller:
             fresh.append(row)
             if row.outcome == "recalled":
                 events.append(
-                    _event(
+                    ledger_event(
                         "recalled", self.service.now(), user.org, digest,
                         counterparty=delivery.destination,
                         reason=f"{row.route or 'outbox'}:{reason_code}",
@@ -422,7 +422,7 @@ async def receive_recall(
     if item.envelope.envelope_id.hex() != doc["envelope_id"]:
         raise ServiceError("envelope_id does not match the envelope's", status=422)
     now = service.now()
-    event = _event("recalled", now, owner, digest, counterparty=peer_org, reason=reason_code)
+    event = ledger_event("recalled", now, owner, digest, counterparty=peer_org, reason=reason_code)
     result = await store.recall_inbox(owner, digest, now=service.clock(), ledger_events=[event])
     if result is None:  # pragma: no cover - the row was read just above and rows stay
         raise NotFoundError(f"{owner} holds no envelope with that digest")

@@ -44,7 +44,7 @@ from exchange.node.recall import (
     recall_json,
     receive_recall,
 )
-from exchange.node.service import NotFoundError, ServiceError
+from exchange.node.service_errors import NotFoundError, ServiceError
 from exchange.node.threads import thread_view
 
 #: Holds the node's :class:`Recaller` once built (the application is frozen by then).

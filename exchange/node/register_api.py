@@ -20,7 +20,7 @@ from exchange.node.http_common import (
     staff_user,
 )
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
-from exchange.node.service import UnprocessableError
+from exchange.node.service_errors import UnprocessableError
 from exchange.policy import LONDON
 from exchange.records import KINDS, InvalidIdentifierError, validate_nhs_number, validate_upn
 from exchange.store.base import SubjectKind

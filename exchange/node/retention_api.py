@@ -24,7 +24,7 @@ from exchange.node.http_common import (
     staff_user,
 )
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
-from exchange.node.service import ServiceError, UnprocessableError
+from exchange.node.service_errors import ServiceError, UnprocessableError
 
 _HOLD_FIELDS: Final = {
     "digest": Field(str, required=False),

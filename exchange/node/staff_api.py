@@ -30,7 +30,7 @@ from exchange.node.http_common import (
 )
 from exchange.node.jsonbody import BadRequestError, Field, parse_object
 from exchange.node.recall import decorate_inbox, decorate_sent
-from exchange.node.service import ServiceError
+from exchange.node.service_errors import ServiceError
 from exchange.node.sharing import Submission
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body

@@ -1,0 +1,65 @@
+"""The node service's refusals, meant for the API.
+
+Errors meant for the API are :class:`ServiceError` subclasses carrying an HTTP status and a
+plain sentence that never holds record content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class ServiceError(Exception):
+    """A refusal the API reports with ``status`` and a plain, content-free sentence."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class NotFoundError(ServiceError):
+    """No such item for this organisation (also used to hide other organisations' items)."""
+
+    status = 404
+
+
+class ForbiddenError(ServiceError):
+    """The user's role does not allow the action."""
+
+    status = 403
+
+
+class ConflictError(ServiceError):
+    """The action contradicts the item's state (e.g. acknowledging a rejected item)."""
+
+    status = 409
+
+
+class GoneError(ServiceError):
+    """The item was recalled by its sender, or destroyed under retention (issue 5).
+
+    It can no longer be opened or decided.
+    """
+
+    status = 410
+
+
+class UnprocessableError(ServiceError):
+    """A well-formed request refused by a rule: ``rule`` names it; ``problems`` lists fields.
+
+    The API adds both to the error object (``{"error": {..., "rule", "problems"}}``).
+    """
+
+    status = 422
+
+    def __init__(
+        self, message: str, *, rule: str, problems: Sequence[Mapping[str, str]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = {"rule": rule}
+        if problems:
+            self.details["problems"] = [dict(p) for p in problems]
