@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from connectors.base import Delivered, Message
+from connectors.mesh import MeshConfig, MeshConnector
 from exchange.envelope import open_envelope
 from exchange.ledger.events import EventType, decode_event
 from exchange.node.config import MeshTenantConfig
@@ -235,3 +237,33 @@ async def test_recall_after_mesh_or_mail_hand_over_is_not_possible(world: Deploy
                 decode_event(e) for _, e in await school.ledger_events_for(bytes.fromhex(digest))
             ]
             assert EventType.RECALLED not in [e.type for e in events]
+
+
+async def test_a_mesh_message_left_unread_shows_in_the_metrics(
+    world: Deployment, sandbox: Sandbox
+) -> None:
+    """A message on a workflow the node does not serve stays in MESH and is counted."""
+    other = MeshConnector(
+        MeshConfig(
+            base_url=sandbox.url,
+            mailbox=SENDER,
+            password=PASSWORD,
+            shared_key=SHARED_KEY.encode(),
+            organisation=SCHOOL,
+            envelope_workflow="SOMEONE_ELSES_WORKFLOW",
+            allow_http=True,
+        )
+    )
+    try:
+        message = Message("envelope", b"\x01" * 32, SCHOOL, NURSES, b"not for the exchange")
+        outcome = await other.deliver(message, RECIPIENT, timeout=10.0)
+        assert isinstance(outcome, Delivered)
+    finally:
+        await other.close()
+    async with client(world) as http:
+
+        async def counted() -> bool:
+            async with http.get(world.url("la") + "/metrics") as resp:
+                return "exchange_mesh_unread_messages 1" in await resp.text()
+
+        await until(counted, timeout=20.0)
