@@ -49,14 +49,14 @@ from typing import Final, cast
 from connectors.base import Collected, Delivered, Message
 from connectors.mesh import MeshConfig, MeshConnector
 from exchange.envelope import Recipient, open_envelope, seal
-from keys.errors import KeyLookupError
-from keys.ids import KeyId, OrgId
-from keys.keypairs import OrgKeyPair, SigningPublicKey
+from keys.ids import OrgId
+from keys.keypairs import OrgKeyPair
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the sandbox helper lives with the tests, not in a package
     sys.path.insert(0, str(ROOT))
 
+from bench.envelope import BenchDirectory  # noqa: E402
 from tests.connectors import mesh_sandbox  # noqa: E402
 
 KB: Final = 1000
@@ -76,21 +76,6 @@ MESH_CLIENT_TIMEOUT: Final = 600.0
 
 # --------------------------------------------------------------------------------------------
 # Keys
-
-
-class BenchDirectory:
-    """A dict-backed stand-in for the directory (``exchange.envelope.SenderKeys``)."""
-
-    def __init__(self, *pairs: OrgKeyPair) -> None:
-        self._keys = {(p.org_id, p.signing.public.key_id): p.signing.public for p in pairs}
-
-    def signing_key_for(self, org_id: OrgId, key_id: KeyId, at: int) -> SigningPublicKey:
-        """Return the signing key of ``org_id`` with id ``key_id`` (valid at every time)."""
-        del at
-        try:
-            return self._keys[(org_id, key_id)]
-        except KeyError:
-            raise KeyLookupError(f"{org_id} has no such signing key", "unknown-key") from None
 
 
 @dataclass(frozen=True)

@@ -283,6 +283,44 @@ def build_envelope_mail(
     return msg
 
 
+def _notice(
+    *,
+    subject: str,
+    opening: list[str],
+    envelope_id: bytes,
+    from_address: str,
+    to_address: str,
+    message_id: str,
+    date: dt.datetime,
+    link: str,
+) -> EmailMessage:
+    """Return a staff notice: ``opening`` lines, the link, the envelope id, no attachment."""
+    checked = _check_link(link)
+    assert checked is not None
+    msg = _base(
+        subject=subject,
+        from_address=from_address,
+        to_address=to_address,
+        message_id=message_id,
+        date=date,
+        envelope_id=envelope_id,
+    )
+    body = "\n".join(
+        [
+            *opening,
+            "",
+            f"    {checked}",
+            "",
+            f"Envelope id: {envelope_id.hex()}",
+            "",
+            "This email does not contain or describe what is inside the item.",
+        ]
+    )
+    msg.set_content(body + "\n", cte="quoted-printable")
+    check_headers(msg)
+    return msg
+
+
 def build_notification(
     *,
     envelope_id: bytes,
@@ -301,33 +339,21 @@ def build_notification(
     """
     sender_name = _check_name(sender_name, "sender name")
     recipient_name = _check_name(recipient_name, "recipient name")
-    checked = _check_link(link)
-    assert checked is not None
-    msg = _base(
+    return _notice(
         subject=f"Secure item waiting for {recipient_name}",
-        from_address=from_address,
-        to_address=to_address,
-        message_id=message_id,
-        date=date,
-        envelope_id=envelope_id,
-    )
-    body = "\n".join(
-        [
+        opening=[
             "A secure item is waiting.",
             "",
             f"{sender_name} has sent {recipient_name} a secure item through the",
             "safeguarding exchange. Sign in to your organisation's exchange node to open it:",
-            "",
-            f"    {checked}",
-            "",
-            f"Envelope id: {envelope_id.hex()}",
-            "",
-            "This email does not contain or describe what is inside the item.",
-        ]
+        ],
+        envelope_id=envelope_id,
+        from_address=from_address,
+        to_address=to_address,
+        message_id=message_id,
+        date=date,
+        link=link,
     )
-    msg.set_content(body + "\n", cte="quoted-printable")
-    check_headers(msg)
-    return msg
 
 
 def build_overdue_notice(
@@ -351,38 +377,26 @@ def build_overdue_notice(
     """
     sender_name = _check_name(sender_name, "sender name")
     recipient_name = _check_name(recipient_name, "recipient name")
-    checked = _check_link(link)
-    assert checked is not None
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", due):
         raise ValueError("due must be a date, YYYY-MM-DD")
     if waiting_for not in {"delivered", "opened", "acknowledged"}:
         raise ValueError("waiting_for must be a receipt status")
-    msg = _base(
+    return _notice(
         subject=f"Overdue: secure item for {recipient_name}",
-        from_address=from_address,
-        to_address=to_address,
-        message_id=message_id,
-        date=date,
-        envelope_id=envelope_id,
-    )
-    body = "\n".join(
-        [
+        opening=[
             "A secure item is past its deadline.",
             "",
             f"{sender_name} sent {recipient_name} a secure item through the safeguarding",
             f"exchange. It was due by {due}, and no '{waiting_for}' receipt has come back.",
             "Please follow it up with the recipient. Sign in to see its timeline:",
-            "",
-            f"    {checked}",
-            "",
-            f"Envelope id: {envelope_id.hex()}",
-            "",
-            "This email does not contain or describe what is inside the item.",
-        ]
+        ],
+        envelope_id=envelope_id,
+        from_address=from_address,
+        to_address=to_address,
+        message_id=message_id,
+        date=date,
+        link=link,
     )
-    msg.set_content(body + "\n", cte="quoted-printable")
-    check_headers(msg)
-    return msg
 
 
 def check_headers(message: Message) -> None:

@@ -669,7 +669,6 @@ def register(sub: common.Subcommands) -> None:
     recall = sub.add_parser(
         "recall",
         parents=[connection],
-        allow_abbrev=False,
         help="recall something sent in error, through the node (DSL or DPO)",
         description=(
             "Ask the node to recall a sent envelope from every recipient, and print each "
@@ -691,7 +690,6 @@ def register(sub: common.Subcommands) -> None:
     rectify = sub.add_parser(
         "rectify",
         parents=[connection],
-        allow_abbrev=False,
         help="send a corrected record to everyone who received the original (DSL or DPO)",
         description=(
             "Send a corrected record, of the original's kind, to every organisation that "
@@ -715,7 +713,6 @@ def register(sub: common.Subcommands) -> None:
     thread = sub.add_parser(
         "thread",
         parents=[connection],
-        allow_abbrev=False,
         help="show the conversation an envelope belongs to",
         description=(
             "Print every envelope of the conversation, oldest first: when, sent to or received "
@@ -730,7 +727,6 @@ def register(sub: common.Subcommands) -> None:
     sent = sub.add_parser(
         "sent",
         parents=[connection],
-        allow_abbrev=False,
         help="list what your organisation sent, or show one item ('sent show DIGEST')",
         description=(
             "List your organisation's sent items, newest first, with each recipient's "
@@ -747,7 +743,6 @@ def register(sub: common.Subcommands) -> None:
     show = actions.add_parser(
         "show",
         parents=[connection],
-        allow_abbrev=False,
         help="one sent item's timeline",
         description=(
             "Print one sent item: its names, what it replies to or corrects, then for each "
