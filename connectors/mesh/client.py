@@ -533,7 +533,13 @@ class MeshConnector:
         self._judge(first, "downloading")
         headers = first.headers
         if headers.get("mex-messagetype", "DATA").upper() == "REPORT":
-            self._reports[mesh_id] = _report(mesh_id, headers)
+            report = _report(mesh_id, headers)
+            self._reports[mesh_id] = report
+            # The message was not delivered: a later send of it must really send again,
+            # not answer from the memory of the first send.
+            for key, ref in list(self._sent.items()):
+                if ref == report.linked_message_id:
+                    del self._sent[key]
             return None
         workflow = headers.get("mex-workflowid", "")
         kind: MessageKind

@@ -28,6 +28,7 @@ from exchange.node.routing import Routes
 from exchange.node.rows import ledger_event
 from exchange.node.service import NodeService
 from exchange.node.service_errors import ServiceError
+from exchange.store import OutboxItem
 
 log = get_logger("exchange.collect")
 
@@ -68,6 +69,7 @@ class Collector:
         self.stats.rounds += 1
         for connector in self.routes.pull():
             taken += await self._collect_from(connector)
+        self._count_unread()
         return taken
 
     async def _collect_from(self, connector: PullConnector) -> int:
@@ -85,7 +87,6 @@ class Collector:
                 taken += 1
         if isinstance(connector, MeshConnector):
             await self._reports(connector)
-            self._count_unread()
         return taken
 
     def _count_unread(self) -> None:
@@ -130,22 +131,24 @@ class Collector:
         """Act on MESH non-delivery reports: the envelope goes back in the outbox."""
         for report in connector.non_delivery_reports():
             now = self.service.clock()
+
+            def undelivered(item: OutboxItem, at: int = int(now)) -> list[bytes]:
+                return [
+                    ledger_event(
+                        "attempted", at, item.origin, item.envelope_digest,
+                        counterparty=item.destination, reason="undelivered:mesh",
+                    )
+                ]  # fmt: skip
+
             item = await self.service.store.reopen_handed_over(
                 "mesh",
                 report.linked_message_id,
                 now=now,
                 error=f"MESH reported the message undelivered (code {report.status_code})",
+                ledger_events=undelivered,
             )
             if item is not None:
                 self.stats.reports += 1
-                await self.service.store.append_ledger(
-                    [
-                        ledger_event(
-                            "attempted", int(now), item.origin, item.envelope_digest,
-                            counterparty=item.destination, reason="undelivered:mesh",
-                        )
-                    ]
-                )  # fmt: skip
                 log.warning(
                     "delivery.undelivered", digest=item.envelope_digest.hex(),
                     recipient=item.destination, route="mesh",

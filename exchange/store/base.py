@@ -12,7 +12,7 @@ Records hold ids, digests, sizes and times only: never record content.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -355,7 +355,7 @@ class Store(RegisterStore, Protocol):
         *,
         now: float,
         error: str,
-        ledger_events: Sequence[bytes] = (),
+        ledger_events: Callable[[OutboxItem], Sequence[bytes]] | None = None,
     ) -> OutboxItem | None:
         """Re-queue a handed-over item reported undelivered, on its next route."""
         ...

@@ -537,12 +537,13 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         *,
         now: float,
         error: str,
-        ledger_events: Sequence[bytes] = (),
+        ledger_events: Callable[[OutboxItem], Sequence[bytes]] | None = None,
     ) -> OutboxItem | None:
         """Put an item a transport took but later reported undelivered back in the queue.
 
         The item moves to the next of its destination's routes (``route_index + 1``), as
-        after a refusal. Returns the item as it was, or ``None`` if no delivered item has
+        after a refusal; ``ledger_events`` builds the events recorded with it from the
+        item. Returns the item as it was, or ``None`` if no delivered item has
         that transport id (a report for something else, or handled before).
         """
 
@@ -573,8 +574,11 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
                 "transport_ref = NULL WHERE id = ?",
                 (now, error, now, row["id"]),
             )
-            self._append_ledger(db, ledger_events)
-            return _outbox(row)
+            item = _outbox(row)
+            # The events are built from the item, inside this transaction: the re-queue
+            # and its ledger record commit together.
+            self._append_ledger(db, ledger_events(item) if ledger_events else ())
+            return item
 
         return await self._tx(tx)
 

@@ -381,6 +381,10 @@ async def test_error_report_is_surfaced_not_collected(
     assert sender.non_delivery_reports() == []
     assert await sender.collect(limit=10, timeout=TIMEOUT) == []
     assert sender.non_delivery_reports() == []
+    # Reported undelivered, the message is really sent again, not answered from memory.
+    again = await sender.deliver(msg, RECIPIENT, timeout=TIMEOUT)
+    assert isinstance(again, Delivered)
+    assert again.transport_ref != outcome.transport_ref
 
 
 async def test_oversized_message_is_left_and_listed(sandbox: Sandbox) -> None:

@@ -24,6 +24,7 @@ from exchange.envelope import open_envelope
 from exchange.ledger.events import EventType, decode_event
 from exchange.node.config import MeshTenantConfig
 from exchange.node.loopback import Deployment, OrgSpec, start_deployment
+from exchange.node.runtime import Node
 from keys.ids import OrgId
 from keys.keyfile import KdfParams
 from tests.connectors.mesh_sandbox import PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbox
@@ -267,3 +268,59 @@ async def test_a_mesh_message_left_unread_shows_in_the_metrics(
                 return "exchange_mesh_unread_messages 1" in await resp.text()
 
         await until(counted, timeout=20.0)
+
+
+async def test_a_mesh_non_delivery_report_sends_the_envelope_again_once(
+    world: Deployment, sandbox: Sandbox
+) -> None:
+    """MESH reports our message undelivered: the node re-queues it; it arrives once."""
+    await world.nodes["la"].stop()  # nobody collects the first copy before the report
+    school = world.nodes["school"].service.store
+    async with client(world) as http:
+        digest = (await submit(http, world, b"synthetic target", [NURSES]))["digest"]
+
+        async def handed_over() -> bool:
+            item = await school.sent_item(SCHOOL, bytes.fromhex(digest))
+            return item is not None and item.deliveries[0].transport_ref is not None
+
+        await until(handed_over, timeout=20.0)
+        item = await school.sent_item(SCHOOL, bytes.fromhex(digest))
+        assert item is not None
+        first_ref = item.deliveries[0].transport_ref
+        assert first_ref is not None
+        sandbox.create_report(
+            mailbox_id=SENDER,
+            code="14",
+            description="Undelivered message",
+            workflow_id="EXCHANGE_TEST",
+            local_id=digest,
+            linked_message_id=first_ref,
+        )
+
+        async def sent_again() -> bool:
+            again = await school.sent_item(SCHOOL, bytes.fromhex(digest))
+            ref = None if again is None else again.deliveries[0].transport_ref
+            return ref is not None and ref != first_ref
+
+        await until(sent_again, timeout=20.0)
+        events = [
+            (decode_event(e).type, decode_event(e).reason)
+            for _, e in await school.ledger_events_for(bytes.fromhex(digest))
+        ]
+        assert events[:4] == [
+            (EventType.SUBMITTED, None),
+            (EventType.ATTEMPTED, "handed-over:mesh"),
+            (EventType.ATTEMPTED, "undelivered:mesh"),
+            (EventType.ATTEMPTED, "handed-over:mesh"),
+        ]
+        node = Node(world.nodes["la"].config)
+        await node.start()
+        world.nodes["la"] = node
+
+        async def delivered() -> bool:
+            return "delivered" in _statuses(await sent(http, world, digest))
+
+        await until(delivered, timeout=30.0)
+    # Both copies reached the nurses' MESH inbox; the node stored the envelope once.
+    inbox = await world.nodes["la"].service.store.inbox(NURSES, limit=10)
+    assert [i.envelope.digest.hex() for i in inbox] == [digest]
