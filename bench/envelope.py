@@ -51,9 +51,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from exchange.envelope import Opener, Recipient, Sealer
 from exchange.envelope.hpke import open_base, seal_base
-from keys.errors import KeyLookupError
-from keys.ids import KeyId, OrgId
-from keys.keypairs import EncryptionKey, OrgKeyPair, SigningKey, SigningPublicKey
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import KeyId, OrgId
+from exchange.keys.keypairs import EncryptionKey, OrgKeyPair, SigningKey, SigningPublicKey
 
 KB: Final = 1000
 KIB: Final = 1024

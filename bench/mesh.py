@@ -46,11 +46,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final, cast
 
-from connectors.base import Collected, Delivered, Message
-from connectors.mesh import MeshConfig, MeshConnector
+from exchange.connectors.base import Collected, Delivered, Message
+from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.envelope import Recipient, open_envelope, seal
-from keys.ids import OrgId
-from keys.keypairs import OrgKeyPair
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import OrgKeyPair
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the sandbox helper lives with the tests, not in a package

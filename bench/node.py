@@ -60,12 +60,12 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
+from exchange.config import DeliveryConfig, config_to_toml, load_config
+from exchange.demo.loopback import OrgSpec, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.logs import configure
-from exchange.node.config import DeliveryConfig, config_to_toml, load_config
-from exchange.node.loopback import OrgSpec, start_deployment
 from exchange.node.runtime import Node
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 
 KB: Final = 1000
 SCHOOL: Final = OrgId("urn:106123")

@@ -31,7 +31,7 @@ from exchange.envelope import (
     VerifiedEnvelope,
     Verifier,
 )
-from keys.keypairs import OrgKeyPair
+from exchange.keys.keypairs import OrgKeyPair
 
 #: Size of each read from an envelope or content stream. 1 MiB is the largest chunk size the
 #: format allows, so one piece never holds more than a chunk's worth of buffered data twice.

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from exchange import demo
+from exchange.demo import story as demo
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from exchange.files import (
     verify_file,
     write_new_file,
 )
-from keys.directory import Directory, KeyGeneration, Organisation
-from keys.ids import OrgId
-from keys.keypairs import OrgKeyPair
+from exchange.keys.directory import Directory, KeyGeneration, Organisation
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import OrgKeyPair
 
 NOW = 1_767_225_600
 

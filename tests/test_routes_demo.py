@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exchange.demo_records import CHILD_NAME
-from exchange.demo_services import sandbox_python
-from exchange.routes_demo import run_routes_demo
+from exchange.demo.records import CHILD_NAME
+from exchange.demo.routes_part import run_routes_demo
+from exchange.demo.services import sandbox_python
 
 
 def test_routes_demo_delivers_every_leg_with_verified_receipts() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exchange.sharing_demo import UPN, run_sharing_demo
+from exchange.demo.sharing_part import UPN, run_sharing_demo
 
 
 def test_sharing_demo_tells_every_step_and_prints_nothing_personal() -> None:

@@ -23,12 +23,12 @@ from typing import Any, BinaryIO, Final, NoReturn, TypeAlias
 from exchange.cli.errors import CliError, UsageError, concerning
 from exchange.cli.state import load_with_rollback_check
 from exchange.files import STDIO, read_limited
-from keys.directory import MAX_NAME_LEN, MAX_TIME, Directory
-from keys.errors import NoteError
-from keys.ids import OrgId, parse_org_id
-from keys.keyfile import MAX_KEY_FILE_LEN, KdfParams, decode_key_file, read_key_file_public
-from keys.keypairs import OrgKeyPair
-from keys.notes import DEFAULT_MAX_NOTE_LEN, NoteVerifier, parse_verifier_key
+from exchange.keys.directory import MAX_NAME_LEN, MAX_TIME, Directory
+from exchange.keys.errors import NoteError
+from exchange.keys.ids import OrgId, parse_org_id
+from exchange.keys.keyfile import MAX_KEY_FILE_LEN, KdfParams, decode_key_file, read_key_file_public
+from exchange.keys.keypairs import OrgKeyPair
+from exchange.keys.notes import DEFAULT_MAX_NOTE_LEN, NoteVerifier, parse_verifier_key
 
 ENV_DIRECTORY: Final = "EXCHANGE_DIRECTORY"
 ENV_TRUST: Final = "EXCHANGE_TRUST"

@@ -15,7 +15,7 @@ from typing import Final
 from exchange.cli import common
 from exchange.cli.errors import UsageError, concerning
 from exchange.files import read_limited, write_new_file
-from keys.directory import (
+from exchange.keys.directory import (
     MAX_VERSION,
     Directory,
     KeyGeneration,
@@ -26,9 +26,9 @@ from keys.directory import (
     org_entry_from_json,
     sign_directory,
 )
-from keys.errors import KeyLookupError
-from keys.ids import KeyId, key_id_text, parse_key_id_text
-from keys.notes import NoteSigner
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import KeyId, key_id_text, parse_key_id_text
+from exchange.keys.notes import NoteSigner
 
 _SHORT: Final = 16
 

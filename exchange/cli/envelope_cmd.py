@@ -17,8 +17,8 @@ from exchange.cli import common
 from exchange.cli.errors import UsageError, concerning
 from exchange.envelope import MAX_RECIPIENTS, Recipient, VerifiedEnvelope
 from exchange.files import STDIO, open_to_file, seal_file, verify_file
-from keys.directory import format_time
-from keys.ids import key_id_text
+from exchange.keys.directory import format_time
+from exchange.keys.ids import key_id_text
 
 
 def register(sub: common.Subcommands) -> None:

@@ -21,7 +21,7 @@ from typing import Final
 
 from exchange.envelope import EnvelopeError
 from exchange.files import FilesError
-from keys.errors import KeysError
+from exchange.keys.errors import KeysError
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1

@@ -14,7 +14,7 @@ from typing import Final, cast
 
 from exchange.cli import common
 from exchange.files import write_new_file
-from keys.directory import (
+from exchange.keys.directory import (
     ORG_KINDS,
     KeyGeneration,
     Organisation,
@@ -22,10 +22,10 @@ from keys.directory import (
     format_time,
     org_entry_to_json,
 )
-from keys.ids import OrgId, key_id_text, parse_org_id
-from keys.keyfile import encode_key_file
-from keys.keypairs import OrgKeyPair
-from keys.notes import NoteSigner
+from exchange.keys.ids import OrgId, key_id_text, parse_org_id
+from exchange.keys.keyfile import encode_key_file
+from exchange.keys.keypairs import OrgKeyPair
+from exchange.keys.notes import NoteSigner
 
 DAY: Final = 86_400
 DEFAULT_VALID_DAYS: Final = 730

@@ -46,9 +46,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     del args
     # Imported only when asked for: the demo pulls in more than the other commands need.
     try:
-        module = importlib.import_module("exchange.demo")
+        module = importlib.import_module("exchange.demo.story")
     except ModuleNotFoundError as exc:
-        if exc.name != "exchange.demo":
+        if exc.name != "exchange.demo.story":
             raise
         raise CliError("the demo is not part of this installation") from None
     run_demo = cast("Callable[[], int]", module.run_demo)

@@ -20,19 +20,20 @@ from pathlib import Path
 
 from exchange.cli import common
 from exchange.cli.errors import CliError, UsageError
+from exchange.config import ConfigError, NodeConfig, load_config
+from exchange.keys.ids import parse_org_id
+from exchange.keys.notes import NoteSigner
 from exchange.ledger.bundle import make_bundle
 from exchange.ledger.checkpoint import open_checkpoint
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
 from exchange.ledger.log import MerkleLog, verify_log
 from exchange.logs import configure
-from exchange.node.config import ConfigError, NodeConfig, load_config
+from exchange.model import User
 from exchange.node.runtime import Node
-from exchange.node.service import token_hash
-from exchange.node.tenants import read_key_pair, read_passphrase
-from exchange.store import SqliteStore, User
-from keys.ids import parse_org_id
-from keys.notes import NoteSigner
+from exchange.service.node_service import token_hash
+from exchange.service.tenants import read_key_pair, read_passphrase
+from exchange.store import SqliteStore
 
 _ROLES = ("dsl", "staff", "dpo", "admin")
 _USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")

@@ -23,20 +23,20 @@ from typing import TypeVar
 
 from exchange.cli import common
 from exchange.cli.errors import CliError, UsageError
+from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.files import write_new_file
-from exchange.node.config import ConfigError, NodeConfig, load_config
-from exchange.node.register import (
+from exchange.keys.ids import OrgId, parse_org_id
+from exchange.model import SubjectKind
+from exchange.policy import LONDON
+from exchange.records import InvalidIdentifierError, validate_nhs_number, validate_upn
+from exchange.service.register_reports import (
     RegisterKey,
     RegisterKeyError,
     export_register,
     overdue_items,
     subject_access_report,
 )
-from exchange.policy import LONDON
-from exchange.records import InvalidIdentifierError, validate_nhs_number, validate_upn
 from exchange.store import SqliteStore
-from exchange.store.base import SubjectKind
-from keys.ids import OrgId, parse_org_id
 
 T = TypeVar("T")
 

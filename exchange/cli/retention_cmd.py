@@ -16,9 +16,9 @@ import json
 from exchange.cli import common
 from exchange.cli.errors import CliError
 from exchange.cli.register_cmd import _config, _day, _emit, _now, _org, _with_store
-from exchange.node.config import ConfigError
-from exchange.node.records_setup import load_records_setup
-from exchange.node.retention import due_report
+from exchange.config import ConfigError
+from exchange.service.retention import due_report
+from exchange.shipped import load_records_setup
 
 
 def due_command(args: argparse.Namespace) -> int:

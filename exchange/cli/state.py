@@ -23,9 +23,9 @@ from typing import Any, Final
 
 from exchange.cli.errors import CliError
 from exchange.files import atomic_output, read_limited
-from keys.directory import Directory, directory_text, load_directory
-from keys.errors import DirectoryError
-from keys.notes import NoteVerifier
+from exchange.keys.directory import Directory, directory_text, load_directory
+from exchange.keys.errors import DirectoryError
+from exchange.keys.notes import NoteVerifier
 
 STATE_FORMAT: Final = "exchange-directory-state/v1"
 STATE_FILE: Final = "directory-versions.json"

@@ -13,7 +13,7 @@ from typing import Final
 
 from exchange.envelope.errors import FormatError
 from exchange.envelope.labels import L_INNER, L_TRAILER
-from keys.ids import KEY_ID_LEN, KeyId, OrgId
+from exchange.keys.ids import KEY_ID_LEN, KeyId, OrgId
 
 MAGIC: Final = b"\x89EXCH\r\n\x1a"
 VERSION: Final = 1

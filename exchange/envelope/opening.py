@@ -23,9 +23,9 @@ from exchange.envelope.labels import L_HEADER_SIG
 from exchange.envelope.payload import PayloadCipher, check_inner
 from exchange.envelope.reader import ChunkRead, EnvelopeReader, HeaderRead, TrailerRead
 from exchange.envelope.wrap import unwrap_content_key
-from keys.errors import KeyLookupError
-from keys.ids import KeyId, OrgId
-from keys.keypairs import BadSignatureError, OrgKeyPair, SigningPublicKey
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import KeyId, OrgId
+from exchange.keys.keypairs import BadSignatureError, OrgKeyPair, SigningPublicKey
 
 _SENDER_RULES = {
     "unknown-organisation": "sender.known",
@@ -36,7 +36,7 @@ _SENDER_RULES = {
 
 
 class SenderKeys(Protocol):
-    """What a verifier needs from the directory (``keys.directory.Directory`` has it)."""
+    """What a verifier needs from the directory (``exchange.keys.directory.Directory`` has it)."""
 
     def signing_key_for(self, org_id: OrgId, key_id: KeyId, at: int) -> SigningPublicKey:
         """Return the sender's signing key valid at ``at``, or raise ``KeyLookupError``."""

@@ -38,8 +38,8 @@ from exchange.envelope.hpke import IKM_LEN, seal_base
 from exchange.envelope.labels import L_HEADER_SIG
 from exchange.envelope.payload import PayloadCipher, encode_inner, key_commitment
 from exchange.envelope.wrap import wrap_info
-from keys.ids import OrgId, parse_org_id
-from keys.keypairs import EncryptionPublicKey, OrgKeyPair
+from exchange.keys.ids import OrgId, parse_org_id
+from exchange.keys.keypairs import EncryptionPublicKey, OrgKeyPair
 
 RandomSource = Callable[[int], bytes]
 

@@ -13,7 +13,7 @@ from exchange.envelope.format import Header, Slot, encode_str8
 from exchange.envelope.hpke import UnwrapError, open_base
 from exchange.envelope.labels import L_WRAP
 from exchange.envelope.payload import key_commitment
-from keys.keypairs import EncryptionKey
+from exchange.keys.keypairs import EncryptionKey
 
 
 def wrap_info(

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
+from exchange.keys.notes import NoteVerifier
 from exchange.ledger.checkpoint import MAX_CHECKPOINT_NOTE_LEN, Checkpoint, open_checkpoint
 from exchange.ledger.errors import BundleError
 from exchange.ledger.events import MAX_EVENT_LEN, LedgerEvent, decode_event
@@ -27,7 +28,6 @@ from exchange.ledger.merkle import (
     leaf_hash,
     verify_inclusion,
 )
-from keys.notes import NoteVerifier
 
 #: First line of every bundle (tlog-proof, "Format").
 BUNDLE_HEADER: Final = "c2sp.org/tlog-proof@v1"

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from exchange.keys.errors import NoteError
+from exchange.keys.notes import MAX_NAME_LEN, NoteSigner, NoteVerifier, verify_note
 from exchange.ledger.errors import CheckpointError, InconsistentCheckpointError, ProofError
 from exchange.ledger.merkle import (
     EMPTY_ROOT,
@@ -28,8 +30,6 @@ from exchange.ledger.merkle import (
     consistency_proof_from,
     verify_consistency,
 )
-from keys.errors import NoteError
-from keys.notes import MAX_NAME_LEN, NoteSigner, NoteVerifier, verify_note
 
 #: Largest checkpoint note accepted: three short lines plus up to 100 signature lines (the
 #: signed-note limit we read) of about 100 bytes each.

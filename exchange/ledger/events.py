@@ -17,8 +17,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from exchange.keys.ids import MAX_ORG_ID_LEN, OrgId, parse_org_id
 from exchange.ledger.errors import EventFormatError
-from keys.ids import MAX_ORG_ID_LEN, OrgId, parse_org_id
 
 #: Domain-separation label that starts every statement (docs/ledger.md §2). It ends in NUL so
 #: that no other label of the project is a prefix of it and it is never signed-note text.

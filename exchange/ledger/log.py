@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from exchange.keys.notes import NoteVerifier
 from exchange.ledger.checkpoint import Checkpoint, open_checkpoint
 from exchange.ledger.errors import LedgerError, LogVerificationError, ProofError
 from exchange.ledger.events import decode_event
@@ -26,7 +27,6 @@ from exchange.ledger.merkle import (
     subtree_range_hasher,
     verify_consistency,
 )
-from keys.notes import NoteVerifier
 
 
 class MerkleLog:

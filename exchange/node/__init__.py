@@ -1,1 +1,1 @@
-"""The node: an aiohttp service holding organisations' keys, their outbox, inbox and ledger."""
+"""The node's composition root: builds stores, connectors, services, workers and apps."""

@@ -24,28 +24,28 @@ from typing import cast
 import aiohttp
 from aiohttp import web
 
-from connectors.base import Connector
-from connectors.mailbox import MailboxConnector, mailbox_signer
-from connectors.mesh import MeshConfig, MeshConnector
-from connectors.smtp import SmtpConfig, SmtpConnector
+from exchange.config import ConfigError, NodeConfig, TenantConfig
+from exchange.connectors.base import Connector
+from exchange.connectors.mailbox import MailboxConnector, mailbox_signer
+from exchange.connectors.mesh import MeshConfig, MeshConnector
+from exchange.connectors.smtp import SmtpConfig, SmtpConnector
+from exchange.http.app import READY, create_app
+from exchange.keys.directory import Directory, load_directory
+from exchange.keys.errors import KeysError
+from exchange.keys.ids import OrgId
+from exchange.keys.notes import NoteSigner, parse_verifier_key
 from exchange.logs import get_logger
-from exchange.node.app import READY, create_app
-from exchange.node.chase import Chaser
-from exchange.node.collect import Collector
-from exchange.node.config import ConfigError, NodeConfig, TenantConfig
-from exchange.node.delivery import DeliveryWorker
-from exchange.node.ledger import NodeLedger
-from exchange.node.records_setup import load_records_setup
-from exchange.node.relay import Relay, RelayLimits, add_relay_routes
-from exchange.node.relay_store import RelayStore
-from exchange.node.routing import Routes
-from exchange.node.service import NodeService
-from exchange.node.tenants import load_tenants, read_key_pair, read_passphrase
+from exchange.outbox.routing import Routes
+from exchange.relay.server import Relay, RelayLimits, add_relay_routes
+from exchange.relay.store import RelayStore
+from exchange.service.ledger import NodeLedger
+from exchange.service.node_service import NodeService
+from exchange.service.tenants import load_tenants, read_key_pair, read_passphrase
+from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore
-from keys.directory import Directory, load_directory
-from keys.errors import KeysError
-from keys.ids import OrgId
-from keys.notes import NoteSigner, parse_verifier_key
+from exchange.workers.chase import Chaser
+from exchange.workers.collect import Collector
+from exchange.workers.delivery import DeliveryWorker
 
 log = get_logger("exchange.node")
 

@@ -16,6 +16,7 @@ from typing import Final
 
 from aiohttp import web
 
+from exchange.keys.directory import Directory
 from exchange.peerauth.errors import BodyTooLargeError, NotAuthenticatedError, PeerAuthError
 from exchange.peerauth.replay import ReplayCache
 from exchange.peerauth.signatures import (
@@ -25,7 +26,6 @@ from exchange.peerauth.signatures import (
     VerifiedPeer,
     verify_request,
 )
-from keys.directory import Directory
 
 _CHUNK: Final = 64 * 1024
 

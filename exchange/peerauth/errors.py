@@ -64,7 +64,7 @@ class NotAuthenticatedError(PeerAuthError):
 class UnknownSignerError(NotAuthenticatedError):
     """The keyid's organisation or key is unknown, revoked, or not valid at ``created``.
 
-    ``reason`` is :attr:`keys.errors.KeyLookupError.reason` (``unknown-organisation``,
+    ``reason`` is :attr:`exchange.keys.errors.KeyLookupError.reason` (``unknown-organisation``,
     ``unknown-key``, ``revoked`` or ``not-valid``).
     """
 

@@ -4,7 +4,7 @@ This is the sans-I/O core: it takes a method, a URL, a header mapping and the bo
 returns headers to add (:func:`sign_request`) or the authenticated sender
 (:func:`verify_request`). The RFC 9421 signature base is built by the
 ``http-message-signatures`` library, so the bytes are the standard ones, not only
-self-consistent; the Ed25519 operations stay with :mod:`keys.keypairs` (libsodium's strict
+self-consistent; the Ed25519 operations stay with :mod:`exchange.keys.keypairs` (libsodium's strict
 verification). Everything the profile adds on top of the RFC is checked here, before the
 library sees the request: header sizes, the Content-Digest, the label, the parameters, the
 covered components, the clock skew and the key's validity in the directory. The nonce is
@@ -29,6 +29,10 @@ from http_message_signatures import (
     HTTPSignatureKeyResolver,
 )
 
+from exchange.keys.directory import Directory
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import KEY_ID_LEN, KeyId, OrgId, parse_org_id
+from exchange.keys.keypairs import BadSignatureError, OrgKeyPair, SigningKey, SigningPublicKey
 from exchange.peerauth.digest import MAX_CONTENT_DIGEST_LEN, check_content_digest
 from exchange.peerauth.errors import (
     OPAQUE_SIGNATURE_FAILURE,
@@ -40,10 +44,6 @@ from exchange.peerauth.errors import (
 )
 from exchange.peerauth.replay import ReplayCache
 from exchange.peerauth.structured import parse_dictionary
-from keys.directory import Directory
-from keys.errors import KeyLookupError
-from keys.ids import KEY_ID_LEN, KeyId, OrgId, parse_org_id
-from keys.keypairs import BadSignatureError, OrgKeyPair, SigningKey, SigningPublicKey
 
 # --- the profile (docs/protocol.md) ---------------------------------------------------------
 
@@ -128,7 +128,7 @@ def _safe(value: object) -> str:
 
 
 class _Ed25519(HTTPSignatureAlgorithm):
-    """RFC 9421 ``ed25519`` done by :mod:`keys.keypairs`, so keys never leave that module."""
+    """RFC 9421 ``ed25519`` done by :mod:`exchange.keys.keypairs`: keys never leave that module."""
 
     algorithm_id = ALG
 
@@ -139,7 +139,9 @@ class _Ed25519(HTTPSignatureAlgorithm):
         self._public = public_key
 
     def sign(self, message: bytes) -> bytes:  # noqa: ARG002 - the library's interface
-        raise HTTPMessageSignaturesException("signing is done with keys.keypairs.SigningKey")
+        raise HTTPMessageSignaturesException(
+            "signing is done with exchange.keys.keypairs.SigningKey"
+        )
 
     def verify(self, signature: bytes, message: bytes) -> None:
         self._public.verify(message, signature)
@@ -215,7 +217,7 @@ def sign_request(
     """
     _check_common(method, url, headers, body)
     if not isinstance(key, SigningKey):
-        raise TypeError("key must be a keys.keypairs.SigningKey")
+        raise TypeError("key must be an exchange.keys.keypairs.SigningKey")
     if type(now) is not int or now < 0:
         raise ValueError("now must be a non-negative integer (unix seconds)")
     if nonce is None:

@@ -84,6 +84,7 @@ from exchange.policy.retention import (
     retention_state,
     review_date,
 )
+from exchange.policy.setup import RecordsSetup
 
 __all__ = [
     "DEFAULT_RECORD_KINDS",
@@ -112,6 +113,7 @@ __all__ = [
     "PolicyConfigError",
     "PolicyError",
     "Purpose",
+    "RecordsSetup",
     "RefusedError",
     "RetentionAction",
     "RetentionFacts",

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Self
 
+from exchange.keys.ids import OrgId
 from exchange.policy.errors import RefusedError
 from exchange.policy.lawful import LawfulBasis
-from keys.ids import OrgId
 
 
 class Outcome(StrEnum):

@@ -19,12 +19,12 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+from exchange.keys.ids import OrgId
 from exchange.policy import _config as cfg
 from exchange.policy.deadlines import DeadlineRule, parse_deadline_rules
 from exchange.policy.decisions import Outcome, SharingDecision
 from exchange.policy.errors import PolicyConfigError
 from exchange.policy.lawful import LawfulBasis, parse_lawful_basis
-from keys.ids import OrgId
 
 POLICY_VERSION: Final = 1
 
@@ -48,7 +48,8 @@ class DataCategory(StrEnum):
 SPECIAL_CATEGORIES: Final = frozenset({DataCategory.HEALTH, DataCategory.ETHNICITY})
 
 #: Organisation kinds a record may be sent to. The directory also knows ``relay`` and
-#: ``authority``, which carry or sign but never receive records (keys/directory.py OrgKind).
+#: ``authority``, which carry or sign but never receive records (``OrgKind`` in
+#: exchange/keys/directory.py).
 RECIPIENT_KINDS: Final = frozenset({"school", "la", "nhs"})
 
 #: Record kinds a purpose may name unless the caller passes the records package's own list.

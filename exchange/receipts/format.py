@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from exchange.envelope.format import ENVELOPE_ID_LEN, HASH_LEN
+from exchange.keys.ids import KEY_ID_LEN, MAX_ORG_ID_LEN, KeyId, OrgId, parse_org_id
+from exchange.keys.keypairs import SIGNATURE_LEN
 from exchange.receipts.errors import ReceiptFormatError
 from exchange.receipts.receipt import (
     CODE_RE,
@@ -24,8 +26,6 @@ from exchange.receipts.receipt import (
     Receipt,
     disposition_problem,
 )
-from keys.ids import KEY_ID_LEN, MAX_ORG_ID_LEN, KeyId, OrgId, parse_org_id
-from keys.keypairs import SIGNATURE_LEN
 
 #: Domain-separation label: the first bytes of every receipt statement (docs/receipts.md §2).
 #: It ends in NUL like the envelope's labels, so it is no prefix of another label and no

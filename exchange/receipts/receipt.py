@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from exchange.envelope.format import ENVELOPE_ID_LEN, HASH_LEN
-from keys.ids import KEY_ID_LEN, KeyId, OrgId, parse_org_id
+from exchange.keys.ids import KEY_ID_LEN, KeyId, OrgId, parse_org_id
 
 #: Longest disposition code. 64 holds every code we foresee ("accepted-for-assessment" is 23)
 #: while leaving no room for prose.

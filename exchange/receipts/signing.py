@@ -16,6 +16,9 @@ from collections.abc import Collection
 from typing import Final, Protocol
 
 from exchange.envelope.format import ENVELOPE_ID_LEN, HASH_LEN, MAX_CLOCK_SKEW
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import KeyId, OrgId, parse_org_id
+from exchange.keys.keypairs import BadSignatureError, SigningKey, SigningPublicKey
 from exchange.receipts.errors import (
     ReceiptAddressError,
     ReceiptKeyError,
@@ -25,9 +28,6 @@ from exchange.receipts.errors import (
 )
 from exchange.receipts.format import SignedReceipt, encode_receipt, parse_signed
 from exchange.receipts.receipt import Receipt
-from keys.errors import KeyLookupError
-from keys.ids import KeyId, OrgId, parse_org_id
-from keys.keypairs import BadSignatureError, SigningKey, SigningPublicKey
 
 #: How the directory's lookup failures map to the rules of docs/receipts.md §7 step 5.
 _KEY_RULES: Final = {
@@ -40,7 +40,7 @@ _SHORT: Final = 16
 
 
 class ReceipterKeys(Protocol):
-    """What verification needs from the directory (``keys.directory.Directory`` has it)."""
+    """What verification needs from the directory (``exchange.keys.directory.Directory`` has it)."""
 
     def signing_key_for(self, org_id: OrgId, key_id: KeyId, at: int) -> SigningPublicKey:
         """Return the organisation's signing key valid at ``at``, or raise ``KeyLookupError``."""

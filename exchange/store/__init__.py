@@ -1,25 +1,10 @@
-"""Persistence of a node behind one interface: SQLite now, PostgreSQL next."""
+"""Persistence of a node behind one interface: SQLite now, PostgreSQL next.
 
-from exchange.store.base import (
-    EnvelopeRecord,
-    InboxItem,
-    NewOutbox,
-    OutboxItem,
-    ReceiptRecord,
-    SentItem,
-    Store,
-    User,
-)
+The value types the store keeps live in :mod:`exchange.model`; this package holds the
+:class:`Store` protocol and its implementations, which apply changes and hold no rules.
+"""
+
+from exchange.store.base import DuplicateError, Store
 from exchange.store.sqlite import SqliteStore
 
-__all__ = [
-    "EnvelopeRecord",
-    "InboxItem",
-    "NewOutbox",
-    "OutboxItem",
-    "ReceiptRecord",
-    "SentItem",
-    "SqliteStore",
-    "Store",
-    "User",
-]
+__all__ = ["DuplicateError", "SqliteStore", "Store"]

@@ -13,118 +13,27 @@ Records hold ids, digests, sizes and times only: never record content.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
+from exchange.model import (
+    EnvelopeRecord,
+    InboxItem,
+    InboxState,
+    NewOutbox,
+    OutboxItem,
+    OutboxState,
+    ReceiptRecord,
+    ReceivedEntry,
+    RegisterEntry,
+    RegisterRow,
+    SentItem,
+    SubjectKey,
+    User,
+)
 
 if TYPE_CHECKING:
-    from exchange.store.recall import ThreadLink
-    from exchange.store.retention import HeldItem, RetentionSchedule
-
-OutboxKind = Literal["envelope", "receipt", "notice"]
-#: ``recalled``: the sender recalled the envelope before the item left the node (issue 5).
-OutboxState = Literal["queued", "attempting", "retry-wait", "delivered", "dead", "recalled"]
-#: ``recalled``: the sender recalled the item before anyone opened it (issue 5).
-InboxState = Literal["delivered", "opened", "acknowledged", "rejected", "recalled"]
-Role = Literal["dsl", "staff", "dpo", "admin"]
-
-OUTBOX_STATES: tuple[OutboxState, ...] = (
-    "queued", "attempting", "retry-wait", "delivered", "dead", "recalled",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class EnvelopeRecord:
-    """Public facts about an envelope the node holds (sent or received)."""
-
-    digest: bytes
-    envelope_id: bytes
-    sender: OrgId
-    recipients: tuple[OrgId, ...]
-    record_kind: str
-    created: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """One message to push to one destination organisation: an envelope or a receipt."""
-
-    id: int
-    kind: OutboxKind
-    envelope_digest: bytes
-    ref: bytes  # the envelope digest, or the receipt digest
-    origin: OrgId
-    destination: OrgId
-    state: OutboxState
-    attempts: int
-    next_attempt_at: float
-    created_at: float
-    updated_at: float
-    last_error: str | None
-    route_index: int = 0
-    route_failures: int = 0
-    #: A route to try before the destination's own ("kind address"), or None.
-    via: str | None = None
-    #: The route kind and transport id of the attempt that handed the item over.
-    route_kind: str | None = None
-    transport_ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptRecord:
-    """A signed receipt the node issued or received, with its decoded facts."""
-
-    digest: bytes
-    envelope_digest: bytes
-    receipter: OrgId
-    status: str
-    time: int
-    signed: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class InboxItem:
-    """An envelope delivered to one of the node's organisations."""
-
-    owner: OrgId
-    envelope: EnvelopeRecord
-    received_at: float
-    state: InboxState
-    delivered_receipt: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SentItem:
-    """An envelope one of the node's organisations sent, with delivery and receipts."""
-
-    envelope: EnvelopeRecord
-    submitted_by: str
-    submitted_at: float
-    deliveries: tuple[OutboxItem, ...]
-    receipts: tuple[ReceiptRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """A member of staff of one organisation. The token itself is never stored."""
-
-    id: str
-    org: OrgId
-    name: str
-    role: Role
-
-
-@dataclass(frozen=True, slots=True)
-class NewOutbox:
-    """An outbox row to create in the same transaction as the change that causes it."""
-
-    kind: OutboxKind
-    ref: bytes
-    origin: OrgId
-    destination: OrgId
-    via: str | None = None
+    from exchange.model import HeldItem, RetentionSchedule, ThreadLink
 
 
 class DuplicateError(Exception):
@@ -132,106 +41,6 @@ class DuplicateError(Exception):
 
 
 # --- the sharing register (issue 5) ---------------------------------------------------------
-
-SubjectKind = Literal["upn", "nhs-number"]
-RegisterOutcome = Literal["shared", "not-shared"]
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectKey:
-    """A pupil identifier as a keyed hash (HMAC-SHA256 under the node's register key).
-
-    The identifier itself is never stored: a hash under a secret key cannot be reversed by
-    trying every UPN or NHS number without the key.
-    """
-
-    kind: SubjectKind
-    hash: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterEntry:
-    """One decision to share (an envelope sent) or not to share, for the register.
-
-    ``recipients`` are (organisation, directory kind) pairs: the recipients of a disclosure,
-    or the intended recipients of a decision not to share. ``deadline_due`` is a
-    Europe/London date (``YYYY-MM-DD``); ``satisfied_by`` lists the receipt statuses that
-    meet the deadline. Nothing here is record content except ``reason``, the sender's own
-    words on why the disclosure (or refusal) is necessary, checked to name no child.
-    """
-
-    org: OrgId
-    outcome: RegisterOutcome
-    decided_by: str
-    decided_at: float
-    purpose: str
-    rule: str
-    reason: str
-    recipients: tuple[tuple[OrgId, str], ...]
-    categories: tuple[str, ...] = ()
-    lawful_basis: str | None = None
-    citation: str | None = None
-    record_kind: str | None = None
-    reason_code: str | None = None
-    envelope_digest: bytes | None = None
-    envelope_id: bytes | None = None
-    attachments: int = 0
-    deadline_due: str | None = None
-    deadline_rule: str | None = None
-    deadline_explanation: str | None = None
-    satisfied_by: tuple[str, ...] = ()
-    subjects: tuple[SubjectKey, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterRecall:
-    """The sender's recall of a disclosure from one recipient, as the register shows it.
-
-    ``outcome`` is the recall's outcome for that recipient (``recalled``, ``too-late``,
-    ``not-recallable``, ``expired``, ``pending``, ``failed``: ``exchange.store.recall``) and
-    ``requested_at`` when the sender recalled it (the sender's clock).
-    """
-
-    recipient: OrgId
-    outcome: str
-    requested_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterRow:
-    """A register entry as stored, with its id and (for a disclosure) the receipts held.
-
-    Read with it, from other tables: the envelope it replies to (``in_reply_to``) and, for a
-    rectification, the one it corrects (``corrects``); the sender's recall per recipient
-    (``recalls``, by recipient); and, once the sender destroyed its copy under retention,
-    when (``destroyed_at``). ``retention_rule`` is the rule that governs the copy, as
-    decisions name it (``retention.school-cp-file``): the one it was destroyed under, if it
-    was. All default to empty, so a row without them is still a row.
-    """
-
-    id: int
-    entry: RegisterEntry
-    receipts: tuple[ReceiptRecord, ...] = ()
-    in_reply_to: bytes | None = None
-    corrects: bytes | None = None
-    recalls: tuple[RegisterRecall, ...] = ()
-    destroyed_at: float | None = None
-    retention_rule: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedEntry:
-    """An item delivered to an organisation, with what is known of its subject.
-
-    ``indexed`` is ``"indexed"`` once a member of staff opened it and its identifiers were
-    hashed into the index, ``"not-a-record"`` if its content was not a record container, and
-    ``None`` if it was never opened since the register began.
-    """
-
-    item: InboxItem
-    indexed: str | None
-    indexed_at: float | None
-    receipts: tuple[ReceiptRecord, ...] = ()
 
 
 class RegisterStore(Protocol):

@@ -23,78 +23,27 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
-from exchange.store.base import NewOutbox, ReceiptRecord
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
+from exchange.model import (
+    HeldEnvelope,
+    InboxRecall,
+    NewOutbox,
+    Opening,
+    RecallRow,
+    ReceiptRecord,
+    ThreadLink,
+)
 
 T = TypeVar("T")
 
-Relation = Literal["reply", "correction"]
 #: Outcomes that a repeated recall does not try again.
 FINAL_OUTCOMES: Final = frozenset({"recalled", "too-late", "not-recallable", "expired"})
 #: Longest walk up or down a thread, and most items one thread view holds.
 MAX_THREAD_DEPTH: Final = 100
 MAX_THREAD_ITEMS: Final = 500
 
-
-@dataclass(frozen=True, slots=True)
-class ThreadLink:
-    """An envelope's link to the one it replies to (``reply``) or corrects (``correction``)."""
-
-    org: OrgId
-    parent: bytes
-    relation: Relation
-
-
-@dataclass(frozen=True, slots=True)
-class RecallRow:
-    """The outcome of a recall for one recipient of a sent envelope.
-
-    ``outcome`` is ``recalled``, ``too-late``, ``not-recallable``, ``expired``, ``pending``
-    (an attempt was in flight) or ``failed`` (the relay or node could not be asked); ``at``
-    is the other side's time of it (recalled, first fetched, opened), if known.
-    """
-
-    org: OrgId
-    digest: bytes
-    recipient: OrgId
-    requested_by: str
-    requested_at: float
-    reason: str
-    reason_code: str
-    outcome: str
-    route: str | None
-    detail: str
-    at: int | None = None
-    opened_by_role: str | None = None
-    updated_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class InboxRecall:
-    """Where an inbox item stands after a recall notice (``changed``: this notice recalled it)."""
-
-    state: str
-    changed: bool
-    recalled_at: float | None
-    opened_at: float | None
-    opened_by_role: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class HeldEnvelope:
-    """An envelope an organisation holds: which way it went and who took part in it."""
-
-    direction: Literal["sent", "received"]
-    sender: OrgId
-    recipients: tuple[OrgId, ...]
-    state: str | None  # the inbox state of a received item
-
-
-#: (opened_at, opened_by_role, recalled_at) of an inbox item.
-Opening = tuple[float | None, str | None, float | None]
 
 _RECALL_COLUMNS: Final = (
     "org, digest, recipient, requested_by, requested_at, reason, reason_code, outcome, "

@@ -20,7 +20,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from exchange.store.base import (
+from exchange.keys.ids import OrgId
+from exchange.model import (
     EnvelopeRecord,
     InboxItem,
     InboxState,
@@ -33,7 +34,6 @@ from exchange.store.base import (
     SubjectKey,
     SubjectKind,
 )
-from keys.ids import OrgId
 
 T = TypeVar("T")
 

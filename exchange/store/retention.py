@@ -25,15 +25,20 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from exchange.store.base import EnvelopeRecord
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
+from exchange.model import (
+    Destruction,
+    Direction,
+    EnvelopeRecord,
+    HeldItem,
+    HoldRecord,
+    RetentionSchedule,
+)
 
 T = TypeVar("T")
 
-Direction = Literal["sent", "received"]
 
 #: Most rows one listing returns (the due list and the unscheduled list each).
 MAX_LISTED: Final = 500
@@ -72,69 +77,6 @@ _ROW_SELECT: Final = (
 _HOLD_COLUMNS: Final = (
     "id, org, digest, reason, reference, placed_at, placed_by, lifted_at, lifted_by"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionSchedule:
-    """The rule and review date the node computed for one item an organisation holds.
-
-    ``rule`` is the retention rule's id (``school-cp-file``) and ``review_date`` a
-    Europe/London date (``YYYY-MM-DD``); when no date could be computed both may be None and
-    ``unscheduled`` says why (``no-rule``, ``no-date-of-birth``, ``no-adoption-order``,
-    ``not-a-record``). No personal data: never the date of birth itself.
-    """
-
-    org: OrgId
-    digest: bytes
-    direction: Direction
-    holder_kind: str
-    rule: str | None
-    review_date: str | None
-    action: str | None
-    unscheduled: str | None
-    scheduled_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Destruction:
-    """Who destroyed an item, when, under which rule, and the reviewer's reason."""
-
-    at: float
-    by: str
-    rule: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class HeldItem:
-    """An envelope an organisation holds, with its retention row (None if never scheduled).
-
-    ``purpose`` is known for items the organisation sent (its register row); ``pending`` is
-    the number of its deliveries still queued or in progress (sent items only).
-    """
-
-    org: OrgId
-    direction: Direction
-    envelope: EnvelopeRecord
-    purpose: str | None
-    schedule: RetentionSchedule | None
-    destroyed: Destruction | None
-    pending: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class HoldRecord:
-    """An inquiry or litigation hold as stored; ``digest`` None covers every item."""
-
-    id: int
-    org: OrgId
-    digest: bytes | None
-    reason: str
-    reference: str
-    placed_at: float
-    placed_by: str
-    lifted_at: float | None
-    lifted_by: str | None
 
 
 #: Decides a destruction inside its transaction: given the item and the holds in force,

@@ -27,9 +27,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
+from exchange.keys.ids import OrgId
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
-from exchange.store.base import (
+from exchange.model import (
     EnvelopeRecord,
     InboxItem,
     InboxState,
@@ -38,15 +39,16 @@ from exchange.store.base import (
     OutboxState,
     ReceiptRecord,
     RegisterEntry,
+    RetentionSchedule,
     Role,
     SentItem,
+    ThreadLink,
     User,
 )
-from exchange.store.recall import RecallMixin, ThreadLink
+from exchange.store.recall import RecallMixin
 from exchange.store.register import RegisterMixin
-from exchange.store.retention import RetentionMixin, RetentionSchedule
+from exchange.store.retention import RetentionMixin
 from exchange.store.schema import MIGRATIONS
-from keys.ids import OrgId
 
 T = TypeVar("T")
 

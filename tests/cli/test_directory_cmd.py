@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from keys.directory import load_directory
-from keys.notes import parse_verifier_key
+from exchange.keys.directory import load_directory
+from exchange.keys.notes import parse_verifier_key
 from tests.cli.conftest import World, assert_refused, key_ids, make_authority, make_keys, run, sign
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from exchange.envelope import Recipient, seal
-from keys.directory import org_entry_from_json
-from keys.keyfile import decode_key_file
+from exchange.keys.directory import org_entry_from_json
+from exchange.keys.keyfile import decode_key_file
 from tests.cli.conftest import (
     PASSPHRASE,
     RECORD,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from keys.keyfile import decode_key_file
-from keys.notes import parse_verifier_key
+from exchange.keys.keyfile import decode_key_file
+from exchange.keys.notes import parse_verifier_key
 from tests.cli.conftest import (
     AUTHORITY_PASSPHRASE,
     PASSPHRASE,

@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from exchange.node.loopback import PASSPHRASE_ENV, Deployment, start_deployment
+from exchange.demo.loopback import PASSPHRASE_ENV, Deployment, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.records import decode_container
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 from tests.cli.conftest import assert_refused, run
 from tests.node.conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
 from tests.node.helpers import auth, client, get_json, sent, submit, until

@@ -1,4 +1,4 @@
-"""The conformance suite every connector passes (docs/connectors.md §4).
+"""The conformance suite every connector passes (docs/exchange.connectors.md §4).
 
 A connector joins by subclassing :class:`ConnectorConformance` (push only) or
 :class:`PullConnectorConformance` (push, collect and acknowledge) in a ``test_*.py`` module,
@@ -34,7 +34,7 @@ from typing import ClassVar, Literal, Protocol
 
 import pytest
 
-from connectors.base import (
+from exchange.connectors.base import (
     Connector,
     ConnectorError,
     Delivered,
@@ -44,7 +44,7 @@ from connectors.base import (
     Refused,
     RetryLater,
 )
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
 
 Mode = Literal["accept", "down", "refuse", "slow"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.demo_services import mesh_sandbox
+from exchange.demo.services import mesh_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".cache" / "mesh-sandbox-venv"
@@ -114,7 +114,7 @@ def _free_port() -> int:
 def sandbox_session(tmp_dir: Path) -> Iterator[Sandbox]:
     """Start the sandbox, yield it, and stop it (a session fixture's body).
 
-    The process is run by :func:`exchange.demo_services.mesh_sandbox`, as the demo runs it.
+    The process is run by :func:`exchange.demo.services.mesh_sandbox`, as the demo runs it.
     """
     python = venv_python()
     log = tmp_dir / "mesh-sandbox.log"

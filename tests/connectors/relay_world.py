@@ -1,6 +1,6 @@
 """A real relay on 127.0.0.1 port 0 for the mailbox tests: keys, a directory, a server.
 
-The relay is ``exchange.node.relay`` as a node runs it: ``add_relay_routes`` on an aiohttp
+The relay is ``exchange.relay.server`` as a node runs it: ``add_relay_routes`` on an aiohttp
 application, a ``RelayStore`` in a temporary folder, a signed-directory ``Directory`` with
 fresh keys, replay protection and the node's checks. A middleware in front of it stands in
 for the network (``down`` drops the connection, ``slow`` holds the request), and
@@ -21,17 +21,17 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from connectors.base import MessageKind
-from connectors.mailbox import MailboxConnector, mailbox_signer
+from exchange.connectors.base import MessageKind
+from exchange.connectors.mailbox import MailboxConnector, mailbox_signer
 from exchange.envelope import Recipient, seal
-from exchange.node.relay import Relay, RelayLimits, add_relay_routes
-from exchange.node.relay_admission import Deposit, Inspector, inspect_sealed
-from exchange.node.relay_store import RelayStore
+from exchange.relay.server import Relay, RelayLimits, add_relay_routes
+from exchange.relay.admission import Deposit, Inspector, inspect_sealed
+from exchange.relay.store import RelayStore
 from exchange.peerauth import MemoryReplayCache
 from exchange.receipts import Receipt, ReceiptStatus, serialize_signed, sign_receipt
-from keys.directory import Directory, KeyGeneration, Organisation, OrgKind, Route
-from keys.ids import OrgId
-from keys.keypairs import OrgKeyPair
+from exchange.keys.directory import Directory, KeyGeneration, Organisation, OrgKind, Route
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import OrgKeyPair
 
 from .conformance import DESTINATION, ORIGIN
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from exchange.node.loopback import certificate_authority, server_certificate
+from exchange.demo.loopback import certificate_authority, server_certificate
 
 USERNAME = "exchange-node"
 PASSWORD = "correct horse battery staple 7Q!"  # noqa: S105 - the test server's one user

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
-from connectors.https import (
+from exchange.connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
+from exchange.connectors.https import (
     CONTENT_TYPES,
     MAX_RESPONSE_LEN,
     HttpsPushConnector,
@@ -27,16 +27,16 @@ from connectors.https import (
     request_signer,
 )
 from exchange.envelope import Recipient, seal
-from exchange.node.loopback import (
+from exchange.demo.loopback import (
     Deployment,
     certificate_authority,
     server_certificate,
     start_deployment,
 )
 from exchange.receipts import ReceiptStatus, verify_receipt
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
-from keys.keypairs import OrgKeyPair
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
+from exchange.keys.keypairs import OrgKeyPair
 from tests.node.conftest import FAST_DELIVERY, LA, ORGS, SCHOOL
 from tests.node.helpers import client, org_pair
 
@@ -228,7 +228,7 @@ async def _deliver(connector: HttpsPushConnector, address: str, timeout: float =
 async def test_status_is_classified(
     connector: HttpsPushConnector, peer: StandInPeer, status: int, expected: type
 ) -> None:
-    """Each status a peer answers maps to the outcome of docs/connectors.md §3."""
+    """Each status a peer answers maps to the outcome of docs/exchange.connectors.md §3."""
     peer.mode, peer.status = "status", status
     assert isinstance(await _deliver(connector, peer.base), expected)
 

@@ -1,6 +1,6 @@
 """The mailbox connector against a real relay on 127.0.0.1: conformance, collection, recall.
 
-The relay is ``exchange.node.relay`` (tests/connectors/relay_world.py). The conformance
+The relay is ``exchange.relay.server`` (tests/connectors/relay_world.py). The conformance
 suite sends arbitrary bytes, so its relay takes any bytes from SCHOOL to LA by their
 SHA-256 (``opaque``); every other test here deposits real sealed envelopes and signed
 receipts, which the relay verifies.
@@ -25,9 +25,9 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
-from connectors.mailbox import MailboxCollectError, MailboxConnector, MailboxError
-from connectors.mailbox_wire import (
+from exchange.connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
+from exchange.connectors.mailbox import MailboxCollectError, MailboxConnector, MailboxError
+from exchange.connectors.mailbox_wire import (
     decode_ref,
     encode_ref,
     mailbox_fingerprint,
@@ -36,7 +36,7 @@ from connectors.mailbox_wire import (
 from exchange import logs
 from exchange.envelope import verify_envelope
 from exchange.receipts import parse_signed
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
 
 from .conformance import Mode, PullConnectorConformance
 from .relay_world import (
@@ -224,7 +224,7 @@ async def test_organisation_without_a_mailbox_here_is_refused(world: RelayWorld)
 
 async def test_full_mailbox_retries(tmp_path: Path) -> None:
     """A mailbox at its limit answers 507: RetryLater, and room again once collected."""
-    from exchange.node.relay import RelayLimits
+    from exchange.relay.server import RelayLimits
 
     async with running_relay(tmp_path, limits=RelayLimits(max_items_per_mailbox=1)) as world:
         sender, la = world.connector(), world.connector(mailboxes=(LA,))

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.base import Collected, Delivered, Message, MessageKind, Refused, RetryLater
-from connectors.memory import MemoryConnector, MemoryNetwork
-from connectors.memory import Mode as EndpointMode
-from keys.ids import OrgId
+from exchange.connectors.base import Collected, Delivered, Message, MessageKind, Refused, RetryLater
+from exchange.connectors.memory import MemoryConnector, MemoryNetwork
+from exchange.connectors.memory import Mode as EndpointMode
+from exchange.keys.ids import OrgId
 
 from .conformance import DESTINATION, ORIGIN, Mode, PullConnectorConformance, message
 

@@ -25,11 +25,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
-from connectors.mesh import MeshCollectError, MeshConfig, MeshConnector, classify_status
-from connectors.mesh.auth import parse_token
-from connectors.mesh.client import gunzip_limited, split_chunks
-from keys.ids import OrgId
+from exchange.connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
+from exchange.connectors.mesh import MeshCollectError, MeshConfig, MeshConnector, classify_status
+from exchange.connectors.mesh.auth import parse_token
+from exchange.connectors.mesh.client import gunzip_limited, split_chunks
+from exchange.keys.ids import OrgId
 
 from . import mesh_sandbox
 from .conformance import DESTINATION, ORIGIN, Mode, PullConnectorConformance

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from connectors.mesh.auth import TokenSource, auth_header, parse_token, timestamp
+from exchange.connectors.mesh.auth import TokenSource, auth_header, parse_token, timestamp
 
 NONCE = "2c001608-5f09-4840-9611-bea43e666a30"
 WHEN = datetime(2020, 6, 4, 17, 18, 33, tzinfo=UTC)

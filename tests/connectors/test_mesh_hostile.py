@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from connectors.base import Delivered, Message, Refused, RetryLater
-from connectors.mesh import MeshCollectError, MeshConfig, MeshConnector
-from connectors.mesh.client import MAX_PAGES
-from keys.ids import OrgId
+from exchange.connectors.base import Delivered, Message, Refused, RetryLater
+from exchange.connectors.mesh import MeshCollectError, MeshConfig, MeshConnector
+from exchange.connectors.mesh.client import MAX_PAGES
+from exchange.keys.ids import OrgId
 
 from .conformance import SLACK
 

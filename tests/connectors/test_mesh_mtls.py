@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Delivered, RetryLater
-from connectors.mesh import MeshConnector
-from exchange.node.config import TlsConfig
-from exchange.node.loopback import certificate_authority, server_certificate
+from exchange.connectors.base import Delivered, RetryLater
+from exchange.connectors.mesh import MeshConnector
+from exchange.config import TlsConfig
+from exchange.demo.loopback import certificate_authority, server_certificate
 
 from .test_mesh_hostile import FakeMesh, config, envelope
 

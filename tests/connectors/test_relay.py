@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from exchange.node.relay import RelayLimits
+from exchange.relay.server import RelayLimits
 from exchange.receipts import parse_signed
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
 
 from .relay_world import (
     LA,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.node.relay_store import MailboxFullError, RelayStore
+from exchange.relay.store import MailboxFullError, RelayStore
 
 from .relay_world import LA, NURSE, SCHOOL
 

@@ -23,8 +23,8 @@ import aiosmtplib
 import pytest
 import structlog
 
-from connectors.base import Connector, ConnectorError, Delivered, Message, Refused, RetryLater
-from connectors.mail import (
+from exchange.connectors.base import Connector, ConnectorError, Delivered, Message, Refused, RetryLater
+from exchange.connectors.mail import (
     ENVELOPE_MEDIA_TYPE,
     PART_HEADERS,
     TOP_LEVEL_HEADERS,
@@ -38,11 +38,11 @@ from connectors.mail import (
     envelope_id_of,
     validate_address,
 )
-from connectors.smtp import SmtpConfig, SmtpConnector, outcome_of
+from exchange.connectors.smtp import SmtpConfig, SmtpConnector, outcome_of
 from exchange import logs
 from exchange.envelope import Recipient, seal
-from keys.ids import OrgId
-from keys.keypairs import OrgKeyPair
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import OrgKeyPair
 
 from .smtp_server import PASSWORD, USERNAME, SmtpServer, ThrowawayCa, make_test_ca, refusing_port
 from .smtp_server import start_smtp_server as start_server

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Delivered, Message, Outcome, Refused, RetryLater
-from connectors.smtp import QUIT_TIMEOUT, SmtpConfig, SmtpConnector
+from exchange.connectors.base import Delivered, Message, Outcome, Refused, RetryLater
+from exchange.connectors.smtp import QUIT_TIMEOUT, SmtpConfig, SmtpConnector
 from exchange.envelope import Recipient, seal
-from keys.ids import OrgId
-from keys.keypairs import OrgKeyPair
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import OrgKeyPair
 
 from .conformance import SLACK
 from .smtp_server import ThrowawayCa, make_test_ca

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from exchange.envelope import Opener, Recipient
-from keys.errors import KeyLookupError
-from keys.ids import KeyId, OrgId
-from keys.keypairs import EncryptionKey, OrgKeyPair, SigningKey, SigningPublicKey
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import KeyId, OrgId
+from exchange.keys.keypairs import EncryptionKey, OrgKeyPair, SigningKey, SigningPublicKey
 
 VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors"
 
@@ -52,7 +52,7 @@ class DirectoryEntry:
 class StaticDirectory:
     """An in-memory directory that satisfies ``exchange.envelope.SenderKeys``.
 
-    A key is valid at ``at`` when ``not_before <= at < not_after`` (as in keys.directory);
+    A key is valid at ``at`` when ``not_before <= at < not_after`` (as in exchange.keys.directory);
     a revoked key is refused at every time.
     """
 

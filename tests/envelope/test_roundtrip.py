@@ -19,8 +19,8 @@ from exchange.envelope import (
     seal,
     verify_envelope,
 )
-from keys.ids import OrgId
-from keys.keypairs import OrgKeyPair
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import OrgKeyPair
 
 SCHOOL = "urn:106123"
 FRONT_DOOR = "la:356"

@@ -21,7 +21,7 @@ from exchange.envelope.format import (
 from exchange.envelope.labels import L_HEADER_SIG
 from exchange.envelope.payload import PayloadCipher, encode_inner
 from exchange.envelope.wrap import unwrap_content_key
-from keys.keypairs import OrgKeyPair
+from exchange.keys.keypairs import OrgKeyPair
 
 SCHOOL = "urn:106123"
 FRONT_DOOR = "la:356"

@@ -1,4 +1,4 @@
-"""Tests for keys.directory: the signed directory of organisations, lookups and merging."""
+"""Tests for exchange.keys.directory: the signed directory of organisations, lookups and merging."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys.directory import (
+from exchange.keys.directory import (
     MAX_KEY_GENERATIONS,
     MAX_TIME,
     Directory,
@@ -28,10 +28,10 @@ from keys.directory import (
     parse_time,
     sign_directory,
 )
-from keys.errors import DirectoryError, KeyLookupError
-from keys.ids import OrgId
-from keys.keypairs import EncryptionKey, SigningKey
-from keys.notes import NoteSigner
+from exchange.keys.errors import DirectoryError, KeyLookupError
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import EncryptionKey, SigningKey
+from exchange.keys.notes import NoteSigner
 
 T0 = 1_700_000_000
 YEAR = 365 * 24 * 3600

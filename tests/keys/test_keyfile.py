@@ -1,4 +1,4 @@
-"""Tests for keys.keyfile: passphrase-encrypted organisation key files."""
+"""Tests for exchange.keys.keyfile: passphrase-encrypted organisation key files."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys import keyfile
-from keys.errors import KeyFileError, WrongPassphraseError
-from keys.ids import OrgId
-from keys.keyfile import (
+from exchange.keys import keyfile
+from exchange.keys.errors import KeyFileError, WrongPassphraseError
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import (
     MAX_KEY_FILE_LEN,
     MAX_MEMLIMIT,
     MAX_OPSLIMIT,
@@ -27,7 +27,7 @@ from keys.keyfile import (
     encode_key_file,
     read_key_file_public,
 )
-from keys.keypairs import OrgKeyPair
+from exchange.keys.keypairs import OrgKeyPair
 
 PASSPHRASE = b"correct horse battery staple"
 FAST = KdfParams.fast_for_tests()

@@ -1,4 +1,4 @@
-"""Tests for keys.keypairs: validation at enrolment, secrecy of private keys, signatures."""
+"""Tests for exchange.keys.keypairs: validation at enrolment, secrecy of private keys, signatures."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-from keys.errors import InvalidPublicKeyError
-from keys.ids import OrgId
-from keys.keypairs import (
+from exchange.keys.errors import InvalidPublicKeyError
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import (
     BadSignatureError,
     EncryptionKey,
     EncryptionPublicKey,

@@ -1,4 +1,4 @@
-"""Tests for keys.notes: the C2SP signed-note format with Ed25519 keys."""
+"""Tests for exchange.keys.notes: the C2SP signed-note format with Ed25519 keys."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys.errors import NoteError
-from keys.keypairs import SigningKey
-from keys.notes import (
+from exchange.keys.errors import NoteError
+from exchange.keys.keypairs import SigningKey
+from exchange.keys.notes import (
     MAX_SIGNATURES,
     InvalidNoteSignatureError,
     NoteSigner,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import SigningKey
+from exchange.keys.notes import NoteSigner
 from exchange.ledger import EventType, LedgerEvent, MerkleLog
-from keys.ids import OrgId
-from keys.keypairs import SigningKey
-from keys.notes import NoteSigner
 
 ORIGIN = "exchange.example/node/la-356"
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z

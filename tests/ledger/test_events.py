@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exchange.keys.ids import OrgId
 from exchange.ledger import (
     L_LEDGER_EVENT,
     EventFormatError,
@@ -17,7 +18,6 @@ from exchange.ledger import (
     encode_event,
 )
 from exchange.ledger.events import EVENT_CODES, MAX_EVENT_LEN, MAX_TIME
-from keys.ids import OrgId
 from tests.ledger.helpers import T0, digest
 
 FULL = LedgerEvent(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from exchange.node.config import DeliveryConfig, SmtpSettings
-from exchange.node.loopback import Deployment, OrgSpec, start_deployment
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
+from exchange.config import DeliveryConfig, SmtpSettings
+from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from tests.connectors.smtp_server import PASSWORD as SMTP_PASSWORD
 from tests.connectors.smtp_server import (
     USERNAME,

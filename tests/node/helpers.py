@@ -13,13 +13,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 from exchange.envelope import Recipient, seal
-from exchange.node.loopback import PASSPHRASE_ENV, Deployment
+from exchange.keys.directory import Organisation, Route, merge_directory, sign_directory
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import decode_key_file
+from exchange.keys.keypairs import OrgKeyPair
 from exchange.peerauth import signed_post_headers
-from keys.directory import Organisation, Route, merge_directory, sign_directory
-from keys.ids import OrgId
-from keys.keyfile import decode_key_file
-from keys.keypairs import OrgKeyPair
 
 from .conftest import SCHOOL
 from .records import lac_submission

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from exchange.node.chase import Chaser
-from exchange.node.loopback import Deployment, start_deployment
-from keys.keyfile import KdfParams
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.keyfile import KdfParams
+from exchange.workers.chase import Chaser
 from tests.connectors.smtp_server import (
     SmtpServer,
     ThrowawayCa,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.node.config import ConfigError, config_to_toml, load_config, parse_config
+from exchange.config import ConfigError, config_to_toml, load_config, parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
 

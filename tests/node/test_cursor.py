@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.node.http_common import CURSOR_RE, next_cursor
+from exchange.http.common import CURSOR_RE, next_cursor
 
 
 @given(

@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from exchange.node.loopback import Deployment
-from keys.ids import OrgId
+from exchange.demo.loopback import Deployment
+from exchange.keys.ids import OrgId
 
 from .conftest import LA, NURSES, SCHOOL
 from .records import lac_submission, opened_note

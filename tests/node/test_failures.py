@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from exchange.cli.main import main
-from exchange.node.config import DeliveryConfig, load_config
-from exchange.node.loopback import Deployment, start_deployment
+from exchange.config import DeliveryConfig, load_config
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.keyfile import KdfParams
 from exchange.node.runtime import Node
 from exchange.receipts import verify_receipt
-from keys.keyfile import KdfParams
 
 from .conftest import LA, NURSES, ORGS, SCHOOL
 from .helpers import (

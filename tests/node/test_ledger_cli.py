@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from exchange.cli.main import main
+from exchange.demo.loopback import Deployment
 from exchange.ledger.bundle import BUNDLE_HEADER, verify_bundle
-from exchange.node.loopback import Deployment
 
 from .conftest import LA, SCHOOL
 from .test_exchange import _client, _sent, _submit, _until

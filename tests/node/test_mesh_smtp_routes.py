@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Delivered, Message
-from connectors.mesh import MeshConfig, MeshConnector
+from exchange.config import MeshTenantConfig
+from exchange.connectors.base import Delivered, Message
+from exchange.connectors.mesh import MeshConfig, MeshConnector
+from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
 from exchange.envelope import open_envelope
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.config import MeshTenantConfig
-from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from exchange.node.runtime import Node
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 from tests.connectors.mesh_sandbox import PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbox
 from tests.connectors.smtp_server import (
     SmtpServer,

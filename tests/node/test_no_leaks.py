@@ -15,9 +15,9 @@ import pytest
 import structlog
 
 from exchange import logs
-from exchange.node.loopback import Deployment, start_deployment
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.keyfile import KdfParams
 from exchange.records import decode_container
-from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, org_pair, sent, signed_headers, until

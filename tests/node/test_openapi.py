@@ -27,10 +27,10 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from exchange.node.app import READY
-from exchange.node.loopback import Deployment
+from exchange.demo.loopback import Deployment
+from exchange.http.app import READY
+from exchange.keys.ids import OrgId
 from exchange.peerauth import signed_post_headers
-from keys.ids import OrgId
 
 from .conftest import LA, NURSES, SCHOOL
 from .records import NHS, UPN, lac_submission, opened_note, referral_submission

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchange.node.loopback import Deployment
+from exchange.demo.loopback import Deployment
 
 from .conftest import LA, SCHOOL
 from .helpers import auth, client, get_json, submit, until

@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 
-from exchange.node.config import load_config
-from exchange.node.loopback import Deployment
+from exchange.config import load_config
+from exchange.demo.loopback import Deployment
+from exchange.keys.ids import OrgId
 from exchange.node.runtime import Node
-from keys.ids import OrgId
 
 from .conftest import LA, NURSES, SCHOOL
 from .helpers import (

@@ -23,13 +23,13 @@ import pytest
 import yarl
 from aiohttp import web
 
+from exchange.config import RelayConfig
+from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.config import RelayConfig
-from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from exchange.node.runtime import Node
 from exchange.peerauth import signed_post_headers
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
 from .helpers import (

@@ -21,10 +21,10 @@ import structlog
 import yarl
 
 from exchange import logs
-from exchange.node.loopback import Deployment, start_deployment
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.peerauth import signed_post_headers
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, org_pair, sent, until

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from exchange.node.config import ConfigError, RecordsConfig, load_config, parse_config
-from exchange.node.records_setup import SHIPPED_CONFIG, load_records_setup
-from exchange.node.register import KEY_FILE, RegisterKey, RegisterKeyError
+from exchange.config import ConfigError, RecordsConfig, load_config, parse_config
+from exchange.service.register_reports import KEY_FILE, RegisterKey, RegisterKeyError
+from exchange.shipped import load_records_setup, shipped_text
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
 
@@ -36,10 +36,8 @@ def test_a_records_setting_that_is_not_known_is_refused() -> None:
 
 def test_a_broken_policy_names_the_file_and_the_setting(tmp_path: Path) -> None:
     """A policy mistake names records.policy, the file and the policy setting at fault."""
-    broken = (
-        (SHIPPED_CONFIG / "policy.toml")
-        .read_text()
-        .replace('recipient_kinds = ["nhs", "la"]', 'recipient_kinds = ["nhs", "relay"]')
+    broken = shipped_text("policy.toml").replace(
+        'recipient_kinds = ["nhs", "la"]', 'recipient_kinds = ["nhs", "relay"]'
     )
     path = tmp_path / "policy.toml"
     path.write_text(broken)
@@ -71,3 +69,11 @@ def test_the_register_key_is_created_once_and_kept_private(tmp_path: Path) -> No
     path.write_bytes(b"short")
     with pytest.raises(RegisterKeyError, match="exactly 32 bytes"):
         RegisterKey.load(tmp_path, create=False)
+
+
+def test_shipped_files_are_package_data_and_config_shows_them() -> None:
+    """The rule files ship inside the package; the repository's config/ shows the same text."""
+    for name in ("policy.toml", "calendar.toml", "retention.toml"):
+        assert shipped_text(name) == (EXAMPLE.parent / name).read_text("utf-8")
+    with pytest.raises(ValueError, match="not a shipped rule file"):
+        shipped_text("../node.example.toml")

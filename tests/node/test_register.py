@@ -24,10 +24,10 @@ import aiohttp
 import pytest
 
 from exchange.cli.main import main
-from exchange.node.loopback import Deployment, OrgSpec, start_deployment
+from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.records import decode_container, sanitise_file_name
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
 from .helpers import auth, client, get_json, sent, until

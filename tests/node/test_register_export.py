@@ -23,11 +23,11 @@ import aiohttp
 import pytest
 
 from exchange.cli.main import main
-from exchange.node.loopback import Deployment, start_deployment
-from exchange.node.register import CSV_COLUMNS, iso_time, register_csv, register_json
-from exchange.store.base import RegisterEntry, RegisterRecall, RegisterRow
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
+from exchange.model import RegisterEntry, RegisterRecall, RegisterRow
+from exchange.service.register_reports import CSV_COLUMNS, iso_time, register_csv, register_json
 
 from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
 from .helpers import auth, client, sent, submit, until

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from exchange.config import RelayConfig
+from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.config import RelayConfig
-from exchange.node.loopback import Deployment, OrgSpec, start_deployment
 from exchange.node.runtime import Node
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, SCHOOL
 from .helpers import auth, client, sent, submit, until

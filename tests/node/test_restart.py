@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exchange.node.config import DeliveryConfig
-from exchange.node.loopback import Deployment, start_deployment
-from keys.keyfile import KdfParams
+from exchange.config import DeliveryConfig
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.keyfile import KdfParams
 
 from .conftest import LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, get_json, submission, until

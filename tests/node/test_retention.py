@@ -23,11 +23,11 @@ import structlog
 
 from exchange import logs
 from exchange.cli.main import main
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.loopback import Deployment, start_deployment
 from exchange.node.runtime import Node
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
 from .helpers import auth, client, get_json, sent, until

@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest
 
-from exchange.node.records_setup import SHIPPED_CONFIG
-from exchange.node.retention import schedule_item
+from exchange.keys.ids import OrgId
+from exchange.model import RetentionSchedule
 from exchange.policy import RetentionPolicy, load_retention
-from exchange.store.retention import RetentionSchedule
-from keys.ids import OrgId
+from exchange.service.retention import schedule_item
+from exchange.shipped import shipped_text
 
 from .records import cp_file, referral
 
 ORG = OrgId("urn:106123")
 DIGEST = b"\x01" * 32
 CREATED = int(datetime(2026, 7, 1, 23, 30, tzinfo=UTC).timestamp())  # 2 July in London
-SHIPPED = load_retention((SHIPPED_CONFIG / "retention.toml").read_text("utf-8"))
+SHIPPED = load_retention(shipped_text("retention.toml"))
 EXTRA = """
 [[rules]]
 id = "school-pep-by-date"
@@ -129,7 +129,7 @@ def test_review_dates_from_the_shipped_rules(
 
 def test_a_purpose_rule_applies_to_the_sender_only() -> None:
     """The sender knows the purpose; the receiver gets the rule without one."""
-    rules = load_retention((SHIPPED_CONFIG / "retention.toml").read_text("utf-8") + EXTRA)
+    rules = load_retention(shipped_text("retention.toml") + EXTRA)
     sent = _schedule(rules, "school", "lac-record", {}, purpose="pep")
     assert (sent.rule, sent.review_date, sent.action) == (
         "school-pep-by-date",

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from exchange.config import MeshTenantConfig
+from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.keys.ids import OrgId
+from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.config import MeshTenantConfig
-from exchange.node.loopback import Deployment, OrgSpec, start_deployment
-from keys.ids import OrgId
-from keys.keyfile import KdfParams
 from tests.connectors.mesh_sandbox import PASSWORD, SENDER, SHARED_KEY
 from tests.connectors.smtp_server import (
     SmtpServer,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.loopback import Deployment, start_deployment
-from keys.keyfile import KdfParams
 
 from .conftest import FAST_DELIVERY, LA, ORGS, SCHOOL
 from .helpers import client, publish_route, sent, stand_in_peer, submit, until

@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from exchange.config import DeliveryConfig
+from exchange.demo.loopback import Deployment, start_deployment
+from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import decode_event
-from exchange.node.config import DeliveryConfig
-from exchange.node.loopback import Deployment, start_deployment
-from keys.keyfile import KdfParams
 
 from .conftest import LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, get_json, publish_route, sent, slow, stand_in_peer, until

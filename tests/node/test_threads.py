@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import yarl
 
+from exchange.demo.loopback import Deployment
 from exchange.ledger.events import EventType, decode_event
-from exchange.node.loopback import Deployment
 from exchange.peerauth import signed_post_headers
 from exchange.records import decode_container, encode_container, validate_record
 

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from exchange.cli.main import main
-from exchange.node.loopback import Deployment
+from exchange.demo.loopback import Deployment
 
 from .conftest import LA
 from .test_exchange import _client

@@ -10,10 +10,10 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+from exchange.keys.directory import Directory, KeyGeneration, Organisation
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import EncryptionKey, SigningKey
 from exchange.peerauth import MemoryReplayCache, VerifiedPeer, sign_request, verify_request
-from keys.directory import Directory, KeyGeneration, Organisation
-from keys.ids import OrgId
-from keys.keypairs import EncryptionKey, SigningKey
 
 T0 = 1_700_000_000
 YEAR = 365 * 24 * 3600

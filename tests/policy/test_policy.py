@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from exchange.keys.ids import OrgId
 from exchange.policy import (
     Article6,
     Article9,
@@ -20,7 +21,6 @@ from exchange.policy import (
     parse_lawful_basis,
     record_decision_not_to_share,
 )
-from keys.ids import OrgId
 from tests.policy.helpers import config_text, policy
 
 LA = {OrgId("la:356"): "la"}

@@ -1,6 +1,6 @@
 """Shared helpers of the receipt tests: the vectors, their keys and a real directory.
 
-The directory is a real ``keys.directory.Directory`` built from a vector's ``directory``
+The directory is a real ``exchange.keys.directory.Directory`` built from a vector's ``directory``
 list, so the tests exercise the same lookups (and ``KeyLookupError`` reasons) a node uses.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from exchange.keys.directory import Directory, KeyGeneration, Organisation, OrgKind
+from exchange.keys.ids import KeyId, OrgId
+from exchange.keys.keypairs import EncryptionPublicKey, SigningKey, SigningPublicKey
 from exchange.receipts import ReceiptStatus, serialize_signed, sign_receipt
 from exchange.receipts.receipt import Receipt
-from keys.directory import Directory, KeyGeneration, Organisation, OrgKind
-from keys.ids import KeyId, OrgId
-from keys.keypairs import EncryptionPublicKey, SigningKey, SigningPublicKey
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "receipts"

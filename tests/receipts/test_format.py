@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from exchange.keys.ids import KeyId, OrgId
+from exchange.keys.keypairs import SigningKey
 from exchange.receipts import (
     L_RECEIPT,
     MAX_RECEIPT_LEN,
@@ -26,8 +28,6 @@ from exchange.receipts import (
     sign_receipt,
 )
 from exchange.receipts.format import MIN_SIGNED_LEN, MIN_STATEMENT_LEN
-from keys.ids import KeyId, OrgId
-from keys.keypairs import SigningKey
 from tests.receipts.conftest import Fixture
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

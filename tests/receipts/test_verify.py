@@ -9,6 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import KeyId, OrgId
+from exchange.keys.keypairs import SigningKey, SigningPublicKey
 from exchange.receipts import (
     ReceiptAddressError,
     ReceiptError,
@@ -21,9 +24,6 @@ from exchange.receipts import (
     sign_receipt,
     verify_receipt,
 )
-from keys.errors import KeyLookupError
-from keys.ids import KeyId, OrgId
-from keys.keypairs import SigningKey, SigningPublicKey
 from tests.receipts.conftest import POSITIVE, Fixture, fixture_for
 
 NAMES = [p.stem for p in POSITIVE]

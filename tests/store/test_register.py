@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exchange.store import EnvelopeRecord, NewOutbox, ReceiptRecord, SqliteStore
-from exchange.store.base import RegisterEntry, SubjectKey
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
+from exchange.model import EnvelopeRecord, NewOutbox, ReceiptRecord, RegisterEntry, SubjectKey
+from exchange.store import SqliteStore
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")

@@ -8,10 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from exchange.store import EnvelopeRecord, NewOutbox, ReceiptRecord, SqliteStore
-from exchange.store.base import RegisterEntry, SubjectKey
-from exchange.store.retention import Destruction, HeldItem, HoldRecord, RetentionSchedule
-from keys.ids import OrgId
+from exchange.keys.ids import OrgId
+from exchange.model import (
+    Destruction,
+    EnvelopeRecord,
+    HeldItem,
+    HoldRecord,
+    NewOutbox,
+    ReceiptRecord,
+    RegisterEntry,
+    RetentionSchedule,
+    SubjectKey,
+)
+from exchange.store import SqliteStore
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from exchange.store import EnvelopeRecord, NewOutbox, ReceiptRecord, SqliteStore, User
+from exchange.keys.ids import OrgId
+from exchange.model import EnvelopeRecord, NewOutbox, ReceiptRecord, User
+from exchange.store import SqliteStore
 from exchange.store.schema import MIGRATIONS
-from keys.ids import OrgId
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")

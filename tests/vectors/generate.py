@@ -51,8 +51,8 @@ from exchange.envelope.hpke import IKM_LEN, seal_base
 from exchange.envelope.labels import L_HEADER_SIG
 from exchange.envelope.payload import PayloadCipher, encode_inner, key_commitment
 from exchange.envelope.wrap import wrap_info
-from keys.ids import OrgId
-from keys.keypairs import EncryptionKey, EncryptionPublicKey, OrgKeyPair, SigningKey
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import EncryptionKey, EncryptionPublicKey, OrgKeyPair, SigningKey
 
 HERE: Final = Path(__file__).resolve().parent
 

@@ -42,6 +42,7 @@ from typing import Any, Final
 # runs), so an organisation's current keys are the same in both vector sets.
 from generate import Generation
 
+from exchange.keys.ids import KeyId, OrgId
 from exchange.receipts import (
     Receipt,
     ReceiptStatus,
@@ -49,7 +50,6 @@ from exchange.receipts import (
     serialize_signed,
     sign_receipt,
 )
-from keys.ids import KeyId, OrgId
 
 HERE: Final = Path(__file__).resolve().parent
 OUT: Final = HERE / "receipts"

@@ -1,0 +1,453 @@
+"""Node configuration: a TOML file, validated at start-up with errors that name the setting.
+
+See ``config/node.example.toml`` for every setting with a comment. Paths are relative to
+the configuration file's folder. Secrets are never in the file: key-file passphrases come
+from environment variables named by the file (``passphrase_env``).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from exchange.keys.ids import OrgId, parse_org_id
+
+MAX_CONFIG_LEN: Final = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class MeshTenantConfig:
+    """A tenant's NHS MESH mailbox. Secrets come from the named environment variables."""
+
+    url: str
+    mailbox: str
+    password_env: str
+    shared_key_env: str
+    workflow: str = "EXCHANGE_ENVELOPE"
+    chunk_size: int = 20 * 1024 * 1024
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    ca: Path | None = None
+    #: Plain HTTP to the MESH sandbox on loopback; never for the live service.
+    allow_http: bool = False
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    """One organisation the node serves, with its key files (oldest first)."""
+
+    org: OrgId
+    key_files: tuple[Path, ...]
+    passphrase_env: str
+    #: Staff mailboxes told (without personal data) that an item is waiting.
+    notify: tuple[str, ...] = ()
+    mesh: MeshTenantConfig | None = None
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail submission server: for the ``smtp`` route and staff notifications."""
+
+    host: str
+    port: int
+    from_address: str
+    message_id_domain: str
+    mode: str = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    ca: Path | None = None
+    link_template: str | None = None
+    #: Plain SMTP on loopback; tests only.
+    allow_plain: bool = False
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """This node also keeps relay mailboxes for organisations that collect (docs/relay.md)."""
+
+    retention: float = 30 * 24 * 3600.0
+    max_items: int = 10_000
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """Retry policy of the outbox (DESIGN.md §6)."""
+
+    batch: int = 32
+    concurrency: int = 16
+    timeout: float = 30.0
+    backoff_base: float = 2.0
+    backoff_max: float = 600.0
+    dead_letter_after: float = 3 * 24 * 3600.0
+    poll_interval: float = 0.5
+    #: Failed attempts in a row on one route before the next route is tried.
+    fallback_after: int = 3
+    #: Seconds between collection rounds of pull routes (NHS MESH, relay mailboxes).
+    collect_interval: float = 5.0
+    #: An envelope handed to a MESH, relay or SMTP route without a ``delivered`` receipt
+    #: after this many seconds is shown as overdue.
+    overdue_after: float = 24 * 3600.0
+    #: Seconds between looks for deadlines past due, each chased once by mail.
+    chase_interval: float = 3600.0
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Server certificate and the CA bundle used to check peers."""
+
+    cert: Path
+    key: Path
+    ca: Path | None
+
+
+@dataclass(frozen=True)
+class RecordsConfig:
+    """The policy, calendar and retention files (issue 5); None: the shipped config/ file."""
+
+    policy: Path | None = None
+    calendar: Path | None = None
+    retention: Path | None = None
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A validated node configuration."""
+
+    name: str
+    host: str
+    port: int
+    public_url: str
+    data_dir: Path
+    directory_file: Path
+    trust: str
+    ledger_key: Path
+    ledger_passphrase_env: str
+    ledger_origin: str
+    tenants: tuple[TenantConfig, ...]
+    delivery: DeliveryConfig
+    tls: TlsConfig | None
+    max_envelope_bytes: int = 64 * 1024 * 1024
+    max_json_bytes: int = 256 * 1024
+    smtp: SmtpSettings | None = None
+    relay: RelayConfig | None = None
+    records: RecordsConfig | None = None
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}.{key} is missing")
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
+        raise ConfigError(f"{where}.{key} must be a {kind.__name__}")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"{name} is not a known setting")
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _trust(value: str, base: Path) -> str:
+    # A verifier key contains '+' (name+hash+key); anything else is a file holding one.
+    return value if "+" in value else str(_path(base, value))
+
+
+def _delivery(table: Mapping[str, Any]) -> DeliveryConfig:
+    defaults = DeliveryConfig()
+    _check_keys(table, set(DeliveryConfig.__dataclass_fields__), "delivery")
+    values: dict[str, Any] = {}
+    for name in DeliveryConfig.__dataclass_fields__:
+        if name in table:
+            kind = int if isinstance(getattr(defaults, name), int) else float
+            value = _get(table, name, kind, "delivery")
+            if value <= 0:
+                raise ConfigError(f"delivery.{name} must be greater than zero")
+            values[name] = value
+    return DeliveryConfig(**values)
+
+
+def _optional(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    return _get(table, key, kind, where) if key in table else None
+
+
+def _optional_path(base: Path, table: Mapping[str, Any], key: str, where: str) -> Path | None:
+    value = _optional(table, key, str, where)
+    return None if value is None else _path(base, value)
+
+
+def _mesh(table: Any, base: Path, where: str) -> MeshTenantConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    _check_keys(table, set(MeshTenantConfig.__dataclass_fields__), where)
+    mesh = MeshTenantConfig(
+        url=_get(table, "url", str, where),
+        mailbox=_get(table, "mailbox", str, where),
+        password_env=_get(table, "password_env", str, where),
+        shared_key_env=_get(table, "shared_key_env", str, where),
+        workflow=_optional(table, "workflow", str, where) or "EXCHANGE_ENVELOPE",
+        chunk_size=_optional(table, "chunk_size", int, where) or 20 * 1024 * 1024,
+        client_cert=_optional_path(base, table, "client_cert", where),
+        client_key=_optional_path(base, table, "client_key", where),
+        ca=_optional_path(base, table, "ca", where),
+        allow_http=bool(_optional(table, "allow_http", bool, where)),
+    )
+    if not mesh.url.startswith("https://") and not (
+        mesh.allow_http and mesh.url.startswith("http://")
+    ):
+        raise ConfigError(f"{where}.url must start with https://")
+    if (mesh.client_cert is None) != (mesh.client_key is None):
+        raise ConfigError(f"{where}.client_cert and {where}.client_key go together")
+    if mesh.chunk_size <= 0:
+        raise ConfigError(f"{where}.chunk_size must be greater than zero")
+    return mesh
+
+
+def _smtp(table: Any, base: Path) -> SmtpSettings:
+    where = "smtp"
+    if not isinstance(table, dict):
+        raise ConfigError("smtp must be a table")
+    _check_keys(table, set(SmtpSettings.__dataclass_fields__) - {"from_address"} | {"from"}, where)
+    port = _get(table, "port", int, where)
+    if not 0 < port < 65536:
+        raise ConfigError("smtp.port must be from 1 to 65535")
+    mode = _optional(table, "mode", str, where) or "starttls"
+    if mode not in {"starttls", "tls", "plain"}:
+        raise ConfigError("smtp.mode must be starttls, tls or plain")
+    settings = SmtpSettings(
+        host=_get(table, "host", str, where),
+        port=port,
+        from_address=_get(table, "from", str, where),
+        message_id_domain=_get(table, "message_id_domain", str, where),
+        mode=mode,
+        username=_optional(table, "username", str, where),
+        password_env=_optional(table, "password_env", str, where),
+        ca=_optional_path(base, table, "ca", where),
+        link_template=_optional(table, "link_template", str, where),
+        allow_plain=bool(_optional(table, "allow_plain", bool, where)),
+    )
+    if (settings.username is None) != (settings.password_env is None):
+        raise ConfigError("smtp.username and smtp.password_env go together")
+    if mode == "plain" and not settings.allow_plain:
+        raise ConfigError("smtp.mode plain sends mail unencrypted; it needs allow_plain = true")
+    return settings
+
+
+def _relay(table: Any) -> RelayConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("relay must be a table")
+    _check_keys(table, set(RelayConfig.__dataclass_fields__), "relay")
+    retention = _optional(table, "retention", float, "relay")
+    max_items = _optional(table, "max_items", int, "relay")
+    for name, value in (("retention", retention), ("max_items", max_items)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"relay.{name} must be greater than zero")
+    return RelayConfig(
+        retention=RelayConfig.retention if retention is None else retention,
+        max_items=RelayConfig.max_items if max_items is None else max_items,
+    )
+
+
+def _records(table: Any, base: Path) -> RecordsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("records must be a table")
+    _check_keys(table, set(RecordsConfig.__dataclass_fields__), "records")
+    return RecordsConfig(**{name: _optional_path(base, table, name, "records") for name in table})
+
+
+def parse_config(text: str, base: Path) -> NodeConfig:
+    """Validate configuration ``text``; relative paths are taken from ``base``."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the configuration is not valid TOML: {exc}") from None
+    _check_keys(
+        doc,
+        {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
+        | {"records"},
+        "",
+    )
+    node = _get(doc, "node", dict, "config")
+    _check_keys(node, {"name", "listen", "public_url", "data_dir"}, "node")
+    listen = _get(node, "listen", str, "node")
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError("node.listen must be host:port, e.g. 127.0.0.1:8443")
+    public_url = _get(node, "public_url", str, "node")
+    if not public_url.startswith(("https://", "http://")):
+        raise ConfigError("node.public_url must start with https:// (or http:// for tests)")
+
+    directory = _get(doc, "directory", dict, "config")
+    _check_keys(directory, {"file", "trust"}, "directory")
+    ledger = _get(doc, "ledger", dict, "config")
+    _check_keys(ledger, {"key", "passphrase_env", "origin"}, "ledger")
+
+    tenants_raw = _get(doc, "tenants", list, "config")
+    if not tenants_raw:
+        raise ConfigError("tenants must list at least one organisation")
+    tenants = []
+    for i, t in enumerate(tenants_raw):
+        where = f"tenants[{i}]"
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where} must be a table")
+        _check_keys(t, {"org", "keys", "passphrase_env", "notify", "mesh"}, where)
+        try:
+            org = parse_org_id(_get(t, "org", str, where), field=f"{where}.org")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        key_files = _get(t, "keys", list, where)
+        if not key_files or not all(isinstance(k, str) for k in key_files):
+            raise ConfigError(f"{where}.keys must be a non-empty list of key file paths")
+        notify = t.get("notify", [])
+        if not isinstance(notify, list) or not all(isinstance(a, str) for a in notify):
+            raise ConfigError(f"{where}.notify must be a list of mail addresses")
+        tenants.append(
+            TenantConfig(
+                org,
+                tuple(_path(base, k) for k in key_files),
+                _get(t, "passphrase_env", str, where),
+                notify=tuple(notify),
+                mesh=_mesh(t["mesh"], base, f"{where}.mesh") if "mesh" in t else None,
+            )
+        )
+    if len({t.org for t in tenants}) != len(tenants):
+        raise ConfigError("tenants names the same organisation twice")
+
+    tls = None
+    if "tls" in doc:
+        tls_table = _get(doc, "tls", dict, "config")
+        _check_keys(tls_table, {"cert", "key", "ca"}, "tls")
+        ca = tls_table.get("ca")
+        tls = TlsConfig(
+            cert=_path(base, _get(tls_table, "cert", str, "tls")),
+            key=_path(base, _get(tls_table, "key", str, "tls")),
+            ca=None if ca is None else _path(base, str(ca)),
+        )
+    limits = doc.get("limits", {})
+    _check_keys(limits, {"max_envelope_bytes", "max_json_bytes"}, "limits")
+    return NodeConfig(
+        name=_get(node, "name", str, "node"),
+        host=host,
+        port=int(port_text),
+        public_url=public_url.rstrip("/"),
+        data_dir=_path(base, _get(node, "data_dir", str, "node")),
+        directory_file=_path(base, _get(directory, "file", str, "directory")),
+        trust=_trust(_get(directory, "trust", str, "directory"), base),
+        ledger_key=_path(base, _get(ledger, "key", str, "ledger")),
+        ledger_passphrase_env=_get(ledger, "passphrase_env", str, "ledger"),
+        ledger_origin=_get(ledger, "origin", str, "ledger"),
+        tenants=tuple(tenants),
+        delivery=_delivery(doc.get("delivery", {})),
+        tls=tls,
+        max_envelope_bytes=int(limits.get("max_envelope_bytes", 64 * 1024 * 1024)),
+        max_json_bytes=int(limits.get("max_json_bytes", 256 * 1024)),
+        smtp=_smtp(doc["smtp"], base) if "smtp" in doc else None,
+        relay=_relay(doc["relay"]) if "relay" in doc else None,
+        records=_records(doc["records"], base) if "records" in doc else None,
+    )
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate the configuration file at ``path``."""
+    data = path.read_bytes()
+    if len(data) > MAX_CONFIG_LEN:
+        raise ConfigError(f"the configuration file is larger than {MAX_CONFIG_LEN} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("the configuration file is not UTF-8 text") from None
+    return parse_config(text, path.parent)
+
+
+def _toml_string(value: str) -> str:
+    # TOML basic strings share JSON's escapes for everything a path or URL can hold.
+    return json.dumps(value)
+
+
+def config_to_toml(config: NodeConfig) -> str:
+    """Return ``config`` as TOML that :func:`parse_config` reads back to the same value."""
+    d = config.delivery
+    lines = [
+        "[node]",
+        f"name = {_toml_string(config.name)}",
+        f"listen = {_toml_string(f'{config.host}:{config.port}')}",
+        f"public_url = {_toml_string(config.public_url)}",
+        f"data_dir = {_toml_string(str(config.data_dir))}",
+        "",
+        "[directory]",
+        f"file = {_toml_string(str(config.directory_file))}",
+        f"trust = {_toml_string(config.trust)}",
+        "",
+        "[ledger]",
+        f"key = {_toml_string(str(config.ledger_key))}",
+        f"passphrase_env = {_toml_string(config.ledger_passphrase_env)}",
+        f"origin = {_toml_string(config.ledger_origin)}",
+        "",
+        "[delivery]",
+        *(f"{name} = {getattr(d, name)!r}" for name in DeliveryConfig.__dataclass_fields__),
+        "",
+        "[limits]",
+        f"max_envelope_bytes = {config.max_envelope_bytes}",
+        f"max_json_bytes = {config.max_json_bytes}",
+        "",
+    ]
+    if config.tls is not None:
+        lines += [
+            "[tls]",
+            f"cert = {_toml_string(str(config.tls.cert))}",
+            f"key = {_toml_string(str(config.tls.key))}",
+        ]
+        if config.tls.ca is not None:
+            lines.append(f"ca = {_toml_string(str(config.tls.ca))}")
+        lines.append("")
+    if config.relay is not None:
+        lines += ["[relay]", *_toml_fields(config.relay), ""]
+    if config.smtp is not None:
+        lines += ["[smtp]", *_toml_fields(config.smtp, rename={"from_address": "from"}), ""]
+    if config.records is not None:
+        lines += ["[records]", *_toml_fields(config.records), ""]
+    for tenant in config.tenants:
+        lines += [
+            "[[tenants]]",
+            f"org = {_toml_string(tenant.org)}",
+            "keys = [" + ", ".join(_toml_string(str(k)) for k in tenant.key_files) + "]",
+            f"passphrase_env = {_toml_string(tenant.passphrase_env)}",
+            "notify = [" + ", ".join(_toml_string(a) for a in tenant.notify) + "]",
+            "",
+        ]
+        if tenant.mesh is not None:
+            lines += ["[tenants.mesh]", *_toml_fields(tenant.mesh), ""]
+    return "\n".join(lines)
+
+
+def _toml_fields(value: Any, rename: Mapping[str, str] | None = None) -> list[str]:
+    """Return ``key = value`` lines for a settings dataclass, leaving out unset values."""
+    lines = []
+    for name in value.__dataclass_fields__:
+        field_value = getattr(value, name)
+        if field_value is None:
+            continue
+        key = (rename or {}).get(name, name)
+        if isinstance(field_value, bool):
+            lines.append(f"{key} = {'true' if field_value else 'false'}")
+        elif isinstance(field_value, int | float):
+            lines.append(f"{key} = {field_value!r}")
+        else:
+            lines.append(f"{key} = {_toml_string(str(field_value))}")
+    return lines

@@ -1,0 +1,54 @@
+"""Failures inside a connector: library exceptions translated at the edge, then outcomes.
+
+A connector's internals raise these, each chained with ``from`` to the library exception it
+replaces, in the one function per connector that translates (``exchange.connectors.https._translated``
+for aiohttp). The connector's public ``deliver`` catches them and returns their
+:meth:`AttemptError.outcome`, so callers only ever see outcome values (exchange.connectors.base);
+they never escape a connector. They are not :class:`~exchange.connectors.base.ConnectorError`
+subclasses on purpose: that class means misuse by the caller, and an ``except
+ConnectorError`` written for misuse must not swallow an ordinary network failure.
+
+The tree::
+
+    Exception
+     ├── ConnectorError          exchange.connectors.base: misuse (closed, wrong route kind)
+     └── AttemptError            one attempt failed; never leaves the connector
+          ├── TransientError     may pass later  -> RetryLater
+          └── PermanentError     never on route  -> Refused
+"""
+
+from __future__ import annotations
+
+from exchange.connectors.base import Refused, RetryLater
+
+
+class AttemptError(Exception):
+    """One delivery attempt failed; ``reason`` is a plain sentence with no message content."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def outcome(self) -> RetryLater | Refused:
+        """Return the outcome value the connector answers with."""
+        raise NotImplementedError
+
+
+class TransientError(AttemptError):
+    """The attempt may work later: network down, timeout, 5xx, 429, an oversized answer."""
+
+    def __init__(self, reason: str, *, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+    def outcome(self) -> RetryLater:
+        """Return :class:`RetryLater` with this reason."""
+        return RetryLater(self.reason, self.after)
+
+
+class PermanentError(AttemptError):
+    """The route will never take this message: a final 4xx, a malformed route address."""
+
+    def outcome(self) -> Refused:
+        """Return :class:`Refused` with this reason."""
+        return Refused(self.reason)

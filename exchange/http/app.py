@@ -1,0 +1,85 @@
+"""The node's HTTP application: the staff API (/api/v1), the peer protocol (/peer/v1), health.
+
+:func:`create_app` registers the endpoints of each module:
+
+- :mod:`exchange.http.staff`: submit, sent, inbox, import, open, acknowledge, reject,
+  receipts;
+- :mod:`exchange.http.peer`: envelopes and receipts from other nodes;
+- :mod:`exchange.http.ops`: health, readiness and metrics;
+- :mod:`exchange.http.register`: decisions not to share, the register, overdue, subject
+  access;
+- :mod:`exchange.http.retention`: the review queue, holds and destruction;
+- :mod:`exchange.http.recall`: recall, rectification and threads.
+
+What they share (app keys, errors, staff auth, paging) is :mod:`exchange.http.common`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from exchange.http import ops, peer, recall, register, retention, staff
+from exchange.http.common import (
+    COLLECT_STATS,
+    JSON_LIMIT,
+    LEDGER,
+    READY,
+    SERVICE,
+    WORKER,
+    errors_middleware,
+)
+from exchange.service.ledger import NodeLedger
+from exchange.service.node_service import NodeService
+from exchange.workers.collect import CollectStats
+from exchange.workers.delivery import DeliveryWorker
+
+__all__ = ["READY", "create_app"]
+
+
+def create_app(
+    service: NodeService,
+    worker: DeliveryWorker,
+    ledger: NodeLedger,
+    *,
+    json_limit: int,
+    collect_stats: CollectStats | None = None,
+) -> web.Application:
+    """Build the node's application."""
+    app = web.Application(
+        middlewares=[errors_middleware], client_max_size=service.max_envelope_bytes + 65536
+    )
+    app[SERVICE] = service
+    app[WORKER] = worker
+    app[LEDGER] = ledger
+    app[JSON_LIMIT] = json_limit
+    app[READY] = {"accepting": True}
+    app[COLLECT_STATS] = collect_stats or CollectStats()
+    app.router.add_post("/api/v1/envelopes", staff.submit)
+    app.router.add_get("/api/v1/sent", staff.list_sent)
+    app.router.add_get("/api/v1/sent/{digest}", staff.sent_item)
+    app.router.add_get("/api/v1/inbox", staff.list_inbox)
+    app.router.add_post("/api/v1/inbox/import", staff.import_envelope)
+    app.router.add_post("/api/v1/inbox/{digest}/open", staff.open_item)
+    app.router.add_post("/api/v1/inbox/{digest}/acknowledge", staff.acknowledge)
+    app.router.add_post("/api/v1/inbox/{digest}/reject", staff.reject)
+    app.router.add_get("/api/v1/envelopes/{digest}/receipts", staff.receipts)
+    app.router.add_post("/peer/v1/orgs/{org}/envelopes", peer.peer_envelope)
+    app.router.add_post("/peer/v1/orgs/{org}/receipts", peer.peer_receipt)
+    app.router.add_get("/healthz", ops.healthz)
+    app.router.add_get("/readyz", ops.readyz)
+    app.router.add_get("/metrics", ops.metrics)
+    # --- records, register, deadlines (issue 5) ---
+    app.router.add_post("/api/v1/decisions/not-shared", register.not_shared)
+    app.router.add_get("/api/v1/register", register.register_export)
+    app.router.add_get("/api/v1/overdue", register.overdue)
+    app.router.add_post("/api/v1/subject-access", register.subject_access)
+    # --- retention (issue 5) ---
+    app.router.add_get("/api/v1/retention/due", retention.retention_due)
+    app.router.add_get("/api/v1/retention/holds", retention.retention_holds)
+    app.router.add_post("/api/v1/retention/holds", retention.retention_place_hold)
+    app.router.add_delete("/api/v1/retention/holds/{id}", retention.retention_lift_hold)
+    app.router.add_post("/api/v1/retention/{digest}/destroy", retention.retention_destroy)
+    app.on_startup.append(retention.sweep_destroyed_on_startup)
+    # --- recall, threads, corrections (issue 5) ---
+    recall.add_routes(app)
+    return app

@@ -1,0 +1,217 @@
+"""What every HTTP module of the node shares: app keys, errors, staff auth, fields, paging.
+
+Staff requests carry ``Authorization: Bearer <token>``; the token's hash finds the user
+(:func:`staff_user`). Every refusal is JSON ``{"error": {"status", "message"}}`` with a plain
+sentence and no record content (:func:`errors_middleware`); on the peer protocol and the
+relay it takes the protocol's shape instead (docs/protocol.md §6).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any, Final
+
+from aiohttp import web
+
+from exchange.http.jsonbody import BadRequestError
+from exchange.keys.ids import OrgId, parse_org_id
+from exchange.logs import get_logger
+from exchange.model import User
+from exchange.peerauth import PeerAuthError
+from exchange.peerauth.aiohttp_glue import error_response
+from exchange.service.errors import ServiceError
+from exchange.service.ledger import NodeLedger
+from exchange.service.node_service import NodeService, token_hash
+from exchange.sharing.prepare import AttachmentInput
+from exchange.workers.collect import CollectStats
+from exchange.workers.delivery import DeliveryWorker
+
+log = get_logger("exchange.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SERVICE: Final = web.AppKey("service", NodeService)
+WORKER: Final = web.AppKey("worker", DeliveryWorker)
+LEDGER: Final = web.AppKey("ledger", NodeLedger)
+JSON_LIMIT: Final = web.AppKey("json_limit", int)
+READY: Final = web.AppKey("ready", dict)
+COLLECT_STATS: Final = web.AppKey("collect_stats", CollectStats)
+
+#: A digest as written in paths and fields: 64 lower-case hexadecimal characters.
+DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
+_BEARER_RE: Final = re.compile(r"Bearer ([A-Za-z0-9_-]{16,128})")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """Return the staff API's error: ``{"error": {"status", "message"}}``."""
+    return web.json_response({"error": {"status": status, "message": message}}, status=status)
+
+
+def _shaped(request: web.Request, status: int, message: str) -> web.Response:
+    """Return an error in the shape of the API the request was made to."""
+    if request.path.startswith(("/peer/", "/relay/")):
+        # The peer protocol's error shape (docs/protocol.md §6): a code and a sentence.
+        return web.json_response({"error": str(status), "message": message}, status=status)
+    return json_error(status, message)
+
+
+def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict) and request.path.startswith("/api/"):
+        # A rule-based refusal names the rule, and for a record every field problem.
+        error = {"status": exc.status, "message": str(exc), **details}
+        return web.json_response({"error": error}, status=exc.status)
+    return _shaped(request, exc.status, str(exc))
+
+
+def _route(request: web.Request) -> str:
+    """Return the matched route's template, e.g. ``/peer/v1/orgs/{org}/envelopes``.
+
+    Logs name the route, never the path as sent: the caller chooses the path, and it could
+    hold anything, a child's name included (DESIGN.md §7).
+    """
+    resource = request.match_info.route.resource
+    return "unmatched" if resource is None else resource.canonical
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every refusal into a JSON error; never let a traceback or content out."""
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return _service_error(request, exc)
+    except PeerAuthError as exc:
+        log.warning("peer.refused", rule=exc.rule, status=exc.status, path=_route(request))
+        return error_response(exc)  # docs/protocol.md §6: rule, message, and a challenge
+    except web.HTTPRequestEntityTooLarge:
+        return _shaped(request, 413, "the request body is larger than this endpoint accepts")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return _shaped(request, exc.status, exc.reason)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
+        # Only the class name is logged: an exception's message could quote anything.
+        log.error("request.failed", path=_route(request), error_class=type(exc).__name__)  # noqa: TRY400
+        return _shaped(request, 500, "the node failed to handle the request; it has been logged")
+
+
+# --- the service, the staff user, the digest in the path ------------------------------------
+
+
+def node_service(request: web.Request) -> NodeService:
+    """Return the node's service, which every handler works through."""
+    return request.app[SERVICE]
+
+
+async def staff_user(request: web.Request) -> User:
+    """Return the user whose bearer token the request carries (401 without a valid one)."""
+    match = _BEARER_RE.fullmatch(request.headers.get("Authorization", ""))
+    if match is None:
+        raise ServiceError("a bearer token is required (Authorization: Bearer ...)", status=401)
+    user = await node_service(request).store.user_by_token_hash(token_hash(match.group(1)))
+    if user is None:
+        raise ServiceError("the bearer token is not valid", status=401)
+    return user
+
+
+def path_digest(request: web.Request) -> bytes:
+    """Return the ``{digest}`` of the request's path (400 unless 64 lower-case hex digits)."""
+    text = request.match_info["digest"]
+    if DIGEST_RE.fullmatch(text) is None:
+        raise BadRequestError("the digest in the path must be 64 lower-case hexadecimal characters")
+    return bytes.fromhex(text)
+
+
+# --- fields of request bodies and queries ---------------------------------------------------
+
+_ATTACHMENT_FIELDS: Final = frozenset({"name", "content_type", "content_base64"})
+_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def org_ids(values: list[Any], field: str) -> list[OrgId]:
+    """Return a list of organisation ids, each checked (400 naming the first bad one)."""
+    orgs: list[OrgId] = []
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise BadRequestError(f"{field}[{i}] must be a string")
+        try:
+            orgs.append(parse_org_id(value, field=f"{field}[{i}]"))
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+    return orgs
+
+
+def parse_date(value: str | None, field: str) -> date | None:
+    """Return a ``YYYY-MM-DD`` date, or None when the field is absent."""
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or _DATE_RE.fullmatch(value) is None:
+        raise BadRequestError(f"{field} must be a date (YYYY-MM-DD)")
+    return day
+
+
+def attachment_inputs(values: list[Any]) -> tuple[AttachmentInput, ...]:
+    """Return the ``attachments`` of a submission, each decoded from base64."""
+    found = []
+    for i, value in enumerate(values):
+        where = f"attachments[{i}]"
+        if not isinstance(value, dict) or set(value) != _ATTACHMENT_FIELDS:
+            raise BadRequestError(
+                f"{where} must be an object with exactly name, content_type and content_base64"
+            )
+        if not all(isinstance(value[k], str) for k in _ATTACHMENT_FIELDS):
+            raise BadRequestError(f"{where}: name, content_type and content_base64 are strings")
+        try:
+            data = base64.b64decode(value["content_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequestError(f"{where}.content_base64 is not valid base64") from None
+        found.append(AttachmentInput(value["name"], value["content_type"], data))
+    return tuple(found)
+
+
+# --- paging of lists ------------------------------------------------------------------------
+
+#: Most items one list request answers (``limit``'s default and maximum).
+MAX_LIST: Final = 200
+#: A list cursor: the last item's time as an exact hexadecimal float, then its digest.
+CURSOR_RE: Final = re.compile(r"(0x[01]\.[0-9a-f]{1,13}p-?[0-9]{1,4}):([0-9a-f]{64})")
+
+
+def read_page(request: web.Request) -> tuple[int, tuple[float, bytes] | None]:
+    """Read ``limit`` (1 to 200) and ``before`` (a ``next`` cursor) from a list's query."""
+    query = request.query
+    unknown = sorted(set(query) - {"limit", "before"})
+    if unknown:
+        raise BadRequestError(f"{unknown[0]} is not a query parameter of this list")
+    limit = MAX_LIST
+    if "limit" in query:
+        text = query["limit"]
+        if not text.isdigit() or not 1 <= int(text) <= MAX_LIST:
+            raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIST}")
+        limit = int(text)
+    before = None
+    if "before" in query:
+        match = CURSOR_RE.fullmatch(query["before"])
+        if match is None:
+            raise BadRequestError("before must be the next cursor of an earlier page")
+        before = (float.fromhex(match[1]), bytes.fromhex(match[2]))
+    return limit, before
+
+
+def next_cursor(at: float, digest: bytes) -> str:
+    """Return the cursor of the page after the item at time ``at`` with ``digest``."""
+    # float.hex() is exact, so the next page starts precisely after this item; its "+"
+    # is dropped, as a query string would read it as a space.
+    return f"{at.hex().replace('+', '')}:{digest.hex()}"

@@ -1,0 +1,83 @@
+"""The node's operational endpoints: liveness (/healthz), readiness (/readyz), /metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from exchange.http.common import COLLECT_STATS, READY, WORKER, json_error, node_service
+from exchange.logs import get_logger
+
+log = get_logger("exchange.api")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is up."""
+    del request
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: the store answers and the node is not shutting down."""
+    ready = request.app[READY]
+    if not ready.get("accepting", False):
+        return json_error(503, "the node is not accepting requests")
+    try:
+        await node_service(request).store.ledger_size()
+    except Exception as exc:  # noqa: BLE001 - any store failure means "not ready"
+        log.warning("readiness.failed", error_class=type(exc).__name__)
+        return json_error(503, "the node's store does not answer")
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text format."""
+    service = node_service(request)
+    counts = await service.store.outbox_counts()
+    receipts = await service.store.receipt_counts()
+    stats = request.app[WORKER].stats
+    collected = request.app[COLLECT_STATS]
+    lines = [
+        "# HELP exchange_outbox_items Outbox items by state.",
+        "# TYPE exchange_outbox_items gauge",
+    ]
+    lines += [
+        f'exchange_outbox_items{{state="{state}"}} {counts.get(state, 0)}'
+        for state in ("queued", "attempting", "retry-wait", "delivered", "dead", "recalled")
+    ]
+    lines += [
+        "# HELP exchange_delivery_attempts_total Delivery attempts made.",
+        "# TYPE exchange_delivery_attempts_total counter",
+        f"exchange_delivery_attempts_total {stats.attempts}",
+        "# HELP exchange_deliveries_total Deliveries by outcome.",
+        "# TYPE exchange_deliveries_total counter",
+        f'exchange_deliveries_total{{outcome="delivered"}} {stats.delivered}',
+        f'exchange_deliveries_total{{outcome="retried"}} {stats.retried}',
+        f'exchange_deliveries_total{{outcome="dead"}} {stats.dead}',
+        "# HELP exchange_delivery_latency_seconds Time from submission to delivery.",
+        "# TYPE exchange_delivery_latency_seconds summary",
+        f"exchange_delivery_latency_seconds_sum {stats.latency_sum:.6f}",
+        f"exchange_delivery_latency_seconds_count {stats.latency_count}",
+        "# HELP exchange_receipts Signed receipts held (issued and received), by status.",
+        "# TYPE exchange_receipts gauge",
+        *(
+            f'exchange_receipts{{status="{status}"}} {receipts.get(status, 0)}'
+            for status in ("delivered", "opened", "acknowledged", "rejected")
+        ),
+        "# HELP exchange_collected_total Messages taken from pull routes, by outcome.",
+        "# TYPE exchange_collected_total counter",
+        f'exchange_collected_total{{outcome="stored"}} {collected.collected}',
+        f'exchange_collected_total{{outcome="refused"}} {collected.refused}',
+        "# HELP exchange_collect_failures_total Collections from a route that failed.",
+        "# TYPE exchange_collect_failures_total counter",
+        f"exchange_collect_failures_total {collected.failed_rounds}",
+        "# HELP exchange_mesh_non_delivery_total MESH non-delivery reports acted on.",
+        "# TYPE exchange_mesh_non_delivery_total counter",
+        f"exchange_mesh_non_delivery_total {collected.reports}",
+        "# HELP exchange_mesh_unread_messages MESH messages left unread in the inboxes.",
+        "# TYPE exchange_mesh_unread_messages gauge",
+        f"exchange_mesh_unread_messages {collected.mesh_unread}",
+        "# HELP exchange_ledger_events Events in the ledger.",
+        "# TYPE exchange_ledger_events gauge",
+        f"exchange_ledger_events {await service.store.ledger_size()}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")

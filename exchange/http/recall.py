@@ -1,0 +1,144 @@
+"""HTTP endpoints of recall, threads and corrections (issue 5, items 6b, 7 and 8).
+
+Staff API (bearer token, scoped to the user's organisation like every staff endpoint):
+
+- ``POST /api/v1/sent/{digest}/recall`` ``{"reason", "reason_code"?}``: recall a sent
+  envelope from every recipient (:mod:`exchange.service.recall`); 200 with each outcome;
+- ``POST /api/v1/sent/{digest}/rectify`` ``{"record", "reason", "attachments"?}``: send a
+  corrected record to everyone who received the original (:mod:`exchange.service.corrections`);
+  202 as a submission, with who was sent it and who was left out;
+- ``GET /api/v1/threads/{digest}``: the conversation the envelope belongs to
+  (:mod:`exchange.service.threads`).
+
+Peer protocol (RFC 9421-signed by the envelope's sender, docs/protocol.md §8):
+
+- ``POST /peer/v1/orgs/{org}/recalls``: a recall notice for an envelope delivered to
+  ``{org}``.
+
+``create_app`` registers them with :func:`add_routes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+from exchange.http.common import (
+    JSON_LIMIT,
+    SERVICE,
+    WORKER,
+    attachment_inputs,
+    path_digest,
+    staff_user,
+)
+from exchange.http.jsonbody import Field, parse_object
+from exchange.http.peer import authenticate_peer
+from exchange.service.corrections import rectify
+from exchange.service.errors import NotFoundError, ServiceError
+from exchange.service.recall import (
+    DEFAULT_REASON_CODE,
+    MAX_NOTICE_BODY,
+    NOTICE_MEDIA,
+    Recaller,
+    check_reason_code,
+    recall_json,
+    receive_recall,
+)
+from exchange.service.threads import thread_view
+
+#: Holds the node's :class:`Recaller` once built (the application is frozen by then).
+RECALLER: Final = web.AppKey("recaller", dict)
+
+_RECALL_FIELDS: Final = {"reason": Field(str), "reason_code": Field(str, required=False)}
+_RECTIFY_FIELDS: Final = {
+    "record": Field(dict),
+    "reason": Field(str),
+    "attachments": Field(list, required=False),
+}
+
+
+def _recaller(request: web.Request) -> Recaller:
+    holder: dict[str, Recaller] = request.app[RECALLER]
+    recaller = holder.get("recaller")
+    if recaller is None:
+        # Built on first use: the worker's HTTP session exists only once the node started.
+        worker = request.app[WORKER]
+        recaller = Recaller(
+            worker.service,
+            session=worker.session,
+            routes=worker.routes,
+            timeout=worker.config.timeout,
+        )
+        holder["recaller"] = recaller
+    return recaller
+
+
+async def recall_sent(request: web.Request) -> web.Response:
+    """POST /api/v1/sent/{digest}/recall: recall a sent envelope from every recipient."""
+    user = await staff_user(request)
+    digest = path_digest(request)
+    doc = parse_object(await request.read(), _RECALL_FIELDS, limit=request.app[JSON_LIMIT])
+    code = check_reason_code(doc.get("reason_code", DEFAULT_REASON_CODE))
+    rows = await _recaller(request).recall(user, digest, reason=doc["reason"], reason_code=code)
+    return web.json_response({"digest": digest.hex(), "recipients": [recall_json(r) for r in rows]})
+
+
+async def rectify_sent(request: web.Request) -> web.Response:
+    """POST /api/v1/sent/{digest}/rectify: send the corrected record to the original's receivers."""
+    user = await staff_user(request)
+    digest = path_digest(request)
+    service = request.app[SERVICE]
+    limit = service.max_envelope_bytes * 4 // 3 + request.app[JSON_LIMIT]
+    doc = parse_object(await request.read(), _RECTIFY_FIELDS, limit=limit)
+    done = await rectify(
+        service,
+        user,
+        digest,
+        record=doc["record"],
+        reason=doc["reason"],
+        attachments=attachment_inputs(doc.get("attachments", [])),
+    )
+    submitted = done.submitted
+    deadline = (
+        None
+        if submitted.deadline_rule is None
+        else {"due": submitted.deadline_due, "rule": submitted.deadline_rule}
+    )
+    body: dict[str, Any] = {
+        "envelope_id": submitted.envelope_id.hex(),
+        "digest": submitted.digest.hex(),
+        "corrects": done.corrects.hex(),
+        "recipients": list(done.recipients),
+        "not_sent": [{"organisation": org, "reason": why} for org, why in done.not_sent],
+        "lawful_basis": submitted.lawful_basis,
+        "deadline": deadline,
+    }
+    return web.json_response(body, status=202)
+
+
+async def thread(request: web.Request) -> web.Response:
+    """GET /api/v1/threads/{digest}: every envelope of the conversation, in time order."""
+    user = await staff_user(request)
+    view = await thread_view(request.app[SERVICE].store, user.org, path_digest(request))
+    if view is None:
+        raise NotFoundError("no such item for this organisation")
+    return web.json_response(view)
+
+
+async def peer_recall(request: web.Request) -> web.Response:
+    """POST /peer/v1/orgs/{org}/recalls: a recall notice signed by the envelope's sender."""
+    peer_org, owner, body = await authenticate_peer(request, MAX_NOTICE_BODY)
+    if request.content_type != NOTICE_MEDIA:
+        raise ServiceError(f"a recall notice is sent as {NOTICE_MEDIA}", status=415)
+    answer = await receive_recall(request.app[SERVICE], peer_org, owner, body)
+    return web.json_response(answer)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the endpoints of this module on the node's application."""
+    app[RECALLER] = {}
+    app.router.add_post("/api/v1/sent/{digest}/recall", recall_sent)
+    app.router.add_post("/api/v1/sent/{digest}/rectify", rectify_sent)
+    app.router.add_get("/api/v1/threads/{digest}", thread)
+    app.router.add_post("/peer/v1/orgs/{org}/recalls", peer_recall)

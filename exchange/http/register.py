@@ -1,0 +1,123 @@
+"""The staff API of the sharing register: not-shared decisions, export, overdue, subject access.
+
+These endpoints record a decision not to share, with its reason, export the register (DPO
+only), list the organisation's deadlines past due and answer a subject access request about
+one child; the register itself is exchange/service/register_reports.py.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any, Final
+
+from aiohttp import web
+
+from exchange.http.common import (
+    JSON_LIMIT,
+    node_service,
+    org_ids,
+    parse_date,
+    staff_user,
+)
+from exchange.http.jsonbody import BadRequestError, Field, parse_object
+from exchange.model import SubjectKind
+from exchange.policy import LONDON
+from exchange.records import KINDS, InvalidIdentifierError, validate_nhs_number, validate_upn
+from exchange.service.errors import UnprocessableError
+
+_NOT_SHARED_FIELDS: Final = {
+    "purpose": Field(str),
+    "recipients": Field(list),
+    "reason_code": Field(str),
+    "reason": Field(str),
+    "record_kind": Field(str, required=False),
+    "upn": Field(str, required=False),
+    "nhs_number": Field(str, required=False),
+}
+_SUBJECT_FIELDS: Final = {
+    "upn": Field(str, required=False),
+    "nhs_number": Field(str, required=False),
+}
+
+
+def _identifiers(doc: dict[str, Any]) -> list[tuple[SubjectKind, str]]:
+    """Validate the ``upn`` and ``nhs_number`` fields (422 naming the rule, never the value)."""
+    found: list[tuple[SubjectKind, str]] = []
+    try:
+        if "upn" in doc:
+            found.append(("upn", validate_upn(doc["upn"], field="upn")))
+        if "nhs_number" in doc:
+            found.append(("nhs-number", validate_nhs_number(doc["nhs_number"], field="nhs_number")))
+    except InvalidIdentifierError as exc:
+        raise UnprocessableError(str(exc), rule=exc.rule) from None
+    return found
+
+
+async def not_shared(request: web.Request) -> web.Response:
+    """POST /api/v1/decisions/not-shared: register a decision not to share, with its reason."""
+    user = await staff_user(request)
+    doc = parse_object(await request.read(), _NOT_SHARED_FIELDS, limit=request.app[JSON_LIMIT])
+    record_kind = doc.get("record_kind")
+    if record_kind is not None and record_kind not in KINDS:
+        raise UnprocessableError(
+            f"record_kind must be one of: {', '.join(KINDS)}", rule="record_kind"
+        )
+    register_id = await node_service(request).record_not_shared(
+        user,
+        purpose=doc["purpose"],
+        recipients=org_ids(doc["recipients"], "recipients"),
+        reason_code=doc["reason_code"],
+        reason=doc["reason"],
+        record_kind=record_kind,
+        identifiers=_identifiers(doc),
+    )
+    return web.json_response(
+        {"register_id": register_id, "rule": f"not-to-share.{doc['reason_code']}"}, status=201
+    )
+
+
+_REGISTER_QUERY: Final = frozenset({"format", "from", "to"})
+
+
+def _london_midnight(day: date) -> float:
+    return datetime.combine(day, time(0), tzinfo=LONDON).timestamp()
+
+
+async def register_export(request: web.Request) -> web.Response:
+    """GET /api/v1/register?format=csv|json&from=&to=: the sharing register (DPO only)."""
+    user = await staff_user(request)
+    query = request.query
+    if set(query) - _REGISTER_QUERY:
+        raise BadRequestError("unknown query parameter; the parameters are format, from and to")
+    form = query.get("format", "json")
+    if form not in {"csv", "json"}:
+        raise BadRequestError("format must be csv or json")
+    first, last = parse_date(query.get("from"), "from"), parse_date(query.get("to"), "to")
+    since = None if first is None else _london_midnight(first)
+    until = None if last is None else _london_midnight(last + timedelta(days=1))
+    result = await node_service(request).register_export(user, since=since, until=until, form=form)
+    headers = {"Cache-Control": "no-store"}
+    if isinstance(result, str):
+        headers["Content-Disposition"] = (
+            f'attachment; filename="register-{user.org.replace(":", "-")}.csv"'
+        )
+        return web.Response(text=result, content_type="text/csv", charset="utf-8", headers=headers)
+    return web.json_response(result, headers=headers)
+
+
+async def overdue(request: web.Request) -> web.Response:
+    """GET /api/v1/overdue: the organisation's deadlines past due without their receipt."""
+    user = await staff_user(request)
+    items = await node_service(request).overdue_for(user)
+    return web.json_response({"items": [i.as_json() for i in items]})
+
+
+async def subject_access(request: web.Request) -> web.Response:
+    """POST /api/v1/subject-access {upn} or {nhs_number}: every exchange about one child."""
+    user = await staff_user(request)
+    doc = parse_object(await request.read(), _SUBJECT_FIELDS, limit=request.app[JSON_LIMIT])
+    if len(doc) != 1:
+        raise BadRequestError("give exactly one of upn and nhs_number")
+    ((kind, value),) = _identifiers(doc)
+    report = await node_service(request).subject_access(user, kind, value)
+    return web.json_response(report, headers={"Cache-Control": "no-store"})

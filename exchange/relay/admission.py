@@ -1,0 +1,91 @@
+"""What a relay checks about a deposit before it takes it: public facts only (docs/relay.md §3).
+
+A relay holds no private key, so it cannot open an envelope; it checks everything that
+needs none. An envelope must pass :class:`exchange.envelope.Verifier` (structure, the
+sender's key in the directory, both signatures, the ciphertext hash); a receipt must parse
+and carry a valid signature of its receipter's key. What comes out is a :class:`Deposit`:
+the digest that names the item, the organisation that must have signed the request, and the
+organisations whose mailbox may hold it. Every refusal is a :class:`RelayError` with a
+status and a plain sentence naming the rule, never content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exchange.connectors.base import MessageKind
+from exchange.envelope import OpenError, Verifier
+from exchange.envelope.format import MAX_CLOCK_SKEW
+from exchange.keys.directory import Directory
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import BadSignatureError
+from exchange.receipts import ReceiptError, parse_signed
+
+
+class RelayError(Exception):
+    """A refusal the relay answers with ``status`` and a plain, content-free sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """The public facts of an item: its name, who must deposit it, whose mailbox may hold it.
+
+    ``digest`` is the envelope digest or the receipt digest; ``author`` the envelope's
+    sender or the receipt's receipter; ``addressees`` the envelope's recipients or the
+    receipt's sender (the organisation the receipt is for).
+    """
+
+    digest: bytes
+    author: OrgId
+    addressees: frozenset[OrgId]
+
+
+#: Checks one deposit: ``(kind, body, directory, now) -> Deposit``, or raises RelayError.
+Inspector = Callable[[MessageKind, bytes, Directory, int], Deposit]
+
+
+def inspect_sealed(kind: MessageKind, body: bytes, directory: Directory, now: int) -> Deposit:
+    """Check an envelope or a signed receipt with public information; return its facts."""
+    if kind == "envelope":
+        return _envelope(body, directory, now)
+    return _receipt(body, directory, now)
+
+
+def _envelope(body: bytes, directory: Directory, now: int) -> Deposit:
+    verifier = Verifier(directory, now=now)
+    try:
+        verifier.feed(body)
+        verified = verifier.finish()
+    except OpenError as exc:
+        # Format and sender errors name the rule and offset; crypto failures one sentence.
+        raise RelayError(422, f"the envelope was refused: {exc}") from None
+    header = verified.header
+    return Deposit(verified.digest, header.sender, frozenset(header.recipients))
+
+
+def _receipt(body: bytes, directory: Directory, now: int) -> Deposit:
+    try:
+        signed = parse_signed(body)
+    except ReceiptError as exc:
+        raise RelayError(422, f"the receipt was refused: {exc}") from None
+    r = signed.receipt
+    if r.time > now + MAX_CLOCK_SKEW:
+        raise RelayError(
+            422, f"the receipt was refused: it claims a time {r.time - now} s in the future"
+        )
+    try:
+        public = directory.signing_key_for(r.receipter, r.receipter_key, r.time)
+        public.verify(signed.statement, signed.signature)
+    except KeyLookupError as exc:
+        raise RelayError(422, f"the receipt was refused: {exc}") from None
+    except BadSignatureError:
+        raise RelayError(
+            422, "the receipt was refused: its signature does not verify with the receipter's key"
+        ) from None
+    return Deposit(signed.digest, r.receipter, frozenset({r.sender}))

@@ -1,0 +1,498 @@
+"""Recall: a sender pulls back an envelope sent in error, wherever it has got to.
+
+``POST /api/v1/sent/{digest}/recall`` (a DSL or the DPO of the sending organisation) asks,
+for every recipient, where the envelope stands and does what can still be done
+(docs/node.md, "Recall"):
+
+- **not yet handed over** (``queued``, ``retry-wait``, ``dead``): the outbox item is
+  cancelled (``recalled``) in the same transaction that marks the rest, so the worker never
+  sends it. An attempt in flight is waited for (``delivery.timeout`` at most): if it did not
+  hand the item over, it ends ``recalled`` (``SqliteStore.finish_attempt``);
+- **in a relay mailbox**: the relay is asked to delete it (docs/relay.md, recall); it
+  answers ``recalled``, or ``too-late`` once the receiving node fetched it;
+- **at the recipient's node** (pushed over HTTPS): a signed recall notice goes to
+  ``/peer/v1/orgs/{org}/recalls`` (docs/protocol.md §8); the node withdraws the item if
+  nobody has opened it, or answers ``too-late`` with when and by which role it was opened;
+- **over NHS MESH or by mail**: once handed over, the sender cannot pull it back
+  (``not-recallable``), unless the recipient's node can be reached over HTTPS and still
+  holds it unopened.
+
+Every outcome is kept per recipient (``recalls``), each recipient recalled is a ``recalled``
+event in the ledger, and the sent view shows it. Asking again repeats nothing settled: it
+only tries the recipients whose outcome was ``pending`` or ``failed``.
+
+The receiving side, :func:`receive_recall`, honours a notice only if the request was signed
+by the envelope's sender and the item is still ``delivered``; it is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+import aiohttp
+import yarl
+
+from exchange.connectors.mailbox import MailboxConnector, MailboxError
+from exchange.http.jsonbody import BadRequestError, Field, parse_object
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import OrgId, parse_org_id
+from exchange.logs import get_logger
+from exchange.model import OutboxItem, RecallRow, User
+from exchange.outbox.routing import Routes
+from exchange.peerauth import signed_post_headers
+from exchange.service.errors import (
+    ForbiddenError,
+    NotFoundError,
+    ServiceError,
+    UnprocessableError,
+)
+from exchange.service.node_service import NodeService
+from exchange.service.rows import ledger_event
+from exchange.sharing.prepare import SubmissionError, check_reason
+from exchange.store import SqliteStore
+from exchange.store.recall import FINAL_OUTCOMES
+
+log = get_logger("exchange.recall")
+
+#: The recall notice's media type and largest body (docs/protocol.md §8).
+NOTICE_MEDIA: Final = "application/json"
+MAX_NOTICE_BODY: Final = 1024
+#: Largest answer read from a node to a notice.
+MAX_NOTICE_ANSWER: Final = 16 * 1024
+DEFAULT_REASON_CODE: Final = "sent-in-error"
+_REASON_CODE_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_HEX32: Final = re.compile(r"[0-9a-f]{32}")
+#: Seconds waited beyond ``delivery.timeout`` for an attempt in flight to finish.
+_SETTLE_SLACK: Final = 2.0
+
+_NOTICE_FIELDS: Final = {
+    "envelope_digest": Field(str),
+    "envelope_id": Field(str),
+    "reason_code": Field(str),
+    "time": Field(int),
+}
+
+_NOT_RECALLABLE: Final = {
+    "mesh": (
+        "it was handed to NHS MESH, which delivers it to the recipient's mailbox; once "
+        "handed over, the sender cannot pull it back. Ask the recipient to delete it"
+    ),
+    "smtp": (
+        "it was sent by email; once a mail server has taken it, the sender cannot pull it "
+        "back. Ask the recipient to delete it"
+    ),
+}
+
+
+def check_reason_code(code: object) -> str:
+    """Return a recall reason code (a short lower-case token), or refuse it (400)."""
+    if not isinstance(code, str) or _REASON_CODE_RE.fullmatch(code) is None:
+        raise BadRequestError(
+            "reason_code must be a lower-case token of letters, digits and '-' "
+            "(at most 40 characters), such as sent-in-error"
+        )
+    return code
+
+
+@dataclass(frozen=True)
+class _Notice:
+    """What a recipient's node answered to a recall notice."""
+
+    outcome: str  # recalled, too-late, unknown, failed
+    at: int | None = None
+    opened_by_role: str | None = None
+    detail: str = ""
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+class Recaller:
+    """Recalls sent envelopes for one node: the service, its connectors and HTTP session."""
+
+    def __init__(
+        self,
+        service: NodeService,
+        *,
+        session: aiohttp.ClientSession,
+        routes: Routes,
+        timeout: float,
+    ) -> None:
+        self.service = service
+        self.session = session
+        self.routes = routes
+        self.timeout = timeout
+
+    @property
+    def store(self) -> SqliteStore:
+        """The node's store."""
+        return self.service.store
+
+    async def recall(
+        self, user: User, digest: bytes, *, reason: str, reason_code: str
+    ) -> list[RecallRow]:
+        """Recall a sent envelope from every recipient; return each recipient's outcome."""
+        if user.role not in {"dsl", "dpo"}:
+            raise ForbiddenError(f"the role {user.role} may not recall records")
+        self.service.tenant(user.org)
+        if await self.store.sent_item(user.org, digest) is None:
+            raise NotFoundError("no such item among this organisation's sent items")
+        try:
+            text = check_reason(reason)
+        except SubmissionError as exc:
+            raise UnprocessableError(str(exc), rule=exc.rule) from None
+        earlier = (await self.store.recalls_for(user.org, [digest])).get(digest, [])
+        settled = {r.recipient: r for r in earlier if r.outcome in FINAL_OUTCOMES}
+        requested_at = self.service.clock()
+        states = await self.store.request_recall(user.org, digest, requested_at)
+        if "attempting" in states.values():
+            states = await self._settle(user.org, digest)
+        sent = await self.store.sent_item(user.org, digest)
+        assert sent is not None  # a sent item is never removed by a recall
+        base = RecallRow(
+            org=user.org, digest=digest, recipient=user.org, requested_by=user.id,
+            requested_at=requested_at, reason=text, reason_code=reason_code,
+            outcome="pending", route=None, detail="",
+        )  # fmt: skip
+        rows: list[RecallRow] = []
+        fresh: list[RecallRow] = []
+        events: list[bytes] = []
+        for delivery in sent.deliveries:
+            if delivery.kind != "envelope":
+                continue
+            earlier_row = settled.get(delivery.destination)
+            if earlier_row is not None:
+                rows.append(earlier_row)
+                continue
+            state = states.get(delivery.destination, delivery.state)
+            row = await self._one(replace(base, recipient=delivery.destination), delivery, state)
+            row = replace(row, updated_at=self.service.clock())
+            rows.append(row)
+            fresh.append(row)
+            if row.outcome == "recalled":
+                events.append(
+                    ledger_event(
+                        "recalled", self.service.now(), user.org, digest,
+                        counterparty=delivery.destination,
+                        reason=f"{row.route or 'outbox'}:{reason_code}",
+                    )
+                )  # fmt: skip
+        await self.store.record_recalls(fresh, events)
+        for row in fresh:
+            log.info(
+                "envelope.recall",
+                digest=digest.hex(),
+                org=user.org,
+                recipient=row.recipient,
+                outcome=row.outcome,
+                route=row.route,
+            )
+        return sorted(rows, key=lambda r: r.recipient)
+
+    async def _settle(self, origin: OrgId, digest: bytes) -> dict[OrgId, str]:
+        """Wait for attempts in flight to finish (bounded); return the states then."""
+        deadline = time.monotonic() + self.timeout + _SETTLE_SLACK
+        while True:
+            states = await self.store.outbox_states(origin, digest)
+            if "attempting" not in states.values() or time.monotonic() > deadline:
+                return states
+            await asyncio.sleep(0.05)
+
+    async def _one(self, row: RecallRow, item: OutboxItem, state: str) -> RecallRow:
+        """Recall the envelope from one recipient, by where its outbox item stands."""
+        if state == "recalled":
+            return replace(
+                row, outcome="recalled", route="outbox", at=self.service.now(),
+                detail="it had not left this node: its delivery was cancelled",
+            )  # fmt: skip
+        if state != "delivered":
+            return replace(
+                row, outcome="pending", route=None,
+                detail="a delivery attempt was in flight; ask again to finish the recall",
+            )  # fmt: skip
+        kind = item.route_kind or "https"
+        if kind == "mailbox":
+            return await self._from_relay(row, item)
+        if kind == "https":
+            return self._from_notice(row, await self._notify(row), "https")
+        if self._https_addresses(item.destination):
+            # The recipient's node may hold it by now (collected from MESH, imported from a
+            # mail): a notice withdraws it there if nobody has opened it.
+            notice = await self._notify(row)
+            if notice.outcome in {"recalled", "too-late"}:
+                return self._from_notice(row, notice, "https")
+        return replace(
+            row, outcome="not-recallable", route=kind,
+            detail=_NOT_RECALLABLE.get(kind, "the route that took it cannot recall it"),
+        )  # fmt: skip
+
+    def _from_notice(self, row: RecallRow, notice: _Notice, route: str) -> RecallRow:
+        if notice.outcome == "recalled":
+            return replace(
+                row, outcome="recalled", route=route, at=notice.at,
+                detail="the recipient's node withdrew it before anyone opened it",
+            )  # fmt: skip
+        if notice.outcome == "too-late":
+            return replace(
+                row, outcome="too-late", route=route, at=notice.at,
+                opened_by_role=notice.opened_by_role,
+                detail="it had already been opened at the recipient's node",
+            )  # fmt: skip
+        if notice.outcome == "unknown":
+            return replace(
+                row, outcome="not-recallable", route=route,
+                detail="the recipient's node no longer holds it under this sender",
+            )  # fmt: skip
+        return replace(row, outcome="failed", route=route, detail=notice.detail)
+
+    # --- relay mailboxes ---------------------------------------------------------------------
+
+    def _addresses(self, org: OrgId, kind: str) -> list[str]:
+        try:
+            routes = self.service.directory.organisation(org).routes
+        except KeyLookupError:
+            return []
+        return list(dict.fromkeys(r.address for r in routes if r.kind == kind))
+
+    def _https_addresses(self, org: OrgId) -> list[str]:
+        return self._addresses(org, "https")
+
+    async def _from_relay(self, row: RecallRow, item: OutboxItem) -> RecallRow:  # noqa: PLR0911
+        connector = self.routes.shared.get("mailbox")
+        if not isinstance(connector, MailboxConnector):
+            return replace(
+                row, outcome="failed", route="mailbox",
+                detail="this node has no relay mailbox connector to ask",
+            )  # fmt: skip
+        failure: str | None = None
+        for address in self._addresses(item.destination, "mailbox"):
+            try:
+                answer = await connector.recall(
+                    address, item.destination, item.envelope_digest, item.origin,
+                    timeout=self.timeout,
+                )  # fmt: skip
+            except MailboxError as exc:
+                failure = exc.reason
+                continue
+            if answer.outcome == "recalled":
+                return replace(
+                    row, outcome="recalled", route="mailbox", at=answer.at,
+                    detail="it was deleted from the relay mailbox before it was collected",
+                )  # fmt: skip
+            if answer.outcome == "expired":
+                return replace(
+                    row, outcome="expired", route="mailbox", at=answer.at,
+                    detail="the relay had already expired it, uncollected",
+                )  # fmt: skip
+            if answer.outcome == "too-late":
+                if self._https_addresses(item.destination):
+                    notice = await self._notify(row)
+                    if notice.outcome in {"recalled", "too-late"}:
+                        return self._from_notice(row, notice, "https")
+                return replace(
+                    row, outcome="too-late", route="mailbox", at=answer.at,
+                    detail="the recipient's node had already collected it from the relay mailbox",
+                )  # fmt: skip
+        if failure is not None:
+            return replace(
+                row, outcome="failed", route="mailbox",
+                detail=f"the relay could not be asked ({failure}); ask again later",
+            )  # fmt: skip
+        return replace(
+            row, outcome="not-recallable", route="mailbox",
+            detail="the relay no longer has any record of it",
+        )  # fmt: skip
+
+    # --- recall notices to the recipient's node ------------------------------------------------
+
+    async def _notify(self, row: RecallRow) -> _Notice:
+        """Send a signed recall notice to each of the recipient's HTTPS routes until one answers."""
+        envelope = await self.store.envelope(row.digest)
+        assert envelope is not None
+        body = json.dumps(
+            {
+                "envelope_digest": row.digest.hex(),
+                "envelope_id": envelope.envelope_id.hex(),
+                "reason_code": row.reason_code,
+                "time": self.service.now(),
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode("ascii")
+        answer = _Notice("failed", detail="the recipient's node lists no HTTPS route")
+        for address in self._https_addresses(row.recipient):
+            answer = await self._post_notice(row.org, row.recipient, address, body)
+            if answer.outcome != "failed":
+                return answer
+        return answer
+
+    async def _post_notice(self, origin: OrgId, owner: OrgId, address: str, body: bytes) -> _Notice:
+        base = address.rstrip("/")
+        try:
+            parsed = yarl.URL(base, encoded=True)
+        except ValueError:
+            return _Notice("failed", detail="the recipient's HTTPS route is not a URL")
+        if parsed.scheme != "https" or not parsed.host or parsed.raw_query_string:
+            return _Notice("failed", detail="the recipient's HTTPS route is not an https URL")
+        url = f"{base}/peer/v1/orgs/{parse_org_id(owner, field='recipient')}/recalls"
+        now = self.service.now()
+        pair = self.service.tenant(origin).signing_pair(self.service.directory, now)
+        headers = signed_post_headers(
+            url=url, body=body, content_type=NOTICE_MEDIA, pair=pair, now=now
+        )
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self.session.post(
+                    yarl.URL(url, encoded=True),
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                ) as resp:
+                    data = await resp.content.read(MAX_NOTICE_ANSWER + 1)
+                    status = resp.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return _Notice(
+                "failed",
+                detail=f"the recipient's node could not be reached ({type(exc).__name__}); "
+                "ask again later",
+            )
+        if status == 404:
+            return _Notice("unknown")
+        if status != 200 or len(data) > MAX_NOTICE_ANSWER:
+            return _Notice(
+                "failed", detail=f"the recipient's node answered {status}; ask again later"
+            )
+        return _parse_answer(data)
+
+
+def _parse_answer(data: bytes) -> _Notice:
+    invalid = _Notice("failed", detail="the recipient's node gave an answer that is not valid")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return invalid
+    if not isinstance(doc, dict):
+        return invalid
+    if doc.get("outcome") == "recalled":
+        return _Notice("recalled", at=_int(doc.get("recalled_at")))
+    if doc.get("outcome") == "too-late":
+        role = doc.get("opened_by_role")
+        known = role if role in {"dsl", "staff", "dpo", "admin"} else None
+        return _Notice("too-late", at=_int(doc.get("opened_at")), opened_by_role=known)
+    return invalid
+
+
+# --- the recipient's node ----------------------------------------------------------------------
+
+
+async def receive_recall(
+    service: NodeService, peer_org: OrgId, owner: OrgId, body: bytes
+) -> dict[str, Any]:
+    """Honour a recall notice for ``owner``'s inbox item; return the answer's JSON.
+
+    ``peer_org`` signed the request: it must be the envelope's sender. Otherwise, as for an
+    item not held, the answer is 404, so nobody learns what ``owner`` holds.
+    """
+    doc = parse_object(body, _NOTICE_FIELDS, limit=MAX_NOTICE_BODY)
+    if _HEX64.fullmatch(doc["envelope_digest"]) is None:
+        raise BadRequestError("envelope_digest must be 64 lower-case hexadecimal characters")
+    if _HEX32.fullmatch(doc["envelope_id"]) is None:
+        raise BadRequestError("envelope_id must be 32 lower-case hexadecimal characters")
+    reason_code = check_reason_code(doc["reason_code"])
+    if doc["time"] < 0:
+        raise BadRequestError("time must be a non-negative number of unix seconds")
+    digest = bytes.fromhex(doc["envelope_digest"])
+    store = service.store
+    item = await store.inbox_item(owner, digest)
+    if item is None or item.envelope.sender != peer_org:
+        log.warning("recall.refused", org=owner, signer=peer_org, rule="peer.recall-sender")
+        raise NotFoundError(
+            f"{owner} holds no envelope with that digest from the signing organisation"
+        )
+    if item.envelope.envelope_id.hex() != doc["envelope_id"]:
+        raise ServiceError("envelope_id does not match the envelope's", status=422)
+    now = service.now()
+    event = ledger_event("recalled", now, owner, digest, counterparty=peer_org, reason=reason_code)
+    result = await store.recall_inbox(owner, digest, now=service.clock(), ledger_events=[event])
+    if result is None:  # pragma: no cover - the row was read just above and rows stay
+        raise NotFoundError(f"{owner} holds no envelope with that digest")
+    if result.changed:
+        await _drop_body(store, digest)
+        log.info("envelope.recalled", digest=digest.hex(), org=owner, sender=peer_org)
+    if result.state == "recalled":
+        recalled_at = result.recalled_at if result.recalled_at is not None else now
+        return {"outcome": "recalled", "recalled_at": int(recalled_at)}
+    return {
+        "outcome": "too-late",
+        "opened_at": None if result.opened_at is None else int(result.opened_at),
+        "opened_by_role": result.opened_by_role,
+    }
+
+
+async def _drop_body(store: SqliteStore, digest: bytes) -> None:
+    """Delete a recalled envelope's body unless another organisation here still holds it."""
+    if await store.body_referenced(digest):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        await asyncio.to_thread(store.body_path(digest).unlink)
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def recall_json(row: RecallRow) -> dict[str, Any]:
+    """Return one recipient's recall outcome as the API shows it."""
+    return {
+        "organisation": row.recipient,
+        "outcome": row.outcome,
+        "route": row.route,
+        "detail": row.detail,
+        "at": row.at,
+        "opened_by_role": row.opened_by_role,
+        "requested_at": int(row.requested_at),
+        "requested_by": row.requested_by,
+        "reason_code": row.reason_code,
+    }
+
+
+async def decorate_sent(store: SqliteStore, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
+    """Add recall outcomes, thread links and corrections to sent items' JSON (in place)."""
+    digests = [bytes.fromhex(i["digest"]) for i in items]
+    recalls = await store.recalls_for(org, digests)
+    links = await store.links_of(org, digests)
+    corrections = await store.corrections_of(org, digests)
+    for item, digest in zip(items, digests, strict=True):
+        by_recipient = {r.recipient: r for r in recalls.get(digest, [])}
+        for recipient in item["recipients"]:
+            row = by_recipient.get(recipient["organisation"])
+            recipient["recall"] = None if row is None else recall_json(row)
+        parent, relation = links.get(digest, (None, None))
+        item["in_reply_to"] = None if parent is None else parent.hex()
+        item["corrects"] = parent.hex() if parent is not None and relation == "correction" else None
+        item["corrected_by"] = [d.hex() for d in corrections.get(digest, [])]
+
+
+async def decorate_inbox(store: SqliteStore, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
+    """Add when and by which role each inbox item was opened or recalled, and its links."""
+    digests = [bytes.fromhex(i["digest"]) for i in items]
+    opened = await store.inbox_opened(org, digests)
+    links = await store.links_of(org, digests)
+    for item, digest in zip(items, digests, strict=True):
+        opened_at, role, recalled_at = opened.get(digest, (None, None, None))
+        item["opened_at"] = None if opened_at is None else int(opened_at)
+        item["opened_by_role"] = role
+        item["recalled_at"] = None if recalled_at is None else int(recalled_at)
+        parent, relation = links.get(digest, (None, None))
+        item["in_reply_to"] = None if parent is None else parent.hex()
+        item["corrects"] = parent.hex() if parent is not None and relation == "correction" else None

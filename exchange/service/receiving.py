@@ -1,0 +1,212 @@
+"""Receiving from peers: envelopes pushed, collected or imported, and receipts.
+
+An envelope is verified, stored once for each recipient this node serves, and answered with
+its signed ``delivered`` receipt; a receipt for an envelope the node sent is verified against
+the digest the node computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from exchange.envelope import OpenError, VerifiedEnvelope, Verifier
+from exchange.files import atomic_output
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import OrgId
+from exchange.logs import get_logger
+from exchange.model import NewOutbox, User
+from exchange.receipts import ReceiptError, ReceiptStatus, parse_signed, verify_receipt
+from exchange.service.base import ServiceBase
+from exchange.service.errors import ForbiddenError, ServiceError
+from exchange.service.rows import envelope_record, ledger_event, receipt_record
+
+log = get_logger("exchange.node")
+
+
+class ReceivingMixin(ServiceBase):
+    """Receiving from peers: envelopes and receipts."""
+
+    async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
+        """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``.
+
+        ``peer_org`` is the organisation that signed the push request; it must be the
+        envelope's sender.
+        """
+        verified = self._verify_inbound(owner, body)
+        if verified.header.sender != peer_org:
+            raise ServiceError(
+                f"the request was signed by {peer_org} but the envelope is from "
+                f"{verified.header.sender}",
+                status=403,
+            )
+        # The receipt is the answer to the push; it is not also sent separately.
+        return await self._accept(owner, verified, body, via=None, send_receipt=False)
+
+    async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
+        """Take an envelope collected from a pull route (a relay mailbox, NHS MESH).
+
+        The envelope's own signature authenticates its sender. The ``delivered`` receipt
+        goes back the way the envelope came (DESIGN.md §6): through the relay where
+        ``owner`` collects, or over MESH to the sender's mailbox, and by the sender's other
+        routes if that fails. Returns whether it was new.
+        """
+        verified = self._verify_inbound(owner, body)
+        existing = await self.store.inbox_item(owner, verified.digest)
+        if existing is not None:
+            return False
+        via = self._return_route(owner, route_kind, verified.header.sender)
+        await self._accept(owner, verified, body, via=via, send_receipt=True)
+        return True
+
+    async def import_envelope(self, user: User, body: bytes) -> tuple[bytes, bool]:
+        """Take an envelope a member of staff received another way (the ``smtp`` route).
+
+        It is verified like any other; the ``delivered`` receipt is sent to the sender by
+        its routes. Returns the digest and whether it was new.
+        """
+        if user.role not in {"dsl", "staff"}:
+            raise ForbiddenError(f"the role {user.role} may not import records")
+        verified = self._verify_inbound(user.org, body)
+        if await self.store.inbox_item(user.org, verified.digest) is not None:
+            return verified.digest, False
+        await self._accept(user.org, verified, body, via=None, send_receipt=True)
+        return verified.digest, True
+
+    def _return_route(self, owner: OrgId, route_kind: str, sender: OrgId) -> str | None:
+        """Return the ``via`` of a receipt for an envelope collected over ``route_kind``."""
+        org = owner if route_kind == "mailbox" else sender
+        try:
+            routes = self.directory.organisation(org).routes
+        except KeyLookupError:
+            return None
+        for route in routes:
+            if route.kind == route_kind:
+                return f"{route.kind} {route.address}"
+        return None
+
+    def _verify_inbound(self, owner: OrgId, body: bytes) -> VerifiedEnvelope:
+        self.tenant(owner)
+        verifier = Verifier(self.directory, now=self.now())
+        try:
+            verifier.feed(body)
+            verified = verifier.finish()
+        except OpenError as exc:
+            raise ServiceError(f"the envelope was refused: {exc}", status=422) from None
+        if owner not in verified.header.recipients:
+            raise ServiceError(f"the envelope is not addressed to {owner}", status=403)
+        return verified
+
+    async def _accept(
+        self,
+        owner: OrgId,
+        verified: VerifiedEnvelope,
+        body: bytes,
+        *,
+        via: str | None,
+        send_receipt: bool,
+    ) -> bytes:
+        """Store a verified envelope once for ``owner``; return its ``delivered`` receipt."""
+        tenant = self.tenant(owner)
+        header = verified.header
+        existing = await self.store.inbox_item(owner, verified.digest)
+        if existing is not None:
+            return existing.delivered_receipt
+        path = self.store.body_path(verified.digest)
+        if not path.exists():
+            await asyncio.to_thread(_write_body, path, body)
+        now = self.now()
+        record_of_envelope = envelope_record(verified)
+        signed = self._sign(tenant, ReceiptStatus.DELIVERED, record_of_envelope, now)
+        record = receipt_record(signed)
+        outbox: list[NewOutbox] = []
+        if send_receipt:
+            # A pull route has no answer to carry the receipt: it is sent like any other.
+            outbox.append(NewOutbox("receipt", record.digest, owner, header.sender, via=via))
+        if owner in self.notified:
+            outbox.append(NewOutbox("notice", verified.digest, header.sender, owner))
+        receipt_bytes = await self.store.record_delivery(
+            owner,
+            record_of_envelope,
+            now=self.clock(),
+            receipt=record,
+            ledger_events=[
+                ledger_event(
+                    "delivered", now, owner, verified.digest,
+                    counterparty=header.sender, receipt=record.digest,
+                )
+            ],
+            outbox=outbox,
+        )  # fmt: skip
+        if outbox:
+            self.outbox_wakeup.set()
+        log.info(
+            "envelope.received",
+            envelope_id=header.envelope_id.hex(),
+            digest=verified.digest.hex(),
+            sender=header.sender,
+            recipient=owner,
+        )
+        return receipt_bytes
+
+    async def receive_receipt(self, peer_org: OrgId | None, owner: OrgId, data: bytes) -> None:
+        """Verify a receipt for an envelope ``owner`` sent, against the digest we computed.
+
+        ``peer_org`` is the organisation that signed the push request, or ``None`` for a
+        receipt collected from a pull route, authenticated by its own signature alone.
+        """
+        self.tenant(owner)
+        try:
+            signed = parse_signed(data)
+        except ReceiptError as exc:
+            raise ServiceError(f"the receipt was refused: {exc}", status=422) from None
+        claimed = signed.receipt
+        sent = await self.store.sent_item(owner, claimed.envelope_digest)
+        if sent is None:
+            log.warning("receipt.refused", rule="receipt.digest", org=owner, error_class="unknown")
+            raise ServiceError(
+                "the receipt names an envelope this organisation did not send", status=422
+            )
+        if peer_org is not None and peer_org != claimed.receipter:
+            raise ServiceError(
+                "the request was not signed by the receipting organisation", status=403
+            )
+        env = sent.envelope
+        try:
+            receipt = verify_receipt(
+                data,
+                expected_digest=env.digest,
+                expected_envelope_id=env.envelope_id,
+                sender=owner,
+                recipients=env.recipients,
+                directory=self.directory,
+                now=self.now(),
+            )
+        except ReceiptError as exc:
+            log.warning("receipt.refused", rule=exc.rule, org=owner, digest=env.digest.hex())
+            raise ServiceError(f"the receipt was refused: {exc}", status=422) from None
+        record = receipt_record(signed)
+        await self.store.add_receipt(
+            record,
+            ledger_events=[
+                ledger_event(
+                    receipt.status.value, self.now(), owner, env.digest,
+                    counterparty=receipt.receipter, receipt=record.digest,
+                )
+            ],
+            now=self.clock(),
+        )  # fmt: skip
+        log.info(
+            "receipt.received",
+            digest=env.digest.hex(),
+            status=receipt.status.value,
+            org=owner,
+            recipient=receipt.receipter,
+        )
+
+
+def _write_body(path: Path, body: bytes) -> None:
+    # Synced file, atomic rename, synced folder; a concurrent identical delivery may have
+    # written the same bytes under the same name first, which is harmless.
+    with atomic_output(path, overwrite=True) as out:
+        out.write(body)

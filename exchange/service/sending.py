@@ -1,0 +1,228 @@
+"""Sending: check, seal and commit a record with its register row, then wake the worker.
+
+A submission follows "persist, then send": the envelope, its outbox rows, register entry
+and ledger events are committed in one transaction before anything leaves the node, and
+the outbox worker (``exchange.workers.delivery``) is only woken afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Final
+
+from exchange.envelope import EnvelopeError, Recipient, SealedEnvelope, Sealer
+from exchange.files import atomic_output, rename_durably
+from exchange.keys.errors import KeyLookupError
+from exchange.keys.ids import OrgId
+from exchange.logs import get_logger
+from exchange.model import EnvelopeRecord, NewOutbox, RegisterEntry, User
+from exchange.service.base import PIECE, ServiceBase
+from exchange.service.errors import (
+    ForbiddenError,
+    NotFoundError,
+    ServiceError,
+    UnprocessableError,
+)
+from exchange.service.retention import schedule_sent
+from exchange.service.rows import ledger_event
+from exchange.service.threads import LinkRefusedError, submission_link
+from exchange.sharing.prepare import SATISFIED_BY, Submission, SubmissionError, prepare
+
+log = get_logger("exchange.node")
+
+#: Records up to this size are sealed in memory and written once under their digest.
+SMALL_CONTENT: Final = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The answer to a submission: names, the lawful basis recorded and the deadline."""
+
+    envelope_id: bytes
+    digest: bytes
+    lawful_basis: str | None = None
+    deadline_due: str | None = None
+    deadline_rule: str | None = None
+
+
+class SendingMixin(ServiceBase):
+    """Sending records: :meth:`submit`."""
+
+    async def submit(
+        self, user: User, submission: Submission, *, corrects: bytes | None = None
+    ) -> Submitted:
+        """Check, seal and commit a record with its register row and deadline, then answer.
+
+        The record is checked against its schema and the policy first (docs/node.md); a
+        refusal names the rule and registers nothing. ``corrects`` is set by a rectification
+        (``exchange.service.corrections``), which a DPO may also make.
+        """
+        roles = {"dsl", "staff", "dpo"} if corrects is not None else {"dsl", "staff"}
+        if user.role not in roles:
+            raise ForbiddenError(f"the role {user.role} may not send records")
+        tenant = self.tenant(user.org)
+        now = self.now()
+        # Threads (issue 5): the envelope this one replies to or corrects must be held here.
+        try:
+            linked_record, thread = await submission_link(
+                self.store, user.org, submission.record_kind, submission.record,
+                submission.in_reply_to, corrects=corrects,
+            )  # fmt: skip
+        except LinkRefusedError as exc:
+            if exc.status == 404:
+                raise NotFoundError(str(exc)) from None
+            raise UnprocessableError(str(exc), rule=exc.rule) from None
+        submission = replace(submission, record=linked_record)
+        recipient_kinds = self._recipient_kinds(submission.recipients)
+        try:
+            prepared = await asyncio.to_thread(
+                prepare,
+                submission,
+                setup=self.records,
+                recipient_kinds=recipient_kinds,
+                submitted_at=datetime.fromtimestamp(self.clock(), UTC),
+                subject_key=self.register_key.subject,
+            )
+        except SubmissionError as exc:
+            log.info("envelope.refused", org=user.org, rule=exc.rule)
+            raise UnprocessableError(str(exc), rule=exc.rule, problems=exc.problems) from None
+        record_kind = prepared.record.kind
+        try:
+            sender = tenant.signing_pair(self.directory, now)
+            sealed_to = [
+                Recipient(org, self.directory.current_keys(org, now).encryption)
+                for org in submission.recipients
+            ]
+            sealer = Sealer(sender, sealed_to, record_kind=record_kind, created=now)
+        except KeyLookupError as exc:
+            raise ServiceError(f"recipients: {exc}", status=422) from None
+        except EnvelopeError as exc:
+            raise ServiceError(str(exc), status=422) from None
+        sealed = await asyncio.to_thread(self._seal_to_disk, sealer, prepared.content)
+        record = EnvelopeRecord(
+            digest=sealed.digest,
+            envelope_id=sealed.envelope_id,
+            sender=sealed.sender,
+            recipients=sealed.recipients,
+            record_kind=sealed.record_kind,
+            created=sealed.created,
+            length=sealed.envelope_length,
+        )
+        decision, deadline = prepared.decision, prepared.deadline
+        committed_at = self.clock()
+        entry = RegisterEntry(
+            org=user.org,
+            outcome="shared",
+            decided_by=user.id,
+            decided_at=committed_at,
+            purpose=decision.purpose,
+            rule=decision.rule,
+            reason=prepared.reason,
+            recipients=decision.recipients,
+            categories=tuple(sorted(decision.categories)),
+            lawful_basis=prepared.lawful_basis.code,
+            citation="; ".join(prepared.lawful_basis.citations),
+            record_kind=record_kind,
+            envelope_digest=sealed.digest,
+            envelope_id=sealed.envelope_id,
+            attachments=len(prepared.attachments),
+            deadline_due=None if deadline is None else deadline.due.isoformat(),
+            deadline_rule=(
+                deadline.rule
+                if deadline is not None
+                else (f"deadlines.{record_kind}" if prepared.deadline_note else None)
+            ),
+            deadline_explanation=deadline.explanation if deadline else prepared.deadline_note,
+            satisfied_by=SATISFIED_BY.get(record_kind, ()) if deadline is not None else (),
+            subjects=prepared.subjects,
+        )
+        await self.store.record_submission(
+            record,
+            submitted_by=user.id,
+            now=committed_at,
+            outbox=[NewOutbox("envelope", sealed.digest, user.org, r) for r in sealed.recipients],
+            ledger_events=[
+                ledger_event(
+                    "submitted", now, user.org, sealed.digest,
+                    reason="rectification" if corrects is not None else None,
+                )
+            ],
+            register=entry,
+            thread=thread,
+            # Its retention rule and review date (exchange/service/retention.py).
+            retention=schedule_sent(
+                self, org=user.org, envelope=record, purpose=decision.purpose,
+                data=prepared.record.data, now=committed_at,
+            ),
+        )  # fmt: skip
+        if prepared.deadline_note is not None:
+            log.warning("deadline.uncovered", digest=sealed.digest.hex(), rule=entry.deadline_rule)
+        log.info(
+            "envelope.submitted",
+            envelope_id=sealed.envelope_id.hex(),
+            digest=sealed.digest.hex(),
+            sender=user.org,
+            recipients=list(sealed.recipients),
+            record_kind=record_kind,
+            rule=decision.rule,
+        )
+        self.outbox_wakeup.set()
+        return Submitted(
+            sealed.envelope_id,
+            sealed.digest,
+            lawful_basis=entry.lawful_basis,
+            deadline_due=entry.deadline_due,
+            deadline_rule=entry.deadline_rule,
+        )
+
+    def _recipient_kinds(self, recipients: Sequence[OrgId]) -> dict[OrgId, str]:
+        """Return each recipient's organisation kind from the directory, or refuse (422)."""
+        if not recipients:
+            raise UnprocessableError(
+                "recipients must name at least one organisation", rule="recipients"
+            )
+        kinds: dict[OrgId, str] = {}
+        for index, org in enumerate(recipients):
+            entry = self.directory.organisations.get(org)
+            if entry is None:
+                raise UnprocessableError(
+                    # Not echoed: a misplaced identifier can look like an organisation id.
+                    f"recipients[{index}] is not an organisation in the directory",
+                    rule="recipients",
+                )
+            if org in kinds:
+                raise UnprocessableError(
+                    f"recipients[{index}] repeats an earlier recipient", rule="recipients"
+                )
+            kinds[org] = entry.kind
+        return kinds
+
+    def _seal_to_disk(self, sealer: Sealer, content: bytes) -> SealedEnvelope:
+        """Seal, sync the envelope under its digest's name, and return what was sealed."""
+        if len(content) <= SMALL_CONTENT:
+            # Small records (nearly all) are sealed in memory and written once, straight to
+            # the final name: one synced file and rename instead of two.
+            pieces = [sealer.start(), *sealer.feed_pieces(content)]
+            tail, sealed = sealer.finish()
+            pieces.append(tail)
+            with atomic_output(self.store.body_path(sealed.digest), overwrite=True) as out:
+                out.writelines(pieces)
+            return sealed
+        partial = self.store.bodies / f"sealing-{os.urandom(8).hex()}"
+        try:
+            with atomic_output(partial) as out:
+                out.write(sealer.start())
+                view = memoryview(content)
+                for i in range(0, len(view), PIECE):
+                    out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
+                tail, sealed = sealer.finish()
+                out.write(tail)
+            # The digest is known only now; the rename is synced before the row commits.
+            rename_durably(partial, self.store.body_path(sealed.digest))
+        finally:
+            partial.unlink(missing_ok=True)
+        return sealed

@@ -1,0 +1,160 @@
+"""The collector: takes what waits for the node's organisations on pull routes.
+
+Every ``collect_interval`` seconds, each pull connector (an NHS MESH mailbox per
+organisation, the relay mailboxes) is asked for what waits. Each message is stored through
+:class:`~exchange.service.node_service.NodeService` (an envelope: verified, stored once, its
+``delivered`` receipt queued back to the sender; a receipt: verified against the digest
+this node sent) and acknowledged on the transport only after that commit, so a crash
+between the two collects the message again and the digest de-duplicates it: exactly once.
+
+A message the node refuses for good (a forged or damaged envelope, one not addressed to the
+organisation, a receipt for something never sent) is acknowledged too, so it does not block
+the mailbox, and logged with the reason; a failure that may pass (the store) leaves it for
+the next round. MESH non-delivery reports put the envelope they name back in the outbox on
+its next route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from exchange.config import DeliveryConfig
+from exchange.connectors.base import Collected, PullConnector
+from exchange.connectors.mesh import MeshConnector
+from exchange.logs import get_logger
+from exchange.model import OutboxItem
+from exchange.outbox.routing import Routes
+from exchange.service.errors import ServiceError
+from exchange.service.node_service import NodeService
+from exchange.service.rows import ledger_event
+
+log = get_logger("exchange.collect")
+
+
+@dataclass
+class CollectStats:
+    """Counters for /metrics."""
+
+    rounds: int = 0
+    collected: int = 0
+    refused: int = 0
+    failed_rounds: int = 0
+    reports: int = 0
+    #: MESH messages the connectors leave unread in their inboxes (a workflow not ours, a
+    #: malformed or oversized message): an operator must look at them.
+    mesh_unread: int = 0
+
+
+class Collector:
+    """Collects from every pull connector of one node."""
+
+    def __init__(self, service: NodeService, routes: Routes, config: DeliveryConfig) -> None:
+        self.service = service
+        self.routes = routes
+        self.config = config
+        self.stats = CollectStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Collect until ``stop`` is set."""
+        while not stop.is_set():
+            await self.collect_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.config.collect_interval)
+
+    async def collect_once(self) -> int:
+        """Run one round over every pull connector; return how many messages were taken."""
+        taken = 0
+        self.stats.rounds += 1
+        for connector in self.routes.pull():
+            taken += await self._collect_from(connector)
+        self._count_unread()
+        return taken
+
+    async def _collect_from(self, connector: PullConnector) -> int:
+        try:
+            waiting = await connector.collect(limit=self.config.batch, timeout=self.config.timeout)
+        except Exception as exc:  # noqa: BLE001 - one unreachable route must not stop the others
+            self.stats.failed_rounds += 1
+            log.warning(
+                "collect.failed", route=connector.route_kind, error_class=type(exc).__name__
+            )
+            return 0
+        taken = 0
+        for message in waiting:
+            if await self._take(connector, message):
+                taken += 1
+        if isinstance(connector, MeshConnector):
+            await self._reports(connector)
+        return taken
+
+    def _count_unread(self) -> None:
+        unread = [c.ignored() for c in self.routes.pull() if isinstance(c, MeshConnector)]
+        total = sum(len(u) for u in unread)
+        if total != self.stats.mesh_unread:
+            log.warning("collect.mesh-unread", route="mesh", count=total)
+        self.stats.mesh_unread = total
+
+    async def _take(self, connector: PullConnector, message: Collected) -> bool:
+        """Store one collected message, then acknowledge it; return whether it was stored."""
+        route = connector.route_kind
+        try:
+            if message.kind == "envelope":
+                await self.service.receive_collected(message.destination, message.body, route)
+            else:
+                await self.service.receive_receipt(None, message.destination, message.body)
+        except ServiceError as exc:
+            if exc.status >= 500:
+                log.warning("collect.deferred", route=route, status=exc.status)
+                return False
+            # Refused for good: acknowledged so it does not block the mailbox.
+            self.stats.refused += 1
+            log.warning(
+                "collect.refused", route=route, status=exc.status, error=str(exc),
+                recipient=message.destination,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - left for the next round, never lost
+            log.error(  # noqa: TRY400 - the class name only
+                "collect.deferred", route=route, error_class=type(exc).__name__
+            )
+            return False
+        else:
+            self.stats.collected += 1
+        try:
+            await connector.acknowledge(message.transport_ref, timeout=self.config.timeout)
+        except Exception as exc:  # noqa: BLE001 - collected again next round, de-duplicated
+            log.warning("collect.ack-failed", route=route, error_class=type(exc).__name__)
+        return True
+
+    async def _reports(self, connector: MeshConnector) -> None:
+        """Act on MESH non-delivery reports: the envelope goes back in the outbox."""
+        for report in connector.non_delivery_reports():
+            now = self.service.clock()
+
+            def undelivered(item: OutboxItem, at: int = int(now)) -> list[bytes]:
+                return [
+                    ledger_event(
+                        "attempted", at, item.origin, item.envelope_digest,
+                        counterparty=item.destination, reason="undelivered:mesh",
+                    )
+                ]  # fmt: skip
+
+            item = await self.service.store.reopen_handed_over(
+                "mesh",
+                report.linked_message_id,
+                now=now,
+                error=f"MESH reported the message undelivered (code {report.status_code})",
+                ledger_events=undelivered,
+            )
+            if item is not None:
+                self.stats.reports += 1
+                log.warning(
+                    "delivery.undelivered", digest=item.envelope_digest.hex(),
+                    recipient=item.destination, route="mesh",
+                )  # fmt: skip
+                self.service.outbox_wakeup.set()
+            try:
+                await connector.acknowledge(report.transport_ref, timeout=self.config.timeout)
+            except Exception as exc:  # noqa: BLE001 - seen again next round; reopening is idempotent
+                log.warning("collect.ack-failed", route="mesh", error_class=type(exc).__name__)
