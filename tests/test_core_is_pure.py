@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ["exchange/envelope", "exchange/keys", "exchange/receipts", "exchange/ledger", "exchange/records"]
+CORE = [
+    "exchange/envelope",
+    "exchange/keys",
+    "exchange/receipts",
+    "exchange/ledger",
+    "exchange/records",
+]
 CORE += ["exchange/policy"]
 FORBIDDEN_MODULES = {"asyncio", "aiohttp", "aiosmtplib", "socket", "ssl", "subprocess", "pathlib"}
 #: Modules whose ``open`` attribute opens a file (``PayloadCipher.open`` and the like are fine).
