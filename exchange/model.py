@@ -15,11 +15,11 @@ from exchange.keys.ids import OrgId
 OutboxKind = Literal["envelope", "receipt", "notice"]
 
 
-#: ``recalled``: the sender recalled the envelope before the item left the node (issue 5).
+#: ``recalled``: the sender recalled the envelope before the item left the node.
 OutboxState = Literal["queued", "attempting", "retry-wait", "delivered", "dead", "recalled"]
 
 
-#: ``recalled``: the sender recalled the item before anyone opened it (issue 5).
+#: ``recalled``: the sender recalled the item before anyone opened it.
 InboxState = Literal["delivered", "opened", "acknowledged", "rejected", "recalled"]
 
 

@@ -4,7 +4,7 @@
 aiosmtplib, over STARTTLS or implicit TLS, authenticated when a user name is configured;
 the route's address is the recipient's mailbox. The mail itself is built by
 :mod:`exchange.connectors.mail` and carries no personal data (DESIGN.md §7). The same client code
-sends the notifications of issue 4(b) through :meth:`SmtpConnector.send_notification`.
+sends staff notifications (an item waits, a deadline passed) through :meth:`SmtpConnector.send_notification`.
 
 SMTP has no de-duplication: a reply lost after the server took a message makes the outbox
 send it again. Both copies carry the same Message-ID, derived from the envelope digest and

@@ -68,18 +68,18 @@ def create_app(
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/metrics", ops.metrics)
-    # --- records, register, deadlines (issue 5) ---
+    # --- records, register, deadlines ---
     app.router.add_post("/api/v1/decisions/not-shared", register.not_shared)
     app.router.add_get("/api/v1/register", register.register_export)
     app.router.add_get("/api/v1/overdue", register.overdue)
     app.router.add_post("/api/v1/subject-access", register.subject_access)
-    # --- retention (issue 5) ---
+    # --- retention ---
     app.router.add_get("/api/v1/retention/due", retention.retention_due)
     app.router.add_get("/api/v1/retention/holds", retention.retention_holds)
     app.router.add_post("/api/v1/retention/holds", retention.retention_place_hold)
     app.router.add_delete("/api/v1/retention/holds/{id}", retention.retention_lift_hold)
     app.router.add_post("/api/v1/retention/{digest}/destroy", retention.retention_destroy)
     app.on_startup.append(retention.sweep_destroyed_on_startup)
-    # --- recall, threads, corrections (issue 5) ---
+    # --- recall, threads, corrections ---
     recall.add_routes(app)
     return app

@@ -1,4 +1,4 @@
-"""HTTP endpoints of recall, threads and corrections (issue 5, items 6b, 7 and 8).
+"""HTTP endpoints of recall, threads and corrections.
 
 Staff API (bearer token, scoped to the user's organisation like every staff endpoint):
 

@@ -1,4 +1,4 @@
-"""The staff API of retention (issue 5): the DPO's review queue, inquiry holds, destruction.
+"""The staff API of retention: the DPO's review queue, inquiry holds, destruction.
 
 The rules and actions are in exchange/service/retention.py (docs/node.md "Retention"); these
 endpoints are for the organisation's DPO only, and :func:`sweep_destroyed_on_startup` finishes,

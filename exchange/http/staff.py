@@ -191,8 +191,8 @@ async def list_sent(request: web.Request) -> web.Response:
     items = await node_service(request).store.list_sent(user.org, limit=limit, before=before)
     shape = _sent_shape(request)
     views = [_sent_json(i, **shape) for i in items]
-    await decorate_sent(node_service(request).store, user.org, views)  # recall, threads (issue 5)
-    await retention.annotate(node_service(request), user.org, views)  # retention (issue 5)
+    await decorate_sent(node_service(request).store, user.org, views)  # recall, threads
+    await retention.annotate(node_service(request), user.org, views)  # retention
     last = items[-1] if len(items) == limit else None
     cursor = None if last is None else next_cursor(last.submitted_at, last.envelope.digest)
     return web.json_response({"items": views, "next": cursor})
@@ -206,8 +206,8 @@ async def sent_item(request: web.Request) -> web.Response:
         raise ServiceError("no such item among this organisation's sent items", status=404)
     doc = _sent_json(item, **_sent_shape(request))
     doc["events"] = await _sent_events(request, user.org, item.envelope.digest)
-    await decorate_sent(node_service(request).store, user.org, [doc])  # recall, threads (issue 5)
-    await retention.annotate(node_service(request), user.org, [doc])  # retention (issue 5)
+    await decorate_sent(node_service(request).store, user.org, [doc])  # recall, threads
+    await retention.annotate(node_service(request), user.org, [doc])  # retention
     return web.json_response(doc)
 
 
@@ -241,8 +241,8 @@ async def list_inbox(request: web.Request) -> web.Response:
     limit, before = read_page(request)
     items = await node_service(request).store.inbox(user.org, limit=limit, before=before)
     views = [_inbox_json(i) for i in items]
-    await decorate_inbox(node_service(request).store, user.org, views)  # recall, threads (issue 5)
-    await retention.annotate(node_service(request), user.org, views)  # retention (issue 5)
+    await decorate_inbox(node_service(request).store, user.org, views)  # recall, threads
+    await retention.annotate(node_service(request), user.org, views)  # retention
     last = items[-1] if len(items) == limit else None
     cursor = None if last is None else next_cursor(last.received_at, last.envelope.digest)
     return web.json_response({"items": views, "next": cursor})

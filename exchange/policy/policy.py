@@ -1,6 +1,6 @@
 """Purposes and the sharing policy: what each purpose allows, and the decision on a submission.
 
-Every submission names a purpose (issue 5, item 2). The policy file (``config/policy.toml``)
+Every submission names a purpose. The policy file (``config/policy.toml``)
 says, per purpose, which record kinds may be sent, to which kinds of organisation (the
 directory's ``school``, ``la`` and ``nhs``), which data categories they may carry and which
 lawful bases the disclosure is recorded under. :func:`load_policy` validates the file at
@@ -53,7 +53,7 @@ SPECIAL_CATEGORIES: Final = frozenset({DataCategory.HEALTH, DataCategory.ETHNICI
 RECIPIENT_KINDS: Final = frozenset({"school", "la", "nhs"})
 
 #: Record kinds a purpose may name unless the caller passes the records package's own list.
-#: The first five are issue 5's; the last two are DOMAIN.md's "follow the same pattern".
+#: The first five are the statutory records; the last two follow the same pattern.
 DEFAULT_RECORD_KINDS: Final = frozenset(
     {
         "referral",

@@ -40,7 +40,7 @@ class ConflictError(ServiceError):
 
 
 class GoneError(ServiceError):
-    """The item was recalled by its sender, or destroyed under retention (issue 5).
+    """The item was recalled by its sender, or destroyed under retention.
 
     It can no longer be opened or decided.
     """

@@ -32,7 +32,7 @@ from exchange.sharing.prepare import subject_identifiers
 
 log = get_logger("exchange.node")
 
-#: The answer to opening or deciding an item its sender recalled (issue 5).
+#: The answer to opening or deciding an item its sender recalled.
 _RECALLED: Final = "the sender recalled this item before it was opened; it is no longer held"
 
 
@@ -73,7 +73,7 @@ class InboxMixin(ServiceBase):
             signed = self._sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
             record = receipt_record(signed)
             # Only while still "delivered": exactly one of a recall and this opening wins,
-            # and the content is released only if the opening did (issue 5).
+            # and the content is released only if the opening did.
             outcome = await self.store.mark_opened(
                 user.org,
                 digest,

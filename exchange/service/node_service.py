@@ -8,7 +8,7 @@ worker (``exchange.workers.delivery``) is only woken afterwards.
 It is one class made of a mixin per concern, each in a module named after it:
 :mod:`~exchange.service.sending`, :mod:`~exchange.service.receiving`,
 :mod:`~exchange.service.inbox` (staff actions on the inbox) and
-:mod:`~exchange.service.register` (the sharing register, issue 5). The attributes and
+:mod:`~exchange.service.register` (the sharing register). The attributes and
 helpers they share are declared in :mod:`~exchange.service.base`; the refusals are in
 :mod:`~exchange.service.errors`, the ledger events and store rows in
 :mod:`~exchange.service.rows`.
@@ -49,7 +49,7 @@ class NodeService(SendingMixin, ReceivingMixin, InboxMixin, RegisterMixin):
         records: RecordsSetup | None = None,
     ) -> None:
         self.store = store
-        #: The sharing policy, calendar and retention rules (issue 5); the shipped files
+        #: The sharing policy, calendar and retention rules; the shipped files
         #: when the caller gives none.
         self.records = records if records is not None else load_records_setup()
         try:

@@ -1,4 +1,4 @@
-"""Records, register, deadlines (issue 5): the node service's part of the sharing register.
+"""Records, register, deadlines: the node service's part of the sharing register.
 
 The sharing register (docs/node.md, "The sharing register"): decisions not to share, the
 DPO's export, overdue deadlines and subject access. Disclosures are registered by

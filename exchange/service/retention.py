@@ -1,4 +1,4 @@
-"""Retention on a node (issue 5, item 5): review dates, the review queue, holds, destruction.
+"""Retention on a node: review dates, the review queue, holds, destruction.
 
 The rules are ``config/retention.toml`` (``exchange.policy.retention``, docs/policy.md §4);
 this module applies them to what the node's organisations hold and acts on the decisions.

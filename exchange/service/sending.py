@@ -66,7 +66,7 @@ class SendingMixin(ServiceBase):
             raise ForbiddenError(f"the role {user.role} may not send records")
         tenant = self.tenant(user.org)
         now = self.now()
-        # Threads (issue 5): the envelope this one replies to or corrects must be held here.
+        # Threads: the envelope this one replies to or corrects must be held here.
         try:
             linked_record, thread = await submission_link(
                 self.store, user.org, submission.record_kind, submission.record,

@@ -119,7 +119,7 @@ class Submission:
     attachments: tuple[AttachmentInput, ...] = ()
     new_school_confirmed: date | None = None
     due: date | None = None
-    #: The digest of the envelope this one replies to (issue 5, exchange/service/threads.py).
+    #: The digest of the envelope this one replies to (exchange/service/threads.py).
     in_reply_to: bytes | None = None
 
 

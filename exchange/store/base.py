@@ -40,7 +40,7 @@ class DuplicateError(Exception):
     """The row already exists (the caller decides whether that is a replay or a conflict)."""
 
 
-# --- the sharing register (issue 5) ---------------------------------------------------------
+# --- the sharing register ---------------------------------------------------------
 
 
 class RegisterStore(Protocol):

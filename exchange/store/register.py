@@ -365,7 +365,7 @@ class RegisterMixin:
             rows = db.execute(
                 _RECEIVED_SELECT + "WHERE i.owner = ? AND (ri.outcome IS NULL OR "
                 "ri.outcome != 'indexed') "
-                # A destroyed item can no longer be opened to review (retention, issue 5).
+                # A destroyed item can no longer be opened to review (retention).
                 "AND NOT EXISTS (SELECT 1 FROM retention x WHERE x.org = i.owner "
                 "AND x.digest = i.digest AND x.destroyed_at IS NOT NULL) "
                 "ORDER BY i.received_at",

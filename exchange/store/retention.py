@@ -1,4 +1,4 @@
-"""Retention in the SQLite store (issue 5): review dates, inquiry holds and destruction.
+"""Retention in the SQLite store: review dates, inquiry holds and destruction.
 
 A mixin of :class:`~exchange.store.sqlite.SqliteStore` over the tables of the retention
 migration (``exchange.store.schema``):

@@ -95,13 +95,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX nonces_by_created ON nonces (created)",
     ),
     (
-        # Routing with fallback (issue 4): which of the destination's routes the item is on,
+        # Routing with fallback: which of the destination's routes the item is on,
         # and how many attempts in a row failed there.
         "ALTER TABLE outbox ADD COLUMN route_index INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE outbox ADD COLUMN route_failures INTEGER NOT NULL DEFAULT 0",
     ),
     (
-        # Connectors and routing (issue 4): a route an item must try first (``via``: "kind
+        # Connectors and routing: a route an item must try first (``via``: "kind
         # address", e.g. a receipt going back through the relay it came from), the route
         # kind and transport id of the attempt that handed it over (a MESH message id, an
         # SMTP Message-ID, a relay item id), so a later non-delivery report finds the item.
@@ -111,7 +111,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX outbox_by_transport_ref ON outbox (transport_ref)",
     ),
     (
-        # Records, the sharing register and deadlines (issue 5). ``register`` holds one row
+        # Records, the sharing register and deadlines. ``register`` holds one row
         # per decision to share (written in the transaction that stores the envelope) and one
         # per decision not to share; receipts are joined from ``receipts`` when exported.
         # ``register_recipients`` lists each row's (intended) recipients with their kinds.
@@ -168,7 +168,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
     ),
     (
-        # Recall, threads and corrections (issue 5, items 6b, 7 and 8). ``recalls`` holds one
+        # Recall, threads and corrections. ``recalls`` holds one
         # row per (sent envelope, recipient): the outcome of the sender's recall and when it
         # happened on the other side (recalled, fetched or opened). ``outbox.recall_requested_at``
         # marks an item the sender recalled while an attempt was in flight: the worker never
@@ -213,7 +213,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX thread_links_by_parent ON thread_links (org, parent)",
     ),
     (
-        # Retention (issue 5, item 5; exchange/store/retention.py). ``retention`` holds, per
+        # Retention (exchange/store/retention.py). ``retention`` holds, per
         # organisation and envelope it holds, the rule that governs it and the computed review
         # date (Europe/London, YYYY-MM-DD), or why there is none (``unscheduled``); never the
         # date of birth it was computed from. Destruction marks the row and keeps it.

@@ -342,7 +342,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
     ) -> None:
         """Commit a sealed envelope, its outbox rows, ledger events and register row together.
 
-        ``thread`` links it to the envelope it replies to or corrects (issue 5).
+        ``thread`` links it to the envelope it replies to or corrects.
         """
 
         def tx(db: sqlite3.Connection) -> None:
@@ -358,7 +358,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
             if thread is not None:
                 self._insert_link(db, thread, envelope.digest, source="sent", now=now)
             if retention is not None:
-                # Its review date (issue 5, exchange/store/retention.py), with the envelope.
+                # Its review date (exchange/store/retention.py), with the envelope.
                 self._insert_retention(db, retention)
 
         await self._tx(tx)
@@ -431,7 +431,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         def tx(db: sqlite3.Connection) -> list[OutboxItem]:
             rows = db.execute(
                 f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'retry-wait') "
-                # A recalled item is never claimed again (issue 5, exchange/store/recall.py).
+                # A recalled item is never claimed again (exchange/store/recall.py).
                 "AND recall_requested_at IS NULL "
                 "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
                 (now, limit),
@@ -469,7 +469,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         def tx(db: sqlite3.Connection) -> None:
             db.execute(
                 # An item recalled while this attempt was in flight ends "recalled" unless the
-                # attempt handed it over (issue 5, exchange/store/recall.py).
+                # attempt handed it over (exchange/store/recall.py).
                 "UPDATE outbox SET state = CASE WHEN recall_requested_at IS NOT NULL "
                 "AND ? != 'delivered' THEN 'recalled' ELSE ? END, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), "
@@ -696,7 +696,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
     ) -> bool:
         """Change an inbox item's state with its receipt, outbox rows and ledger events.
 
-        Returns False, and writes nothing, if the item was recalled meanwhile (issue 5).
+        Returns False, and writes nothing, if the item was recalled meanwhile.
         """
 
         def tx(db: sqlite3.Connection) -> bool:
