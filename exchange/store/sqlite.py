@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import sqlite3
 from collections import deque
@@ -30,6 +29,7 @@ from typing import Any, Final, TypeVar, cast
 from exchange.keys.ids import OrgId
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
+from exchange.ledger.merkle import leaf_hash
 from exchange.model import (
     EnvelopeRecord,
     InboxItem,
@@ -67,11 +67,6 @@ _OUTBOX_COLUMNS = (
     "transport_ref"
 )
 _ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
-
-
-def _leaf_hash(event: bytes) -> bytes:
-    # RFC 9162 §2.1.1: leaf hashes are SHA-256(0x00 || data).
-    return hashlib.sha256(b"\x00" + event).digest()
 
 
 def _event_envelope(event: bytes) -> bytes | None:
@@ -283,7 +278,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         start = int(row[0])
         db.executemany(
             "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
-            [(start + i, e, _leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
+            [(start + i, e, leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
         )
 
     @staticmethod
