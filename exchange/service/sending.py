@@ -18,6 +18,7 @@ from exchange.envelope import EnvelopeError, Recipient, SealedEnvelope, Sealer
 from exchange.files import atomic_output, rename_durably
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import EnvelopeRecord, NewOutbox, RegisterEntry, User
 from exchange.service.base import PIECE, ServiceBase
@@ -27,8 +28,8 @@ from exchange.service.errors import (
     ServiceError,
     UnprocessableError,
 )
+from exchange.service.ledger import ledger_event
 from exchange.service.retention import schedule_sent
-from exchange.service.rows import ledger_event
 from exchange.service.threads import LinkRefusedError, submission_link
 from exchange.sharing.prepare import SATISFIED_BY, Submission, SubmissionError, prepare
 
@@ -147,7 +148,7 @@ class SendingMixin(ServiceBase):
             outbox=[NewOutbox("envelope", sealed.digest, user.org, r) for r in sealed.recipients],
             ledger_events=[
                 ledger_event(
-                    "submitted", now, user.org, sealed.digest,
+                    EventType.SUBMITTED, now, user.org, sealed.digest,
                     reason="rectification" if corrects is not None else None,
                 )
             ],
