@@ -27,7 +27,7 @@ from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
 from exchange.ledger.log import verify_log
 from exchange.logs import configure
-from exchange.model import User
+from exchange.model import EnvelopeDigest, User
 from exchange.node.runtime import Node
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import token_hash
@@ -167,17 +167,17 @@ async def _prove(config: NodeConfig, wanted: str) -> list[bytes]:
         await store.close()
 
 
-async def _digests_for(store: SqliteStore, wanted: str) -> set[bytes]:
+async def _digests_for(store: SqliteStore, wanted: str) -> set[EnvelopeDigest]:
     """Return the digest ``wanted`` names: itself, or the logged envelopes with that id."""
     if len(wanted) == 64:
-        return {bytes.fromhex(wanted)}
+        return {EnvelopeDigest(bytes.fromhex(wanted))}
     envelope_id = bytes.fromhex(wanted)
     found = set()
     for event in await store.ledger_events(0, await store.ledger_size()):
         digest = decode_event(event).envelope_digest
         record = await store.envelope(digest)
         if record is not None and record.envelope_id == envelope_id:
-            found.add(digest)
+            found.add(record.digest)
     return found
 
 

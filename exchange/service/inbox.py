@@ -69,7 +69,9 @@ class InboxMixin(ServiceBase):
             # deleted the body.
             gone = await destroyed_message(self.store, user.org, digest)
             raise GoneError(gone or _RECALLED) from None
-        accessed = ledger_event(EventType.ACCESSED, now, user.org, digest, reason=user.role)
+        accessed = ledger_event(
+            EventType.ACCESSED, now, user.org, item.envelope.digest, reason=user.role
+        )
         first = item.state == "delivered"
         if first:
             signed = self._sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
@@ -85,7 +87,7 @@ class InboxMixin(ServiceBase):
                 outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
                 ledger_events=[
                     ledger_event(
-                        EventType.OPENED, now, user.org, digest,
+                        EventType.OPENED, now, user.org, item.envelope.digest,
                         counterparty=item.envelope.sender, receipt=record.digest,
                     ),
                     accessed,
@@ -143,7 +145,7 @@ class InboxMixin(ServiceBase):
             outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
             ledger_events=[
                 ledger_event(
-                    RECEIPT_EVENTS[status], now, user.org, digest,
+                    RECEIPT_EVENTS[status], now, user.org, item.envelope.digest,
                     counterparty=item.envelope.sender, receipt=record.digest, reason=code,
                 )
             ],

@@ -24,6 +24,7 @@ from exchange.ledger.checkpoint import CheckpointSigner, open_checkpoint
 from exchange.ledger.events import EventType, LedgerEvent, encode_event
 from exchange.ledger.log import MerkleLog
 from exchange.ledger.merkle import leaf_hash
+from exchange.model import EnvelopeDigest, EventHash, ReceiptDigest
 from exchange.receipts import ReceiptStatus
 from exchange.store import Store
 
@@ -40,10 +41,10 @@ def ledger_event(
     kind: EventType,
     at: int,
     org: OrgId,
-    digest: bytes,
+    digest: EnvelopeDigest,
     *,
     counterparty: OrgId | None = None,
-    receipt: bytes | None = None,
+    receipt: ReceiptDigest | None = None,
     reason: str | None = None,
 ) -> bytes:
     """Return the encoded event ``kind`` that ``org`` records at ``at`` about envelope ``digest``.
@@ -63,6 +64,11 @@ def ledger_event(
             reason=reason,
         )
     )
+
+
+def event_hash(event: bytes) -> EventHash:
+    """Return the hash by which the log knows ``event``: its RFC 9162 leaf hash."""
+    return EventHash(leaf_hash(event))
 
 
 class NodeLedger:
@@ -117,7 +123,7 @@ class NodeLedger:
     async def bundle_for(self, event: bytes) -> bytes | None:
         """Return a proof bundle for ``event`` under a fresh checkpoint, or None if absent."""
         await self.checkpoint()
-        index = await self.store.ledger_index_of(leaf_hash(event))
+        index = await self.store.ledger_index_of(event_hash(event))
         return None if index is None else await self.bundle_at(index, event)
 
     async def bundle_at(self, index: int, event: bytes) -> bytes | None:
@@ -129,7 +135,7 @@ class NodeLedger:
         proof = self.log.inclusion_proof(index, last.size)
         return make_bundle(event, index, proof, note)
 
-    async def bundles_for(self, digests: Collection[bytes]) -> list[bytes]:
+    async def bundles_for(self, digests: Collection[EnvelopeDigest]) -> list[bytes]:
         """Return the bundles of every checkpointed event naming one of ``digests``.
 
         The bundles are in log order and proven under the last signed checkpoint; none is

@@ -162,7 +162,7 @@ class Recaller:
         sent = await self.store.sent_item(user.org, digest)
         assert sent is not None  # a sent item is never removed by a recall
         base = RecallRow(
-            org=user.org, digest=digest, recipient=user.org, requested_by=user.id,
+            org=user.org, digest=sent.envelope.digest, recipient=user.org, requested_by=user.id,
             requested_at=requested_at, reason=text, reason_code=reason_code,
             outcome="pending", route=None, detail="",
         )  # fmt: skip
@@ -184,7 +184,7 @@ class Recaller:
             if row.outcome == "recalled":
                 events.append(
                     ledger_event(
-                        EventType.RECALLED, self.service.now(), user.org, digest,
+                        EventType.RECALLED, self.service.now(), user.org, sent.envelope.digest,
                         counterparty=delivery.destination,
                         reason=f"{row.route or 'outbox'}:{reason_code}",
                     )
@@ -425,7 +425,12 @@ async def receive_recall(
         raise ServiceError("envelope_id does not match the envelope's", status=422)
     now = service.now()
     event = ledger_event(
-        EventType.RECALLED, now, owner, digest, counterparty=peer_org, reason=reason_code
+        EventType.RECALLED,
+        now,
+        owner,
+        item.envelope.digest,
+        counterparty=peer_org,
+        reason=reason_code,
     )
     result = await store.recall_inbox(owner, digest, now=service.clock(), ledger_events=[event])
     if result is None:  # pragma: no cover - the row was read just above and rows stay

@@ -134,7 +134,7 @@ class ReceivingMixin(ServiceBase):
             receipt=record,
             ledger_events=[
                 ledger_event(
-                    EventType.DELIVERED, now, owner, verified.digest,
+                    EventType.DELIVERED, now, owner, record_of_envelope.digest,
                     counterparty=header.sender, receipt=record.digest,
                 )
             ],

@@ -44,6 +44,7 @@ from exchange.logs import get_logger
 from exchange.model import (
     Destruction,
     Direction,
+    EnvelopeDigest,
     EnvelopeRecord,
     HeldItem,
     HoldRecord,
@@ -170,7 +171,7 @@ def schedule_item(
     ) -> RetentionSchedule:
         return RetentionSchedule(
             org=org,
-            digest=digest,
+            digest=EnvelopeDigest(digest),
             direction=direction,
             holder_kind=holder,
             rule=None if rule is None else rule.rule_id,

@@ -8,7 +8,7 @@ These turn what the envelope and receipt packages return into the value types of
 from __future__ import annotations
 
 from exchange.envelope import VerifiedEnvelope
-from exchange.model import EnvelopeRecord, ReceiptRecord
+from exchange.model import EnvelopeDigest, EnvelopeRecord, ReceiptDigest, ReceiptRecord
 from exchange.receipts import SignedReceipt, serialize_signed
 
 # The delivery worker still imports the event builder from here; it is the ledger module's
@@ -22,7 +22,7 @@ def envelope_record(verified: VerifiedEnvelope) -> EnvelopeRecord:
     """Return the store's row of a verified envelope."""
     header = verified.header
     return EnvelopeRecord(
-        digest=verified.digest,
+        digest=EnvelopeDigest(verified.digest),
         envelope_id=header.envelope_id,
         sender=header.sender,
         recipients=header.recipients,
@@ -36,8 +36,8 @@ def receipt_record(signed: SignedReceipt) -> ReceiptRecord:
     """Return the store's row of a signed receipt."""
     r = signed.receipt
     return ReceiptRecord(
-        digest=signed.digest,
-        envelope_digest=r.envelope_digest,
+        digest=ReceiptDigest(signed.digest),
+        envelope_digest=EnvelopeDigest(r.envelope_digest),
         receipter=r.receipter,
         status=r.status.value,
         time=r.time,

@@ -32,6 +32,7 @@ from exchange.ledger.events import decode_event
 from exchange.ledger.merkle import leaf_hash
 from exchange.model import (
     EnvelopeRecord,
+    EventHash,
     InboxItem,
     InboxState,
     NewOutbox,
@@ -797,7 +798,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
 
         return await self._read(read)
 
-    async def ledger_index_of(self, event_hash: bytes) -> int | None:
+    async def ledger_index_of(self, event_hash: EventHash) -> int | None:
         """Return the index of the first event whose leaf hash is ``event_hash``."""
 
         def read(db: sqlite3.Connection) -> int | None:
