@@ -8,9 +8,19 @@ the HTTP and command-line adapters render them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NewType
 
 from exchange.keys.ids import OrgId
+
+#: The SHA-256 digest of a sealed envelope's bytes: the envelope's identity in the store, the
+#: register, receipts and the ledger.
+EnvelopeDigest = NewType("EnvelopeDigest", bytes)
+
+#: The SHA-256 digest of a signed receipt's bytes.
+ReceiptDigest = NewType("ReceiptDigest", bytes)
+
+#: The RFC 9162 leaf hash of an encoded ledger event: how the store finds an event.
+EventHash = NewType("EventHash", bytes)
 
 OutboxKind = Literal["envelope", "receipt", "notice"]
 
@@ -35,7 +45,7 @@ OUTBOX_STATES: tuple[OutboxState, ...] = (
 class EnvelopeRecord:
     """Public facts about an envelope the node holds (sent or received)."""
 
-    digest: bytes
+    digest: EnvelopeDigest
     envelope_id: bytes
     sender: OrgId
     recipients: tuple[OrgId, ...]
@@ -50,7 +60,7 @@ class OutboxItem:
 
     id: int
     kind: OutboxKind
-    envelope_digest: bytes
+    envelope_digest: EnvelopeDigest
     ref: bytes  # the envelope digest, or the receipt digest
     origin: OrgId
     destination: OrgId
@@ -73,8 +83,8 @@ class OutboxItem:
 class ReceiptRecord:
     """A signed receipt the node issued or received, with its decoded facts."""
 
-    digest: bytes
-    envelope_digest: bytes
+    digest: ReceiptDigest
+    envelope_digest: EnvelopeDigest
     receipter: OrgId
     status: str
     time: int
@@ -166,7 +176,7 @@ class RegisterEntry:
     citation: str | None = None
     record_kind: str | None = None
     reason_code: str | None = None
-    envelope_digest: bytes | None = None
+    envelope_digest: EnvelopeDigest | None = None
     envelope_id: bytes | None = None
     attachments: int = 0
     deadline_due: str | None = None
@@ -205,8 +215,8 @@ class RegisterRow:
     id: int
     entry: RegisterEntry
     receipts: tuple[ReceiptRecord, ...] = ()
-    in_reply_to: bytes | None = None
-    corrects: bytes | None = None
+    in_reply_to: EnvelopeDigest | None = None
+    corrects: EnvelopeDigest | None = None
     recalls: tuple[RegisterRecall, ...] = ()
     destroyed_at: float | None = None
     retention_rule: str | None = None
@@ -235,7 +245,7 @@ class ThreadLink:
     """An envelope's link to the one it replies to (``reply``) or corrects (``correction``)."""
 
     org: OrgId
-    parent: bytes
+    parent: EnvelopeDigest
     relation: Relation
 
 
@@ -249,7 +259,7 @@ class RecallRow:
     """
 
     org: OrgId
-    digest: bytes
+    digest: EnvelopeDigest
     recipient: OrgId
     requested_by: str
     requested_at: float
@@ -302,7 +312,7 @@ class RetentionSchedule:
     """
 
     org: OrgId
-    digest: bytes
+    digest: EnvelopeDigest
     direction: Direction
     holder_kind: str
     rule: str | None
@@ -345,7 +355,7 @@ class HoldRecord:
 
     id: int
     org: OrgId
-    digest: bytes | None
+    digest: EnvelopeDigest | None
     reason: str
     reference: str
     placed_at: float

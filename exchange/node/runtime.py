@@ -191,7 +191,9 @@ class Node:
             public_url=config.public_url,
             records=load_records_setup(config),
         )
-        self.ledger = NodeLedger(store, NoteSigner(config.ledger_origin, ledger_pair.signing))
+        self.ledger = NodeLedger(
+            store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock
+        )
         await self.ledger.load()
         connector = aiohttp.TCPConnector(ssl=client_ssl(config), limit=64)
         self._session = aiohttp.ClientSession(connector=connector)

@@ -12,6 +12,7 @@ from typing import Final
 
 from exchange.envelope import Opener, OpenError
 from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ReceiptStatus
@@ -24,8 +25,9 @@ from exchange.service.errors import (
     NotFoundError,
     ServiceError,
 )
+from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
 from exchange.service.retention import destroyed_message, schedule_opened
-from exchange.service.rows import ledger_event, receipt_record
+from exchange.service.rows import receipt_record
 from exchange.service.tenants import Tenant
 from exchange.service.threads import link_opened
 from exchange.sharing.prepare import subject_identifiers
@@ -67,7 +69,9 @@ class InboxMixin(ServiceBase):
             # deleted the body.
             gone = await destroyed_message(self.store, user.org, digest)
             raise GoneError(gone or _RECALLED) from None
-        accessed = ledger_event("accessed", now, user.org, digest, reason=user.role)
+        accessed = ledger_event(
+            EventType.ACCESSED, now, user.org, item.envelope.digest, reason=user.role
+        )
         first = item.state == "delivered"
         if first:
             signed = self._sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
@@ -83,7 +87,7 @@ class InboxMixin(ServiceBase):
                 outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
                 ledger_events=[
                     ledger_event(
-                        "opened", now, user.org, digest,
+                        EventType.OPENED, now, user.org, item.envelope.digest,
                         counterparty=item.envelope.sender, receipt=record.digest,
                     ),
                     accessed,
@@ -141,7 +145,7 @@ class InboxMixin(ServiceBase):
             outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
             ledger_events=[
                 ledger_event(
-                    status.value, now, user.org, digest,
+                    RECEIPT_EVENTS[status], now, user.org, item.envelope.digest,
                     counterparty=item.envelope.sender, receipt=record.digest, reason=code,
                 )
             ],

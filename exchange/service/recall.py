@@ -43,6 +43,7 @@ from exchange.connectors.mailbox import MailboxConnector, MailboxError
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId, parse_org_id
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import OutboxItem, RecallRow, User
 from exchange.outbox.routing import Routes
@@ -53,8 +54,8 @@ from exchange.service.errors import (
     ServiceError,
     UnprocessableError,
 )
+from exchange.service.ledger import ledger_event
 from exchange.service.node_service import NodeService
-from exchange.service.rows import ledger_event
 from exchange.sharing.prepare import SubmissionError, check_reason
 from exchange.store import SqliteStore
 from exchange.store.recall import FINAL_OUTCOMES
@@ -161,7 +162,7 @@ class Recaller:
         sent = await self.store.sent_item(user.org, digest)
         assert sent is not None  # a sent item is never removed by a recall
         base = RecallRow(
-            org=user.org, digest=digest, recipient=user.org, requested_by=user.id,
+            org=user.org, digest=sent.envelope.digest, recipient=user.org, requested_by=user.id,
             requested_at=requested_at, reason=text, reason_code=reason_code,
             outcome="pending", route=None, detail="",
         )  # fmt: skip
@@ -183,7 +184,7 @@ class Recaller:
             if row.outcome == "recalled":
                 events.append(
                     ledger_event(
-                        "recalled", self.service.now(), user.org, digest,
+                        EventType.RECALLED, self.service.now(), user.org, sent.envelope.digest,
                         counterparty=delivery.destination,
                         reason=f"{row.route or 'outbox'}:{reason_code}",
                     )
@@ -423,7 +424,14 @@ async def receive_recall(
     if item.envelope.envelope_id.hex() != doc["envelope_id"]:
         raise ServiceError("envelope_id does not match the envelope's", status=422)
     now = service.now()
-    event = ledger_event("recalled", now, owner, digest, counterparty=peer_org, reason=reason_code)
+    event = ledger_event(
+        EventType.RECALLED,
+        now,
+        owner,
+        item.envelope.digest,
+        counterparty=peer_org,
+        reason=reason_code,
+    )
     result = await store.recall_inbox(owner, digest, now=service.clock(), ledger_events=[event])
     if result is None:  # pragma: no cover - the row was read just above and rows stay
         raise NotFoundError(f"{owner} holds no envelope with that digest")

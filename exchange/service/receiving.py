@@ -14,12 +14,14 @@ from exchange.envelope import OpenError, VerifiedEnvelope, Verifier
 from exchange.files import atomic_output
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import NewOutbox, User
 from exchange.receipts import ReceiptError, ReceiptStatus, parse_signed, verify_receipt
 from exchange.service.base import ServiceBase
 from exchange.service.errors import ForbiddenError, ServiceError
-from exchange.service.rows import envelope_record, ledger_event, receipt_record
+from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
+from exchange.service.rows import envelope_record, receipt_record
 
 log = get_logger("exchange.node")
 
@@ -132,7 +134,7 @@ class ReceivingMixin(ServiceBase):
             receipt=record,
             ledger_events=[
                 ledger_event(
-                    "delivered", now, owner, verified.digest,
+                    EventType.DELIVERED, now, owner, record_of_envelope.digest,
                     counterparty=header.sender, receipt=record.digest,
                 )
             ],
@@ -190,7 +192,7 @@ class ReceivingMixin(ServiceBase):
             record,
             ledger_events=[
                 ledger_event(
-                    receipt.status.value, self.now(), owner, env.digest,
+                    RECEIPT_EVENTS[receipt.status], self.now(), owner, env.digest,
                     counterparty=receipt.receipter, receipt=record.digest,
                 )
             ],

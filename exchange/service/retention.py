@@ -39,11 +39,12 @@ from typing import Any, Final, Protocol
 
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
-from exchange.ledger.events import EventType, LedgerEvent, encode_event
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import (
     Destruction,
     Direction,
+    EnvelopeDigest,
     EnvelopeRecord,
     HeldItem,
     HoldRecord,
@@ -65,6 +66,7 @@ from exchange.policy import (
     review_date,
 )
 from exchange.records import RecordError, decode_container
+from exchange.service.ledger import ledger_event
 from exchange.service.register_reports import iso_time
 from exchange.sharing.prepare import SUBJECT_FIELDS, SubmissionError, check_reason
 from exchange.store import SqliteStore
@@ -169,7 +171,7 @@ def schedule_item(
     ) -> RetentionSchedule:
         return RetentionSchedule(
             org=org,
-            digest=digest,
+            digest=EnvelopeDigest(digest),
             direction=direction,
             holder_kind=holder,
             rule=None if rule is None else rule.rule_id,
@@ -559,15 +561,13 @@ class _Decider:
                 decision.explanation, status=409 if decision.holds else 422, rule=decision.rule
             )
         reason_code = decision.rule if len(decision.rule) <= 64 else "retention"
-        event = encode_event(
-            LedgerEvent(
-                type=EventType.DESTROYED,
-                time=int(self.moment.timestamp()),
-                org=item.org,
-                envelope_digest=item.envelope.digest,
-                counterparty=item.envelope.sender if item.direction == "received" else None,
-                reason=reason_code,
-            )
+        event = ledger_event(
+            EventType.DESTROYED,
+            int(self.moment.timestamp()),
+            item.org,
+            item.envelope.digest,
+            counterparty=item.envelope.sender if item.direction == "received" else None,
+            reason=reason_code,
         )
         destruction = Destruction(
             at=self.moment.timestamp(), by=self.user.id, rule=decision.rule, reason=self.reason

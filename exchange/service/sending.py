@@ -18,8 +18,9 @@ from exchange.envelope import EnvelopeError, Recipient, SealedEnvelope, Sealer
 from exchange.files import atomic_output, rename_durably
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
-from exchange.model import EnvelopeRecord, NewOutbox, RegisterEntry, User
+from exchange.model import EnvelopeDigest, EnvelopeRecord, NewOutbox, RegisterEntry, User
 from exchange.service.base import PIECE, ServiceBase
 from exchange.service.errors import (
     ForbiddenError,
@@ -27,8 +28,8 @@ from exchange.service.errors import (
     ServiceError,
     UnprocessableError,
 )
+from exchange.service.ledger import ledger_event
 from exchange.service.retention import schedule_sent
-from exchange.service.rows import ledger_event
 from exchange.service.threads import LinkRefusedError, submission_link
 from exchange.sharing.prepare import SATISFIED_BY, Submission, SubmissionError, prepare
 
@@ -103,8 +104,10 @@ class SendingMixin(ServiceBase):
         except EnvelopeError as exc:
             raise ServiceError(str(exc), status=422) from None
         sealed = await asyncio.to_thread(self._seal_to_disk, sealer, prepared.content)
+        # The envelope package returns plain bytes; from here on it is an envelope digest.
+        digest = EnvelopeDigest(sealed.digest)
         record = EnvelopeRecord(
-            digest=sealed.digest,
+            digest=digest,
             envelope_id=sealed.envelope_id,
             sender=sealed.sender,
             recipients=sealed.recipients,
@@ -127,7 +130,7 @@ class SendingMixin(ServiceBase):
             lawful_basis=prepared.lawful_basis.code,
             citation="; ".join(prepared.lawful_basis.citations),
             record_kind=record_kind,
-            envelope_digest=sealed.digest,
+            envelope_digest=digest,
             envelope_id=sealed.envelope_id,
             attachments=len(prepared.attachments),
             deadline_due=None if deadline is None else deadline.due.isoformat(),
@@ -147,7 +150,7 @@ class SendingMixin(ServiceBase):
             outbox=[NewOutbox("envelope", sealed.digest, user.org, r) for r in sealed.recipients],
             ledger_events=[
                 ledger_event(
-                    "submitted", now, user.org, sealed.digest,
+                    EventType.SUBMITTED, now, user.org, digest,
                     reason="rectification" if corrects is not None else None,
                 )
             ],

@@ -28,7 +28,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from exchange.keys.ids import OrgId
-from exchange.model import EnvelopeRecord, HeldEnvelope, ReceiptRecord, ThreadLink
+from exchange.model import (
+    EnvelopeDigest,
+    EnvelopeRecord,
+    HeldEnvelope,
+    ReceiptRecord,
+    ThreadLink,
+)
 from exchange.records import RecordError, decode_container, load_schema
 from exchange.store import SqliteStore
 
@@ -52,9 +58,9 @@ def has_link_field(kind: str) -> bool:
         return False
 
 
-def _digest_text(value: object) -> bytes | None:
+def _digest_text(value: object) -> EnvelopeDigest | None:
     if isinstance(value, str) and _DIGEST_RE.fullmatch(value):
-        return bytes.fromhex(value)
+        return EnvelopeDigest(bytes.fromhex(value))
     return None
 
 
@@ -97,7 +103,7 @@ async def submission_link(
                 rule="corrects",
             )
         data["corrects"] = corrects.hex()
-        return data, ThreadLink(org, corrects, "correction")
+        return data, ThreadLink(org, EnvelopeDigest(corrects), "correction")
     if claimed is not None:
         raise LinkRefusedError(
             "record.corrects is set only by a rectification (POST /api/v1/sent/{digest}/rectify)",
@@ -122,14 +128,14 @@ async def submission_link(
                     status=422,
                     rule="in_reply_to",
                 )
-        return data, ThreadLink(org, in_reply_to, "reply")
+        return data, ThreadLink(org, EnvelopeDigest(in_reply_to), "reply")
     parent = _digest_text(in_record)
     if parent is not None and await _held(store, org, parent) is not None:
         return data, ThreadLink(org, parent, "reply")
     return data, None
 
 
-def _sealed_link(content: bytes) -> tuple[bytes, str] | None:
+def _sealed_link(content: bytes) -> tuple[EnvelopeDigest, str] | None:
     """Return the (parent, relation) a record container names, if any."""
     try:
         record = decode_container(content).record

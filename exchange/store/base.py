@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from exchange.keys.ids import OrgId
 from exchange.model import (
     EnvelopeRecord,
+    EventHash,
     InboxItem,
     InboxState,
     NewOutbox,
@@ -257,7 +258,7 @@ class Store(RegisterStore, Protocol):
         """Return ``(index, event)`` for every event naming the envelope, in log order."""
         ...
 
-    async def ledger_index_of(self, event_hash: bytes) -> int | None:
+    async def ledger_index_of(self, event_hash: EventHash) -> int | None:
         """Return the index of the event whose leaf hash is ``event_hash``."""
         ...
 

@@ -31,6 +31,7 @@ from exchange.keys.ids import OrgId
 from exchange.model import (
     Destruction,
     Direction,
+    EnvelopeDigest,
     EnvelopeRecord,
     HeldItem,
     HoldRecord,
@@ -308,7 +309,8 @@ class RetentionMixin:
             )
             hold_id = cursor.lastrowid
             assert hold_id is not None
-            return HoldRecord(hold_id, org, digest, reason, reference, now, placed_by, None, None)
+            held = None if digest is None else EnvelopeDigest(digest)
+            return HoldRecord(hold_id, org, held, reason, reference, now, placed_by, None, None)
 
         return await self._tx(tx)
 

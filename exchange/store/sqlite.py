@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import sqlite3
 from collections import deque
@@ -30,8 +29,10 @@ from typing import Any, Final, TypeVar, cast
 from exchange.keys.ids import OrgId
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
+from exchange.ledger.merkle import leaf_hash
 from exchange.model import (
     EnvelopeRecord,
+    EventHash,
     InboxItem,
     InboxState,
     NewOutbox,
@@ -67,11 +68,6 @@ _OUTBOX_COLUMNS = (
     "transport_ref"
 )
 _ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
-
-
-def _leaf_hash(event: bytes) -> bytes:
-    # RFC 9162 §2.1.1: leaf hashes are SHA-256(0x00 || data).
-    return hashlib.sha256(b"\x00" + event).digest()
 
 
 def _event_envelope(event: bytes) -> bytes | None:
@@ -283,7 +279,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         start = int(row[0])
         db.executemany(
             "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
-            [(start + i, e, _leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
+            [(start + i, e, leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
         )
 
     @staticmethod
@@ -802,7 +798,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
 
         return await self._read(read)
 
-    async def ledger_index_of(self, event_hash: bytes) -> int | None:
+    async def ledger_index_of(self, event_hash: EventHash) -> int | None:
         """Return the index of the first event whose leaf hash is ``event_hash``."""
 
         def read(db: sqlite3.Connection) -> int | None:

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Collected, PullConnector
 from exchange.connectors.mesh import MeshConnector
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import OutboxItem
 from exchange.outbox.routing import Routes
 from exchange.service.errors import ServiceError
+from exchange.service.ledger import ledger_event
 from exchange.service.node_service import NodeService
-from exchange.service.rows import ledger_event
 
 log = get_logger("exchange.collect")
 
@@ -135,7 +136,7 @@ class Collector:
             def undelivered(item: OutboxItem, at: int = int(now)) -> list[bytes]:
                 return [
                     ledger_event(
-                        "attempted", at, item.origin, item.envelope_digest,
+                        EventType.ATTEMPTED, at, item.origin, item.envelope_digest,
                         counterparty=item.destination, reason="undelivered:mesh",
                     )
                 ]  # fmt: skip

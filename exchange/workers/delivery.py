@@ -39,6 +39,7 @@ from exchange.connectors.base import Delivered, Message, MessageKind, Refused, R
 from exchange.connectors.https import HttpsPushConnector, request_signer
 from exchange.connectors.smtp import SmtpConnector
 from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import OutboxItem
 from exchange.outbox.routing import Leg, NoRouteError, Routes
@@ -217,7 +218,7 @@ class DeliveryWorker:
 
     def _fallback_event(self, item: OutboxItem, leg: Leg, now: float) -> bytes:
         return ledger_event(
-            "fallback", int(now), item.origin, item.envelope_digest,
+            EventType.FALLBACK, int(now), item.origin, item.envelope_digest,
             counterparty=item.destination, reason=leg.route.kind,
         )  # fmt: skip
 
@@ -225,7 +226,7 @@ class DeliveryWorker:
         """Return the ledger event of an attempt, reason ``<outcome>:<route kind>``."""
         kind = leg.route.kind if leg is not None else ("smtp" if item.kind == "notice" else "none")
         return ledger_event(
-            "attempted", int(now), item.origin, item.envelope_digest,
+            EventType.ATTEMPTED, int(now), item.origin, item.envelope_digest,
             counterparty=item.destination, reason=f"{outcome}:{kind}",
         )  # fmt: skip
 
@@ -367,7 +368,7 @@ class DeliveryWorker:
             route_kind=leg.route.kind,
             transport_ref=delivered.transport_ref or None,
             ledger_events=[
-                ledger_event("delivered", receipt.time, item.origin, envelope.digest,
+                ledger_event(EventType.DELIVERED, receipt.time, item.origin, envelope.digest,
                              counterparty=item.destination, receipt=record.digest)
             ],
         )  # fmt: skip
