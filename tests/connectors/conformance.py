@@ -1,4 +1,4 @@
-"""The conformance suite every connector passes (docs/exchange.connectors.md §4).
+"""The conformance suite every connector passes (docs/connectors.md §4).
 
 A connector joins by subclassing :class:`ConnectorConformance` (push only) or
 :class:`PullConnectorConformance` (push, collect and acknowledge), and

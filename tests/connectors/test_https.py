@@ -252,7 +252,7 @@ async def _deliver(connector: HttpsPushConnector, address: str, timeout: float =
 async def test_status_is_classified(
     connector: HttpsPushConnector, peer: StandInPeer, status: int, expected: type
 ) -> None:
-    """Each status a peer answers maps to the outcome of docs/exchange.connectors.md §3."""
+    """Each status a peer answers maps to the outcome of docs/connectors.md §3."""
     peer.mode, peer.status = "status", status
     assert isinstance(await _deliver(connector, peer.base), expected)
 
