@@ -26,10 +26,12 @@ from aiohttp import web
 
 from exchange.config import ConfigError, NodeConfig, TenantConfig
 from exchange.connectors.base import Connector
-from exchange.connectors.mailbox import MailboxConnector, mailbox_signer
+from exchange.connectors.https import request_signer
+from exchange.connectors.mailbox import MailboxConnector
 from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.http.app import READY, create_app
+from exchange.http.recall import set_recaller
 from exchange.keys.directory import Directory, load_directory
 from exchange.keys.errors import KeysError
 from exchange.keys.ids import OrgId
@@ -40,6 +42,7 @@ from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
+from exchange.service.recall import Recaller
 from exchange.service.tenants import load_tenants, read_key_pair, read_passphrase
 from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore
@@ -219,6 +222,10 @@ class Node:
             json_limit=config.max_json_bytes,
             collect_stats=self.collector.stats,
         )
+        # Recall asks the far sides through the same connectors the outbox delivers with.
+        set_recaller(
+            app, Recaller(self.service, routes=self.routes, timeout=config.delivery.timeout)
+        )
         self._app = app
         if config.relay is not None:
             self.relay = await self._relay(store)
@@ -291,7 +298,7 @@ class Node:
         shared: dict[str, Connector] = {
             "mailbox": MailboxConnector(
                 self._session,
-                mailbox_signer(
+                request_signer(
                     lambda org: service.tenant(org).signing_pair(service.directory, service.now()),
                     service.now,
                 ),

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from exchange.relay.server import RelayLimits
-from exchange.receipts import parse_signed
 from exchange.keys.ids import OrgId
+from exchange.receipts import parse_signed
+from exchange.relay.server import RelayLimits
 
 from .relay_world import (
     LA,
