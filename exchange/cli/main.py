@@ -42,12 +42,22 @@ See docs/cli.md for a worked example.
 """
 
 
+#: Packages only ``exchange demo`` needs, installed by the ``demo`` extra (see pyproject.toml).
+DEMO_PACKAGES = frozenset({"aiosmtpd"})
+DEMO_INSTALL = "pip install 'safeguarding-exchange[demo]'"
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     del args
-    # Imported only when asked for: the demo pulls in more than the other commands need.
+    # Imported only when asked for: the demo pulls in more than the other commands need, and
+    # its own packages are an extra that a node's installation may leave out.
     try:
         module = importlib.import_module("exchange.demo.story")
     except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if top in DEMO_PACKAGES:
+            message = f"the demo needs packages this installation lacks: {DEMO_INSTALL}"
+            raise CliError(message) from None
         if exc.name != "exchange.demo.story":
             raise
         raise CliError("the demo is not part of this installation") from None

@@ -333,7 +333,7 @@ async def test_malformed_address_is_refused(
 
 
 async def test_sandbox_down_is_retry_later() -> None:
-    dead = config(f"http://127.0.0.1:{mesh_sandbox._free_port()}", SENDER)
+    dead = config(f"http://127.0.0.1:{mesh_sandbox.free_port()}", SENDER)
     connector = MeshConnector(dead)
     try:
         outcome = await connector.deliver(_msg(b"later"), RECIPIENT, timeout=TIMEOUT)
