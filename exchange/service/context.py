@@ -6,7 +6,8 @@
 names its dependencies explicitly instead of inheriting them. It holds everything already
 loaded: the composition root (``exchange.node.runtime``) reads the files and opens the store.
 It is mutable on purpose: a node adopts a newer signed directory and learns its public URL
-(after binding port 0) while it runs, and every use case must see the change at once.
+(after binding port 0) while it runs, demos and tests move its clock, and every use case
+must see the change at once.
 """
 
 from __future__ import annotations
