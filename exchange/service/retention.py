@@ -293,11 +293,6 @@ def destroyed_sentence(held: HeldItem | None) -> str | None:
     )
 
 
-async def destroyed_message(store: Store, org: OrgId, digest: bytes) -> str | None:
-    """Return the 410 sentence if ``org`` destroyed ``digest``, else None."""
-    return destroyed_sentence(await store.held_item(org, digest))
-
-
 # --- what staff and the DPO see --------------------------------------------------------------
 
 
