@@ -17,13 +17,13 @@ from exchange.ledger.bundle import make_bundle
 from exchange.ledger.checkpoint import CheckpointSigner, open_checkpoint
 from exchange.ledger.log import MerkleLog
 from exchange.ledger.merkle import leaf_hash
-from exchange.store import SqliteStore
+from exchange.store import Store
 
 
 class NodeLedger:
     """Checkpoints and proofs over the events in the store."""
 
-    def __init__(self, store: SqliteStore, signer: NoteSigner) -> None:
+    def __init__(self, store: Store, signer: NoteSigner) -> None:
         self.store = store
         self.note_signer = signer
         self.signer = CheckpointSigner(signer)
