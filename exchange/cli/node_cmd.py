@@ -205,7 +205,7 @@ def outbox_requeue_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add the node commands to the ``exchange`` parser."""
     serve = sub.add_parser(
         "serve",

@@ -662,7 +662,7 @@ _AFTER: Final = (
 )
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add ``exchange recall``, ``rectify``, ``thread`` and ``sent`` to the parser."""
     connection = _connection_options()
 

@@ -43,6 +43,7 @@ from exchange.relay.store import RelayStore
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.service.recall import Recaller
+from exchange.service.register_reports import RegisterKey, RegisterKeyError
 from exchange.service.tenants import load_tenants, read_key_pair, read_passphrase
 from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore
@@ -79,6 +80,16 @@ def load_trusted_directory(config: NodeConfig) -> Directory:
         raise ConfigError(f"directory.file cannot be read: {exc.strerror}") from None
     except KeysError as exc:
         raise ConfigError(f"directory: {exc}") from None
+
+
+def load_register_key(folder: Path) -> RegisterKey:
+    """Read the register's secret from the data folder, creating it on first start."""
+    try:
+        register_key = RegisterKey.load(folder, create=True)
+    except RegisterKeyError as exc:
+        raise ConfigError(str(exc)) from None
+    assert register_key is not None  # create=True makes one when there is none
+    return register_key
 
 
 def client_ssl(config: NodeConfig) -> ssl.SSLContext | bool:
@@ -184,15 +195,18 @@ class Node:
         ledger_pair = read_key_pair(
             config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
         )
+        records = load_records_setup(config)
         store = await SqliteStore.open(config.data_dir)
         self.service = NodeService(
             store=store,
             directory=directory,
             tenants=tenants,
+            records=records,
+            register_key=load_register_key(store.folder),
             clock=self.clock,
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,
-            records=load_records_setup(config),
+            overdue_after=config.delivery.overdue_after,
         )
         self.ledger = NodeLedger(
             store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock

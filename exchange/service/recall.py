@@ -62,7 +62,7 @@ from exchange.service.errors import (
 from exchange.service.ledger import ledger_event
 from exchange.service.node_service import NodeService
 from exchange.sharing.prepare import SubmissionError, check_reason
-from exchange.store import SqliteStore
+from exchange.store import Store
 from exchange.store.recall import FINAL_OUTCOMES
 
 log = get_logger("exchange.recall")
@@ -122,7 +122,7 @@ class Recaller:
         return connector if isinstance(connector, Recallable) else None
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         """The node's store."""
         return self.service.store
 
@@ -383,7 +383,7 @@ async def receive_recall(
     }
 
 
-async def _drop_body(store: SqliteStore, digest: bytes) -> None:
+async def _drop_body(store: Store, digest: bytes) -> None:
     """Delete a recalled envelope's body unless another organisation here still holds it."""
     if await store.body_referenced(digest):
         return
@@ -409,7 +409,7 @@ def recall_json(row: RecallRow) -> dict[str, Any]:
     }
 
 
-async def decorate_sent(store: SqliteStore, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
+async def decorate_sent(store: Store, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
     """Add recall outcomes, thread links and corrections to sent items' JSON (in place)."""
     digests = [bytes.fromhex(i["digest"]) for i in items]
     recalls = await store.recalls_for(org, digests)
@@ -426,7 +426,7 @@ async def decorate_sent(store: SqliteStore, org: OrgId, items: Sequence[dict[str
         item["corrected_by"] = [d.hex() for d in corrections.get(digest, [])]
 
 
-async def decorate_inbox(store: SqliteStore, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
+async def decorate_inbox(store: Store, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
     """Add when and by which role each inbox item was opened or recalled, and its links."""
     digests = [bytes.fromhex(i["digest"]) for i in items]
     opened = await store.inbox_opened(org, digests)

@@ -36,7 +36,7 @@ from exchange.model import (
     ThreadLink,
 )
 from exchange.records import RecordError, decode_container, load_schema
-from exchange.store import SqliteStore
+from exchange.store import Store
 
 _DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 
@@ -68,7 +68,7 @@ def _parties(held: HeldEnvelope) -> set[OrgId]:
     return {held.sender, *held.recipients}
 
 
-async def _held(store: SqliteStore, org: OrgId, digest: bytes) -> HeldEnvelope | None:
+async def _held(store: Store, org: OrgId, digest: bytes) -> HeldEnvelope | None:
     held = await store.held_envelope(org, digest)
     if held is None or held.state == "recalled":
         return None
@@ -76,7 +76,7 @@ async def _held(store: SqliteStore, org: OrgId, digest: bytes) -> HeldEnvelope |
 
 
 async def submission_link(
-    store: SqliteStore,
+    store: Store,
     org: OrgId,
     record_kind: str,
     record: Mapping[str, Any],
@@ -148,23 +148,23 @@ def _sealed_link(content: bytes) -> tuple[EnvelopeDigest, str] | None:
     return None if parent is None else (parent, "reply")
 
 
-async def link_opened(
-    store: SqliteStore, org: OrgId, envelope: EnvelopeRecord, content: bytes, *, now: float
-) -> bool:
-    """Link a received item, at its first opening, to the item its record names.
+async def opened_link(
+    store: Store, org: OrgId, envelope: EnvelopeRecord, content: bytes
+) -> ThreadLink | None:
+    """Return the link of a received item, read at its opening, to the item its record names.
 
     Only to an item ``org`` holds in which the item's sender took part (as sender or
-    recipient). Returns whether a link was made.
+    recipient); None when the record names none or names one that does not qualify. The
+    link is stored by the transaction that records the opening.
     """
     found = await asyncio.to_thread(_sealed_link, content)
     if found is None:
-        return False
+        return None
     parent, relation = found
     held = await _held(store, org, parent)
     if held is None or envelope.sender not in _parties(held) or parent == envelope.digest:
-        return False
-    link = ThreadLink(org, parent, "correction" if relation == "correction" else "reply")
-    return await store.link_received(envelope.digest, link, now=now)
+        return None
+    return ThreadLink(org, parent, "correction" if relation == "correction" else "reply")
 
 
 def _receipts(receipts: list[ReceiptRecord], only: OrgId | None) -> list[dict[str, Any]]:
@@ -175,7 +175,7 @@ def _receipts(receipts: list[ReceiptRecord], only: OrgId | None) -> list[dict[st
     ]
 
 
-async def thread_view(store: SqliteStore, org: OrgId, digest: bytes) -> dict[str, Any] | None:
+async def thread_view(store: Store, org: OrgId, digest: bytes) -> dict[str, Any] | None:
     """Return the conversation ``digest`` belongs to, or None if ``org`` does not hold it."""
     if await store.held_envelope(org, digest) is None:
         return None

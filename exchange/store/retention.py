@@ -37,12 +37,11 @@ from exchange.model import (
     HoldRecord,
     RetentionSchedule,
 )
+from exchange.store.base import MAX_LISTED, Decide
 
 T = TypeVar("T")
 
 
-#: Most rows one listing returns (the due list and the unscheduled list each).
-MAX_LISTED: Final = 500
 #: Outbox states in which a delivery may still read the envelope's body.
 PENDING_STATES: Final = ("queued", "attempting", "retry-wait")
 
@@ -78,11 +77,6 @@ _ROW_SELECT: Final = (
 _HOLD_COLUMNS: Final = (
     "id, org, digest, reason, reference, placed_at, placed_by, lifted_at, lifted_by"
 )
-
-
-#: Decides a destruction inside its transaction: given the item and the holds in force,
-#: return the destruction to record and the ledger event to append, or raise to refuse.
-Decide = Callable[[HeldItem, Sequence[HoldRecord]], tuple[Destruction, bytes]]
 
 
 def _held(row: sqlite3.Row) -> HeldItem:

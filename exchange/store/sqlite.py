@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Literal, TypeVar, cast
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.errors import LedgerError
@@ -46,8 +46,9 @@ from exchange.model import (
     ThreadLink,
     User,
 )
+from exchange.store.base import ItemOpening, OpeningOutcome
 from exchange.store.recall import RecallMixin
-from exchange.store.register import RegisterMixin
+from exchange.store.register import SharingRegisterTables
 from exchange.store.retention import RetentionMixin
 from exchange.store.schema import MIGRATIONS
 
@@ -134,7 +135,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
-class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
+class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -708,6 +709,58 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
             self._insert_outbox(db, digest, outbox, now)
             self._append_ledger(db, ledger_events)
             return True
+
+        return await self._tx(tx)
+
+    async def record_opening(self, opening: ItemOpening) -> OpeningOutcome:
+        """Record one opening of an inbox item in one transaction; return what it found.
+
+        A first opening moves the item from ``delivered`` to ``opened`` only while it is
+        still ``delivered``, so exactly one of a recall and the opening wins; if the recall
+        won, nothing at all is written. Otherwise the access event, the subject index, the
+        thread link and the retention schedule are written with it, each only once.
+        """
+
+        def tx(db: sqlite3.Connection) -> OpeningOutcome:
+            first = opening.first
+            state: Literal["opened", "already"] = "already"
+            if first is not None:
+                cursor = db.execute(
+                    "UPDATE inbox SET state = 'opened', opened_at = ?, opened_by = ?, "
+                    "opened_by_role = ?, updated_at = ? "
+                    "WHERE owner = ? AND digest = ? AND state = 'delivered'",
+                    (
+                        opening.now, opening.user_id, opening.role, opening.now,
+                        opening.owner, opening.digest,
+                    ),
+                )  # fmt: skip
+                if cursor.rowcount == 1:
+                    state = "opened"
+                else:
+                    row = db.execute(
+                        "SELECT state FROM inbox WHERE owner = ? AND digest = ?",
+                        (opening.owner, opening.digest),
+                    ).fetchone()
+                    if row is not None and row[0] == "recalled":
+                        return OpeningOutcome("recalled", scheduled=False)
+            if first is not None and state == "opened":
+                self._insert_receipt(db, first.receipt, opening.now)
+                self._insert_outbox(db, opening.digest, first.outbox, opening.now)
+                self._append_ledger(db, [first.opened_event, opening.accessed_event])
+            else:
+                self._append_ledger(db, [opening.accessed_event])
+            self._insert_received_index(
+                db, opening.owner, opening.digest,
+                subjects=opening.subjects, outcome=opening.index_outcome, now=opening.now,
+            )  # fmt: skip
+            if opening.link is not None:
+                self._insert_link(
+                    db, opening.link, opening.digest, source="opened", now=opening.now
+                )
+            scheduled = opening.schedule is not None and self._insert_retention(
+                db, opening.schedule
+            )
+            return OpeningOutcome(state, scheduled=scheduled)
 
         return await self._tx(tx)
 
