@@ -12,7 +12,7 @@ Records hold ids, digests, sizes and times only: never record content.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from exchange.keys.ids import OrgId
@@ -22,7 +22,6 @@ from exchange.model import (
     InboxState,
     NewOutbox,
     OutboxItem,
-    OutboxState,
     ReceiptRecord,
     ReceivedEntry,
     RegisterEntry,
@@ -34,6 +33,7 @@ from exchange.model import (
 
 if TYPE_CHECKING:
     from exchange.model import HeldItem, RetentionSchedule, ThreadLink
+    from exchange.outbox.machine import Transition
 
 
 class DuplicateError(Exception):
@@ -125,22 +125,16 @@ class Store(RegisterStore, Protocol):
         """Move up to ``limit`` due items to ``attempting`` and return them."""
         ...
 
-    async def finish_attempt(
-        self,
-        item_id: int,
-        *,
-        state: OutboxState,
-        now: float,
-        next_attempt_at: float | None = None,
-        error: str | None = None,
-        receipt: ReceiptRecord | None = None,
-        ledger_events: Sequence[bytes] = (),
-        route_index: int | None = None,
-        route_failures: int | None = None,
-        route_kind: str | None = None,
-        transport_ref: str | None = None,
-    ) -> None:
-        """Record the outcome of an attempt, with any receipt and ledger events, at once."""
+    async def apply_transition(self, transition: Transition) -> bool:
+        """Write a transition of the outbox machine with its receipt and ledger events.
+
+        Returns False, writing nothing, if the item's state or recall mark changed since the
+        transition was computed; the caller reads the item again and asks the machine anew.
+        """
+        ...
+
+    async def outbox_item(self, item_id: int) -> OutboxItem | None:
+        """Return one outbox item as it is now, or ``None``."""
         ...
 
     async def requeue_attempting(self, now: float) -> int:
@@ -158,15 +152,12 @@ class Store(RegisterStore, Protocol):
         ...
 
     async def reopen_handed_over(
-        self,
-        route_kind: str,
-        transport_ref: str,
-        *,
-        now: float,
-        error: str,
-        ledger_events: Callable[[OutboxItem], Sequence[bytes]] | None = None,
+        self, route_kind: str, transport_ref: str, *, now: float, error: str
     ) -> OutboxItem | None:
-        """Re-queue a handed-over item reported undelivered, on its next route."""
+        """Re-queue a handed-over item reported undelivered, on its next route.
+
+        Returns the item as it was, or ``None`` if none matched or it was recalled.
+        """
         ...
 
     async def outbox_counts(self) -> dict[str, int]:

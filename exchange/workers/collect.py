@@ -24,11 +24,9 @@ from exchange.config import DeliveryConfig
 from exchange.connectors.base import Collected, PullConnector
 from exchange.connectors.mesh import MeshConnector
 from exchange.logs import get_logger
-from exchange.model import OutboxItem
 from exchange.outbox.routing import Routes
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
-from exchange.service.rows import ledger_event
 
 log = get_logger("exchange.collect")
 
@@ -130,22 +128,11 @@ class Collector:
     async def _reports(self, connector: MeshConnector) -> None:
         """Act on MESH non-delivery reports: the envelope goes back in the outbox."""
         for report in connector.non_delivery_reports():
-            now = self.service.clock()
-
-            def undelivered(item: OutboxItem, at: int = int(now)) -> list[bytes]:
-                return [
-                    ledger_event(
-                        "attempted", at, item.origin, item.envelope_digest,
-                        counterparty=item.destination, reason="undelivered:mesh",
-                    )
-                ]  # fmt: skip
-
             item = await self.service.store.reopen_handed_over(
                 "mesh",
                 report.linked_message_id,
-                now=now,
+                now=self.service.clock(),
                 error=f"MESH reported the message undelivered (code {report.status_code})",
-                ledger_events=undelivered,
             )
             if item is not None:
                 self.stats.reports += 1
