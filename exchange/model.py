@@ -22,7 +22,18 @@ ReceiptDigest = NewType("ReceiptDigest", bytes)
 #: The RFC 9162 leaf hash of an encoded ledger event: how the store finds an event.
 EventHash = NewType("EventHash", bytes)
 
-OutboxKind = Literal["envelope", "receipt", "notice"]
+#: What an outbox row carries. ``origin`` and ``destination`` are always the sender and the
+#: recipient of the envelope the row is about, whatever the kind:
+#:
+#: - ``envelope``: the sealed envelope, from ``origin`` (an organisation of this node) to
+#:   ``destination``;
+#: - ``receipt``: a signed receipt of ``origin`` (the recipient of an envelope, here) going
+#:   back to ``destination`` (its sender);
+#: - ``notice``: a mail to the staff of ``destination`` (an organisation of this node) that
+#:   an envelope from ``origin`` waits for them;
+#: - ``chase``: a mail to the staff of ``origin`` (an organisation of this node) that its
+#:   envelope to ``destination`` is overdue.
+OutboxKind = Literal["envelope", "receipt", "notice", "chase"]
 
 
 #: ``recalled``: the sender recalled the envelope before the item left the node.
@@ -56,7 +67,7 @@ class EnvelopeRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One message to push to one destination organisation: an envelope or a receipt."""
+    """One message to send for one (envelope, organisation): see :data:`OutboxKind`."""
 
     id: int
     kind: OutboxKind
@@ -77,6 +88,8 @@ class OutboxItem:
     #: The route kind and transport id of the attempt that handed the item over.
     route_kind: str | None = None
     transport_ref: str | None = None
+    #: When the sender recalled the envelope (the item is never sent again), or None.
+    recall_requested_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

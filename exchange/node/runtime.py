@@ -26,7 +26,7 @@ from aiohttp import web
 
 from exchange.config import ConfigError, NodeConfig, TenantConfig
 from exchange.connectors.base import Connector
-from exchange.connectors.https import request_signer
+from exchange.connectors.https import HttpsPushConnector, request_signer
 from exchange.connectors.mailbox import MailboxConnector
 from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
@@ -219,12 +219,21 @@ class Node:
         notify = {t.org: t.notify for t in config.tenants if t.notify}
         if isinstance(smtp, SmtpConnector) and notify:
             self.service.notified = frozenset(notify)
+        service = self.service
         self.worker = DeliveryWorker(
-            self.service,
+            service,
             self._session,
             config.delivery,
+            # The connector signs every attempt afresh as the item's origin organisation.
+            https=HttpsPushConnector(
+                self._session,
+                request_signer(
+                    lambda org: service.tenant(org).signing_pair(service.directory, service.now()),
+                    service.now,
+                ),
+            ),
             routes=self.routes,
-            smtp=smtp if isinstance(smtp, SmtpConnector) else None,
+            notifier=smtp if isinstance(smtp, SmtpConnector) else None,
             notify=notify,
             link_template=config.smtp.link_template if config.smtp else None,
         )

@@ -7,7 +7,7 @@ for every recipient, where the envelope stands and does what can still be done
 - **not yet handed over** (``queued``, ``retry-wait``, ``dead``): the outbox item is
   cancelled (``recalled``) in the same transaction that marks the rest, so the worker never
   sends it. An attempt in flight is waited for (``delivery.timeout`` at most): if it did not
-  hand the item over, it ends ``recalled`` (``SqliteStore.finish_attempt``);
+  hand the item over, it ends ``recalled`` (:mod:`exchange.outbox.machine`);
 - **in a relay mailbox**: the relay is asked to delete it (docs/relay.md, recall); it
   answers ``recalled``, or ``too-late`` once the receiving node fetched it;
 - **at the recipient's node** (pushed over HTTPS): a signed recall notice goes to

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
@@ -31,7 +31,6 @@ from exchange.model import (
     NewOutbox,
     Opening,
     OutboxItem,
-    OutboxState,
     RecallRow,
     ReceiptRecord,
     ReceivedEntry,
@@ -50,6 +49,9 @@ MAX_LISTED: Final = 500
 #: Decides a destruction inside its transaction: given the item and the holds in force,
 #: return the destruction to record and the ledger event to append, or raise to refuse.
 Decide = Callable[[HeldItem, Sequence[HoldRecord]], tuple[Destruction, bytes]]
+if TYPE_CHECKING:
+    from exchange.model import HeldItem, RetentionSchedule, ThreadLink
+    from exchange.outbox.machine import Transition
 
 
 class DuplicateError(Exception):
@@ -328,22 +330,16 @@ class Store(RegisterStore, RecallStore, RetentionStore, Protocol):
         """Move up to ``limit`` due items to ``attempting`` and return them."""
         ...
 
-    async def finish_attempt(
-        self,
-        item_id: int,
-        *,
-        state: OutboxState,
-        now: float,
-        next_attempt_at: float | None = None,
-        error: str | None = None,
-        receipt: ReceiptRecord | None = None,
-        ledger_events: Sequence[bytes] = (),
-        route_index: int | None = None,
-        route_failures: int | None = None,
-        route_kind: str | None = None,
-        transport_ref: str | None = None,
-    ) -> None:
-        """Record the outcome of an attempt, with any receipt and ledger events, at once."""
+    async def apply_transition(self, transition: Transition) -> bool:
+        """Write a transition of the outbox machine with its receipt and ledger events.
+
+        Returns False, writing nothing, if the item's state or recall mark changed since the
+        transition was computed; the caller reads the item again and asks the machine anew.
+        """
+        ...
+
+    async def outbox_item(self, item_id: int) -> OutboxItem | None:
+        """Return one outbox item as it is now, or ``None``."""
         ...
 
     async def requeue_attempting(self, now: float) -> int:
@@ -361,15 +357,12 @@ class Store(RegisterStore, RecallStore, RetentionStore, Protocol):
         ...
 
     async def reopen_handed_over(
-        self,
-        route_kind: str,
-        transport_ref: str,
-        *,
-        now: float,
-        error: str,
-        ledger_events: Callable[[OutboxItem], Sequence[bytes]] | None = None,
+        self, route_kind: str, transport_ref: str, *, now: float, error: str
     ) -> OutboxItem | None:
-        """Re-queue a handed-over item reported undelivered, on its next route."""
+        """Re-queue a handed-over item reported undelivered, on its next route.
+
+        Returns the item as it was, or ``None`` if none matched or it was recalled.
+        """
         ...
 
     async def outbox_counts(self) -> dict[str, int]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
@@ -35,15 +35,20 @@ from exchange.model import (
     EnvelopeRecord,
     HeldItem,
     HoldRecord,
+    OutboxItem,
     RetentionSchedule,
 )
+from exchange.outbox import machine
 from exchange.store.base import MAX_LISTED, Decide
+
+if TYPE_CHECKING:
+    from exchange.outbox.machine import Transition
 
 T = TypeVar("T")
 
 
 #: Outbox states in which a delivery may still read the envelope's body.
-PENDING_STATES: Final = ("queued", "attempting", "retry-wait")
+PENDING_STATES: Final = tuple(sorted(machine.PENDING))
 
 _ENVELOPE: Final = (
     "e.digest, e.envelope_id, e.sender, e.recipients, e.record_kind, e.created, e.length"
@@ -191,6 +196,19 @@ class RetentionMixin:
 
         @staticmethod
         def _append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None: ...
+
+        @staticmethod
+        def _outbox_rows(
+            db: sqlite3.Connection, where: str, args: Sequence[Any]
+        ) -> list[OutboxItem]: ...
+
+        def _step_all(
+            self,
+            db: sqlite3.Connection,
+            items: Sequence[OutboxItem],
+            event: machine.Event,
+            now: float,
+        ) -> list[Transition]: ...
 
     # --- review dates -----------------------------------------------------------------------
 
@@ -379,11 +397,12 @@ class RetentionMixin:
             )
             db.execute("DELETE FROM received_index WHERE owner = ? AND digest = ?", (org, digest))
             if item.direction == "sent":
-                db.execute(
-                    "UPDATE outbox SET last_error = ? WHERE envelope_digest = ? AND origin = ? "
-                    "AND kind = 'envelope' AND state = 'dead'",
-                    ("the envelope was destroyed under its retention rule", digest, org),
+                deliveries = self._outbox_rows(
+                    db,
+                    "envelope_digest = ? AND origin = ? AND kind = 'envelope'",
+                    (digest, org),
                 )
+                self._step_all(db, deliveries, machine.EnvelopeDestroyed(), destruction.at)
             self._append_ledger(db, [event])
             return item, destruction, bool(_unreferenced(db, digest))
 

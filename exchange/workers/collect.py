@@ -27,12 +27,9 @@ from dataclasses import dataclass
 
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Collected, CollectError, PullConnector
-from exchange.ledger.events import EventType
 from exchange.logs import get_logger
-from exchange.model import OutboxItem
 from exchange.outbox.routing import Routes
 from exchange.service.errors import ServiceError
-from exchange.service.ledger import ledger_event
 from exchange.service.node_service import NodeService
 
 log = get_logger("exchange.collect")
@@ -147,22 +144,11 @@ class Collector:
         """Act on non-delivery reports: the envelope goes back in the outbox."""
         route = connector.route_kind
         for report in connector.non_delivery_reports():
-            now = self.service.clock()
-
-            def undelivered(item: OutboxItem, at: int = int(now)) -> list[bytes]:
-                return [
-                    ledger_event(
-                        EventType.ATTEMPTED, at, item.origin, item.envelope_digest,
-                        counterparty=item.destination, reason=f"undelivered:{route}",
-                    )
-                ]  # fmt: skip
-
             item = await self.service.store.reopen_handed_over(
                 route,
                 report.linked_message_id,
-                now=now,
+                now=self.service.clock(),
                 error=report.reason,
-                ledger_events=undelivered,
             )
             if item is not None:
                 self.stats.reports += 1
