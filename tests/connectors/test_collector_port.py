@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Collected, CollectError, NonDelivery
@@ -31,11 +31,9 @@ class FakeStore:
 
     reopened: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def reopen_handed_over(
-        self, route: str, ref: str, *, now: float, error: str, ledger_events: Any
-    ) -> None:
+    async def reopen_handed_over(self, route: str, ref: str, *, now: float, error: str) -> None:
         """Record the request; no item matches, as for a report of a message already settled."""
-        del now, ledger_events
+        del now
         self.reopened.append((route, ref, error))
 
 
