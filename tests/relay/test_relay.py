@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from exchange.relay.server import RelayLimits
-from exchange.receipts import parse_signed
 from exchange.keys.ids import OrgId
-
-from .relay_world import (
+from exchange.receipts import parse_signed
+from exchange.relay.server import RelayLimits
+from tests.connectors.relay_world import (
     LA,
     NURSE,
     SCHOOL,
@@ -30,7 +29,7 @@ from .relay_world import (
     running_relay,
     sealed,
 )
-from .test_mailbox import envelope_message
+from tests.connectors.test_mailbox import envelope_message
 
 ENVELOPE = "application/vnd.exchange.envelope"
 RECEIPT = "application/vnd.exchange.receipt"
