@@ -26,12 +26,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from exchange.demo.loopback import PASSPHRASE_ENV, Deployment, start_deployment
+from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.records import decode_container
 from tests.cli.conftest import assert_refused, run
-from tests.node.conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
+from tests.node.conftest import LA, NURSES, SCHOOL, deployed
 from tests.node.helpers import auth, client, get_json, sent, submit, until
 from tests.node.records import SOCIAL_WORKER, lac_record, referral, referral_submission
 
@@ -57,15 +56,9 @@ async def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     """Start the school and LA nodes over TLS; the school also has a member of staff."""
     # start_deployment puts the key passphrase in the environment; this restores it after.
     monkeypatch.setenv(PASSPHRASE_ENV, "replaced by start_deployment")
-    deployment = await start_deployment(
-        tmp_path / "nodes",
-        ORGS,
-        users={SCHOOL: ["dsl", "dpo", "staff"], LA: ["staff", "dsl"], NURSES: ["staff"]},
-        delivery=FAST_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield deployment
-    await deployment.stop()
+    users = {SCHOOL: ["dsl", "dpo", "staff"], LA: ["staff", "dsl"], NURSES: ["staff"]}
+    async with deployed(tmp_path / "nodes", users) as deployment:
+        yield deployment
 
 
 def _base_env() -> dict[str, str]:
