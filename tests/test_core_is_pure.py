@@ -574,6 +574,7 @@ def test_every_allowance_is_still_needed() -> None:
     assert set(ALLOWANCES) - used == set()
 
 
+@pytest.mark.subprocess
 def test_importing_the_new_layers_loads_no_io_module() -> None:
     """Importing sharing, outbox and model in a fresh interpreter loads no I/O module."""
     code = (

@@ -164,6 +164,8 @@ async def _arrived(world: Deployment, node: str, org: OrgId, digest: str) -> dic
 # --- recall ----------------------------------------------------------------------------------
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_recall_of_a_delivered_unopened_item_prints_recalled(nodes: Deployment) -> None:
     async with client(nodes) as http:
         digest = (await submit(http, nodes, b"synthetic target", [LA]))["digest"]
@@ -215,6 +217,8 @@ async def test_recall_of_a_delivered_unopened_item_prints_recalled(nodes: Deploy
     assert [i["digest"] for i in json.loads(ran.out)["items"]] == [digest]
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_recall_after_opening_is_too_late_with_the_role(nodes: Deployment) -> None:
     digest = await _send_referral(nodes)
     await _open(nodes, "la", LA, digest)
@@ -251,6 +255,8 @@ def _outcome(referral_digest: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_thread_after_an_outcome_reply_shows_both(nodes: Deployment) -> None:
     ref = await _send_referral(nodes)
     await _open(nodes, "la", LA, ref)
@@ -297,6 +303,8 @@ async def test_thread_after_an_outcome_reply_shows_both(nodes: Deployment) -> No
 # --- rectification ---------------------------------------------------------------------------
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_rectify_sends_a_correction_to_the_original_recipient(nodes: Deployment) -> None:
     original = await _send_referral(nodes)
     corrected = referral(description="Synthetic referral, corrected: the incident was Tuesday.")
@@ -340,6 +348,8 @@ async def test_rectify_sends_a_correction_to_the_original_recipient(nodes: Deplo
     assert [i["relation"] for i in json.loads(ran.out)["items"]] == [None, "correction"]
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_rectify_names_who_was_left_out(nodes: Deployment) -> None:
     # Sent to the LA and the nurses, recalled from the nurses only (both on one node; the
     # recall is of the whole envelope, so the nurses' copy is recalled via their own node).
@@ -367,6 +377,8 @@ async def test_rectify_names_who_was_left_out(nodes: Deployment) -> None:
 # --- refusals --------------------------------------------------------------------------------
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_the_nodes_refusals_are_one_line_with_the_rule(nodes: Deployment) -> None:
     digest = await _send_referral(nodes)
     school = as_user(nodes, SCHOOL, "dsl")
@@ -406,6 +418,8 @@ async def test_the_nodes_refusals_are_one_line_with_the_rule(nodes: Deployment) 
     refused(ran, 1, "exchange: the node refused: ")
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_the_node_is_reached_only_with_its_ca(nodes: Deployment) -> None:
     digest = await _send_referral(nodes)
     env = as_user(nodes, SCHOOL, "dsl")
@@ -458,6 +472,7 @@ def test_the_token_comes_only_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert "Injected" not in result
 
 
+@pytest.mark.network
 def test_plain_http_is_refused_without_allow_http(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_TOKEN", TOKEN)
     port = _free_port()
@@ -484,6 +499,7 @@ def test_plain_http_is_refused_without_allow_http(monkeypatch: pytest.MonkeyPatc
     assert_refused(run("thread", DIGEST), 2, "no node: give --node URL or set EXCHANGE_NODE")
 
 
+@pytest.mark.network
 def test_command_line_mistakes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_TOKEN", TOKEN)
     monkeypatch.setenv("EXCHANGE_NODE", f"https://127.0.0.1:{_free_port()}")
@@ -572,6 +588,8 @@ async def impostor() -> AsyncIterator[tuple[str, list[str]]]:
     await runner.cleanup()
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_a_server_that_is_not_a_good_node(impostor: tuple[str, list[str]]) -> None:
     base, hits = impostor
     env = {**_base_env(), "EXCHANGE_TOKEN": TOKEN}

@@ -401,6 +401,7 @@ async def relay_world(tmp_path: Path) -> AsyncIterator[Deployment]:
         yield deployment
 
 
+@pytest.mark.network
 async def test_recall_from_a_relay_before_collection(relay_world: Deployment) -> None:
     world = relay_world
     await world.nodes["receiving"].stop()
@@ -428,6 +429,7 @@ async def test_recall_from_a_relay_before_collection(relay_world: Deployment) ->
     )
 
 
+@pytest.mark.network
 async def test_recall_from_a_relay_after_collection_is_too_late(relay_world: Deployment) -> None:
     world = relay_world
     async with client(world) as http:
@@ -448,6 +450,7 @@ async def test_recall_from_a_relay_after_collection_is_too_late(relay_world: Dep
     assert EventType.RECALLED not in [e[0] for e in events]
 
 
+@pytest.mark.network
 async def test_a_failed_recall_is_tried_again(relay_world: Deployment) -> None:
     world = relay_world
     await world.nodes["receiving"].stop()

@@ -41,6 +41,8 @@ from .records import (
     referral_submission,
 )
 
+pytestmark = pytest.mark.network
+
 NEW_SCHOOL = OrgId("urn:106124")
 ORGS = (
     OrgSpec(SCHOOL, "Hillside Primary School", "school", "school"),

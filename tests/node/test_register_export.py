@@ -118,6 +118,7 @@ def _no_personal_data(text: str) -> None:
         assert needle not in text, needle
 
 
+@pytest.mark.network
 async def test_a_reply_and_a_correction_show_their_links(
     office: Deployment, http: aiohttp.ClientSession
 ) -> None:
@@ -169,6 +170,7 @@ async def test_a_reply_and_a_correction_show_their_links(
     _no_personal_data(text)
 
 
+@pytest.mark.network
 async def test_a_recalled_recipient_shows_its_recall_outcome(
     office: Deployment, http: aiohttp.ClientSession
 ) -> None:
@@ -199,6 +201,7 @@ async def test_a_recalled_recipient_shows_its_recall_outcome(
     _no_personal_data(text)
 
 
+@pytest.mark.network
 async def test_a_destroyed_item_shows_when_and_under_which_rule(
     office: Deployment, http: aiohttp.ClientSession, capsys: pytest.CaptureFixture[str]
 ) -> None:

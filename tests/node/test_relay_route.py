@@ -26,6 +26,8 @@ from .conftest import FAST_DELIVERY, LA, SCHOOL, deployed
 from .helpers import auth, client, sent, submit, until
 from .records import opened_note
 
+pytestmark = pytest.mark.network
+
 RECEIVING = OrgId("urn:106124")
 ORGS = (
     OrgSpec(SCHOOL, "Hillside Primary School", "school", "school"),

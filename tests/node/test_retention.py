@@ -33,6 +33,8 @@ from .helpers import auth, get_json, sent, until
 from .records import CHILD_NAME, UPN, cp_file, lac_submission
 from .test_register import LONDON, NEW_SCHOOL, ORGS, _pdf, _set_clock
 
+pytestmark = pytest.mark.network
+
 DOB = "2015-03-14"  # the pupil's date of birth in records.cp_file and records.child
 REVIEW = "2040-03-14"  # DOB + 25 years: the school CP file rule
 LAC_REVIEW = "2090-03-14"  # the 75th birthday: LA and NHS looked-after child rules

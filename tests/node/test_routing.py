@@ -18,6 +18,8 @@ from exchange.ledger.events import EventType, decode_event
 from .conftest import FAST_DELIVERY, LA, SCHOOL, deployed
 from .helpers import client, publish_route, sent, stand_in_peer, submit, until
 
+pytestmark = pytest.mark.network
+
 
 async def refuse(request: web.Request) -> web.StreamResponse:
     """Answer every push with 403, a final refusal."""

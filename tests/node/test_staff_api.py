@@ -21,6 +21,8 @@ from .conftest import LA, NURSES, SCHOOL, deployed
 from .helpers import auth, get_json, publish_route, sent, slow, stand_in_peer, until
 from .records import lac_submission
 
+pytestmark = pytest.mark.network
+
 API_DELIVERY = DeliveryConfig(
     batch=32, concurrency=8, timeout=2.0, backoff_base=0.05, backoff_max=0.2, poll_interval=0.02
 )

@@ -31,6 +31,8 @@ from tests.connectors.relay_world import (
 )
 from tests.connectors.test_mailbox import envelope_message
 
+pytestmark = pytest.mark.network
+
 ENVELOPE = "application/vnd.exchange.envelope"
 RECEIPT = "application/vnd.exchange.receipt"
 JSON = "application/json"
