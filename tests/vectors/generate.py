@@ -52,6 +52,7 @@ from vectorkit import (
     render,
     write_or_check,
 )
+from vectorkit import directory_json as vectorkit_directory
 
 from exchange.envelope import Recipient, seal
 from exchange.envelope.format import (
@@ -114,19 +115,7 @@ def keys_json() -> list[dict[str, Any]]:
 
 def directory_json() -> list[dict[str, Any]]:
     """Return the directory: each listed generation's signing key, window and revocation."""
-    return [
-        {
-            "org": gen.org,
-            "generation": gen.name,
-            "signing_key_id": gen.pair.signing.public.key_id.hex(),
-            "signing_public": gen.pair.signing.public.raw.hex(),
-            "not_before": gen.not_before,
-            "not_after": gen.not_after,
-            "revoked": gen.revoked,
-        }
-        for gen in GENERATIONS
-        if gen.listed
-    ]
+    return vectorkit_directory(GENERATIONS, ("signing_key_id", "signing_public"))
 
 
 # --- deterministic inputs -------------------------------------------------------------------

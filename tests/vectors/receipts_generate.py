@@ -55,6 +55,7 @@ from vectorkit import (
     render,
     write_or_check,
 )
+from vectorkit import directory_json as vectorkit_directory
 
 from exchange.keys.ids import KeyId, OrgId
 from exchange.receipts import (
@@ -107,20 +108,9 @@ def keys_json() -> list[dict[str, Any]]:
 
 def directory_json() -> list[dict[str, Any]]:
     """Return the directory: each listed generation's public keys, window and revocation."""
-    return [
-        {
-            "org": gen.org,
-            "generation": gen.name,
-            "signing_public": gen.pair.signing.public.raw.hex(),
-            "signing_key_id": gen.pair.signing.public.key_id.hex(),
-            "encryption_public": gen.pair.encryption.public.raw.hex(),
-            "not_before": gen.not_before,
-            "not_after": gen.not_after,
-            "revoked": gen.revoked,
-        }
-        for gen in GENERATIONS
-        if gen.listed
-    ]
+    return vectorkit_directory(
+        GENERATIONS, ("signing_public", "signing_key_id", "encryption_public")
+    )
 
 
 # --- the envelope ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -86,6 +86,30 @@ def key_json(gen: Generation, *, encryption_key_id: bool) -> dict[str, Any]:
     if encryption_key_id:
         out["x25519_key_id"] = pair.encryption.public.key_id.hex()
     return out
+
+
+#: The public-key fields a directory listing may carry, by name.
+_DIRECTORY_KEYS: Final = {
+    "signing_key_id": lambda pair: pair.signing.public.key_id.hex(),
+    "signing_public": lambda pair: pair.signing.public.raw.hex(),
+    "encryption_public": lambda pair: pair.encryption.public.raw.hex(),
+}
+
+
+def directory_json(generations: Iterable[Generation], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Return each listed generation: its ``keys`` (in that order), window and revocation."""
+    return [
+        {
+            "org": gen.org,
+            "generation": gen.name,
+            **{key: _DIRECTORY_KEYS[key](gen.pair) for key in keys},
+            "not_before": gen.not_before,
+            "not_after": gen.not_after,
+            "revoked": gen.revoked,
+        }
+        for gen in generations
+        if gen.listed
+    ]
 
 
 def render(vector: dict[str, Any]) -> str:
