@@ -7,19 +7,19 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit bench vectors clean
 
-$(BIN)/.installed-runtime: pyproject.toml
+$(BIN)/.installed-demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $@
 
 $(BIN)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(BIN)/.installed-runtime $@
+	touch $(BIN)/.installed-demo $@
 
-demo: $(BIN)/.installed-runtime
+demo: $(BIN)/.installed-demo
 	$(BIN)/exchange demo
 
 test: $(BIN)/.installed-test

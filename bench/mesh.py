@@ -4,8 +4,8 @@ Run ``python bench/mesh.py`` for the full run, ``--quick`` for a short one, ``--
 print where our side's time goes (cProfile of one extra run per payload size).
 
 Both sides do the same send → list inbox → download → acknowledge cycle against the real
-MESH sandbox (``mesh-sandbox``, started as the MESH tests start it, from
-tests/connectors/mesh_sandbox.py), mailbox X26ABC1 to X26ABC2, with the same payloads, the
+MESH sandbox (``mesh-sandbox``, started as the MESH tests and the demo start it, by
+exchange/demo/services.py), mailbox X26ABC1 to X26ABC2, with the same payloads, the
 same number of messages, the same chunk size and the same concurrency:
 
 - **ours**: each of N records is sealed with :func:`exchange.envelope.seal` (school key to
@@ -40,32 +40,42 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Final, cast
+from typing import Final
 
 from exchange.connectors.base import Collected, Delivered, Message
 from exchange.connectors.mesh import MeshConfig, MeshConnector
+from exchange.demo.services import (
+    SANDBOX_REQUIREMENTS,
+    SANDBOX_VENV,
+    Sandbox,
+    SandboxUnavailableError,
+    build_sandbox_env,
+)
+from exchange.demo.services import running_sandbox as run_sandbox
 from exchange.envelope import Recipient, open_envelope, seal
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair
 
 ROOT: Final = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the sandbox helper lives with the tests, not in a package
+if str(ROOT) not in sys.path:  # run as a script, the bench folder is not a package path
     sys.path.insert(0, str(ROOT))
 
 from bench.envelope import BenchDirectory  # noqa: E402
-from tests.connectors import mesh_sandbox  # noqa: E402
 
 KB: Final = 1000
 KIB: Final = 1024
 MIB: Final = 1024 * 1024
 SCHOOL: Final = OrgId("urn:106123")
 LA: Final = OrgId("la:356")
-SENDER: Final = mesh_sandbox.SENDER
-RECIPIENT: Final = mesh_sandbox.RECIPIENT
+#: Two of the sandbox's preconfigured mailboxes, its published password, and our shared key.
+SENDER: Final = "X26ABC1"
+RECIPIENT: Final = "X26ABC2"
+PASSWORD: Final = "password"  # noqa: S105 - the sandbox's published test password
+SHARED_KEY: Final = "ExchangeBenchKey"
 WORKFLOW: Final = "TEST_WORKFLOW"
 RECORD_KIND: Final = "referral"
 CREATED: Final = 1_767_225_600  # fixed clock: 2026-01-01T00:00:00Z
@@ -116,18 +126,14 @@ def contents_for(size: int, count: int, tag: str) -> list[bytes]:
 
 
 @contextlib.contextmanager
-def running_sandbox(folder: Path) -> Iterator[mesh_sandbox.Sandbox]:
+def running_sandbox(folder: Path) -> Iterator[Sandbox]:
     """Start the MESH sandbox exactly as the MESH tests do; stop it afterwards."""
-    # sandbox_session is a generator (a pytest fixture's body); closing it stops uvicorn.
-    session = cast("Generator[mesh_sandbox.Sandbox]", mesh_sandbox.sandbox_session(folder))
     try:
-        sandbox = next(session)
-    except BaseException as exc:  # pytest.skip / pytest.fail are BaseExceptions
+        python = build_sandbox_env(ROOT / SANDBOX_VENV)
+    except SandboxUnavailableError as exc:
         raise SystemExit(f"the MESH sandbox could not be started: {exc}") from exc
-    try:
+    with run_sandbox(python, folder, SHARED_KEY) as sandbox:
         yield sandbox
-    finally:
-        session.close()
 
 
 def sandbox_pid() -> int | None:
@@ -162,8 +168,8 @@ def mesh_config(url: str, mailbox: str, org: OrgId, chunk_size: int) -> MeshConf
     return MeshConfig(
         base_url=url,
         mailbox=mailbox,
-        password=mesh_sandbox.PASSWORD,
-        shared_key=mesh_sandbox.SHARED_KEY.encode(),
+        password=PASSWORD,
+        shared_key=SHARED_KEY.encode(),
         organisation=org,
         envelope_workflow=WORKFLOW,
         chunk_size=chunk_size,
@@ -334,9 +340,7 @@ print(json.dumps({"seconds": seconds, "cpu": cpu, "server_cpu": server}))
 """
 
 
-def run_mesh_client(
-    sandbox: mesh_sandbox.Sandbox, folder: Path, work: Workload, *, compress: bool
-) -> Timing:
+def run_mesh_client(sandbox: Sandbox, folder: Path, work: Workload, *, compress: bool) -> Timing:
     """Run mesh-client's cycle over the envelopes in ``folder`` (warm and timed)."""
     done = subprocess.run(  # noqa: S603 - the sandbox environment's Python, our script
         [
@@ -346,8 +350,8 @@ def run_mesh_client(
             sandbox.url,
             SENDER,
             RECIPIENT,
-            mesh_sandbox.PASSWORD,
-            mesh_sandbox.SHARED_KEY,
+            PASSWORD,
+            SHARED_KEY,
             WORKFLOW,
             str(work.chunk_size),
             str(work.concurrency),
@@ -409,7 +413,7 @@ def machine_lines() -> list[str]:
     )
     software = (
         f"- Python {platform.python_version()}; aiohttp {metadata.version('aiohttp')}; "
-        f"sandbox environment: {', '.join(mesh_sandbox.REQUIREMENTS)}"
+        f"sandbox environment: {', '.join(SANDBOX_REQUIREMENTS)}"
     )
     return [machine, software]
 

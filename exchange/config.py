@@ -110,7 +110,7 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class RecordsConfig:
-    """The policy, calendar and retention files; None: the shipped config/ file."""
+    """The policy, calendar and retention files; None: the file shipped in the package."""
 
     policy: Path | None = None
     calendar: Path | None = None

@@ -8,11 +8,32 @@ the HTTP and command-line adapters render them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NewType
 
 from exchange.keys.ids import OrgId
 
-OutboxKind = Literal["envelope", "receipt", "notice"]
+#: The SHA-256 digest of a sealed envelope's bytes: the envelope's identity in the store, the
+#: register, receipts and the ledger.
+EnvelopeDigest = NewType("EnvelopeDigest", bytes)
+
+#: The SHA-256 digest of a signed receipt's bytes.
+ReceiptDigest = NewType("ReceiptDigest", bytes)
+
+#: The RFC 9162 leaf hash of an encoded ledger event: how the store finds an event.
+EventHash = NewType("EventHash", bytes)
+
+#: What an outbox row carries. ``origin`` and ``destination`` are always the sender and the
+#: recipient of the envelope the row is about, whatever the kind:
+#:
+#: - ``envelope``: the sealed envelope, from ``origin`` (an organisation of this node) to
+#:   ``destination``;
+#: - ``receipt``: a signed receipt of ``origin`` (the recipient of an envelope, here) going
+#:   back to ``destination`` (its sender);
+#: - ``notice``: a mail to the staff of ``destination`` (an organisation of this node) that
+#:   an envelope from ``origin`` waits for them;
+#: - ``chase``: a mail to the staff of ``origin`` (an organisation of this node) that its
+#:   envelope to ``destination`` is overdue.
+OutboxKind = Literal["envelope", "receipt", "notice", "chase"]
 
 
 #: ``recalled``: the sender recalled the envelope before the item left the node.
@@ -35,7 +56,7 @@ OUTBOX_STATES: tuple[OutboxState, ...] = (
 class EnvelopeRecord:
     """Public facts about an envelope the node holds (sent or received)."""
 
-    digest: bytes
+    digest: EnvelopeDigest
     envelope_id: bytes
     sender: OrgId
     recipients: tuple[OrgId, ...]
@@ -46,11 +67,11 @@ class EnvelopeRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One message to push to one destination organisation: an envelope or a receipt."""
+    """One message to send for one (envelope, organisation): see :data:`OutboxKind`."""
 
     id: int
     kind: OutboxKind
-    envelope_digest: bytes
+    envelope_digest: EnvelopeDigest
     ref: bytes  # the envelope digest, or the receipt digest
     origin: OrgId
     destination: OrgId
@@ -67,14 +88,16 @@ class OutboxItem:
     #: The route kind and transport id of the attempt that handed the item over.
     route_kind: str | None = None
     transport_ref: str | None = None
+    #: When the sender recalled the envelope (the item is never sent again), or None.
+    recall_requested_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReceiptRecord:
     """A signed receipt the node issued or received, with its decoded facts."""
 
-    digest: bytes
-    envelope_digest: bytes
+    digest: ReceiptDigest
+    envelope_digest: EnvelopeDigest
     receipter: OrgId
     status: str
     time: int
@@ -166,7 +189,7 @@ class RegisterEntry:
     citation: str | None = None
     record_kind: str | None = None
     reason_code: str | None = None
-    envelope_digest: bytes | None = None
+    envelope_digest: EnvelopeDigest | None = None
     envelope_id: bytes | None = None
     attachments: int = 0
     deadline_due: str | None = None
@@ -205,8 +228,8 @@ class RegisterRow:
     id: int
     entry: RegisterEntry
     receipts: tuple[ReceiptRecord, ...] = ()
-    in_reply_to: bytes | None = None
-    corrects: bytes | None = None
+    in_reply_to: EnvelopeDigest | None = None
+    corrects: EnvelopeDigest | None = None
     recalls: tuple[RegisterRecall, ...] = ()
     destroyed_at: float | None = None
     retention_rule: str | None = None
@@ -235,7 +258,7 @@ class ThreadLink:
     """An envelope's link to the one it replies to (``reply``) or corrects (``correction``)."""
 
     org: OrgId
-    parent: bytes
+    parent: EnvelopeDigest
     relation: Relation
 
 
@@ -249,7 +272,7 @@ class RecallRow:
     """
 
     org: OrgId
-    digest: bytes
+    digest: EnvelopeDigest
     recipient: OrgId
     requested_by: str
     requested_at: float
@@ -302,7 +325,7 @@ class RetentionSchedule:
     """
 
     org: OrgId
-    digest: bytes
+    digest: EnvelopeDigest
     direction: Direction
     holder_kind: str
     rule: str | None
@@ -345,7 +368,7 @@ class HoldRecord:
 
     id: int
     org: OrgId
-    digest: bytes | None
+    digest: EnvelopeDigest | None
     reason: str
     reference: str
     placed_at: float

@@ -81,7 +81,7 @@ class Parser(argparse.ArgumentParser):
 _OPTION_NAME_RE = re.compile(r"--?[A-Za-z][A-Za-z0-9-]{0,40}")
 
 
-#: What ``add_subparsers`` returns for a :class:`Parser`; command modules register on it.
+#: What ``add_subparsers`` returns for a :class:`Parser`; each command module adds to it.
 Subcommands: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 

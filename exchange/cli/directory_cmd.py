@@ -50,7 +50,7 @@ def _key_id(value: str) -> KeyId:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add ``exchange directory sign`` and ``exchange directory show``."""
     directory = sub.add_parser(
         "directory",

@@ -21,7 +21,7 @@ from exchange.keys.directory import format_time
 from exchange.keys.ids import key_id_text
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add ``seal``, ``open`` and ``inspect``."""
     parents = [common.clock_options(), common.directory_options()]
     seal = sub.add_parser(

@@ -46,7 +46,7 @@ def _valid_days(value: str) -> int:
     return days
 
 
-def register_authority(sub: common.Subcommands) -> None:
+def add_authority_commands(sub: common.Subcommands) -> None:
     """Add ``exchange authority create``."""
     authority = sub.add_parser(
         "authority",
@@ -96,7 +96,7 @@ def create_authority(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_keys(sub: common.Subcommands) -> None:
+def add_keys_commands(sub: common.Subcommands) -> None:
     """Add ``exchange keys create``."""
     keys = sub.add_parser(
         "keys",

@@ -42,12 +42,22 @@ See docs/cli.md for a worked example.
 """
 
 
+#: Packages only ``exchange demo`` needs, installed by the ``demo`` extra (see pyproject.toml).
+DEMO_PACKAGES = frozenset({"aiosmtpd"})
+DEMO_INSTALL = "pip install 'safeguarding-exchange[demo]'"
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     del args
-    # Imported only when asked for: the demo pulls in more than the other commands need.
+    # Imported only when asked for: the demo pulls in more than the other commands need, and
+    # its own packages are an extra that a node's installation may leave out.
     try:
         module = importlib.import_module("exchange.demo.story")
     except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if top in DEMO_PACKAGES:
+            message = f"the demo needs packages this installation lacks: {DEMO_INSTALL}"
+            raise CliError(message) from None
         if exc.name != "exchange.demo.story":
             raise
         raise CliError("the demo is not part of this installation") from None
@@ -69,15 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"exchange {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    keys_cmd.register_authority(sub)
-    keys_cmd.register_keys(sub)
-    directory_cmd.register(sub)
-    envelope_cmd.register(sub)
-    node_cmd.register(sub)
-    record_cmd.register(sub)
-    register_cmd.register(sub)
-    retention_cmd.register(sub)
-    staff_cmd.register(sub)
+    keys_cmd.add_authority_commands(sub)
+    keys_cmd.add_keys_commands(sub)
+    directory_cmd.add_commands(sub)
+    envelope_cmd.add_commands(sub)
+    node_cmd.add_commands(sub)
+    record_cmd.add_commands(sub)
+    register_cmd.add_commands(sub)
+    retention_cmd.add_commands(sub)
+    staff_cmd.add_commands(sub)
     demo = sub.add_parser(
         "demo",
         help="run a self-contained demonstration in a temporary folder",

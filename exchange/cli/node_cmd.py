@@ -23,14 +23,13 @@ from exchange.cli.errors import CliError, UsageError
 from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.keys.ids import parse_org_id
 from exchange.keys.notes import NoteSigner
-from exchange.ledger.bundle import make_bundle
-from exchange.ledger.checkpoint import open_checkpoint
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
-from exchange.ledger.log import MerkleLog, verify_log
+from exchange.ledger.log import verify_log
 from exchange.logs import configure
-from exchange.model import User
+from exchange.model import EnvelopeDigest, User
 from exchange.node.runtime import Node
+from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import token_hash
 from exchange.service.tenants import read_key_pair, read_passphrase
 from exchange.store import SqliteStore
@@ -99,13 +98,18 @@ def users_add_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _ledger(config: NodeConfig) -> tuple[list[bytes], list[bytes], NoteSigner]:
+def _ledger_signer(config: NodeConfig) -> NoteSigner:
     try:
         pair = read_key_pair(
             config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
         )
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    return NoteSigner(config.ledger_origin, pair.signing)
+
+
+async def _ledger(config: NodeConfig) -> tuple[list[bytes], list[bytes], NoteSigner]:
+    signer = _ledger_signer(config)
     store = await SqliteStore.open(config.data_dir)
     try:
         size = await store.ledger_size()
@@ -113,7 +117,7 @@ async def _ledger(config: NodeConfig) -> tuple[list[bytes], list[bytes], NoteSig
         notes = [note for _, note in await store.checkpoints()]
     finally:
         await store.close()
-    return events, notes, NoteSigner(config.ledger_origin, pair.signing)
+    return events, notes, signer
 
 
 def ledger_verify_command(args: argparse.Namespace) -> int:
@@ -138,45 +142,43 @@ def ledger_prove_command(args: argparse.Namespace) -> int:
     wanted = args.envelope.lower()
     if re.fullmatch(r"[0-9a-f]{32}|[0-9a-f]{64}", wanted) is None:
         raise UsageError("ENVELOPE must be an envelope id (32 hex) or digest (64 hex)")
-    events, notes, signer = asyncio.run(_ledger(config))
-    if not notes:
-        raise CliError("the ledger has no signed checkpoint yet")
-    checkpoint = open_checkpoint(notes[-1], [signer.verifier], config.ledger_origin)
-    log = MerkleLog()
-    for event in events:
-        log.append(event)
-    digests = _digests_for(args, wanted, events[: checkpoint.size])
-    found = 0
-    for index, event in enumerate(events[: checkpoint.size]):
-        if decode_event(event).envelope_digest in digests:
-            proof = log.inclusion_proof(index, checkpoint.size)
-            sys.stdout.buffer.write(make_bundle(event, index, proof, notes[-1]))
-            sys.stdout.buffer.write(b"\n")
-            found += 1
-    if not found:
+    bundles = asyncio.run(_prove(config, wanted))
+    if not bundles:
         raise CliError("no checkpointed ledger event names that envelope")
+    for bundle in bundles:
+        sys.stdout.buffer.write(bundle)
+        sys.stdout.buffer.write(b"\n")
     return 0
 
 
-def _digests_for(args: argparse.Namespace, wanted: str, events: list[bytes]) -> set[bytes]:
+async def _prove(config: NodeConfig, wanted: str) -> list[bytes]:
+    """Return the bundles of the envelope's events under the last signed checkpoint."""
+    signer = _ledger_signer(config)
+    store = await SqliteStore.open(config.data_dir)
+    try:
+        # The command only reads: the ledger is loaded to prove under the last checkpoint
+        # the node signed, and never signs one itself, so the clock is never read.
+        ledger = NodeLedger(store, signer, time.time)
+        await ledger.load()
+        if ledger.last_note is None:
+            raise CliError("the ledger has no signed checkpoint yet")
+        return await ledger.bundles_for(await _digests_for(store, wanted))
+    finally:
+        await store.close()
+
+
+async def _digests_for(store: SqliteStore, wanted: str) -> set[EnvelopeDigest]:
+    """Return the digest ``wanted`` names: itself, or the logged envelopes with that id."""
     if len(wanted) == 64:
-        return {bytes.fromhex(wanted)}
+        return {EnvelopeDigest(bytes.fromhex(wanted))}
     envelope_id = bytes.fromhex(wanted)
-
-    async def lookup() -> set[bytes]:
-        store = await SqliteStore.open(_config(args).data_dir)
-        try:
-            found = set()
-            for event in events:
-                digest = decode_event(event).envelope_digest
-                record = await store.envelope(digest)
-                if record is not None and record.envelope_id == envelope_id:
-                    found.add(digest)
-            return found
-        finally:
-            await store.close()
-
-    return asyncio.run(lookup())
+    found = set()
+    for event in await store.ledger_events(0, await store.ledger_size()):
+        digest = decode_event(event).envelope_digest
+        record = await store.envelope(digest)
+        if record is not None and record.envelope_id == envelope_id:
+            found.add(record.digest)
+    return found
 
 
 def outbox_requeue_command(args: argparse.Namespace) -> int:
@@ -203,7 +205,7 @@ def outbox_requeue_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add the node commands to the ``exchange`` parser."""
     serve = sub.add_parser(
         "serve",

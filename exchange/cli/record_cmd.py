@@ -72,7 +72,7 @@ class _Listed:
         }
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add ``exchange record show``."""
     record = sub.add_parser("record", help="read an opened record container")
     actions = record.add_subparsers(dest="record_command", metavar="COMMAND", required=True)

@@ -176,7 +176,7 @@ def subject_access_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add the register commands to the ``exchange`` parser."""
     clock = common.clock_options()
 

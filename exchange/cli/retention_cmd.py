@@ -57,7 +57,7 @@ def due_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add ``exchange retention`` to the ``exchange`` parser."""
     retention = sub.add_parser("retention", help="retention reviews (for the DPO)")
     actions = retention.add_subparsers(dest="retention_command", metavar="COMMAND", required=True)

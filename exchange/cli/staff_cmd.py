@@ -220,8 +220,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 @dataclass(frozen=True)
-class Node:
-    """Where the node is and how to reach it."""
+class StaffClient:
+    """A client of one node's staff API: where the node is and how to reach it."""
 
     base: str
     token: str
@@ -415,12 +415,12 @@ def _tls_context(ca: str | None) -> ssl.SSLContext:
         raise CliError(f"--ca {ca}: not a PEM certificate file") from None
 
 
-def connect(args: argparse.Namespace) -> Node:
-    """Return the node to talk to, checking the address, the token and the CA first."""
+def connect(args: argparse.Namespace) -> StaffClient:
+    """Return a client of the node to talk to, checking the address, the token and the CA."""
     base, https = _base_url(args)
     token = _token(args)
     context = _tls_context(_option(args, "ca")) if https else None
-    return Node(base, token, context, float(_option(args, "timeout", DEFAULT_TIMEOUT)))
+    return StaffClient(base, token, context, float(_option(args, "timeout", DEFAULT_TIMEOUT)))
 
 
 # --- showing answers ---------------------------------------------------------------------
@@ -662,7 +662,7 @@ _AFTER: Final = (
 )
 
 
-def register(sub: common.Subcommands) -> None:
+def add_commands(sub: common.Subcommands) -> None:
     """Add ``exchange recall``, ``rectify``, ``thread`` and ``sent`` to the parser."""
     connection = _connection_options()
 

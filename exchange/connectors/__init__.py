@@ -1,8 +1,9 @@
-"""Transports behind one small protocol (``exchange.connectors.base``): deliver, collect, acknowledge.
+"""Transports behind one small port (``exchange.connectors.base``): deliver, collect, recall.
 
-``https`` pushes to a peer node (the outbox uses it today), ``mesh`` speaks the NHS MESH
-REST API, ``smtp`` sends a sealed envelope as a mail attachment or a PII-free notification,
-and ``memory`` is the in-process fake for fast tests. Every connector passes the same
+``https`` pushes to a peer node and sends it recall notices, ``mailbox`` deposits at and
+collects from relays, ``mesh`` speaks the NHS MESH REST API, ``smtp`` sends a sealed envelope
+as a mail attachment or a PII-free notification, and ``memory`` is the in-process fake for
+fast tests. The HTTP ones share one aiohttp edge (``edge``). Every connector passes the same
 conformance suite (tests/connectors/conformance.py). Envelopes are sealed before any
 connector sees them; connectors carry ciphertext and ids only.
 """

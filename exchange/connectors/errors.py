@@ -1,12 +1,14 @@
 """Failures inside a connector: library exceptions translated at the edge, then outcomes.
 
 A connector's internals raise these, each chained with ``from`` to the library exception it
-replaces, in the one function per connector that translates (``exchange.connectors.https._translated``
-for aiohttp). The connector's public ``deliver`` catches them and returns their
-:meth:`AttemptError.outcome`, so callers only ever see outcome values (exchange.connectors.base);
-they never escape a connector. They are not :class:`~exchange.connectors.base.ConnectorError`
-subclasses on purpose: that class means misuse by the caller, and an ``except
-ConnectorError`` written for misuse must not swallow an ordinary network failure.
+replaces, at the one edge that translates (:func:`exchange.connectors.edge.translated` for
+aiohttp). The connector's public ``deliver`` catches them and returns their
+:meth:`AttemptError.outcome`, so callers only ever see outcome values
+(exchange.connectors.base); the calls without an outcome value turn them into the port's
+:class:`~exchange.connectors.base.TransportError`. They never escape a connector. They are
+not :class:`~exchange.connectors.base.ConnectorError` subclasses on purpose: that class
+means misuse by the caller, and an ``except ConnectorError`` written for misuse must not
+swallow an ordinary network failure.
 
 The tree::
 
@@ -14,12 +16,14 @@ The tree::
      ├── ConnectorError          exchange.connectors.base: misuse (closed, wrong route kind)
      └── AttemptError            one attempt failed; never leaves the connector
           ├── TransientError     may pass later  -> RetryLater
+          │    ├── UnreachableError     exchange.connectors.edge: network, TLS, deadline
+          │    └── AnswerTooLargeError  exchange.connectors.edge: an answer over its limit
           └── PermanentError     never on route  -> Refused
 """
 
 from __future__ import annotations
 
-from exchange.connectors.base import Refused, RetryLater
+from exchange.connectors.base import CollectError, RecallError, Refused, RetryLater
 
 
 class AttemptError(Exception):
@@ -32,6 +36,14 @@ class AttemptError(Exception):
     def outcome(self) -> RetryLater | Refused:
         """Return the outcome value the connector answers with."""
         raise NotImplementedError
+
+    def collect_error(self) -> CollectError:
+        """Return the port's failure for a collect or acknowledge call that met this."""
+        return CollectError(self.reason, retry=isinstance(self, TransientError))
+
+    def recall_error(self) -> RecallError:
+        """Return the port's failure for a recall or status call that met this."""
+        return RecallError(self.reason, retry=isinstance(self, TransientError))
 
 
 class TransientError(AttemptError):

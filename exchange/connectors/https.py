@@ -1,46 +1,64 @@
-"""HTTPS push to a peer node: one signed POST per message (docs/protocol.md §8).
+"""HTTPS to a peer node: signed POSTs of messages and recall notices (docs/protocol.md §8).
 
 :class:`HttpsPushConnector` serves the directory's ``https`` routes. It POSTs a sealed
 envelope or a signed receipt to ``{address}/peer/v1/orgs/{destination}/{envelopes|receipts}``
 with the headers an injected signer returns (the node's signer uses
 :func:`exchange.peerauth.signed_post_headers` with the origin organisation's key; see
-:func:`request_signer`), and classifies the answer (docs/exchange.connectors.md §3): 2xx is
-:class:`~exchange.connectors.base.Delivered` with the answer's bytes as ``receipt``; 408, 425, 429,
-5xx, network errors, timeouts and oversized answers are :class:`~exchange.connectors.base.RetryLater`;
-every other 4xx is :class:`~exchange.connectors.base.Refused`. Every aiohttp exception is translated
-in :func:`_translated`, the only place that names them, chained with ``from``.
+:func:`request_signer`), and classifies the answer (docs/connectors.md §3): 2xx is
+:class:`~exchange.connectors.base.Delivered` with the answer's bytes as ``receipt``; 408,
+425, 429, 5xx, network errors, timeouts and oversized answers are
+:class:`~exchange.connectors.base.RetryLater`; every other 4xx is
+:class:`~exchange.connectors.base.Refused`. The request, the translation of aiohttp's
+exceptions and the bounded read are the shared edge's (:mod:`exchange.connectors.edge`).
 
-It is push only: a peer node is reached, never collected from, so it is a
-:class:`~exchange.connectors.base.Connector` and not a :class:`~exchange.connectors.base.PullConnector`.
-The connector never checks what a 2xx answer says: whether the bytes are a genuine receipt
-for the envelope sealed is the node's check (docs/protocol.md [peer.receipt-checked]).
+A peer node is reached, never collected from, so it is a
+:class:`~exchange.connectors.base.Connector` and not a
+:class:`~exchange.connectors.base.PullConnector`. It is
+:class:`~exchange.connectors.base.Recallable`: :meth:`HttpsPushConnector.recall` sends a
+signed recall notice to ``{address}/peer/v1/orgs/{destination}/recalls``, signed as the
+sender. The connector never checks what a 2xx delivery answer says: whether the bytes are a
+genuine receipt for the envelope sealed is the node's check (docs/protocol.md
+[peer.receipt-checked]).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Final, Literal
+from collections.abc import Callable, Mapping
+from typing import Final
 
 import aiohttp
 import yarl
 
-from exchange.connectors.base import ConnectorError, Delivered, Message, MessageKind, Outcome
-from exchange.connectors.errors import AttemptError, PermanentError, TransientError
-from exchange.peerauth import signed_post_headers
+from exchange.connectors.base import (
+    ConnectorError,
+    Delivered,
+    Message,
+    MessageKind,
+    Outcome,
+    RecallError,
+    RecallOutcome,
+    RecallRequest,
+    check_timeout,
+)
+from exchange.connectors.edge import (
+    Answer,
+    AnswerTooLargeError,
+    UnreachableError,
+    classify_status,
+    judge,
+    request,
+)
+from exchange.connectors.errors import AttemptError, PermanentError
+from exchange.connectors.peer_wire import NOTICE_MEDIA, notice_body, parse_notice_answer
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.keys.keypairs import OrgKeyPair
+from exchange.peerauth import signed_post_headers
 
 #: Largest answer read from a peer. A signed receipt is well under 1 KiB and the receipts
 #: endpoint answers a short JSON object; 16 KiB is the limit the outbox used before
 #: connectors (exchange/workers/delivery.py), kept so a hostile peer costs little memory.
 MAX_RESPONSE_LEN: Final = 16 * 1024
-
-#: Statuses below 500 that may pass later (docs/protocol.md §8): Request Timeout, Too Early,
-#: Too Many Requests.
-RETRY_STATUSES: Final = frozenset({408, 425, 429})
 
 #: The Content-Type each kind is sent with; the signer must set it, because it is covered by
 #: the signature (docs/protocol.md §4) and aiohttp would otherwise add an uncovered one.
@@ -52,32 +70,13 @@ CONTENT_TYPES: Final[Mapping[MessageKind, str]] = {
 #: The path segment of each kind's endpoint (docs/protocol.md §8).
 ENDPOINTS: Final[Mapping[MessageKind, str]] = {"envelope": "envelopes", "receipt": "receipts"}
 
-#: Longest ``Retry-After`` honoured, in seconds: a peer cannot park our outbox for longer
-#: than a day; the outbox's own backoff and dead-letter age still apply.
-MAX_RETRY_AFTER: Final = 24 * 3600
-
 #: A peer's X-Request-Id is kept as ``transport_ref`` only if it is a short token, because
 #: it ends up in logs and the ledger's status timeline; anything else is dropped.
 _REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
-#: Signs one request: ``(message, url) -> headers``, Content-Type included.
-Signer = Callable[[Message, str], dict[str, str]]
-
-Verdict = Literal["delivered", "retry", "refused"]
-
-
-def classify_status(status: int) -> Verdict:
-    """Return what an HTTP ``status`` from a peer means for the attempt.
-
-    2xx delivered; 408, 425, 429 and 5xx retry; every other 4xx refused. Anything else
-    (1xx, 3xx: redirects are not followed, because the signature covers the URL) is retried,
-    so a misconfigured peer delays an envelope and never loses it.
-    """
-    if 200 <= status < 300:
-        return "delivered"
-    if 400 <= status < 500 and status not in RETRY_STATUSES:
-        return "refused"
-    return "retry"
+#: Signs one request as an organisation: ``(org, url, body, content_type) -> headers``,
+#: Content-Type included, since the signature covers it (docs/protocol.md §4).
+Signer = Callable[[OrgId, str, bytes, str], dict[str, str]]
 
 
 def peer_url(address: str, destination: str, kind: MessageKind) -> str:
@@ -104,59 +103,25 @@ def peer_url(address: str, destination: str, kind: MessageKind) -> str:
 
 
 def request_signer(pair_of: Callable[[OrgId], OrgKeyPair], now: Callable[[], int]) -> Signer:
-    """Return a :data:`Signer` that signs as the message's origin (docs/protocol.md §2).
+    """Return a :data:`Signer` that signs as ``org`` with ``pair_of(org)`` (docs/protocol.md §2).
 
-    ``pair_of`` returns the origin organisation's current key pair; ``now`` the clock in
-    unix seconds. Each call signs afresh, with a new created time and nonce, so a retry is
-    never refused as a replay (docs/protocol.md §5).
+    ``pair_of`` returns an organisation's current key pair; ``now`` the clock in unix
+    seconds. Each call signs afresh, with a new created time and nonce, so a retry is never
+    refused as a replay (docs/protocol.md §5). Peer nodes and relays verify the same way, so
+    the relay mailbox connector signs with it too.
     """
 
-    def sign(message: Message, url: str) -> dict[str, str]:
+    def sign(org: OrgId, url: str, body: bytes, content_type: str) -> dict[str, str]:
         return signed_post_headers(
-            url=url,
-            body=message.body,
-            content_type=CONTENT_TYPES[message.kind],
-            pair=pair_of(message.origin),
-            now=now(),
+            url=url, body=body, content_type=content_type, pair=pair_of(org), now=now()
         )
 
     return sign
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Translate every aiohttp (and socket) exception of an attempt, chained with ``from``.
-
-    The only place in this module that names aiohttp's exceptions. Every one of them is a
-    failure that may pass: a network error, a TLS failure (a peer renewing its certificate),
-    a broken or truncated answer, or the deadline.
-    """
-    try:
-        yield
-    except TimeoutError as exc:  # asyncio.timeout and aiohttp's own timeouts alike
-        raise TransientError("could not reach the peer: no answer before the deadline") from exc
-    except aiohttp.ClientError as exc:
-        raise TransientError(f"could not reach the peer ({type(exc).__name__})") from exc
-    except OSError as exc:
-        raise TransientError(f"could not reach the peer ({type(exc).__name__})") from exc
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Return a ``Retry-After`` given in delta-seconds, capped; ignore the date form."""
-    value = headers.get("Retry-After", "").strip()
-    if not value.isdigit() or len(value) > 9:
-        return None
-    return float(min(int(value), MAX_RETRY_AFTER))
-
-
 def _request_id(headers: Mapping[str, str]) -> str:
     value = headers.get("X-Request-Id", "")
     return value if _REQUEST_ID_RE.fullmatch(value) else ""
-
-
-def _check_timeout(timeout: float) -> None:
-    if not timeout > 0:  # also refuses NaN
-        raise ValueError("timeout must be a positive number of seconds")
 
 
 class HttpsPushConnector:
@@ -193,20 +158,62 @@ class HttpsPushConnector:
         Returns within ``timeout`` seconds (plus scheduling slack): the whole attempt,
         connecting, sending and reading the answer, runs under one deadline.
         """
-        if self._closed:
-            raise ConnectorError("the HTTPS connector is closed")
-        _check_timeout(timeout)
+        self._check_open()
+        check_timeout(timeout)
         try:
             url = self._url(message, address)
             # Signed afresh for every attempt, outside the deadline: signing is local work.
-            headers = self._signer(message, url)
-            return await self._post(url, message.body, headers, timeout)
+            headers = self._signer(message.origin, url, message.body, CONTENT_TYPES[message.kind])
+            answer = await self._post(url, message.body, headers, timeout)
+            judge(answer, far_side="the peer")
         except AttemptError as failure:
             return failure.outcome()
+        return Delivered(transport_ref=_request_id(answer.headers), receipt=answer.body)
+
+    async def recall(
+        self, request: RecallRequest, address: str, *, timeout: float
+    ) -> RecallOutcome:
+        """Send a signed recall notice for ``request.item`` to the node at ``address``.
+
+        The node answers ``recalled`` if nobody had opened it, ``too-late`` (with when and by
+        which role it was opened) if someone had, or 404 (``unknown``) if it holds no such
+        envelope from the sender. Raises :class:`~exchange.connectors.base.RecallError`
+        otherwise, with a reason that says whether to ask again later.
+        """
+        self._check_open()
+        check_timeout(timeout)
+        url = self._recall_url(address, request.item.destination)
+        body = notice_body(request)
+        headers = self._signer(request.item.origin, url, body, NOTICE_MEDIA)
+        try:
+            answer = await self._post(url, body, headers, timeout)
+        except UnreachableError as exc:
+            raise RecallError(
+                f"the recipient's node could not be reached ({exc.error_class}); ask again later",
+                retry=True,
+            ) from exc
+        except AnswerTooLargeError as exc:
+            raise RecallError(
+                f"the recipient's node gave an answer larger than {exc.limit} bytes; "
+                "ask again later",
+                retry=True,
+            ) from exc
+        if answer.status == 404:
+            return RecallOutcome("unknown")
+        if answer.status != 200:
+            raise RecallError(
+                f"the recipient's node answered {answer.status}; ask again later",
+                retry=classify_status(answer.status) != "refused",
+            )
+        return parse_notice_answer(answer.body)
 
     async def close(self) -> None:
         """Refuse further use; the session belongs to whoever created it."""
         self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectorError("the HTTPS connector is closed")
 
     def _url(self, message: Message, address: str) -> str:
         try:
@@ -218,44 +225,28 @@ class HttpsPushConnector:
             raise PermanentError("the https route's address is not https")
         return url
 
+    def _recall_url(self, address: str, destination: OrgId) -> str:
+        base = address.rstrip("/")
+        try:
+            parsed = yarl.URL(base, encoded=True)
+        except ValueError:
+            raise RecallError("the recipient's HTTPS route is not a URL", retry=False) from None
+        schemes = {"https", "http"} if self._allow_http else {"https"}
+        if parsed.scheme not in schemes or not parsed.host or parsed.raw_query_string:
+            raise RecallError("the recipient's HTTPS route is not an https URL", retry=False)
+        return f"{base}/peer/v1/orgs/{parse_org_id(destination, field='recipient')}/recalls"
+
     async def _post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
-    ) -> Delivered:
-        with _translated():
-            async with asyncio.timeout(timeout):
-                # encoded=True: the URL goes on the wire exactly as it was signed
-                # (docs/protocol.md §4). Redirects are not followed: the signature covers the
-                # URL, and a body must not be re-sent to a place the directory does not name.
-                async with self._session.post(
-                    yarl.URL(url, encoded=True),
-                    data=body,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                    allow_redirects=False,
-                ) as resp:
-                    verdict = classify_status(resp.status)
-                    if verdict == "retry":
-                        raise TransientError(
-                            f"the peer answered {resp.status}", after=_retry_after(resp.headers)
-                        )
-                    if verdict == "refused":
-                        raise PermanentError(f"the peer refused with {resp.status}")
-                    receipt = await self._read_answer(resp)
-                    return Delivered(transport_ref=_request_id(resp.headers), receipt=receipt)
-
-    async def _read_answer(self, resp: aiohttp.ClientResponse) -> bytes:
-        """Read the answer incrementally, stopping as soon as it exceeds the limit.
-
-        ``StreamReader.read(n)`` returns whatever has arrived, up to ``n`` bytes, so one
-        call can return a partial answer; reading runs until end of stream.
-        """
-        limit = self._max_response
-        too_large = f"the peer's answer is larger than {limit} bytes"
-        if resp.content_length is not None and resp.content_length > limit:
-            raise TransientError(too_large)
-        data = bytearray()
-        while chunk := await resp.content.read(limit + 1 - len(data)):
-            data += chunk
-            if len(data) > limit:
-                raise TransientError(too_large)
-        return bytes(data)
+    ) -> Answer:
+        return await request(
+            self._session,
+            "POST",
+            url,
+            far_side="the peer",
+            whose="the peer's",
+            timeout=timeout,
+            limit=self._max_response,
+            headers=headers,
+            data=body,
+        )

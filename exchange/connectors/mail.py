@@ -36,8 +36,8 @@ from exchange.envelope.format import (
     decode_header,
     parse_prefix,
 )
-from exchange.logs import scrub
 from exchange.keys.ids import OrgId
+from exchange.logs import scrub
 
 #: The media type of an attached envelope (docs/smtp.md §3.1).
 ENVELOPE_MEDIA_TYPE: Final = "application/vnd.exchange.envelope"

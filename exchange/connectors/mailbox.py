@@ -5,35 +5,48 @@ relay's base URL. ``deliver`` deposits a sealed envelope or signed receipt in th
 destination's mailbox there; ``collect`` lists and fetches what waits in the mailboxes of
 the node's own organisations (``mailboxes``: relay URL and owner pairs), and
 ``acknowledge`` tells the relay the node has stored an item, so the relay deletes it. It
-is a :class:`~exchange.connectors.base.PullConnector`; ``recall`` and ``status`` serve the sender.
+is a :class:`~exchange.connectors.base.PullConnector`, and
+:class:`~exchange.connectors.base.Recallable` and :class:`~exchange.connectors.base.Trackable`:
+``recall`` and ``status`` serve the sender.
 
 Every request is signed as the peer protocol signs (docs/protocol.md §2): a deposit as the
 message's origin, a collection as the mailbox owner, a recall or status as the sender. The
-signer is injected (:func:`mailbox_signer` builds the standard one). Statuses are classified
-by :func:`exchange.connectors.https.classify_status`; every aiohttp exception is translated in
-:func:`_translated`, the only place that names them; every answer is read with a limit.
+signer is injected (:func:`exchange.connectors.https.request_signer` builds the standard
+one). Requests, the translation of aiohttp's exceptions, bounded reads and the status
+classification are the shared edge's (:mod:`exchange.connectors.edge`), as for HTTPS push.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
-import yarl
 
-from exchange.connectors.base import Collected, ConnectorError, Delivered, Message, MessageKind, Outcome
+from exchange.connectors.base import (
+    Collected,
+    CollectError,
+    ConnectorError,
+    Delivered,
+    ItemStatus,
+    Message,
+    NonDelivery,
+    Outcome,
+    RecallError,
+    RecallOutcome,
+    RecallRequest,
+    SentItem,
+    check_timeout,
+)
+from exchange.connectors.edge import Answer, judge, request
 from exchange.connectors.errors import AttemptError, PermanentError, TransientError
-from exchange.connectors.https import CONTENT_TYPES, classify_status
+from exchange.connectors.https import CONTENT_TYPES, Signer
 from exchange.connectors.mailbox_wire import (
     DEPOSIT_ACTION,
     Action,
-    ItemStatus,
     Listed,
-    RecallOutcome,
     check_address,
     decode_ref,
     encode_ref,
@@ -45,22 +58,10 @@ from exchange.connectors.mailbox_wire import (
     parse_status,
     relay_url,
 )
-from exchange.logs import get_logger
-from exchange.peerauth import signed_post_headers
 from exchange.keys.ids import OrgId, parse_org_id
-from exchange.keys.keypairs import OrgKeyPair
+from exchange.logs import get_logger
 
-__all__ = [
-    "DEFAULT_MAX_MESSAGE",
-    "MAX_RESPONSE_LEN",
-    "ItemStatus",
-    "MailboxCollectError",
-    "MailboxConnector",
-    "MailboxError",
-    "MailboxSigner",
-    "RecallOutcome",
-    "mailbox_signer",
-]
+__all__ = ["DEFAULT_MAX_MESSAGE", "MAX_RESPONSE_LEN", "MailboxConnector"]
 
 log = get_logger("exchange.connectors.mailbox")
 
@@ -70,45 +71,9 @@ MAX_RESPONSE_LEN: Final = 256 * 1024
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
 #: Items asked for per list request.
 PAGE: Final = 100
-#: Longest ``Retry-After`` honoured, in seconds, as for HTTPS push.
-MAX_RETRY_AFTER: Final = 24 * 3600
 JSON: Final = "application/json"
-
-#: Signs one request: ``(org, url, body, content_type) -> headers``, Content-Type included.
-MailboxSigner = Callable[[OrgId, str, bytes, str], dict[str, str]]
-
-
-def mailbox_signer(pair_of: Callable[[OrgId], OrgKeyPair], now: Callable[[], int]) -> MailboxSigner:
-    """Return a :data:`MailboxSigner` that signs as ``org`` with ``pair_of(org)``'s key.
-
-    Each call signs afresh, with a new created time and nonce (docs/protocol.md §5).
-    """
-
-    def sign(org: OrgId, url: str, body: bytes, content_type: str) -> dict[str, str]:
-        return signed_post_headers(
-            url=url, body=body, content_type=content_type, pair=pair_of(org), now=now()
-        )
-
-    return sign
-
-
-class MailboxError(Exception):
-    """A collection, acknowledgement, recall or status request could not complete.
-
-    The connector protocol has no outcome value for these calls, so a failure is this
-    exception, chained with ``from`` to the translated failure. ``reason`` is a plain
-    sentence naming a status or an exception class, never message content; ``retry`` says
-    whether it may pass later.
-    """
-
-    def __init__(self, reason: str, *, retry: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry = retry
-
-
-class MailboxCollectError(MailboxError):
-    """``collect`` reached none of the mailboxes, or ``acknowledge`` failed."""
+#: How the relay is named in reasons.
+RELAY: Final = "the relay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,47 +83,9 @@ class _Mailbox:
     fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Translate every aiohttp (and socket) exception of a request, chained with ``from``."""
-    try:
-        yield
-    except TimeoutError as exc:  # asyncio.timeout and aiohttp's own timeouts alike
-        raise TransientError("could not reach the relay: no answer before the deadline") from exc
-    except aiohttp.ClientError as exc:
-        raise TransientError(f"could not reach the relay ({type(exc).__name__})") from exc
-    except OSError as exc:
-        raise TransientError(f"could not reach the relay ({type(exc).__name__})") from exc
-
-
-def _check_timeout(timeout: float) -> None:
-    if not timeout > 0:  # also refuses NaN
-        raise ValueError("timeout must be a positive number of seconds")
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After", "").strip()
-    if not value.isdigit() or len(value) > 9:
-        return None
-    return float(min(int(value), MAX_RETRY_AFTER))
-
-
-def _judge(answer: _Answer, doing: str) -> None:
+def _judge(answer: Answer, doing: str) -> None:
     """Raise the failure an answer's status means; return for 2xx."""
-    verdict = classify_status(answer.status)
-    if verdict == "retry":
-        raise TransientError(
-            f"the relay answered {answer.status} to {doing}", after=_retry_after(answer.headers)
-        )
-    if verdict == "refused":
-        raise PermanentError(f"the relay refused {doing} with {answer.status}")
+    judge(answer, far_side=RELAY, doing=doing)
 
 
 def _invalid(exc: ValueError) -> TransientError:
@@ -182,7 +109,7 @@ class MailboxConnector:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        sign: MailboxSigner,
+        sign: Signer,
         *,
         mailboxes: Sequence[tuple[str, OrgId]] = (),
         allow_http: bool = False,
@@ -251,26 +178,22 @@ class MailboxConnector:
 
     async def _post(
         self, url: str, org: OrgId, body: bytes, *, content_type: str, timeout: float, limit: int
-    ) -> _Answer:
+    ) -> Answer:
         """POST ``body`` signed as ``org``; return the status and, for 2xx, the bounded body."""
         headers = self._sign(org, url, body, content_type)
-        with _translated():
-            async with asyncio.timeout(timeout):
-                # encoded=True: the URL goes on the wire exactly as signed; redirects are not
-                # followed, since the signature covers the URL.
-                async with self._session.post(
-                    yarl.URL(url, encoded=True),
-                    data=body,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                    allow_redirects=False,
-                ) as resp:
-                    answered = dict(resp.headers)
-                    if not 200 <= resp.status < 300:
-                        return _Answer(resp.status, answered, b"")
-                    return _Answer(resp.status, answered, await _read(resp, limit))
+        return await request(
+            self._session,
+            "POST",
+            url,
+            far_side=RELAY,
+            whose="the relay's",
+            timeout=timeout,
+            limit=limit,
+            headers=headers,
+            data=body,
+        )
 
-    async def _json(self, url: str, org: OrgId, body: bytes, timeout: float) -> _Answer:
+    async def _json(self, url: str, org: OrgId, body: bytes, timeout: float) -> Answer:
         return await self._post(
             url, org, body, content_type=JSON, timeout=timeout, limit=self._max_response
         )
@@ -280,7 +203,7 @@ class MailboxConnector:
     async def deliver(self, message: Message, address: str, *, timeout: float) -> Outcome:
         """Deposit ``message`` in its destination's mailbox at the relay at ``address``."""
         self._check_open()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         try:
             url = self._url(address, message.destination, DEPOSIT_ACTION[message.kind])
             answer = await self._post(
@@ -309,11 +232,11 @@ class MailboxConnector:
 
         Mailboxes are visited in turn, starting one further each call so none is starved,
         each with an equal share of the time left. One that cannot be reached is skipped
-        this round and logged. Raises :class:`MailboxCollectError` only when nothing was
-        collected and no mailbox could be read.
+        this round and logged. Raises :class:`~exchange.connectors.base.CollectError` only
+        when nothing was collected and no mailbox could be read.
         """
         self._check_open()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if limit < 1:
             raise ValueError("limit must be at least 1")
         boxes = self._mailboxes
@@ -343,7 +266,7 @@ class MailboxConnector:
                 log.warning("mailbox.collect-skipped", org=box.owner, error=failure.reason)
         if not reached and not found and failures:
             transient = any(isinstance(f, TransientError) for f in failures)
-            raise MailboxCollectError(
+            raise CollectError(
                 f"no mailbox could be read: {failures[0].reason}", retry=transient
             ) from failures[0]
         return found
@@ -407,15 +330,15 @@ class MailboxConnector:
         """Tell the relay a collected item is stored, so it deletes it (idempotent).
 
         ``ValueError`` if ``transport_ref`` is not one :meth:`collect` made; raises
-        :class:`MailboxCollectError` if the relay cannot be reached or refuses, or if its
-        mailbox is no longer among the ones collected from.
+        :class:`~exchange.connectors.base.CollectError` if the relay cannot be reached or
+        refuses, or if its mailbox is no longer among the ones collected from.
         """
         self._check_open()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         fingerprint, kind, digest = decode_ref(transport_ref)
         box = next((m for m in self._mailboxes if m.fingerprint == fingerprint), None)
         if box is None:
-            raise MailboxCollectError(
+            raise CollectError(
                 "the mailbox this item was collected from is no longer collected from",
                 retry=False,
             )
@@ -425,109 +348,59 @@ class MailboxConnector:
             answer = await self._json(url, box.owner, body, timeout)
             _judge(answer, "acknowledging an item")
         except AttemptError as failure:
-            raise MailboxCollectError(
-                failure.reason, retry=isinstance(failure, TransientError)
-            ) from failure
+            raise failure.collect_error() from failure
+
+    def unread(self) -> Mapping[str, str]:
+        """Return nothing: a relay item that cannot be read fails its round and is retried."""
+        return {}
+
+    def non_delivery_reports(self) -> Sequence[NonDelivery]:
+        """Return nothing: a relay reports an item it expired through ``status``, not here."""
+        return ()
 
     # --- the sender's side ------------------------------------------------------------------
 
     async def _as_sender(
-        self,
-        action: Action,
-        *,
-        address: str,
-        owner: OrgId,
-        digest: bytes,
-        sender: OrgId,
-        kind: MessageKind,
-        timeout: float,
-    ) -> _Answer | None:
-        """POST a recall or status request; return the 2xx answer, or None for 404."""
+        self, action: Action, item: SentItem, address: str, *, timeout: float
+    ) -> Answer | None:
+        """POST a recall or status request as the sender; return the 2xx answer, or None for 404."""
         self._check_open()
-        _check_timeout(timeout)
-        if len(digest) != 32:
-            raise ValueError("digest must be 32 bytes")
-        body = json_body({"id": digest.hex(), "kind": kind})
+        check_timeout(timeout)
+        body = json_body({"id": item.message_id.hex(), "kind": item.kind})
         try:
-            url = self._url(address, owner, action)
-            answer = await self._json(url, sender, body, timeout)
+            url = self._url(address, item.destination, action)
+            answer = await self._json(url, item.origin, body, timeout)
             if answer.status == 404:
                 return None
             _judge(answer, f"the {action} request")
         except AttemptError as failure:
-            raise MailboxError(
-                failure.reason, retry=isinstance(failure, TransientError)
-            ) from failure
+            raise failure.recall_error() from failure
         return answer
 
     async def recall(
-        self,
-        address: str,
-        owner: OrgId,
-        digest: bytes,
-        sender: OrgId,
-        *,
-        timeout: float,
-        kind: MessageKind = "envelope",
+        self, request: RecallRequest, address: str, *, timeout: float
     ) -> RecallOutcome:
-        """Ask the relay at ``address`` to delete ``sender``'s item from ``owner``'s mailbox.
+        """Ask the relay at ``address`` to delete the sender's item from its owner's mailbox.
 
         Answers ``recalled`` if the owner had not fetched it, ``too-late`` (with when the
         owner first fetched or collected it) if it had, ``expired``, or ``unknown``. Raises
-        :class:`MailboxError` if the relay cannot be reached, refuses, or answers nonsense.
+        :class:`~exchange.connectors.base.RecallError` if the relay cannot be reached,
+        refuses, or answers nonsense. A relay needs only the item, not the notice's reason.
         """
-        answer = await self._as_sender(
-            "recall",
-            address=address,
-            owner=owner,
-            digest=digest,
-            sender=sender,
-            kind=kind,
-            timeout=timeout,
-        )
+        answer = await self._as_sender("recall", request.item, address, timeout=timeout)
         if answer is None:
             return RecallOutcome("unknown")
         try:
             return parse_recall(answer.body)
         except ValueError as exc:
-            raise MailboxError(str(exc), retry=True) from None
+            raise RecallError(str(exc), retry=True) from None
 
-    async def status(
-        self,
-        address: str,
-        owner: OrgId,
-        digest: bytes,
-        sender: OrgId,
-        *,
-        timeout: float,
-        kind: MessageKind = "envelope",
-    ) -> ItemStatus:
-        """Return where ``sender``'s item in ``owner``'s mailbox stands ("not yet collected")."""
-        answer = await self._as_sender(
-            "status",
-            address=address,
-            owner=owner,
-            digest=digest,
-            sender=sender,
-            kind=kind,
-            timeout=timeout,
-        )
+    async def status(self, item: SentItem, address: str, *, timeout: float) -> ItemStatus:
+        """Return where the sender's item in its owner's mailbox stands ("not yet collected")."""
+        answer = await self._as_sender("status", item, address, timeout=timeout)
         if answer is None:
             return ItemStatus("unknown")
         try:
             return parse_status(answer.body)
         except ValueError as exc:
-            raise MailboxError(str(exc), retry=True) from None
-
-
-async def _read(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read an answer incrementally, refusing as soon as it exceeds ``limit`` bytes."""
-    too_large = f"the relay's answer is larger than {limit} bytes"
-    if resp.content_length is not None and resp.content_length > limit:
-        raise TransientError(too_large)
-    data = bytearray()
-    while chunk := await resp.content.read(min(limit + 1 - len(data), 1024 * 1024)):
-        data += chunk
-        if len(data) > limit:
-            raise TransientError(too_large)
-    return bytes(data)
+            raise RecallError(str(exc), retry=True) from None

@@ -18,7 +18,13 @@ from typing import Any, Final, Literal, cast
 
 import yarl
 
-from exchange.connectors.base import MessageKind
+from exchange.connectors.base import (
+    ItemState,
+    ItemStatus,
+    MessageKind,
+    RecallOutcome,
+    RecallResult,
+)
 from exchange.keys.ids import OrgId, parse_org_id
 
 #: The endpoints under ``/relay/v1/mailboxes/{org}/``.
@@ -32,8 +38,6 @@ DEPOSIT_ACTION: Final[dict[MessageKind, Action]] = {
 }
 KINDS: Final[frozenset[str]] = frozenset({"envelope", "receipt"})
 
-ItemState = Literal["waiting", "collected", "recalled", "expired", "unknown"]
-RecallResult = Literal["recalled", "too-late", "expired", "unknown"]
 
 _HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
 _CURSOR_RE: Final = re.compile(r"[0-9]{1,18}")
@@ -179,19 +183,6 @@ def parse_list(data: bytes, *, asked: int, max_length: int) -> tuple[list[Listed
     return listed, cursor
 
 
-@dataclass(frozen=True, slots=True)
-class RecallOutcome:
-    """What a recall achieved. ``at`` is when (recalled, collected or expired), if known.
-
-    ``too-late``: the owner already fetched or collected the item, so it may hold it; ``at``
-    is when it first did. ``unknown``: the relay holds no such item deposited by the sender
-    (never deposited, or forgotten long after it ended).
-    """
-
-    outcome: RecallResult
-    at: int | None = None
-
-
 def parse_recall(data: bytes) -> RecallOutcome:
     """Return the outcome of a recall answer."""
     doc = _object(data, "recall")
@@ -202,17 +193,6 @@ def parse_recall(data: bytes) -> RecallOutcome:
     return RecallOutcome(
         cast("RecallResult", outcome), _time(doc.get(field[outcome]), "time", optional=True)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class ItemStatus:
-    """Where an item the sender deposited stands at the relay (``unknown``: not held)."""
-
-    state: ItemState
-    stored_at: int | None = None
-    fetched_at: int | None = None
-    collected_at: int | None = None
-    ended_at: int | None = None
 
 
 def parse_status(data: bytes) -> ItemStatus:

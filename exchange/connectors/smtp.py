@@ -3,8 +3,9 @@
 :class:`SmtpConnector` (route kind ``smtp``) hands an envelope to a submission server with
 aiosmtplib, over STARTTLS or implicit TLS, authenticated when a user name is configured;
 the route's address is the recipient's mailbox. The mail itself is built by
-:mod:`exchange.connectors.mail` and carries no personal data (DESIGN.md §7). The same client code
-sends staff notifications (an item waits, a deadline passed) through :meth:`SmtpConnector.send_notification`.
+:mod:`exchange.connectors.mail` and carries no personal data (DESIGN.md §7). The same client
+code sends staff notifications (an item waits, a deadline passed) through
+:meth:`SmtpConnector.send_notification`.
 
 SMTP has no de-duplication: a reply lost after the server took a message makes the outbox
 send it again. Both copies carry the same Message-ID, derived from the envelope digest and
@@ -12,8 +13,8 @@ the destination, and the receiving node de-duplicates by envelope id and digest 
 imports (docs/smtp.md §4).
 
 Every library exception is translated in one place, :func:`outcome_of`, into
-:class:`~exchange.connectors.base.RetryLater` or :class:`~exchange.connectors.base.Refused` (the table is in
-docs/smtp.md §5). Exceptions this module raises::
+:class:`~exchange.connectors.base.RetryLater` or :class:`~exchange.connectors.base.Refused`
+(the table is in docs/smtp.md §5). Exceptions this module raises::
 
     ConnectorError            deliver or send_notification after close (exchange.connectors.base)
     ValueError                an SmtpConfig that is unsafe or malformed, naming the field
@@ -34,7 +35,14 @@ from typing import Final, Literal
 
 import aiosmtplib
 
-from exchange.connectors.base import ConnectorError, Delivered, Message, Outcome, Refused, RetryLater
+from exchange.connectors.base import (
+    ConnectorError,
+    Delivered,
+    Message,
+    Outcome,
+    Refused,
+    RetryLater,
+)
 from exchange.connectors.mail import (
     build_envelope_mail,
     build_notification,
@@ -45,9 +53,9 @@ from exchange.connectors.mail import (
     validate_domain,
 )
 from exchange.envelope.format import HASH_LEN
-from exchange.logs import get_logger, scrub
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
+from exchange.logs import get_logger, scrub
 
 ROUTE_KIND: Final = "smtp"
 

@@ -1,10 +1,12 @@
-"""Stand-in services the demo runs on loopback: the NHS MESH sandbox and an SMTP sink.
+"""Stand-in services the demo, the tests and the bench run on loopback: MESH and SMTP.
 
 - :func:`mesh_sandbox` starts NHS England's MESH sandbox (PyPI ``mesh-sandbox``) with
   uvicorn on 127.0.0.1, in its own virtual environment because it pins its own FastAPI.
-  The environment is the one ``make test`` builds under ``.cache/mesh-sandbox-venv`` (or
-  the Python named by ``EXCHANGE_MESH_SANDBOX_PYTHON``); when neither exists the demo says
-  it skipped the MESH leg.
+  :func:`build_sandbox_env` builds that environment (``make test`` does, under
+  ``.cache/mesh-sandbox-venv`` in the project folder) and :func:`running_sandbox` runs the
+  sandbox as the MESH tests and the MESH benchmark use it. The demo uses the environment
+  under the current folder (or the Python named by ``EXCHANGE_MESH_SANDBOX_PYTHON``); when
+  neither exists it says it skipped the MESH leg.
 - :class:`SmtpSink` is an aiosmtpd server on 127.0.0.1 that requires STARTTLS and AUTH,
   as a real submission server does, and keeps what it accepted, so the demo can show the
   mail a DSL would receive.
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -37,17 +41,95 @@ SMTP_USER: Final = "exchange-demo"
 _START_TIMEOUT: Final = 30.0
 
 
+#: NHS England's sandbox, the server that runs it, and NHS England's own client (which the
+#: interoperability test and the MESH benchmark drive), pinned so every run tests the same.
+SANDBOX_REQUIREMENTS: Final = ("mesh-sandbox==1.0.137", "uvicorn", "mesh-client==5.0.2")
+#: Where the sandbox's environment lives, relative to the project folder.
+SANDBOX_VENV: Final = Path(".cache") / "mesh-sandbox-venv"
+#: A cold install from a package index mirror takes about 11 s; this allows a slow one.
+_INSTALL_TIMEOUT: Final = 600.0
+
+
+class SandboxUnavailableError(Exception):
+    """The MESH sandbox's environment cannot be built (no package index, no venv module)."""
+
+
 def sandbox_python(root: Path | None = None) -> Path | None:
-    """Return the Python of an installed MESH sandbox environment, or ``None``."""
+    """Return the Python of an installed MESH sandbox environment, or ``None``.
+
+    The environment is ``EXCHANGE_MESH_SANDBOX_PYTHON`` when set, otherwise the one under
+    ``root`` (default: the current folder, the project folder when run by ``make demo``).
+    """
     named = os.environ.get("EXCHANGE_MESH_SANDBOX_PYTHON")
     if named:
         return Path(named) if Path(named).exists() else None
-    base = root or Path(__file__).resolve().parents[1]
-    python = base / ".cache" / "mesh-sandbox-venv" / "bin" / "python"
+    python = (root or Path.cwd()) / SANDBOX_VENV / "bin" / "python"
     return python if python.exists() else None
 
 
-def _free_port() -> int:
+def build_sandbox_env(venv: Path) -> Path:
+    """Return the Python of the sandbox environment at ``venv``, building it first if needed.
+
+    An environment whose marker file names the same requirements is reused as it is; raise
+    :class:`SandboxUnavailableError` with the installer's last line when it cannot be built.
+    """
+    python = venv / "bin" / "python"
+    marker = venv / "requirements.txt"
+    wanted = "\n".join(SANDBOX_REQUIREMENTS)
+    if python.exists() and marker.exists() and marker.read_text("utf-8") == wanted:
+        return python
+    try:
+        subprocess.run(  # noqa: S603 - this interpreter's venv module, our own arguments
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
+            check=True, capture_output=True, timeout=_INSTALL_TIMEOUT,
+        )  # fmt: skip
+        subprocess.run(  # noqa: S603 - the new environment's pip, pinned requirements
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+             *SANDBOX_REQUIREMENTS],
+            check=True, capture_output=True, timeout=_INSTALL_TIMEOUT,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        last = detail.decode(errors="replace").strip().splitlines()[-1:] or [type(exc).__name__]
+        raise SandboxUnavailableError(
+            f"the MESH sandbox environment could not be built: {last[0]}"
+        ) from None
+    marker.write_text(wanted, "utf-8")
+    return python
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A running sandbox: its base URL, the Python of its environment, and its log file."""
+
+    url: str
+    python: Path
+    log: Path
+
+    def reset(self) -> None:
+        """Clear every mailbox (``DELETE /admin/reset``)."""
+        _call(f"{self.url}/admin/reset", method="DELETE")
+
+    def create_report(self, **fields: str) -> str:
+        """Put an error report into a mailbox (``POST /messageexchange/admin/report``)."""
+        answer = _call(
+            f"{self.url}/messageexchange/admin/report",
+            method="POST",
+            body=json.dumps(fields).encode(),
+        )
+        return str(json.loads(answer)["message_id"])
+
+
+def _call(url: str, *, method: str = "GET", body: bytes | None = None) -> bytes:
+    request = urllib.request.Request(  # noqa: S310 - a loopback http URL we built
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - as above
+        return bytes(resp.read())
+
+
+def free_port() -> int:
+    """Return a port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -71,7 +153,7 @@ def mesh_sandbox(python: Path, log: Path, shared_key: str = MESH_SHARED_KEY) -> 
     """Run the sandbox (full authentication, memory store) and yield its base URL."""
     env = {**os.environ, "AUTH_MODE": "full", "STORE_MODE": "memory", "SHARED_KEY": shared_key}
     for _attempt in range(3):  # a probed free port can be taken before the bind
-        url = f"http://127.0.0.1:{_free_port()}"
+        url = f"http://127.0.0.1:{free_port()}"
         port = url.rsplit(":", 1)[1]
         with log.open("wb") as out:
             proc = subprocess.Popen(  # noqa: S603 - our own fixed command line
@@ -91,6 +173,14 @@ def mesh_sandbox(python: Path, log: Path, shared_key: str = MESH_SHARED_KEY) -> 
                 proc.kill()
                 proc.wait()
     raise RuntimeError(f"the MESH sandbox did not start; see {log}")
+
+
+@contextlib.contextmanager
+def running_sandbox(python: Path, folder: Path, shared_key: str) -> Iterator[Sandbox]:
+    """Run the sandbox of the environment ``python`` belongs to; log to ``folder``."""
+    log = folder / "mesh-sandbox.log"
+    with mesh_sandbox(python, log, shared_key) as url:
+        yield Sandbox(url, python, log)
 
 
 @dataclass

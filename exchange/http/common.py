@@ -25,7 +25,7 @@ from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response
 from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
-from exchange.service.node_service import NodeService, token_hash
+from exchange.service.node_service import NodeService
 from exchange.sharing.prepare import AttachmentInput
 from exchange.workers.collect import CollectStats
 from exchange.workers.delivery import DeliveryWorker
@@ -116,7 +116,7 @@ async def staff_user(request: web.Request) -> User:
     match = _BEARER_RE.fullmatch(request.headers.get("Authorization", ""))
     if match is None:
         raise ServiceError("a bearer token is required (Authorization: Bearer ...)", status=401)
-    user = await node_service(request).store.user_by_token_hash(token_hash(match.group(1)))
+    user = await node_service(request).staff_user(match.group(1))
     if user is None:
         raise ServiceError("the bearer token is not valid", status=401)
     return user

@@ -22,7 +22,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not ready.get("accepting", False):
         return json_error(503, "the node is not accepting requests")
     try:
-        await node_service(request).store.ledger_size()
+        await node_service(request).check_store()
     except Exception as exc:  # noqa: BLE001 - any store failure means "not ready"
         log.warning("readiness.failed", error_class=type(exc).__name__)
         return json_error(503, "the node's store does not answer")
@@ -31,9 +31,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format."""
-    service = node_service(request)
-    counts = await service.store.outbox_counts()
-    receipts = await service.store.receipt_counts()
+    counts = await node_service(request).store_counts()
     stats = request.app[WORKER].stats
     collected = request.app[COLLECT_STATS]
     lines = [
@@ -41,7 +39,7 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE exchange_outbox_items gauge",
     ]
     lines += [
-        f'exchange_outbox_items{{state="{state}"}} {counts.get(state, 0)}'
+        f'exchange_outbox_items{{state="{state}"}} {counts.outbox.get(state, 0)}'
         for state in ("queued", "attempting", "retry-wait", "delivered", "dead", "recalled")
     ]
     lines += [
@@ -60,7 +58,7 @@ async def metrics(request: web.Request) -> web.Response:
         "# HELP exchange_receipts Signed receipts held (issued and received), by status.",
         "# TYPE exchange_receipts gauge",
         *(
-            f'exchange_receipts{{status="{status}"}} {receipts.get(status, 0)}'
+            f'exchange_receipts{{status="{status}"}} {counts.receipts.get(status, 0)}'
             for status in ("delivered", "opened", "acknowledged", "rejected")
         ),
         "# HELP exchange_collected_total Messages taken from pull routes, by outcome.",
@@ -78,6 +76,6 @@ async def metrics(request: web.Request) -> web.Response:
         f"exchange_mesh_unread_messages {collected.mesh_unread}",
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
-        f"exchange_ledger_events {await service.store.ledger_size()}",
+        f"exchange_ledger_events {counts.ledger_size}",
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")

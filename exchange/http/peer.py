@@ -47,7 +47,7 @@ async def authenticate_peer(request: web.Request, max_body: int) -> tuple[OrgId,
         max_body=max_body,
     )
     for key, nonce, created, now in cache.pending:
-        if await service.store.seen_or_record_nonce(key, nonce, created, now):
+        if await service.seen_or_record_nonce(key, nonce, created, now):
             raise ReplayError
     # The organisation in the path is looked at only after the request is authenticated,
     # so an anonymous caller cannot learn which organisations this node serves.

@@ -15,42 +15,48 @@ Peer protocol (RFC 9421-signed by the envelope's sender, docs/protocol.md §8):
 - ``POST /peer/v1/orgs/{org}/recalls``: a recall notice for an envelope delivered to
   ``{org}``.
 
-``create_app`` registers them with :func:`add_routes`.
+``create_app`` registers them with :func:`add_routes`; the composition root hands the
+node's :class:`~exchange.service.recall.Recaller` over with :func:`set_recaller`. Handlers
+parse and check the body here, call one service method, and render its answer.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from aiohttp import web
 
-from exchange.http.common import (
-    JSON_LIMIT,
-    SERVICE,
-    WORKER,
-    attachment_inputs,
-    path_digest,
-    staff_user,
-)
-from exchange.http.jsonbody import Field, parse_object
+from exchange.connectors.peer_wire import MAX_NOTICE_BODY, NOTICE_MEDIA
+from exchange.http.common import JSON_LIMIT, SERVICE, attachment_inputs, path_digest, staff_user
+from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.http.peer import authenticate_peer
 from exchange.service.corrections import rectify
 from exchange.service.errors import NotFoundError, ServiceError
 from exchange.service.recall import (
     DEFAULT_REASON_CODE,
-    MAX_NOTICE_BODY,
-    NOTICE_MEDIA,
     Recaller,
-    check_reason_code,
+    RecallNotice,
     recall_json,
     receive_recall,
 )
 from exchange.service.threads import thread_view
 
-#: Holds the node's :class:`Recaller` once built (the application is frozen by then).
+#: Holds the node's :class:`Recaller`, handed over by :func:`set_recaller` once the node's
+#: connectors exist (the application is frozen by then, so it is a holder, not the value).
 RECALLER: Final = web.AppKey("recaller", dict)
 
+_REASON_CODE_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_HEX32: Final = re.compile(r"[0-9a-f]{32}")
+
 _RECALL_FIELDS: Final = {"reason": Field(str), "reason_code": Field(str, required=False)}
+_NOTICE_FIELDS: Final = {
+    "envelope_digest": Field(str),
+    "envelope_id": Field(str),
+    "reason_code": Field(str),
+    "time": Field(int),
+}
 _RECTIFY_FIELDS: Final = {
     "record": Field(dict),
     "reason": Field(str),
@@ -58,19 +64,43 @@ _RECTIFY_FIELDS: Final = {
 }
 
 
-def _recaller(request: web.Request) -> Recaller:
-    holder: dict[str, Recaller] = request.app[RECALLER]
-    recaller = holder.get("recaller")
-    if recaller is None:
-        # Built on first use: the worker's HTTP session exists only once the node started.
-        worker = request.app[WORKER]
-        recaller = Recaller(
-            worker.service,
-            session=worker.session,
-            routes=worker.routes,
-            timeout=worker.config.timeout,
+def check_reason_code(code: object) -> str:
+    """Return a recall reason code (a short lower-case token), or refuse it (400)."""
+    if not isinstance(code, str) or _REASON_CODE_RE.fullmatch(code) is None:
+        raise BadRequestError(
+            "reason_code must be a lower-case token of letters, digits and '-' "
+            "(at most 40 characters), such as sent-in-error"
         )
-        holder["recaller"] = recaller
+    return code
+
+
+def parse_notice(body: bytes) -> RecallNotice:
+    """Return the recall notice in ``body``, or refuse it (400) naming the field that is wrong."""
+    doc = parse_object(body, _NOTICE_FIELDS, limit=MAX_NOTICE_BODY)
+    if _HEX64.fullmatch(doc["envelope_digest"]) is None:
+        raise BadRequestError("envelope_digest must be 64 lower-case hexadecimal characters")
+    if _HEX32.fullmatch(doc["envelope_id"]) is None:
+        raise BadRequestError("envelope_id must be 32 lower-case hexadecimal characters")
+    reason_code = check_reason_code(doc["reason_code"])
+    if doc["time"] < 0:
+        raise BadRequestError("time must be a non-negative number of unix seconds")
+    return RecallNotice(
+        digest=bytes.fromhex(doc["envelope_digest"]),
+        envelope_id=bytes.fromhex(doc["envelope_id"]),
+        reason_code=reason_code,
+        time=doc["time"],
+    )
+
+
+def set_recaller(app: web.Application, recaller: Recaller) -> None:
+    """Hand the node's :class:`Recaller` to the application's recall endpoint."""
+    app[RECALLER]["recaller"] = recaller
+
+
+def _recaller(request: web.Request) -> Recaller:
+    recaller: Recaller | None = request.app[RECALLER].get("recaller")
+    if recaller is None:
+        raise ServiceError("recall is not available on this node yet", status=503)
     return recaller
 
 
@@ -131,7 +161,7 @@ async def peer_recall(request: web.Request) -> web.Response:
     peer_org, owner, body = await authenticate_peer(request, MAX_NOTICE_BODY)
     if request.content_type != NOTICE_MEDIA:
         raise ServiceError(f"a recall notice is sent as {NOTICE_MEDIA}", status=415)
-    answer = await receive_recall(request.app[SERVICE], peer_org, owner, body)
+    answer = await receive_recall(request.app[SERVICE], peer_org, owner, parse_notice(body))
     return web.json_response(answer)
 
 

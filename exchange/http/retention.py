@@ -8,8 +8,7 @@ at start-up, a destruction a crash interrupted.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
@@ -23,8 +22,6 @@ from exchange.http.common import (
     staff_user,
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
-from exchange.service import retention
-from exchange.service.errors import ServiceError, UnprocessableError
 
 _HOLD_FIELDS: Final = {
     "digest": Field(str, required=False),
@@ -35,36 +32,20 @@ _DESTROY_FIELDS: Final = {"reason": Field(str)}
 _HOLD_ID_RE: Final = re.compile(r"[1-9][0-9]{0,17}")
 
 
-async def _retained(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-    """Await a retention action; a refusal becomes the API's error, naming its rule."""
-    try:
-        return await call
-    except retention.RetentionRefusedError as exc:
-        if exc.rule is None:
-            raise ServiceError(str(exc), status=exc.status) from None
-        error = UnprocessableError(str(exc), rule=exc.rule)
-        error.status = exc.status
-        raise error from None
-
-
 async def retention_due(request: web.Request) -> web.Response:
     """GET /api/v1/retention/due?before=: items whose review date has passed (DPO only)."""
     user = await staff_user(request)
     if set(request.query) - {"before"}:
         raise BadRequestError("unknown query parameter; the parameter is before")
     before = parse_date(request.query.get("before"), "before")
-    service = node_service(request)
-    service.tenant(user.org)
-    report = await _retained(retention.due(service, user, before))
+    report = await node_service(request).retention_due(user, before)
     return web.json_response(report, headers={"Cache-Control": "no-store"})
 
 
 async def retention_holds(request: web.Request) -> web.Response:
     """GET /api/v1/retention/holds: the organisation's holds, in force and lifted (DPO)."""
     user = await staff_user(request)
-    service = node_service(request)
-    service.tenant(user.org)
-    return web.json_response(await _retained(retention.list_holds(service, user)))
+    return web.json_response(await node_service(request).retention_holds(user))
 
 
 async def retention_place_hold(request: web.Request) -> web.Response:
@@ -74,16 +55,11 @@ async def retention_place_hold(request: web.Request) -> web.Response:
     digest = doc.get("digest")
     if digest is not None and DIGEST_RE.fullmatch(digest) is None:
         raise BadRequestError("digest must be 64 lower-case hexadecimal characters")
-    service = node_service(request)
-    service.tenant(user.org)
-    hold = await _retained(
-        retention.place_hold(
-            service,
-            user,
-            digest=None if digest is None else bytes.fromhex(digest),
-            reason=doc["reason"],
-            reference=doc["reference"],
-        )
+    hold = await node_service(request).place_hold(
+        user,
+        digest=None if digest is None else bytes.fromhex(digest),
+        reason=doc["reason"],
+        reference=doc["reference"],
     )
     return web.json_response(hold, status=201)
 
@@ -94,9 +70,7 @@ async def retention_lift_hold(request: web.Request) -> web.Response:
     text = request.match_info["id"]
     if _HOLD_ID_RE.fullmatch(text) is None:
         raise BadRequestError("the hold id in the path must be a positive whole number")
-    service = node_service(request)
-    service.tenant(user.org)
-    return web.json_response(await _retained(retention.lift_hold(service, user, int(text))))
+    return web.json_response(await node_service(request).lift_hold(user, int(text)))
 
 
 async def retention_destroy(request: web.Request) -> web.Response:
@@ -104,12 +78,10 @@ async def retention_destroy(request: web.Request) -> web.Response:
     user = await staff_user(request)
     digest = path_digest(request)
     doc = parse_object(await request.read(), _DESTROY_FIELDS, limit=request.app[JSON_LIMIT])
-    service = node_service(request)
-    service.tenant(user.org)
-    done = await _retained(retention.destroy(service, user, digest, reason=doc["reason"]))
+    done = await node_service(request).destroy(user, digest, reason=doc["reason"])
     return web.json_response(done)
 
 
 async def sweep_destroyed_on_startup(app: web.Application) -> None:
     """At start-up: delete the bodies of destroyed envelopes that a crash left behind."""
-    await retention.sweep_destroyed(app[SERVICE].store)
+    await app[SERVICE].sweep_destroyed()

@@ -16,7 +16,6 @@ from exchange.http.common import (
     DIGEST_RE,
     JSON_LIMIT,
     LEDGER,
-    WORKER,
     attachment_inputs,
     next_cursor,
     node_service,
@@ -27,14 +26,14 @@ from exchange.http.common import (
     staff_user,
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
-from exchange.keys.ids import OrgId
-from exchange.ledger.events import decode_event
-from exchange.model import InboxItem, ReceiptRecord, SentItem
+from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body
-from exchange.service import retention
 from exchange.service.errors import ServiceError
-from exchange.service.recall import decorate_inbox, decorate_sent
+from exchange.service.recall import recall_json
+from exchange.service.register_reports import iso_time
+from exchange.service.retention import RetentionStanding
+from exchange.service.views import InboxView, RecipientView, SentView
 from exchange.sharing.prepare import Submission
 
 
@@ -48,51 +47,68 @@ def _receipt_json(r: ReceiptRecord) -> dict[str, Any]:
     }
 
 
-def _sent_shape(request: web.Request) -> dict[str, float]:
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
+def _retention_json(standing: RetentionStanding) -> dict[str, Any]:
+    """Return the ``retention`` object of a sent or inbox item (no hold details)."""
     return {
-        "now": node_service(request).clock(),
-        "overdue_after": request.app[WORKER].config.overdue_after,
+        "state": standing.state,
+        "rule": None if standing.rule is None else f"retention.{standing.rule}",
+        "review_date": standing.review_date,
+        "destroyed_at": None if standing.destroyed_at is None else iso_time(standing.destroyed_at),
     }
 
 
-def _sent_json(item: SentItem, *, now: float, overdue_after: float) -> dict[str, Any]:
-    env = item.envelope
-    recipients = []
-    for delivery in item.deliveries:
-        if delivery.kind != "envelope":
-            continue
-        timeline = [
-            {"status": r.status, "time": r.time, "receipt_digest": r.digest.hex()}
-            for r in item.receipts
-            if r.receipter == delivery.destination
-        ]
-        # Overdue: no "delivered" receipt yet, long after submission (a relay mailbox not
-        # collected, a MESH message not downloaded, a route down for a day).
-        late = now - item.submitted_at > overdue_after
-        overdue = late and not any(e["status"] == "delivered" for e in timeline)
-        recipients.append(
-            {
-                "organisation": delivery.destination,
-                "delivery_state": delivery.state,
-                "route": delivery.route_kind,
-                "overdue": overdue,
-                "attempts": delivery.attempts,
-                "last_error": delivery.last_error,
-                "timeline": timeline,
-            }
-        )
+def _recipient_json(recipient: RecipientView) -> dict[str, Any]:
+    delivery = recipient.delivery
     return {
+        "organisation": delivery.destination,
+        "delivery_state": delivery.state,
+        "route": delivery.route_kind,
+        "overdue": recipient.overdue,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "timeline": [
+            {"status": r.status, "time": r.time, "receipt_digest": r.digest.hex()}
+            for r in recipient.receipts
+        ],
+        "recall": None if recipient.recall is None else recall_json(recipient.recall),
+    }
+
+
+def _sent_json(view: SentView) -> dict[str, Any]:
+    env = view.item.envelope
+    doc: dict[str, Any] = {
         "envelope_id": env.envelope_id.hex(),
         "digest": env.digest.hex(),
         "record_kind": env.record_kind,
         "created": env.created,
         "length": env.length,
-        "submitted_by": item.submitted_by,
-        "recipients": recipients,
+        "submitted_by": view.item.submitted_by,
+        "recipients": [_recipient_json(r) for r in view.recipients],
     }
+    if view.events is not None:
+        doc["events"] = [
+            {
+                "index": e.index,
+                "type": e.type,
+                "time": e.time,
+                "counterparty": e.counterparty,
+                "reason": e.reason,
+            }
+            for e in view.events
+        ]
+    doc["in_reply_to"] = _hex(view.links.in_reply_to)
+    doc["corrects"] = _hex(view.links.corrects)
+    doc["corrected_by"] = [d.hex() for d in view.links.corrected_by]
+    doc["retention"] = _retention_json(view.retention)
+    return doc
 
 
-def _inbox_json(item: InboxItem) -> dict[str, Any]:
+def _inbox_json(view: InboxView) -> dict[str, Any]:
+    item = view.item
     env = item.envelope
     return {
         "envelope_id": env.envelope_id.hex(),
@@ -103,6 +119,12 @@ def _inbox_json(item: InboxItem) -> dict[str, Any]:
         "length": env.length,
         "received_at": int(item.received_at),
         "state": item.state,
+        "opened_at": None if view.opened_at is None else int(view.opened_at),
+        "opened_by_role": view.opened_by_role,
+        "recalled_at": None if view.recalled_at is None else int(view.recalled_at),
+        "in_reply_to": _hex(view.links.in_reply_to),
+        "corrects": _hex(view.links.corrects),
+        "retention": _retention_json(view.retention),
     }
 
 
@@ -188,64 +210,27 @@ async def list_sent(request: web.Request) -> web.Response:
     """GET /api/v1/sent: the organisation's sent items with per-recipient timelines."""
     user = await staff_user(request)
     limit, before = read_page(request)
-    items = await node_service(request).store.list_sent(user.org, limit=limit, before=before)
-    shape = _sent_shape(request)
-    views = [_sent_json(i, **shape) for i in items]
-    await decorate_sent(node_service(request).store, user.org, views)  # recall, threads
-    await retention.annotate(node_service(request), user.org, views)  # retention
-    last = items[-1] if len(items) == limit else None
+    views = await node_service(request).sent_items(user, limit=limit, before=before)
+    last = views[-1].item if len(views) == limit else None
     cursor = None if last is None else next_cursor(last.submitted_at, last.envelope.digest)
-    return web.json_response({"items": views, "next": cursor})
+    return web.json_response({"items": [_sent_json(v) for v in views], "next": cursor})
 
 
 async def sent_item(request: web.Request) -> web.Response:
     """GET /api/v1/sent/{digest}: one sent item."""
     user = await staff_user(request)
-    item = await node_service(request).store.sent_item(user.org, path_digest(request))
-    if item is None:
-        raise ServiceError("no such item among this organisation's sent items", status=404)
-    doc = _sent_json(item, **_sent_shape(request))
-    doc["events"] = await _sent_events(request, user.org, item.envelope.digest)
-    await decorate_sent(node_service(request).store, user.org, [doc])  # recall, threads
-    await retention.annotate(node_service(request), user.org, [doc])  # retention
-    return web.json_response(doc)
-
-
-#: Ledger events shown in a sent item's status timeline.
-_TIMELINE_EVENTS: Final = frozenset({"submitted", "attempted", "fallback", "delivered", "recalled"})
-
-
-async def _sent_events(request: web.Request, org: OrgId, digest: bytes) -> list[dict[str, Any]]:
-    """Return the sender's own ledger events for an envelope: every attempt and fallback."""
-    rows = await node_service(request).store.ledger_events_for(digest)
-    events = []
-    for index, raw in rows:
-        event = decode_event(raw)
-        if event.org != org or event.type.value not in _TIMELINE_EVENTS:
-            continue
-        events.append(
-            {
-                "index": index,
-                "type": event.type.value,
-                "time": event.time,
-                "counterparty": event.counterparty,
-                "reason": event.reason,
-            }
-        )
-    return events
+    view = await node_service(request).sent_item(user, path_digest(request))
+    return web.json_response(_sent_json(view))
 
 
 async def list_inbox(request: web.Request) -> web.Response:
     """GET /api/v1/inbox: items delivered to the organisation."""
     user = await staff_user(request)
     limit, before = read_page(request)
-    items = await node_service(request).store.inbox(user.org, limit=limit, before=before)
-    views = [_inbox_json(i) for i in items]
-    await decorate_inbox(node_service(request).store, user.org, views)  # recall, threads
-    await retention.annotate(node_service(request), user.org, views)  # retention
-    last = items[-1] if len(items) == limit else None
+    views = await node_service(request).inbox_items(user, limit=limit, before=before)
+    last = views[-1].item if len(views) == limit else None
     cursor = None if last is None else next_cursor(last.received_at, last.envelope.digest)
-    return web.json_response({"items": views, "next": cursor})
+    return web.json_response({"items": [_inbox_json(v) for v in views], "next": cursor})
 
 
 async def open_item(request: web.Request) -> web.Response:
@@ -287,33 +272,18 @@ async def reject(request: web.Request) -> web.Response:
 async def receipts(request: web.Request) -> web.Response:
     """GET /api/v1/envelopes/{digest}/receipts: receipts held for one of the org's items."""
     user = await staff_user(request)
-    service = node_service(request)
     digest = path_digest(request)
-    sent = await service.store.sent_item(user.org, digest)
-    received = await service.store.inbox_item(user.org, digest)
-    if sent is None and received is None:
-        raise ServiceError("no such item for this organisation", status=404)
-    # The sender sees every recipient's receipts; a recipient only its own, or a co-recipient
-    # served by the same node would see the other organisation's opened/acknowledged.
-    held = [
-        r
-        for r in await service.store.receipts_for(digest)
-        if sent is not None or r.receipter == user.org
-    ]
-    ledger = request.app[LEDGER]
-    await ledger.checkpoint()
-    proofs = []
-    for index, event in await service.store.ledger_events_for(digest):
-        # The node's log is shared by its tenants: prove only this organisation's events.
-        if decode_event(event).org != user.org:
-            continue
-        bundle = await ledger.bundle_at(index, event)
-        if bundle is not None:
-            proofs.append({"index": index, "bundle": bundle.decode("utf-8")})
+    view = await node_service(request).receipts(user, digest, request.app[LEDGER])
     return web.json_response(
         {
             "digest": digest.hex(),
-            "receipts": [_receipt_json(r) for r in held],
-            "ledger": {"origin": ledger.origin, "proofs": proofs},
+            "receipts": [_receipt_json(r) for r in view.receipts],
+            "ledger": {
+                "origin": view.origin,
+                "proofs": [
+                    {"index": index, "bundle": bundle.decode("utf-8")}
+                    for index, bundle in view.proofs
+                ],
+            },
         }
     )

@@ -26,10 +26,12 @@ from aiohttp import web
 
 from exchange.config import ConfigError, NodeConfig, TenantConfig
 from exchange.connectors.base import Connector
-from exchange.connectors.mailbox import MailboxConnector, mailbox_signer
+from exchange.connectors.https import HttpsPushConnector, request_signer
+from exchange.connectors.mailbox import MailboxConnector
 from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.http.app import READY, create_app
+from exchange.http.recall import set_recaller
 from exchange.keys.directory import Directory, load_directory
 from exchange.keys.errors import KeysError
 from exchange.keys.ids import OrgId
@@ -40,6 +42,8 @@ from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
+from exchange.service.recall import Recaller
+from exchange.service.register_reports import RegisterKey, RegisterKeyError
 from exchange.service.tenants import load_tenants, read_key_pair, read_passphrase
 from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore
@@ -76,6 +80,16 @@ def load_trusted_directory(config: NodeConfig) -> Directory:
         raise ConfigError(f"directory.file cannot be read: {exc.strerror}") from None
     except KeysError as exc:
         raise ConfigError(f"directory: {exc}") from None
+
+
+def load_register_key(folder: Path) -> RegisterKey:
+    """Read the register's secret from the data folder, creating it on first start."""
+    try:
+        register_key = RegisterKey.load(folder, create=True)
+    except RegisterKeyError as exc:
+        raise ConfigError(str(exc)) from None
+    assert register_key is not None  # create=True makes one when there is none
+    return register_key
 
 
 def client_ssl(config: NodeConfig) -> ssl.SSLContext | bool:
@@ -181,17 +195,22 @@ class Node:
         ledger_pair = read_key_pair(
             config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
         )
+        records = load_records_setup(config)
         store = await SqliteStore.open(config.data_dir)
         self.service = NodeService(
             store=store,
             directory=directory,
             tenants=tenants,
+            records=records,
+            register_key=load_register_key(store.folder),
             clock=self.clock,
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,
-            records=load_records_setup(config),
+            overdue_after=config.delivery.overdue_after,
         )
-        self.ledger = NodeLedger(store, NoteSigner(config.ledger_origin, ledger_pair.signing))
+        self.ledger = NodeLedger(
+            store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock
+        )
         await self.ledger.load()
         connector = aiohttp.TCPConnector(ssl=client_ssl(config), limit=64)
         self._session = aiohttp.ClientSession(connector=connector)
@@ -200,12 +219,21 @@ class Node:
         notify = {t.org: t.notify for t in config.tenants if t.notify}
         if isinstance(smtp, SmtpConnector) and notify:
             self.service.notified = frozenset(notify)
+        service = self.service
         self.worker = DeliveryWorker(
-            self.service,
+            service,
             self._session,
             config.delivery,
+            # The connector signs every attempt afresh as the item's origin organisation.
+            https=HttpsPushConnector(
+                self._session,
+                request_signer(
+                    lambda org: service.tenant(org).signing_pair(service.directory, service.now()),
+                    service.now,
+                ),
+            ),
             routes=self.routes,
-            smtp=smtp if isinstance(smtp, SmtpConnector) else None,
+            notifier=smtp if isinstance(smtp, SmtpConnector) else None,
             notify=notify,
             link_template=config.smtp.link_template if config.smtp else None,
         )
@@ -216,6 +244,10 @@ class Node:
             self.ledger,
             json_limit=config.max_json_bytes,
             collect_stats=self.collector.stats,
+        )
+        # Recall asks the far sides through the same connectors the outbox delivers with.
+        set_recaller(
+            app, Recaller(self.service, routes=self.routes, timeout=config.delivery.timeout)
         )
         self._app = app
         if config.relay is not None:
@@ -289,7 +321,7 @@ class Node:
         shared: dict[str, Connector] = {
             "mailbox": MailboxConnector(
                 self._session,
-                mailbox_signer(
+                request_signer(
                     lambda org: service.tenant(org).signing_pair(service.directory, service.now()),
                     service.now,
                 ),

@@ -1,8 +1,10 @@
 """Staff actions on the inbox: open an item, acknowledge or reject it.
 
 Opening decrypts the stored body (checked again in full), sends the ``opened`` receipt the
-first time, and indexes the record's subject for the sharing register (keyed hashes only).
-An item its sender recalled, or one destroyed under retention, is gone (410).
+first time, indexes the record's subject for the sharing register (keyed hashes only),
+threads it to the item its record names and schedules its retention review. Everything is
+read and computed first; then one transaction records it all, so an opening is never half
+recorded. An item its sender recalled, or one destroyed under retention, is gone (410).
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import asyncio
 from typing import Final
 
 from exchange.envelope import Opener, OpenError
-from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
-from exchange.model import InboxItem, NewOutbox, SubjectKey, User
+from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ReceiptStatus
 from exchange.records import RecordError, decode_container
-from exchange.service.base import PIECE, ServiceBase
+from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import (
     ConflictError,
     ForbiddenError,
@@ -24,11 +26,13 @@ from exchange.service.errors import (
     NotFoundError,
     ServiceError,
 )
-from exchange.service.retention import destroyed_message, schedule_opened
-from exchange.service.rows import ledger_event, receipt_record
+from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
+from exchange.service.retention import destroyed_sentence, log_scheduled, opened_schedule
+from exchange.service.rows import receipt_record
 from exchange.service.tenants import Tenant
-from exchange.service.threads import link_opened
+from exchange.service.threads import opened_link
 from exchange.sharing.prepare import subject_identifiers
+from exchange.store import FirstOpened, ItemOpening
 
 log = get_logger("exchange.node")
 
@@ -36,28 +40,39 @@ log = get_logger("exchange.node")
 _RECALLED: Final = "the sender recalled this item before it was opened; it is no longer held"
 
 
-class InboxMixin(ServiceBase):
-    """Staff actions on the inbox."""
+class Inbox:
+    """Staff actions on the inbox, over the node's :class:`ServiceContext`."""
 
-    async def _held_item(self, user: User, digest: bytes) -> tuple[Tenant, InboxItem]:
-        """Return the user's tenant and inbox item, or refuse: not found, recalled, destroyed."""
-        tenant = self.tenant(user.org)
-        item = await self.store.inbox_item(user.org, digest)
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    async def _held_item(
+        self, user: User, digest: bytes
+    ) -> tuple[Tenant, InboxItem, HeldItem | None]:
+        """Return the user's tenant, inbox item and holding, or refuse.
+
+        The item is refused as not found, or as gone when recalled or destroyed.
+        """
+        context = self.context
+        tenant = context.tenant(user.org)
+        item = await context.store.inbox_item(user.org, digest)
         if item is None:
             raise NotFoundError("no such item in this organisation's inbox")
         if item.state == "recalled":
             raise GoneError(_RECALLED)
-        gone = await destroyed_message(self.store, user.org, digest)
+        held = await context.store.held_item(user.org, digest)
+        gone = destroyed_sentence(held)
         if gone is not None:  # destroyed under retention (exchange/service/retention.py)
             raise GoneError(gone)
-        return tenant, item
+        return tenant, item, held
 
     async def open_item(self, user: User, digest: bytes) -> bytes:
         """Decrypt an inbox item for an authorised user; emit ``opened`` the first time."""
         if user.role not in {"dsl", "staff"}:
             raise ForbiddenError(f"the role {user.role} may not open records")
-        tenant, item = await self._held_item(user, digest)
-        now = self.now()
+        context = self.context
+        tenant, item, held = await self._held_item(user, digest)
+        now = context.now()
         try:
             content = await asyncio.to_thread(
                 self._open_body, tenant, digest, item.envelope.created
@@ -65,51 +80,59 @@ class InboxMixin(ServiceBase):
         except FileNotFoundError:
             # A recall (exchange/service/recall.py) or a destruction that won the race
             # deleted the body.
-            gone = await destroyed_message(self.store, user.org, digest)
+            gone = destroyed_sentence(await context.store.held_item(user.org, digest))
             raise GoneError(gone or _RECALLED) from None
-        accessed = ledger_event("accessed", now, user.org, digest, reason=user.role)
-        first = item.state == "delivered"
-        if first:
-            signed = self._sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
+        first = None
+        if item.state == "delivered":
+            signed = context.sign(tenant, ReceiptStatus.OPENED, item.envelope, now)
             record = receipt_record(signed)
-            # Only while still "delivered": exactly one of a recall and this opening wins,
-            # and the content is released only if the opening did.
-            outcome = await self.store.mark_opened(
-                user.org,
-                digest,
-                user_id=user.id,
-                role=user.role,
+            first = FirstOpened(
                 receipt=record,
                 outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
-                ledger_events=[
-                    ledger_event(
-                        "opened", now, user.org, digest,
-                        counterparty=item.envelope.sender, receipt=record.digest,
-                    ),
-                    accessed,
-                ],
-                now=self.clock(),
+                opened_event=ledger_event(
+                    EventType.OPENED, now, user.org, item.envelope.digest,
+                    counterparty=item.envelope.sender, receipt=record.digest,
+                ),
             )  # fmt: skip
-            if outcome == "recalled":
-                raise GoneError(_RECALLED)
-            first = outcome == "opened"
-            if first:
-                self.outbox_wakeup.set()
-        if not first:
-            await self.store.append_ledger([accessed])
-        await self._index_opened(user.org, digest, content)
-        await link_opened(self.store, user.org, item.envelope, content, now=self.clock())
-        await schedule_opened(self, user.org, item.envelope, content)
+        index_outcome, subjects = await asyncio.to_thread(self._subjects, content)
+        link = await opened_link(context.store, user.org, item.envelope, content)
+        schedule = await opened_schedule(context, held, item.envelope, content)
+        # Only while still "delivered" does the first opening apply: exactly one of a recall
+        # and this opening wins, and the content is released only if the opening did.
+        outcome = await context.store.record_opening(
+            ItemOpening(
+                owner=user.org,
+                digest=digest,
+                user_id=user.id,
+                role=user.role,
+                now=context.clock(),
+                accessed_event=ledger_event(
+                    EventType.ACCESSED, now, user.org, item.envelope.digest, reason=user.role
+                ),
+                first=first,
+                subjects=subjects,
+                index_outcome=index_outcome,
+                link=link,
+                schedule=schedule,
+            )
+        )
+        if outcome.state == "recalled":
+            raise GoneError(_RECALLED)
+        if outcome.state == "opened":
+            context.outbox_wakeup.set()
+        if outcome.scheduled and schedule is not None:
+            log_scheduled(schedule)
         log.info("envelope.opened", digest=digest.hex(), org=user.org, status=item.state)
         return content
 
     def _open_body(self, tenant: Tenant, digest: bytes, created: int) -> bytes:
         # The body was verified on arrival; opening checks everything again, so a body
         # altered on disk is refused, never released.
-        opener = Opener(self.directory, tenant.keys, now=max(self.now(), created))
+        context = self.context
+        opener = Opener(context.directory, tenant.keys, now=max(context.now(), created))
         pieces: list[bytes] = []
         try:
-            with self.store.body_path(digest).open("rb") as handle:
+            with context.store.body_path(digest).open("rb") as handle:
                 while block := handle.read(PIECE):
                     pieces += opener.feed_pieces(block)
             opener.finish_opened()
@@ -119,21 +142,31 @@ class InboxMixin(ServiceBase):
             ) from None
         return b"".join(pieces)
 
+    def _subjects(self, content: bytes) -> tuple[str, list[SubjectKey]]:
+        """Return how a received record was indexed and its subjects' keyed hashes."""
+        try:
+            container = decode_container(content)
+        except RecordError:
+            return "not-a-record", []
+        pairs = subject_identifiers(container.record.kind, container.record.data)
+        return "indexed", [self.context.subject_key(k, v) for k, v in pairs]
+
     async def decide(self, user: User, digest: bytes, *, accept: bool, code: str | None) -> bytes:
         """Acknowledge (with an optional disposition) or reject (with a reason) an item."""
         if user.role not in {"dsl", "staff"}:
             raise ForbiddenError(f"the role {user.role} may not acknowledge or reject records")
-        tenant, item = await self._held_item(user, digest)
+        context = self.context
+        tenant, item, _ = await self._held_item(user, digest)
         if item.state in {"acknowledged", "rejected"}:
             raise ConflictError(f"the item was already {item.state}")
         status = ReceiptStatus.ACKNOWLEDGED if accept else ReceiptStatus.REJECTED
-        now = self.now()
+        now = context.now()
         try:
-            signed = self._sign(tenant, status, item.envelope, now, disposition=code)
+            signed = context.sign(tenant, status, item.envelope, now, disposition=code)
         except ValueError as exc:
             raise ServiceError(str(exc), status=400) from None
         record = receipt_record(signed)
-        decided = await self.store.update_inbox(
+        decided = await context.store.update_inbox(
             user.org,
             digest,
             state="acknowledged" if accept else "rejected",
@@ -141,30 +174,14 @@ class InboxMixin(ServiceBase):
             outbox=[NewOutbox("receipt", record.digest, user.org, item.envelope.sender)],
             ledger_events=[
                 ledger_event(
-                    status.value, now, user.org, digest,
+                    RECEIPT_EVENTS[status], now, user.org, item.envelope.digest,
                     counterparty=item.envelope.sender, receipt=record.digest, reason=code,
                 )
             ],
-            now=self.clock(),
+            now=context.clock(),
         )  # fmt: skip
         if not decided:
             raise GoneError(_RECALLED)
-        self.outbox_wakeup.set()
+        context.outbox_wakeup.set()
         log.info("envelope.decided", digest=digest.hex(), org=user.org, status=status.value)
         return record.digest
-
-    async def _index_opened(self, org: OrgId, digest: bytes, content: bytes) -> None:
-        """Index a received record's subject at its first opening (keyed hashes only)."""
-
-        def read() -> tuple[str, list[SubjectKey]]:
-            try:
-                container = decode_container(content)
-            except RecordError:
-                return "not-a-record", []
-            pairs = subject_identifiers(container.record.kind, container.record.data)
-            return "indexed", [self.subject_key(k, v) for k, v in pairs]
-
-        outcome, subjects = await asyncio.to_thread(read)
-        await self.store.index_received(
-            org, digest, subjects=subjects, outcome=outcome, now=self.clock()
-        )

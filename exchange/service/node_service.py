@@ -5,12 +5,16 @@ store. Every operation follows "persist, then send": state changes, outbox rows 
 events are committed in one transaction before anything leaves the node, and the outbox
 worker (``exchange.workers.delivery``) is only woken afterwards.
 
-It is one class made of a mixin per concern, each in a module named after it:
-:mod:`~exchange.service.sending`, :mod:`~exchange.service.receiving`,
-:mod:`~exchange.service.inbox` (staff actions on the inbox) and
-:mod:`~exchange.service.register` (the sharing register). The attributes and
-helpers they share are declared in :mod:`~exchange.service.base`; the refusals are in
-:mod:`~exchange.service.errors`, the ledger events and store rows in
+It is a facade over focused use cases, each built over one shared
+:class:`~exchange.service.context.ServiceContext` and each in a module named after it:
+:class:`~exchange.service.sending.Sending`, :class:`~exchange.service.receiving.Receiving`,
+:class:`~exchange.service.inbox.Inbox` (staff actions on the inbox),
+:class:`~exchange.service.register.SharingRegister` and
+:class:`~exchange.service.views.Views` (what staff see of their items), with retention in
+:mod:`~exchange.service.retention`. The HTTP and CLI adapters call one method of it per
+request. It does no file I/O: the composition root (``exchange.node.runtime``) loads the
+records setup, the register key, the tenants' keys and the directory, and opens the store.
+The refusals are in :mod:`~exchange.service.errors`, the ledger events and store rows in
 :mod:`~exchange.service.rows`.
 """
 
@@ -18,56 +22,320 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
 
-from exchange.config import ConfigError
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
+from exchange.model import SubjectKey, SubjectKind, User
 from exchange.policy import RecordsSetup
-from exchange.service.inbox import InboxMixin
-from exchange.service.receiving import ReceivingMixin
-from exchange.service.register import RegisterMixin
-from exchange.service.register_reports import RegisterKey, RegisterKeyError
-from exchange.service.sending import SendingMixin
+from exchange.service import retention
+from exchange.service.context import ServiceContext
+from exchange.service.errors import ServiceError, UnprocessableError
+from exchange.service.inbox import Inbox
+from exchange.service.ledger import NodeLedger
+from exchange.service.receiving import Receiving
+from exchange.service.register import SharingRegister
+from exchange.service.register_reports import OverdueItem, RegisterKey
+from exchange.service.sending import Sending, Submitted
 from exchange.service.tenants import Tenant
-from exchange.shipped import load_records_setup
-from exchange.store import SqliteStore
+from exchange.service.views import InboxView, ReceiptsView, SentView, Views
+from exchange.sharing.prepare import Submission
+from exchange.store import Store
+
+T = TypeVar("T")
 
 
-class NodeService(SendingMixin, ReceivingMixin, InboxMixin, RegisterMixin):
-    """The node's operations over its store, directory and tenants' keys."""
+@dataclass(frozen=True)
+class StoreCounts:
+    """What the node's metrics report of its store: outbox items, receipts, ledger size."""
+
+    outbox: Mapping[str, int]
+    receipts: Mapping[str, int]
+    ledger_size: int
+
+
+class NodeService:
+    """The node's operations over its store, directory, tenants' keys and rules."""
 
     def __init__(
         self,
         *,
-        store: SqliteStore,
+        store: Store,
         directory: Directory,
         tenants: Mapping[OrgId, Tenant],
+        records: RecordsSetup,
+        register_key: RegisterKey,
         clock: Callable[[], float],
         max_envelope_bytes: int,
         public_url: str,
-        records: RecordsSetup | None = None,
+        overdue_after: float,
+        notified: frozenset[OrgId] = frozenset(),
     ) -> None:
-        self.store = store
-        #: The sharing policy, calendar and retention rules; the shipped files
-        #: when the caller gives none.
-        self.records = records if records is not None else load_records_setup()
-        try:
-            register_key = RegisterKey.load(store.folder, create=True)
-        except RegisterKeyError as exc:
-            raise ConfigError(str(exc)) from None
-        assert register_key is not None
-        #: The secret of the register's keyed hashes of pupil identifiers.
-        self.register_key = register_key
-        self.directory = directory
-        self.tenants = tenants
-        self.clock = clock
-        self.max_envelope_bytes = max_envelope_bytes
-        #: The origin peers sign requests against (docs/protocol.md): this node's own URL.
-        self.public_url = public_url
-        self.outbox_wakeup = asyncio.Event()
-        #: Organisations whose staff are mailed a notice when an item arrives.
-        self.notified: frozenset[OrgId] = frozenset()
+        self.context = ServiceContext(
+            store=store,
+            directory=directory,
+            tenants=tenants,
+            records=records,
+            register_key=register_key,
+            clock=clock,
+            max_envelope_bytes=max_envelope_bytes,
+            public_url=public_url,
+            overdue_after=overdue_after,
+            notified=notified,
+        )
+        self.sending = Sending(self.context)
+        self.receiving = Receiving(self.context)
+        self.inbox = Inbox(self.context)
+        self.register = SharingRegister(self.context)
+        self.views = Views(self.context)
+
+    # --- what the workers and adapters read of the shared context ------------------------
+
+    @property
+    def store(self) -> Store:
+        """The node's store."""
+        return self.context.store
+
+    @property
+    def directory(self) -> Directory:
+        """The signed directory the node trusts now (replaced when a newer one is adopted)."""
+        return self.context.directory
+
+    @directory.setter
+    def directory(self, directory: Directory) -> None:
+        self.context.directory = directory
+
+    @property
+    def public_url(self) -> str:
+        """The origin peers sign requests against (docs/protocol.md): this node's own URL."""
+        return self.context.public_url
+
+    @public_url.setter
+    def public_url(self, url: str) -> None:
+        self.context.public_url = url
+
+    @property
+    def notified(self) -> frozenset[OrgId]:
+        """Organisations whose staff are mailed a notice when an item arrives."""
+        return self.context.notified
+
+    @notified.setter
+    def notified(self, orgs: frozenset[OrgId]) -> None:
+        self.context.notified = orgs
+
+    @property
+    def tenants(self) -> Mapping[OrgId, Tenant]:
+        """The organisations this node serves, with their keys."""
+        return self.context.tenants
+
+    @property
+    def records(self) -> RecordsSetup:
+        """The sharing policy, calendar and retention rules."""
+        return self.context.records
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The node's clock (seconds since the epoch); demos and tests move it."""
+        return self.context.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.context.clock = clock
+
+    @property
+    def max_envelope_bytes(self) -> int:
+        """The largest envelope the node accepts or seals."""
+        return self.context.max_envelope_bytes
+
+    @property
+    def outbox_wakeup(self) -> asyncio.Event:
+        """Set after every commit that queues outbox rows, so the delivery worker wakes up."""
+        return self.context.outbox_wakeup
+
+    def now(self) -> int:
+        """Return the current time in whole seconds."""
+        return self.context.now()
+
+    def tenant(self, org: OrgId) -> Tenant:
+        """Return the tenant ``org`` or refuse as not found."""
+        return self.context.tenant(org)
+
+    def subject_key(self, kind: SubjectKind, value: str) -> SubjectKey:
+        """Return the keyed hash of a pupil identifier (validated, canonical form)."""
+        return self.context.subject_key(kind, value)
+
+    # --- staff and peers ---------------------------------------------------------------
+
+    async def staff_user(self, token: str) -> User | None:
+        """Return the member of staff holding the API token ``token``, or None."""
+        return await self.context.store.user_by_token_hash(token_hash(token))
+
+    async def seen_or_record_nonce(self, key: str, nonce: str, created: int, now: int) -> bool:
+        """Return True if a peer request's ``(key, nonce)`` was seen; else remember it."""
+        return await self.context.store.seen_or_record_nonce(key, nonce, created, now)
+
+    # --- sending and receiving -----------------------------------------------------------
+
+    async def submit(
+        self, user: User, submission: Submission, *, corrects: bytes | None = None
+    ) -> Submitted:
+        """Check, seal and commit a record with its register row and deadline (``Sending``)."""
+        return await self.sending.submit(user, submission, corrects=corrects)
+
+    async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
+        """Verify and store a pushed envelope; return ``owner``'s ``delivered`` receipt."""
+        return await self.receiving.receive_envelope(peer_org, owner, body)
+
+    async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
+        """Take an envelope collected from a pull route; return whether it was new."""
+        return await self.receiving.receive_collected(owner, body, route_kind)
+
+    async def import_envelope(self, user: User, body: bytes) -> tuple[bytes, bool]:
+        """Take an envelope staff received another way; return its digest and whether new."""
+        return await self.receiving.import_envelope(user, body)
+
+    async def receive_receipt(self, peer_org: OrgId | None, owner: OrgId, data: bytes) -> None:
+        """Verify and keep a receipt for an envelope ``owner`` sent."""
+        await self.receiving.receive_receipt(peer_org, owner, data)
+
+    # --- the inbox -----------------------------------------------------------------------
+
+    async def open_item(self, user: User, digest: bytes) -> bytes:
+        """Decrypt an inbox item for an authorised user; emit ``opened`` the first time."""
+        return await self.inbox.open_item(user, digest)
+
+    async def decide(self, user: User, digest: bytes, *, accept: bool, code: str | None) -> bytes:
+        """Acknowledge or reject an inbox item; return the receipt's digest."""
+        return await self.inbox.decide(user, digest, accept=accept, code=code)
+
+    # --- what staff see ------------------------------------------------------------------
+
+    async def sent_items(
+        self, user: User, *, limit: int, before: tuple[float, bytes] | None
+    ) -> list[SentView]:
+        """Return a page of the organisation's sent items with every fact staff see."""
+        return await self.views.sent_items(user, limit=limit, before=before)
+
+    async def sent_item(self, user: User, digest: bytes) -> SentView:
+        """Return one sent item with its timeline events, or refuse as not found."""
+        return await self.views.sent_item(user, digest)
+
+    async def inbox_items(
+        self, user: User, *, limit: int, before: tuple[float, bytes] | None
+    ) -> list[InboxView]:
+        """Return a page of the organisation's inbox with every fact staff see."""
+        return await self.views.inbox_items(user, limit=limit, before=before)
+
+    async def receipts(self, user: User, digest: bytes, ledger: NodeLedger) -> ReceiptsView:
+        """Return the receipts held for one of the organisation's items, with proofs."""
+        return await self.views.receipts(user, digest, ledger)
+
+    # --- the sharing register ------------------------------------------------------------
+
+    async def record_not_shared(
+        self,
+        user: User,
+        *,
+        purpose: str,
+        recipients: Sequence[OrgId],
+        reason_code: str,
+        reason: str,
+        record_kind: str | None = None,
+        identifiers: Sequence[tuple[SubjectKind, str]] = (),
+    ) -> int:
+        """Register a decision not to share; return its register id."""
+        return await self.register.record_not_shared(
+            user,
+            purpose=purpose,
+            recipients=recipients,
+            reason_code=reason_code,
+            reason=reason,
+            record_kind=record_kind,
+            identifiers=identifiers,
+        )
+
+    async def register_export(
+        self, user: User, *, since: float | None, until: float | None, form: str
+    ) -> str | list[dict[str, Any]]:
+        """Return the organisation's register as CSV text or JSON rows (DPO only)."""
+        return await self.register.register_export(user, since=since, until=until, form=form)
+
+    async def overdue_items(self, org: OrgId, now: datetime | None = None) -> list[OverdueItem]:
+        """Return ``org``'s deadlines past due without the receipt that meets them."""
+        return await self.register.overdue_items(org, now)
+
+    async def overdue_for(self, user: User) -> list[OverdueItem]:
+        """Return the user's organisation's overdue items (DSL, staff and DPO)."""
+        return await self.register.overdue_for(user)
+
+    async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
+        """Return the subject access report for one validated identifier (DPO only)."""
+        return await self.register.subject_access(user, kind, value)
+
+    # --- retention -----------------------------------------------------------------------
+
+    async def retention_due(self, user: User, before: date | None) -> dict[str, Any]:
+        """Return the review queue of the user's organisation (DPO only)."""
+        self.tenant(user.org)
+        return await _retained(retention.due(self.context, user, before))
+
+    async def retention_holds(self, user: User) -> dict[str, Any]:
+        """Return every hold of the user's organisation, in force or lifted (DPO only)."""
+        self.tenant(user.org)
+        return await _retained(retention.list_holds(self.context, user))
+
+    async def place_hold(
+        self, user: User, *, digest: bytes | None, reason: str, reference: str
+    ) -> dict[str, Any]:
+        """Place a hold on one item, or on every item (``digest`` None) (DPO only)."""
+        self.tenant(user.org)
+        return await _retained(
+            retention.place_hold(
+                self.context, user, digest=digest, reason=reason, reference=reference
+            )
+        )
+
+    async def lift_hold(self, user: User, hold_id: int) -> dict[str, Any]:
+        """Lift a hold of the user's organisation (DPO only)."""
+        self.tenant(user.org)
+        return await _retained(retention.lift_hold(self.context, user, hold_id))
+
+    async def destroy(self, user: User, digest: bytes, *, reason: str) -> dict[str, Any]:
+        """Destroy an item after review, when the rules allow it (DPO only)."""
+        self.tenant(user.org)
+        return await _retained(retention.destroy(self.context, user, digest, reason=reason))
+
+    async def sweep_destroyed(self) -> int:
+        """Delete the bodies of destroyed envelopes a crash left behind; return how many."""
+        return await retention.sweep_destroyed(self.context.store)
+
+    # --- operations ----------------------------------------------------------------------
+
+    async def check_store(self) -> None:
+        """Raise unless the store answers (the readiness check)."""
+        await self.context.store.ledger_size()
+
+    async def store_counts(self) -> StoreCounts:
+        """Return the outbox, receipt and ledger counts the metrics report."""
+        store = self.context.store
+        outbox = await store.outbox_counts()
+        receipts = await store.receipt_counts()
+        return StoreCounts(outbox, receipts, await store.ledger_size())
+
+
+async def _retained(call: Awaitable[T]) -> T:
+    """Await a retention action; a refusal becomes the service's error, naming its rule."""
+    try:
+        return await call
+    except retention.RetentionRefusedError as exc:
+        if exc.rule is None:
+            raise ServiceError(str(exc), status=exc.status) from None
+        error = UnprocessableError(str(exc), rule=exc.rule)
+        error.status = exc.status
+        raise error from None
 
 
 def token_hash(token: str) -> bytes:

@@ -7,7 +7,7 @@ for every recipient, where the envelope stands and does what can still be done
 - **not yet handed over** (``queued``, ``retry-wait``, ``dead``): the outbox item is
   cancelled (``recalled``) in the same transaction that marks the rest, so the worker never
   sends it. An attempt in flight is waited for (``delivery.timeout`` at most): if it did not
-  hand the item over, it ends ``recalled`` (``SqliteStore.finish_attempt``);
+  hand the item over, it ends ``recalled`` (:mod:`exchange.outbox.machine`);
 - **in a relay mailbox**: the relay is asked to delete it (docs/relay.md, recall); it
   answers ``recalled``, or ``too-late`` once the receiving node fetched it;
 - **at the recipient's node** (pushed over HTTPS): a signed recall notice goes to
@@ -23,62 +23,54 @@ only tries the recipients whose outcome was ``pending`` or ``failed``.
 
 The receiving side, :func:`receive_recall`, honours a notice only if the request was signed
 by the envelope's sender and the item is still ``delivered``; it is idempotent.
+
+The far sides are asked through the connector port: a connector that is
+:class:`~exchange.connectors.base.Recallable` (the relay mailbox connector, the HTTPS
+connector that sends the signed notice) is found by route kind in the node's
+:class:`~exchange.outbox.routing.Routes`. Parsing HTTP bodies is the HTTP layer's
+(:mod:`exchange.http.recall`): this module takes and returns values.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-import aiohttp
-import yarl
-
-from exchange.connectors.mailbox import MailboxConnector, MailboxError
-from exchange.http.jsonbody import BadRequestError, Field, parse_object
+from exchange.connectors.base import (
+    Recallable,
+    RecallError,
+    RecallOutcome,
+    RecallRequest,
+    SentItem,
+)
 from exchange.keys.errors import KeyLookupError
-from exchange.keys.ids import OrgId, parse_org_id
+from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import OutboxItem, RecallRow, User
 from exchange.outbox.routing import Routes
-from exchange.peerauth import signed_post_headers
 from exchange.service.errors import (
     ForbiddenError,
     NotFoundError,
     ServiceError,
     UnprocessableError,
 )
+from exchange.service.ledger import ledger_event
 from exchange.service.node_service import NodeService
-from exchange.service.rows import ledger_event
 from exchange.sharing.prepare import SubmissionError, check_reason
-from exchange.store import SqliteStore
+from exchange.store import Store
 from exchange.store.recall import FINAL_OUTCOMES
 
 log = get_logger("exchange.recall")
 
-#: The recall notice's media type and largest body (docs/protocol.md §8).
-NOTICE_MEDIA: Final = "application/json"
-MAX_NOTICE_BODY: Final = 1024
-#: Largest answer read from a node to a notice.
-MAX_NOTICE_ANSWER: Final = 16 * 1024
+#: The reason code a recall carries when the staff member gives none.
 DEFAULT_REASON_CODE: Final = "sent-in-error"
-_REASON_CODE_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-_HEX64: Final = re.compile(r"[0-9a-f]{64}")
-_HEX32: Final = re.compile(r"[0-9a-f]{32}")
 #: Seconds waited beyond ``delivery.timeout`` for an attempt in flight to finish.
 _SETTLE_SLACK: Final = 2.0
-
-_NOTICE_FIELDS: Final = {
-    "envelope_digest": Field(str),
-    "envelope_id": Field(str),
-    "reason_code": Field(str),
-    "time": Field(int),
-}
 
 _NOT_RECALLABLE: Final = {
     "mesh": (
@@ -92,14 +84,18 @@ _NOT_RECALLABLE: Final = {
 }
 
 
-def check_reason_code(code: object) -> str:
-    """Return a recall reason code (a short lower-case token), or refuse it (400)."""
-    if not isinstance(code, str) or _REASON_CODE_RE.fullmatch(code) is None:
-        raise BadRequestError(
-            "reason_code must be a lower-case token of letters, digits and '-' "
-            "(at most 40 characters), such as sent-in-error"
-        )
-    return code
+@dataclass(frozen=True)
+class RecallNotice:
+    """A recall notice as the recipient's node received it, already parsed and checked.
+
+    ``digest`` (32 bytes) and ``envelope_id`` (16 bytes) name the envelope; ``reason_code``
+    is a short lower-case token; ``time`` is when the sender sent it, in unix seconds.
+    """
+
+    digest: bytes
+    envelope_id: bytes
+    reason_code: str
+    time: int
 
 
 @dataclass(frozen=True)
@@ -112,30 +108,21 @@ class _Notice:
     detail: str = ""
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
 class Recaller:
-    """Recalls sent envelopes for one node: the service, its connectors and HTTP session."""
+    """Recalls sent envelopes for one node, through the recallable connectors of its routes."""
 
-    def __init__(
-        self,
-        service: NodeService,
-        *,
-        session: aiohttp.ClientSession,
-        routes: Routes,
-        timeout: float,
-    ) -> None:
+    def __init__(self, service: NodeService, *, routes: Routes, timeout: float) -> None:
         self.service = service
-        self.session = session
         self.routes = routes
         self.timeout = timeout
 
+    def _recallable(self, kind: str) -> Recallable | None:
+        """Return the node's connector for ``kind`` routes if it can recall, else None."""
+        connector = self.routes.shared.get(kind)
+        return connector if isinstance(connector, Recallable) else None
+
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         """The node's store."""
         return self.service.store
 
@@ -161,7 +148,7 @@ class Recaller:
         sent = await self.store.sent_item(user.org, digest)
         assert sent is not None  # a sent item is never removed by a recall
         base = RecallRow(
-            org=user.org, digest=digest, recipient=user.org, requested_by=user.id,
+            org=user.org, digest=sent.envelope.digest, recipient=user.org, requested_by=user.id,
             requested_at=requested_at, reason=text, reason_code=reason_code,
             outcome="pending", route=None, detail="",
         )  # fmt: skip
@@ -183,7 +170,7 @@ class Recaller:
             if row.outcome == "recalled":
                 events.append(
                     ledger_event(
-                        "recalled", self.service.now(), user.org, digest,
+                        EventType.RECALLED, self.service.now(), user.org, sent.envelope.digest,
                         counterparty=delivery.destination,
                         reason=f"{row.route or 'outbox'}:{reason_code}",
                     )
@@ -268,21 +255,30 @@ class Recaller:
     def _https_addresses(self, org: OrgId) -> list[str]:
         return self._addresses(org, "https")
 
+    async def _request(self, row: RecallRow) -> RecallRequest:
+        """Return what the far sides are asked: the envelope, and the notice's reason and time."""
+        envelope = await self.store.envelope(row.digest)
+        assert envelope is not None  # a sent envelope's row is kept while it can be recalled
+        return RecallRequest(
+            item=SentItem(row.digest, row.org, row.recipient),
+            envelope_id=envelope.envelope_id,
+            reason_code=row.reason_code,
+            time=self.service.now(),
+        )
+
     async def _from_relay(self, row: RecallRow, item: OutboxItem) -> RecallRow:  # noqa: PLR0911
-        connector = self.routes.shared.get("mailbox")
-        if not isinstance(connector, MailboxConnector):
+        connector = self._recallable("mailbox")
+        if connector is None:
             return replace(
                 row, outcome="failed", route="mailbox",
                 detail="this node has no relay mailbox connector to ask",
             )  # fmt: skip
+        request = await self._request(row)
         failure: str | None = None
         for address in self._addresses(item.destination, "mailbox"):
             try:
-                answer = await connector.recall(
-                    address, item.destination, item.envelope_digest, item.origin,
-                    timeout=self.timeout,
-                )  # fmt: skip
-            except MailboxError as exc:
+                answer = await connector.recall(request, address, timeout=self.timeout)
+            except RecallError as exc:
                 failure = exc.reason
                 continue
             if answer.outcome == "recalled":
@@ -318,101 +314,41 @@ class Recaller:
 
     async def _notify(self, row: RecallRow) -> _Notice:
         """Send a signed recall notice to each of the recipient's HTTPS routes until one answers."""
-        envelope = await self.store.envelope(row.digest)
-        assert envelope is not None
-        body = json.dumps(
-            {
-                "envelope_digest": row.digest.hex(),
-                "envelope_id": envelope.envelope_id.hex(),
-                "reason_code": row.reason_code,
-                "time": self.service.now(),
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode("ascii")
         answer = _Notice("failed", detail="the recipient's node lists no HTTPS route")
-        for address in self._https_addresses(row.recipient):
-            answer = await self._post_notice(row.org, row.recipient, address, body)
-            if answer.outcome != "failed":
-                return answer
+        addresses = self._https_addresses(row.recipient)
+        if not addresses:
+            return answer
+        connector = self._recallable("https")
+        if connector is None:
+            return _Notice("failed", detail="this node has no HTTPS connector to send a notice")
+        request = await self._request(row)
+        for address in addresses:
+            try:
+                outcome = await connector.recall(request, address, timeout=self.timeout)
+            except RecallError as exc:
+                answer = _Notice("failed", detail=exc.reason)
+                continue
+            return _notice(outcome)
         return answer
 
-    async def _post_notice(self, origin: OrgId, owner: OrgId, address: str, body: bytes) -> _Notice:
-        base = address.rstrip("/")
-        try:
-            parsed = yarl.URL(base, encoded=True)
-        except ValueError:
-            return _Notice("failed", detail="the recipient's HTTPS route is not a URL")
-        if parsed.scheme != "https" or not parsed.host or parsed.raw_query_string:
-            return _Notice("failed", detail="the recipient's HTTPS route is not an https URL")
-        url = f"{base}/peer/v1/orgs/{parse_org_id(owner, field='recipient')}/recalls"
-        now = self.service.now()
-        pair = self.service.tenant(origin).signing_pair(self.service.directory, now)
-        headers = signed_post_headers(
-            url=url, body=body, content_type=NOTICE_MEDIA, pair=pair, now=now
-        )
-        try:
-            async with asyncio.timeout(self.timeout):
-                async with self.session.post(
-                    yarl.URL(url, encoded=True),
-                    data=body,
-                    headers=headers,
-                    allow_redirects=False,
-                ) as resp:
-                    data = await resp.content.read(MAX_NOTICE_ANSWER + 1)
-                    status = resp.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return _Notice(
-                "failed",
-                detail=f"the recipient's node could not be reached ({type(exc).__name__}); "
-                "ask again later",
-            )
-        if status == 404:
-            return _Notice("unknown")
-        if status != 200 or len(data) > MAX_NOTICE_ANSWER:
-            return _Notice(
-                "failed", detail=f"the recipient's node answered {status}; ask again later"
-            )
-        return _parse_answer(data)
 
-
-def _parse_answer(data: bytes) -> _Notice:
-    invalid = _Notice("failed", detail="the recipient's node gave an answer that is not valid")
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):
-        return invalid
-    if not isinstance(doc, dict):
-        return invalid
-    if doc.get("outcome") == "recalled":
-        return _Notice("recalled", at=_int(doc.get("recalled_at")))
-    if doc.get("outcome") == "too-late":
-        role = doc.get("opened_by_role")
-        known = role if role in {"dsl", "staff", "dpo", "admin"} else None
-        return _Notice("too-late", at=_int(doc.get("opened_at")), opened_by_role=known)
-    return invalid
+def _notice(outcome: RecallOutcome) -> _Notice:
+    return _Notice(outcome.outcome, at=outcome.at, opened_by_role=outcome.opened_by_role)
 
 
 # --- the recipient's node ----------------------------------------------------------------------
 
 
 async def receive_recall(
-    service: NodeService, peer_org: OrgId, owner: OrgId, body: bytes
+    service: NodeService, peer_org: OrgId, owner: OrgId, notice: RecallNotice
 ) -> dict[str, Any]:
     """Honour a recall notice for ``owner``'s inbox item; return the answer's JSON.
 
     ``peer_org`` signed the request: it must be the envelope's sender. Otherwise, as for an
     item not held, the answer is 404, so nobody learns what ``owner`` holds.
     """
-    doc = parse_object(body, _NOTICE_FIELDS, limit=MAX_NOTICE_BODY)
-    if _HEX64.fullmatch(doc["envelope_digest"]) is None:
-        raise BadRequestError("envelope_digest must be 64 lower-case hexadecimal characters")
-    if _HEX32.fullmatch(doc["envelope_id"]) is None:
-        raise BadRequestError("envelope_id must be 32 lower-case hexadecimal characters")
-    reason_code = check_reason_code(doc["reason_code"])
-    if doc["time"] < 0:
-        raise BadRequestError("time must be a non-negative number of unix seconds")
-    digest = bytes.fromhex(doc["envelope_digest"])
+    digest = notice.digest
+    reason_code = notice.reason_code
     store = service.store
     item = await store.inbox_item(owner, digest)
     if item is None or item.envelope.sender != peer_org:
@@ -420,10 +356,17 @@ async def receive_recall(
         raise NotFoundError(
             f"{owner} holds no envelope with that digest from the signing organisation"
         )
-    if item.envelope.envelope_id.hex() != doc["envelope_id"]:
+    if item.envelope.envelope_id != notice.envelope_id:
         raise ServiceError("envelope_id does not match the envelope's", status=422)
     now = service.now()
-    event = ledger_event("recalled", now, owner, digest, counterparty=peer_org, reason=reason_code)
+    event = ledger_event(
+        EventType.RECALLED,
+        now,
+        owner,
+        item.envelope.digest,
+        counterparty=peer_org,
+        reason=reason_code,
+    )
     result = await store.recall_inbox(owner, digest, now=service.clock(), ledger_events=[event])
     if result is None:  # pragma: no cover - the row was read just above and rows stay
         raise NotFoundError(f"{owner} holds no envelope with that digest")
@@ -440,7 +383,7 @@ async def receive_recall(
     }
 
 
-async def _drop_body(store: SqliteStore, digest: bytes) -> None:
+async def _drop_body(store: Store, digest: bytes) -> None:
     """Delete a recalled envelope's body unless another organisation here still holds it."""
     if await store.body_referenced(digest):
         return
@@ -466,7 +409,7 @@ def recall_json(row: RecallRow) -> dict[str, Any]:
     }
 
 
-async def decorate_sent(store: SqliteStore, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
+async def decorate_sent(store: Store, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
     """Add recall outcomes, thread links and corrections to sent items' JSON (in place)."""
     digests = [bytes.fromhex(i["digest"]) for i in items]
     recalls = await store.recalls_for(org, digests)
@@ -483,7 +426,7 @@ async def decorate_sent(store: SqliteStore, org: OrgId, items: Sequence[dict[str
         item["corrected_by"] = [d.hex() for d in corrections.get(digest, [])]
 
 
-async def decorate_inbox(store: SqliteStore, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
+async def decorate_inbox(store: Store, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
     """Add when and by which role each inbox item was opened or recalled, and its links."""
     digests = [bytes.fromhex(i["digest"]) for i in items]
     opened = await store.inbox_opened(org, digests)

@@ -14,18 +14,23 @@ from exchange.envelope import OpenError, VerifiedEnvelope, Verifier
 from exchange.files import atomic_output
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import NewOutbox, User
 from exchange.receipts import ReceiptError, ReceiptStatus, parse_signed, verify_receipt
-from exchange.service.base import ServiceBase
+from exchange.service.context import ServiceContext
 from exchange.service.errors import ForbiddenError, ServiceError
-from exchange.service.rows import envelope_record, ledger_event, receipt_record
+from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
+from exchange.service.rows import envelope_record, receipt_record
 
 log = get_logger("exchange.node")
 
 
-class ReceivingMixin(ServiceBase):
-    """Receiving from peers: envelopes and receipts."""
+class Receiving:
+    """Receiving from peers: envelopes and receipts, over the node's :class:`ServiceContext`."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
 
     async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
         """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``.
@@ -52,7 +57,7 @@ class ReceivingMixin(ServiceBase):
         routes if that fails. Returns whether it was new.
         """
         verified = self._verify_inbound(owner, body)
-        existing = await self.store.inbox_item(owner, verified.digest)
+        existing = await self.context.store.inbox_item(owner, verified.digest)
         if existing is not None:
             return False
         via = self._return_route(owner, route_kind, verified.header.sender)
@@ -68,7 +73,7 @@ class ReceivingMixin(ServiceBase):
         if user.role not in {"dsl", "staff"}:
             raise ForbiddenError(f"the role {user.role} may not import records")
         verified = self._verify_inbound(user.org, body)
-        if await self.store.inbox_item(user.org, verified.digest) is not None:
+        if await self.context.store.inbox_item(user.org, verified.digest) is not None:
             return verified.digest, False
         await self._accept(user.org, verified, body, via=None, send_receipt=True)
         return verified.digest, True
@@ -77,7 +82,7 @@ class ReceivingMixin(ServiceBase):
         """Return the ``via`` of a receipt for an envelope collected over ``route_kind``."""
         org = owner if route_kind == "mailbox" else sender
         try:
-            routes = self.directory.organisation(org).routes
+            routes = self.context.directory.organisation(org).routes
         except KeyLookupError:
             return None
         for route in routes:
@@ -86,8 +91,8 @@ class ReceivingMixin(ServiceBase):
         return None
 
     def _verify_inbound(self, owner: OrgId, body: bytes) -> VerifiedEnvelope:
-        self.tenant(owner)
-        verifier = Verifier(self.directory, now=self.now())
+        self.context.tenant(owner)
+        verifier = Verifier(self.context.directory, now=self.context.now())
         try:
             verifier.feed(body)
             verified = verifier.finish()
@@ -107,39 +112,39 @@ class ReceivingMixin(ServiceBase):
         send_receipt: bool,
     ) -> bytes:
         """Store a verified envelope once for ``owner``; return its ``delivered`` receipt."""
-        tenant = self.tenant(owner)
+        tenant = self.context.tenant(owner)
         header = verified.header
-        existing = await self.store.inbox_item(owner, verified.digest)
+        existing = await self.context.store.inbox_item(owner, verified.digest)
         if existing is not None:
             return existing.delivered_receipt
-        path = self.store.body_path(verified.digest)
+        path = self.context.store.body_path(verified.digest)
         if not path.exists():
             await asyncio.to_thread(_write_body, path, body)
-        now = self.now()
+        now = self.context.now()
         record_of_envelope = envelope_record(verified)
-        signed = self._sign(tenant, ReceiptStatus.DELIVERED, record_of_envelope, now)
+        signed = self.context.sign(tenant, ReceiptStatus.DELIVERED, record_of_envelope, now)
         record = receipt_record(signed)
         outbox: list[NewOutbox] = []
         if send_receipt:
             # A pull route has no answer to carry the receipt: it is sent like any other.
             outbox.append(NewOutbox("receipt", record.digest, owner, header.sender, via=via))
-        if owner in self.notified:
+        if owner in self.context.notified:
             outbox.append(NewOutbox("notice", verified.digest, header.sender, owner))
-        receipt_bytes = await self.store.record_delivery(
+        receipt_bytes = await self.context.store.record_delivery(
             owner,
             record_of_envelope,
-            now=self.clock(),
+            now=self.context.clock(),
             receipt=record,
             ledger_events=[
                 ledger_event(
-                    "delivered", now, owner, verified.digest,
+                    EventType.DELIVERED, now, owner, record_of_envelope.digest,
                     counterparty=header.sender, receipt=record.digest,
                 )
             ],
             outbox=outbox,
         )  # fmt: skip
         if outbox:
-            self.outbox_wakeup.set()
+            self.context.outbox_wakeup.set()
         log.info(
             "envelope.received",
             envelope_id=header.envelope_id.hex(),
@@ -155,13 +160,13 @@ class ReceivingMixin(ServiceBase):
         ``peer_org`` is the organisation that signed the push request, or ``None`` for a
         receipt collected from a pull route, authenticated by its own signature alone.
         """
-        self.tenant(owner)
+        self.context.tenant(owner)
         try:
             signed = parse_signed(data)
         except ReceiptError as exc:
             raise ServiceError(f"the receipt was refused: {exc}", status=422) from None
         claimed = signed.receipt
-        sent = await self.store.sent_item(owner, claimed.envelope_digest)
+        sent = await self.context.store.sent_item(owner, claimed.envelope_digest)
         if sent is None:
             log.warning("receipt.refused", rule="receipt.digest", org=owner, error_class="unknown")
             raise ServiceError(
@@ -179,22 +184,22 @@ class ReceivingMixin(ServiceBase):
                 expected_envelope_id=env.envelope_id,
                 sender=owner,
                 recipients=env.recipients,
-                directory=self.directory,
-                now=self.now(),
+                directory=self.context.directory,
+                now=self.context.now(),
             )
         except ReceiptError as exc:
             log.warning("receipt.refused", rule=exc.rule, org=owner, digest=env.digest.hex())
             raise ServiceError(f"the receipt was refused: {exc}", status=422) from None
         record = receipt_record(signed)
-        await self.store.add_receipt(
+        await self.context.store.add_receipt(
             record,
             ledger_events=[
                 ledger_event(
-                    receipt.status.value, self.now(), owner, env.digest,
+                    RECEIPT_EVENTS[receipt.status], self.context.now(), owner, env.digest,
                     counterparty=receipt.receipter, receipt=record.digest,
                 )
             ],
-            now=self.clock(),
+            now=self.context.clock(),
         )  # fmt: skip
         log.info(
             "receipt.received",

@@ -2,7 +2,7 @@
 
 The sharing register (docs/node.md, "The sharing register"): decisions not to share, the
 DPO's export, overdue deadlines and subject access. Disclosures are registered by
-:meth:`~exchange.service.sending.SendingMixin.submit`, in the transaction that stores the
+:meth:`~exchange.service.sending.Sending.submit`, in the transaction that stores the
 envelope; received records are indexed when first opened
 (:mod:`exchange.service.inbox`).
 """
@@ -17,7 +17,7 @@ from exchange.keys.ids import OrgId
 from exchange.logs import get_logger
 from exchange.model import RegisterEntry, SubjectKind, User
 from exchange.policy import record_decision_not_to_share
-from exchange.service.base import ServiceBase
+from exchange.service.context import ServiceContext
 from exchange.service.errors import ForbiddenError, UnprocessableError
 from exchange.service.register_reports import (
     OverdueItem,
@@ -30,12 +30,16 @@ from exchange.sharing.prepare import SubmissionError, check_reason
 log = get_logger("exchange.node")
 
 
-class RegisterMixin(ServiceBase):
+def _require(user: User, roles: set[str], action: str) -> None:
+    if user.role not in roles:
+        raise ForbiddenError(f"the role {user.role} may not {action}")
+
+
+class SharingRegister:
     """The sharing register: decisions not to share, export, overdue, subject access."""
 
-    def _require(self, user: User, roles: set[str], action: str) -> None:
-        if user.role not in roles:
-            raise ForbiddenError(f"the role {user.role} may not {action}")
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
 
     async def record_not_shared(
         self,
@@ -53,17 +57,17 @@ class RegisterMixin(ServiceBase):
         ``recipients`` are the organisations the information was asked for by or would have
         gone to; ``identifiers`` (validated UPN / NHS number) let subject access find it.
         """
-        self._require(user, {"dsl", "staff"}, "record decisions about sharing")
-        self.tenant(user.org)
-        if purpose not in self.records.policy.purposes:
+        _require(user, {"dsl", "staff"}, "record decisions about sharing")
+        self.context.tenant(user.org)
+        if purpose not in self.context.records.policy.purposes:
             raise UnprocessableError(
                 "purpose is not one the policy defines (expected one of: "
-                f"{', '.join(sorted(self.records.policy.purposes))})",
+                f"{', '.join(sorted(self.context.records.policy.purposes))})",
                 rule="purposes",
             )
         kinds: dict[OrgId, str] = {}
         for org in recipients:
-            entry = self.directory.organisations.get(org)
+            entry = self.context.directory.organisations.get(org)
             kinds[org] = entry.kind if entry is not None else "unknown"
         try:
             text = check_reason(reason)
@@ -74,19 +78,19 @@ class RegisterMixin(ServiceBase):
             raise UnprocessableError(str(exc), rule=exc.rule) from None
         except ValueError as exc:
             raise UnprocessableError(str(exc), rule="reason_code") from None
-        register_id = await self.store.record_not_shared(
+        register_id = await self.context.store.record_not_shared(
             RegisterEntry(
                 org=user.org,
                 outcome="not-shared",
                 decided_by=user.id,
-                decided_at=self.clock(),
+                decided_at=self.context.clock(),
                 purpose=purpose,
                 rule=decision.rule,
                 reason=text,
                 recipients=decision.recipients,
                 record_kind=record_kind,
                 reason_code=decision.reason_code.value if decision.reason_code else None,
-                subjects=tuple(self.subject_key(k, v) for k, v in identifiers),
+                subjects=tuple(self.context.subject_key(k, v) for k, v in identifiers),
             )
         )
         log.info("register.not-shared", org=user.org, rule=decision.rule)
@@ -96,14 +100,14 @@ class RegisterMixin(ServiceBase):
         self, user: User, *, since: float | None, until: float | None, form: str
     ) -> str | list[dict[str, Any]]:
         """Return the organisation's register as CSV text or JSON rows (DPO only)."""
-        self._require(user, {"dpo"}, "export the sharing register")
-        self.tenant(user.org)
+        _require(user, {"dpo"}, "export the sharing register")
+        self.context.tenant(user.org)
         result = await export_register(
-            self.store,
+            self.context.store,
             user.org,
             since=since,
             until=until,
-            now=datetime.fromtimestamp(self.clock(), UTC),
+            now=datetime.fromtimestamp(self.context.clock(), UTC),
             form=form,
         )
         log.info("register.exported", org=user.org, count=len(result))
@@ -115,25 +119,25 @@ class RegisterMixin(ServiceBase):
         The items hold ids, organisation ids, kinds, purposes and dates only, so they may go
         into a chase notification as they are.
         """
-        moment = now if now is not None else datetime.fromtimestamp(self.clock(), UTC)
-        return await overdue_items(self.store, org, moment)
+        moment = now if now is not None else datetime.fromtimestamp(self.context.clock(), UTC)
+        return await overdue_items(self.context.store, org, moment)
 
     async def overdue_for(self, user: User) -> list[OverdueItem]:
         """Return the user's organisation's overdue items (DSL, staff and DPO)."""
-        self._require(user, {"dsl", "staff", "dpo"}, "see overdue items")
-        self.tenant(user.org)
+        _require(user, {"dsl", "staff", "dpo"}, "see overdue items")
+        self.context.tenant(user.org)
         return await self.overdue_items(user.org)
 
     async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
         """Return the subject access report for one validated identifier (DPO only)."""
-        self._require(user, {"dpo"}, "search the register for a subject access request")
-        self.tenant(user.org)
+        _require(user, {"dpo"}, "search the register for a subject access request")
+        self.context.tenant(user.org)
         report = await subject_access_report(
-            self.store,
-            self.register_key,
+            self.context.store,
+            self.context.register_key,
             user.org,
             (kind, value),
-            now=datetime.fromtimestamp(self.clock(), UTC),
+            now=datetime.fromtimestamp(self.context.clock(), UTC),
         )
         log.info("register.subject-access", org=user.org, count=len(report["items"]))
         return report

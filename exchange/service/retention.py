@@ -39,11 +39,12 @@ from typing import Any, Final, Protocol
 
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
-from exchange.ledger.events import EventType, LedgerEvent, encode_event
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import (
     Destruction,
     Direction,
+    EnvelopeDigest,
     EnvelopeRecord,
     HeldItem,
     HoldRecord,
@@ -65,9 +66,10 @@ from exchange.policy import (
     review_date,
 )
 from exchange.records import RecordError, decode_container
+from exchange.service.ledger import ledger_event
 from exchange.service.register_reports import iso_time
 from exchange.sharing.prepare import SUBJECT_FIELDS, SubmissionError, check_reason
-from exchange.store import SqliteStore
+from exchange.store import Store
 
 log = get_logger("exchange.retention")
 
@@ -98,12 +100,27 @@ class RetentionRefusedError(Exception):
 
 
 class RetentionNode(Protocol):
-    """What retention needs of the node (``NodeService`` provides it)."""
+    """What retention needs of the node (``ServiceContext`` provides it)."""
 
-    store: SqliteStore
-    records: RecordsSetup
-    directory: Directory
-    clock: Callable[[], float]
+    @property
+    def store(self) -> Store:
+        """The node's store."""
+        ...
+
+    @property
+    def records(self) -> RecordsSetup:
+        """The sharing policy, calendar and retention rules."""
+        ...
+
+    @property
+    def directory(self) -> Directory:
+        """The signed directory the node trusts now."""
+        ...
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The node's clock (seconds since the epoch)."""
+        ...
 
     def now(self) -> int:
         """Return the current time in whole seconds."""
@@ -169,7 +186,7 @@ def schedule_item(
     ) -> RetentionSchedule:
         return RetentionSchedule(
             org=org,
-            digest=digest,
+            digest=EnvelopeDigest(digest),
             direction=direction,
             holder_kind=holder,
             rule=None if rule is None else rule.rule_id,
@@ -228,13 +245,16 @@ def schedule_sent(
     return schedule
 
 
-async def schedule_opened(
-    node: RetentionNode, org: OrgId, envelope: EnvelopeRecord, content: bytes
-) -> None:
-    """Schedule a received item when it is opened, unless it already has its schedule."""
-    held = await node.store.held_item(org, envelope.digest)
+async def opened_schedule(
+    node: RetentionNode, held: HeldItem | None, envelope: EnvelopeRecord, content: bytes
+) -> RetentionSchedule | None:
+    """Return the schedule of a received item being opened, or None if it has one already.
+
+    ``held`` is what the organisation holds under the envelope's digest, read before the
+    opening; the schedule is stored by the transaction that records the opening.
+    """
     if held is None or held.direction != "received" or held.schedule is not None:
-        return
+        return None
 
     def read() -> Mapping[str, Any] | None:
         try:
@@ -243,28 +263,30 @@ async def schedule_opened(
             return None
 
     data = await asyncio.to_thread(read)
-    schedule = schedule_item(
+    return schedule_item(
         node.records.retention,
-        org=org,
+        org=held.org,
         digest=envelope.digest,
         direction="received",
-        holder=holder_kind(node.directory, org),
+        holder=holder_kind(node.directory, held.org),
         record_kind=envelope.record_kind,
         purpose=None,
         data=data,
         created=envelope.created,
         now=node.clock(),
     )
-    if await node.store.schedule_retention(schedule):
-        log.info(
-            "retention.scheduled", org=org, digest=envelope.digest.hex(),
-            rule=schedule.rule, outcome=schedule.unscheduled or "scheduled",
-        )  # fmt: skip
 
 
-async def destroyed_message(store: SqliteStore, org: OrgId, digest: bytes) -> str | None:
-    """Return the 410 sentence if ``org`` destroyed ``digest``, else None."""
-    held = await store.held_item(org, digest)
+def log_scheduled(schedule: RetentionSchedule) -> None:
+    """Log that a received item's retention schedule was stored at its opening."""
+    log.info(
+        "retention.scheduled", org=schedule.org, digest=schedule.digest.hex(),
+        rule=schedule.rule, outcome=schedule.unscheduled or "scheduled",
+    )  # fmt: skip
+
+
+def destroyed_sentence(held: HeldItem | None) -> str | None:
+    """Return the 410 sentence if ``held`` was destroyed under retention, else None."""
     if held is None or held.destroyed is None:
         return None
     return (
@@ -285,26 +307,29 @@ def _state(item: HeldItem | None, today: date) -> str:
     return "review-due" if date.fromisoformat(schedule.review_date) <= today else "retained"
 
 
-def view_json(item: HeldItem | None, today: date) -> dict[str, Any]:
-    """Return the ``retention`` object of a sent or inbox item (no hold details)."""
+@dataclass(frozen=True)
+class RetentionStanding:
+    """Where a sent or inbox item stands under retention (no hold details).
+
+    ``state`` is ``retained``, ``review-due``, ``unscheduled`` or ``destroyed``; ``rule``
+    the retention rule's id; ``destroyed_at`` the time of its destruction.
+    """
+
+    state: str
+    rule: str | None
+    review_date: str | None
+    destroyed_at: float | None
+
+
+def standing(item: HeldItem | None, today: date) -> RetentionStanding:
+    """Return the retention standing of an item an organisation holds, as of ``today``."""
     schedule = None if item is None else item.schedule
-    return {
-        "state": _state(item, today),
-        "rule": None if schedule is None or schedule.rule is None else f"retention.{schedule.rule}",
-        "review_date": None if schedule is None else schedule.review_date,
-        "destroyed_at": None
-        if item is None or item.destroyed is None
-        else iso_time(item.destroyed.at),
-    }
-
-
-async def annotate(node: RetentionNode, org: OrgId, docs: Sequence[dict[str, Any]]) -> None:
-    """Add ``retention`` to each sent or inbox item ``doc`` (found by its ``digest``)."""
-    digests = [bytes.fromhex(d["digest"]) for d in docs]
-    held = await node.store.held_items(org, digests) if digests else {}
-    today = _today(node)
-    for doc, digest in zip(docs, digests, strict=True):
-        doc["retention"] = view_json(held.get(digest), today)
+    return RetentionStanding(
+        state=_state(item, today),
+        rule=None if schedule is None else schedule.rule,
+        review_date=None if schedule is None else schedule.review_date,
+        destroyed_at=None if item is None or item.destroyed is None else item.destroyed.at,
+    )
 
 
 def hold_json(hold: HoldRecord) -> dict[str, Any]:
@@ -395,7 +420,7 @@ def unscheduled_json(item: HeldItem) -> dict[str, Any]:
 
 
 async def due_report(
-    store: SqliteStore,
+    store: Store,
     rules: RetentionPolicy,
     org: OrgId,
     *,
@@ -559,15 +584,13 @@ class _Decider:
                 decision.explanation, status=409 if decision.holds else 422, rule=decision.rule
             )
         reason_code = decision.rule if len(decision.rule) <= 64 else "retention"
-        event = encode_event(
-            LedgerEvent(
-                type=EventType.DESTROYED,
-                time=int(self.moment.timestamp()),
-                org=item.org,
-                envelope_digest=item.envelope.digest,
-                counterparty=item.envelope.sender if item.direction == "received" else None,
-                reason=reason_code,
-            )
+        event = ledger_event(
+            EventType.DESTROYED,
+            int(self.moment.timestamp()),
+            item.org,
+            item.envelope.digest,
+            counterparty=item.envelope.sender if item.direction == "received" else None,
+            reason=reason_code,
         )
         destruction = Destruction(
             at=self.moment.timestamp(), by=self.user.id, rule=decision.rule, reason=self.reason
@@ -605,7 +628,7 @@ async def destroy(node: RetentionNode, user: User, digest: bytes, *, reason: str
     }
 
 
-async def sweep_destroyed(store: SqliteStore) -> int:
+async def sweep_destroyed(store: Store) -> int:
     """Delete the body files of destroyed envelopes that a crash left; return how many."""
     count = 0
     for digest in await store.unreferenced_bodies():

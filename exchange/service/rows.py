@@ -1,48 +1,28 @@
-"""What the node service writes beside an envelope: ledger events and store rows.
+"""The store's rows of a verified envelope and of a signed receipt.
 
-Every state change commits its ledger events with it, in one transaction (see
-:mod:`exchange.service.node_service`); these build the encoded events and the envelope and receipt
-rows the store keeps.
+These turn what the envelope and receipt packages return into the value types of
+:mod:`exchange.model` that the store keeps. Ledger events are built by
+:mod:`exchange.service.ledger`.
 """
 
 from __future__ import annotations
 
 from exchange.envelope import VerifiedEnvelope
-from exchange.keys.ids import OrgId
-from exchange.ledger.events import EventType, LedgerEvent, encode_event
-from exchange.model import EnvelopeRecord, ReceiptRecord
+from exchange.model import EnvelopeDigest, EnvelopeRecord, ReceiptDigest, ReceiptRecord
 from exchange.receipts import SignedReceipt, serialize_signed
 
+# The delivery worker still imports the event builder from here; it is the ledger module's
+# typed builder, re-exported until that worker builds its events through the ledger module.
+from exchange.service.ledger import ledger_event
 
-def ledger_event(
-    kind: str,
-    at: int,
-    org: OrgId,
-    digest: bytes,
-    *,
-    counterparty: OrgId | None = None,
-    receipt: bytes | None = None,
-    reason: str | None = None,
-) -> bytes:
-    """Return an encoded ledger event of type ``kind`` about envelope ``digest``."""
-    return encode_event(
-        LedgerEvent(
-            type=EventType(kind),
-            time=at,
-            org=org,
-            envelope_digest=digest,
-            counterparty=counterparty,
-            receipt_digest=receipt,
-            reason=reason,
-        )
-    )
+__all__ = ["envelope_record", "ledger_event", "receipt_record"]
 
 
 def envelope_record(verified: VerifiedEnvelope) -> EnvelopeRecord:
     """Return the store's row of a verified envelope."""
     header = verified.header
     return EnvelopeRecord(
-        digest=verified.digest,
+        digest=EnvelopeDigest(verified.digest),
         envelope_id=header.envelope_id,
         sender=header.sender,
         recipients=header.recipients,
@@ -56,8 +36,8 @@ def receipt_record(signed: SignedReceipt) -> ReceiptRecord:
     """Return the store's row of a signed receipt."""
     r = signed.receipt
     return ReceiptRecord(
-        digest=signed.digest,
-        envelope_digest=r.envelope_digest,
+        digest=ReceiptDigest(signed.digest),
+        envelope_digest=EnvelopeDigest(r.envelope_digest),
         receipter=r.receipter,
         status=r.status.value,
         time=r.time,

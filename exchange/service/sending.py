@@ -18,17 +18,18 @@ from exchange.envelope import EnvelopeError, Recipient, SealedEnvelope, Sealer
 from exchange.files import atomic_output, rename_durably
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
+from exchange.ledger.events import EventType
 from exchange.logs import get_logger
-from exchange.model import EnvelopeRecord, NewOutbox, RegisterEntry, User
-from exchange.service.base import PIECE, ServiceBase
+from exchange.model import EnvelopeDigest, EnvelopeRecord, NewOutbox, RegisterEntry, User
+from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import (
     ForbiddenError,
     NotFoundError,
     ServiceError,
     UnprocessableError,
 )
+from exchange.service.ledger import ledger_event
 from exchange.service.retention import schedule_sent
-from exchange.service.rows import ledger_event
 from exchange.service.threads import LinkRefusedError, submission_link
 from exchange.sharing.prepare import SATISFIED_BY, Submission, SubmissionError, prepare
 
@@ -49,8 +50,11 @@ class Submitted:
     deadline_rule: str | None = None
 
 
-class SendingMixin(ServiceBase):
-    """Sending records: :meth:`submit`."""
+class Sending:
+    """Sending records: :meth:`submit`, over the node's :class:`ServiceContext`."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
 
     async def submit(
         self, user: User, submission: Submission, *, corrects: bytes | None = None
@@ -64,12 +68,12 @@ class SendingMixin(ServiceBase):
         roles = {"dsl", "staff", "dpo"} if corrects is not None else {"dsl", "staff"}
         if user.role not in roles:
             raise ForbiddenError(f"the role {user.role} may not send records")
-        tenant = self.tenant(user.org)
-        now = self.now()
+        tenant = self.context.tenant(user.org)
+        now = self.context.now()
         # Threads: the envelope this one replies to or corrects must be held here.
         try:
             linked_record, thread = await submission_link(
-                self.store, user.org, submission.record_kind, submission.record,
+                self.context.store, user.org, submission.record_kind, submission.record,
                 submission.in_reply_to, corrects=corrects,
             )  # fmt: skip
         except LinkRefusedError as exc:
@@ -82,19 +86,19 @@ class SendingMixin(ServiceBase):
             prepared = await asyncio.to_thread(
                 prepare,
                 submission,
-                setup=self.records,
+                setup=self.context.records,
                 recipient_kinds=recipient_kinds,
-                submitted_at=datetime.fromtimestamp(self.clock(), UTC),
-                subject_key=self.register_key.subject,
+                submitted_at=datetime.fromtimestamp(self.context.clock(), UTC),
+                subject_key=self.context.register_key.subject,
             )
         except SubmissionError as exc:
             log.info("envelope.refused", org=user.org, rule=exc.rule)
             raise UnprocessableError(str(exc), rule=exc.rule, problems=exc.problems) from None
         record_kind = prepared.record.kind
         try:
-            sender = tenant.signing_pair(self.directory, now)
+            sender = tenant.signing_pair(self.context.directory, now)
             sealed_to = [
-                Recipient(org, self.directory.current_keys(org, now).encryption)
+                Recipient(org, self.context.directory.current_keys(org, now).encryption)
                 for org in submission.recipients
             ]
             sealer = Sealer(sender, sealed_to, record_kind=record_kind, created=now)
@@ -103,8 +107,10 @@ class SendingMixin(ServiceBase):
         except EnvelopeError as exc:
             raise ServiceError(str(exc), status=422) from None
         sealed = await asyncio.to_thread(self._seal_to_disk, sealer, prepared.content)
+        # The envelope package returns plain bytes; from here on it is an envelope digest.
+        digest = EnvelopeDigest(sealed.digest)
         record = EnvelopeRecord(
-            digest=sealed.digest,
+            digest=digest,
             envelope_id=sealed.envelope_id,
             sender=sealed.sender,
             recipients=sealed.recipients,
@@ -113,7 +119,7 @@ class SendingMixin(ServiceBase):
             length=sealed.envelope_length,
         )
         decision, deadline = prepared.decision, prepared.deadline
-        committed_at = self.clock()
+        committed_at = self.context.clock()
         entry = RegisterEntry(
             org=user.org,
             outcome="shared",
@@ -127,7 +133,7 @@ class SendingMixin(ServiceBase):
             lawful_basis=prepared.lawful_basis.code,
             citation="; ".join(prepared.lawful_basis.citations),
             record_kind=record_kind,
-            envelope_digest=sealed.digest,
+            envelope_digest=digest,
             envelope_id=sealed.envelope_id,
             attachments=len(prepared.attachments),
             deadline_due=None if deadline is None else deadline.due.isoformat(),
@@ -140,14 +146,14 @@ class SendingMixin(ServiceBase):
             satisfied_by=SATISFIED_BY.get(record_kind, ()) if deadline is not None else (),
             subjects=prepared.subjects,
         )
-        await self.store.record_submission(
+        await self.context.store.record_submission(
             record,
             submitted_by=user.id,
             now=committed_at,
             outbox=[NewOutbox("envelope", sealed.digest, user.org, r) for r in sealed.recipients],
             ledger_events=[
                 ledger_event(
-                    "submitted", now, user.org, sealed.digest,
+                    EventType.SUBMITTED, now, user.org, digest,
                     reason="rectification" if corrects is not None else None,
                 )
             ],
@@ -155,7 +161,7 @@ class SendingMixin(ServiceBase):
             thread=thread,
             # Its retention rule and review date (exchange/service/retention.py).
             retention=schedule_sent(
-                self, org=user.org, envelope=record, purpose=decision.purpose,
+                self.context, org=user.org, envelope=record, purpose=decision.purpose,
                 data=prepared.record.data, now=committed_at,
             ),
         )  # fmt: skip
@@ -170,7 +176,7 @@ class SendingMixin(ServiceBase):
             record_kind=record_kind,
             rule=decision.rule,
         )
-        self.outbox_wakeup.set()
+        self.context.outbox_wakeup.set()
         return Submitted(
             sealed.envelope_id,
             sealed.digest,
@@ -187,7 +193,7 @@ class SendingMixin(ServiceBase):
             )
         kinds: dict[OrgId, str] = {}
         for index, org in enumerate(recipients):
-            entry = self.directory.organisations.get(org)
+            entry = self.context.directory.organisations.get(org)
             if entry is None:
                 raise UnprocessableError(
                     # Not echoed: a misplaced identifier can look like an organisation id.
@@ -209,10 +215,10 @@ class SendingMixin(ServiceBase):
             pieces = [sealer.start(), *sealer.feed_pieces(content)]
             tail, sealed = sealer.finish()
             pieces.append(tail)
-            with atomic_output(self.store.body_path(sealed.digest), overwrite=True) as out:
+            with atomic_output(self.context.store.body_path(sealed.digest), overwrite=True) as out:
                 out.writelines(pieces)
             return sealed
-        partial = self.store.bodies / f"sealing-{os.urandom(8).hex()}"
+        partial = self.context.store.bodies / f"sealing-{os.urandom(8).hex()}"
         try:
             with atomic_output(partial) as out:
                 out.write(sealer.start())
@@ -222,7 +228,7 @@ class SendingMixin(ServiceBase):
                 tail, sealed = sealer.finish()
                 out.write(tail)
             # The digest is known only now; the rename is synced before the row commits.
-            rename_durably(partial, self.store.body_path(sealed.digest))
+            rename_durably(partial, self.context.store.body_path(sealed.digest))
         finally:
             partial.unlink(missing_ok=True)
         return sealed

@@ -28,9 +28,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from exchange.keys.ids import OrgId
-from exchange.model import EnvelopeRecord, HeldEnvelope, ReceiptRecord, ThreadLink
+from exchange.model import (
+    EnvelopeDigest,
+    EnvelopeRecord,
+    HeldEnvelope,
+    ReceiptRecord,
+    ThreadLink,
+)
 from exchange.records import RecordError, decode_container, load_schema
-from exchange.store import SqliteStore
+from exchange.store import Store
 
 _DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 
@@ -52,9 +58,9 @@ def has_link_field(kind: str) -> bool:
         return False
 
 
-def _digest_text(value: object) -> bytes | None:
+def _digest_text(value: object) -> EnvelopeDigest | None:
     if isinstance(value, str) and _DIGEST_RE.fullmatch(value):
-        return bytes.fromhex(value)
+        return EnvelopeDigest(bytes.fromhex(value))
     return None
 
 
@@ -62,7 +68,7 @@ def _parties(held: HeldEnvelope) -> set[OrgId]:
     return {held.sender, *held.recipients}
 
 
-async def _held(store: SqliteStore, org: OrgId, digest: bytes) -> HeldEnvelope | None:
+async def _held(store: Store, org: OrgId, digest: bytes) -> HeldEnvelope | None:
     held = await store.held_envelope(org, digest)
     if held is None or held.state == "recalled":
         return None
@@ -70,7 +76,7 @@ async def _held(store: SqliteStore, org: OrgId, digest: bytes) -> HeldEnvelope |
 
 
 async def submission_link(
-    store: SqliteStore,
+    store: Store,
     org: OrgId,
     record_kind: str,
     record: Mapping[str, Any],
@@ -97,7 +103,7 @@ async def submission_link(
                 rule="corrects",
             )
         data["corrects"] = corrects.hex()
-        return data, ThreadLink(org, corrects, "correction")
+        return data, ThreadLink(org, EnvelopeDigest(corrects), "correction")
     if claimed is not None:
         raise LinkRefusedError(
             "record.corrects is set only by a rectification (POST /api/v1/sent/{digest}/rectify)",
@@ -122,14 +128,14 @@ async def submission_link(
                     status=422,
                     rule="in_reply_to",
                 )
-        return data, ThreadLink(org, in_reply_to, "reply")
+        return data, ThreadLink(org, EnvelopeDigest(in_reply_to), "reply")
     parent = _digest_text(in_record)
     if parent is not None and await _held(store, org, parent) is not None:
         return data, ThreadLink(org, parent, "reply")
     return data, None
 
 
-def _sealed_link(content: bytes) -> tuple[bytes, str] | None:
+def _sealed_link(content: bytes) -> tuple[EnvelopeDigest, str] | None:
     """Return the (parent, relation) a record container names, if any."""
     try:
         record = decode_container(content).record
@@ -142,23 +148,23 @@ def _sealed_link(content: bytes) -> tuple[bytes, str] | None:
     return None if parent is None else (parent, "reply")
 
 
-async def link_opened(
-    store: SqliteStore, org: OrgId, envelope: EnvelopeRecord, content: bytes, *, now: float
-) -> bool:
-    """Link a received item, at its first opening, to the item its record names.
+async def opened_link(
+    store: Store, org: OrgId, envelope: EnvelopeRecord, content: bytes
+) -> ThreadLink | None:
+    """Return the link of a received item, read at its opening, to the item its record names.
 
     Only to an item ``org`` holds in which the item's sender took part (as sender or
-    recipient). Returns whether a link was made.
+    recipient); None when the record names none or names one that does not qualify. The
+    link is stored by the transaction that records the opening.
     """
     found = await asyncio.to_thread(_sealed_link, content)
     if found is None:
-        return False
+        return None
     parent, relation = found
     held = await _held(store, org, parent)
     if held is None or envelope.sender not in _parties(held) or parent == envelope.digest:
-        return False
-    link = ThreadLink(org, parent, "correction" if relation == "correction" else "reply")
-    return await store.link_received(envelope.digest, link, now=now)
+        return None
+    return ThreadLink(org, parent, "correction" if relation == "correction" else "reply")
 
 
 def _receipts(receipts: list[ReceiptRecord], only: OrgId | None) -> list[dict[str, Any]]:
@@ -169,7 +175,7 @@ def _receipts(receipts: list[ReceiptRecord], only: OrgId | None) -> list[dict[st
     ]
 
 
-async def thread_view(store: SqliteStore, org: OrgId, digest: bytes) -> dict[str, Any] | None:
+async def thread_view(store: Store, org: OrgId, digest: bytes) -> dict[str, Any] | None:
     """Return the conversation ``digest`` belongs to, or None if ``org`` does not hold it."""
     if await store.held_envelope(org, digest) is None:
         return None

@@ -4,7 +4,14 @@ The value types the store keeps live in :mod:`exchange.model`; this package hold
 :class:`Store` protocol and its implementations, which apply changes and hold no rules.
 """
 
-from exchange.store.base import DuplicateError, Store
+from exchange.store.base import DuplicateError, FirstOpened, ItemOpening, OpeningOutcome, Store
 from exchange.store.sqlite import SqliteStore
 
-__all__ = ["DuplicateError", "SqliteStore", "Store"]
+__all__ = [
+    "DuplicateError",
+    "FirstOpened",
+    "ItemOpening",
+    "OpeningOutcome",
+    "SqliteStore",
+    "Store",
+]

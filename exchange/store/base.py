@@ -13,31 +13,97 @@ Records hold ids, digests, sizes and times only: never record content.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
+    Destruction,
     EnvelopeRecord,
+    EventHash,
+    HeldEnvelope,
+    HeldItem,
+    HoldRecord,
     InboxItem,
+    InboxRecall,
     InboxState,
     NewOutbox,
+    Opening,
     OutboxItem,
-    OutboxState,
+    RecallRow,
     ReceiptRecord,
     ReceivedEntry,
     RegisterEntry,
     RegisterRow,
+    RetentionSchedule,
     SentItem,
     SubjectKey,
+    ThreadLink,
     User,
 )
 
+#: Most rows one retention listing returns (the due list and the unscheduled list each).
+MAX_LISTED: Final = 500
+
+#: Decides a destruction inside its transaction: given the item and the holds in force,
+#: return the destruction to record and the ledger event to append, or raise to refuse.
+Decide = Callable[[HeldItem, Sequence[HoldRecord]], tuple[Destruction, bytes]]
 if TYPE_CHECKING:
     from exchange.model import HeldItem, RetentionSchedule, ThreadLink
+    from exchange.outbox.machine import Transition
 
 
 class DuplicateError(Exception):
     """The row already exists (the caller decides whether that is a replay or a conflict)."""
+
+
+# --- opening an inbox item ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirstOpened:
+    """What only the first opening of an item writes: its receipt, outbox rows and event."""
+
+    receipt: ReceiptRecord
+    outbox: Sequence[NewOutbox]
+    opened_event: bytes
+
+
+@dataclass(frozen=True)
+class ItemOpening:
+    """Everything one opening of an inbox item writes, computed before its transaction.
+
+    ``first`` is set when the item was still ``delivered`` when it was read; the store
+    applies it only if the item still is. ``subjects`` and ``index_outcome`` index the
+    record for the sharing register, ``link`` threads it to the item its record names,
+    and ``schedule`` is its retention review date (None when it already has one).
+    """
+
+    owner: OrgId
+    digest: bytes
+    user_id: str
+    role: str
+    now: float
+    accessed_event: bytes
+    first: FirstOpened | None
+    subjects: Sequence[SubjectKey]
+    index_outcome: str
+    link: ThreadLink | None
+    schedule: RetentionSchedule | None
+
+
+@dataclass(frozen=True)
+class OpeningOutcome:
+    """What recording an opening found.
+
+    ``state`` is ``opened`` (this opening was the first), ``already`` (it had been opened)
+    or ``recalled`` (a recall won the race and nothing was written); ``scheduled`` says
+    whether the item's retention schedule was stored by it.
+    """
+
+    state: Literal["opened", "already", "recalled"]
+    scheduled: bool
 
 
 # --- the sharing register ---------------------------------------------------------
@@ -87,11 +153,150 @@ class RegisterStore(Protocol):
         ...
 
 
-class Store(RegisterStore, Protocol):
-    """What a node needs from its database. All methods are coroutines."""
+class RecallStore(Protocol):
+    """Recall, threads and corrections: their part of the store (``exchange.store.recall``)."""
+
+    async def request_recall(self, origin: OrgId, digest: bytes, now: float) -> dict[OrgId, str]:
+        """Cancel what has not left; mark the rest recalled. Return each recipient's state."""
+        ...
+
+    async def outbox_states(self, origin: OrgId, digest: bytes) -> dict[OrgId, str]:
+        """Return the state of each recipient's outbox item of a sent envelope."""
+        ...
+
+    async def record_recalls(
+        self, rows: Sequence[RecallRow], ledger_events: Sequence[bytes]
+    ) -> None:
+        """Keep each recipient's recall outcome (replacing an earlier one) with ledger events."""
+        ...
+
+    async def recalls_for(
+        self, org: OrgId, digests: Sequence[bytes]
+    ) -> dict[bytes, list[RecallRow]]:
+        """Return the recall outcomes of ``org``'s sent envelopes, by digest."""
+        ...
+
+    async def recall_inbox(
+        self, owner: OrgId, digest: bytes, *, now: float, ledger_events: Sequence[bytes]
+    ) -> InboxRecall | None:
+        """Recall ``owner``'s inbox item if it is still ``delivered``; None if not held."""
+        ...
+
+    async def body_referenced(self, digest: bytes) -> bool:
+        """Return whether any organisation on this node still needs the envelope's body."""
+        ...
+
+    async def inbox_opened(self, owner: OrgId, digests: Sequence[bytes]) -> dict[bytes, Opening]:
+        """Return (opened_at, opened_by_role, recalled_at) of ``owner``'s inbox items."""
+        ...
+
+    async def link_received(self, digest: bytes, link: ThreadLink, *, now: float) -> bool:
+        """Link a received item to its parent (at its first opening); True if new."""
+        ...
+
+    async def held_envelope(self, org: OrgId, digest: bytes) -> HeldEnvelope | None:
+        """Return the envelope ``org`` sent or received by ``digest``, or None."""
+        ...
+
+    async def thread_links(
+        self, org: OrgId, digest: bytes
+    ) -> tuple[bytes, dict[bytes, tuple[bytes, str]]]:
+        """Return the thread's root and every link under it: ``{digest: (parent, relation)}``."""
+        ...
+
+    async def links_of(
+        self, org: OrgId, digests: Sequence[bytes]
+    ) -> dict[bytes, tuple[bytes, str]]:
+        """Return the parent and relation of each of ``org``'s items that has one."""
+        ...
+
+    async def corrections_of(
+        self, org: OrgId, digests: Sequence[bytes]
+    ) -> dict[bytes, list[bytes]]:
+        """Return, for each of ``org``'s items, the items that correct it (oldest first)."""
+        ...
+
+    async def register_purpose(
+        self, org: OrgId, digest: bytes
+    ) -> tuple[str, list[str], str | None] | None:
+        """Return the (purpose, categories, lawful basis) ``org`` registered for a sent item."""
+        ...
+
+
+class RetentionStore(Protocol):
+    """Retention: review dates, holds and destruction (``exchange.store.retention``)."""
+
+    async def schedule_retention(self, schedule: RetentionSchedule) -> bool:
+        """Store a received item's schedule (at its first opening); False if it had one."""
+        ...
+
+    async def held_item(self, org: OrgId, digest: bytes) -> HeldItem | None:
+        """Return the envelope ``org`` holds (sent or received) with its retention row."""
+        ...
+
+    async def held_items(self, org: OrgId, digests: Sequence[bytes]) -> dict[bytes, HeldItem]:
+        """Return the holdings of ``org`` among ``digests``, by digest (for the views)."""
+        ...
+
+    async def retention_due(
+        self, org: OrgId, *, before: str, limit: int = MAX_LISTED
+    ) -> list[HeldItem]:
+        """Return ``org``'s items not destroyed whose review date is before ``before``."""
+        ...
+
+    async def retention_unscheduled(self, org: OrgId, *, limit: int = MAX_LISTED) -> list[HeldItem]:
+        """Return ``org``'s items without a review date: never opened, or none computable."""
+        ...
+
+    async def add_hold(
+        self,
+        org: OrgId,
+        *,
+        digest: bytes | None,
+        reason: str,
+        reference: str,
+        placed_by: str,
+        now: float,
+    ) -> HoldRecord:
+        """Place a hold on one envelope ``org`` holds, or on everything (``digest`` None)."""
+        ...
+
+    async def lift_hold(
+        self, org: OrgId, hold_id: int, *, lifted_by: str, now: float
+    ) -> HoldRecord | None:
+        """Lift a hold of ``org``; return it as it now is (None if ``org`` has no such hold)."""
+        ...
+
+    async def retention_holds(self, org: OrgId, *, active: bool) -> list[HoldRecord]:
+        """Return ``org``'s holds in force (``active``), or every hold ever placed."""
+        ...
+
+    async def destroy_held(
+        self, org: OrgId, digest: bytes, decide: Decide
+    ) -> tuple[HeldItem, Destruction, bool] | None:
+        """Destroy ``org``'s holding of ``digest`` if ``decide`` allows; None if not held."""
+        ...
+
+    async def unreferenced_bodies(self) -> list[bytes]:
+        """Return the digests of destroyed envelopes no organisation on the node still holds."""
+        ...
+
+
+class Store(RegisterStore, RecallStore, RetentionStore, Protocol):
+    """What a node needs from its database. All methods are coroutines but the body paths."""
 
     async def close(self) -> None:
         """Finish pending work and release the database."""
+        ...
+
+    # --- envelope bodies (files named by digest) -----------------------------------------
+    @property
+    def bodies(self) -> Path:
+        """The folder of envelope bodies (a body being sealed is written here first)."""
+        ...
+
+    def body_path(self, digest: bytes) -> Path:
+        """Return where the body of the envelope ``digest`` is (or will be) kept."""
         ...
 
     # --- envelopes the node's organisations send ---------------------------------------
@@ -125,22 +330,16 @@ class Store(RegisterStore, Protocol):
         """Move up to ``limit`` due items to ``attempting`` and return them."""
         ...
 
-    async def finish_attempt(
-        self,
-        item_id: int,
-        *,
-        state: OutboxState,
-        now: float,
-        next_attempt_at: float | None = None,
-        error: str | None = None,
-        receipt: ReceiptRecord | None = None,
-        ledger_events: Sequence[bytes] = (),
-        route_index: int | None = None,
-        route_failures: int | None = None,
-        route_kind: str | None = None,
-        transport_ref: str | None = None,
-    ) -> None:
-        """Record the outcome of an attempt, with any receipt and ledger events, at once."""
+    async def apply_transition(self, transition: Transition) -> bool:
+        """Write a transition of the outbox machine with its receipt and ledger events.
+
+        Returns False, writing nothing, if the item's state or recall mark changed since the
+        transition was computed; the caller reads the item again and asks the machine anew.
+        """
+        ...
+
+    async def outbox_item(self, item_id: int) -> OutboxItem | None:
+        """Return one outbox item as it is now, or ``None``."""
         ...
 
     async def requeue_attempting(self, now: float) -> int:
@@ -158,15 +357,12 @@ class Store(RegisterStore, Protocol):
         ...
 
     async def reopen_handed_over(
-        self,
-        route_kind: str,
-        transport_ref: str,
-        *,
-        now: float,
-        error: str,
-        ledger_events: Callable[[OutboxItem], Sequence[bytes]] | None = None,
+        self, route_kind: str, transport_ref: str, *, now: float, error: str
     ) -> OutboxItem | None:
-        """Re-queue a handed-over item reported undelivered, on its next route."""
+        """Re-queue a handed-over item reported undelivered, on its next route.
+
+        Returns the item as it was, or ``None`` if none matched or it was recalled.
+        """
         ...
 
     async def outbox_counts(self) -> dict[str, int]:
@@ -202,6 +398,13 @@ class Store(RegisterStore, Protocol):
 
     async def inbox_item(self, owner: OrgId, digest: bytes) -> InboxItem | None:
         """Return one inbox item of ``owner``, or ``None``."""
+        ...
+
+    async def record_opening(self, opening: ItemOpening) -> OpeningOutcome:
+        """Record one opening of an inbox item in one transaction (see :class:`ItemOpening`).
+
+        If a recall won the race for a first opening, nothing is written.
+        """
         ...
 
     async def update_inbox(
@@ -257,7 +460,7 @@ class Store(RegisterStore, Protocol):
         """Return ``(index, event)`` for every event naming the envelope, in log order."""
         ...
 
-    async def ledger_index_of(self, event_hash: bytes) -> int | None:
+    async def ledger_index_of(self, event_hash: EventHash) -> int | None:
         """Return the index of the event whose leaf hash is ``event_hash``."""
         ...
 

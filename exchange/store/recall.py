@@ -1,11 +1,12 @@
 """Recall, threads and corrections in the SQLite store (migration 5), as a mixin of SqliteStore.
 
-**Recall, sender side.** :meth:`RecallMixin.request_recall` cancels, in one transaction, every
-outbox item of a sent envelope that has not left the node (``queued``, ``retry-wait``,
-``dead`` become ``recalled``) and marks every other one (``recall_requested_at``): the
+**Recall, sender side.** :meth:`RecallMixin.request_recall` applies the outbox machine's
+``RecallRequested`` (:mod:`exchange.outbox.machine`) to every outbox item of a sent
+envelope, in one transaction: what has not left the node (``queued``, ``retry-wait``,
+``dead``) becomes ``recalled`` and every item is marked (``recall_requested_at``): the
 worker never claims a marked item again, an attempt in flight that does not hand it over
-ends it ``recalled`` (``SqliteStore.finish_attempt``), and a MESH non-delivery report no
-longer puts it back in the queue. The outcome for each recipient is kept in ``recalls``.
+ends it ``recalled``, and a MESH non-delivery report no longer puts it back in the queue.
+The outcome for each recipient is kept in ``recalls``.
 
 **Recall, recipient side.** :meth:`RecallMixin.recall_inbox` marks an inbox item ``recalled``
 only while it is still ``delivered``; :meth:`RecallMixin.mark_opened` moves it to ``opened``
@@ -23,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
@@ -31,10 +32,15 @@ from exchange.model import (
     InboxRecall,
     NewOutbox,
     Opening,
+    OutboxItem,
     RecallRow,
     ReceiptRecord,
     ThreadLink,
 )
+from exchange.outbox import machine
+
+if TYPE_CHECKING:
+    from exchange.outbox.machine import Transition
 
 T = TypeVar("T")
 
@@ -89,6 +95,19 @@ class RecallMixin:
             db: sqlite3.Connection, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float
         ) -> None: ...
 
+        @staticmethod
+        def _outbox_rows(
+            db: sqlite3.Connection, where: str, args: Sequence[Any]
+        ) -> list[OutboxItem]: ...
+
+        def _step_all(
+            self,
+            db: sqlite3.Connection,
+            items: Sequence[OutboxItem],
+            event: machine.Event,
+            now: float,
+        ) -> list[Transition]: ...
+
     # --- recall: the sender ------------------------------------------------------------------
 
     async def request_recall(self, origin: OrgId, digest: bytes, now: float) -> dict[OrgId, str]:
@@ -99,17 +118,12 @@ class RecallMixin:
         """
 
         def tx(db: sqlite3.Connection) -> dict[OrgId, str]:
-            db.execute(
-                "UPDATE outbox SET state = 'recalled', updated_at = ? WHERE kind = 'envelope' "
-                "AND envelope_digest = ? AND origin = ? "
-                "AND state IN ('queued', 'retry-wait', 'dead')",
-                (now, digest, origin),
+            items = self._outbox_rows(
+                db,
+                "kind = 'envelope' AND envelope_digest = ? AND origin = ?",
+                (digest, origin),
             )
-            db.execute(
-                "UPDATE outbox SET recall_requested_at = COALESCE(recall_requested_at, ?) "
-                "WHERE kind = 'envelope' AND envelope_digest = ? AND origin = ?",
-                (now, digest, origin),
-            )
+            self._step_all(db, items, machine.RecallRequested(), now)
             rows = db.execute(
                 "SELECT destination, state FROM outbox WHERE kind = 'envelope' "
                 "AND envelope_digest = ? AND origin = ?",
@@ -192,12 +206,12 @@ class RecallMixin:
             )
             changed = cursor.rowcount == 1
             if changed:
-                db.execute(
-                    "UPDATE outbox SET state = 'recalled', updated_at = ? WHERE kind = 'notice' "
-                    "AND envelope_digest = ? AND destination = ? "
-                    "AND state IN ('queued', 'retry-wait', 'dead')",
-                    (now, digest, owner),
+                notices = self._outbox_rows(
+                    db,
+                    "kind = 'notice' AND envelope_digest = ? AND destination = ?",
+                    (digest, owner),
                 )
+                self._step_all(db, notices, machine.NoticeWithdrawn(), now)
                 self._append_ledger(db, ledger_events)
             row = db.execute(
                 "SELECT state, recalled_at, opened_at, opened_by_role, updated_at FROM inbox "

@@ -45,7 +45,7 @@ _REGISTER_COLUMNS: Final = (
 #: A register row as read (``WHERE`` follows): its columns, its thread links (the recall
 #: migration) and, for a disclosure, the sender's retention row (the retention migration):
 #: when its copy was destroyed and the rule that governs it, named as decisions name it
-#: (``retention.<id>``). Recalls are read per row by :meth:`RegisterMixin._register_rows`.
+#: (``retention.<id>``). Recalls are read per row by :meth:`SharingRegisterTables._register_rows`.
 _REGISTER_SELECT: Final = (
     "SELECT g.id, "
     + ", ".join(f"g.{c.strip()}" for c in _REGISTER_COLUMNS.split(","))
@@ -109,8 +109,8 @@ def _received(db: sqlite3.Connection, row: sqlite3.Row, *, receipts: bool) -> Re
     return ReceivedEntry(item, row["indexed"], row["indexed_at"], held)
 
 
-class RegisterMixin:
-    """Register methods of :class:`~exchange.store.sqlite.SqliteStore`."""
+class SharingRegisterTables:
+    """The sharing register's tables, as methods of :class:`~exchange.store.sqlite.SqliteStore`."""
 
     if TYPE_CHECKING:
 
@@ -173,23 +173,36 @@ class RegisterMixin:
         now: float,
     ) -> bool:
         """Index a received item's subjects once (at its first opening); True if new."""
-
-        def tx(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO received_index (owner, digest, outcome, indexed_at) "
-                "VALUES (?, ?, ?, ?)",
-                (owner, digest, outcome, now),
+        return await self._tx(
+            lambda db: self._insert_received_index(
+                db, owner, digest, subjects=subjects, outcome=outcome, now=now
             )
-            if cursor.rowcount != 1:
-                return False
-            db.executemany(
-                "INSERT OR IGNORE INTO subject_index (org, direction, item, id_kind, id_hash, "
-                "indexed_at) VALUES (?, 'received', ?, ?, ?, ?)",
-                [(owner, digest.hex(), s.kind, s.hash, now) for s in subjects],
-            )
-            return True
+        )
 
-        return await self._tx(tx)
+    @staticmethod
+    def _insert_received_index(
+        db: sqlite3.Connection,
+        owner: OrgId,
+        digest: bytes,
+        *,
+        subjects: Sequence[SubjectKey],
+        outcome: str,
+        now: float,
+    ) -> bool:
+        """Index a received item's subjects unless it was indexed; True if new."""
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO received_index (owner, digest, outcome, indexed_at) "
+            "VALUES (?, ?, ?, ?)",
+            (owner, digest, outcome, now),
+        )
+        if cursor.rowcount != 1:
+            return False
+        db.executemany(
+            "INSERT OR IGNORE INTO subject_index (org, direction, item, id_kind, id_hash, "
+            "indexed_at) VALUES (?, 'received', ?, ?, ?, ?)",
+            [(owner, digest.hex(), s.kind, s.hash, now) for s in subjects],
+        )
+        return True
 
     # --- reading ------------------------------------------------------------------------
 

@@ -25,25 +25,30 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
     Destruction,
     Direction,
+    EnvelopeDigest,
     EnvelopeRecord,
     HeldItem,
     HoldRecord,
+    OutboxItem,
     RetentionSchedule,
 )
+from exchange.outbox import machine
+from exchange.store.base import MAX_LISTED, Decide
+
+if TYPE_CHECKING:
+    from exchange.outbox.machine import Transition
 
 T = TypeVar("T")
 
 
-#: Most rows one listing returns (the due list and the unscheduled list each).
-MAX_LISTED: Final = 500
 #: Outbox states in which a delivery may still read the envelope's body.
-PENDING_STATES: Final = ("queued", "attempting", "retry-wait")
+PENDING_STATES: Final = tuple(sorted(machine.PENDING))
 
 _ENVELOPE: Final = (
     "e.digest, e.envelope_id, e.sender, e.recipients, e.record_kind, e.created, e.length"
@@ -77,11 +82,6 @@ _ROW_SELECT: Final = (
 _HOLD_COLUMNS: Final = (
     "id, org, digest, reason, reference, placed_at, placed_by, lifted_at, lifted_by"
 )
-
-
-#: Decides a destruction inside its transaction: given the item and the holds in force,
-#: return the destruction to record and the ledger event to append, or raise to refuse.
-Decide = Callable[[HeldItem, Sequence[HoldRecord]], tuple[Destruction, bytes]]
 
 
 def _held(row: sqlite3.Row) -> HeldItem:
@@ -197,6 +197,19 @@ class RetentionMixin:
         @staticmethod
         def _append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None: ...
 
+        @staticmethod
+        def _outbox_rows(
+            db: sqlite3.Connection, where: str, args: Sequence[Any]
+        ) -> list[OutboxItem]: ...
+
+        def _step_all(
+            self,
+            db: sqlite3.Connection,
+            items: Sequence[OutboxItem],
+            event: machine.Event,
+            now: float,
+        ) -> list[Transition]: ...
+
     # --- review dates -----------------------------------------------------------------------
 
     @staticmethod
@@ -308,7 +321,8 @@ class RetentionMixin:
             )
             hold_id = cursor.lastrowid
             assert hold_id is not None
-            return HoldRecord(hold_id, org, digest, reason, reference, now, placed_by, None, None)
+            held = None if digest is None else EnvelopeDigest(digest)
+            return HoldRecord(hold_id, org, held, reason, reference, now, placed_by, None, None)
 
         return await self._tx(tx)
 
@@ -383,11 +397,12 @@ class RetentionMixin:
             )
             db.execute("DELETE FROM received_index WHERE owner = ? AND digest = ?", (org, digest))
             if item.direction == "sent":
-                db.execute(
-                    "UPDATE outbox SET last_error = ? WHERE envelope_digest = ? AND origin = ? "
-                    "AND kind = 'envelope' AND state = 'dead'",
-                    ("the envelope was destroyed under its retention rule", digest, org),
+                deliveries = self._outbox_rows(
+                    db,
+                    "envelope_digest = ? AND origin = ? AND kind = 'envelope'",
+                    (digest, org),
                 )
+                self._step_all(db, deliveries, machine.EnvelopeDestroyed(), destruction.at)
             self._append_ledger(db, [event])
             return item, destruction, bool(_unreferenced(db, digest))
 

@@ -250,4 +250,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX retention_holds_by_org ON retention_holds (org, lifted_at)",
     ),
+    (
+        # Chase notices get their own row kind. They were ``notice`` rows with ``via =
+        # 'overdue'``, origin the late recipient and destination the sender whose staff are
+        # mailed; a ``chase`` row keeps origin and destination as the envelope's sender and
+        # recipient (exchange.model.OutboxKind). SQLite evaluates every right-hand side
+        # from the row as it was, so the swap needs no temporary. No ``chase`` row exists
+        # before this migration, so the (kind, ref, destination) key cannot collide.
+        (
+            "UPDATE outbox SET kind = 'chase', origin = destination, destination = origin, "
+            "via = NULL WHERE kind = 'notice' AND via = 'overdue'"
+        ),
+    ),
 )

@@ -17,26 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Literal, TypeVar, cast
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.errors import LedgerError
-from exchange.ledger.events import decode_event
+from exchange.ledger.events import decode_event, encode_event
+from exchange.ledger.merkle import leaf_hash
 from exchange.model import (
     EnvelopeRecord,
+    EventHash,
     InboxItem,
     InboxState,
     NewOutbox,
     OutboxItem,
-    OutboxState,
     ReceiptRecord,
     RegisterEntry,
     RetentionSchedule,
@@ -45,8 +44,11 @@ from exchange.model import (
     ThreadLink,
     User,
 )
+from exchange.outbox import machine
+from exchange.outbox.machine import Transition
+from exchange.store.base import ItemOpening, OpeningOutcome
 from exchange.store.recall import RecallMixin
-from exchange.store.register import RegisterMixin
+from exchange.store.register import SharingRegisterTables
 from exchange.store.retention import RetentionMixin
 from exchange.store.schema import MIGRATIONS
 
@@ -64,14 +66,9 @@ MAX_GROUP: Final = 256
 _OUTBOX_COLUMNS = (
     "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
     "created_at, updated_at, last_error, route_index, route_failures, via, route_kind, "
-    "transport_ref"
+    "transport_ref, recall_requested_at"
 )
 _ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
-
-
-def _leaf_hash(event: bytes) -> bytes:
-    # RFC 9162 §2.1.1: leaf hashes are SHA-256(0x00 || data).
-    return hashlib.sha256(b"\x00" + event).digest()
 
 
 def _event_envelope(event: bytes) -> bytes | None:
@@ -113,6 +110,7 @@ def _outbox(row: sqlite3.Row) -> OutboxItem:
         via=row["via"],
         route_kind=row["route_kind"],
         transport_ref=row["transport_ref"],
+        recall_requested_at=row["recall_requested_at"],
     )
 
 
@@ -138,7 +136,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
-class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
+class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -283,7 +281,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         start = int(row[0])
         db.executemany(
             "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
-            [(start + i, e, _leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
+            [(start + i, e, leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
         )
 
     @staticmethod
@@ -424,82 +422,98 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         return await self._read(read)
 
     # --- the outbox -----------------------------------------------------------------------
+    # The states and their transitions are decided by exchange.outbox.machine; the store
+    # selects rows, asks the machine, and writes what it answers (_write_transition).
+
+    @staticmethod
+    def _write_transition(db: sqlite3.Connection, transition: Transition) -> bool:
+        """Write one transition if the row is still as it was computed from; True if written.
+
+        The guard (state and recall mark as they were) makes a transition computed from a
+        stale row, say an attempt that raced a recall, change nothing; the caller then asks
+        the machine again with the row as it is now.
+        """
+        if not transition.changed:
+            return True
+        before, after = transition.before, transition.after
+        cursor = db.execute(
+            "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, created_at = ?, "
+            "updated_at = ?, last_error = ?, route_index = ?, route_failures = ?, "
+            "route_kind = ?, transport_ref = ?, recall_requested_at = ? "
+            "WHERE id = ? AND state = ? AND recall_requested_at IS ?",
+            (
+                after.state, after.attempts, after.next_attempt_at, after.created_at,
+                after.updated_at, after.last_error, after.route_index, after.route_failures,
+                after.route_kind, after.transport_ref, after.recall_requested_at,
+                before.id, before.state, before.recall_requested_at,
+            ),
+        )  # fmt: skip
+        if cursor.rowcount != 1:
+            return False
+        if transition.receipt is not None:
+            SqliteStore._insert_receipt(db, transition.receipt, after.updated_at)
+        SqliteStore._append_ledger(db, [encode_event(e) for e in transition.ledger_events])
+        return True
+
+    @staticmethod
+    def _outbox_rows(db: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[OutboxItem]:
+        rows = db.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where}", args)
+        return [_outbox(r) for r in rows.fetchall()]
 
     async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
         """Move up to ``limit`` due items to ``attempting`` and return them."""
 
         def tx(db: sqlite3.Connection) -> list[OutboxItem]:
-            rows = db.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'retry-wait') "
-                # A recalled item is never claimed again (exchange/store/recall.py).
-                "AND recall_requested_at IS NULL "
+            # The condition of exchange.outbox.machine.is_due, as an indexed query.
+            due = self._outbox_rows(
+                db,
+                "state IN ('queued', 'retry-wait') AND recall_requested_at IS NULL "
                 "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
                 (now, limit),
-            ).fetchall()
-            ids = [r["id"] for r in rows]
-            db.executemany(
-                "UPDATE outbox SET state = 'attempting', attempts = attempts + 1, "
-                "updated_at = ? WHERE id = ?",
-                [(now, i) for i in ids],
             )
-            return [
-                replace(_outbox(r), state="attempting", attempts=r["attempts"] + 1, updated_at=now)
-                for r in rows
-            ]
+            claimed = []
+            for item in due:
+                transition = machine.step(item, machine.Claimed(), now)
+                if self._write_transition(db, transition):
+                    claimed.append(transition.after)
+            return claimed
 
         return await self._tx(tx)
 
-    async def finish_attempt(
-        self,
-        item_id: int,
-        *,
-        state: OutboxState,
-        now: float,
-        next_attempt_at: float | None = None,
-        error: str | None = None,
-        receipt: ReceiptRecord | None = None,
-        ledger_events: Sequence[bytes] = (),
-        route_index: int | None = None,
-        route_failures: int | None = None,
-        route_kind: str | None = None,
-        transport_ref: str | None = None,
-    ) -> None:
-        """Record the outcome of an attempt, with any receipt and ledger events, at once."""
+    async def apply_transition(self, transition: Transition) -> bool:
+        """Write a transition the worker computed, with its receipt and ledger events.
 
-        def tx(db: sqlite3.Connection) -> None:
-            db.execute(
-                # An item recalled while this attempt was in flight ends "recalled" unless the
-                # attempt handed it over (exchange/store/recall.py).
-                "UPDATE outbox SET state = CASE WHEN recall_requested_at IS NOT NULL "
-                "AND ? != 'delivered' THEN 'recalled' ELSE ? END, "
-                "next_attempt_at = COALESCE(?, next_attempt_at), "
-                "last_error = ?, updated_at = ?, route_index = COALESCE(?, route_index), "
-                "route_failures = COALESCE(?, route_failures), "
-                "route_kind = COALESCE(?, route_kind), transport_ref = COALESCE(?, transport_ref) "
-                "WHERE id = ?",
-                (
-                    state, state, next_attempt_at, error, now, route_index, route_failures,
-                    route_kind, transport_ref, item_id,
-                ),
-            )  # fmt: skip
-            if receipt is not None:
-                self._insert_receipt(db, receipt, now)
-            self._append_ledger(db, ledger_events)
+        Returns False, writing nothing, if the item changed since it was read (a recall
+        requested meanwhile): the caller reads it again and asks the machine anew.
+        """
+        return await self._tx(lambda db: self._write_transition(db, transition))
 
-        await self._tx(tx)
+    async def outbox_item(self, item_id: int) -> OutboxItem | None:
+        """Return one outbox item as it is now, or ``None``."""
+
+        def read(db: sqlite3.Connection) -> OutboxItem | None:
+            found = self._outbox_rows(db, "id = ?", (item_id,))
+            return found[0] if found else None
+
+        return await self._read(read)
+
+    def _step_all(
+        self, db: sqlite3.Connection, items: Sequence[OutboxItem], event: machine.Event, now: float
+    ) -> list[Transition]:
+        """Apply ``event`` to each item in this transaction; return the transitions written."""
+        written = []
+        for item in items:
+            transition = machine.step(item, event, now)
+            if transition.changed and self._write_transition(db, transition):
+                written.append(transition)
+        return written
 
     async def requeue_attempting(self, now: float) -> int:
         """After a restart, put items left ``attempting`` back in the queue."""
 
         def tx(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                # An item recalled during the interrupted attempt is not sent again.
-                "UPDATE outbox SET state = CASE WHEN recall_requested_at IS NOT NULL "
-                "THEN 'recalled' ELSE 'queued' END, next_attempt_at = ?, updated_at = ? "
-                "WHERE state = 'attempting'",
-                (now, now),
-            )
-            return cursor.rowcount
+            items = self._outbox_rows(db, "state = 'attempting'", ())
+            return len(self._step_all(db, items, machine.Restarted(), now))
 
         return await self._tx(tx)
 
@@ -507,13 +521,12 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         """Give dead items (of one envelope, or all) a fresh start on their first route."""
 
         def tx(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "UPDATE outbox SET state = 'queued', next_attempt_at = ?, updated_at = ?, "
-                "created_at = ?, route_index = 0, route_failures = 0 WHERE state = 'dead' "
-                "AND (? IS NULL OR envelope_digest = ?)",
-                (now, now, now, envelope_digest, envelope_digest),
+            items = self._outbox_rows(
+                db,
+                "state = 'dead' AND (? IS NULL OR envelope_digest = ?)",
+                (envelope_digest, envelope_digest),
             )
-            return cursor.rowcount
+            return len(self._step_all(db, items, machine.RequeueDead(), now))
 
         return await self._tx(tx)
 
@@ -533,54 +546,27 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
         return await self._tx(tx)
 
     async def reopen_handed_over(
-        self,
-        route_kind: str,
-        transport_ref: str,
-        *,
-        now: float,
-        error: str,
-        ledger_events: Callable[[OutboxItem], Sequence[bytes]] | None = None,
+        self, route_kind: str, transport_ref: str, *, now: float, error: str
     ) -> OutboxItem | None:
         """Put an item a transport took but later reported undelivered back in the queue.
 
-        The item moves to the next of its destination's routes (``route_index + 1``), as
-        after a refusal; ``ledger_events`` builds the events recorded with it from the
-        item. Returns the item as it was, or ``None`` if no delivered item has
-        that transport id (a report for something else, or handled before).
+        The item moves to the next of its destination's routes, with its ``attempted``
+        ledger event, in one transaction (:class:`exchange.outbox.machine.NonDeliveryReport`).
+        Returns the item as it was, or ``None`` if no delivered item has that transport id
+        (a report for something else, or handled before) or the item was recalled.
         """
 
         def tx(db: sqlite3.Connection) -> OutboxItem | None:
-            row = db.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE transport_ref = ? "
-                "AND route_kind = ? AND state = 'delivered'",
+            found = self._outbox_rows(
+                db,
+                "transport_ref = ? AND route_kind = ? AND state = 'delivered'",
                 (transport_ref, route_kind),
-            ).fetchone()
-            if row is None:
-                return None
-            if (
-                db.execute(
-                    "SELECT recall_requested_at FROM outbox WHERE id = ?", (row["id"],)
-                ).fetchone()[0]
-                is not None
-            ):
-                # The sender recalled it: undelivered is the best outcome, never a resend.
-                db.execute(
-                    "UPDATE outbox SET state = 'recalled', last_error = ?, updated_at = ? "
-                    "WHERE id = ?",
-                    (error, now, row["id"]),
-                )
-                return None
-            db.execute(
-                "UPDATE outbox SET state = 'retry-wait', next_attempt_at = ?, last_error = ?, "
-                "updated_at = ?, route_index = route_index + 1, route_failures = 0, "
-                "transport_ref = NULL WHERE id = ?",
-                (now, error, now, row["id"]),
             )
-            item = _outbox(row)
-            # The events are built from the item, inside this transaction: the re-queue
-            # and its ledger record commit together.
-            self._append_ledger(db, ledger_events(item) if ledger_events else ())
-            return item
+            if not found:
+                return None
+            written = self._step_all(db, found[:1], machine.NonDeliveryReport(error), now)
+            reopened = [t.before for t in written if t.after.state == "retry-wait"]
+            return reopened[0] if reopened else None
 
         return await self._tx(tx)
 
@@ -715,6 +701,58 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
 
         return await self._tx(tx)
 
+    async def record_opening(self, opening: ItemOpening) -> OpeningOutcome:
+        """Record one opening of an inbox item in one transaction; return what it found.
+
+        A first opening moves the item from ``delivered`` to ``opened`` only while it is
+        still ``delivered``, so exactly one of a recall and the opening wins; if the recall
+        won, nothing at all is written. Otherwise the access event, the subject index, the
+        thread link and the retention schedule are written with it, each only once.
+        """
+
+        def tx(db: sqlite3.Connection) -> OpeningOutcome:
+            first = opening.first
+            state: Literal["opened", "already"] = "already"
+            if first is not None:
+                cursor = db.execute(
+                    "UPDATE inbox SET state = 'opened', opened_at = ?, opened_by = ?, "
+                    "opened_by_role = ?, updated_at = ? "
+                    "WHERE owner = ? AND digest = ? AND state = 'delivered'",
+                    (
+                        opening.now, opening.user_id, opening.role, opening.now,
+                        opening.owner, opening.digest,
+                    ),
+                )  # fmt: skip
+                if cursor.rowcount == 1:
+                    state = "opened"
+                else:
+                    row = db.execute(
+                        "SELECT state FROM inbox WHERE owner = ? AND digest = ?",
+                        (opening.owner, opening.digest),
+                    ).fetchone()
+                    if row is not None and row[0] == "recalled":
+                        return OpeningOutcome("recalled", scheduled=False)
+            if first is not None and state == "opened":
+                self._insert_receipt(db, first.receipt, opening.now)
+                self._insert_outbox(db, opening.digest, first.outbox, opening.now)
+                self._append_ledger(db, [first.opened_event, opening.accessed_event])
+            else:
+                self._append_ledger(db, [opening.accessed_event])
+            self._insert_received_index(
+                db, opening.owner, opening.digest,
+                subjects=opening.subjects, outcome=opening.index_outcome, now=opening.now,
+            )  # fmt: skip
+            if opening.link is not None:
+                self._insert_link(
+                    db, opening.link, opening.digest, source="opened", now=opening.now
+                )
+            scheduled = opening.schedule is not None and self._insert_retention(
+                db, opening.schedule
+            )
+            return OpeningOutcome(state, scheduled=scheduled)
+
+        return await self._tx(tx)
+
     # --- receipts -------------------------------------------------------------------------
 
     async def add_receipt(
@@ -802,7 +840,7 @@ class SqliteStore(RegisterMixin, RecallMixin, RetentionMixin):
 
         return await self._read(read)
 
-    async def ledger_index_of(self, event_hash: bytes) -> int | None:
+    async def ledger_index_of(self, event_hash: EventHash) -> int | None:
         """Return the index of the first event whose leaf hash is ``event_hash``."""
 
         def read(db: sqlite3.Connection) -> int | None:

@@ -4,7 +4,8 @@ Every ``delivery.chase_interval`` seconds, for each organisation of the node tha
 mailboxes (``notify``) and a mail server, the deadlines past due without the receipt that
 meets them (``NodeService.overdue_items``: a CP file not delivered within 5 school days, a
 referral not acknowledged within one working day, ...) are each queued once as an outbox
-``notice`` (``via = "overdue"``). The worker mails it through the SMTP connector with the
+``chase`` row, from the sender organisation (``origin``, whose staff are mailed) about its
+envelope to the late recipient (``destination``). The worker mails it with the
 organisation names, the envelope id, the due date and the receipt awaited, nothing else;
 an item that was met meanwhile is dropped without a mail. The outbox's uniqueness makes
 each (envelope, late recipient) chased once, across restarts.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from typing import Final
 
 from exchange.keys.ids import OrgId
 from exchange.logs import get_logger
@@ -23,9 +23,6 @@ from exchange.model import NewOutbox
 from exchange.service.node_service import NodeService
 
 log = get_logger("exchange.chase")
-
-#: The ``via`` of an outbox notice that chases an overdue item.
-OVERDUE: Final = "overdue"
 
 
 def chase_ref(digest: bytes, recipient: OrgId) -> bytes:
@@ -61,8 +58,7 @@ class Chaser:
                     item.digest,
                     [
                         NewOutbox(
-                            "notice", chase_ref(item.digest, item.recipient),
-                            item.recipient, org, via=OVERDUE,
+                            "chase", chase_ref(item.digest, item.recipient), org, item.recipient
                         )
                     ],
                     now=self.service.clock(),

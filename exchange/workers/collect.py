@@ -10,8 +10,13 @@ between the two collects the message again and the digest de-duplicates it: exac
 A message the node refuses for good (a forged or damaged envelope, one not addressed to the
 organisation, a receipt for something never sent) is acknowledged too, so it does not block
 the mailbox, and logged with the reason; a failure that may pass (the store) leaves it for
-the next round. MESH non-delivery reports put the envelope they name back in the outbox on
-its next route.
+the next round. Non-delivery reports (MESH error reports) put the envelope they name back
+in the outbox on its next route.
+
+The collector knows connectors only through the port
+(:class:`~exchange.connectors.base.PullConnector`): a transport that cannot be read raises
+:class:`~exchange.connectors.base.CollectError`, and what a transport leaves unread or
+reports undelivered it lists through the port's methods, whatever the transport.
 """
 
 from __future__ import annotations
@@ -21,14 +26,11 @@ import contextlib
 from dataclasses import dataclass
 
 from exchange.config import DeliveryConfig
-from exchange.connectors.base import Collected, PullConnector
-from exchange.connectors.mesh import MeshConnector
+from exchange.connectors.base import Collected, CollectError, PullConnector
 from exchange.logs import get_logger
-from exchange.model import OutboxItem
 from exchange.outbox.routing import Routes
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
-from exchange.service.rows import ledger_event
 
 log = get_logger("exchange.collect")
 
@@ -42,8 +44,9 @@ class CollectStats:
     refused: int = 0
     failed_rounds: int = 0
     reports: int = 0
-    #: MESH messages the connectors leave unread in their inboxes (a workflow not ours, a
-    #: malformed or oversized message): an operator must look at them.
+    #: Messages the pull connectors leave unread (on MESH: a workflow not ours, a malformed
+    #: or oversized message): an operator must look at them. Only MESH leaves any today,
+    #: hence the name /metrics shows.
     mesh_unread: int = 0
 
 
@@ -75,23 +78,22 @@ class Collector:
     async def _collect_from(self, connector: PullConnector) -> int:
         try:
             waiting = await connector.collect(limit=self.config.batch, timeout=self.config.timeout)
-        except Exception as exc:  # noqa: BLE001 - one unreachable route must not stop the others
+        except CollectError as exc:  # one unreachable route must not stop the others
             self.stats.failed_rounds += 1
             log.warning(
-                "collect.failed", route=connector.route_kind, error_class=type(exc).__name__
-            )
+                "collect.failed", route=connector.route_kind, error_class=type(exc).__name__,
+                retry=exc.retry,
+            )  # fmt: skip
             return 0
         taken = 0
         for message in waiting:
             if await self._take(connector, message):
                 taken += 1
-        if isinstance(connector, MeshConnector):
-            await self._reports(connector)
+        await self._reports(connector)
         return taken
 
     def _count_unread(self) -> None:
-        unread = [c.ignored() for c in self.routes.pull() if isinstance(c, MeshConnector)]
-        total = sum(len(u) for u in unread)
+        total = sum(len(c.unread()) for c in self.routes.pull())
         if total != self.stats.mesh_unread:
             log.warning("collect.mesh-unread", route="mesh", count=total)
         self.stats.mesh_unread = total
@@ -121,40 +123,38 @@ class Collector:
             return False
         else:
             self.stats.collected += 1
-        try:
-            await connector.acknowledge(message.transport_ref, timeout=self.config.timeout)
-        except Exception as exc:  # noqa: BLE001 - collected again next round, de-duplicated
-            log.warning("collect.ack-failed", route=route, error_class=type(exc).__name__)
+        await self._acknowledge(connector, message.transport_ref)
         return True
 
-    async def _reports(self, connector: MeshConnector) -> None:
-        """Act on MESH non-delivery reports: the envelope goes back in the outbox."""
+    async def _acknowledge(self, connector: PullConnector, transport_ref: str) -> None:
+        """Acknowledge a message or report; a failure only means it is seen again next round.
+
+        A message seen again is de-duplicated by digest, and reopening an item for a report
+        seen again changes nothing, so the failure is logged and left.
+        """
+        try:
+            await connector.acknowledge(transport_ref, timeout=self.config.timeout)
+        except CollectError as exc:
+            log.warning(
+                "collect.ack-failed", route=connector.route_kind,
+                error_class=type(exc).__name__, retry=exc.retry,
+            )  # fmt: skip
+
+    async def _reports(self, connector: PullConnector) -> None:
+        """Act on non-delivery reports: the envelope goes back in the outbox."""
+        route = connector.route_kind
         for report in connector.non_delivery_reports():
-            now = self.service.clock()
-
-            def undelivered(item: OutboxItem, at: int = int(now)) -> list[bytes]:
-                return [
-                    ledger_event(
-                        "attempted", at, item.origin, item.envelope_digest,
-                        counterparty=item.destination, reason="undelivered:mesh",
-                    )
-                ]  # fmt: skip
-
             item = await self.service.store.reopen_handed_over(
-                "mesh",
+                route,
                 report.linked_message_id,
-                now=now,
-                error=f"MESH reported the message undelivered (code {report.status_code})",
-                ledger_events=undelivered,
+                now=self.service.clock(),
+                error=report.reason,
             )
             if item is not None:
                 self.stats.reports += 1
                 log.warning(
                     "delivery.undelivered", digest=item.envelope_digest.hex(),
-                    recipient=item.destination, route="mesh",
+                    recipient=item.destination, route=route,
                 )  # fmt: skip
                 self.service.outbox_wakeup.set()
-            try:
-                await connector.acknowledge(report.transport_ref, timeout=self.config.timeout)
-            except Exception as exc:  # noqa: BLE001 - seen again next round; reopening is idempotent
-                log.warning("collect.ack-failed", route="mesh", error_class=type(exc).__name__)
+            await self._acknowledge(connector, report.transport_ref)

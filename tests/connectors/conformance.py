@@ -1,12 +1,13 @@
-"""The conformance suite every connector passes (docs/exchange.connectors.md §4).
+"""The conformance suite every connector passes (docs/connectors.md §4).
 
 A connector joins by subclassing :class:`ConnectorConformance` (push only) or
-:class:`PullConnectorConformance` (push, collect and acknowledge) in a ``test_*.py`` module,
-under a name starting with ``Test``, and providing a ``harness`` fixture that yields an
-object with the :class:`Harness` shape: the connector under test, the address of a
-destination it can reach, a switch that makes that destination accept, go down, refuse or
-answer slowly, and a view of what the destination stored. The suite's classes do not start
-with ``Test``, so pytest collects them only through a subclass.
+:class:`PullConnectorConformance` (push, collect and acknowledge), and
+:class:`RecallConformance` and :class:`TrackConformance` too if it has those capabilities,
+in a ``test_*.py`` module, under a name starting with ``Test``, and providing a ``harness``
+fixture that yields an object with the :class:`Harness` shape: the connector under test,
+the address of a destination it can reach, a switch that makes that destination accept, go
+down, refuse or answer slowly, and a view of what the destination stored. The suite's
+classes do not start with ``Test``, so pytest collects them only through a subclass.
 
 What the suite pins:
 
@@ -19,7 +20,14 @@ What the suite pins:
   measured with the event loop's clock; no attempt hangs;
 - a closed connector raises :class:`ConnectorError`;
 - pull connectors: collect returns what was delivered and keeps it until acknowledged,
-  acknowledging removes it, and acknowledging twice is harmless.
+  acknowledging removes it, and acknowledging twice is harmless; what is left unread and
+  the non-delivery reports are listed through the port (empty in a healthy exchange);
+- recallable connectors: the sender withdraws a message nobody took yet (``recalled``, and
+  again ``recalled``), anyone else or an unknown id learns ``unknown``, a message already
+  collected is ``too-late``, an unreachable far side raises
+  :class:`~exchange.connectors.base.RecallError` that may pass later;
+- trackable connectors: status follows a message from ``waiting`` through ``collected``
+  or ``recalled``, and is ``unknown`` to anyone but the sender.
 
 Every message's id is the SHA-256 of its body, as an envelope's id is its digest, so a
 destination that de-duplicates by id and one that de-duplicates by content agree.
@@ -41,8 +49,13 @@ from exchange.connectors.base import (
     Message,
     MessageKind,
     PullConnector,
+    Recallable,
+    RecallError,
+    RecallRequest,
     Refused,
     RetryLater,
+    SentItem,
+    Trackable,
 )
 from exchange.keys.ids import OrgId
 
@@ -50,6 +63,8 @@ Mode = Literal["accept", "down", "refuse", "slow"]
 
 ORIGIN = OrgId("urn:100001")
 DESTINATION = OrgId("la:999")
+#: Neither sender nor destination: an outsider to every suite message.
+OUTSIDER = OrgId("ods:X26ABC")
 
 #: Scheduling slack allowed past a deadline: generous for a loaded 2-core CI machine, and
 #: still far below what a hang (or a forgotten deadline) would take.
@@ -93,6 +108,38 @@ class PullHarness(Harness, Protocol):
 def message(body: bytes, kind: MessageKind = "envelope") -> Message:
     """Return a message from :data:`ORIGIN` to :data:`DESTINATION` whose id is its digest."""
     return Message(kind, hashlib.sha256(body).digest(), ORIGIN, DESTINATION, body)
+
+
+def item_of(msg: Message, sender: OrgId = ORIGIN) -> SentItem:
+    """Return ``msg`` as ``sender`` names it to ask about it."""
+    return SentItem(msg.message_id, sender, msg.destination, msg.kind)
+
+
+def recall_of(msg: Message, sender: OrgId = ORIGIN) -> RecallRequest:
+    """Return ``sender``'s recall of ``msg``, with a notice's envelope id, reason and time."""
+    return RecallRequest(item_of(msg, sender), bytes(16), "sent-in-error", 1_700_000_000)
+
+
+def recaller(harness: Harness) -> Recallable:
+    """Return the harness's connector as the recallable it must be."""
+    connector = harness.connector
+    assert isinstance(connector, Recallable)
+    return connector
+
+
+def tracker(harness: Harness) -> Trackable:
+    """Return the harness's connector as the trackable it must be."""
+    connector = harness.connector
+    assert isinstance(connector, Trackable)
+    return connector
+
+
+def pull_collector(harness: Harness) -> PullConnector:
+    """Return the harness's collector, or skip a test that needs one for a push-only harness."""
+    collector = getattr(harness, "collector", None)
+    if not isinstance(collector, PullConnector):
+        pytest.skip("the far side of this transport is not collected from")
+    return collector
 
 
 async def deliver(harness: Harness, msg: Message, timeout: float) -> object:
@@ -274,6 +321,14 @@ class PullConnectorConformance(ConnectorConformance):
         await harness.collector.acknowledge(item.transport_ref, timeout=self.timeout)
         assert not await harness.collector.collect(limit=10, timeout=self.timeout)
 
+    async def test_unread_and_reports_are_listed(self, harness: PullHarness) -> None:
+        """A healthy exchange leaves nothing unread and reports nothing undelivered."""
+        await deliver(harness, message(b"readable"), self.timeout)
+        (item,) = await harness.collector.collect(limit=10, timeout=self.timeout)
+        await harness.collector.acknowledge(item.transport_ref, timeout=self.timeout)
+        assert dict(harness.collector.unread()) == {}
+        assert list(harness.collector.non_delivery_reports()) == []
+
     async def test_closed_collector_raises(self, harness: PullHarness) -> None:
         """After close, collect and acknowledge raise ConnectorError."""
         await deliver(harness, message(b"waiting"), self.timeout)
@@ -283,3 +338,141 @@ class PullConnectorConformance(ConnectorConformance):
             await harness.collector.collect(limit=10, timeout=self.timeout)
         with pytest.raises(ConnectorError):
             await harness.collector.acknowledge(item.transport_ref, timeout=self.timeout)
+
+
+class RecallConformance:
+    """The suite for recallable connectors; mix it into a connector's test class."""
+
+    timeout: ClassVar[float] = 5.0
+
+    async def test_is_recallable(self, harness: Harness) -> None:
+        """The connector satisfies the recall protocol."""
+        assert isinstance(harness.connector, Recallable)
+
+    async def test_recall_withdraws_a_message_nobody_took(self, harness: Harness) -> None:
+        """The sender's recall of a message not yet taken is recalled, and stays recalled."""
+        msg = message(b"sent by mistake")
+        assert isinstance(await deliver(harness, msg, self.timeout), Delivered)
+        outcome = await recaller(harness).recall(
+            recall_of(msg), harness.address, timeout=self.timeout
+        )
+        assert outcome.outcome == "recalled"
+        again = await recaller(harness).recall(
+            recall_of(msg), harness.address, timeout=self.timeout
+        )
+        assert again.outcome == "recalled"
+
+    async def test_a_recalled_message_is_not_collected(self, harness: Harness) -> None:
+        """A message recalled before collection never reaches the destination's node."""
+        collector = pull_collector(harness)
+        msg = message(b"withdrawn in time")
+        await deliver(harness, msg, self.timeout)
+        await recaller(harness).recall(recall_of(msg), harness.address, timeout=self.timeout)
+        assert await collector.collect(limit=10, timeout=self.timeout) == []
+
+    async def test_recall_after_collection_is_too_late(self, harness: Harness) -> None:
+        """Once the destination's node collected a message, a recall is too late."""
+        collector = pull_collector(harness)
+        msg = message(b"already collected")
+        await deliver(harness, msg, self.timeout)
+        assert len(await collector.collect(limit=10, timeout=self.timeout)) == 1
+        outcome = await recaller(harness).recall(
+            recall_of(msg), harness.address, timeout=self.timeout
+        )
+        assert outcome.outcome == "too-late"
+
+    async def test_recall_of_an_unknown_message_is_unknown(self, harness: Harness) -> None:
+        """A message never delivered is unknown to the far side."""
+        outcome = await recaller(harness).recall(
+            recall_of(message(b"never sent")), harness.address, timeout=self.timeout
+        )
+        assert outcome.outcome == "unknown"
+
+    async def test_only_the_sender_may_recall(self, harness: Harness) -> None:
+        """Anyone but the sender learns unknown and withdraws nothing."""
+        msg = message(b"not yours")
+        await deliver(harness, msg, self.timeout)
+        stranger = await recaller(harness).recall(
+            recall_of(msg, OUTSIDER), harness.address, timeout=self.timeout
+        )
+        assert stranger.outcome == "unknown"
+        owner = await recaller(harness).recall(
+            recall_of(msg), harness.address, timeout=self.timeout
+        )
+        assert owner.outcome == "recalled"
+
+    async def test_unreachable_far_side_raises_a_retry(self, harness: Harness) -> None:
+        """A far side that cannot be reached raises RecallError that may pass later."""
+        msg = message(b"ask later")
+        await deliver(harness, msg, self.timeout)
+        await harness.set_mode("down")
+        with pytest.raises(RecallError) as caught:
+            await recaller(harness).recall(recall_of(msg), harness.address, timeout=self.timeout)
+        assert caught.value.retry
+        assert caught.value.kind == "retry"
+        assert caught.value.reason
+
+    async def test_recall_after_close_raises(self, harness: Harness) -> None:
+        """After close, recall raises ConnectorError."""
+        await harness.connector.close()
+        with pytest.raises(ConnectorError):
+            await recaller(harness).recall(
+                recall_of(message(b"x")), harness.address, timeout=self.timeout
+            )
+
+    async def test_recall_timeout_must_be_positive(self, harness: Harness) -> None:
+        """A recall deadline of zero or less is the caller's mistake, named as such."""
+        with pytest.raises(ValueError, match="timeout"):
+            await recaller(harness).recall(recall_of(message(b"x")), harness.address, timeout=0)
+
+
+class TrackConformance:
+    """The suite for trackable connectors; mix it into a connector's test class."""
+
+    timeout: ClassVar[float] = 5.0
+
+    async def test_is_trackable(self, harness: Harness) -> None:
+        """The connector satisfies the status protocol."""
+        assert isinstance(harness.connector, Trackable)
+
+    async def test_status_follows_a_collected_message(self, harness: Harness) -> None:
+        """A delivered message is waiting, and collected once acknowledged."""
+        collector = pull_collector(harness)
+        msg = message(b"tracked")
+        await deliver(harness, msg, self.timeout)
+        waiting = await tracker(harness).status(item_of(msg), harness.address, timeout=self.timeout)
+        assert waiting.state == "waiting"
+        (item,) = await collector.collect(limit=10, timeout=self.timeout)
+        await collector.acknowledge(item.transport_ref, timeout=self.timeout)
+        done = await tracker(harness).status(item_of(msg), harness.address, timeout=self.timeout)
+        assert done.state == "collected"
+
+    async def test_status_of_a_recalled_message(self, harness: Harness) -> None:
+        """A recalled message's status says recalled."""
+        msg = message(b"recalled then asked")
+        await deliver(harness, msg, self.timeout)
+        await recaller(harness).recall(recall_of(msg), harness.address, timeout=self.timeout)
+        status = await tracker(harness).status(item_of(msg), harness.address, timeout=self.timeout)
+        assert status.state == "recalled"
+
+    async def test_status_is_unknown_to_anyone_but_the_sender(self, harness: Harness) -> None:
+        """An outsider, or an id never delivered, learns unknown."""
+        msg = message(b"private")
+        await deliver(harness, msg, self.timeout)
+        stranger = await tracker(harness).status(
+            item_of(msg, OUTSIDER), harness.address, timeout=self.timeout
+        )
+        assert stranger.state == "unknown"
+        never = await tracker(harness).status(
+            item_of(message(b"never sent")), harness.address, timeout=self.timeout
+        )
+        assert never.state == "unknown"
+
+    async def test_unreachable_far_side_raises_a_retry(self, harness: Harness) -> None:
+        """A far side that cannot be reached raises RecallError that may pass later."""
+        await harness.set_mode("down")
+        with pytest.raises(RecallError) as caught:
+            await tracker(harness).status(
+                item_of(message(b"x")), harness.address, timeout=self.timeout
+            )
+        assert caught.value.retry

@@ -22,23 +22,24 @@ import aiohttp
 from aiohttp import web
 
 from exchange.connectors.base import MessageKind
-from exchange.connectors.mailbox import MailboxConnector, mailbox_signer
+from exchange.connectors.https import request_signer
+from exchange.connectors.mailbox import MailboxConnector
 from exchange.envelope import Recipient, seal
-from exchange.relay.server import Relay, RelayLimits, add_relay_routes
-from exchange.relay.admission import Deposit, Inspector, inspect_sealed
-from exchange.relay.store import RelayStore
-from exchange.peerauth import MemoryReplayCache
-from exchange.receipts import Receipt, ReceiptStatus, serialize_signed, sign_receipt
 from exchange.keys.directory import Directory, KeyGeneration, Organisation, OrgKind, Route
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair
+from exchange.peerauth import MemoryReplayCache
+from exchange.receipts import Receipt, ReceiptStatus, serialize_signed, sign_receipt
+from exchange.relay.admission import Deposit, Inspector, inspect_sealed
+from exchange.relay.server import Relay, RelayLimits, add_relay_routes
+from exchange.relay.store import RelayStore
 
-from .conformance import DESTINATION, ORIGIN
+from .conformance import DESTINATION, ORIGIN, OUTSIDER
 
 #: The conformance suite's parties, plus a third organisation.
 SCHOOL = ORIGIN  # urn:100001, sends envelopes; collects receipts from its mailbox
 LA = DESTINATION  # la:999, collects envelopes from its mailbox
-NURSE = OrgId("ods:X26ABC")  # neither sender nor owner: an outsider to most items
+NURSE = OUTSIDER  # ods:X26ABC, neither sender nor owner: an outsider to most items
 KINDS: dict[str, OrgKind] = {"urn": "school", "la": "la", "ods": "nhs"}
 
 PAIRS = {org: OrgKeyPair.generate(org) for org in (SCHOOL, LA, NURSE)}
@@ -61,7 +62,7 @@ def now() -> int:
     return int(time.time())
 
 
-SIGN = mailbox_signer(lambda org: PAIRS[org], now)
+SIGN = request_signer(lambda org: PAIRS[org], now)
 
 
 def opaque(kind: MessageKind, body: bytes, directory: Directory, at: int) -> Deposit:

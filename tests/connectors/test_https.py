@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import socket
 import ssl
@@ -18,33 +19,35 @@ import pytest
 from aiohttp import web
 
 from exchange.connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
+from exchange.connectors.edge import classify_status
 from exchange.connectors.https import (
     CONTENT_TYPES,
     MAX_RESPONSE_LEN,
     HttpsPushConnector,
-    classify_status,
     peer_url,
     request_signer,
 )
-from exchange.envelope import Recipient, seal
+from exchange.connectors.peer_wire import NOTICE_MEDIA
 from exchange.demo.loopback import (
     Deployment,
     certificate_authority,
     server_certificate,
     start_deployment,
 )
-from exchange.receipts import ReceiptStatus, verify_receipt
+from exchange.envelope import Recipient, seal
 from exchange.keys.ids import OrgId
 from exchange.keys.keyfile import KdfParams
 from exchange.keys.keypairs import OrgKeyPair
+from exchange.receipts import ReceiptStatus, verify_receipt
 from tests.node.conftest import FAST_DELIVERY, LA, ORGS, SCHOOL
 from tests.node.helpers import client, org_pair
 
-from .conformance import DESTINATION, ConnectorConformance, Mode, message
+from .conformance import DESTINATION, ConnectorConformance, Mode, RecallConformance, message
 
 pytestmark = pytest.mark.network
 
 _PATH_RE = re.compile(r"(?P<prefix>.*)/peer/v1/orgs/(?P<org>[^/]+)/(?P<what>envelopes|receipts)")
+_RECALL_RE = re.compile(r"(?P<prefix>.*)/peer/v1/orgs/(?P<org>[^/]+)/recalls")
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Stored:
     kind: MessageKind
     body: bytes
     request_id: str
+    sender: str = ""
 
 
 @dataclass
@@ -81,6 +85,7 @@ class StandInPeer:
     request_id: str | None = None
     base: str = ""
     stored: dict[bytes, Stored] = field(default_factory=dict)
+    recalled: dict[bytes, Stored] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -106,6 +111,9 @@ class StandInPeer:
         return self._accept(request, body)
 
     def _accept(self, request: web.Request, body: bytes) -> web.Response:
+        recall = _RECALL_RE.fullmatch(request.raw_path)
+        if recall is not None:
+            return self._recall(request, recall["org"], body)
         match = _PATH_RE.fullmatch(request.raw_path)
         if match is None:
             return web.Response(status=404)
@@ -117,10 +125,25 @@ class StandInPeer:
             return web.Response(status=415)
         digest = hashlib.sha256(body).digest()
         if digest not in self.stored:
-            self.stored[digest] = Stored(match["org"], kind, body, f"req-{len(self.stored) + 1}")
+            sender = request.headers.get("X-Signed-As", "")
+            self.stored[digest] = Stored(
+                match["org"], kind, body, f"req-{len(self.stored) + 1}", sender
+            )
         held = self.stored[digest]
         rid = held.request_id if self.request_id is None else self.request_id
         return web.Response(body=b"receipt:" + digest, headers={"X-Request-Id": rid})
+
+    def _recall(self, request: web.Request, org: str, body: bytes) -> web.Response:
+        """Withdraw a stored envelope for its sender (nobody opens anything here), else 404."""
+        if request.headers.get("Content-Type") != NOTICE_MEDIA:
+            return web.Response(status=415)
+        digest = bytes.fromhex(json.loads(body)["envelope_digest"])
+        signer = request.headers.get("X-Signed-As")
+        held = self.stored.get(digest) or self.recalled.get(digest)
+        if held is None or held.org != org or held.sender != signer:
+            return web.Response(status=404)
+        self.recalled[digest] = self.stored.pop(digest, held)
+        return web.json_response({"outcome": "recalled", "recalled_at": 1_700_000_000})
 
 
 async def _stream(request: web.Request, size: int, *, declared: bool) -> web.StreamResponse:
@@ -156,9 +179,10 @@ async def serve(peer: StandInPeer, context: ssl.SSLContext | None = None) -> Asy
         await runner.cleanup()
 
 
-def fake_signer(message: Message, url: str) -> dict[str, str]:
-    """Stand in for the request signature: name the URL signed and the Content-Type."""
-    return {"Content-Type": CONTENT_TYPES[message.kind], "X-Signed-Url": url}
+def fake_signer(org: OrgId, url: str, body: bytes, content_type: str) -> dict[str, str]:
+    """Stand in for the request signature: name the signer, the URL signed and the Content-Type."""
+    del body
+    return {"Content-Type": content_type, "X-Signed-Url": url, "X-Signed-As": org}
 
 
 @pytest.fixture
@@ -206,7 +230,7 @@ class HttpsHarness:
         return [(s.kind, s.body) for s in self.peer.stored.values() if s.org == destination]
 
 
-class TestHttpsConformance(ConnectorConformance):
+class TestHttpsConformance(ConnectorConformance, RecallConformance):
     """HttpsPushConnector passes the suite every connector passes."""
 
     @pytest.fixture
@@ -230,7 +254,7 @@ async def _deliver(connector: HttpsPushConnector, address: str, timeout: float =
 async def test_status_is_classified(
     connector: HttpsPushConnector, peer: StandInPeer, status: int, expected: type
 ) -> None:
-    """Each status a peer answers maps to the outcome of docs/exchange.connectors.md §3."""
+    """Each status a peer answers maps to the outcome of docs/connectors.md §3."""
     peer.mode, peer.status = "status", status
     assert isinstance(await _deliver(connector, peer.base), expected)
 
@@ -239,7 +263,7 @@ def test_classification_covers_every_status() -> None:
     """2xx delivered; 408, 425, 429 and 5xx retried; other 4xx refused; the rest retried."""
     for status in range(100, 600):
         if 200 <= status < 300:
-            assert classify_status(status) == "delivered"
+            assert classify_status(status) == "success"
         elif 400 <= status < 500 and status not in {408, 425, 429}:
             assert classify_status(status) == "refused"
         else:

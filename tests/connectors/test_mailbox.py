@@ -25,20 +25,30 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
-from exchange.connectors.mailbox import MailboxCollectError, MailboxConnector, MailboxError
+from exchange import logs
+from exchange.connectors.base import (
+    CollectError,
+    Delivered,
+    Message,
+    MessageKind,
+    RecallError,
+    RecallRequest,
+    Refused,
+    RetryLater,
+    SentItem,
+)
+from exchange.connectors.mailbox import MailboxConnector
 from exchange.connectors.mailbox_wire import (
     decode_ref,
     encode_ref,
     mailbox_fingerprint,
     relay_url,
 )
-from exchange import logs
 from exchange.envelope import verify_envelope
-from exchange.receipts import parse_signed
 from exchange.keys.ids import OrgId
+from exchange.receipts import parse_signed
 
-from .conformance import Mode, PullConnectorConformance
+from .conformance import Mode, PullConnectorConformance, RecallConformance, TrackConformance
 from .relay_world import (
     LA,
     NURSE,
@@ -85,7 +95,7 @@ class MailboxHarness:
         return [(i.kind, store.body_path(i.kind, i.id).read_bytes()) for i in items]
 
 
-class TestMailboxConformance(PullConnectorConformance):
+class TestMailboxConformance(PullConnectorConformance, RecallConformance, TrackConformance):
     """The connector protocol, against the real relay code."""
 
     @pytest.fixture
@@ -100,6 +110,11 @@ async def world(tmp_path: Path) -> AsyncIterator[RelayWorld]:
     """Yield a real relay that verifies what it is given."""
     async with running_relay(tmp_path) as running:
         yield running
+
+
+def recall_of(digest: bytes, sender: OrgId) -> RecallRequest:
+    """Return ``sender``'s recall of item ``digest`` in LA's mailbox (a relay reads the item)."""
+    return RecallRequest(SentItem(digest, sender, LA), bytes(16), "sent-in-error", now())
 
 
 def envelope_message(data: bytes, to: OrgId = LA, origin: OrgId = SCHOOL) -> Message:
@@ -187,7 +202,7 @@ async def test_set_mailboxes_keeps_refs_valid(world: RelayWorld) -> None:
     await la.acknowledge(item.transport_ref, timeout=TIMEOUT)
     assert await la.collect(limit=10, timeout=TIMEOUT) == []
     la.set_mailboxes([(world.url, SCHOOL)])
-    with pytest.raises(MailboxCollectError) as caught:
+    with pytest.raises(CollectError) as caught:
         await la.acknowledge(item.transport_ref, timeout=TIMEOUT)
     assert not caught.value.retry
 
@@ -269,18 +284,18 @@ async def test_recall_before_collection(world: RelayWorld) -> None:
     sender = world.connector()
     msg = envelope_message(sealed(b"sent by mistake"))
     await sender.deliver(msg, world.url, timeout=TIMEOUT)
-    status = await sender.status(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    status = await sender.status(SentItem(msg.message_id, SCHOOL, LA), world.url, timeout=TIMEOUT)
     assert status.state == "waiting"
     assert status.collected_at is None
-    outcome = await sender.recall(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    outcome = await sender.recall(recall_of(msg.message_id, SCHOOL), world.url, timeout=TIMEOUT)
     assert outcome.outcome == "recalled"
     assert outcome.at is not None
     assert await world.connector(mailboxes=(LA,)).collect(limit=10, timeout=TIMEOUT) == []
     assert not world.store.body_path("envelope", msg.message_id).exists()
-    status = await sender.status(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    status = await sender.status(SentItem(msg.message_id, SCHOOL, LA), world.url, timeout=TIMEOUT)
     assert status.state == "recalled"
     # Recalling again says the same.
-    again = await sender.recall(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    again = await sender.recall(recall_of(msg.message_id, SCHOOL), world.url, timeout=TIMEOUT)
     assert again.outcome == "recalled"
 
 
@@ -290,14 +305,14 @@ async def test_recall_after_collection_is_too_late(world: RelayWorld) -> None:
     msg = envelope_message(sealed(b"already gone"))
     await sender.deliver(msg, world.url, timeout=TIMEOUT)
     (item,) = await la.collect(limit=10, timeout=TIMEOUT)
-    fetched = await sender.recall(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    fetched = await sender.recall(recall_of(msg.message_id, SCHOOL), world.url, timeout=TIMEOUT)
     assert fetched.outcome == "too-late"
     assert fetched.at is not None
     await la.acknowledge(item.transport_ref, timeout=TIMEOUT)
-    collected = await sender.recall(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    collected = await sender.recall(recall_of(msg.message_id, SCHOOL), world.url, timeout=TIMEOUT)
     assert collected.outcome == "too-late"
     assert collected.at == fetched.at
-    status = await sender.status(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    status = await sender.status(SentItem(msg.message_id, SCHOOL, LA), world.url, timeout=TIMEOUT)
     assert status.state == "collected"
     assert status.collected_at is not None
 
@@ -308,25 +323,27 @@ async def test_only_the_sender_may_recall_or_ask(world: RelayWorld) -> None:
     msg = envelope_message(sealed(b"mine"))
     await sender.deliver(msg, world.url, timeout=TIMEOUT)
     for org in (NURSE, LA):
-        outcome = await sender.recall(world.url, LA, msg.message_id, org, timeout=TIMEOUT)
+        outcome = await sender.recall(recall_of(msg.message_id, org), world.url, timeout=TIMEOUT)
         assert outcome.outcome == "unknown"
-        status = await sender.status(world.url, LA, msg.message_id, org, timeout=TIMEOUT)
+        status = await sender.status(SentItem(msg.message_id, org, LA), world.url, timeout=TIMEOUT)
         assert status.state == "unknown"
-    status = await sender.status(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    status = await sender.status(SentItem(msg.message_id, SCHOOL, LA), world.url, timeout=TIMEOUT)
     assert status.state == "waiting"
 
 
 async def test_recall_of_an_unknown_item(world: RelayWorld) -> None:
     """An id never deposited: unknown (the relay answers 404)."""
-    outcome = await world.connector().recall(world.url, LA, bytes(32), SCHOOL, timeout=TIMEOUT)
+    outcome = await world.connector().recall(
+        recall_of(bytes(32), SCHOOL), world.url, timeout=TIMEOUT
+    )
     assert outcome.outcome == "unknown"
 
 
 async def test_recall_of_an_unreachable_relay_raises(world: RelayWorld) -> None:
-    """Recall through a relay that drops connections raises MailboxError, retry=True."""
+    """Recall through a relay that drops connections raises RecallError, retry=True."""
     world.mode = "down"
-    with pytest.raises(MailboxError) as caught:
-        await world.connector().recall(world.url, LA, bytes(32), SCHOOL, timeout=TIMEOUT)
+    with pytest.raises(RecallError) as caught:
+        await world.connector().recall(recall_of(bytes(32), SCHOOL), world.url, timeout=TIMEOUT)
     assert caught.value.retry
 
 
@@ -346,9 +363,9 @@ async def test_purge_expires_uncollected_items(world: RelayWorld) -> None:
     ]
     assert not world.store.body_path("envelope", msg.message_id).exists()
     assert await world.connector(mailboxes=(LA,)).collect(limit=10, timeout=TIMEOUT) == []
-    status = await sender.status(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    status = await sender.status(SentItem(msg.message_id, SCHOOL, LA), world.url, timeout=TIMEOUT)
     assert status.state == "expired"
-    outcome = await sender.recall(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    outcome = await sender.recall(recall_of(msg.message_id, SCHOOL), world.url, timeout=TIMEOUT)
     assert outcome.outcome == "expired"
     # The sender sends it again: it is stored again, as a new deposit.
     assert isinstance(await sender.deliver(msg, world.url, timeout=TIMEOUT), Delivered)
@@ -366,7 +383,7 @@ async def test_purge_forgets_ended_items_after_the_history_period(world: RelayWo
     assert (await world.relay.purge(now=now() + 60)).forgotten == 0
     report = await world.relay.purge(now=now() + world.relay.history + 60)
     assert (report.expired, report.forgotten) == ((), 1)
-    status = await sender.status(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    status = await sender.status(SentItem(msg.message_id, SCHOOL, LA), world.url, timeout=TIMEOUT)
     assert status.state == "unknown"
 
 
@@ -426,7 +443,7 @@ async def hostile_relay(mode: str) -> AsyncIterator[str]:
 async def test_hostile_relay_gives_retry_later_and_collect_error(
     world: RelayWorld, mode: str
 ) -> None:
-    """Nonsense, silence or floods from a relay: RetryLater, MailboxCollectError; no hang."""
+    """Nonsense, silence or floods from a relay: RetryLater, CollectError; no hang."""
     async with hostile_relay(mode) as url:
         connector = MailboxConnector(
             world.session, SIGN, mailboxes=[(url, LA)], allow_http=True, max_message=1 << 20
@@ -435,7 +452,7 @@ async def test_hostile_relay_gives_retry_later_and_collect_error(
         started = loop.time()
         outcome = await connector.deliver(envelope_message(sealed(b"x")), url, timeout=0.5)
         assert isinstance(outcome, RetryLater), outcome
-        with pytest.raises(MailboxCollectError) as caught:
+        with pytest.raises(CollectError) as caught:
             await connector.collect(limit=10, timeout=0.5)
         assert caught.value.retry
         assert loop.time() - started < 0.5 * 2 + 3.0
@@ -540,7 +557,7 @@ async def test_nothing_of_the_record_reaches_logs_or_answers(
     assert isinstance(await sender.deliver(msg, world.url, timeout=TIMEOUT), Delivered)
     (item,) = await la.collect(limit=10, timeout=TIMEOUT)
     await la.acknowledge(item.transport_ref, timeout=TIMEOUT)
-    await sender.recall(world.url, LA, msg.message_id, SCHOOL, timeout=TIMEOUT)
+    await sender.recall(recall_of(msg.message_id, SCHOOL), world.url, timeout=TIMEOUT)
     await world.relay.purge(now=now() + 10**8)
 
     answers: list[bytes] = []

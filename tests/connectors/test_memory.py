@@ -16,7 +16,15 @@ from exchange.connectors.memory import MemoryConnector, MemoryNetwork
 from exchange.connectors.memory import Mode as EndpointMode
 from exchange.keys.ids import OrgId
 
-from .conformance import DESTINATION, ORIGIN, Mode, PullConnectorConformance, message
+from .conformance import (
+    DESTINATION,
+    ORIGIN,
+    Mode,
+    PullConnectorConformance,
+    RecallConformance,
+    TrackConformance,
+    message,
+)
 
 ADDRESS = "relay.test"
 _MODES: dict[Mode, EndpointMode] = {
@@ -45,7 +53,7 @@ class MemoryHarness:
         return [(m.kind, m.body) for m in self.network.delivered(destination)]
 
 
-class TestMemoryConformance(PullConnectorConformance):
+class TestMemoryConformance(PullConnectorConformance, RecallConformance, TrackConformance):
     """MemoryConnector passes the suite every connector passes."""
 
     @pytest.fixture

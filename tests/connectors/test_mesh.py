@@ -25,8 +25,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exchange.connectors.base import Delivered, Message, MessageKind, Refused, RetryLater
-from exchange.connectors.mesh import MeshCollectError, MeshConfig, MeshConnector, classify_status
+from exchange.connectors.base import (
+    CollectError,
+    Delivered,
+    Message,
+    MessageKind,
+    Refused,
+    RetryLater,
+)
+from exchange.connectors.edge import classify_status
+from exchange.connectors.mesh import RETRY_STATUSES, MeshConfig, MeshConnector
 from exchange.connectors.mesh.auth import parse_token
 from exchange.connectors.mesh.client import gunzip_limited, split_chunks
 from exchange.keys.ids import OrgId
@@ -326,12 +334,12 @@ async def test_malformed_address_is_refused(
 
 @pytest.mark.network
 async def test_sandbox_down_is_retry_later() -> None:
-    dead = config(f"http://127.0.0.1:{mesh_sandbox._free_port()}", SENDER)
+    dead = config(f"http://127.0.0.1:{mesh_sandbox.free_port()}", SENDER)
     connector = MeshConnector(dead)
     try:
         outcome = await connector.deliver(_msg(b"later"), RECIPIENT, timeout=TIMEOUT)
         assert isinstance(outcome, RetryLater)
-        with pytest.raises(MeshCollectError) as caught:
+        with pytest.raises(CollectError) as caught:
             await connector.collect(limit=1, timeout=TIMEOUT)
         assert caught.value.retry
     finally:
@@ -395,7 +403,7 @@ async def test_oversized_message_is_left_and_listed(sandbox: Sandbox) -> None:
         big = _msg(b"\x00" * 5000)  # compresses far below 1000 bytes: the limit is decoded size
         assert isinstance(await sender.deliver(big, RECIPIENT, timeout=TIMEOUT), Delivered)
         assert await small.collect(limit=10, timeout=TIMEOUT) == []
-        assert len(small.ignored()) == 1
+        assert len(small.unread()) == 1
     finally:
         await sender.close()
         await small.close()
@@ -425,11 +433,11 @@ async def test_paging_through_the_inbox(
 
 
 def test_classification_table() -> None:
-    assert classify_status(202) == "ok"
+    assert classify_status(202, retry_statuses=RETRY_STATUSES) == "success"
     for status in (400, 404, 410, 417, 422):
-        assert classify_status(status) == "refused"
+        assert classify_status(status, retry_statuses=RETRY_STATUSES) == "refused"
     for status in (301, 401, 403, 408, 425, 429, 500, 502, 503):
-        assert classify_status(status) == "retry"
+        assert classify_status(status, retry_statuses=RETRY_STATUSES) == "retry"
 
 
 def test_chunks_and_gunzip_limits() -> None:
@@ -578,7 +586,7 @@ async def test_a_foreign_workflow_is_left_alone(
         RECIPIENT, "TEST_WORKFLOW2", b"other".hex(), "2048",
     )  # fmt: skip
     assert await collector.collect(limit=10, timeout=TIMEOUT) == []
-    assert list(collector.ignored().values()) == ["a workflow this connector does not serve"]
+    assert list(collector.unread().values()) == ["a workflow this connector does not serve"]
 
 
 def test_sandbox_venv_lives_under_the_project() -> None:

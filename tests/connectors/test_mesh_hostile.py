@@ -7,8 +7,8 @@ one byte at a time, an endless or oversized body, a gzip bomb, a chunk range tha
 few cases need a peer that does not speak HTTP at all; a raw TCP server plays it.
 
 Every case asserts the classification docs/mesh.md §5 gives it (``deliver``: ``RetryLater``
-or ``Refused``; ``collect`` and ``acknowledge``: ``MeshCollectError`` with ``retry``, or the
-message left in the inbox and listed by ``ignored()``), a key word of the reason, that the
+or ``Refused``; ``collect`` and ``acknowledge``: ``CollectError`` with ``retry``, or the
+message left in the inbox and listed by ``unread()``), a key word of the reason, that the
 call ended within its deadline plus :data:`SLACK` on the event loop's clock, and, for the
 floods, that the memory the call allocated stayed bounded (tracemalloc).
 """
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from exchange.connectors.base import Delivered, Message, Refused, RetryLater
-from exchange.connectors.mesh import MeshCollectError, MeshConfig, MeshConnector
+from exchange.connectors.base import CollectError, Delivered, Message, Refused, RetryLater
+from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.mesh.client import MAX_PAGES
 from exchange.keys.ids import OrgId
 
@@ -276,8 +276,8 @@ def allocations() -> Iterator[list[int]]:
         tracemalloc.stop()
 
 
-async def collect_error(connector: MeshConnector, timeout: float = QUICK) -> MeshCollectError:
-    with pytest.raises(MeshCollectError) as caught:
+async def collect_error(connector: MeshConnector, timeout: float = QUICK) -> CollectError:
+    with pytest.raises(CollectError) as caught:
         await connector.collect(limit=10, timeout=timeout)
     return caught.value
 
@@ -630,7 +630,7 @@ async def test_collect_classifies_bad_downloads(
     assert error.retry is retry
     for word in words:
         assert word in error.reason
-    assert connector.ignored() == {}
+    assert connector.unread() == {}
 
 
 @pytest.mark.parametrize("status", [404, 410])
@@ -640,7 +640,7 @@ async def test_a_message_gone_since_the_list_is_skipped(
     mesh.set("inbox", inbox("MSG1"))
     mesh.set("download", answer(status))
     assert await connector.collect(limit=10, timeout=QUICK) == []
-    assert connector.ignored() == {}
+    assert connector.unread() == {}
 
 
 UNUSABLE = [
@@ -670,9 +670,9 @@ async def test_an_unusable_message_is_left_and_listed(
     mesh.set("inbox", inbox("BAD1"))
     mesh.set("download", handler)
     assert await connector.collect(limit=10, timeout=QUICK) == []
-    (reason,) = connector.ignored().values()
+    (reason,) = connector.unread().values()
     assert words in reason
-    assert list(connector.ignored()) == ["BAD1"]
+    assert list(connector.unread()) == ["BAD1"]
     # ... and is never downloaded again, so it cannot block the next collect.
     assert await connector.collect(limit=10, timeout=QUICK) == []
     assert mesh.seen.count("download") == 1
@@ -691,7 +691,7 @@ async def test_a_poisoned_message_does_not_block_the_good_ones(
     mesh.set("download", download)
     found = await connector.collect(limit=10, timeout=QUICK)
     assert [(c.transport_ref, c.body) for c in found] == [("GOOD", b"good envelope")]
-    assert list(connector.ignored()) == ["BOMB"]
+    assert list(connector.unread()) == ["BOMB"]
 
 
 @pytest.mark.parametrize(
@@ -717,7 +717,7 @@ async def test_a_flooding_download_is_cut_off_with_bounded_memory(
     with allocations() as peak:
         found = await connector.collect(limit=10, timeout=QUICK)
     assert found == []
-    (reason,) = connector.ignored().values()
+    (reason,) = connector.unread().values()
     assert "than" in reason
     assert str(MAX_MESSAGE) in reason
     assert clock.elapsed < 2.0
@@ -733,7 +733,7 @@ async def test_chunks_over_the_limit_together_are_left(
     mesh.set("download", message(half, chunk_range="1:2"))
     mesh.set("download_chunk", message(half, chunk_range="2:2"))
     assert await connector.collect(limit=10, timeout=QUICK) == []
-    (reason,) = connector.ignored().values()
+    (reason,) = connector.unread().values()
     assert "chunk 2" in reason
     assert "more than" in reason
 
@@ -747,7 +747,7 @@ async def test_a_chunk_that_is_refused_leaves_the_message(
     mesh.set("download_chunk", answer(404))
     found = await connector.collect(limit=10, timeout=QUICK)
     assert found == []  # GOOD's download also claims three chunks here
-    assert connector.ignored() == {
+    assert connector.unread() == {
         "LIAR": "chunk 2 was refused with 404",
         "GOOD": "chunk 2 was refused with 404",
     }
@@ -781,7 +781,7 @@ async def test_a_huge_chunk_count_is_left_unread(mesh: FakeMesh, connector: Mesh
     mesh.set("download", message(b"", chunk_range="1:999999"))
     mesh.set("download_chunk", message(b""))
     assert await connector.collect(limit=10, timeout=QUICK) == []
-    assert connector.ignored() == {"MANY": "a malformed mex-chunk-range"}
+    assert connector.unread() == {"MANY": "a malformed mex-chunk-range"}
     assert mesh.seen.count("download_chunk") == 0
 
 
@@ -829,7 +829,7 @@ async def test_acknowledge_classifies_bad_answers(
     mesh: FakeMesh, connector: MeshConnector, handler: Handler, retry: bool, words: list[str]
 ) -> None:
     mesh.set("ack", handler)
-    with pytest.raises(MeshCollectError) as caught:
+    with pytest.raises(CollectError) as caught:
         await connector.acknowledge("MSG1", timeout=QUICK)
     assert caught.value.retry is retry
     for word in words:
@@ -858,7 +858,7 @@ async def test_acknowledge_to_a_stalling_server_ends_in_time(
 ) -> None:
     mesh.set("ack", mesh.hang() if how == "hang" else mesh.drip())
     clock = Clock()
-    with pytest.raises(MeshCollectError) as caught:
+    with pytest.raises(CollectError) as caught:
         await connector.acknowledge("MSG1", timeout=STALL)
     assert caught.value.retry
     assert "deadline" in caught.value.reason
@@ -889,4 +889,4 @@ async def test_the_stand_in_serves_a_clean_round_trip(
     (item,) = await connector.collect(limit=10, timeout=QUICK)
     assert (item.transport_ref, item.kind, item.body) == ("MSG1", "envelope", b"bodymore")
     await connector.acknowledge("MSG1", timeout=QUICK)
-    assert connector.ignored() == {}
+    assert connector.unread() == {}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from exchange.config import TlsConfig
 from exchange.connectors.base import Delivered, RetryLater
 from exchange.connectors.mesh import MeshConnector
-from exchange.config import TlsConfig
 from exchange.demo.loopback import certificate_authority, server_certificate
 
 from .test_mesh_hostile import FakeMesh, config, envelope

@@ -23,7 +23,15 @@ import aiosmtplib
 import pytest
 import structlog
 
-from exchange.connectors.base import Connector, ConnectorError, Delivered, Message, Refused, RetryLater
+from exchange import logs
+from exchange.connectors.base import (
+    Connector,
+    ConnectorError,
+    Delivered,
+    Message,
+    Refused,
+    RetryLater,
+)
 from exchange.connectors.mail import (
     ENVELOPE_MEDIA_TYPE,
     PART_HEADERS,
@@ -39,7 +47,6 @@ from exchange.connectors.mail import (
     validate_address,
 )
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector, outcome_of
-from exchange import logs
 from exchange.envelope import Recipient, seal
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair

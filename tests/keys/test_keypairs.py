@@ -1,4 +1,4 @@
-"""Tests for exchange.keys.keypairs: validation at enrolment, secrecy of private keys, signatures."""
+"""Tests for exchange.keys.keypairs: enrolment checks, secrecy of private keys, signatures."""
 
 from __future__ import annotations
 

@@ -84,6 +84,10 @@ async def test_an_unacknowledged_referral_is_chased_once_without_personal_data(
         _set_clock(world, datetime(2027, 6, 2, 9, 0, tzinfo=LONDON))
         assert await chaser.chase_once() == 1
         assert await chaser.chase_once() == 0  # queued once, whatever the rounds
+        # A chase row runs from the sender to the late recipient: nothing swapped, no via.
+        store = world.nodes["school"].service.store
+        [chase] = await store._read(lambda db: store._outbox_rows(db, "kind = 'chase'", ()))
+        assert (chase.origin, chase.destination, chase.via) == (SCHOOL, LA, None)
 
         async def mailed() -> bool:
             return len(_chases(smtp)) == 1

@@ -19,6 +19,7 @@ from exchange.model import (
     RetentionSchedule,
     SubjectKey,
 )
+from exchange.outbox import machine
 from exchange.store import SqliteStore
 
 from .conftest import LA, NURSES, SCHOOL, T0, envelope
@@ -202,3 +203,21 @@ async def test_a_body_held_by_two_organisations_is_referenced_until_both_destroy
     assert result is not None
     assert result[2] is True
     assert await store.unreferenced_bodies() == [env.digest]
+
+
+async def test_destroying_a_sent_envelope_labels_only_its_dead_deliveries(
+    store: SqliteStore,
+) -> None:
+    """A dead delivery of a destroyed envelope says why; a delivered one is left as it was."""
+    env = _envelope(1)
+    await _submit(store, env, _schedule(env, SCHOOL))
+    first, second = await store.claim_due(T0, 10)
+    assert await store.apply_transition(machine.step(first, machine.NoRoute("none"), T0 + 1))
+    handed = machine.step(second, machine.HandedOver(machine.RouteTaken(0, 1, "mesh")), T0 + 1)
+    assert await store.apply_transition(handed)
+    assert await store.destroy_held(SCHOOL, env.digest, _allow) is not None
+    dead = await store.outbox_item(first.id)
+    delivered = await store.outbox_item(second.id)
+    assert dead is not None
+    assert (dead.state, dead.last_error) == ("dead", machine.DESTROYED)
+    assert delivered == handed.after

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from exchange.keys.ids import OrgId
 from exchange.model import EnvelopeRecord, NewOutbox, ReceiptRecord, User
+from exchange.outbox import machine
+from exchange.outbox.machine import Transition
 from exchange.store import SqliteStore
 from exchange.store.schema import MIGRATIONS
 
@@ -94,7 +97,9 @@ async def test_retry_wait_items_are_due_only_at_their_time(store: SqliteStore) -
     """An item put in retry-wait is claimed again only when its time has come."""
     await _submit(store, envelope())
     [first, _] = await store.claim_due(T0, 10)
-    await store.finish_attempt(first.id, state="retry-wait", now=T0, next_attempt_at=T0 + 30)
+    await store.apply_transition(
+        Transition(first, replace(first, state="retry-wait", next_attempt_at=T0 + 30))
+    )
     assert [c.id for c in await store.claim_due(T0 + 29, 10)] == []
     [again] = await store.claim_due(T0 + 30, 10)
     assert again.id == first.id
@@ -119,9 +124,8 @@ async def test_delivered_attempt_stores_the_receipt_and_event(store: SqliteStore
     await _submit(store, env)
     [item, _] = await store.claim_due(T0, 10)
     receipt = _receipt(env, org=item.destination)
-    await store.finish_attempt(
-        item.id, state="delivered", now=T0 + 1, receipt=receipt, ledger_events=[b"delivered"]
-    )
+    delivered = machine.Delivered(machine.RouteTaken(0, 1, "https"), receipt)
+    assert await store.apply_transition(machine.step(item, delivered, T0 + 1))
     sent = await store.sent_item(SCHOOL, env.digest)
     assert sent is not None
     assert sent.receipts == (receipt,)

@@ -6,20 +6,6 @@ authorisation header.
 """
 
 from exchange.connectors.mesh.auth import TokenSource, auth_header
-from exchange.connectors.mesh.client import (
-    MeshCollectError,
-    MeshConfig,
-    MeshConnector,
-    NonDelivery,
-    classify_status,
-)
+from exchange.connectors.mesh.client import RETRY_STATUSES, MeshConfig, MeshConnector
 
-__all__ = [
-    "MeshCollectError",
-    "MeshConfig",
-    "MeshConnector",
-    "NonDelivery",
-    "TokenSource",
-    "auth_header",
-    "classify_status",
-]
+__all__ = ["RETRY_STATUSES", "MeshConfig", "MeshConnector", "TokenSource", "auth_header"]

@@ -14,8 +14,13 @@ the reference: headers sent, chunking, the classification table, what is not don
   with ``Content-Encoding: gzip`` (the MESH chunking rule).
 - Downloads are read incrementally and decompressed with a hard limit, so a hostile or
   broken server costs at most ``max_message_size`` bytes of memory.
-- Every aiohttp exception is translated in :func:`_translated`, the only place that names
-  them; statuses are classified in :func:`classify_status`, the only place that judges them.
+- Requests, the translation of aiohttp's exceptions, bounded reads and the status
+  classification are the shared edge's (:mod:`exchange.connectors.edge`); MESH adds its own
+  retry statuses (:data:`RETRY_STATUSES`).
+- Failures of ``collect`` and ``acknowledge`` are the port's
+  :class:`~exchange.connectors.base.CollectError`; messages that cannot be read are left in
+  the inbox and listed by :meth:`MeshConnector.unread`, and error reports by
+  :meth:`MeshConnector.non_delivery_reports`, as for every pull connector.
 """
 
 from __future__ import annotations
@@ -28,23 +33,26 @@ import re
 import ssl
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Final, Literal
+from typing import Final
 
 import aiohttp
 import yarl
 
 from exchange.connectors.base import (
     Collected,
+    CollectError,
     ConnectorError,
     Delivered,
     Message,
     MessageKind,
+    NonDelivery,
     Outcome,
+    check_timeout,
 )
+from exchange.connectors.edge import Answer, AnswerTooLargeError, classify_status, judge, request
 from exchange.connectors.errors import AttemptError, PermanentError, TransientError
 from exchange.connectors.mesh.auth import MAILBOX_RE, TokenSource
 from exchange.keys.ids import OrgId
@@ -106,53 +114,8 @@ MESSAGE_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 _CHUNK_RANGE_RE: Final = re.compile(r"(\d{1,6}):(\d{1,6})")
 
-Verdict = Literal["ok", "retry", "refused"]
-
-
-def classify_status(status: int) -> Verdict:
-    """Return what a MESH ``status`` means for the attempt (docs/mesh.md §5).
-
-    2xx ok; 401, 403, 408, 425, 429 and 5xx retry; every other 4xx (400 malformed, 404
-    unknown, 417 unregistered recipient or workflow, 422 unsupported encoding) refused;
-    1xx and 3xx retry (redirects are not followed).
-    """
-    if 200 <= status < 300:
-        return "ok"
-    if 400 <= status < 500 and status not in RETRY_STATUSES:
-        return "refused"
-    return "retry"
-
-
-class MeshCollectError(Exception):
-    """``collect`` or ``acknowledge`` could not complete; ``retry`` says whether it may pass.
-
-    The connector protocol has no outcome value for these calls, so a failure is this
-    exception, chained with ``from`` to the translated failure. ``reason`` is a plain
-    sentence naming a status or an exception class, never message content.
-    """
-
-    def __init__(self, reason: str, *, retry: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry = retry
-
-
-@dataclass(frozen=True, slots=True)
-class NonDelivery:
-    """A MESH error report: a message we sent was not delivered (mesh-api.yaml).
-
-    ``transport_ref`` is the report's own id (acknowledge it once handled);
-    ``linked_message_id`` the MESH id of the undelivered message (our
-    ``Delivered.transport_ref``); ``message_id`` the id of our message, from the report's
-    ``mex-localid``, or ``None`` if it is not one of ours; ``status_code`` MESH's error code
-    (e.g. ``"14"`` undelivered).
-    """
-
-    transport_ref: str
-    linked_message_id: str
-    message_id: bytes | None
-    status_code: str
-    status_event: str
+#: How MESH is named in reasons.
+MESH: Final = "MESH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,39 +169,10 @@ class MeshConfig:
             raise ValueError("base_url must be an absolute https URL without query or fragment")
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 @dataclass(slots=True)
 class _KeyLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Translate every aiohttp (and socket) exception of a MESH request, with ``from``.
-
-    The only place in this package that names aiohttp's exceptions; each is a failure
-    that may pass (network, TLS, a dropped or truncated answer, the deadline).
-    """
-    try:
-        yield
-    except TimeoutError as exc:
-        raise TransientError("could not reach MESH: no answer before the deadline") from exc
-    except aiohttp.ClientError as exc:
-        raise TransientError(f"could not reach MESH ({type(exc).__name__})") from exc
-    except OSError as exc:
-        raise TransientError(f"could not reach MESH ({type(exc).__name__})") from exc
-
-
-def _check_timeout(timeout: float) -> None:
-    if not timeout > 0:  # also refuses NaN
-        raise ValueError("timeout must be a positive number of seconds")
 
 
 def split_chunks(body: bytes, chunk_size: int) -> list[bytes]:
@@ -328,7 +262,7 @@ class MeshConnector:
         lost answer) the receiving node de-duplicates by digest (docs/mesh.md §4).
         """
         self._check_open()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         key = (message.message_id, address)
         entry = self._locks.setdefault(key, _KeyLock())
         entry.users += 1
@@ -354,22 +288,21 @@ class MeshConnector:
 
         Error reports found on the way are kept for :meth:`non_delivery_reports`; messages on
         a workflow this connector does not serve, or that cannot be read (bad gzip, too
-        large, malformed chunk range), are left in the inbox and listed by :meth:`ignored`.
-        Raises :class:`MeshCollectError` when MESH cannot be reached or refuses.
+        large, malformed chunk range), are left in the inbox and listed by :meth:`unread`.
+        Raises :class:`~exchange.connectors.base.CollectError` when MESH cannot be reached
+        or refuses.
         """
         self._check_open()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if limit < 1:
             raise ValueError("limit must be at least 1")
         try:
             async with asyncio.timeout(timeout):
                 return await self._collect(limit, timeout)
         except AttemptError as failure:
-            raise MeshCollectError(
-                failure.reason, retry=isinstance(failure, TransientError)
-            ) from failure
+            raise failure.collect_error() from failure
         except TimeoutError as exc:
-            raise MeshCollectError(
+            raise CollectError(
                 "could not reach MESH: no answer before the deadline", retry=True
             ) from exc
 
@@ -377,10 +310,11 @@ class MeshConnector:
         """Acknowledge a collected message or error report (idempotent).
 
         An id MESH no longer knows (404, 410) counts as acknowledged. Raises
-        :class:`MeshCollectError` when MESH cannot be reached or refuses.
+        :class:`~exchange.connectors.base.CollectError` when MESH cannot be reached or
+        refuses.
         """
         self._check_open()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if not MESSAGE_ID_RE.fullmatch(transport_ref):
             raise ValueError("transport_ref is not a MESH message id")
         try:
@@ -392,11 +326,9 @@ class MeshConnector:
                 if answer.status not in {404, 410}:
                     self._judge(answer, "acknowledging")
         except AttemptError as failure:
-            raise MeshCollectError(
-                failure.reason, retry=isinstance(failure, TransientError)
-            ) from failure
+            raise failure.collect_error() from failure
         except TimeoutError as exc:
-            raise MeshCollectError(
+            raise CollectError(
                 "could not reach MESH: no answer before the deadline", retry=True
             ) from exc
         self._reports.pop(transport_ref, None)
@@ -408,13 +340,11 @@ class MeshConnector:
             session, self._session = self._session, None
             await session.close()
 
-    # -- beyond the protocol -----------------------------------------------------------
-
     def non_delivery_reports(self) -> list[NonDelivery]:
         """Return the error reports seen by :meth:`collect` and not yet acknowledged."""
         return list(self._reports.values())
 
-    def ignored(self) -> dict[str, str]:
+    def unread(self) -> dict[str, str]:
         """Return inbox message ids left unread, each with a plain reason."""
         return dict(self._ignored)
 
@@ -514,12 +444,12 @@ class MeshConnector:
         """Download every chunk of one message; ``None`` for a report or an unusable one.
 
         A chunk answer over ``max_message_size`` (declared or read) leaves the message in the
-        inbox, listed by :meth:`ignored`, like one that decompresses to more: it would fail
+        inbox, listed by :meth:`unread`, like one that decompresses to more: it would fail
         the same way at every collect.
         """
         try:
             return await self._download_chunks(mesh_id, timeout)
-        except _TooLargeError:
+        except AnswerTooLargeError:
             self._ignored[mesh_id] = f"a chunk is larger than {self._config.max_message_size} bytes"
         except _UnusableError as exc:
             self._ignored[mesh_id] = exc.reason
@@ -560,9 +490,9 @@ class MeshConnector:
                 answer = await self._request(
                     "GET", f"/inbox/{mesh_id}/{number}", timeout=timeout, limit=budget
                 )
-                if classify_status(answer.status) == "refused":
+                if classify_status(answer.status, retry_statuses=RETRY_STATUSES) == "refused":
                     # A chunk MESH will never give: the message cannot be read; leave it
-                    # (listed by ignored()) rather than fail every collection.
+                    # (listed by unread()) rather than fail every collection.
                     raise _UnusableError(f"chunk {number} was refused with {answer.status}")
                 self._judge(answer, f"downloading chunk {number}")
             try:
@@ -590,12 +520,15 @@ class MeshConnector:
             self._judge(answer, "the handshake")
             self._handshake_at = loop.time()
 
-    def _judge(self, answer: _Answer, doing: str) -> None:
-        verdict = classify_status(answer.status)
-        if verdict == "retry":
-            raise TransientError(f"MESH answered {answer.status} to {doing}")
-        if verdict == "refused":
-            raise PermanentError(f"MESH refused {doing} with {answer.status}")
+    def _judge(self, answer: Answer, doing: str) -> None:
+        # MESH's Retry-After is not documented for these calls; the outbox's backoff applies.
+        judge(
+            answer,
+            far_side=MESH,
+            doing=doing,
+            retry_statuses=RETRY_STATUSES,
+            honour_retry_after=False,
+        )
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -615,27 +548,24 @@ class MeshConnector:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         limit: int = MAX_JSON_ANSWER,
-    ) -> _Answer:
-        url = yarl.URL(f"{self._base}/messageexchange/{self._config.mailbox}{path}", encoded=True)
+    ) -> Answer:
         sent = {
             "Authorization": self._tokens(),
             "Accept": ACCEPT,
             "Accept-Encoding": "gzip",
             **(headers or {}),
         }
-        with _translated():
-            async with self._get_session().request(
-                method,
-                url,
-                headers=sent,
-                data=data,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as resp:
-                body = b""
-                if 200 <= resp.status < 300:
-                    body = await _read_limited(resp, limit)
-                return _Answer(resp.status, resp.headers, body)
+        return await request(
+            self._get_session(),
+            method,
+            f"{self._base}/messageexchange/{self._config.mailbox}{path}",
+            far_side=MESH,
+            whose="MESH's",
+            timeout=timeout,
+            limit=limit,
+            headers=sent,
+            data=data,
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -643,32 +573,11 @@ class MeshConnector:
 
 
 class _UnusableError(Exception):
-    """A message that cannot be read as it is: left in the inbox, listed by ignored()."""
+    """A message that cannot be read as it is: left in the inbox, listed by unread()."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class _TooLargeError(TransientError):
-    """An answer over its read limit.
-
-    For a JSON answer a failure that may pass; a download over ``max_message_size`` is
-    instead left in the inbox and listed by ``ignored()``.
-    """
-
-
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read an answer incrementally, stopping as soon as it exceeds ``limit`` bytes."""
-    too_large = f"MESH's answer is larger than {limit} bytes"
-    if resp.content_length is not None and resp.content_length > limit:
-        raise _TooLargeError(too_large)
-    data = bytearray()
-    while chunk := await resp.content.read(limit + 1 - len(data)):
-        data += chunk
-        if len(data) > limit:
-            raise _TooLargeError(too_large)
-    return bytes(data)
 
 
 def _gzipped(chunk: bytes) -> bytes:
@@ -676,7 +585,7 @@ def _gzipped(chunk: bytes) -> bytes:
     return gzip.compress(chunk, compresslevel=GZIP_LEVEL)
 
 
-def _decoded(answer: _Answer, budget: int) -> bytes:
+def _decoded(answer: Answer, budget: int) -> bytes:
     encoding = answer.headers.get("Content-Encoding", "").strip().lower()
     if encoding == "gzip":
         return gunzip_limited(answer.body, max(budget, 0))
@@ -705,10 +614,12 @@ def _report(mesh_id: str, headers: Mapping[str, str]) -> NonDelivery:
     except ValueError:
         message_id = None
     linked = headers.get("mex-linkedmsgid", "")
+    code = headers.get("mex-statuscode", "")[:8]
     return NonDelivery(
         transport_ref=mesh_id,
         linked_message_id=linked if MESSAGE_ID_RE.fullmatch(linked) else "",
         message_id=message_id,
-        status_code=headers.get("mex-statuscode", "")[:8],
+        status_code=code,
         status_event=headers.get("mex-statusevent", "")[:32],
+        reason=f"MESH reported the message undelivered (code {code})",
     )

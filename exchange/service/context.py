@@ -1,16 +1,20 @@
-"""What every part of the node service shares: its attributes, clock, tenants and signing.
+"""What every use case of the node service shares: the store, keys, rules and clock.
 
-:class:`~exchange.service.node_service.NodeService` is one class made of a mixin per concern
-(:mod:`~exchange.service.sending`, :mod:`~exchange.service.receiving`,
-:mod:`~exchange.service.inbox`, :mod:`~exchange.service.register`). Each inherits
-:class:`ServiceBase`, which declares the attributes ``NodeService.__init__`` sets and holds
-the helpers more than one concern uses.
+:class:`ServiceContext` is the one value the use cases (:mod:`~exchange.service.sending`,
+:mod:`~exchange.service.receiving`, :mod:`~exchange.service.inbox`,
+:mod:`~exchange.service.register`, :mod:`~exchange.service.views`) are built over, so each
+names its dependencies explicitly instead of inheriting them. It holds everything already
+loaded: the composition root (``exchange.node.runtime``) reads the files and opens the store.
+It is mutable on purpose: a node adopts a newer signed directory and learns its public URL
+(after binding port 0) while it runs, demos and tests move its clock, and every use case
+must see the change at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 from exchange.keys.directory import Directory
@@ -21,29 +25,33 @@ from exchange.receipts import Receipt, ReceiptStatus, SignedReceipt, sign_receip
 from exchange.service.errors import NotFoundError
 from exchange.service.register_reports import RegisterKey
 from exchange.service.tenants import Tenant
-from exchange.store import SqliteStore
+from exchange.store import Store
 
-#: Envelope bodies are streamed to disk in pieces of this size.
+#: Envelope bodies are streamed to and from disk in pieces of this size.
 PIECE: Final = 1024 * 1024
 
 
-class ServiceBase:
-    """The attributes and shared helpers of :class:`~exchange.service.node_service.NodeService`.
+@dataclass(eq=False)
+class ServiceContext:
+    """The store, directory, tenants' keys, records setup, register key and clock of a node."""
 
-    ``NodeService.__init__`` sets the attributes; they are declared here so that every
-    mixin type-checks on its own.
-    """
-
-    store: SqliteStore
-    records: RecordsSetup
-    register_key: RegisterKey
+    store: Store
     directory: Directory
     tenants: Mapping[OrgId, Tenant]
+    #: The sharing policy, calendar and retention rules.
+    records: RecordsSetup
+    #: The secret of the register's keyed hashes of pupil identifiers.
+    register_key: RegisterKey
     clock: Callable[[], float]
     max_envelope_bytes: int
+    #: The origin peers sign requests against (docs/protocol.md): this node's own URL.
     public_url: str
-    outbox_wakeup: asyncio.Event
-    notified: frozenset[OrgId]
+    #: A recipient without a ``delivered`` receipt this long after submission is overdue.
+    overdue_after: float
+    #: Organisations whose staff are mailed a notice when an item arrives.
+    notified: frozenset[OrgId] = frozenset()
+    #: Set after every commit that queues outbox rows, so the delivery worker wakes up.
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def now(self) -> int:
         """Return the current time in whole seconds."""
@@ -60,7 +68,7 @@ class ServiceBase:
         """Return the keyed hash of a pupil identifier (validated, canonical form)."""
         return self.register_key.subject(kind, value)
 
-    def _sign(
+    def sign(
         self,
         tenant: Tenant,
         status: ReceiptStatus,
@@ -68,8 +76,8 @@ class ServiceBase:
         now: int,
         *,
         disposition: str | None = None,
-        transport_ref: str = "",
     ) -> SignedReceipt:
+        """Return ``tenant``'s signed receipt of ``status`` for ``envelope`` at ``now``."""
         pair = tenant.signing_pair(self.directory, now)
         receipt = Receipt(
             status=status,
@@ -80,6 +88,5 @@ class ServiceBase:
             receipter_key=pair.signing.public.key_id,
             time=now,
             disposition=disposition,
-            transport_ref=transport_ref,
         )
         return sign_receipt(receipt, pair.signing)

@@ -1,0 +1,232 @@
+"""What staff see of their sent items and inbox: each item with every fact other features add.
+
+A sent item carries its per-recipient delivery timelines, whether each recipient is overdue,
+each recipient's recall outcome, its thread links and corrections, and its retention
+standing; an inbox item carries when and by which role it was opened or recalled, its thread
+links and its retention standing. :class:`Views` builds them in one place, so the HTTP layer
+only renders them and no feature patches another's output. Every query is scoped to the
+user's organisation: a foreign item is "not found", never "forbidden".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Final
+
+from exchange.keys.ids import OrgId
+from exchange.ledger.events import decode_event
+from exchange.model import InboxItem, OutboxItem, RecallRow, ReceiptRecord, SentItem, User
+from exchange.policy import local_date
+from exchange.service.context import ServiceContext
+from exchange.service.errors import NotFoundError
+from exchange.service.ledger import NodeLedger
+from exchange.service.retention import RetentionStanding, standing
+
+#: Ledger events shown in a sent item's status timeline.
+_TIMELINE_EVENTS: Final = frozenset({"submitted", "attempted", "fallback", "delivered", "recalled"})
+
+
+@dataclass(frozen=True)
+class Links:
+    """An item's place in its thread: the item it replies to or corrects, and its correctors."""
+
+    in_reply_to: bytes | None = None
+    corrects: bytes | None = None
+    corrected_by: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecipientView:
+    """One recipient of a sent item: its delivery, its receipts, overdue or not, its recall."""
+
+    delivery: OutboxItem
+    receipts: tuple[ReceiptRecord, ...]
+    overdue: bool
+    recall: RecallRow | None
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One of the sender's own ledger events about a sent item (an attempt, a fallback)."""
+
+    index: int
+    type: str
+    time: int
+    counterparty: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class SentView:
+    """A sent item as staff see it; ``events`` is given for a single item only."""
+
+    item: SentItem
+    recipients: tuple[RecipientView, ...]
+    links: Links
+    retention: RetentionStanding
+    events: tuple[TimelineEvent, ...] | None = None
+
+
+@dataclass(frozen=True)
+class InboxView:
+    """An inbox item as staff see it: when and by which role opened or recalled, its links."""
+
+    item: InboxItem
+    opened_at: float | None
+    opened_by_role: str | None
+    recalled_at: float | None
+    links: Links
+    retention: RetentionStanding
+
+
+@dataclass(frozen=True)
+class ReceiptsView:
+    """The receipts held for an item and inclusion proofs of the organisation's events."""
+
+    receipts: tuple[ReceiptRecord, ...]
+    origin: str
+    #: (index, proof bundle) of each of the organisation's ledger events about the item.
+    proofs: tuple[tuple[int, bytes], ...]
+
+
+class Views:
+    """Sent items, inbox items and receipts as staff see them, over a :class:`ServiceContext`."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    async def sent_items(
+        self, user: User, *, limit: int, before: tuple[float, bytes] | None
+    ) -> list[SentView]:
+        """Return the newest ``limit`` items the user's organisation sent (before a cursor)."""
+        items = await self.context.store.list_sent(user.org, limit=limit, before=before)
+        return await self._sent_views(user.org, items)
+
+    async def sent_item(self, user: User, digest: bytes) -> SentView:
+        """Return one sent item with the sender's timeline events, or refuse as not found."""
+        store = self.context.store
+        item = await store.sent_item(user.org, digest)
+        if item is None:
+            raise NotFoundError("no such item among this organisation's sent items")
+        events = await self._timeline(user.org, item.envelope.digest)
+        (view,) = await self._sent_views(user.org, [item])
+        return SentView(view.item, view.recipients, view.links, view.retention, events)
+
+    async def inbox_items(
+        self, user: User, *, limit: int, before: tuple[float, bytes] | None
+    ) -> list[InboxView]:
+        """Return the newest ``limit`` items delivered to the user's organisation."""
+        store = self.context.store
+        org = user.org
+        items = await store.inbox(org, limit=limit, before=before)
+        digests = [i.envelope.digest for i in items]
+        opened = await store.inbox_opened(org, digests)
+        links = await store.links_of(org, digests)
+        held = await store.held_items(org, digests) if digests else {}
+        today = self._today()
+        views = []
+        for item in items:
+            digest = item.envelope.digest
+            opened_at, role, recalled_at = opened.get(digest, (None, None, None))
+            views.append(
+                InboxView(
+                    item=item,
+                    opened_at=opened_at,
+                    opened_by_role=role,
+                    recalled_at=recalled_at,
+                    links=_links(links.get(digest), ()),
+                    retention=standing(held.get(digest), today),
+                )
+            )
+        return views
+
+    async def receipts(self, user: User, digest: bytes, ledger: NodeLedger) -> ReceiptsView:
+        """Return the receipts held for one of the organisation's items, with proofs.
+
+        The sender sees every recipient's receipts; a recipient only its own, or a
+        co-recipient served by the same node would see the other organisation's opened and
+        acknowledged. The node's log is shared by its tenants, so only this organisation's
+        events are proved.
+        """
+        store = self.context.store
+        sent = await store.sent_item(user.org, digest)
+        received = await store.inbox_item(user.org, digest)
+        if sent is None and received is None:
+            raise NotFoundError("no such item for this organisation")
+        held = tuple(
+            r
+            for r in await store.receipts_for(digest)
+            if sent is not None or r.receipter == user.org
+        )
+        await ledger.checkpoint()
+        proofs = []
+        for index, event in await store.ledger_events_for(digest):
+            if decode_event(event).org != user.org:
+                continue
+            bundle = await ledger.bundle_at(index, event)
+            if bundle is not None:
+                proofs.append((index, bundle))
+        return ReceiptsView(held, ledger.origin, tuple(proofs))
+
+    def _today(self) -> date:
+        """Return today's date where the node's rules are read (for retention standings)."""
+        return local_date(datetime.fromtimestamp(self.context.clock(), UTC), argument="now")
+
+    async def _sent_views(self, org: OrgId, items: Sequence[SentItem]) -> list[SentView]:
+        store = self.context.store
+        digests = [i.envelope.digest for i in items]
+        recalls = await store.recalls_for(org, digests)
+        links = await store.links_of(org, digests)
+        corrections = await store.corrections_of(org, digests)
+        held = await store.held_items(org, digests) if digests else {}
+        now = self.context.clock()
+        today = self._today()
+        views = []
+        for item in items:
+            digest = item.envelope.digest
+            by_recipient = {r.recipient: r for r in recalls.get(digest, [])}
+            # Overdue: no "delivered" receipt yet, long after submission (a relay mailbox
+            # not collected, a MESH message not downloaded, a route down for a day).
+            late = now - item.submitted_at > self.context.overdue_after
+            recipients = []
+            for delivery in item.deliveries:
+                if delivery.kind != "envelope":
+                    continue
+                receipts = tuple(r for r in item.receipts if r.receipter == delivery.destination)
+                overdue = late and not any(r.status == "delivered" for r in receipts)
+                recipient = RecipientView(
+                    delivery, receipts, overdue, by_recipient.get(delivery.destination)
+                )
+                recipients.append(recipient)
+            views.append(
+                SentView(
+                    item=item,
+                    recipients=tuple(recipients),
+                    links=_links(links.get(digest), corrections.get(digest, [])),
+                    retention=standing(held.get(digest), today),
+                )
+            )
+        return views
+
+    async def _timeline(self, org: OrgId, digest: bytes) -> tuple[TimelineEvent, ...]:
+        """Return the sender's own ledger events for an envelope: every attempt and fallback."""
+        events = []
+        for index, raw in await self.context.store.ledger_events_for(digest):
+            event = decode_event(raw)
+            if event.org != org or event.type.value not in _TIMELINE_EVENTS:
+                continue
+            events.append(
+                TimelineEvent(index, event.type.value, event.time, event.counterparty, event.reason)
+            )
+        return tuple(events)
+
+
+def _links(link: tuple[bytes, str] | None, corrected_by: Sequence[bytes]) -> Links:
+    """Return an item's links from its (parent, relation) and the items correcting it."""
+    if link is None:
+        return Links(corrected_by=tuple(corrected_by))
+    parent, relation = link
+    corrects = parent if relation == "correction" else None
+    return Links(in_reply_to=parent, corrects=corrects, corrected_by=tuple(corrected_by))

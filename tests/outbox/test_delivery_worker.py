@@ -1,0 +1,264 @@
+"""The delivery worker drives the machine: an injected clock and fake connectors, no network.
+
+The worker runs against a real SQLite store in a temporary folder, a clock the test moves,
+a connector that answers what the test says (advancing the clock by the time it "took") and
+a notifier that records the mails it was asked to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from exchange.config import DeliveryConfig
+from exchange.connectors.base import Delivered, Message, Outcome, Refused, RetryLater
+from exchange.keys.directory import Route
+from exchange.keys.ids import OrgId
+from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem
+from exchange.outbox.routing import Routes
+from exchange.store import SqliteStore
+from exchange.workers.delivery import DeliveryWorker
+
+SCHOOL = OrgId("urn:106123")
+LA = OrgId("la:356")
+T0 = 1_800_000_000.0
+CONFIG = DeliveryConfig(timeout=1.0, backoff_base=2.0, backoff_max=2.0)
+ENVELOPE = EnvelopeRecord(
+    digest=hashlib.sha256(b"env").digest(),
+    envelope_id=b"\x01" * 16,
+    sender=SCHOOL,
+    recipients=(LA,),
+    record_kind="referral",
+    created=int(T0),
+    length=4,
+)
+
+
+class Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        """Return the time the test set."""
+        return self.now
+
+
+class HalfRandom:
+    """Jitter that is always one half: the wait is three quarters of the step."""
+
+    def random(self) -> float:
+        """Return 0.5."""
+        return 0.5
+
+
+@dataclass
+class Peer:
+    """An HTTPS connector stand-in: each attempt takes ``took`` seconds, then ``answer``."""
+
+    clock: Clock
+    answer: Outcome
+    took: float = 0.0
+    route_kind: str = "https"
+    during: Any = None
+    seen: list[Message] = field(default_factory=list)
+
+    async def deliver(self, message: Message, address: str, *, timeout: float) -> Outcome:
+        """Record the message, let the time pass, run ``during``, answer."""
+        del address, timeout
+        self.seen.append(message)
+        self.clock.now += self.took
+        if self.during is not None:
+            await self.during()
+        return self.answer
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass
+class Mailer:
+    """A notifier that records each mail and answers ``answer``."""
+
+    answer: Outcome = field(default_factory=Delivered)
+    mails: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def send_notification(self, **kwargs: Any) -> Outcome:
+        """Record a new-item notice."""
+        self.mails.append(("notification", kwargs))
+        return self.answer
+
+    async def send_overdue_notice(self, **kwargs: Any) -> Outcome:
+        """Record a chase."""
+        self.mails.append(("overdue", kwargs))
+        return self.answer
+
+
+class Directory:
+    """The one directory fact the worker reads: LA's single HTTPS route."""
+
+    def organisation(self, org: OrgId) -> SimpleNamespace:
+        """Return LA's entry."""
+        assert org == LA
+        return SimpleNamespace(routes=(Route("https", "https://la.example"),))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """Open a store holding the school's envelope to LA, its body and one queued delivery."""
+    opened = await SqliteStore.open(tmp_path / "node")
+    await opened.record_submission(
+        ENVELOPE,
+        submitted_by="user-1",
+        now=T0,
+        outbox=[NewOutbox("envelope", ENVELOPE.digest, SCHOOL, LA)],
+        ledger_events=[],
+    )
+    opened.body_path(ENVELOPE.digest).write_bytes(b"body")
+    yield opened
+    await opened.close()
+
+
+def _worker(
+    store: SqliteStore, clock: Clock, peer: Peer, *, mailer: Mailer | None = None, **service: Any
+) -> DeliveryWorker:
+    fake = SimpleNamespace(
+        store=store,
+        clock=clock,
+        now=lambda: int(clock()),
+        directory=Directory(),
+        outbox_wakeup=asyncio.Event(),
+        public_url="https://school.example",
+        **service,
+    )
+    return DeliveryWorker(
+        fake,
+        None,
+        CONFIG,
+        https=peer,
+        rng=HalfRandom(),
+        routes=Routes({}),
+        notifier=mailer,
+        notify={SCHOOL: ("dsl@school.example",), LA: ("front-door@la.example",)},
+    )
+
+
+async def _attempt_one(store: SqliteStore, worker: DeliveryWorker, now: float) -> OutboxItem:
+    [item] = await store.claim_due(now, 10)
+    await worker.attempt(item)
+    after = await store.outbox_item(item.id)
+    assert after is not None
+    return after
+
+
+async def test_backoff_counts_from_the_end_of_a_timed_out_attempt(store: SqliteStore) -> None:
+    """After an attempt that ran into its timeout, the wait starts when the attempt ended."""
+    clock = Clock()
+    peer = Peer(clock, RetryLater("the peer did not answer in time"), took=CONFIG.timeout)
+    after = await _attempt_one(store, _worker(store, clock, peer), T0)
+    # One second of timeout, then three quarters of the two-second step.
+    assert after.state == "retry-wait"
+    assert after.next_attempt_at == T0 + 1.0 + 1.5
+    assert await store.claim_due(T0 + 2.4, 10) == []
+
+
+async def test_a_recall_during_the_attempt_ends_the_item_recalled(store: SqliteStore) -> None:
+    """An attempt that fails after the sender recalled the envelope never re-queues it."""
+    clock = Clock()
+    peer = Peer(clock, RetryLater("down"))
+
+    async def recall() -> None:
+        await store.request_recall(SCHOOL, ENVELOPE.digest, clock())
+
+    peer.during = recall
+    worker = _worker(store, clock, peer)
+    after = await _attempt_one(store, worker, T0)
+    assert after.state == "recalled"
+    assert after.last_error == "down"
+    assert worker.stats.retried == 0
+
+
+async def test_a_refusal_on_the_only_route_is_a_dead_letter(store: SqliteStore) -> None:
+    """A refusal with no route left ends the item dead and counts it for /metrics."""
+    clock = Clock()
+    worker = _worker(store, clock, Peer(clock, Refused("unknown organisation")))
+    after = await _attempt_one(store, worker, T0)
+    assert (after.state, after.last_error) == ("dead", "unknown organisation")
+    assert (worker.stats.dead, worker.stats.delivered) == (1, 0)
+
+
+async def test_a_chase_mails_the_senders_staff_about_the_late_recipient(
+    store: SqliteStore,
+) -> None:
+    """A chase row (from the sender, to the late recipient) mails the sender's staff."""
+    clock = Clock()
+    late = SimpleNamespace(
+        digest=ENVELOPE.digest, recipient=LA, due=date(2027, 6, 1), waiting_for=("acknowledged",)
+    )
+
+    async def overdue_items(org: OrgId) -> list[SimpleNamespace]:
+        return [late] if org == SCHOOL else []
+
+    mailer = Mailer()
+    worker = _worker(
+        store, clock, Peer(clock, Delivered()), mailer=mailer, overdue_items=overdue_items
+    )
+    await store.add_outbox(ENVELOPE.digest, [NewOutbox("chase", b"c" * 32, SCHOOL, LA)], now=T0)
+    await store.request_recall(SCHOOL, ENVELOPE.digest, T0)  # keeps the envelope row out
+    after = await _attempt_one(store, worker, T0)
+    assert (after.kind, after.state, after.route_kind) == ("chase", "delivered", "smtp")
+    [(kind, mail)] = mailer.mails
+    assert kind == "overdue"
+    assert (mail["origin"], mail["recipient"], mail["address"]) == (
+        SCHOOL,
+        LA,
+        "dsl@school.example",
+    )
+    assert mail["due"] == "2027-06-01"
+
+
+async def test_a_chase_met_meanwhile_sends_no_mail(store: SqliteStore) -> None:
+    """A chase whose deadline was met before the attempt is closed without a mail."""
+    clock = Clock()
+
+    async def overdue_items(org: OrgId) -> list[SimpleNamespace]:
+        del org
+        return []
+
+    mailer = Mailer()
+    worker = _worker(
+        store, clock, Peer(clock, Delivered()), mailer=mailer, overdue_items=overdue_items
+    )
+    await store.add_outbox(ENVELOPE.digest, [NewOutbox("chase", b"c" * 32, SCHOOL, LA)], now=T0)
+    await store.request_recall(SCHOOL, ENVELOPE.digest, T0)
+    after = await _attempt_one(store, worker, T0)
+    assert (after.state, after.last_error) == ("delivered", "met before the chase was sent")
+    assert mailer.mails == []
+
+
+async def test_a_notice_mails_the_recipients_staff(store: SqliteStore) -> None:
+    """A new-item notice (from the sender, to the recipient) mails the recipient's staff."""
+    clock = Clock()
+    mailer = Mailer(answer=RetryLater("the mail server is busy"))
+    worker = _worker(store, clock, Peer(clock, Delivered()), mailer=mailer)
+    await store.add_outbox(
+        ENVELOPE.digest, [NewOutbox("notice", ENVELOPE.digest, SCHOOL, LA)], now=T0
+    )
+    await store.request_recall(SCHOOL, ENVELOPE.digest, T0)
+    after = await _attempt_one(store, worker, T0)
+    assert (after.state, after.last_error) == ("retry-wait", "the mail server is busy")
+    [(kind, mail)] = mailer.mails
+    assert (kind, mail["destination"], mail["address"]) == (
+        "notification",
+        LA,
+        "front-door@la.example",
+    )
