@@ -33,8 +33,11 @@ lint: $(BIN)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The fast run: no sockets (not even loopback), no processes, no exhaustive property runs.
+# tests/conftest.py fails any test that opens a socket or starts a process without the
+# marker that says so, so a missing marker cannot slip a slow test into this run.
 unit: $(BIN)/.installed-test
-	$(BIN)/python -m pytest -m 'not slow'
+	$(BIN)/python -m pytest -m 'not network and not subprocess and not slow'
 
 vectors: $(BIN)/.installed-test
 	$(BIN)/python tests/vectors/generate.py

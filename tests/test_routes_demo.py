@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from exchange.demo.records import CHILD_NAME
 from exchange.demo.routes_part import run_routes_demo
 from exchange.demo.services import sandbox_python
+
+pytestmark = [pytest.mark.network, pytest.mark.subprocess]
 
 
 def test_routes_demo_delivers_every_leg_with_verified_receipts() -> None:

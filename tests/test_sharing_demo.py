@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from exchange.demo.sharing_part import UPN, run_sharing_demo
+
+pytestmark = pytest.mark.network
 
 
 def test_sharing_demo_tells_every_step_and_prints_nothing_personal() -> None:

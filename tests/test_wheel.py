@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess, pytest.mark.network]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Generous bounds for a shared two-core machine; a healthy run takes a fraction of each.

@@ -60,6 +60,7 @@ def proc_env(tmp_path: Path) -> dict[str, str]:
     )
 
 
+@pytest.mark.subprocess
 @pytest.mark.usefixtures("world")
 def test_refusals_in_a_real_process(proc_env: dict[str, str]) -> None:
     """Garbage, wrong passphrase, a usage error and a missing file: one line, no traceback."""
@@ -78,6 +79,7 @@ def test_refusals_in_a_real_process(proc_env: dict[str, str]) -> None:
     _one_line(_exchange("open", "--key", "missing.key", cwd=cwd, env=proc_env), 1)
 
 
+@pytest.mark.subprocess
 @pytest.mark.usefixtures("world")
 def test_round_trip_through_pipes(proc_env: dict[str, str]) -> None:
     """Seal to stdout and open from stdin in real processes."""
@@ -90,6 +92,7 @@ def test_round_trip_through_pipes(proc_env: dict[str, str]) -> None:
     assert opened.stdout == b"synthetic record\n"
 
 
+@pytest.mark.subprocess
 def test_help_in_a_real_process(tmp_path: Path) -> None:
     """--help exits 0 and describes the command."""
     proc = _exchange("--help", cwd=tmp_path, env=_env())
@@ -98,6 +101,7 @@ def test_help_in_a_real_process(tmp_path: Path) -> None:
     assert proc.stderr == b""
 
 
+@pytest.mark.subprocess
 def test_installed_entry_point(tmp_path: Path) -> None:
     """The `exchange` script installed in the venv runs main()."""
     script = VENV_BIN / "exchange"
@@ -113,6 +117,7 @@ def _shell_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```sh\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL)
 
 
+@pytest.mark.subprocess
 def test_docs_worked_example_runs_verbatim(tmp_path: Path) -> None:
     """Every ```sh block of docs/cli.md runs in order with bash in an empty folder."""
     blocks = _shell_blocks(DOCS.read_text())
@@ -154,6 +159,7 @@ def test_every_command_has_help(command: list[str]) -> None:
 README = ROOT / "README.md"
 
 
+@pytest.mark.subprocess
 def test_readme_cli_example_runs_verbatim(tmp_path: Path) -> None:
     """The README's worked example (its sh blocks that call exchange) runs as pasted."""
     blocks = [b for b in _shell_blocks(README.read_text()) if "exchange " in b]

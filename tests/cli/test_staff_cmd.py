@@ -26,12 +26,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from exchange.demo.loopback import PASSPHRASE_ENV, Deployment, start_deployment
+from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.records import decode_container
 from tests.cli.conftest import assert_refused, run
-from tests.node.conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
+from tests.node.conftest import LA, NURSES, SCHOOL, deployed
 from tests.node.helpers import auth, client, get_json, sent, submit, until
 from tests.node.records import SOCIAL_WORKER, lac_record, referral, referral_submission
 
@@ -57,15 +56,9 @@ async def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     """Start the school and LA nodes over TLS; the school also has a member of staff."""
     # start_deployment puts the key passphrase in the environment; this restores it after.
     monkeypatch.setenv(PASSPHRASE_ENV, "replaced by start_deployment")
-    deployment = await start_deployment(
-        tmp_path / "nodes",
-        ORGS,
-        users={SCHOOL: ["dsl", "dpo", "staff"], LA: ["staff", "dsl"], NURSES: ["staff"]},
-        delivery=FAST_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield deployment
-    await deployment.stop()
+    users = {SCHOOL: ["dsl", "dpo", "staff"], LA: ["staff", "dsl"], NURSES: ["staff"]}
+    async with deployed(tmp_path / "nodes", users) as deployment:
+        yield deployment
 
 
 def _base_env() -> dict[str, str]:
@@ -171,6 +164,8 @@ async def _arrived(world: Deployment, node: str, org: OrgId, digest: str) -> dic
 # --- recall ----------------------------------------------------------------------------------
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_recall_of_a_delivered_unopened_item_prints_recalled(nodes: Deployment) -> None:
     async with client(nodes) as http:
         digest = (await submit(http, nodes, b"synthetic target", [LA]))["digest"]
@@ -222,6 +217,8 @@ async def test_recall_of_a_delivered_unopened_item_prints_recalled(nodes: Deploy
     assert [i["digest"] for i in json.loads(ran.out)["items"]] == [digest]
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_recall_after_opening_is_too_late_with_the_role(nodes: Deployment) -> None:
     digest = await _send_referral(nodes)
     await _open(nodes, "la", LA, digest)
@@ -258,6 +255,8 @@ def _outcome(referral_digest: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_thread_after_an_outcome_reply_shows_both(nodes: Deployment) -> None:
     ref = await _send_referral(nodes)
     await _open(nodes, "la", LA, ref)
@@ -304,6 +303,8 @@ async def test_thread_after_an_outcome_reply_shows_both(nodes: Deployment) -> No
 # --- rectification ---------------------------------------------------------------------------
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_rectify_sends_a_correction_to_the_original_recipient(nodes: Deployment) -> None:
     original = await _send_referral(nodes)
     corrected = referral(description="Synthetic referral, corrected: the incident was Tuesday.")
@@ -347,6 +348,8 @@ async def test_rectify_sends_a_correction_to_the_original_recipient(nodes: Deplo
     assert [i["relation"] for i in json.loads(ran.out)["items"]] == [None, "correction"]
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_rectify_names_who_was_left_out(nodes: Deployment) -> None:
     # Sent to the LA and the nurses, recalled from the nurses only (both on one node; the
     # recall is of the whole envelope, so the nurses' copy is recalled via their own node).
@@ -374,6 +377,8 @@ async def test_rectify_names_who_was_left_out(nodes: Deployment) -> None:
 # --- refusals --------------------------------------------------------------------------------
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_the_nodes_refusals_are_one_line_with_the_rule(nodes: Deployment) -> None:
     digest = await _send_referral(nodes)
     school = as_user(nodes, SCHOOL, "dsl")
@@ -413,6 +418,8 @@ async def test_the_nodes_refusals_are_one_line_with_the_rule(nodes: Deployment) 
     refused(ran, 1, "exchange: the node refused: ")
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_the_node_is_reached_only_with_its_ca(nodes: Deployment) -> None:
     digest = await _send_referral(nodes)
     env = as_user(nodes, SCHOOL, "dsl")
@@ -465,6 +472,7 @@ def test_the_token_comes_only_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert "Injected" not in result
 
 
+@pytest.mark.network
 def test_plain_http_is_refused_without_allow_http(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_TOKEN", TOKEN)
     port = _free_port()
@@ -491,6 +499,7 @@ def test_plain_http_is_refused_without_allow_http(monkeypatch: pytest.MonkeyPatc
     assert_refused(run("thread", DIGEST), 2, "no node: give --node URL or set EXCHANGE_NODE")
 
 
+@pytest.mark.network
 def test_command_line_mistakes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_TOKEN", TOKEN)
     monkeypatch.setenv("EXCHANGE_NODE", f"https://127.0.0.1:{_free_port()}")
@@ -579,6 +588,8 @@ async def impostor() -> AsyncIterator[tuple[str, list[str]]]:
     await runner.cleanup()
 
 
+@pytest.mark.network
+@pytest.mark.subprocess
 async def test_a_server_that_is_not_a_good_node(impostor: tuple[str, list[str]]) -> None:
     base, hits = impostor
     env = {**_base_env(), "EXCHANGE_TOKEN": TOKEN}

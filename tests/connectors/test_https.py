@@ -44,6 +44,8 @@ from tests.node.helpers import client, org_pair
 
 from .conformance import DESTINATION, ConnectorConformance, Mode, RecallConformance, message
 
+pytestmark = pytest.mark.network
+
 _PATH_RE = re.compile(r"(?P<prefix>.*)/peer/v1/orgs/(?P<org>[^/]+)/(?P<what>envelopes|receipts)")
 _RECALL_RE = re.compile(r"(?P<prefix>.*)/peer/v1/orgs/(?P<org>[^/]+)/recalls")
 

@@ -63,6 +63,8 @@ from .relay_world import (
     sealed,
 )
 
+pytestmark = pytest.mark.network
+
 TIMEOUT = 5.0
 
 

@@ -332,6 +332,7 @@ async def test_malformed_address_is_refused(
     assert isinstance(outcome, Refused)
 
 
+@pytest.mark.network
 async def test_sandbox_down_is_retry_later() -> None:
     dead = config(f"http://127.0.0.1:{mesh_sandbox.free_port()}", SENDER)
     connector = MeshConnector(dead)

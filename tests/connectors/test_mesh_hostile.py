@@ -36,6 +36,8 @@ from exchange.keys.ids import OrgId
 
 from .conformance import SLACK
 
+pytestmark = pytest.mark.network
+
 SENDER, RECIPIENT = "X26ABC1", "X26ABC2"
 WORKFLOW, ACK_WORKFLOW = "TEST_WORKFLOW", "TEST_WORKFLOW_ACK"
 ORG = OrgId("la:999")

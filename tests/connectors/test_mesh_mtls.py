@@ -20,6 +20,8 @@ from exchange.demo.loopback import certificate_authority, server_certificate
 
 from .test_mesh_hostile import FakeMesh, config, envelope
 
+pytestmark = pytest.mark.network
+
 TIMEOUT = 5.0
 
 

@@ -466,12 +466,14 @@ def captured() -> Iterator[io.StringIO]:
     structlog.reset_defaults()
 
 
+@pytest.mark.network
 async def test_is_a_connector(connector: SmtpConnector) -> None:
     """SmtpConnector satisfies the connector protocol with route kind smtp."""
     assert isinstance(connector, Connector)
     assert connector.route_kind == "smtp"
 
 
+@pytest.mark.network
 async def test_envelope_is_delivered_over_starttls(
     connector: SmtpConnector, server: SmtpServer
 ) -> None:
@@ -490,6 +492,7 @@ async def test_envelope_is_delivered_over_starttls(
     assert mail["X-Exchange-Envelope-Id"] == envelope_id.hex()
 
 
+@pytest.mark.network
 async def test_delivered_mail_is_free_of_personal_data(
     connector: SmtpConnector, server: SmtpServer
 ) -> None:
@@ -506,6 +509,7 @@ async def test_delivered_mail_is_free_of_personal_data(
     assert RECORD_KIND not in text
 
 
+@pytest.mark.network
 async def test_auth_happens_only_under_tls(connector: SmtpConnector, server: SmtpServer) -> None:
     """Every AUTH the server saw came over TLS."""
     envelope, _, digest = sealed()
@@ -513,6 +517,7 @@ async def test_auth_happens_only_under_tls(connector: SmtpConnector, server: Smt
     assert server.handler.logins == [(USERNAME.encode(), True)]
 
 
+@pytest.mark.network
 async def test_server_refuses_a_client_that_skips_starttls(
     server: SmtpServer, ca: ThrowawayCa
 ) -> None:
@@ -527,6 +532,7 @@ async def test_server_refuses_a_client_that_skips_starttls(
     assert server.handler.received == []
 
 
+@pytest.mark.network
 async def test_wrong_password_retries_with_a_clear_reason(
     server: SmtpServer, ca: ThrowawayCa, captured: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -547,6 +553,7 @@ async def test_wrong_password_retries_with_a_clear_reason(
     assert not any(secret in line for line in ours)
 
 
+@pytest.mark.network
 async def test_password_is_never_in_repr_or_logs(
     connector: SmtpConnector, server: SmtpServer, captured: io.StringIO
 ) -> None:
@@ -566,6 +573,7 @@ def make_ca_free() -> ThrowawayCa:
     return ThrowawayCa(Path("ca.pem"), Path("s.pem"), Path("s.key"))
 
 
+@pytest.mark.network
 async def test_server_down_retries(ca: ThrowawayCa) -> None:
     """Connection refused is RetryLater."""
     with refusing_port() as port:
@@ -576,6 +584,7 @@ async def test_server_down_retries(ca: ThrowawayCa) -> None:
     assert "reached" in outcome.reason
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("reply", ["550 5.1.1 No such mailbox", "554 5.7.1 Rejected"])
 async def test_permanent_replies_are_refused(
     connector: SmtpConnector, server: SmtpServer, reply: str
@@ -588,6 +597,7 @@ async def test_permanent_replies_are_refused(
     assert reply[:3] in outcome.reason
 
 
+@pytest.mark.network
 @pytest.mark.parametrize(
     "reply", ["421 4.3.0 Closing", "450 4.2.1 Busy", "451 4.3.0 Local error", "452 4.3.1 Full"]
 )
@@ -602,6 +612,7 @@ async def test_transient_replies_retry(
     assert reply[:3] in outcome.reason
 
 
+@pytest.mark.network
 async def test_destination_back_up_takes_the_message(
     connector: SmtpConnector, server: SmtpServer
 ) -> None:
@@ -615,6 +626,7 @@ async def test_destination_back_up_takes_the_message(
     assert import_once([r.data for r in server.handler.received]) == [envelope]
 
 
+@pytest.mark.network
 async def test_redelivery_is_recognisable_and_imported_once(
     connector: SmtpConnector, server: SmtpServer
 ) -> None:
@@ -631,6 +643,7 @@ async def test_redelivery_is_recognisable_and_imported_once(
     assert import_once(mails) == [envelope]
 
 
+@pytest.mark.network
 async def test_racing_deliveries_all_succeed(connector: SmtpConnector, server: SmtpServer) -> None:
     """Concurrent attempts of one envelope are each Delivered and imported once."""
     envelope, _, digest = sealed()
@@ -642,6 +655,7 @@ async def test_racing_deliveries_all_succeed(connector: SmtpConnector, server: S
     assert import_once([r.data for r in server.handler.received]) == [envelope]
 
 
+@pytest.mark.network
 async def test_slow_server_retries_within_the_deadline(
     connector: SmtpConnector, server: SmtpServer
 ) -> None:
@@ -656,6 +670,7 @@ async def test_slow_server_retries_within_the_deadline(
     assert elapsed <= 0.5 + SLACK, f"took {elapsed:.2f}s"
 
 
+@pytest.mark.network
 async def test_oversized_mail_is_refused_before_connecting(
     server: SmtpServer, ca: ThrowawayCa
 ) -> None:
@@ -668,6 +683,7 @@ async def test_oversized_mail_is_refused_before_connecting(
     assert server.sessions == []
 
 
+@pytest.mark.network
 async def test_server_size_limit_is_refused(ca: ThrowawayCa) -> None:
     """A mail over the server's advertised SIZE is Refused (552 or 5xx), not retried."""
     running = await start_server(ca, data_size_limit=1024)
@@ -681,6 +697,7 @@ async def test_server_size_limit_is_refused(ca: ThrowawayCa) -> None:
     assert running.handler.received == []
 
 
+@pytest.mark.network
 @pytest.mark.parametrize(
     "address", ["not-a-mailbox", "dsl@front-door.example>\r\nRCPT TO:<x@y.example"]
 )
@@ -695,6 +712,7 @@ async def test_invalid_address_is_refused_before_connecting(
     assert server.sessions == []
 
 
+@pytest.mark.network
 async def test_receipts_are_refused(connector: SmtpConnector, server: SmtpServer) -> None:
     """The SMTP route carries envelopes only."""
     outcome = await connector.deliver(
@@ -704,6 +722,7 @@ async def test_receipts_are_refused(connector: SmtpConnector, server: SmtpServer
     assert server.sessions == []
 
 
+@pytest.mark.network
 async def test_non_envelope_body_is_refused(connector: SmtpConnector, server: SmtpServer) -> None:
     """An envelope message whose body is not an envelope is Refused, not mailed."""
     outcome = await connector.deliver(
@@ -714,6 +733,7 @@ async def test_non_envelope_body_is_refused(connector: SmtpConnector, server: Sm
     assert server.sessions == []
 
 
+@pytest.mark.network
 async def test_untrusted_certificate_retries(server: SmtpServer, tmp_path: Path) -> None:
     """A server certificate from another CA fails the handshake: RetryLater, nothing sent."""
     other = make_test_ca(tmp_path / "other")
@@ -726,6 +746,7 @@ async def test_untrusted_certificate_retries(server: SmtpServer, tmp_path: Path)
     assert server.handler.logins == []
 
 
+@pytest.mark.network
 async def test_implicit_tls(ca: ThrowawayCa) -> None:
     """Mode tls talks TLS from the first byte to an implicit-TLS server and delivers."""
     running = await start_server(ca, implicit_tls=True)
@@ -742,6 +763,7 @@ async def test_implicit_tls(ca: ThrowawayCa) -> None:
     assert attachment_of(parse(got.data)) == envelope
 
 
+@pytest.mark.network
 async def test_notification_is_sent(connector: SmtpConnector, server: SmtpServer) -> None:
     """send_notification mails the PII-free notice, with no attachment."""
     _, envelope_id, _ = sealed()
@@ -765,6 +787,7 @@ async def test_notification_is_sent(connector: SmtpConnector, server: SmtpServer
     assert envelope_id.hex() in text_of(mail)
 
 
+@pytest.mark.network
 async def test_closed_connector_raises(connector: SmtpConnector) -> None:
     """After close, deliver and send_notification raise ConnectorError; closing twice is fine."""
     await connector.close()
@@ -783,6 +806,7 @@ async def test_closed_connector_raises(connector: SmtpConnector) -> None:
         )
 
 
+@pytest.mark.network
 async def test_timeout_must_be_positive(connector: SmtpConnector) -> None:
     """A deadline of zero or less is the caller's mistake, named as such."""
     envelope, _, digest = sealed()

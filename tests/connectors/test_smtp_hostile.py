@@ -31,6 +31,8 @@ from exchange.keys.keypairs import OrgKeyPair
 from .conformance import SLACK
 from .smtp_server import ThrowawayCa, make_test_ca
 
+pytestmark = pytest.mark.network
+
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
 MAILBOX = "dsl@front-door.example"

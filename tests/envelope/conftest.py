@@ -26,6 +26,10 @@ VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def _load_generate() -> ModuleType:
+    # The generator imports its shared helpers (vectorkit) from its own folder, as it does
+    # when run as a script.
+    if str(VECTORS_DIR) not in sys.path:
+        sys.path.append(str(VECTORS_DIR))
     spec = importlib.util.spec_from_file_location("vector_generate", VECTORS_DIR / "generate.py")
     assert spec is not None
     assert spec.loader is not None

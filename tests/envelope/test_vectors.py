@@ -194,6 +194,7 @@ def test_unknown_key_of_known_sender_is_sender_known(vector_keys: Any) -> None:
     assert "urn:106123" in str(info.value)
 
 
+@pytest.mark.subprocess
 def test_generator_check_passes() -> None:
     """`generate.py --check` finds the files on disk exactly as it would write them."""
     result = subprocess.run(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from exchange.config import DeliveryConfig, SmtpSettings
@@ -35,18 +38,50 @@ FAST_DELIVERY = DeliveryConfig(
 )
 
 
+@asynccontextmanager
+async def deployed(
+    folder: Path,
+    users: Mapping[OrgId, Sequence[str]],
+    *,
+    orgs: Sequence[OrgSpec] = ORGS,
+    delivery: DeliveryConfig = FAST_DELIVERY,
+    **options: Any,
+) -> AsyncIterator[Deployment]:
+    """Start a loopback deployment over TLS with fast key files; stop it afterwards.
+
+    ``options`` go to :func:`~exchange.demo.loopback.start_deployment` as they are (routes,
+    relays, MESH and SMTP settings, notification mailboxes).
+    """
+    deployment = await start_deployment(
+        folder,
+        orgs,
+        users=users,
+        delivery=delivery,
+        kdf=KdfParams.fast_for_tests(),
+        **options,
+    )
+    try:
+        yield deployment
+    finally:
+        await deployment.stop()
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[Deployment]:
     """Start the two nodes over TLS with a test CA; stop them afterwards."""
-    deployment = await start_deployment(
-        tmp_path / "world",
-        ORGS,
-        users={SCHOOL: ["dsl", "dpo"], LA: ["staff", "dsl"], NURSES: ["staff"]},
-        delivery=FAST_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield deployment
-    await deployment.stop()
+    users = {SCHOOL: ["dsl", "dpo"], LA: ["staff", "dsl"], NURSES: ["staff"]}
+    async with deployed(tmp_path / "world", users) as deployment:
+        yield deployment
+
+
+@pytest.fixture
+async def http(office: Deployment) -> AsyncIterator[aiohttp.ClientSession]:
+    """Yield an HTTPS client trusting the CA of the module's own ``office`` deployment."""
+    # Imported here: the helpers import this module's organisations.
+    from .helpers import client
+
+    async with client(office) as session:
+        yield session
 
 
 #: The environment variable the nodes read the SMTP password from in these tests.

@@ -39,6 +39,8 @@ from .helpers import (
     until,
 )
 
+pytestmark = pytest.mark.network
+
 #: Short timeouts so a hanging peer costs a second, not thirty.
 IMPATIENT = DeliveryConfig(
     batch=32, concurrency=8, timeout=1.0, backoff_base=0.2, backoff_max=0.4, poll_interval=0.02

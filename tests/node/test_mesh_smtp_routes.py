@@ -21,10 +21,9 @@ import pytest
 from exchange.config import MeshTenantConfig
 from exchange.connectors.base import Delivered, Message
 from exchange.connectors.mesh import MeshConfig, MeshConnector
-from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.envelope import open_envelope
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
 from exchange.node.runtime import Node
 from tests.connectors.mesh_sandbox import PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbox
@@ -33,7 +32,7 @@ from tests.connectors.smtp_server import (
     ThrowawayCa,
 )
 
-from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL, smtp_settings
+from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL, deployed, smtp_settings
 from .helpers import auth, client, org_pair, sent, submit, until
 from .records import opened_note
 
@@ -77,12 +76,11 @@ async def world(
     tmp_path: Path, sandbox: Sandbox, smtp: SmtpServer, smtp_ca: ThrowawayCa, mesh_secrets: None
 ) -> AsyncIterator[Deployment]:
     del mesh_secrets
-    deployment = await start_deployment(
+    async with deployed(
         tmp_path / "world",
-        ORGS,
-        users={SCHOOL: ["dsl"], NURSES: ["staff"], LA: ["staff"], MAIL_ONLY: ["dsl"]},
+        {SCHOOL: ["dsl"], NURSES: ["staff"], LA: ["staff"], MAIL_ONLY: ["dsl"]},
+        orgs=ORGS,
         delivery=DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
         routes={
             SCHOOL: (("https", "school"), ("mesh", SENDER)),
             NURSES: (("mesh", RECIPIENT),),
@@ -93,9 +91,8 @@ async def world(
         smtp=smtp_settings(
             smtp, smtp_ca, link_template="https://exchange.example/inbox/{envelope_id}"
         ),
-    )
-    yield deployment
-    await deployment.stop()
+    ) as deployment:
+        yield deployment
 
 
 def _statuses(item: dict[str, object]) -> list[str]:

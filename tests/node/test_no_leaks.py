@@ -23,6 +23,8 @@ from .conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, org_pair, sent, signed_headers, until
 from .records import lac_submission, referral, referral_submission
 
+pytestmark = pytest.mark.network
+
 NAME = "Tallulah Sentinel-Child"
 DOB = "2014-03-09"
 UPN = "T356201412345"

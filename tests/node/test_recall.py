@@ -24,14 +24,13 @@ import yarl
 from aiohttp import web
 
 from exchange.config import RelayConfig
-from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
 from exchange.node.runtime import Node
 from exchange.peerauth import signed_post_headers
 
-from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
+from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL, deployed
 from .helpers import (
     auth,
     client,
@@ -391,19 +390,18 @@ RELAY_ORGS = (
 
 @pytest.fixture
 async def relay_world(tmp_path: Path) -> AsyncIterator[Deployment]:
-    deployment = await start_deployment(
+    async with deployed(
         tmp_path / "relay-world",
-        RELAY_ORGS,
-        users={SCHOOL: ["dsl"], RECEIVING: ["dsl"]},
+        {SCHOOL: ["dsl"], RECEIVING: ["dsl"]},
+        orgs=RELAY_ORGS,
         delivery=dataclasses.replace(FAST_DELIVERY, collect_interval=0.1),
-        kdf=KdfParams.fast_for_tests(),
         routes={RECEIVING: (("mailbox", "la"),)},
         relays={"la": RelayConfig()},
-    )
-    yield deployment
-    await deployment.stop()
+    ) as deployment:
+        yield deployment
 
 
+@pytest.mark.network
 async def test_recall_from_a_relay_before_collection(relay_world: Deployment) -> None:
     world = relay_world
     await world.nodes["receiving"].stop()
@@ -431,6 +429,7 @@ async def test_recall_from_a_relay_before_collection(relay_world: Deployment) ->
     )
 
 
+@pytest.mark.network
 async def test_recall_from_a_relay_after_collection_is_too_late(relay_world: Deployment) -> None:
     world = relay_world
     async with client(world) as http:
@@ -451,6 +450,7 @@ async def test_recall_from_a_relay_after_collection_is_too_late(relay_world: Dep
     assert EventType.RECALLED not in [e[0] for e in events]
 
 
+@pytest.mark.network
 async def test_a_failed_recall_is_tried_again(relay_world: Deployment) -> None:
     world = relay_world
     await world.nodes["receiving"].stop()

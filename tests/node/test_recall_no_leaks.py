@@ -30,6 +30,8 @@ from .conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, org_pair, sent, until
 from .test_no_leaks import BAD_UPN, DOB, NAME, NHS, SENTINEL, UPN, _assert_clean, _lac
 
+pytestmark = pytest.mark.network
+
 
 @pytest.fixture
 def structured_log() -> Iterator[io.StringIO]:

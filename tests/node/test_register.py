@@ -24,13 +24,12 @@ import aiohttp
 import pytest
 
 from exchange.cli.main import main
-from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.records import decode_container, sanitise_file_name
 
-from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
-from .helpers import auth, client, get_json, sent, until
+from .conftest import LA, NURSES, SCHOOL, deployed
+from .helpers import auth, get_json, sent, until
 from .records import (
     NHS,
     UPN,
@@ -41,6 +40,8 @@ from .records import (
     referral,
     referral_submission,
 )
+
+pytestmark = pytest.mark.network
 
 NEW_SCHOOL = OrgId("urn:106124")
 ORGS = (
@@ -56,27 +57,14 @@ PDF = b"%PDF-1.7\n% synthetic test document\n"
 @pytest.fixture
 async def office(tmp_path: Path) -> AsyncIterator[Deployment]:
     """Start the nodes with DSLs, staff and DPOs at the school and the LA."""
-    deployment = await start_deployment(
-        tmp_path / "register",
-        ORGS,
-        users={
-            SCHOOL: ["dsl", "staff", "dpo"],
-            LA: ["dsl", "staff", "dpo"],
-            NURSES: ["staff"],
-            NEW_SCHOOL: ["dsl", "dpo"],
-        },
-        delivery=FAST_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield deployment
-    await deployment.stop()
-
-
-@pytest.fixture
-async def http(office: Deployment) -> AsyncIterator[aiohttp.ClientSession]:
-    """Yield an HTTPS client trusting the deployment's CA."""
-    async with client(office) as session:
-        yield session
+    users = {
+        SCHOOL: ["dsl", "staff", "dpo"],
+        LA: ["dsl", "staff", "dpo"],
+        NURSES: ["staff"],
+        NEW_SCHOOL: ["dsl", "dpo"],
+    }
+    async with deployed(tmp_path / "register", users, orgs=ORGS) as deployment:
+        yield deployment
 
 
 async def _get(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:

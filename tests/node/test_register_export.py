@@ -23,14 +23,13 @@ import aiohttp
 import pytest
 
 from exchange.cli.main import main
-from exchange.demo.loopback import Deployment, start_deployment
+from exchange.demo.loopback import Deployment
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.model import RegisterEntry, RegisterRecall, RegisterRow
 from exchange.service.register_reports import CSV_COLUMNS, iso_time, register_csv, register_json
 
-from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
-from .helpers import auth, client, sent, submit, until
+from .conftest import LA, NURSES, SCHOOL, deployed
+from .helpers import auth, sent, submit, until
 from .records import CHILD_NAME, DSL, NHS, SOCIAL_WORKER, UPN, lac_submission, referral_submission
 from .test_register import NEW_SCHOOL, ORGS, _set_clock
 from .test_retention import AFTER_REVIEW, DOB, REVIEWED, _send_cp_file
@@ -66,22 +65,9 @@ PERSONAL = (
 async def office(tmp_path: Path) -> AsyncIterator[Deployment]:
     """Start the nodes with DSLs, staff and DPOs at every organisation."""
     roles = ["dsl", "staff", "dpo"]
-    deployment = await start_deployment(
-        tmp_path / "register-export",
-        ORGS,
-        users={SCHOOL: roles, LA: roles, NURSES: roles, NEW_SCHOOL: roles},
-        delivery=FAST_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield deployment
-    await deployment.stop()
-
-
-@pytest.fixture
-async def http(office: Deployment) -> AsyncIterator[aiohttp.ClientSession]:
-    """Yield an HTTPS client trusting the deployment's CA."""
-    async with client(office) as session:
-        yield session
+    users = {SCHOOL: roles, LA: roles, NURSES: roles, NEW_SCHOOL: roles}
+    async with deployed(tmp_path / "register-export", users, orgs=ORGS) as deployment:
+        yield deployment
 
 
 async def _post(
@@ -132,6 +118,7 @@ def _no_personal_data(text: str) -> None:
         assert needle not in text, needle
 
 
+@pytest.mark.network
 async def test_a_reply_and_a_correction_show_their_links(
     office: Deployment, http: aiohttp.ClientSession
 ) -> None:
@@ -183,6 +170,7 @@ async def test_a_reply_and_a_correction_show_their_links(
     _no_personal_data(text)
 
 
+@pytest.mark.network
 async def test_a_recalled_recipient_shows_its_recall_outcome(
     office: Deployment, http: aiohttp.ClientSession
 ) -> None:
@@ -213,6 +201,7 @@ async def test_a_recalled_recipient_shows_its_recall_outcome(
     _no_personal_data(text)
 
 
+@pytest.mark.network
 async def test_a_destroyed_item_shows_when_and_under_which_rule(
     office: Deployment, http: aiohttp.ClientSession, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,15 +17,16 @@ from typing import Any
 import pytest
 
 from exchange.config import RelayConfig
-from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
+from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
 from exchange.node.runtime import Node
 
-from .conftest import FAST_DELIVERY, LA, SCHOOL
+from .conftest import FAST_DELIVERY, LA, SCHOOL, deployed
 from .helpers import auth, client, sent, submit, until
 from .records import opened_note
+
+pytestmark = pytest.mark.network
 
 RECEIVING = OrgId("urn:106124")
 ORGS = (
@@ -38,17 +39,15 @@ DELIVERY = dataclasses.replace(FAST_DELIVERY, collect_interval=0.1, overdue_afte
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[Deployment]:
-    deployment = await start_deployment(
+    async with deployed(
         tmp_path / "world",
-        ORGS,
-        users={SCHOOL: ["dsl"], RECEIVING: ["dsl"]},
+        {SCHOOL: ["dsl"], RECEIVING: ["dsl"]},
+        orgs=ORGS,
         delivery=DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
         routes={RECEIVING: (("mailbox", "la"),)},
         relays={"la": RelayConfig()},
-    )
-    yield deployment
-    await deployment.stop()
+    ) as deployment:
+        yield deployment
 
 
 def _statuses(item: dict[str, Any]) -> list[str]:

@@ -22,6 +22,8 @@ from exchange.keys.keyfile import KdfParams
 from .conftest import LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, get_json, submission, until
 
+pytestmark = [pytest.mark.network, pytest.mark.subprocess]
+
 BATCH = 200
 EXCHANGE = Path(sys.executable).with_name("exchange")
 

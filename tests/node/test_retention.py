@@ -23,16 +23,17 @@ import structlog
 
 from exchange import logs
 from exchange.cli.main import main
-from exchange.demo.loopback import Deployment, start_deployment
+from exchange.demo.loopback import Deployment
 from exchange.keys.ids import OrgId
-from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
 from exchange.node.runtime import Node
 
-from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL
-from .helpers import auth, client, get_json, sent, until
+from .conftest import LA, NURSES, SCHOOL, deployed
+from .helpers import auth, get_json, sent, until
 from .records import CHILD_NAME, UPN, cp_file, lac_submission
 from .test_register import LONDON, NEW_SCHOOL, ORGS, _pdf, _set_clock
+
+pytestmark = pytest.mark.network
 
 DOB = "2015-03-14"  # the pupil's date of birth in records.cp_file and records.child
 REVIEW = "2040-03-14"  # DOB + 25 years: the school CP file rule
@@ -58,22 +59,9 @@ def structured_log() -> Iterator[io.StringIO]:
 async def office(tmp_path: Path) -> AsyncIterator[Deployment]:
     """Start the nodes with DSLs, staff and DPOs at every organisation."""
     roles = ["dsl", "staff", "dpo"]
-    deployment = await start_deployment(
-        tmp_path / "retention",
-        ORGS,
-        users={SCHOOL: roles, LA: roles, NURSES: ["staff", "dpo"], NEW_SCHOOL: roles},
-        delivery=FAST_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield deployment
-    await deployment.stop()
-
-
-@pytest.fixture
-async def http(office: Deployment) -> AsyncIterator[aiohttp.ClientSession]:
-    """Yield an HTTPS client trusting the deployment's CA."""
-    async with client(office) as session:
-        yield session
+    users = {SCHOOL: roles, LA: roles, NURSES: ["staff", "dpo"], NEW_SCHOOL: roles}
+    async with deployed(tmp_path / "retention", users, orgs=ORGS) as deployment:
+        yield deployment
 
 
 async def _call(

@@ -114,6 +114,7 @@ async def _ledger(world: Deployment, digest: str) -> list[tuple[EventType, str |
     return [(decode_event(e).type, decode_event(e).reason) for _, e in rows]
 
 
+@pytest.mark.network
 async def test_mesh_down_falls_back_to_https_and_delivers_each_once(
     tmp_path: Path, secrets_env: None
 ) -> None:
@@ -140,6 +141,7 @@ async def test_mesh_down_falls_back_to_https_and_delivers_each_once(
         await world.stop()
 
 
+@pytest.mark.network
 async def test_mesh_down_without_another_route_keeps_retrying(
     tmp_path: Path, secrets_env: None
 ) -> None:

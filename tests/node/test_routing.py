@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from exchange.demo.loopback import Deployment, start_deployment
-from exchange.keys.keyfile import KdfParams
+from exchange.demo.loopback import Deployment
 from exchange.ledger.events import EventType, decode_event
 
-from .conftest import FAST_DELIVERY, LA, ORGS, SCHOOL
+from .conftest import FAST_DELIVERY, LA, SCHOOL, deployed
 from .helpers import client, publish_route, sent, stand_in_peer, submit, until
+
+pytestmark = pytest.mark.network
 
 
 async def refuse(request: web.Request) -> web.StreamResponse:
@@ -35,15 +36,10 @@ async def unavailable(request: web.Request) -> web.StreamResponse:
 @pytest.fixture
 async def routed(tmp_path: Path) -> AsyncIterator[Deployment]:
     """Start the nodes with fallback after two failures on a route."""
-    world = await start_deployment(
-        tmp_path / "world",
-        ORGS,
-        users={SCHOOL: ["dsl"], LA: ["staff"]},
-        delivery=dataclasses.replace(FAST_DELIVERY, fallback_after=2),
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield world
-    await world.stop()
+    delivery = dataclasses.replace(FAST_DELIVERY, fallback_after=2)
+    users = {SCHOOL: ["dsl"], LA: ["staff"]}
+    async with deployed(tmp_path / "world", users, delivery=delivery) as world:
+        yield world
 
 
 async def _deliver_via(

@@ -14,13 +14,14 @@ import aiohttp
 import pytest
 
 from exchange.config import DeliveryConfig
-from exchange.demo.loopback import Deployment, start_deployment
-from exchange.keys.keyfile import KdfParams
+from exchange.demo.loopback import Deployment
 from exchange.ledger.events import decode_event
 
-from .conftest import LA, NURSES, ORGS, SCHOOL
-from .helpers import auth, client, get_json, publish_route, sent, slow, stand_in_peer, until
+from .conftest import LA, NURSES, SCHOOL, deployed
+from .helpers import auth, get_json, publish_route, sent, slow, stand_in_peer, until
 from .records import lac_submission
+
+pytestmark = pytest.mark.network
 
 API_DELIVERY = DeliveryConfig(
     batch=32, concurrency=8, timeout=2.0, backoff_base=0.05, backoff_max=0.2, poll_interval=0.02
@@ -30,22 +31,9 @@ API_DELIVERY = DeliveryConfig(
 @pytest.fixture
 async def office(tmp_path: Path) -> AsyncIterator[Deployment]:
     """Start a deployment where the LA also has a data protection officer."""
-    deployment = await start_deployment(
-        tmp_path / "office",
-        ORGS,
-        users={SCHOOL: ["dsl", "dpo"], LA: ["staff", "dsl", "dpo"], NURSES: ["staff"]},
-        delivery=API_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    yield deployment
-    await deployment.stop()
-
-
-@pytest.fixture
-async def http(office: Deployment) -> AsyncIterator[aiohttp.ClientSession]:
-    """Yield an HTTPS client trusting the deployment's CA."""
-    async with client(office) as session:
-        yield session
+    users = {SCHOOL: ["dsl", "dpo"], LA: ["staff", "dsl", "dpo"], NURSES: ["staff"]}
+    async with deployed(tmp_path / "office", users, delivery=API_DELIVERY) as deployment:
+        yield deployment
 
 
 def _body(**fields: Any) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from exchange.peerauth import MemoryReplayCache, PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response, verify_aiohttp_request
 from tests.peerauth import BODY, CONTENT_TYPE, DIRECTORY, LA, NOW, sign
 
+pytestmark = pytest.mark.network
+
 ORIGIN = "https://node.example.org"
 PATH = "/v1/inbound/envelopes?from=la%3A356"
 

@@ -239,6 +239,7 @@ def test_directory_in_vectors_is_loadable() -> None:
     assert set(directory.organisations) == {"urn:106123", "la:356", "ods:X26ABC", "la:357"}
 
 
+@pytest.mark.subprocess
 def test_generator_check_passes() -> None:
     """`receipts_generate.py --check` finds the files on disk exactly as it would write them."""
     result = subprocess.run(

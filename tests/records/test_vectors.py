@@ -48,6 +48,7 @@ def test_invalid_vector_reports_exactly_its_problems(path: Path) -> None:
     assert got == sorted((e["path"], e["rule"]) for e in vector["expect"])
 
 
+@pytest.mark.subprocess
 def test_generator_check_passes() -> None:
     """`generate.py --check` finds the files on disk exactly as it would write them."""
     result = subprocess.run(

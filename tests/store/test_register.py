@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -13,23 +11,9 @@ from exchange.keys.ids import OrgId
 from exchange.model import EnvelopeRecord, NewOutbox, ReceiptRecord, RegisterEntry, SubjectKey
 from exchange.store import SqliteStore
 
-SCHOOL = OrgId("urn:106123")
-LA = OrgId("la:356")
-NURSES = OrgId("ods:X26ABC")
-T0 = 1_800_000_000.0
+from .conftest import LA, NURSES, SCHOOL, T0, envelope
+
 CHILD = SubjectKey("upn", hashlib.sha256(b"keyed hash of a synthetic UPN").digest())
-
-
-def _envelope(n: int) -> EnvelopeRecord:
-    return EnvelopeRecord(
-        digest=hashlib.sha256(b"env%d" % n).digest(),
-        envelope_id=bytes([n]) * 16,
-        sender=SCHOOL,
-        recipients=(LA, NURSES),
-        record_kind="referral",
-        created=int(T0),
-        length=1000 + n,
-    )
 
 
 def _entry(env: EnvelopeRecord, *, due: str | None = "2027-01-08") -> RegisterEntry:
@@ -60,14 +44,6 @@ def _receipt(env: EnvelopeRecord, status: str, org: OrgId) -> ReceiptRecord:
     return ReceiptRecord(hashlib.sha256(signed).digest(), env.digest, org, status, int(T0), signed)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """Open a fresh store in a temporary folder."""
-    opened = await SqliteStore.open(tmp_path / "node")
-    yield opened
-    await opened.close()
-
-
 async def _submit(store: SqliteStore, env: EnvelopeRecord, entry: RegisterEntry) -> None:
     await store.record_submission(
         env,
@@ -79,9 +55,9 @@ async def _submit(store: SqliteStore, env: EnvelopeRecord, entry: RegisterEntry)
     )
 
 
-async def test_the_register_row_commits_with_the_envelope(store: SqliteStore) -> None:
+async def test_the_register_row_commits_with_theenvelope(store: SqliteStore) -> None:
     """The row, its recipients and its subject hashes are written with the envelope."""
-    env = _envelope(1)
+    env = envelope(1)
     await _submit(store, env, _entry(env))
     [row] = await store.register_rows(SCHOOL)
     assert row.entry == _entry(env)
@@ -93,7 +69,7 @@ async def test_the_register_row_commits_with_the_envelope(store: SqliteStore) ->
 
 async def test_a_failing_register_row_takes_the_envelope_with_it(store: SqliteStore) -> None:
     """If the register row cannot be written, nothing of the submission is stored."""
-    first, second = _envelope(1), _envelope(2)
+    first, second = envelope(1), envelope(2)
     await _submit(store, first, _entry(first))
     size = await store.ledger_size()
     # A second row naming the first envelope breaks the register's unique digest.
@@ -108,7 +84,7 @@ async def test_a_failing_register_row_takes_the_envelope_with_it(store: SqliteSt
 
 async def test_overdue_rows_wait_for_a_satisfying_receipt(store: SqliteStore) -> None:
     """A recipient is overdue after its due date until a receipt it lists arrives."""
-    env = _envelope(1)
+    env = envelope(1)
     await _submit(store, env, _entry(env))
     assert await store.overdue_rows(SCHOOL, due_before="2027-01-08") == []
     late = await store.overdue_rows(SCHOOL, due_before="2027-01-09")
@@ -139,11 +115,11 @@ async def test_not_shared_rows_and_received_index(store: SqliteStore) -> None:
     rows, _ = await store.subject_matches(SCHOOL, [CHILD.hash])
     assert [(r.id, r.entry.outcome) for r in rows] == [(register_id, "not-shared")]
     with pytest.raises(ValueError, match="not-shared"):
-        await store.record_not_shared(_entry(_envelope(3)))
+        await store.record_not_shared(_entry(envelope(3)))
     with pytest.raises(ValueError, match="identifier hashes"):
         await store.subject_matches(SCHOOL, [])
 
-    env = _envelope(4)
+    env = envelope(4)
     delivered = _receipt(env, "delivered", LA)
     await store.record_delivery(LA, env, now=T0, receipt=delivered, ledger_events=[])
     [unopened] = await store.received_not_indexed(LA)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 
@@ -23,10 +22,8 @@ from exchange.model import (
 from exchange.outbox import machine
 from exchange.store import SqliteStore
 
-SCHOOL = OrgId("urn:106123")
-LA = OrgId("la:356")
-NURSES = OrgId("ods:X26ABC")
-T0 = 1_800_000_000.0
+from .conftest import LA, NURSES, SCHOOL, T0, envelope
+
 CHILD = SubjectKey("upn", hashlib.sha256(b"keyed hash of a synthetic UPN").digest())
 
 
@@ -35,15 +32,7 @@ class RefusedError(Exception):
 
 
 def _envelope(n: int, sender: OrgId = SCHOOL) -> EnvelopeRecord:
-    return EnvelopeRecord(
-        digest=hashlib.sha256(b"env%d" % n).digest(),
-        envelope_id=bytes([n]) * 16,
-        sender=sender,
-        recipients=(LA, NURSES),
-        record_kind="lac-record",
-        created=int(T0),
-        length=1000 + n,
-    )
+    return envelope(n, sender=sender, record_kind="lac-record")
 
 
 def _schedule(
@@ -82,14 +71,6 @@ def _entry(env: EnvelopeRecord) -> RegisterEntry:
 def _receipt(env: EnvelopeRecord, org: OrgId) -> ReceiptRecord:
     signed = b"signed delivered" + env.digest + org.encode()
     return ReceiptRecord(hashlib.sha256(signed).digest(), env.digest, org, "delivered", 1, signed)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """Open a fresh store in a temporary folder."""
-    opened = await SqliteStore.open(tmp_path / "node")
-    yield opened
-    await opened.close()
 
 
 async def _submit(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,22 +16,7 @@ from exchange.outbox.machine import Transition
 from exchange.store import SqliteStore
 from exchange.store.schema import MIGRATIONS
 
-SCHOOL = OrgId("urn:106123")
-LA = OrgId("la:356")
-NURSES = OrgId("ods:X26ABC")
-T0 = 1_800_000_000.0
-
-
-def _envelope(n: int = 1) -> EnvelopeRecord:
-    return EnvelopeRecord(
-        digest=hashlib.sha256(b"env%d" % n).digest(),
-        envelope_id=bytes([n]) * 16,
-        sender=SCHOOL,
-        recipients=(LA, NURSES),
-        record_kind="referral",
-        created=int(T0),
-        length=1000 + n,
-    )
+from .conftest import LA, NURSES, SCHOOL, T0, envelope
 
 
 def _receipt(env: EnvelopeRecord, status: str = "delivered", org: OrgId = LA) -> ReceiptRecord:
@@ -45,14 +29,6 @@ def _receipt(env: EnvelopeRecord, status: str = "delivered", org: OrgId = LA) ->
         time=int(T0) + 5,
         signed=signed,
     )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """Open a fresh store in a temporary folder."""
-    opened = await SqliteStore.open(tmp_path / "node")
-    yield opened
-    await opened.close()
 
 
 async def _submit(store: SqliteStore, env: EnvelopeRecord) -> None:
@@ -77,7 +53,7 @@ async def test_database_is_wal_with_full_sync(store: SqliteStore) -> None:
 async def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path: Path) -> None:
     """Closing and reopening the store keeps every row and leaves the schema at one version."""
     first = await SqliteStore.open(tmp_path / "n")
-    await _submit(first, _envelope())
+    await _submit(first, envelope())
     await first.close()
     second = await SqliteStore.open(tmp_path / "n")
     assert len(await second.list_sent(SCHOOL, limit=10)) == 1
@@ -92,7 +68,7 @@ async def test_submission_creates_one_delivery_per_recipient_and_a_ledger_event(
     store: SqliteStore,
 ) -> None:
     """A submission commits the envelope, one outbox row per recipient and its ledger event."""
-    env = _envelope()
+    env = envelope()
     await _submit(store, env)
     [item] = await store.list_sent(SCHOOL, limit=10)
     assert item.envelope == env
@@ -103,14 +79,14 @@ async def test_submission_creates_one_delivery_per_recipient_and_a_ledger_event(
 
 async def test_other_organisations_do_not_see_sent_items(store: SqliteStore) -> None:
     """Sent items are listed per sender only."""
-    await _submit(store, _envelope())
+    await _submit(store, envelope())
     assert await store.list_sent(LA, limit=10) == []
-    assert await store.sent_item(LA, _envelope().digest) is None
+    assert await store.sent_item(LA, envelope().digest) is None
 
 
 async def test_claim_moves_due_items_to_attempting_once(store: SqliteStore) -> None:
     """Claiming takes due items once; a second claim finds nothing until they are released."""
-    await _submit(store, _envelope())
+    await _submit(store, envelope())
     claimed = await store.claim_due(T0, 10)
     assert {c.state for c in claimed} == {"attempting"}
     assert all(c.attempts == 1 for c in claimed)
@@ -119,7 +95,7 @@ async def test_claim_moves_due_items_to_attempting_once(store: SqliteStore) -> N
 
 async def test_retry_wait_items_are_due_only_at_their_time(store: SqliteStore) -> None:
     """An item put in retry-wait is claimed again only when its time has come."""
-    await _submit(store, _envelope())
+    await _submit(store, envelope())
     [first, _] = await store.claim_due(T0, 10)
     await store.apply_transition(
         Transition(first, replace(first, state="retry-wait", next_attempt_at=T0 + 30))
@@ -133,7 +109,7 @@ async def test_retry_wait_items_are_due_only_at_their_time(store: SqliteStore) -
 async def test_requeue_after_restart_returns_attempting_items(tmp_path: Path) -> None:
     """Items left attempting by a crash are queued again on the next start."""
     first = await SqliteStore.open(tmp_path / "n")
-    await _submit(first, _envelope())
+    await _submit(first, envelope())
     await first.claim_due(T0, 10)
     await first.close()
     second = await SqliteStore.open(tmp_path / "n")
@@ -144,7 +120,7 @@ async def test_requeue_after_restart_returns_attempting_items(tmp_path: Path) ->
 
 async def test_delivered_attempt_stores_the_receipt_and_event(store: SqliteStore) -> None:
     """Finishing an attempt as delivered records the receipt and ledger event with it."""
-    env = _envelope()
+    env = envelope()
     await _submit(store, env)
     [item, _] = await store.claim_due(T0, 10)
     receipt = _receipt(env, org=item.destination)
@@ -161,7 +137,7 @@ async def test_repeated_delivery_returns_the_first_receipt_and_stores_nothing(
     store: SqliteStore,
 ) -> None:
     """A second delivery of the same envelope to the same owner is a no-op returning receipt 1."""
-    env = _envelope()
+    env = envelope()
     first = _receipt(env)
     assert await store.record_delivery(LA, env, now=T0, receipt=first, ledger_events=[b"d"]) == (
         first.signed
@@ -179,7 +155,7 @@ async def test_repeated_delivery_returns_the_first_receipt_and_stores_nothing(
 
 async def test_inbox_is_per_owner(store: SqliteStore) -> None:
     """An envelope delivered to one organisation is not in another's inbox."""
-    env = _envelope()
+    env = envelope()
     await store.record_delivery(LA, env, now=T0, receipt=_receipt(env), ledger_events=[])
     assert await store.inbox(NURSES, limit=10) == []
     assert await store.inbox_item(NURSES, env.digest) is None
@@ -190,7 +166,7 @@ async def test_inbox_is_per_owner(store: SqliteStore) -> None:
 
 async def test_inbox_update_queues_the_receipt_back(store: SqliteStore) -> None:
     """Opening an item records the state, the receipt, an outbox row and a ledger event."""
-    env = _envelope()
+    env = envelope()
     await store.record_delivery(LA, env, now=T0, receipt=_receipt(env), ledger_events=[])
     opened = _receipt(env, "opened")
     await store.update_inbox(
@@ -211,7 +187,7 @@ async def test_inbox_update_queues_the_receipt_back(store: SqliteStore) -> None:
 
 async def test_add_receipt_is_idempotent(store: SqliteStore) -> None:
     """The same receipt arriving twice is stored and logged once."""
-    env = _envelope()
+    env = envelope()
     receipt = _receipt(env, "acknowledged")
     assert await store.add_receipt(receipt, ledger_events=[b"ack"], now=T0)
     assert not await store.add_receipt(receipt, ledger_events=[b"ack"], now=T0)
@@ -253,7 +229,7 @@ async def test_nonce_is_refused_the_second_time(store: SqliteStore) -> None:
 
 async def test_failed_transaction_leaves_nothing(store: SqliteStore) -> None:
     """A submission that fails half-way (duplicate) commits none of its rows."""
-    env = _envelope()
+    env = envelope()
     await _submit(store, env)
     with pytest.raises(sqlite3.IntegrityError):
         await store.record_submission(

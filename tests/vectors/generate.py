@@ -29,13 +29,30 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import struct
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
+
+# The shared clock, organisations, keys and --check (this script's folder is first on
+# sys.path when it runs).
+from vectorkit import (
+    FRONT_DOOR,
+    NOW,
+    NURSES,
+    SCHOOL,
+    THIRD_PARTY,
+    YEAR,
+    Generation,
+    current,
+    find_generation,
+    key_json,
+    render,
+    write_or_check,
+)
+from vectorkit import directory_json as vectorkit_directory
 
 from exchange.envelope import Recipient, seal
 from exchange.envelope.format import (
@@ -52,23 +69,15 @@ from exchange.envelope.labels import L_HEADER_SIG
 from exchange.envelope.payload import PayloadCipher, encode_inner, key_commitment
 from exchange.envelope.wrap import wrap_info
 from exchange.keys.ids import OrgId
-from exchange.keys.keypairs import EncryptionKey, EncryptionPublicKey, OrgKeyPair, SigningKey
+from exchange.keys.keypairs import EncryptionPublicKey, OrgKeyPair, SigningKey
 
 HERE: Final = Path(__file__).resolve().parent
 
-KEY_LABEL: Final = b"exchange/v1/test-vector-key\x00"
 RANDOM_LABEL: Final = b"exchange/v1/test-vector-random\x00"
 CONTENT_LABEL: Final = b"exchange/v1/test-vector-content\x00"
 
-#: The fixed clock: 2026-01-01T00:00:00Z.
-NOW: Final = 1_767_225_600
 CREATED: Final = NOW - 120
-YEAR: Final = 365 * 24 * 3600
 
-SCHOOL: Final = "urn:106123"
-FRONT_DOOR: Final = "la:356"
-NURSES: Final = "ods:X26ABC"
-THIRD_PARTY: Final = "la:357"
 #: An organisation whose keys exist but which the directory does not list.
 IMPOSTOR: Final = "urn:999999"
 #: Extra schools, only to fill envelopes with 16 and 17 recipients.
@@ -80,92 +89,33 @@ FORMAT_NAME: Final = "exchange-envelope-v1-test-vector"
 # --- keys and the directory -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Generation:
-    """One key generation of one organisation, and how the directory lists it."""
-
-    org: str
-    name: str
-    not_before: int
-    not_after: int
-    revoked: bool = False
-    listed: bool = True
-
-    def seed(self, algorithm: str) -> bytes:
-        """Return the fixed secret of this generation for ``algorithm``."""
-        return hashlib.sha256(
-            b"\x00".join([KEY_LABEL + algorithm.encode(), self.org.encode(), self.name.encode()])
-        ).digest()
-
-    @property
-    def pair(self) -> OrgKeyPair:
-        """Return the key pair built from the fixed secrets."""
-        return OrgKeyPair(
-            OrgId(self.org), SigningKey(self.seed("ed25519")), EncryptionKey(self.seed("x25519"))
-        )
-
-
-def _current(org: str, *, listed: bool = True) -> Generation:
-    return Generation(org, "current", NOW - YEAR, NOW + YEAR, listed=listed)
-
-
 GENERATIONS: Final = (
-    _current(SCHOOL),
+    current(SCHOOL),
     # Expired a year before NOW: an envelope created at CREATED is outside its window.
     Generation(SCHOOL, "expired", NOW - 3 * YEAR, NOW - YEAR),
     # Inside its window but revoked: refused at every time.
     Generation(SCHOOL, "revoked", NOW - YEAR, NOW + YEAR, revoked=True),
-    _current(FRONT_DOOR),
-    _current(NURSES),
-    _current(THIRD_PARTY),
-    _current(IMPOSTOR, listed=False),
-    *(_current(org) for org in FILLERS),
+    current(FRONT_DOOR),
+    current(NURSES),
+    current(THIRD_PARTY),
+    current(IMPOSTOR, listed=False),
+    *(current(org) for org in FILLERS),
 )
 
 
 def generation(org: str, name: str = "current") -> Generation:
     """Return the generation ``name`` of ``org``."""
-    for gen in GENERATIONS:
-        if gen.org == org and gen.name == name:
-            return gen
-    raise KeyError((org, name))
+    return find_generation(GENERATIONS, org, name)
 
 
 def keys_json() -> list[dict[str, Any]]:
     """Return every key generation with its secrets, public keys and key ids (hex)."""
-    out = []
-    for gen in GENERATIONS:
-        pair = gen.pair
-        out.append(
-            {
-                "org": gen.org,
-                "generation": gen.name,
-                "ed25519_seed": gen.seed("ed25519").hex(),
-                "ed25519_public": pair.signing.public.raw.hex(),
-                "ed25519_key_id": pair.signing.public.key_id.hex(),
-                "x25519_secret": gen.seed("x25519").hex(),
-                "x25519_public": pair.encryption.public.raw.hex(),
-                "x25519_key_id": pair.encryption.public.key_id.hex(),
-            }
-        )
-    return out
+    return [key_json(gen, encryption_key_id=True) for gen in GENERATIONS]
 
 
 def directory_json() -> list[dict[str, Any]]:
     """Return the directory: each listed generation's signing key, window and revocation."""
-    return [
-        {
-            "org": gen.org,
-            "generation": gen.name,
-            "signing_key_id": gen.pair.signing.public.key_id.hex(),
-            "signing_public": gen.pair.signing.public.raw.hex(),
-            "not_before": gen.not_before,
-            "not_after": gen.not_after,
-            "revoked": gen.revoked,
-        }
-        for gen in GENERATIONS
-        if gen.listed
-    ]
+    return vectorkit_directory(GENERATIONS, ("signing_key_id", "signing_public"))
 
 
 # --- deterministic inputs -------------------------------------------------------------------
@@ -696,11 +646,6 @@ def negative_vector(neg: NegativeCase) -> dict[str, Any]:
     }
 
 
-def render(vector: dict[str, Any]) -> str:
-    """Return the file text of one vector."""
-    return json.dumps(vector, indent=1) + "\n"
-
-
 def all_files() -> dict[Path, str]:
     """Return every vector file's path and text."""
     files = {HERE / "positive" / f"{c.name}.json": render(positive_vector(c)) for c in POSITIVE}
@@ -715,26 +660,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare, do not write")
     args = parser.parse_args(argv)
     files = all_files()
-    if args.check:
-        on_disk = {p for d in ("positive", "negative") for p in (HERE / d).glob("*.json")}
-        problems = [
-            f"missing or different: {p.relative_to(HERE)}"
-            for p, text in files.items()
-            if not p.is_file() or p.read_text(encoding="utf-8") != text
-        ]
-        problems += [f"not generated: {p.relative_to(HERE)}" for p in sorted(on_disk - set(files))]
-        for line in problems:
-            print(line, file=sys.stderr)
-        return 1 if problems else 0
-    for directory in ("positive", "negative"):
-        (HERE / directory).mkdir(exist_ok=True)
-        for stale in (HERE / directory).glob("*.json"):
-            if stale not in files:
-                stale.unlink()
-    for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
-    print(f"wrote {len(files)} vectors to {HERE}")
-    return 0
+    on_disk = {p for d in ("positive", "negative") for p in (HERE / d).glob("*.json")}
+    status = write_or_check(files, on_disk, HERE, check=args.check)
+    if not args.check:
+        print(f"wrote {len(files)} vectors to {HERE}")
+    return status
 
 
 if __name__ == "__main__":

@@ -38,9 +38,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-# The keys are the envelope vectors' own (this script's folder is first on sys.path when it
-# runs), so an organisation's current keys are the same in both vector sets.
-from generate import Generation
+# The keys, clock and organisations are the envelope vectors' own (this script's folder is
+# first on sys.path when it runs), so an organisation's current keys are the same in both
+# vector sets.
+from vectorkit import (
+    FRONT_DOOR,
+    NOW,
+    NURSES,
+    SCHOOL,
+    THIRD_PARTY,
+    YEAR,
+    Generation,
+    current,
+    find_generation,
+    key_json,
+    render,
+    write_or_check,
+)
+from vectorkit import directory_json as vectorkit_directory
 
 from exchange.keys.ids import KeyId, OrgId
 from exchange.receipts import (
@@ -56,15 +71,6 @@ OUT: Final = HERE / "receipts"
 
 FORMAT_NAME: Final = "exchange-receipt-v1-test-vector"
 
-#: The fixed clock: 2026-01-01T00:00:00Z, the envelope vectors' ``now``.
-NOW: Final = 1_767_225_600
-YEAR: Final = 365 * 24 * 3600
-
-SCHOOL: Final = "urn:106123"
-FRONT_DOOR: Final = "la:356"
-NURSES: Final = "ods:X26ABC"
-THIRD_PARTY: Final = "la:357"
-
 #: The envelope every receipt is about, and another one, from the envelope vectors.
 ENVELOPE_VECTOR: Final = "two-recipients"
 OTHER_ENVELOPE_VECTOR: Final = "one-byte"
@@ -76,64 +82,35 @@ STATUS_BYTES: Final = {"delivered": 1, "opened": 2, "acknowledged": 3, "rejected
 # --- keys and the directory -----------------------------------------------------------------
 
 
-def _current(org: str) -> Generation:
-    return Generation(org, "current", NOW - YEAR, NOW + YEAR)
-
-
 GENERATIONS: Final = (
-    _current(SCHOOL),
-    _current(FRONT_DOOR),
+    current(SCHOOL),
+    current(FRONT_DOOR),
     # Expired a year before NOW: a receipt dated NOW - 60 is outside its window.
     Generation(FRONT_DOOR, "expired", NOW - 3 * YEAR, NOW - YEAR),
     # Inside its window but revoked: refused at every time.
     Generation(FRONT_DOOR, "revoked", NOW - YEAR, NOW + YEAR, revoked=True),
     # Keys la:356 holds but never enrolled: the directory does not list them.
     Generation(FRONT_DOOR, "unlisted", NOW - YEAR, NOW + YEAR, listed=False),
-    _current(NURSES),
-    _current(THIRD_PARTY),
+    current(NURSES),
+    current(THIRD_PARTY),
 )
 
 
 def generation(org: str, name: str = "current") -> Generation:
     """Return the generation ``name`` of ``org``."""
-    for gen in GENERATIONS:
-        if gen.org == org and gen.name == name:
-            return gen
-    raise KeyError((org, name))
+    return find_generation(GENERATIONS, org, name)
 
 
 def keys_json() -> list[dict[str, Any]]:
     """Return every key generation with its secrets, public keys and key ids (hex)."""
-    return [
-        {
-            "org": gen.org,
-            "generation": gen.name,
-            "ed25519_seed": gen.seed("ed25519").hex(),
-            "ed25519_public": gen.pair.signing.public.raw.hex(),
-            "ed25519_key_id": gen.pair.signing.public.key_id.hex(),
-            "x25519_secret": gen.seed("x25519").hex(),
-            "x25519_public": gen.pair.encryption.public.raw.hex(),
-        }
-        for gen in GENERATIONS
-    ]
+    return [key_json(gen, encryption_key_id=False) for gen in GENERATIONS]
 
 
 def directory_json() -> list[dict[str, Any]]:
     """Return the directory: each listed generation's public keys, window and revocation."""
-    return [
-        {
-            "org": gen.org,
-            "generation": gen.name,
-            "signing_public": gen.pair.signing.public.raw.hex(),
-            "signing_key_id": gen.pair.signing.public.key_id.hex(),
-            "encryption_public": gen.pair.encryption.public.raw.hex(),
-            "not_before": gen.not_before,
-            "not_after": gen.not_after,
-            "revoked": gen.revoked,
-        }
-        for gen in GENERATIONS
-        if gen.listed
-    ]
+    return vectorkit_directory(
+        GENERATIONS, ("signing_public", "signing_key_id", "encryption_public")
+    )
 
 
 # --- the envelope ---------------------------------------------------------------------------
@@ -538,11 +515,6 @@ def negative_vector(neg: NegativeCase) -> dict[str, Any]:
     }
 
 
-def render(vector: dict[str, Any]) -> str:
-    """Return the file text of one vector."""
-    return json.dumps(vector, indent=1) + "\n"
-
-
 def all_files() -> dict[Path, str]:
     """Return every vector file's path and text."""
     files = {OUT / "positive" / f"{c.name}.json": render(positive_vector(c)) for c in POSITIVE}
@@ -557,26 +529,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare, do not write")
     args = parser.parse_args(argv)
     files = all_files()
-    if args.check:
-        on_disk = {p for d in ("positive", "negative") for p in (OUT / d).glob("*.json")}
-        problems = [
-            f"missing or different: {p.relative_to(HERE)}"
-            for p, text in files.items()
-            if not p.is_file() or p.read_text(encoding="utf-8") != text
-        ]
-        problems += [f"not generated: {p.relative_to(HERE)}" for p in sorted(on_disk - set(files))]
-        for line in problems:
-            sys.stderr.write(line + "\n")
-        return 1 if problems else 0
-    for directory in ("positive", "negative"):
-        (OUT / directory).mkdir(parents=True, exist_ok=True)
-        for stale in (OUT / directory).glob("*.json"):
-            if stale not in files:
-                stale.unlink()
-    for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
-    sys.stdout.write(f"wrote {len(files)} vectors to {OUT}\n")
-    return 0
+    on_disk = {p for d in ("positive", "negative") for p in (OUT / d).glob("*.json")}
+    status = write_or_check(files, on_disk, HERE, check=args.check)
+    if not args.check:
+        sys.stdout.write(f"wrote {len(files)} vectors to {OUT}\n")
+    return status
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# The shared --check lives one folder up, beside the other generators.
+sys.path.insert(0, str(HERE.parent))
+from vectorkit import write_or_check  # noqa: E402 - found through the line above
+
 DELETE = object()
 
 #: Synthetic identifiers with correct check characters (computed by exchange.records).
@@ -700,24 +704,9 @@ def build() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    files = build()
+    """Write the vectors, or with ``--check`` report whether the files on disk differ."""
     on_disk = set(HERE.glob("*/*/*.json"))
-    if "--check" in argv:
-        bad = sorted(str(p.relative_to(HERE)) for p in on_disk - files.keys())
-        bad += sorted(
-            str(p.relative_to(HERE))
-            for p, text in files.items()
-            if not p.is_file() or p.read_text(encoding="utf-8") != text
-        )
-        for name in bad:
-            print(f"differs, missing or extra: {name}")
-        return 1 if bad else 0
-    for path in on_disk - files.keys():
-        path.unlink()
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(build(), on_disk, HERE, check="--check" in argv, report=sys.stdout)
 
 
 if __name__ == "__main__":

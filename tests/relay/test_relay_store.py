@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from exchange.relay.store import MailboxFullError, RelayStore
-
-from .relay_world import LA, NURSE, SCHOOL
+from tests.connectors.relay_world import LA, NURSE, SCHOOL
 
 BODY = b"sealed bytes"
 DIGEST = hashlib.sha256(BODY).digest()

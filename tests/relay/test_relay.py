@@ -18,8 +18,7 @@ import pytest
 from exchange.keys.ids import OrgId
 from exchange.receipts import parse_signed
 from exchange.relay.server import RelayLimits
-
-from .relay_world import (
+from tests.connectors.relay_world import (
     LA,
     NURSE,
     SCHOOL,
@@ -30,7 +29,9 @@ from .relay_world import (
     running_relay,
     sealed,
 )
-from .test_mailbox import envelope_message
+from tests.connectors.test_mailbox import envelope_message
+
+pytestmark = pytest.mark.network
 
 ENVELOPE = "application/vnd.exchange.envelope"
 RECEIPT = "application/vnd.exchange.receipt"
