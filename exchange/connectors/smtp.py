@@ -3,8 +3,8 @@
 :class:`SmtpConnector` (route kind ``smtp``) hands an envelope to a submission server with
 aiosmtplib, over STARTTLS or implicit TLS, authenticated when a user name is configured;
 the route's address is the recipient's mailbox. The mail itself is built by
-:mod:`exchange.connectors.mail` and carries no personal data (DESIGN.md §7). The same client
-code sends staff notifications (an item waits, a deadline passed) through
+:mod:`exchange.connectors.smtp_messages` and carries no personal data. The same client code
+sends staff notifications (an item waits, a deadline passed) through
 :meth:`SmtpConnector.send_notification`.
 
 SMTP has no de-duplication: a reply lost after the server took a message makes the outbox
@@ -43,7 +43,7 @@ from exchange.connectors.base import (
     Refused,
     RetryLater,
 )
-from exchange.connectors.mail import (
+from exchange.connectors.smtp_messages import (
     build_envelope_mail,
     build_notification,
     build_overdue_notice,

@@ -27,8 +27,8 @@ from aiohttp import web
 from exchange.config import ConfigError, NodeConfig, TenantConfig
 from exchange.connectors.base import Connector
 from exchange.connectors.https import HttpsPushConnector, request_signer
-from exchange.connectors.mailbox import MailboxConnector
 from exchange.connectors.mesh import MeshConfig, MeshConnector
+from exchange.connectors.relay_mailbox import RelayMailboxConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.http.app import READY, create_app
 from exchange.http.recall import set_recaller
@@ -319,7 +319,7 @@ class Node:
         service = self.service
         assert self._session is not None
         shared: dict[str, Connector] = {
-            "mailbox": MailboxConnector(
+            "mailbox": RelayMailboxConnector(
                 self._session,
                 request_signer(
                     lambda org: service.tenant(org).signing_pair(service.directory, service.now()),
@@ -350,7 +350,7 @@ class Node:
             min_version=current.version + 1,
         )  # fmt: skip
         mailbox = self.routes.shared.get("mailbox")
-        if isinstance(mailbox, MailboxConnector):
+        if isinstance(mailbox, RelayMailboxConnector):
             mailbox.set_mailboxes(self._mailboxes())
         log.info("directory.reloaded", version=self.service.directory.version)
 

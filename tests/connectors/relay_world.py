@@ -23,7 +23,7 @@ from aiohttp import web
 
 from exchange.connectors.base import MessageKind
 from exchange.connectors.https import request_signer
-from exchange.connectors.mailbox import MailboxConnector
+from exchange.connectors.relay_mailbox import RelayMailboxConnector
 from exchange.envelope import Recipient, seal
 from exchange.keys.directory import Directory, KeyGeneration, Organisation, OrgKind, Route
 from exchange.keys.ids import OrgId
@@ -109,9 +109,11 @@ class RelayWorld:
     released: asyncio.Event = field(default_factory=asyncio.Event)
     directory: Directory | None = None
 
-    def connector(self, *, mailboxes: tuple[OrgId, ...] = (), **kwargs: object) -> MailboxConnector:
+    def connector(
+        self, *, mailboxes: tuple[OrgId, ...] = (), **kwargs: object
+    ) -> RelayMailboxConnector:
         """Return a connector signing as any test organisation, collecting for ``mailboxes``."""
-        return MailboxConnector(
+        return RelayMailboxConnector(
             self.session,
             SIGN,
             mailboxes=[(self.url, org) for org in mailboxes],

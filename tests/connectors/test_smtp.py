@@ -32,7 +32,8 @@ from exchange.connectors.base import (
     Refused,
     RetryLater,
 )
-from exchange.connectors.mail import (
+from exchange.connectors.smtp import SmtpConfig, SmtpConnector, outcome_of
+from exchange.connectors.smtp_messages import (
     ENVELOPE_MEDIA_TYPE,
     PART_HEADERS,
     TOP_LEVEL_HEADERS,
@@ -46,7 +47,6 @@ from exchange.connectors.mail import (
     envelope_id_of,
     validate_address,
 )
-from exchange.connectors.smtp import SmtpConfig, SmtpConnector, outcome_of
 from exchange.envelope import Recipient, seal
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair

@@ -1,6 +1,6 @@
 """Relay mailboxes: deposit at a relay, and collect from the node's own mailboxes (docs/relay.md).
 
-:class:`MailboxConnector` serves the directory's ``mailbox`` routes, whose address is a
+:class:`RelayMailboxConnector` serves the directory's ``mailbox`` routes, whose address is a
 relay's base URL. ``deliver`` deposits a sealed envelope or signed receipt in the
 destination's mailbox there; ``collect`` lists and fetches what waits in the mailboxes of
 the node's own organisations (``mailboxes``: relay URL and owner pairs), and
@@ -43,7 +43,7 @@ from exchange.connectors.base import (
 from exchange.connectors.edge import Answer, judge, request
 from exchange.connectors.errors import AttemptError, PermanentError, TransientError
 from exchange.connectors.https import CONTENT_TYPES, Signer
-from exchange.connectors.mailbox_wire import (
+from exchange.connectors.relay_wire import (
     DEPOSIT_ACTION,
     Action,
     Listed,
@@ -61,9 +61,9 @@ from exchange.connectors.mailbox_wire import (
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.logs import get_logger
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "MAX_RESPONSE_LEN", "MailboxConnector"]
+__all__ = ["DEFAULT_MAX_MESSAGE", "MAX_RESPONSE_LEN", "RelayMailboxConnector"]
 
-log = get_logger("exchange.connectors.mailbox")
+log = get_logger("exchange.connectors.relay_mailbox")
 
 #: Largest JSON answer read from a relay: a list page of 500 items is about 60 KiB.
 MAX_RESPONSE_LEN: Final = 256 * 1024
@@ -93,7 +93,7 @@ def _invalid(exc: ValueError) -> TransientError:
     return TransientError(str(exc))
 
 
-class MailboxConnector:
+class RelayMailboxConnector:
     """Deposits at relays, and collects from the node's mailboxes (route kind ``mailbox``).
 
     ``session`` is the node's shared :class:`aiohttp.ClientSession` (its TLS settings are

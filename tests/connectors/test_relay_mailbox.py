@@ -37,8 +37,8 @@ from exchange.connectors.base import (
     RetryLater,
     SentItem,
 )
-from exchange.connectors.mailbox import MailboxConnector
-from exchange.connectors.mailbox_wire import (
+from exchange.connectors.relay_mailbox import RelayMailboxConnector
+from exchange.connectors.relay_wire import (
     decode_ref,
     encode_ref,
     mailbox_fingerprint,
@@ -73,8 +73,8 @@ class MailboxHarness:
     """The conformance suite's view of a relay: deposits as SCHOOL, collects as LA."""
 
     world: RelayWorld
-    connector: MailboxConnector
-    collector: MailboxConnector
+    connector: RelayMailboxConnector
+    collector: RelayMailboxConnector
 
     @property
     def address(self) -> str:
@@ -269,7 +269,7 @@ async def test_unusable_address_is_refused(world: RelayWorld, address: str) -> N
 
 async def test_plain_http_is_refused_by_default(world: RelayWorld) -> None:
     """Without allow_http, an http:// relay is Refused, and cannot be collected from."""
-    plain = MailboxConnector(world.session, SIGN)
+    plain = RelayMailboxConnector(world.session, SIGN)
     outcome = await plain.deliver(envelope_message(sealed(b"x")), world.url, timeout=TIMEOUT)
     assert outcome == Refused("the mailbox route's address is not https")
     with pytest.raises(ValueError, match="not https"):
@@ -445,7 +445,7 @@ async def test_hostile_relay_gives_retry_later_and_collect_error(
 ) -> None:
     """Nonsense, silence or floods from a relay: RetryLater, CollectError; no hang."""
     async with hostile_relay(mode) as url:
-        connector = MailboxConnector(
+        connector = RelayMailboxConnector(
             world.session, SIGN, mailboxes=[(url, LA)], allow_http=True, max_message=1 << 20
         )
         loop = asyncio.get_running_loop()
