@@ -29,7 +29,7 @@ from tests.connectors.relay_world import (
     running_relay,
     sealed,
 )
-from tests.connectors.test_mailbox import envelope_message
+from tests.connectors.test_relay_mailbox import envelope_message
 
 pytestmark = pytest.mark.network
 
