@@ -79,7 +79,7 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    """Retry policy of the outbox (DESIGN.md §6)."""
+    """Retry policy of the outbox (docs/architecture.md §4)."""
 
     batch: int = 32
     concurrency: int = 16

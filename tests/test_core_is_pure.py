@@ -1,4 +1,4 @@
-"""The pure core never reaches I/O, however indirectly (DESIGN.md §3, the PURE rule).
+"""The pure core never reaches I/O, however indirectly (docs/architecture.md §2, the pure layers).
 
 PURE means bytes, values, keys and an injected clock and randomness in, values out: no
 sockets, files, threads, databases, wall clocks or async. This module checks the rule

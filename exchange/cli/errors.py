@@ -4,7 +4,7 @@ Every command lets library exceptions propagate; :func:`describe` turns any of t
 exit status and one plain sentence, and ``main`` prints it as ``exchange: <sentence>``. The
 statuses: 2 when the command line itself is wrong (:class:`UsageError`), 1 when an input was
 refused (a key, passphrase, directory, envelope or file), 130 on Ctrl-C. Library messages are
-written to name fields, rules and offsets, never content or keys (STYLE.md, "Errors"), so
+written to name fields, rules and offsets, never content or keys (the project's error style), so
 they are shown as they are; an exception this module does not know is reported by its type
 name only, because its message might hold anything.
 

@@ -131,7 +131,7 @@ class HttpsPushConnector:
     the connector's); :meth:`close` stops this connector but leaves the session to its
     owner. ``signer`` returns the headers of each request. Plain ``http://`` addresses are
     refused unless ``allow_http`` is set, which only tests do: node-to-node requests go
-    over TLS (DESIGN.md §7).
+    over TLS (docs/architecture.md §5).
     """
 
     route_kind: str = "https"

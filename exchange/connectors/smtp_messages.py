@@ -3,7 +3,7 @@
 Two kinds of RFC 5322 message leave a node by SMTP (docs/smtp.md §3): an *envelope mail*
 carrying a sealed envelope as an ``application/vnd.exchange.envelope`` attachment, for an
 organisation whose only route is email, and a *notification* telling staff that an item is
-waiting. Neither carries personal data (DESIGN.md §7): the subject, headers and body name
+waiting. Neither carries personal data (docs/architecture.md §5): the subject, headers and body name
 only the two organisations, the envelope id, the envelope digest and a link. The builders
 take nothing else, so there is no argument through which a child's details could reach a
 mail; :func:`check_headers` enforces a strict allow-list of header names on every message

@@ -75,7 +75,7 @@ def _route(request: web.Request) -> str:
     """Return the matched route's template, e.g. ``/peer/v1/orgs/{org}/envelopes``.
 
     Logs name the route, never the path as sent: the caller chooses the path, and it could
-    hold anything, a child's name included (DESIGN.md §7).
+    hold anything, a child's name included (docs/architecture.md §5).
     """
     resource = request.match_info.route.resource
     return "unmatched" if resource is None else resource.canonical

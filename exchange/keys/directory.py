@@ -221,7 +221,7 @@ class Directory:
             for gen in org.keys:
                 for kid in (gen.signing.key_id, gen.encryption.key_id):
                     # One key serving two organisations would let one sign or read as the
-                    # other; every tenant has its own keys (DESIGN.md section 2).
+                    # other; every tenant has its own keys (docs/architecture.md §1).
                     if owners.setdefault(kid, org_id) != org_id:
                         raise ValueError(
                             f"key {_short(kid)} is listed for both {owners[kid]} and {org_id}"

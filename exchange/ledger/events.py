@@ -31,7 +31,7 @@ EVENT_VERSION: Final = 1
 DIGEST_LEN: Final = 32
 
 #: Longest reason code. Codes are identifiers such as ``policy:no-consent``, not sentences;
-#: 64 bytes is the limit set in DESIGN.md §5 and fits a one-byte length.
+#: 64 bytes is the limit set in docs/receipts.md and fits a one-byte length.
 MAX_REASON_LEN: Final = 64
 
 #: Latest time accepted: 2**63 - 1 keeps every time inside SQLite's signed 64-bit INTEGER,

@@ -1,7 +1,7 @@
 """Which connector carries an outbox item, and over which of the destination's routes.
 
-The directory lists an organisation's routes in order of preference (DESIGN.md §6). A node
-has one connector per route kind it can use, except NHS MESH, where each of its
+The directory lists an organisation's routes in order of preference (docs/architecture.md
+§4). A node has one connector per route kind it can use, except NHS MESH, where each of its
 organisations sends from its own mailbox: :class:`Routes` keeps both kinds of connector and
 answers :meth:`Routes.legs` for one item: the routes to try, in order, each paired with the
 connector that carries it for the item's origin. An item may name a route to try first

@@ -1,7 +1,7 @@
 """School calendars, bank holidays and day arithmetic: school days, working days, calendar days.
 
 KCSIE gives CP-file transfers "5 days for an in-year transfer or within the first 5 days of the
-start of a new term", and Working Together gives referrals one working day (DOMAIN.md). Which
+start of a new term", and Working Together gives referrals one working day. Which
 days count is local knowledge, so it comes from config (``config/calendar.toml``): term dates
 per academic year, INSET and other closure days, and the England and Wales bank holidays that
 LAs maintain themselves (no holiday library: a substitute day or a one-off holiday is a config

@@ -1,7 +1,7 @@
 """Deadline rules: when a CP-file transfer, a referral acknowledgement or a reply is due.
 
 The rules live in the policy file (``[deadlines.<record kind>]``) because LAs differ on them
-(DOMAIN.md, KCSIE): the default CP-file transfer is due 5 school days after the date the new
+(KCSIE): the default CP-file transfer is due 5 school days after the date the new
 school was confirmed, and an LA may choose calendar days, another count, or the date the
 pupil left as the start. A referral's acknowledgement is due 1 working day after submission;
 an information request carries its own due date. :func:`deadline_for` turns a rule and the

@@ -1,7 +1,7 @@
 """Decisions as values: allowed, refused, or a recorded decision not to share.
 
 Information sharing advice (2024) asks practitioners to record the decision and the reasons
-"whether or not information is shared" (DOMAIN.md), so every outcome here is a value the
+"whether or not information is shared", so every outcome here is a value the
 sharing register can store: which rule decided, a plain explanation that names the rule, and
 for sharing the purpose, recipients, categories and lawful basis. A refusal is not an
 exception; a caller that must stop on refusal calls :meth:`Decision.require`.

@@ -1,6 +1,6 @@
 """Lawful bases for sharing: UK GDPR Article 6 and 9 and the DPA 2018 Schedule 1 conditions.
 
-A disclosure of a child's safeguarding record records the basis it was made on (DOMAIN.md,
+A disclosure of a child's safeguarding record records the basis it was made on (docs/policy.md,
 "Lawful bases"): an Article 6 basis always, and for special category data (health, ethnicity)
 an Article 9 condition too, with the Data Protection Act 2018 Schedule 1 condition that
 Article 9(2)(g) and (h) need under DPA 2018 s10. Each is a closed enumeration with a stable

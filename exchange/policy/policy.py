@@ -106,7 +106,7 @@ def load_policy(text: str, *, record_kinds: Collection[str] = DEFAULT_RECORD_KIN
     """Parse and validate policy TOML ``text``; raise :class:`PolicyConfigError` naming the setting.
 
     ``record_kinds`` is the set of record kinds a purpose may name (the records package's
-    registry once wired; the default is DOMAIN.md's list).
+    registry once wired; the default is the statutory kinds and the two that follow their pattern).
     """
     return policy_from_dict(cfg.parse_toml(text, "the policy file"), record_kinds=record_kinds)
 

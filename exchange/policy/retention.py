@@ -1,12 +1,13 @@
 """Retention: when a held record is due for review, and whether it may be destroyed now.
 
 Rules come from ``config/retention.toml``, one per holder kind, record kind and (optionally)
-purpose, with defaults from DOMAIN.md: a school's CP file is reviewed at the pupil's date of
-birth + 25 years (review, never silent deletion); an LA's looked-after child record is kept
-until the 75th birthday; adoption records 100 years. A rule belongs to the kind of
-organisation that holds the item (``holder_kind``): a school's rule never governs a record
-held by an LA, so school settings cannot shorten the LA's periods (:func:`review_date` refuses
-a rule for the wrong holder). An inquiry hold suspends destruction whatever the rule says.
+purpose, with defaults from the statutory guidance (docs/policy.md): a school's CP file is
+reviewed at the pupil's date of birth + 25 years (review, never silent deletion); an LA's
+looked-after child record is kept until the 75th birthday; adoption records 100 years. A rule
+belongs to the kind of organisation that holds the item (``holder_kind``): a school's rule never
+governs a record held by an LA, so school settings cannot shorten the LA's periods
+(:func:`review_date` refuses a rule for the wrong holder). An inquiry hold suspends destruction
+whatever the rule says.
 
 This module decides only. Destruction itself (deleting the stored envelope and plaintext and
 appending the ledger tombstone) is the node's job once :func:`may_destroy` allows it.
@@ -29,7 +30,7 @@ from exchange.policy.policy import DEFAULT_RECORD_KINDS, RECIPIENT_KINDS
 RETENTION_VERSION: Final = 1
 
 #: Record kinds a retention rule may name: the exchanged kinds, plus the LA's adoption case
-#: record, which is never exchanged as such but whose period DOMAIN.md sets.
+#: record, which is never exchanged as such but whose period the adoption regulations set.
 RETENTION_RECORD_KINDS: Final = DEFAULT_RECORD_KINDS | {"adoption-case-record"}
 
 #: Longest period a rule may set. The longest statutory period we know of is 100 years
@@ -186,7 +187,7 @@ def review_date(rule: RetentionRule, facts: RetentionFacts, holder_kind: str) ->
     """Return the date the item's retention period ends (its review or destruction date).
 
     ``holder_kind`` is the kind of organisation that holds the item; a rule for another kind
-    is refused, so a school's rule can never shorten an LA's record (DOMAIN.md).
+    is refused, so a school's rule can never shorten an LA's record.
     """
     if rule.holder_kind != holder_kind:
         raise ValueError(

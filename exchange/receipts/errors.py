@@ -85,7 +85,7 @@ class ReceiptSignatureError(ReceiptError):
 class ReceiptMismatchError(ReceiptError):
     """A validly signed receipt names another envelope, or other bytes, than were sealed.
 
-    For ``receipt.digest`` this is the AS2 failure DESIGN.md warns about: the recipient
+    For ``receipt.digest`` this is the AS2 failure: the recipient
     signed for an envelope whose digest is not the one the sender computed, so what it holds
     is not what was sent.
     """

@@ -52,7 +52,7 @@ class Receiving:
         """Take an envelope collected from a pull route (a relay mailbox, NHS MESH).
 
         The envelope's own signature authenticates its sender. The ``delivered`` receipt
-        goes back the way the envelope came (DESIGN.md §6): through the relay where
+        goes back the way the envelope came (docs/architecture.md §4): through the relay where
         ``owner`` collects, or over MESH to the sender's mailbox, and by the sender's other
         routes if that fails. Returns whether it was new.
         """

@@ -4,7 +4,7 @@ One async interface, :class:`Store`, with an embedded SQLite implementation
 (``exchange.store.sqlite``); a PostgreSQL implementation comes next, so nothing here is
 SQLite-specific. Every method that changes state is one transaction: an envelope, its outbox
 rows and its ledger event are committed together or not at all ("persist, then send",
-DESIGN.md §6). Envelope bodies are files named by digest, written and synced before the
+docs/architecture.md §4). Envelope bodies are files named by digest, written and synced before the
 transaction that refers to them commits.
 
 Records hold ids, digests, sizes and times only: never record content.

@@ -4,8 +4,8 @@ One connection lives on one worker thread; every method runs there, so the event
 blocks on disk and transactions never interleave. Each writing method is atomic on its own
 (a savepoint) and returns only after the transaction holding it has committed;
 ``synchronous=FULL`` makes that commit durable, which is what lets the API answer 202 only
-after an envelope is safe ("persist, then send", DESIGN.md §6). Writes that arrive while a
-commit is in progress are committed together by the next one ("group commit"): one fsync
+after an envelope is safe ("persist, then send", docs/architecture.md §4). Writes that arrive
+while a commit is in progress are committed together by the next one ("group commit"): one fsync
 for many changes, each still all-or-nothing, none acknowledged before it is on disk.
 
 Envelope bodies are files named by the hex digest under ``bodies/``; the node writes and

@@ -335,7 +335,7 @@ class DeliveryWorker:
             signed = parse_signed(outcome.receipt)
         except ReceiptError as exc:
             # A receipt that does not match what we sealed is never accepted as delivery
-            # (the AS2 failure, DESIGN.md §5); the peer may answer properly next time.
+            # (the AS2 failure, docs/receipts.md); the peer may answer properly next time.
             return machine.RetryLater(route, f"the delivered receipt was refused [{exc.rule}]")
         return machine.Delivered(route, receipt_record(signed), outcome.transport_ref or None)
 

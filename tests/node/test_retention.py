@@ -158,7 +158,7 @@ async def test_a_cp_file_is_reviewed_at_birth_plus_25_years_by_both_schools(
     assert item["rule"] == "retention.school-cp-file"
     assert item["review_date"] == REVIEW
     assert item["action"] == "review"
-    assert "DOMAIN.md" in item["source"]
+    assert item["source"].startswith("IRMS Information Management Toolkit for Schools: ")
     assert (item["state"], item["holds"]) == ("retained", [])
     assert (await _due(http, office, SCHOOL, "school", "?before=2040-03-14"))["items"] == []
     # The default window ends tomorrow: nothing is due for years.

@@ -1,4 +1,4 @@
-"""The peerauth core is sans-I/O: only aiohttp_glue may reach aiohttp (STYLE.md)."""
+"""The peerauth core is sans-I/O: only aiohttp_glue may reach aiohttp."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ INQUIRY = Hold("inquiry-2030", "statutory inquiry into historical abuse", d("203
 def test_review_dates_from_the_shipped_rules(
     holder: str, kind: str, purpose: str, rule_id: str, review: str
 ) -> None:
-    """Each holder's rule gives DOMAIN.md's period from the date of birth."""
+    """Each holder's rule gives the statutory period from the date of birth."""
     rule = retention().rule_for(holder_kind=holder, record_kind=kind, purpose=purpose)
     assert rule.rule_id == rule_id
     assert review_date(rule, RetentionFacts(date_of_birth=DOB), holder) == d(review)
