@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -407,35 +406,3 @@ def recall_json(row: RecallRow) -> dict[str, Any]:
         "requested_by": row.requested_by,
         "reason_code": row.reason_code,
     }
-
-
-async def decorate_sent(store: Store, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
-    """Add recall outcomes, thread links and corrections to sent items' JSON (in place)."""
-    digests = [bytes.fromhex(i["digest"]) for i in items]
-    recalls = await store.recalls_for(org, digests)
-    links = await store.links_of(org, digests)
-    corrections = await store.corrections_of(org, digests)
-    for item, digest in zip(items, digests, strict=True):
-        by_recipient = {r.recipient: r for r in recalls.get(digest, [])}
-        for recipient in item["recipients"]:
-            row = by_recipient.get(recipient["organisation"])
-            recipient["recall"] = None if row is None else recall_json(row)
-        parent, relation = links.get(digest, (None, None))
-        item["in_reply_to"] = None if parent is None else parent.hex()
-        item["corrects"] = parent.hex() if parent is not None and relation == "correction" else None
-        item["corrected_by"] = [d.hex() for d in corrections.get(digest, [])]
-
-
-async def decorate_inbox(store: Store, org: OrgId, items: Sequence[dict[str, Any]]) -> None:
-    """Add when and by which role each inbox item was opened or recalled, and its links."""
-    digests = [bytes.fromhex(i["digest"]) for i in items]
-    opened = await store.inbox_opened(org, digests)
-    links = await store.links_of(org, digests)
-    for item, digest in zip(items, digests, strict=True):
-        opened_at, role, recalled_at = opened.get(digest, (None, None, None))
-        item["opened_at"] = None if opened_at is None else int(opened_at)
-        item["opened_by_role"] = role
-        item["recalled_at"] = None if recalled_at is None else int(recalled_at)
-        parent, relation = links.get(digest, (None, None))
-        item["in_reply_to"] = None if parent is None else parent.hex()
-        item["corrects"] = parent.hex() if parent is not None and relation == "correction" else None

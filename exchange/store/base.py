@@ -190,10 +190,6 @@ class RecallStore(Protocol):
         """Return (opened_at, opened_by_role, recalled_at) of ``owner``'s inbox items."""
         ...
 
-    async def link_received(self, digest: bytes, link: ThreadLink, *, now: float) -> bool:
-        """Link a received item to its parent (at its first opening); True if new."""
-        ...
-
     async def held_envelope(self, org: OrgId, digest: bytes) -> HeldEnvelope | None:
         """Return the envelope ``org`` sent or received by ``digest``, or None."""
         ...

@@ -9,8 +9,8 @@ ends it ``recalled``, and a MESH non-delivery report no longer puts it back in t
 The outcome for each recipient is kept in ``recalls``.
 
 **Recall, recipient side.** :meth:`RecallMixin.recall_inbox` marks an inbox item ``recalled``
-only while it is still ``delivered``; :meth:`RecallMixin.mark_opened` moves it to ``opened``
-only while it is still ``delivered``. Both are single transactions on the store's one
+only while it is still ``delivered``; the first opening (``SqliteStore.record_opening``) moves it
+to ``opened`` only while it is still ``delivered``. Both are single transactions on the store's one
 thread, so exactly one of a recall and a first opening wins.
 
 **Threads.** ``thread_links`` links an envelope to the one it replies to or corrects, per
@@ -259,45 +259,6 @@ class RecallMixin:
 
         return await self._read(read)
 
-    async def mark_opened(
-        self,
-        owner: OrgId,
-        digest: bytes,
-        *,
-        user_id: str,
-        role: str,
-        receipt: ReceiptRecord,
-        outbox: Sequence[NewOutbox],
-        ledger_events: Sequence[bytes],
-        now: float,
-    ) -> str:
-        """Move an item from ``delivered`` to ``opened`` by ``user_id``; return the state found.
-
-        ``"opened"`` means this call opened it (its receipt, outbox rows and events are
-        stored); any other state (``recalled``, or ``opened`` by someone else first: then
-        ``"already"``) means nothing was written.
-        """
-
-        def tx(db: sqlite3.Connection) -> str:
-            cursor = db.execute(
-                "UPDATE inbox SET state = 'opened', opened_at = ?, opened_by = ?, "
-                "opened_by_role = ?, updated_at = ? "
-                "WHERE owner = ? AND digest = ? AND state = 'delivered'",
-                (now, user_id, role, now, owner, digest),
-            )
-            if cursor.rowcount != 1:
-                row = db.execute(
-                    "SELECT state FROM inbox WHERE owner = ? AND digest = ?", (owner, digest)
-                ).fetchone()
-                state = "missing" if row is None else str(row[0])
-                return "recalled" if state == "recalled" else "already"
-            self._insert_receipt(db, receipt, now)
-            self._insert_outbox(db, digest, outbox, now)
-            self._append_ledger(db, ledger_events)
-            return "opened"
-
-        return await self._tx(tx)
-
     async def inbox_opened(self, owner: OrgId, digests: Sequence[bytes]) -> dict[bytes, Opening]:
         """Return (opened_at, opened_by_role, recalled_at) of ``owner``'s inbox items."""
 
@@ -351,12 +312,6 @@ class RecallMixin:
                 ),
             )
         return cursor.rowcount == 1
-
-    async def link_received(self, digest: bytes, link: ThreadLink, *, now: float) -> bool:
-        """Link a received item to its parent (at its first opening); True if new."""
-        return await self._tx(
-            lambda db: self._insert_link(db, link, digest, source="opened", now=now)
-        )
 
     async def held_envelope(self, org: OrgId, digest: bytes) -> HeldEnvelope | None:
         """Return the envelope ``org`` sent or received by ``digest``, or None."""
