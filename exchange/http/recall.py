@@ -32,7 +32,7 @@ from exchange.http.common import JSON_LIMIT, SERVICE, attachment_inputs, path_di
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.http.peer import authenticate_peer
 from exchange.service.corrections import rectify
-from exchange.service.errors import NotFoundError, ServiceError
+from exchange.service.errors import ServiceError
 from exchange.service.recall import (
     DEFAULT_REASON_CODE,
     Recaller,
@@ -40,7 +40,6 @@ from exchange.service.recall import (
     recall_json,
     receive_recall,
 )
-from exchange.service.threads import thread_view
 
 #: Holds the node's :class:`Recaller`, handed over by :func:`set_recaller` once the node's
 #: connectors exist (the application is frozen by then, so it is a holder, not the value).
@@ -150,10 +149,7 @@ async def rectify_sent(request: web.Request) -> web.Response:
 async def thread(request: web.Request) -> web.Response:
     """GET /api/v1/threads/{digest}: every envelope of the conversation, in time order."""
     user = await staff_user(request)
-    view = await thread_view(request.app[SERVICE].store, user.org, path_digest(request))
-    if view is None:
-        raise NotFoundError("no such item for this organisation")
-    return web.json_response(view)
+    return web.json_response(await request.app[SERVICE].thread(user, path_digest(request)))
 
 
 async def peer_recall(request: web.Request) -> web.Response:

@@ -33,7 +33,7 @@ from exchange.model import SubjectKey, SubjectKind, User
 from exchange.policy import RecordsSetup
 from exchange.service import retention
 from exchange.service.context import ServiceContext
-from exchange.service.errors import ServiceError, UnprocessableError
+from exchange.service.errors import NotFoundError, ServiceError, UnprocessableError
 from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
 from exchange.service.receiving import Receiving
@@ -41,6 +41,7 @@ from exchange.service.register import SharingRegister
 from exchange.service.register_reports import OverdueItem, RegisterKey
 from exchange.service.sending import Sending, Submitted
 from exchange.service.tenants import Tenant
+from exchange.service.threads import thread_view
 from exchange.service.views import InboxView, ReceiptsView, SentView, Views
 from exchange.sharing.prepare import Submission
 from exchange.store import Store
@@ -274,6 +275,13 @@ class NodeService:
     async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
         """Return the subject access report for one validated identifier (DPO only)."""
         return await self.register.subject_access(user, kind, value)
+
+    async def thread(self, user: User, digest: bytes) -> dict[str, Any]:
+        """Return the conversation ``digest`` belongs to, as the user's organisation holds it."""
+        view = await thread_view(self.store, user.org, digest)
+        if view is None:
+            raise NotFoundError("no such item for this organisation")
+        return view
 
     # --- retention -----------------------------------------------------------------------
 
