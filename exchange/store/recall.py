@@ -1,6 +1,6 @@
 """Recall, threads and corrections in the SQLite store (migration 5), as a mixin of SqliteStore.
 
-**Recall, sender side.** :meth:`RecallMixin.request_recall` applies the outbox machine's
+**Recall, sender side.** :meth:`RecallTables.request_recall` applies the outbox machine's
 ``RecallRequested`` (:mod:`exchange.outbox.machine`) to every outbox item of a sent
 envelope, in one transaction: what has not left the node (``queued``, ``retry-wait``,
 ``dead``) becomes ``recalled`` and every item is marked (``recall_requested_at``): the
@@ -8,13 +8,13 @@ worker never claims a marked item again, an attempt in flight that does not hand
 ends it ``recalled``, and a MESH non-delivery report no longer puts it back in the queue.
 The outcome for each recipient is kept in ``recalls``.
 
-**Recall, recipient side.** :meth:`RecallMixin.recall_inbox` marks an inbox item ``recalled``
+**Recall, recipient side.** :meth:`RecallTables.recall_inbox` marks an inbox item ``recalled``
 only while it is still ``delivered``; the first opening (``SqliteStore.record_opening``) moves it
 to ``opened`` only while it is still ``delivered``. Both are single transactions on the store's one
 thread, so exactly one of a recall and a first opening wins.
 
 **Threads.** ``thread_links`` links an envelope to the one it replies to or corrects, per
-organisation. Items sent are linked when they are stored (:meth:`RecallMixin._insert_link`,
+organisation. Items sent are linked when they are stored (:meth:`RecallTables._insert_link`,
 called by ``record_submission``); items received when they are first opened, since the
 link travels sealed inside.
 """
@@ -23,24 +23,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from collections.abc import Sequence
+from typing import Final, TypeVar, cast
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
     HeldEnvelope,
     InboxRecall,
-    NewOutbox,
     Opening,
-    OutboxItem,
     RecallRow,
-    ReceiptRecord,
     ThreadLink,
 )
 from exchange.outbox import machine
-
-if TYPE_CHECKING:
-    from exchange.outbox.machine import Transition
+from exchange.store.rows import Tables, append_ledger, outbox_rows, step_all
 
 T = TypeVar("T")
 
@@ -75,38 +70,8 @@ def _recall(row: sqlite3.Row) -> RecallRow:
     )
 
 
-class RecallMixin:
+class RecallTables(Tables):
     """Recall, thread and correction methods of :class:`~exchange.store.sqlite.SqliteStore`."""
-
-    if TYPE_CHECKING:
-
-        async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-
-        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-
-        @staticmethod
-        def _append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None: ...
-
-        @staticmethod
-        def _insert_receipt(db: sqlite3.Connection, r: ReceiptRecord, now: float) -> bool: ...
-
-        @staticmethod
-        def _insert_outbox(
-            db: sqlite3.Connection, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float
-        ) -> None: ...
-
-        @staticmethod
-        def _outbox_rows(
-            db: sqlite3.Connection, where: str, args: Sequence[Any]
-        ) -> list[OutboxItem]: ...
-
-        def _step_all(
-            self,
-            db: sqlite3.Connection,
-            items: Sequence[OutboxItem],
-            event: machine.Event,
-            now: float,
-        ) -> list[Transition]: ...
 
     # --- recall: the sender ------------------------------------------------------------------
 
@@ -118,12 +83,12 @@ class RecallMixin:
         """
 
         def tx(db: sqlite3.Connection) -> dict[OrgId, str]:
-            items = self._outbox_rows(
+            items = outbox_rows(
                 db,
                 "kind = 'envelope' AND envelope_digest = ? AND origin = ?",
                 (digest, origin),
             )
-            self._step_all(db, items, machine.RecallRequested(), now)
+            step_all(db, items, machine.RecallRequested(), now)
             rows = db.execute(
                 "SELECT destination, state FROM outbox WHERE kind = 'envelope' "
                 "AND envelope_digest = ? AND origin = ?",
@@ -164,7 +129,7 @@ class RecallMixin:
                     for r in rows
                 ],
             )  # fmt: skip
-            self._append_ledger(db, ledger_events)
+            append_ledger(db, ledger_events)
 
         await self._tx(tx)
 
@@ -206,13 +171,13 @@ class RecallMixin:
             )
             changed = cursor.rowcount == 1
             if changed:
-                notices = self._outbox_rows(
+                notices = outbox_rows(
                     db,
                     "kind = 'notice' AND envelope_digest = ? AND destination = ?",
                     (digest, owner),
                 )
-                self._step_all(db, notices, machine.NoticeWithdrawn(), now)
-                self._append_ledger(db, ledger_events)
+                step_all(db, notices, machine.NoticeWithdrawn(), now)
+                append_ledger(db, ledger_events)
             row = db.execute(
                 "SELECT state, recalled_at, opened_at, opened_by_role, updated_at FROM inbox "
                 "WHERE owner = ? AND digest = ?",

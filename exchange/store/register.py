@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any, Final, TypeVar, cast
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
@@ -34,6 +34,7 @@ from exchange.model import (
     SubjectKey,
     SubjectKind,
 )
+from exchange.store.rows import Tables
 
 T = TypeVar("T")
 
@@ -109,14 +110,8 @@ def _received(db: sqlite3.Connection, row: sqlite3.Row, *, receipts: bool) -> Re
     return ReceivedEntry(item, row["indexed"], row["indexed_at"], held)
 
 
-class SharingRegisterTables:
+class SharingRegisterTables(Tables):
     """The sharing register's tables, as methods of :class:`~exchange.store.sqlite.SqliteStore`."""
-
-    if TYPE_CHECKING:
-
-        async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-
-        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     # --- writing ------------------------------------------------------------------------
 

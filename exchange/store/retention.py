@@ -12,20 +12,20 @@ migration (``exchange.store.schema``):
 - ``retention_holds`` holds inquiry and litigation holds: on one envelope, or on everything
   the organisation holds (``digest`` NULL), with who placed and lifted them and when.
 
-Destruction (:meth:`RetentionMixin.destroy_held`) is one transaction: the row is marked, the
+Destruction (:meth:`RetentionTables.destroy_held`) is one transaction: the row is marked, the
 keyed hashes of the item's pupil identifiers are deleted from ``subject_index`` and
 ``received_index``, and the ``destroyed`` ledger event (the tombstone) is appended. The body
 file is deleted only *after* that commit, by the node, and only once no organisation on the
 node still holds the envelope (a body is stored once per node even when several tenants
-hold it); :meth:`RetentionMixin.unreferenced_bodies` lists what a crash left behind.
+hold it); :meth:`RetentionTables.unreferenced_bodies` lists what a crash left behind.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import Sequence
+from typing import Final, TypeVar
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
@@ -35,14 +35,11 @@ from exchange.model import (
     EnvelopeRecord,
     HeldItem,
     HoldRecord,
-    OutboxItem,
     RetentionSchedule,
 )
 from exchange.outbox import machine
 from exchange.store.base import MAX_LISTED, Decide
-
-if TYPE_CHECKING:
-    from exchange.outbox.machine import Transition
+from exchange.store.rows import Tables, append_ledger, outbox_rows, step_all
 
 T = TypeVar("T")
 
@@ -185,30 +182,8 @@ def _unreferenced(db: sqlite3.Connection, digest: bytes | None = None) -> list[b
     return [bytes(r[0]) for r in rows]
 
 
-class RetentionMixin:
+class RetentionTables(Tables):
     """Retention methods of :class:`~exchange.store.sqlite.SqliteStore`."""
-
-    if TYPE_CHECKING:
-
-        async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-
-        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-
-        @staticmethod
-        def _append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None: ...
-
-        @staticmethod
-        def _outbox_rows(
-            db: sqlite3.Connection, where: str, args: Sequence[Any]
-        ) -> list[OutboxItem]: ...
-
-        def _step_all(
-            self,
-            db: sqlite3.Connection,
-            items: Sequence[OutboxItem],
-            event: machine.Event,
-            now: float,
-        ) -> list[Transition]: ...
 
     # --- review dates -----------------------------------------------------------------------
 
@@ -397,13 +372,13 @@ class RetentionMixin:
             )
             db.execute("DELETE FROM received_index WHERE owner = ? AND digest = ?", (org, digest))
             if item.direction == "sent":
-                deliveries = self._outbox_rows(
+                deliveries = outbox_rows(
                     db,
                     "envelope_digest = ? AND origin = ? AND kind = 'envelope'",
                     (digest, org),
                 )
-                self._step_all(db, deliveries, machine.EnvelopeDestroyed(), destruction.at)
-            self._append_ledger(db, [event])
+                step_all(db, deliveries, machine.EnvelopeDestroyed(), destruction.at)
+            append_ledger(db, [event])
             return item, destruction, bool(_unreferenced(db, digest))
 
         return await self._tx(tx)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,9 +25,6 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 
 from exchange.keys.ids import OrgId
-from exchange.ledger.errors import LedgerError
-from exchange.ledger.events import decode_event, encode_event
-from exchange.ledger.merkle import leaf_hash
 from exchange.model import (
     EnvelopeRecord,
     EventHash,
@@ -47,9 +43,22 @@ from exchange.model import (
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.base import ItemOpening, OpeningOutcome
-from exchange.store.recall import RecallMixin
+from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
-from exchange.store.retention import RetentionMixin
+from exchange.store.retention import RetentionTables
+from exchange.store.rows import (
+    ENVELOPE_COLUMNS,
+    OUTBOX_COLUMNS,
+    append_ledger,
+    envelope_row,
+    insert_envelope,
+    insert_outbox,
+    insert_receipt,
+    outbox_item,
+    outbox_rows,
+    step_all,
+    write_transition,
+)
 from exchange.store.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -62,56 +71,6 @@ _Outcome = tuple[bool, Any]
 
 #: Most writes committed by one group commit (bounds the latency a single commit adds).
 MAX_GROUP: Final = 256
-
-_OUTBOX_COLUMNS = (
-    "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
-    "created_at, updated_at, last_error, route_index, route_failures, via, route_kind, "
-    "transport_ref, recall_requested_at"
-)
-_ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
-
-
-def _event_envelope(event: bytes) -> bytes | None:
-    """Return the envelope digest an event names, for the index (None if not an event)."""
-    try:
-        return decode_event(event).envelope_digest
-    except LedgerError:
-        return None
-
-
-def _envelope(row: sqlite3.Row) -> EnvelopeRecord:
-    return EnvelopeRecord(
-        digest=row["digest"],
-        envelope_id=row["envelope_id"],
-        sender=OrgId(row["sender"]),
-        recipients=tuple(OrgId(r) for r in json.loads(row["recipients"])),
-        record_kind=row["record_kind"],
-        created=row["created"],
-        length=row["length"],
-    )
-
-
-def _outbox(row: sqlite3.Row) -> OutboxItem:
-    return OutboxItem(
-        id=row["id"],
-        kind=row["kind"],
-        envelope_digest=row["envelope_digest"],
-        ref=row["ref"],
-        origin=OrgId(row["origin"]),
-        destination=OrgId(row["destination"]),
-        state=row["state"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        last_error=row["last_error"],
-        route_index=row["route_index"],
-        route_failures=row["route_failures"],
-        via=row["via"],
-        route_kind=row["route_kind"],
-        transport_ref=row["transport_ref"],
-        recall_requested_at=row["recall_requested_at"],
-    )
 
 
 def _receipt(row: sqlite3.Row) -> ReceiptRecord:
@@ -136,7 +95,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
-class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
+class SqliteStore(SharingRegisterTables, RecallTables, RetentionTables):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -275,55 +234,6 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
 
     # --- helpers run inside transactions -------------------------------------------------
 
-    @staticmethod
-    def _append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None:
-        row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger").fetchone()
-        start = int(row[0])
-        db.executemany(
-            "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
-            [(start + i, e, leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
-        )
-
-    @staticmethod
-    def _insert_envelope(db: sqlite3.Connection, env: EnvelopeRecord, now: float) -> None:
-        db.execute(
-            "INSERT OR IGNORE INTO envelopes (digest, envelope_id, sender, recipients, "
-            "record_kind, created, length, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                env.digest,
-                env.envelope_id,
-                env.sender,
-                json.dumps(list(env.recipients)),
-                env.record_kind,
-                env.created,
-                env.length,
-                now,
-            ),
-        )
-
-    @staticmethod
-    def _insert_outbox(
-        db: sqlite3.Connection, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float
-    ) -> None:
-        db.executemany(
-            "INSERT OR IGNORE INTO outbox (kind, envelope_digest, ref, origin, destination, "
-            "state, attempts, next_attempt_at, created_at, updated_at, via) "
-            "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-            [
-                (r.kind, envelope_digest, r.ref, r.origin, r.destination, now, now, now, r.via)
-                for r in rows
-            ],
-        )
-
-    @staticmethod
-    def _insert_receipt(db: sqlite3.Connection, r: ReceiptRecord, now: float) -> bool:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO receipts (digest, envelope_digest, receipter, status, time, "
-            "signed, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (r.digest, r.envelope_digest, r.receipter, r.status, r.time, r.signed, now),
-        )
-        return cursor.rowcount == 1
-
     # --- sending --------------------------------------------------------------------------
 
     async def record_submission(
@@ -344,15 +254,15 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
         """
 
         def tx(db: sqlite3.Connection) -> None:
-            self._insert_envelope(db, envelope, now)
+            insert_envelope(db, envelope, now)
             if register is not None:
                 self._insert_register(db, register)
             db.execute(
                 "INSERT INTO sent (digest, sender, submitted_by, submitted_at) VALUES (?, ?, ?, ?)",
                 (envelope.digest, envelope.sender, submitted_by, now),
             )
-            self._insert_outbox(db, envelope.digest, outbox, now)
-            self._append_ledger(db, ledger_events)
+            insert_outbox(db, envelope.digest, outbox, now)
+            append_ledger(db, ledger_events)
             if thread is not None:
                 self._insert_link(db, thread, envelope.digest, source="sent", now=now)
             if retention is not None:
@@ -366,7 +276,7 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
         for row in rows:
             digest = row["digest"]
             deliveries = db.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE envelope_digest = ? AND kind = "
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE envelope_digest = ? AND kind = "
                 "'envelope' ORDER BY destination",
                 (digest,),
             ).fetchall()
@@ -376,10 +286,10 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
             ).fetchall()
             items.append(
                 SentItem(
-                    envelope=_envelope(row),
+                    envelope=envelope_row(row),
                     submitted_by=row["submitted_by"],
                     submitted_at=row["submitted_at"],
-                    deliveries=tuple(_outbox(d) for d in deliveries),
+                    deliveries=tuple(outbox_item(d) for d in deliveries),
                     receipts=tuple(_receipt(r) for r in receipts),
                 )
             )
@@ -396,7 +306,7 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
 
         def read(db: sqlite3.Connection) -> list[SentItem]:
             rows = db.execute(
-                f"SELECT e.{_ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
+                f"SELECT e.{ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
                 "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
                 "WHERE s.sender = ? AND (s.submitted_at < ? OR (s.submitted_at = ? AND "
                 "s.digest < ?)) ORDER BY s.submitted_at DESC, s.digest DESC LIMIT ?",
@@ -411,7 +321,7 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
 
         def read(db: sqlite3.Connection) -> SentItem | None:
             rows = db.execute(
-                f"SELECT e.{_ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
+                f"SELECT e.{ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
                 "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
                 "WHERE s.sender = ? AND s.digest = ?",
                 (sender, digest),
@@ -423,49 +333,15 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
 
     # --- the outbox -----------------------------------------------------------------------
     # The states and their transitions are decided by exchange.outbox.machine; the store
-    # selects rows, asks the machine, and writes what it answers (_write_transition).
-
-    @staticmethod
-    def _write_transition(db: sqlite3.Connection, transition: Transition) -> bool:
-        """Write one transition if the row is still as it was computed from; True if written.
-
-        The guard (state and recall mark as they were) makes a transition computed from a
-        stale row, say an attempt that raced a recall, change nothing; the caller then asks
-        the machine again with the row as it is now.
-        """
-        if not transition.changed:
-            return True
-        before, after = transition.before, transition.after
-        cursor = db.execute(
-            "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, created_at = ?, "
-            "updated_at = ?, last_error = ?, route_index = ?, route_failures = ?, "
-            "route_kind = ?, transport_ref = ?, recall_requested_at = ? "
-            "WHERE id = ? AND state = ? AND recall_requested_at IS ?",
-            (
-                after.state, after.attempts, after.next_attempt_at, after.created_at,
-                after.updated_at, after.last_error, after.route_index, after.route_failures,
-                after.route_kind, after.transport_ref, after.recall_requested_at,
-                before.id, before.state, before.recall_requested_at,
-            ),
-        )  # fmt: skip
-        if cursor.rowcount != 1:
-            return False
-        if transition.receipt is not None:
-            SqliteStore._insert_receipt(db, transition.receipt, after.updated_at)
-        SqliteStore._append_ledger(db, [encode_event(e) for e in transition.ledger_events])
-        return True
-
-    @staticmethod
-    def _outbox_rows(db: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[OutboxItem]:
-        rows = db.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where}", args)
-        return [_outbox(r) for r in rows.fetchall()]
+    # selects rows, asks the machine, and writes what it answers
+    # (exchange.store.rows.write_transition).
 
     async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
         """Move up to ``limit`` due items to ``attempting`` and return them."""
 
         def tx(db: sqlite3.Connection) -> list[OutboxItem]:
             # The condition of exchange.outbox.machine.is_due, as an indexed query.
-            due = self._outbox_rows(
+            due = outbox_rows(
                 db,
                 "state IN ('queued', 'retry-wait') AND recall_requested_at IS NULL "
                 "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
@@ -474,7 +350,7 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
             claimed = []
             for item in due:
                 transition = machine.step(item, machine.Claimed(), now)
-                if self._write_transition(db, transition):
+                if write_transition(db, transition):
                     claimed.append(transition.after)
             return claimed
 
@@ -486,34 +362,23 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
         Returns False, writing nothing, if the item changed since it was read (a recall
         requested meanwhile): the caller reads it again and asks the machine anew.
         """
-        return await self._tx(lambda db: self._write_transition(db, transition))
+        return await self._tx(lambda db: write_transition(db, transition))
 
     async def outbox_item(self, item_id: int) -> OutboxItem | None:
         """Return one outbox item as it is now, or ``None``."""
 
         def read(db: sqlite3.Connection) -> OutboxItem | None:
-            found = self._outbox_rows(db, "id = ?", (item_id,))
+            found = outbox_rows(db, "id = ?", (item_id,))
             return found[0] if found else None
 
         return await self._read(read)
-
-    def _step_all(
-        self, db: sqlite3.Connection, items: Sequence[OutboxItem], event: machine.Event, now: float
-    ) -> list[Transition]:
-        """Apply ``event`` to each item in this transaction; return the transitions written."""
-        written = []
-        for item in items:
-            transition = machine.step(item, event, now)
-            if transition.changed and self._write_transition(db, transition):
-                written.append(transition)
-        return written
 
     async def requeue_attempting(self, now: float) -> int:
         """After a restart, put items left ``attempting`` back in the queue."""
 
         def tx(db: sqlite3.Connection) -> int:
-            items = self._outbox_rows(db, "state = 'attempting'", ())
-            return len(self._step_all(db, items, machine.Restarted(), now))
+            items = outbox_rows(db, "state = 'attempting'", ())
+            return len(step_all(db, items, machine.Restarted(), now))
 
         return await self._tx(tx)
 
@@ -521,12 +386,12 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
         """Give dead items (of one envelope, or all) a fresh start on their first route."""
 
         def tx(db: sqlite3.Connection) -> int:
-            items = self._outbox_rows(
+            items = outbox_rows(
                 db,
                 "state = 'dead' AND (? IS NULL OR envelope_digest = ?)",
                 (envelope_digest, envelope_digest),
             )
-            return len(self._step_all(db, items, machine.RequeueDead(), now))
+            return len(step_all(db, items, machine.RequeueDead(), now))
 
         return await self._tx(tx)
 
@@ -540,7 +405,7 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
 
         def tx(db: sqlite3.Connection) -> int:
             before = db.total_changes
-            self._insert_outbox(db, envelope_digest, rows, now)
+            insert_outbox(db, envelope_digest, rows, now)
             return db.total_changes - before
 
         return await self._tx(tx)
@@ -557,14 +422,14 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
         """
 
         def tx(db: sqlite3.Connection) -> OutboxItem | None:
-            found = self._outbox_rows(
+            found = outbox_rows(
                 db,
                 "transport_ref = ? AND route_kind = ? AND state = 'delivered'",
                 (transport_ref, route_kind),
             )
             if not found:
                 return None
-            written = self._step_all(db, found[:1], machine.NonDeliveryReport(error), now)
+            written = step_all(db, found[:1], machine.NonDeliveryReport(error), now)
             reopened = [t.before for t in written if t.after.state == "retry-wait"]
             return reopened[0] if reopened else None
 
@@ -609,15 +474,15 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
             ).fetchone()
             if row is not None:
                 return cast(bytes, row[0])
-            self._insert_envelope(db, envelope, now)
+            insert_envelope(db, envelope, now)
             db.execute(
                 "INSERT INTO inbox (owner, digest, received_at, state, delivered_receipt, "
                 "updated_at) VALUES (?, ?, ?, 'delivered', ?, ?)",
                 (owner, envelope.digest, now, receipt.signed, now),
             )
-            self._insert_receipt(db, receipt, now)
-            self._insert_outbox(db, envelope.digest, outbox, now)
-            self._append_ledger(db, ledger_events)
+            insert_receipt(db, receipt, now)
+            insert_outbox(db, envelope.digest, outbox, now)
+            append_ledger(db, ledger_events)
             return receipt.signed
 
         return await self._tx(tx)
@@ -626,7 +491,7 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
     def _inbox_item(row: sqlite3.Row) -> InboxItem:
         return InboxItem(
             owner=OrgId(row["owner"]),
-            envelope=_envelope(row),
+            envelope=envelope_row(row),
             received_at=row["received_at"],
             state=row["state"],
             delivered_receipt=row["delivered_receipt"],
@@ -694,9 +559,9 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
             if cursor.rowcount != 1:
                 return False
             if receipt is not None:
-                self._insert_receipt(db, receipt, now)
-            self._insert_outbox(db, digest, outbox, now)
-            self._append_ledger(db, ledger_events)
+                insert_receipt(db, receipt, now)
+            insert_outbox(db, digest, outbox, now)
+            append_ledger(db, ledger_events)
             return True
 
         return await self._tx(tx)
@@ -733,11 +598,11 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
                     if row is not None and row[0] == "recalled":
                         return OpeningOutcome("recalled", scheduled=False)
             if first is not None and state == "opened":
-                self._insert_receipt(db, first.receipt, opening.now)
-                self._insert_outbox(db, opening.digest, first.outbox, opening.now)
-                self._append_ledger(db, [first.opened_event, opening.accessed_event])
+                insert_receipt(db, first.receipt, opening.now)
+                insert_outbox(db, opening.digest, first.outbox, opening.now)
+                append_ledger(db, [first.opened_event, opening.accessed_event])
             else:
-                self._append_ledger(db, [opening.accessed_event])
+                append_ledger(db, [opening.accessed_event])
             self._insert_received_index(
                 db, opening.owner, opening.digest,
                 subjects=opening.subjects, outcome=opening.index_outcome, now=opening.now,
@@ -761,9 +626,9 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
         """Store a verified receipt; return False (and log nothing) if already held."""
 
         def tx(db: sqlite3.Connection) -> bool:
-            added = self._insert_receipt(db, receipt, now)
+            added = insert_receipt(db, receipt, now)
             if added:
-                self._append_ledger(db, ledger_events)
+                append_ledger(db, ledger_events)
             return added
 
         return await self._tx(tx)
@@ -794,9 +659,9 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
 
         def read(db: sqlite3.Connection) -> EnvelopeRecord | None:
             row = db.execute(
-                f"SELECT {_ENVELOPE_COLUMNS} FROM envelopes WHERE digest = ?", (digest,)
+                f"SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE digest = ?", (digest,)
             ).fetchone()
-            return None if row is None else _envelope(row)
+            return None if row is None else envelope_row(row)
 
         return await self._read(read)
 
@@ -806,7 +671,7 @@ class SqliteStore(SharingRegisterTables, RecallMixin, RetentionMixin):
         """Append events on their own; return the new size."""
 
         def tx(db: sqlite3.Connection) -> int:
-            self._append_ledger(db, events)
+            append_ledger(db, events)
             return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
 
         return await self._tx(tx)

@@ -14,6 +14,7 @@ import pytest
 
 from exchange.demo.loopback import Deployment, start_deployment
 from exchange.keys.keyfile import KdfParams
+from exchange.store.rows import outbox_rows
 from exchange.workers.chase import Chaser
 from tests.connectors.smtp_server import (
     SmtpServer,
@@ -86,7 +87,7 @@ async def test_an_unacknowledged_referral_is_chased_once_without_personal_data(
         assert await chaser.chase_once() == 0  # queued once, whatever the rounds
         # A chase row runs from the sender to the late recipient: nothing swapped, no via.
         store = world.nodes["school"].service.store
-        [chase] = await store._read(lambda db: store._outbox_rows(db, "kind = 'chase'", ()))
+        [chase] = await store._read(lambda db: outbox_rows(db, "kind = 'chase'", ()))
         assert (chase.origin, chase.destination, chase.via) == (SCHOOL, LA, None)
 
         async def mailed() -> bool:

@@ -14,6 +14,7 @@ from exchange.ledger.events import decode_event
 from exchange.model import EnvelopeRecord, NewOutbox
 from exchange.outbox import machine
 from exchange.store import SqliteStore
+from exchange.store.rows import outbox_rows
 from exchange.store.schema import MIGRATIONS
 
 SCHOOL = OrgId("urn:106123")
@@ -78,7 +79,7 @@ async def test_recall_cancels_a_queued_delivery_and_marks_it(store: SqliteStore)
     """A recall turns a delivery that has not left into recalled; the worker never claims it."""
     assert await store.request_recall(SCHOOL, _envelope().digest, T0 + 1) == {LA: "recalled"}
     assert await store.claim_due(T0 + 10, 10) == []
-    [item] = await store._read(lambda db: store._outbox_rows(db, "1 = 1", ()))
+    [item] = await store._read(lambda db: outbox_rows(db, "1 = 1", ()))
     assert item.recall_requested_at == T0 + 1
 
 

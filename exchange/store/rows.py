@@ -1,0 +1,198 @@
+"""The SQL every part of the SQLite store runs inside its transactions.
+
+Plain functions over a connection: inserting envelopes, receipts and outbox rows, appending
+ledger events with their leaf hashes, reading outbox rows, and writing the transitions the
+outbox machine (:mod:`exchange.outbox.machine`) decides. :class:`~exchange.store.sqlite.SqliteStore`
+and the recall, register and retention tables beside it call them, so none of them
+re-declares another's helpers.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from exchange.keys.ids import OrgId
+from exchange.ledger.errors import LedgerError
+from exchange.ledger.events import decode_event, encode_event
+from exchange.ledger.merkle import leaf_hash
+from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem, ReceiptRecord
+from exchange.outbox import machine
+from exchange.outbox.machine import Transition
+
+T = TypeVar("T")
+
+
+class Tables(abc.ABC):
+    """A group of tables of the SQLite store: what it needs from the store is its thread.
+
+    :class:`~exchange.store.sqlite.SqliteStore` runs every write in a group-committed
+    transaction (:meth:`_tx`) and every read (:meth:`_read`) on its one database thread;
+    the recall, register and retention tables build on those two and the functions here.
+    """
+
+    @abc.abstractmethod
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` atomically; return once its commit is durable."""
+
+    @abc.abstractmethod
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the database thread outside any write."""
+
+
+OUTBOX_COLUMNS = (
+    "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
+    "created_at, updated_at, last_error, route_index, route_failures, via, route_kind, "
+    "transport_ref, recall_requested_at"
+)
+
+ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
+
+
+def _event_envelope(event: bytes) -> bytes | None:
+    """Return the envelope digest an event names, for the index (None if not an event)."""
+    try:
+        return decode_event(event).envelope_digest
+    except LedgerError:
+        return None
+
+
+def envelope_row(row: sqlite3.Row) -> EnvelopeRecord:
+    """Return the envelope facts of an ``envelopes`` row."""
+    return EnvelopeRecord(
+        digest=row["digest"],
+        envelope_id=row["envelope_id"],
+        sender=OrgId(row["sender"]),
+        recipients=tuple(OrgId(r) for r in json.loads(row["recipients"])),
+        record_kind=row["record_kind"],
+        created=row["created"],
+        length=row["length"],
+    )
+
+
+def outbox_item(row: sqlite3.Row) -> OutboxItem:
+    """Return the outbox item of an ``outbox`` row."""
+    return OutboxItem(
+        id=row["id"],
+        kind=row["kind"],
+        envelope_digest=row["envelope_digest"],
+        ref=row["ref"],
+        origin=OrgId(row["origin"]),
+        destination=OrgId(row["destination"]),
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_error=row["last_error"],
+        route_index=row["route_index"],
+        route_failures=row["route_failures"],
+        via=row["via"],
+        route_kind=row["route_kind"],
+        transport_ref=row["transport_ref"],
+        recall_requested_at=row["recall_requested_at"],
+    )
+
+
+def append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None:
+    """Append encoded ledger events after the last one, with their leaf hashes."""
+    row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger").fetchone()
+    start = int(row[0])
+    db.executemany(
+        "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
+        [(start + i, e, leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
+    )
+
+
+def insert_envelope(db: sqlite3.Connection, env: EnvelopeRecord, now: float) -> None:
+    """Insert an envelope row unless the digest is already held."""
+    db.execute(
+        "INSERT OR IGNORE INTO envelopes (digest, envelope_id, sender, recipients, "
+        "record_kind, created, length, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            env.digest,
+            env.envelope_id,
+            env.sender,
+            json.dumps(list(env.recipients)),
+            env.record_kind,
+            env.created,
+            env.length,
+            now,
+        ),
+    )
+
+
+def insert_outbox(
+    db: sqlite3.Connection, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float
+) -> None:
+    """Queue outbox rows unless already held (the rows are unique per item)."""
+    db.executemany(
+        "INSERT OR IGNORE INTO outbox (kind, envelope_digest, ref, origin, destination, "
+        "state, attempts, next_attempt_at, created_at, updated_at, via) "
+        "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+        [
+            (r.kind, envelope_digest, r.ref, r.origin, r.destination, now, now, now, r.via)
+            for r in rows
+        ],
+    )
+
+
+def insert_receipt(db: sqlite3.Connection, r: ReceiptRecord, now: float) -> bool:
+    """Insert a receipt unless already held; True if it is new."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO receipts (digest, envelope_digest, receipter, status, time, "
+        "signed, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (r.digest, r.envelope_digest, r.receipter, r.status, r.time, r.signed, now),
+    )
+    return cursor.rowcount == 1
+
+
+def write_transition(db: sqlite3.Connection, transition: Transition) -> bool:
+    """Write one transition if the row is still as it was computed from; True if written.
+
+    The guard (state and recall mark as they were) makes a transition computed from a
+    stale row, say an attempt that raced a recall, change nothing; the caller then asks
+    the machine again with the row as it is now.
+    """
+    if not transition.changed:
+        return True
+    before, after = transition.before, transition.after
+    cursor = db.execute(
+        "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, created_at = ?, "
+        "updated_at = ?, last_error = ?, route_index = ?, route_failures = ?, "
+        "route_kind = ?, transport_ref = ?, recall_requested_at = ? "
+        "WHERE id = ? AND state = ? AND recall_requested_at IS ?",
+        (
+            after.state, after.attempts, after.next_attempt_at, after.created_at,
+            after.updated_at, after.last_error, after.route_index, after.route_failures,
+            after.route_kind, after.transport_ref, after.recall_requested_at,
+            before.id, before.state, before.recall_requested_at,
+        ),
+    )  # fmt: skip
+    if cursor.rowcount != 1:
+        return False
+    if transition.receipt is not None:
+        insert_receipt(db, transition.receipt, after.updated_at)
+    append_ledger(db, [encode_event(e) for e in transition.ledger_events])
+    return True
+
+
+def outbox_rows(db: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[OutboxItem]:
+    """Return the outbox items matching ``where`` (built from constants; values bound)."""
+    rows = db.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {where}", args)
+    return [outbox_item(r) for r in rows.fetchall()]
+
+
+def step_all(
+    db: sqlite3.Connection, items: Sequence[OutboxItem], event: machine.Event, now: float
+) -> list[Transition]:
+    """Apply ``event`` to each item in this transaction; return the transitions written."""
+    written = []
+    for item in items:
+        transition = machine.step(item, event, now)
+        if transition.changed and write_transition(db, transition):
+            written.append(transition)
+    return written
