@@ -22,7 +22,6 @@ from typing import Any, Final, TypeVar, cast
 
 from exchange.keys.ids import OrgId
 from exchange.model import (
-    EnvelopeRecord,
     InboxItem,
     InboxState,
     ReceiptRecord,
@@ -34,7 +33,7 @@ from exchange.model import (
     SubjectKey,
     SubjectKind,
 )
-from exchange.store.rows import Tables
+from exchange.store.rows import Tables, envelope_row
 
 T = TypeVar("T")
 
@@ -83,15 +82,7 @@ def _receipt(row: sqlite3.Row) -> ReceiptRecord:
 def _received(db: sqlite3.Connection, row: sqlite3.Row, *, receipts: bool) -> ReceivedEntry:
     item = InboxItem(
         owner=OrgId(row["owner"]),
-        envelope=EnvelopeRecord(
-            digest=row["digest"],
-            envelope_id=row["envelope_id"],
-            sender=OrgId(row["sender"]),
-            recipients=tuple(OrgId(r) for r in json.loads(row["recipients"])),
-            record_kind=row["record_kind"],
-            created=row["created"],
-            length=row["length"],
-        ),
+        envelope=envelope_row(row),
         received_at=row["received_at"],
         state=cast(InboxState, row["state"]),
         delivered_receipt=row["delivered_receipt"],

@@ -22,7 +22,6 @@ hold it); :meth:`RetentionTables.unreferenced_bodies` lists what a crash left be
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Final, TypeVar
@@ -32,14 +31,13 @@ from exchange.model import (
     Destruction,
     Direction,
     EnvelopeDigest,
-    EnvelopeRecord,
     HeldItem,
     HoldRecord,
     RetentionSchedule,
 )
 from exchange.outbox import machine
 from exchange.store.base import MAX_LISTED, Decide
-from exchange.store.rows import Tables, append_ledger, outbox_rows, step_all
+from exchange.store.rows import Tables, append_ledger, envelope_row, outbox_rows, step_all
 
 T = TypeVar("T")
 
@@ -84,15 +82,7 @@ _HOLD_COLUMNS: Final = (
 def _held(row: sqlite3.Row) -> HeldItem:
     org = OrgId(row["org"])
     direction: Direction = "sent" if row["direction"] == "sent" else "received"
-    envelope = EnvelopeRecord(
-        digest=row["digest"],
-        envelope_id=row["envelope_id"],
-        sender=OrgId(row["sender"]),
-        recipients=tuple(OrgId(r) for r in json.loads(row["recipients"])),
-        record_kind=row["record_kind"],
-        created=row["created"],
-        length=row["length"],
-    )
+    envelope = envelope_row(row)
     schedule = None
     if row["scheduled_at"] is not None:
         schedule = RetentionSchedule(
