@@ -222,7 +222,6 @@ class Node:
         service = self.service
         self.worker = DeliveryWorker(
             service,
-            self._session,
             config.delivery,
             # The connector signs every attempt afresh as the item's origin organisation.
             https=HttpsPushConnector(

@@ -30,8 +30,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-import aiohttp
-
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Connector, Message, MessageKind, Outcome
 from exchange.connectors.base import Delivered as Taken
@@ -134,14 +132,12 @@ class DeliveryWorker:
     """Drains the outbox of one node.
 
     ``https`` carries HTTPS push routes (it signs each attempt as the item's origin);
-    ``notifier`` mails staff, with ``notify`` each organisation's staff mailboxes. The
-    ``session`` is the node's HTTP client, lent to the adapters that send recall notices.
+    ``notifier`` mails staff, with ``notify`` each organisation's staff mailboxes.
     """
 
     def __init__(
         self,
         service: NodeService,
-        session: aiohttp.ClientSession,
         config: DeliveryConfig,
         *,
         https: Connector,
@@ -152,7 +148,6 @@ class DeliveryWorker:
         link_template: str | None = None,
     ) -> None:
         self.service = service
-        self.session = session
         self.https = https
         self.config = config
         self.policy = delivery_policy(config)

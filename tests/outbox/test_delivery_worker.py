@@ -142,7 +142,6 @@ def _worker(
     )
     return DeliveryWorker(
         fake,
-        None,
         CONFIG,
         https=peer,
         rng=HalfRandom(),
