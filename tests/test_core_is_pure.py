@@ -46,6 +46,7 @@ PURE_PACKAGES = (
     "exchange.sharing",
     "exchange.outbox",
     "exchange.peerauth",
+    "exchange.auth",
 )
 #: Single pure modules. ``exchange`` and ``exchange.connectors`` are the package
 #: ``__init__`` files that importing anything below them executes; the connector port
