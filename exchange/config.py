@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from exchange.auth.session import SessionPolicy
 from exchange.keys.ids import OrgId, parse_org_id
 
 MAX_CONFIG_LEN: Final = 1024 * 1024
@@ -139,6 +140,8 @@ class NodeConfig:
     smtp: SmtpSettings | None = None
     relay: RelayConfig | None = None
     records: RecordsConfig | None = None
+    #: The staff web pages' sessions: idle and absolute timeouts (``[web]``).
+    web: SessionPolicy = field(default_factory=SessionPolicy)
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -271,6 +274,22 @@ def _records(table: Any, base: Path) -> RecordsConfig:
     return RecordsConfig(**{name: _optional_path(base, table, name, "records") for name in table})
 
 
+def _web(table: Any) -> SessionPolicy:
+    if not isinstance(table, dict):
+        raise ConfigError("web must be a table")
+    _check_keys(table, {"idle_timeout", "absolute_timeout"}, "web")
+    defaults = SessionPolicy()
+    idle = _optional(table, "idle_timeout", int, "web")
+    absolute = _optional(table, "absolute_timeout", int, "web")
+    try:
+        return SessionPolicy(
+            idle_timeout=defaults.idle_timeout if idle is None else idle,
+            absolute_timeout=defaults.absolute_timeout if absolute is None else absolute,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"web.{exc}") from None
+
+
 def parse_config(text: str, base: Path) -> NodeConfig:
     """Validate configuration ``text``; relative paths are taken from ``base``."""
     try:
@@ -280,7 +299,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     _check_keys(
         doc,
         {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
-        | {"records"},
+        | {"records", "web"},
         "",
     )
     node = _get(doc, "node", dict, "config")
@@ -360,6 +379,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         smtp=_smtp(doc["smtp"], base) if "smtp" in doc else None,
         relay=_relay(doc["relay"]) if "relay" in doc else None,
         records=_records(doc["records"], base) if "records" in doc else None,
+        web=_web(doc["web"]) if "web" in doc else SessionPolicy(),
     )
 
 
@@ -405,6 +425,10 @@ def config_to_toml(config: NodeConfig) -> str:
         "[limits]",
         f"max_envelope_bytes = {config.max_envelope_bytes}",
         f"max_json_bytes = {config.max_json_bytes}",
+        "",
+        "[web]",
+        f"idle_timeout = {config.web.idle_timeout}",
+        f"absolute_timeout = {config.web.absolute_timeout}",
         "",
     ]
     if config.tls is not None:
