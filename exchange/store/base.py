@@ -50,6 +50,9 @@ MAX_LISTED: Final = 500
 #: return the destruction to record and the ledger event to append, or raise to refuse.
 Decide = Callable[[HeldItem, Sequence[HoldRecord]], tuple[Destruction, bytes]]
 if TYPE_CHECKING:
+    from exchange.auth.account import Account, NewAccount
+    from exchange.auth.session import Session
+    from exchange.auth.totp import TotpSecret
     from exchange.model import HeldItem, RetentionSchedule, ThreadLink
     from exchange.outbox.machine import Transition
 
@@ -278,7 +281,104 @@ class RetentionStore(Protocol):
         ...
 
 
-class Store(RegisterStore, RecallStore, RetentionStore, Protocol):
+class AccountStore(Protocol):
+    """Staff accounts and web sessions (``exchange.store.accounts``); no rules, only rows."""
+
+    async def add_account(self, account: NewAccount, now: float) -> int | None:
+        """Create an account for an existing user; return its id (None: no such user)."""
+        ...
+
+    async def add_user_with_account(
+        self, user: User, token_hash: bytes, account: NewAccount, now: float
+    ) -> int:
+        """Create a user holding a token and their account together; return the account id."""
+        ...
+
+    async def account_by_email(self, email_key: str) -> Account | None:
+        """Return the account whose case-folded address is ``email_key``, or None."""
+        ...
+
+    async def account_by_user(self, user_id: str) -> Account | None:
+        """Return the account of user ``user_id``, or None."""
+        ...
+
+    async def accounts_without_second_factor(self, roles: Sequence[str]) -> list[str]:
+        """Return the user ids of enabled accounts of ``roles`` with no confirmed TOTP."""
+        ...
+
+    async def set_account_disabled(self, user_id: str, *, disabled: bool, now: float) -> bool:
+        """Disable or enable an account; disabling ends its sessions. False: no account."""
+        ...
+
+    async def sign_in_slowed_until(self, email_hash: bytes) -> float | None:
+        """Return until when sign-in with an address (by hash) is slowed, if it is."""
+        ...
+
+    async def record_failure(
+        self,
+        now: float,
+        slow: Callable[[int], float | None],
+        *,
+        email_hash: bytes | None,
+        account_id: int | None,
+    ) -> float | None:
+        """Count one failure for an address and/or an account; return the latest slowdown."""
+        ...
+
+    async def clear_failures(self, *, email_hash: bytes | None, account_id: int | None) -> None:
+        """Forget the failures in a row of an address and/or an account (after a success)."""
+        ...
+
+    async def set_totp_pending(self, account_id: int, secret: TotpSecret, now: float) -> None:
+        """Keep a secret shown for enrolment until a code confirms it."""
+        ...
+
+    async def confirm_totp(
+        self,
+        account_id: int,
+        secret: TotpSecret,
+        *,
+        step: int,
+        recovery_hashes: Sequence[bytes],
+        now: float,
+    ) -> bool:
+        """Make the pending secret the account's, with new recovery codes (old ones go)."""
+        ...
+
+    async def use_totp_step(self, account_id: int, step: int) -> bool:
+        """Record ``step`` as the last used, only if it is later than the last; True if so."""
+        ...
+
+    async def use_recovery_code(self, account_id: int, code_hash: bytes, now: float) -> bool:
+        """Mark an unused recovery code used; True if it was there and unused."""
+        ...
+
+    async def add_session(self, session: Session, *, replacing: bytes | None = None) -> None:
+        """Store a new session, deleting the one it replaces in the same transaction."""
+        ...
+
+    async def session(self, id_hash: bytes) -> Session | None:
+        """Return the session named by ``id_hash`` with its user, or None."""
+        ...
+
+    async def touch_session(self, id_hash: bytes, now: float) -> bool:
+        """Record that a session was used at ``now``; False if it is gone."""
+        ...
+
+    async def delete_session(self, id_hash: bytes) -> bool:
+        """Delete one session; True if it existed."""
+        ...
+
+    async def delete_user_sessions(self, user_id: str) -> int:
+        """Delete every session of a user; return how many."""
+        ...
+
+    async def sweep_sessions(self, *, idle_before: float, created_before: float) -> int:
+        """Delete sessions last used before ``idle_before`` or made before ``created_before``."""
+        ...
+
+
+class Store(RegisterStore, RecallStore, RetentionStore, AccountStore, Protocol):
     """What a node needs from its database. All methods are coroutines but the body paths."""
 
     async def close(self) -> None:

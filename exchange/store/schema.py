@@ -262,4 +262,56 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             "via = NULL WHERE kind = 'notice' AND via = 'overdue'"
         ),
     ),
+    (
+        # Staff accounts and web sessions (exchange/store/accounts.py). ``accounts`` gives an
+        # existing ``users`` row a way to sign in: an email address unique on the node
+        # whatever its case (``email_key``, case-folded), an Argon2id PHC string, the TOTP
+        # secret once confirmed (``totp_secret``) or while being enrolled (``totp_pending``),
+        # the time step of the last code accepted, the failures in a row and until when
+        # sign-in is slowed. ``recovery_codes`` holds SHA-256 hashes of single-use codes.
+        # ``sign_in_failures`` counts failures per email address (by hash), account or not,
+        # so slowing down says nothing about whether one exists. ``sessions`` are named by
+        # the SHA-256 of their token, never the token; ``level`` is how far sign-in got,
+        # ``required`` how far it must get, ``method`` how it got there.
+        """CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL UNIQUE REFERENCES users(id),
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            totp_secret BLOB,
+            totp_pending BLOB,
+            totp_last_step INTEGER,
+            failed_count INTEGER NOT NULL DEFAULT 0,
+            slowed_until REAL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE recovery_codes (
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            code_hash BLOB NOT NULL,
+            used_at REAL,
+            PRIMARY KEY (account_id, code_hash)
+        )""",
+        """CREATE TABLE sign_in_failures (
+            email_hash BLOB PRIMARY KEY,
+            failed_count INTEGER NOT NULL,
+            slowed_until REAL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE sessions (
+            id_hash BLOB PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            created_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            level TEXT NOT NULL,
+            required TEXT NOT NULL,
+            method TEXT NOT NULL,
+            csrf_secret BLOB NOT NULL
+        )""",
+        "CREATE INDEX sessions_by_user ON sessions (user_id)",
+        "CREATE INDEX sessions_by_last_seen ON sessions (last_seen)",
+        "CREATE INDEX sessions_by_created ON sessions (created_at)",
+    ),
 )

@@ -42,6 +42,7 @@ from exchange.model import (
 )
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
+from exchange.store.accounts import AccountTables
 from exchange.store.base import ItemOpening, OpeningOutcome
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
@@ -95,7 +96,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
-class SqliteStore(SharingRegisterTables, RecallTables, RetentionTables):
+class SqliteStore(SharingRegisterTables, RecallTables, RetentionTables, AccountTables):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
     def __init__(self, folder: Path) -> None:

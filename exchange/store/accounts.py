@@ -1,0 +1,385 @@
+"""Staff accounts and web sessions in the SQLite store.
+
+A table group of :class:`~exchange.store.sqlite.SqliteStore` over the tables of the accounts
+migration (``exchange.store.schema``): ``accounts``, ``recovery_codes``,
+``sign_in_failures`` and ``sessions``. It applies changes and holds no rules: whether a
+password, a code or a session is good, and how long sign-in is slowed, is decided by the
+service (``exchange.service.accounts``) with the pure rules of :mod:`exchange.auth`. The
+writes that guard against replay (a TOTP step, a recovery code) are conditional updates, so
+two requests racing with the same code cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Final, cast
+
+from exchange.auth.account import Account, NewAccount
+from exchange.auth.session import Level, Session
+from exchange.auth.totp import TotpSecret
+from exchange.keys.ids import OrgId
+from exchange.model import Role, User
+from exchange.store.base import DuplicateError
+from exchange.store.rows import Tables
+
+_ACCOUNT_SELECT: Final = (
+    "SELECT a.id, a.email, a.password_hash, a.totp_secret, a.totp_pending, a.totp_last_step, "
+    "a.failed_count, a.slowed_until, a.disabled, u.id AS user_id, u.org, u.name, u.role, "
+    "(SELECT COUNT(*) FROM recovery_codes c WHERE c.account_id = a.id AND c.used_at IS NULL) "
+    "AS recovery_left FROM accounts a JOIN users u ON u.id = a.user_id "
+)
+_SESSION_SELECT: Final = (
+    "SELECT s.id_hash, s.created_at, s.last_seen, s.level, s.required, s.method, "
+    "s.csrf_secret, u.id AS user_id, u.org, u.name, u.role "
+    "FROM sessions s JOIN users u ON u.id = s.user_id "
+)
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(row["user_id"], OrgId(row["org"]), row["name"], cast(Role, row["role"]))
+
+
+def _secret(raw: bytes | None) -> TotpSecret | None:
+    return None if raw is None else TotpSecret(bytes(raw))
+
+
+def _account(row: sqlite3.Row) -> Account:
+    return Account(
+        id=int(row["id"]),
+        user=_user(row),
+        email=row["email"],
+        password_hash=row["password_hash"],
+        totp_secret=_secret(row["totp_secret"]),
+        totp_pending=_secret(row["totp_pending"]),
+        totp_last_step=row["totp_last_step"],
+        failed_count=int(row["failed_count"]),
+        slowed_until=row["slowed_until"],
+        disabled=bool(row["disabled"]),
+        recovery_left=int(row["recovery_left"]),
+    )
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id_hash=bytes(row["id_hash"]),
+        user=_user(row),
+        created=row["created_at"],
+        last_seen=row["last_seen"],
+        level=cast(Level, row["level"]),
+        required=cast(Level, row["required"]),
+        method=row["method"],
+        csrf_secret=bytes(row["csrf_secret"]),
+    )
+
+
+def _insert_account(db: sqlite3.Connection, account: NewAccount, now: float) -> int:
+    taken = db.execute(
+        "SELECT user_id = ? FROM accounts WHERE user_id = ? OR email_key = ?",
+        (account.user_id, account.user_id, account.email_key),
+    ).fetchone()
+    if taken is not None:
+        raise DuplicateError(
+            "the user already has an account" if taken[0] else "the email address is taken"
+        )
+    cursor = db.execute(
+        "INSERT INTO accounts (user_id, email, email_key, password_hash, created_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (account.user_id, account.email, account.email_key, account.password_hash, now, now),
+    )
+    return int(cast(int, cursor.lastrowid))
+
+
+class AccountTables(Tables):
+    """Accounts, recovery codes, sign-in failures and sessions."""
+
+    # --- accounts --------------------------------------------------------------------------
+
+    async def add_account(self, account: NewAccount, now: float) -> int | None:
+        """Create an account for an existing user; return its id (None: no such user).
+
+        Raises :class:`DuplicateError` if the user has an account or the address is taken.
+        """
+
+        def tx(db: sqlite3.Connection) -> int | None:
+            if db.execute("SELECT 1 FROM users WHERE id = ?", (account.user_id,)).fetchone():
+                return _insert_account(db, account, now)
+            return None
+
+        return await self._tx(tx)
+
+    async def add_user_with_account(
+        self, user: User, token_hash: bytes, account: NewAccount, now: float
+    ) -> int:
+        """Create a user holding a token and their account together; return the account id."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            try:
+                db.execute(
+                    "INSERT INTO users (id, org, name, role, token_hash, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (user.id, user.org, user.name, user.role, token_hash, now),
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateError("the user already exists") from None
+            return _insert_account(db, account, now)
+
+        return await self._tx(tx)
+
+    async def account_by_email(self, email_key: str) -> Account | None:
+        """Return the account whose case-folded address is ``email_key``, or None."""
+        return await self._read(
+            lambda db: _one(db, _ACCOUNT_SELECT + "WHERE a.email_key = ?", (email_key,))
+        )
+
+    async def account_by_user(self, user_id: str) -> Account | None:
+        """Return the account of user ``user_id``, or None."""
+        return await self._read(
+            lambda db: _one(db, _ACCOUNT_SELECT + "WHERE a.user_id = ?", (user_id,))
+        )
+
+    async def accounts_without_second_factor(self, roles: Sequence[str]) -> list[str]:
+        """Return the user ids of enabled accounts of ``roles`` with no confirmed TOTP."""
+        marks = ", ".join("?" for _ in roles)
+
+        def read(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT u.id FROM accounts a JOIN users u ON u.id = a.user_id "
+                f"WHERE a.totp_secret IS NULL AND a.disabled = 0 AND u.role IN ({marks}) "
+                "ORDER BY u.id",
+                tuple(roles),
+            )
+            return [str(r[0]) for r in rows]
+
+        return await self._read(read)
+
+    async def set_account_disabled(self, user_id: str, *, disabled: bool, now: float) -> bool:
+        """Disable or enable an account; disabling ends its sessions. False: no account."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE accounts SET disabled = ?, updated_at = ? WHERE user_id = ?",
+                (int(disabled), now, user_id),
+            )
+            if disabled:
+                db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            return cursor.rowcount == 1
+
+        return await self._tx(tx)
+
+    # --- failed attempts -----------------------------------------------------------------
+
+    async def sign_in_slowed_until(self, email_hash: bytes) -> float | None:
+        """Return until when sign-in with an address (by hash) is slowed, if it is."""
+
+        def read(db: sqlite3.Connection) -> float | None:
+            row = db.execute(
+                "SELECT slowed_until FROM sign_in_failures WHERE email_hash = ?", (email_hash,)
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._read(read)
+
+    async def record_failure(
+        self,
+        now: float,
+        slow: Callable[[int], float | None],
+        *,
+        email_hash: bytes | None,
+        account_id: int | None,
+    ) -> float | None:
+        """Count one failure for an address and/or an account; return the latest slowdown.
+
+        ``slow`` turns a new count of failures in a row into until when attempts are refused
+        (None: not slowed); it is called inside the transaction with each new count.
+        """
+
+        def tx(db: sqlite3.Connection) -> float | None:
+            until: list[float] = []
+            if email_hash is not None:
+                row = db.execute(
+                    "SELECT failed_count FROM sign_in_failures WHERE email_hash = ?",
+                    (email_hash,),
+                ).fetchone()
+                count = (0 if row is None else int(row[0])) + 1
+                slowed = slow(count)
+                db.execute(
+                    "INSERT INTO sign_in_failures (email_hash, failed_count, slowed_until, "
+                    "updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (email_hash) DO UPDATE SET "
+                    "failed_count = excluded.failed_count, slowed_until = "
+                    "excluded.slowed_until, updated_at = excluded.updated_at",
+                    (email_hash, count, slowed, now),
+                )
+                until += [] if slowed is None else [slowed]
+            if account_id is not None:
+                row = db.execute(
+                    "SELECT failed_count FROM accounts WHERE id = ?", (account_id,)
+                ).fetchone()
+                if row is not None:
+                    count = int(row[0]) + 1
+                    slowed = slow(count)
+                    db.execute(
+                        "UPDATE accounts SET failed_count = ?, slowed_until = ?, updated_at = ? "
+                        "WHERE id = ?",
+                        (count, slowed, now, account_id),
+                    )
+                    until += [] if slowed is None else [slowed]
+            return max(until, default=None)
+
+        return await self._tx(tx)
+
+    async def clear_failures(self, *, email_hash: bytes | None, account_id: int | None) -> None:
+        """Forget the failures in a row of an address and/or an account (after a success)."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            if email_hash is not None:
+                db.execute("DELETE FROM sign_in_failures WHERE email_hash = ?", (email_hash,))
+            if account_id is not None:
+                db.execute(
+                    "UPDATE accounts SET failed_count = 0, slowed_until = NULL WHERE id = ?",
+                    (account_id,),
+                )
+
+        await self._tx(tx)
+
+    # --- the second factor ---------------------------------------------------------------
+
+    async def set_totp_pending(self, account_id: int, secret: TotpSecret, now: float) -> None:
+        """Keep a secret shown for enrolment until a code confirms it."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE accounts SET totp_pending = ?, updated_at = ? WHERE id = ?",
+                (secret.raw, now, account_id),
+            )
+
+        await self._tx(tx)
+
+    async def confirm_totp(
+        self,
+        account_id: int,
+        secret: TotpSecret,
+        *,
+        step: int,
+        recovery_hashes: Sequence[bytes],
+        now: float,
+    ) -> bool:
+        """Make the pending secret the account's, with new recovery codes (old ones go).
+
+        Returns False, writing nothing, if ``secret`` is no longer the pending one.
+        """
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE accounts SET totp_secret = totp_pending, totp_pending = NULL, "
+                "totp_last_step = ?, updated_at = ? WHERE id = ? AND totp_pending = ?",
+                (step, now, account_id, secret.raw),
+            )
+            if cursor.rowcount != 1:
+                return False
+            db.execute("DELETE FROM recovery_codes WHERE account_id = ?", (account_id,))
+            db.executemany(
+                "INSERT INTO recovery_codes (account_id, code_hash) VALUES (?, ?)",
+                [(account_id, h) for h in recovery_hashes],
+            )
+            return True
+
+        return await self._tx(tx)
+
+    async def use_totp_step(self, account_id: int, step: int) -> bool:
+        """Record ``step`` as the last used, only if it is later than the last; True if so."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE accounts SET totp_last_step = ? WHERE id = ? AND "
+                "(totp_last_step IS NULL OR totp_last_step < ?)",
+                (step, account_id, step),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(tx)
+
+    async def use_recovery_code(self, account_id: int, code_hash: bytes, now: float) -> bool:
+        """Mark an unused recovery code used; True if it was there and unused."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE recovery_codes SET used_at = ? WHERE account_id = ? AND code_hash = ? "
+                "AND used_at IS NULL",
+                (now, account_id, code_hash),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(tx)
+
+    # --- sessions ------------------------------------------------------------------------
+
+    async def add_session(self, session: Session, *, replacing: bytes | None = None) -> None:
+        """Store a new session, deleting the one it replaces in the same transaction."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            if replacing is not None:
+                db.execute("DELETE FROM sessions WHERE id_hash = ?", (replacing,))
+            db.execute(
+                "INSERT INTO sessions (id_hash, user_id, created_at, last_seen, level, "
+                "required, method, csrf_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session.id_hash, session.user.id, session.created, session.last_seen,
+                    session.level, session.required, session.method, session.csrf_secret,
+                ),
+            )  # fmt: skip
+
+        await self._tx(tx)
+
+    async def session(self, id_hash: bytes) -> Session | None:
+        """Return the session named by ``id_hash`` with its user, or None."""
+
+        def read(db: sqlite3.Connection) -> Session | None:
+            row = db.execute(_SESSION_SELECT + "WHERE s.id_hash = ?", (id_hash,)).fetchone()
+            return None if row is None else _session(row)
+
+        return await self._read(read)
+
+    async def touch_session(self, id_hash: bytes, now: float) -> bool:
+        """Record that a session was used at ``now``; False if it is gone."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE sessions SET last_seen = MAX(last_seen, ?) WHERE id_hash = ?",
+                (now, id_hash),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(tx)
+
+    async def delete_session(self, id_hash: bytes) -> bool:
+        """Delete one session; True if it existed."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM sessions WHERE id_hash = ?", (id_hash,)).rowcount == 1
+
+        return await self._tx(tx)
+
+    async def delete_user_sessions(self, user_id: str) -> int:
+        """Delete every session of a user; return how many."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            return db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,)).rowcount
+
+        return await self._tx(tx)
+
+    async def sweep_sessions(self, *, idle_before: float, created_before: float) -> int:
+        """Delete sessions last used before ``idle_before`` or made before ``created_before``."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "DELETE FROM sessions WHERE last_seen < ? OR created_at < ?",
+                (idle_before, created_before),
+            ).rowcount
+
+        return await self._tx(tx)
+
+
+def _one(db: sqlite3.Connection, query: str, args: tuple[object, ...]) -> Account | None:
+    row = db.execute(query, args).fetchone()
+    return None if row is None else _account(row)
