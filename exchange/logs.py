@@ -53,6 +53,11 @@ SAFE_FIELDS: Final = frozenset(
         "version",
         "path",
         "command",
+        # Staff sign-in: an account's number, a session's short reference (the start of
+        # the hash naming it, which opens nothing) and how it was signed in.
+        "account",
+        "session",
+        "method",
     }
 )
 

@@ -207,6 +207,7 @@ class Node:
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,
             overdue_after=config.delivery.overdue_after,
+            session_policy=config.web,
         )
         self.ledger = NodeLedger(
             store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock

@@ -14,6 +14,7 @@ It is a facade over focused use cases, each built over one shared
 :mod:`~exchange.service.retention`. The HTTP and CLI adapters call one method of it per
 request. It does no file I/O: the composition root (``exchange.node.runtime``) loads the
 records setup, the register key, the tenants' keys and the directory, and opens the store.
+Staff accounts and web sessions are :class:`~exchange.service.accounts.Accounts`.
 The refusals are in :mod:`~exchange.service.errors`, the ledger events and store rows in
 :mod:`~exchange.service.rows`.
 """
@@ -27,11 +28,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
+from exchange.auth.session import Session, SessionPolicy
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
 from exchange.model import SubjectKey, SubjectKind, User
 from exchange.policy import RecordsSetup
 from exchange.service import retention
+from exchange.service.accounts import (
+    Accounts,
+    EnrolmentConfirmed,
+    SignInStep,
+    TotpEnrolment,
+)
 from exchange.service.context import ServiceContext
 from exchange.service.errors import NotFoundError, ServiceError, UnprocessableError
 from exchange.service.inbox import Inbox
@@ -74,6 +83,8 @@ class NodeService:
         public_url: str,
         overdue_after: float,
         notified: frozenset[OrgId] = frozenset(),
+        session_policy: SessionPolicy | None = None,
+        password_params: PasswordParams = DEFAULT_PARAMS,
     ) -> None:
         self.context = ServiceContext(
             store=store,
@@ -92,6 +103,9 @@ class NodeService:
         self.inbox = Inbox(self.context)
         self.register = SharingRegister(self.context)
         self.views = Views(self.context)
+        self.accounts = Accounts(
+            self.context, policy=session_policy, password_params=password_params
+        )
 
     # --- what the workers and adapters read of the shared context ------------------------
 
@@ -177,6 +191,52 @@ class NodeService:
     async def seen_or_record_nonce(self, key: str, nonce: str, created: int, now: int) -> bool:
         """Return True if a peer request's ``(key, nonce)`` was seen; else remember it."""
         return await self.context.store.seen_or_record_nonce(key, nonce, created, now)
+
+    # --- staff accounts and web sessions (``Accounts``) -------------------------------------
+
+    async def create_account(self, user_id: str, email: str, password: str) -> int:
+        """Give an existing user an account with an email address and password."""
+        return await self.accounts.create_account(user_id, email, password)
+
+    async def begin_sign_in(
+        self, email: str, password: str, now: float | None = None
+    ) -> SignInStep:
+        """Check an email address and password; say what happens next, never who exists."""
+        return await self.accounts.begin_sign_in(email, password, now)
+
+    async def start_session(
+        self, step: SignInStep, *, replacing: str | None = None
+    ) -> tuple[str, Session]:
+        """Start a session with a new id after an accepted password; return its token."""
+        return await self.accounts.start_session(step, replacing=replacing)
+
+    async def session_for(self, token: str, now: float | None = None) -> Session | None:
+        """Return the live session of a token (noting its use), or None."""
+        return await self.accounts.session_for(token, now)
+
+    async def enrol_totp(self, token: str) -> TotpEnrolment:
+        """Make a new TOTP secret for the session's account, to be confirmed with a code."""
+        return await self.accounts.enrol_totp(token)
+
+    async def confirm_totp_enrolment(self, token: str, code: str) -> EnrolmentConfirmed:
+        """Confirm the new secret with a code; return recovery codes once, and a new session."""
+        return await self.accounts.confirm_totp_enrolment(token, code)
+
+    async def verify_second_factor(self, token: str, code: str) -> tuple[str, Session]:
+        """Check a TOTP or recovery code; return a new session at ``second-factor``."""
+        return await self.accounts.verify_second_factor(token, code)
+
+    async def end_session(self, token: str) -> None:
+        """Sign out of one session."""
+        await self.accounts.end_session(token)
+
+    async def end_all_sessions(self, user: User) -> int:
+        """Sign a user out everywhere; return how many sessions ended."""
+        return await self.accounts.end_all_sessions(user)
+
+    async def sweep_sessions(self) -> int:
+        """Delete every session past its idle or absolute timeout; return how many."""
+        return await self.accounts.sweep_sessions()
 
     # --- sending and receiving -----------------------------------------------------------
 

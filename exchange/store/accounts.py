@@ -369,11 +369,11 @@ class AccountTables(Tables):
         return await self._tx(tx)
 
     async def sweep_sessions(self, *, idle_before: float, created_before: float) -> int:
-        """Delete sessions last used before ``idle_before`` or made before ``created_before``."""
+        """Delete sessions last used at or before ``idle_before`` or made by ``created_before``."""
 
         def tx(db: sqlite3.Connection) -> int:
             return db.execute(
-                "DELETE FROM sessions WHERE last_seen < ? OR created_at < ?",
+                "DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?",
                 (idle_before, created_before),
             ).rowcount
 

@@ -374,7 +374,7 @@ class AccountStore(Protocol):
         ...
 
     async def sweep_sessions(self, *, idle_before: float, created_before: float) -> int:
-        """Delete sessions last used before ``idle_before`` or made before ``created_before``."""
+        """Delete sessions last used at or before ``idle_before`` or made by ``created_before``."""
         ...
 
 

@@ -1,0 +1,558 @@
+"""Staff accounts and web sessions: sign in with a password and a second factor, sign out.
+
+The use case behind the staff web pages' sign-in (the pages parse a form, call one method
+here and render). The rules are the pure ones of :mod:`exchange.auth`; this module reads
+and writes the rows (:class:`~exchange.store.base.AccountStore`), runs Argon2id off the
+event loop, and logs each step as an event naming ids only (``account``, ``session``):
+never an email address, password, code or secret. Sign-in events are not ledger events:
+the ledger is for what happens to records.
+
+Signing in::
+
+    begin_sign_in(email, password)            -> SignInStep (accepted, refused or slowed)
+    start_session(step, replacing=old_token)  -> (token, Session)   a new id, level "password"
+    verify_second_factor(token, code)         -> (token, Session)   a new id, "second-factor"
+    enrol_totp(token)                         -> TotpEnrolment       secret, otpauth URI
+    confirm_totp_enrolment(token, code)       -> EnrolmentConfirmed  recovery codes, once
+    session_for(token)                        -> Session | None      idle and absolute limits
+    end_session(token) / end_all_sessions(user)
+
+A refused sign-in says the same whether the address is unknown, the password wrong or the
+account disabled, and takes about as long (an unknown address is checked against a dummy
+hash). Failures are counted per address (account or not) and per account (second-factor
+failures too); after :attr:`~exchange.auth.throttle.ThrottlePolicy.free_failures` each
+further attempt is refused for a growing delay with a sentence saying how long to wait.
+
+**Other ways to sign in.** A session has a level and the method that reached it. Single
+sign-on or a passkey will be another way to reach ``second-factor``: a method here that
+checks its proof and calls :meth:`Accounts._start` with its own method name, so sessions,
+timeouts and pages stay as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal, NoReturn, Protocol
+
+import segno
+
+from exchange.auth.account import Account, NewAccount, check_email, email_hash, email_key
+from exchange.auth.errors import AuthError, InvalidCodeError, PasswordHashError, WeakPasswordError
+from exchange.auth.passwords import (
+    DEFAULT_PARAMS,
+    PasswordParams,
+    check_password_rules,
+    hash_password,
+    verify_password,
+)
+from exchange.auth.recovery import (
+    generate_recovery_codes,
+    looks_like_recovery_code,
+    recovery_code_hash,
+)
+from exchange.auth.session import (
+    CSRF_SECRET_LEN,
+    READS_RECORDS,
+    Level,
+    Method,
+    Session,
+    SessionPolicy,
+    new_session_token,
+    required_level,
+    session_id_hash,
+)
+from exchange.auth.throttle import DEFAULT_THROTTLE, ThrottlePolicy, wait_message
+from exchange.auth.totp import TotpSecret, provisioning_uri, verify_code
+from exchange.logs import get_logger
+from exchange.model import User
+from exchange.service.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ServiceError,
+    UnprocessableError,
+)
+from exchange.store.base import DuplicateError, Store
+
+log = get_logger("exchange.accounts")
+
+#: The one sentence for every refused password step: unknown address, wrong password and
+#: disabled account alike (GOV.UK "sign in" pattern).
+REFUSED: Final = "Enter a correct email address and password"
+#: The sentence for a refused second factor.
+CODE_REFUSED: Final = "Enter a correct security code or recovery code"
+#: How many password hashes are computed at once: each takes its memory cost in RAM.
+MAX_HASHING: Final = 4
+
+
+class SessionEndedError(ServiceError):
+    """The session is unknown, timed out or signed out: sign in again."""
+
+    status = 401
+
+
+class SignInRefusedError(ServiceError):
+    """A second factor was refused (the message is plain and the same for every reason)."""
+
+    status = 401
+
+
+class SlowedDownError(ServiceError):
+    """Too many failures in a row: attempts are refused for a while; the message says how long."""
+
+    status = 429
+
+
+class AccountsContext(Protocol):
+    """What the accounts use case needs of the service context: the store and the clock."""
+
+    @property
+    def store(self) -> Store:
+        """The node's store."""
+        ...
+
+    def now(self) -> int:
+        """Return the current time in whole seconds."""
+        ...
+
+
+SignInOutcome = Literal["accepted", "refused", "slowed"]
+#: What the person must do after an accepted password: nothing more, give their second
+#: factor, or set one up first.
+NextStep = Literal["signed-in", "second-factor", "enrol-second-factor"]
+
+#: Marks a :class:`SignInStep` made here, so only an accepted password starts a session.
+_GRANTED: Final = object()
+
+
+@dataclass(frozen=True)
+class SignInStep:
+    """The answer to an email address and password: ``message`` is plain English."""
+
+    outcome: SignInOutcome
+    message: str = ""
+    next: NextStep | None = None
+    user: User | None = None
+    _grant: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the password was accepted (a session may be started)."""
+        return self.outcome == "accepted" and self._grant is _GRANTED
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    """A new TOTP secret to show once: typed by hand (``secret``) or scanned (``uri``)."""
+
+    secret: TotpSecret
+    uri: str = field(repr=False)
+
+    @property
+    def secret_text(self) -> str:
+        """The secret in base32, in groups of four to type into an app by hand."""
+        text = self.secret.base32
+        return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+    def qr_svg(self) -> str:
+        """Return the QR code of :attr:`uri` as SVG markup (see :func:`qr_svg`)."""
+        return qr_svg(self.uri)
+
+
+@dataclass(frozen=True)
+class EnrolmentConfirmed:
+    """A confirmed second factor: recovery codes to show once, and the upgraded session."""
+
+    recovery_codes: tuple[str, ...] = field(repr=False)
+    token: str = field(repr=False)
+    session: Session
+
+
+def qr_svg(uri: str, *, label: str = "QR code for your authenticator app") -> str:
+    """Return SVG markup of the QR code of ``uri``, with no ``style`` attribute.
+
+    The markup has ``role="img"``, an ``aria-label`` and a ``<title>``, a class
+    (``app-qr-code``) for the page's stylesheet, and colours as presentation attributes
+    (``stroke="#000"``), which a Content Security Policy without ``'unsafe-inline'`` allows.
+    The page must still show the secret as text beside it for people who cannot scan.
+    """
+    code = segno.make(uri, error="m")
+    out = io.BytesIO()
+    code.save(
+        out, kind="svg", xmldecl=False, svgns=True, nl=False, scale=4, svgclass="app-qr-code",
+        lineclass=None, title=label,
+    )  # fmt: skip
+    svg = out.getvalue().decode("ascii")
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
+
+
+class Accounts:
+    """Create accounts, sign staff in and out, and keep their sessions."""
+
+    def __init__(
+        self,
+        context: AccountsContext,
+        *,
+        policy: SessionPolicy | None = None,
+        password_params: PasswordParams = DEFAULT_PARAMS,
+        throttle: ThrottlePolicy = DEFAULT_THROTTLE,
+        random: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self.context = context
+        self.policy = SessionPolicy() if policy is None else policy
+        self.password_params = password_params
+        self.throttle = throttle
+        self._random = random
+        self._hashing = asyncio.Semaphore(MAX_HASHING)
+        # Checked against when the address is unknown, so the answer takes as long; made on
+        # first use, so starting a node costs no hashing.
+        self._dummy_hash: str | None = None
+
+    @property
+    def _store(self) -> Store:
+        return self.context.store
+
+    def _now(self, now: float | None) -> float:
+        return float(self.context.now()) if now is None else now
+
+    # --- accounts ------------------------------------------------------------------------
+
+    async def _new_account(self, user_id: str, email: str, password: str) -> NewAccount:
+        try:
+            address = check_email(email)
+            check_password_rules(password)
+        except WeakPasswordError as exc:
+            raise UnprocessableError(str(exc), rule="password-rules") from None
+        except ValueError as exc:
+            raise UnprocessableError(str(exc), rule="email") from None
+        async with self._hashing:
+            hashed = await asyncio.to_thread(
+                hash_password, password, self._random, self.password_params
+            )
+        return NewAccount(user_id=user_id, email=address, password_hash=hashed)
+
+    async def create_account(
+        self, user_id: str, email: str, password: str, *, now: float | None = None
+    ) -> int:
+        """Give an existing user an account with an email address and password; return its id."""
+        account = await self._new_account(user_id, email, password)
+        try:
+            found = await self._store.add_account(account, self._now(now))
+        except DuplicateError as exc:
+            raise ConflictError(str(exc).capitalize()) from None
+        if found is None:
+            raise NotFoundError("no such user")
+        log.info("account.created", account=found)
+        return found
+
+    async def create_user(
+        self, user: User, token_hash: bytes, *, email: str, password: str, now: float | None = None
+    ) -> int:
+        """Create a user holding an API token with their account, together; return its id."""
+        account = await self._new_account(user.id, email, password)
+        try:
+            found = await self._store.add_user_with_account(
+                user, token_hash, account, self._now(now)
+            )
+        except DuplicateError as exc:
+            raise ConflictError(str(exc).capitalize()) from None
+        log.info("account.created", account=found)
+        return found
+
+    async def set_account_disabled(self, actor: User, user_id: str, *, disabled: bool) -> None:
+        """Disable (ending its sessions) or enable an account of the actor's organisation."""
+        if actor.role != "admin":
+            raise ForbiddenError("only an administrator may disable or enable accounts")
+        account = await self._store.account_by_user(user_id)
+        if account is None or account.user.org != actor.org:
+            raise NotFoundError("no such account in this organisation")
+        await self._store.set_account_disabled(user_id, disabled=disabled, now=self._now(None))
+        log.info("account.disabled" if disabled else "account.enabled", account=account.id)
+
+    async def readers_without_second_factor(self) -> list[str]:
+        """Return the user ids of enabled accounts that read records but have no second factor."""
+        return await self._store.accounts_without_second_factor(sorted(READS_RECORDS))
+
+    # --- the password step ---------------------------------------------------------------
+
+    async def _password_matches(self, password: str, stored: str) -> bool:
+        async with self._hashing:
+            try:
+                await asyncio.to_thread(verify_password, password, stored)
+            except PasswordHashError:
+                # An operator's problem (a damaged row), refused like a wrong password.
+                log.warning("sign_in.bad_stored_hash")
+                return False
+            except AuthError:
+                return False
+        return True
+
+    async def begin_sign_in(
+        self, email: str, password: str, now: float | None = None
+    ) -> SignInStep:
+        """Check an email address and password; say what happens next, never who exists."""
+        t = self._now(now)
+        key = email_hash(email)
+        account = await self._store.account_by_email(email_key(email))
+        slowed = [await self._store.sign_in_slowed_until(key)]
+        if account is not None:
+            slowed.append(account.slowed_until)
+        until = max((s for s in slowed if s is not None), default=None)
+        if until is not None and t < until:
+            log.info("sign_in.slowed", account=None if account is None else account.id)
+            return SignInStep("slowed", wait_message(until, t))
+        stored = await self._dummy() if account is None else account.password_hash
+        matches = await self._password_matches(password, stored)
+        if account is None or not matches or account.disabled:
+            await self._store.record_failure(
+                t,
+                lambda count: self.throttle.slowed_until(count, t),
+                email_hash=key,
+                account_id=None if account is None else account.id,
+            )
+            log.info("sign_in.refused", account=None if account is None else account.id)
+            return SignInStep("refused", REFUSED)
+        await self._store.clear_failures(email_hash=key, account_id=None)
+        step = self._next_step(account)
+        if step == "signed-in":
+            # Nothing more to prove: the account's failures in a row end here. With a second
+            # factor they end only when it is given, or its guesses would never be slowed.
+            await self._store.clear_failures(email_hash=None, account_id=account.id)
+        log.info("sign_in.password_accepted", account=account.id, outcome=step)
+        return SignInStep("accepted", next=step, user=account.user, _grant=_GRANTED)
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(
+                hash_password, "no account has this password", self._random, self.password_params
+            )
+        return self._dummy_hash
+
+    @staticmethod
+    def _next_step(account: Account) -> NextStep:
+        required = required_level(account.user.role, has_second_factor=account.has_second_factor)
+        if required == "password":
+            return "signed-in"
+        return "second-factor" if account.has_second_factor else "enrol-second-factor"
+
+    # --- sessions ------------------------------------------------------------------------
+
+    async def _start(
+        self,
+        user: User,
+        *,
+        level: Level,
+        required: Level,
+        method: Method,
+        replacing: bytes | None,
+        created: float,
+        now: float,
+    ) -> tuple[str, Session]:
+        """Store a session with a new id (replacing any earlier one); return its token."""
+        token, id_hash = new_session_token(self._random)
+        session = Session(
+            id_hash=id_hash,
+            user=user,
+            created=created,
+            last_seen=now,
+            level=level,
+            required=required,
+            method=method,
+            csrf_secret=self._random(CSRF_SECRET_LEN),
+        )
+        await self._store.add_session(session, replacing=replacing)
+        log.info("session.started", session=session.ref, method=method, outcome=level)
+        return token, session
+
+    async def start_session(
+        self, step: SignInStep, *, replacing: str | None = None, now: float | None = None
+    ) -> tuple[str, Session]:
+        """Start a session after an accepted password, always with a new id.
+
+        ``replacing`` is the token of a session the browser held before (if any): it is
+        deleted, never carried on, so a session id planted before sign-in is worthless.
+        """
+        if not step.accepted or step.user is None:
+            raise ValueError("step must be an accepted password step from begin_sign_in")
+        t = self._now(now)
+        account = await self._store.account_by_user(step.user.id)
+        if account is None or account.disabled:
+            raise SessionEndedError(REFUSED)
+        required = required_level(account.user.role, has_second_factor=account.has_second_factor)
+        old = None if replacing is None else session_id_hash(replacing)
+        return await self._start(
+            account.user, level="password", required=required, method="password",
+            replacing=old, created=t, now=t,
+        )  # fmt: skip
+
+    async def session_for(self, token: str, now: float | None = None) -> Session | None:
+        """Return the live session of ``token`` (at any level), noting its use; None if none.
+
+        A session past its idle or absolute timeout is deleted and None returned. The pages
+        must check :attr:`Session.signed_in` before showing anything but the sign-in steps.
+        """
+        t = self._now(now)
+        id_hash = session_id_hash(token)
+        if id_hash is None:
+            return None
+        session = await self._store.session(id_hash)
+        if session is None:
+            return None
+        state = self.policy.state(created=session.created, last_seen=session.last_seen, now=t)
+        if state != "active":
+            await self._store.delete_session(id_hash)
+            log.info("session.timed_out", session=session.ref, outcome=state)
+            return None
+        if t > session.last_seen and not await self._store.touch_session(id_hash, t):
+            return None
+        return Session(
+            id_hash=session.id_hash, user=session.user, created=session.created,
+            last_seen=max(t, session.last_seen), level=session.level,
+            required=session.required, method=session.method,
+            csrf_secret=session.csrf_secret,
+        )  # fmt: skip
+
+    async def _live(self, token: str, now: float) -> Session:
+        session = await self.session_for(token, now)
+        if session is None:
+            raise SessionEndedError("Your session has ended. Sign in again.")
+        return session
+
+    async def end_session(self, token: str) -> None:
+        """Sign out: delete the session of ``token`` (nothing happens if there is none)."""
+        id_hash = session_id_hash(token)
+        if id_hash is not None and await self._store.delete_session(id_hash):
+            log.info("session.ended", session=id_hash[:6].hex())
+
+    async def end_all_sessions(self, user: User) -> int:
+        """Sign a user out everywhere; return how many sessions ended."""
+        count = await self._store.delete_user_sessions(user.id)
+        account = await self._store.account_by_user(user.id)
+        log.info("session.all_ended", account=None if account is None else account.id, count=count)
+        return count
+
+    async def sweep_sessions(self, now: float | None = None) -> int:
+        """Delete every session past its idle or absolute timeout; return how many."""
+        t = self._now(now)
+        count = await self._store.sweep_sessions(
+            idle_before=t - self.policy.idle_timeout,
+            created_before=t - self.policy.absolute_timeout,
+        )
+        if count:
+            log.info("session.swept", count=count)
+        return count
+
+    # --- the second factor ---------------------------------------------------------------
+
+    async def _account_of(self, session: Session) -> Account:
+        account = await self._store.account_by_user(session.user.id)
+        if account is None or account.disabled:
+            raise SessionEndedError("Your session has ended. Sign in again.")
+        return account
+
+    async def enrol_totp(self, token: str, now: float | None = None) -> TotpEnrolment:
+        """Make a new TOTP secret for the session's account, to be confirmed with a code.
+
+        Replacing a confirmed second factor needs a session that has given it.
+        """
+        t = self._now(now)
+        session = await self._live(token, t)
+        account = await self._account_of(session)
+        if account.has_second_factor and session.level != "second-factor":
+            raise ForbiddenError(
+                "Enter your security code before setting up a new authenticator app"
+            )
+        secret = TotpSecret.generate(self._random)
+        await self._store.set_totp_pending(account.id, secret, t)
+        log.info("totp.enrolment_started", account=account.id)
+        return TotpEnrolment(secret=secret, uri=provisioning_uri(secret, account.email))
+
+    async def confirm_totp_enrolment(
+        self, token: str, code: str, now: float | None = None
+    ) -> EnrolmentConfirmed:
+        """Confirm the pending secret with a code from the app; return recovery codes once.
+
+        The session is replaced by one at ``second-factor`` (a new id, the same start time).
+        """
+        t = self._now(now)
+        session = await self._live(token, t)
+        account = await self._account_of(session)
+        pending = account.totp_pending
+        if pending is None:
+            raise ConflictError("Set up your authenticator app first")
+        await self._refuse_if_slowed(account, t)
+        try:
+            step = verify_code(pending, code, t, last_used_step=account.totp_last_step)
+        except InvalidCodeError:
+            await self._second_factor_failed(account, t)
+        codes = generate_recovery_codes(self._random)
+        confirmed = await self._store.confirm_totp(
+            account.id, pending, step=step,
+            recovery_hashes=[recovery_code_hash(c) for c in codes], now=t,
+        )  # fmt: skip
+        if not confirmed:
+            raise ConflictError("Set up your authenticator app again")
+        await self._store.clear_failures(email_hash=None, account_id=account.id)
+        log.info("totp.enrolled", account=account.id, count=len(codes))
+        new_token, new_session = await self._start(
+            session.user, level="second-factor", required="second-factor",
+            method="password+totp", replacing=session.id_hash, created=session.created, now=t,
+        )  # fmt: skip
+        return EnrolmentConfirmed(codes, new_token, new_session)
+
+    async def verify_second_factor(
+        self, token: str, code: str, now: float | None = None
+    ) -> tuple[str, Session]:
+        """Check a TOTP code or a recovery code; return a new session at ``second-factor``.
+
+        A code of a step already used, a code outside one step either side, and a recovery
+        code used before are refused like a wrong one, and counted.
+        """
+        t = self._now(now)
+        session = await self._live(token, t)
+        account = await self._account_of(session)
+        secret = account.totp_secret
+        if secret is None:
+            raise ConflictError("Set up your authenticator app first")
+        await self._refuse_if_slowed(account, t)
+        method: Method
+        try:
+            if looks_like_recovery_code(code):
+                method = "password+recovery-code"
+                ok = await self._store.use_recovery_code(account.id, recovery_code_hash(code), t)
+            else:
+                method = "password+totp"
+                step = verify_code(secret, code, t, last_used_step=account.totp_last_step)
+                # Conditional on the stored step, so two requests with one code cannot both pass.
+                ok = await self._store.use_totp_step(account.id, step)
+        except InvalidCodeError:
+            ok = False
+        if not ok:
+            await self._second_factor_failed(account, t)
+        await self._store.clear_failures(email_hash=None, account_id=account.id)
+        if method == "password+recovery-code":
+            log.info("recovery_code.used", account=account.id, count=account.recovery_left - 1)
+        log.info("second_factor.accepted", account=account.id, method=method)
+        return await self._start(
+            session.user, level="second-factor", required=session.required, method=method,
+            replacing=session.id_hash, created=session.created, now=t,
+        )  # fmt: skip
+
+    async def _refuse_if_slowed(self, account: Account, now: float) -> None:
+        if account.slowed_until is not None and now < account.slowed_until:
+            log.info("second_factor.slowed", account=account.id)
+            raise SlowedDownError(wait_message(account.slowed_until, now))
+
+    async def _second_factor_failed(self, account: Account, now: float) -> NoReturn:
+        await self._store.record_failure(
+            now,
+            lambda count: self.throttle.slowed_until(count, now),
+            email_hash=None,
+            account_id=account.id,
+        )
+        log.info("second_factor.refused", account=account.id)
+        raise SignInRefusedError(CODE_REFUSED)
