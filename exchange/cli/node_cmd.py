@@ -2,7 +2,9 @@
 
 ``serve`` runs a node until SIGINT or SIGTERM, then shuts down gracefully (stop accepting,
 finish in-flight work, sign a last checkpoint). ``users add`` creates a member of staff and
-prints their API token once; only its hash is stored. ``ledger verify`` recomputes the whole
+prints their API token once; only its hash is stored. With ``--email`` it also gives them an
+account for the web pages, whose initial password is read from standard input
+(``--password-stdin``), never from the command line. ``ledger verify`` recomputes the whole
 log and checks every checkpoint; ``ledger prove`` prints an offline-verifiable proof bundle
 for each ledger event of an envelope.
 """
@@ -11,13 +13,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import re
 import secrets
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from exchange.auth.account import check_email
+from exchange.auth.errors import WeakPasswordError
+from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
 from exchange.cli.errors import CliError, UsageError
 from exchange.config import ConfigError, NodeConfig, load_config
@@ -29,10 +36,12 @@ from exchange.ledger.log import verify_log
 from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
 from exchange.node.runtime import Node
+from exchange.service.accounts import Accounts
+from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import token_hash
 from exchange.service.tenants import read_key_pair, read_passphrase
-from exchange.store import SqliteStore
+from exchange.store import SqliteStore, Store
 
 _ROLES = ("dsl", "staff", "dpo", "admin")
 _USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -70,8 +79,68 @@ async def _serve(config: NodeConfig) -> None:
     await node.stop()
 
 
+class _RefusePassword(argparse.Action):
+    """``--password``: refused without repeating the value, which would be the secret."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        del parser, namespace, values, option_string
+        raise UsageError(
+            "a password is never given on the command line (it would be kept in the shell "
+            "history and shown to other users by ps): use --password-stdin"
+        )
+
+
+@dataclass
+class _StoreClock:
+    """The store and the wall clock: all that creating an account needs of a node."""
+
+    store: Store
+
+    def now(self) -> int:
+        """Return the current time in whole seconds."""
+        return int(time.time())
+
+
+def _initial_password() -> str:
+    """Read the initial password: typed without echo at a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Initial password: ")
+    else:
+        password = sys.stdin.readline(MAX_LENGTH * 4 + 2).removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise UsageError("--password-stdin: no password on standard input")
+    try:
+        check_password_rules(password)
+    except WeakPasswordError as exc:
+        raise CliError(f"the initial password is refused: {exc}") from None
+    return password
+
+
+def _account_options(args: argparse.Namespace) -> tuple[str, str] | None:
+    """Return the checked ``--email`` and the initial password, or None without ``--email``."""
+    if args.email is None:
+        if args.password_stdin:
+            raise UsageError("--password-stdin goes with --email")
+        return None
+    if not args.password_stdin:
+        raise UsageError(
+            "--email needs --password-stdin: the initial password is read from standard input"
+        )
+    try:
+        email = check_email(args.email)
+    except ValueError:
+        raise UsageError("--email must be an email address, like name@example.org") from None
+    return email, _initial_password()
+
+
 def users_add_command(args: argparse.Namespace) -> int:
-    """Create a user and print their token once."""
+    """Create a user and print their token once; with ``--email``, their account too."""
     config = _config(args)
     try:
         org = parse_org_id(args.org, field="--org")
@@ -81,18 +150,31 @@ def users_add_command(args: argparse.Namespace) -> int:
         raise CliError(f"this node does not serve {org}")
     if _USER_ID_RE.fullmatch(args.id) is None:
         raise UsageError("--id must be 1-64 letters, digits, '.', '_', '@' or '-'")
+    account = _account_options(args)
     token = secrets.token_urlsafe(32)
+    user = User(args.id, org, args.name, args.role)
 
     async def add() -> None:
         store = await SqliteStore.open(config.data_dir)
         try:
-            await store.add_user(
-                User(args.id, org, args.name, args.role), token_hash(token), time.time()
-            )
+            if account is None:
+                await store.add_user(user, token_hash(token), time.time())
+            else:
+                email, password = account
+                await Accounts(_StoreClock(store)).create_user(
+                    user, token_hash(token), email=email, password=password
+                )
+        except ServiceError as exc:
+            raise CliError(str(exc)) from None
         finally:
             await store.close()
 
     asyncio.run(add())
+    if account is not None:
+        common.note(
+            f"created an account to sign in to the web pages for {args.id}; a role that "
+            "reads records sets up a second factor at first sign-in"
+        )
     common.note(f"created user {args.id} ({args.role}) of {org}; the token is shown once:")
     sys.stdout.write(token + "\n")
     return 0
@@ -231,6 +313,19 @@ def add_commands(sub: common.Subcommands) -> None:
     add.add_argument("--id", required=True, help="a unique user id, e.g. an email address")
     add.add_argument("--name", required=True, help="the user's display name")
     add.add_argument("--role", required=True, choices=_ROLES, help="the user's role")
+    add.add_argument(
+        "--email",
+        metavar="ADDRESS",
+        help="also create an account to sign in to the web pages with this email address "
+        "(unique on the node, whatever its case); needs --password-stdin",
+    )
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the account's initial password from standard input (one line; typed "
+        "without echo at a terminal): at least 12 characters",
+    )
+    add.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     add.set_defaults(handler=users_add_command)
 
     outbox = sub.add_parser("outbox", help="operate on the node's outbox")
