@@ -22,9 +22,10 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from http.cookies import SimpleCookie
 from typing import Final, Protocol
 
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
 from exchange.logs import get_logger
 
@@ -141,9 +142,16 @@ class SignedCookieCsrf:
         """Set the cookie when this request made a new secret."""
         value = request.get(self._NEW)
         if value is not None:
-            response.set_cookie(
-                self.COOKIE, value, path="/", secure=True, httponly=True, samesite="Strict"
-            )
+            # Written as a header: aiohttp turns ``set_cookie`` into headers before the
+            # prepare signal this runs in, so a cookie set here that way would be lost.
+            cookie = SimpleCookie()
+            cookie[self.COOKIE] = value
+            morsel = cookie[self.COOKIE]
+            morsel["path"] = "/"
+            morsel["secure"] = True
+            morsel["httponly"] = True
+            morsel["samesite"] = "Strict"
+            response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
 
 def is_page(request: web.Request) -> bool:
