@@ -154,10 +154,14 @@ class SignedCookieCsrf:
             response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
 
+def is_page_path(path: str) -> bool:
+    """Say whether a path (or route template) is the web pages' or their assets'."""
+    return not path.startswith(MACHINE_PREFIXES) and path not in MACHINE_PATHS
+
+
 def is_page(request: web.Request) -> bool:
     """Say whether a request is for the web pages (or their assets), not a machine API."""
-    path = request.path
-    return not path.startswith(MACHINE_PREFIXES) and path not in MACHINE_PATHS
+    return is_page_path(request.path)
 
 
 def route_name(request: web.Request) -> str:
