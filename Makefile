@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench vectors clean
+.PHONY: demo test lint typecheck unit bench vectors assets clean
 
 $(BIN)/.installed-demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/envelope.py
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/mesh.py
+
+# Refresh the GOV.UK Frontend files the web pages serve from the version pinned in
+# web-assets/package-lock.json. Needs Node and npm; installing the package does not,
+# because the copied files are committed as package data.
+assets:
+	cd web-assets && npm ci --no-audit --no-fund
+	$(PYTHON) web-assets/ship.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -31,6 +31,7 @@ from exchange.demo.loopback import Deployment
 from exchange.http.app import READY
 from exchange.keys.ids import OrgId
 from exchange.peerauth import signed_post_headers
+from exchange.web.security import is_page_path
 
 from .conftest import LA, NURSES, SCHOOL
 from .records import NHS, UPN, lac_submission, opened_note, referral_submission
@@ -237,6 +238,8 @@ def _app_routes(world: Deployment, node: str) -> set[tuple[str, str]]:
     routes: set[tuple[str, str]] = set()
     for route in app.router.routes():
         assert route.resource is not None
+        if is_page_path(route.resource.canonical):
+            continue  # the staff web pages are HTML for people, not operations of the API
         routes.add((route.method.lower(), _normalise(route.resource.canonical)))
     # aiohttp registers HEAD beside every GET (allow_head); HEAD is not documented.
     heads = {(m, p) for m, p in routes if m == "head"}

@@ -1,0 +1,160 @@
+"""The staff web pages' application: templates, assets, error pages and the start page.
+
+:func:`add_web_routes` adds the pages to the node's aiohttp application beside the staff
+and peer APIs, which keep their paths, their JSON errors and their headers: the web
+middlewares act only on page paths (:func:`~exchange.web.security.is_page`). A page
+handler parses its form, calls one method of the
+:class:`~exchange.service.node_service.NodeService` (which checks permissions) and answers
+with :func:`render`; it holds no rules. A page refusal is a GOV.UK style error page with a
+plain message (:func:`error_pages_middleware`): never a traceback, never the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from exchange.logs import get_logger
+from exchange.service.errors import ServiceError
+from exchange.service.node_service import NodeService
+from exchange.web.assets import Assets
+from exchange.web.security import (
+    CSRF_SECRETS,
+    CSRF_TOKEN,
+    CsrfRefusedError,
+    CsrfSecrets,
+    Handler,
+    SignedCookieCsrf,
+    csp_nonce,
+    csrf_middleware,
+    is_page,
+    route_name,
+    secure_headers,
+)
+
+log = get_logger("exchange.web")
+
+#: The service's name, in the header and every page title.
+SERVICE_NAME: Final = "Secure exchange"
+
+WEB_SERVICE: Final = web.AppKey("web_service", NodeService)
+ASSETS: Final = web.AppKey("web_assets", Assets)
+#: The name of the signed-in user's organisation, for the header; the accounts pages set it.
+ORGANISATION_NAME: Final = web.RequestKey("organisation_name", str)
+
+#: The error pages' titles (and headings) by status. Statuses not named here use 400's
+#: page when they are the browser's problem and 500's when they are the node's.
+ERROR_PAGES: Final = {
+    400: "There is a problem with your request",
+    403: "You cannot see this page",
+    404: "Page not found",
+    500: "Sorry, there is a problem with the service",
+}
+CSRF_PAGE_TITLE: Final = "This form has expired"
+
+
+def template_environment() -> jinja2.Environment:
+    """Return the pages' Jinja2 environment: the package's templates, always escaped.
+
+    Autoescape is on for every template, so a value reaches a page as text unless a page
+    marks it as markup; an undefined name is an error, not an empty string, so that a
+    misspelt field cannot quietly vanish from a page.
+    """
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("exchange.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def web_service(request: web.Request) -> NodeService:
+    """Return the node's service, which every page handler works through."""
+    return request.app[WEB_SERVICE]
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> web.Response:
+    """Render a page: ``context`` plus what the layout needs (nonce, CSRF token, assets)."""
+    assets = request.app[ASSETS]
+    page = {
+        "service_name": SERVICE_NAME,
+        "organisation_name": request.get(ORGANISATION_NAME),
+        "csp_nonce": csp_nonce(request),
+        "csrf_token": request.get(CSRF_TOKEN, ""),
+        "asset_url": assets.url,
+        **context,
+    }
+    return aiohttp_jinja2.render_template(template, request, page, status=status)
+
+
+def _page_status(status: int) -> int:
+    """Return the status whose page shows ``status``."""
+    if status in ERROR_PAGES:
+        return status
+    if status == 401:
+        return 403  # sign-in comes with the accounts pages; until then it is a refusal
+    return 500 if status >= 500 else 400
+
+
+def error_page(request: web.Request, status: int, *, csrf: bool = False) -> web.Response:
+    """Render the error page for ``status`` (a CSRF refusal has its own 403 page)."""
+    title = CSRF_PAGE_TITLE if csrf else ERROR_PAGES[_page_status(status)]
+    return render(
+        request,
+        "error.html",
+        {"title": title, "status": status, "csrf": csrf},
+        status=status,
+    )
+
+
+@web.middleware
+async def error_pages_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every refusal on a page path into an error page; leave the APIs' errors alone."""
+    if not is_page(request):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except CsrfRefusedError:
+        return error_page(request, 403, csrf=True)
+    except ServiceError as exc:
+        return error_page(request, exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_page(request, exc.status)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
+        # Only the class name is logged: an exception's message could quote anything.
+        log.error("web.request-failed", path=route_name(request), error_class=type(exc).__name__)  # noqa: TRY400
+        return error_page(request, 500)
+
+
+async def start_page(request: web.Request) -> web.Response:
+    """``GET /``: what the service is, and the way to sign in."""
+    return render(request, "start.html", {})
+
+
+def add_web_routes(
+    app: web.Application,
+    service: NodeService,
+    *,
+    csrf: CsrfSecrets | None = None,
+    assets: Assets | None = None,
+) -> None:
+    """Add the web pages, their assets and their middlewares to the node's application.
+
+    ``csrf`` is where CSRF secrets live (a signed cookie unless a session store is given);
+    ``assets`` the GOV.UK Frontend files (the shipped ones unless given).
+    """
+    app[WEB_SERVICE] = service
+    app[ASSETS] = assets if assets is not None else Assets.load()
+    app[CSRF_SECRETS] = csrf if csrf is not None else SignedCookieCsrf.with_random_key()
+    app[aiohttp_jinja2.APP_KEY] = template_environment()
+    # Inside the node's own error middleware: page refusals become pages before it sees them.
+    app.middlewares.extend([error_pages_middleware, csrf_middleware])
+    app.on_response_prepare.append(secure_headers)
+    app.router.add_get("/", start_page)
+    app.router.add_get("/assets/{name:.+}", app[ASSETS].serve)
