@@ -47,7 +47,7 @@ from exchange.service.register_reports import RegisterKey, RegisterKeyError
 from exchange.service.tenants import load_tenants, read_key_pair, read_passphrase
 from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore
-from exchange.web.app import add_web_routes
+from exchange.web.pages import add_staff_pages
 from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
 from exchange.workers.delivery import DeliveryWorker
@@ -251,7 +251,7 @@ class Node:
             app, Recaller(self.service, routes=self.routes, timeout=config.delivery.timeout)
         )
         # The staff web pages, beside the APIs, over the same service.
-        add_web_routes(app, self.service)
+        add_staff_pages(app, self.service)
         self._app = app
         if config.relay is not None:
             self.relay = await self._relay(store)

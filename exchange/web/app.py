@@ -44,6 +44,8 @@ WEB_SERVICE: Final = web.AppKey("web_service", NodeService)
 ASSETS: Final = web.AppKey("web_assets", Assets)
 #: The name of the signed-in user's organisation, for the header; the accounts pages set it.
 ORGANISATION_NAME: Final = web.RequestKey("organisation_name", str)
+#: Whether the request comes from a signed-in session (the header then shows the navigation).
+SIGNED_IN: Final = web.RequestKey("signed_in", bool)
 
 #: The error pages' titles (and headings) by status. Statuses not named here use 400's
 #: page when they are the browser's problem and 500's when they are the node's.
@@ -83,6 +85,8 @@ def render(
     page = {
         "service_name": SERVICE_NAME,
         "organisation_name": request.get(ORGANISATION_NAME),
+        "signed_in": request.get(SIGNED_IN, False),
+        "current_path": request.path,
         "csp_nonce": csp_nonce(request),
         "csrf_token": request.get(CSRF_TOKEN, ""),
         "asset_url": assets.url,

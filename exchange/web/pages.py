@@ -1,0 +1,17 @@
+"""Every staff web page a node serves, added to its application in one call."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from exchange.service.node_service import NodeService
+from exchange.web.accounts import add_account_routes
+from exchange.web.app import add_web_routes
+from exchange.web.inbox import add_inbox_routes
+
+
+def add_staff_pages(app: web.Application, service: NodeService) -> None:
+    """Add the layout, assets and error pages, then sign-in and the signed-in pages."""
+    add_web_routes(app, service)
+    add_account_routes(app)
+    add_inbox_routes(app)
