@@ -55,6 +55,8 @@ from exchange.workers.delivery import DeliveryWorker
 log = get_logger("exchange.node")
 
 MAX_DIRECTORY_LEN = 32 * 1024 * 1024
+#: Seconds between sweeps of expired staff web sessions (the idle timeout is minutes).
+SESSION_SWEEP_INTERVAL = 60.0
 
 
 def _trust_text(config: NodeConfig) -> str:
@@ -268,6 +270,7 @@ class Node:
             asyncio.create_task(self.worker.run(self._stop), name="outbox"),
             asyncio.create_task(self.collector.run(self._stop), name="collect"),
             asyncio.create_task(self._checkpoints(), name="checkpoints"),
+            asyncio.create_task(self._session_sweeps(), name="session-sweep"),
         ]
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self._purge(self.relay), name="relay-purge"))
@@ -362,6 +365,20 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=5.0)
             await self.ledger.checkpoint()
+
+    async def _session_sweeps(self) -> None:
+        """Delete staff web sessions past their idle or absolute timeout, every minute.
+
+        An expired session already opens nothing (it is checked at every request); the sweep
+        only keeps the table to the sessions that can still be used.
+        """
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=SESSION_SWEEP_INTERVAL)
+            try:
+                await self.service.accounts.sweep_sessions()
+            except Exception as exc:  # noqa: BLE001 - try again next round; the class is logged
+                log.error("session.sweep-failed", error_class=type(exc).__name__)  # noqa: TRY400
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight work, checkpoint, close."""
