@@ -1,11 +1,16 @@
 """Copy the built GOV.UK Frontend files the web pages serve into the Python package.
 
 ``make assets`` runs ``npm ci`` here (the version pinned in ``package.json`` and
-``package-lock.json``) and then this script, which copies the stylesheet, the JavaScript
-module, the fonts, the images the page template and the stylesheet reference, and the web
-app manifest from ``node_modules/govuk-frontend/dist/govuk/`` into
-``exchange/web/static/govuk/``, flattened so that the stylesheet's ``/assets/fonts/...`` and
-``/assets/images/...`` paths resolve. It then writes ``MANIFEST.json`` there: the package's
+``package-lock.json``) and then this script, which copies the stylesheet and the JavaScript
+module from ``node_modules/govuk-frontend/dist/govuk/`` into ``exchange/web/static/govuk/``,
+flattened so that the stylesheet's ``/assets/images/...`` paths resolve.
+
+The GDS Transport font and the crown are for services on GOV.UK only, and this service is
+not one: the stylesheet's ``@font-face`` rules are taken out (so its font stack falls back
+to Arial, as GOV.UK Frontend's own setting for services off GOV.UK does) and neither the
+fonts nor the crown icons are shipped. The one image the stylesheet itself names (the
+crest of the GOV.UK footer's copyright logo, which no page here shows) is shipped so that
+every address in the stylesheet resolves. It then writes ``MANIFEST.json`` there: the package's
 version and the SHA-256 of every shipped file, which a test checks against the pin and the
 files, so that a hand-edited asset or a stale copy fails. Source maps are left out: the
 pages do not need them. Only the standard library is used, so no virtual environment is
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -29,12 +35,10 @@ TARGET = HERE.parent / "exchange" / "web" / "static" / "govuk"
 SHIPPED = (
     ("govuk-frontend.min.css", "govuk-frontend.min.css"),
     ("govuk-frontend.min.js", "govuk-frontend.min.js"),
-    ("assets/manifest.json", "manifest.json"),
+    ("assets/images/govuk-crest.svg", "images/govuk-crest.svg"),
 )
-#: Folders copied whole: the fonts and images the stylesheet, template and manifest name.
-SHIPPED_FOLDERS = (("assets/fonts", "fonts"), ("assets/images", "images"))
-#: Images no page references (the Open Graph image needs an absolute URL the node lacks).
-LEFT_OUT = frozenset({"images/govuk-opengraph-image.png"})
+#: The stylesheet's font faces (GDS Transport, for GOV.UK only), taken out when shipped.
+FONT_FACE = re.compile(r"@font-face\{[^}]*\}")
 
 
 def _pinned_version() -> str:
@@ -47,13 +51,18 @@ def _pinned_version() -> str:
 
 def _files() -> list[tuple[Path, str]]:
     """Return every file to ship, as (source, path under ``/assets/``)."""
-    files = [(DIST / source, target) for source, target in SHIPPED]
-    for source, target in SHIPPED_FOLDERS:
-        for path in sorted((DIST / source).iterdir()):
-            shipped = f"{target}/{path.name}"
-            if path.is_file() and shipped not in LEFT_OUT:
-                files.append((path, shipped))
-    return files
+    return [(DIST / source, target) for source, target in SHIPPED]
+
+
+def _shipped_bytes(source: Path, shipped: str) -> bytes:
+    """Return what is shipped of ``source``: the stylesheet without its font faces."""
+    data = source.read_bytes()
+    if shipped.endswith(".css"):
+        text, count = FONT_FACE.subn("", data.decode("utf-8"))
+        if count == 0:
+            raise SystemExit("the stylesheet has no @font-face rule to take out: check ship.py")
+        data = text.encode("utf-8")
+    return data
 
 
 def main() -> None:
@@ -67,7 +76,7 @@ def main() -> None:
     for source, shipped in _files():
         destination = TARGET / shipped
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, destination)
+        destination.write_bytes(_shipped_bytes(source, shipped))
         hashes[shipped] = hashlib.sha256(destination.read_bytes()).hexdigest()
     manifest = {"package": "govuk-frontend", "version": version, "files": hashes}
     (TARGET / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")

@@ -344,12 +344,18 @@ async def test_stylesheet_is_served_with_its_type(client: TestClient) -> None:
     assert response.headers["Cache-Control"].startswith("public, max-age=")
 
 
-async def test_font_is_served_with_its_type(client: TestClient) -> None:
-    """A font the stylesheet names is served as font/woff2."""
+async def test_image_is_served_with_its_type(client: TestClient) -> None:
+    """An image the stylesheet names is served as image/svg+xml."""
+    response = await client.get("/assets/images/govuk-crest.svg")
+    assert (response.status, response.content_type) == (200, "image/svg+xml")
+
+
+def test_no_gov_uk_only_font_or_crown_icon_is_shipped() -> None:
+    """GOV.UK-only GDS Transport and crown icons are not shipped; no font face is left."""
     manifest = json.loads((SHIPPED / "MANIFEST.json").read_text("utf-8"))
-    font = next(name for name in manifest["files"] if name.endswith(".woff2"))
-    response = await client.get(f"/assets/{font}")
-    assert (response.status, response.content_type) == (200, "font/woff2")
+    assert not [name for name in manifest["files"] if name.startswith("fonts/")]
+    assert not [name for name in manifest["files"] if "favicon" in name or "icon" in name]
+    assert "@font-face" not in (SHIPPED / "govuk-frontend.min.css").read_text("utf-8")
 
 
 async def test_versioned_asset_url_is_cached_for_long(client: TestClient) -> None:
