@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
 from collections.abc import Iterator
@@ -36,27 +37,34 @@ PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account's passw
 
 
 @pytest.fixture
-def school(background_loop: BackgroundLoop, tmp_path: Path) -> Iterator[str]:
-    """Start a school node with one DSL account; return its base URL."""
-    deployment: Deployment = background_loop.run(
-        start_deployment(
-            tmp_path / "web",
-            [OrgSpec(SCHOOL, "Hillside Primary School", "school", "school")],
-            kdf=KdfParams.fast_for_tests(),
-        ),
-        timeout=120,
-    )
-    try:
-        service = deployment.node_of(SCHOOL).service
-        user = User(id="web-dsl", org=SCHOOL, name="Designated lead", role="dsl")
-        background_loop.run(
-            service.accounts.create_user(
-                user, hashlib.sha256(b"unused").digest(), email=EMAIL, password=PASSWORD
-            )
+def school(tmp_path: Path) -> Iterator[str]:
+    """Start a school node with one DSL account on its own loop; return its base URL.
+
+    After the node stops, its loop is closed and the garbage collector run at once, so a
+    spare browser connection the node's server never tracked (see ``pytestmark``) is
+    reclaimed in this test's teardown, not in some later test's.
+    """
+    with BackgroundLoop() as loop:
+        deployment: Deployment = loop.run(
+            start_deployment(
+                tmp_path / "web",
+                [OrgSpec(SCHOOL, "Hillside Primary School", "school", "school")],
+                kdf=KdfParams.fast_for_tests(),
+            ),
+            timeout=120,
         )
-        yield deployment.url("school")
-    finally:
-        background_loop.run(deployment.stop(), timeout=60)
+        try:
+            service = deployment.node_of(SCHOOL).service
+            user = User(id="web-dsl", org=SCHOOL, name="Designated lead", role="dsl")
+            loop.run(
+                service.accounts.create_user(
+                    user, hashlib.sha256(b"unused").digest(), email=EMAIL, password=PASSWORD
+                )
+            )
+            yield deployment.url("school")
+        finally:
+            loop.run(deployment.stop(), timeout=60)
+    gc.collect()
 
 
 def _page(browser: Browser, *, javascript: bool) -> Iterator[Page]:
