@@ -454,10 +454,14 @@ class Accounts:
             raise SessionEndedError("Your session has ended. Sign in again.")
         return account
 
-    async def enrol_totp(self, token: str, now: float | None = None) -> TotpEnrolment:
+    async def enrol_totp(
+        self, token: str, now: float | None = None, *, keep_pending: bool = False
+    ) -> TotpEnrolment:
         """Make a new TOTP secret for the session's account, to be confirmed with a code.
 
-        Replacing a confirmed second factor needs a session that has given it.
+        With ``keep_pending``, a secret already made and not yet confirmed is shown again
+        instead: a page reloaded, or a code mistyped, must not make the person scan a new QR
+        code. Replacing a confirmed second factor needs a session that has given it.
         """
         t = self._now(now)
         session = await self._live(token, t)
@@ -466,6 +470,9 @@ class Accounts:
             raise ForbiddenError(
                 "Enter your security code before setting up a new authenticator app"
             )
+        if keep_pending and account.totp_pending is not None:
+            secret = account.totp_pending
+            return TotpEnrolment(secret=secret, uri=provisioning_uri(secret, account.email))
         secret = TotpSecret.generate(self._random)
         await self._store.set_totp_pending(account.id, secret, t)
         log.info("totp.enrolment_started", account=account.id)

@@ -207,7 +207,7 @@ async def set_up_page(request: web.Request) -> web.StreamResponse:
     token, session = _pending(request)
     if session.signed_in:
         raise _see_other(HOME)
-    enrolment = await web_service(request).accounts.enrol_totp(token)
+    enrolment = await web_service(request).accounts.enrol_totp(token, keep_pending=True)
     return render(
         request,
         "set_up_authenticator.html",
@@ -239,8 +239,8 @@ async def set_up(request: web.Request) -> web.StreamResponse:
             _set_session_cookie(response, confirmed.token)
             log.info("web.second-factor-enrolled", session=confirmed.session.ref)
             return response
-    # A new secret for the next try: the one shown before was not confirmed.
-    enrolment = await accounts.enrol_totp(token)
+    # The same secret again: the person may already have added it to their app.
+    enrolment = await accounts.enrol_totp(token, keep_pending=True)
     return render(
         request,
         "set_up_authenticator.html",

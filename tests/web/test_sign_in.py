@@ -243,3 +243,30 @@ async def test_a_form_sent_after_the_session_ended_says_so(
         page = await response.text()
     assert response.status == 401
     assert "Your session has ended, so what you sent was not saved" in page
+
+
+async def test_a_mistyped_code_or_a_reload_shows_the_same_key(
+    node: tuple[Deployment, Browser],
+) -> None:
+    """Setting up the app keeps its key across a reload and a wrong code, then accepts it."""
+    _, browser = node
+    await _password_step(browser)
+    _, first, _ = await browser.get("/sign-in/set-up-authenticator")
+    _, reloaded, _ = await browser.get("/sign-in/set-up-authenticator")
+    key = SECRET_RE.search(first)
+    assert key is not None
+    assert SECRET_RE.search(reloaded) is not None
+    assert SECRET_RE.findall(reloaded) == [key.group(1)]
+    async with browser.http.post(
+        browser.base + "/sign-in/set-up-authenticator",
+        data={"csrf_token": html.unescape(CSRF_RE.findall(reloaded)[-1]), "code": "000000"},
+        allow_redirects=False,
+    ) as response:
+        again = await response.text()
+    assert response.status == 400
+    assert SECRET_RE.findall(again) == [key.group(1)]
+    secret = TotpSecret.from_base32(key.group(1))
+    confirm = await browser.post(
+        "/sign-in/set-up-authenticator", {"code": code_at(secret, time.time())}, again
+    )
+    assert confirm.status == 200
