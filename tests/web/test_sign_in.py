@@ -31,6 +31,13 @@ SECRET_RE = re.compile(r"<code>([A-Z2-7 ]+)</code>")
 RECOVERY_RE = re.compile(r"<code>([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})</code>")
 
 
+def _with_token(form: dict[str, str], page: str) -> dict[str, str]:
+    """Return ``form`` with the CSRF token of the page the form came from."""
+    match = CSRF_RE.search(page)
+    assert match is not None, "the page has no form token"
+    return {"csrf_token": html.unescape(match.group(1)), **form}
+
+
 @dataclass
 class Browser:
     """A client with a cookie jar, talking to one node's pages."""
@@ -45,12 +52,18 @@ class Browser:
 
     async def post(self, path: str, form: dict[str, str], page: str) -> aiohttp.ClientResponse:
         """POST ``form`` with the CSRF token of the page the form came from."""
-        match = CSRF_RE.search(page)
-        assert match is not None, "the page has no form token"
-        data = {"csrf_token": html.unescape(match.group(1)), **form}
-        async with self.http.post(self.base + path, data=data, allow_redirects=False) as response:
+        async with self.http.post(
+            self.base + path, data=_with_token(form, page), allow_redirects=False
+        ) as response:
             await response.read()
             return response
+
+    async def post_text(self, path: str, form: dict[str, str], page: str) -> tuple[int, str]:
+        """POST ``form`` as :meth:`post` does; return the status and the page answered."""
+        async with self.http.post(
+            self.base + path, data=_with_token(form, page), allow_redirects=False
+        ) as response:
+            return response.status, await response.text()
 
     def session_token(self) -> str | None:
         """Return the session cookie the browser holds, if any."""
@@ -167,15 +180,10 @@ async def test_the_recovery_codes_page_lists_ten_single_use_codes(
     match = SECRET_RE.search(page)
     assert match is not None
     secret = TotpSecret.from_base32(match.group(1))
-    async with browser.http.post(
-        browser.base + "/sign-in/set-up-authenticator",
-        data={
-            "csrf_token": html.unescape(CSRF_RE.findall(page)[-1]),
-            "code": code_at(secret, time.time()),
-        },
-        allow_redirects=False,
-    ) as response:
-        codes = RECOVERY_RE.findall(await response.text())
+    _, answer = await browser.post_text(
+        "/sign-in/set-up-authenticator", {"code": code_at(secret, time.time())}, page
+    )
+    codes = RECOVERY_RE.findall(answer)
     assert len(codes) == 10
     # Sign out, then in again with a recovery code instead of the app.
     _, inbox, _ = await browser.get("/inbox")
@@ -235,13 +243,8 @@ async def test_a_form_sent_after_the_session_ended_says_so(
     token = browser.session_token()
     assert token is not None
     await node[0].node_of(SCHOOL).service.accounts.end_session(token)
-    async with browser.http.post(
-        browser.base + "/sign-out",
-        data={"csrf_token": html.unescape(CSRF_RE.findall(inbox)[-1])},
-        allow_redirects=False,
-    ) as response:
-        page = await response.text()
-    assert response.status == 401
+    status, page = await browser.post_text("/sign-out", {}, inbox)
+    assert status == 401
     assert "Your session has ended, so what you sent was not saved" in page
 
 
@@ -257,15 +260,15 @@ async def test_a_mistyped_code_or_a_reload_shows_the_same_key(
     assert key is not None
     assert SECRET_RE.search(reloaded) is not None
     assert SECRET_RE.findall(reloaded) == [key.group(1)]
-    async with browser.http.post(
-        browser.base + "/sign-in/set-up-authenticator",
-        data={"csrf_token": html.unescape(CSRF_RE.findall(reloaded)[-1]), "code": "000000"},
-        allow_redirects=False,
-    ) as response:
-        again = await response.text()
-    assert response.status == 400
-    assert SECRET_RE.findall(again) == [key.group(1)]
     secret = TotpSecret.from_base32(key.group(1))
+    # A wrong code for sure: the right one with its last digit changed.
+    right = code_at(secret, time.time())
+    wrong = right[:-1] + str((int(right[-1]) + 5) % 10)
+    status, again = await browser.post_text(
+        "/sign-in/set-up-authenticator", {"code": wrong}, reloaded
+    )
+    assert status == 400
+    assert SECRET_RE.findall(again) == [key.group(1)]
     confirm = await browser.post(
         "/sign-in/set-up-authenticator", {"code": code_at(secret, time.time())}, again
     )
