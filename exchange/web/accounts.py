@@ -25,11 +25,17 @@ from typing import Final
 from aiohttp import hdrs, web
 
 from exchange.auth.session import Session
-from exchange.keys.errors import KeysError
 from exchange.logs import get_logger
 from exchange.service.accounts import SlowedDownError
 from exchange.service.errors import ServiceError
-from exchange.web.app import ORGANISATION_NAME, SIGNED_IN, render, web_service
+from exchange.web.app import (
+    ORGANISATION_NAME,
+    SIGNED_IN,
+    SIGNED_IN_ROLE,
+    navigation,
+    render,
+    web_service,
+)
 from exchange.web.security import (
     CSRF_SECRETS,
     CsrfSecrets,
@@ -38,6 +44,7 @@ from exchange.web.security import (
     csrf_middleware,
     is_page,
 )
+from exchange.web.words import organisation_name
 
 log = get_logger("exchange.web")
 
@@ -45,8 +52,13 @@ log = get_logger("exchange.web")
 SESSION_COOKIE: Final = "__Host-exchange-session"
 #: The signed-in session of this request, if any (set by :func:`session_middleware`).
 SESSION: Final = web.RequestKey("web_session", Session)
-#: Where a signed-in person lands.
-HOME: Final = "/inbox"
+
+
+def home(role: str) -> str:
+    """Return where a signed-in person of ``role`` lands: their first navigation link."""
+    links = navigation(role)
+    return links[0][0] if links else "/"
+
 
 #: Paths a person without a session may see: the start page, the sign-in steps, assets.
 OPEN_PATHS: Final = frozenset({"/", "/sign-in", "/signed-out"})
@@ -102,14 +114,6 @@ def _see_other(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location)
 
 
-def _organisation_name(request: web.Request, session: Session) -> str:
-    """Return the name the directory gives the session's organisation (its id if none)."""
-    try:
-        return web_service(request).directory.organisation(session.user.org).name
-    except KeysError:
-        return session.user.org
-
-
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Find the request's session; send people who are not signed in to the sign-in page.
@@ -127,7 +131,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         request[SESSION] = session
         if session.signed_in:
             request[SIGNED_IN] = True
-            request[ORGANISATION_NAME] = _organisation_name(request, session)
+            request[ORGANISATION_NAME] = organisation_name(request, session.user.org)
+            request[SIGNED_IN_ROLE] = session.user.role
     if path in OPEN_PATHS or path.startswith("/sign-in"):
         return await handler(request)
     if session is None or not session.signed_in:
@@ -155,7 +160,7 @@ def _sign_in_context(
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in``: the email address and password form (or home, if signed in)."""
     if request.get(SIGNED_IN):
-        raise _see_other(HOME)
+        raise _see_other(home(request[SESSION].user.role))
     return render(request, "sign_in.html", _sign_in_context())
 
 
@@ -184,7 +189,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         )
     token, _ = await accounts.start_session(step, replacing=_token(request))
     location = {
-        "signed-in": HOME,
+        "signed-in": home(step.user.role) if step.user is not None else "/",
         "second-factor": "/sign-in/security-code",
         "enrol-second-factor": "/sign-in/set-up-authenticator",
     }[step.next]
@@ -206,7 +211,7 @@ async def set_up_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in/set-up-authenticator``: a new secret as a QR code and as text."""
     token, session = _pending(request)
     if session.signed_in:
-        raise _see_other(HOME)
+        raise _see_other(home(session.user.role))
     enrolment = await web_service(request).accounts.enrol_totp(token, keep_pending=True)
     return render(
         request,
@@ -234,7 +239,7 @@ async def set_up(request: web.Request) -> web.StreamResponse:
             response = render(
                 request,
                 "recovery_codes.html",
-                {"codes": confirmed.recovery_codes, "home": HOME},
+                {"codes": confirmed.recovery_codes, "home": home(confirmed.session.user.role)},
             )
             _set_session_cookie(response, confirmed.token)
             log.info("web.second-factor-enrolled", session=confirmed.session.ref)
@@ -257,7 +262,7 @@ async def security_code_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in/security-code``: the code from the app, or a recovery code."""
     _, session = _pending(request)
     if session.signed_in:
-        raise _see_other(HOME)
+        raise _see_other(home(session.user.role))
     return render(request, "security_code.html", {"errors": []})
 
 
@@ -270,13 +275,13 @@ async def security_code(request: web.Request) -> web.StreamResponse:
         error = "Enter the code from your authenticator app, or a recovery code"
     else:
         try:
-            new_token, _ = await web_service(request).accounts.verify_second_factor(token, code)
+            new_token, new = await web_service(request).accounts.verify_second_factor(token, code)
         except SlowedDownError as exc:
             error = str(exc)
         except ServiceError:
             error = "Enter a correct code from your authenticator app, or a recovery code"
         else:
-            response = _see_other(HOME)
+            response = _see_other(home(new.user.role))
             _set_session_cookie(response, new_token)
             raise response
     return render(

@@ -46,6 +46,35 @@ ASSETS: Final = web.AppKey("web_assets", Assets)
 ORGANISATION_NAME: Final = web.RequestKey("organisation_name", str)
 #: Whether the request comes from a signed-in session (the header then shows the navigation).
 SIGNED_IN: Final = web.RequestKey("signed_in", bool)
+#: The signed-in person's role, which chooses the navigation's links.
+SIGNED_IN_ROLE: Final = web.RequestKey("signed_in_role", str)
+
+#: The header's navigation: each link's path, words and the roles it is shown to. Showing a
+#: link is a convenience only: every page asks the service, which decides who may do what.
+NAVIGATION: Final = (
+    ("/inbox", "Inbox", frozenset({"dsl", "staff", "dpo"})),
+    ("/send", "Send a record", frozenset({"dsl", "staff"})),
+    ("/sent", "Sent", frozenset({"dsl", "staff"})),
+    ("/overdue", "Overdue", frozenset({"dsl", "staff", "dpo"})),
+    ("/register", "Sharing register", frozenset({"dpo"})),
+    ("/subject-access", "Subject access", frozenset({"dpo"})),
+    ("/retention", "Retention", frozenset({"dpo"})),
+    ("/admin/accounts", "Accounts", frozenset({"admin"})),
+    ("/admin/node", "Node", frozenset({"admin"})),
+)
+
+
+def navigation(role: str | None) -> list[tuple[str, str]]:
+    """Return the header's links (path, words) for a role; none before sign-in."""
+    if role is None:
+        return []
+    return [(href, text) for href, text, roles in NAVIGATION if role in roles]
+
+
+def is_current(current_path: str, href: str) -> bool:
+    """Whether a navigation link is the section of the current page."""
+    return current_path == href or current_path.startswith(href + "/")
+
 
 #: The error pages' titles (and headings) by status. Statuses not named here use 400's
 #: page when they are the browser's problem and 500's when they are the node's.
@@ -86,6 +115,8 @@ def render(
         "service_name": SERVICE_NAME,
         "organisation_name": request.get(ORGANISATION_NAME),
         "signed_in": request.get(SIGNED_IN, False),
+        "navigation": navigation(request.get(SIGNED_IN_ROLE)),
+        "is_current": is_current,
         "current_path": request.path,
         "csp_nonce": csp_nonce(request),
         "csrf_token": request.get(CSRF_TOKEN, ""),

@@ -7,28 +7,16 @@ that is released only by opening the item, which the signed receipts and the led
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
 
 from aiohttp import web
 
-from exchange.keys.errors import KeysError
-from exchange.keys.ids import OrgId
-from exchange.policy import LONDON
 from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
+from exchange.web.words import kind_name, london_time, organisation_name
 
 #: Items on one page of the inbox.
 PAGE_SIZE: Final = 50
-
-#: Record kinds in words, as the pages name them.
-KIND_NAMES: Final = {
-    "referral": "Referral",
-    "cp-file-transfer": "Child protection file",
-    "lac-record": "Looked-after child record",
-    "outcome": "Outcome",
-    "information-request": "Information request",
-}
 
 #: Each inbox state's tag: its words and GOV.UK tag colour.
 STATE_TAGS: Final = {
@@ -38,22 +26,6 @@ STATE_TAGS: Final = {
     "rejected": ("Rejected", "red"),
     "recalled": ("Recalled by sender", "grey"),
 }
-
-
-def london_time(moment: float) -> str:
-    """Return a moment as GOV.UK style words in Europe/London: ``1 June 2026 at 5:04pm``."""
-    local = datetime.fromtimestamp(moment, UTC).astimezone(LONDON)
-    hour = local.hour % 12 or 12
-    suffix = "am" if local.hour < 12 else "pm"
-    return f"{local.day} {local:%B %Y} at {hour}:{local:%M}{suffix}"
-
-
-def organisation_name(request: web.Request, org: OrgId) -> str:
-    """Return the directory's name of an organisation (its id if the directory has none)."""
-    try:
-        return web_service(request).directory.organisation(org).name
-    except KeysError:
-        return org
 
 
 async def inbox_page(request: web.Request) -> web.StreamResponse:
@@ -67,7 +39,7 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
         rows.append(
             {
                 "sender": organisation_name(request, item.envelope.sender),
-                "kind": KIND_NAMES.get(item.envelope.record_kind, item.envelope.record_kind),
+                "kind": kind_name(item.envelope.record_kind),
                 "received": london_time(item.received_at),
                 "tag": words,
                 "colour": colour,
