@@ -74,37 +74,53 @@ async def test_an_item_shows_what_it_is_before_opening_and_opening_is_recorded_o
     assert facts["Status"] == "New"
     assert re.fullmatch(r"Acknowledge by 5pm on \w+day \d+ \w+ \d{4}", facts["Deadline"])
     assert "is sent a signed receipt saying your organisation opened it" in page
-    assert "Tallulah" not in page and UPN not in page  # nothing of the record before opening
+    assert "Tallulah" not in page
+    assert UPN not in page
     forms = [f.attrs["action"] for f in parsed.all("form")]
     assert f"{path}/open" in forms
-
-    # A download before opening is refused: a document is never the first thing released.
-    status, _, _ = await worker.get_bytes(f"{path}/attachments/1")
-    assert status == 409
-    assert await _events(world, digest) == ["delivered"]
 
     status, page, _ = await worker.post(f"{path}/open", {}, page)
     assert status == 200
     assert "Tallulah Sentinel-Child" in page
     assert "9 March 2014" in page
-    assert UPN in page and NHS in page
-    assert "Emotional abuse" in page and "Level 3" in page
+    assert UPN in page
+    assert NHS in page
+    assert "Emotional abuse" in page
+    assert "Level 3" in page
     assert "{" not in parse(page).all("main")[0].text  # never raw JSON
     headings = [" ".join(h.text.split()) for h in parse(page).all("h2")]
     assert headings[:3] == ["Child", "About this record", "Referrer"]
     assert "Documents" in headings
     assert f'href="{path}/attachments/1"' in page
-    assert "Letter from the school nurse" in page and "PDF" in page
+    assert "Letter from the school nurse" in page
+    assert "PDF" in page
 
     # The sender is told once: one opened receipt; every reading is an access in the ledger.
     status, again, _ = await worker.get(path)
-    assert status == 200 and "Tallulah Sentinel-Child" in again
+    assert status == 200
+    assert "Tallulah Sentinel-Child" in again
     assert await _events(world, digest) == ["delivered", "opened", "accessed", "accessed"]
     receipts = await world.service(FRONT_DOOR).store.receipts_for(digest)
     assert sorted(r.status for r in receipts if r.receipter == FRONT_DOOR) == [
         "delivered",
         "opened",
     ]
+
+
+async def test_a_document_downloads_as_an_attachment_only_once_opened(world: World) -> None:
+    """Never the first thing released; then byte for byte, never inline, each time recorded."""
+    school_dsl = await world.person(SCHOOL, "dsl")
+    worker = await world.person(FRONT_DOOR, "staff")
+    digest = await world.send(school_dsl.user, referral())
+    path = f"/inbox/{digest.hex()}"
+    # A download before opening is refused: a document is never the first thing released.
+    status, _, headers = await worker.get_bytes(f"{path}/attachments/1")
+    assert (status, headers["Location"]) == (303, path)
+    assert await _events(world, digest) == ["delivered"]
+
+    _, page, _ = await worker.get(path)
+    status, _, _ = await worker.post(f"{path}/open", {}, page)
+    assert status == 200
 
     # The document downloads as an attachment, byte for byte, and that is recorded too.
     status, body, headers = await worker.get_bytes(f"{path}/attachments/1")
@@ -150,7 +166,7 @@ async def test_a_tenant_cannot_reach_another_tenants_item_on_the_same_node(world
     nurse = await world.person(NURSES, "staff")
     digest = await world.send(front_dsl.user, information_request())
     path = f"/inbox/{digest.hex()}"
-    status, page, _ = await nurse.get(path)
+    status, _page, _ = await nurse.get(path)
     assert status == 200
     _, inbox, _ = await front_dsl.get("/inbox")
     for method, where in (
@@ -170,7 +186,8 @@ async def test_a_tenant_cannot_reach_another_tenants_item_on_the_same_node(world
         assert status == 404, where
     # The nurses' item was never opened by anyone.
     item = await world.service(NURSES).store.inbox_item(NURSES, digest)
-    assert item is not None and item.state == "delivered"
+    assert item is not None
+    assert item.state == "delivered"
 
 
 async def test_a_dpo_sees_the_item_but_cannot_open_it(world: World) -> None:

@@ -25,7 +25,7 @@ from exchange.keys.ids import OrgId
 from exchange.records import Container
 from exchange.records.attachments import CONTENT_TYPES, DOCX, JPEG, ODT, PDF, PNG, TEXT
 from exchange.records.kinds import kind_spec
-from exchange.service.errors import GoneError
+from exchange.service.errors import ConflictError, GoneError
 from exchange.service.views import InboxView
 from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
@@ -186,13 +186,22 @@ def content_disposition(name: str) -> str:
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    """``GET /inbox/{digest}/attachments/{number}``: one document, as a download (recorded)."""
+    """``GET /inbox/{digest}/attachments/{number}``: one document, as a download (recorded).
+
+    Only an item the organisation has opened has downloads (the service checks); before
+    that, the address leads to the item's page.
+    """
     text = request.match_info["number"]
     if not text.isdigit() or len(text) > 3:
         raise web.HTTPNotFound
-    attachment = await web_service(request).inbox_attachment(
-        request[SESSION].user, path_digest(request), int(text)
-    )
+    digest = path_digest(request)
+    try:
+        attachment = await web_service(request).inbox_attachment(
+            request[SESSION].user, digest, int(text)
+        )
+    except ConflictError:
+        # Not opened yet: the item page says what it is and offers to open it.
+        raise web.HTTPSeeOther(f"/inbox/{digest.hex()}") from None
     content_type = attachment.content_type
     if content_type not in CONTENT_TYPES:
         content_type = "application/octet-stream"
