@@ -93,24 +93,19 @@ async def _page(
 ) -> tuple[list[SentView], str | None, str | None]:
     """Return a page of views and the hrefs of the pages before and after it (if any)."""
     service = web_service(request)
+    views: list[SentView] = []
     if after is not None:
         views = await service.sent_items(
             user, limit=PAGE_SIZE + 1, before=None, after=_cursor(after), only=only
         )
-        if len(views) > PAGE_SIZE:
-            views = views[1:]
-            newer = True
-        else:
-            # Back at the newest records: show the first page as it is now.
-            views = await service.sent_items(user, limit=PAGE_SIZE + 1, before=None, only=only)
-            newer = False
-        older = True
+    if len(views) > PAGE_SIZE:
+        views, newer, older = views[1:], True, True
     else:
+        # The first page, the one after a cursor, or back at the newest (shown as it is now).
         start = None if before is None else _cursor(before)
         views = await service.sent_items(user, limit=PAGE_SIZE + 1, before=start, only=only)
-        older = len(views) > PAGE_SIZE
+        newer, older = before is not None, len(views) > PAGE_SIZE
         views = views[:PAGE_SIZE]
-        newer = before is not None
     if not views:
         return views, None, None
     first, last = views[0].item, views[-1].item

@@ -107,7 +107,8 @@ def recipient_timeline(
         moments.append(
             Moment(recipient.delivery.updated_at, "Delivery failed: no route could deliver it")
         )
-    return sorted(moments, key=lambda m: m.time)
+    # Receipts and events carry whole seconds: in the same second, the order added stands.
+    return sorted(moments, key=lambda m: int(m.time))
 
 
 def timeline_rows(moments: list[Moment]) -> list[list[str]]:
