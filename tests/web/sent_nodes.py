@@ -157,9 +157,7 @@ class SentNodes:
             categories=("identity", "safeguarding-concerns"),
             reason="Section 47 enquiries have started; we need the school's information.",
         )
-        submitted = await self.service(FRONT_DOOR).submit(
-            self.user(FRONT_DOOR, "dsl"), submission
-        )
+        submitted = await self.service(FRONT_DOOR).submit(self.user(FRONT_DOOR, "dsl"), submission)
         return submitted.digest
 
     async def sent_until(

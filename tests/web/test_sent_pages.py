@@ -9,6 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from exchange.model import User
+from exchange.service.node_service import token_hash
 from exchange.web import sent as sent_pages
 from tests.web.pages import parse
 from tests.web.sent_nodes import (
@@ -209,19 +211,16 @@ async def test_a_malformed_digest_is_not_found_and_not_repeated(
 async def test_the_json_api_still_lists_sent_items(nodes: SentNodes) -> None:
     """``GET /api/v1/sent`` answers as before, beside the pages."""
     digest = await nodes.refer()
-    user = nodes.user(SCHOOL, "dsl")
     token = "t" * 43
-    await nodes.service(SCHOOL).store.add_user(
-        user.__class__(user.id + "-api", user.org, user.name, user.role),
-        __import__("exchange.service.node_service", fromlist=["token_hash"]).token_hash(token),
-        time.time(),
-    )
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=nodes.ssl_context)
-    ) as http, http.get(
-        nodes.url(SCHOOL) + "/api/v1/sent?limit=1",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as response:
+    api_user = User("urn:106123/api", SCHOOL, "API client", "dsl")
+    await nodes.service(SCHOOL).store.add_user(api_user, token_hash(token), time.time())
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=nodes.ssl_context)) as http,
+        http.get(
+            nodes.url(SCHOOL) + "/api/v1/sent?limit=1",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+    ):
         assert response.status == 200
         body = await response.json()
     assert [item["digest"] for item in body["items"]] == [digest.hex()]
