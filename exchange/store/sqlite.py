@@ -314,12 +314,13 @@ class SqliteStore(
         goes back to the page before its first item (the ``limit`` oldest items newer than
         it, still newest first). ``only`` keeps the items a :class:`SentFilter` selects.
         """
+        # Row values, so that the index on (sender, submitted_at, digest) seeks to the cursor.
         if after is not None:
             at, digest = after
-            where, order = "(s.submitted_at > ? OR (s.submitted_at = ? AND s.digest > ?))", "ASC"
+            where, order = "(s.submitted_at, s.digest) > (?, ?)", "ASC"
         else:
             at, digest = before if before is not None else (float("inf"), b"")
-            where, order = "(s.submitted_at < ? OR (s.submitted_at = ? AND s.digest < ?))", "DESC"
+            where, order = "(s.submitted_at, s.digest) < (?, ?)", "DESC"
         condition, extra = ("", ()) if only is None else only.condition()
         if condition:
             where += " AND " + condition
@@ -330,7 +331,7 @@ class SqliteStore(
                 "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
                 f"WHERE s.sender = ? AND {where} "
                 f"ORDER BY s.submitted_at {order}, s.digest {order} LIMIT ?",
-                (sender, at, at, digest, *extra, limit),
+                (sender, at, digest, *extra, limit),
             ).fetchall()
             if after is not None:
                 rows.reverse()

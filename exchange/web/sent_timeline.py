@@ -18,7 +18,7 @@ from exchange.web.words import london_time
 
 #: Each route kind as the pages name it.
 ROUTE_WORDS: Final = {
-    "https": "directly to their node",
+    "https": "the direct connection to their node",
     "mailbox": "a relay mailbox",
     "mesh": "NHS MESH",
     "smtp": "secure email",

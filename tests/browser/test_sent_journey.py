@@ -139,7 +139,8 @@ def test_a_referral_is_queued_then_delivered_then_opened(
         timeline = page.get_by_role("table", name=f"What happened with {FRONT_DOOR_NAME}")
         expect(timeline).to_contain_text("Sent by your organisation")
         expect(timeline).to_contain_text(
-            "Could not be delivered over directly to their node; it will be tried again"
+            "Could not be delivered over the direct connection to their node; "
+            "it will be tried again"
         )
         expect(timeline).to_contain_text("Received by their node")
         expect(timeline).to_contain_text("Opened by a member of their staff")
