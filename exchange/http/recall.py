@@ -96,7 +96,8 @@ def set_recaller(app: web.Application, recaller: Recaller) -> None:
     app[RECALLER]["recaller"] = recaller
 
 
-def _recaller(request: web.Request) -> Recaller:
+def node_recaller(request: web.Request) -> Recaller:
+    """Return the node's :class:`Recaller` (the staff API's and the web pages')."""
     recaller: Recaller | None = request.app[RECALLER].get("recaller")
     if recaller is None:
         raise ServiceError("recall is not available on this node yet", status=503)
@@ -109,7 +110,7 @@ async def recall_sent(request: web.Request) -> web.Response:
     digest = path_digest(request)
     doc = parse_object(await request.read(), _RECALL_FIELDS, limit=request.app[JSON_LIMIT])
     code = check_reason_code(doc.get("reason_code", DEFAULT_REASON_CODE))
-    rows = await _recaller(request).recall(user, digest, reason=doc["reason"], reason_code=code)
+    rows = await node_recaller(request).recall(user, digest, reason=doc["reason"], reason_code=code)
     return web.json_response({"digest": digest.hex(), "recipients": [recall_json(r) for r in rows]})
 
 

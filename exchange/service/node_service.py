@@ -10,7 +10,8 @@ It is a facade over focused use cases, each built over one shared
 :class:`~exchange.service.sending.Sending`, :class:`~exchange.service.receiving.Receiving`,
 :class:`~exchange.service.inbox.Inbox` (staff actions on the inbox),
 :class:`~exchange.service.register.SharingRegister` and
-:class:`~exchange.service.views.Views` (what staff see of their items), with retention in
+:class:`~exchange.service.views.Views` (what staff see of their items),
+:class:`~exchange.service.owed.Owed` (received items awaiting an answer), with retention in
 :mod:`~exchange.service.retention`. The HTTP and CLI adapters call one method of it per
 request. It does no file I/O: the composition root (``exchange.node.runtime``) loads the
 records setup, the register key, the tenants' keys and the directory, and opens the store.
@@ -47,6 +48,7 @@ from exchange.service.context import ServiceContext
 from exchange.service.errors import NotFoundError, ServiceError, UnprocessableError
 from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
+from exchange.service.owed import Owed, OwedItem
 from exchange.service.reading import Reading
 from exchange.service.receiving import Receiving
 from exchange.service.register import SharingRegister
@@ -58,6 +60,7 @@ from exchange.service.views import InboxView, ReceiptsView, SentView, Views
 from exchange.sharing.prepare import Submission
 from exchange.store import Store
 from exchange.store.base import InboxPlace
+from exchange.store.sent_lists import SentFilterKind
 
 T = TypeVar("T")
 
@@ -108,6 +111,7 @@ class NodeService:
         self.register = SharingRegister(self.context)
         self.views = Views(self.context)
         self.reading = Reading(self.context, self.inbox)
+        self.owed = Owed(self.context)
         self.accounts = Accounts(
             self.context, policy=session_policy, password_params=password_params
         )
@@ -302,10 +306,16 @@ class NodeService:
     # --- what staff see ------------------------------------------------------------------
 
     async def sent_items(
-        self, user: User, *, limit: int, before: tuple[float, bytes] | None
+        self,
+        user: User,
+        *,
+        limit: int,
+        before: tuple[float, bytes] | None,
+        after: tuple[float, bytes] | None = None,
+        only: SentFilterKind | None = None,
     ) -> list[SentView]:
         """Return a page of the organisation's sent items with every fact staff see."""
-        return await self.views.sent_items(user, limit=limit, before=before)
+        return await self.views.sent_items(user, limit=limit, before=before, after=after, only=only)
 
     async def sent_item(self, user: User, digest: bytes) -> SentView:
         """Return one sent item with its timeline events, or refuse as not found."""
@@ -372,6 +382,10 @@ class NodeService:
     async def overdue_for(self, user: User) -> list[OverdueItem]:
         """Return the user's organisation's overdue items (DSL, staff and DPO)."""
         return await self.register.overdue_for(user)
+
+    async def owed_by(self, user: User) -> list[OwedItem]:
+        """Return the received items the user's organisation has yet to answer, by deadline."""
+        return await self.owed.owed_by(user)
 
     async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
         """Return the subject access report for one validated identifier (DPO only)."""

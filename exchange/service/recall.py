@@ -66,6 +66,8 @@ from exchange.store.recall import FINAL_OUTCOMES
 
 log = get_logger("exchange.recall")
 
+#: The roles that may recall what their organisation sent.
+RECALL_ROLES: Final = frozenset({"dsl", "dpo"})
 #: The reason code a recall carries when the staff member gives none.
 DEFAULT_REASON_CODE: Final = "sent-in-error"
 #: Seconds waited beyond ``delivery.timeout`` for an attempt in flight to finish.
@@ -125,15 +127,19 @@ class Recaller:
         """The node's store."""
         return self.service.store
 
-    async def recall(
-        self, user: User, digest: bytes, *, reason: str, reason_code: str
-    ) -> list[RecallRow]:
-        """Recall a sent envelope from every recipient; return each recipient's outcome."""
-        if user.role not in {"dsl", "dpo"}:
+    async def check(self, user: User, digest: bytes) -> None:
+        """Refuse unless ``user`` may recall the sent item ``digest`` (role, then the item)."""
+        if user.role not in RECALL_ROLES:
             raise ForbiddenError(f"the role {user.role} may not recall records")
         self.service.tenant(user.org)
         if await self.store.sent_item(user.org, digest) is None:
             raise NotFoundError("no such item among this organisation's sent items")
+
+    async def recall(
+        self, user: User, digest: bytes, *, reason: str, reason_code: str
+    ) -> list[RecallRow]:
+        """Recall a sent envelope from every recipient; return each recipient's outcome."""
+        await self.check(user, digest)
         try:
             text = check_reason(reason)
         except SubmissionError as exc:

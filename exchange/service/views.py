@@ -11,19 +11,26 @@ user's organisation: a foreign item is "not found", never "forbidden".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import Final, Literal
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import decode_event
 from exchange.model import InboxItem, OutboxItem, RecallRow, ReceiptRecord, SentItem, User
-from exchange.policy import local_date
+from exchange.policy import Deadline, deadline_status, local_date
 from exchange.service.context import ServiceContext
 from exchange.service.errors import NotFoundError
 from exchange.service.ledger import NodeLedger
 from exchange.service.retention import RetentionStanding, standing
 from exchange.store.base import InboxPlace
+from exchange.store.sent_lists import SentDeadline, SentFilter, SentFilterKind
+
+#: Where a sent item stands with one recipient (:attr:`RecipientView.status`).
+RecipientStatus = Literal[
+    "queued", "sent", "delivered", "opened", "acknowledged", "rejected", "overdue", "recalled",
+    "failed",
+]  # fmt: skip
 
 #: Ledger events shown in a sent item's status timeline.
 _TIMELINE_EVENTS: Final = frozenset({"submitted", "attempted", "fallback", "delivered", "recalled"})
@@ -40,12 +47,43 @@ class Links:
 
 @dataclass(frozen=True)
 class RecipientView:
-    """One recipient of a sent item: its delivery, its receipts, overdue or not, its recall."""
+    """One recipient of a sent item: its delivery, its receipts, overdue or not, its recall.
+
+    ``overdue`` is true when no ``delivered`` receipt came long after submission;
+    ``deadline_status`` is where the item's deadline stands for this recipient (``pending``,
+    ``met``, ``met-late``, ``overdue``), or None when the item has no deadline.
+    """
 
     delivery: OutboxItem
     receipts: tuple[ReceiptRecord, ...]
     overdue: bool
     recall: RecallRow | None
+    deadline_status: str | None = None
+
+    @property
+    def status(self) -> RecipientStatus:
+        """Where the item stands with this recipient, in one word (the sent list's filters).
+
+        Settled first (recalled, rejected, acknowledged), then a delivery that failed, then
+        overdue (undelivered for long, or past its deadline), then how far it got: opened,
+        delivered (the recipient's node holds it), sent (handed over, no receipt yet, as in
+        a relay mailbox not yet collected), queued.
+        """
+        statuses = {r.status for r in self.receipts}
+        recalled = self.recall is not None and self.recall.outcome == "recalled"
+        if self.delivery.state == "recalled" or recalled:
+            return "recalled"
+        for answer in ("rejected", "acknowledged"):
+            if answer in statuses:
+                return answer
+        if self.delivery.state == "dead":
+            return "failed"
+        if self.overdue or self.deadline_status == "overdue":
+            return "overdue"
+        for reached in ("opened", "delivered"):
+            if reached in statuses:
+                return reached
+        return "sent" if self.delivery.state == "delivered" else "queued"
 
 
 @dataclass(frozen=True)
@@ -68,6 +106,7 @@ class SentView:
     links: Links
     retention: RetentionStanding
     events: tuple[TimelineEvent, ...] | None = None
+    deadline: SentDeadline | None = None
 
 
 @dataclass(frozen=True)
@@ -99,10 +138,30 @@ class Views:
         self.context = context
 
     async def sent_items(
-        self, user: User, *, limit: int, before: tuple[float, bytes] | None
+        self,
+        user: User,
+        *,
+        limit: int,
+        before: tuple[float, bytes] | None,
+        after: tuple[float, bytes] | None = None,
+        only: SentFilterKind | None = None,
     ) -> list[SentView]:
-        """Return the newest ``limit`` items the user's organisation sent (before a cursor)."""
-        items = await self.context.store.list_sent(user.org, limit=limit, before=before)
+        """Return the newest ``limit`` items the user's organisation sent (before a cursor).
+
+        ``after`` gives the page before a cursor instead; ``only`` keeps the items awaiting
+        acknowledgement, or the overdue ones, as :attr:`RecipientView.status` has them.
+        """
+        narrowed = None
+        if only is not None:
+            now = self.context.clock()
+            narrowed = SentFilter(
+                kind=only,
+                today=self._today().isoformat(),
+                late_before=now - self.context.overdue_after,
+            )
+        items = await self.context.store.list_sent(
+            user.org, limit=limit, before=before, after=after, only=narrowed
+        )
         return await self._sent_views(user.org, items)
 
     async def sent_item(self, user: User, digest: bytes) -> SentView:
@@ -113,7 +172,7 @@ class Views:
             raise NotFoundError("no such item among this organisation's sent items")
         events = await self._timeline(user.org, item.envelope.digest)
         (view,) = await self._sent_views(user.org, [item])
-        return SentView(view.item, view.recipients, view.links, view.retention, events)
+        return replace(view, events=events)
 
     async def inbox_items(
         self, user: User, *, limit: int, before: tuple[float, bytes] | None
@@ -210,11 +269,13 @@ class Views:
         links = await store.links_of(org, digests)
         corrections = await store.corrections_of(org, digests)
         held = await store.held_items(org, digests) if digests else {}
+        deadlines = await store.sent_deadlines(org, digests)
         now = self.context.clock()
         today = self._today()
         views = []
         for item in items:
             digest = item.envelope.digest
+            deadline = deadlines.get(digest)
             by_recipient = {r.recipient: r for r in recalls.get(digest, [])}
             # Overdue: no "delivered" receipt yet, long after submission (a relay mailbox
             # not collected, a MESH message not downloaded, a route down for a day).
@@ -226,7 +287,11 @@ class Views:
                 receipts = tuple(r for r in item.receipts if r.receipter == delivery.destination)
                 overdue = late and not any(r.status == "delivered" for r in receipts)
                 recipient = RecipientView(
-                    delivery, receipts, overdue, by_recipient.get(delivery.destination)
+                    delivery,
+                    receipts,
+                    overdue,
+                    by_recipient.get(delivery.destination),
+                    _deadline_status(deadline, receipts, now),
                 )
                 recipients.append(recipient)
             views.append(
@@ -235,6 +300,7 @@ class Views:
                     recipients=tuple(recipients),
                     links=_links(links.get(digest), corrections.get(digest, [])),
                     retention=standing(held.get(digest), today),
+                    deadline=deadline,
                 )
             )
         return views
@@ -259,3 +325,17 @@ def _links(link: tuple[bytes, str] | None, corrected_by: Sequence[bytes]) -> Lin
     parent, relation = link
     corrects = parent if relation == "correction" else None
     return Links(in_reply_to=parent, corrects=corrects, corrected_by=tuple(corrected_by))
+
+
+def _deadline_status(
+    deadline: SentDeadline | None, receipts: Sequence[ReceiptRecord], now: float
+) -> str | None:
+    """Return where a deadline stands for one recipient, met by its first satisfying receipt."""
+    if deadline is None:
+        return None
+    met = [r.time for r in receipts if r.status in deadline.satisfied_by]
+    moment = datetime.fromtimestamp(now, UTC)
+    # A receipt carries the recipient's clock, which may run a little ahead of ours.
+    met_at = None if not met else min(datetime.fromtimestamp(min(met), UTC), moment)
+    due = Deadline(date.fromisoformat(deadline.due), deadline.rule, "")
+    return deadline_status(due, met_at, moment).value

@@ -42,6 +42,7 @@ from exchange.model import (
     ThreadLink,
     User,
 )
+from exchange.store.sent_lists import MAX_OWED, SentDeadline, SentFilter
 
 #: Most rows one retention listing returns (the due list and the unscheduled list each).
 MAX_LISTED: Final = 500
@@ -388,7 +389,21 @@ class AccountStore(Protocol):
         ...
 
 
-class Store(RegisterStore, RecallStore, RetentionStore, AccountStore, Protocol):
+class SentListStore(Protocol):
+    """What the sent and overdue lists read: deadlines of sent items, unanswered items."""
+
+    async def sent_deadlines(
+        self, org: OrgId, digests: Sequence[bytes]
+    ) -> dict[bytes, SentDeadline]:
+        """Return the deadline ``org`` registered for each of these sent items that has one."""
+        ...
+
+    async def inbox_awaiting(self, owner: OrgId, *, limit: int = MAX_OWED) -> list[InboxItem]:
+        """Return ``owner``'s received items nobody has acknowledged or rejected, oldest first."""
+        ...
+
+
+class Store(RegisterStore, RecallStore, RetentionStore, AccountStore, SentListStore, Protocol):
     """What a node needs from its database. All methods are coroutines but the body paths."""
 
     async def close(self) -> None:
@@ -422,9 +437,19 @@ class Store(RegisterStore, RecallStore, RetentionStore, AccountStore, Protocol):
         ...
 
     async def list_sent(
-        self, sender: OrgId, *, limit: int, before: tuple[float, bytes] | None = None
+        self,
+        sender: OrgId,
+        *,
+        limit: int,
+        before: tuple[float, bytes] | None = None,
+        after: tuple[float, bytes] | None = None,
+        only: SentFilter | None = None,
     ) -> list[SentItem]:
-        """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines."""
+        """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines.
+
+        ``before`` continues after a page's last item, ``after`` goes back to the page
+        before its first; ``only`` keeps the items a filter selects.
+        """
         ...
 
     async def sent_item(self, sender: OrgId, digest: bytes) -> SentItem | None:

@@ -61,6 +61,7 @@ from exchange.store.rows import (
     write_transition,
 )
 from exchange.store.schema import MIGRATIONS
+from exchange.store.sent_lists import SentFilter, SentListTables
 
 T = TypeVar("T")
 
@@ -96,7 +97,9 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
-class SqliteStore(SharingRegisterTables, RecallTables, RetentionTables, AccountTables):
+class SqliteStore(
+    SharingRegisterTables, RecallTables, RetentionTables, AccountTables, SentListTables
+):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -297,22 +300,41 @@ class SqliteStore(SharingRegisterTables, RecallTables, RetentionTables, AccountT
         return items
 
     async def list_sent(
-        self, sender: OrgId, *, limit: int, before: tuple[float, bytes] | None = None
+        self,
+        sender: OrgId,
+        *,
+        limit: int,
+        before: tuple[float, bytes] | None = None,
+        after: tuple[float, bytes] | None = None,
+        only: SentFilter | None = None,
     ) -> list[SentItem]:
         """Return the newest ``limit`` envelopes ``sender`` sent, with their timelines.
 
-        ``before`` (submitted_at, digest) continues a listing after its last item.
+        ``before`` (submitted_at, digest) continues a listing after its last item; ``after``
+        goes back to the page before its first item (the ``limit`` oldest items newer than
+        it, still newest first). ``only`` keeps the items a :class:`SentFilter` selects.
         """
-        at, digest = before if before is not None else (float("inf"), b"")
+        # Row values, so that the index on (sender, submitted_at, digest) seeks to the cursor.
+        if after is not None:
+            at, digest = after
+            where, order = "(s.submitted_at, s.digest) > (?, ?)", "ASC"
+        else:
+            at, digest = before if before is not None else (float("inf"), b"")
+            where, order = "(s.submitted_at, s.digest) < (?, ?)", "DESC"
+        condition, extra = ("", ()) if only is None else only.condition()
+        if condition:
+            where += " AND " + condition
 
         def read(db: sqlite3.Connection) -> list[SentItem]:
             rows = db.execute(
                 f"SELECT e.{ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
                 "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
-                "WHERE s.sender = ? AND (s.submitted_at < ? OR (s.submitted_at = ? AND "
-                "s.digest < ?)) ORDER BY s.submitted_at DESC, s.digest DESC LIMIT ?",
-                (sender, at, at, digest, limit),
+                f"WHERE s.sender = ? AND {where} "
+                f"ORDER BY s.submitted_at {order}, s.digest {order} LIMIT ?",
+                (sender, at, digest, *extra, limit),
             ).fetchall()
+            if after is not None:
+                rows.reverse()
             return self._sent_items(db, rows)
 
         return await self._read(read)

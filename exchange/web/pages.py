@@ -8,6 +8,8 @@ from exchange.service.node_service import NodeService
 from exchange.web.accounts import add_account_routes
 from exchange.web.app import add_web_routes
 from exchange.web.inbox import add_inbox_routes
+from exchange.web.overdue import add_overdue_routes
+from exchange.web.sent import add_sent_routes
 
 
 def add_staff_pages(app: web.Application, service: NodeService) -> None:
@@ -15,3 +17,5 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_web_routes(app, service)
     add_account_routes(app)
     add_inbox_routes(app)
+    add_sent_routes(app)
+    add_overdue_routes(app)

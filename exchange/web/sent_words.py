@@ -1,0 +1,40 @@
+"""The words the sent items pages share: status tags, short references, item paths."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from exchange.service.views import RecipientView
+
+#: A digest in a page's path: 64 lower-case hexadecimal digits, as the API has it. Anything
+#: else matches no page, so it is "not found" and never repeated back.
+DIGEST: Final = "{digest:[0-9a-f]{64}}"
+
+#: Each recipient status's words and GOV.UK tag colour (exchange.service.views.RecipientView).
+STATUS_TAGS: Final = {
+    "queued": ("Queued", "grey"),
+    "sent": ("Sent", "light-blue"),
+    "delivered": ("Delivered", "blue"),
+    "opened": ("Opened", "teal"),
+    "acknowledged": ("Acknowledged", "green"),
+    "rejected": ("Rejected", "pink"),
+    "overdue": ("Overdue", "red"),
+    "recalled": ("Recalled", "yellow"),
+    "failed": ("Failed", "red"),
+}
+
+
+def status_tag(recipient: RecipientView) -> dict[str, str]:
+    """Return a recipient's status as the words and colour of its tag."""
+    words, colour = STATUS_TAGS[recipient.status]
+    return {"words": words, "colour": colour}
+
+
+def short_reference(envelope_id: bytes) -> str:
+    """Return the envelope reference staff quote: its id's first 8 hex digits, upper case."""
+    return envelope_id.hex()[:8].upper()
+
+
+def item_path(digest: bytes) -> str:
+    """Return the path of a sent item's page."""
+    return f"/sent/{digest.hex()}"
