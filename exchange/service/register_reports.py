@@ -28,7 +28,14 @@ from typing import Any, Final
 
 from exchange.files import write_new_file
 from exchange.keys.ids import OrgId
-from exchange.model import ReceiptRecord, ReceivedEntry, RegisterRow, SubjectKey, SubjectKind
+from exchange.model import (
+    ReceiptRecord,
+    ReceivedEntry,
+    RegisterOutcome,
+    RegisterRow,
+    SubjectKey,
+    SubjectKind,
+)
 from exchange.policy import Deadline, deadline_status, local_date
 from exchange.store.base import RegisterStore
 
@@ -265,10 +272,58 @@ async def export_register(
     until: float | None,
     now: datetime,
     form: str,
+    purpose: str | None = None,
+    outcome: RegisterOutcome | None = None,
 ) -> str | list[dict[str, Any]]:
-    """Return ``org``'s register decided in ``since <= t < until`` as CSV text or JSON rows."""
-    rows = await store.register_rows(org, since=since, until=until)
+    """Return ``org``'s register decided in ``since <= t < until`` as CSV text or JSON rows.
+
+    ``purpose`` and ``outcome`` keep only the decisions of that purpose, or of that kind
+    (``shared`` or ``not-shared``).
+    """
+    rows = await store.register_rows(
+        org, since=since, until=until, purpose=purpose, outcome=outcome
+    )
     return register_csv(rows, now) if form == "csv" else register_json(rows, now)
+
+
+@dataclass(frozen=True)
+class RegisterPage:
+    """One page of the register, newest first: its rows as the JSON export gives them.
+
+    ``total`` counts every row the filter keeps, on this page or another.
+    """
+
+    rows: list[dict[str, Any]]
+    total: int
+
+
+async def register_page(
+    store: RegisterStore,
+    org: OrgId,
+    *,
+    since: float | None,
+    until: float | None,
+    purpose: str | None,
+    outcome: RegisterOutcome | None,
+    limit: int,
+    offset: int,
+    now: datetime,
+) -> RegisterPage:
+    """Return one page of ``org``'s register under a filter, as :func:`export_register` reads it."""
+    total = await store.register_count(
+        org, since=since, until=until, purpose=purpose, outcome=outcome
+    )
+    rows = await store.register_rows(
+        org,
+        since=since,
+        until=until,
+        purpose=purpose,
+        outcome=outcome,
+        limit=limit,
+        offset=offset,
+        newest_first=True,
+    )
+    return RegisterPage(register_json(rows, now), total)
 
 
 # --- deadlines -------------------------------------------------------------------------------
