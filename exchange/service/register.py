@@ -152,7 +152,6 @@ class SharingRegister:
             outcome=outcome,
             limit=limit,
             offset=offset,
-            now=datetime.fromtimestamp(self.context.clock(), UTC),
         )
 
     def _check_purpose(self, purpose: str | None) -> None:

@@ -22,7 +22,7 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,7 +36,7 @@ from exchange.model import (
     SubjectKey,
     SubjectKind,
 )
-from exchange.policy import Deadline, deadline_status, local_date
+from exchange.policy import LONDON, Deadline, deadline_status, local_date
 from exchange.store.base import RegisterStore
 
 KEY_FILE: Final = "register.key"
@@ -102,6 +102,20 @@ class RegisterKey:
 def iso_time(moment: float) -> str:
     """Return a POSIX time as ISO 8601 UTC, to the second (``2026-11-30T09:15:00Z``)."""
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def london_days(first: date | None, last: date | None) -> tuple[float | None, float | None]:
+    """Return the moments (since, until) that cover the London days ``first`` to ``last``.
+
+    ``since`` is midnight at the start of ``first`` and ``until`` midnight at the end of
+    ``last``, as the register's filter takes them; a day not given leaves its end open.
+    """
+    since = None if first is None else datetime.combine(first, time(0), tzinfo=LONDON)
+    until = None if last is None else datetime.combine(last + timedelta(1), time(0), tzinfo=LONDON)
+    return (
+        None if since is None else since.timestamp(),
+        None if until is None else until.timestamp(),
+    )
 
 
 def _first_times(receipts: Iterable[ReceiptRecord], recipient: OrgId) -> dict[str, int]:
@@ -288,12 +302,9 @@ async def export_register(
 
 @dataclass(frozen=True)
 class RegisterPage:
-    """One page of the register, newest first: its rows as the JSON export gives them.
+    """One page of the register, newest first; ``total`` counts every row the filter keeps."""
 
-    ``total`` counts every row the filter keeps, on this page or another.
-    """
-
-    rows: list[dict[str, Any]]
+    rows: list[RegisterRow]
     total: int
 
 
@@ -307,7 +318,6 @@ async def register_page(
     outcome: RegisterOutcome | None,
     limit: int,
     offset: int,
-    now: datetime,
 ) -> RegisterPage:
     """Return one page of ``org``'s register under a filter, as :func:`export_register` reads it."""
     total = await store.register_count(
@@ -323,7 +333,7 @@ async def register_page(
         offset=offset,
         newest_first=True,
     )
-    return RegisterPage(register_json(rows, now), total)
+    return RegisterPage(rows, total)
 
 
 # --- deadlines -------------------------------------------------------------------------------
