@@ -492,7 +492,8 @@ async def held(node: RetentionNode, user: User, digest: bytes) -> dict[str, Any]
 
     An item with a review date is a queue entry (:func:`due_json`); one without has the
     reason (:func:`unscheduled_json`), state ``unscheduled`` and the holds covering it. A
-    destroyed item's state is ``destroyed``. Another organisation's item is not found.
+    destroyed item's state is ``destroyed``, with ``destroyed_at``. Another organisation's
+    item is not found.
     """
     _require_dpo(user, "see retention details")
     item = await node.store.held_item(user.org, digest)
@@ -510,6 +511,7 @@ async def held(node: RetentionNode, user: User, digest: bytes) -> dict[str, Any]
         }
     if item.destroyed is not None:
         found["state"] = "destroyed"
+        found["destroyed_at"] = iso_time(item.destroyed.at)
     return found
 
 
