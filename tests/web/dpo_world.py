@@ -27,7 +27,7 @@ from exchange.config import DeliveryConfig
 from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
 from exchange.keys.ids import OrgId
 from exchange.keys.keyfile import KdfParams
-from exchange.model import Role, User
+from exchange.model import Role, SubjectKind, User
 from exchange.service.node_service import NodeService
 from exchange.sharing.prepare import Submission
 from exchange.web.accounts import SESSION_COOKIE
@@ -140,34 +140,43 @@ async def dpo_world(folder: Path) -> AsyncIterator[World]:
         await deployment.stop()
 
 
+def referral_to_front_door(
+    *, upn: str | None = None, nhs: str | None = None, born: str = "2015-03-14"
+) -> Submission:
+    """Return a referral of a child with these identifiers to the front door."""
+    return Submission(
+        recipients=(FRONT_DOOR,),
+        purpose="safeguarding-referral",
+        record_kind="referral",
+        record=referral(subject=child(upn=upn, nhs=nhs, dob=born)),
+        categories=("identity", "safeguarding-concerns"),
+        reason="Concerns about neglect meet the threshold for a referral to the front door.",
+    )
+
+
 async def send_referral(
     world: World, *, upn: str | None = None, nhs: str | None = None, born: str = "2015-03-14"
 ) -> bytes:
     """Send a referral from Hillside's DSL to the front door; return its digest."""
-    record = referral(subject=child(upn=upn, nhs=nhs, dob=born))
-    submission = Submission(
-        recipients=(FRONT_DOOR,),
-        purpose="safeguarding-referral",
-        record_kind="referral",
-        record=record,
-        categories=("identity", "safeguarding-concerns"),
-        reason="Concerns about neglect meet the threshold for a referral to the front door.",
-    )
+    submission = referral_to_front_door(upn=upn, nhs=nhs, born=born)
     submitted = await world.service(SCHOOL).submit(user(SCHOOL, "dsl"), submission)
     return submitted.digest
 
 
-async def record_not_shared(
-    world: World, *, upn: str | None = None, org: OrgId = SCHOOL, to: OrgId = FRONT_DOOR
-) -> int:
-    """Record a decision not to share a referral (by ``org``'s DSL); return its id."""
-    identifiers: list[tuple[str, str]] = [] if upn is None else [("upn", upn)]
-    return await world.service(org).record_not_shared(
+async def not_shared(service: NodeService, org: OrgId, *, upn: str | None = None) -> int:
+    """Record ``org``'s DSL's decision not to refer a child to the front door; return its id."""
+    identifiers: list[tuple[SubjectKind, str]] = [] if upn is None else [("upn", upn)]
+    return await service.record_not_shared(
         user(org, "dsl"),
         purpose="safeguarding-referral",
-        recipients=[to],
+        recipients=[FRONT_DOOR],
         reason_code="not-proportionate",
         reason="Sharing now would not be proportionate to the concern raised.",
         record_kind="referral",
-        identifiers=identifiers,  # type: ignore[arg-type]
+        identifiers=identifiers,
     )
+
+
+async def record_not_shared(world: World, *, upn: str | None = None) -> int:
+    """Record a decision of Hillside's not to share a referral; return its id."""
+    return await not_shared(world.service(SCHOOL), SCHOOL, upn=upn)
