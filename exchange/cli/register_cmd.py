@@ -17,7 +17,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,12 +27,12 @@ from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.files import write_new_file
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.model import SubjectKind
-from exchange.policy import LONDON
 from exchange.records import InvalidIdentifierError, validate_nhs_number, validate_upn
 from exchange.service.register_reports import (
     RegisterKey,
     RegisterKeyError,
     export_register,
+    london_days,
     overdue_items,
     subject_access_report,
 )
@@ -105,13 +105,7 @@ def export_command(args: argparse.Namespace) -> int:
     """Write the register (CSV or JSON) of one organisation the node serves."""
     config = _config(args)
     org = _org(args, config)
-    since = None
-    if args.date_from is not None:
-        since = datetime.combine(args.date_from, time(0), tzinfo=LONDON).timestamp()
-    until = None
-    if args.date_to is not None:
-        last = args.date_to + timedelta(days=1)
-        until = datetime.combine(last, time(0), tzinfo=LONDON).timestamp()
+    since, until = london_days(args.date_from, args.date_to)
     now = _now(args)
     result = _with_store(
         config,

@@ -7,7 +7,6 @@ one child; the register itself is exchange/service/register_reports.py.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
 from aiohttp import web
@@ -21,9 +20,9 @@ from exchange.http.common import (
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.model import SubjectKind
-from exchange.policy import LONDON
 from exchange.records import KINDS, InvalidIdentifierError, validate_nhs_number, validate_upn
 from exchange.service.errors import UnprocessableError
+from exchange.service.register_reports import london_days
 
 _NOT_SHARED_FIELDS: Final = {
     "purpose": Field(str),
@@ -79,10 +78,6 @@ async def not_shared(request: web.Request) -> web.Response:
 _REGISTER_QUERY: Final = frozenset({"format", "from", "to"})
 
 
-def _london_midnight(day: date) -> float:
-    return datetime.combine(day, time(0), tzinfo=LONDON).timestamp()
-
-
 async def register_export(request: web.Request) -> web.Response:
     """GET /api/v1/register?format=csv|json&from=&to=: the sharing register (DPO only)."""
     user = await staff_user(request)
@@ -93,8 +88,7 @@ async def register_export(request: web.Request) -> web.Response:
     if form not in {"csv", "json"}:
         raise BadRequestError("format must be csv or json")
     first, last = parse_date(query.get("from"), "from"), parse_date(query.get("to"), "to")
-    since = None if first is None else _london_midnight(first)
-    until = None if last is None else _london_midnight(last + timedelta(days=1))
+    since, until = london_days(first, last)
     result = await node_service(request).register_export(user, since=since, until=until, form=form)
     headers = {"Cache-Control": "no-store"}
     if isinstance(result, str):

@@ -33,7 +33,7 @@ from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
 from exchange.auth.session import Session, SessionPolicy
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
-from exchange.model import SubjectKey, SubjectKind, User
+from exchange.model import RegisterOutcome, SubjectKey, SubjectKind, User
 from exchange.policy import Deadline, RecordsSetup
 from exchange.records import Container
 from exchange.records.attachments import Attachment
@@ -52,7 +52,7 @@ from exchange.service.owed import Owed, OwedItem
 from exchange.service.reading import Reading
 from exchange.service.receiving import Receiving
 from exchange.service.register import SharingRegister
-from exchange.service.register_reports import OverdueItem, RegisterKey
+from exchange.service.register_reports import OverdueItem, RegisterKey, RegisterPage
 from exchange.service.sending import Sending, Submitted
 from exchange.service.tenants import Tenant
 from exchange.service.threads import thread_view
@@ -370,10 +370,41 @@ class NodeService:
         )
 
     async def register_export(
-        self, user: User, *, since: float | None, until: float | None, form: str
+        self,
+        user: User,
+        *,
+        since: float | None,
+        until: float | None,
+        form: str,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
     ) -> str | list[dict[str, Any]]:
         """Return the organisation's register as CSV text or JSON rows (DPO only)."""
-        return await self.register.register_export(user, since=since, until=until, form=form)
+        return await self.register.register_export(
+            user, since=since, until=until, form=form, purpose=purpose, outcome=outcome
+        )
+
+    async def register_page(
+        self,
+        user: User,
+        *,
+        since: float | None,
+        until: float | None,
+        purpose: str | None,
+        outcome: RegisterOutcome | None,
+        limit: int,
+        offset: int,
+    ) -> RegisterPage:
+        """Return one page of the organisation's register, newest first (DPO only)."""
+        return await self.register.register_page(
+            user,
+            since=since,
+            until=until,
+            purpose=purpose,
+            outcome=outcome,
+            limit=limit,
+            offset=offset,
+        )
 
     async def overdue_items(self, org: OrgId, now: datetime | None = None) -> list[OverdueItem]:
         """Return ``org``'s deadlines past due without the receipt that meets them."""
@@ -386,6 +417,10 @@ class NodeService:
     async def owed_by(self, user: User) -> list[OwedItem]:
         """Return the received items the user's organisation has yet to answer, by deadline."""
         return await self.owed.owed_by(user)
+
+    def check_subject_access(self, user: User) -> None:
+        """Refuse unless the user may make subject access searches (DPO only)."""
+        self.register.check_subject_access(user)
 
     async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
         """Return the subject access report for one validated identifier (DPO only)."""
@@ -409,6 +444,11 @@ class NodeService:
         """Return every hold of the user's organisation, in force or lifted (DPO only)."""
         self.tenant(user.org)
         return await _retained(retention.list_holds(self.context, user))
+
+    async def retention_item(self, user: User, digest: bytes) -> dict[str, Any]:
+        """Return one item the organisation holds as the review queue shows it (DPO only)."""
+        self.tenant(user.org)
+        return await _retained(retention.held(self.context, user, digest))
 
     async def place_hold(
         self, user: User, *, digest: bytes | None, reason: str, reference: str

@@ -15,14 +15,16 @@ from typing import Any
 
 from exchange.keys.ids import OrgId
 from exchange.logs import get_logger
-from exchange.model import RegisterEntry, SubjectKind, User
+from exchange.model import RegisterEntry, RegisterOutcome, SubjectKind, User
 from exchange.policy import record_decision_not_to_share
 from exchange.service.context import ServiceContext
 from exchange.service.errors import ForbiddenError, UnprocessableError
 from exchange.service.register_reports import (
     OverdueItem,
+    RegisterPage,
     export_register,
     overdue_items,
+    register_page,
     subject_access_report,
 )
 from exchange.sharing.prepare import SubmissionError, check_reason
@@ -97,11 +99,22 @@ class SharingRegister:
         return register_id
 
     async def register_export(
-        self, user: User, *, since: float | None, until: float | None, form: str
+        self,
+        user: User,
+        *,
+        since: float | None,
+        until: float | None,
+        form: str,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
     ) -> str | list[dict[str, Any]]:
-        """Return the organisation's register as CSV text or JSON rows (DPO only)."""
+        """Return the organisation's register as CSV text or JSON rows (DPO only).
+
+        ``purpose`` and ``outcome`` keep only the decisions of that purpose or kind.
+        """
         _require(user, {"dpo"}, "export the sharing register")
         self.context.tenant(user.org)
+        self._check_purpose(purpose)
         result = await export_register(
             self.context.store,
             user.org,
@@ -109,9 +122,42 @@ class SharingRegister:
             until=until,
             now=datetime.fromtimestamp(self.context.clock(), UTC),
             form=form,
+            purpose=purpose,
+            outcome=outcome,
         )
         log.info("register.exported", org=user.org, count=len(result))
         return result
+
+    async def register_page(
+        self,
+        user: User,
+        *,
+        since: float | None,
+        until: float | None,
+        purpose: str | None,
+        outcome: RegisterOutcome | None,
+        limit: int,
+        offset: int,
+    ) -> RegisterPage:
+        """Return one page of the organisation's register, newest first (DPO only)."""
+        _require(user, {"dpo"}, "see the sharing register")
+        self.context.tenant(user.org)
+        self._check_purpose(purpose)
+        return await register_page(
+            self.context.store,
+            user.org,
+            since=since,
+            until=until,
+            purpose=purpose,
+            outcome=outcome,
+            limit=limit,
+            offset=offset,
+        )
+
+    def _check_purpose(self, purpose: str | None) -> None:
+        """Refuse a purpose the policy does not define (without quoting it)."""
+        if purpose is not None and purpose not in self.context.records.policy.purposes:
+            raise UnprocessableError("purpose is not one the policy defines", rule="purposes")
 
     async def overdue_items(self, org: OrgId, now: datetime | None = None) -> list[OverdueItem]:
         """Return ``org``'s deadlines past due without the receipt that meets them.
@@ -128,10 +174,14 @@ class SharingRegister:
         self.context.tenant(user.org)
         return await self.overdue_items(user.org)
 
-    async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
-        """Return the subject access report for one validated identifier (DPO only)."""
+    def check_subject_access(self, user: User) -> None:
+        """Refuse unless the user may search the register for a subject access request."""
         _require(user, {"dpo"}, "search the register for a subject access request")
         self.context.tenant(user.org)
+
+    async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
+        """Return the subject access report for one validated identifier (DPO only)."""
+        self.check_subject_access(user)
         report = await subject_access_report(
             self.context.store,
             self.context.register_key,

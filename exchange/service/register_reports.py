@@ -22,14 +22,21 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from exchange.files import write_new_file
 from exchange.keys.ids import OrgId
-from exchange.model import ReceiptRecord, ReceivedEntry, RegisterRow, SubjectKey, SubjectKind
-from exchange.policy import Deadline, deadline_status, local_date
+from exchange.model import (
+    ReceiptRecord,
+    ReceivedEntry,
+    RegisterOutcome,
+    RegisterRow,
+    SubjectKey,
+    SubjectKind,
+)
+from exchange.policy import LONDON, Deadline, deadline_status, local_date
 from exchange.store.base import RegisterStore
 
 KEY_FILE: Final = "register.key"
@@ -95,6 +102,20 @@ class RegisterKey:
 def iso_time(moment: float) -> str:
     """Return a POSIX time as ISO 8601 UTC, to the second (``2026-11-30T09:15:00Z``)."""
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def london_days(first: date | None, last: date | None) -> tuple[float | None, float | None]:
+    """Return the moments (since, until) that cover the London days ``first`` to ``last``.
+
+    ``since`` is midnight at the start of ``first`` and ``until`` midnight at the end of
+    ``last``, as the register's filter takes them; a day not given leaves its end open.
+    """
+    since = None if first is None else datetime.combine(first, time(0), tzinfo=LONDON)
+    until = None if last is None else datetime.combine(last + timedelta(1), time(0), tzinfo=LONDON)
+    return (
+        None if since is None else since.timestamp(),
+        None if until is None else until.timestamp(),
+    )
 
 
 def _first_times(receipts: Iterable[ReceiptRecord], recipient: OrgId) -> dict[str, int]:
@@ -265,10 +286,54 @@ async def export_register(
     until: float | None,
     now: datetime,
     form: str,
+    purpose: str | None = None,
+    outcome: RegisterOutcome | None = None,
 ) -> str | list[dict[str, Any]]:
-    """Return ``org``'s register decided in ``since <= t < until`` as CSV text or JSON rows."""
-    rows = await store.register_rows(org, since=since, until=until)
+    """Return ``org``'s register decided in ``since <= t < until`` as CSV text or JSON rows.
+
+    ``purpose`` and ``outcome`` keep only the decisions of that purpose, or of that kind
+    (``shared`` or ``not-shared``).
+    """
+    rows = await store.register_rows(
+        org, since=since, until=until, purpose=purpose, outcome=outcome
+    )
     return register_csv(rows, now) if form == "csv" else register_json(rows, now)
+
+
+@dataclass(frozen=True)
+class RegisterPage:
+    """One page of the register, newest first; ``total`` counts every row the filter keeps."""
+
+    rows: list[RegisterRow]
+    total: int
+
+
+async def register_page(
+    store: RegisterStore,
+    org: OrgId,
+    *,
+    since: float | None,
+    until: float | None,
+    purpose: str | None,
+    outcome: RegisterOutcome | None,
+    limit: int,
+    offset: int,
+) -> RegisterPage:
+    """Return one page of ``org``'s register under a filter, as :func:`export_register` reads it."""
+    total = await store.register_count(
+        org, since=since, until=until, purpose=purpose, outcome=outcome
+    )
+    rows = await store.register_rows(
+        org,
+        since=since,
+        until=until,
+        purpose=purpose,
+        outcome=outcome,
+        limit=limit,
+        offset=offset,
+        newest_first=True,
+    )
+    return RegisterPage(rows, total)
 
 
 # --- deadlines -------------------------------------------------------------------------------

@@ -487,6 +487,34 @@ async def list_holds(node: RetentionNode, user: User) -> dict[str, Any]:
     return {"holds": [hold_json(h) for h in holds]}
 
 
+async def held(node: RetentionNode, user: User, digest: bytes) -> dict[str, Any]:
+    """Return one item the user's organisation holds, as the review queue shows it (DPO only).
+
+    An item with a review date is a queue entry (:func:`due_json`); one without has the
+    reason (:func:`unscheduled_json`), state ``unscheduled`` and the holds covering it. A
+    destroyed item's state is ``destroyed``, with ``destroyed_at``. Another organisation's
+    item is not found.
+    """
+    _require_dpo(user, "see retention details")
+    item = await node.store.held_item(user.org, digest)
+    if item is None:
+        raise RetentionRefusedError("no such item held by this organisation", status=404)
+    holds = await node.store.retention_holds(user.org, active=True)
+    schedule = item.schedule
+    if schedule is not None and schedule.review_date is not None:
+        found = due_json(item, node.records.retention, holds, _today(node))
+    else:
+        found = {
+            **unscheduled_json(item),
+            "state": "unscheduled",
+            "holds": _covering(holds, item.envelope.digest),
+        }
+    if item.destroyed is not None:
+        found["state"] = "destroyed"
+        found["destroyed_at"] = iso_time(item.destroyed.at)
+    return found
+
+
 async def place_hold(
     node: RetentionNode, user: User, *, digest: bytes | None, reason: str, reference: str
 ) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from exchange.model import (
     ReceiptRecord,
     ReceivedEntry,
     RegisterEntry,
+    RegisterOutcome,
     RegisterRow,
     RetentionSchedule,
     SentItem,
@@ -131,9 +132,34 @@ class RegisterStore(Protocol):
         ...
 
     async def register_rows(
-        self, org: OrgId, *, since: float | None = None, until: float | None = None
+        self,
+        org: OrgId,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
     ) -> list[RegisterRow]:
-        """Return ``org``'s register rows decided in ``since <= t < until``, oldest first."""
+        """Return ``org``'s register rows decided in ``since <= t < until``, oldest first.
+
+        ``purpose`` and ``outcome`` keep only the rows with that purpose or decision;
+        ``limit`` and ``offset`` read one page of them, and ``newest_first`` turns the order.
+        """
+        ...
+
+    async def register_count(
+        self,
+        org: OrgId,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
+    ) -> int:
+        """Return how many of ``org``'s register rows :meth:`register_rows` would read."""
         ...
 
     async def overdue_rows(self, org: OrgId, *, due_before: str) -> list[tuple[RegisterRow, OrgId]]:

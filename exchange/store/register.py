@@ -64,6 +64,22 @@ _RECEIVED_SELECT: Final = (
 MAX_SEARCH_HASHES: Final = 8
 
 
+def _register_filter(
+    org: OrgId,
+    since: float | None,
+    until: float | None,
+    purpose: str | None,
+    outcome: RegisterOutcome | None,
+) -> tuple[str, tuple[object, ...]]:
+    """Return the ``WHERE`` clause (table alias ``g``) and arguments of a register filter."""
+    where = (
+        "WHERE g.org = ? AND (? IS NULL OR g.decided_at >= ?) "
+        "AND (? IS NULL OR g.decided_at < ?) AND (? IS NULL OR g.purpose = ?) "
+        "AND (? IS NULL OR g.outcome = ?)"
+    )
+    return where, (org, since, since, until, until, purpose, purpose, outcome, outcome)
+
+
 def _statuses(text: str) -> tuple[str, ...]:
     return tuple(s for s in text.split(",") if s)
 
@@ -273,18 +289,49 @@ class SharingRegisterTables(Tables):
         return result
 
     async def register_rows(
-        self, org: OrgId, *, since: float | None = None, until: float | None = None
+        self,
+        org: OrgId,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
     ) -> list[RegisterRow]:
-        """Return ``org``'s register rows decided in ``since <= t < until``, oldest first."""
+        """Return ``org``'s register rows decided in ``since <= t < until``, oldest first.
+
+        ``purpose`` and ``outcome`` keep only the rows with that purpose or decision;
+        ``limit`` and ``offset`` read one page of them, and ``newest_first`` turns the order.
+        """
+        where, args = _register_filter(org, since, until, purpose, outcome)
+        order = "DESC" if newest_first else "ASC"
 
         def read(db: sqlite3.Connection) -> list[RegisterRow]:
             rows = db.execute(
-                _REGISTER_SELECT + "WHERE g.org = ? "
-                "AND (? IS NULL OR g.decided_at >= ?) AND (? IS NULL OR g.decided_at < ?) "
-                "ORDER BY g.decided_at, g.id",
-                (org, since, since, until, until),
+                _REGISTER_SELECT + where + f" ORDER BY g.decided_at {order}, g.id {order} "
+                "LIMIT ? OFFSET ?",
+                (*args, -1 if limit is None else limit, offset),
             ).fetchall()
             return self._register_rows(db, rows)
+
+        return await self._read(read)
+
+    async def register_count(
+        self,
+        org: OrgId,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
+    ) -> int:
+        """Return how many of ``org``'s register rows :meth:`register_rows` would read."""
+        where, args = _register_filter(org, since, until, purpose, outcome)
+
+        def read(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT COUNT(*) FROM register g " + where, args).fetchone()[0])
 
         return await self._read(read)
 

@@ -7,6 +7,7 @@ from aiohttp import web
 from exchange.service.node_service import NodeService
 from exchange.web.accounts import add_account_routes
 from exchange.web.app import add_web_routes
+from exchange.web.dpo import add_dpo_routes
 from exchange.web.inbox import add_inbox_routes
 from exchange.web.overdue import add_overdue_routes
 from exchange.web.sent import add_sent_routes
@@ -19,3 +20,4 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_inbox_routes(app)
     add_sent_routes(app)
     add_overdue_routes(app)
+    add_dpo_routes(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
@@ -130,3 +131,31 @@ async def test_not_shared_rows_and_received_index(store: SqliteStore) -> None:
     _, received = await store.subject_matches(LA, [CHILD.hash])
     assert [(r.item.envelope.digest, r.indexed) for r in received] == [(env.digest, "indexed")]
     assert [r.status for r in received[0].receipts] == ["delivered"]
+
+
+async def test_register_rows_filter_by_purpose_and_decision_and_page(store: SqliteStore) -> None:
+    """A filter keeps rows of one purpose or decision; a page reads them newest first."""
+    first, second = envelope(1), envelope(2)
+    await _submit(store, first, _entry(first))
+    await _submit(store, second, replace(_entry(second), decided_at=T0 + 60))
+    refusal = replace(
+        _entry(first, due=None),
+        outcome="not-shared",
+        purpose="safeguarding-referral",
+        decided_at=T0 + 120,
+        envelope_digest=None,
+        envelope_id=None,
+        reason_code="not-necessary",
+    )
+    decision = await store.record_not_shared(refusal)
+    assert await store.register_count(SCHOOL) == 3
+    assert await store.register_count(SCHOOL, outcome="not-shared") == 1
+    assert await store.register_count(SCHOOL, purpose="lac-health") == 2
+    assert await store.register_count(SCHOOL, since=T0 + 60, until=T0 + 120) == 1
+    [only] = await store.register_rows(SCHOOL, outcome="not-shared")
+    assert only.id == decision
+    newest = await store.register_rows(SCHOOL, limit=2, newest_first=True)
+    assert [r.entry.decided_at for r in newest] == [T0 + 120, T0 + 60]
+    rest = await store.register_rows(SCHOOL, limit=2, offset=2, newest_first=True)
+    assert [r.entry.envelope_digest for r in rest] == [first.digest]
+    assert await store.register_count(LA) == 0
