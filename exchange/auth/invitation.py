@@ -26,8 +26,10 @@ def new_invitation_code(random: Callable[[int], bytes]) -> str:
 
 
 def invitation_code_hash(typed: str) -> bytes | None:
-    """Return the stored hash of a code as typed (case, spaces, hyphens ignored), or None
-    if it does not have the shape of a code."""
+    """Return the stored hash of a code as typed, or None if it is not shaped like one.
+
+    Case, spaces and hyphens do not matter.
+    """
     if not looks_like_recovery_code(typed):
         return None
     cleaned = typed.replace("-", "").replace(" ", "").upper()

@@ -404,9 +404,7 @@ class Accounts:
 
     @staticmethod
     def _next_step(account: Account) -> NextStep:
-        required = required_level(
-            account.user.role, has_second_factor=account.needs_second_factor
-        )
+        required = required_level(account.user.role, has_second_factor=account.needs_second_factor)
         if required == "password":
             return "signed-in"
         return "second-factor" if account.has_second_factor else "enrol-second-factor"
@@ -456,9 +454,7 @@ class Accounts:
         account = await self._store.account_by_user(step.user.id)
         if account is None or account.disabled or account.invited:
             raise SessionEndedError(REFUSED)
-        required = required_level(
-            account.user.role, has_second_factor=account.needs_second_factor
-        )
+        required = required_level(account.user.role, has_second_factor=account.needs_second_factor)
         old = None if replacing is None else session_id_hash(replacing)
         return await self._start(
             account.user, level="password", required=required, method="password",

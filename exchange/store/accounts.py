@@ -317,15 +317,16 @@ class AccountTables(Tables):
         """Record that the account of ``user_id`` reached a signed-in session at ``now``."""
 
         def tx(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE accounts SET last_sign_in_at = ? WHERE user_id = ?", (now, user_id)
-            )
+            db.execute("UPDATE accounts SET last_sign_in_at = ? WHERE user_id = ?", (now, user_id))
 
         await self._tx(tx)
 
     async def readers_signed_in_without_second_factor(self, roles: Sequence[str]) -> list[int]:
-        """Return the ids of enabled accounts of ``roles`` with no confirmed second factor
-        that hold a session counted as signed in with the password alone."""
+        """Return the ids of reader accounts signed in with the password alone.
+
+        That is, enabled accounts of ``roles`` with no confirmed second factor holding a
+        session at level ``password`` whose required level is ``password``.
+        """
         marks = ", ".join("?" for _ in roles)
 
         def read(db: sqlite3.Connection) -> list[int]:

@@ -57,9 +57,7 @@ class NodeStateTables(Tables):
                 "GROUP BY destination, state, route_kind ORDER BY destination",
                 (origin,),
             )
-            return [
-                OutboxSummary(OrgId(r[0]), r[1], r[2], int(r[3]), float(r[4])) for r in rows
-            ]
+            return [OutboxSummary(OrgId(r[0]), r[1], r[2], int(r[3]), float(r[4])) for r in rows]
 
         return await self._read(read)
 

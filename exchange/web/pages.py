@@ -6,8 +6,11 @@ from aiohttp import web
 
 from exchange.service.node_service import NodeService
 from exchange.web.accounts import add_account_routes
+from exchange.web.admin.accounts import add_admin_account_routes
+from exchange.web.admin.node_state import add_node_state_routes
 from exchange.web.app import add_web_routes
 from exchange.web.inbox import add_inbox_routes
+from exchange.web.invitation import add_invitation_routes
 
 
 def add_staff_pages(app: web.Application, service: NodeService) -> None:
@@ -15,3 +18,6 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_web_routes(app, service)
     add_account_routes(app)
     add_inbox_routes(app)
+    add_invitation_routes(app)
+    add_admin_account_routes(app)
+    add_node_state_routes(app)
