@@ -52,8 +52,9 @@ def _day(moment: int) -> str:
 
 def _health(route: RouteHealth) -> tuple[str, str]:
     """Return a route's health in words and its tag colour."""
+    # Ledger times are whole seconds: a failure in the second of a success counts as later.
     last_failure = route.last_failure or 0.0
-    if route.failures and (route.last_success is None or last_failure >= route.last_success):
+    if route.failures and (route.last_success is None or last_failure >= int(route.last_success)):
         return "Failing", "red"
     if route.failures:
         return "Working after failures", "yellow"
