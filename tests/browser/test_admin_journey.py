@@ -80,6 +80,102 @@ def _sign_in(page: Page, base: str, email: str, password: str) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
+def _invite(admin: Page, base: str, name: str, email: str, *, shots: bool) -> str:
+    """Invite a DSL through the pages (an empty form first); return the code shown once."""
+    admin.goto(base + "/admin/accounts")
+    expect(admin).to_have_title("Staff accounts – Secure exchange")
+    assert_accessible(admin)
+    if shots:
+        save_screenshot(admin, SCREENSHOTS, "admin-accounts")
+    admin.get_by_role("button", name="Invite someone").click()
+    expect(admin).to_have_title("Invite someone – Secure exchange")
+    assert_accessible(admin)
+    admin.get_by_role("button", name="Create invitation").click()
+    expect(admin).to_have_title("Error: Invite someone – Secure exchange")
+    summary = admin.locator(".govuk-error-summary")
+    expect(summary).to_contain_text("Enter the person's full name")
+    assert_accessible(admin)
+    admin.get_by_label("Full name").fill(name)
+    admin.get_by_label("Email address").fill(email)
+    admin.get_by_label("Designated safeguarding lead").check()
+    if shots:
+        save_screenshot(admin, SCREENSHOTS, "admin-invite")
+    admin.get_by_role("button", name="Create invitation").click()
+    expect(admin).to_have_title("Invitation created – Secure exchange")
+    assert_accessible(admin)
+    if shots:
+        save_screenshot(admin, SCREENSHOTS, "admin-invitation-created")
+    code = admin.locator("#invitation-code").inner_text()
+    assert code not in admin.url
+    return code
+
+
+def _accept(dsl: Page, base: str, email: str, code: str) -> None:
+    """Accept the invitation (a wrong code first), set up the app and reach the inbox."""
+    dsl.goto(base + "/sign-in/invitation")
+    expect(dsl).to_have_title("Set up your account – Secure exchange")
+    assert_accessible(dsl)
+    for typed in ("K7QM-3XWD-P9FH-2TRC", code):
+        dsl.get_by_label("Email address").fill(email)
+        dsl.get_by_label("Invitation code").fill(typed)
+        dsl.get_by_label("Create a password").fill(NEW_PASSWORD)
+        dsl.get_by_label("Confirm your password").fill(NEW_PASSWORD)
+        dsl.get_by_role("button", name="Continue").click()
+        if typed != code:
+            expect(dsl).to_have_title("Error: Set up your account – Secure exchange")
+            expect(dsl.locator(".govuk-error-summary a")).to_have_attribute("href", "#code")
+            assert_accessible(dsl)
+    _set_up_app(dsl)
+    expect(dsl).to_have_title("Inbox – Secure exchange")
+
+
+def _change_role(admin: Page, dsl: Page, base: str, name: str, *, shots: bool) -> None:
+    """Change the DSL's role: their session ends at once."""
+    admin.goto(base + "/admin/accounts")
+    expect(admin.locator("main table")).to_contain_text(name)
+    admin.get_by_role("link", name=f"Manage the account of {name}").click()
+    expect(admin).to_have_title("Manage an account – Secure exchange")
+    assert_accessible(admin)
+    if shots:
+        save_screenshot(admin, SCREENSHOTS, "admin-account")
+    admin.get_by_label("Staff member").check()
+    admin.get_by_role("button", name="Change role").click()
+    expect(admin.locator(".govuk-notification-banner")).to_contain_text("role was changed")
+    assert_accessible(admin)
+    dsl.reload()
+    expect(dsl).to_have_title("Sign in – Secure exchange")
+
+
+def _reset_app(admin: Page, dsl: Page, base: str, name: str, email: str) -> None:
+    """Reset the DSL's app: their next sign-in sets one up again."""
+    admin.get_by_role("link", name=f"Reset authenticator app of {name}").click()
+    expect(admin).to_have_title("Reset an authenticator app – Secure exchange")
+    assert_accessible(admin)
+    admin.get_by_role("button", name="Reset authenticator app").click()
+    expect(admin.locator(".govuk-notification-banner")).to_contain_text("was reset")
+    _sign_in(dsl, base, email, NEW_PASSWORD)
+    _set_up_app(dsl)
+    expect(dsl).to_have_title("Inbox – Secure exchange")
+
+
+def _disable_and_enable(admin: Page, dsl: Page, base: str, name: str, email: str) -> None:
+    """Disabled: signed out at once, and refused at sign-in; enabled: back in."""
+    admin.get_by_role("link", name=f"Disable account of {name}").click()
+    expect(admin).to_have_title("Disable an account – Secure exchange")
+    assert_accessible(admin)
+    admin.get_by_role("button", name="Disable account").click()
+    expect(admin.locator(".govuk-notification-banner")).to_contain_text("was disabled")
+    assert_accessible(admin)
+    dsl.reload()
+    expect(dsl).to_have_title("Sign in – Secure exchange")
+    _sign_in(dsl, base, email, NEW_PASSWORD)
+    expect(dsl).to_have_title("Error: Sign in – Secure exchange")
+    admin.get_by_role("button", name="Enable account").click()
+    expect(admin.locator(".govuk-notification-banner")).to_contain_text("was enabled")
+    _sign_in(dsl, base, email, NEW_PASSWORD)
+    expect(dsl).to_have_title("Enter your security code – Secure exchange")
+
+
 @pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
 def test_an_admin_invites_a_dsl_then_changes_resets_disables_and_enables_them(
     exchange: Exchange, browser: Browser, javascript: bool
@@ -87,103 +183,22 @@ def test_an_admin_invites_a_dsl_then_changes_resets_disables_and_enables_them(
     """The whole accounts journey; the DSL's session ends at each change, at once."""
     base = exchange.url(SCHOOL)
     name = "Sam Patel" if javascript else "Alex Jones"
-    email = f"{name.split()[0].lower()}@hillside.example"
-    shots = javascript
+    email = f"{name.split(maxsplit=1)[0].lower()}@hillside.example"
     with exchange.page(browser, SCHOOL, "admin", javascript=javascript) as admin:
-        admin.goto(base + "/admin/accounts")
-        expect(admin).to_have_title("Staff accounts – Secure exchange")
-        assert_accessible(admin)
-        if shots:
-            save_screenshot(admin, SCREENSHOTS, "admin-accounts")
-        admin.get_by_role("button", name="Invite someone").click()
-        expect(admin).to_have_title("Invite someone – Secure exchange")
-        assert_accessible(admin)
-        admin.get_by_role("button", name="Create invitation").click()
-        expect(admin).to_have_title("Error: Invite someone – Secure exchange")
-        expect(admin.locator(".govuk-error-summary")).to_contain_text("Enter the person's full name")
-        assert_accessible(admin)
-        admin.get_by_label("Full name").fill(name)
-        admin.get_by_label("Email address").fill(email)
-        admin.get_by_label("Designated safeguarding lead").check()
-        if shots:
-            save_screenshot(admin, SCREENSHOTS, "admin-invite")
-        admin.get_by_role("button", name="Create invitation").click()
-        expect(admin).to_have_title("Invitation created – Secure exchange")
-        assert_accessible(admin)
-        if shots:
-            save_screenshot(admin, SCREENSHOTS, "admin-invitation-created")
-        code = admin.locator("#invitation-code").inner_text()
-        assert code not in admin.url
-
+        code = _invite(admin, base, name, email, shots=javascript)
         # The new DSL, in their own browser.
         context = _fresh(browser, javascript=javascript)
         try:
             dsl = context.new_page()
-            dsl.goto(base + "/sign-in/invitation")
-            expect(dsl).to_have_title("Set up your account – Secure exchange")
-            assert_accessible(dsl)
-            dsl.get_by_label("Email address").fill(email)
-            dsl.get_by_label("Invitation code").fill("K7QM-3XWD-P9FH-2TRC")
-            dsl.get_by_label("Create a password").fill(NEW_PASSWORD)
-            dsl.get_by_label("Confirm your password").fill(NEW_PASSWORD)
-            dsl.get_by_role("button", name="Continue").click()
-            expect(dsl).to_have_title("Error: Set up your account – Secure exchange")
-            expect(dsl.locator(".govuk-error-summary a")).to_have_attribute("href", "#code")
-            assert_accessible(dsl)
-            dsl.get_by_label("Invitation code").fill(code)
-            dsl.get_by_label("Create a password").fill(NEW_PASSWORD)
-            dsl.get_by_label("Confirm your password").fill(NEW_PASSWORD)
-            dsl.get_by_role("button", name="Continue").click()
-            _set_up_app(dsl)
-            expect(dsl).to_have_title("Inbox – Secure exchange")
-
-            # A new role ends the DSL's session at once.
-            admin.goto(base + "/admin/accounts")
-            expect(admin.locator("main table")).to_contain_text(name)
-            admin.get_by_role("link", name=f"Manage the account of {name}").click()
-            expect(admin).to_have_title("Manage an account – Secure exchange")
-            assert_accessible(admin)
-            if shots:
-                save_screenshot(admin, SCREENSHOTS, "admin-account")
-            admin.get_by_label("Staff member").check()
-            admin.get_by_role("button", name="Change role").click()
-            expect(admin.locator(".govuk-notification-banner")).to_contain_text("role was changed")
-            assert_accessible(admin)
-            dsl.reload()
-            expect(dsl).to_have_title("Sign in – Secure exchange")
-
-            # A reset app: the session has already ended; the next sign-in sets one up again.
-            admin.get_by_role("link", name=f"Reset authenticator app of {name}").click()
-            expect(admin).to_have_title("Reset an authenticator app – Secure exchange")
-            assert_accessible(admin)
-            admin.get_by_role("button", name="Reset authenticator app").click()
-            expect(admin.locator(".govuk-notification-banner")).to_contain_text("was reset")
-            _sign_in(dsl, base, email, NEW_PASSWORD)
-            _set_up_app(dsl)
-            expect(dsl).to_have_title("Inbox – Secure exchange")
-
-            # Disabled: signed out at once, and refused at sign-in; enabled: back in.
-            admin.get_by_role("link", name=f"Disable account of {name}").click()
-            expect(admin).to_have_title("Disable an account – Secure exchange")
-            assert_accessible(admin)
-            admin.get_by_role("button", name="Disable account").click()
-            expect(admin.locator(".govuk-notification-banner")).to_contain_text("was disabled")
-            assert_accessible(admin)
-            dsl.reload()
-            expect(dsl).to_have_title("Sign in – Secure exchange")
-            _sign_in(dsl, base, email, NEW_PASSWORD)
-            expect(dsl).to_have_title("Error: Sign in – Secure exchange")
-            admin.get_by_role("button", name="Enable account").click()
-            expect(admin.locator(".govuk-notification-banner")).to_contain_text("was enabled")
-            _sign_in(dsl, base, email, NEW_PASSWORD)
-            expect(dsl).to_have_title("Enter your security code – Secure exchange")
+            _accept(dsl, base, email, code)
+            _change_role(admin, dsl, base, name, shots=javascript)
+            _reset_app(admin, dsl, base, name, email)
+            _disable_and_enable(admin, dsl, base, name, email)
         finally:
             context.close()
 
         # The last administrator cannot demote themselves: the refusal says why.
-        me = exchange.run(
-            exchange.service(SCHOOL).store.account_by_email("admin@hillside.example")
-        )
+        me = exchange.run(exchange.service(SCHOOL).store.account_by_email("admin@hillside.example"))
         assert me is not None
         admin.goto(f"{base}/admin/accounts/{me.id}")
         admin.get_by_label("Staff member").check()
@@ -199,9 +214,7 @@ def test_the_front_doors_admin_never_sees_the_nurses_accounts(
     exchange: Exchange, browser: Browser
 ) -> None:
     """On the node the two share, the nurses' accounts are neither listed nor reachable."""
-    nurse = exchange.run(
-        exchange.service(NURSES).store.account_by_email("dsl@nurses.example")
-    )
+    nurse = exchange.run(exchange.service(NURSES).store.account_by_email("dsl@nurses.example"))
     assert nurse is not None
     with exchange.page(browser, FRONT_DOOR, "admin") as page:
         base = exchange.url(FRONT_DOOR)
