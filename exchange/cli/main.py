@@ -48,7 +48,6 @@ DEMO_INSTALL = "pip install 'safeguarding-exchange[demo]'"
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    del args
     # Imported only when asked for: the demo pulls in more than the other commands need, and
     # its own packages are an extra that a node's installation may leave out.
     try:
@@ -61,8 +60,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         if exc.name != "exchange.demo.story":
             raise
         raise CliError("the demo is not part of this installation") from None
-    run_demo = cast("Callable[[], int]", module.run_demo)
-    return run_demo()
+    run_demo = cast("Callable[..., int]", module.run_demo)
+    return run_demo(serve=not args.no_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,8 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a self-contained demonstration in a temporary folder",
         description=(
             "Create an authority, a school, a local authority and an NHS team in a temporary "
-            "folder, send a synthetic referral, and show each step. Touches nothing else."
+            "folder, send a synthetic referral, and show each step. Touches nothing else. "
+            "Run in a terminal, it then keeps the demo nodes serving their web pages, with "
+            "synthetic accounts, until Ctrl-C."
         ),
+    )
+    demo.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="end after the story, even in a terminal (do not serve the web pages)",
     )
     demo.set_defaults(handler=_run_demo)
     return parser

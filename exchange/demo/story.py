@@ -24,6 +24,7 @@ from pathlib import Path
 from exchange.demo.node_part import run_node_demo
 from exchange.demo.routes_part import run_routes_demo
 from exchange.demo.sharing_part import run_sharing_demo
+from exchange.demo.web_part import serve_web_demo, should_serve
 from exchange.envelope import OpenError, Recipient
 from exchange.files import open_to_file, seal_file, verify_file, write_new_file
 from exchange.keys.directory import (
@@ -192,8 +193,12 @@ def _refusals(
     return True
 
 
-def run_demo() -> int:
-    """Run the demonstration; return the process exit status."""
+def run_demo(*, serve: bool = True) -> int:
+    """Run the demonstration; return the process exit status.
+
+    In a terminal (and unless ``serve`` is false) the demo nodes then keep serving their web
+    pages until Ctrl-C (:mod:`exchange.demo.web_part`); elsewhere the demo ends here.
+    """
     # Node events would drown the story; warnings and errors still show.
     configure(level=logging.WARNING)
     _say("== Part 1: the sealed envelope ==")
@@ -221,4 +226,7 @@ def run_demo() -> int:
         _say("demo FAILED")
         return 1
     _say("demo finished; the temporary folders were removed")
+    if serve and should_serve():
+        _say("")
+        return serve_web_demo(_say)
     return 0

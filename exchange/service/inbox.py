@@ -36,6 +36,9 @@ from exchange.store import FirstOpened, ItemOpening
 
 log = get_logger("exchange.node")
 
+#: The roles that may open records, and so read, download and acknowledge or reject them.
+OPENING_ROLES: Final = frozenset({"dsl", "staff"})
+
 #: The answer to opening or deciding an item its sender recalled.
 _RECALLED: Final = "the sender recalled this item before it was opened; it is no longer held"
 
@@ -68,7 +71,7 @@ class Inbox:
 
     async def open_item(self, user: User, digest: bytes) -> bytes:
         """Decrypt an inbox item for an authorised user; emit ``opened`` the first time."""
-        if user.role not in {"dsl", "staff"}:
+        if user.role not in OPENING_ROLES:
             raise ForbiddenError(f"the role {user.role} may not open records")
         context = self.context
         tenant, item, held = await self._held_item(user, digest)
@@ -153,7 +156,7 @@ class Inbox:
 
     async def decide(self, user: User, digest: bytes, *, accept: bool, code: str | None) -> bytes:
         """Acknowledge (with an optional disposition) or reject (with a reason) an item."""
-        if user.role not in {"dsl", "staff"}:
+        if user.role not in OPENING_ROLES:
             raise ForbiddenError(f"the role {user.role} may not acknowledge or reject records")
         context = self.context
         tenant, item, _ = await self._held_item(user, digest)

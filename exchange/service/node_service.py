@@ -34,7 +34,9 @@ from exchange.auth.session import Session, SessionPolicy
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
 from exchange.model import SubjectKey, SubjectKind, User
-from exchange.policy import RecordsSetup
+from exchange.policy import Deadline, RecordsSetup
+from exchange.records import Container
+from exchange.records.attachments import Attachment
 from exchange.service import retention
 from exchange.service.account_admin import AccountAdministration, Invitation
 from exchange.service.accounts import (
@@ -48,6 +50,7 @@ from exchange.service.errors import NotFoundError, ServiceError, UnprocessableEr
 from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_state import NodeState, NodeStateView
+from exchange.service.reading import Reading
 from exchange.service.receiving import Receiving
 from exchange.service.register import SharingRegister
 from exchange.service.register_reports import OverdueItem, RegisterKey
@@ -57,6 +60,7 @@ from exchange.service.threads import thread_view
 from exchange.service.views import InboxView, ReceiptsView, SentView, Views
 from exchange.sharing.prepare import Submission
 from exchange.store import Store
+from exchange.store.base import InboxPlace
 
 T = TypeVar("T")
 
@@ -106,6 +110,7 @@ class NodeService:
         self.inbox = Inbox(self.context)
         self.register = SharingRegister(self.context)
         self.views = Views(self.context)
+        self.reading = Reading(self.context, self.inbox)
         self.accounts = Accounts(
             self.context, policy=session_policy, password_params=password_params
         )
@@ -319,6 +324,28 @@ class NodeService:
         """Acknowledge or reject an inbox item; return the receipt's digest."""
         return await self.inbox.decide(user, digest, accept=accept, code=code)
 
+    # --- reading opened items (``Reading``) -------------------------------------------------
+
+    def may_open(self, user: User) -> bool:
+        """Whether the user's role may open, read and decide on inbox items."""
+        return self.reading.may_open(user)
+
+    def decision_codes(self, *, accept: bool) -> tuple[str, ...]:
+        """Return the outcome codes of an acknowledgement, or the reason codes of a rejection."""
+        return self.reading.decision_codes(accept=accept)
+
+    async def read_item(self, user: User, digest: bytes) -> Container | None:
+        """Open an inbox item (recorded) and return its record container (None if not one)."""
+        return await self.reading.read_item(user, digest)
+
+    async def inbox_attachment(self, user: User, digest: bytes, number: int) -> Attachment:
+        """Return attachment ``number`` (from 1) of an opened inbox item (recorded)."""
+        return await self.reading.attachment(user, digest, number)
+
+    def deadline_owed(self, view: InboxView, record: dict[str, Any] | None) -> Deadline | None:
+        """Return the deadline the receiving organisation owes for an inbox item, or None."""
+        return self.reading.deadline_owed(view, record)
+
     # --- what staff see ------------------------------------------------------------------
 
     async def sent_items(
@@ -336,6 +363,20 @@ class NodeService:
     ) -> list[InboxView]:
         """Return a page of the organisation's inbox with every fact staff see."""
         return await self.views.inbox_items(user, limit=limit, before=before)
+
+    async def inbox_unread_first(
+        self, user: User, *, limit: int, after: InboxPlace | None
+    ) -> list[InboxView]:
+        """Return a page of the organisation's inbox: unread items first, then newest first."""
+        return await self.views.inbox_unread_first(user, limit=limit, after=after)
+
+    async def inbox_item(self, user: User, digest: bytes) -> InboxView:
+        """Return one item of the organisation's inbox, or refuse as not found."""
+        return await self.views.inbox_item(user, digest)
+
+    async def inbox_item_by_envelope_id(self, user: User, envelope_id: bytes) -> InboxView:
+        """Return the organisation's inbox item of an envelope id, or refuse as not found."""
+        return await self.views.inbox_item_by_envelope_id(user, envelope_id)
 
     async def receipts(self, user: User, digest: bytes, ledger: NodeLedger) -> ReceiptsView:
         """Return the receipts held for one of the organisation's items, with proofs."""

@@ -23,6 +23,7 @@ from exchange.service.context import ServiceContext
 from exchange.service.errors import NotFoundError
 from exchange.service.ledger import NodeLedger
 from exchange.service.retention import RetentionStanding, standing
+from exchange.store.base import InboxPlace
 
 #: Ledger events shown in a sent item's status timeline.
 _TIMELINE_EVENTS: Final = frozenset({"submitted", "attempted", "fallback", "delivered", "recalled"})
@@ -118,9 +119,37 @@ class Views:
         self, user: User, *, limit: int, before: tuple[float, bytes] | None
     ) -> list[InboxView]:
         """Return the newest ``limit`` items delivered to the user's organisation."""
+        items = await self.context.store.inbox(user.org, limit=limit, before=before)
+        return await self._inbox_views(user.org, items)
+
+    async def inbox_unread_first(
+        self, user: User, *, limit: int, after: InboxPlace | None
+    ) -> list[InboxView]:
+        """Return ``limit`` of the organisation's items, unread first, then newest first."""
+        items = await self.context.store.inbox_unread_first(user.org, limit=limit, after=after)
+        return await self._inbox_views(user.org, items)
+
+    async def inbox_item(self, user: User, digest: bytes) -> InboxView:
+        """Return one item of the organisation's inbox, or refuse as not found."""
+        item = await self.context.store.inbox_item(user.org, digest)
+        if item is None:
+            raise NotFoundError("no such item in this organisation's inbox")
+        (view,) = await self._inbox_views(user.org, [item])
+        return view
+
+    async def inbox_item_by_envelope_id(self, user: User, envelope_id: bytes) -> InboxView:
+        """Return the organisation's inbox item of an envelope id, or refuse as not found.
+
+        The notice mailed when an item arrives names the envelope by its id, not its digest.
+        """
+        item = await self.context.store.inbox_item_by_envelope_id(user.org, envelope_id)
+        if item is None:
+            raise NotFoundError("no such item in this organisation's inbox")
+        (view,) = await self._inbox_views(user.org, [item])
+        return view
+
+    async def _inbox_views(self, org: OrgId, items: Sequence[InboxItem]) -> list[InboxView]:
         store = self.context.store
-        org = user.org
-        items = await store.inbox(org, limit=limit, before=before)
         digests = [i.envelope.digest for i in items]
         opened = await store.inbox_opened(org, digests)
         links = await store.links_of(org, digests)

@@ -58,6 +58,16 @@ if TYPE_CHECKING:
     from exchange.store.node_state import DeadLetter, OutboxSummary
 
 
+#: Where an item stands in the inbox's unread-first order: whether it was read (0 unread,
+#: 1 read), when it was received and its digest (the tie-break).
+InboxPlace = tuple[int, float, bytes]
+
+
+def inbox_place(item: InboxItem) -> InboxPlace:
+    """Return an inbox item's place in the unread-first order."""
+    return (0 if item.state == "delivered" else 1, item.received_at, item.envelope.digest)
+
+
 class DuplicateError(Exception):
     """The row already exists (the caller decides whether that is a replay or a conflict)."""
 
@@ -576,6 +586,19 @@ class Store(RegisterStore, RecallStore, RetentionStore, AccountStore, NodeStateS
 
     async def inbox_item(self, owner: OrgId, digest: bytes) -> InboxItem | None:
         """Return one inbox item of ``owner``, or ``None``."""
+        ...
+
+    async def inbox_unread_first(
+        self, owner: OrgId, *, limit: int, after: InboxPlace | None = None
+    ) -> list[InboxItem]:
+        """Return ``limit`` of ``owner``'s items: unread (``delivered``) first, then newest.
+
+        ``after`` (the last item's place, :func:`inbox_place`) continues a listing.
+        """
+        ...
+
+    async def inbox_item_by_envelope_id(self, owner: OrgId, envelope_id: bytes) -> InboxItem | None:
+        """Return ``owner``'s inbox item of the envelope with this id, or ``None``."""
         ...
 
     async def record_opening(self, opening: ItemOpening) -> OpeningOutcome:

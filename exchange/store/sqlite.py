@@ -43,7 +43,7 @@ from exchange.model import (
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.accounts import AccountTables
-from exchange.store.base import ItemOpening, OpeningOutcome
+from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.node_state import NodeStateTables
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
@@ -533,6 +533,41 @@ class SqliteStore(
         def read(db: sqlite3.Connection) -> InboxItem | None:
             row = db.execute(
                 self._INBOX_SELECT + "WHERE i.owner = ? AND i.digest = ?", (owner, digest)
+            ).fetchone()
+            return None if row is None else self._inbox_item(row)
+
+        return await self._read(read)
+
+    async def inbox_unread_first(
+        self, owner: OrgId, *, limit: int, after: InboxPlace | None = None
+    ) -> list[InboxItem]:
+        """Return ``limit`` of ``owner``'s items: unread (``delivered``) first, then newest.
+
+        ``after`` (the last item's place, :func:`~exchange.store.base.inbox_place`)
+        continues a listing.
+        """
+        read_rank, at, digest = after if after is not None else (0, float("inf"), b"")
+        rank = "(i.state <> 'delivered')"
+
+        def read(db: sqlite3.Connection) -> list[InboxItem]:
+            rows = db.execute(
+                self._INBOX_SELECT + f"WHERE i.owner = ? AND ({rank} > ? OR ({rank} = ? AND "
+                "(i.received_at < ? OR (i.received_at = ? AND i.digest < ?)))) "
+                f"ORDER BY {rank}, i.received_at DESC, i.digest DESC LIMIT ?",
+                (owner, read_rank, read_rank, at, at, digest, limit),
+            ).fetchall()
+            return [self._inbox_item(r) for r in rows]
+
+        return await self._read(read)
+
+    async def inbox_item_by_envelope_id(self, owner: OrgId, envelope_id: bytes) -> InboxItem | None:
+        """Return ``owner``'s inbox item of the envelope with this id, or ``None``."""
+
+        def read(db: sqlite3.Connection) -> InboxItem | None:
+            row = db.execute(
+                self._INBOX_SELECT + "WHERE i.owner = ? AND e.envelope_id = ? "
+                "ORDER BY i.received_at LIMIT 1",
+                (owner, envelope_id),
             ).fetchone()
             return None if row is None else self._inbox_item(row)
 
