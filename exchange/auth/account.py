@@ -76,8 +76,27 @@ class Account:
     disabled: bool
     #: Recovery codes not used yet.
     recovery_left: int = 0
+    #: The hash of a single-use invitation code not accepted yet (the account then has no
+    #: password), and until when the code works.
+    invitation_hash: bytes | None = field(default=None, repr=False)
+    invitation_expires: float | None = None
+    #: Whether a second factor is required at sign-in whatever the role (invited accounts,
+    #: and accounts whose second factor an administrator reset).
+    factor_required: bool = False
+    #: When the account last reached a signed-in session, if it has.
+    last_sign_in: float | None = None
 
     @property
     def has_second_factor(self) -> bool:
         """Whether a second factor is confirmed."""
         return self.totp_secret is not None
+
+    @property
+    def invited(self) -> bool:
+        """Whether the account waits for its invitation to be accepted (it has no password)."""
+        return self.invitation_hash is not None
+
+    @property
+    def needs_second_factor(self) -> bool:
+        """Whether sign-in must reach a second factor whatever the role requires."""
+        return self.has_second_factor or self.factor_required

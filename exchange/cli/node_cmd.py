@@ -35,7 +35,7 @@ from exchange.ledger.events import decode_event
 from exchange.ledger.log import verify_log
 from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
-from exchange.node.runtime import Node
+from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
 from exchange.service.accounts import Accounts
 from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
@@ -64,6 +64,8 @@ def serve_command(args: argparse.Namespace) -> int:
         asyncio.run(_serve(config))
     except ConfigError as exc:
         raise CliError(f"config {args.config}: {exc}") from None
+    except ReadersWithoutSecondFactorError as exc:
+        raise CliError(str(exc).replace("--config FILE", f"--config {args.config}")) from None
     return 0
 
 
@@ -177,6 +179,27 @@ def users_add_command(args: argparse.Namespace) -> int:
         )
     common.note(f"created user {args.id} ({args.role}) of {org}; the token is shown once:")
     sys.stdout.write(token + "\n")
+    return 0
+
+
+def users_sign_out_command(args: argparse.Namespace) -> int:
+    """End every web session of one account (by its number), e.g. before the node starts."""
+    config = _config(args)
+
+    async def sign_out() -> int | None:
+        store = await SqliteStore.open(config.data_dir)
+        try:
+            account = await store.account_by_id(args.account)
+            if account is None:
+                return None
+            return await store.delete_user_sessions(account.user.id)
+        finally:
+            await store.close()
+
+    count = asyncio.run(sign_out())
+    if count is None:
+        raise CliError(f"there is no account {args.account} on this node")
+    common.note(f"ended {count} session(s) of account {args.account}")
     return 0
 
 
@@ -327,6 +350,18 @@ def add_commands(sub: common.Subcommands) -> None:
     )
     add.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     add.set_defaults(handler=users_add_command)
+    sign_out = users_sub.add_parser(
+        "sign-out",
+        help="end every web session of an account",
+        description="End every web session of one account, given by its number (the number "
+        "logs and the node's refusals name). Its next sign-in starts afresh, setting up a "
+        "second factor if its role needs one.",
+    )
+    sign_out.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
+    sign_out.add_argument(
+        "--account", required=True, type=int, metavar="NUMBER", help="the account's number"
+    )
+    sign_out.set_defaults(handler=users_sign_out_command)
 
     outbox = sub.add_parser("outbox", help="operate on the node's outbox")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)

@@ -59,6 +59,24 @@ MAX_DIRECTORY_LEN = 32 * 1024 * 1024
 SESSION_SWEEP_INTERVAL = 60.0
 
 
+class ReadersWithoutSecondFactorError(Exception):
+    """Accounts that read records are signed in without a second factor: the node refuses.
+
+    ``accounts`` are their numbers (never their email addresses); the message says how to
+    end their sessions, after which sign-in makes each set up a second factor.
+    """
+
+    def __init__(self, accounts: list[int]) -> None:
+        self.accounts = accounts
+        numbers = ", ".join(str(a) for a in accounts)
+        super().__init__(
+            f"the node will not start: account(s) {numbers} can read records but are signed "
+            "in without a second factor; end their sessions with `exchange users sign-out "
+            "--config FILE --account NUMBER` for each, and they will set up an authenticator "
+            "app at their next sign-in"
+        )
+
+
 def _trust_text(config: NodeConfig) -> str:
     """Return the authority verifier key(s): the setting itself or the file it names."""
     trust = config.trust
@@ -212,6 +230,7 @@ class Node:
             overdue_after=config.delivery.overdue_after,
             session_policy=config.web,
         )
+        await self._refuse_readers_without_second_factor()
         self.ledger = NodeLedger(
             store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock
         )
@@ -278,6 +297,25 @@ class Node:
             chaser = Chaser(self.service, config.delivery.chase_interval)
             self._tasks.append(asyncio.create_task(chaser.run(self._stop), name="chase"))
         log.info("node.started", org=",".join(tenants), count=len(tenants))
+
+    async def _refuse_readers_without_second_factor(self) -> None:
+        """Refuse to start while an account could read records without a second factor.
+
+        Sign-in makes every role that reads records set up a second factor before its
+        session counts as signed in, and an invited or reset account must set one up
+        whatever its role, so an account with no second factor yet (invited, or created
+        with a password for its first sign-in) reads nothing. What could is a session
+        stored as signed in with the password alone for an account whose role now reads
+        records (``Accounts.readers_signed_in_without_second_factor``). Sessions past
+        their timeouts are swept first: they open nothing.
+        """
+        accounts = self.service.accounts
+        await accounts.sweep_sessions()
+        unsafe = await accounts.readers_signed_in_without_second_factor()
+        if unsafe:
+            await self.service.store.close()
+            log.error("node.refused", count=len(unsafe), outcome="readers-without-second-factor")
+            raise ReadersWithoutSecondFactorError(unsafe)
 
     async def _relay(self, store: SqliteStore) -> Relay:
         """Open the relay role's own store and checks (docs/relay.md)."""

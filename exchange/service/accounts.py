@@ -32,6 +32,7 @@ timeouts and pages stay as they are.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import io
 import secrets
 from collections.abc import Callable
@@ -42,6 +43,7 @@ import segno
 
 from exchange.auth.account import Account, NewAccount, check_email, email_hash, email_key
 from exchange.auth.errors import AuthError, InvalidCodeError, PasswordHashError, WeakPasswordError
+from exchange.auth.invitation import invitation_code_hash
 from exchange.auth.passwords import (
     DEFAULT_PARAMS,
     PasswordParams,
@@ -85,6 +87,11 @@ log = get_logger("exchange.accounts")
 REFUSED: Final = "Enter a correct email address and password"
 #: The sentence for a refused second factor.
 CODE_REFUSED: Final = "Enter a correct security code or recovery code"
+#: The sentence for every refused invitation: unknown address, wrong, used or expired code.
+INVITATION_REFUSED: Final = (
+    "Enter the email address and invitation code you were given. A code works once, for 7 "
+    "days: if yours has expired, ask your administrator for a new one"
+)
 #: How many password hashes are computed at once: each takes its memory cost in RAM.
 MAX_HASHING: Final = 4
 
@@ -277,6 +284,67 @@ class Accounts:
         """Return the user ids of enabled accounts that read records but have no second factor."""
         return await self._store.accounts_without_second_factor(sorted(READS_RECORDS))
 
+    async def readers_signed_in_without_second_factor(self) -> list[int]:
+        """Return the ids of accounts that could read records now without a second factor.
+
+        Sign-in makes every role that reads records set up a second factor before its session
+        counts as signed in (:func:`~exchange.auth.session.required_level`), so a reader with
+        no second factor can read records only through a session stored as signed in with
+        the password alone: one started while the account had a role that needs no second
+        factor, if its role changed without its sessions ending. Changes made here end them;
+        a node refuses to start while any such session is left (``exchange.node.runtime``).
+        """
+        return await self._store.readers_signed_in_without_second_factor(sorted(READS_RECORDS))
+
+    async def accept_invitation(
+        self, email: str, code: str, password: str, now: float | None = None
+    ) -> SignInStep:
+        """Use an invitation code: set the account's first password; say what happens next.
+
+        A wrong address, a wrong, used or expired code and a disabled account get the same
+        refusal (:data:`INVITATION_REFUSED`), counted and slowed as a wrong password is; a
+        password that breaks a rule is refused with the rule, before the code is used up.
+        The step accepted is the password step of a first sign-in: the person sets up their
+        authenticator app next.
+        """
+        t = self._now(now)
+        key = email_hash(email)
+        until = await self._store.sign_in_slowed_until(key)
+        if until is not None and t < until:
+            log.info("invitation.slowed")
+            return SignInStep("slowed", wait_message(until, t))
+        account = await self._store.account_by_email(email_key(email))
+        typed = invitation_code_hash(code)
+        good = (
+            account is not None
+            and not account.disabled
+            and account.invitation_hash is not None
+            and account.invitation_expires is not None
+            and t < account.invitation_expires
+            and typed is not None
+            and hmac.compare_digest(account.invitation_hash, typed)
+        )
+        if not good or account is None or typed is None:
+            await self._store.record_failure(
+                t,
+                lambda count: self.throttle.slowed_until(count, t),
+                email_hash=key,
+                account_id=None,
+            )
+            log.info("invitation.refused", account=None if account is None else account.id)
+            return SignInStep("refused", INVITATION_REFUSED)
+        new = await self._new_account(account.user.id, account.email, password)
+        if not await self._store.accept_invitation(account.id, typed, new.password_hash, now=t):
+            log.info("invitation.refused", account=account.id)
+            return SignInStep("refused", INVITATION_REFUSED)
+        await self._store.clear_failures(email_hash=key, account_id=account.id)
+        log.info("invitation.accepted", account=account.id)
+        accepted = await self._store.account_by_user(account.user.id)
+        assert accepted is not None  # just updated, and accounts are never deleted
+        return SignInStep(
+            "accepted", next=self._next_step(accepted), user=accepted.user, _grant=_GRANTED
+        )
+
     # --- the password step ---------------------------------------------------------------
 
     async def _password_matches(self, password: str, stored: str) -> bool:
@@ -305,9 +373,11 @@ class Accounts:
         if until is not None and t < until:
             log.info("sign_in.slowed", account=None if account is None else account.id)
             return SignInStep("slowed", wait_message(until, t))
-        stored = await self._dummy() if account is None else account.password_hash
+        # An invited account has no password until its invitation is accepted.
+        unusable = account is None or account.invited
+        stored = await self._dummy() if account is None or unusable else account.password_hash
         matches = await self._password_matches(password, stored)
-        if account is None or not matches or account.disabled:
+        if account is None or unusable or not matches or account.disabled:
             await self._store.record_failure(
                 t,
                 lambda count: self.throttle.slowed_until(count, t),
@@ -334,7 +404,7 @@ class Accounts:
 
     @staticmethod
     def _next_step(account: Account) -> NextStep:
-        required = required_level(account.user.role, has_second_factor=account.has_second_factor)
+        required = required_level(account.user.role, has_second_factor=account.needs_second_factor)
         if required == "password":
             return "signed-in"
         return "second-factor" if account.has_second_factor else "enrol-second-factor"
@@ -365,6 +435,8 @@ class Accounts:
             csrf_secret=self._random(CSRF_SECRET_LEN),
         )
         await self._store.add_session(session, replacing=replacing)
+        if session.signed_in:
+            await self._store.note_sign_in(user.id, now)
         log.info("session.started", session=session.ref, method=method, outcome=level)
         return token, session
 
@@ -380,9 +452,9 @@ class Accounts:
             raise ValueError("step must be an accepted password step from begin_sign_in")
         t = self._now(now)
         account = await self._store.account_by_user(step.user.id)
-        if account is None or account.disabled:
+        if account is None or account.disabled or account.invited:
             raise SessionEndedError(REFUSED)
-        required = required_level(account.user.role, has_second_factor=account.has_second_factor)
+        required = required_level(account.user.role, has_second_factor=account.needs_second_factor)
         old = None if replacing is None else session_id_hash(replacing)
         return await self._start(
             account.user, level="password", required=required, method="password",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from exchange.auth.account import Account
 from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
 from exchange.auth.session import Session, SessionPolicy
 from exchange.keys.directory import Directory
@@ -38,6 +39,7 @@ from exchange.policy import Deadline, RecordsSetup
 from exchange.records import Container
 from exchange.records.attachments import Attachment
 from exchange.service import retention
+from exchange.service.account_admin import AccountAdministration, Invitation
 from exchange.service.accounts import (
     Accounts,
     EnrolmentConfirmed,
@@ -48,6 +50,7 @@ from exchange.service.context import ServiceContext
 from exchange.service.errors import NotFoundError, ServiceError, UnprocessableError
 from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
+from exchange.service.node_state import NodeState, NodeStateView
 from exchange.service.owed import Owed, OwedItem
 from exchange.service.reading import Reading
 from exchange.service.receiving import Receiving
@@ -115,6 +118,8 @@ class NodeService:
         self.accounts = Accounts(
             self.context, policy=session_policy, password_params=password_params
         )
+        self.account_admin = AccountAdministration(self.context)
+        self.node_state = NodeState(self.context)
 
     # --- what the workers and adapters read of the shared context ------------------------
 
@@ -246,6 +251,48 @@ class NodeService:
     async def sweep_sessions(self) -> int:
         """Delete every session past its idle or absolute timeout; return how many."""
         return await self.accounts.sweep_sessions()
+
+    async def accept_invitation(self, email: str, code: str, password: str) -> SignInStep:
+        """Use an invitation code to set a first password; the step of a first sign-in."""
+        return await self.accounts.accept_invitation(email, code, password)
+
+    # --- the administrator's pages (``AccountAdministration``, ``NodeState``) -------------
+
+    async def organisation_accounts(self, actor: User) -> list[Account]:
+        """Return the administrator's organisation's staff accounts."""
+        return await self.account_admin.organisation_accounts(actor)
+
+    async def staff_account(self, actor: User, account_id: int) -> Account:
+        """Return one account of the administrator's organisation (else not found)."""
+        return await self.account_admin.account(actor, account_id)
+
+    async def invite(self, actor: User, *, name: str, email: str, role: str) -> Invitation:
+        """Create an invited account; return its single-use code, once."""
+        return await self.account_admin.invite(actor, name=name, email=email, role=role)
+
+    async def renew_invitation(self, actor: User, account_id: int) -> Invitation:
+        """Give an invited account a new code; the old one stops working."""
+        return await self.account_admin.renew_invitation(actor, account_id)
+
+    async def change_role(self, actor: User, account_id: int, role: str) -> None:
+        """Change an account's role (its sessions end)."""
+        await self.account_admin.change_role(actor, account_id, role)
+
+    async def reset_second_factor(self, actor: User, account_id: int) -> None:
+        """Forget an account's authenticator app and recovery codes (its sessions end)."""
+        await self.account_admin.reset_second_factor(actor, account_id)
+
+    async def set_account_disabled(self, actor: User, account_id: int, *, disabled: bool) -> None:
+        """Disable an account (its sessions end) or enable it again."""
+        await self.account_admin.set_disabled(actor, account_id, disabled=disabled)
+
+    async def node_state_for(self, actor: User) -> NodeStateView:
+        """Return the node's routes, outbox, directory and keys as the admin's org sees them."""
+        return await self.node_state.view(actor)
+
+    async def requeue_dead(self, actor: User, digest: bytes | None = None) -> int:
+        """Requeue the administrator's organisation's dead letters (one envelope's, or all)."""
+        return await self.node_state.requeue(actor, digest)
 
     # --- sending and receiving -----------------------------------------------------------
 

@@ -20,12 +20,13 @@ from exchange.auth.session import Level, Session
 from exchange.auth.totp import TotpSecret
 from exchange.keys.ids import OrgId
 from exchange.model import Role, User
-from exchange.store.base import DuplicateError
+from exchange.store.base import AccountChange, DuplicateError
 from exchange.store.rows import Tables
 
 _ACCOUNT_SELECT: Final = (
     "SELECT a.id, a.email, a.password_hash, a.totp_secret, a.totp_pending, a.totp_last_step, "
-    "a.failed_count, a.slowed_until, a.disabled, u.id AS user_id, u.org, u.name, u.role, "
+    "a.failed_count, a.slowed_until, a.disabled, a.invitation_hash, a.invitation_expires_at, "
+    "a.factor_required, a.last_sign_in_at, u.id AS user_id, u.org, u.name, u.role, "
     "(SELECT COUNT(*) FROM recovery_codes c WHERE c.account_id = a.id AND c.used_at IS NULL) "
     "AS recovery_left FROM accounts a JOIN users u ON u.id = a.user_id "
 )
@@ -57,6 +58,10 @@ def _account(row: sqlite3.Row) -> Account:
         slowed_until=row["slowed_until"],
         disabled=bool(row["disabled"]),
         recovery_left=int(row["recovery_left"]),
+        invitation_hash=None if row["invitation_hash"] is None else bytes(row["invitation_hash"]),
+        invitation_expires=row["invitation_expires_at"],
+        factor_required=bool(row["factor_required"]),
+        last_sign_in=row["last_sign_in_at"],
     )
 
 
@@ -70,6 +75,27 @@ def _session(row: sqlite3.Row) -> Session:
         required=cast(Level, row["required"]),
         method=row["method"],
         csrf_secret=bytes(row["csrf_secret"]),
+    )
+
+
+def _other_admins(db: sqlite3.Connection, org: str, user_id: str) -> int:
+    """Count the enabled administrators of ``org`` other than ``user_id`` who can sign in."""
+    row = db.execute(
+        "SELECT COUNT(*) FROM accounts a JOIN users u ON u.id = a.user_id WHERE u.org = ? "
+        "AND u.role = 'admin' AND a.disabled = 0 AND a.invitation_hash IS NULL AND u.id != ?",
+        (org, user_id),
+    ).fetchone()
+    return int(row[0])
+
+
+def _target(db: sqlite3.Connection, account_id: int) -> sqlite3.Row | None:
+    return cast(
+        sqlite3.Row | None,
+        db.execute(
+            "SELECT u.id, u.org, u.role FROM accounts a JOIN users u ON u.id = a.user_id "
+            "WHERE a.id = ?",
+            (account_id,),
+        ).fetchone(),
     )
 
 
@@ -150,6 +176,169 @@ class AccountTables(Tables):
                 tuple(roles),
             )
             return [str(r[0]) for r in rows]
+
+        return await self._read(read)
+
+    async def add_invited_user(
+        self,
+        user: User,
+        token_hash: bytes,
+        account: NewAccount,
+        *,
+        invitation_hash: bytes,
+        expires: float,
+        now: float,
+    ) -> int:
+        """Create a user and an account that waits for its invitation; return the account id.
+
+        The account has no password (``''``) and must set up a second factor at first
+        sign-in. Raises :class:`DuplicateError` if the user exists or the address is taken.
+        """
+
+        def tx(db: sqlite3.Connection) -> int:
+            try:
+                db.execute(
+                    "INSERT INTO users (id, org, name, role, token_hash, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (user.id, user.org, user.name, user.role, token_hash, now),
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateError("the user already exists") from None
+            account_id = _insert_account(db, account, now)
+            db.execute(
+                "UPDATE accounts SET invitation_hash = ?, invitation_expires_at = ?, "
+                "factor_required = 1 WHERE id = ?",
+                (invitation_hash, expires, account_id),
+            )
+            return account_id
+
+        return await self._tx(tx)
+
+    async def renew_invitation(
+        self, account_id: int, invitation_hash: bytes, *, expires: float, now: float
+    ) -> bool:
+        """Replace the code of an invitation not accepted yet; False if none is waiting."""
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE accounts SET invitation_hash = ?, invitation_expires_at = ?, "
+                "updated_at = ? WHERE id = ? AND invitation_hash IS NOT NULL",
+                (invitation_hash, expires, now, account_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(tx)
+
+    async def accept_invitation(
+        self, account_id: int, invitation_hash: bytes, password_hash: str, *, now: float
+    ) -> bool:
+        """Set the password of an invited account and use up its code, if still valid.
+
+        Conditional on the code and its expiry, so a code works once even when two requests
+        race with it. False, writing nothing, otherwise.
+        """
+
+        def tx(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE accounts SET password_hash = ?, invitation_hash = NULL, "
+                "invitation_expires_at = NULL, updated_at = ? WHERE id = ? AND "
+                "invitation_hash = ? AND invitation_expires_at > ? AND disabled = 0",
+                (password_hash, now, account_id, invitation_hash, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(tx)
+
+    async def account_by_id(self, account_id: int) -> Account | None:
+        """Return the account numbered ``account_id``, or None."""
+        return await self._read(
+            lambda db: _one(db, _ACCOUNT_SELECT + "WHERE a.id = ?", (account_id,))
+        )
+
+    async def organisation_accounts(self, org: OrgId) -> list[Account]:
+        """Return every account of ``org``'s staff, by name."""
+
+        def read(db: sqlite3.Connection) -> list[Account]:
+            rows = db.execute(
+                _ACCOUNT_SELECT + "WHERE u.org = ? ORDER BY u.name COLLATE NOCASE, a.id", (org,)
+            )
+            return [_account(r) for r in rows]
+
+        return await self._read(read)
+
+    async def change_account(
+        self,
+        account_id: int,
+        *,
+        now: float,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        reset_second_factor: bool = False,
+        keep_an_admin: bool = True,
+    ) -> AccountChange:
+        """Change an account's role, disable or enable it, or reset its second factor.
+
+        Every change ends the account's sessions. With ``keep_an_admin``, a change that
+        takes the last enabled administrator of the organisation who can sign in away from
+        it (a new role, disabling, a reset of their own) writes nothing and answers
+        ``last-admin``.
+        """
+
+        def tx(db: sqlite3.Connection) -> AccountChange:
+            target = _target(db, account_id)
+            if target is None:
+                return "missing"
+            user_id, org, current = target["id"], target["org"], target["role"]
+            takes_admin = current == "admin" and (
+                (role is not None and role != "admin") or bool(disabled) or reset_second_factor
+            )
+            if keep_an_admin and takes_admin and _other_admins(db, org, user_id) == 0:
+                return "last-admin"
+            if role is not None:
+                db.execute("UPDATE users SET role = ? WHERE id = ?", (role, user_id))
+            if disabled is not None:
+                db.execute(
+                    "UPDATE accounts SET disabled = ? WHERE id = ?", (int(disabled), account_id)
+                )
+            if reset_second_factor:
+                db.execute(
+                    "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, "
+                    "totp_last_step = NULL, factor_required = 1 WHERE id = ?",
+                    (account_id,),
+                )
+                db.execute("DELETE FROM recovery_codes WHERE account_id = ?", (account_id,))
+            db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", (now, account_id))
+            db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            return "done"
+
+        return await self._tx(tx)
+
+    async def note_sign_in(self, user_id: str, now: float) -> None:
+        """Record that the account of ``user_id`` reached a signed-in session at ``now``."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE accounts SET last_sign_in_at = ? WHERE user_id = ?", (now, user_id))
+
+        await self._tx(tx)
+
+    async def readers_signed_in_without_second_factor(self, roles: Sequence[str]) -> list[int]:
+        """Return the ids of reader accounts signed in with the password alone.
+
+        That is, enabled accounts of ``roles`` with no confirmed second factor holding a
+        session at level ``password`` whose required level is ``password``.
+        """
+        marks = ", ".join("?" for _ in roles)
+
+        def read(db: sqlite3.Connection) -> list[int]:
+            rows = db.execute(
+                "SELECT DISTINCT a.id FROM accounts a JOIN users u ON u.id = a.user_id "
+                "JOIN sessions s ON s.user_id = a.user_id WHERE a.totp_secret IS NULL "
+                f"AND a.disabled = 0 AND u.role IN ({marks}) AND s.required = 'password' "
+                "AND s.level = 'password' "
+                "ORDER BY a.id",
+                tuple(roles),
+            )
+            return [int(r[0]) for r in rows]
 
         return await self._read(read)
 

@@ -55,8 +55,9 @@ if TYPE_CHECKING:
     from exchange.auth.account import Account, NewAccount
     from exchange.auth.session import Session
     from exchange.auth.totp import TotpSecret
-    from exchange.model import HeldItem, RetentionSchedule, ThreadLink
+    from exchange.model import HeldItem, RetentionSchedule, Role, ThreadLink
     from exchange.outbox.machine import Transition
+    from exchange.store.node_state import DeadLetter, OutboxSummary
 
 
 #: Where an item stands in the inbox's unread-first order: whether it was read (0 unread,
@@ -318,6 +319,11 @@ class RetentionStore(Protocol):
         ...
 
 
+#: What :meth:`AccountStore.change_account` did: the change, nothing (no such account), or
+#: nothing because it would leave the organisation with no administrator who can sign in.
+AccountChange = Literal["done", "missing", "last-admin"]
+
+
 class AccountStore(Protocol):
     """Staff accounts and web sessions (``exchange.store.accounts``); no rules, only rows."""
 
@@ -345,6 +351,60 @@ class AccountStore(Protocol):
 
     async def set_account_disabled(self, user_id: str, *, disabled: bool, now: float) -> bool:
         """Disable or enable an account; disabling ends its sessions. False: no account."""
+        ...
+
+    async def add_invited_user(
+        self,
+        user: User,
+        token_hash: bytes,
+        account: NewAccount,
+        *,
+        invitation_hash: bytes,
+        expires: float,
+        now: float,
+    ) -> int:
+        """Create a user and an account that waits for its invitation; return the account id."""
+        ...
+
+    async def renew_invitation(
+        self, account_id: int, invitation_hash: bytes, *, expires: float, now: float
+    ) -> bool:
+        """Replace the code of an invitation not accepted yet; False if none is waiting."""
+        ...
+
+    async def accept_invitation(
+        self, account_id: int, invitation_hash: bytes, password_hash: str, *, now: float
+    ) -> bool:
+        """Set the password of an invited account and use up its code, if still valid."""
+        ...
+
+    async def account_by_id(self, account_id: int) -> Account | None:
+        """Return the account numbered ``account_id``, or None."""
+        ...
+
+    async def organisation_accounts(self, org: OrgId) -> list[Account]:
+        """Return every account of ``org``'s staff, by name."""
+        ...
+
+    async def change_account(
+        self,
+        account_id: int,
+        *,
+        now: float,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        reset_second_factor: bool = False,
+        keep_an_admin: bool = True,
+    ) -> AccountChange:
+        """Change an account's role, disable or enable it, or reset its second factor."""
+        ...
+
+    async def note_sign_in(self, user_id: str, now: float) -> None:
+        """Record that the account of ``user_id`` reached a signed-in session at ``now``."""
+        ...
+
+    async def readers_signed_in_without_second_factor(self, roles: Sequence[str]) -> list[int]:
+        """Return the ids of reader accounts signed in with the password alone."""
         ...
 
     async def sign_in_slowed_until(self, email_hash: bytes) -> float | None:
@@ -429,7 +489,37 @@ class SentListStore(Protocol):
         ...
 
 
-class Store(RegisterStore, RecallStore, RetentionStore, AccountStore, SentListStore, Protocol):
+class NodeStateStore(Protocol):
+    """What an organisation's administrator sees of the node (``exchange.store.node_state``)."""
+
+    async def outbox_summary(self, origin: OrgId) -> list[OutboxSummary]:
+        """Return ``origin``'s envelopes and receipts going out, counted by destination."""
+        ...
+
+    async def dead_letters(self, origin: OrgId, limit: int) -> list[DeadLetter]:
+        """Return up to ``limit`` of ``origin``'s dead outbox items, the latest first."""
+        ...
+
+    async def attempt_events(self, origin: OrgId, since: float) -> list[bytes]:
+        """Return the ledger events of envelopes ``origin`` sent that changed since ``since``."""
+        ...
+
+    async def requeue_dead_of(
+        self, origin: OrgId, now: float, envelope_digest: bytes | None = None
+    ) -> int:
+        """Give ``origin``'s dead items (of one envelope, or all) a fresh start; how many."""
+        ...
+
+
+class Store(
+    RegisterStore,
+    RecallStore,
+    RetentionStore,
+    AccountStore,
+    SentListStore,
+    NodeStateStore,
+    Protocol,
+):
     """What a node needs from its database. All methods are coroutines but the body paths."""
 
     async def close(self) -> None:

@@ -325,4 +325,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX sent_by_sender_digest ON sent (sender, digest)",
         "DROP INDEX sent_by_sender",
     ),
+    (
+        # Migration 10: administrators' pages (exchange/store/accounts.py). An invited
+        # account has no password until its invitation is accepted: ``password_hash`` is '' and
+        # ``invitation_hash`` holds the SHA-256 of the single-use code, valid until
+        # ``invitation_expires_at``. ``factor_required`` makes a second factor required at
+        # sign-in whatever the role (invited accounts, and after a reset).
+        # ``last_sign_in_at`` is when the account last reached a signed-in session.
+        "ALTER TABLE accounts ADD COLUMN invitation_hash BLOB",
+        "ALTER TABLE accounts ADD COLUMN invitation_expires_at REAL",
+        "ALTER TABLE accounts ADD COLUMN factor_required INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE accounts ADD COLUMN last_sign_in_at REAL",
+        "CREATE INDEX outbox_by_origin ON outbox (origin, state)",
+    ),
 )

@@ -44,6 +44,7 @@ from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.accounts import AccountTables
 from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
+from exchange.store.node_state import NodeStateTables
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
 from exchange.store.retention import RetentionTables
@@ -98,7 +99,12 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
 
 
 class SqliteStore(
-    SharingRegisterTables, RecallTables, RetentionTables, AccountTables, SentListTables
+    SharingRegisterTables,
+    RecallTables,
+    RetentionTables,
+    AccountTables,
+    SentListTables,
+    NodeStateTables,
 ):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 

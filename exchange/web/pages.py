@@ -6,9 +6,12 @@ from aiohttp import web
 
 from exchange.service.node_service import NodeService
 from exchange.web.accounts import add_account_routes
+from exchange.web.admin.accounts import add_admin_account_routes
+from exchange.web.admin.node_state import add_node_state_routes
 from exchange.web.app import add_web_routes
 from exchange.web.dpo import add_dpo_routes
 from exchange.web.inbox import add_inbox_routes
+from exchange.web.invitation import add_invitation_routes
 from exchange.web.overdue import add_overdue_routes
 from exchange.web.sent import add_sent_routes
 
@@ -21,3 +24,6 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_sent_routes(app)
     add_overdue_routes(app)
     add_dpo_routes(app)
+    add_invitation_routes(app)
+    add_admin_account_routes(app)
+    add_node_state_routes(app)

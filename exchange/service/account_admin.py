@@ -1,0 +1,225 @@
+"""An organisation's administrator manages its staff accounts: invite, role, second factor.
+
+The use case behind the ``/admin/accounts`` pages. Only an administrator may act, and only
+on accounts of their own organisation: another organisation's account, on this node or not,
+is "not found", as another organisation's items are. Every change ends the account's
+sessions, so a new role, a reset second factor or a disabled account takes effect at once;
+a change that would leave the organisation with no administrator who can sign in (the last
+one demoted, disabled, or resetting their own second factor) is refused.
+
+Inviting makes the user and an account without a password, with a single-use code valid for
+a week (:mod:`exchange.auth.invitation`), returned once: only its hash is kept. The invited
+person chooses a password with the code (:meth:`Accounts.accept_invitation`) and sets up an
+authenticator app at once, whatever their role. Each invited user also gets a fresh random
+API token hash that nobody holds: the staff API is given out with ``exchange users add``.
+
+Single sign-on, passkeys and the rest of an account's life (renaming, removing) come later;
+an account's ``factor_required`` and the session's method are where they plug in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, get_args
+
+from exchange.auth.account import MAX_EMAIL_LEN, Account, NewAccount, check_email
+from exchange.auth.invitation import (
+    INVITATION_LIFETIME,
+    invitation_code_hash,
+    new_invitation_code,
+)
+from exchange.logs import get_logger
+from exchange.model import Role, User
+from exchange.service.accounts import AccountsContext
+from exchange.service.errors import ConflictError, ForbiddenError, NotFoundError, ServiceError
+from exchange.store.base import DuplicateError, Store
+
+log = get_logger("exchange.accounts")
+
+#: The roles an account may have.
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+#: Longest name of a member of staff.
+MAX_NAME_LEN: Final = 100
+#: The refusal of a change that would leave no administrator who can sign in.
+LAST_ADMIN: Final = (
+    "Your organisation must keep an administrator who can sign in: "
+    "invite or choose another administrator first"
+)
+
+
+def _role(text: str) -> Role | None:
+    """Return ``text`` as a role, or None if it is not one."""
+    for role in ROLES:
+        if text == role:
+            return role
+    return None
+
+
+class InvitationProblemError(ServiceError):
+    """An invitation's details are not usable; ``field`` names the one at fault."""
+
+    status = 422
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """An invitation made: the code to pass on (shown once) and until when it works."""
+
+    account_id: int
+    name: str
+    code: str = field(repr=False)
+    expires: float
+
+
+class AccountAdministration:
+    """What an administrator does to their organisation's staff accounts."""
+
+    def __init__(
+        self, context: AccountsContext, *, random: Callable[[int], bytes] = secrets.token_bytes
+    ) -> None:
+        self.context = context
+        self._random = random
+
+    @property
+    def _store(self) -> Store:
+        return self.context.store
+
+    def _now(self) -> float:
+        return float(self.context.now())
+
+    @staticmethod
+    def _admin(actor: User) -> None:
+        if actor.role != "admin":
+            raise ForbiddenError("Only an administrator can manage staff accounts")
+
+    async def organisation_accounts(self, actor: User) -> list[Account]:
+        """Return every account of the administrator's organisation, by name."""
+        self._admin(actor)
+        return await self._store.organisation_accounts(actor.org)
+
+    async def account(self, actor: User, account_id: int) -> Account:
+        """Return one account of the administrator's organisation, or refuse as not found."""
+        self._admin(actor)
+        account = await self._store.account_by_id(account_id)
+        if account is None or account.user.org != actor.org:
+            raise NotFoundError("There is no such account in your organisation")
+        return account
+
+    async def invite(self, actor: User, *, name: str, email: str, role: str) -> Invitation:
+        """Create an account for a new member of staff, with an invitation code to pass on."""
+        self._admin(actor)
+        name = " ".join(name.split())
+        if not name:
+            raise InvitationProblemError("Enter the person's full name", field="name")
+        if len(name) > MAX_NAME_LEN:
+            raise InvitationProblemError(
+                f"Full name must be {MAX_NAME_LEN} characters or fewer", field="name"
+            )
+        if not email.strip():
+            raise InvitationProblemError("Enter the person's email address", field="email")
+        try:
+            address = check_email(email)
+        except ValueError:
+            raise InvitationProblemError(
+                "Enter an email address in the correct format, like name@example.org"
+                if len(email.strip()) <= MAX_EMAIL_LEN
+                else f"Email address must be {MAX_EMAIL_LEN} characters or fewer",
+                field="email",
+            ) from None
+        chosen = _role(role)
+        if chosen is None:
+            raise InvitationProblemError("Select the person's role", field="role")
+        code = new_invitation_code(self._random)
+        code_hash = invitation_code_hash(code)
+        assert code_hash is not None  # a new code always has the shape of one
+        now = self._now()
+        expires = now + INVITATION_LIFETIME
+        user = User(f"u-{self._random(8).hex()}", actor.org, name, chosen)
+        # The user's API token is random and never shown: nobody holds it.
+        token_hash = hashlib.sha256(self._random(32)).digest()
+        account = NewAccount(user_id=user.id, email=address, password_hash="")
+        try:
+            account_id = await self._store.add_invited_user(
+                user, token_hash, account, invitation_hash=code_hash, expires=expires, now=now
+            )
+        except DuplicateError as exc:
+            if "email" in str(exc):
+                raise InvitationProblemError(
+                    "This email address already has an account on this node", field="email"
+                ) from None
+            raise ConflictError("Try again: the new account's number was taken") from None
+        log.info("account.invited", account=account_id, outcome=role)
+        return Invitation(account_id, name, code, expires)
+
+    async def renew_invitation(self, actor: User, account_id: int) -> Invitation:
+        """Give an account that waits for its invitation a new code (the old one stops)."""
+        account = await self.account(actor, account_id)
+        if not account.invited:
+            raise ConflictError("This person has already accepted their invitation")
+        code = new_invitation_code(self._random)
+        code_hash = invitation_code_hash(code)
+        assert code_hash is not None
+        now = self._now()
+        expires = now + INVITATION_LIFETIME
+        if not await self._store.renew_invitation(account_id, code_hash, expires=expires, now=now):
+            raise ConflictError("This person has already accepted their invitation")
+        log.info("account.invitation_renewed", account=account_id)
+        return Invitation(account_id, account.user.name, code, expires)
+
+    async def _change(
+        self,
+        actor: User,
+        account_id: int,
+        event: str,
+        *,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        reset_second_factor: bool = False,
+        keep_an_admin: bool = True,
+    ) -> None:
+        await self.account(actor, account_id)
+        done = await self._store.change_account(
+            account_id, now=self._now(), role=role, disabled=disabled,
+            reset_second_factor=reset_second_factor, keep_an_admin=keep_an_admin,
+        )  # fmt: skip
+        if done == "missing":
+            raise NotFoundError("There is no such account in your organisation")
+        if done == "last-admin":
+            raise ConflictError(LAST_ADMIN)
+        log.info(event, account=account_id)
+
+    async def change_role(self, actor: User, account_id: int, role: str) -> None:
+        """Give an account a new role; its sessions end, so the role applies at once."""
+        chosen = _role(role)
+        if chosen is None:
+            raise InvitationProblemError("Select a role", field="role")
+        await self._change(actor, account_id, "account.role_changed", role=chosen)
+
+    async def reset_second_factor(self, actor: User, account_id: int) -> None:
+        """Forget an account's authenticator app and recovery codes; its sessions end.
+
+        The person signs in with their password and sets up an app again.
+        """
+        account = await self.account(actor, account_id)
+        # Only one's own reset can lock the last administrator out: another's leaves the
+        # actor, an administrator who is signed in, to help.
+        await self._change(
+            actor, account_id, "account.second_factor_reset", reset_second_factor=True,
+            keep_an_admin=account.user.id == actor.id,
+        )  # fmt: skip
+
+    async def set_disabled(self, actor: User, account_id: int, *, disabled: bool) -> None:
+        """Disable an account (its sessions end) or enable it again."""
+        await self._change(
+            actor,
+            account_id,
+            "account.disabled" if disabled else "account.enabled",
+            disabled=disabled,
+        )

@@ -1,0 +1,1 @@
+"""The administrator's pages: staff accounts and the node's state."""
