@@ -20,7 +20,9 @@ session's own (:class:`SessionCsrf`); before it, the signed cookie of
 
 from __future__ import annotations
 
+import re
 from typing import Final
+from urllib.parse import urlencode
 
 from aiohttp import hdrs, web
 
@@ -58,6 +60,34 @@ def home(role: str) -> str:
     """Return where a signed-in person of ``role`` lands: their first navigation link."""
     links = navigation(role)
     return links[0][0] if links else "/"
+
+
+#: A page a person may be sent back to after signing in: a path on this node only (one
+#: leading slash, so never ``//host``), of the characters page paths use, and short.
+_RETURN_PATH: Final = re.compile(r"/(?!/)[A-Za-z0-9/_-]{1,200}")
+
+
+def return_path(request: web.Request) -> str | None:
+    """Return the page the sign-in steps should end on (``?to=``), if it is a safe one.
+
+    A link from a notice email (``/inbox/<envelope id>``) followed while signed out comes
+    back here after sign-in. Anything that is not a plain path of this node (another host,
+    a sign-in step, a query) is ignored, so the parameter cannot send anyone elsewhere.
+    """
+    value = request.query.get("to", "")
+    if _RETURN_PATH.fullmatch(value) is None or value.startswith(("/sign-in", "/assets/")):
+        return None
+    return value
+
+
+def with_return(path: str, to: str | None) -> str:
+    """Return ``path`` carrying the page to return to, if there is one."""
+    return path if to is None else f"{path}?{urlencode({'to': to})}"
+
+
+def landing(request: web.Request, role: str) -> str:
+    """Return where the sign-in steps end: the page asked for, or the role's home."""
+    return return_path(request) or home(role)
 
 
 #: Paths a person without a session may see: the start page, the sign-in steps, assets.
@@ -144,24 +174,35 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             if token is not None:
                 _clear_session_cookie(response)
             return response
-        raise _see_other("/sign-in")
+        to = request.path if _RETURN_PATH.fullmatch(request.path) else None
+        raise _see_other(with_return("/sign-in", to))
     return await handler(request)
 
 
 def _sign_in_context(
-    *, errors: list[dict[str, str]] | None = None, email: str = "", ended: bool = False
+    *,
+    errors: list[dict[str, str]] | None = None,
+    email: str = "",
+    ended: bool = False,
+    to: str | None = None,
 ) -> dict[str, object]:
     errors = errors or []
     # Each field shows its own message beside it, as the summary's link points there.
     field_errors = {e["href"].removeprefix("#"): e["text"] for e in errors}
-    return {"errors": errors, "field_errors": field_errors, "email": email, "ended": ended}
+    return {
+        "errors": errors,
+        "field_errors": field_errors,
+        "email": email,
+        "ended": ended,
+        "to_query": with_return("", to),
+    }
 
 
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in``: the email address and password form (or home, if signed in)."""
     if request.get(SIGNED_IN):
-        raise _see_other(home(request[SESSION].user.role))
-    return render(request, "sign_in.html", _sign_in_context())
+        raise _see_other(landing(request, request[SESSION].user.role))
+    return render(request, "sign_in.html", _sign_in_context(to=return_path(request)))
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
@@ -176,7 +217,10 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         errors.append({"href": "#password", "text": "Enter your password"})
     if errors:
         return render(
-            request, "sign_in.html", _sign_in_context(errors=errors, email=email), status=400
+            request,
+            "sign_in.html",
+            _sign_in_context(errors=errors, email=email, to=return_path(request)),
+            status=400,
         )
     accounts = web_service(request).accounts
     step = await accounts.begin_sign_in(email, password)
@@ -185,13 +229,16 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         status = 429 if step.outcome == "slowed" else 401
         errors = [{"href": "#email", "text": text}]
         return render(
-            request, "sign_in.html", _sign_in_context(errors=errors, email=email), status=status
+            request,
+            "sign_in.html",
+            _sign_in_context(errors=errors, email=email, to=return_path(request)),
+            status=status,
         )
     token, _ = await accounts.start_session(step, replacing=_token(request))
     location = {
-        "signed-in": home(step.user.role) if step.user is not None else "/",
-        "second-factor": "/sign-in/security-code",
-        "enrol-second-factor": "/sign-in/set-up-authenticator",
+        "signed-in": landing(request, step.user.role) if step.user is not None else "/",
+        "second-factor": with_return("/sign-in/security-code", return_path(request)),
+        "enrol-second-factor": with_return("/sign-in/set-up-authenticator", return_path(request)),
     }[step.next]
     response = _see_other(location)
     _set_session_cookie(response, token)
@@ -211,12 +258,17 @@ async def set_up_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in/set-up-authenticator``: a new secret as a QR code and as text."""
     token, session = _pending(request)
     if session.signed_in:
-        raise _see_other(home(session.user.role))
+        raise _see_other(landing(request, session.user.role))
     enrolment = await web_service(request).accounts.enrol_totp(token, keep_pending=True)
     return render(
         request,
         "set_up_authenticator.html",
-        {"qr_svg": enrolment.qr_svg(), "secret_text": enrolment.secret_text, "errors": []},
+        {
+            "qr_svg": enrolment.qr_svg(),
+            "secret_text": enrolment.secret_text,
+            "errors": [],
+            "to_query": with_return("", return_path(request)),
+        },
     )
 
 
@@ -239,7 +291,10 @@ async def set_up(request: web.Request) -> web.StreamResponse:
             response = render(
                 request,
                 "recovery_codes.html",
-                {"codes": confirmed.recovery_codes, "home": home(confirmed.session.user.role)},
+                {
+                    "codes": confirmed.recovery_codes,
+                    "home": landing(request, confirmed.session.user.role),
+                },
             )
             _set_session_cookie(response, confirmed.token)
             log.info("web.second-factor-enrolled", session=confirmed.session.ref)
@@ -253,6 +308,7 @@ async def set_up(request: web.Request) -> web.StreamResponse:
             "qr_svg": enrolment.qr_svg(),
             "secret_text": enrolment.secret_text,
             "errors": [{"href": "#code", "text": error}],
+            "to_query": with_return("", return_path(request)),
         },
         status=400,
     )
@@ -262,8 +318,9 @@ async def security_code_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in/security-code``: the code from the app, or a recovery code."""
     _, session = _pending(request)
     if session.signed_in:
-        raise _see_other(home(session.user.role))
-    return render(request, "security_code.html", {"errors": []})
+        raise _see_other(landing(request, session.user.role))
+    to_query = with_return("", return_path(request))
+    return render(request, "security_code.html", {"errors": [], "to_query": to_query})
 
 
 async def security_code(request: web.Request) -> web.StreamResponse:
@@ -281,12 +338,14 @@ async def security_code(request: web.Request) -> web.StreamResponse:
         except ServiceError:
             error = "Enter a correct code from your authenticator app, or a recovery code"
         else:
-            response = _see_other(home(new.user.role))
+            response = _see_other(landing(request, new.user.role))
             _set_session_cookie(response, new_token)
             raise response
-    return render(
-        request, "security_code.html", {"errors": [{"href": "#code", "text": error}]}, status=400
-    )
+    context = {
+        "errors": [{"href": "#code", "text": error}],
+        "to_query": with_return("", return_path(request)),
+    }
+    return render(request, "security_code.html", context, status=400)
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:

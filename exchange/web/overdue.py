@@ -18,8 +18,15 @@ from exchange.service.owed import OwedItem
 from exchange.service.register_reports import OverdueItem
 from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
-from exchange.web.sent_words import item_path, short_reference
-from exchange.web.words import day_words, deadline_words, kind_name, london_time, organisation_name
+from exchange.web.sent_words import item_path
+from exchange.web.words import (
+    day_words,
+    deadline_words,
+    kind_name,
+    london_time,
+    organisation_name,
+    short_reference,
+)
 
 #: What a recipient must still do, by the receipt statuses that would meet the deadline.
 _AWAITED: Final = {

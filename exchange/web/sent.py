@@ -34,8 +34,14 @@ from exchange.web.sent_timeline import (
     route_words,
     timeline_rows,
 )
-from exchange.web.sent_words import DIGEST, short_reference, status_tag
-from exchange.web.words import deadline_words, kind_name, london_time, organisation_name
+from exchange.web.sent_words import DIGEST, status_tag
+from exchange.web.words import (
+    deadline_words,
+    kind_name,
+    london_time,
+    organisation_name,
+    short_reference,
+)
 
 #: Records on one page of the list.
 PAGE_SIZE: Final = 25

@@ -20,8 +20,8 @@ from exchange.model import RecallRow
 from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
 from exchange.web.sent_timeline import RECALL_OUTCOMES, route_words
-from exchange.web.sent_words import DIGEST, item_path, short_reference
-from exchange.web.words import kind_name, london_time, organisation_name
+from exchange.web.sent_words import DIGEST, item_path
+from exchange.web.words import kind_name, london_time, organisation_name, short_reference
 
 
 @dataclass(frozen=True)

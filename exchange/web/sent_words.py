@@ -30,11 +30,6 @@ def status_tag(recipient: RecipientView) -> dict[str, str]:
     return {"words": words, "colour": colour}
 
 
-def short_reference(envelope_id: bytes) -> str:
-    """Return the envelope reference staff quote: its id's first 8 hex digits, upper case."""
-    return envelope_id.hex()[:8].upper()
-
-
 def item_path(digest: bytes) -> str:
     """Return the path of a sent item's page."""
     return f"/sent/{digest.hex()}"

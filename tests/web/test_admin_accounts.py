@@ -191,7 +191,7 @@ async def test_a_role_change_and_a_disabled_account_end_sessions_at_once(
         f"/admin/accounts/{number}?done=role",
     )
     status, _, response = await dsl.get("/inbox")
-    assert (status, response.headers["Location"]) == (303, "/sign-in")
+    assert (status, response.headers["Location"]) == (303, "/sign-in?to=/inbox")
     account = await service.store.account_by_id(number)
     assert account is not None
     assert account.user.role == "staff"

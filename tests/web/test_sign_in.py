@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -126,7 +127,7 @@ async def test_pages_need_a_session(node: tuple[Deployment, Browser]) -> None:
     """Without a session the inbox sends the person to the sign-in page."""
     _, browser = node
     status, _, response = await browser.get("/inbox")
-    assert (status, response.headers["Location"]) == (303, "/sign-in")
+    assert (status, response.headers["Location"]) == (303, "/sign-in?to=/inbox")
 
 
 async def test_a_wrong_password_and_an_unknown_address_get_the_same_answer(
@@ -216,7 +217,7 @@ async def test_sign_out_ends_the_session(node: tuple[Deployment, Browser]) -> No
         cookies={SESSION_COOKIE: token},
         allow_redirects=False,
     ) as response:
-        assert (response.status, response.headers["Location"]) == (303, "/sign-in")
+        assert (response.status, response.headers["Location"]) == (303, "/sign-in?to=/inbox")
 
 
 async def test_the_session_cookie_is_host_only_secure_httponly_and_strict(
@@ -273,3 +274,47 @@ async def test_a_mistyped_code_or_a_reload_shows_the_same_key(
         "/sign-in/set-up-authenticator", {"code": code_at(secret, time.time())}, again
     )
     assert confirm.status == 200
+
+
+async def test_a_link_followed_while_signed_out_is_the_page_reached_after_sign_in(
+    node: tuple[Deployment, Browser],
+) -> None:
+    """A notice email's item link comes back after the password and code steps."""
+    _, browser = node
+    secret = await _enrol(browser)
+    _, page, _ = await browser.get("/inbox")
+    await browser.post("/sign-out", {}, page)
+    link = "/inbox/" + "ab" * 16
+    status, _, response = await browser.get(link)
+    sign_in = response.headers["Location"]
+    assert (status, sign_in) == (303, "/sign-in?to=" + link)
+    _, page, _ = await browser.get(sign_in)
+    password = await browser.post(sign_in, {"email": EMAIL, "password": PASSWORD}, page)
+    code_step = password.headers["Location"]
+    assert code_step == "/sign-in/security-code?to=" + link
+    _, page, _ = await browser.get(code_step)
+    assert 'action="/sign-in/security-code?to=%2Finbox%2F' in page
+    # The step after the one enrolment used: a code is accepted once.
+    code = code_at(secret, time.time() + 30)
+    done = await browser.post(code_step, {"code": code}, page)
+    assert (done.status, done.headers["Location"]) == (303, link)
+
+
+@pytest.mark.parametrize(
+    "to",
+    ["//evil.example/inbox", "https://evil.example/", "/sign-in/security-code", "/inbox?x=1",
+     "/assets/govuk-frontend.min.js", "inbox", "/" + "a" * 201, "/inbox/\\evil"],
+)  # fmt: skip
+async def test_a_return_address_elsewhere_is_ignored(
+    node: tuple[Deployment, Browser], to: str
+) -> None:
+    """Only a plain page path of this node is returned to; anything else lands on home."""
+    _, browser = node
+    await _enrol(browser)
+    _, page, _ = await browser.get("/inbox")
+    await browser.post("/sign-out", {}, page)
+    query = "/sign-in?" + urlencode({"to": to})
+    _, page, _ = await browser.get(query)
+    assert "to=" not in page.split('action="/sign-in', 1)[1].split('"', 1)[0]
+    password = await browser.post(query, {"email": EMAIL, "password": PASSWORD}, page)
+    assert password.headers["Location"] == "/sign-in/security-code"

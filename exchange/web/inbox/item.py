@@ -31,7 +31,13 @@ from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
 from exchange.web.inbox.listing import state_tag
 from exchange.web.inbox.record_view import RecordView, size_words
-from exchange.web.words import deadline_words, kind_name, london_time, organisation_name
+from exchange.web.words import (
+    deadline_words,
+    kind_name,
+    london_time,
+    organisation_name,
+    short_reference,
+)
 
 #: How an item is named in a path: its envelope digest, or (from a notice) its envelope id.
 DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
@@ -58,12 +64,6 @@ def path_digest(request: web.Request) -> bytes:
     return bytes.fromhex(text)
 
 
-def reference(envelope_id: bytes) -> str:
-    """Return an envelope's short reference: the first 8 hex digits of its id, in 2 groups."""
-    text = envelope_id.hex()[:8].upper()
-    return f"{text[:4]}-{text[4:]}"
-
-
 def item_title(request: web.Request, view: InboxView) -> str:
     """Return the item's heading: its kind and who sent it (no personal data)."""
     envelope = view.item.envelope
@@ -87,7 +87,7 @@ def _facts(request: web.Request, view: InboxView, record: dict[str, Any] | None)
     if view.opened_at is not None:
         rows.append({"key": "Opened", "value": london_time(view.opened_at)})
     rows.append({"key": "Status", "tag": (words, colour)})
-    rows.append({"key": "Reference", "value": reference(envelope.envelope_id)})
+    rows.append({"key": "Reference", "value": short_reference(envelope.envelope_id)})
     return rows
 
 
