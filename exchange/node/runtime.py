@@ -203,10 +203,16 @@ class Node:
     routes: Routes = field(init=False)
     relay: Relay | None = field(init=False, default=None)
     port: int = field(init=False, default=0)
+    _app: web.Application = field(init=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
     _session: aiohttp.ClientSession | None = field(init=False, default=None)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+
+    @property
+    def app(self) -> web.Application:
+        """The node's aiohttp application (its routes), once started."""
+        return self._app
 
     async def start(self) -> None:
         """Open everything and start serving."""

@@ -20,7 +20,7 @@ from exchange.ledger.events import decode_event
 from exchange.model import InboxItem, OutboxItem, RecallRow, ReceiptRecord, SentItem, User
 from exchange.policy import Deadline, deadline_status, local_date
 from exchange.service.context import ServiceContext
-from exchange.service.errors import NotFoundError
+from exchange.service.errors import ForbiddenError, NotFoundError
 from exchange.service.ledger import NodeLedger
 from exchange.service.retention import RetentionStanding, standing
 from exchange.store.base import InboxPlace
@@ -131,8 +131,24 @@ class ReceiptsView:
     proofs: tuple[tuple[int, bytes], ...]
 
 
+#: The roles that see their organisation's sent and received items (never their content:
+#: opening is the inbox's, for fewer roles). An administrator runs accounts and the node,
+#: and sees items only as counts and dead letters (``exchange.service.node_state``).
+ITEM_ROLES: Final = frozenset({"dsl", "staff", "dpo"})
+
+
+def check_sees_items(user: User) -> None:
+    """Refuse unless the user's role sees its organisation's items."""
+    if user.role not in ITEM_ROLES:
+        raise ForbiddenError(f"the role {user.role} does not see sent or received items")
+
+
 class Views:
-    """Sent items, inbox items and receipts as staff see them, over a :class:`ServiceContext`."""
+    """Sent items, inbox items and receipts as staff see them, over a :class:`ServiceContext`.
+
+    Every method first checks the role (:data:`ITEM_ROLES`), then looks only at the user's
+    own organisation, so another organisation's item is not found, even on the same node.
+    """
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
@@ -151,6 +167,7 @@ class Views:
         ``after`` gives the page before a cursor instead; ``only`` keeps the items awaiting
         acknowledgement, or the overdue ones, as :attr:`RecipientView.status` has them.
         """
+        check_sees_items(user)
         narrowed = None
         if only is not None:
             now = self.context.clock()
@@ -166,6 +183,7 @@ class Views:
 
     async def sent_item(self, user: User, digest: bytes) -> SentView:
         """Return one sent item with the sender's timeline events, or refuse as not found."""
+        check_sees_items(user)
         store = self.context.store
         item = await store.sent_item(user.org, digest)
         if item is None:
@@ -178,6 +196,7 @@ class Views:
         self, user: User, *, limit: int, before: tuple[float, bytes] | None
     ) -> list[InboxView]:
         """Return the newest ``limit`` items delivered to the user's organisation."""
+        check_sees_items(user)
         items = await self.context.store.inbox(user.org, limit=limit, before=before)
         return await self._inbox_views(user.org, items)
 
@@ -185,11 +204,13 @@ class Views:
         self, user: User, *, limit: int, after: InboxPlace | None
     ) -> list[InboxView]:
         """Return ``limit`` of the organisation's items, unread first, then newest first."""
+        check_sees_items(user)
         items = await self.context.store.inbox_unread_first(user.org, limit=limit, after=after)
         return await self._inbox_views(user.org, items)
 
     async def inbox_item(self, user: User, digest: bytes) -> InboxView:
         """Return one item of the organisation's inbox, or refuse as not found."""
+        check_sees_items(user)
         item = await self.context.store.inbox_item(user.org, digest)
         if item is None:
             raise NotFoundError("no such item in this organisation's inbox")
@@ -201,6 +222,7 @@ class Views:
 
         The notice mailed when an item arrives names the envelope by its id, not its digest.
         """
+        check_sees_items(user)
         item = await self.context.store.inbox_item_by_envelope_id(user.org, envelope_id)
         if item is None:
             raise NotFoundError("no such item in this organisation's inbox")
@@ -238,6 +260,7 @@ class Views:
         acknowledged. The node's log is shared by its tenants, so only this organisation's
         events are proved.
         """
+        check_sees_items(user)
         store = self.context.store
         sent = await store.sent_item(user.org, digest)
         received = await store.inbox_item(user.org, digest)

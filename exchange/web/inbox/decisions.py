@@ -164,7 +164,11 @@ async def reject(request: web.Request) -> web.StreamResponse:
 
 async def decided_page(request: web.Request) -> web.StreamResponse:
     """``GET /inbox/{digest}/decided``: the confirmation that the sender has been told."""
-    view = await web_service(request).inbox_item(request[SESSION].user, path_digest(request))
+    service = web_service(request)
+    user = request[SESSION].user
+    view = await service.inbox_item(user, path_digest(request))
+    if not service.may_open(user):
+        raise web.HTTPForbidden
     digest = view.item.envelope.digest.hex()
     state = view.item.state
     if state not in {"acknowledged", "rejected"}:

@@ -1,0 +1,240 @@
+"""Who may see which page: every staff page × every role × the organisations on a node.
+
+The expected answers are declared here, page by page (:data:`PAGES`), from what each role
+is for; they are not read from the code under test. Every page route the node serves must
+be declared (a new page without a line here fails :func:`test_every_page_is_declared`), so
+no page can be added without saying who may see it.
+
+Three organisations take part: Hillside Primary School on its own node, and the children's
+front door and the school nursing team, two tenants of one LA node. For a page about one
+item or account, the organisation that holds it may see it (the roles declared); any other
+organisation, including the other tenant of the same node, is answered 404 or 403 and the
+page never shows the item's reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from exchange.keys.ids import OrgId
+from exchange.model import Role
+from exchange.web.words import short_reference
+from tests.web.inbox_world import (
+    FRONT_DOOR,
+    NURSES,
+    SCHOOL,
+    Person,
+    World,
+    referral,
+    running_world,
+)
+
+pytestmark = pytest.mark.network
+
+ROLES: Final[tuple[Role, ...]] = ("dsl", "staff", "dpo", "admin")
+ORGS: Final = (SCHOOL, FRONT_DOOR, NURSES)
+READERS: Final = frozenset({"dsl", "staff", "dpo"})
+ACTORS: Final = frozenset({"dsl", "staff"})
+DPO: Final = frozenset({"dpo"})
+ADMIN: Final = frozenset({"admin"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may see a page, whose item it shows, and what a permitted person is answered.
+
+    ``holder`` is ``"sender"`` for a page about the item Hillside sent, ``"receiver"`` for
+    one about the item the front door received, ``"both"`` for one either may hold,
+    ``"account"`` for one about a front-door account (account numbers are each node's own,
+    so only the other tenant of the LA node is another organisation's there), and ``None``
+    for a page about the person's own organisation as a whole.
+    """
+
+    roles: frozenset[str]
+    holder: str | None = None
+    ok: frozenset[int] = frozenset({200})
+
+
+#: Every staff page (GET), by its route, with who may see it.
+PAGES: Final[dict[str, Rule]] = {
+    "/inbox": Rule(READERS),
+    "/inbox/{ref}": Rule(READERS, "receiver"),
+    "/inbox/{digest}/attachments/{number}": Rule(ACTORS, "receiver"),
+    "/inbox/{digest}/acknowledge": Rule(ACTORS, "receiver"),
+    "/inbox/{digest}/reject": Rule(ACTORS, "receiver"),
+    # Before a decision there is nothing to confirm: back to the item.
+    "/inbox/{digest}/decided": Rule(ACTORS, "receiver", frozenset({303})),
+    "/sent": Rule(READERS),
+    "/sent/{digest}": Rule(READERS, "sender"),
+    # Recall is a decision about a sharing: the DSL's, or the DPO's after a breach.
+    "/sent/{digest}/recall": Rule(frozenset({"dsl", "dpo"}), "sender"),
+    "/overdue": Rule(READERS),
+    "/register": Rule(DPO),
+    "/register/download": Rule(DPO),
+    "/subject-access": Rule(DPO),
+    "/retention": Rule(DPO),
+    "/retention/holds/new": Rule(DPO),
+    # Both the sender and the receiver hold a copy of the item, each under its own rules.
+    "/retention/{digest}/destroy": Rule(DPO, "both"),
+    # Nothing was destroyed: the outcome page has nothing to show.
+    "/retention/{digest}/destroyed": Rule(DPO, "both", frozenset({303, 404})),
+    "/admin/accounts": Rule(ADMIN),
+    "/admin/accounts/invite": Rule(ADMIN),
+    "/admin/accounts/{account}": Rule(ADMIN, "account"),
+    "/admin/accounts/{account}/reset-second-factor": Rule(ADMIN, "account"),
+    "/admin/accounts/{account}/disable": Rule(ADMIN, "account"),
+    "/admin/node": Rule(ADMIN),
+    # With no dead letters there is nothing to requeue: back to the node page.
+    "/admin/node/dead-letters/requeue": Rule(ADMIN, ok=frozenset({303})),
+    "/admin/node/dead-letters/{digest}/requeue": Rule(ADMIN, "sender", frozenset({404})),
+}
+#: Pages anyone may see, signed in or not: the start page, the sign-in steps, sign-out.
+OPEN: Final = frozenset(
+    {
+        "/",
+        "/sign-in",
+        "/sign-in/invitation",
+        "/sign-in/set-up-authenticator",
+        "/sign-in/security-code",
+        "/signed-out",
+        "/assets/{name}",
+    }
+)
+#: Whose item each kind of page is about, and the organisations it is another's to.
+HOLDERS: Final[dict[str, tuple[frozenset[OrgId], frozenset[OrgId]]]] = {
+    "sender": (frozenset({SCHOOL}), frozenset({FRONT_DOOR, NURSES})),
+    "receiver": (frozenset({FRONT_DOOR}), frozenset({SCHOOL, NURSES})),
+    "both": (frozenset({SCHOOL, FRONT_DOOR}), frozenset({NURSES})),
+    "account": (frozenset({FRONT_DOOR}), frozenset({NURSES})),
+}
+
+
+@dataclass
+class Matrix:
+    """The nodes, one signed-in person per organisation and role, and the items."""
+
+    world: World
+    people: dict[tuple[OrgId, Role], Person]
+    digest: bytes
+    reference: str
+    account: int
+
+
+@pytest.fixture
+async def matrix(tmp_path: Path) -> AsyncIterator[Matrix]:
+    """Hillside sends a referral with a PDF to the front door, which opens it."""
+    async with running_world(tmp_path) as world:
+        people = {(org, role): await world.person(org, role) for org in ORGS for role in ROLES}
+        school_dsl = people[(SCHOOL, "dsl")].user
+        digest = await world.send(school_dsl, referral())
+        front_door = world.service(FRONT_DOOR)
+        await front_door.open_item(people[(FRONT_DOOR, "dsl")].user, digest)
+        account = await front_door.store.account_by_user(people[(FRONT_DOOR, "dsl")].user.id)
+        assert account is not None
+        envelope = await world.service(SCHOOL).store.envelope(digest)
+        assert envelope is not None
+        yield Matrix(world, people, digest, short_reference(envelope.envelope_id), account.id)
+
+
+def _routes(world: World) -> set[str]:
+    """Return the page routes (GET) of every node, in their declared form."""
+    found = set()
+    for node in world.deployment.nodes.values():
+        for route in node.app.router.routes():
+            if route.method != "GET":
+                continue
+            info = route.resource.get_info() if route.resource is not None else {}
+            path = str(info.get("path") or info.get("formatter") or "")
+            if path.startswith(("/api/", "/peer/", "/relay/")) or path in {
+                "/healthz",
+                "/readyz",
+                "/metrics",
+            }:
+                continue
+            # "{digest:[0-9a-f]{64}}" is declared here as "{digest}".
+            found.add(_plain(path))
+    return found
+
+
+def _plain(path: str) -> str:
+    """Drop the patterns of a route's variables: ``{digest:[0-9a-f]{64}}`` -> ``{digest}``."""
+    out, depth, name = [], 0, []
+    for char in path:
+        if char == "{":
+            depth += 1
+            if depth == 1:
+                name = []
+                continue
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                out.append("{" + "".join(name).split(":", 1)[0] + "}")
+                continue
+        if depth == 0:
+            out.append(char)
+        elif depth == 1 or char not in "{}":
+            name.append(char)
+    return "".join(out)
+
+
+def _path(route: str, matrix: Matrix) -> str:
+    """Fill a route's variables with the matrix's item and account."""
+    return (
+        route.replace("{ref}", matrix.digest.hex())
+        .replace("{digest}", matrix.digest.hex())
+        .replace("{number}", "1")
+        .replace("{account}", str(matrix.account))
+    )
+
+
+async def test_every_page_is_declared(matrix: Matrix) -> None:
+    """Each page the nodes serve is in PAGES or OPEN, and each declared page exists."""
+    served = _routes(matrix.world)
+    assert served - PAGES.keys() - OPEN == set(), "declare who may see these pages"
+    assert PAGES.keys() - served == set(), "these declared pages are not served"
+
+
+async def test_each_role_of_each_organisation_sees_only_what_it_may(matrix: Matrix) -> None:
+    """Every page × role × organisation: permitted, refused (403), or not found (404)."""
+    wrong = []
+    for route, rule in PAGES.items():
+        path = _path(route, matrix)
+        for (org, role), person in matrix.people.items():
+            holders, others = HOLDERS.get(rule.holder or "", (frozenset(), frozenset()))
+            if rule.holder is not None and org not in holders | others:
+                continue
+            status, page, _ = await person.get(path)
+            if org in others:
+                # Another organisation's item or account, even on the same node.
+                allowed = {403, 404}
+                if matrix.reference in page:
+                    wrong.append(f"{route} as {role} of {org}: shows the item's reference")
+            elif role in rule.roles:
+                allowed = set(rule.ok)
+            else:
+                allowed = {403}
+            if status not in allowed:
+                wrong.append(f"{route} as {role} of {org}: {status}, expected {sorted(allowed)}")
+    assert wrong == [], "\n".join(wrong)
+
+
+async def test_pages_need_a_session(matrix: Matrix) -> None:
+    """Without a session every staff page sends the person to sign in; nothing is shown."""
+    http = matrix.world.http
+    base = matrix.world.base(SCHOOL)
+    for route in PAGES:
+        async with http.get(base + _path(route, matrix), allow_redirects=False) as response:
+            assert response.status == 303, route
+            assert response.headers["Location"].startswith("/sign-in"), route
+
+
+def test_the_route_forms_read_plainly() -> None:
+    """The helper that names routes drops variable patterns, braces and all."""
+    assert _plain("/sent/{digest:[0-9a-f]{64}}/recall") == "/sent/{digest}/recall"
+    assert _plain("/admin/accounts/{account:[0-9]{1,12}}") == "/admin/accounts/{account}"
+    assert _plain("/inbox/{ref}") == "/inbox/{ref}"
