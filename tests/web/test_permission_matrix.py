@@ -14,25 +14,35 @@ page never shows the item's reference.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import pytest
+import structlog
 
+from exchange import logs
 from exchange.keys.ids import OrgId
 from exchange.model import Role
 from exchange.web.words import short_reference
 from tests.web.inbox_world import (
+    CHILD_NAME,
+    DOB,
     FRONT_DOOR,
+    NHS,
     NURSES,
     SCHOOL,
+    UPN,
     Person,
     World,
     referral,
     running_world,
 )
+from tests.web.pages import parse
 
 pytestmark = pytest.mark.network
 
@@ -126,8 +136,18 @@ class Matrix:
 
 
 @pytest.fixture
-async def matrix(tmp_path: Path) -> AsyncIterator[Matrix]:
+def structured_log() -> Iterator[io.StringIO]:
+    """Send every structlog event, as production JSON, to a buffer."""
+    buffer = io.StringIO()
+    logs.configure(json=True, level=logging.DEBUG, stream=buffer)
+    yield buffer
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+async def matrix(tmp_path: Path, structured_log: io.StringIO) -> AsyncIterator[Matrix]:
     """Hillside sends a referral with a PDF to the front door, which opens it."""
+    del structured_log
     async with running_world(tmp_path) as world:
         people = {(org, role): await world.person(org, role) for org in ORGS for role in ROLES}
         school_dsl = people[(SCHOOL, "dsl")].user
@@ -238,3 +258,53 @@ def test_the_route_forms_read_plainly() -> None:
     assert _plain("/sent/{digest:[0-9a-f]{64}}/recall") == "/sent/{digest}/recall"
     assert _plain("/admin/accounts/{account:[0-9]{1,12}}") == "/admin/accounts/{account}"
     assert _plain("/inbox/{ref}") == "/inbox/{ref}"
+
+
+#: The synthetic child's details, in the forms a page or a log line could hold them.
+NEEDLES: Final = (
+    CHILD_NAME["given_names"],
+    CHILD_NAME["family_name"],
+    DOB,
+    "9 March 2014",
+    UPN,
+    UPN.lower(),
+    NHS,
+    "943 476 5919",
+)
+#: The one page that shows the record (to those who may open it), and its document.
+SHOWS_THE_RECORD: Final = frozenset({"/inbox/{ref}", "/inbox/{digest}/attachments/{number}"})
+LINK_RE: Final = re.compile(r'(?:href|action|src)="([^"]+)"')
+
+
+async def test_no_page_but_the_opened_record_shows_the_child(
+    matrix: Matrix, structured_log: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every page as every person: the child's details only on the opened record's page.
+
+    Nowhere else: not in another page, not in any title, link, form address or redirect,
+    and not in any log line the nodes wrote while the pages were served.
+    """
+    caplog.set_level(logging.DEBUG)
+    found = []
+    shown_on_record_page = False
+    for route, rule in PAGES.items():
+        path = _path(route, matrix)
+        for (org, role), person in matrix.people.items():
+            _, page, headers = await person.get(path)
+            shown = [needle for needle in NEEDLES if needle in page]
+            may_show = route in SHOWS_THE_RECORD and org == FRONT_DOOR and role in rule.roles
+            if shown and not may_show:
+                found.append(f"{route} as {role} of {org} shows {shown}")
+            shown_on_record_page |= bool(shown) and may_show
+            title = parse(page).title if "<title>" in page else ""
+            addresses = " ".join([*LINK_RE.findall(page), headers.get("Location", ""), path, title])
+            found.extend(
+                f"{route} as {role} of {org}: {needle!r} in a title or address"
+                for needle in NEEDLES
+                if needle in addresses
+            )
+    log_text = structured_log.getvalue() + caplog.text
+    found += [f"the log holds {needle!r}" for needle in NEEDLES if needle in log_text]
+    assert found == [], "\n".join(found)
+    # The needles are the record's: its own page shows them to those who opened it.
+    assert shown_on_record_page
