@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench vectors assets clean
+.PHONY: demo test lint typecheck unit bench vectors assets screenshots clean
 
 $(BIN)/.installed-demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/envelope.py
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/web_lists.py
+
+# Refresh the pictures of the web pages in docs/ui/ (shown in docs/ui.md): the browser
+# tests take them; elsewhere they go to a temporary folder, leaving the checkout alone.
+screenshots: $(BIN)/.installed-test
+	EXCHANGE_SCREENSHOTS=$(CURDIR)/docs/ui $(BIN)/python -m pytest -q tests/browser
 
 # Refresh the GOV.UK Frontend files the web pages serve from the version pinned in
 # web-assets/package-lock.json. Needs Node and npm; installing the package does not,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -30,7 +29,7 @@ from tests.browser.exchange_nodes import (
     Exchange,
     running_exchange,
 )
-from tests.browser.screenshots import save_screenshot
+from tests.browser.screenshots import SCREENSHOTS, save_screenshot
 from tests.node.helpers import publish_route
 from tests.node.records import referral_submission
 
@@ -41,7 +40,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 #: Where the screenshots of the main pages go: the documentation's folder.
-SCREENSHOTS: Final = Path(__file__).resolve().parents[2] / "docs" / "ui"
 NEW_PASSWORD: Final = "a long walk to the harbour"  # noqa: S105 - a test account's password
 
 

@@ -37,7 +37,7 @@ from tests.browser.exchange_nodes import (
     Exchange,
     running_exchange,
 )
-from tests.browser.screenshots import save_screenshot
+from tests.browser.screenshots import SCREENSHOTS, save_screenshot
 from tests.web.dpo_world import not_shared, referral_to_front_door
 
 pytestmark = pytest.mark.filterwarnings(
@@ -46,7 +46,6 @@ pytestmark = pytest.mark.filterwarnings(
     "pytest.PytestUnraisableExceptionWarning",
 )
 
-DOCS_UI = Path(__file__).resolve().parents[2] / "docs" / "ui"
 #: The sentinel child's identifiers (valid check characters), as a DPO might type them.
 UPN = "T356201412345"
 NHS = "943 476 5919"
@@ -102,7 +101,7 @@ def _check(page: Page, watched: Watched, title: str, screenshot: str | None = No
     assert_accessible(page)
     watched.keep(page)
     if screenshot is not None:
-        save_screenshot(page, DOCS_UI, screenshot)
+        save_screenshot(page, SCREENSHOTS, screenshot)
 
 
 async def _delivered(service: NodeService, digest: bytes) -> None:

@@ -33,7 +33,7 @@ from tests.browser.exchange_nodes import (
     Exchange,
     running_exchange,
 )
-from tests.browser.screenshots import save_screenshot
+from tests.browser.screenshots import SCREENSHOTS, save_screenshot
 from tests.web.inbox_world import PDF, PDF_NAME, information_request, referral
 
 pytestmark = pytest.mark.filterwarnings(
@@ -42,7 +42,6 @@ pytestmark = pytest.mark.filterwarnings(
     "pytest.PytestUnraisableExceptionWarning",
 )
 
-DOCS_UI: Final = Path(__file__).resolve().parents[2] / "docs" / "ui"
 CHRONOLOGY: Final = b"%PDF-1.7\n% a synthetic chronology\n%%EOF\n"
 
 
@@ -145,21 +144,21 @@ def test_the_front_door_opens_a_referral_downloads_its_letter_and_acknowledges_i
         row = page.locator(f'a[href="{item_path}"]')
         expect(row).to_contain_text("Referral")
         if javascript:
-            save_screenshot(page, DOCS_UI, "inbox-list")
+            save_screenshot(page, SCREENSHOTS, "inbox-list")
         row.click()
 
         _checked(page, "Referral from Hillside Primary School")
         expect(page.locator("main")).to_contain_text("Acknowledge by 5pm on")
         expect(page.locator("main")).not_to_contain_text("Tallulah")
         if javascript:
-            save_screenshot(page, DOCS_UI, "inbox-item-before-opening")
+            save_screenshot(page, SCREENSHOTS, "inbox-item-before-opening")
         page.get_by_role("button", name="Open record").click()
 
         expect(page.get_by_role("heading", name="Child", exact=True)).to_be_visible()
         _checked(page, "Referral from Hillside Primary School")
         expect(page.locator("main")).to_contain_text("Tallulah Sentinel-Child")
         if javascript:
-            save_screenshot(page, DOCS_UI, "inbox-record")
+            save_screenshot(page, SCREENSHOTS, "inbox-record")
         with page.expect_download() as download_info:
             page.get_by_role(
                 "link", name=re.compile("^Download Letter from the school nurse")
@@ -176,12 +175,12 @@ def test_the_front_door_opens_a_referral_downloads_its_letter_and_acknowledges_i
             "Select what your organisation will do with this record"
         )
         if javascript:
-            save_screenshot(page, DOCS_UI, "inbox-acknowledge-error")
+            save_screenshot(page, SCREENSHOTS, "inbox-acknowledge-error")
         page.get_by_label("Accepted for assessment").check()
         page.get_by_role("button", name="Acknowledge record").click()
         _checked(page, "Record acknowledged")
         if javascript:
-            save_screenshot(page, DOCS_UI, "inbox-acknowledged")
+            save_screenshot(page, SCREENSHOTS, "inbox-acknowledged")
         page.get_by_role("link", name="Go back to the record").click()
         _checked(page, "Referral from Hillside Primary School")
         expect(page.locator("main")).to_contain_text("Acknowledged")
@@ -230,7 +229,7 @@ def test_a_nurse_rejects_a_request_with_a_reason(exchange: Exchange, browser: Br
         _checked(page, "Error: Why are you rejecting this record?")
         page.get_by_role("link", name="Select why you are rejecting this record").click()
         page.get_by_label("It was not meant for us").check()
-        save_screenshot(page, DOCS_UI, "inbox-reject")
+        save_screenshot(page, SCREENSHOTS, "inbox-reject")
         page.get_by_role("button", name="Reject record").click()
         _checked(page, "Record rejected")
     status = exchange.run(
@@ -285,4 +284,4 @@ def test_a_recalled_referral_offers_nothing_to_open(exchange: Exchange, browser:
         _checked(page, "Referral from Hillside Primary School")
         expect(page.locator("main")).to_contain_text("Hillside Primary School recalled this record")
         expect(page.get_by_role("button", name="Open record")).to_have_count(0)
-        save_screenshot(page, DOCS_UI, "inbox-recalled")
+        save_screenshot(page, SCREENSHOTS, "inbox-recalled")

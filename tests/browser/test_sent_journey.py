@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Final
 
 import pytest
@@ -36,7 +35,7 @@ from tests.browser.exchange_nodes import (
     Exchange,
     running_exchange,
 )
-from tests.browser.screenshots import save_screenshot
+from tests.browser.screenshots import SCREENSHOTS, save_screenshot
 from tests.node.records import information_request, referral
 
 pytestmark = pytest.mark.filterwarnings(
@@ -46,7 +45,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 #: Where the documentation's screenshots live.
-DOCS_UI: Final = Path(__file__).resolve().parents[2] / "docs" / "ui"
 FRONT_DOOR_NAME: Final = "Stockport children's front door"
 #: Five days on: past a referral's one working day, whatever day the test runs.
 DAYS_ON: Final = 5 * 86400
@@ -127,7 +125,7 @@ def test_a_referral_is_queued_then_delivered_then_opened(
         page.reload()
         expect(row).to_contain_text(f"{FRONT_DOOR_NAME} Delivered")
         if javascript:
-            save_screenshot(page, DOCS_UI, "sent-list")
+            save_screenshot(page, SCREENSHOTS, "sent-list")
 
         exchange.run(
             exchange.service(FRONT_DOOR).open_item(exchange.user(FRONT_DOOR, "dsl"), digest)
@@ -149,7 +147,7 @@ def test_a_referral_is_queued_then_delivered_then_opened(
         )
         assert_accessible(page)
         if javascript:
-            save_screenshot(page, DOCS_UI, "sent-item")
+            save_screenshot(page, SCREENSHOTS, "sent-item")
 
 
 async def _attempted(exchange: Exchange, digest: bytes) -> None:
@@ -177,7 +175,7 @@ def test_a_referral_is_recalled_before_it_is_opened(
         expect(page).to_have_title("Recall this record – Secure exchange")
         assert_accessible(page)
         if javascript:
-            save_screenshot(page, DOCS_UI, "sent-recall")
+            save_screenshot(page, SCREENSHOTS, "sent-recall")
         page.get_by_role("button", name="Recall this record").click()
         expect(page).to_have_title("Error: Recall this record – Secure exchange")
         expect(page.locator(".govuk-error-summary")).to_contain_text(
@@ -193,7 +191,7 @@ def test_a_referral_is_recalled_before_it_is_opened(
         )
         assert_accessible(page)
         if javascript:
-            save_screenshot(page, DOCS_UI, "sent-recalled")
+            save_screenshot(page, SCREENSHOTS, "sent-recalled")
     item = exchange.run(exchange.service(FRONT_DOOR).store.inbox_item(FRONT_DOOR, digest))
     assert item is not None
     assert item.state == "recalled"
@@ -292,7 +290,7 @@ def test_the_overdue_filter_and_page_show_a_referral_past_its_deadline(
             expect(waiting).to_contain_text("Was due by 5pm on")
             expect(waiting).to_contain_text("Their acknowledgement")
             assert_accessible(page)
-            save_screenshot(page, DOCS_UI, "overdue")
+            save_screenshot(page, SCREENSHOTS, "overdue")
         with signed_in_at_node_time(exchange, browser, FRONT_DOOR, "staff") as page:
             page.goto(exchange.url(FRONT_DOOR) + "/overdue")
             owed = page.get_by_role("row").filter(
