@@ -338,4 +338,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE accounts ADD COLUMN last_sign_in_at REAL",
         "CREATE INDEX outbox_by_origin ON outbox (origin, state)",
     ),
+    (
+        # Migration 11: the inbox page with 10,000 items (bench/web_lists.py). Its unread
+        # items come first: an index walk over (owner, state, received_at) finds them without
+        # sorting every item, and a notice email's link finds its item by envelope id.
+        "CREATE INDEX inbox_by_owner_state ON inbox (owner, state, received_at, digest)",
+        "CREATE INDEX envelopes_by_envelope_id ON envelopes (envelope_id)",
+    ),
 )
