@@ -8,6 +8,7 @@ from exchange.service.node_service import NodeService
 from exchange.web.accounts import add_account_routes
 from exchange.web.app import add_web_routes
 from exchange.web.inbox import add_inbox_routes
+from exchange.web.send import add_send_routes
 
 
 def add_staff_pages(app: web.Application, service: NodeService) -> None:
@@ -15,3 +16,4 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_web_routes(app, service)
     add_account_routes(app)
     add_inbox_routes(app)
+    add_send_routes(app)
