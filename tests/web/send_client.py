@@ -136,9 +136,7 @@ class SendExchange:
             )
             assert (status, where) == (303, "/sign-in/security-code")
             _, page, _ = await client.get(where)
-            status, _, _ = await client.post(
-                where, {"code": self._code((org, role))}, page
-            )
+            status, _, _ = await client.post(where, {"code": self._code((org, role))}, page)
             assert status == 303
             client.visited.clear()
             yield client

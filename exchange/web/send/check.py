@@ -1,4 +1,4 @@
-""" "Check your answers", sending, and the confirmation with the reference and deadline.
+"""The "Check your answers" page, sending, and the confirmation with reference and deadline.
 
 Sending happens once per draft: the send POST holds the draft's lock, reads it again, and
 if it was already sent goes to that confirmation; otherwise it sends through the service
@@ -20,6 +20,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from exchange.keys.ids import OrgId
+from exchange.policy import parse_lawful_basis
 from exchange.service.corrections import rectify
 from exchange.service.errors import UnprocessableError
 from exchange.sharing.prepare import AttachmentInput, Submission
@@ -133,6 +134,7 @@ def _check_context(
     draft: Draft,
     form: Form,
     errors: list[dict[str, str]],
+    *,
     reply_to: str | None,
 ) -> dict[str, Any]:
     record_rows = [
@@ -230,7 +232,7 @@ async def check_page(request: web.Request) -> web.StreamResponse:
     unsent(draft)
     form = Form(draft.kind)
     reply_to = await _reply_words(request, who, draft)
-    context = _check_context(request, who, draft, form, [], reply_to)
+    context = _check_context(request, who, draft, form, [], reply_to=reply_to)
     return render(request, "send/check.html", context)
 
 
@@ -280,13 +282,13 @@ async def send(request: web.Request) -> web.StreamResponse:
         reply_to = await _reply_words(request, who, draft)
         errors = _all_errors(who, draft, form)
         if errors:
-            context = _check_context(request, who, draft, form, errors, reply_to)
+            context = _check_context(request, who, draft, form, errors, reply_to=reply_to)
             return render(request, "send/check.html", context, status=400)
         try:
             sent = await _submit(who, draft, form)
         except UnprocessableError as exc:
             refusal = _refusal(draft, form, exc)
-            context = _check_context(request, who, draft, form, refusal, reply_to)
+            context = _check_context(request, who, draft, form, refusal, reply_to=reply_to)
             return render(request, "send/check.html", context, status=400)
         await asyncio.to_thread(who.drafts.forget_content, who.owner, who.token, draft, sent)
     raise web.HTTPSeeOther(url(draft, "sent"))
@@ -297,9 +299,7 @@ async def _submit(who: Person, draft: Draft, form: Form) -> dict[str, Any]:
     record, _ = check(form, draft.answers, extra=extra_fields(draft, form))
     attachments: list[AttachmentInput] = []
     for upload in draft.uploads:
-        data = await asyncio.to_thread(
-            who.drafts.read_file, who.owner, who.token, draft.id, upload
-        )
+        data = await asyncio.to_thread(who.drafts.read_file, who.owner, who.token, draft.id, upload)
         attachments.append(AttachmentInput(upload.name, upload.content_type, data))
     recipients: list[str]
     if draft.mode == "correct":
@@ -362,8 +362,6 @@ async def sent_page(request: web.Request) -> web.StreamResponse:
         )
     lawful = None
     if sent.get("lawful_basis"):
-        from exchange.policy import parse_lawful_basis
-
         lawful = basis_words(parse_lawful_basis(str(sent["lawful_basis"])))[0]
     return render(
         request,

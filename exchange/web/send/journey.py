@@ -20,9 +20,9 @@ from exchange.sharing.prepare import MAX_REASON_LEN, SubmissionError, check_reas
 from exchange.web.app import render
 from exchange.web.security import MULTIPART
 from exchange.web.send.choices import (
+    Recipient,
     basis_choice,
     basis_words,
-    Recipient,
     candidates,
     category_words,
     purposes_for,
@@ -30,7 +30,7 @@ from exchange.web.send.choices import (
     search,
 )
 from exchange.web.send.drafts import Draft
-from exchange.web.send.questions import Form, check, error_messages, page_fields
+from exchange.web.send.questions import Form, check, error_messages, field_id, page_fields
 from exchange.web.send.steps import (
     Person,
     action_suffix,
@@ -193,8 +193,6 @@ async def answer_question(request: web.Request) -> web.StreamResponse:
 
 
 def _anchor(path: str) -> str:
-    from exchange.web.send.questions import field_id
-
     return field_id(path) + "-item"
 
 

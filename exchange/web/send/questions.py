@@ -52,7 +52,7 @@ def _resolve(schema: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, An
     return resolved
 
 
-def widget_of(node: Mapping[str, Any]) -> str:
+def widget_of(node: Mapping[str, Any]) -> str:  # noqa: PLR0911 - one table
     """Return the component a resolved schema node is asked with."""
     kind = node.get("type")
     if kind == "object":
@@ -74,7 +74,7 @@ def widget_of(node: Mapping[str, Any]) -> str:
 
 
 def field_id(path: str) -> str:
-    """Return the HTML id of the field at ``path`` (``household[0].name`` -> ``household-0-name``)."""
+    """Return the HTML id of a field: ``household[0].name`` is ``f-household-0-name``."""
     return "f-" + re.sub(r"[^A-Za-z0-9_]+", "-", path).strip("-")
 
 
@@ -245,9 +245,9 @@ class Form:
             Question(
                 f"{question.path}[{index}]",
                 node,
-                True,
-                f"{words} {index + 1}",
-                f"{words.lower()} {index + 1}",
+                required=True,
+                label=f"{words} {index + 1}",
+                context=f"{words.lower()} {index + 1}",
             )
             for index in range(self.count(question, answers))
         ]
@@ -279,7 +279,7 @@ class Form:
         Only the fields the schema defines are read, and a choice only if it is one the
         schema lists: anything else in the form, a tampered field included, changes nothing.
         """
-        fresh = Answers(counts={k: v for k, v in answers.counts.items()})
+        fresh = Answers(counts=dict(answers.counts))
         for question in self.walk(section, answers):
             key = question.path
             widget = question.widget
@@ -350,42 +350,46 @@ class Problem:
     rule: str
 
 
+def _real_date(parts: Sequence[str]) -> str | None:
+    """Return the ISO date of day, month and year as typed, or None if it is not a date."""
+    try:
+        day, month, year = (int(p) for p in parts)
+        found = date(year, month, day)
+    except ValueError:
+        return None
+    return found.isoformat() if year >= 1000 else None
+
+
+def _number(text: str, kind: object) -> int | float | None:
+    """Return a number as typed (commas allowed), or None if it is not one."""
+    cleaned = text.strip().replace(",", "")
+    try:
+        number = int(cleaned) if kind == "integer" else float(cleaned)
+    except ValueError:
+        return None
+    return int(number) if isinstance(number, float) and number.is_integer() else number
+
+
 def _scalar(question: Question, answers: Answers, problems: list[Problem]) -> object:
     """Return a leaf's JSON value from its answer, None if unanswered (or not readable)."""
     node, key, widget = question.schema, question.path, question.widget
     if widget == "date":
         parts = [answers.text(f"{key}-{p}").strip() for p in _DATE_PARTS]
-        if not any(parts):
-            return None
-        try:
-            day, month, year = (int(p) for p in parts)
-            if year < 1000:
-                raise ValueError
-            return date(year, month, day).isoformat()
-        except ValueError:
+        value = _real_date(parts) if any(parts) else None
+        if any(parts) and value is None:
             problems.append(Problem(key, "real-date"))
-            return None
+        return value
     if widget == "checkboxes":
         return answers.chosen(key) or None
     text = answers.text(key)
     if widget == "yesno":
         return {"yes": True, "no": False}.get(text)
     if widget == "number":
-        cleaned = text.strip().replace(",", "")
-        if not cleaned:
-            return None
-        try:
-            if node.get("type") == "integer":
-                return int(cleaned)
-            number = float(cleaned)
-        except ValueError:
+        number = _number(text, node.get("type")) if text.strip() else None
+        if text.strip() and number is None:
             problems.append(Problem(key, f"number:{node.get('type')}"))
-            return None
-        return int(number) if number.is_integer() else number
-    if widget == "textarea":
-        text = text.replace("\r\n", "\n").strip()
-    else:
-        text = " ".join(text.split())
+        return number
+    text = text.replace("\r\n", "\n").strip() if widget == "textarea" else " ".join(text.split())
     if node.get("format") in IDENTIFIER_FORMATS:
         text = text.replace(" ", "").upper()
     return text or None
@@ -541,7 +545,9 @@ def _in_item(question: Question) -> str:
     return f" for {question.context}" if question.context else ""
 
 
-def _message(form: Form, question: Question, rule: str, answers: Answers) -> str:
+def _message(  # noqa: PLR0911, PLR0912 - one table of messages
+    form: Form, question: Question, rule: str, answers: Answers
+) -> str:
     """Return the error message for ``rule`` at ``question``, from the schema alone."""
     node = question.schema
     label = question.label
@@ -738,7 +744,7 @@ def summary_value(form: Form, question: Question, answers: Answers) -> list[str]
     return lines
 
 
-def _shown(question: Question, answers: Answers) -> str:
+def _shown(question: Question, answers: Answers) -> str:  # noqa: PLR0911 - one table
     widget, key = question.widget, question.path
     if widget == "date":
         parts = [answers.text(f"{key}-{p}").strip() for p in _DATE_PARTS]

@@ -22,7 +22,7 @@ import codecs
 import hashlib
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NoReturn
 
 from aiohttp import BodyPartReader, MultipartReader
 
@@ -134,14 +134,14 @@ async def _store_file(
                 size += len(chunk)
                 if size > MAX_ATTACHMENT_SIZE:
                     too_big = True
-                    raise _Refused
+                    _refuse()
                 digest.update(chunk)
                 sniffer.feed(chunk)
                 write(chunk)
             content_type = sniffer.finish()
             if size == 0 or content_type is None:
-                raise _Refused
-    except _Refused:
+                _refuse()
+    except _RefusedError:
         if too_big:
             await _drain(part, DRAIN_LIMIT)
             return TOO_BIG
@@ -164,8 +164,13 @@ async def _store_file(
     return upload
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     """The file is not kept (too big, empty or of a type not allowed)."""
+
+
+def _refuse() -> NoReturn:
+    """Stop keeping the file: what was written of it is deleted."""
+    raise _RefusedError
 
 
 async def receive_upload(
