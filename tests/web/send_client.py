@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import re
 import ssl
 import time
@@ -78,7 +79,9 @@ class Client:
         form.add_field("csrf_token", token_of(page))
         for key, value in (fields or {}).items():
             form.add_field(key, value)
-        form.add_field("file", data, filename=name, content_type="application/octet-stream")
+        form.add_field(
+            "file", io.BytesIO(data), filename=name, content_type="application/octet-stream"
+        )
         self.visited.append(path)
         async with self.http.post(self.base + path, data=form, allow_redirects=False) as response:
             return response.status, await response.text(), response.headers.get("Location", "")
@@ -211,3 +214,52 @@ REFERRAL: Final[dict[str, dict[str, str] | list[tuple[str, str]]]] = {
     "threshold_level": {"threshold_level": "level-3"},
     "immediate_risk": {"immediate_risk": "no"},
 }
+
+#: A small real-looking PDF (the container checks the first bytes).
+PDF: Final = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+REASON: Final = "Concerns about neglect meet the threshold for a referral to the front door"
+
+
+async def start(client: Client, kind: str = "referral") -> str:
+    """Start a draft of ``kind``; return its first question's path."""
+    _, page, _ = await client.get("/send")
+    status, _, where = await client.post("/send", {"kind": kind}, page)
+    assert status == 303, status
+    return where
+
+
+async def answer(client: Client, path: str, form: dict[str, str] | list[tuple[str, str]]) -> str:
+    """Answer the page at ``path``; return where it went on to (fails with the errors)."""
+    _, page, _ = await client.get(path)
+    status, answered, where = await client.post(path, form, page)
+    assert status == 303, re.findall(r'<a href="#[^"]*">([^<]*)</a>', answered)
+    return where
+
+
+async def fill_referral(client: Client, *, reason: str = REASON) -> str:
+    """Fill a referral to the front door with a PDF; return the "Check your answers" path."""
+    where = await start(client)
+    for form in REFERRAL.values():
+        where = await answer(client, where, form)
+    assert where.endswith("/files")
+    _, page, _ = await client.get(where)
+    status, _, _ = await client.upload(
+        where, page, name="chronology.pdf", data=PDF, fields={"title": "Chronology"}
+    )
+    assert status == 303
+    where = await answer(client, where + "/done", {})
+    _, page, _ = await client.get(where + "?q=front+door")
+    await client.post(where, {"action": "add", "recipient": str(FRONT_DOOR)}, page)
+    where = await answer(client, where, {"action": "continue"})
+    where = await answer(client, where, {"purpose": "safeguarding-referral"})
+    return await answer(
+        client,
+        where,
+        [
+            ("categories", "identity"),
+            ("categories", "family"),
+            ("categories", "safeguarding-concerns"),
+            ("lawful_basis", "art6.1.e+art9.2.g+dpa2018.sch1.para18"),
+            ("reason", reason),
+        ],
+    )
