@@ -21,7 +21,6 @@ from tests.web.send_client import (
     SCHOOL,
     SENTINELS,
     UPN,
-    Client,
     SendExchange,
     answer,
     fill_referral,
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.network
 
 @pytest.fixture
 async def exchange(tmp_path: Path) -> AsyncIterator[SendExchange]:
-    """A school node and an LA node, with signed-up staff."""
+    """Start a school node and an LA node, with signed-up staff."""
     async with send_exchange(tmp_path / "nodes") as running:
         yield running
 
@@ -119,8 +118,10 @@ async def test_a_question_page_shows_errors_from_the_schema_linked_to_their_fiel
         ("#f-child-date_of_birth-day", "Date of birth must be a real date"),
         (
             "#f-child-upn",
-            "Enter a real unique pupil number (UPN) (13 characters: a check letter, then 11 "
-            "digits, then a digit or a letter)",
+            (
+                "Enter a real unique pupil number (UPN) (13 characters: a check letter, then 11 "
+                "digits, then a digit or a letter)"
+            ),
         ),
     ]
     ids = {e.attrs.get("id") for e in parse(page).elements}

@@ -206,7 +206,13 @@ def _size_words(size: int) -> str:
 
 
 def _files_context(
-    request: web.Request, draft: Draft, form: Form, errors: dict[str, str], *, title: str = ""
+    request: web.Request,
+    draft: Draft,
+    form: Form,
+    errors: dict[str, str],
+    *,
+    title: str = "",
+    document_kind: str = "",
 ) -> dict[str, Any]:
     spec = kind_spec(draft.kind)
     item = form.manifest_item() or {}
@@ -214,7 +220,10 @@ def _files_context(
     document_kinds = []
     if kinds is not None:
         words = kinds.get("x-enum-titles", {})
-        document_kinds = [{"value": v, "text": words.get(v, v)} for v in kinds.get("enum", [])]
+        document_kinds = [
+            {"value": v, "text": words.get(v, v), "checked": v == document_kind}
+            for v in kinds.get("enum", [])
+        ]
     order = ["title", "document_kind", "file", "files"]
     return {
         "kind_words": kind_name(draft.kind),
@@ -299,7 +308,14 @@ async def add_file(request: web.Request) -> web.StreamResponse:
     if errors:
         if upload is not None:
             who.drafts.delete_file(who.owner, draft.id, upload.id)
-        context = _files_context(request, draft, form, errors, title=received.title)
+        context = _files_context(
+            request,
+            draft,
+            form,
+            errors,
+            title=received.title,
+            document_kind=received.document_kind,
+        )
         return render(request, "send/files.html", context, status=400)
     assert upload is not None
     upload.title = received.title or PurePath(upload.name).stem or upload.name
