@@ -646,7 +646,8 @@ def error_messages(form: Form, problems: Sequence[Problem], answers: Answers) ->
             target = _first_input(form, question, answers)
         text = _message(form, question, problem.rule, answers)
         place = order.get(target.path, order.get(path, 0))
-        out.append((place, FieldError(path, _target(target), text)))
+        # A rule of a group (one of two fields) is shown at the field it asks for.
+        out.append((place, FieldError(target.path, _target(target), text)))
     return [error for _, error in sorted(out, key=lambda pair: pair[0])]
 
 
