@@ -34,7 +34,7 @@ from exchange.service.errors import (
     UnprocessableError,
 )
 from exchange.service.node_service import NodeService
-from exchange.service.sending import Submitted
+from exchange.service.sending import CORRECTION_ROLES, Submitted
 from exchange.sharing.prepare import AttachmentInput, Submission, SubmissionError, check_reason
 
 log = get_logger("exchange.corrections")
@@ -64,7 +64,7 @@ async def rectify(
     attachments: Sequence[AttachmentInput] = (),
 ) -> Rectified:
     """Send a corrected record to every organisation that received the original."""
-    if user.role not in {"dsl", "dpo"}:
+    if user.role not in CORRECTION_ROLES:
         raise ForbiddenError(f"the role {user.role} may not send corrections")
     service.tenant(user.org)
     store = service.store

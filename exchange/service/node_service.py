@@ -27,6 +27,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from exchange.auth.account import Account
@@ -48,6 +49,7 @@ from exchange.service.accounts import (
 )
 from exchange.service.context import ServiceContext
 from exchange.service.errors import NotFoundError, ServiceError, UnprocessableError
+from exchange.service.follow_ups import CorrectionTarget, FollowUps, ReplyTarget
 from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_state import NodeState, NodeStateView
@@ -115,6 +117,7 @@ class NodeService:
         self.views = Views(self.context)
         self.reading = Reading(self.context, self.inbox)
         self.owed = Owed(self.context)
+        self.follow_ups = FollowUps(self.context)
         self.accounts = Accounts(
             self.context, policy=session_policy, password_params=password_params
         )
@@ -136,6 +139,11 @@ class NodeService:
     @directory.setter
     def directory(self, directory: Directory) -> None:
         self.context.directory = directory
+
+    @property
+    def drafts_folder(self) -> Path:
+        """Where the web pages keep drafts of records being sent (in the node's data)."""
+        return self.context.store.folder / "drafts"
 
     @property
     def public_url(self) -> str:
@@ -295,6 +303,22 @@ class NodeService:
         return await self.node_state.requeue(actor, digest)
 
     # --- sending and receiving -----------------------------------------------------------
+
+    async def may_send(self, user: User) -> None:
+        """Refuse unless the user may send records (``FollowUps``)."""
+        await self.follow_ups.may_send(user)
+
+    async def reply_target(self, user: User, digest: bytes) -> ReplyTarget:
+        """Return the inbox item a reply answers, if the user may reply to it (``FollowUps``)."""
+        return await self.follow_ups.reply_target(user, digest)
+
+    async def correction_target(self, user: User, digest: bytes) -> CorrectionTarget:
+        """Return the sent item a correction replaces, if the user may correct it."""
+        return await self.follow_ups.correction_target(user, digest)
+
+    async def session_exists(self, id_hash: bytes) -> bool:
+        """Return whether the web session named by ``id_hash`` is still stored."""
+        return await self.context.store.session(id_hash) is not None
 
     async def submit(
         self, user: User, submission: Submission, *, corrects: bytes | None = None

@@ -39,6 +39,12 @@ log = get_logger("exchange.node")
 SMALL_CONTENT: Final = 4 * 1024 * 1024
 
 
+#: The roles that send records: a designated safeguarding lead and members of staff.
+SENDING_ROLES: Final = frozenset({"dsl", "staff"})
+#: The roles that correct a record already sent: the DSL, and the DPO (rectification).
+CORRECTION_ROLES: Final = frozenset({"dsl", "dpo"})
+
+
 @dataclass(frozen=True)
 class Submitted:
     """The answer to a submission: names, the lawful basis recorded and the deadline."""
@@ -65,7 +71,7 @@ class Sending:
         refusal names the rule and registers nothing. ``corrects`` is set by a rectification
         (``exchange.service.corrections``), which a DPO may also make.
         """
-        roles = {"dsl", "staff", "dpo"} if corrects is not None else {"dsl", "staff"}
+        roles = SENDING_ROLES | CORRECTION_ROLES if corrects is not None else SENDING_ROLES
         if user.role not in roles:
             raise ForbiddenError(f"the role {user.role} may not send records")
         tenant = self.context.tenant(user.org)

@@ -526,6 +526,11 @@ class Store(
         """Finish pending work and release the database."""
         ...
 
+    @property
+    def folder(self) -> Path:
+        """The node's data folder, which holds the database and the bodies."""
+        ...
+
     # --- envelope bodies (files named by digest) -----------------------------------------
     @property
     def bodies(self) -> Path:

@@ -93,6 +93,22 @@ PAGES: Final[dict[str, Rule]] = {
     "/retention/{digest}/destroy": Rule(DPO, "both"),
     # Nothing was destroyed: the outcome page has nothing to show.
     "/retention/{digest}/destroyed": Rule(DPO, "both", frozenset({303, 404})),
+    "/send": Rule(ACTORS),
+    "/send/not-shared": Rule(ACTORS),
+    "/send/not-shared/recorded": Rule(ACTORS),
+    # A reply goes to the sender of an item received; a correction (the DSL's, or the
+    # DPO's as rectification) to an item sent.
+    "/send/reply/{digest}": Rule(ACTORS, "receiver"),
+    "/send/correct/{digest}": Rule(frozenset({"dsl", "dpo"}), "sender"),
+    # A draft is its author's, in one session: nobody else's, not even a colleague's.
+    "/send/{draft}/questions/{section}": Rule(ACTORS, "draft"),
+    "/send/{draft}/files": Rule(ACTORS, "draft"),
+    "/send/{draft}/recipients": Rule(ACTORS, "draft"),
+    "/send/{draft}/purpose": Rule(ACTORS, "draft"),
+    # Until every question is answered, these send the author back to the first one.
+    "/send/{draft}/reason": Rule(ACTORS, "draft", frozenset({200, 303})),
+    "/send/{draft}/check": Rule(ACTORS, "draft", frozenset({200, 303})),
+    "/send/{draft}/sent": Rule(ACTORS, "draft", frozenset({303, 404})),
     "/admin/accounts": Rule(ADMIN),
     "/admin/accounts/invite": Rule(ADMIN),
     "/admin/accounts/{account}": Rule(ADMIN, "account"),
@@ -115,12 +131,15 @@ OPEN: Final = frozenset(
         "/assets/{name}",
     }
 )
+#: Where starting a draft sends its author: its id and its first question.
+DRAFT_RE: Final = re.compile(r"/send/([0-9a-f]{32})/questions/([a-z0-9_-]+)")
 #: Whose item each kind of page is about, and the organisations it is another's to.
 HOLDERS: Final[dict[str, tuple[frozenset[OrgId], frozenset[OrgId]]]] = {
     "sender": (frozenset({SCHOOL}), frozenset({FRONT_DOOR, NURSES})),
     "receiver": (frozenset({FRONT_DOOR}), frozenset({SCHOOL, NURSES})),
     "both": (frozenset({SCHOOL, FRONT_DOOR}), frozenset({NURSES})),
     "account": (frozenset({FRONT_DOOR}), frozenset({NURSES})),
+    "draft": (frozenset({SCHOOL}), frozenset({FRONT_DOOR, NURSES})),
 }
 
 
@@ -133,6 +152,9 @@ class Matrix:
     digest: bytes
     reference: str
     account: int
+    #: A draft referral of Hillside's DSL, and the path of its first question.
+    draft: str
+    section: str
 
 
 @pytest.fixture
@@ -158,7 +180,21 @@ async def matrix(tmp_path: Path, structured_log: io.StringIO) -> AsyncIterator[M
         assert account is not None
         envelope = await world.service(SCHOOL).store.envelope(digest)
         assert envelope is not None
-        yield Matrix(world, people, digest, short_reference(envelope.envelope_id), account.id)
+        author = people[(SCHOOL, "dsl")]
+        _, page, _ = await author.get("/send")
+        status, _, headers = await author.post("/send", {"kind": "referral"}, page)
+        assert status == 303
+        found = DRAFT_RE.fullmatch(headers["Location"])
+        assert found is not None
+        yield Matrix(
+            world,
+            people,
+            digest,
+            short_reference(envelope.envelope_id),
+            account.id,
+            found.group(1),
+            found.group(2),
+        )
 
 
 def _routes(world: World) -> set[str]:
@@ -209,6 +245,8 @@ def _path(route: str, matrix: Matrix) -> str:
         .replace("{digest}", matrix.digest.hex())
         .replace("{number}", "1")
         .replace("{account}", str(matrix.account))
+        .replace("{draft}", matrix.draft)
+        .replace("{section}", matrix.section)
     )
 
 
@@ -229,7 +267,10 @@ async def test_each_role_of_each_organisation_sees_only_what_it_may(matrix: Matr
             if rule.holder is not None and org not in holders | others:
                 continue
             status, page, _ = await person.get(path)
-            if org in others:
+            if rule.holder == "draft" and (org, role) != (SCHOOL, "dsl"):
+                # Someone else's draft, even a colleague's: it does not exist for them.
+                allowed = {403, 404}
+            elif org in others:
                 # Another organisation's item or account, even on the same node.
                 allowed = {403, 404}
                 if matrix.reference in page:

@@ -1,0 +1,208 @@
+"""Files added to a draft: read from the multipart stream in pieces, checked, kept encrypted.
+
+The upload form's body is never read whole: the CSRF check has read its first part (the
+token) and left the rest of the stream (:data:`~exchange.web.security.MULTIPART`), and the
+file part is read here a piece at a time, hashed, checked and encrypted to the draft's
+folder as it comes (:meth:`~exchange.web.send.drafts.DraftStore.file_writer`). The node's
+own body limit does not apply to a stream read this way, so this module has its own: as
+soon as a file passes :data:`~exchange.records.kinds.MAX_ATTACHMENT_SIZE` what was written
+is deleted, and the rest of the body is read and thrown away (up to :data:`DRAIN_LIMIT`) so
+the browser gets the answer instead of a broken connection.
+
+The file's type is found from its first bytes, as the record container checks them
+(:func:`exchange.records.attachments.content_matches`): a PDF, PNG or JPEG by its
+signature, a Word (DOCX) or OpenDocument text (ODT) file by its ZIP entries, plain text by
+being UTF-8 without control characters. The name a browser gives is only used, sanitised,
+as the file's name.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Final, NoReturn
+
+from aiohttp import BodyPartReader, MultipartReader
+
+from exchange.records import MAX_ATTACHMENT_SIZE, sanitise_file_name
+from exchange.records.attachments import DOCX, JPEG, ODT, PDF, PNG, TEXT, content_matches
+from exchange.web.send.drafts import PIECE, DraftStore, Upload
+
+#: How much of an oversized body is read and thrown away before the connection is closed.
+DRAIN_LIMIT: Final = 4 * MAX_ATTACHMENT_SIZE
+#: The longest text field of the upload form (a title is at most 200 characters).
+MAX_FIELD: Final = 4096
+#: The file types in words, as the page says them before upload.
+TYPE_WORDS: Final = {
+    PDF: "PDF",
+    PNG: "PNG",
+    JPEG: "JPEG",
+    DOCX: "Word document (DOCX)",
+    ODT: "OpenDocument text (ODT)",
+    TEXT: "plain text",
+}
+TOO_BIG: Final = f"The selected file must be smaller than {MAX_ATTACHMENT_SIZE // (1024 * 1024)} MB"
+WRONG_TYPE: Final = (
+    "The selected file must be a PDF, PNG, JPEG, Word document (DOCX), "
+    "OpenDocument text (ODT) or plain text file"
+)
+EMPTY: Final = "The selected file is empty"
+NO_FILE: Final = "Select a file"
+_BINARY_STARTS: Final = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", b"PK\x03\x04")
+
+
+class _Sniffer:
+    """Works out a file's type from its bytes as they stream past."""
+
+    def __init__(self) -> None:
+        self.head = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.text = True
+
+    def feed(self, piece: bytes) -> None:
+        if len(self.head) < 16:
+            self.head += piece[: 16 - len(self.head)]
+        if not self.text:
+            return
+        try:
+            decoded = self._decoder.decode(piece)
+        except UnicodeDecodeError:
+            self.text = False
+            return
+        if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r\f" for c in decoded):
+            self.text = False
+
+    def finish(self) -> str | None:
+        """Return the type the bytes start like (ZIP files are told apart later), or None."""
+        for content_type in (PDF, PNG, JPEG):
+            if content_matches(content_type, self.head):
+                return content_type
+        if self.head.startswith(b"PK\x03\x04"):
+            return "zip"
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return None
+        if self.text and not self.head.startswith(_BINARY_STARTS):
+            return TEXT
+        return None
+
+
+@dataclass
+class Received:
+    """What an upload form sent: the file kept (if any), its fields, and what was wrong."""
+
+    upload: Upload | None = None
+    title: str = ""
+    document_kind: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def _field(part: BodyPartReader) -> str:
+    data = b""
+    while chunk := await part.read_chunk(MAX_FIELD):
+        data += chunk
+        if len(data) > MAX_FIELD:
+            await _drain(part, DRAIN_LIMIT)
+            return ""
+    return data.decode("utf-8", errors="replace")
+
+
+async def _drain(part: BodyPartReader, limit: int) -> None:
+    """Read and throw away the rest of a part, up to ``limit`` bytes."""
+    seen = 0
+    while chunk := await part.read_chunk(PIECE):
+        seen += len(chunk)
+        if seen > limit:
+            raise ConnectionAbortedError("the upload is far larger than allowed")
+
+
+async def _store_file(
+    part: BodyPartReader, drafts: DraftStore, id_hash: bytes, token: str, draft_id: str
+) -> Upload | str:
+    """Stream a file part into the draft; return the upload, or the error message."""
+    name = part.filename or ""
+    sniffer = _Sniffer()
+    digest = hashlib.sha256()
+    size = 0
+    too_big = False
+    try:
+        with drafts.file_writer(id_hash, token, draft_id) as (upload_id, write):
+            while chunk := await part.read_chunk(PIECE):
+                size += len(chunk)
+                if size > MAX_ATTACHMENT_SIZE:
+                    too_big = True
+                    _refuse()
+                digest.update(chunk)
+                sniffer.feed(chunk)
+                write(chunk)
+            content_type = sniffer.finish()
+            if size == 0 or content_type is None:
+                _refuse()
+    except _RefusedError:
+        if too_big:
+            await _drain(part, DRAIN_LIMIT)
+            return TOO_BIG
+        if size == 0:
+            return EMPTY if name else NO_FILE
+        return WRONG_TYPE
+    try:
+        clean = sanitise_file_name(name)
+    except ValueError:
+        clean = "document"
+    upload = Upload(upload_id, clean, content_type, size, digest.hexdigest(), "")
+    if content_type == "zip":
+        data = drafts.read_file(id_hash, token, draft_id, upload)
+        found = next((t for t in (DOCX, ODT) if content_matches(t, data)), None)
+        del data
+        if found is None:
+            drafts.delete_file(id_hash, draft_id, upload_id)
+            return WRONG_TYPE
+        upload.content_type = found
+    return upload
+
+
+class _RefusedError(Exception):
+    """The file is not kept (too big, empty or of a type not allowed)."""
+
+
+def _refuse() -> NoReturn:
+    """Stop keeping the file: what was written of it is deleted."""
+    raise _RefusedError
+
+
+async def receive_upload(
+    reader: MultipartReader, drafts: DraftStore, id_hash: bytes, token: str, draft_id: str
+) -> Received:
+    """Read the rest of an upload form: its text fields and at most one file, streamed."""
+    received = Received()
+    saw_file = False
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            await _drain_reader(part)
+            continue
+        if part.name == "file" and not saw_file:
+            saw_file = True
+            outcome = await _store_file(part, drafts, id_hash, token, draft_id)
+            if isinstance(outcome, str):
+                received.errors["file"] = outcome
+            else:
+                received.upload = outcome
+        elif part.name in {"title", "document_kind"}:
+            setattr(received, part.name, (await _field(part)).strip())
+        else:
+            await _drain(part, MAX_FIELD)
+    if not saw_file:
+        received.errors["file"] = NO_FILE
+    return received
+
+
+async def _drain_reader(reader: MultipartReader) -> None:
+    """Throw away a nested multipart body (no upload form sends one)."""
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader):
+            await _drain(part, MAX_FIELD)
+        else:
+            await _drain_reader(part)
