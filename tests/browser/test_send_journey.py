@@ -8,6 +8,7 @@ The main pages are saved as screenshots in docs/ui/.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,6 +19,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from exchange.keys.ids import OrgId
 from exchange.policy import LONDON
+from exchange.web.words import short_reference
 from tests.browser.accessibility import assert_accessible
 from tests.browser.exchange_nodes import FRONT_DOOR, RECEIVING, SCHOOL, Exchange, running_exchange
 from tests.browser.keyboard import MAX_TABS, is_focused, tab_to
@@ -223,7 +225,7 @@ def _send(hands: Hands, page: Page, *, shots: bool) -> str:
     hands.press(page.get_by_role("button", name="Send record"))
     _page_done(page, "Record sent", shot="send-sent" if shots else None)
     reference = page.locator(".govuk-panel__body strong").inner_text()
-    assert len(reference) == 8
+    assert re.fullmatch(r"[0-9A-F]{4}-[0-9A-F]{4}", reference)
     return reference
 
 
@@ -234,7 +236,7 @@ def _wait_for_inbox(exchange: Exchange, org: OrgId, reference: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         views = exchange.run(service.inbox_items(user, limit=50, before=None))
-        if any(v.item.envelope.envelope_id.hex()[:8].upper() == reference for v in views):
+        if any(short_reference(v.item.envelope.envelope_id) == reference for v in views):
             return
         time.sleep(0.25)  # the node delivers on its own loop; nothing on a page to wait on
     raise AssertionError(f"{reference} did not reach {org}")
@@ -279,7 +281,7 @@ def test_a_dsl_sends_a_referral_with_a_pdf_to_the_front_door(
     sent = exchange.run(
         exchange.service(SCHOOL).sent_items(exchange.user(SCHOOL, "dsl"), limit=50, before=None)
     )
-    assert [v.item.envelope.envelope_id.hex()[:8].upper() for v in sent].count(reference) == 1
+    assert [short_reference(v.item.envelope.envelope_id) for v in sent].count(reference) == 1
 
 
 def test_a_cp_file_reaches_a_school_that_collects_from_its_relay(

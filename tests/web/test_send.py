@@ -13,6 +13,7 @@ import structlog
 
 from exchange import logs
 from exchange.records import MAX_ATTACHMENT_SIZE
+from exchange.web.words import short_reference
 from tests.web.pages import parse
 from tests.web.send_client import (
     FRONT_DOOR,
@@ -86,7 +87,7 @@ async def test_a_dsl_sends_a_referral_with_a_pdf_and_sees_the_reference_and_dead
     (sent,) = await exchange.service(SCHOOL).sent_items(
         exchange.user(SCHOOL, "dsl"), limit=10, before=None
     )
-    reference = sent.item.envelope.envelope_id.hex()[:8].upper()
+    reference = short_reference(sent.item.envelope.envelope_id)
     panel = next(e for e in parsed.all("div") if "govuk-panel__body" in str(e.attrs.get("class")))
     assert reference in panel.text
     assert re.search(r"must acknowledge it by 5pm on \w+day \d+ \w+ \d{4}\.", page)
