@@ -349,3 +349,28 @@ async def test_no_page_but_the_opened_record_shows_the_child(
     assert found == [], "\n".join(found)
     # The needles are the record's: its own page shows them to those who opened it.
     assert shown_on_record_page
+
+
+async def test_every_page_has_one_heading_a_skip_link_and_a_full_title(matrix: Matrix) -> None:
+    """Each page a person may see: one h1, the skip link first, "<page> – Secure exchange"."""
+    wrong = []
+    checked = 0
+    for route in PAGES:
+        path = _path(route, matrix)
+        for (org, role), person in matrix.people.items():
+            status, page, _ = await person.get(path)
+            if status != 200 or not page.lstrip().startswith("<!DOCTYPE html>"):
+                continue  # a refusal, a redirect or a download
+            checked += 1
+            parsed = parse(page)
+            headings = parsed.all("h1")
+            links = parsed.all("a")
+            if len(headings) != 1:
+                wrong.append(f"{route} as {role} of {org}: {len(headings)} h1")
+            if not links or links[0].attrs.get("href") != "#main-content":
+                wrong.append(f"{route} as {role} of {org}: the skip link is not first")
+            title = parsed.title
+            if not title.endswith(" – Secure exchange") or title == " – Secure exchange":
+                wrong.append(f"{route} as {role} of {org}: title {title!r}")
+    assert wrong == [], "\n".join(wrong)
+    assert checked >= len(PAGES)
