@@ -204,7 +204,7 @@ def test_moorside_opens_a_cp_file_collected_from_its_relay_mailbox(
         page.get_by_role("button", name="Open record").click()
         expect(page.get_by_role("heading", name="Pupil", exact=True)).to_be_visible()
         _checked(page, "Child protection file from Hillside Primary School")
-        expect(page.locator("main")).to_contain_text("Child protection plan")
+        expect(page.locator("main")).to_contain_text("Is the pupil on a child protection plan?")
         with page.expect_download() as download_info:
             page.get_by_role("link", name=re.compile("^Download Chronology")).click()
         assert Path(download_info.value.path()).read_bytes() == CHRONOLOGY

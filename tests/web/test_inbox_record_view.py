@@ -39,6 +39,26 @@ def test_every_kind_reads_as_words_never_json(record: dict) -> None:
     assert "\nkind:" not in text.lower()
 
 
+@pytest.mark.parametrize(
+    "record", [referral(), cp_file(), lac_record(), information_request()], ids=lambda r: r["kind"]
+)
+def test_the_reader_is_never_addressed_as_the_sender(record: dict) -> None:
+    """Question-page titles say "your"; the reader's page names the sender's parts instead."""
+    record["household"] = [{"name": {"given_names": "Ann", "family_name": "Example"}}]
+    sections = RecordView(record["kind"], _org).sections(record)
+    labels = [s.heading for s in sections]
+    labels += [row.key for s in sections for row in s.rows]
+    labels += [row.key for s in sections for card in s.cards for row in card.rows]
+    assert len(labels) > 5
+    addressed = [label for label in labels if {"you", "your"} & set(words_of(label))]
+    assert addressed == []
+
+
+def words_of(label: str) -> list[str]:
+    """Return a label's words in lower case, without punctuation."""
+    return "".join(c if c.isalpha() else " " for c in label.lower()).split()
+
+
 def test_a_referral_starts_with_the_child_and_spells_out_its_terms() -> None:
     """The subject first; enums, booleans, organisations and acronyms in words."""
     record = referral()
@@ -51,11 +71,11 @@ def test_a_referral_starts_with_the_child_and_spells_out_its_terms() -> None:
     text = _text("referral", record)
     assert "Unique pupil number (UPN): W356200124001" in text
     assert "Female genital mutilation (FGM)" in text
-    assert "Threshold level: Level 3" in text
-    assert "Child at immediate risk: No" in text
+    assert "Level of need: Level 3" in text
+    assert "Is the child at immediate risk of harm?: No" in text
     assert "Organisation: Hillside Primary School" in text
-    assert "Household members: 1 of 1" in [c.title for s in sections for c in s.cards]
-    assert "Relationship: Mother" in text
+    assert "People in the child's household: 1 of 1" in [c.title for s in sections for c in s.cards]
+    assert "Relationship to the child: Mother" in text
 
 
 def test_hostile_values_are_escaped() -> None:

@@ -2,7 +2,9 @@
 
 The record's schema (:func:`exchange.records.kinds.load_schema`) is the one source of the
 fields: it gives their order, their types and formats, and, where it has them, their titles
-and the titles of enum values (``oneOf`` of ``const`` and ``title``). A field without a
+and the titles of enum values (``oneOf`` of ``const`` and ``title``). A title written for
+the sender's question page ("Your contact details") has a reader's title beside it
+(``x-reader-title``: "Referrer"), which this page uses instead. A field without a
 title is named from its key in words (:data:`FIELD_WORDS` spells out the abbreviations and
 terms a key cannot). Dates are written in words, enum values and yes/no in words,
 organisations by name; digests and the attachment manifest are left out (the attachments
@@ -188,9 +190,10 @@ class RecordView:
         return first + groups
 
     def _label(self, key: str, node: Mapping[str, Any]) -> str:
-        title = node.get("title")
-        if isinstance(title, str) and title:
-            return title
+        for keyword in ("x-reader-title", "title"):
+            title = node.get(keyword)
+            if isinstance(title, str) and title:
+                return title
         return FIELD_WORDS.get(key, words(key))
 
     def _rows(
