@@ -182,7 +182,7 @@ def add_web_routes(
     """Add the web pages, their assets and their middlewares to the node's application.
 
     ``csrf`` is where CSRF secrets live (a signed cookie unless a session store is given);
-    ``assets`` the GOV.UK Frontend files (the shipped ones unless given).
+    ``assets`` the static files (the shipped ones unless given).
     """
     app[WEB_SERVICE] = service
     app[ASSETS] = assets if assets is not None else Assets.load()
