@@ -126,7 +126,7 @@ def fault_response(request: web.Request, exc: Exception) -> web.Response:
             response.headers["Retry-After"] = str(STORAGE_FULL_RETRY_AFTER)
             return response
         return _shaped(request, 507, STORAGE_FULL_REFUSAL)
-    if fault.kind == "ledger":
+    if fault.kind == "ledger-integrity":
         return _shaped(request, 503, LEDGER_REFUSAL)
     return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 

@@ -320,18 +320,18 @@ class Node:
             ),
             supervisor.every(
                 "checkpoints", "the checkpoint signer", self.config.tasks.checkpoint_interval,
-                self.ledger.checkpoint, stop, wait_first=True,
+                self.ledger.checkpoint, stop, stage="checkpoint", wait_first=True,
             ),
             supervisor.every(
                 "session-sweep", "the sweep of ended web sessions", SESSION_SWEEP_INTERVAL,
-                accounts.sweep_sessions, stop, wait_first=True,
+                accounts.sweep_sessions, stop, stage="sweep", wait_first=True,
             ),
         ]  # fmt: skip
         if self.relay is not None:
             self._tasks.append(
                 supervisor.every(
                     "relay-purge", "the relay's purge of expired mail", RELAY_PURGE_INTERVAL,
-                    self.relay.purge, stop,
+                    self.relay.purge, stop, stage="purge",
                 )
             )  # fmt: skip
         if self.service.notified:
@@ -451,8 +451,7 @@ class Node:
             # The class and the kind of fault only; the stored checkpoints stay as they were.
             fault = fault_of(exc)
             log.error(  # noqa: TRY400
-                "node.final-checkpoint-failed", cause=fault.kind, reason=fault.words,
-                error_class=type(exc).__name__,
+                "node.final-checkpoint-failed", cause=fault.kind, error_class=type(exc).__name__,
             )  # fmt: skip
         if self.relay is not None:
             await self.relay.store.close()

@@ -44,7 +44,7 @@ from exchange.relay.store import KINDS, MailboxFullError, RelayItem, RelayStore
 from exchange.service.faults import (
     STORAGE_FULL_REFUSAL,
     STORAGE_FULL_RETRY_AFTER,
-    is_storage_full,
+    fault_of,
 )
 
 log = get_logger("exchange.relay")
@@ -455,9 +455,9 @@ def _shaped(handler: Handler) -> Handler:
             log.info("relay.refused", status=exc.status)
             return _error(exc.status, str(exc))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
-            full = is_storage_full(exc)
-            log.error("relay.failed", error_class=type(exc).__name__, storage_full=full)  # noqa: TRY400
-            if full:
+            cause = fault_of(exc).kind
+            log.error("relay.failed", cause=cause, error_class=type(exc).__name__)  # noqa: TRY400
+            if cause == "storage-full":
                 # The sender's outbox takes a 503 as "try again later" (docs/protocol.md §6).
                 response = _error(503, f"{STORAGE_FULL_REFUSAL}; try again later")
                 response.headers["Retry-After"] = str(STORAGE_FULL_RETRY_AFTER)

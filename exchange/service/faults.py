@@ -8,7 +8,7 @@ users see (docs/node.md, "Failure modes").
 - ``storage-full``: SQLite's ``SQLITE_FULL`` ("database or disk is full") or an ``OSError``
   with ``ENOSPC`` or ``EDQUOT``, anywhere in the exception's chain. It passes once space
   returns, with no restart.
-- ``ledger``: the stored ledger no longer matches the checkpoints this node signed (a
+- ``ledger-integrity``: the stored ledger no longer matches the checkpoints this node signed (a
   changed or missing row). It does not pass by itself: the ledger must be restored.
 - ``store``: any other SQLite error.
 - ``error``: anything else (a bug, or a fault this module does not know yet).
@@ -23,7 +23,7 @@ from typing import Final, Literal
 
 from exchange.ledger.errors import InconsistentCheckpointError, LogVerificationError
 
-FaultKind = Literal["storage-full", "ledger", "store", "error"]
+FaultKind = Literal["storage-full", "ledger-integrity", "store", "error"]
 
 #: SQLite's primary result code for "database or disk is full".
 SQLITE_FULL: Final = 13
@@ -56,7 +56,7 @@ class Fault:
 
 
 STORAGE_FULL: Final = Fault("storage-full", "the node's storage is full", urgent=True)
-LEDGER_BROKEN: Final = Fault("ledger", "the ledger does not verify", urgent=True)
+LEDGER_BROKEN: Final = Fault("ledger-integrity", "the ledger does not verify", urgent=True)
 STORE_FAILS: Final = Fault("store", "the node's database fails")
 
 

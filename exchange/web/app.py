@@ -185,7 +185,7 @@ def _fault_page(request: web.Request, exc: Exception) -> web.Response:
     )  # fmt: skip
     if fault.kind == "storage-full":
         return error_page(request, 507, message=_sentence(STORAGE_FULL_REFUSAL))
-    if fault.kind == "ledger":
+    if fault.kind == "ledger-integrity":
         return error_page(request, 503, message=_sentence(LEDGER_REFUSAL))
     return error_page(request, 500)
 

@@ -42,7 +42,7 @@ class Chaser:
     async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
         """Chase every ``interval`` seconds until ``stop`` is set; a failed round is retried."""
         health = health or TaskHealth("chase", "the chase of overdue items")
-        await periodically(health, stop, self.interval, self.chase_once)
+        await periodically(health, stop, self.interval, self.chase_once, stage="chase")
 
     async def chase_once(self) -> int:
         """Queue the chases due now; return how many were new."""

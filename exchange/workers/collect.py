@@ -70,7 +70,9 @@ class Collector:
         """
         if health is not None:
             self.health = health
-        await periodically(self.health, stop, self.config.collect_interval, self.collect_once)
+        await periodically(
+            self.health, stop, self.config.collect_interval, self.collect_once, stage="collect"
+        )
 
     async def collect_once(self) -> int:
         """Run one round over every pull connector; return how many messages were taken."""

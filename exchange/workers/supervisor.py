@@ -97,7 +97,7 @@ class TaskHealth:
             # The class only: an exception's message could quote anything.
             log.error(
                 "task.failed", task=self.name, stage=stage, cause=fault.kind,
-                error_class=type(exc).__name__, reason=self.reason(),
+                error_class=type(exc).__name__,
             )  # fmt: skip
         return self.delay()
 
@@ -116,9 +116,8 @@ class TaskHealth:
         self.last_success_at = self.wall()
         if self.failing_since is not None:
             log.info(
-                "task.recovered", task=self.name,
-                failed_for_s=round(self.clock() - self.failing_since, 3),
-                failures=self.in_a_row,
+                "task.recovered", task=self.name, count=self.in_a_row,
+                duration_ms=round((self.clock() - self.failing_since) * 1000, 1),
             )  # fmt: skip
         self.failing_since = None
         self.failure = None
@@ -232,12 +231,13 @@ class Supervisor:
         round_: Callable[[], Awaitable[object]],
         stop: asyncio.Event,
         *,
+        stage: str = "round",
         wait_first: bool = False,
     ) -> asyncio.Task[None]:
         """Run ``round_`` every ``interval`` seconds as task ``name`` (see :func:`periodically`)."""
 
         async def body(health: TaskHealth) -> None:
-            await periodically(health, stop, interval, round_, wait_first=wait_first)
+            await periodically(health, stop, interval, round_, stage=stage, wait_first=wait_first)
 
         return self.start(name, does, body, stop)
 

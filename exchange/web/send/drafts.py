@@ -296,7 +296,7 @@ async def draft_sweeper(
     stop = asyncio.Event()
     task = (supervisor or Supervisor()).every(
         "drafts-sweep", "the sweep of abandoned drafts", interval,
-        lambda: sweep_drafts(drafts, session_exists), stop,
+        lambda: sweep_drafts(drafts, session_exists), stop, stage="sweep",
     )  # fmt: skip
     try:
         yield
