@@ -23,7 +23,7 @@ from exchange.demo.loopback import Deployment
 from tests.full_disk import FullDisk
 
 from .conftest import LA, NURSES, SCHOOL, deployed
-from .helpers import auth, client, get_json, sent, submission, submit, until
+from .helpers import auth, client, sent, submission, submit, until
 
 pytestmark = pytest.mark.network
 
@@ -90,7 +90,6 @@ async def test_full_disk_refuses_clearly_and_the_node_recovers_without_restart(
     school, la = world.nodes["school"], world.nodes["la"]
     school_disk = FullDisk(school.service.store, monkeypatch)
     la_disk = FullDisk(la.service.store, monkeypatch)
-    base = world.url("school")
     async with client(world) as http:
         # The receiver's disk is full: the sender's push is answered 503, and waits.
         la_disk.fill()
@@ -109,67 +108,75 @@ async def test_full_disk_refuses_clearly_and_the_node_recovers_without_restart(
         school_disk.fill()
         la_disk.free()
         with capture_logs() as events:
-            sent_before = await school.service.store.ledger_size()
-            async with http.post(
-                base + "/api/v1/envelopes",
-                json=submission(b"synthetic refused", [LA]),
-                headers=auth(world, SCHOOL, "dsl"),
-            ) as resp:
-                assert resp.status == 507
-                body = await resp.json()
-            assert body == {"error": {"status": 507, "message": FULL}}
-            assert await school.service.store.ledger_size() == sent_before
-
-            async def outbox_stuck() -> bool:
-                status, message = await _ready(http, base)
-                return status == 503 and "the outbox cannot make progress" in message
-
-            await until(outbox_stuck, what="/readyz to name the outbox")
-            status, message = await _ready(http, base)
-            assert message.startswith("the node's storage is full")
-            assert "the outbox cannot make progress: the node's storage is full" in message
-
-            async def failed_often() -> bool:
-                metrics = await _metrics(http, base)
-                return _failures(metrics, "outbox", "storage-full") >= 5
-
-            await until(failed_often, what="the outbox to fail five times")
+            await _refusals_while_full(world, http)
+            # Five failures and more, logged once per distinct cause (stage and kind).
             logged = _task_failures(events, "outbox")
-            # Once per distinct cause: many failures, one line per stage that failed.
             assert logged
             assert len(logged) == len(set(logged))
             assert {cause for _, cause in logged} == {"storage-full"}
-            metrics = await _metrics(http, base)
-            assert 'exchange_task_failing{task="outbox"} 1' in metrics
-
             # Space comes back: no restart.
             school_disk.free()
-            fresh = (await submit(http, world, b"synthetic after", [LA]))["digest"]
-
-            async def both_delivered() -> bool:
-                items = [await sent(http, world, d) for d in (waiting, fresh)]
-                return all(
-                    r["delivery_state"] == "delivered" for i in items for r in i["recipients"]
-                )
-
-            await until(both_delivered, timeout=RECOVERY, what="delivery after space returned")
-
-            async def checkpointed() -> bool:
-                store = school.service.store
-                saved = await store.checkpoints()
-                return bool(saved) and saved[-1][0] == await store.ledger_size()
-
-            await until(checkpointed, timeout=RECOVERY, what="a checkpoint of every event")
-            for node in ("school", "la"):
-
-                async def ready(node: str = node) -> bool:
-                    return (await _ready(http, world.url(node)))[0] == 200
-
-                await until(ready, timeout=RECOVERY, what=f"the {node} node to be ready")
-            metrics = await _metrics(http, base)
-            assert 'exchange_task_failing{task="outbox"} 0' in metrics
+            await _recovery(world, http, waiting)
         # No generic failure, no message text: only the class and the kind of fault.
         for event in events:
             if event["event"] in {"task.failed", "request.failed"}:
                 assert event["cause"] == "storage-full"
                 assert "database or disk is full" not in str(event)
+
+
+async def _refusals_while_full(world: Deployment, http: aiohttp.ClientSession) -> None:
+    """While the school's disk is full: 507, /readyz 503 with reasons, failures counted."""
+    school = world.nodes["school"]
+    base = world.url("school")
+    sent_before = await school.service.store.ledger_size()
+    async with http.post(
+        base + "/api/v1/envelopes",
+        json=submission(b"synthetic refused", [LA]),
+        headers=auth(world, SCHOOL, "dsl"),
+    ) as resp:
+        assert resp.status == 507
+        body = await resp.json()
+    assert body == {"error": {"status": 507, "message": FULL}}
+    assert await school.service.store.ledger_size() == sent_before
+
+    async def outbox_stuck() -> bool:
+        status, message = await _ready(http, base)
+        return status == 503 and "the outbox cannot make progress" in message
+
+    await until(outbox_stuck, what="/readyz to name the outbox")
+    _, message = await _ready(http, base)
+    assert message.startswith("the node's storage is full")
+    assert "the outbox cannot make progress: the node's storage is full" in message
+
+    async def failed_often() -> bool:
+        metrics = await _metrics(http, base)
+        return _failures(metrics, "outbox", "storage-full") >= 5
+
+    await until(failed_often, what="the outbox to fail five times")
+    assert 'exchange_task_failing{task="outbox"} 1' in await _metrics(http, base)
+
+
+async def _recovery(world: Deployment, http: aiohttp.ClientSession, waiting: str) -> None:
+    """Once space is back: the waiting and a new envelope delivered, checkpoint, ready."""
+    school = world.nodes["school"]
+    fresh = (await submit(http, world, b"synthetic after", [LA]))["digest"]
+
+    async def both_delivered() -> bool:
+        items = [await sent(http, world, d) for d in (waiting, fresh)]
+        return all(r["delivery_state"] == "delivered" for i in items for r in i["recipients"])
+
+    await until(both_delivered, timeout=RECOVERY, what="delivery after space returned")
+
+    async def checkpointed() -> bool:
+        store = school.service.store
+        saved = await store.checkpoints()
+        return bool(saved) and saved[-1][0] == await store.ledger_size()
+
+    await until(checkpointed, timeout=RECOVERY, what="a checkpoint of every event")
+    for node in ("school", "la"):
+
+        async def ready(node: str = node) -> bool:
+            return (await _ready(http, world.url(node)))[0] == 200
+
+        await until(ready, timeout=RECOVERY, what=f"the {node} node to be ready")
+    assert 'exchange_task_failing{task="outbox"} 0' in await _metrics(http, world.url("school"))
