@@ -29,13 +29,15 @@ class FullDisk:
 
     def __init__(self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.folder = Path(store.folder).resolve()
-        self.full = False
+        #: Whether commits, and whether new files, are refused now.
+        self.database_full = False
+        self.files_full = False
         #: Writes refused while full: group commits and files.
         self.refused = 0
         run_group = store._run_group
 
         def refusing_run_group(fns: Sequence[Callable[[sqlite3.Connection], Any]]) -> Any:
-            if self.full:
+            if self.database_full:
                 self.refused += 1
                 raise sqlite3.OperationalError("database or disk is full")
             return run_group(fns)
@@ -45,7 +47,7 @@ class FullDisk:
 
         def refusing_mkstemp(*args: Any, **kwargs: Any) -> Any:
             folder = kwargs.get("dir")
-            if self.full and folder is not None and self._inside(Path(folder)):
+            if self.files_full and folder is not None and self._inside(Path(folder)):
                 self.refused += 1
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return mkstemp(*args, **kwargs)
@@ -55,10 +57,11 @@ class FullDisk:
     def _inside(self, folder: Path) -> bool:
         return folder.resolve().is_relative_to(self.folder)
 
-    def fill(self) -> None:
-        """From now on, refuse every commit and every new file of the store."""
-        self.full = True
+    def fill(self, *, database: bool = True, files: bool = True) -> None:
+        """From now on, refuse every commit and every new file of the store (or one of them)."""
+        self.database_full = database
+        self.files_full = files
 
     def free(self) -> None:
         """Give the space back: writes succeed again."""
-        self.full = False
+        self.database_full = self.files_full = False
