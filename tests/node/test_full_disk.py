@@ -9,8 +9,12 @@ gives the space back, with no restart in between.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +184,63 @@ async def _recovery(world: Deployment, http: aiohttp.ClientSession, waiting: str
 
         await until(ready, timeout=RECOVERY, what=f"the {node} node to be ready")
     assert 'exchange_task_failing{task="outbox"} 0' in await _metrics(http, world.url("school"))
+
+
+@contextlib.contextmanager
+def _small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` at ``folder``; skip the test where mounting is not allowed."""
+    mount = shutil.which("mount")
+    if os.name != "posix" or os.geteuid() != 0 or mount is None:
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir(parents=True)
+    done = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.subprocess
+async def test_a_real_full_file_system_refuses_and_recovers(tmp_path: Path) -> None:
+    """On a real 6 MiB tmpfs filled to the last byte: 507, /readyz 503, then recovery.
+
+    The same path as the fault injection above, with the errors SQLite and the kernel
+    really raise (``ENOSPC``); where a tmpfs cannot be mounted (not root), it is skipped.
+    """
+    root = tmp_path / "real"
+    with _small_tmpfs(root / "data-school", "6m") as data:
+        users = {SCHOOL: ["dsl"], LA: ["staff"]}
+        async with deployed(root, users, tasks=QUICK_TASKS) as world, client(world) as http:
+            base = world.url("school")
+            filler = data / "filler"
+            with filler.open("wb") as out, contextlib.suppress(OSError):
+                while True:
+                    out.write(bytes(65536))
+                    out.flush()
+            async with http.post(
+                base + "/api/v1/envelopes",
+                json=submission(b"synthetic refused", [LA]),
+                headers=auth(world, SCHOOL, "dsl"),
+            ) as resp:
+                assert resp.status == 507
+                assert (await resp.json())["error"]["message"] == FULL
+            assert await _ready(http, base) == (503, "the node's storage is full")
+            filler.unlink()
+
+            async def ready() -> bool:
+                return (await _ready(http, base))[0] == 200
+
+            await until(ready, timeout=RECOVERY, what="/readyz after space returned")
+            digest = (await submit(http, world, b"synthetic after", [LA]))["digest"]
+
+            async def delivered() -> bool:
+                [recipient] = (await sent(http, world, digest))["recipients"]
+                return bool(recipient["delivery_state"] == "delivered")
+
+            await until(delivered, timeout=RECOVERY, what="delivery after space returned")
