@@ -1,12 +1,14 @@
 """Starting and stopping a node: configuration in, a running aiohttp site out.
 
 :class:`Node` opens the store, loads and verifies the directory against the trusted
-authority key, decrypts the tenants' keys and the ledger key, and runs three things: the
-HTTP server, the outbox worker and a checkpoint task. :meth:`Node.stop` is the graceful
-shutdown: stop accepting, let in-flight requests and delivery attempts finish (an attempt
-cut short stays ``attempting`` and is re-queued at the next start), sign a last checkpoint,
-close the store. Nothing is lost at any point, because nothing is acknowledged before it is
-committed.
+authority key, decrypts the tenants' keys and the ledger key, and runs the HTTP server and
+its background tasks (the outbox worker, collection, checkpoints, chases, sweeps), each
+under one :class:`~exchange.workers.supervisor.Supervisor` that keeps it going through
+failed rounds and reports its health to /readyz and /metrics. :meth:`Node.stop` is the
+graceful shutdown: stop accepting, let in-flight requests and delivery attempts finish (an
+attempt cut short stays ``attempting`` and is re-queued at the next start), sign a last
+checkpoint (a failure is logged, not raised), close the store. Nothing is lost at any
+point, because nothing is acknowledged before it is committed.
 """
 
 from __future__ import annotations
