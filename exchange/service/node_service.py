@@ -549,8 +549,9 @@ class NodeService:
     # --- operations ----------------------------------------------------------------------
 
     async def check_store(self) -> None:
-        """Raise unless the store answers (the readiness check)."""
+        """Raise unless the store answers and can write (the readiness check)."""
         await self.context.store.ledger_size()
+        await self.context.store.check_writable(self.clock())
 
     async def store_counts(self) -> StoreCounts:
         """Return the outbox, receipt and ledger counts the metrics report."""

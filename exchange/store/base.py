@@ -541,6 +541,10 @@ class Store(
         """Return where the body of the envelope ``digest`` is (or will be) kept."""
         ...
 
+    async def check_writable(self, now: float) -> None:
+        """Raise unless the store can commit a write and create a file (the readiness check)."""
+        ...
+
     # --- envelopes the node's organisations send ---------------------------------------
     async def record_submission(
         self,

@@ -345,4 +345,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX inbox_by_owner_state ON inbox (owner, state, received_at, digest)",
         "CREATE INDEX envelopes_by_envelope_id ON envelopes (envelope_id)",
     ),
+    (
+        # Migration 12: the readiness check's write (SqliteStore.check_writable). One row,
+        # rewritten by every /readyz, so that a store that cannot commit (a full disk) is
+        # seen at once rather than at the next submission.
+        "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)",
+    ),
 )

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from exchange.logs import get_logger
 from exchange.service.errors import ServiceError
+from exchange.service.faults import LEDGER_REFUSAL, STORAGE_FULL_REFUSAL, fault_of
 from exchange.service.node_service import NodeService
 from exchange.web.assets import Assets
 from exchange.web.security import (
@@ -135,15 +136,24 @@ def _page_status(status: int) -> int:
     return 500 if status >= 500 else 400
 
 
-def error_page(request: web.Request, status: int, *, csrf: bool = False) -> web.Response:
-    """Render the error page for ``status`` (a CSRF refusal has its own 403 page)."""
+def error_page(
+    request: web.Request, status: int, *, csrf: bool = False, message: str | None = None
+) -> web.Response:
+    """Render the error page for ``status`` (a CSRF refusal has its own 403 page).
+
+    ``message`` is a sentence about the node's own fault (a full disk) shown first.
+    """
     title = CSRF_PAGE_TITLE if csrf else ERROR_PAGES[_page_status(status)]
     return render(
         request,
         "error.html",
-        {"title": title, "status": status, "csrf": csrf},
+        {"title": title, "status": status, "csrf": csrf, "message": message},
         status=status,
     )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
 
 
 @web.middleware
@@ -162,9 +172,22 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
             raise
         return error_page(request, exc.status)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
-        # Only the class name is logged: an exception's message could quote anything.
-        log.error("web.request-failed", path=route_name(request), error_class=type(exc).__name__)  # noqa: TRY400
-        return error_page(request, 500)
+        return _fault_page(request, exc)
+
+
+def _fault_page(request: web.Request, exc: Exception) -> web.Response:
+    """Answer a page that failed because of the node itself: a full disk says so (507)."""
+    # Only the class name is logged: an exception's message could quote anything.
+    fault = fault_of(exc)
+    log.error(
+        "web.request-failed", path=route_name(request), cause=fault.kind,
+        error_class=type(exc).__name__,
+    )  # fmt: skip
+    if fault.kind == "storage-full":
+        return error_page(request, 507, message=_sentence(STORAGE_FULL_REFUSAL))
+    if fault.kind == "ledger-integrity":
+        return error_page(request, 503, message=_sentence(LEDGER_REFUSAL))
+    return error_page(request, 500)
 
 
 async def start_page(request: web.Request) -> web.Response:
