@@ -27,7 +27,7 @@ import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 from exchange.config import DeliveryConfig
@@ -40,6 +40,7 @@ from exchange.logs import get_logger
 from exchange.model import OutboxItem
 from exchange.outbox import machine
 from exchange.outbox.routing import Leg, NoRouteError, Routes
+from exchange.outbox.skew import skew_reason
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.service.node_service import NodeService
 from exchange.service.rows import receipt_record
@@ -126,6 +127,9 @@ class DeliveryStats:
     dead: int = 0
     latency_sum: float = 0.0
     latency_count: int = 0
+    #: The last clock skew seen per destination organisation (its node's, or its relay's,
+    #: clock minus ours, in whole seconds), from the far side's ``Date``.
+    clock_skew: dict[OrgId, int] = field(default_factory=dict)
 
 
 class DeliveryWorker:
@@ -305,7 +309,31 @@ class DeliveryWorker:
         """Hand one message to the leg's connector; return what the destination answered."""
         kind: MessageKind = "envelope" if item.kind == "envelope" else "receipt"
         message = Message(kind, message_id, item.origin, item.destination, body)
-        return await leg.connector.deliver(message, leg.route.address, timeout=self.config.timeout)
+        outcome = await leg.connector.deliver(
+            message, leg.route.address, timeout=self.config.timeout
+        )
+        return self._observe_clock(item, leg, outcome)
+
+    def _observe_clock(self, item: OutboxItem, leg: Leg, outcome: Outcome) -> Outcome:
+        """Note how far the far side's clock is from ours; word a refusal for time.
+
+        A far side that refused the request's signature time (its clock or ours is off) is
+        tried again with back-off, never given up on for that (docs/node.md, failure modes):
+        the item's last error says how far off its clock is, and so does the log.
+        """
+        far = outcome.far_time if isinstance(outcome, Taken | RetryOutcome) else None
+        if far is None:
+            return outcome
+        skew = round(far - self.service.clock())
+        self.stats.clock_skew[item.destination] = skew
+        if not (isinstance(outcome, RetryOutcome) and outcome.clock):
+            return outcome
+        reason = skew_reason(skew, relay=leg.route.kind == "mailbox")
+        log.warning(
+            "delivery.clock-skew", digest=item.envelope_digest.hex(),
+            recipient=item.destination, route=leg.route.kind, skew_seconds=skew, error=reason,
+        )  # fmt: skip
+        return replace(outcome, reason=reason)
 
     async def _push_envelope(
         self, item: OutboxItem, leg: Leg, route: machine.RouteTaken
@@ -332,7 +360,9 @@ class DeliveryWorker:
             # A receipt that does not match what we sealed is never accepted as delivery
             # (the AS2 failure, docs/receipts.md); the peer may answer properly next time.
             return machine.RetryLater(route, f"the delivered receipt was refused [{exc.rule}]")
-        return machine.Delivered(route, receipt_record(signed), outcome.transport_ref or None)
+        # A slow clock's receipt is kept with the envelope's time, never before it.
+        record = receipt_record(signed, not_before=envelope.created)
+        return machine.Delivered(route, record, outcome.transport_ref or None)
 
     async def _push_receipt(
         self, item: OutboxItem, leg: Leg, route: machine.RouteTaken
