@@ -74,6 +74,12 @@ async def metrics(request: web.Request) -> web.Response:
         "# HELP exchange_mesh_unread_messages MESH messages left unread in the inboxes.",
         "# TYPE exchange_mesh_unread_messages gauge",
         f"exchange_mesh_unread_messages {collected.mesh_unread}",
+        "# HELP exchange_peer_clock_skew_seconds Last clock skew seen per peer (its clock - ours).",
+        "# TYPE exchange_peer_clock_skew_seconds gauge",
+        *(
+            f'exchange_peer_clock_skew_seconds{{peer="{peer}"}} {skew}'
+            for peer, skew in sorted(stats.clock_skew.items())
+        ),
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
         f"exchange_ledger_events {counts.ledger_size}",

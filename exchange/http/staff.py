@@ -70,6 +70,7 @@ def _recipient_json(recipient: RecipientView) -> dict[str, Any]:
         "overdue": recipient.overdue,
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
+        "clock_skew_seconds": recipient.clock_skew,
         "timeline": [
             {"status": r.status, "time": r.time, "receipt_digest": r.digest.hex()}
             for r in recipient.receipts

@@ -602,6 +602,13 @@ class Store(
         """Give dead items (of one envelope, or all) a fresh start; return how many."""
         ...
 
+    async def bring_retries_forward(self, by: float) -> int:
+        """Make deliveries waiting to retry due ``by`` seconds sooner; return how many.
+
+        For a clock put back: their waits were counted from a time that was ahead.
+        """
+        ...
+
     async def add_outbox(
         self, envelope_digest: bytes, rows: Sequence[NewOutbox], *, now: float
     ) -> int:

@@ -424,6 +424,23 @@ class SqliteStore(
 
         return await self._tx(tx)
 
+    async def bring_retries_forward(self, by: float) -> int:
+        """Make envelopes and receipts waiting to retry due ``by`` seconds sooner.
+
+        Staff mails (notices, chases) keep their times: a chase is due on a date, not after
+        a back-off.
+        """
+
+        def tx(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE outbox SET next_attempt_at = next_attempt_at - ? "
+                "WHERE state = 'retry-wait' AND kind IN ('envelope', 'receipt')",
+                (by,),
+            )
+            return cursor.rowcount
+
+        return await self._tx(tx)
+
     async def add_outbox(
         self, envelope_digest: bytes, rows: Sequence[NewOutbox], *, now: float
     ) -> int:

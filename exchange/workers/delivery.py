@@ -47,6 +47,10 @@ from exchange.service.rows import receipt_record
 
 log = get_logger("exchange.delivery")
 
+#: A clock that reads this many seconds less than it did before was put back (a fast clock
+#: corrected): deliveries waiting to retry are brought forward by as much.
+CLOCK_WENT_BACK: Final = 60.0
+
 #: How often a transition is computed again when the item changed under the attempt (a
 #: recall marks it once; more than that means something else writes the row).
 MAX_RECOMPUTE: Final = 3
@@ -174,7 +178,9 @@ class DeliveryWorker:
             log.info("outbox.requeued", count=requeued)
         inflight: set[asyncio.Task[None]] = set()
         wakeup = self.service.outbox_wakeup
+        latest = self.service.clock()
         while not stop.is_set():
+            latest = await self._notice_clock_put_back(latest)
             room = self.config.concurrency - len(inflight)
             claimed = 0
             if room > 0:
@@ -205,6 +211,19 @@ class DeliveryWorker:
         # Graceful shutdown: attempts under way finish and record their outcome.
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _notice_clock_put_back(self, latest: float) -> float:
+        """Bring retries forward if the node's clock went back; return the latest reading.
+
+        A retry's wait is counted from the clock: after a clock that ran ahead is corrected,
+        every wait would otherwise last as much longer as the clock was ahead.
+        """
+        now = self.service.clock()
+        if now >= latest - CLOCK_WENT_BACK:
+            return max(latest, now)
+        moved = await self.service.store.bring_retries_forward(latest - now)
+        log.warning("outbox.clock-put-back", seconds=round(latest - now), items=moved)
+        return now
 
     async def attempt(self, item: OutboxItem) -> None:
         """Make one attempt on the item's current route and record its outcome."""
