@@ -25,6 +25,7 @@ from exchange.model import (
     HeldEnvelope,
     HeldItem,
     HoldRecord,
+    IdempotencyRecord,
     InboxItem,
     InboxRecall,
     InboxState,
@@ -511,7 +512,18 @@ class NodeStateStore(Protocol):
         ...
 
 
+class IdempotencyStore(Protocol):
+    """Idempotency keys of staff submissions (exchange/store/idempotency.py)."""
+
+    async def idempotency_record(
+        self, scope: str, key: str, now: float
+    ) -> IdempotencyRecord | None:
+        """Forget every key expired at ``now``; return ``scope``'s ``key`` if still held."""
+        ...
+
+
 class Store(
+    IdempotencyStore,
     RegisterStore,
     RecallStore,
     RetentionStore,
@@ -553,8 +565,12 @@ class Store(
         register: RegisterEntry | None = None,
         thread: ThreadLink | None = None,
         retention: RetentionSchedule | None = None,
+        idempotency: IdempotencyRecord | None = None,
     ) -> None:
-        """Commit a sealed envelope, its outbox rows, ledger events and register row together."""
+        """Commit a sealed envelope, its outbox rows, ledger events and register row together.
+
+        ``idempotency`` is the caller's key and the answer, committed with them.
+        """
         ...
 
     async def list_sent(

@@ -345,4 +345,19 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX inbox_by_owner_state ON inbox (owner, state, received_at, digest)",
         "CREATE INDEX envelopes_by_envelope_id ON envelopes (envelope_id)",
     ),
+    (
+        # Migration 12: idempotency keys of staff submissions (exchange/store/idempotency.py).
+        # Per caller (organisation and account) and key: the SHA-256 of the first request
+        # and the answer it got, written with the envelope it made, until it expires.
+        """CREATE TABLE idempotency_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash BLOB NOT NULL,
+            answer TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        "CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at)",
+    ),
 )

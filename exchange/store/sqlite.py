@@ -28,6 +28,7 @@ from exchange.keys.ids import OrgId
 from exchange.model import (
     EnvelopeRecord,
     EventHash,
+    IdempotencyRecord,
     InboxItem,
     InboxState,
     NewOutbox,
@@ -44,6 +45,7 @@ from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.accounts import AccountTables
 from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
+from exchange.store.idempotency import IdempotencyTables, insert_idempotency
 from exchange.store.node_state import NodeStateTables
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
@@ -99,6 +101,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
 
 
 class SqliteStore(
+    IdempotencyTables,
     SharingRegisterTables,
     RecallTables,
     RetentionTables,
@@ -257,10 +260,12 @@ class SqliteStore(
         register: RegisterEntry | None = None,
         thread: ThreadLink | None = None,
         retention: RetentionSchedule | None = None,
+        idempotency: IdempotencyRecord | None = None,
     ) -> None:
         """Commit a sealed envelope, its outbox rows, ledger events and register row together.
 
-        ``thread`` links it to the envelope it replies to or corrects.
+        ``thread`` links it to the envelope it replies to or corrects; ``idempotency`` is
+        the caller's key with the answer, so a retry after a crash finds it.
         """
 
         def tx(db: sqlite3.Connection) -> None:
@@ -278,6 +283,8 @@ class SqliteStore(
             if retention is not None:
                 # Its review date (exchange/store/retention.py), with the envelope.
                 self._insert_retention(db, retention)
+            if idempotency is not None:
+                insert_idempotency(db, idempotency)
 
         await self._tx(tx)
 
