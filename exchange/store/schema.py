@@ -351,4 +351,19 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # seen at once rather than at the next submission.
         "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)",
     ),
+    (
+        # Migration 13: idempotency keys of staff submissions (exchange/store/idempotency.py).
+        # Per caller (organisation and account) and key: the SHA-256 of the first request
+        # and the answer it got, written with the envelope it made, until it expires.
+        """CREATE TABLE idempotency_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash BLOB NOT NULL,
+            answer TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        "CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at)",
+    ),
 )
