@@ -31,8 +31,11 @@ def structured_log() -> Iterator[io.StringIO]:
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """Start the school and LA nodes once for the module's tests."""
+async def world(
+    tmp_path_factory: pytest.TempPathFactory, structured_log: io.StringIO
+) -> AsyncIterator[World]:
+    """Start the school and LA nodes once for the module's tests, logging to the buffer."""
+    del structured_log  # configured first, so the log holds the nodes' every line
     async with running_world(tmp_path_factory.mktemp("world")) as running:
         yield running
 
