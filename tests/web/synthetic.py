@@ -15,7 +15,7 @@ from exchange.model import SubjectKind
 from exchange.service.node_service import NodeService
 from exchange.sharing.prepare import AttachmentInput, Submission
 from tests.node import records
-from tests.web.world import FRONT_DOOR, NURSES, actor
+from tests.web.world import FRONT_DOOR, NURSES, SCHOOL, actor
 
 #: The child's name, date of birth and identifiers (valid check characters).
 GIVEN: Final = "Tallulah"
@@ -118,3 +118,33 @@ async def not_shared(service: NodeService, org: OrgId, *, upn: str | None = None
         record_kind="referral",
         identifiers=identifiers,
     )
+
+
+#: A referral of the child as a person types it into the send pages, page by page.
+REFERRAL_ANSWERS: Final[dict[str, dict[str, str] | list[tuple[str, str]]]] = {
+    "referrer": {
+        "referrer.name": records.DSL["name"],
+        "referrer.role": "Designated safeguarding lead",
+        "referrer.organisation": str(SCHOOL),
+        "referrer.email": "dsl@hillside.example",
+    },
+    "consent": {
+        "consent.parents_informed": "yes",
+        "consent.consent_given": "yes",
+    },
+    "child": {
+        "child.name.given_names": GIVEN,
+        "child.name.family_name": FAMILY,
+        "child.date_of_birth-day": str(int(DOB[8:10])),
+        "child.date_of_birth-month": str(int(DOB[5:7])),
+        "child.date_of_birth-year": DOB[:4],
+        "child.upn": UPN,
+        "child.nhs_number": NHS,
+    },
+    "household": {},
+    "concerns": [("concerns", "neglect"), ("concerns", "emotional-abuse")],
+    "description": {"description": f"{GIVEN} arrives hungry most days and is withdrawn."},
+    "early_help": {"early_help.tried": "no"},
+    "threshold_level": {"threshold_level": "level-3"},
+    "immediate_risk": {"immediate_risk": "no"},
+}
