@@ -3,7 +3,9 @@
 One child for every test in tests/web: the pages show them by name only on the opened
 record's page, so their details (:data:`NEEDLES`) are what the no-leak checks look for in
 every other page, address, title and log line. The records are built on
-``tests/node/records.py`` (the node tests' valid records), with this child in them.
+``tests/node/records.py`` (the node tests' valid records), with this child in them, and
+:data:`REFERRAL_ANSWERS` is the same referral as a person types it into the send pages.
+tests/web/dpo_world.py and inbox_world.py name some of these for tests/browser.
 """
 
 from __future__ import annotations
