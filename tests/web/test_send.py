@@ -375,7 +375,8 @@ async def test_a_decision_not_to_share_is_recorded(world: World) -> None:
     assert (status, headers["Location"]) == (303, "/send/not-shared/recorded")
     rows = await school.register_export(dpo, since=None, until=None, form="json")
     assert isinstance(rows, list)
-    assert [r["decision"] for r in rows if r not in before] == ["not-shared"]
+    known = {r["id"] for r in before}  # the module's other decisions (a row's receipts change)
+    assert [r["decision"] for r in rows if r["id"] not in known] == ["not-shared"]
 
 
 async def test_no_child_details_in_urls_titles_logs_or_drafts(
