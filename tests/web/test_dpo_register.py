@@ -1,39 +1,44 @@
-"""The sharing register page: filters, paging, the CSV download and who may see it."""
+"""The sharing register page: filters, paging, the CSV download and who may see it.
+
+The module's tests share nodes where Hillside has sent a referral and decided not to share
+another; the two that add decisions have nodes of their own.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
-from tests.node.records import NHS, UPN
-from tests.web.dpo_world import (
-    FRONT_DOOR,
-    SCHOOL,
-    World,
-    dpo_world,
-    record_not_shared,
-    send_referral,
-    user,
-)
 from tests.web.pages import parse
+from tests.web.synthetic import NHS, UPN, not_shared, referral_to_front_door
+from tests.web.world import FRONT_DOOR, SCHOOL, World, actor
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 #: Stands in for anything a person could type into the address: never shown back.
 SENTINEL = "Zebedee-Sentinel-42"
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """Start the nodes; Hillside has sent a referral and decided not to share another."""
-    async with dpo_world(tmp_path / "world") as running:
-        await send_referral(running, upn=UPN, nhs=NHS)
-        await record_not_shared(running, upn=UPN)
-        yield running
+async def _two_decisions(world: World) -> World:
+    """Hillside sends a referral and decides not to share another."""
+    await world.submit(actor(SCHOOL, "dsl"), referral_to_front_door(upn=UPN, nhs=NHS))
+    await not_shared(world.service(SCHOOL), SCHOOL, upn=UPN)
+    return world
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def register(world: World) -> World:
+    """Give the module's nodes Hillside's two decisions."""
+    return await _two_decisions(world)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_register(fresh_world: World) -> World:
+    """Give the test nodes of its own with Hillside's two decisions (it adds more)."""
+    return await _two_decisions(fresh_world)
 
 
 def _rows(page: str) -> list[list[str]]:
@@ -51,12 +56,12 @@ def _rows(page: str) -> list[list[str]]:
     return rows
 
 
-async def test_the_dpo_sees_every_decision_by_name_newest_first(world: World) -> None:
+async def test_the_dpo_sees_every_decision_by_name_newest_first(register: World) -> None:
     """Both decisions, newest first, with organisation names and purposes in words."""
-    client = await world.client(SCHOOL, "dpo")
-    status, page, response = await client.get("/register")
+    client = await register.person(SCHOOL, "dpo")
+    status, page, headers = await client.get("/register")
     assert status == 200
-    assert response.headers["Cache-Control"] == "no-store"
+    assert headers["Cache-Control"] == "no-store"
     assert parse(page).title == "Sharing register – Secure exchange"
     assert "2 decisions" in page
     rows = _rows(page)
@@ -70,23 +75,23 @@ async def test_the_dpo_sees_every_decision_by_name_newest_first(world: World) ->
     assert NHS not in page
 
 
-async def test_filters_keep_one_decision_and_the_download_follows_them(world: World) -> None:
+async def test_filters_keep_one_decision_and_the_download_follows_them(register: World) -> None:
     """Filtering by decision keeps one row; the download link gives the same rows as CSV."""
-    client = await world.client(SCHOOL, "dpo")
+    client = await register.person(SCHOOL, "dpo")
     status, page, _ = await client.get("/register?decision=shared&purpose=safeguarding-referral")
     assert status == 200
     assert "1 decision match the filter" in " ".join(page.split())
     assert [row[1] for row in _rows(page)] == ["Shared"]
     links = [e.attrs["href"] for e in parse(page).all("a") if "download" in e.attrs]
     assert links == ["/register/download?purpose=safeguarding-referral&decision=shared"]
-    status, text, response = await client.get(str(links[0]))
+    status, text, headers = await client.get(str(links[0]))
     assert status == 200
-    assert response.content_type == "text/csv"
-    assert response.headers["Content-Disposition"] == (
+    assert headers["Content-Type"].split(";")[0] == "text/csv"
+    assert headers["Content-Disposition"] == (
         'attachment; filename="sharing-register-urn-106123.csv"'
     )
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "no-store"
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["decision"], r["purpose"], r["recipient"]) for r in rows] == [
         ("shared", "safeguarding-referral", FRONT_DOOR)
@@ -94,9 +99,9 @@ async def test_filters_keep_one_decision_and_the_download_follows_them(world: Wo
     assert UPN not in text
 
 
-async def test_dates_filter_by_london_days(world: World) -> None:
+async def test_dates_filter_by_london_days(register: World) -> None:
     """A range of days before the decisions finds none; one including today finds both."""
-    client = await world.client(SCHOOL, "dpo")
+    client = await register.person(SCHOOL, "dpo")
     _, page, _ = await client.get(
         "/register?from-day=1&from-month=1&from-year=2020&to-day=31&to-month=12&to-year=2020"
     )
@@ -125,10 +130,10 @@ async def test_dates_filter_by_london_days(world: World) -> None:
     ],
 )
 async def test_a_bad_filter_is_an_error_that_never_echoes_it(
-    world: World, query: str, href: str, message: str
+    register: World, query: str, href: str, message: str
 ) -> None:
     """Each bad value is an error linked to its field; nothing typed is shown back."""
-    client = await world.client(SCHOOL, "dpo")
+    client = await register.person(SCHOOL, "dpo")
     status, page, _ = await client.get("/register?" + query)
     assert status == 400
     parsed = parse(page)
@@ -144,11 +149,11 @@ async def test_a_bad_filter_is_an_error_that_never_echoes_it(
     assert SENTINEL not in page
 
 
-async def test_the_register_is_paged(world: World) -> None:
+async def test_the_register_is_paged(own_register: World) -> None:
     """25 decisions a page, newest first, with previous and next links; past the end, 404."""
     for _ in range(28):
-        await record_not_shared(world)
-    client = await world.client(SCHOOL, "dpo")
+        await not_shared(own_register.service(SCHOOL), SCHOOL)
+    client = await own_register.person(SCHOOL, "dpo")
     _, first, _ = await client.get("/register?decision=not-shared")
     assert len(_rows(first)) == 25
     assert "Showing 1 to 25 of 29, newest first." in first
@@ -162,25 +167,25 @@ async def test_the_register_is_paged(world: World) -> None:
     assert (await client.get(f"/register?page={SENTINEL}"))[0] == 404
 
 
-async def test_csv_cells_that_look_like_formulas_are_made_text(world: World) -> None:
+async def test_csv_cells_that_look_like_formulas_are_made_text(own_register: World) -> None:
     """A reason starting with = is written with a leading apostrophe, as the export does."""
-    await world.service(SCHOOL).record_not_shared(
-        user(SCHOOL, "dsl"),
+    await own_register.service(SCHOOL).record_not_shared(
+        actor(SCHOOL, "dsl"),
         purpose="safeguarding-referral",
         recipients=[FRONT_DOOR],
         reason_code="not-necessary",
         reason="=HYPERLINK(1) is not a reason",
     )
-    client = await world.client(SCHOOL, "dpo")
+    client = await own_register.person(SCHOOL, "dpo")
     _, text, _ = await client.get("/register/download?decision=not-shared")
     reasons = [r["reason"] for r in csv.DictReader(io.StringIO(text))]
     assert "'=HYPERLINK(1) is not a reason" in reasons
 
 
 @pytest.mark.parametrize("role", ["dsl", "admin", "staff"])
-async def test_only_the_dpo_may_see_the_register(world: World, role: str) -> None:
+async def test_only_the_dpo_may_see_the_register(register: World, role: str) -> None:
     """Other roles of the same organisation get the 403 page on the page and the download."""
-    client = await world.client(SCHOOL, role)  # type: ignore[arg-type]
+    client = await register.person(SCHOOL, role)  # type: ignore[arg-type]
     for path in ("/register", "/register/download", "/register?purpose=" + SENTINEL):
         status, page, _ = await client.get(path)
         assert status == 403
@@ -188,9 +193,9 @@ async def test_only_the_dpo_may_see_the_register(world: World, role: str) -> Non
         assert SENTINEL not in page
 
 
-async def test_another_organisation_never_sees_hillsides_decisions(world: World) -> None:
+async def test_another_organisation_never_sees_hillsides_decisions(register: World) -> None:
     """The front door's DPO, on another node, sees only the front door's register."""
-    client = await world.client(FRONT_DOOR, "dpo")
+    client = await register.person(FRONT_DOOR, "dpo")
     _, page, _ = await client.get("/register")
     assert "No decisions" in page
     _, text, _ = await client.get("/register/download")

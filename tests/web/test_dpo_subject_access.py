@@ -1,56 +1,42 @@
-"""Subject access: found by UPN or NHS number, and the number never shown, kept or logged."""
+"""Subject access: found by UPN or NHS number, and the number never shown, kept or logged.
+
+The searches only read: the module's tests share nodes, and the log captured from their
+start (every test checks the whole module's log so far).
+"""
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-import structlog
+import pytest_asyncio
 
-from exchange import logs
 from exchange.web.dpo.subject_access import UPN_FORMAT
-from tests.web.dpo_world import (
-    FRONT_DOOR,
-    NURSES,
-    SCHOOL,
-    World,
-    dpo_world,
-    record_not_shared,
-    send_referral,
-)
 from tests.web.pages import parse
+from tests.web.synthetic import (
+    BAD_NHS,
+    BAD_UPN,
+    UPN,
+    not_shared,
+    referral_to_front_door,
+)
+from tests.web.synthetic import NHS as NHS_DIGITS
+from tests.web.synthetic import NHS_PRINTED as NHS
+from tests.web.world import FRONT_DOOR, NURSES, SCHOOL, World, actor
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
-#: A sentinel child's identifiers (valid check characters): never on a page or in a log.
-UPN = "T356201412345"
-NHS = "943 476 5919"
-NHS_DIGITS = NHS.replace(" ", "")
-#: Wrong check characters: refused, and never echoed either.
-BAD_UPN = "T356201412346"
-BAD_NHS = "9434765918"
+#: The child's identifiers, and wrong ones: never on a page or in a log.
 NEEDLES = (UPN, UPN.lower(), NHS, NHS_DIGITS, BAD_UPN, BAD_NHS)
 
 
-@pytest.fixture
-def structured_log() -> Iterator[io.StringIO]:
-    """Send every structlog event, as production JSON, to a buffer."""
-    buffer = io.StringIO()
-    logs.configure(json=True, level=logging.DEBUG, stream=buffer)
-    yield buffer
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-async def world(tmp_path: Path, structured_log: io.StringIO) -> AsyncIterator[World]:  # noqa: ARG001 - the log is captured from the start
-    """Hillside sent a referral about the sentinel child and decided not to share once."""
-    async with dpo_world(tmp_path / "world") as running:
-        await send_referral(running, upn=UPN, nhs=NHS_DIGITS)
-        await record_not_shared(running, upn=UPN)
-        yield running
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def searched(structured_log: io.StringIO, world: World) -> World:  # noqa: ARG001 - the log is captured from the start
+    """Hillside sent a referral about the child and decided not to share once."""
+    await world.submit(actor(SCHOOL, "dsl"), referral_to_front_door(upn=UPN, nhs=NHS_DIGITS))
+    await not_shared(world.service(SCHOOL), SCHOOL, upn=UPN)
+    return world
 
 
 def _assert_clean(where: str, text: str) -> None:
@@ -74,35 +60,35 @@ def _errors(page: str) -> list[tuple[str, str]]:
 
 
 async def test_a_search_by_upn_finds_the_referral_and_the_decision(
-    world: World, structured_log: io.StringIO, caplog: pytest.LogCaptureFixture
+    searched: World, structured_log: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The results list the sent referral and the decision not to share, by name and kind."""
     caplog.set_level(logging.DEBUG)
-    client = await world.client(SCHOOL, "dpo")
+    client = await searched.person(SCHOOL, "dpo")
     status, form, _ = await client.get("/subject-access")
     assert status == 200
     assert parse(form).title == "Subject access – Secure exchange"
-    status, page, response = await client.post(
+    status, page, headers = await client.post(
         "/subject-access", {"kind": "upn", "identifier": UPN}, page=form
     )
     assert status == 200
-    assert response.headers["Cache-Control"] == "no-store"
+    assert headers["Cache-Control"] == "no-store"
     assert parse(page).title == "Subject access results – Secure exchange"
     text = _text(page)
     assert "Searched by UPN" in text
     assert "Sent Referral Stockport children's front door Shared" in text
     assert "Referral Stockport children's front door Sharing would not be proportionate" in text
     _assert_clean("the results page", page)
-    _assert_clean("the response's address", str(response.url))
+    _assert_clean("the response's address", client.last_url)
     _assert_clean("the structured log", structured_log.getvalue())
     _assert_clean("the standard log", caplog.text)
 
 
 async def test_a_search_by_nhs_number_typed_with_spaces_finds_the_referral(
-    world: World, structured_log: io.StringIO
+    searched: World, structured_log: io.StringIO
 ) -> None:
     """An NHS number typed in groups, as it is printed, is searched without its spaces."""
-    client = await world.client(SCHOOL, "dpo")
+    client = await searched.person(SCHOOL, "dpo")
     _, form, _ = await client.get("/subject-access")
     status, page, _ = await client.post(
         "/subject-access", {"kind": "nhs-number", "identifier": NHS}, page=form
@@ -137,10 +123,13 @@ async def test_a_search_by_nhs_number_typed_with_spaces_finds_the_referral(
     ],
 )  # fmt: skip
 async def test_a_wrong_identifier_says_what_is_wrong_and_never_shows_it(
-    world: World, structured_log: io.StringIO, form: dict[str, str], expected: list[tuple[str, str]]
+    searched: World,
+    structured_log: io.StringIO,
+    form: dict[str, str],
+    expected: list[tuple[str, str]],
 ) -> None:
     """Each refusal names the rule in plain words; the value is not in the page or the log."""
-    client = await world.client(SCHOOL, "dpo")
+    client = await searched.person(SCHOOL, "dpo")
     _, page, _ = await client.get("/subject-access")
     status, answer, _ = await client.post("/subject-access", form, page=page)
     assert status == 400
@@ -153,9 +142,9 @@ async def test_a_wrong_identifier_says_what_is_wrong_and_never_shows_it(
     _assert_clean("the structured log", structured_log.getvalue())
 
 
-async def test_the_identifier_is_never_taken_from_the_address(world: World) -> None:
+async def test_the_identifier_is_never_taken_from_the_address(searched: World) -> None:
     """The form posts; a search in the query string is not a search."""
-    client = await world.client(SCHOOL, "dpo")
+    client = await searched.person(SCHOOL, "dpo")
     status, page, _ = await client.get(f"/subject-access?kind=upn&identifier={UPN}")
     assert status == 200
     assert "Subject access results" not in page
@@ -163,22 +152,21 @@ async def test_the_identifier_is_never_taken_from_the_address(world: World) -> N
     assert parse(form).all("form")[-1].attrs["method"] == "post"
 
 
-async def test_a_search_without_the_form_token_is_refused(world: World) -> None:
+async def test_a_search_without_the_form_token_is_refused(searched: World) -> None:
     """A POST without its CSRF token gets the 403 page and searches nothing."""
-    client = await world.client(SCHOOL, "dpo")
-    async with client.http.post(
-        client.base + "/subject-access", data={"kind": "upn", "identifier": UPN}
-    ) as response:
-        assert response.status == 403
-        page = await response.text()
+    client = await searched.person(SCHOOL, "dpo")
+    status, page, _ = await client.post_without_token(
+        "/subject-access", {"kind": "upn", "identifier": UPN}
+    )
+    assert status == 403
     assert "This form has expired" in page
     _assert_clean("the refusal", page)
 
 
 @pytest.mark.parametrize("role", ["dsl", "admin"])
-async def test_only_the_dpo_may_search(world: World, role: str) -> None:
+async def test_only_the_dpo_may_search(searched: World, role: str) -> None:
     """A DSL or an administrator of the same organisation gets the 403 page, form or search."""
-    client = await world.client(SCHOOL, role)  # type: ignore[arg-type]
+    client = await searched.person(SCHOOL, role)  # type: ignore[arg-type]
     status, page, _ = await client.get("/subject-access")
     assert status == 403
     _, inbox, _ = await client.get("/inbox" if role == "dsl" else "/")
@@ -190,9 +178,9 @@ async def test_only_the_dpo_may_search(world: World, role: str) -> None:
     _assert_clean("the refusal", page)
 
 
-async def test_another_organisation_finds_nothing_of_hillsides(world: World) -> None:
+async def test_another_organisation_finds_nothing_of_hillsides(searched: World) -> None:
     """The nurses' DPO (on the LA node) finds no exchange of Hillside's about the child."""
-    client = await world.client(NURSES, "dpo")
+    client = await searched.person(NURSES, "dpo")
     _, form, _ = await client.get("/subject-access")
     status, page, _ = await client.post(
         "/subject-access", {"kind": "upn", "identifier": UPN}, page=form

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from tests.full_disk import FullDisk
 from tests.web.pages import parse
-from tests.web.sent_nodes import SCHOOL, SentNodes, sent_nodes
+from tests.web.world import SCHOOL, World
 
-pytestmark = pytest.mark.network
-
-
-@pytest.fixture
-async def nodes(tmp_path: Path) -> AsyncIterator[SentNodes]:
-    """Start the school node and the LA node."""
-    async for running in sent_nodes(tmp_path / "full-page"):
-        yield running
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def test_a_page_that_cannot_write_says_the_storage_is_full(
-    nodes: SentNodes, monkeypatch: pytest.MonkeyPatch
+    fresh_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Starting a record writes a draft: on a full disk it is a 507 error page saying so.
 
     The page says in the service's words that the storage is full and nothing was saved,
     with no detail of the failure; once space is back, the same form works again.
     """
-    client = await nodes.client(SCHOOL, "dsl")
-    status, form = await client.get("/send")
+    client = await fresh_world.person(SCHOOL, "dsl")
+    status, form, _ = await client.get("/send")
     assert status == 200
-    disk = FullDisk(nodes.service(SCHOOL).store, monkeypatch)
+    disk = FullDisk(fresh_world.service(SCHOOL).store, monkeypatch)
     disk.fill()
-    status, page = await client.post("/send", {"kind": "referral"}, form)
+    status, page, _ = await client.post("/send", {"kind": "referral"}, form)
     assert status == 507
     parsed = parse(page)
     assert parsed.title == "Sorry, there is a problem with the service – Secure exchange"
@@ -43,5 +33,5 @@ async def test_a_page_that_cannot_write_says_the_storage_is_full(
     assert "OSError" not in page
     assert "No space" not in page
     disk.free()
-    status, _ = await client.post("/send", {"kind": "referral"}, form)
+    status, _, _ = await client.post("/send", {"kind": "referral"}, form)
     assert status == 303

@@ -4,40 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from exchange.keys.ids import OrgId
 from exchange.model import User
 from exchange.receipts import parse_signed
-from tests.web.inbox_world import (
-    FRONT_DOOR,
-    NURSES,
-    SCHOOL,
-    World,
-    information_request,
-    referral,
-    running_world,
-)
 from tests.web.pages import parse
+from tests.web.synthetic import information_request, referral
+from tests.web.world import FRONT_DOOR, NURSES, SCHOOL, WAIT, World
 
-pytestmark = pytest.mark.network
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """Start the school and LA nodes."""
-    async with running_world(tmp_path / "world") as running:
-        yield running
+#: The tests share the module's nodes: each makes its own people and items.
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def _sender_sees(
     world: World, sender: User, digest: bytes, recipient: OrgId
 ) -> tuple[str, str | None]:
     """Wait for the recipient's final receipt in the sender's view; return status and code."""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT
     while True:
         view = await world.service(sender.org).sent_item(sender, digest)
         for r in view.recipients:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from exchange.web.inbox import listing
-from tests.web.inbox_world import FRONT_DOOR, SCHOOL, World, referral, running_world
 from tests.web.pages import parse
+from tests.web.synthetic import referral
+from tests.web.world import FRONT_DOOR, NURSES, SCHOOL, World
 
-pytestmark = pytest.mark.network
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """Start the school and LA nodes."""
-    async with running_world(tmp_path / "world") as running:
-        yield running
+#: The tests share the module's nodes: only the first sends, and only to the front door.
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 
 def _rows(page: str) -> list[tuple[str, str]]:
@@ -75,7 +67,7 @@ async def test_unread_items_come_first_and_the_list_pages_by_cursor(
 
 async def test_an_empty_inbox_says_so(world: World) -> None:
     """An organisation that has been sent nothing sees a sentence, not an empty table."""
-    worker = await world.person(FRONT_DOOR, "staff")
+    worker = await world.person(NURSES, "staff")
     status, page, _ = await worker.get("/inbox")
     assert status == 200
     assert "Nothing has been sent to your organisation yet." in page

@@ -5,47 +5,16 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-import structlog
 
-from exchange import logs
-from tests.web.inbox_world import (
-    DOB,
-    FRONT_DOOR,
-    NHS,
-    SCHOOL,
-    UPN,
-    World,
-    referral,
-    running_world,
-)
 from tests.web.pages import parse
+from tests.web.synthetic import DOB_WORDS, FAMILY, GIVEN, NEEDLES, NHS, UPN, referral
+from tests.web.world import FRONT_DOOR, SCHOOL, World
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
-#: The synthetic child's details in every form they could take.
-NEEDLES = ["Tallulah", "Sentinel-Child", DOB, "9 March 2014", UPN, UPN.lower(), NHS]
 HREF_RE = re.compile(r'(?:href|action)="([^"]+)"')
-
-
-@pytest.fixture
-def structured_log() -> Iterator[io.StringIO]:
-    """Send every structlog event, as production JSON, to a buffer."""
-    buffer = io.StringIO()
-    logs.configure(json=True, level=logging.DEBUG, stream=buffer)
-    yield buffer
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-async def world(tmp_path: Path, structured_log: io.StringIO) -> AsyncIterator[World]:
-    """Start the school and LA nodes, logging to the buffer."""
-    del structured_log
-    async with running_world(tmp_path / "world") as running:
-        yield running
 
 
 def _clean(where: str, text: str) -> None:
@@ -82,7 +51,7 @@ async def test_the_childs_details_never_leave_the_opened_page(
     visited.append(f"{path}/open")
     status, opened, _ = await worker.post(f"{path}/open", {}, before)
     assert status == 200
-    for needle in ("Tallulah Sentinel-Child", "9 March 2014", UPN, NHS):
+    for needle in (f"{GIVEN} {FAMILY}", DOB_WORDS, UPN, NHS):
         assert needle in opened  # the record is shown: that is the page's purpose
     await get(path)
     status, _, headers = await worker.get_bytes(f"{path}/attachments/1")

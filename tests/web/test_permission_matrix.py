@@ -17,34 +17,23 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 import pytest
-import structlog
+import pytest_asyncio
 
-from exchange import logs
 from exchange.keys.ids import OrgId
 from exchange.model import Role
 from exchange.web.words import short_reference
-from tests.web.inbox_world import (
-    CHILD_NAME,
-    DOB,
-    FRONT_DOOR,
-    NHS,
-    NURSES,
-    SCHOOL,
-    UPN,
-    Person,
-    World,
-    referral,
-    running_world,
-)
 from tests.web.pages import parse
+from tests.web.synthetic import NEEDLES, referral
+from tests.web.world import FRONT_DOOR, NURSES, SCHOOL, Person, World
 
 pytestmark = pytest.mark.network
+#: The tests only read pages: they share the module's nodes, people and items.
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 ROLES: Final[tuple[Role, ...]] = ("dsl", "staff", "dpo", "admin")
 ORGS: Final = (SCHOOL, FRONT_DOOR, NURSES)
@@ -157,44 +146,33 @@ class Matrix:
     section: str
 
 
-@pytest.fixture
-def structured_log() -> Iterator[io.StringIO]:
-    """Send every structlog event, as production JSON, to a buffer."""
-    buffer = io.StringIO()
-    logs.configure(json=True, level=logging.DEBUG, stream=buffer)
-    yield buffer
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-async def matrix(tmp_path: Path, structured_log: io.StringIO) -> AsyncIterator[Matrix]:
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def matrix(world: World) -> AsyncIterator[Matrix]:
     """Hillside sends a referral with a PDF to the front door, which opens it."""
-    del structured_log
-    async with running_world(tmp_path) as world:
-        people = {(org, role): await world.person(org, role) for org in ORGS for role in ROLES}
-        school_dsl = people[(SCHOOL, "dsl")].user
-        digest = await world.send(school_dsl, referral())
-        front_door = world.service(FRONT_DOOR)
-        await front_door.open_item(people[(FRONT_DOOR, "dsl")].user, digest)
-        account = await front_door.store.account_by_user(people[(FRONT_DOOR, "dsl")].user.id)
-        assert account is not None
-        envelope = await world.service(SCHOOL).store.envelope(digest)
-        assert envelope is not None
-        author = people[(SCHOOL, "dsl")]
-        _, page, _ = await author.get("/send")
-        status, _, headers = await author.post("/send", {"kind": "referral"}, page)
-        assert status == 303
-        found = DRAFT_RE.fullmatch(headers["Location"])
-        assert found is not None
-        yield Matrix(
-            world,
-            people,
-            digest,
-            short_reference(envelope.envelope_id),
-            account.id,
-            found.group(1),
-            found.group(2),
-        )
+    people = {(org, role): await world.person(org, role) for org in ORGS for role in ROLES}
+    school_dsl = people[(SCHOOL, "dsl")].user
+    digest = await world.send(school_dsl, referral())
+    front_door = world.service(FRONT_DOOR)
+    await front_door.open_item(people[(FRONT_DOOR, "dsl")].user, digest)
+    account = await front_door.store.account_by_user(people[(FRONT_DOOR, "dsl")].user.id)
+    assert account is not None
+    envelope = await world.service(SCHOOL).store.envelope(digest)
+    assert envelope is not None
+    author = people[(SCHOOL, "dsl")]
+    _, page, _ = await author.get("/send")
+    status, _, headers = await author.post("/send", {"kind": "referral"}, page)
+    assert status == 303
+    found = DRAFT_RE.fullmatch(headers["Location"])
+    assert found is not None
+    yield Matrix(
+        world,
+        people,
+        digest,
+        short_reference(envelope.envelope_id),
+        account.id,
+        found.group(1),
+        found.group(2),
+    )
 
 
 def _routes(world: World) -> set[str]:
@@ -250,6 +228,7 @@ def _path(route: str, matrix: Matrix) -> str:
     )
 
 
+@in_module_loop
 async def test_every_page_is_declared(matrix: Matrix) -> None:
     """Each page the nodes serve is in PAGES or OPEN, and each declared page exists."""
     served = _routes(matrix.world)
@@ -257,6 +236,7 @@ async def test_every_page_is_declared(matrix: Matrix) -> None:
     assert PAGES.keys() - served == set(), "these declared pages are not served"
 
 
+@in_module_loop
 async def test_each_role_of_each_organisation_sees_only_what_it_may(matrix: Matrix) -> None:
     """Every page × role × organisation: permitted, refused (403), or not found (404)."""
     wrong = []
@@ -284,6 +264,7 @@ async def test_each_role_of_each_organisation_sees_only_what_it_may(matrix: Matr
     assert wrong == [], "\n".join(wrong)
 
 
+@in_module_loop
 async def test_pages_need_a_session(matrix: Matrix) -> None:
     """Without a session every staff page sends the person to sign in; nothing is shown."""
     http = matrix.world.http
@@ -301,22 +282,12 @@ def test_the_route_forms_read_plainly() -> None:
     assert _plain("/inbox/{ref}") == "/inbox/{ref}"
 
 
-#: The synthetic child's details, in the forms a page or a log line could hold them.
-NEEDLES: Final = (
-    CHILD_NAME["given_names"],
-    CHILD_NAME["family_name"],
-    DOB,
-    "9 March 2014",
-    UPN,
-    UPN.lower(),
-    NHS,
-    "943 476 5919",
-)
 #: The one page that shows the record (to those who may open it), and its document.
 SHOWS_THE_RECORD: Final = frozenset({"/inbox/{ref}", "/inbox/{digest}/attachments/{number}"})
 LINK_RE: Final = re.compile(r'(?:href|action|src)="([^"]+)"')
 
 
+@in_module_loop
 async def test_no_page_but_the_opened_record_shows_the_child(
     matrix: Matrix, structured_log: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -351,6 +322,7 @@ async def test_no_page_but_the_opened_record_shows_the_child(
     assert shown_on_record_page
 
 
+@in_module_loop
 async def test_every_page_has_one_heading_a_skip_link_and_a_full_title(matrix: Matrix) -> None:
     """Each page a person may see: one h1, the skip link first, "<page> – Secure exchange"."""
     wrong = []

@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from tests.web.pages import parse
-from tests.web.sent_nodes import FRONT_DOOR, SCHOOL, SentNodes, delivered, sent_nodes
+from tests.web.synthetic import referral
+from tests.web.world import FRONT_DOOR, SCHOOL, World, actor, delivered
 
-pytestmark = pytest.mark.network
+#: The tests share the module's nodes: each recalls, or fails to, its own referral.
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 
-@pytest.fixture
-async def nodes(tmp_path: Path) -> AsyncIterator[SentNodes]:
-    """Start the school node and the LA node."""
-    async for running in sent_nodes(tmp_path / "recall"):
-        yield running
+async def _refer(world: World) -> bytes:
+    """Submit Hillside's referral of the child to the front door; return its digest."""
+    return await world.submit(actor(SCHOOL, "dsl"), referral())
 
 
 def _cells(page: str) -> list[str]:
     return [" ".join(e.text.split()) for e in parse(page).all("tr")]
 
 
-async def test_a_recall_before_opening_withdraws_it_from_the_recipient(nodes: SentNodes) -> None:
+async def test_a_recall_before_opening_withdraws_it_from_the_recipient(world: World) -> None:
     """Confirmation page, a reason from the list, then "Recalled before anyone opened it"."""
-    digest = await nodes.refer()
-    await nodes.sent_until(SCHOOL, digest, delivered)
-    client = await nodes.client(SCHOOL, "dsl")
+    digest = await _refer(world)
+    await world.sent_until(SCHOOL, digest, delivered)
+    client = await world.person(SCHOOL, "dsl")
     path = f"/sent/{digest.hex()}/recall"
-    status, page = await client.get(path)
+    status, page, _ = await client.get(path)
     assert status == 200
     assert parse(page).title == "Recall this record – Secure exchange"
     assert "What recall does" in page
@@ -39,7 +36,7 @@ async def test_a_recall_before_opening_withdraws_it_from_the_recipient(nodes: Se
         "sent-in-error", "wrong-recipient", "wrong-child", "incorrect-content", "duplicate",
     ]  # fmt: skip
 
-    status, answer = await client.post(path, {"reason": "wrong-recipient"}, page)
+    status, answer, _ = await client.post(path, {"reason": "wrong-recipient"}, page)
     assert status == 200
     assert parse(answer).title == "Recall result – Secure exchange"
     assert [" ".join(e.text.split()) for e in parse(answer).all("h1")] == ["Record recalled"]
@@ -47,16 +44,16 @@ async def test_a_recall_before_opening_withdraws_it_from_the_recipient(nodes: Se
         row.startswith("Stockport children's front door Recalled before anyone opened it")
         for row in _cells(answer)
     )
-    item = await nodes.service(FRONT_DOOR).store.inbox_item(FRONT_DOOR, digest)
+    item = await world.service(FRONT_DOOR).store.inbox_item(FRONT_DOOR, digest)
     assert item is not None
     assert item.state == "recalled"
-    [recall] = (await nodes.service(SCHOOL).store.recalls_for(SCHOOL, [digest]))[digest]
+    [recall] = (await world.service(SCHOOL).store.recalls_for(SCHOOL, [digest]))[digest]
     assert (recall.reason_code, recall.reason) == (
         "wrong-recipient",
         "Sent to the wrong organisation.",
     )
 
-    _, page = await client.get(f"/sent/{digest.hex()}")
+    _, page, _ = await client.get(f"/sent/{digest.hex()}")
     assert "Stockport children's front door Recalled" in [
         " ".join(e.text.split()) for e in parse(page).all("h2")
     ]
@@ -64,16 +61,16 @@ async def test_a_recall_before_opening_withdraws_it_from_the_recipient(nodes: Se
 
 
 async def test_an_opened_record_cannot_be_recalled_and_the_page_says_so(
-    nodes: SentNodes,
+    world: World,
 ) -> None:
     """Once the front door opened it, the outcome is "already opened"."""
-    digest = await nodes.refer()
-    await nodes.sent_until(SCHOOL, digest, delivered)
-    await nodes.service(FRONT_DOOR).open_item(nodes.user(FRONT_DOOR, "dsl"), digest)
-    client = await nodes.client(SCHOOL, "dsl")
+    digest = await _refer(world)
+    await world.sent_until(SCHOOL, digest, delivered)
+    await world.service(FRONT_DOOR).open_item(actor(FRONT_DOOR, "dsl"), digest)
+    client = await world.person(SCHOOL, "dsl")
     path = f"/sent/{digest.hex()}/recall"
-    _, page = await client.get(path)
-    status, answer = await client.post(path, {"reason": "sent-in-error"}, page)
+    _, page, _ = await client.get(path)
+    status, answer, _ = await client.post(path, {"reason": "sent-in-error"}, page)
     assert status == 200
     assert [" ".join(e.text.split()) for e in parse(answer).all("h1")] == [
         "What happened to your recall"
@@ -84,14 +81,14 @@ async def test_an_opened_record_cannot_be_recalled_and_the_page_says_so(
 
 @pytest.mark.parametrize("form", [{}, {"reason": "Zebracorn <b>"}, {"reason": ""}])
 async def test_a_missing_or_wrong_reason_is_an_error_on_the_form(
-    nodes: SentNodes, form: dict[str, str]
+    world: World, form: dict[str, str]
 ) -> None:
     """The form comes back with the error summary linking to the radios; nothing is recalled."""
-    digest = await nodes.refer()
-    client = await nodes.client(SCHOOL, "dsl")
+    digest = await _refer(world)
+    client = await world.person(SCHOOL, "dsl")
     path = f"/sent/{digest.hex()}/recall"
-    _, page = await client.get(path)
-    status, answer = await client.post(path, form, page)
+    _, page, _ = await client.get(path)
+    status, answer, _ = await client.post(path, form, page)
     assert status == 400
     assert parse(answer).title == "Error: Recall this record – Secure exchange"
     summary = [e for e in parse(answer).all("a") if e.attrs.get("href") == "#reason"]
@@ -99,25 +96,23 @@ async def test_a_missing_or_wrong_reason_is_an_error_on_the_form(
         "Select why you are recalling this record"
     ]
     assert "Zebracorn" not in answer
-    assert await nodes.service(SCHOOL).store.recalls_for(SCHOOL, [digest]) == {}
+    assert await world.service(SCHOOL).store.recalls_for(SCHOOL, [digest]) == {}
 
 
 async def test_a_role_that_may_not_recall_is_refused_and_a_form_needs_its_token(
-    nodes: SentNodes,
+    world: World,
 ) -> None:
     """Staff see a 403 page for recall; a POST without the CSRF token changes nothing."""
-    digest = await nodes.refer()
+    digest = await _refer(world)
     path = f"/sent/{digest.hex()}/recall"
-    staff = await nodes.client(SCHOOL, "staff")
-    status, page = await staff.get(path)
+    staff = await world.person(SCHOOL, "staff")
+    status, page, _ = await staff.get(path)
     assert (status, parse(page).title) == (403, "You cannot see this page – Secure exchange")
-    _, sent = await staff.get("/sent")
-    status, _ = await staff.post(path, {"reason": "sent-in-error"}, sent)
+    _, sent, _ = await staff.get("/sent")
+    status, _, _ = await staff.post(path, {"reason": "sent-in-error"}, sent)
     assert status == 403
-    dsl = await nodes.client(SCHOOL, "dsl")
-    async with dsl.http.post(
-        dsl.base + path, data={"reason": "sent-in-error"}, allow_redirects=False
-    ) as response:
-        assert response.status == 403
-        assert "This form has expired" in await response.text()
-    assert await nodes.service(SCHOOL).store.recalls_for(SCHOOL, [digest]) == {}
+    dsl = await world.person(SCHOOL, "dsl")
+    status, page, _ = await dsl.post_without_token(path, {"reason": "sent-in-error"})
+    assert status == 403
+    assert "This form has expired" in page
+    assert await world.service(SCHOOL).store.recalls_for(SCHOOL, [digest]) == {}
