@@ -18,7 +18,7 @@ from tests.web.page_client import PageClient
 from tests.web.pages import Page, parse
 from tests.web.world import FRONT_DOOR, SCHOOL, World
 
-pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = pytest.mark.network
 
 FRONT_DOOR_LABEL = "Stockport children's front door (LA 356)"
 
@@ -59,6 +59,7 @@ def test_an_option_names_the_organisation_and_its_code() -> None:
         assert recipient.label == label
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_select_lists_who_may_receive_it_by_name_and_code(
     world: World,
 ) -> None:
@@ -78,6 +79,7 @@ async def test_the_select_lists_who_may_receive_it_by_name_and_code(
     ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_select_never_lists_the_senders_own_organisation(
     world: World,
 ) -> None:
@@ -91,6 +93,7 @@ async def test_the_select_never_lists_the_senders_own_organisation(
     assert "front door (LA 356)" not in text
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_autocomplete_loads_on_this_page_alone_with_the_nonce(
     world: World,
 ) -> None:
@@ -118,6 +121,7 @@ async def test_the_autocomplete_loads_on_this_page_alone_with_the_nonce(
     assert "recipients.js" not in other
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_choosing_from_the_select_adds_it_without_javascript(
     world: World,
 ) -> None:
@@ -126,19 +130,20 @@ async def test_choosing_from_the_select_adds_it_without_javascript(
     where = await _recipients(client)
     _, page, _ = await client.get(where)
     form = {"from": "list", "recipient": str(FRONT_DOOR), "action": "add"}
-    status, _, location = await client.post(where, form, page)
-    assert (status, location) == (303, where)
+    status, _, headers = await client.post(where, form, page)
+    assert (status, headers["Location"]) == (303, where)
     _, page, _ = await client.get(where)
     parsed = parse(page)
     chosen = [e.text.strip() for e in parsed.all("dt")]
     assert chosen == ["Stockport children's front door"]
     assert str(FRONT_DOOR) not in [value for value, _ in _options(parsed)]
     assert "recipients.js" not in page  # none left to choose: no select to enhance
-    status, _, location = await client.post(where, {"action": "continue"}, page)
+    status, _, headers = await client.post(where, {"action": "continue"}, page)
     assert status == 303
-    assert location.endswith("/purpose")
+    assert headers["Location"].endswith("/purpose")
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_adding_nothing_from_the_select_points_the_error_at_it(
     world: World,
 ) -> None:
@@ -160,6 +165,7 @@ async def test_adding_nothing_from_the_select_points_the_error_at_it(
     ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_senders_own_organisation_cannot_be_added_from_the_select(
     world: World,
 ) -> None:
@@ -175,6 +181,7 @@ async def test_the_senders_own_organisation_cannot_be_added_from_the_select(
     assert parse(page).all("dt") == []
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_search_still_finds_and_adds(world: World) -> None:
     """Searching by code lists the match as a radio, added with its own button."""
     client = await world.person(SCHOOL, "dsl")
