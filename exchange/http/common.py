@@ -23,7 +23,7 @@ from exchange.logs import get_logger
 from exchange.model import User
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response
-from exchange.service.errors import ServiceError
+from exchange.service.errors import DAMAGED, ServiceError, StoreDamagedError
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.sharing.prepare import AttachmentInput
@@ -98,9 +98,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             return _shaped(request, exc.status, exc.reason)
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
-        # Only the class name is logged: an exception's message could quote anything.
-        log.error("request.failed", path=_route(request), error_class=type(exc).__name__)  # noqa: TRY400
-        return _shaped(request, 500, "the node failed to handle the request; it has been logged")
+        return _unexpected(request, exc)
+
+
+def _unexpected(request: web.Request, exc: Exception) -> web.Response:
+    """Answer an exception no handler expected: damage by name, anything else as a bug."""
+    if isinstance(exc, StoreDamagedError):
+        # The file and what is wrong with it, never a value.
+        log.error("store.damaged", path=_route(request), error=exc.what, file=str(exc.path))
+        return _shaped(request, 503, DAMAGED)
+    # Only the class name is logged: an exception's message could quote anything.
+    log.error("request.failed", path=_route(request), error_class=type(exc).__name__)
+    return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 
 
 # --- the service, the staff user, the digest in the path ------------------------------------

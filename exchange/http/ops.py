@@ -6,6 +6,7 @@ from aiohttp import web
 
 from exchange.http.common import COLLECT_STATS, READY, WORKER, json_error, node_service
 from exchange.logs import get_logger
+from exchange.service.errors import StoreDamagedError
 
 log = get_logger("exchange.api")
 
@@ -23,6 +24,8 @@ async def readyz(request: web.Request) -> web.Response:
         return json_error(503, "the node is not accepting requests")
     try:
         await node_service(request).check_store()
+    except StoreDamagedError as exc:
+        return json_error(503, f"the node's database {exc.path.name} is damaged ({exc.what})")
     except Exception as exc:  # noqa: BLE001 - any store failure means "not ready"
         log.warning("readiness.failed", error_class=type(exc).__name__)
         return json_error(503, "the node's store does not answer")

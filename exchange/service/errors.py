@@ -7,7 +7,19 @@ plain sentence that never holds record content.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
+
+from exchange.store.damage import StoreDamagedError
+
+# The store's damage reaches the API and the pages through the service's errors.
+__all__ = ["DAMAGED", "StoreDamagedError"]
+
+#: What a person or a client is told while the node's database is damaged (the log and
+#: /readyz name the file; an answer does not).
+DAMAGED: Final = (
+    "the node's database is damaged, so nothing can be read or saved; the person who runs "
+    "the node has been told and must restore it from a backup"
+)
 
 
 class ServiceError(Exception):
@@ -37,6 +49,19 @@ class ConflictError(ServiceError):
     """The action contradicts the item's state (e.g. acknowledging a rejected item)."""
 
     status = 409
+
+
+class DamagedItemError(ServiceError):
+    """The node's stored copy of an item is damaged: it cannot be opened or decided."""
+
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this node's stored copy of the item is damaged, so it cannot be opened, "
+            "acknowledged or rejected; ask the sender to send it again, and tell the person "
+            "who runs the node"
+        )
 
 
 class GoneError(ServiceError):

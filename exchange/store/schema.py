@@ -345,4 +345,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX inbox_by_owner_state ON inbox (owner, state, received_at, digest)",
         "CREATE INDEX envelopes_by_envelope_id ON envelopes (envelope_id)",
     ),
+    (
+        # Migration 12: stored bodies found damaged (exchange/store/damage.py). A body that no
+        # longer opens or verifies is recorded here once, so its item is shown as damaged,
+        # cannot be acknowledged, and (for a body the node sends) is not sent.
+        """CREATE TABLE damaged_bodies (
+            digest BLOB PRIMARY KEY,
+            found_at REAL NOT NULL
+        )""",
+    ),
 )

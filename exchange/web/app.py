@@ -18,7 +18,7 @@ import jinja2
 from aiohttp import web
 
 from exchange.logs import get_logger
-from exchange.service.errors import ServiceError
+from exchange.service.errors import ServiceError, StoreDamagedError
 from exchange.service.node_service import NodeService
 from exchange.web.assets import Assets
 from exchange.web.security import (
@@ -83,6 +83,7 @@ ERROR_PAGES: Final = {
     403: "You cannot see this page",
     404: "Page not found",
     500: "Sorry, there is a problem with the service",
+    503: "Sorry, the service is unavailable",
 }
 CSRF_PAGE_TITLE: Final = "This form has expired"
 
@@ -162,9 +163,18 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
             raise
         return error_page(request, exc.status)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
-        # Only the class name is logged: an exception's message could quote anything.
-        log.error("web.request-failed", path=route_name(request), error_class=type(exc).__name__)  # noqa: TRY400
-        return error_page(request, 500)
+        return _unexpected(request, exc)
+
+
+def _unexpected(request: web.Request, exc: Exception) -> web.Response:
+    """Show the page for an exception no handler expected: damage, or a problem (logged)."""
+    if isinstance(exc, StoreDamagedError):
+        # The file and what is wrong with it, never a value.
+        log.error("store.damaged", path=route_name(request), error=exc.what, file=str(exc.path))
+        return error_page(request, 503)
+    # Only the class name is logged: an exception's message could quote anything.
+    log.error("web.request-failed", path=route_name(request), error_class=type(exc).__name__)
+    return error_page(request, 500)
 
 
 async def start_page(request: web.Request) -> web.Response:
