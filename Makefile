@@ -55,9 +55,11 @@ bench: $(BIN)/.installed-test
 screenshots: $(BIN)/.installed-test
 	EXCHANGE_SCREENSHOTS=$(CURDIR)/docs/ui $(BIN)/python -m pytest -q tests/browser
 
-# Refresh the GOV.UK Frontend files the web pages serve from the version pinned in
-# web-assets/package-lock.json. Needs Node and npm; installing the package does not,
-# because the copied files are committed as package data.
+# Refresh the files the web pages serve from the npm packages pinned in
+# web-assets/package-lock.json (GOV.UK Frontend, the accessible autocomplete), and rehash our
+# own files in exchange/web/static/ into its MANIFEST.json (after editing only those,
+# `python3 web-assets/ship.py --own` does that without Node). Needs Node and npm; installing
+# the package does not, because the copied files are committed as package data.
 assets:
 	cd web-assets && npm ci --no-audit --no-fund
 	$(PYTHON) web-assets/ship.py

@@ -8,6 +8,7 @@ from environment variables named by the file (``passphrase_env``).
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,23 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class TasksConfig:
+    """How the node keeps its background tasks going (docs/node.md §6).
+
+    A failed round of a task (the outbox, collection, checkpoints, chases, sweeps) is tried
+    again after ``backoff_base`` seconds, doubling after each failure in a row up to
+    ``backoff_max``. A task failing for longer than ``unready_after`` seconds makes
+    ``/readyz`` answer 503 (a full disk or a ledger that does not verify: at once).
+    """
+
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    unready_after: float = 60.0
+    #: Seconds between signed ledger checkpoints.
+    checkpoint_interval: float = 5.0
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     """Server certificate and the CA bundle used to check peers."""
 
@@ -142,6 +160,8 @@ class NodeConfig:
     records: RecordsConfig | None = None
     #: The staff web pages' sessions: idle and absolute timeouts (``[web]``).
     web: SessionPolicy = field(default_factory=SessionPolicy)
+    #: Back-off and readiness of the background tasks (``[tasks]``).
+    tasks: TasksConfig = field(default_factory=TasksConfig)
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -184,6 +204,23 @@ def _delivery(table: Mapping[str, Any]) -> DeliveryConfig:
                 raise ConfigError(f"delivery.{name} must be greater than zero")
             values[name] = value
     return DeliveryConfig(**values)
+
+
+def _tasks(table: Any) -> TasksConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("tasks must be a table")
+    _check_keys(table, set(TasksConfig.__dataclass_fields__), "tasks")
+    values: dict[str, float] = {}
+    for name in TasksConfig.__dataclass_fields__:
+        if name in table:
+            value = _get(table, name, float, "tasks")
+            if not 0 < value < math.inf:
+                raise ConfigError(f"tasks.{name} must be a number of seconds greater than zero")
+            values[name] = value
+    tasks = TasksConfig(**values)
+    if tasks.backoff_max < tasks.backoff_base:
+        raise ConfigError("tasks.backoff_max must not be less than tasks.backoff_base")
+    return tasks
 
 
 def _optional(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -299,7 +336,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     _check_keys(
         doc,
         {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
-        | {"records", "web"},
+        | {"records", "web", "tasks"},
         "",
     )
     node = _get(doc, "node", dict, "config")
@@ -380,6 +417,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         relay=_relay(doc["relay"]) if "relay" in doc else None,
         records=_records(doc["records"], base) if "records" in doc else None,
         web=_web(doc["web"]) if "web" in doc else SessionPolicy(),
+        tasks=_tasks(doc["tasks"]) if "tasks" in doc else TasksConfig(),
     )
 
 
@@ -429,6 +467,9 @@ def config_to_toml(config: NodeConfig) -> str:
         "[web]",
         f"idle_timeout = {config.web.idle_timeout}",
         f"absolute_timeout = {config.web.absolute_timeout}",
+        "",
+        "[tasks]",
+        *_toml_fields(config.tasks),
         "",
     ]
     if config.tls is not None:

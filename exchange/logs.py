@@ -58,6 +58,11 @@ SAFE_FIELDS: Final = frozenset(
         "account",
         "session",
         "method",
+        # Background tasks (exchange.workers.supervisor): the task, the stage that failed
+        # and the kind of fault (storage-full, ledger-integrity, store, error).
+        "task",
+        "stage",
+        "cause",
     }
 )
 

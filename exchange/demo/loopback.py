@@ -30,6 +30,7 @@ from exchange.config import (
     NodeConfig,
     RelayConfig,
     SmtpSettings,
+    TasksConfig,
     TenantConfig,
     TlsConfig,
     config_to_toml,
@@ -171,6 +172,7 @@ async def start_deployment(
     notify: Mapping[OrgId, Sequence[str]] | None = None,
     smtp: SmtpSettings | None = None,
     relays: Mapping[str, RelayConfig] | None = None,
+    tasks: TasksConfig | None = None,
 ) -> Deployment:
     """Create everything in ``folder`` and start one node per distinct ``OrgSpec.node``.
 
@@ -179,7 +181,8 @@ async def start_deployment(
     environment variable :data:`PASSPHRASE_ENV`, where the nodes read it. ``routes`` sets
     organisations' routes (see :attr:`Deployment.routes`); ``mesh`` gives organisations a
     MESH mailbox, ``notify`` staff mailboxes for notices, ``smtp`` every node's mail
-    server, and ``relays`` the nodes that keep relay mailboxes.
+    server, ``relays`` the nodes that keep relay mailboxes, and ``tasks`` how every node's
+    background tasks back off.
     """
     params = kdf or KdfParams.default()
     secret = passphrase or secrets.token_urlsafe(24)
@@ -235,6 +238,7 @@ async def start_deployment(
             tls=server_certificate(folder, node_name, ca_key, ca),
             smtp=smtp,
             relay=(relays or {}).get(node_name),
+            tasks=tasks or TasksConfig(),
         )
         node = Node(config)
         await node.start()

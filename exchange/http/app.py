@@ -25,6 +25,7 @@ from exchange.http.common import (
     LEDGER,
     READY,
     SERVICE,
+    SUPERVISOR,
     WORKER,
     errors_middleware,
 )
@@ -32,6 +33,7 @@ from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.workers.collect import CollectStats
 from exchange.workers.delivery import DeliveryWorker
+from exchange.workers.supervisor import Supervisor
 
 __all__ = ["READY", "create_app"]
 
@@ -43,8 +45,9 @@ def create_app(
     *,
     json_limit: int,
     collect_stats: CollectStats | None = None,
+    supervisor: Supervisor | None = None,
 ) -> web.Application:
-    """Build the node's application."""
+    """Build the node's application (``supervisor``: whose tasks /readyz and /metrics show)."""
     app = web.Application(
         middlewares=[errors_middleware], client_max_size=service.max_envelope_bytes + 65536
     )
@@ -54,6 +57,7 @@ def create_app(
     app[JSON_LIMIT] = json_limit
     app[READY] = {"accepting": True}
     app[COLLECT_STATS] = collect_stats or CollectStats()
+    app[SUPERVISOR] = supervisor or Supervisor()
     app.router.add_post("/api/v1/envelopes", staff.submit)
     app.router.add_get("/api/v1/sent", staff.list_sent)
     app.router.add_get("/api/v1/sent/{digest}", staff.sent_item)

@@ -23,12 +23,20 @@ from exchange.logs import get_logger
 from exchange.model import User
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response
-from exchange.service.errors import DAMAGED, ServiceError, StoreDamagedError
+from exchange.service.errors import ServiceError
+from exchange.service.faults import (
+    DAMAGED_REFUSAL,
+    LEDGER_REFUSAL,
+    STORAGE_FULL_REFUSAL,
+    STORAGE_FULL_RETRY_AFTER,
+    fault_of,
+)
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.sharing.prepare import AttachmentInput
 from exchange.workers.collect import CollectStats
 from exchange.workers.delivery import DeliveryWorker
+from exchange.workers.supervisor import Supervisor
 
 log = get_logger("exchange.api")
 
@@ -40,6 +48,7 @@ LEDGER: Final = web.AppKey("ledger", NodeLedger)
 JSON_LIMIT: Final = web.AppKey("json_limit", int)
 READY: Final = web.AppKey("ready", dict)
 COLLECT_STATS: Final = web.AppKey("collect_stats", CollectStats)
+SUPERVISOR: Final = web.AppKey("supervisor", Supervisor)
 
 #: A digest as written in paths and fields: 64 lower-case hexadecimal characters.
 DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
@@ -98,17 +107,31 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             return _shaped(request, exc.status, exc.reason)
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
-        return _unexpected(request, exc)
+        return fault_response(request, exc)
 
 
-def _unexpected(request: web.Request, exc: Exception) -> web.Response:
-    """Answer an exception no handler expected: damage by name, anything else as a bug."""
-    if isinstance(exc, StoreDamagedError):
-        # The file and what is wrong with it, never a value.
-        log.error("store.damaged", path=_route(request), error=exc.what, file=str(exc.path))
-        return _shaped(request, 503, DAMAGED)
-    # Only the class name is logged: an exception's message could quote anything.
-    log.error("request.failed", path=_route(request), error_class=type(exc).__name__)
+def fault_response(request: web.Request, exc: Exception) -> web.Response:
+    """Answer a request that failed because of the node itself, by the kind of fault.
+
+    A full disk is a refusal that says so (507 to staff; 503 with ``Retry-After`` to a peer,
+    whose outbox tries again), a ledger that does not verify or a damaged database a 503,
+    anything else a 500.
+    Only the class name is logged: an exception's message could quote anything.
+    """
+    fault = fault_of(exc)
+    log.error(
+        "request.failed", path=_route(request), cause=fault.kind, error_class=type(exc).__name__
+    )
+    if fault.kind == "storage-full":
+        if request.path.startswith(("/peer/", "/relay/")):
+            response = _shaped(request, 503, f"{STORAGE_FULL_REFUSAL}; try again later")
+            response.headers["Retry-After"] = str(STORAGE_FULL_RETRY_AFTER)
+            return response
+        return _shaped(request, 507, STORAGE_FULL_REFUSAL)
+    if fault.kind == "ledger-integrity":
+        return _shaped(request, 503, LEDGER_REFUSAL)
+    if fault.kind == "store-damaged":
+        return _shaped(request, 503, DAMAGED_REFUSAL)
     return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from exchange.http.common import COLLECT_STATS, READY, WORKER, json_error, node_service
+from exchange.http.common import (
+    COLLECT_STATS,
+    READY,
+    SUPERVISOR,
+    WORKER,
+    json_error,
+    node_service,
+)
 from exchange.logs import get_logger
 from exchange.service.errors import StoreDamagedError
+from exchange.service.faults import fault_of
+from exchange.workers.supervisor import Supervisor
 
 log = get_logger("exchange.api")
 
@@ -18,17 +27,33 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """GET /readyz: the store answers and the node is not shutting down."""
+    """GET /readyz: the node accepts requests, its store can write, its tasks make progress.
+
+    503 names the reason in plain words: shutting down; the store does not answer or
+    cannot write ("the node's storage is full"); or a background task that cannot make
+    progress ("the outbox cannot make progress: the node's storage is full", "the
+    checkpoint signer cannot make progress: the ledger does not verify").
+    """
     ready = request.app[READY]
     if not ready.get("accepting", False):
         return json_error(503, "the node is not accepting requests")
+    reasons: list[str] = []
     try:
         await node_service(request).check_store()
     except StoreDamagedError as exc:
         return json_error(503, f"the node's database {exc.path.name} is damaged ({exc.what})")
     except Exception as exc:  # noqa: BLE001 - any store failure means "not ready"
-        log.warning("readiness.failed", error_class=type(exc).__name__)
-        return json_error(503, "the node's store does not answer")
+        fault = fault_of(exc)
+        log.warning("readiness.failed", cause=fault.kind, error_class=type(exc).__name__)
+        if fault.kind == "storage-full":
+            reasons.append("the node's storage is full")
+        elif isinstance(exc, StoreDamagedError):
+            reasons.append(f"the node's database {exc.path.name} is damaged ({exc.what})")
+        else:
+            reasons.append("the node's store does not answer or cannot write")
+    reasons += [r for r in request.app[SUPERVISOR].unready() if r not in reasons]
+    if reasons:
+        return json_error(503, "; ".join(reasons))
     return web.json_response({"status": "ready"})
 
 
@@ -77,8 +102,37 @@ async def metrics(request: web.Request) -> web.Response:
         "# HELP exchange_mesh_unread_messages MESH messages left unread in the inboxes.",
         "# TYPE exchange_mesh_unread_messages gauge",
         f"exchange_mesh_unread_messages {collected.mesh_unread}",
+        *_task_lines(request.app[SUPERVISOR]),
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
         f"exchange_ledger_events {counts.ledger_size}",
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+def _task_lines(supervisor: Supervisor) -> list[str]:
+    """Return the background tasks' metrics: failures by cause, failing now, last success."""
+    tasks = sorted(supervisor.tasks.values(), key=lambda h: h.name)
+    lines = [
+        "# HELP exchange_task_failures_total Failed rounds of background tasks, by kind of fault.",
+        "# TYPE exchange_task_failures_total counter",
+    ]
+    lines += [
+        f'exchange_task_failures_total{{task="{h.name}",cause="{cause}"}} {count}'
+        for h in tasks
+        for cause, count in sorted(h.failures.items())
+    ]
+    lines += [
+        "# HELP exchange_task_failing Whether a background task is failing now (1) or not (0).",
+        "# TYPE exchange_task_failing gauge",
+        *(f'exchange_task_failing{{task="{h.name}"}} {int(h.failure is not None)}' for h in tasks),
+        "# HELP exchange_task_last_success_timestamp_seconds When a task last made progress.",
+        "# TYPE exchange_task_last_success_timestamp_seconds gauge",
+        *(
+            f'exchange_task_last_success_timestamp_seconds{{task="{h.name}"}} '
+            f"{h.last_success_at:.3f}"
+            for h in tasks
+            if h.last_success_at is not None
+        ),
+    ]
+    return lines

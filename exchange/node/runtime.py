@@ -1,18 +1,19 @@
 """Starting and stopping a node: configuration in, a running aiohttp site out.
 
 :class:`Node` opens the store, loads and verifies the directory against the trusted
-authority key, decrypts the tenants' keys and the ledger key, and runs three things: the
-HTTP server, the outbox worker and a checkpoint task. :meth:`Node.stop` is the graceful
-shutdown: stop accepting, let in-flight requests and delivery attempts finish (an attempt
-cut short stays ``attempting`` and is re-queued at the next start), sign a last checkpoint,
-close the store. Nothing is lost at any point, because nothing is acknowledged before it is
-committed.
+authority key, decrypts the tenants' keys and the ledger key, and runs the HTTP server and
+its background tasks (the outbox worker, collection, checkpoints, chases, sweeps), each
+under one :class:`~exchange.workers.supervisor.Supervisor` that keeps it going through
+failed rounds and reports its health to /readyz and /metrics. :meth:`Node.stop` is the
+graceful shutdown: stop accepting, let in-flight requests and delivery attempts finish (an
+attempt cut short stays ``attempting`` and is re-queued at the next start), sign a last
+checkpoint (a failure is logged, not raised), close the store. Nothing is lost at any
+point, because nothing is acknowledged before it is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import ssl
 import time
@@ -40,6 +41,7 @@ from exchange.logs import get_logger
 from exchange.outbox.routing import Routes
 from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
+from exchange.service.faults import fault_of
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.service.recall import Recaller
@@ -51,12 +53,15 @@ from exchange.web.pages import add_staff_pages
 from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
 from exchange.workers.delivery import DeliveryWorker
+from exchange.workers.supervisor import SupervisionPolicy, Supervisor
 
 log = get_logger("exchange.node")
 
 MAX_DIRECTORY_LEN = 32 * 1024 * 1024
 #: Seconds between sweeps of expired staff web sessions (the idle timeout is minutes).
 SESSION_SWEEP_INTERVAL = 60.0
+#: Seconds between purges of the relay's expired mail.
+RELAY_PURGE_INTERVAL = 600.0
 
 
 class ReadersWithoutSecondFactorError(Exception):
@@ -208,6 +213,8 @@ class Node:
     _session: aiohttp.ClientSession | None = field(init=False, default=None)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    #: Keeps the background tasks going and knows their health (/readyz, /metrics).
+    supervisor: Supervisor = field(init=False)
 
     @property
     def app(self) -> web.Application:
@@ -266,12 +273,17 @@ class Node:
             link_template=config.smtp.link_template if config.smtp else None,
         )
         self.collector = Collector(self.service, self.routes, config.delivery)
+        tasks = config.tasks
+        self.supervisor = Supervisor(
+            SupervisionPolicy(tasks.backoff_base, tasks.backoff_max, tasks.unready_after)
+        )
         app = create_app(
             self.service,
             self.worker,
             self.ledger,
             json_limit=config.max_json_bytes,
             collect_stats=self.collector.stats,
+            supervisor=self.supervisor,
         )
         # Recall asks the far sides through the same connectors the outbox delivers with.
         set_recaller(
@@ -291,18 +303,46 @@ class Node:
         server = cast(asyncio.base_events.Server | None, site._server)
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
-        self._tasks = [
-            asyncio.create_task(self.worker.run(self._stop), name="outbox"),
-            asyncio.create_task(self.collector.run(self._stop), name="collect"),
-            asyncio.create_task(self._checkpoints(), name="checkpoints"),
-            asyncio.create_task(self._session_sweeps(), name="session-sweep"),
-        ]
-        if self.relay is not None:
-            self._tasks.append(asyncio.create_task(self._purge(self.relay), name="relay-purge"))
-        if self.service.notified:
-            chaser = Chaser(self.service, config.delivery.chase_interval)
-            self._tasks.append(asyncio.create_task(chaser.run(self._stop), name="chase"))
+        self._start_tasks()
         log.info("node.started", org=",".join(tenants), count=len(tenants))
+
+    def _start_tasks(self) -> None:
+        """Start the background tasks, each under the supervisor (exchange.workers.supervisor).
+
+        A failed round of any of them is logged once per cause, counted in /metrics and
+        tried again after the back-off; /readyz reports a task that cannot make progress.
+        """
+        supervisor, stop = self.supervisor, self._stop
+        worker, collector = self.worker, self.collector
+        accounts = self.service.accounts
+        self._tasks = [
+            supervisor.start("outbox", "the outbox", lambda h: worker.run(stop, h), stop),
+            supervisor.start(
+                "collect", "collection from pull routes", lambda h: collector.run(stop, h), stop
+            ),
+            supervisor.every(
+                "checkpoints", "the checkpoint signer", self.config.tasks.checkpoint_interval,
+                self.ledger.checkpoint, stop, stage="checkpoint", wait_first=True,
+            ),
+            supervisor.every(
+                "session-sweep", "the sweep of ended web sessions", SESSION_SWEEP_INTERVAL,
+                accounts.sweep_sessions, stop, stage="sweep", wait_first=True,
+            ),
+        ]  # fmt: skip
+        if self.relay is not None:
+            self._tasks.append(
+                supervisor.every(
+                    "relay-purge", "the relay's purge of expired mail", RELAY_PURGE_INTERVAL,
+                    self.relay.purge, stop, stage="purge",
+                )
+            )  # fmt: skip
+        if self.service.notified:
+            chaser = Chaser(self.service, self.config.delivery.chase_interval)
+            self._tasks.append(
+                supervisor.start(
+                    "chase", "the chase of overdue items", lambda h: chaser.run(stop, h), stop
+                )
+            )
 
     async def _refuse_readers_without_second_factor(self) -> None:
         """Refuse to start while an account could read records without a second factor.
@@ -343,15 +383,6 @@ class Node:
             # envelopes, and their senders for the receipts that come back the same way.
             keeps_mailbox=lambda org: org in service.directory.organisations,
         )
-
-    async def _purge(self, relay: Relay) -> None:
-        while not self._stop.is_set():
-            try:
-                await relay.purge()
-            except Exception as exc:  # noqa: BLE001 - keep the node up; the class is logged
-                log.error("relay.purge-failed", error_class=type(exc).__name__)  # noqa: TRY400
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=600.0)
 
     def _mailboxes(self) -> list[tuple[str, OrgId]]:
         """Return the (relay, organisation) pairs to collect from: every relay, every tenant."""
@@ -404,26 +435,6 @@ class Node:
             mailbox.set_mailboxes(self._mailboxes())
         log.info("directory.reloaded", version=self.service.directory.version)
 
-    async def _checkpoints(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=5.0)
-            await self.ledger.checkpoint()
-
-    async def _session_sweeps(self) -> None:
-        """Delete staff web sessions past their idle or absolute timeout, every minute.
-
-        An expired session already opens nothing (it is checked at every request); the sweep
-        only keeps the table to the sessions that can still be used.
-        """
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=SESSION_SWEEP_INTERVAL)
-            try:
-                await self.service.accounts.sweep_sessions()
-            except Exception as exc:  # noqa: BLE001 - try again next round; the class is logged
-                log.error("session.sweep-failed", error_class=type(exc).__name__)  # noqa: TRY400
-
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight work, checkpoint, close."""
         if self._runner is None:
@@ -436,7 +447,14 @@ class Node:
         await self.routes.close()
         if self._session is not None:
             await self._session.close()
-        await self.ledger.checkpoint()
+        try:
+            await self.ledger.checkpoint()
+        except Exception as exc:  # noqa: BLE001 - the stop goes on; what failed is logged
+            # The class and the kind of fault only; the stored checkpoints stay as they were.
+            fault = fault_of(exc)
+            log.error(  # noqa: TRY400
+                "node.final-checkpoint-failed", cause=fault.kind, error_class=type(exc).__name__,
+            )  # fmt: skip
         if self.relay is not None:
             await self.relay.store.close()
         await self.service.store.close()

@@ -41,6 +41,11 @@ from exchange.peerauth import PeerAuthError, ReplayError, verify_request
 from exchange.peerauth.aiohttp_glue import error_response, read_body, request_headers
 from exchange.relay.admission import Deposit, Inspector, RelayError, inspect_sealed
 from exchange.relay.store import KINDS, MailboxFullError, RelayItem, RelayStore
+from exchange.service.faults import (
+    STORAGE_FULL_REFUSAL,
+    STORAGE_FULL_RETRY_AFTER,
+    fault_of,
+)
 
 log = get_logger("exchange.relay")
 
@@ -450,7 +455,13 @@ def _shaped(handler: Handler) -> Handler:
             log.info("relay.refused", status=exc.status)
             return _error(exc.status, str(exc))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
-            log.error("relay.failed", error_class=type(exc).__name__)  # noqa: TRY400
+            cause = fault_of(exc).kind
+            log.error("relay.failed", cause=cause, error_class=type(exc).__name__)  # noqa: TRY400
+            if cause == "storage-full":
+                # The sender's outbox takes a 503 as "try again later" (docs/protocol.md §6).
+                response = _error(503, f"{STORAGE_FULL_REFUSAL}; try again later")
+                response.headers["Retry-After"] = str(STORAGE_FULL_RETRY_AFTER)
+                return response
             return _error(500, "the relay failed to handle the request; it has been logged")
 
     return run

@@ -7,19 +7,12 @@ plain sentence that never holds record content.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from exchange.store.damage import StoreDamagedError
 
 # The store's damage reaches the API and the pages through the service's errors.
-__all__ = ["DAMAGED", "StoreDamagedError"]
-
-#: What a person or a client is told while the node's database is damaged (the log and
-#: /readyz name the file; an answer does not).
-DAMAGED: Final = (
-    "the node's database is damaged, so nothing can be read or saved; the person who runs "
-    "the node has been told and must restore it from a backup"
-)
+__all__ = ["StoreDamagedError"]
 
 
 class ServiceError(Exception):

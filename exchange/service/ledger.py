@@ -21,6 +21,7 @@ from exchange.keys.ids import OrgId
 from exchange.keys.notes import NoteSigner
 from exchange.ledger.bundle import make_bundle
 from exchange.ledger.checkpoint import CheckpointSigner, open_checkpoint
+from exchange.ledger.errors import InconsistentCheckpointError
 from exchange.ledger.events import EventType, LedgerEvent, encode_event
 from exchange.ledger.log import MerkleLog
 from exchange.ledger.merkle import leaf_hash
@@ -109,14 +110,29 @@ class NodeLedger:
                 self.log.append(event)
 
     async def checkpoint(self) -> bytes:
-        """Sign and store a checkpoint of everything logged so far; return its note."""
+        """Sign and store a checkpoint of everything logged so far; return its note.
+
+        Raise :class:`~exchange.ledger.errors.InconsistentCheckpointError` when the log no
+        longer matches the last checkpoint signed (a stored event was changed or removed),
+        whether or not it grew since. A checkpoint the store fails to keep (a full disk) is
+        forgotten, never published, so the next call signs it again.
+        """
         async with self._lock:
             await self._catch_up()
             last = self.signer.last
             if last is not None and last.size == self.log.size and self.last_note is not None:
+                if self.log.root(last.size) != last.root:
+                    raise InconsistentCheckpointError(
+                        f"the stored log of {last.size} events no longer matches the last "
+                        "checkpoint signed"
+                    )
                 return self.last_note
             checkpoint, note = self.signer.sign_tree(self.log.range_hash, self.log.size)
-            await self.store.save_checkpoint(checkpoint.size, note, self.clock())
+            try:
+                await self.store.save_checkpoint(checkpoint.size, note, self.clock())
+            except BaseException:
+                self.signer = CheckpointSigner(self.note_signer, last)
+                raise
             self.last_note = note
             return note
 

@@ -549,11 +549,11 @@ class NodeService:
     # --- operations ----------------------------------------------------------------------
 
     async def check_store(self) -> None:
-        """Raise unless the store answers and is not known to be damaged (readiness)."""
-        store = self.context.store
-        if store.damage is not None:
-            raise store.damage
-        await store.ledger_size()
+        """Raise unless the store answers, can write and is not known to be damaged."""
+        if self.context.store.damage is not None:
+            raise self.context.store.damage
+        await self.context.store.ledger_size()
+        await self.context.store.check_writable(self.clock())
 
     async def store_counts(self) -> StoreCounts:
         """Return the outbox, receipt and ledger counts the metrics report."""

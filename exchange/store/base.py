@@ -557,6 +557,9 @@ class Store(
 
     async def is_damaged(self, digest: bytes) -> bool:
         """Return whether the body of ``digest`` was found damaged."""
+
+    async def check_writable(self, now: float) -> None:
+        """Raise unless the store can commit a write and create a file (the readiness check)."""
         ...
 
     # --- envelopes the node's organisations send ---------------------------------------

@@ -346,7 +346,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX envelopes_by_envelope_id ON envelopes (envelope_id)",
     ),
     (
-        # Migration 12: stored bodies found damaged (exchange/store/damage.py). A body that no
+        # Migration 12: the readiness check's write (SqliteStore.check_writable). One row,
+        # rewritten by every /readyz, so that a store that cannot commit (a full disk) is
+        # seen at once rather than at the next submission.
+        "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)",
+    ),
+    (
+        # Migration 13: stored bodies found damaged (exchange/store/damage.py). A body that no
         # longer opens or verifies is recorded here once, so its item is shown as damaged,
         # cannot be acknowledged, and (for a body the node sends) is not sent.
         """CREATE TABLE damaged_bodies (

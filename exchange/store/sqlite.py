@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import tempfile
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +83,8 @@ _Outcome = tuple[bool, Any]
 
 #: Most writes committed by one group commit (bounds the latency a single commit adds).
 MAX_GROUP: Final = 256
+#: The size of the file the readiness check writes: one block of most file systems.
+PROBE_FILE_BYTES: Final = 4096
 
 
 def _receipt(row: sqlite3.Row) -> ReceiptRecord:
@@ -321,6 +325,33 @@ class SqliteStore(
             return row.fetchone() is not None
 
         return await self._read(read)
+
+    async def check_writable(self, now: float) -> None:
+        """Raise unless the store can commit a write and create a file (the readiness check).
+
+        The database's write is one row, committed like any other write: a write rolled
+        back would never reach the disk, so it would not show a full one. The file is
+        written, synced and removed again in the data folder, where bodies are kept.
+        """
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO write_probe (id, at) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                (now,),
+            )
+
+        await self._tx(tx)
+        await asyncio.to_thread(self._write_probe_file)
+
+    def _write_probe_file(self) -> None:
+        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=self.folder)
+        try:
+            os.write(fd, bytes(PROBE_FILE_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            Path(name).unlink()
 
     # --- helpers run inside transactions -------------------------------------------------
 

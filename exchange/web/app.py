@@ -18,7 +18,8 @@ import jinja2
 from aiohttp import web
 
 from exchange.logs import get_logger
-from exchange.service.errors import ServiceError, StoreDamagedError
+from exchange.service.errors import ServiceError
+from exchange.service.faults import DAMAGED_REFUSAL, LEDGER_REFUSAL, STORAGE_FULL_REFUSAL, fault_of
 from exchange.service.node_service import NodeService
 from exchange.web.assets import Assets
 from exchange.web.security import (
@@ -83,7 +84,6 @@ ERROR_PAGES: Final = {
     403: "You cannot see this page",
     404: "Page not found",
     500: "Sorry, there is a problem with the service",
-    503: "Sorry, the service is unavailable",
 }
 CSRF_PAGE_TITLE: Final = "This form has expired"
 
@@ -136,15 +136,24 @@ def _page_status(status: int) -> int:
     return 500 if status >= 500 else 400
 
 
-def error_page(request: web.Request, status: int, *, csrf: bool = False) -> web.Response:
-    """Render the error page for ``status`` (a CSRF refusal has its own 403 page)."""
+def error_page(
+    request: web.Request, status: int, *, csrf: bool = False, message: str | None = None
+) -> web.Response:
+    """Render the error page for ``status`` (a CSRF refusal has its own 403 page).
+
+    ``message`` is a sentence about the node's own fault (a full disk) shown first.
+    """
     title = CSRF_PAGE_TITLE if csrf else ERROR_PAGES[_page_status(status)]
     return render(
         request,
         "error.html",
-        {"title": title, "status": status, "csrf": csrf},
+        {"title": title, "status": status, "csrf": csrf, "message": message},
         status=status,
     )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
 
 
 @web.middleware
@@ -163,17 +172,23 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
             raise
         return error_page(request, exc.status)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
-        return _unexpected(request, exc)
+        return _fault_page(request, exc)
 
 
-def _unexpected(request: web.Request, exc: Exception) -> web.Response:
-    """Show the page for an exception no handler expected: damage, or a problem (logged)."""
-    if isinstance(exc, StoreDamagedError):
-        # The file and what is wrong with it, never a value.
-        log.error("store.damaged", path=route_name(request), error=exc.what, file=str(exc.path))
-        return error_page(request, 503)
+def _fault_page(request: web.Request, exc: Exception) -> web.Response:
+    """Answer a page that failed because of the node itself: a full disk says so (507)."""
     # Only the class name is logged: an exception's message could quote anything.
-    log.error("web.request-failed", path=route_name(request), error_class=type(exc).__name__)
+    fault = fault_of(exc)
+    log.error(
+        "web.request-failed", path=route_name(request), cause=fault.kind,
+        error_class=type(exc).__name__,
+    )  # fmt: skip
+    if fault.kind == "storage-full":
+        return error_page(request, 507, message=_sentence(STORAGE_FULL_REFUSAL))
+    if fault.kind == "ledger-integrity":
+        return error_page(request, 503, message=_sentence(LEDGER_REFUSAL))
+    if fault.kind == "store-damaged":
+        return error_page(request, 503, message=_sentence(DAMAGED_REFUSAL))
     return error_page(request, 500)
 
 
@@ -192,7 +207,7 @@ def add_web_routes(
     """Add the web pages, their assets and their middlewares to the node's application.
 
     ``csrf`` is where CSRF secrets live (a signed cookie unless a session store is given);
-    ``assets`` the GOV.UK Frontend files (the shipped ones unless given).
+    ``assets`` the static files (the shipped ones unless given).
     """
     app[WEB_SERVICE] = service
     app[ASSETS] = assets if assets is not None else Assets.load()

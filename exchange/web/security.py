@@ -7,6 +7,12 @@ script), and styles only from the node: no inline style at all. The headers are 
 the response is prepared (:func:`secure_headers`), so streamed responses get them too.
 Static assets under ``/assets/`` keep the same policy but may be cached.
 
+The recipients page's accessible autocomplete needs nothing more: its script and ours load
+from ``/assets/``, and it sets its styles through the DOM (``element.style``), which
+``style-src`` does not govern. The one style attribute it writes as markup (an iOS-only
+"1 of 5" suffix on each suggestion) is blocked, and ``recipients.css`` hides the suffix
+instead, so the policy keeps no ``'unsafe-inline'`` or ``'unsafe-hashes'``.
+
 Every POST to a page carries a CSRF token in the hidden field ``csrf_token``, checked before
 the handler runs (:func:`csrf_middleware`); a missing or wrong token is refused with
 :class:`CsrfRefusedError`, which the error pages turn into a 403 page. The token is an HMAC

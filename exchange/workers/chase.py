@@ -14,13 +14,13 @@ each (envelope, late recipient) chased once, across restarts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 
 from exchange.keys.ids import OrgId
 from exchange.logs import get_logger
 from exchange.model import NewOutbox
 from exchange.service.node_service import NodeService
+from exchange.workers.supervisor import TaskHealth, periodically
 
 log = get_logger("exchange.chase")
 
@@ -39,15 +39,10 @@ class Chaser:
         self.service = service
         self.interval = interval
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Chase until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                await self.chase_once()
-            except Exception as exc:  # noqa: BLE001 - try again next round; the class is logged
-                log.error("chase.failed", error_class=type(exc).__name__)  # noqa: TRY400
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+    async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
+        """Chase every ``interval`` seconds until ``stop`` is set; a failed round is retried."""
+        health = health or TaskHealth("chase", "the chase of overdue items")
+        await periodically(health, stop, self.interval, self.chase_once, stage="chase")
 
     async def chase_once(self) -> int:
         """Queue the chases due now; return how many were new."""

@@ -22,7 +22,6 @@ reports undelivered it lists through the port's methods, whatever the transport.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from exchange.config import DeliveryConfig
@@ -31,6 +30,7 @@ from exchange.logs import get_logger
 from exchange.outbox.routing import Routes
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
+from exchange.workers.supervisor import TaskHealth, periodically
 
 log = get_logger("exchange.collect")
 
@@ -58,13 +58,21 @@ class Collector:
         self.routes = routes
         self.config = config
         self.stats = CollectStats()
+        #: The collector's health (a supervisor's, when run under one).
+        self.health = TaskHealth("collect", "collection from pull routes")
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Collect until ``stop`` is set."""
-        while not stop.is_set():
-            await self.collect_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.config.collect_interval)
+    async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
+        """Collect every ``collect_interval`` seconds until ``stop`` is set.
+
+        A round that fails (the store cannot write) is retried after the back-off, and a
+        message that could not be stored is reported to ``health`` (logged once per cause),
+        not logged again at every round.
+        """
+        if health is not None:
+            self.health = health
+        await periodically(
+            self.health, stop, self.config.collect_interval, self.collect_once, stage="collect"
+        )
 
     async def collect_once(self) -> int:
         """Run one round over every pull connector; return how many messages were taken."""
@@ -108,7 +116,7 @@ class Collector:
                 await self.service.receive_receipt(None, message.destination, message.body)
         except ServiceError as exc:
             if exc.status >= 500:
-                log.warning("collect.deferred", route=route, status=exc.status)
+                self.health.failed(exc, f"storing from {route}")
                 return False
             # Refused for good: acknowledged so it does not block the mailbox.
             self.stats.refused += 1
@@ -117,9 +125,8 @@ class Collector:
                 recipient=message.destination,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - left for the next round, never lost
-            log.error(  # noqa: TRY400 - the class name only
-                "collect.deferred", route=route, error_class=type(exc).__name__
-            )
+            # Logged once per cause by the health, with the class name only.
+            self.health.failed(exc, f"storing from {route}")
             return False
         else:
             self.stats.collected += 1

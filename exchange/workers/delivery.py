@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Connector, Message, MessageKind, Outcome
@@ -43,6 +43,7 @@ from exchange.outbox.routing import Leg, NoRouteError, Routes
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.service.node_service import NodeService
 from exchange.service.rows import receipt_record
+from exchange.workers.supervisor import TaskHealth, pause
 
 log = get_logger("exchange.delivery")
 
@@ -158,16 +159,32 @@ class DeliveryWorker:
         self.notifier = notifier
         self.notify = dict(notify or {})
         self.link_template = link_template
+        #: The outbox's health (a supervisor's, when run under one: exchange.node.runtime).
+        self.health = TaskHealth("outbox", "the outbox")
+        self._stop: asyncio.Event | None = None
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
         """Work until ``stop`` is set, then let in-flight attempts finish.
 
         Attempts run concurrently up to ``concurrency``; whenever one finishes, the worker
-        claims more due items at once, so one slow peer never holds back a whole batch.
+        claims more due items at once, so one slow peer never holds back a whole batch. A
+        store that cannot write (a full disk) fails a round, not the worker: the failure
+        goes to ``health`` (logged once per cause, counted) and the round is tried again
+        after the back-off, so delivery resumes by itself when the cause goes away.
         """
-        requeued = await self.service.store.requeue_attempting(self.service.clock())
-        if requeued:
-            log.info("outbox.requeued", count=requeued)
+        if health is not None:
+            self.health = health
+        health = self.health
+        self._stop = stop
+        while not stop.is_set():
+            try:
+                requeued = await self.service.store.requeue_attempting(self.service.clock())
+            except Exception as exc:  # noqa: BLE001 - tried again after the back-off
+                await pause(stop, health.failed(exc, "requeue"))
+                continue
+            if requeued:
+                log.info("outbox.requeued", count=requeued)
+            break
         inflight: set[asyncio.Task[None]] = set()
         wakeup = self.service.outbox_wakeup
         while not stop.is_set():
@@ -177,10 +194,17 @@ class DeliveryWorker:
                 # Cleared before claiming, so a submission committed after the claim's query
                 # sets it again and is never missed.
                 wakeup.clear()
-                items = await self.service.store.claim_due(
-                    self.service.clock(), min(room, self.config.batch)
-                )
+                try:
+                    items = await self.service.store.claim_due(
+                        self.service.clock(), min(room, self.config.batch)
+                    )
+                except Exception as exc:  # noqa: BLE001 - tried again after the back-off
+                    await pause(stop, health.failed(exc, "claim"))
+                    continue
                 claimed = len(items)
+                # Claiming wrote to the store: the outbox makes progress again. An empty
+                # claim wrote nothing, so it ends only a spell of failed claims.
+                health.succeeded(stage=None if claimed else "claim")
                 for item in items:
                     task = asyncio.create_task(self.attempt(item))
                     inflight.add(task)
@@ -229,9 +253,9 @@ class DeliveryWorker:
                 error_class=type(exc).__name__,
             )  # fmt: skip
             event = machine.InternalError(route, type(exc).__name__)
-        # Back off from the end of the attempt, not its start: an attempt that ran into the
-        # timeout would otherwise be due again at once, hammering a hanging peer.
-        transition = await self._record(item, event, self.service.clock())
+        transition = await self._record_until_stored(item, event)
+        if transition is False:
+            return
         outcome = self._count(item, event, transition)
         log.info(
             "delivery.attempted",
@@ -248,6 +272,33 @@ class DeliveryWorker:
         """Pick the route for this attempt: the item's current one among those usable here."""
         legs = self.routes.legs(self.service.directory, item.origin, item.destination, item.via)
         return legs[item.route_index % len(legs)]
+
+    async def _record_until_stored(
+        self, item: OutboxItem, event: machine.AttemptOutcome
+    ) -> machine.Transition | Literal[False] | None:
+        """Record the attempt's outcome, trying again after the back-off if the store fails.
+
+        Outside :meth:`run` (one attempt made directly) a failure is raised. Under
+        :meth:`run`, the item stays ``attempting`` until its outcome is written; if the node
+        stops first, the attempt is given up (False) and the item is re-queued at the next
+        start, like an attempt cut short by a crash.
+        """
+        while True:
+            # Back off from the end of the attempt, not its start: an attempt that ran into
+            # the timeout would otherwise be due again at once, hammering a hanging peer.
+            try:
+                transition = await self._record(item, event, self.service.clock())
+            except Exception as exc:
+                if self._stop is None:
+                    raise
+                delay = self.health.failed(exc, "record")
+                if self._stop.is_set():
+                    log.warning("delivery.unrecorded", digest=item.envelope_digest.hex())
+                    return False
+                await pause(self._stop, delay)
+                continue
+            self.health.succeeded()
+            return transition
 
     async def _record(
         self, item: OutboxItem, event: machine.AttemptOutcome, now: float

@@ -183,7 +183,7 @@ def choose_recipient(hands: Hands, page: Page, search: str, name: str, *, shots:
     expect(page.get_by_label(name)).to_be_visible()
     page_done(page, "Who do you want to send it to?", shot="send-recipients" if shots else None)
     hands.choose(page.get_by_label(name))
-    hands.press(page.get_by_role("button", name="Add organisation"))
+    hands.press(page.get_by_role("button", name="Add selected organisation"))
     expect(page.locator(".govuk-summary-list")).to_contain_text(name)
     press_continue(hands, page)
 

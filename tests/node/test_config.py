@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.config import ConfigError, config_to_toml, load_config, parse_config
+from exchange.config import ConfigError, TasksConfig, config_to_toml, load_config, parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
 
@@ -18,6 +18,7 @@ def test_example_configuration_is_valid() -> None:
     assert config.data_dir == EXAMPLE.parent / "data"
     assert config.trust == str(EXAMPLE.parent / "authority.vkey")
     assert config.delivery.backoff_max == 600.0
+    assert config.tasks == TasksConfig()
     assert config.smtp is not None
     assert (config.smtp.host, config.smtp.port, config.smtp.mode) == (
         "smtp.stockport.example", 587, "starttls",
@@ -71,6 +72,19 @@ def _with(old: str, new: str) -> str:
         (_with('mode = "starttls"', 'mode = "ssl"'), "smtp.mode must be starttls, tls or plain"),
         (_with('username = "exchange"', ""), "smtp.username and smtp.password_env go together"),
         (_with("max_items = 10000", "max_items = 0"), "relay.max_items must be greater than zero"),
+        (
+            _with("unready_after = 60.0", "unready_after = 0"),
+            "tasks.unready_after must be a number of seconds greater than zero",
+        ),
+        (
+            _with("backoff_max = 60.0", "backoff_max = inf"),
+            "tasks.backoff_max must be a number of seconds greater than zero",
+        ),
+        (
+            _with("backoff_max = 60.0", "backoff_max = 0.5"),
+            "tasks.backoff_max must not be less than tasks.backoff_base",
+        ),
+        (_with("unready_after = 60.0", "ready_after = 1.0"), "tasks.ready_after is not a known"),
         (
             _with(
                 'notify = ["front.door@stockport.example"]',

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Delivered, Message, Outcome, Refused, RetryLater
@@ -26,6 +27,8 @@ from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem
 from exchange.outbox.routing import Routes
 from exchange.store import SqliteStore
 from exchange.workers.delivery import DeliveryWorker
+from exchange.workers.supervisor import SupervisionPolicy
+from tests.full_disk import FullDisk
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -261,3 +264,54 @@ async def test_a_notice_mails_the_recipients_staff(store: SqliteStore) -> None:
         LA,
         "front-door@la.example",
     )
+
+
+async def test_an_outcome_the_full_store_refuses_is_recorded_once_space_returns(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under run(), an attempt whose outcome cannot be written waits for space, then records.
+
+    The disk fills during the attempt: the item must not stay ``attempting`` until a
+    restart (issue 11: 0 of 27 envelopes delivered after space came back). The failure is
+    logged once, however often the worker tries, and the worker carries on afterwards.
+    """
+    clock = Clock()
+    disk = FullDisk(store, monkeypatch)
+    peer = Peer(clock, RetryLater("down"))
+
+    async def fill() -> None:
+        disk.fill()
+
+    peer.during = fill
+    worker = _worker(store, clock, peer)
+    worker.health.policy = SupervisionPolicy(backoff_base=0.01, backoff_max=0.02)
+    stop = asyncio.Event()
+    with capture_logs() as events:
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            async with asyncio.timeout(10):
+                while worker.health.failures["storage-full"] < 5:
+                    await asyncio.sleep(0.01)
+                assert (await _only_item(store)).state == "attempting"
+                disk.free()
+                while (await _only_item(store)).state == "attempting":
+                    await asyncio.sleep(0.01)
+        finally:
+            stop.set()
+            await running
+    item = await _only_item(store)
+    assert (item.state, item.attempts, item.last_error) == ("retry-wait", 1, "down")
+    assert len(peer.seen) == 1
+    failed = [e for e in events if e["event"] == "task.failed"]
+    assert [(e["task"], e["stage"], e["cause"]) for e in failed] == [
+        ("outbox", "record", "storage-full")
+    ]
+    assert worker.health.failure is None
+    assert [e["event"] for e in events].count("task.recovered") == 1
+
+
+async def _only_item(store: SqliteStore) -> OutboxItem:
+    """Return the store's one outbox item (the fixture's delivery, the first row)."""
+    item = await store.outbox_item(1)
+    assert item is not None
+    return item

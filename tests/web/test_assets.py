@@ -1,4 +1,9 @@
-"""The shipped GOV.UK Frontend files match the pinned version and their manifest."""
+"""The shipped web assets match the pinned npm packages and their manifest.
+
+``exchange/web/static/MANIFEST.json`` names each package's version (GOV.UK Frontend, and the
+accessible autocomplete the recipients page uses) and, for every file served, where it comes
+from (a package, or ``own`` for this project's own files) and its SHA-256.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +14,69 @@ from pathlib import Path
 
 import pytest
 
-from exchange.web.assets import Assets, AssetsError
+from exchange.web.assets import OWN, Assets, AssetsError
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "exchange" / "web" / "static" / "govuk"
-MANIFEST = json.loads((SHIPPED / "MANIFEST.json").read_text("utf-8"))
+STATIC = ROOT / "exchange" / "web" / "static"
+SHIPPED = STATIC / "govuk"
+MANIFEST = json.loads((STATIC / "MANIFEST.json").read_text("utf-8"))
+PACKAGES = ("govuk-frontend", "accessible-autocomplete")
 
 
-def test_manifest_version_is_the_pinned_version() -> None:
+def _path(name: str) -> Path:
+    """Return where a file the manifest names sits: ours in static/, packages' in govuk/."""
+    return (STATIC if MANIFEST["files"][name]["from"] == OWN else SHIPPED) / name
+
+
+def test_manifest_names_each_package() -> None:
+    """MANIFEST.json names the two packages, and every file comes from one of them or is ours."""
+    assert set(MANIFEST["packages"]) == set(PACKAGES)
+    assert {entry["from"] for entry in MANIFEST["files"].values()} == {*PACKAGES, OWN}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_manifest_version_is_the_pinned_version(package: str) -> None:
     """MANIFEST.json names the version package.json pins exactly."""
     pinned = json.loads((ROOT / "web-assets" / "package.json").read_text("utf-8"))
-    assert pinned["dependencies"]["govuk-frontend"] == MANIFEST["version"]
+    assert pinned["dependencies"][package] == MANIFEST["packages"][package]
 
 
-def test_manifest_version_is_the_locked_version() -> None:
+@pytest.mark.parametrize("package", PACKAGES)
+def test_manifest_version_is_the_locked_version(package: str) -> None:
     """MANIFEST.json names the version package-lock.json resolved."""
     lock = json.loads((ROOT / "web-assets" / "package-lock.json").read_text("utf-8"))
-    assert lock["packages"]["node_modules/govuk-frontend"]["version"] == MANIFEST["version"]
+    locked = lock["packages"][f"node_modules/{package}"]["version"]
+    assert locked == MANIFEST["packages"][package]
 
 
 def test_every_shipped_file_matches_its_hash() -> None:
     """Each file the manifest names has the SHA-256 it records."""
-    for name, digest in MANIFEST["files"].items():
-        assert hashlib.sha256((SHIPPED / name).read_bytes()).hexdigest() == digest, name
+    for name, entry in MANIFEST["files"].items():
+        assert hashlib.sha256(_path(name).read_bytes()).hexdigest() == entry["sha256"], name
 
 
 def test_every_shipped_file_is_in_the_manifest() -> None:
-    """No file sits in the shipped folder without a line in the manifest."""
-    present = {
-        path.relative_to(SHIPPED).as_posix() for path in SHIPPED.rglob("*") if path.is_file()
-    }
-    assert present - {"MANIFEST.json"} == set(MANIFEST["files"])
+    """No file sits in the static folders without a line in the manifest."""
+    packaged = {p.relative_to(SHIPPED).as_posix() for p in SHIPPED.rglob("*") if p.is_file()}
+    own = {p.name for p in STATIC.iterdir() if p.is_file()} - {"MANIFEST.json"}
+    assert packaged == {n for n, e in MANIFEST["files"].items() if e["from"] != OWN}
+    assert own == {n for n, e in MANIFEST["files"].items() if e["from"] == OWN}
+
+
+def test_the_autocomplete_and_our_recipients_files_are_shipped() -> None:
+    """The autocomplete's built script and stylesheet, and our module and stylesheet."""
+    files = MANIFEST["files"]
+    assert files["accessible-autocomplete.min.js"]["from"] == "accessible-autocomplete"
+    assert files["accessible-autocomplete.min.css"]["from"] == "accessible-autocomplete"
+    assert files["recipients.js"]["from"] == OWN
+    assert files["recipients.css"]["from"] == OWN
+
+
+def test_our_script_calls_the_autocomplete_on_the_select() -> None:
+    """recipients.js enhances the select with the library: no inline script does."""
+    script = (STATIC / "recipients.js").read_text("utf-8")
+    assert "enhanceSelectElement" in script
+    assert "getElementById('f-org')" in script
 
 
 def test_files_the_stylesheet_names_are_shipped() -> None:
@@ -51,28 +88,37 @@ def test_files_the_stylesheet_names_are_shipped() -> None:
 
 
 def test_load_refuses_an_edited_asset(tmp_path: Path) -> None:
-    """Loading a copy with one byte changed in a shipped file raises AssetsError."""
-    copy = tmp_path / "govuk"
-    shutil.copytree(SHIPPED, copy)
-    css = copy / "govuk-frontend.min.css"
+    """Loading a copy with one byte changed in a package's file raises AssetsError."""
+    copy = tmp_path / "static"
+    shutil.copytree(STATIC, copy)
+    css = copy / "govuk" / "govuk-frontend.min.css"
     css.write_bytes(css.read_bytes() + b" ")
     with pytest.raises(AssetsError, match=r"govuk-frontend\.min\.css"):
         Assets.load(copy)
 
 
+def test_load_refuses_an_edited_file_of_our_own(tmp_path: Path) -> None:
+    """Our own files are checked too: an edit without rehashing (ship.py --own) is refused."""
+    copy = tmp_path / "static"
+    shutil.copytree(STATIC, copy)
+    script = copy / "recipients.js"
+    script.write_bytes(script.read_bytes() + b"\n")
+    with pytest.raises(AssetsError, match=r"recipients\.js"):
+        Assets.load(copy)
+
+
 def test_load_reads_the_package_data() -> None:
-    """The installed package's assets load, with the manifest's version."""
+    """The installed package's assets load, with the manifest's versions and files."""
     assets = Assets.load()
-    assert assets.version == MANIFEST["version"]
+    assert assets.packages == MANIFEST["packages"]
     assert set(assets.files) == set(MANIFEST["files"])
 
 
-def test_url_names_the_version() -> None:
-    """An asset's URL carries the version, so that a new version is fetched afresh."""
+def test_url_names_the_file_hash() -> None:
+    """An asset's URL carries part of its hash, so that a changed file is fetched afresh."""
     assets = Assets.load()
-    assert assets.url("govuk-frontend.min.css") == (
-        f"/assets/govuk-frontend.min.css?v={MANIFEST['version']}"
-    )
+    digest = MANIFEST["files"]["recipients.js"]["sha256"]
+    assert assets.url("recipients.js") == f"/assets/recipients.js?v={digest[:16]}"
 
 
 def test_url_of_an_unknown_asset_is_refused() -> None:

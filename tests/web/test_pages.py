@@ -29,7 +29,8 @@ pytestmark = pytest.mark.network
 HOSTILE = '<script>alert("x")</script>'
 #: Stands in for a child's details in a failing handler's exception.
 SENTINEL = "Jane Sentinel 2015-01-31"
-SHIPPED = Path(__file__).resolve().parents[2] / "exchange" / "web" / "static" / "govuk"
+STATIC = Path(__file__).resolve().parents[2] / "exchange" / "web" / "static"
+SHIPPED = STATIC / "govuk"
 NONCE_RE = re.compile(r"script-src 'self' 'nonce-([A-Za-z0-9_-]+)'")
 COOKIE = SignedCookieCsrf.COOKIE
 
@@ -352,7 +353,7 @@ async def test_image_is_served_with_its_type(client: TestClient) -> None:
 
 def test_no_gov_uk_only_font_or_crown_icon_is_shipped() -> None:
     """GOV.UK-only GDS Transport and crown icons are not shipped; no font face is left."""
-    manifest = json.loads((SHIPPED / "MANIFEST.json").read_text("utf-8"))
+    manifest = json.loads((STATIC / "MANIFEST.json").read_text("utf-8"))
     assert not [name for name in manifest["files"] if name.startswith("fonts/")]
     assert not [name for name in manifest["files"] if "favicon" in name or "icon" in name]
     assert "@font-face" not in (SHIPPED / "govuk-frontend.min.css").read_text("utf-8")

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from exchange.http.common import SUPERVISOR
 from exchange.web.app import WEB_SERVICE
 from exchange.web.send import check, follow_ups, journey
 from exchange.web.send.drafts import DraftStore, draft_sweeper
@@ -30,8 +31,8 @@ def add_send_routes(app: web.Application) -> None:
     drafts = DraftStore(service.drafts_folder)
     app[DRAFTS] = drafts
 
-    async def sweeping(_: web.Application) -> AsyncIterator[None]:
-        async with draft_sweeper(drafts, service.session_exists):
+    async def sweeping(app: web.Application) -> AsyncIterator[None]:
+        async with draft_sweeper(drafts, service.session_exists, supervisor=app.get(SUPERVISOR)):
             yield
 
     app.cleanup_ctx.append(sweeping)

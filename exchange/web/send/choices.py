@@ -33,6 +33,8 @@ CATEGORY_WORDS: Final = {
 SPECIAL_WORDS: Final = {"health", "ethnicity"}
 #: Organisation kinds in words.
 ORG_KIND_WORDS: Final = {"school": "School", "la": "Local authority", "nhs": "NHS"}
+#: The identifier schemes of organisation ids (``la:356``) as people write them ("LA 356").
+ORG_ID_WORDS: Final = {"urn": "URN", "la": "LA", "ods": "ODS"}
 #: Most organisations one search lists.
 MAX_MATCHES: Final = 20
 
@@ -76,6 +78,17 @@ class Recipient:
     def hint(self) -> str:
         """What identifies it besides its name: its kind and id."""
         return f"{ORG_KIND_WORDS.get(self.kind, self.kind)}, {self.id}"
+
+    @property
+    def code(self) -> str:
+        """Its id as people write it: "LA 356", "URN 106123", "ODS X26ABC"."""
+        scheme, _, code = self.id.partition(":")
+        return f"{ORG_ID_WORDS.get(scheme, scheme.upper())} {code}"
+
+    @property
+    def label(self) -> str:
+        """Its name and code, as a select lists it and an autocomplete matches on it."""
+        return f"{self.name} ({self.code})"
 
 
 def candidates(directory: Directory, own: OrgId, kinds: Iterable[str]) -> list[Recipient]:

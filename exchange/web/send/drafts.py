@@ -42,6 +42,7 @@ from nacl.encoding import RawEncoder
 from exchange.files import atomic_output
 from exchange.logs import get_logger
 from exchange.web.send.questions import Answers
+from exchange.workers.supervisor import Supervisor
 
 log = get_logger("exchange.web")
 
@@ -285,21 +286,22 @@ async def draft_sweeper(
     drafts: DraftStore,
     session_exists: Callable[[bytes], Awaitable[bool]],
     interval: float = SWEEP_INTERVAL,
+    supervisor: Supervisor | None = None,
 ) -> AsyncIterator[None]:
-    """Sweep drafts of ended sessions every ``interval`` seconds while the block runs."""
+    """Sweep drafts of ended sessions every ``interval`` seconds while the block runs.
 
-    async def run() -> None:
-        while True:
-            try:
-                await sweep_drafts(drafts, session_exists)
-            except Exception as exc:  # noqa: BLE001 - try again next round; the class is logged
-                log.error("drafts.sweep-failed", error_class=type(exc).__name__)  # noqa: TRY400
-            await asyncio.sleep(interval)
-
-    task = asyncio.create_task(run(), name="draft-sweeper")
+    The sweep is a task of the node's ``supervisor``: a failed round is logged once per
+    cause, counted and tried again after the back-off.
+    """
+    stop = asyncio.Event()
+    task = (supervisor or Supervisor()).every(
+        "drafts-sweep", "the sweep of abandoned drafts", interval,
+        lambda: sweep_drafts(drafts, session_exists), stop, stage="sweep",
+    )  # fmt: skip
     try:
         yield
     finally:
+        stop.set()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

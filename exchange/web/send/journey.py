@@ -358,8 +358,19 @@ async def files_done(request: web.Request) -> web.StreamResponse:
 
 
 def _recipients_context(
-    request: web.Request, who: Person, draft: Draft, form: Form, error: str | None = None
+    request: web.Request,
+    who: Person,
+    draft: Draft,
+    form: Form,
+    error: str | None = None,
+    *,
+    field: str = "f-q",
 ) -> dict[str, Any]:
+    """Return the page's context: the chosen, a select of the rest, the search, any error.
+
+    ``error`` is shown at ``field``: the select (``f-org``, which the autocomplete's input
+    takes over with JavaScript) or the search box (``f-q``).
+    """
     found = candidates(
         who.service.directory, who.user.org, recipient_kinds(who.service.records.policy, draft.kind)
     )
@@ -368,11 +379,13 @@ def _recipients_context(
     return {
         "kind_words": kind_name(draft.kind),
         "chosen": [names[r] for r in draft.recipients if r in names],
+        "organisations": [r for r in found if r.id not in draft.recipients],
         "query": query,
         "matches": [r for r in search(found, query) if r.id not in draft.recipients],
         "searched": bool(query),
-        "errors": _errors([("f-q", error)]) if error else [],
+        "errors": _errors([(field, error)]) if error else [],
         "error": error,
+        "error_field": field,
         "action": url(draft, "recipients") + action_suffix(request),
         "back": back_url(request, draft, form, "recipients"),
         "cancel": url(draft, "cancel"),
@@ -413,7 +426,10 @@ async def choose_recipients(request: web.Request) -> web.StreamResponse:
     if action == "add":
         chosen = str(data.get("recipient", ""))
         if chosen not in allowed:
-            context = _recipients_context(request, who, draft, form, "Select an organisation")
+            # From the select (or the autocomplete over it), or from the search's results.
+            field = "f-org" if data.get("from") == "list" else "f-q"
+            error = "Select an organisation"
+            context = _recipients_context(request, who, draft, form, error, field=field)
             return render(request, "send/recipients.html", context, status=400)
         if chosen not in draft.recipients:
             draft.recipients.append(chosen)
@@ -425,8 +441,10 @@ async def choose_recipients(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(here)
     draft.recipients = [r for r in draft.recipients if r in allowed]
     if not draft.recipients:
-        error = "Find and add the organisation you want to send the record to"
-        context = _recipients_context(request, who, draft, form, error)
+        error = "Choose or find the organisation you want to send the record to, and add it"
+        context = _recipients_context(
+            request, who, draft, form, error, field="f-org" if allowed else "f-q"
+        )
         return render(request, "send/recipients.html", context, status=400)
     seen(draft, "recipients")
     who.save(draft)
