@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 from typing import Final, NoReturn
 
-from exchange.envelope import FormatError, Opener, OpenError, SenderError, Verifier
+from exchange.envelope import FormatError, Opener, OpenError, SenderError
 from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ReceiptStatus
 from exchange.records import RecordError, decode_container
+from exchange.service.body_checks import body_verifies, file_blocks
 from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import (
     ConflictError,
@@ -162,18 +163,8 @@ class Inbox:
 
     def _verify_body(self, digest: bytes, created: int) -> None:
         """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""
-        context = self.context
-        verifier = Verifier(context.directory, now=max(context.now(), created))
-        try:
-            with context.store.body_path(digest).open("rb") as handle:
-                while block := handle.read(PIECE):
-                    verifier.feed(block)
-            verified = verifier.finish()
-        except SenderError:
-            return  # the key's standing, not the bytes: the item may still be decided
-        except OpenError:
-            raise _BodyDamagedError from None
-        if verified.digest != digest:
+        path = self.context.store.body_path(digest)
+        if not body_verifies(self.context, digest, file_blocks(path), created):
             raise _BodyDamagedError
 
     async def _refuse_damaged(self, digest: bytes) -> None:
