@@ -48,7 +48,7 @@ def body_verifies(
     return verified.digest == digest
 
 
-async def file_blocks(path: Path) -> Iterator[bytes]:
+def file_blocks(path: Path) -> Iterator[bytes]:
     """Yield a stored body's bytes in pieces (a missing file raises FileNotFoundError)."""
     with path.open("rb") as handle:
         while block := handle.read(PIECE):
