@@ -155,6 +155,8 @@ class NodeConfig:
     tls: TlsConfig | None
     max_envelope_bytes: int = 64 * 1024 * 1024
     max_json_bytes: int = 256 * 1024
+    #: Seconds an ``Idempotency-Key`` of a submission and its answer are kept (1 to 30 days).
+    idempotency_keys_for: int = 24 * 3600
     smtp: SmtpSettings | None = None
     relay: RelayConfig | None = None
     records: RecordsConfig | None = None
@@ -327,6 +329,17 @@ def _web(table: Any) -> SessionPolicy:
         raise ConfigError(f"web.{exc}") from None
 
 
+def _idempotency_keys_for(limits: Mapping[str, Any]) -> int:
+    """Return ``[limits] idempotency_keys_for``: whole seconds, a day to 30 days."""
+    value = limits.get("idempotency_keys_for", 24 * 3600)
+    if type(value) is not int or not 24 * 3600 <= value <= 30 * 24 * 3600:
+        raise ConfigError(
+            "limits.idempotency_keys_for must be whole seconds from 86400 (a day) to 2592000 "
+            "(30 days)"
+        )
+    return value
+
+
 def parse_config(text: str, base: Path) -> NodeConfig:
     """Validate configuration ``text``; relative paths are taken from ``base``."""
     try:
@@ -396,7 +409,8 @@ def parse_config(text: str, base: Path) -> NodeConfig:
             ca=None if ca is None else _path(base, str(ca)),
         )
     limits = doc.get("limits", {})
-    _check_keys(limits, {"max_envelope_bytes", "max_json_bytes"}, "limits")
+    _check_keys(limits, {"max_envelope_bytes", "max_json_bytes", "idempotency_keys_for"}, "limits")
+    keys_for = _idempotency_keys_for(limits)
     return NodeConfig(
         name=_get(node, "name", str, "node"),
         host=host,
@@ -413,6 +427,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         tls=tls,
         max_envelope_bytes=int(limits.get("max_envelope_bytes", 64 * 1024 * 1024)),
         max_json_bytes=int(limits.get("max_json_bytes", 256 * 1024)),
+        idempotency_keys_for=keys_for,
         smtp=_smtp(doc["smtp"], base) if "smtp" in doc else None,
         relay=_relay(doc["relay"]) if "relay" in doc else None,
         records=_records(doc["records"], base) if "records" in doc else None,
@@ -463,6 +478,7 @@ def config_to_toml(config: NodeConfig) -> str:
         "[limits]",
         f"max_envelope_bytes = {config.max_envelope_bytes}",
         f"max_json_bytes = {config.max_json_bytes}",
+        f"idempotency_keys_for = {config.idempotency_keys_for}",
         "",
         "[web]",
         f"idle_timeout = {config.web.idle_timeout}",

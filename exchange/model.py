@@ -375,3 +375,19 @@ class HoldRecord:
     placed_by: str
     lifted_at: float | None
     lifted_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A staff request made with an ``Idempotency-Key``, and the answer it got.
+
+    ``scope`` names the caller (organisation and account), ``request_hash`` is the SHA-256
+    of the request, ``answer`` the service's answer as JSON text, kept until ``expires_at``.
+    """
+
+    scope: str
+    key: str
+    request_hash: bytes
+    answer: str
+    created_at: float
+    expires_at: float

@@ -19,7 +19,7 @@ an expected failure:
   answers later), ``transport_ref`` the transport's own id (MESH message id, SMTP
   Message-ID, HTTP request id);
 - :class:`RetryLater`: it may work later (network down, timeout, 5xx, 429, a full
-  mailbox); ``after`` optionally says when;
+  mailbox, a far side whose clock disagrees with ours); ``after`` optionally says when;
 - :class:`Refused`: it will never work on this route (4xx other than 408/425/429, unknown
   mailbox, message too large); the outbox falls back to the next route at once.
 
@@ -41,7 +41,7 @@ Exceptions this module defines::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from exchange.keys.ids import OrgId
@@ -114,18 +114,32 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """The destination (or its mailbox) took the message."""
+    """The destination (or its mailbox) took the message.
+
+    ``far_time`` is the far side's clock when it answered (unix seconds, from its ``Date``),
+    if the transport tells: the outbox compares it with its own to see clocks drift apart.
+    It is an observation, not part of the outcome's value (not compared).
+    """
 
     transport_ref: str = ""
     receipt: bytes = b""
+    far_time: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RetryLater:
-    """The attempt failed in a way that may pass; ``reason`` is a plain sentence."""
+    """The attempt failed in a way that may pass; ``reason`` is a plain sentence.
+
+    ``far_time`` is the far side's clock when it answered, if it did and said; ``clock`` is
+    true when the far side refused the request's signature time (docs/protocol.md §6,
+    ``signature.time``): one of the two clocks is off, and the attempt passes once they
+    agree again.
+    """
 
     reason: str
     after: float | None = None
+    far_time: float | None = field(default=None, compare=False)
+    clock: bool = False
 
 
 @dataclass(frozen=True, slots=True)

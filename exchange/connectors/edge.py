@@ -11,7 +11,10 @@ same three things, which live here and nowhere else:
   limit, so a hostile or broken server costs at most that much memory; the failure,
   :class:`AnswerTooLargeError`, names the limit;
 - :func:`classify_status` and :func:`judge`: what a status means (success, retry later,
-  refused) and the failure with its plain reason.
+  refused) and the failure with its plain reason. A 401 whose body names the problem
+  ``signature.time`` (the far side refused the request's time: a clock is off,
+  docs/protocol.md §6) may pass later, once the clocks agree, and is a
+  :class:`ClockRefusedError`; :func:`far_time` reads the far side's clock from its ``Date``.
 
 :func:`request` puts them together for one request under one deadline. Redirects are never
 followed: a signature covers the URL, and a body must not be re-sent to a place the
@@ -21,15 +24,18 @@ directory does not name. The URL goes on the wire exactly as given (``encoded=Tr
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Final, Literal
 
 import aiohttp
 import yarl
 
 from exchange.connectors.errors import PermanentError, TransientError
+from exchange.peerauth.errors import CLOCK_PROBLEM
 
 #: Statuses below 500 that may pass later on a peer node or a relay (docs/protocol.md §8):
 #: Request Timeout, Too Early, Too Many Requests.
@@ -42,6 +48,10 @@ MAX_RETRY_AFTER: Final = 24 * 3600
 #: Most bytes asked of the stream per read: a large limit (a 64 MiB download) is still
 #: read in pieces, so one read never asks for the whole limit at once.
 READ_PIECE: Final = 1024 * 1024
+
+#: Most bytes read of a 401 answer, whose JSON may name the problem (docs/protocol.md §6);
+#: a longer one is not read, and counts as a plain refusal.
+ERROR_BODY_LIMIT: Final = 4096
 
 Verdict = Literal["success", "retry", "refused"]
 
@@ -66,9 +76,19 @@ class AnswerTooLargeError(TransientError):
         self.limit = limit
 
 
+class ClockRefusedError(TransientError):
+    """The far side refused the request's signature time: its clock and ours disagree."""
+
+    def __init__(self, reason: str, *, far_time: float | None) -> None:
+        super().__init__(reason, far_time=far_time, clock=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One answer: its status, its headers (case-insensitive) and, for a 2xx, its body."""
+    """One answer: its status, its headers (case-insensitive) and, for a 2xx, its body.
+
+    A 401's body is kept too, up to :data:`ERROR_BODY_LIMIT` bytes, for its ``problem``.
+    """
 
     status: int
     headers: Mapping[str, str]
@@ -126,6 +146,31 @@ def classify_status(status: int, *, retry_statuses: Collection[int] = RETRY_STAT
     return "retry"
 
 
+def far_time(headers: Mapping[str, str]) -> float | None:
+    """Return the far side's clock from an answer's ``Date`` (unix seconds), or None."""
+    value = headers.get("Date", "")
+    if not value or len(value) > 64:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000": the RFC 5322 way of saying "UTC, source unknown"
+        return None
+    return moment.timestamp()
+
+
+def clock_refused(answer: Answer) -> bool:
+    """Return whether ``answer`` refuses the request because of its time (a clock is off)."""
+    if answer.status != 401 or not answer.body:
+        return False
+    try:
+        doc = json.loads(answer.body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("problem") == CLOCK_PROBLEM
+
+
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Return a ``Retry-After`` given in delta-seconds, capped at a day; ignore the date form."""
     value = headers.get("Retry-After", "").strip()
@@ -146,13 +191,23 @@ def judge(
 
     Reasons read "<far side> answered 503 to <doing>" (may pass later, with the
     ``Retry-After`` wish unless ``honour_retry_after`` is false) and "<far side> refused
-    <doing> with 403" (never on this route); without ``doing`` they end at the status.
+    <doing> with 403" (never on this route); without ``doing`` they end at the status. A
+    refusal because of the request's time raises :class:`ClockRefusedError` (may pass).
     """
+    if clock_refused(answer):
+        raise ClockRefusedError(
+            f"{far_side} refused the request's signature time: the two clocks disagree",
+            far_time=far_time(answer.headers),
+        )
     verdict = classify_status(answer.status, retry_statuses=retry_statuses)
     if verdict == "retry":
         to = f" to {doing}" if doing else ""
         after = retry_after(answer.headers) if honour_retry_after else None
-        raise TransientError(f"{far_side} answered {answer.status}{to}", after=after)
+        raise TransientError(
+            f"{far_side} answered {answer.status}{to}",
+            after=after,
+            far_time=far_time(answer.headers),
+        )
     if verdict == "refused":
         what = f" {doing}" if doing else ""
         raise PermanentError(f"{far_side} refused{what} with {answer.status}")
@@ -173,8 +228,9 @@ async def request(
     """Make one request under one deadline; return its status, headers and bounded 2xx body.
 
     ``url`` is already percent-encoded and is sent byte for byte. The body of a non-2xx
-    answer is not read. Raises :class:`UnreachableError` or :class:`AnswerTooLargeError`; the status
-    is the caller's to judge.
+    answer is not read, except a short 401's (for its ``problem``). Raises
+    :class:`UnreachableError` or :class:`AnswerTooLargeError`; the status is the caller's to
+    judge.
     """
     with translated(far_side):
         async with asyncio.timeout(timeout):
@@ -189,4 +245,9 @@ async def request(
                 body = b""
                 if 200 <= resp.status < 300:
                     body = await read_bounded(resp, limit, whose=whose)
+                elif resp.status == 401:
+                    try:
+                        body = await read_bounded(resp, ERROR_BODY_LIMIT, whose=whose)
+                    except AnswerTooLargeError:
+                        body = b""  # too long to be ours: a plain refusal
                 return Answer(resp.status, resp.headers, body)

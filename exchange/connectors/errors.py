@@ -47,15 +47,28 @@ class AttemptError(Exception):
 
 
 class TransientError(AttemptError):
-    """The attempt may work later: network down, timeout, 5xx, 429, an oversized answer."""
+    """The attempt may work later: network down, timeout, 5xx, 429, an oversized answer.
 
-    def __init__(self, reason: str, *, after: float | None = None) -> None:
+    ``far_time`` is the far side's clock when it answered (its ``Date``), if it answered;
+    ``clock`` is true when it refused the request because of its time (a clock is off).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        after: float | None = None,
+        far_time: float | None = None,
+        clock: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.after = after
+        self.far_time = far_time
+        self.clock = clock
 
     def outcome(self) -> RetryLater:
         """Return :class:`RetryLater` with this reason."""
-        return RetryLater(self.reason, self.after)
+        return RetryLater(self.reason, self.after, far_time=self.far_time, clock=self.clock)
 
 
 class PermanentError(AttemptError):

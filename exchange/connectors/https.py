@@ -46,6 +46,8 @@ from exchange.connectors.edge import (
     AnswerTooLargeError,
     UnreachableError,
     classify_status,
+    clock_refused,
+    far_time,
     judge,
     request,
 )
@@ -168,7 +170,11 @@ class HttpsPushConnector:
             judge(answer, far_side="the peer")
         except AttemptError as failure:
             return failure.outcome()
-        return Delivered(transport_ref=_request_id(answer.headers), receipt=answer.body)
+        return Delivered(
+            transport_ref=_request_id(answer.headers),
+            receipt=answer.body,
+            far_time=far_time(answer.headers),
+        )
 
     async def recall(
         self, request: RecallRequest, address: str, *, timeout: float
@@ -203,7 +209,8 @@ class HttpsPushConnector:
         if answer.status != 200:
             raise RecallError(
                 f"the recipient's node answered {answer.status}; ask again later",
-                retry=classify_status(answer.status) != "refused",
+                # A refusal of the request's time passes once the clocks agree.
+                retry=classify_status(answer.status) != "refused" or clock_refused(answer),
             )
         return parse_notice_answer(answer.body)
 

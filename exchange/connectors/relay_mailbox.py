@@ -40,7 +40,7 @@ from exchange.connectors.base import (
     SentItem,
     check_timeout,
 )
-from exchange.connectors.edge import Answer, judge, request
+from exchange.connectors.edge import Answer, far_time, judge, request
 from exchange.connectors.errors import AttemptError, PermanentError, TransientError
 from exchange.connectors.https import CONTENT_TYPES, Signer
 from exchange.connectors.relay_wire import (
@@ -223,7 +223,7 @@ class RelayMailboxConnector:
                 raise TransientError("the relay's answer names another item than the one sent")
         except AttemptError as failure:
             return failure.outcome()
-        return Delivered(transport_ref=ident, receipt=b"")
+        return Delivered(transport_ref=ident, receipt=b"", far_time=far_time(answer.headers))
 
     # --- pull -------------------------------------------------------------------------------
 

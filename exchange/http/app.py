@@ -16,6 +16,8 @@ What they share (app keys, errors, staff auth, paging) is :mod:`exchange.http.co
 
 from __future__ import annotations
 
+from email.utils import formatdate
+
 from aiohttp import web
 
 from exchange.http import ops, peer, recall, register, retention, staff
@@ -36,6 +38,15 @@ from exchange.workers.delivery import DeliveryWorker
 from exchange.workers.supervisor import Supervisor
 
 __all__ = ["READY", "create_app"]
+
+
+async def _dated(request: web.Request, response: web.StreamResponse) -> None:
+    """Date every answer by the node's own clock (the one it checks signatures against).
+
+    A peer compares it with its own clock to see how far apart the two are
+    (docs/protocol.md §5); aiohttp would otherwise use the system clock.
+    """
+    response.headers["Date"] = formatdate(request.app[SERVICE].clock(), usegmt=True)
 
 
 def create_app(
@@ -84,6 +95,7 @@ def create_app(
     app.router.add_delete("/api/v1/retention/holds/{id}", retention.retention_lift_hold)
     app.router.add_post("/api/v1/retention/{digest}/destroy", retention.retention_destroy)
     app.on_startup.append(retention.sweep_destroyed_on_startup)
+    app.on_response_prepare.append(_dated)
     # --- recall, threads, corrections ---
     recall.add_routes(app)
     return app

@@ -23,7 +23,7 @@ from exchange.logs import get_logger
 from exchange.model import User
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response
-from exchange.service.errors import ServiceError
+from exchange.service.errors import NotYetError, ServiceError
 from exchange.service.faults import (
     DAMAGED_REFUSAL,
     LEDGER_REFUSAL,
@@ -77,7 +77,11 @@ def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
         # A rule-based refusal names the rule, and for a record every field problem.
         error = {"status": exc.status, "message": str(exc), **details}
         return web.json_response({"error": error}, status=exc.status)
-    return _shaped(request, exc.status, str(exc))
+    answer = _shaped(request, exc.status, str(exc))
+    if isinstance(exc, NotYetError):
+        # Dated ahead by a fast clock: the sender tries again once it is due.
+        answer.headers["Retry-After"] = str(exc.retry_after)
+    return answer
 
 
 def _route(request: web.Request) -> str:

@@ -103,6 +103,12 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE exchange_mesh_unread_messages gauge",
         f"exchange_mesh_unread_messages {collected.mesh_unread}",
         *_task_lines(request.app[SUPERVISOR]),
+        "# HELP exchange_peer_clock_skew_seconds Last clock skew seen per peer (its clock - ours).",
+        "# TYPE exchange_peer_clock_skew_seconds gauge",
+        *(
+            f'exchange_peer_clock_skew_seconds{{peer="{peer}"}} {skew}'
+            for peer, skew in sorted(stats.clock_skew.items())
+        ),
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
         f"exchange_ledger_events {counts.ledger_size}",

@@ -8,6 +8,7 @@ never "forbidden", so its existence is not disclosed).
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any, Final
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body
 from exchange.service.errors import ServiceError
+from exchange.service.idempotency import HEADER, IdempotencyKey, parse_key
 from exchange.service.recall import recall_json
 from exchange.service.register_reports import iso_time
 from exchange.service.retention import RetentionStanding
@@ -70,6 +72,7 @@ def _recipient_json(recipient: RecipientView) -> dict[str, Any]:
         "overdue": recipient.overdue,
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
+        "clock_skew_seconds": recipient.clock_skew,
         "timeline": [
             {"status": r.status, "time": r.time, "receipt_digest": r.digest.hex()}
             for r in recipient.receipts
@@ -158,12 +161,29 @@ def _digest_field(value: str | None, field: str) -> bytes | None:
     return bytes.fromhex(value)
 
 
+def _idempotency_key(request: web.Request, raw: bytes) -> IdempotencyKey | None:
+    """Return the request's ``Idempotency-Key`` with the hash of the request, or None."""
+    values = request.headers.getall(HEADER, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequestError(f"the {HEADER} header must be given once")
+    request_hash = hashlib.sha256(f"{request.method} {request.path}\n".encode() + raw).digest()
+    return parse_key(values[0], request_hash)
+
+
 async def submit(request: web.Request) -> web.Response:
-    """POST /api/v1/envelopes: check, seal, register and queue a record; 202 once stored."""
+    """POST /api/v1/envelopes: check, seal, register and queue a record; 202 once stored.
+
+    With an ``Idempotency-Key``, a repeat of an earlier request with the same key and body
+    is answered as the first was, with ``Idempotent-Replayed: true``, and seals nothing.
+    """
     user = await staff_user(request)
     # Attachments travel base64-encoded: allow the envelope limit in base64, plus the fields.
     limit = node_service(request).max_envelope_bytes * 4 // 3 + request.app[JSON_LIMIT]
-    doc = parse_object(await request.read(), _SUBMIT_FIELDS, limit=limit)
+    raw = await request.read()
+    key = _idempotency_key(request, raw)
+    doc = parse_object(raw, _SUBMIT_FIELDS, limit=limit)
     submission = Submission(
         recipients=tuple(org_ids(doc["recipients"], "recipients")),
         purpose=doc["purpose"],
@@ -177,7 +197,7 @@ async def submit(request: web.Request) -> web.Response:
         due=parse_date(doc.get("due"), "due"),
         in_reply_to=_digest_field(doc.get("in_reply_to"), "in_reply_to"),
     )
-    submitted = await node_service(request).submit(user, submission)
+    submitted = await node_service(request).submit(user, submission, idempotency=key)
     deadline = (
         None
         if submitted.deadline_rule is None
@@ -191,6 +211,7 @@ async def submit(request: web.Request) -> web.Response:
             "deadline": deadline,
         },
         status=202,
+        headers={"Idempotent-Replayed": "true"} if submitted.replayed else None,
     )
 
 

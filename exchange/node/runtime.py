@@ -242,6 +242,7 @@ class Node:
             public_url=config.public_url,
             overdue_after=config.delivery.overdue_after,
             session_policy=config.web,
+            idempotency_keys_for=config.idempotency_keys_for,
         )
         await self._refuse_readers_without_second_factor()
         self.ledger = NodeLedger(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from exchange.peerauth.digest import check_content_digest, content_digest
 from exchange.peerauth.errors import (
+    CLOCK_PROBLEM,
     BodyTooLargeError,
+    ClockSkewError,
     MalformedRequestError,
     NotAuthenticatedError,
     PeerAuthError,
@@ -41,6 +43,7 @@ from exchange.peerauth.signatures import (
 )
 
 __all__ = [
+    "CLOCK_PROBLEM",
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_SKEW",
     "LABEL",
@@ -53,6 +56,7 @@ __all__ = [
     "REQUIRED_COMPONENTS",
     "TAG",
     "BodyTooLargeError",
+    "ClockSkewError",
     "MalformedRequestError",
     "MemoryReplayCache",
     "NotAuthenticatedError",

@@ -17,7 +17,12 @@ from typing import Final
 from aiohttp import web
 
 from exchange.keys.directory import Directory
-from exchange.peerauth.errors import BodyTooLargeError, NotAuthenticatedError, PeerAuthError
+from exchange.peerauth.errors import (
+    BodyTooLargeError,
+    ClockSkewError,
+    NotAuthenticatedError,
+    PeerAuthError,
+)
 from exchange.peerauth.replay import ReplayCache
 from exchange.peerauth.signatures import (
     DEFAULT_MAX_BODY,
@@ -89,12 +94,18 @@ async def verify_aiohttp_request(
 
 
 def error_response(error: PeerAuthError) -> web.Response:
-    """Return the HTTP answer to ``error``: its status and rule, and its plain message."""
+    """Return the HTTP answer to ``error``: its status and rule, and its plain message.
+
+    A refusal because of a clock (:class:`~exchange.peerauth.errors.ClockSkewError`) also
+    carries ``"problem": "signature.time"``; with the answer's ``Date`` (the receiver's
+    clock) the sender can tell how far off the clocks are, and tries again later.
+    """
     headers: dict[str, str] = {}
+    doc = {"error": error.rule, "message": str(error)}
+    if isinstance(error, ClockSkewError):
+        doc["problem"] = error.problem
     if isinstance(error, NotAuthenticatedError):
         # RFC 9110 §15.5.2 requires a challenge with every 401. RFC 9421 registers no
         # authentication scheme, so the profile names its own: the label a signature needs.
         headers["WWW-Authenticate"] = f'Signature label="{LABEL}"'
-    return web.json_response(
-        {"error": error.rule, "message": str(error)}, status=error.status, headers=headers
-    )
+    return web.json_response(doc, status=error.status, headers=headers)

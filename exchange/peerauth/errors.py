@@ -6,6 +6,7 @@ The tree::
     ├── MalformedRequestError     400: a header is missing, too long or not of its syntax
     ├── BodyTooLargeError         413: the body is longer than the receiver accepts
     ├── NotAuthenticatedError     401: no usable signature, a stale one, or one that fails
+    │   ├── ClockSkewError        401: ``created`` is outside the window: a clock is off
     │   ├── UnknownSignerError    401: the keyid names no organisation or key valid then
     │   └── ReplayError           401: the nonce was already used within the window
     └── ReplayCacheFullError      503: the replay cache is full; the sender should retry later
@@ -59,6 +60,21 @@ class NotAuthenticatedError(PeerAuthError):
     """The request carries no acceptable signature (missing, stale, or not verifying)."""
 
     status = 401
+
+
+class ClockSkewError(NotAuthenticatedError):
+    """The signature's ``created`` time is outside the receiver's window: a clock is off.
+
+    It is refused like any stale signature, but the answer says so in a form a machine reads
+    (``problem`` is :data:`CLOCK_PROBLEM`, and the answer's ``Date`` is the receiver's
+    clock), so the sender waits and tries again instead of giving up (docs/protocol.md §6).
+    """
+
+    problem: ClassVar[str] = "signature.time"
+
+
+#: The ``problem`` of an answer refusing a request because of its time (a clock is off).
+CLOCK_PROBLEM: Final = ClockSkewError.problem
 
 
 class UnknownSignerError(NotAuthenticatedError):

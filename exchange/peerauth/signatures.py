@@ -37,6 +37,7 @@ from exchange.peerauth.digest import MAX_CONTENT_DIGEST_LEN, check_content_diges
 from exchange.peerauth.errors import (
     OPAQUE_SIGNATURE_FAILURE,
     BodyTooLargeError,
+    ClockSkewError,
     MalformedRequestError,
     NotAuthenticatedError,
     ReplayError,
@@ -486,13 +487,13 @@ def verify_request(
     check_content_digest(fields["content-digest"], body)
     _check_coverage(sig.components, fields)
     if sig.created < now - max_skew:
-        raise NotAuthenticatedError(
+        raise ClockSkewError(
             "created.too-old",
             f"the Signature-Input created time is more than {max_skew} seconds in the past",
             hint="check the sender's clock, or the request was held back and replayed",
         )
     if sig.created > now + max_skew:
-        raise NotAuthenticatedError(
+        raise ClockSkewError(
             "created.in-future",
             f"the Signature-Input created time is more than {max_skew} seconds in the future",
             hint="check the sender's and the receiver's clocks",

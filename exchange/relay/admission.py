@@ -25,11 +25,16 @@ from exchange.receipts import ReceiptError, parse_signed
 
 
 class RelayError(Exception):
-    """A refusal the relay answers with ``status`` and a plain, content-free sentence."""
+    """A refusal the relay answers with ``status`` and a plain, content-free sentence.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``retry_after`` (seconds) goes with a 503 for an item dated in the future by a fast
+    clock: genuine, only early, and taken when deposited again once it is due.
+    """
+
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,13 @@ def _envelope(body: bytes, directory: Directory, now: int) -> Deposit:
         verifier.feed(body)
         verified = verifier.finish()
     except OpenError as exc:
+        if exc.rule == "created.not-future":
+            raise RelayError(
+                503,
+                "created.not-future: the envelope is dated in the future of the relay's clock; "
+                "deposit it again later",
+                retry_after=60,
+            ) from None
         # Format and sender errors name the rule and offset; crypto failures one sentence.
         raise RelayError(422, f"the envelope was refused: {exc}") from None
     header = verified.header
@@ -76,8 +88,12 @@ def _receipt(body: bytes, directory: Directory, now: int) -> Deposit:
         raise RelayError(422, f"the receipt was refused: {exc}") from None
     r = signed.receipt
     if r.time > now + MAX_CLOCK_SKEW:
+        # Signed by a fast clock: refused for now only, so the sender deposits it again.
         raise RelayError(
-            422, f"the receipt was refused: it claims a time {r.time - now} s in the future"
+            503,
+            f"receipt.time: the receipt is dated {r.time - now} s ahead of the relay's clock; "
+            "deposit it again later",
+            retry_after=r.time - now - MAX_CLOCK_SKEW + 1,
         )
     try:
         public = directory.signing_key_for(r.receipter, r.receipter_key, r.time)

@@ -453,7 +453,10 @@ def _shaped(handler: Handler) -> Handler:
             return error_response(exc)
         except RelayError as exc:
             log.info("relay.refused", status=exc.status)
-            return _error(exc.status, str(exc))
+            answer = _error(exc.status, str(exc))
+            if exc.retry_after is not None:
+                answer.headers["Retry-After"] = str(exc.retry_after)
+            return answer
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
             cause = fault_of(exc).kind
             log.error("relay.failed", cause=cause, error_class=type(exc).__name__)  # noqa: TRY400

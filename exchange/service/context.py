@@ -48,6 +48,8 @@ class ServiceContext:
     public_url: str
     #: A recipient without a ``delivered`` receipt this long after submission is overdue.
     overdue_after: float
+    #: Seconds an ``Idempotency-Key`` and its answer are kept (exchange.service.idempotency).
+    idempotency_keys_for: float = 24 * 3600.0
     #: Organisations whose staff are mailed a notice when an item arrives.
     notified: frozenset[OrgId] = frozenset()
     #: Set after every commit that queues outbox rows, so the delivery worker wakes up.

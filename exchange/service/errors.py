@@ -81,3 +81,19 @@ class UnprocessableError(ServiceError):
         self.details: dict[str, Any] = {"rule": rule}
         if problems:
             self.details["problems"] = [dict(p) for p in problems]
+
+
+class NotYetError(ServiceError):
+    """Something dated in the future by a fast clock: refused for now, taken once it is due.
+
+    ``rule`` names the time rule (``receipt.time``, ``created.not-future``);
+    ``retry_after`` is how many seconds until it is due. The API answers 503 with a
+    ``Retry-After``, so the peer's outbox or the collector tries again.
+    """
+
+    status = 503
+
+    def __init__(self, message: str, *, rule: str, retry_after: int) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+        self.retry_after = max(1, retry_after)

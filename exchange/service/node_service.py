@@ -50,6 +50,7 @@ from exchange.service.accounts import (
 from exchange.service.context import ServiceContext
 from exchange.service.errors import NotFoundError, ServiceError, UnprocessableError
 from exchange.service.follow_ups import CorrectionTarget, FollowUps, ReplyTarget
+from exchange.service.idempotency import IdempotencyKey
 from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_state import NodeState, NodeStateView
@@ -97,6 +98,7 @@ class NodeService:
         notified: frozenset[OrgId] = frozenset(),
         session_policy: SessionPolicy | None = None,
         password_params: PasswordParams = DEFAULT_PARAMS,
+        idempotency_keys_for: float = 24 * 3600.0,
     ) -> None:
         self.context = ServiceContext(
             store=store,
@@ -109,6 +111,7 @@ class NodeService:
             public_url=public_url,
             overdue_after=overdue_after,
             notified=notified,
+            idempotency_keys_for=idempotency_keys_for,
         )
         self.sending = Sending(self.context)
         self.receiving = Receiving(self.context)
@@ -321,10 +324,21 @@ class NodeService:
         return await self.context.store.session(id_hash) is not None
 
     async def submit(
-        self, user: User, submission: Submission, *, corrects: bytes | None = None
+        self,
+        user: User,
+        submission: Submission,
+        *,
+        corrects: bytes | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Submitted:
-        """Check, seal and commit a record with its register row and deadline (``Sending``)."""
-        return await self.sending.submit(user, submission, corrects=corrects)
+        """Check, seal and commit a record with its register row and deadline (``Sending``).
+
+        With ``idempotency``, a repeat of an earlier request gets its answer again
+        (``Submitted.replayed``) and nothing new is sealed (exchange.service.idempotency).
+        """
+        return await self.sending.submit(
+            user, submission, corrects=corrects, idempotency=idempotency
+        )
 
     async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
         """Verify and store a pushed envelope; return ``owner``'s ``delivered`` receipt."""

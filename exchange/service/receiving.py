@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Final
 
 from exchange.envelope import OpenError, VerifiedEnvelope, Verifier
+from exchange.envelope.format import MAX_CLOCK_SKEW
 from exchange.files import atomic_output
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
@@ -19,11 +21,14 @@ from exchange.logs import get_logger
 from exchange.model import NewOutbox, User
 from exchange.receipts import ReceiptError, ReceiptStatus, parse_signed, verify_receipt
 from exchange.service.context import ServiceContext
-from exchange.service.errors import ForbiddenError, ServiceError
+from exchange.service.errors import ForbiddenError, NotYetError, ServiceError
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
 from exchange.service.rows import envelope_record, receipt_record
 
 log = get_logger("exchange.node")
+
+#: Seconds a peer is asked to wait before sending again an envelope dated in the future.
+ENVELOPE_RETRY_AFTER: Final = 60
 
 
 class Receiving:
@@ -97,6 +102,13 @@ class Receiving:
             verifier.feed(body)
             verified = verifier.finish()
         except OpenError as exc:
+            if exc.rule == "created.not-future":
+                # Sealed by a fast clock: it is genuine, only early. Taken once it is due.
+                raise NotYetError(
+                    "the envelope is dated in the future of this node's clock; send it again later",
+                    rule=exc.rule,
+                    retry_after=ENVELOPE_RETRY_AFTER,
+                ) from None
             raise ServiceError(f"the envelope was refused: {exc}", status=422) from None
         if owner not in verified.header.recipients:
             raise ServiceError(f"the envelope is not addressed to {owner}", status=403)
@@ -188,9 +200,30 @@ class Receiving:
                 now=self.context.now(),
             )
         except ReceiptError as exc:
+            if exc.rule == "receipt.time":
+                # Signed by a fast clock: genuine but early. Taken once it is no longer in
+                # the future; the peer's outbox, or the collector, tries again.
+                ahead = claimed.time - self.context.now()
+                log.warning(
+                    "receipt.early", org=owner, digest=env.digest.hex(),
+                    recipient=claimed.receipter, ahead_seconds=ahead,
+                )  # fmt: skip
+                raise NotYetError(
+                    f"the receipt is dated {ahead} seconds ahead of this node's clock; "
+                    "send it again later",
+                    rule=exc.rule,
+                    retry_after=ahead - MAX_CLOCK_SKEW + 1,
+                ) from None
             log.warning("receipt.refused", rule=exc.rule, org=owner, digest=env.digest.hex())
             raise ServiceError(f"the receipt was refused: {exc}", status=422) from None
-        record = receipt_record(signed)
+        if receipt.time < env.created:
+            # Signed by a slow clock: genuine, but dated before the envelope existed. Kept
+            # with the envelope's time, so no deadline is met before the record was sent.
+            log.warning(
+                "receipt.time-clamped", org=owner, digest=env.digest.hex(),
+                recipient=receipt.receipter, behind_seconds=env.created - receipt.time,
+            )  # fmt: skip
+        record = receipt_record(signed, not_before=env.created)
         await self.context.store.add_receipt(
             record,
             ledger_events=[

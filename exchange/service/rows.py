@@ -32,14 +32,21 @@ def envelope_record(verified: VerifiedEnvelope) -> EnvelopeRecord:
     )
 
 
-def receipt_record(signed: SignedReceipt) -> ReceiptRecord:
-    """Return the store's row of a signed receipt."""
+def receipt_record(signed: SignedReceipt, *, not_before: int | None = None) -> ReceiptRecord:
+    """Return the store's row of a signed receipt.
+
+    ``not_before`` is the envelope's own time (its ``created``) for a receipt this node was
+    sent: a receipt signed by a slow clock can claim a time before the envelope existed,
+    and its row's time is then the envelope's, so no register or deadline shows a receipt
+    (a deadline met) before the record was sent. The signed bytes keep the receipter's
+    own time, for anyone who checks them (docs/receipts.md §7).
+    """
     r = signed.receipt
     return ReceiptRecord(
         digest=ReceiptDigest(signed.digest),
         envelope_digest=EnvelopeDigest(r.envelope_digest),
         receipter=r.receipter,
         status=r.status.value,
-        time=r.time,
+        time=r.time if not_before is None else max(r.time, not_before),
         signed=serialize_signed(signed),
     )

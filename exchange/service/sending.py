@@ -8,6 +8,7 @@ the outbox worker (``exchange.workers.delivery``) is only woken afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from exchange.service.errors import (
     ServiceError,
     UnprocessableError,
 )
+from exchange.service.idempotency import Idempotency, IdempotencyKey
 from exchange.service.ledger import ledger_event
 from exchange.service.retention import schedule_sent
 from exchange.service.threads import LinkRefusedError, submission_link
@@ -47,13 +49,44 @@ CORRECTION_ROLES: Final = frozenset({"dsl", "dpo"})
 
 @dataclass(frozen=True)
 class Submitted:
-    """The answer to a submission: names, the lawful basis recorded and the deadline."""
+    """The answer to a submission: names, the lawful basis recorded and the deadline.
+
+    ``replayed`` is true when it is the answer to an earlier request with the same
+    ``Idempotency-Key``, given again: nothing new was sealed.
+    """
 
     envelope_id: bytes
     digest: bytes
     lawful_basis: str | None = None
     deadline_due: str | None = None
     deadline_rule: str | None = None
+    replayed: bool = False
+
+    def to_json(self) -> str:
+        """Return the answer as JSON text, as kept with an ``Idempotency-Key``."""
+        return json.dumps(
+            {
+                "envelope_id": self.envelope_id.hex(),
+                "digest": self.digest.hex(),
+                "lawful_basis": self.lawful_basis,
+                "deadline_due": self.deadline_due,
+                "deadline_rule": self.deadline_rule,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def replay(cls, text: str) -> Submitted:
+        """Return the answer :meth:`to_json` kept, marked as given again."""
+        doc = json.loads(text)
+        return cls(
+            bytes.fromhex(doc["envelope_id"]),
+            bytes.fromhex(doc["digest"]),
+            lawful_basis=doc["lawful_basis"],
+            deadline_due=doc["deadline_due"],
+            deadline_rule=doc["deadline_rule"],
+            replayed=True,
+        )
 
 
 class Sending:
@@ -61,19 +94,43 @@ class Sending:
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
+        self.idempotency = Idempotency(context)
 
     async def submit(
-        self, user: User, submission: Submission, *, corrects: bytes | None = None
+        self,
+        user: User,
+        submission: Submission,
+        *,
+        corrects: bytes | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Submitted:
         """Check, seal and commit a record with its register row and deadline, then answer.
 
         The record is checked against its schema and the policy first (docs/node.md); a
         refusal names the rule and registers nothing. ``corrects`` is set by a rectification
-        (``exchange.service.corrections``), which a DPO may also make.
+        (``exchange.service.corrections``), which a DPO may also make. With ``idempotency``,
+        the answer to an earlier request with the same key is given again, and the key is
+        committed with the envelope (exchange.service.idempotency).
         """
         roles = SENDING_ROLES | CORRECTION_ROLES if corrects is not None else SENDING_ROLES
         if user.role not in roles:
             raise ForbiddenError(f"the role {user.role} may not send records")
+        if idempotency is None:
+            return await self._submit(user, submission, corrects, None)
+        with self.idempotency.in_progress(user, idempotency):
+            earlier = await self.idempotency.earlier_answer(user, idempotency)
+            if earlier is not None:
+                log.info("envelope.replayed", org=user.org)
+                return Submitted.replay(earlier)
+            return await self._submit(user, submission, corrects, idempotency)
+
+    async def _submit(
+        self,
+        user: User,
+        submission: Submission,
+        corrects: bytes | None,
+        idempotency: IdempotencyKey | None,
+    ) -> Submitted:
         tenant = self.context.tenant(user.org)
         now = self.context.now()
         # Threads: the envelope this one replies to or corrects must be held here.
@@ -152,6 +209,13 @@ class Sending:
             satisfied_by=SATISFIED_BY.get(record_kind, ()) if deadline is not None else (),
             subjects=prepared.subjects,
         )
+        answer = Submitted(
+            sealed.envelope_id,
+            sealed.digest,
+            lawful_basis=entry.lawful_basis,
+            deadline_due=entry.deadline_due,
+            deadline_rule=entry.deadline_rule,
+        )
         await self.context.store.record_submission(
             record,
             submitted_by=user.id,
@@ -170,6 +234,9 @@ class Sending:
                 self.context, org=user.org, envelope=record, purpose=decision.purpose,
                 data=prepared.record.data, now=committed_at,
             ),
+            idempotency=None
+            if idempotency is None
+            else self.idempotency.record(user, idempotency, answer.to_json()),
         )  # fmt: skip
         if prepared.deadline_note is not None:
             log.warning("deadline.uncovered", digest=sealed.digest.hex(), rule=entry.deadline_rule)
@@ -183,13 +250,7 @@ class Sending:
             rule=decision.rule,
         )
         self.context.outbox_wakeup.set()
-        return Submitted(
-            sealed.envelope_id,
-            sealed.digest,
-            lawful_basis=entry.lawful_basis,
-            deadline_due=entry.deadline_due,
-            deadline_rule=entry.deadline_rule,
-        )
+        return answer
 
     def _recipient_kinds(self, recipients: Sequence[OrgId]) -> dict[OrgId, str]:
         """Return each recipient's organisation kind from the directory, or refuse (422)."""

@@ -18,6 +18,8 @@ from typing import Final, Literal
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import decode_event
 from exchange.model import InboxItem, OutboxItem, RecallRow, ReceiptRecord, SentItem, User
+from exchange.outbox.machine import PENDING
+from exchange.outbox.skew import skew_in_reason
 from exchange.policy import Deadline, deadline_status, local_date
 from exchange.service.context import ServiceContext
 from exchange.service.errors import ForbiddenError, NotFoundError
@@ -59,6 +61,17 @@ class RecipientView:
     overdue: bool
     recall: RecallRow | None
     deadline_status: str | None = None
+
+    @property
+    def clock_skew(self) -> int | None:
+        """How far the far side's clock is off (seconds, negative: behind), if that holds it up.
+
+        Set while the delivery waits to be tried again because the recipient's node (or its
+        relay) refused the request's time; None otherwise.
+        """
+        if self.delivery.state not in PENDING:
+            return None
+        return skew_in_reason(self.delivery.last_error)
 
     @property
     def status(self) -> RecipientStatus:

@@ -25,6 +25,7 @@ from exchange.model import (
     HeldEnvelope,
     HeldItem,
     HoldRecord,
+    IdempotencyRecord,
     InboxItem,
     InboxRecall,
     InboxState,
@@ -512,7 +513,18 @@ class NodeStateStore(Protocol):
         ...
 
 
+class IdempotencyStore(Protocol):
+    """Idempotency keys of staff submissions (exchange/store/idempotency.py)."""
+
+    async def idempotency_record(
+        self, scope: str, key: str, now: float
+    ) -> IdempotencyRecord | None:
+        """Forget every key expired at ``now``; return ``scope``'s ``key`` if still held."""
+        ...
+
+
 class Store(
+    IdempotencyStore,
     RegisterStore,
     RecallStore,
     RetentionStore,
@@ -574,8 +586,12 @@ class Store(
         register: RegisterEntry | None = None,
         thread: ThreadLink | None = None,
         retention: RetentionSchedule | None = None,
+        idempotency: IdempotencyRecord | None = None,
     ) -> None:
-        """Commit a sealed envelope, its outbox rows, ledger events and register row together."""
+        """Commit a sealed envelope, its outbox rows, ledger events and register row together.
+
+        ``idempotency`` is the caller's key and the answer, committed with them.
+        """
         ...
 
     async def list_sent(
@@ -621,6 +637,13 @@ class Store(
 
     async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
         """Give dead items (of one envelope, or all) a fresh start; return how many."""
+        ...
+
+    async def bring_retries_forward(self, by: float) -> int:
+        """Make deliveries waiting to retry due ``by`` seconds sooner; return how many.
+
+        For a clock put back: their waits were counted from a time that was ahead.
+        """
         ...
 
     async def add_outbox(

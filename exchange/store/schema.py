@@ -352,9 +352,24 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)",
     ),
     (
-        # Migration 13: stored bodies found damaged (exchange/store/damage.py). A body that no
-        # longer opens or verifies is recorded here once, so its item is shown as damaged,
-        # cannot be acknowledged, and (for a body the node sends) is not sent.
+        # Migration 13: idempotency keys of staff submissions (exchange/store/idempotency.py).
+        # Per caller (organisation and account) and key: the SHA-256 of the first request
+        # and the answer it got, written with the envelope it made, until it expires.
+        """CREATE TABLE idempotency_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash BLOB NOT NULL,
+            answer TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        "CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at)",
+    ),
+    (
+        # Migration 14: stored bodies found damaged (exchange/store/damage.py). A body that no
+        # longer opens or verifies is recorded here once, so its item cannot be opened or
+        # decided, and (for a body the node sends) is not sent.
         """CREATE TABLE damaged_bodies (
             digest BLOB PRIMARY KEY,
             found_at REAL NOT NULL

@@ -30,6 +30,7 @@ from exchange.keys.ids import OrgId
 from exchange.model import (
     EnvelopeRecord,
     EventHash,
+    IdempotencyRecord,
     InboxItem,
     InboxState,
     NewOutbox,
@@ -53,6 +54,7 @@ from exchange.store.damage import (
     quick_check,
     sweep_leftovers,
 )
+from exchange.store.idempotency import IdempotencyTables, insert_idempotency
 from exchange.store.node_state import NodeStateTables
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
@@ -110,6 +112,7 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
 
 
 class SqliteStore(
+    IdempotencyTables,
     SharingRegisterTables,
     RecallTables,
     RetentionTables,
@@ -368,10 +371,12 @@ class SqliteStore(
         register: RegisterEntry | None = None,
         thread: ThreadLink | None = None,
         retention: RetentionSchedule | None = None,
+        idempotency: IdempotencyRecord | None = None,
     ) -> None:
         """Commit a sealed envelope, its outbox rows, ledger events and register row together.
 
-        ``thread`` links it to the envelope it replies to or corrects.
+        ``thread`` links it to the envelope it replies to or corrects; ``idempotency`` is
+        the caller's key with the answer, so a retry after a crash finds it.
         """
 
         def tx(db: sqlite3.Connection) -> None:
@@ -389,6 +394,8 @@ class SqliteStore(
             if retention is not None:
                 # Its review date (exchange/store/retention.py), with the envelope.
                 self._insert_retention(db, retention)
+            if idempotency is not None:
+                insert_idempotency(db, idempotency)
 
         await self._tx(tx)
 
@@ -532,6 +539,23 @@ class SqliteStore(
                 (envelope_digest, envelope_digest),
             )
             return len(step_all(db, items, machine.RequeueDead(), now))
+
+        return await self._tx(tx)
+
+    async def bring_retries_forward(self, by: float) -> int:
+        """Make envelopes and receipts waiting to retry due ``by`` seconds sooner.
+
+        Staff mails (notices, chases) keep their times: a chase is due on a date, not after
+        a back-off.
+        """
+
+        def tx(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE outbox SET next_attempt_at = next_attempt_at - ? "
+                "WHERE state = 'retry-wait' AND kind IN ('envelope', 'receipt')",
+                (by,),
+            )
+            return cursor.rowcount
 
         return await self._tx(tx)
 

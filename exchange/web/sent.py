@@ -34,7 +34,7 @@ from exchange.web.sent_timeline import (
     route_words,
     timeline_rows,
 )
-from exchange.web.sent_words import DIGEST, status_tag
+from exchange.web.sent_words import DIGEST, clock_words, status_tag
 from exchange.web.words import (
     deadline_words,
     kind_name,
@@ -189,6 +189,7 @@ def _recipient(request: web.Request, view: SentView, recipient: RecipientView) -
         "route": None if delivery.route_kind is None else route_words(delivery.route_kind),
         "attempts": delivery.attempts,
         "deadline": deadline,
+        "waiting": clock_words(recipient),
         "recall": None
         if recipient.recall is None
         else RECALL_OUTCOMES.get(recipient.recall.outcome, recipient.recall.outcome),

@@ -27,7 +27,7 @@ import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
 from exchange.config import DeliveryConfig
@@ -40,6 +40,7 @@ from exchange.logs import get_logger
 from exchange.model import OutboxItem
 from exchange.outbox import machine
 from exchange.outbox.routing import Leg, NoRouteError, Routes
+from exchange.outbox.skew import skew_reason
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.service.body_checks import LOCAL_DAMAGE, own_body_intact
 from exchange.service.node_service import NodeService
@@ -47,6 +48,10 @@ from exchange.service.rows import receipt_record
 from exchange.workers.supervisor import TaskHealth, pause
 
 log = get_logger("exchange.delivery")
+
+#: A clock that reads this many seconds less than it did before was put back (a fast clock
+#: corrected): deliveries waiting to retry are brought forward by as much.
+CLOCK_WENT_BACK: Final = 60.0
 
 #: How often a transition is computed again when the item changed under the attempt (a
 #: recall marks it once; more than that means something else writes the row).
@@ -128,6 +133,9 @@ class DeliveryStats:
     dead: int = 0
     latency_sum: float = 0.0
     latency_count: int = 0
+    #: The last clock skew seen per destination organisation (its node's, or its relay's,
+    #: clock minus ours, in whole seconds), from the far side's ``Date``.
+    clock_skew: dict[OrgId, int] = field(default_factory=dict)
 
 
 class DeliveryWorker:
@@ -188,7 +196,13 @@ class DeliveryWorker:
             break
         inflight: set[asyncio.Task[None]] = set()
         wakeup = self.service.outbox_wakeup
+        latest = self.service.clock()
         while not stop.is_set():
+            try:
+                latest = await self._notice_clock_put_back(latest)
+            except Exception as exc:  # noqa: BLE001 - tried again after the back-off
+                await pause(stop, health.failed(exc, "clock"))
+                continue
             room = self.config.concurrency - len(inflight)
             claimed = 0
             if room > 0:
@@ -226,6 +240,19 @@ class DeliveryWorker:
         # Graceful shutdown: attempts under way finish and record their outcome.
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _notice_clock_put_back(self, latest: float) -> float:
+        """Bring retries forward if the node's clock went back; return the latest reading.
+
+        A retry's wait is counted from the clock: after a clock that ran ahead is corrected,
+        every wait would otherwise last as much longer as the clock was ahead.
+        """
+        now = self.service.clock()
+        if now >= latest - CLOCK_WENT_BACK:
+            return max(latest, now)
+        moved = await self.service.store.bring_retries_forward(latest - now)
+        log.warning("outbox.clock-put-back", seconds=round(latest - now), items=moved)
+        return now
 
     async def attempt(self, item: OutboxItem) -> None:
         """Make one attempt on the item's current route and record its outcome."""
@@ -357,7 +384,31 @@ class DeliveryWorker:
         """Hand one message to the leg's connector; return what the destination answered."""
         kind: MessageKind = "envelope" if item.kind == "envelope" else "receipt"
         message = Message(kind, message_id, item.origin, item.destination, body)
-        return await leg.connector.deliver(message, leg.route.address, timeout=self.config.timeout)
+        outcome = await leg.connector.deliver(
+            message, leg.route.address, timeout=self.config.timeout
+        )
+        return self._observe_clock(item, leg, outcome)
+
+    def _observe_clock(self, item: OutboxItem, leg: Leg, outcome: Outcome) -> Outcome:
+        """Note how far the far side's clock is from ours; word a refusal for time.
+
+        A far side that refused the request's signature time (its clock or ours is off) is
+        tried again with back-off, never given up on for that (docs/node.md, failure modes):
+        the item's last error says how far off its clock is, and so does the log.
+        """
+        far = outcome.far_time if isinstance(outcome, Taken | RetryOutcome) else None
+        if far is None:
+            return outcome
+        skew = round(far - self.service.clock())
+        self.stats.clock_skew[item.destination] = skew
+        if not (isinstance(outcome, RetryOutcome) and outcome.clock):
+            return outcome
+        reason = skew_reason(skew, relay=leg.route.kind == "mailbox")
+        log.warning(
+            "delivery.clock-skew", digest=item.envelope_digest.hex(),
+            recipient=item.destination, route=leg.route.kind, skew_seconds=skew, error=reason,
+        )  # fmt: skip
+        return replace(outcome, reason=reason)
 
     async def _push_envelope(
         self, item: OutboxItem, leg: Leg, route: machine.RouteTaken
@@ -387,7 +438,9 @@ class DeliveryWorker:
             # A receipt that does not match what we sealed is never accepted as delivery
             # (the AS2 failure, docs/receipts.md); the peer may answer properly next time.
             return machine.RetryLater(route, f"the delivered receipt was refused [{exc.rule}]")
-        return machine.Delivered(route, receipt_record(signed), outcome.transport_ref or None)
+        # A slow clock's receipt is kept with the envelope's time, never before it.
+        record = receipt_record(signed, not_before=envelope.created)
+        return machine.Delivered(route, record, outcome.transport_ref or None)
 
     async def _push_receipt(
         self, item: OutboxItem, leg: Leg, route: machine.RouteTaken

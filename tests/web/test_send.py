@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -245,6 +246,34 @@ async def test_sending_twice_makes_one_envelope(exchange: SendExchange) -> None:
         third = await client.post(send, {}, page)
         status, _, where = await client.get(check)
     assert {first[2], second[2], third[2]} == {check.replace("/check", "/sent")}
+    assert (status, where) == (303, check.replace("/check", "/sent"))
+    assert await _sent_count(exchange) == 1
+
+
+async def test_a_send_lost_before_its_confirmation_was_kept_makes_one_envelope(
+    exchange: SendExchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node fails after sealing, before keeping the confirmation; the resend seals nothing."""
+    from exchange.web.send.drafts import DraftStore
+
+    real = DraftStore.forget_content
+    failed: list[bool] = []
+
+    def fail_once(self: DraftStore, *args: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise OSError("the disk went away")
+        real(self, *args)
+
+    monkeypatch.setattr(DraftStore, "forget_content", fail_once)
+    async with exchange.client(SCHOOL, "dsl") as client:
+        check = await fill_referral(client)
+        _, page, _ = await client.get(check)
+        send = check.replace("/check", "/send")
+        status, _, _ = await client.post(send, {}, page)
+        assert status == 500
+        assert await _sent_count(exchange) == 1
+        status, _, where = await client.post(send, {}, page)
     assert (status, where) == (303, check.replace("/check", "/sent"))
     assert await _sent_count(exchange) == 1
 

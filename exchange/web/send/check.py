@@ -3,7 +3,10 @@
 Sending happens once per draft: the send POST holds the draft's lock, reads it again, and
 if it was already sent goes to that confirmation; otherwise it sends through the service
 and keeps, in place of the answers, only what the confirmation shows. Two clicks, two tabs,
-or the back button and a second send all end on the first envelope's confirmation.
+or the back button and a second send all end on the first envelope's confirmation. The
+draft's id also goes to the service as an idempotency key, committed with the envelope, so
+even a node stopped between the two (the draft still unsent) seals nothing new when it is
+sent again.
 
 A refusal of the service comes back here: a field of the record is named with a link to
 its page, a reason refused for holding an identifier or a name says so, and a policy
@@ -13,6 +16,7 @@ refusal explains the rule and names its id.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import date
 from typing import Any, Final
 
@@ -23,6 +27,7 @@ from exchange.keys.ids import OrgId
 from exchange.policy import parse_lawful_basis
 from exchange.service.corrections import rectify
 from exchange.service.errors import UnprocessableError
+from exchange.service.idempotency import IdempotencyKey
 from exchange.sharing.prepare import AttachmentInput, Submission
 from exchange.web.app import render
 from exchange.web.send.choices import basis_words, category_words
@@ -330,7 +335,10 @@ async def _submit(who: Person, draft: Draft, form: Form) -> dict[str, Any]:
             if draft.mode == "reply" and draft.target
             else None,
         )
-        submitted = await who.service.submit(who.user, submission)
+        # The draft's id is the form's hidden token: should the node stop between sending
+        # and keeping the confirmation, sending the draft again gives the first answer.
+        once = IdempotencyKey(f"web-draft-{draft.id}", hashlib.sha256(draft.id.encode()).digest())
+        submitted = await who.service.submit(who.user, submission, idempotency=once)
         not_sent = []
     return {
         "envelope_id": submitted.envelope_id.hex(),
