@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -452,6 +452,21 @@ class NodeService:
             reason=reason,
             record_kind=record_kind,
             identifiers=identifiers,
+        )
+
+    def register_stream(
+        self,
+        user: User,
+        *,
+        since: float | None,
+        until: float | None,
+        form: str,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
+    ) -> AsyncIterator[str]:
+        """Return the register export in pieces (DPO only; checked before the first)."""
+        return self.register.register_stream(
+            user, since=since, until=until, form=form, purpose=purpose, outcome=outcome
         )
 
     async def register_export(
