@@ -22,6 +22,7 @@ from typing import Final
 from exchange.envelope import EnvelopeError
 from exchange.files import FilesError
 from exchange.keys.errors import KeysError
+from exchange.store.damage import StoreDamagedError
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -101,6 +102,9 @@ def _describe(exc: BaseException, subject: str | None) -> tuple[int, str]:  # no
     prefix = f"{subject}: " if subject else ""
     if isinstance(exc, CliError):
         return exc.status, prefix + str(exc)
+    if isinstance(exc, StoreDamagedError):
+        # Names the file and the restore procedure; never quotes a stored value.
+        return EXIT_REFUSED, prefix + str(exc)
     if isinstance(exc, UnicodeError):
         return EXIT_REFUSED, prefix + "is not valid UTF-8 text"
     if isinstance(exc, json.JSONDecodeError):

@@ -25,6 +25,7 @@ from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response
 from exchange.service.errors import NotYetError, ServiceError
 from exchange.service.faults import (
+    DAMAGED_REFUSAL,
     LEDGER_REFUSAL,
     STORAGE_FULL_REFUSAL,
     STORAGE_FULL_RETRY_AFTER,
@@ -117,7 +118,8 @@ def fault_response(request: web.Request, exc: Exception) -> web.Response:
     """Answer a request that failed because of the node itself, by the kind of fault.
 
     A full disk is a refusal that says so (507 to staff; 503 with ``Retry-After`` to a peer,
-    whose outbox tries again), a ledger that does not verify a 503, anything else a 500.
+    whose outbox tries again), a ledger that does not verify or a damaged database a 503,
+    anything else a 500.
     Only the class name is logged: an exception's message could quote anything.
     """
     fault = fault_of(exc)
@@ -132,6 +134,8 @@ def fault_response(request: web.Request, exc: Exception) -> web.Response:
         return _shaped(request, 507, STORAGE_FULL_REFUSAL)
     if fault.kind == "ledger-integrity":
         return _shaped(request, 503, LEDGER_REFUSAL)
+    if fault.kind == "store-damaged":
+        return _shaped(request, 503, DAMAGED_REFUSAL)
     return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 
 

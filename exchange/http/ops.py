@@ -13,6 +13,7 @@ from exchange.http.common import (
     node_service,
 )
 from exchange.logs import get_logger
+from exchange.service.errors import StoreDamagedError
 from exchange.service.faults import fault_of
 from exchange.workers.supervisor import Supervisor
 
@@ -39,11 +40,15 @@ async def readyz(request: web.Request) -> web.Response:
     reasons: list[str] = []
     try:
         await node_service(request).check_store()
+    except StoreDamagedError as exc:
+        return json_error(503, f"the node's database {exc.path.name} is damaged ({exc.what})")
     except Exception as exc:  # noqa: BLE001 - any store failure means "not ready"
         fault = fault_of(exc)
         log.warning("readiness.failed", cause=fault.kind, error_class=type(exc).__name__)
         if fault.kind == "storage-full":
             reasons.append("the node's storage is full")
+        elif isinstance(exc, StoreDamagedError):
+            reasons.append(f"the node's database {exc.path.name} is damaged ({exc.what})")
         else:
             reasons.append("the node's store does not answer or cannot write")
     reasons += [r for r in request.app[SUPERVISOR].unready() if r not in reasons]

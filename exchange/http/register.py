@@ -19,6 +19,7 @@ from exchange.http.common import (
     staff_user,
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
+from exchange.http.streaming import stream_text
 from exchange.model import SubjectKind
 from exchange.records import KINDS, InvalidIdentifierError, validate_nhs_number, validate_upn
 from exchange.service.errors import UnprocessableError
@@ -78,7 +79,7 @@ async def not_shared(request: web.Request) -> web.Response:
 _REGISTER_QUERY: Final = frozenset({"format", "from", "to"})
 
 
-async def register_export(request: web.Request) -> web.Response:
+async def register_export(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/register?format=csv|json&from=&to=: the sharing register (DPO only)."""
     user = await staff_user(request)
     query = request.query
@@ -89,14 +90,14 @@ async def register_export(request: web.Request) -> web.Response:
         raise BadRequestError("format must be csv or json")
     first, last = parse_date(query.get("from"), "from"), parse_date(query.get("to"), "to")
     since, until = london_days(first, last)
-    result = await node_service(request).register_export(user, since=since, until=until, form=form)
+    pieces = node_service(request).register_stream(user, since=since, until=until, form=form)
     headers = {"Cache-Control": "no-store"}
-    if isinstance(result, str):
+    if form == "csv":
         headers["Content-Disposition"] = (
             f'attachment; filename="register-{user.org.replace(":", "-")}.csv"'
         )
-        return web.Response(text=result, content_type="text/csv", charset="utf-8", headers=headers)
-    return web.json_response(result, headers=headers)
+    content_type = "text/csv" if form == "csv" else "application/json"
+    return await stream_text(request, pieces, content_type=content_type, headers=headers)
 
 
 async def overdue(request: web.Request) -> web.Response:

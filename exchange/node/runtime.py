@@ -58,6 +58,8 @@ from exchange.workers.supervisor import SupervisionPolicy, Supervisor
 log = get_logger("exchange.node")
 
 MAX_DIRECTORY_LEN = 32 * 1024 * 1024
+#: Seconds between sweeps of files left by interrupted writes (each keeps files an hour old).
+LEFTOVER_SWEEP_INTERVAL = 3600.0
 #: Seconds between sweeps of expired staff web sessions (the idle timeout is minutes).
 SESSION_SWEEP_INTERVAL = 60.0
 #: Seconds between purges of the relay's expired mail.
@@ -231,6 +233,8 @@ class Node:
         )
         records = load_records_setup(config)
         store = await SqliteStore.open(config.data_dir)
+        if store.leftovers_removed:
+            log.info("store.leftovers-removed", count=store.leftovers_removed)
         self.service = NodeService(
             store=store,
             directory=directory,
@@ -328,6 +332,11 @@ class Node:
             supervisor.every(
                 "session-sweep", "the sweep of ended web sessions", SESSION_SWEEP_INTERVAL,
                 accounts.sweep_sessions, stop, stage="sweep", wait_first=True,
+            ),
+            supervisor.every(
+                "leftover-sweep", "the sweep of files left by interrupted writes",
+                LEFTOVER_SWEEP_INTERVAL, self._sweep_leftovers, stop, stage="sweep",
+                wait_first=True,
             ),
         ]  # fmt: skip
         if self.relay is not None:
@@ -435,6 +444,12 @@ class Node:
         if isinstance(mailbox, RelayMailboxConnector):
             mailbox.set_mailboxes(self._mailboxes())
         log.info("directory.reloaded", version=self.service.directory.version)
+
+    async def _sweep_leftovers(self) -> None:
+        """Remove temporaries and uncommitted bodies an hour old (a kill mid-write)."""
+        removed = await self.service.store.sweep_leftovers()
+        if removed:
+            log.info("store.leftovers-removed", count=removed)
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight work, checkpoint, close."""

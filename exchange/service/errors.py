@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from exchange.store.damage import StoreDamagedError
+
+# The store's damage reaches the API and the pages through the service's errors.
+__all__ = ["StoreDamagedError"]
+
 
 class ServiceError(Exception):
     """A refusal the API reports with ``status`` and a plain, content-free sentence."""
@@ -37,6 +42,19 @@ class ConflictError(ServiceError):
     """The action contradicts the item's state (e.g. acknowledging a rejected item)."""
 
     status = 409
+
+
+class DamagedItemError(ServiceError):
+    """The node's stored copy of an item is damaged: it cannot be opened or decided."""
+
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this node's stored copy of the item is damaged, so it cannot be opened, "
+            "acknowledged or rejected; ask the sender to send it again, and tell the person "
+            "who runs the node"
+        )
 
 
 class GoneError(ServiceError):

@@ -10,6 +10,9 @@ users see (docs/node.md, "Failure modes").
   returns, with no restart.
 - ``ledger-integrity``: the stored ledger no longer matches the checkpoints this node signed (a
   changed or missing row). It does not pass by itself: the ledger must be restored.
+- ``store-damaged``: the database file is damaged (:class:`StoreDamagedError`: a malformed
+  page, not a database, a stored value that is not UTF-8). It does not pass by itself: the
+  database must be restored from a backup.
 - ``store``: any other SQLite error.
 - ``error``: anything else (a bug, or a fault this module does not know yet).
 """
@@ -22,8 +25,9 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from exchange.ledger.errors import InconsistentCheckpointError, LogVerificationError
+from exchange.store.damage import StoreDamagedError
 
-FaultKind = Literal["storage-full", "ledger-integrity", "store", "error"]
+FaultKind = Literal["storage-full", "ledger-integrity", "store-damaged", "store", "error"]
 
 #: SQLite's primary result code for "database or disk is full".
 SQLITE_FULL: Final = 13
@@ -37,6 +41,12 @@ STORAGE_FULL_REFUSAL: Final = "the node's storage is full; nothing was saved"
 LEDGER_REFUSAL: Final = (
     "the node's ledger does not verify, so it can give no proof now; its administrator must "
     "restore the ledger"
+)
+#: What a request is told while the node's database is damaged (the log and /readyz name
+#: the file; an answer does not).
+DAMAGED_REFUSAL: Final = (
+    "the node's database is damaged, so nothing can be read or saved; the person who runs "
+    "the node must restore it from a backup"
 )
 #: Seconds a peer is asked to wait (``Retry-After``) when this node's storage is full.
 STORAGE_FULL_RETRY_AFTER: Final = 30
@@ -57,6 +67,7 @@ class Fault:
 
 STORAGE_FULL: Final = Fault("storage-full", "the node's storage is full", urgent=True)
 LEDGER_BROKEN: Final = Fault("ledger-integrity", "the ledger does not verify", urgent=True)
+STORE_DAMAGED: Final = Fault("store-damaged", "the node's database is damaged", urgent=True)
 STORE_FAILS: Final = Fault("store", "the node's database fails")
 
 
@@ -92,6 +103,8 @@ def fault_of(exc: BaseException) -> Fault:
         return STORAGE_FULL
     if any(isinstance(e, InconsistentCheckpointError | LogVerificationError) for e in chain):
         return LEDGER_BROKEN
+    if any(isinstance(e, StoreDamagedError) for e in chain):
+        return STORE_DAMAGED
     if any(isinstance(e, sqlite3.Error) for e in chain):
         return STORE_FAILS
     return Fault("error", f"it fails ({type(exc).__name__})")

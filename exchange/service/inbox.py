@@ -10,17 +10,19 @@ recorded. An item its sender recalled, or one destroyed under retention, is gone
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Final, NoReturn
 
-from exchange.envelope import Opener, OpenError
+from exchange.envelope import FormatError, Opener, OpenError, SenderError
 from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ReceiptStatus
 from exchange.records import RecordError, decode_container
+from exchange.service.body_checks import body_verifies, file_blocks
 from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import (
     ConflictError,
+    DamagedItemError,
     ForbiddenError,
     GoneError,
     NotFoundError,
@@ -39,7 +41,12 @@ log = get_logger("exchange.node")
 #: The roles that may open records, and so read, download and acknowledge or reject them.
 OPENING_ROLES: Final = frozenset({"dsl", "staff"})
 
+
 #: The answer to opening or deciding an item its sender recalled.
+class _BodyDamagedError(Exception):
+    """A stored body no longer opens or verifies (it was verified when it arrived)."""
+
+
 _RECALLED: Final = "the sender recalled this item before it was opened; it is no longer held"
 
 
@@ -75,11 +82,14 @@ class Inbox:
             raise ForbiddenError(f"the role {user.role} may not open records")
         context = self.context
         tenant, item, held = await self._held_item(user, digest)
+        await self._refuse_damaged(digest)
         now = context.now()
         try:
             content = await asyncio.to_thread(
                 self._open_body, tenant, digest, item.envelope.created
             )
+        except _BodyDamagedError:
+            await self._damaged(user, digest)
         except FileNotFoundError:
             # A recall (exchange/service/recall.py) or a destruction that won the race
             # deleted the body.
@@ -139,11 +149,35 @@ class Inbox:
                 while block := handle.read(PIECE):
                     pieces += opener.feed_pieces(block)
             opener.finish_opened()
-        except OpenError as exc:
-            raise ServiceError(
-                f"the stored envelope could not be opened: {exc}", status=500
-            ) from None
+        except (FormatError, SenderError) as exc:
+            if isinstance(exc, SenderError):
+                # The sender's key is no longer trusted: not damage, a refusal to release.
+                raise ServiceError(
+                    f"the stored envelope could not be opened: {exc}", status=500
+                ) from None
+            raise _BodyDamagedError from None
+        except OpenError:
+            # Verified on arrival: a body that fails now was changed on this node's disk.
+            raise _BodyDamagedError from None
         return b"".join(pieces)
+
+    def _verify_body(self, digest: bytes, created: int) -> None:
+        """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""
+        path = self.context.store.body_path(digest)
+        if not body_verifies(self.context, digest, file_blocks(path), created):
+            raise _BodyDamagedError
+
+    async def _refuse_damaged(self, digest: bytes) -> None:
+        """Refuse an item whose body was already found damaged."""
+        if await self.context.store.is_damaged(digest):
+            raise DamagedItemError
+
+    async def _damaged(self, user: User, digest: bytes) -> NoReturn:
+        """Record a damaged body, log it (no content), and refuse."""
+        context = self.context
+        await context.store.mark_damaged(digest, context.clock())
+        log.error("inbox.damaged", digest=digest.hex(), org=user.org, outcome="body-damaged")
+        raise DamagedItemError
 
     def _subjects(self, content: bytes) -> tuple[str, list[SubjectKey]]:
         """Return how a received record was indexed and its subjects' keyed hashes."""
@@ -162,6 +196,13 @@ class Inbox:
         tenant, item, _ = await self._held_item(user, digest)
         if item.state in {"acknowledged", "rejected"}:
             raise ConflictError(f"the item was already {item.state}")
+        await self._refuse_damaged(digest)
+        try:
+            await asyncio.to_thread(self._verify_body, digest, item.envelope.created)
+        except _BodyDamagedError:
+            await self._damaged(user, digest)
+        except FileNotFoundError:
+            raise GoneError(_RECALLED) from None
         status = ReceiptStatus.ACKNOWLEDGED if accept else ReceiptStatus.REJECTED
         now = context.now()
         try:

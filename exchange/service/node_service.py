@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -454,6 +454,21 @@ class NodeService:
             identifiers=identifiers,
         )
 
+    def register_stream(
+        self,
+        user: User,
+        *,
+        since: float | None,
+        until: float | None,
+        form: str,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
+    ) -> AsyncIterator[str]:
+        """Return the register export in pieces (DPO only; checked before the first)."""
+        return self.register.register_stream(
+            user, since=since, until=until, form=form, purpose=purpose, outcome=outcome
+        )
+
     async def register_export(
         self,
         user: User,
@@ -563,7 +578,9 @@ class NodeService:
     # --- operations ----------------------------------------------------------------------
 
     async def check_store(self) -> None:
-        """Raise unless the store answers and can write (the readiness check)."""
+        """Raise unless the store answers, can write and is not known to be damaged."""
+        if self.context.store.damage is not None:
+            raise self.context.store.damage
         await self.context.store.ledger_size()
         await self.context.store.check_writable(self.clock())
 

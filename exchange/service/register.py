@@ -9,7 +9,7 @@ envelope; received records are indexed when first opened
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from exchange.service.register_reports import (
     export_register,
     overdue_items,
     register_page,
+    stream_register,
     subject_access_report,
 )
 from exchange.sharing.prepare import SubmissionError, check_reason
@@ -128,6 +129,36 @@ class SharingRegister:
         log.info("register.exported", org=user.org, count=len(result))
         return result
 
+    def register_stream(
+        self,
+        user: User,
+        *,
+        since: float | None,
+        until: float | None,
+        form: str,
+        purpose: str | None = None,
+        outcome: RegisterOutcome | None = None,
+    ) -> AsyncIterator[str]:
+        """Return the register export in pieces (DPO only): CSV lines or one JSON array.
+
+        The checks run now, before anything is sent; the rows are read as the pieces are
+        asked for, a page at a time, so the export's size costs no memory.
+        """
+        _require(user, {"dpo"}, "export the sharing register")
+        self.context.tenant(user.org)
+        self._check_purpose(purpose)
+        pieces = stream_register(
+            self.context.store,
+            user.org,
+            since=since,
+            until=until,
+            now=datetime.fromtimestamp(self.context.clock(), UTC),
+            form=form,
+            purpose=purpose,
+            outcome=outcome,
+        )
+        return _logged_export(pieces, user.org)
+
     async def register_page(
         self,
         user: User,
@@ -191,3 +222,12 @@ class SharingRegister:
         )
         log.info("register.subject-access", org=user.org, count=len(report["items"]))
         return report
+
+
+async def _logged_export(pieces: AsyncIterator[str], org: OrgId) -> AsyncIterator[str]:
+    """Pass the export's pieces on; log it once it is complete (its size, never its rows)."""
+    size = 0
+    async for piece in pieces:
+        size += len(piece)
+        yield piece
+    log.info("register.exported", org=org, bytes=size)

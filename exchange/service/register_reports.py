@@ -18,9 +18,10 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -244,11 +245,15 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
 
 
-def register_csv(rows: Sequence[RegisterRow], now: datetime) -> str:
-    """Return the register as CSV with a header row: one line per decision and recipient."""
+def register_csv(rows: Sequence[RegisterRow], now: datetime, *, header: bool = True) -> str:
+    """Return the register as CSV (with a header row unless ``header`` is false).
+
+    One line per decision and recipient.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    if header:
+        writer.writerow(CSV_COLUMNS)
     for doc in register_json(rows, now):
         base = [
             doc["id"], doc["decision"], doc["decided_at"], doc["decided_by"],
@@ -298,6 +303,52 @@ async def export_register(
         org, since=since, until=until, purpose=purpose, outcome=outcome
     )
     return register_csv(rows, now) if form == "csv" else register_json(rows, now)
+
+
+#: Rows read at a time by :func:`stream_register`.
+EXPORT_PAGE: Final = 500
+
+
+async def stream_register(
+    store: RegisterStore,
+    org: OrgId,
+    *,
+    since: float | None,
+    until: float | None,
+    now: datetime,
+    form: str,
+    purpose: str | None = None,
+    outcome: RegisterOutcome | None = None,
+) -> AsyncIterator[str]:
+    """Yield ``org``'s register as :func:`export_register` would return it, in pieces.
+
+    The rows are read :data:`EXPORT_PAGE` at a time, oldest first, so an export of any
+    size holds one page in memory. CSV pieces are lines; JSON is one array, an object per
+    decision. New decisions only ever come after the last read (they are newer), so paging
+    by position reads each row once.
+    """
+    if form == "csv":
+        yield register_csv([], now)
+    else:
+        yield "["
+    offset = 0
+    while True:
+        rows = await store.register_rows(
+            org, since=since, until=until, purpose=purpose, outcome=outcome,
+            limit=EXPORT_PAGE, offset=offset,
+        )  # fmt: skip
+        if form == "csv":
+            if rows:
+                yield register_csv(rows, now, header=False)
+        else:
+            docs = [json.dumps(doc) for doc in register_json(rows, now)]
+            if docs:
+                yield ("," if offset else "") + ",".join(docs)
+        offset += len(rows)
+        if len(rows) < EXPORT_PAGE:
+            break
+    if form != "csv":
+        yield "]"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from exchange.model import (
     ThreadLink,
     User,
 )
+from exchange.store.damage import StoreDamagedError
 from exchange.store.sent_lists import MAX_OWED, SentDeadline, SentFilter
 
 #: Most rows one retention listing returns (the due list and the unscheduled list each).
@@ -552,6 +553,22 @@ class Store(
     def body_path(self, digest: bytes) -> Path:
         """Return where the body of the envelope ``digest`` is (or will be) kept."""
         ...
+
+    @property
+    def damage(self) -> StoreDamagedError | None:
+        """The damage found in the database since it was opened, if any."""
+        ...
+
+    async def sweep_leftovers(self) -> int:
+        """Remove temporaries and uncommitted bodies older than an hour; return how many."""
+        ...
+
+    async def mark_damaged(self, digest: bytes, now: float) -> None:
+        """Record that the body of ``digest`` is damaged (once; the first time is kept)."""
+        ...
+
+    async def is_damaged(self, digest: bytes) -> bool:
+        """Return whether the body of ``digest`` was found damaged."""
 
     async def check_writable(self, now: float) -> None:
         """Raise unless the store can commit a write and create a file (the readiness check)."""

@@ -366,4 +366,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at)",
     ),
+    (
+        # Migration 14: stored bodies found damaged (exchange/store/damage.py). A body that no
+        # longer opens or verifies is recorded here once, so its item cannot be opened or
+        # decided, and (for a body the node sends) is not sent.
+        """CREATE TABLE damaged_bodies (
+            digest BLOB PRIMARY KEY,
+            found_at REAL NOT NULL
+        )""",
+    ),
 )

@@ -47,6 +47,13 @@ from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.accounts import AccountTables
 from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
+from exchange.store.damage import (
+    LEFTOVER_AGE,
+    StoreDamagedError,
+    damage_of,
+    quick_check,
+    sweep_leftovers,
+)
 from exchange.store.idempotency import IdempotencyTables, insert_idempotency
 from exchange.store.node_state import NodeStateTables
 from exchange.store.recall import RecallTables
@@ -122,6 +129,9 @@ class SqliteStore(
         self._db: sqlite3.Connection | None = None
         # Writes waiting for the next group commit: (function, its future, the future's loop).
         self._pending: deque[_Write] = deque()
+        #: Leftover files removed when the store was opened (temporaries, uncommitted bodies).
+        self.leftovers_removed = 0
+        self._damage: StoreDamagedError | None = None
 
     @classmethod
     async def open(cls, folder: Path) -> SqliteStore:
@@ -130,19 +140,57 @@ class SqliteStore(
         await store._call(store._open)
         return store
 
+    @property
+    def damage(self) -> StoreDamagedError | None:
+        """The damage found in the database since it was opened, if any."""
+        return self._damage
+
+    def _damaged(self, exc: BaseException) -> StoreDamagedError | None:
+        """Return (and remember) the damage an error reports, or None."""
+        damage = damage_of(exc, self.path)
+        if damage is not None and self._damage is None:
+            self._damage = damage
+        return damage
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.folder / "node.sqlite3"
+
     def _open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.bodies.mkdir(exist_ok=True, mode=0o700)
-        db = sqlite3.connect(
-            self.folder / "node.sqlite3", isolation_level=None, check_same_thread=False
-        )
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=5000")
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            # Damage is found here, named, before anything is served from the file.
+            quick_check(db, self.path)
+            self._migrate(db)
+            committed = [r[0] for r in db.execute("SELECT lower(hex(digest)) FROM envelopes")]
+        except BaseException as exc:
+            db.close()
+            damage = damage_of(exc, self.path)
+            if damage is not None:
+                raise damage from None
+            raise
         self._db = db
-        self._migrate(db)
+        # Nothing is being written yet: every temporary and uncommitted body is a leftover.
+        self.leftovers_removed = sweep_leftovers(self.bodies, committed)
+
+    async def sweep_leftovers(self) -> int:
+        """Remove temporaries and uncommitted bodies older than an hour; return how many."""
+
+        def read(db: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in db.execute("SELECT lower(hex(digest)) FROM envelopes")]
+
+        committed = await self._read(read)
+        return await asyncio.to_thread(
+            sweep_leftovers, self.bodies, committed, min_age=LEFTOVER_AGE
+        )
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -164,7 +212,13 @@ class SqliteStore(
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except Exception as exc:
+            damage = self._damaged(exc)
+            if damage is not None:
+                raise damage from None
+            raise
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` atomically on the worker thread; return once its commit is durable.
@@ -177,7 +231,13 @@ class SqliteStore(
         self._pending.append((fn, future, loop))
         # One drain job per write; a job finding the queue already emptied does nothing.
         self._executor.submit(self._commit_pending)
-        return await future
+        try:
+            return await future
+        except Exception as exc:
+            damage = self._damaged(exc)
+            if damage is not None:
+                raise damage from None
+            raise
 
     def _commit_pending(self) -> None:
         """Worker thread: run the queued writes in one transaction and commit them once."""
@@ -248,6 +308,26 @@ class SqliteStore(
     def body_path(self, digest: bytes) -> Path:
         """Return where the body of the envelope ``digest`` is (or will be) kept."""
         return self.bodies / digest.hex()
+
+    async def mark_damaged(self, digest: bytes, now: float) -> None:
+        """Record that the body of ``digest`` is damaged (once; the first time is kept)."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR IGNORE INTO damaged_bodies (digest, found_at) VALUES (?, ?)",
+                (digest, now),
+            )
+
+        await self._tx(tx)
+
+    async def is_damaged(self, digest: bytes) -> bool:
+        """Return whether the body of ``digest`` was found damaged."""
+
+        def read(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT 1 FROM damaged_bodies WHERE digest = ?", (digest,))
+            return row.fetchone() is not None
+
+        return await self._read(read)
 
     async def check_writable(self, now: float) -> None:
         """Raise unless the store can commit a write and create a file (the readiness check).

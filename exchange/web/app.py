@@ -18,8 +18,8 @@ import jinja2
 from aiohttp import web
 
 from exchange.logs import get_logger
-from exchange.service.errors import ServiceError
-from exchange.service.faults import LEDGER_REFUSAL, STORAGE_FULL_REFUSAL, fault_of
+from exchange.service.errors import DamagedItemError, ServiceError
+from exchange.service.faults import DAMAGED_REFUSAL, LEDGER_REFUSAL, STORAGE_FULL_REFUSAL, fault_of
 from exchange.service.node_service import NodeService
 from exchange.web.assets import Assets
 from exchange.web.security import (
@@ -166,7 +166,9 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
     except CsrfRefusedError:
         return error_page(request, 403, csrf=True)
     except ServiceError as exc:
-        return error_page(request, exc.status)
+        # A damaged item's refusal says what to do; other refusals have the page's words.
+        damaged = isinstance(exc, DamagedItemError)
+        return error_page(request, exc.status, message=_sentence(str(exc)) if damaged else None)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -187,6 +189,8 @@ def _fault_page(request: web.Request, exc: Exception) -> web.Response:
         return error_page(request, 507, message=_sentence(STORAGE_FULL_REFUSAL))
     if fault.kind == "ledger-integrity":
         return error_page(request, 503, message=_sentence(LEDGER_REFUSAL))
+    if fault.kind == "store-damaged":
+        return error_page(request, 503, message=_sentence(DAMAGED_REFUSAL))
     return error_page(request, 500)
 
 

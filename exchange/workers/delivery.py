@@ -42,6 +42,7 @@ from exchange.outbox import machine
 from exchange.outbox.routing import Leg, NoRouteError, Routes
 from exchange.outbox.skew import skew_reason
 from exchange.receipts import ReceiptError, parse_signed, verify_receipt
+from exchange.service.body_checks import LOCAL_DAMAGE, own_body_intact
 from exchange.service.node_service import NodeService
 from exchange.service.rows import receipt_record
 from exchange.workers.supervisor import TaskHealth, pause
@@ -413,6 +414,9 @@ class DeliveryWorker:
         self, item: OutboxItem, leg: Leg, route: machine.RouteTaken
     ) -> machine.AttemptOutcome:
         body = await asyncio.to_thread(self.service.store.body_path(item.ref).read_bytes)
+        if not await own_body_intact(self.service.context, item.ref, body):
+            # Never sent: the receiver would refuse it, and that would read as its refusal.
+            return machine.NoRoute(LOCAL_DAMAGE)
         outcome = await self._send(item, leg, item.envelope_digest, body)
         if not isinstance(outcome, Taken) or not outcome.receipt:
             return outcome_event(route, outcome)

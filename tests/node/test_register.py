@@ -13,6 +13,7 @@ import base64
 import csv
 import io
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from exchange.cli.main import main
 from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.keys.ids import OrgId
 from exchange.records import decode_container, sanitise_file_name
+from exchange.service import register_reports
 
 from .conftest import LA, NURSES, SCHOOL, deployed
 from .helpers import auth, get_json, sent, until
@@ -470,6 +472,55 @@ async def test_the_export_is_for_the_dpo_only_as_json_or_csv(
     assert await _get(http, school + f"?to={yesterday}", dpo) == []
     async with http.get(school + "?from=yesterday", headers=dpo) as resp:
         assert resp.status == 400
+
+
+async def test_the_export_is_streamed_a_page_at_a_time_and_cut_if_it_fails(
+    office: Deployment, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read two rows at a time, the export is the same; a failure part-way cuts it.
+
+    Cut, not ended: no client takes a partial export for a whole one.
+    """
+    url = office.url("school") + "/api/v1/decisions/not-shared"
+    decision = {
+        "purpose": "information-request-reply", "recipients": [LA],
+        "reason_code": "prejudice-to-investigation", "reason": "Police investigation.",
+    }  # fmt: skip
+    for _ in range(5):
+        status, answer = await _post(http, url, auth(office, SCHOOL, "staff"), decision)
+        assert status == 201, answer
+    school = office.url("school") + "/api/v1/register"
+    dpo = auth(office, SCHOOL, "dpo")
+    whole_json = await _get(http, school + "?format=json", dpo)
+    async with http.get(school + "?format=csv", headers=dpo) as resp:
+        whole_csv = await resp.text()
+    assert len(whole_json) == 5
+    store = office.nodes["school"].service.store
+    real = store.register_rows
+    limits: list[int | None] = []
+
+    async def paged(*args: Any, **kwargs: Any) -> Any:
+        limits.append(kwargs.get("limit"))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(register_reports, "EXPORT_PAGE", 2)
+    monkeypatch.setattr(store, "register_rows", paged)
+    assert await _get(http, school + "?format=json", dpo) == whole_json
+    async with http.get(school + "?format=csv", headers=dpo) as resp:
+        assert await resp.text() == whole_csv
+    assert limits == [2, 2, 2, 2, 2, 2]
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("offset"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "register_rows", failing)
+    for form in ("json", "csv"):
+        async with http.get(school + f"?format={form}", headers=dpo) as resp:
+            assert resp.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()
 
 
 # --- deadlines -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from exchange.http.streaming import stream_text
 from exchange.model import RegisterOutcome, RegisterRow
 from exchange.policy.decisions import NotSharingReason
 from exchange.service.register_reports import london_days
@@ -197,7 +198,7 @@ async def register_download(request: web.Request) -> web.StreamResponse:
         # Only a changed address gets here: the page's link holds checked values only.
         return await register_page(request)
     since, until = london_days(filters.start.day, filters.end.day)
-    text = await web_service(request).register_export(
+    pieces = web_service(request).register_stream(
         user,
         since=since,
         until=until,
@@ -205,18 +206,13 @@ async def register_download(request: web.Request) -> web.StreamResponse:
         purpose=filters.purpose,
         outcome=filters.decision,
     )
-    assert isinstance(text, str)
     name = f"sharing-register-{user.org.replace(':', '-')}.csv"
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
+    headers = {
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+    return await stream_text(request, pieces, content_type="text/csv", headers=headers)
 
 
 def add_register_routes(app: web.Application) -> None:

@@ -1,0 +1,70 @@
+"""Checks that a stored envelope body is still the envelope it was (local damage).
+
+A body is verified when it is sealed or received; on disk it can still be changed (a bad
+sector, a restore gone wrong, a person). Before the node sends one of its own bodies it
+verifies it again: a damaged body is never sent (the receiver would refuse it, and the
+sender would read that as the receiver's refusal). The body is recorded as damaged
+(:meth:`exchange.store.base.Store.mark_damaged`) and logged by digest only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Final
+
+from exchange.envelope import OpenError, SenderError, Verifier
+from exchange.logs import get_logger
+from exchange.service.context import PIECE, ServiceContext
+
+log = get_logger("exchange.store")
+
+#: What the sender's sent view says of an envelope whose stored copy is damaged.
+LOCAL_DAMAGE: Final = (
+    "the stored copy of this envelope is damaged on this node (local damage), so it was not "
+    "sent; send the record again"
+)
+
+
+def body_verifies(
+    context: ServiceContext, digest: bytes, blocks: Iterable[bytes | memoryview], created: int
+) -> bool:
+    """Return whether a body's ``blocks`` still verify as the envelope ``digest``.
+
+    Nothing is decrypted.
+
+    A sender key no longer trusted is not damage: the bytes may be intact; that refusal is
+    the receiver's to make.
+    """
+    verifier = Verifier(context.directory, now=max(context.now(), created))
+    try:
+        for block in blocks:
+            verifier.feed(block)
+        verified = verifier.finish()
+    except SenderError:
+        return True
+    except OpenError:
+        return False
+    return verified.digest == digest
+
+
+def file_blocks(path: Path) -> Iterator[bytes]:
+    """Yield a stored body's bytes in pieces (a missing file raises FileNotFoundError)."""
+    with path.open("rb") as handle:
+        while block := handle.read(PIECE):
+            yield block
+
+
+async def own_body_intact(context: ServiceContext, digest: bytes, body: bytes) -> bool:
+    """Return whether one of the node's own bodies may be sent; record it if damaged."""
+    if await context.store.is_damaged(digest):
+        return False
+    envelope = await context.store.envelope(digest)
+    created = envelope.created if envelope is not None else 0
+    view = memoryview(body)
+    blocks = (view[start : start + PIECE] for start in range(0, len(view), PIECE))
+    if body_verifies(context, digest, blocks, created):
+        return True
+    await context.store.mark_damaged(digest, context.clock())
+    log.error("outbox.damaged", digest=digest.hex(), outcome="body-damaged")
+    return False
