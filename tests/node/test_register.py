@@ -51,7 +51,7 @@ ORGS = (
     OrgSpec(NEW_SCHOOL, "Moorside Academy", "school", "la"),
 )
 LONDON = ZoneInfo("Europe/London")
-PDF = b"%PDF-1.7\n% synthetic test document\n"
+PDF = b"%PDF-1.7\n% synthetic test document\n%%EOF\n"
 
 
 @pytest.fixture
@@ -280,7 +280,7 @@ def _with_attachments(*attachments: dict[str, str], **changes: Any) -> dict[str,
             id="content-type",
         ),
         pytest.param(
-            _with_attachments(_pdf("Notes.pdf"), _pdf("notes.PDF", PDF + b"x")),
+            _with_attachments(_pdf("Notes.pdf"), _pdf("notes.PDF", PDF + b"\n")),
             "attachment.name-duplicate",
             id="duplicate-name",
         ),
@@ -326,7 +326,7 @@ async def test_attachment_size_limits(office: Deployment, http: aiohttp.ClientSe
     ) as resp:
         answer = await resp.json()
     assert (resp.status, answer["error"]["rule"]) == (422, "attachment.size")
-    many = [_pdf(f"d{i}.pdf", PDF + str(i).encode()) for i in range(51)]
+    many = [_pdf(f"d{i}.pdf", PDF + b" " * i) for i in range(51)]
     status, answer = await _submit(http, office, _with_attachments(*many))
     assert (status, answer["error"]["rule"]) == (422, "attachment.count")
 
