@@ -391,6 +391,25 @@ CONTENT_RULES: Final = frozenset(
 )
 
 
+_MAGICS: Final = {
+    PDF: b"%PDF-",
+    PNG: _PNG_SIGNATURE,
+    JPEG: b"\xff\xd8\xff",
+    DOCX: _LOCAL,
+    ODT: _LOCAL,
+}
+
+
+def starts_like(content_type: str, head: bytes) -> bool:
+    """Return whether ``head``, a file's first bytes, starts as ``content_type`` does.
+
+    Only the signature: enough to tell a streamed upload's type, never enough to accept it
+    (:func:`content_fault` reads the whole file).
+    """
+    magic = _MAGICS.get(content_type)
+    return magic is not None and head.startswith(magic)
+
+
 def content_fault(
     content_type: str, data: bytes, limits: ContentLimits = DEFAULT_LIMITS
 ) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ from exchange.records import (
     encode_container,
     validate_record,
 )
-from exchange.records.attachments import PDF, TEXT
+from exchange.records.content_checks import PDF, TEXT
 from tests.cli.conftest import Result, assert_refused, run
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "records"

@@ -31,7 +31,7 @@ from exchange.records import (
     sanitise_file_name,
     validate_record,
 )
-from exchange.records.attachments import DOCX, JPEG, ODT, PDF, PNG, TEXT
+from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "records"
 
