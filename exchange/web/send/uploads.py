@@ -164,11 +164,11 @@ async def _store_file(
     except ValueError:
         clean = "document"
     upload = Upload(upload_id, clean, content_type, size, digest.hexdigest(), "")
-    data = drafts.read_file(id_hash, token, draft_id, upload)
     candidates = (DOCX, ODT) if content_type == "zip" else (content_type,)
     # Unpacking an office document is bounded work, but not for the event loop.
-    faults = await asyncio.to_thread(lambda: [(t, content_fault(t, data)) for t in candidates])
-    del data
+    faults = await asyncio.to_thread(
+        _faults, drafts.read_file(id_hash, token, draft_id, upload), candidates
+    )
     found = next((t for t, fault in faults if fault is None), None)
     if found is None:
         drafts.delete_file(id_hash, draft_id, upload_id)
@@ -177,6 +177,11 @@ async def _store_file(
         return _damaged(broken[0][1]) if broken else WRONG_TYPE
     upload.content_type = found
     return upload
+
+
+def _faults(data: bytes, candidates: tuple[str, ...]) -> list[tuple[str, tuple[str, str] | None]]:
+    """Return each candidate type with the rule ``data`` breaks as that type (None if none)."""
+    return [(t, content_fault(t, data)) for t in candidates]
 
 
 def _damaged(sentence: str) -> str:
