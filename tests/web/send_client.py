@@ -236,8 +236,8 @@ async def answer(client: Client, path: str, form: dict[str, str] | list[tuple[st
     return where
 
 
-async def fill_referral(client: Client, *, reason: str = REASON) -> str:
-    """Fill a referral to the front door with a PDF; return the "Check your answers" path."""
+async def fill_to_reason(client: Client) -> str:
+    """Fill a referral to the front door with a PDF up to its reason; return the reason path."""
     where = await start(client)
     for form in REFERRAL.values():
         where = await answer(client, where, form)
@@ -251,15 +251,19 @@ async def fill_referral(client: Client, *, reason: str = REASON) -> str:
     _, page, _ = await client.get(where + "?q=front+door")
     await client.post(where, {"action": "add", "recipient": str(FRONT_DOOR)}, page)
     where = await answer(client, where, {"action": "continue"})
-    where = await answer(client, where, {"purpose": "safeguarding-referral"})
-    return await answer(
-        client,
-        where,
-        [
-            ("categories", "identity"),
-            ("categories", "family"),
-            ("categories", "safeguarding-concerns"),
-            ("lawful_basis", "art6.1.e+art9.2.g+dpa2018.sch1.para18"),
-            ("reason", reason),
-        ],
-    )
+    return await answer(client, where, {"purpose": "safeguarding-referral"})
+
+
+#: The reason page's answers other than the reason.
+REASON_CHOICES: Final = [
+    ("categories", "identity"),
+    ("categories", "family"),
+    ("categories", "safeguarding-concerns"),
+    ("lawful_basis", "art6.1.e+art9.2.g+dpa2018.sch1.para18"),
+]
+
+
+async def fill_referral(client: Client, *, reason: str = REASON) -> str:
+    """Fill a referral to the front door with a PDF; return the "Check your answers" path."""
+    where = await fill_to_reason(client)
+    return await answer(client, where, [*REASON_CHOICES, ("reason", reason)])
