@@ -349,6 +349,37 @@ async def test_a_decision_not_to_share_is_recorded(exchange: SendExchange) -> No
     assert [r["decision"] for r in rows] == ["not-shared"]
 
 
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("No records for w 3562 0012 4001", "Remove the UPN or NHS number from your reason"),
+        ("No records for 999\u200b000\u200d0018", "Remove the UPN or NHS number from your reason"),
+        ("Born \u0661\u0664/\u0660\u0663/\u0662\u0660\u0661\u0665", "Remove the date"),
+    ],
+    ids=["upn-spaced", "nhs-zero-width", "dob-arabic-indic"],
+)
+async def test_a_decision_not_to_share_refuses_child_details_in_its_reasons(
+    exchange: SendExchange, reason: str, words: str
+) -> None:
+    """The form's reasons are checked like a submission's: 400, words, nothing registered."""
+    async with exchange.client(SCHOOL, "dsl") as client:
+        _, page, _ = await client.get("/send/not-shared")
+        form = {
+            "purpose": "information-request-reply",
+            "recipient": str(FRONT_DOOR),
+            "reason_code": "information-not-held",
+            "reason": reason,
+        }
+        status, answered, _ = await client.post("/send/not-shared", form, page)
+    assert status == 400
+    [(href, text)] = _summary(answered)
+    assert href == "#f-reason"
+    assert text.startswith(words)
+    dpo = exchange.user(SCHOOL, "dpo")
+    rows = await exchange.service(SCHOOL).register_export(dpo, since=None, until=None, form="json")
+    assert rows == []
+
+
 async def test_no_child_details_in_urls_titles_logs_or_drafts(
     exchange: SendExchange, structured_log: io.StringIO
 ) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from exchange.service.recall import RECALL_REASON_CODES
+from exchange.web.sent_recall import REASONS
 from tests.web.pages import parse
 from tests.web.sent_nodes import FRONT_DOOR, SCHOOL, SentNodes, delivered, sent_nodes
 
@@ -121,3 +123,8 @@ async def test_a_role_that_may_not_recall_is_refused_and_a_form_needs_its_token(
         assert response.status == 403
         assert "This form has expired" in await response.text()
     assert await nodes.service(SCHOOL).store.recalls_for(SCHOOL, [digest]) == {}
+
+
+def test_the_page_offers_exactly_the_service_s_recall_codes() -> None:
+    """Each reason the page offers is a code the service accepts, and each code is offered."""
+    assert tuple(REASONS) == RECALL_REASON_CODES
