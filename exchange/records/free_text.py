@@ -15,7 +15,8 @@ child and returns what kind of detail it found, never the text:
   in words (``14 March 2015``, ``March 14th, 2015``, ``14-Mar-15``); a month and year, a
   year alone or a day and month without a year are not dates of birth;
 * a **name from the record**: a given, family or known-as name of the child or of a member
-  of the household, as a whole word (``names``).
+  of the household, as a whole word in any case (``names``; see :func:`name_words` for
+  double-barrelled names and names that are also common words).
 
 Before looking, the text is normalised so that spelling cannot hide a detail: NFKC
 (fullwidth and other compatibility forms become plain), every Unicode decimal digit becomes
@@ -219,19 +220,65 @@ def _has_date(text: str) -> bool:
     return any(_real(*reading) for reading in _dates(text))
 
 
-def name_words(names: Iterable[str]) -> frozenset[str]:
-    """Return the normalised words of ``names`` that are looked for (two letters or more)."""
-    words: set[str] = set()
-    for name in names:
-        words |= {w for w in _TOKEN.findall(normalise(name)) if len(w) >= 2 and not w.isdigit()}
-    return frozenset(words)
+#: English words that are also names (given or family). Such a name is only found written as
+#: a name, with a capital ("Will", "WILL"): otherwise a child called Will or a family called
+#: Day could never be given a reason ("we will share within one working day").
+_COMMON_WORDS: Final = """
+amber angel apple april ash august autumn baker bear bell berry best bill bird birch
+bishop black bliss brook brown buck carter cash chance chapel chase cherry child church
+cook coral cross crystal daisy dawn day dean drake early east faith field fisher ford
+fox gold good grace green grey gray hall happy hart hawk hay hazel heather hill holly
+home honour hope house hunt iris ivy jade jay joy june justice king knight lake lamb
+lane law liberty little long lord love major mark mason may mercy miller moss north oak
+olive page park patience pearl penny poppy pope porter rain ray reed rich river robin
+rock rose ruby sage sharp short silver sky south sparrow star stone storm strong summer
+sunny swan sweet swift unity violet ward well west white will willow wolf wood wren
+young
+"""
+COMMON_WORDS: Final = frozenset(_COMMON_WORDS.split())
+
+
+def name_words(names: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    """Return each name of ``names`` as the normalised words it is looked for as.
+
+    A name string with spaces holds several names ("Mary Ann"), each looked for alone; a
+    double-barrelled or hyphenated name ("Smith-Jones", "O'Neill") is looked for whole, as
+    its words in a row, so that its parts may still be ordinary words ("Sentinel-Child"
+    does not refuse "the child's review"). Words of one letter are not names.
+    """
+    found: set[tuple[str, ...]] = set()
+    for value in names:
+        for name in value.split():
+            words = tuple(w for w in _TOKEN.findall(normalise(name)) if not w.isdigit())
+            if words and sum(map(len, words)) >= 2:
+                found.add(words)
+    return tuple(sorted(found))
+
+
+def _written_as_name(text: str, word: str) -> bool:
+    """Whether ``word`` (a common word) appears in ``text`` with a capital, as a name does."""
+    plain = unicodedata.normalize("NFKC", text)
+    forms = {word.capitalize(), word.upper()}
+    return any(re.search(rf"(?<!\w){re.escape(form)}(?!\w)", plain) for form in forms)
+
+
+def _names_in(text: str, plain: str, names: Iterable[str]) -> bool:
+    tokens = _TOKEN.findall(plain)
+    for words in name_words(names):
+        size = len(words)
+        if not any(tuple(tokens[i : i + size]) == words for i in range(len(tokens) - size + 1)):
+            continue
+        if size > 1 or words[0] not in COMMON_WORDS or _written_as_name(text, words[0]):
+            return True
+    return False
 
 
 def find_child_details(text: str, *, names: Iterable[str] = ()) -> tuple[ChildDetail, ...]:
     """Return the kinds of child's detail ``text`` holds, in :class:`ChildDetail` order.
 
-    ``names`` are the names in the record at hand (the child's and the household's); each
-    of their words is looked for as a whole word. An empty answer means none was found.
+    ``names`` are the names in the record at hand (the child's and the household's), looked
+    for as whole words in any case (:func:`name_words`; a name that is also a common word,
+    :data:`COMMON_WORDS`, only with a capital). An empty answer means none was found.
     """
     if not isinstance(text, str):
         raise TypeError("text must be a string")
@@ -239,8 +286,7 @@ def find_child_details(text: str, *, names: Iterable[str] = ()) -> tuple[ChildDe
     found = _identifiers(plain)
     if _has_date(plain):
         found.add(ChildDetail.DATE)
-    words = name_words(names)
-    if words and words & set(_TOKEN.findall(plain)):
+    if _names_in(text, plain, names):
         found.add(ChildDetail.NAME)
     return tuple(d for d in ChildDetail if d in found)
 

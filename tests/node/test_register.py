@@ -234,7 +234,7 @@ async def test_attachments_are_sealed_with_sanitised_names_and_a_completed_manif
         ),
         "categories": ["identity", "safeguarding-concerns", "family"],
         "reason": "The pupil has started at Moorside Academy; KCSIE asks for the CP file.",
-        "attachments": [_pdf(), _pdf(tricky, PDF + b"2")],
+        "attachments": [_pdf(), _pdf(tricky, PDF + b"\r\n")],
     }
     status, answer = await _submit(http, office, body)
     assert status == 202, answer

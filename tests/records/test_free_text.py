@@ -149,15 +149,16 @@ def test_every_written_date_is_caught(written: str, data: st.DataObject) -> None
     assert ChildDetail.DATE in find_child_details(text)
 
 
-NAMES = ["Zebedee", "Quillfeather", "Zoë", "Pat", "O'Neill-Smith"]
+NAMES = ["Zebedee", "Quillfeather", "Zoë", "Pat", "O'Neill-Smith", "Sentinel-Child"]
 
 
 @given(st.sampled_from(NAMES), st.data())
 @settings(max_examples=200, deadline=None)
 def test_a_name_from_the_record_is_caught_in_any_case(name: str, data: st.DataObject) -> None:
-    """A given or family name of the child or household, as a word, however cased or accented."""
-    word = data.draw(st.sampled_from([w for w in normalise(name).split() if len(w) >= 2]))
-    spelt = "".join(ch.upper() if data.draw(st.booleans()) else ch for ch in word)
+    """A given or family name of the child or household, however cased, accented or joined."""
+    words = normalise(name).split()
+    joiner = data.draw(st.sampled_from([" ", "-", "\u2019", "_", "\u200d "]))
+    spelt = "".join(ch.upper() if data.draw(st.booleans()) else ch for ch in joiner.join(words))
     text = _in_a_sentence(spelt, data)
     assert find_child_details(text, names=NAMES) == (ChildDetail.NAME,)
 
@@ -167,6 +168,27 @@ def test_names_match_whole_words_only() -> None:
     assert find_child_details("Joined in a pattern of absence", names=["Jo", "Pat"]) == ()
     assert find_child_details("ZOE at risk", names=["Zoë"]) == (ChildDetail.NAME,)
     assert find_child_details("Jo’s mother", names=["Jo"]) == (ChildDetail.NAME,)
+    assert find_child_details("Mary and Ann", names=["Mary Ann"]) == (ChildDetail.NAME,)
+
+
+@pytest.mark.parametrize(
+    ("text", "names", "found"),
+    [
+        ("Needed for the child's next review.", ["Sentinel-Child"], False),
+        ("Needed for sentinel child's review.", ["Sentinel-Child"], True),
+        ("Concerns about SENTINEL-CHILD.", ["Sentinel-Child"], True),
+        ("We will share within one working day.", ["Will", "Day"], False),
+        ("Will is at risk.", ["Will"], True),
+        ("WILL DAY at risk", ["Will", "Day"], True),
+        ("A grace period of 3 days; the family may move.", ["Grace", "May"], False),
+        ("Grace said so.", ["Grace"], True),
+    ],
+)
+def test_double_barrelled_names_and_names_that_are_words(
+    text: str, names: list[str], found: bool
+) -> None:
+    """A hyphenated name is found whole; a name that is a common word only with a capital."""
+    assert (find_child_details(text, names=names) == (ChildDetail.NAME,)) is found
 
 
 @pytest.mark.parametrize("reason", ORDINARY)
