@@ -251,7 +251,7 @@ async def test_attachments_are_sealed_with_sanitised_names_and_a_completed_manif
     assert "\u202e" not in names[1]
     documents = container.record.data["documents"]
     assert documents[1]["sha256"] == container.attachments[1].sha256.hex()
-    assert documents[1]["size"] == len(PDF) + 1
+    assert documents[1]["size"] == len(PDF) + 2
     rows = await office.nodes["school"].service.store.register_rows(SCHOOL)
     assert [r.entry.attachments for r in rows] == [2]
 
