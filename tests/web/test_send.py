@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -267,6 +268,41 @@ async def test_an_ended_session_mid_form_says_so_and_keeps_nothing(
 
     assert await sweep_drafts(DraftStore(drafts.drafts_folder), drafts.session_exists) == 1
     assert not list(drafts.drafts_folder.iterdir())
+
+
+def _zip_bomb_docx() -> bytes:
+    """Return a small DOCX whose document unpacks to 4 MiB of zeros (over 100 times its size)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"\x00" * (4 * 1024 * 1024))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("letter.docx", _zip_bomb_docx(), "the archive unpacks to more than 100 times"),
+        ("scan.pdf", b"%PDF-1.7\n<html><script>x</script>\n%%EOF\n", "holds HTML or script"),
+        ("cut.pdf", b"%PDF-1.7\n1 0 obj << >> endobj\n", "a PDF must end with %%EOF"),
+    ],
+    ids=["zip-bomb", "polyglot", "truncated-pdf"],
+)
+async def test_a_hostile_or_damaged_upload_is_refused_by_its_rule_and_not_kept(
+    exchange: SendExchange, name: str, data: bytes, words: str
+) -> None:
+    """The whole file is checked on upload: the page names what is wrong; nothing stays."""
+    async with exchange.client(SCHOOL, "dsl") as client:
+        where = await start(client)
+        files = re.sub(r"/questions/.*", "/files", where)
+        _, page, _ = await client.get(files)
+        status, answered, _ = await client.upload(files, page, name=name, data=data)
+    assert status == 400
+    [(href, text)] = _summary(answered)
+    assert href == "#f-file"
+    assert text.startswith("The selected file cannot be sent: ")
+    assert words in text
+    assert not [p for p in _drafts(exchange).rglob("files/*") if p.is_file()]
 
 
 @pytest.mark.parametrize(
