@@ -101,8 +101,8 @@ def normalise(text: str) -> str:
     """Return ``text`` as the detector reads it: plain, folded, pieces joined by one space.
 
     NFKC, Unicode decimal digits to ASCII, accents dropped, case folded, format characters
-    removed, separators (spaces, dashes, dots, slashes, underscores, commas, controls) to a
-    single space; letters and digits of any script other than the ASCII ones are kept.
+    removed, separators (spaces, dashes, dots, slashes, underscores, controls) to a single
+    space; letters and digits of other scripts are kept, and so are commas and other marks.
     """
     text = unicodedata.normalize("NFKC", text)
     chars: list[str] = []
