@@ -44,7 +44,7 @@ from exchange.cli import common
 from exchange.cli.errors import CliError, UsageError, concerning
 from exchange.files import read_limited
 from exchange.records import CONTENT_TYPES, KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS
-from exchange.records.attachments import DOCX, JPEG, ODT, PDF, PNG, TEXT
+from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
 
 ENV_NODE: Final = "EXCHANGE_NODE"
 ENV_TOKEN: Final = "EXCHANGE_TOKEN"  # noqa: S105 - a variable name, not a secret

@@ -117,7 +117,7 @@ async def _story(
         )
         digest = submitted["digest"]
         say("  sealed and deposited; the relay holds ciphertext and routing ids only")
-        ok = await _follow(dsl, moorside, digest, "file-received", say)
+        ok = await _follow(dsl, moorside, digest, "accepted-for-assessment", say)
         mails = [m for rcpt, m in sink.messages if "dsl@moorside.example" in rcpt]
         if not mails:
             say("  no notification reached the mail sink")
@@ -137,7 +137,9 @@ async def _story(
         say("LAC health record, Hillside -> school nursing team, through NHS MESH (sandbox):")
         submitted = await dsl.call("POST", "/api/v1/envelopes", demo_records.lac_health(NURSES))
         say("  sealed and sent from MESH mailbox X26ABC1 to X26ABC2; mex-* headers hold ids only")
-        return ok and await _follow(dsl, nurses, submitted["digest"], "noted", say)
+        return ok and await _follow(
+            dsl, nurses, submitted["digest"], "accepted-for-assessment", say
+        )
 
 
 @contextlib.contextmanager

@@ -114,7 +114,11 @@ async def _story(world: Deployment, say: Callable[[str], None]) -> bool:
                 f"Wednesday 09:00, the overdue list: {item['record_kind']} to {item['recipient']}, "
                 f"due {item['due']}, waiting for {', '.join(item['waiting_for'])}"
             )
-        await front.call("POST", f"/api/v1/inbox/{digest}/acknowledge", {"disposition": "accepted"})
+        await front.call(
+            "POST",
+            f"/api/v1/inbox/{digest}/acknowledge",
+            {"disposition": "accepted-for-assessment"},
+        )
 
         async def cleared() -> bool:
             items = (await dsl.call("GET", "/api/v1/overdue"))["items"]

@@ -7,7 +7,8 @@ decodes that plaintext (docs/records.md §4). It is sans-I/O: bytes in, values o
 
 Decoding is strict. Every length is checked against a limit before anything is read; every
 attachment's name must already be in sanitised form (:func:`sanitise_file_name`), its
-content type must be one of :data:`CONTENT_TYPES` and its first bytes must match that type;
+content type must be one of :data:`CONTENT_TYPES` and its bytes must be well-formed of that
+type, past the first bytes (:mod:`exchange.records.content_checks`: zip bombs, polyglots);
 its SHA-256 must match; and the record's manifest (``documents`` in a ``cp-file-transfer``,
 ``attachments`` in a ``referral``) must describe the attachments one for one, in order,
 because the receiving DSL accepts the transfer against that manifest.
@@ -20,10 +21,20 @@ import hmac
 import json
 import struct
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from exchange.records.content_checks import (
+    CONTENT_RULES,
+    DOCX,
+    JPEG,
+    ODT,
+    PDF,
+    PNG,
+    TEXT,
+    content_fault,
+)
 from exchange.records.errors import ContainerError
 from exchange.records.kinds import KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS, kind_spec
 from exchange.records.validate import Record, validate_record
@@ -33,12 +44,6 @@ from exchange.records.validate import Record, validate_record
 L_CONTAINER: Final = b"exchange/v1/record-container\x00"
 CONTAINER_VERSION: Final = 1
 
-PDF: Final = "application/pdf"
-PNG: Final = "image/png"
-JPEG: Final = "image/jpeg"
-DOCX: Final = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-ODT: Final = "application/vnd.oasis.opendocument.text"
-TEXT: Final = "text/plain"
 #: The only content types accepted. Office formats that can carry macros (.docm, .xls) and
 #: anything executable are excluded; text is UTF-8.
 CONTENT_TYPES: Final = (PDF, PNG, JPEG, DOCX, ODT, TEXT)
@@ -64,10 +69,12 @@ _REPLACED: Final = frozenset('/\\<>:"|?*')
 #: Unicode categories removed: controls, format characters (bidi overrides that disguise an
 #: extension), surrogates, private use and unassigned code points.
 _REMOVED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+#: Windows device names: a file whose name up to its *first* dot is one of these, in any
+#: case and with trailing spaces ("AUX.tar.txt", "con .txt"), opens the device instead.
+#: COM and LPT take 0-9 and the superscript digits Windows also maps (COM¹, LPT²).
 _WINDOWS_DEVICES: Final = frozenset(
-    {"CON", "PRN", "AUX", "NUL"}
-    | {f"COM{i}" for i in range(1, 10)}
-    | {f"LPT{i}" for i in range(1, 10)}
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"}
 )
 
 
@@ -101,9 +108,9 @@ def _sanitise_once(name: str) -> str:
         else:
             chars.append(ch)
     text = " ".join("".join(chars).split()).strip(". ")
-    stem, dot, extension = text.rpartition(".")
-    if (stem if dot else text).upper() in _WINDOWS_DEVICES:
+    if text.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
         text = "_" + text
+    stem, dot, extension = text.rpartition(".")
     if len(text) > MAX_FILE_NAME_LEN:
         if dot and stem and 0 < len(extension) <= _MAX_EXTENSION_LEN:
             keep = MAX_FILE_NAME_LEN - len(extension) - 1
@@ -118,7 +125,8 @@ def sanitise_file_name(name: str) -> str:
 
     The result is NFC; it has no path separators (replaced by ``_``), no control or
     invisible format characters, no characters reserved on Windows, no leading or trailing
-    dots or spaces, no Windows device name, runs of spaces collapsed, and at most
+    dots or spaces, no Windows device name before its first dot (prefixed with ``_``),
+    runs of spaces collapsed, and at most
     :data:`MAX_FILE_NAME_LEN` characters (the extension kept when shortened).
     Sanitising a sanitised name returns it unchanged.
     """
@@ -137,91 +145,9 @@ def sanitise_file_name(name: str) -> str:
     return text
 
 
-def _zip_names(data: bytes) -> set[bytes]:
-    """Return the entry names of a ZIP archive's central directory (empty if malformed).
-
-    Only the directory is read, never an entry's content, so no decompression happens.
-    """
-    start = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
-    if start < 0 or len(data) - start < 22:
-        return set()
-    _, _, _, _, total, size, offset, _ = struct.unpack_from("<4sHHHHIIH", data, start)
-    if offset + size > start:
-        return set()
-    names: set[bytes] = set()
-    pos = offset
-    for _ in range(total):
-        if pos + 46 > start or data[pos : pos + 4] != b"PK\x01\x02":
-            return set()
-        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, pos + 28)
-        end = pos + 46 + name_len
-        if end > start:
-            return set()
-        names.add(data[pos + 46 : end])
-        pos = end + extra_len + comment_len
-    return names
-
-
-def _is_docx(data: bytes) -> bool:
-    if not data.startswith(b"PK\x03\x04"):
-        return False
-    names = _zip_names(data)
-    return b"[Content_Types].xml" in names and any(n.startswith(b"word/") for n in names)
-
-
-def _is_odt(data: bytes) -> bool:
-    # OpenDocument 1.2 Part 3 §3.3: the first entry is "mimetype", stored uncompressed
-    # without an extra field, so its content sits at a fixed offset.
-    mimetype = ODT.encode("ascii")
-    if len(data) < 38 + len(mimetype) or not data.startswith(b"PK\x03\x04"):
-        return False
-    method = _U16.unpack_from(data, 8)[0]
-    name_len, extra_len = struct.unpack_from("<HH", data, 26)
-    return (
-        method == 0
-        and name_len == 8
-        and extra_len == 0
-        and data[30:38] == b"mimetype"
-        and data[38 : 38 + len(mimetype)] == mimetype
-    )
-
-
-#: Leading bytes of the binary types. Text that starts like one of them is refused, so a
-#: PDF or an archive cannot be passed off as a plain note and opened by the wrong viewer.
-_BINARY_MAGICS: Final = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", b"PK\x03\x04")
-
-
-def _is_text(data: bytes) -> bool:
-    if data.startswith(_BINARY_MAGICS):
-        return False
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return bool(text) and all(ch in "\t\n\r\f" or unicodedata.category(ch) != "Cc" for ch in text)
-
-
-def _starts(magic: bytes) -> Callable[[bytes], bool]:
-    return lambda data: data.startswith(magic)
-
-
-#: How each content type's bytes begin: the PDF header (ISO 32000 §7.5.2), the PNG
-#: signature (RFC 2083 §3.1), the JPEG SOI marker and the first byte of the next marker,
-#: and the ZIP-based office formats checked by their entries.
-_SNIFFERS: Final[dict[str, Callable[[bytes], bool]]] = {
-    PDF: _starts(b"%PDF-"),
-    PNG: _starts(b"\x89PNG\r\n\x1a\n"),
-    JPEG: _starts(b"\xff\xd8\xff"),
-    DOCX: _is_docx,
-    ODT: _is_odt,
-    TEXT: _is_text,
-}
-
-
 def content_matches(content_type: str, data: bytes) -> bool:
-    """Return whether ``data`` starts the way ``content_type`` requires (magic bytes)."""
-    sniffer = _SNIFFERS.get(content_type)
-    return sniffer is not None and sniffer(data)
+    """Return whether ``data`` is well-formed ``content_type`` (:mod:`.content_checks`)."""
+    return content_fault(content_type, data) is None
 
 
 def _attachment_fault(name: str, content_type: str, data: bytes) -> tuple[str, str] | None:
@@ -236,9 +162,7 @@ def _attachment_fault(name: str, content_type: str, data: bytes) -> tuple[str, s
         return "attachment.content-type", "the content type is not one of those allowed"
     if not 0 < len(data) <= MAX_ATTACHMENT_SIZE:
         return "attachment.size", f"the size must be 1 to {MAX_ATTACHMENT_SIZE} bytes"
-    if not content_matches(content_type, data):
-        return "attachment.magic", f"the content does not look like {content_type}"
-    return None
+    return content_fault(content_type, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +424,7 @@ def _read_attachment(reader: _Reader, index: int, budget: int) -> Attachment:
     if fault is not None:
         rule, message = fault
         at = {"attachment.content-type": type_at, "attachment.size": size_at}.get(rule, start)
-        at = body_at if rule == "attachment.magic" else at
+        at = body_at if rule in CONTENT_RULES else at
         raise ContainerError(rule, at, f"attachment {index}: {message}")
     attachment = Attachment(name, content_type, body)
     if not hmac.compare_digest(attachment.sha256, digest):

@@ -16,7 +16,8 @@ from exchange.envelope import FormatError, Opener, OpenError, SenderError
 from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
-from exchange.receipts import ReceiptStatus
+from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES, ReceiptStatus
+from exchange.receipts.receipt import CODE_RE
 from exchange.records import RecordError, decode_container
 from exchange.service.body_checks import body_verifies, file_blocks
 from exchange.service.context import PIECE, ServiceContext
@@ -27,6 +28,7 @@ from exchange.service.errors import (
     GoneError,
     NotFoundError,
     ServiceError,
+    UnprocessableError,
 )
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
 from exchange.service.retention import destroyed_sentence, log_scheduled, opened_schedule
@@ -194,6 +196,14 @@ class Inbox:
             raise ForbiddenError(f"the role {user.role} may not acknowledge or reject records")
         context = self.context
         tenant, item, _ = await self._held_item(user, digest)
+        # The code is signed into the receipt and both ledgers: only a listed one, never a
+        # token typed in (docs/receipts.md §6: "a configured list, never a text box"). One
+        # that is not a token at all is refused by the receipt's own rule below (400).
+        field, codes = (
+            ("disposition", ACKNOWLEDGEMENT_CODES) if accept else ("reason", REJECTION_CODES)
+        )
+        if code is not None and code not in codes and CODE_RE.fullmatch(code) is not None:
+            raise UnprocessableError(f"{field} must be one of: {', '.join(codes)}", rule=field)
         if item.state in {"acknowledged", "rejected"}:
             raise ConflictError(f"the item was already {item.state}")
         await self._refuse_damaged(digest)

@@ -70,6 +70,18 @@ log = get_logger("exchange.recall")
 RECALL_ROLES: Final = frozenset({"dsl", "dpo"})
 #: The reason code a recall carries when the staff member gives none.
 DEFAULT_REASON_CODE: Final = "sent-in-error"
+#: The reason codes a recall may carry (docs/protocol.md §8), a closed list: the code goes
+#: into both nodes' ledgers and the register, so it is never a token someone typed (a
+#: lower-case UPN is a well-formed token).
+RECALL_REASON_CODES: Final = (
+    DEFAULT_REASON_CODE,
+    "wrong-recipient",
+    "wrong-child",
+    "incorrect-content",
+    "duplicate",
+)
+#: What a recipient's node records for a code not on the list (a newer sender's).
+UNLISTED_REASON_CODE: Final = "other"
 #: Seconds waited beyond ``delivery.timeout`` for an attempt in flight to finish.
 _SETTLE_SLACK: Final = 2.0
 
@@ -140,6 +152,11 @@ class Recaller:
     ) -> list[RecallRow]:
         """Recall a sent envelope from every recipient; return each recipient's outcome."""
         await self.check(user, digest)
+        if reason_code not in RECALL_REASON_CODES:
+            raise UnprocessableError(
+                f"reason_code must be one of: {', '.join(RECALL_REASON_CODES)}",
+                rule="reason_code",
+            )
         try:
             text = check_reason(reason)
         except SubmissionError as exc:
@@ -353,7 +370,9 @@ async def receive_recall(
     item not held, the answer is 404, so nobody learns what ``owner`` holds.
     """
     digest = notice.digest
-    reason_code = notice.reason_code
+    # The recall is honoured whatever the code; a code off the list is not written down.
+    listed = notice.reason_code in RECALL_REASON_CODES
+    reason_code = notice.reason_code if listed else UNLISTED_REASON_CODE
     store = service.store
     item = await store.inbox_item(owner, digest)
     if item is None or item.envelope.sender != peer_org:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -52,6 +52,7 @@ from exchange.records import (
     kind_spec,
     validate_record,
 )
+from exchange.records.free_text import find_child_details, refusal
 
 #: Longest reason a sender may give. The reason is read by the DPO in the register; a few
 #: sentences say why a disclosure is necessary and proportionate.
@@ -75,9 +76,6 @@ SATISFIED_BY: Final[dict[str, tuple[str, ...]]] = {
 }
 
 _RULE_RE: Final = re.compile(r"\[([a-z0-9.:-]+)\]$")
-#: Shapes of identifiers that must not appear in a reason (the register export carries it).
-_UPN_SHAPE: Final = re.compile(r"\b[A-Z]\d{11}[0-9A-Z]\b", re.IGNORECASE)
-_NHS_SHAPE: Final = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -147,45 +145,37 @@ def _subject(kind: str | None, data: Mapping[str, Any]) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _subject_words(subject: Mapping[str, Any]) -> set[str]:
-    """Return the child's names (each word), identifiers and date of birth, to keep out."""
-    words: set[str] = set()
-    name = subject.get("name")
-    if isinstance(name, Mapping):
-        for part in ("given_names", "family_name", "known_as"):
-            value = name.get(part)
-            if isinstance(value, str):
-                words |= {w for w in value.split() if len(w) >= 2}
-    for key in ("upn", "nhs_number"):
-        value = subject.get(key)
-        if isinstance(value, str):
-            words.add(value)
-    for key in ("date_of_birth", "expected_date_of_birth"):
-        value = subject.get(key)
-        if isinstance(value, str):
-            words.add(value)
-            with_slashes = _slashed(value)
-            if with_slashes:
-                words.add(with_slashes)
-    return words
+def record_names(kind: str | None, data: Mapping[str, Any]) -> list[str]:
+    """Return the names a record holds for its child and the child's household.
+
+    The given, family and known-as names of the record's subject (:data:`SUBJECT_FIELDS`)
+    and of each member of a referral's ``household``: a reason must not hold any of them.
+    """
+    people: list[Mapping[str, Any]] = [_subject(kind, data)]
+    household = data.get("household")
+    if isinstance(household, list):
+        people += [m for m in household if isinstance(m, Mapping)]
+    names: list[str] = []
+    for person in people:
+        name = person.get("name")
+        if isinstance(name, Mapping):
+            names += [
+                value
+                for part in ("given_names", "family_name", "known_as")
+                if isinstance(value := name.get(part), str)
+            ]
+    return names
 
 
-def _slashed(iso: str) -> str | None:
-    try:
-        day = date.fromisoformat(iso)
-    except ValueError:
-        return None
-    return f"{day.day:02d}/{day.month:02d}/{day.year}"
-
-
-def check_reason(
-    reason: object, *, field: str = "reason", subject_words: set[str] | frozenset[str] = frozenset()
-) -> str:
+def check_reason(reason: object, *, field: str = "reason", names: Iterable[str] = ()) -> str:
     """Return the reason stripped, or refuse it (rules ``reason.*``) without quoting it.
 
     The reason is plain text of 1 to :data:`MAX_REASON_LEN` characters without control
-    characters. It is exported to the DPO, so it must not hold anything shaped like a UPN or
-    an NHS number, nor the child's names, identifiers or date of birth (``subject_words``).
+    characters. It is stored, exported to the DPO and shown in API answers, so it must not
+    hold a child's details (:func:`~exchange.records.free_text.find_child_details`): a UPN
+    or an NHS number (``<field>.identifier``), a date that could be a date of birth
+    (``<field>.date-of-birth``) or one of ``names``, the names in the record at hand
+    (``<field>.names-subject``). Every free-text field a node keeps is checked here.
     """
     if not isinstance(reason, str):
         raise SubmissionError(f"{field} must be a string", rule=f"{field}.type")
@@ -200,25 +190,10 @@ def check_reason(
             f"{field} must be plain text (no control characters other than tab and new line)",
             rule=f"{field}.characters",
         )
-    if _UPN_SHAPE.search(text) or _NHS_SHAPE.search(text):
-        raise SubmissionError(
-            f"{field} must not contain a pupil identifier (something shaped like a UPN or an "
-            "NHS number): the register keeps identifiers only as keyed hashes",
-            rule=f"{field}.identifier",
-        )
-    for word in subject_words:
-        # Whole words as the record spells them: a family name "Child" must not refuse
-        # "the child's review"; a name written in capitals is caught too.
-        if any(
-            re.search(rf"(?<![\w-]){re.escape(form)}(?![\w-])", text)
-            for form in {word, word.upper()}
-        ):
-            raise SubmissionError(
-                f"{field} must not name the child or give their date of birth or identifiers: "
-                "say why sharing is necessary without identifying them (the register is "
-                "exported to the DPO)",
-                rule=f"{field}.names-subject",
-            )
+    found = find_child_details(text, names=names)
+    if found:
+        message, rule = refusal(field, found)
+        raise SubmissionError(message, rule=rule)
     return text
 
 
@@ -431,9 +406,7 @@ def prepare(
     basis = _basis(submission.lawful_basis)
     attachments = _attachments(kind, submission.attachments)
     record = _validated(kind, _complete_manifest(kind, submission.record, attachments))
-    reason = check_reason(
-        submission.reason, subject_words=_subject_words(_subject(kind, record.data))
-    )
+    reason = check_reason(submission.reason, names=record_names(kind, record.data))
     decision, lawful_basis = _decision(
         setup,
         purpose=submission.purpose,

@@ -32,7 +32,8 @@ class RecallReason:
     register: str
 
 
-#: The reasons a person may give, by the reason code the recall records.
+#: The reasons a person may give, by the reason code the recall records: one for each of the
+#: service's codes (``exchange.service.recall.RECALL_REASON_CODES``), in its order.
 REASONS: Final = {
     "sent-in-error": RecallReason("It was sent by mistake", "Sent in error."),
     "wrong-recipient": RecallReason(

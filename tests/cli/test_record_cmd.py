@@ -28,7 +28,7 @@ from exchange.records import (
     encode_container,
     validate_record,
 )
-from exchange.records.attachments import PDF, TEXT
+from exchange.records.content_checks import PDF, TEXT
 from tests.cli.conftest import Result, assert_refused, run
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "records"
@@ -36,7 +36,7 @@ TRICKY_NAME = "../../x\u202eexe.pdf"
 #: What the records module makes of TRICKY_NAME: separators replaced, the right-to-left
 #: override removed, leading dots stripped.
 TRICKY_SANITISED = "_.._xexe.pdf"
-PDF_DATA = b"%PDF-1.7\n% synthetic attendance record\n"
+PDF_DATA = b"%PDF-1.7\n% synthetic attendance record\n%%EOF\n"
 TEXT_DATA = "Synthetic note of concern: Zoë said she was hungry.\n".encode()
 #: A phrase of the record that must never appear in an error line.
 DESCRIPTION = "Synthetic description of the concern for test purposes."

@@ -313,7 +313,7 @@ async def test_sentinel_child_never_leaks(
             la = world.url("la")
             for org, decision, doc in [
                 (LA, "acknowledge", {"disposition": "accepted-for-assessment"}),
-                (NURSES, "reject", {"reason": "wrong-recipient"}),
+                (NURSES, "reject", {"reason": "not-for-us"}),
             ]:
                 user = auth(world, org, "staff")
                 async with http.post(la + f"/api/v1/inbox/{digest}/open", headers=user) as resp:

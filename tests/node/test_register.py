@@ -15,6 +15,7 @@ import io
 import json
 import sqlite3
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from exchange.cli.main import main
 from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.keys.ids import OrgId
 from exchange.records import decode_container, sanitise_file_name
+from exchange.records.content_checks import DOCX
 from exchange.service import register_reports
 
 from .conftest import LA, NURSES, SCHOOL, deployed
@@ -53,7 +55,7 @@ ORGS = (
     OrgSpec(NEW_SCHOOL, "Moorside Academy", "school", "la"),
 )
 LONDON = ZoneInfo("Europe/London")
-PDF = b"%PDF-1.7\n% synthetic test document\n"
+PDF = b"%PDF-1.7\n% synthetic test document\n%%EOF\n"
 
 
 @pytest.fixture
@@ -222,7 +224,10 @@ async def test_an_invalid_record_names_each_field_path_and_rule(
 async def test_attachments_are_sealed_with_sanitised_names_and_a_completed_manifest(
     office: Deployment, http: aiohttp.ClientSession
 ) -> None:
-    """A CP file's documents travel in the container; names are sanitised; manifest filled."""
+    """A CP file's documents travel in the container; names are sanitised; manifest filled.
+
+    A Windows device name before the first dot ("aux .plan.pdf") is made safe too.
+    """
     tricky = "../../Notes\u202etxt.exe  of concern:2026.pdf"
     body = {
         "recipients": [NEW_SCHOOL],
@@ -232,11 +237,12 @@ async def test_attachments_are_sealed_with_sanitised_names_and_a_completed_manif
             documents=[
                 {"kind": "chronology", "title": "Chronology"},
                 {"kind": "notes-of-concern", "title": "Notes of concern"},
+                {"kind": "other", "title": "Plan"},
             ]
         ),
         "categories": ["identity", "safeguarding-concerns", "family"],
         "reason": "The pupil has started at Moorside Academy; KCSIE asks for the CP file.",
-        "attachments": [_pdf(), _pdf(tricky, PDF + b"2")],
+        "attachments": [_pdf(), _pdf(tricky, PDF + b"\r\n"), _pdf("aux .plan.pdf", PDF + b" ")],
     }
     status, answer = await _submit(http, office, body)
     assert status == 202, answer
@@ -248,14 +254,23 @@ async def test_attachments_are_sealed_with_sanitised_names_and_a_completed_manif
         assert resp.status == 200
         container = decode_container(await resp.read())
     names = [a.name for a in container.attachments]
-    assert names == ["chronology.pdf", sanitise_file_name(tricky)]
+    assert names == ["chronology.pdf", sanitise_file_name(tricky), "_aux .plan.pdf"]
     assert "/" not in names[1]
     assert "\u202e" not in names[1]
     documents = container.record.data["documents"]
     assert documents[1]["sha256"] == container.attachments[1].sha256.hex()
-    assert documents[1]["size"] == len(PDF) + 1
+    assert documents[1]["size"] == len(PDF) + 2
     rows = await office.nodes["school"].service.store.register_rows(SCHOOL)
-    assert [r.entry.attachments for r in rows] == [2]
+    assert [r.entry.attachments for r in rows] == [3]
+
+
+def _zip(entries: dict[str, bytes], comment: bytes = b"") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, body in entries.items():
+            archive.writestr(name, body)
+        archive.comment = comment
+    return buffer.getvalue()
 
 
 def _with_attachments(*attachments: dict[str, str], **changes: Any) -> dict[str, Any]:
@@ -282,9 +297,37 @@ def _with_attachments(*attachments: dict[str, str], **changes: Any) -> dict[str,
             id="content-type",
         ),
         pytest.param(
-            _with_attachments(_pdf("Notes.pdf"), _pdf("notes.PDF", PDF + b"x")),
+            _with_attachments(_pdf("Notes.pdf"), _pdf("notes.PDF", PDF + b"\n")),
             "attachment.name-duplicate",
             id="duplicate-name",
+        ),
+        pytest.param(
+            _with_attachments(_pdf(data=b"%PDF-1.7\n1 0 obj << >> endobj\n")),
+            "attachment.pdf-eof",
+            id="pdf-without-eof",
+        ),
+        pytest.param(
+            _with_attachments(_pdf(data=PDF[:-6] + _zip({"x.html": b"<html>"}, b"\n%%EOF\n"))),
+            "attachment.polyglot",
+            id="pdf-zip-polyglot",
+        ),
+        pytest.param(
+            _with_attachments(
+                {
+                    "name": "letter.docx",
+                    "content_type": DOCX,
+                    "content_base64": base64.b64encode(
+                        _zip(
+                            {
+                                "[Content_Types].xml": b"<Types/>",
+                                "word/document.xml": b"\x00" * (4 * 1024 * 1024),
+                            }
+                        )
+                    ).decode(),
+                }
+            ),
+            "attachment.zip-bomb",
+            id="docx-zip-bomb",
         ),
         pytest.param(_with_attachments(_pdf("...")), "attachment.name", id="empty-name"),
         pytest.param(_with_attachments(_pdf(data=b"")), "attachment.size", id="empty-file"),
@@ -328,7 +371,7 @@ async def test_attachment_size_limits(office: Deployment, http: aiohttp.ClientSe
     ) as resp:
         answer = await resp.json()
     assert (resp.status, answer["error"]["rule"]) == (422, "attachment.size")
-    many = [_pdf(f"d{i}.pdf", PDF + str(i).encode()) for i in range(51)]
+    many = [_pdf(f"d{i}.pdf", PDF + b" " * i) for i in range(51)]
     status, answer = await _submit(http, office, _with_attachments(*many))
     assert (status, answer["error"]["rule"]) == (422, "attachment.count")
 

@@ -79,7 +79,7 @@ async def test_through_the_relay_and_receipts_back(world: Deployment) -> None:
             assert opened_note(await resp.read()) == "synthetic PEP target"
         async with http.post(
             f"{receiving}/api/v1/inbox/{digest}/acknowledge",
-            json={"disposition": "file-received"},
+            json={"disposition": "accepted-for-assessment"},
             headers=auth(world, RECEIVING, "dsl"),
         ) as resp:
             assert resp.status == 200, await resp.text()

@@ -319,7 +319,7 @@ async def test_acknowledging_twice_is_409(office: Deployment, http: aiohttp.Clie
     world = office
     digest = await _delivered_to_la(http, world)
     url = world.url("la") + f"/api/v1/inbox/{digest}/acknowledge"
-    status, _ = await _post(http, url, auth(world, LA, "dsl"), json_body={"disposition": "noted"})
+    status, _ = await _post(http, url, auth(world, LA, "dsl"), json_body={"disposition": "query"})
     assert status == 200
     status, message = await _post(http, url, auth(world, LA, "staff"))
     assert status == 409
@@ -335,7 +335,7 @@ async def test_reject_then_acknowledge_is_409(
     digest = await _delivered_to_la(http, world)
     la, dsl = world.url("la"), auth(world, LA, "dsl")
     status, message = await _post(
-        http, la + f"/api/v1/inbox/{digest}/reject", dsl, json_body={"reason": "wrong-recipient"}
+        http, la + f"/api/v1/inbox/{digest}/reject", dsl, json_body={"reason": "not-for-us"}
     )
     assert status == 200, message
     status, message = await _post(http, la + f"/api/v1/inbox/{digest}/acknowledge", dsl)

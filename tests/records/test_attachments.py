@@ -7,6 +7,7 @@ import json
 import struct
 import unicodedata
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from exchange.records import (
     sanitise_file_name,
     validate_record,
 )
-from exchange.records.attachments import DOCX, JPEG, ODT, PDF, PNG, TEXT
+from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "records"
 
@@ -56,10 +57,21 @@ def _odt() -> bytes:
     return buffer.getvalue()
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png(*extra: bytes) -> bytes:
+    """Return a 1x1 grey PNG with ``extra`` chunks (already framed) before its IEND."""
+    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    pixels = _chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+    return b"\x89PNG\r\n\x1a\n" + header + pixels + b"".join(extra) + _chunk(b"IEND", b"")
+
+
 SAMPLES = {
-    PDF: b"%PDF-1.7\n% synthetic\n",
-    PNG: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-    JPEG: b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+    PDF: b"%PDF-1.7\n% synthetic\n%%EOF\n",
+    PNG: _png(),
+    JPEG: b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9",
     DOCX: _docx(),
     ODT: _odt(),
     TEXT: "Synthetic note: café\n".encode(),
@@ -126,8 +138,14 @@ def test_mismatched_content_is_refused(content_type: str, data: bytes) -> None:
 def test_round_trip(items: list[tuple[str, str, bytes]]) -> None:
     """decode(encode(record, attachments)) gives the same record and attachments."""
     attachments: list[Attachment] = []
-    for index, (name, content_type, tail) in enumerate(items):
-        data = SAMPLES[content_type] + (tail if content_type not in {ODT, TEXT, DOCX} else b"")
+    for index, (name, content_type, raw) in enumerate(items):
+        # Any bytes inside the PDF, the PNG (a chunk) and the JPEG; none that look like HTML.
+        tail = raw.replace(b"<", b"")
+        data = {
+            PDF: SAMPLES[PDF][:-6] + tail + SAMPLES[PDF][-6:],
+            PNG: _png(_chunk(b"tEXt", tail)),
+            JPEG: SAMPLES[JPEG][:-2] + tail + SAMPLES[JPEG][-2:],
+        }.get(content_type, SAMPLES[content_type])
         try:
             clean = sanitise_file_name(name)
         except ValueError:
@@ -151,7 +169,7 @@ def test_any_flipped_attachment_byte_is_caught(data: st.DataObject) -> None:
     blob[index] ^= data.draw(st.integers(min_value=1, max_value=255))
     with pytest.raises(ContainerError) as caught:
         decode_container(bytes(blob))
-    assert caught.value.rule in {"attachment.digest", "attachment.magic"}
+    assert caught.value.rule in {"attachment.digest", "attachment.magic", "attachment.pdf-eof"}
 
 
 def test_every_truncation_is_refused() -> None:
@@ -192,7 +210,7 @@ def test_forge_matches_encoder() -> None:
 def test_manifest_must_describe_the_attachments() -> None:
     """A manifest entry whose digest differs from its attachment's breaks manifest.entry."""
     attachment = Attachment("a.pdf", PDF, SAMPLES[PDF])
-    other = Attachment("a.pdf", PDF, SAMPLES[PDF] + b"x")
+    other = Attachment("a.pdf", PDF, SAMPLES[PDF] + b"\n")
     record = _with_manifest("cp-file-transfer", "full", [other])
     with pytest.raises(ValueError, match=r"manifest\.entry"):
         encode_container(record, [attachment])

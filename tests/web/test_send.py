@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -86,8 +87,8 @@ async def _answer(client: PageClient, path: str, form: Form) -> str:
     return headers["Location"]
 
 
-async def _fill_referral(client: PageClient, *, reason: str = REFERRAL_REASON) -> str:
-    """Fill a referral to the front door with a PDF; return the "Check your answers" path."""
+async def _fill_to_reason(client: PageClient) -> str:
+    """Fill a referral to the front door with a PDF up to its reason; return the reason path."""
     where = await _start(client)
     for form in REFERRAL_ANSWERS.values():
         where = await _answer(client, where, form)
@@ -101,18 +102,22 @@ async def _fill_referral(client: PageClient, *, reason: str = REFERRAL_REASON) -
     _, page, _ = await client.get(where + "?q=front+door")
     await client.post(where, {"action": "add", "recipient": str(FRONT_DOOR)}, page)
     where = await _answer(client, where, {"action": "continue"})
-    where = await _answer(client, where, {"purpose": "safeguarding-referral"})
-    return await _answer(
-        client,
-        where,
-        [
-            ("categories", "identity"),
-            ("categories", "family"),
-            ("categories", "safeguarding-concerns"),
-            ("lawful_basis", "art6.1.e+art9.2.g+dpa2018.sch1.para18"),
-            ("reason", reason),
-        ],
-    )
+    return await _answer(client, where, {"purpose": "safeguarding-referral"})
+
+
+#: The reason page's answers other than the reason.
+REASON_CHOICES: Final = [
+    ("categories", "identity"),
+    ("categories", "family"),
+    ("categories", "safeguarding-concerns"),
+    ("lawful_basis", "art6.1.e+art9.2.g+dpa2018.sch1.para18"),
+]
+
+
+async def _fill_referral(client: PageClient, *, reason: str = REFERRAL_REASON) -> str:
+    """Fill a referral to the front door with a PDF; return the "Check your answers" path."""
+    where = await _fill_to_reason(client)
+    return await _answer(client, where, [*REASON_CHOICES, ("reason", reason)])
 
 
 async def test_a_dsl_sends_a_referral_with_a_pdf_and_sees_the_reference_and_deadline(
@@ -341,17 +346,67 @@ async def test_an_ended_session_mid_form_says_so_and_keeps_nothing(world: World)
     assert not drafts.exists()
 
 
-async def test_a_reason_naming_the_child_is_refused_in_plain_words(world: World) -> None:
-    """The service's identifier check, shown on "Check your answers" with a link to fix it."""
+def _zip_bomb_docx() -> bytes:
+    """Return a small DOCX whose document unpacks to 4 MiB of zeros (over 100 times its size)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"\x00" * (4 * 1024 * 1024))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("letter.docx", _zip_bomb_docx(), "the archive unpacks to more than 100 times"),
+        ("scan.pdf", b"%PDF-1.7\n<html><script>x</script>\n%%EOF\n", "holds HTML or script"),
+        ("cut.pdf", b"%PDF-1.7\n1 0 obj << >> endobj\n", "a PDF must end with %%EOF"),
+    ],
+    ids=["zip-bomb", "polyglot", "truncated-pdf"],
+)
+async def test_a_hostile_or_damaged_upload_is_refused_by_its_rule_and_not_kept(
+    world: World, name: str, data: bytes, words: str
+) -> None:
+    """The whole file is checked on upload: the page names what is wrong; nothing stays."""
+    client = await world.person(SCHOOL, "dsl")
+    where = await _start(client)
+    files = re.sub(r"/questions/.*", "/files", where)
+    _, page, _ = await client.get(files)
+    status, answered, _ = await client.upload(files, page, name=name, data=data)
+    assert status == 400
+    [(href, text)] = _summary(answered)
+    assert href == "#f-file"
+    assert text.startswith("The selected file cannot be sent: ")
+    assert words in text
+    assert not [p for p in _own_drafts(world, client).rglob("files/*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        (f"{FAMILY.lower()} is hungry and withdrawn", "Remove the child&#39;s name"),
+        (
+            "UPN w\u0663\u0665\u0666 2001\u200d24001 at risk",
+            "Remove the UPN or NHS number from your reason",
+        ),
+        ("Born 14.3.15, at risk", "Remove the date from your reason"),
+    ],
+    ids=["name-lower-case", "upn-arabic-indic-digits", "date-of-birth"],
+)
+async def test_a_reason_naming_the_child_is_refused_in_plain_words(
+    world: World, reason: str, words: str
+) -> None:
+    """The reason page refuses the child's details however spelt, and nothing is sent."""
     before = await _sent(world)
     client = await world.person(SCHOOL, "dsl")
-    check = await _fill_referral(client, reason=f"{FAMILY} is hungry and withdrawn")
-    _, page, _ = await client.get(check)
-    status, answered, _ = await client.post(check.replace("/check", "/send"), {}, page)
+    where = await _fill_to_reason(client)
+    _, page, _ = await client.get(where)
+    status, answered, _ = await client.post(where, [*REASON_CHOICES, ("reason", reason)], page)
     assert status == 400
-    assert parse(answered).title.startswith("Error: Check your answers")
-    assert "Remove the child&#39;s name, date of birth or identifiers from your reason" in answered
-    assert f"{FAMILY} is hungry" not in answered.split("govuk-error-summary")[1][:2000]
+    assert parse(answered).title.startswith("Error:")
+    summary = answered.split('class="govuk-error-summary"')[1].split("</div>\n</div>")[0]
+    assert words in summary
+    assert reason not in summary
     assert await _sent(world) == before
 
 
@@ -405,6 +460,41 @@ async def test_a_decision_not_to_share_is_recorded(world: World) -> None:
     assert isinstance(rows, list)
     known = {r["id"] for r in before}  # the module's other decisions (a row's receipts change)
     assert [r["decision"] for r in rows if r["id"] not in known] == ["not-shared"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("No records for w 3562 0012 4001", "Remove the UPN or NHS number from your reason"),
+        ("No records for 999\u200b000\u200d0018", "Remove the UPN or NHS number from your reason"),
+        ("Born \u0661\u0664/\u0660\u0663/\u0662\u0660\u0661\u0665", "Remove the date"),
+    ],
+    ids=["upn-spaced", "nhs-zero-width", "dob-arabic-indic"],
+)
+async def test_a_decision_not_to_share_refuses_child_details_in_its_reasons(
+    world: World, reason: str, words: str
+) -> None:
+    """The form's reasons are checked like a submission's: 400, words, nothing registered."""
+    school = world.service(SCHOOL)
+    dpo = actor(SCHOOL, "dpo")
+    before = await school.register_export(dpo, since=None, until=None, form="json")
+    client = await world.person(SCHOOL, "dsl")
+    _, page, _ = await client.get("/send/not-shared")
+    form = {
+        "purpose": "information-request-reply",
+        "recipient": str(FRONT_DOOR),
+        "reason_code": "information-not-held",
+        "reason": reason,
+    }
+    status, answered, _ = await client.post("/send/not-shared", form, page)
+    assert status == 400
+    [(href, text)] = _summary(answered)
+    assert href == "#f-reason"
+    assert text.startswith(words)
+    after = await school.register_export(dpo, since=None, until=None, form="json")
+    assert isinstance(before, list)
+    assert isinstance(after, list)
+    assert len(after) == len(before)
 
 
 async def test_no_child_details_in_urls_titles_logs_or_drafts(

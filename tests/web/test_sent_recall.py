@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from exchange.service.recall import RECALL_REASON_CODES
+from exchange.web.sent_recall import REASONS
 from tests.web.pages import parse
 from tests.web.synthetic import referral
 from tests.web.world import FRONT_DOOR, SCHOOL, World, actor, delivered
@@ -116,3 +118,8 @@ async def test_a_role_that_may_not_recall_is_refused_and_a_form_needs_its_token(
     assert status == 403
     assert "This form has expired" in page
     assert await world.service(SCHOOL).store.recalls_for(SCHOOL, [digest]) == {}
+
+
+def test_the_page_offers_exactly_the_service_s_recall_codes() -> None:
+    """Each reason the page offers is a code the service accepts, and each code is offered."""
+    assert tuple(REASONS) == RECALL_REASON_CODES

@@ -62,6 +62,9 @@ REFERENCE_PROBLEMS: Final[Mapping[str, str]] = {
     "reference.length": f"Reference must be {MAX_REFERENCE_LEN} characters or fewer",
     "reference.characters": "Reference must be plain text on one line",
     "reference.identifier": "Reference must not include a UPN or an NHS number",
+    "reference.date-of-birth": (
+        "Reference must not include a full date: it could be a child's date of birth"
+    ),
 }
 
 

@@ -23,7 +23,8 @@ from aiohttp import web
 
 from exchange.keys.ids import OrgId
 from exchange.records import Container
-from exchange.records.attachments import CONTENT_TYPES, DOCX, JPEG, ODT, PDF, PNG, TEXT
+from exchange.records.attachments import CONTENT_TYPES
+from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
 from exchange.records.kinds import kind_spec
 from exchange.service.errors import ConflictError, GoneError
 from exchange.service.views import InboxView

@@ -16,7 +16,12 @@ from aiohttp import web
 from exchange.policy import DataCategory
 from exchange.records import KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS, kind_spec
 from exchange.service.errors import NotFoundError
-from exchange.sharing.prepare import MAX_REASON_LEN, SubmissionError, check_reason
+from exchange.sharing.prepare import (
+    MAX_REASON_LEN,
+    SubmissionError,
+    check_reason,
+    record_names,
+)
 from exchange.web.app import render
 from exchange.web.security import MULTIPART
 from exchange.web.send.choices import (
@@ -30,7 +35,14 @@ from exchange.web.send.choices import (
     search,
 )
 from exchange.web.send.drafts import Draft
-from exchange.web.send.questions import Form, check, error_messages, field_id, page_fields
+from exchange.web.send.questions import (
+    Form,
+    build_record,
+    check,
+    error_messages,
+    field_id,
+    page_fields,
+)
 from exchange.web.send.steps import (
     Person,
     action_suffix,
@@ -511,8 +523,12 @@ REASON_WORDS: Final = {
         "Remove the UPN or NHS number from your reason: the sharing register must not hold "
         "a child's identifiers"
     ),
+    "reason.date-of-birth": (
+        "Remove the date from your reason: it could be the child's date of birth, which the "
+        "sharing register must not hold (a month and year is fine)"
+    ),
     "reason.names-subject": (
-        "Remove the child's name, date of birth or identifiers from your reason: the sharing "
+        "Remove the child's name and the names of their family from your reason: the sharing "
         "register must not identify the child"
     ),
 }
@@ -600,7 +616,8 @@ async def give_reason(request: web.Request) -> web.StreamResponse:
         if basis is None:
             errors["lawful_basis"] = "Select the lawful basis for sharing"
     try:
-        check_reason(draft.reason)
+        record, _ = build_record(form, draft.answers)
+        check_reason(draft.reason, names=record_names(draft.kind, record))
     except SubmissionError as exc:
         errors["reason"] = reason_error(draft, exc.rule)
     who.save(draft)

@@ -9,15 +9,17 @@ soon as a file passes :data:`~exchange.records.kinds.MAX_ATTACHMENT_SIZE` what w
 is deleted, and the rest of the body is read and thrown away (up to :data:`DRAIN_LIMIT`) so
 the browser gets the answer instead of a broken connection.
 
-The file's type is found from its first bytes, as the record container checks them
-(:func:`exchange.records.attachments.content_matches`): a PDF, PNG or JPEG by its
-signature, a Word (DOCX) or OpenDocument text (ODT) file by its ZIP entries, plain text by
-being UTF-8 without control characters. The name a browser gives is only used, sanitised,
-as the file's name.
+The file's type is found from its first bytes: a PDF, PNG or JPEG by its signature, a Word
+(DOCX) or OpenDocument text (ODT) file by its ZIP entries, plain text by being UTF-8 without
+control characters. Then the whole file is checked as the record container checks it
+(:func:`exchange.records.content_checks.content_fault`: zip bombs, damaged structure,
+polyglots), and a file that fails is not kept, with the rule's sentence on the page. The
+name a browser gives is only used, sanitised, as the file's name.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import hashlib
 import unicodedata
@@ -27,7 +29,16 @@ from typing import Final, NoReturn
 from aiohttp import BodyPartReader, MultipartReader
 
 from exchange.records import MAX_ATTACHMENT_SIZE, sanitise_file_name
-from exchange.records.attachments import DOCX, JPEG, ODT, PDF, PNG, TEXT, content_matches
+from exchange.records.content_checks import (
+    DOCX,
+    JPEG,
+    ODT,
+    PDF,
+    PNG,
+    TEXT,
+    content_fault,
+    starts_like,
+)
 from exchange.web.send.drafts import PIECE, DraftStore, Upload
 
 #: How much of an oversized body is read and thrown away before the connection is closed.
@@ -77,7 +88,7 @@ class _Sniffer:
     def finish(self) -> str | None:
         """Return the type the bytes start like (ZIP files are told apart later), or None."""
         for content_type in (PDF, PNG, JPEG):
-            if content_matches(content_type, self.head):
+            if starts_like(content_type, self.head):
                 return content_type
         if self.head.startswith(b"PK\x03\x04"):
             return "zip"
@@ -153,15 +164,29 @@ async def _store_file(
     except ValueError:
         clean = "document"
     upload = Upload(upload_id, clean, content_type, size, digest.hexdigest(), "")
-    if content_type == "zip":
-        data = drafts.read_file(id_hash, token, draft_id, upload)
-        found = next((t for t in (DOCX, ODT) if content_matches(t, data)), None)
-        del data
-        if found is None:
-            drafts.delete_file(id_hash, draft_id, upload_id)
-            return WRONG_TYPE
-        upload.content_type = found
+    candidates = (DOCX, ODT) if content_type == "zip" else (content_type,)
+    # Unpacking an office document is bounded work, but not for the event loop.
+    faults = await asyncio.to_thread(
+        _faults, drafts.read_file(id_hash, token, draft_id, upload), candidates
+    )
+    found = next((t for t, fault in faults if fault is None), None)
+    if found is None:
+        drafts.delete_file(id_hash, draft_id, upload_id)
+        # Not the type at all is the wrong type; a file of the type that breaks a rule says so.
+        broken = [f for _, f in faults if f is not None and f[0] != "attachment.magic"]
+        return _damaged(broken[0][1]) if broken else WRONG_TYPE
+    upload.content_type = found
     return upload
+
+
+def _faults(data: bytes, candidates: tuple[str, ...]) -> list[tuple[str, tuple[str, str] | None]]:
+    """Return each candidate type with the rule ``data`` breaks as that type (None if none)."""
+    return [(t, content_fault(t, data)) for t in candidates]
+
+
+def _damaged(sentence: str) -> str:
+    """Return the page's words for a file of an allowed type that breaks one of its rules."""
+    return f"The selected file cannot be sent: {sentence}"
 
 
 class _RefusedError(Exception):
