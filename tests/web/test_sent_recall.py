@@ -10,8 +10,8 @@ from tests.web.pages import parse
 from tests.web.synthetic import referral
 from tests.web.world import FRONT_DOOR, SCHOOL, World, actor, delivered
 
-#: The tests share the module's nodes: each recalls, or fails to, its own referral.
-pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
+#: The async tests share the module's nodes: each recalls, or fails to, its own referral.
+pytestmark = pytest.mark.network
 
 
 async def _refer(world: World) -> bytes:
@@ -23,6 +23,7 @@ def _cells(page: str) -> list[str]:
     return [" ".join(e.text.split()) for e in parse(page).all("tr")]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_a_recall_before_opening_withdraws_it_from_the_recipient(world: World) -> None:
     """Confirmation page, a reason from the list, then "Recalled before anyone opened it"."""
     digest = await _refer(world)
@@ -62,6 +63,7 @@ async def test_a_recall_before_opening_withdraws_it_from_the_recipient(world: Wo
     assert path not in page  # nothing is left to recall
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_an_opened_record_cannot_be_recalled_and_the_page_says_so(
     world: World,
 ) -> None:
@@ -82,6 +84,7 @@ async def test_an_opened_record_cannot_be_recalled_and_the_page_says_so(
 
 
 @pytest.mark.parametrize("form", [{}, {"reason": "Zebracorn <b>"}, {"reason": ""}])
+@pytest.mark.asyncio(loop_scope="module")
 async def test_a_missing_or_wrong_reason_is_an_error_on_the_form(
     world: World, form: dict[str, str]
 ) -> None:
@@ -101,6 +104,7 @@ async def test_a_missing_or_wrong_reason_is_an_error_on_the_form(
     assert await world.service(SCHOOL).store.recalls_for(SCHOOL, [digest]) == {}
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_a_role_that_may_not_recall_is_refused_and_a_form_needs_its_token(
     world: World,
 ) -> None:
