@@ -11,6 +11,7 @@ plain message (:func:`error_pages_middleware`): never a traceback, never the inp
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import aiohttp_jinja2
@@ -87,6 +88,13 @@ ERROR_PAGES: Final = {
 }
 CSRF_PAGE_TITLE: Final = "This form has expired"
 
+#: An envelope digest as a page's path names it: 64 lower-case hexadecimal characters.
+#: Anything else matches no page, so it is "not found" and never repeated back.
+DIGEST: Final = "[0-9a-f]{64}"
+DIGEST_RE: Final = re.compile(DIGEST)
+#: The ``{digest}`` part of a page's route.
+DIGEST_ROUTE: Final = "{digest:" + DIGEST + "}"
+
 
 def template_environment() -> jinja2.Environment:
     """Return the pages' Jinja2 environment: the package's templates, always escaped.
@@ -105,6 +113,14 @@ def template_environment() -> jinja2.Environment:
 def web_service(request: web.Request) -> NodeService:
     """Return the node's service, which every page handler works through."""
     return request.app[WEB_SERVICE]
+
+
+def path_digest(request: web.Request) -> bytes:
+    """Return the ``{digest}`` of the path, or answer "Page not found"."""
+    text = request.match_info["digest"]
+    if DIGEST_RE.fullmatch(text) is None:
+        raise web.HTTPNotFound
+    return bytes.fromhex(text)
 
 
 def render(

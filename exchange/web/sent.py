@@ -26,7 +26,7 @@ from exchange.service.views import RecipientView, SentView
 from exchange.store.recall import FINAL_OUTCOMES
 from exchange.store.sent_lists import SentFilterKind
 from exchange.web.accounts import SESSION
-from exchange.web.app import render, web_service
+from exchange.web.app import DIGEST_ROUTE, render, web_service
 from exchange.web.sent_recall import add_recall_routes
 from exchange.web.sent_timeline import (
     RECALL_OUTCOMES,
@@ -34,7 +34,7 @@ from exchange.web.sent_timeline import (
     route_words,
     timeline_rows,
 )
-from exchange.web.sent_words import DIGEST, clock_words, status_tag
+from exchange.web.sent_words import clock_words, status_tag
 from exchange.web.words import (
     deadline_words,
     kind_name,
@@ -255,5 +255,5 @@ async def sent_item_page(request: web.Request) -> web.StreamResponse:
 def add_sent_routes(app: web.Application) -> None:
     """Add the sent items list, each item's page, and recall."""
     app.router.add_get("/sent", sent_list_page)
-    app.router.add_get(f"/sent/{DIGEST}", sent_item_page)
+    app.router.add_get(f"/sent/{DIGEST_ROUTE}", sent_item_page)
     add_recall_routes(app)

@@ -18,9 +18,9 @@ from aiohttp import web
 from exchange.http.recall import node_recaller
 from exchange.model import RecallRow
 from exchange.web.accounts import SESSION
-from exchange.web.app import render, web_service
+from exchange.web.app import DIGEST_ROUTE, render, web_service
 from exchange.web.sent_timeline import RECALL_OUTCOMES, route_words
-from exchange.web.sent_words import DIGEST, item_path
+from exchange.web.sent_words import item_path
 from exchange.web.words import kind_name, london_time, organisation_name, short_reference
 
 
@@ -125,5 +125,5 @@ async def recall(request: web.Request) -> web.StreamResponse:
 
 def add_recall_routes(app: web.Application) -> None:
     """Add the recall confirmation page and its form."""
-    app.router.add_get(f"/sent/{DIGEST}/recall", recall_page)
-    app.router.add_post(f"/sent/{DIGEST}/recall", recall)
+    app.router.add_get(f"/sent/{DIGEST_ROUTE}/recall", recall_page)
+    app.router.add_post(f"/sent/{DIGEST_ROUTE}/recall", recall)

@@ -6,10 +6,6 @@ from typing import Final
 
 from exchange.service.views import RecipientView
 
-#: A digest in a page's path: 64 lower-case hexadecimal digits, as the API has it. Anything
-#: else matches no page, so it is "not found" and never repeated back.
-DIGEST: Final = "{digest:[0-9a-f]{64}}"
-
 #: Each recipient status's words and GOV.UK tag colour (exchange.service.views.RecipientView).
 STATUS_TAGS: Final = {
     "queued": ("Queued", "grey"),

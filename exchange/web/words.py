@@ -46,9 +46,14 @@ def london_time(moment: float) -> str:
     return f"{local.day} {local:%B %Y} at {_clock(local)}"
 
 
+def date_words(day: date) -> str:
+    """Return a date as GOV.UK writes it: ``14 March 2015``."""
+    return f"{day.day} {day:%B %Y}"
+
+
 def day_words(day: date) -> str:
     """Return a date as ``Monday 1 June 2026``."""
-    return f"{day:%A} {day.day} {day:%B %Y}"
+    return f"{day:%A} {date_words(day)}"
 
 
 def deadline_words(due: date, *, close: str = "5pm") -> str:

@@ -9,7 +9,6 @@ another organisation's digest is "not found".
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,17 +23,16 @@ from exchange.service.node_state import (
 )
 from exchange.web.accounts import SESSION
 from exchange.web.admin.words import count_words, route_name
-from exchange.web.app import render, web_service
+from exchange.web.app import DIGEST_ROUTE, render, web_service
 from exchange.web.words import day_words, kind_name, london_time, organisation_name
 
 #: One envelope's dead letters, by the envelope digest in hex.
-DIGEST_PATH: Final = "/admin/node/dead-letters/{digest:[0-9a-f]{64}}/requeue"
+DIGEST_PATH: Final = f"/admin/node/dead-letters/{DIGEST_ROUTE}/requeue"
 ALL_PATH: Final = "/admin/node/dead-letters/requeue"
 #: Characters of the digest shown as an item's reference.
 REFERENCE_LEN: Final = 12
 #: Longest last problem shown (a connector's reason, never record content).
 MAX_PROBLEM_LEN: Final = 160
-_DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 OUTBOX_WORDS: Final = (
     ("queued", "Waiting to be sent"),

@@ -16,7 +16,6 @@ not found. A refusal is a plain sentence from a fixed list, keyed by the rule th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Final
@@ -25,12 +24,9 @@ from aiohttp import web
 
 from exchange.service.errors import ServiceError, UnprocessableError
 from exchange.web.accounts import SESSION
-from exchange.web.app import render, web_service
+from exchange.web.app import DIGEST_RE, DIGEST_ROUTE, render, web_service
 from exchange.web.words import day_words, kind_name, london_time, organisation_name
 
-#: An envelope digest as a URL names it: 64 lower-case hexadecimal characters.
-DIGEST: Final = "[0-9a-f]{64}"
-_DIGEST_RE: Final = re.compile(DIGEST)
 #: Longest hold reference (the service's limit).
 MAX_REFERENCE_LEN: Final = 200
 #: Why a hold is placed: the form's value, and the words the hold keeps.
@@ -179,7 +175,7 @@ def _item_query(text: str) -> str | None:
     """Return the record a hold is for (its digest) from a query or form; '' means none."""
     if not text:
         return None
-    if _DIGEST_RE.fullmatch(text) is None:
+    if DIGEST_RE.fullmatch(text) is None:
         raise web.HTTPNotFound
     return text
 
@@ -295,6 +291,6 @@ def add_retention_routes(app: web.Application) -> None:
     router.add_get("/retention/holds/new", new_hold_page)
     router.add_post("/retention/holds", place_hold)
     router.add_post("/retention/holds/{id:[1-9][0-9]{0,17}}/lift", lift_hold)
-    router.add_get(f"/retention/{{digest:{DIGEST}}}/destroy", destroy_page)
-    router.add_post(f"/retention/{{digest:{DIGEST}}}/destroy", destroy)
-    router.add_get(f"/retention/{{digest:{DIGEST}}}/destroyed", destroyed_page)
+    router.add_get(f"/retention/{DIGEST_ROUTE}/destroy", destroy_page)
+    router.add_post(f"/retention/{DIGEST_ROUTE}/destroy", destroy)
+    router.add_get(f"/retention/{DIGEST_ROUTE}/destroyed", destroyed_page)

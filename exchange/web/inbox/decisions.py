@@ -19,8 +19,8 @@ from aiohttp import web
 
 from exchange.service.errors import ConflictError
 from exchange.web.accounts import SESSION
-from exchange.web.app import render, web_service
-from exchange.web.inbox.item import item_title, path_digest
+from exchange.web.app import path_digest, render, web_service
+from exchange.web.inbox.item import item_title
 from exchange.web.inbox.record_view import words
 from exchange.web.words import kind_name, organisation_name
 

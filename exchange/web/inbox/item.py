@@ -29,7 +29,7 @@ from exchange.records.kinds import kind_spec
 from exchange.service.errors import ConflictError, GoneError
 from exchange.service.views import InboxView
 from exchange.web.accounts import SESSION
-from exchange.web.app import render, web_service
+from exchange.web.app import DIGEST_RE, path_digest, render, web_service
 from exchange.web.inbox.listing import state_tag
 from exchange.web.inbox.record_view import RecordView, size_words
 from exchange.web.words import (
@@ -41,7 +41,6 @@ from exchange.web.words import (
 )
 
 #: How an item is named in a path: its envelope digest, or (from a notice) its envelope id.
-DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 ENVELOPE_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
 
 #: Each document type in words.
@@ -55,14 +54,6 @@ TYPE_WORDS: Final = {
 }
 #: Characters kept in the plain ``filename`` of a download (the full name is ``filename*``).
 _PLAIN_NAME: Final = re.compile(r"[^A-Za-z0-9 ._()-]")
-
-
-def path_digest(request: web.Request) -> bytes:
-    """Return the ``{digest}`` of the path, or answer "Page not found"."""
-    text = request.match_info["digest"]
-    if DIGEST_RE.fullmatch(text) is None:
-        raise web.HTTPNotFound
-    return bytes.fromhex(text)
 
 
 def item_title(request: web.Request, view: InboxView) -> str:

@@ -26,6 +26,7 @@ from markupsafe import Markup, escape
 
 from exchange.records.kinds import kind_spec, load_schema
 from exchange.sharing.prepare import SUBJECT_FIELDS
+from exchange.web.words import date_words
 
 #: Fields whose key does not read well as words, and statutory terms spelt out once.
 FIELD_WORDS: Final = {
@@ -123,11 +124,6 @@ def words(key: str) -> str:
     shown = [p.upper() if p in _ACRONYMS else p for p in parts]
     text = " ".join(shown)
     return text[:1].upper() + text[1:]
-
-
-def date_words(day: date) -> str:
-    """Return a date as GOV.UK writes it: ``14 March 2015``."""
-    return f"{day.day} {day:%B %Y}"
 
 
 def size_words(size: int) -> str:

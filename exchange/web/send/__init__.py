@@ -16,13 +16,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from exchange.http.common import SUPERVISOR
-from exchange.web.app import WEB_SERVICE
+from exchange.web.app import DIGEST_ROUTE, WEB_SERVICE
 from exchange.web.send import check, follow_ups, journey
 from exchange.web.send.drafts import DraftStore, draft_sweeper
 from exchange.web.send.steps import DRAFTS
 
 _DRAFT = "{draft:[0-9a-f]{32}}"
-_DIGEST = "{digest:[0-9a-f]{64}}"
 
 
 def add_send_routes(app: web.Application) -> None:
@@ -42,10 +41,10 @@ def add_send_routes(app: web.Application) -> None:
     router.add_get("/send/not-shared", follow_ups.not_shared_page)
     router.add_post("/send/not-shared", follow_ups.record_not_shared)
     router.add_get("/send/not-shared/recorded", follow_ups.not_shared_recorded)
-    router.add_get(f"/send/reply/{_DIGEST}", follow_ups.reply_page)
-    router.add_post(f"/send/reply/{_DIGEST}", follow_ups.start_reply)
-    router.add_get(f"/send/correct/{_DIGEST}", follow_ups.correct_page)
-    router.add_post(f"/send/correct/{_DIGEST}", follow_ups.start_correction)
+    router.add_get(f"/send/reply/{DIGEST_ROUTE}", follow_ups.reply_page)
+    router.add_post(f"/send/reply/{DIGEST_ROUTE}", follow_ups.start_reply)
+    router.add_get(f"/send/correct/{DIGEST_ROUTE}", follow_ups.correct_page)
+    router.add_post(f"/send/correct/{DIGEST_ROUTE}", follow_ups.start_correction)
     base = f"/send/{_DRAFT}"
     router.add_get(base + "/questions/{section}", journey.question_page)
     router.add_post(base + "/questions/{section}", journey.answer_question)

@@ -13,7 +13,6 @@ any record (:mod:`~exchange.web.send.journey`).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 from aiohttp import web
@@ -21,24 +20,15 @@ from aiohttp import web
 from exchange.keys.ids import OrgId
 from exchange.model import SubjectKind
 from exchange.records import KINDS, InvalidIdentifierError, validate_nhs_number, validate_upn
-from exchange.service.errors import NotFoundError, UnprocessableError
-from exchange.service.follow_ups import REPLY_KINDS
-from exchange.web.app import render
+from exchange.service.errors import UnprocessableError
+from exchange.service.follow_ups import REPLY_KINDS, ReplyTarget
+from exchange.web.app import path_digest, render
 from exchange.web.send.choices import candidates, reason_code_words
 from exchange.web.send.drafts import Draft
 from exchange.web.send.journey import REASON_WORDS, kind_choices, start_draft
 from exchange.web.send.questions import Form
 from exchange.web.send.steps import person, url
 from exchange.web.words import kind_name, organisation_name
-
-_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
-
-
-def _digest(request: web.Request) -> bytes:
-    text = request.match_info["digest"]
-    if _DIGEST.fullmatch(text) is None:
-        raise NotFoundError("no such item")
-    return bytes.fromhex(text)
 
 
 def _first_question(draft: Draft) -> str:
@@ -48,43 +38,35 @@ def _first_question(draft: Draft) -> str:
 # --- replies ----------------------------------------------------------------------------------
 
 
+def _reply_context(
+    request: web.Request, target: ReplyTarget, error: str | None = None
+) -> dict[str, Any]:
+    """Return the reply page's context: the kinds of reply, and the error when there is one."""
+    return {
+        "choices": kind_choices(REPLY_KINDS),
+        "sender": organisation_name(request, target.sender),
+        "item_kind": kind_name(target.record_kind).lower(),
+        "errors": [{"href": "#f-kind", "text": error}] if error else [],
+        "error": error,
+    }
+
+
 async def reply_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/reply/<digest>``: which kind of reply to send to the item's sender."""
     who = person(request)
-    target = await who.service.reply_target(who.user, _digest(request))
-    return render(
-        request,
-        "send/reply.html",
-        {
-            "choices": kind_choices(REPLY_KINDS),
-            "sender": organisation_name(request, target.sender),
-            "item_kind": kind_name(target.record_kind).lower(),
-            "errors": [],
-            "error": None,
-        },
-    )
+    target = await who.service.reply_target(who.user, path_digest(request))
+    return render(request, "send/reply.html", _reply_context(request, target))
 
 
 async def start_reply(request: web.Request) -> web.StreamResponse:
     """``POST /send/reply/<digest>``: start a reply of the chosen kind."""
     who = person(request)
-    digest = _digest(request)
+    digest = path_digest(request)
     target = await who.service.reply_target(who.user, digest)
     kind = str((await request.post()).get("kind", ""))
     if kind not in REPLY_KINDS:
-        error = "Select the kind of reply you want to send"
-        return render(
-            request,
-            "send/reply.html",
-            {
-                "choices": kind_choices(REPLY_KINDS),
-                "sender": organisation_name(request, target.sender),
-                "item_kind": kind_name(target.record_kind).lower(),
-                "errors": [{"href": "#f-kind", "text": error}],
-                "error": error,
-            },
-            status=400,
-        )
+        context = _reply_context(request, target, "Select the kind of reply you want to send")
+        return render(request, "send/reply.html", context, status=400)
     draft = start_draft(who, Draft(id="", kind=kind, mode="reply", target=digest.hex()))
     raise web.HTTPSeeOther(_first_question(draft))
 
@@ -95,7 +77,7 @@ async def start_reply(request: web.Request) -> web.StreamResponse:
 async def correct_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/correct/<digest>``: what a correction is, and a button to start one."""
     who = person(request)
-    target = await who.service.correction_target(who.user, _digest(request))
+    target = await who.service.correction_target(who.user, path_digest(request))
     return render(
         request, "send/correct.html", {"item_kind": kind_name(target.record_kind).lower()}
     )
@@ -104,7 +86,7 @@ async def correct_page(request: web.Request) -> web.StreamResponse:
 async def start_correction(request: web.Request) -> web.StreamResponse:
     """``POST /send/correct/<digest>``: start a corrected record of the original's kind."""
     who = person(request)
-    digest = _digest(request)
+    digest = path_digest(request)
     target = await who.service.correction_target(who.user, digest)
     draft = start_draft(
         who, Draft(id="", kind=target.record_kind, mode="correct", target=digest.hex())

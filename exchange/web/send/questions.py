@@ -31,6 +31,7 @@ from datetime import date
 from typing import Any, Final
 
 from exchange.records import KINDS, RecordValidationError, kind_spec, load_schema, validate_record
+from exchange.web.words import date_words
 
 #: Fields no one types: set by the service or by the pages (a reply or a correction), or
 #: the attachment manifest, which the upload page fills from the files.
@@ -755,7 +756,7 @@ def _shown(question: Question, answers: Answers) -> str:  # noqa: PLR0911 - one 
             day = date(int(parts[2]), int(parts[1]), int(parts[0]))
         except ValueError:
             return "/".join(parts)
-        return f"{day.day} {day:%B %Y}"
+        return date_words(day)
     if widget == "checkboxes":
         words = dict(question.choices)
         return ", ".join(words.get(v, v) for v in answers.chosen(key))
