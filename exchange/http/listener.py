@@ -17,6 +17,10 @@ peer protocol and, when the node is a relay, the relay's endpoints all share it)
   the socket when its buffer is full and the handler is not yet reading) does not count.
   TLS handshakes are bounded by ``header`` too.
 
+A request refused before its body was read (an unsigned peer upload, a 503 over the upload
+limits) is answered at once; aiohttp then discards what the client still sends for at most
+:data:`LINGER` seconds, so the client sees the answer rather than a reset, and closes.
+
 How it is built, and why: aiohttp creates one :class:`aiohttp.web.RequestHandler` (an asyncio
 protocol) per connection. :class:`GuardedRequestHandler` subclasses it and overrides only
 the public protocol callbacks (``connection_made``, ``data_received``, ``connection_lost``)
@@ -53,8 +57,14 @@ log = get_logger("exchange.listener")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: The handler keyword arguments the node's runner used before this module existed.
-_HANDLER_OPTIONS: Final[dict[str, Any]] = {"access_log": None}
+#: Seconds aiohttp goes on reading, and discarding, a body its handler refused without
+#: reading (an unsigned upload answered 401, say), before it closes the connection. Closing
+#: at once would reset the connection while the client is still sending, and the client
+#: would lose the answer; discarding costs no memory. aiohttp's default is 10 seconds.
+LINGER: Final = 2.0
+
+#: Handler options: no access log (the node logs what it does itself), and the linger.
+_HANDLER_OPTIONS: Final[dict[str, Any]] = {"access_log": None, "lingering_time": LINGER}
 
 
 @dataclass(frozen=True, slots=True)
