@@ -178,8 +178,14 @@ def _open_unnamed(directory: Path) -> int | None:
 
 def _link_unnamed(fd: int, target: Path) -> None:
     """Give the unnamed file ``fd`` the name ``target``; ``FileExistsError`` if it exists."""
-    # linkat(AT_EMPTY_PATH) needs a capability; the /proc link of the descriptor does not.
-    os.link(_PROC_FD / str(fd), target, follow_symlinks=True)
+    # linkat(AT_EMPTY_PATH) needs a capability; linkat(AT_SYMLINK_FOLLOW) of the descriptor's
+    # /proc link does not. Python calls link(2), which does not follow the /proc link, unless
+    # a directory descriptor is given: so the target's folder is given as one.
+    folder = os.open(target.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.link(_PROC_FD / str(fd), target.name, dst_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
 
 
 def _alive(pid: int) -> bool:
