@@ -61,7 +61,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: reading (an unsigned upload answered 401, say), before it closes the connection. Closing
 #: at once would reset the connection while the client is still sending, and the client
 #: would lose the answer; discarding costs no memory. aiohttp's default is 10 seconds.
-LINGER: Final = 2.0
+LINGER: Final = 5.0
 
 #: Handler options: no access log (the node logs what it does itself), and the linger.
 _HANDLER_OPTIONS: Final[dict[str, Any]] = {"access_log": None, "lingering_time": LINGER}
@@ -209,7 +209,8 @@ class GuardedRequestHandler(web.RequestHandler):
             return
         self._closed_by_phase[phase.value] += 1
         if phase is not Phase.IDLE:
-            log.warning("listener.timed-out", phase=phase.value)
+            # The phase is in the event's name: only allow-listed fields keep their values.
+            log.warning(f"listener.{phase.value}-timeout")
         if phase is Phase.HEAD and self.transport is not None:
             self.transport.write(_timeout_answer(self._timeouts.header))
         self._phase = Phase.CLOSED
