@@ -119,6 +119,25 @@ class TasksConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """The listener's defences against slow and greedy clients (``[server]``; docs/node.md §1).
+
+    A request's head must arrive within ``header_timeout`` seconds of its first byte; a
+    body must keep arriving at ``min_body_rate`` bytes a second or more, checked every
+    ``body_timeout`` seconds; a connection with no request for ``idle_timeout`` seconds is
+    closed. At most ``peer_uploads`` peer requests from one organisation, and
+    ``total_uploads`` from all together, are received at once (503 with Retry-After beyond).
+    """
+
+    header_timeout: float = 30.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 30.0
+    min_body_rate: int = 16 * 1024
+    peer_uploads: int = 4
+    total_uploads: int = 16
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     """Server certificate and the CA bundle used to check peers."""
 
@@ -164,6 +183,8 @@ class NodeConfig:
     web: SessionPolicy = field(default_factory=SessionPolicy)
     #: Back-off and readiness of the background tasks (``[tasks]``).
     tasks: TasksConfig = field(default_factory=TasksConfig)
+    #: Listener timeouts and upload limits (``[server]``).
+    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -223,6 +244,25 @@ def _tasks(table: Any) -> TasksConfig:
     if tasks.backoff_max < tasks.backoff_base:
         raise ConfigError("tasks.backoff_max must not be less than tasks.backoff_base")
     return tasks
+
+
+def _server(table: Any) -> ServerConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("server must be a table")
+    defaults = ServerConfig()
+    _check_keys(table, set(ServerConfig.__dataclass_fields__), "server")
+    values: dict[str, Any] = {}
+    for name in ServerConfig.__dataclass_fields__:
+        if name in table:
+            kind = int if isinstance(getattr(defaults, name), int) else float
+            value = _get(table, name, kind, "server")
+            if value <= 0:
+                raise ConfigError(f"server.{name} must be greater than zero")
+            values[name] = value
+    config = ServerConfig(**values)
+    if config.peer_uploads > config.total_uploads:
+        raise ConfigError("server.peer_uploads must not be greater than server.total_uploads")
+    return config
 
 
 def _optional(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -349,7 +389,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     _check_keys(
         doc,
         {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
-        | {"records", "web", "tasks"},
+        | {"records", "web", "tasks", "server"},
         "",
     )
     node = _get(doc, "node", dict, "config")
@@ -433,6 +473,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         records=_records(doc["records"], base) if "records" in doc else None,
         web=_web(doc["web"]) if "web" in doc else SessionPolicy(),
         tasks=_tasks(doc["tasks"]) if "tasks" in doc else TasksConfig(),
+        server=_server(doc["server"]) if "server" in doc else ServerConfig(),
     )
 
 
@@ -486,6 +527,9 @@ def config_to_toml(config: NodeConfig) -> str:
         "",
         "[tasks]",
         *_toml_fields(config.tasks),
+        "",
+        "[server]",
+        *_toml_fields(config.server),
         "",
     ]
     if config.tls is not None:

@@ -5,7 +5,9 @@ they meet the file system. Its promises: a new file never replaces an existing o
 the caller says so; output appears under its final name only when it is complete and synced
 (it is written to ``.name.partial-XXXX`` beside the target, then renamed); opened content is
 released only after every check of the envelope passed (docs/envelope.md §7), so a failed
-open leaves no file behind and writes nothing to standard output; reads of small inputs
+open leaves no file behind and writes nothing to standard output; while it is being written
+it has no name at all (:func:`private_output`), so an open killed part-way leaves no
+plaintext behind either; reads of small inputs
 (keys, directories) are bounded. Envelopes are streamed in 1 MiB pieces, so memory use does
 not grow with their size.
 """
@@ -13,7 +15,9 @@ not grow with their size.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -145,6 +149,132 @@ def atomic_output(
     _fsync_directory(directory)
 
 
+#: Marks the named temporary of :func:`private_output` where an unnamed file is not available:
+#: ``.<name>.opening-<pid>-<random>``. The pid says whether the writer is still alive.
+_OPENING: Final = ".opening-"
+_OPENING_RE: Final = re.compile(r"\.(?P<name>.+)\.opening-(?P<pid>[0-9]{1,10})-[a-z0-9_]{8}")
+#: What :func:`atomic_output` used for opened content before :func:`private_output` existed.
+_LEGACY_RE: Final = re.compile(r"\.(?P<name>.+)\.partial-[a-z0-9_]{8}")
+_PROC_FD: Final = Path("/proc/self/fd")
+
+
+def _open_unnamed(directory: Path) -> int | None:
+    """Open an unnamed file (``O_TMPFILE``) in ``directory``; None where that is unavailable.
+
+    Publishing it later needs ``/proc/self/fd`` (see :func:`_link_unnamed`), so without it
+    the answer is None too.
+    """
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not _PROC_FD.is_dir():
+        return None
+    try:
+        return os.open(directory, flag | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        # Kernels and file systems without O_TMPFILE answer one of these.
+        if exc.errno in {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}:
+            return None
+        raise
+
+
+def _link_unnamed(fd: int, target: Path) -> None:
+    """Give the unnamed file ``fd`` the name ``target``; ``FileExistsError`` if it exists."""
+    # linkat(AT_EMPTY_PATH) needs a capability; linkat(AT_SYMLINK_FOLLOW) of the descriptor's
+    # /proc link does not. Python calls link(2), which does not follow the /proc link, unless
+    # a directory descriptor is given: so the target's folder is given as one.
+    folder = os.open(target.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.link(_PROC_FD / str(fd), target.name, dst_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
+
+
+def sweep_partial_outputs(directory: PathLike, name: str | None = None) -> list[Path]:
+    """Delete temporaries that a killed :func:`private_output` left in ``directory``.
+
+    Those are ``.<name>.opening-<pid>-XXXXXXXX`` files whose writer is no longer running,
+    and, for the output ``name`` only, the ``.<name>.partial-XXXXXXXX`` an earlier version
+    of ``exchange open`` wrote its plaintext to. Returns what was deleted. Where unnamed
+    files are available nothing is ever left to sweep; this is the fallback's cleanup.
+    """
+    removed: list[Path] = []
+    folder = Path(directory)
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        opening = _OPENING_RE.fullmatch(path.name)
+        legacy = _LEGACY_RE.fullmatch(path.name)
+        stale = (opening is not None and not _alive(int(opening["pid"]))) or (
+            legacy is not None and legacy["name"] == name
+        )
+        if stale and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def private_output(path: PathLike, *, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """Yield a binary file that appears at ``path`` only if the block finishes cleanly.
+
+    For output that must not outlive a failure, such as opened plaintext. Where the system
+    allows (Linux, ``O_TMPFILE``), the file has no name while it is written: it lives in
+    ``path``'s folder but in no directory entry, so a crash, a kill or a power cut at any
+    point leaves nothing behind, and it is linked to ``path`` only once complete and
+    synced. Elsewhere it is written to ``.<name>.opening-<pid>-XXXXXXXX`` beside ``path``,
+    deleted on any exception; one left by a killed process is deleted by the next call for
+    the same folder (:func:`sweep_partial_outputs`), which every call makes first. An
+    existing ``path`` is never replaced.
+    """
+    target = Path(path)
+    _refuse_existing(target)
+    directory = target.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(2, "no such directory", str(directory))
+    sweep_partial_outputs(directory, target.name)
+    fd = _open_unnamed(directory)
+    if fd is None:
+        yield from _named_private_output(target, mode)
+        return
+    with os.fdopen(fd, "wb") as handle:
+        yield handle
+        handle.flush()
+        os.fchmod(handle.fileno(), mode)
+        os.fsync(handle.fileno())
+        _link_unnamed(handle.fileno(), target)
+    _fsync_directory(directory)
+
+
+def _named_private_output(target: Path, mode: int) -> Iterator[BinaryIO]:
+    """Yield the fallback of :func:`private_output`: a named temporary, deleted on failure."""
+    fd, temp_name = tempfile.mkstemp(
+        prefix=f".{target.name}{_OPENING}{os.getpid()}-", dir=target.parent
+    )
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        _publish(temp, target, overwrite=False)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+
+
 def rename_durably(source: PathLike, target: PathLike) -> None:
     """Rename ``source`` to ``target`` (replacing it) and sync the folder, so it survives."""
     Path(source).replace(target)
@@ -183,10 +313,11 @@ def open_to_file(
 ) -> OpenedEnvelope:
     """Open the envelope read from ``reader_stream`` and release its content to ``out_path``.
 
-    The content is written to a temporary file while it is still quarantined and moved to
-    ``out_path`` only after :meth:`Opener.finish_opened` returned; for ``-`` it is spooled to
-    an anonymous temporary file (mode 0600, deleted on close) and copied to ``stdout``
-    (standard output by default) only then. An existing ``out_path`` is never replaced.
+    The content is written to an unnamed file while it is still quarantined and linked to
+    ``out_path`` only after :meth:`Opener.finish_opened` returned (:func:`private_output`:
+    a kill part-way leaves nothing); for ``-`` it is spooled to an anonymous temporary file
+    (mode 0600, deleted on close) and copied to ``stdout`` (standard output by default) only
+    then. An existing ``out_path`` is never replaced.
     """
     opener = Opener(directory, keys, now=now)
     if _is_stdio(out_path):
@@ -197,7 +328,7 @@ def open_to_file(
             shutil.copyfileobj(spool, sink, PIECE_SIZE)
             sink.flush()
         return opened
-    with atomic_output(out_path) as handle:
+    with private_output(out_path) as handle:
         return _open_into(opener, reader_stream, handle)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from exchange.cli import common
 from exchange.cli.errors import UsageError, concerning
 from exchange.envelope import MAX_RECIPIENTS, Recipient, VerifiedEnvelope
-from exchange.files import STDIO, open_to_file, seal_file, verify_file
+from exchange.files import STDIO, open_to_file, seal_file, sweep_partial_outputs, verify_file
 from exchange.keys.directory import format_time
 from exchange.keys.ids import key_id_text
 
@@ -72,8 +73,9 @@ def add_commands(sub: common.Subcommands) -> None:
             "byte, and decrypt it with your key. Give every key generation that might be "
             "addressed (old keys open envelopes sealed before a rotation). Nothing is written "
             "unless every check passes: a failed open leaves no file and writes nothing to "
-            f"standard output. The passphrase comes from ${common.ENV_PASSPHRASE} (or is "
-            "asked for on a terminal)."
+            "standard output, and the record has no name on disk until it is complete, so an "
+            "open killed part-way leaves nothing either. The passphrase comes from "
+            f"${common.ENV_PASSPHRASE} (or is asked for on a terminal)."
         ),
     )
     opener.add_argument(
@@ -141,6 +143,10 @@ def seal_command(args: argparse.Namespace) -> int:
 def open_command(args: argparse.Namespace) -> int:
     """Open an envelope with the reader's keys."""
     if args.output != STDIO:
+        # Plaintext a killed open left in the fallback's temporary goes first, whatever
+        # happens next (exchange.files.private_output).
+        output = Path(args.output)
+        sweep_partial_outputs(output.parent, output.name)
         common.refuse_existing(args.output)
     directory = common.load_trusted_directory(args)
     moment = common.now(args)

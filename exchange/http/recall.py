@@ -155,10 +155,10 @@ async def thread(request: web.Request) -> web.Response:
 
 async def peer_recall(request: web.Request) -> web.Response:
     """POST /peer/v1/orgs/{org}/recalls: a recall notice signed by the envelope's sender."""
-    peer_org, owner, body = await authenticate_peer(request, MAX_NOTICE_BODY)
-    if request.content_type != NOTICE_MEDIA:
-        raise ServiceError(f"a recall notice is sent as {NOTICE_MEDIA}", status=415)
-    answer = await receive_recall(request.app[SERVICE], peer_org, owner, parse_notice(body))
+    async with authenticate_peer(request, MAX_NOTICE_BODY) as (peer_org, owner, body):
+        if request.content_type != NOTICE_MEDIA:
+            raise ServiceError(f"a recall notice is sent as {NOTICE_MEDIA}", status=415)
+        answer = await receive_recall(request.app[SERVICE], peer_org, owner, parse_notice(body))
     return web.json_response(answer)
 
 

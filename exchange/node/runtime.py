@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +31,8 @@ from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.relay_mailbox import RelayMailboxConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.http.app import READY, create_app
+from exchange.http.listener import GuardedSite, Timeouts, start_listener
+from exchange.http.peer import UPLOADS
 from exchange.http.recall import set_recaller
 from exchange.keys.directory import Directory, load_directory
 from exchange.keys.errors import KeysError
@@ -39,6 +40,7 @@ from exchange.keys.ids import OrgId
 from exchange.keys.notes import NoteSigner, parse_verifier_key
 from exchange.logs import get_logger
 from exchange.outbox.routing import Routes
+from exchange.peerauth import UploadLimits
 from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
 from exchange.service.faults import fault_of
@@ -137,6 +139,17 @@ def server_ssl(config: NodeConfig) -> ssl.SSLContext | None:
     return context
 
 
+def listener_timeouts(config: NodeConfig) -> Timeouts:
+    """Return the listener's deadlines from the ``[server]`` settings."""
+    server = config.server
+    return Timeouts(
+        header=server.header_timeout,
+        body=server.body_timeout,
+        idle=server.idle_timeout,
+        min_body_rate=server.min_body_rate,
+    )
+
+
 def _secret(env: str, where: str) -> str:
     value = os.environ.get(env)
     if not value:
@@ -210,6 +223,7 @@ class Node:
     routes: Routes = field(init=False)
     relay: Relay | None = field(init=False, default=None)
     port: int = field(init=False, default=0)
+    site: GuardedSite | None = field(init=False, default=None)
     _app: web.Application = field(init=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
     _session: aiohttp.ClientSession | None = field(init=False, default=None)
@@ -296,18 +310,21 @@ class Node:
         )
         # The staff web pages, beside the APIs, over the same service.
         add_staff_pages(app, self.service)
+        app[UPLOADS] = UploadLimits(config.server.peer_uploads, config.server.total_uploads)
         self._app = app
         if config.relay is not None:
-            self.relay = await self._relay(store)
+            self.relay = await self._relay(store, app[UPLOADS])
             add_relay_routes(app, self.relay)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, config.port, ssl_context=server_ssl(config))
-        await site.start()
-        # aiohttp exposes the bound port (needed with port 0) only on the server object.
-        server = cast(asyncio.base_events.Server | None, site._server)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        # One listener serves everything (API, pages, peers, relay), with deadlines on every
+        # connection against slow clients (exchange.http.listener).
+        self._runner, self.site = await start_listener(
+            app,
+            config.host,
+            config.port,
+            timeouts=listener_timeouts(config),
+            ssl_context=server_ssl(config),
+        )
+        self.port = self.site.port
         self._start_tasks()
         log.info("node.started", org=",".join(tenants), count=len(tenants))
 
@@ -373,7 +390,7 @@ class Node:
             log.error("node.refused", count=len(unsafe), outcome="readers-without-second-factor")
             raise ReadersWithoutSecondFactorError(unsafe)
 
-    async def _relay(self, store: SqliteStore) -> Relay:
+    async def _relay(self, store: SqliteStore, uploads: UploadLimits) -> Relay:
         """Open the relay role's own store and checks (docs/relay.md)."""
         config = self.config
         assert config.relay is not None
@@ -392,6 +409,8 @@ class Node:
             # Any organisation of the directory has a mailbox here: receiving schools for
             # envelopes, and their senders for the receipts that come back the same way.
             keeps_mailbox=lambda org: org in service.directory.organisations,
+            uploads=uploads,
+            spool=config.data_dir,
         )
 
     def _mailboxes(self) -> list[tuple[str, OrgId]]:

@@ -5,12 +5,21 @@ method, the target URI, the Content-Type and a Content-Digest (RFC 9530) of the 
 created time, a random nonce and a protocol tag (:func:`sign_request`). The receiving node
 checks the digest, the profile's rules, the key's validity in the signed directory and the
 signature, then records the nonce so the request cannot be replayed (:func:`verify_request`).
-The profile is docs/protocol.md. This package is sans-I/O except :mod:`.aiohttp_glue`.
+A receiver checks the headers first (:func:`verify_headers`), then hashes the body as it
+reads it (:class:`BodyHasher`), so an unsigned request costs nothing beyond its headers;
+:class:`UploadLimits` bounds the uploads in flight. The profile is docs/protocol.md. This
+package is sans-I/O except :mod:`.aiohttp_glue`.
 """
 
 from __future__ import annotations
 
-from exchange.peerauth.digest import check_content_digest, content_digest
+from exchange.peerauth.digest import (
+    BodyHasher,
+    ContentDigest,
+    check_content_digest,
+    content_digest,
+    parse_content_digest,
+)
 from exchange.peerauth.errors import (
     CLOCK_PROBLEM,
     BodyTooLargeError,
@@ -21,6 +30,7 @@ from exchange.peerauth.errors import (
     ReplayCacheFullError,
     ReplayError,
     UnknownSignerError,
+    UploadsBusyError,
 )
 from exchange.peerauth.replay import MemoryReplayCache, ReplayCache
 from exchange.peerauth.signatures import (
@@ -35,12 +45,15 @@ from exchange.peerauth.signatures import (
     MAX_URL_LEN,
     REQUIRED_COMPONENTS,
     TAG,
+    SignedHeaders,
     VerifiedPeer,
     keyid_text,
     sign_request,
     signed_post_headers,
+    verify_headers,
     verify_request,
 )
+from exchange.peerauth.uploads import UploadLimits
 
 __all__ = [
     "CLOCK_PROBLEM",
@@ -55,8 +68,10 @@ __all__ = [
     "MAX_URL_LEN",
     "REQUIRED_COMPONENTS",
     "TAG",
+    "BodyHasher",
     "BodyTooLargeError",
     "ClockSkewError",
+    "ContentDigest",
     "MalformedRequestError",
     "MemoryReplayCache",
     "NotAuthenticatedError",
@@ -64,12 +79,17 @@ __all__ = [
     "ReplayCache",
     "ReplayCacheFullError",
     "ReplayError",
+    "SignedHeaders",
     "UnknownSignerError",
+    "UploadLimits",
+    "UploadsBusyError",
     "VerifiedPeer",
     "check_content_digest",
     "content_digest",
     "keyid_text",
+    "parse_content_digest",
     "sign_request",
     "signed_post_headers",
+    "verify_headers",
     "verify_request",
 ]

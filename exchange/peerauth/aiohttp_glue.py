@@ -1,9 +1,14 @@
-"""Thin aiohttp helpers around the sans-I/O core: read, verify, answer an error.
+"""Thin aiohttp helpers around the sans-I/O core: verify, read, answer an error.
 
-The server side reads the body with the size limit enforced while reading, rebuilds the
-request's URL from the node's configured public ``origin`` (never from the Host header, so a
-request signed for another node cannot be replayed here; docs/protocol.md §4) and calls
-:func:`~exchange.peerauth.verify_request`. The client side needs no helper beyond
+The server side rebuilds the request's URL from the node's configured public ``origin``
+(never from the Host header, so a request signed for another node cannot be replayed here;
+docs/protocol.md §4) and verifies the headers first (:func:`~exchange.peerauth.verify_headers`:
+signature, key, time and replay), before it reads a byte of the body. Only then is the body
+read, with the size limit enforced while reading, hashed as it arrives and compared with the
+signed Content-Digest at the end (:func:`signed_upload`, which spools it to an unnamed
+temporary file, and :func:`verify_aiohttp_request`, which keeps it in memory for small
+bodies). An unsigned or wrongly signed request therefore costs no memory beyond its headers,
+however large a body it declares. The client side needs no helper beyond
 :func:`~exchange.peerauth.sign_request`, with two cautions: pass the URL to aiohttp as
 ``yarl.URL(url, encoded=True)`` so it goes on the wire exactly as signed, and pass the
 Content-Type to ``sign_request`` yourself, because aiohttp adds one to a bytes body otherwise
@@ -12,27 +17,46 @@ and an uncovered Content-Type is refused.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
 from exchange.keys.directory import Directory
+from exchange.peerauth.digest import BodyHasher
 from exchange.peerauth.errors import (
     BodyTooLargeError,
     ClockSkewError,
+    MalformedRequestError,
     NotAuthenticatedError,
     PeerAuthError,
+    ReplayError,
+    UploadsBusyError,
 )
 from exchange.peerauth.replay import ReplayCache
 from exchange.peerauth.signatures import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_SKEW,
     LABEL,
+    SignedHeaders,
     VerifiedPeer,
-    verify_request,
+    verify_headers,
 )
+from exchange.peerauth.uploads import UploadLimits
 
 _CHUNK: Final = 64 * 1024
+#: A body up to this size stays in memory; a larger one rolls over to an unnamed file.
+SPOOL_IN_MEMORY: Final = 64 * 1024
+#: Bytes gathered before one write to the spool file, which runs off the event loop.
+_WRITE_BATCH: Final = 1024 * 1024
+
+#: ``async (keyid, nonce, created, now) -> already seen?``; records the pair otherwise.
+AsyncReplayCheck = Callable[[str, str, int, int], Awaitable[bool]]
 
 
 def request_headers(request: web.Request) -> dict[str, str]:
@@ -44,21 +68,170 @@ def request_headers(request: web.Request) -> dict[str, str]:
     return joined
 
 
+def _too_large(max_body: int) -> BodyTooLargeError:
+    return BodyTooLargeError("body.too-large", f"the request body is longer than {max_body} bytes")
+
+
+def _incomplete() -> MalformedRequestError:
+    return MalformedRequestError(
+        "body.incomplete", "the connection ended before the request body was complete"
+    )
+
+
 async def read_body(request: web.Request, max_body: int) -> bytes:
     """Read the body, refusing (413) as soon as it is longer than ``max_body`` bytes."""
-    too_large = BodyTooLargeError(
-        "body.too-large", f"the request body is longer than {max_body} bytes"
-    )
     if request.content_length is not None and request.content_length > max_body:
-        raise too_large
+        raise _too_large(max_body)
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.content.iter_chunked(_CHUNK):
         total += len(chunk)
         if total > max_body:
-            raise too_large
+            raise _too_large(max_body)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_hashed(
+    request: web.Request, max_body: int, hasher: BodyHasher, write: Callable[[list[bytes]], None]
+) -> int:
+    """Read the body in pieces, hash each, hand batches to ``write``; check the digest at the end.
+
+    Returns the body's length. A body longer than ``max_body`` is refused (413) as soon as
+    it is, a connection that ends early is refused (400), and a body that does not match the
+    signed Content-Digest is refused (401) once it has all arrived.
+    """
+    total = 0
+    batch: list[bytes] = []
+    batched = 0
+    try:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            total += len(chunk)
+            if total > max_body:
+                raise _too_large(max_body)
+            hasher.update(chunk)
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= _WRITE_BATCH:
+                await asyncio.to_thread(write, batch)
+                batch, batched = [], 0
+    except (ConnectionError, web.RequestPayloadError):
+        raise _incomplete() from None
+    if batch:
+        await asyncio.to_thread(write, batch)
+    hasher.check()
+    return total
+
+
+@dataclass
+class SignedBody:
+    """A request whose signature and body verified: its sender, and its body in a spool.
+
+    The body is in a :class:`tempfile.SpooledTemporaryFile`: in memory up to
+    :data:`SPOOL_IN_MEMORY` bytes, beyond that in a file that has no name on disk (so a
+    kill leaves nothing behind) in the folder given to :func:`signed_upload`.
+    """
+
+    peer: VerifiedPeer
+    length: int
+    _spool: tempfile.SpooledTemporaryFile[bytes]
+
+    async def read(self) -> bytes:
+        """Return the whole body (at most the ``max_body`` it was read with)."""
+
+        def read_all() -> bytes:
+            self._spool.seek(0)
+            return self._spool.read()
+
+        return await asyncio.to_thread(read_all)
+
+
+@contextlib.asynccontextmanager
+async def signed_upload(
+    request: web.Request,
+    *,
+    origin: str,
+    directory: Directory,
+    now: int,
+    replay: AsyncReplayCheck,
+    max_body: int,
+    spool: Path | None,
+    uploads: UploadLimits | None = None,
+    max_skew: int = DEFAULT_MAX_SKEW,
+) -> AsyncIterator[SignedBody]:
+    """Verify a peer request's headers, then spool and check its body; yield both.
+
+    In order: one of ``uploads``' total places is taken (503 with ``Retry-After`` if none is
+    free); the headers are verified and the nonce recorded through ``replay``, the store's
+    asynchronous check (every refusal here is before a byte of the body is read); one of the
+    signer's places is taken (503); the body is read into a spool in the folder ``spool``
+    while it is hashed, and compared with the signed Content-Digest. The places are held
+    and the spool kept until the block ends, so a body being handled counts as in flight.
+    """
+    if not origin or origin.endswith("/") or "://" not in origin:
+        raise ValueError("origin must be a scheme and authority such as 'https://node.example'")
+    limits = uploads or UploadLimits(total=1 << 30, per_peer=1 << 30)
+    with limits.any_upload():
+        signed = await _verified_headers(
+            request,
+            origin=origin,
+            directory=directory,
+            now=now,
+            replay=replay,
+            max_body=max_body,
+            max_skew=max_skew,
+        )
+        with (
+            limits.upload_from(signed.peer.org_id),
+            tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=_folder(spool)) as spooled,
+        ):
+            length = await _read_hashed(
+                request, max_body, signed.digest.hasher(), spooled.writelines
+            )
+            yield SignedBody(signed.peer, length, spooled)
+
+
+async def _verified_headers(
+    request: web.Request,
+    *,
+    origin: str,
+    directory: Directory,
+    now: int,
+    replay: AsyncReplayCheck,
+    max_body: int,
+    max_skew: int,
+) -> SignedHeaders:
+    pending: list[tuple[str, str, int, int]] = []
+    signed = verify_headers(
+        method=request.method,
+        url=origin + request.raw_path,
+        headers=request_headers(request),
+        directory=directory,
+        now=now,
+        replay=_Deferred(pending),
+        content_length=request.content_length,
+        max_skew=max_skew,
+        max_body=max_body,
+    )
+    for key, nonce, created, at in pending:
+        if await replay(key, nonce, created, at):
+            raise ReplayError
+    return signed
+
+
+def _folder(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+class _Deferred:
+    """A replay cache that only notes the pair; the asynchronous check runs right after."""
+
+    def __init__(self, pending: list[tuple[str, str, int, int]]) -> None:
+        self.pending = pending
+
+    def seen_or_record(self, key: str, nonce: str, created: int, now: int) -> bool:
+        self.pending.append((key, nonce, created, now))
+        return False
 
 
 async def verify_aiohttp_request(
@@ -74,23 +247,26 @@ async def verify_aiohttp_request(
     """Authenticate an aiohttp request; return the sender and the body it signed.
 
     ``origin`` is this node's public origin as peers address it, such as
-    ``https://node.example.org``, without a trailing slash.
+    ``https://node.example.org``, without a trailing slash. The headers are verified before
+    the body is read; the body is kept in memory, so use this for small bodies and
+    :func:`signed_upload` for large ones.
     """
     if not origin or origin.endswith("/") or "://" not in origin:
         raise ValueError("origin must be a scheme and authority such as 'https://node.example'")
-    body = await read_body(request, max_body)
-    peer = verify_request(
+    signed = verify_headers(
         method=request.method,
         url=origin + request.raw_path,
         headers=request_headers(request),
-        body=body,
         directory=directory,
         now=now,
         replay=replay,
+        content_length=request.content_length,
         max_skew=max_skew,
         max_body=max_body,
     )
-    return peer, body
+    chunks: list[bytes] = []
+    await _read_hashed(request, max_body, signed.digest.hasher(), chunks.extend)
+    return signed.peer, b"".join(chunks)
 
 
 def error_response(error: PeerAuthError) -> web.Response:
@@ -108,4 +284,6 @@ def error_response(error: PeerAuthError) -> web.Response:
         # RFC 9110 §15.5.2 requires a challenge with every 401. RFC 9421 registers no
         # authentication scheme, so the profile names its own: the label a signature needs.
         headers["WWW-Authenticate"] = f'Signature label="{LABEL}"'
+    if isinstance(error, UploadsBusyError):
+        headers["Retry-After"] = str(error.retry_after)
     return web.json_response(doc, status=error.status, headers=headers)

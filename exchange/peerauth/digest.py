@@ -4,7 +4,9 @@ The field is a Structured Field Dictionary (RFC 8941) mapping a hash algorithm t
 Sequence, for example ``sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:``. The sender
 writes exactly one ``sha-256`` member; the receiver accepts ``sha-256`` and ``sha-512``,
 requires ``sha-256``, refuses every other algorithm (RFC 9530 §5 lists insecure ones), and
-checks every member it received against the body in constant time.
+checks every member it received against the body in constant time. The header is parsed on
+its own (:func:`parse_content_digest`) so that the body can be hashed as it streams in, after
+the signature over the headers has been checked (:class:`BodyHasher`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from exchange.peerauth.errors import MalformedRequestError, NotAuthenticatedError
@@ -34,12 +38,51 @@ def content_digest(body: bytes) -> str:
     return f"{_REQUIRED}=:{encoded}:"
 
 
-def check_content_digest(value: str, body: bytes) -> None:
-    """Raise unless ``value`` is a well-formed Content-Digest that matches ``body``.
+@dataclass(frozen=True, slots=True)
+class ContentDigest:
+    """A well-formed Content-Digest: the digest of the body the sender claims, by algorithm.
 
-    A malformed value or one without ``sha-256`` raises :class:`MalformedRequestError`
-    (400); a digest that does not match the body raises :class:`NotAuthenticatedError`
-    (401), because the body is then not the one the signature covers.
+    Parsing needs only the header, so a receiver can check the request's signature (which
+    covers this header) before it reads a byte of the body, then hash the body as it streams
+    in (:meth:`hasher`) and compare at the end.
+    """
+
+    members: Mapping[str, bytes]
+
+    def hasher(self) -> BodyHasher:
+        """Return a hasher that checks a body, fed piece by piece, against this digest."""
+        return BodyHasher(self)
+
+
+class BodyHasher:
+    """Hashes a body as it arrives and checks it against a :class:`ContentDigest`."""
+
+    def __init__(self, digest: ContentDigest) -> None:
+        self._expected = dict(digest.members)
+        self._hashes = {algorithm: hashlib.new(_HASHES[algorithm]) for algorithm in digest.members}
+
+    def update(self, piece: bytes) -> None:
+        """Hash the next ``piece`` of the body."""
+        for running in self._hashes.values():
+            running.update(piece)
+
+    def check(self) -> None:
+        """Raise :class:`NotAuthenticatedError` unless the body fed so far matches every member.
+
+        A mismatch means the body is not the one the signature covers (401).
+        """
+        for algorithm, expected in self._expected.items():
+            if not hmac.compare_digest(expected, self._hashes[algorithm].digest()):
+                raise NotAuthenticatedError(
+                    "content-digest.mismatch",
+                    f"the Content-Digest {algorithm} member does not match the request body",
+                )
+
+
+def parse_content_digest(value: str) -> ContentDigest:
+    """Return the digests a Content-Digest header claims; raise if it is malformed.
+
+    A malformed value or one without ``sha-256`` raises :class:`MalformedRequestError` (400).
     """
     if len(value) > MAX_CONTENT_DIGEST_LEN:
         raise MalformedRequestError(
@@ -77,9 +120,16 @@ def check_content_digest(value: str, body: bytes) -> None:
         raise MalformedRequestError(
             "content-digest.sha-256", "the Content-Digest header has no sha-256 member"
         )
-    for algorithm, expected in digests.items():
-        if not hmac.compare_digest(expected, hashlib.new(_HASHES[algorithm], body).digest()):
-            raise NotAuthenticatedError(
-                "content-digest.mismatch",
-                f"the Content-Digest {algorithm} member does not match the request body",
-            )
+    return ContentDigest(digests)
+
+
+def check_content_digest(value: str, body: bytes) -> None:
+    """Raise unless ``value`` is a well-formed Content-Digest that matches ``body``.
+
+    A malformed value or one without ``sha-256`` raises :class:`MalformedRequestError`
+    (400); a digest that does not match the body raises :class:`NotAuthenticatedError`
+    (401), because the body is then not the one the signature covers.
+    """
+    hasher = parse_content_digest(value).hasher()
+    hasher.update(body)
+    hasher.check()

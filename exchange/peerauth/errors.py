@@ -9,7 +9,8 @@ The tree::
     │   ├── ClockSkewError        401: ``created`` is outside the window: a clock is off
     │   ├── UnknownSignerError    401: the keyid names no organisation or key valid then
     │   └── ReplayError           401: the nonce was already used within the window
-    └── ReplayCacheFullError      503: the replay cache is full; the sender should retry later
+    ├── ReplayCacheFullError      503: the replay cache is full; the sender should retry later
+    └── UploadsBusyError          503: too many uploads at once; retry after ``retry_after``
 
 Every error is raised because of what the peer sent (or, for 503, the receiver's state);
 misuse by the caller of :func:`~exchange.peerauth.sign_request` or
@@ -114,3 +115,24 @@ class ReplayCacheFullError(PeerAuthError):
             f"the replay cache holds its limit of {limit} nonces; retry the request later",
             hint="raise the cache's max_entries or shorten the window if this recurs",
         )
+
+
+class UploadsBusyError(PeerAuthError):
+    """Too many uploads are being received, in total or from one organisation; retry later.
+
+    ``retry_after`` is the number of seconds the answer's ``Retry-After`` header asks the
+    sender to wait. ``scope`` is ``"total"`` or ``"peer"``.
+    """
+
+    status = 503
+
+    def __init__(self, scope: str, limit: int, retry_after: int) -> None:
+        whose = "from all peers together" if scope == "total" else "from your organisation"
+        super().__init__(
+            f"uploads.busy-{scope}",
+            f"this node is already receiving its limit of {limit} uploads {whose}; "
+            f"retry after {retry_after} seconds",
+            hint="raise [server] peer_uploads or total_uploads if this recurs under normal load",
+        )
+        self.scope = scope
+        self.retry_after = retry_after

@@ -2,13 +2,15 @@
 
 This is the sans-I/O core: it takes a method, a URL, a header mapping and the body bytes, and
 returns headers to add (:func:`sign_request`) or the authenticated sender
-(:func:`verify_request`). The RFC 9421 signature base is built by the
-``http-message-signatures`` library, so the bytes are the standard ones, not only
-self-consistent; the Ed25519 operations stay with :mod:`exchange.keys.keypairs` (libsodium's strict
-verification). Everything the profile adds on top of the RFC is checked here, before the
-library sees the request: header sizes, the Content-Digest, the label, the parameters, the
-covered components, the clock skew and the key's validity in the directory. The nonce is
-recorded only after the signature verified, so a forger cannot fill the replay cache.
+(:func:`verify_request`; :func:`verify_headers` checks everything but the body, so that a
+receiver verifies the signature before it reads a byte of the body). The RFC 9421
+signature base is built by the ``http-message-signatures`` library, so the bytes are the
+standard ones, not only self-consistent; the Ed25519 operations stay with
+:mod:`exchange.keys.keypairs` (libsodium's strict verification). Everything the profile adds
+on top of the RFC is checked here, before the library sees the request: header sizes, the
+Content-Digest, the label, the parameters, the covered components, the clock skew and the
+key's validity in the directory. The nonce is recorded only after the signature verified,
+so a forger cannot fill the replay cache.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from exchange.keys.directory import Directory
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import KEY_ID_LEN, KeyId, OrgId, parse_org_id
 from exchange.keys.keypairs import BadSignatureError, OrgKeyPair, SigningKey, SigningPublicKey
-from exchange.peerauth.digest import MAX_CONTENT_DIGEST_LEN, check_content_digest
+from exchange.peerauth.digest import MAX_CONTENT_DIGEST_LEN, ContentDigest, parse_content_digest
 from exchange.peerauth.errors import (
     OPAQUE_SIGNATURE_FAILURE,
     BodyTooLargeError,
@@ -448,6 +450,58 @@ def _parse_keyid(keyid: str) -> tuple[OrgId, KeyId]:
     return org_id, KeyId(bytes.fromhex(match["kid"]))
 
 
+@dataclass(frozen=True, slots=True)
+class SignedHeaders:
+    """A request whose headers verified: its sender, and the body digest the signature covers.
+
+    The body is still to be read: feed it to ``digest.hasher()`` as it arrives and call
+    ``check()`` at the end, before anything in it is trusted.
+    """
+
+    peer: VerifiedPeer
+    digest: ContentDigest
+
+
+def verify_headers(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    directory: Directory,
+    now: int,
+    replay: ReplayCache,
+    content_length: int | None,
+    max_skew: int = DEFAULT_MAX_SKEW,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> SignedHeaders:
+    """Authenticate a request from its headers alone, before any of its body is read.
+
+    Every check of :func:`verify_request` is made except the comparison of the body with
+    its Content-Digest: the signature covers the Content-Digest header, so once it verifies,
+    the digest is the sender's, and the body can be streamed to a temporary file while it is
+    hashed (docs/protocol.md §3). ``content_length`` is the request's Content-Length, or
+    None for a chunked body; a declared length over ``max_body`` is refused (413) first. The
+    nonce is recorded in ``replay`` here, once the signature has verified, so a replay is
+    refused before its body is read. Arguments are as for :func:`verify_request`.
+    """
+    _check_common(method, url, headers, b"")
+    _check_limits(now, max_skew, max_body)
+    if content_length is not None and content_length > max_body:
+        raise BodyTooLargeError(
+            "body.too-large", f"the request body is longer than {max_body} bytes"
+        )
+    return _verify(
+        method=method,
+        url=url,
+        headers=headers,
+        body=None,
+        directory=directory,
+        now=now,
+        replay=replay,
+        max_skew=max_skew,
+    )
+
+
 def verify_request(
     *,
     method: str,
@@ -467,24 +521,58 @@ def verify_request(
     scheme or host taken from the request's headers (docs/protocol.md §4). ``headers`` has
     one entry per header name (repeated lines joined with ``", "``). ``now`` is unix
     seconds. ``replay`` records the nonce once the signature has verified; its window must
-    be at least ``max_skew``.
+    be at least ``max_skew``. A receiver that has not read the body yet uses
+    :func:`verify_headers` instead.
     """
     _check_common(method, url, headers, body)
-    if type(now) is not int or type(max_skew) is not int or max_skew < 0:
-        raise ValueError("now and max_skew must be integers, max_skew not negative")
-    if type(max_body) is not int or max_body < 0:
-        raise ValueError("max_body must be a non-negative integer")
+    _check_limits(now, max_skew, max_body)
     if len(body) > max_body:
         raise BodyTooLargeError(
             "body.too-large", f"the request body is longer than {max_body} bytes"
         )
+    signed = _verify(
+        method=method,
+        url=url,
+        headers=headers,
+        body=body,
+        directory=directory,
+        now=now,
+        replay=replay,
+        max_skew=max_skew,
+    )
+    return signed.peer
+
+
+def _check_limits(now: int, max_skew: int, max_body: int) -> None:
+    if type(now) is not int or type(max_skew) is not int or max_skew < 0:
+        raise ValueError("now and max_skew must be integers, max_skew not negative")
+    if type(max_body) is not int or max_body < 0:
+        raise ValueError("max_body must be a non-negative integer")
+
+
+def _verify(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    directory: Directory,
+    now: int,
+    replay: ReplayCache,
+    max_skew: int,
+) -> SignedHeaders:
+    """Make the checks of docs/protocol.md §3; compare the body's digest if it is given."""
     fields = _collect_headers(headers)
     sig = _read_signature(fields)
     if "content-digest" not in fields:
         raise MalformedRequestError(
             "content-digest.missing", "the request has no Content-Digest header"
         )
-    check_content_digest(fields["content-digest"], body)
+    digest = parse_content_digest(fields["content-digest"])
+    if body is not None:
+        hasher = digest.hasher()
+        hasher.update(body)
+        hasher.check()
     _check_coverage(sig.components, fields)
     if sig.created < now - max_skew:
         raise ClockSkewError(
@@ -508,7 +596,7 @@ def verify_request(
     _verify_signature(method, url, fields, sig, public)
     if replay.seen_or_record(sig.keyid, sig.nonce, sig.created, now):
         raise ReplayError
-    return VerifiedPeer(org_id, key_id, sig.created, sig.nonce)
+    return SignedHeaders(VerifiedPeer(org_id, key_id, sig.created, sig.nonce), digest)
 
 
 def _verify_signature(

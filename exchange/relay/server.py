@@ -6,8 +6,11 @@ deposit sealed envelopes (and receipters signed receipts) there; the owner's nod
 fetches and acknowledges them. The relay sees ciphertext and routing ids only.
 
 Every request is a POST signed as in the peer protocol (docs/protocol.md §2-§6) and is
-authenticated, against ``public_url + request.raw_path`` and the current directory, before
-the organisation in its path is even parsed. Who may call what:
+authenticated, against ``public_url + request.raw_path`` and the current directory, from its
+headers before a byte of its body is read, and before the organisation in its path is even
+parsed; the body is then spooled while it is hashed and checked against the signed digest.
+Uploads in flight are limited per signer and in total (:class:`~exchange.peerauth.UploadLimits`,
+shared with the node's own peer endpoints). Who may call what:
 
 ==========================================  ============================================
 ``/relay/v1/mailboxes/{org}/envelopes``     the envelope's sender; ``{org}`` a recipient
@@ -27,8 +30,10 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -37,8 +42,8 @@ from exchange.connectors.base import MessageKind
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.logs import get_logger
-from exchange.peerauth import PeerAuthError, ReplayError, verify_request
-from exchange.peerauth.aiohttp_glue import error_response, read_body, request_headers
+from exchange.peerauth import PeerAuthError, UploadLimits
+from exchange.peerauth.aiohttp_glue import error_response, signed_upload
 from exchange.relay.admission import Deposit, Inspector, RelayError, inspect_sealed
 from exchange.relay.store import KINDS, MailboxFullError, RelayItem, RelayStore
 from exchange.service.faults import (
@@ -110,7 +115,9 @@ class Relay:
     status still gets an answer. ``keeps_mailbox(org)`` says whether deposits for ``org``
     are taken; by default, when the directory lists a ``mailbox`` route of ``org`` at
     ``public_url``. ``inspect`` checks deposits (:func:`inspect_sealed`, the default;
-    tests of the connector pass an opaque one to carry arbitrary bytes).
+    tests of the connector pass an opaque one to carry arbitrary bytes). ``uploads`` limits
+    the requests in flight (the node passes the limits of its own peer endpoints); bodies
+    are spooled in ``spool`` (None: the system's temporary folder) while they are checked.
     """
 
     def __init__(
@@ -126,6 +133,8 @@ class Relay:
         history: float = 90 * DAY,
         keeps_mailbox: Callable[[OrgId], bool] | None = None,
         inspect: Inspector = inspect_sealed,
+        uploads: UploadLimits | None = None,
+        spool: Path | None = None,
     ) -> None:
         if not retention > 0 or not history > 0:
             raise ValueError("retention and history must be positive numbers of seconds")
@@ -139,6 +148,8 @@ class Relay:
         self.history = history
         self.keeps_mailbox = keeps_mailbox or self.listed_here
         self.inspect = inspect
+        self.uploads = uploads or UploadLimits()
+        self.spool = spool
 
     def listed_here(self, org: OrgId) -> bool:
         """Whether the directory lists a ``mailbox`` route of ``org`` at this relay."""
@@ -182,32 +193,40 @@ class Relay:
 
     # --- authentication ---------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _authenticated(
+        self, request: web.Request, max_body: int
+    ) -> AsyncIterator[tuple[OrgId, OrgId, bytes]]:
+        """Yield (signer, mailbox owner, body) of a request whose signature and body verified.
+
+        The upload counts as in flight (:attr:`uploads`) until the block ends.
+        """
+        async with signed_upload(
+            request,
+            origin=self.public_url(),
+            directory=self.directory(),
+            now=int(self.clock()),
+            replay=self.replay,
+            max_body=max_body,
+            spool=self.spool,
+            uploads=self.uploads,
+        ) as signed:
+            # Only now is the path's organisation looked at: an anonymous caller cannot learn
+            # which mailboxes exist.
+            try:
+                owner = parse_org_id(
+                    request.match_info["org"], field="the organisation in the path"
+                )
+            except ValueError as exc:
+                raise RelayError(400, str(exc)) from None
+            yield signed.peer.org_id, owner, await signed.read()
+
     async def _authenticate(
         self, request: web.Request, max_body: int
     ) -> tuple[OrgId, OrgId, bytes]:
-        """Return (signer, mailbox owner, body) of a request whose signature verified."""
-        body = await read_body(request, max_body)
-        pending: list[tuple[str, str, int, int]] = []
-        peer = verify_request(
-            method=request.method,
-            url=self.public_url() + request.raw_path,
-            headers=request_headers(request),
-            body=body,
-            directory=self.directory(),
-            now=int(self.clock()),
-            replay=_Deferred(pending),
-            max_body=max_body,
-        )
-        for key, nonce, created, now in pending:
-            if await self.replay(key, nonce, created, now):
-                raise ReplayError
-        # Only now is the path's organisation looked at: an anonymous caller cannot learn
-        # which mailboxes exist.
-        try:
-            owner = parse_org_id(request.match_info["org"], field="the organisation in the path")
-        except ValueError as exc:
-            raise RelayError(400, str(exc)) from None
-        return peer.org_id, owner, body
+        """Return (signer, mailbox owner, body) of a small request whose signature verified."""
+        async with self._authenticated(request, max_body) as verified:
+            return verified
 
     async def _owner_request(self, request: web.Request, what: str) -> tuple[OrgId, bytes]:
         signer, owner, body = await self._authenticate(request, self.limits.max_json_bytes)
@@ -226,7 +245,13 @@ class Relay:
         limit = (
             self.limits.max_envelope_bytes if kind == "envelope" else self.limits.max_receipt_bytes
         )
-        signer, owner, body = await self._authenticate(request, limit)
+        async with self._authenticated(request, limit) as (signer, owner, body):
+            return await self._deposit(kind, signer, owner, body, request)
+
+    async def _deposit(
+        self, kind: MessageKind, signer: OrgId, owner: OrgId, body: bytes, request: web.Request
+    ) -> web.StreamResponse:
+        """Check and store one deposit whose request verified."""
         if request.headers.get("Content-Type") != CONTENT_TYPES[kind]:
             raise RelayError(
                 415, f"the Content-Type of a deposited {kind} must be {CONTENT_TYPES[kind]}"
@@ -378,17 +403,6 @@ class Relay:
                 "ended_at": _at(item.ended_at),
             }
         )
-
-
-class _Deferred:
-    """A replay cache that only notes the pair; the async check runs after verification."""
-
-    def __init__(self, pending: list[tuple[str, str, int, int]]) -> None:
-        self.pending = pending
-
-    def seen_or_record(self, key: str, nonce: str, created: int, now: int) -> bool:
-        self.pending.append((key, nonce, created, now))
-        return False
 
 
 def _check_deposit(kind: MessageKind, deposit: Deposit, signer: OrgId, owner: OrgId) -> None:

@@ -28,7 +28,7 @@ from exchange.envelope import Recipient, seal
 from exchange.keys.directory import Directory, KeyGeneration, Organisation, OrgKind, Route
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair
-from exchange.peerauth import MemoryReplayCache
+from exchange.peerauth import MemoryReplayCache, UploadLimits
 from exchange.receipts import Receipt, ReceiptStatus, serialize_signed, sign_receipt
 from exchange.relay.admission import Deposit, Inspector, inspect_sealed
 from exchange.relay.server import Relay, RelayLimits, add_relay_routes
@@ -151,8 +151,13 @@ async def running_relay(
     limits: RelayLimits | None = None,
     retention: float = 30 * 86_400,
     clock: Callable[[], float] = time.time,
+    uploads: UploadLimits | None = None,
 ) -> AsyncIterator[RelayWorld]:
-    """Run a relay with its store in ``folder``; yield it with a client session."""
+    """Run a relay with its store in ``folder``; yield it with a client session.
+
+    ``uploads`` defaults to 8 per signer: the conformance suite races 5 attempts of one
+    message from one sender, more than the node's default of 4 would take at once.
+    """
     store = await RelayStore.open(folder / "relay")
     cache = MemoryReplayCache(600)
 
@@ -174,6 +179,7 @@ async def running_relay(
         retention=retention,
         keeps_mailbox=keeps,
         inspect=inspect,
+        uploads=uploads or UploadLimits(per_peer=8),
     )
     async with aiohttp.ClientSession() as session:
         world = RelayWorld(relay, store, session)

@@ -226,17 +226,19 @@ async def test_oversized_declared_body_is_refused_413_before_reading_it(world: D
 
 
 async def test_oversized_streamed_body_is_refused_413_early(world: Deployment) -> None:
-    """A chunked body that grows past the limit is answered 413 long before it ends."""
+    """A signed chunked body that grows past the limit is answered 413 long before it ends."""
     limit = 16 * 1024
     total = 64 * 1024 * 1024
     await _restart_la_with_limit(world, limit)
     reader, writer = await _raw_connection(world)
+    # Signed, so the headers verify and the body is read (an unsigned one is refused unread).
+    signed = signed_headers(_url(world), b"never sent", org_pair(world, SCHOOL))
+    lines = "".join(f"{name}: {value}\r\n" for name, value in signed.items())
     writer.write(
         (
             f"POST /peer/v1/orgs/{LA}/envelopes HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{world.nodes['la'].port}\r\n"
-            f"Content-Type: {ENVELOPE_TYPE}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n"
+            f"{lines}Transfer-Encoding: chunked\r\n\r\n"
         ).encode()
     )
     piece = b"\x00" * 65536

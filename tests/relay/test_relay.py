@@ -363,12 +363,15 @@ async def test_declared_oversized_envelope_is_413_before_reading_it(small: Relay
 
 
 async def test_streamed_oversized_envelope_is_413_early(small: RelayWorld) -> None:
-    """A chunked body growing past the limit is answered 413 long before it ends."""
+    """A signed chunked body growing past the limit is answered 413 long before it ends."""
     reader, writer = await _raw(small)
+    # Signed, so the headers verify and the body is read (an unsigned one is refused unread).
+    signed = SIGN(SCHOOL, small.endpoint(LA, "envelopes"), b"never sent", ENVELOPE)
+    lines = "".join(f"{name}: {value}\r\n" for name, value in signed.items())
     writer.write(
         (
             f"POST /relay/v1/mailboxes/{LA}/envelopes HTTP/1.1\r\nHost: x\r\n"
-            f"Content-Type: {ENVELOPE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            f"{lines}Transfer-Encoding: chunked\r\n\r\n"
         ).encode()
     )
     piece, total, sent = b"\x00" * 65536, 64 * 1024 * 1024, 0
