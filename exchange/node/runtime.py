@@ -43,6 +43,7 @@ from exchange.outbox.routing import Routes
 from exchange.peerauth import UploadLimits
 from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
+from exchange.service.body_checks import own_body_intact
 from exchange.service.faults import fault_of
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
@@ -290,6 +291,7 @@ class Node:
             notifier=smtp if isinstance(smtp, SmtpConnector) else None,
             notify=notify,
             link_template=config.smtp.link_template if config.smtp else None,
+            intact=lambda digest, body: own_body_intact(service.context, digest, body),
         )
         self.collector = Collector(self.service, self.routes, config.delivery)
         tasks = config.tasks
