@@ -92,6 +92,9 @@ class DeliveryConfig:
     poll_interval: float = 0.5
     #: Failed attempts in a row on one route before the next route is tried.
     fallback_after: int = 3
+    #: Attempts to one organisation at once (a receiving node takes at most
+    #: ``[server] peer_uploads`` from one peer: 4 by default).
+    per_destination: int = 4
     #: Seconds between collection rounds of pull routes (NHS MESH, relay mailboxes).
     collect_interval: float = 5.0
     #: An envelope handed to a MESH, relay or SMTP route without a ``delivered`` receipt

@@ -179,6 +179,7 @@ class DeliveryWorker:
         #: The outbox's health (a supervisor's, when run under one: exchange.node.runtime).
         self.health = TaskHealth("outbox", "the outbox")
         self._stop: asyncio.Event | None = None
+        self._slots: dict[OrgId, asyncio.Semaphore] = {}
 
     async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
         """Work until ``stop`` is set, then let in-flight attempts finish.
@@ -263,7 +264,19 @@ class DeliveryWorker:
         return now
 
     async def attempt(self, item: OutboxItem) -> None:
-        """Make one attempt on the item's current route and record its outcome."""
+        """Make one attempt on the item's current route and record its outcome.
+
+        At most ``per_destination`` attempts go to one organisation at once: a receiving
+        node takes only so many uploads from one peer (docs/protocol.md §6), and an attempt
+        it turned away as busy would count towards falling back to another route.
+        """
+        slot = self._slots.get(item.destination)
+        if slot is None:
+            slot = self._slots[item.destination] = asyncio.Semaphore(self.config.per_destination)
+        async with slot:
+            await self._attempt(item)
+
+    async def _attempt(self, item: OutboxItem) -> None:
         started = time.monotonic()
         self.stats.attempts += 1
         route: machine.RouteTaken | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
@@ -315,3 +315,42 @@ async def _only_item(store: SqliteStore) -> OutboxItem:
     item = await store.outbox_item(1)
     assert item is not None
     return item
+
+
+async def test_attempts_to_one_organisation_wait_for_a_slot(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six items for the LA, two slots: never more than two attempts reach it at once."""
+    clock = Clock()
+    for n in range(5):
+        envelope = replace(
+            ENVELOPE, digest=hashlib.sha256(b"env %d" % n).digest(), envelope_id=bytes([n]) * 16
+        )
+        await store.record_submission(
+            envelope, submitted_by="user-1", now=T0,
+            outbox=[NewOutbox("envelope", envelope.digest, SCHOOL, LA)], ledger_events=[],
+        )  # fmt: skip
+        store.body_path(envelope.digest).write_bytes(b"body")
+    at_once: list[int] = []
+    busy = 0
+    release = asyncio.Event()
+
+    async def held() -> None:
+        nonlocal busy
+        busy += 1
+        at_once.append(busy)
+        await release.wait()
+        busy -= 1
+
+    peer = Peer(clock, Refused("the LA refused it"), during=held)
+    worker = _worker(store, clock, peer)
+    monkeypatch.setattr(worker, "config", replace(CONFIG, per_destination=2))
+    items = await store.claim_due(T0, 10)
+    assert len(items) == 6
+    attempts = [asyncio.create_task(worker.attempt(item)) for item in items]
+    await asyncio.sleep(0.05)
+    assert max(at_once) == 2
+    release.set()
+    await asyncio.gather(*attempts)
+    assert len(peer.seen) == 6
+    assert max(at_once) == 2
