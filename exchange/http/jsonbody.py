@@ -33,7 +33,7 @@ MAX_DEPTH: Final = 32
 MAX_DIGITS: Final = 19
 _INT64: Final = range(-(2**63), 2**63)
 #: Characters no text may hold: lone surrogates (from escapes) and the non-characters.
-_BAD_CHAR_RE: Final = re.compile(r"[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+NOT_TEXT_RE: Final = re.compile(r"[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 #: How much of a JSON path a refusal shows.
 _MAX_PATH: Final = 80
 
@@ -136,7 +136,7 @@ def _may_hold_bad_text(text: str) -> bool:
     """Say whether any string of the document could hold a character no text may hold."""
     # A lone surrogate comes only from an escape (UTF-8 cannot carry one); a non-character
     # comes from an escape or as itself. Most bodies have neither, and skip the search.
-    return "\\u" in text or _BAD_CHAR_RE.search(text) is not None
+    return "\\u" in text or NOT_TEXT_RE.search(text) is not None
 
 
 #: Where a value is in the document: its parent's place and its key or index (None: the top).
@@ -160,7 +160,7 @@ def _fault(doc: Any, *, text: bool) -> str | None:
         if isinstance(value, dict):
             if text:
                 for key in value:
-                    found = _BAD_CHAR_RE.search(key)
+                    found = NOT_TEXT_RE.search(key)
                     if found is not None:
                         return f"a key of {_path(place)} {_bad_char(found[0])}"
             items = value.items()
@@ -184,7 +184,7 @@ def _scalar_fault(value: Any, *, text: bool) -> str | None:
     if isinstance(value, _Refused):
         return value.rule
     if text and isinstance(value, str):
-        found = _BAD_CHAR_RE.search(value)
+        found = NOT_TEXT_RE.search(value)
         if found is not None:
             return _bad_char(found[0])
     return None
