@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from exchange.http.jsonbody import BadRequestError
 from exchange.keys.ids import OrgId, parse_org_id
@@ -82,6 +82,13 @@ def _route(request: web.Request) -> str:
     return "unmatched" if resource is None else resource.canonical
 
 
+def _with_allow(response: web.Response, exc: web.HTTPException) -> web.Response:
+    """Keep the ``Allow`` header of aiohttp's 405 (RFC 9110 §15.5.6 requires it)."""
+    if hdrs.ALLOW in exc.headers:
+        response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+    return response
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every refusal into a JSON error; never let a traceback or content out."""
@@ -96,7 +103,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _shaped(request, 413, "the request body is larger than this endpoint accepts")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _shaped(request, exc.status, exc.reason)
+            return _with_allow(_shaped(request, exc.status, exc.reason), exc)
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
         # Only the class name is logged: an exception's message could quote anything.

@@ -32,6 +32,7 @@ from exchange.connectors.relay_mailbox import RelayMailboxConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.http.app import READY, create_app
 from exchange.http.recall import set_recaller
+from exchange.http.server import NodeRunner
 from exchange.keys.directory import Directory, load_directory
 from exchange.keys.errors import KeysError
 from exchange.keys.ids import OrgId
@@ -283,7 +284,7 @@ class Node:
         if config.relay is not None:
             self.relay = await self._relay(store)
             add_relay_routes(app, self.relay)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = NodeRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port, ssl_context=server_ssl(config))
         await site.start()
