@@ -227,3 +227,23 @@ async def test_a_lone_surrogate_in_free_text_is_refused(world: Deployment) -> No
                 400,
                 "reason holds a lone surrogate (an unpaired \\uD800-\\uDFFF escape)",
             ), path
+
+
+async def test_the_first_and_last_dates_a_date_field_takes_are_no_fault(world: Deployment) -> None:
+    """0001-01-01 and 9999-12-31 pass the date format: the node answers them, never a 500."""
+    school = world.url("school")
+    dsl, dpo = auth(world, SCHOOL, "dsl"), auth(world, SCHOOL, "dpo")
+    async with client(world) as http:
+        for day in ("0001-01-01", "9999-12-31"):
+            for url in (
+                f"{school}/api/v1/register?from={day}",
+                f"{school}/api/v1/register?to={day}",
+                f"{school}/api/v1/retention/due?before={day}",
+            ):
+                status, _ = await _get(http, url, dpo)
+                assert status == 200, url
+            doc = lac_submission("synthetic", [LA])
+            for field in ("due", "new_school_confirmed"):
+                body = json.dumps({**doc, field: day}).encode()
+                status, answer = await _post(http, school + "/api/v1/envelopes", body, dsl)
+                assert status in (202, 422), (field, day, answer)

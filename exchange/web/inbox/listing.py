@@ -15,7 +15,7 @@ from typing import Final
 
 from aiohttp import web
 
-from exchange.http.common import exact_time
+from exchange.http.common import HEX_TIME, exact_time
 from exchange.store.base import InboxPlace, inbox_place
 from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
@@ -35,7 +35,7 @@ STATE_TAGS: Final = {
 
 #: The ``after`` cursor: read or not (0, 1), the received time as an exact hexadecimal
 #: float (its "+" dropped, as a query string reads it as a space) and the digest.
-_CURSOR_RE: Final = re.compile(r"([01]):(0x[01]\.[0-9a-f]{1,13}p-?[0-9]{1,4}):([0-9a-f]{64})")
+_CURSOR_RE: Final = re.compile(rf"([01]):({HEX_TIME}):([0-9a-f]{{64}})")
 
 
 def state_tag(state: str) -> tuple[str, str]:
