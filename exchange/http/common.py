@@ -193,10 +193,13 @@ def attachment_inputs(values: list[Any]) -> tuple[AttachmentInput, ...]:
 
 #: Most items one list request answers (``limit``'s default and maximum).
 MAX_LIST: Final = 200
-#: A list cursor: the last item's time as ``float.hex()`` writes a (normal, positive) double,
-#: its "+" dropped, then its digest; the exponent is within a double's range, so every text
-#: matching this is exactly one time (docs/openapi.yaml, the ``before`` parameter).
-HEX_TIME: Final = r"0x1\.[0-9a-f]{13}p(?:0|-?[1-9][0-9]{0,2}|-?10[01][0-9]|-?102[0-2]|1023)"
+#: A list cursor: the last item's time as ``float.hex()`` writes zero or a positive normal
+#: double, its "+" dropped, then its digest; the exponent is within a double's range, so
+#: every text matching this is exactly one time (docs/openapi.yaml, the ``before``
+#: parameter). Item times are seconds since 1970: never subnormal.
+HEX_TIME: Final = (
+    r"(?:0x0\.0p0|0x1\.[0-9a-f]{13}p(?:0|-?[1-9][0-9]{0,2}|-?10[01][0-9]|-?102[0-2]|1023))"
+)
 CURSOR_RE: Final = re.compile(rf"({HEX_TIME}):([0-9a-f]{{64}})")
 _ASCII_DIGITS_RE: Final = re.compile(r"[0-9]+")
 _PAGE_PARAMETERS: Final = ("limit", "before")
