@@ -10,7 +10,10 @@ Events are named like ``envelope.sealed`` and carry bound context (``envelope_id
    an NHS number or a date, which are replaced by ``"<redacted>"``.
 
 Output is JSON when standard error is not a terminal (production) and readable key=value
-text when it is.
+text when it is. Records of the standard ``logging`` tree, where aiohttp and asyncio write,
+come through the same output as one ``stdlib.record`` event naming the logger and the
+exception's class only (:class:`StdlibBridge`): their messages and tracebacks can quote a
+request's raw bytes, a bearer token or a child's name among them.
 """
 
 from __future__ import annotations
@@ -105,6 +108,36 @@ def drop_sensitive(
     return event_dict
 
 
+class StdlibBridge(logging.Handler):
+    """A ``logging`` handler passing each record on as one structlog event, without its text.
+
+    A record's message, arguments and traceback are dropped, not scrubbed: aiohttp's parser
+    errors quote raw header bytes, and asyncio's quote exceptions' messages. What is kept
+    is which logger wrote, at which level, and the class of the exception, if any.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Log ``record`` as a ``stdlib.record`` event of component ``record.name``."""
+        exc = record.exc_info[1] if record.exc_info else None
+        get_logger(record.name).log(
+            record.levelno,
+            "stdlib.record",
+            error_class=None if exc is None else type(exc).__name__,
+        )
+
+
+def _bridge_stdlib_logging(level: int) -> None:
+    """Make :class:`StdlibBridge` the root logger's one handler of ours (at WARNING or above).
+
+    With a handler on the root, ``logging.lastResort`` (which prints whole tracebacks to
+    standard error) is no longer used. Calling this again replaces the bridge, never adds one.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, StdlibBridge)]:
+        root.removeHandler(handler)
+    root.addHandler(StdlibBridge(level=max(level, logging.WARNING)))
+
+
 def configure(
     *, json: bool | None = None, level: int = logging.INFO, stream: TextIO | None = None
 ) -> None:
@@ -130,6 +163,7 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    _bridge_stdlib_logging(level)
 
 
 def get_logger(name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -58,3 +59,31 @@ def test_ordinary_ids_survive_scrubbing() -> None:
     digest = "9f" * 32
     out = logs.drop_sensitive(None, "info", {"event": "e", "org": "urn:106123", "digest": digest})
     assert out == {"event": "e", "org": "urn:106123", "digest": digest}
+
+
+def test_standard_logging_records_lose_their_text_and_traceback(captured: io.StringIO) -> None:
+    """Records of aiohttp and asyncio arrive as one line: logger, level, exception class."""
+    token = "QINsecret-bearer-token-0123456789"  # noqa: S105 - a stand-in for a real one
+    failure = ValueError(f"b'Authorization: Bearer {token}' {SENTINELS['name']}")
+    logging.getLogger("aiohttp.server").error(
+        "Error handling request from %s: %s", "127.0.0.1", SENTINELS["upn"], exc_info=failure
+    )
+    logging.getLogger("asyncio").error(f"Task exception: {SENTINELS['name']}")
+    logging.getLogger("aiohttp.access").info("below the bridge's level: %s", token)
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    assert [(x["component"], x["level"], x["error_class"]) for x in lines] == [
+        ("aiohttp.server", "error", "ValueError"),
+        ("asyncio", "error", None),
+    ]
+    assert {x["event"] for x in lines} == {"stdlib.record"}
+    for secret in (token, *SENTINELS.values(), "Traceback", "127.0.0.1"):
+        assert secret not in captured.getvalue()
+
+
+def test_configuring_again_keeps_one_bridge(captured: io.StringIO) -> None:
+    """Each configure replaces the bridge on the root logger: a record is logged once."""
+    logs.configure(json=True, stream=captured)
+    logging.getLogger("aiohttp.server").warning("once")
+    assert len(captured.getvalue().splitlines()) == 1
+    bridges = [h for h in logging.getLogger().handlers if isinstance(h, logs.StdlibBridge)]
+    assert len(bridges) == 1

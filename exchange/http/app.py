@@ -31,6 +31,7 @@ from exchange.http.common import (
     WORKER,
     errors_middleware,
 )
+from exchange.http.server import server_header
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.workers.collect import CollectStats
@@ -69,6 +70,7 @@ def create_app(
     app[READY] = {"accepting": True}
     app[COLLECT_STATS] = collect_stats or CollectStats()
     app[SUPERVISOR] = supervisor or Supervisor()
+    app.on_response_prepare.append(server_header)
     app.router.add_post("/api/v1/envelopes", staff.submit)
     app.router.add_get("/api/v1/sent", staff.list_sent)
     app.router.add_get("/api/v1/sent/{digest}", staff.sent_item)

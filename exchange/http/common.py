@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from exchange.http.jsonbody import BadRequestError
 from exchange.keys.ids import OrgId, parse_org_id
@@ -94,6 +95,13 @@ def _route(request: web.Request) -> str:
     return "unmatched" if resource is None else resource.canonical
 
 
+def _with_allow(response: web.Response, exc: web.HTTPException) -> web.Response:
+    """Keep the ``Allow`` header of aiohttp's 405 (RFC 9110 §15.5.6 requires it)."""
+    if hdrs.ALLOW in exc.headers:
+        response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+    return response
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every refusal into a JSON error; never let a traceback or content out."""
@@ -108,7 +116,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _shaped(request, 413, "the request body is larger than this endpoint accepts")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _shaped(request, exc.status, exc.reason)
+            return _with_allow(_shaped(request, exc.status, exc.reason), exc)
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
         return fault_response(request, exc)
@@ -221,28 +229,85 @@ def attachment_inputs(values: list[Any]) -> tuple[AttachmentInput, ...]:
 
 #: Most items one list request answers (``limit``'s default and maximum).
 MAX_LIST: Final = 200
-#: A list cursor: the last item's time as an exact hexadecimal float, then its digest.
-CURSOR_RE: Final = re.compile(r"(0x[01]\.[0-9a-f]{1,13}p-?[0-9]{1,4}):([0-9a-f]{64})")
+#: A list cursor: the last item's time as ``float.hex()`` writes zero or a positive normal
+#: double, its "+" dropped, then its digest; the exponent is within a double's range, so
+#: every text matching this is exactly one time (docs/openapi.yaml, the ``before``
+#: parameter). Item times are seconds since 1970: never subnormal.
+HEX_TIME: Final = (
+    r"(?:0x0\.0p0|0x1\.[0-9a-f]{13}p(?:0|-?[1-9][0-9]{0,2}|-?10[01][0-9]|-?102[0-2]|1023))"
+)
+CURSOR_RE: Final = re.compile(rf"({HEX_TIME}):([0-9a-f]{{64}})")
+_ASCII_DIGITS_RE: Final = re.compile(r"[0-9]+")
+_PAGE_PARAMETERS: Final = ("limit", "before")
+
+
+def only_parameters(request: web.Request, *names: str) -> None:
+    """Refuse (400) a query holding a parameter not in ``names``, or one given twice.
+
+    The refusal lists what the address takes and never repeats what was sent: a parameter's
+    name is the caller's text, and could be anything, a child's name included.
+    """
+    query = request.query
+    if set(query) - set(names):
+        listed = ", ".join(names)
+        plural = "s" if len(names) > 1 else ""
+        raise BadRequestError(f"this address takes only the parameter{plural} {listed}")
+    if len(query) != len(set(query)):
+        raise BadRequestError("each query parameter may be given only once")
+
+
+def whole_number(text: str, low: int, high: int) -> int | None:
+    """Return ``text`` as a whole number from ``low`` to ``high``, or None.
+
+    Only ASCII digits count (``str.isdigit`` also takes "²" and other scripts' digits, which
+    ``int`` then refuses or reads), and no more of them than ``high`` has, so a number of
+    thousands of digits is never converted.
+    """
+    if len(text) > len(str(high)) or _ASCII_DIGITS_RE.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def exact_time(text: str) -> float | None:
+    """Return the time a cursor's ``float.hex()`` text names, or None unless exactly as issued.
+
+    The text must read back to itself: a well-shaped exponent too large for a float, or the
+    same time written another way, is not a cursor the node gave out.
+    """
+    try:
+        at = float.fromhex(text)
+    except (OverflowError, ValueError):
+        return None
+    if not math.isfinite(at) or at.hex().replace("+", "") != text:
+        return None
+    return at
+
+
+def parse_cursor(text: str) -> tuple[float, bytes] | None:
+    """Return the (time, digest) of a :func:`next_cursor` text, or None for anything else."""
+    match = CURSOR_RE.fullmatch(text)
+    at = None if match is None else exact_time(match[1])
+    if match is None or at is None:
+        return None
+    return at, bytes.fromhex(match[2])
 
 
 def read_page(request: web.Request) -> tuple[int, tuple[float, bytes] | None]:
     """Read ``limit`` (1 to 200) and ``before`` (a ``next`` cursor) from a list's query."""
+    only_parameters(request, *_PAGE_PARAMETERS)
     query = request.query
-    unknown = sorted(set(query) - {"limit", "before"})
-    if unknown:
-        raise BadRequestError(f"{unknown[0]} is not a query parameter of this list")
     limit = MAX_LIST
     if "limit" in query:
-        text = query["limit"]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIST:
+        given = whole_number(query["limit"], 1, MAX_LIST)
+        if given is None:
             raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIST}")
-        limit = int(text)
+        limit = given
     before = None
     if "before" in query:
-        match = CURSOR_RE.fullmatch(query["before"])
-        if match is None:
+        before = parse_cursor(query["before"])
+        if before is None:
             raise BadRequestError("before must be the next cursor of an earlier page")
-        before = (float.fromhex(match[1]), bytes.fromhex(match[2]))
     return limit, before
 
 

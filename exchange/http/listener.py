@@ -51,6 +51,7 @@ from typing import Any, Final
 from aiohttp import web
 from yarl import URL
 
+from exchange.http.server import QuietRequestHandler
 from exchange.logs import get_logger
 
 log = get_logger("exchange.listener")
@@ -102,14 +103,18 @@ def _timeout_answer(seconds: float) -> bytes:
         }
     ).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
+        "HTTP/1.1 408 Request Timeout\r\nServer: exchange\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
 
 
-class GuardedRequestHandler(web.RequestHandler):
+class GuardedRequestHandler(QuietRequestHandler):
     """aiohttp's per-connection protocol with idle, header and body deadlines.
+
+    It is a :class:`~exchange.http.server.QuietRequestHandler`: a request the parser cannot
+    read is answered with a fixed sentence and logged by its class only.
 
     ``closed`` counts the connections this listener closed, by :class:`Phase` value.
     """

@@ -14,6 +14,7 @@ from aiohttp import web
 from exchange.http.common import (
     JSON_LIMIT,
     node_service,
+    only_parameters,
     org_ids,
     parse_date,
     staff_user,
@@ -76,15 +77,14 @@ async def not_shared(request: web.Request) -> web.Response:
     )
 
 
-_REGISTER_QUERY: Final = frozenset({"format", "from", "to"})
+_REGISTER_QUERY: Final = ("format", "from", "to")
 
 
 async def register_export(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/register?format=csv|json&from=&to=: the sharing register (DPO only)."""
     user = await staff_user(request)
+    only_parameters(request, *_REGISTER_QUERY)
     query = request.query
-    if set(query) - _REGISTER_QUERY:
-        raise BadRequestError("unknown query parameter; the parameters are format, from and to")
     form = query.get("format", "json")
     if form not in {"csv", "json"}:
         raise BadRequestError("format must be csv or json")

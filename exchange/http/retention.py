@@ -17,6 +17,7 @@ from exchange.http.common import (
     JSON_LIMIT,
     SERVICE,
     node_service,
+    only_parameters,
     parse_date,
     path_digest,
     staff_user,
@@ -35,8 +36,7 @@ _HOLD_ID_RE: Final = re.compile(r"[1-9][0-9]{0,17}")
 async def retention_due(request: web.Request) -> web.Response:
     """GET /api/v1/retention/due?before=: items whose review date has passed (DPO only)."""
     user = await staff_user(request)
-    if set(request.query) - {"before"}:
-        raise BadRequestError("unknown query parameter; the parameter is before")
+    only_parameters(request, "before")
     before = parse_date(request.query.get("before"), "before")
     report = await node_service(request).retention_due(user, before)
     return web.json_response(report, headers={"Cache-Control": "no-store"})

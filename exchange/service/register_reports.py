@@ -109,10 +109,13 @@ def london_days(first: date | None, last: date | None) -> tuple[float | None, fl
     """Return the moments (since, until) that cover the London days ``first`` to ``last``.
 
     ``since`` is midnight at the start of ``first`` and ``until`` midnight at the end of
-    ``last``, as the register's filter takes them; a day not given leaves its end open.
+    ``last``, as the register's filter takes them; a day not given leaves its end open, and
+    so does the last day a date can be (it has no next day to end at).
     """
     since = None if first is None else datetime.combine(first, time(0), tzinfo=LONDON)
-    until = None if last is None else datetime.combine(last + timedelta(1), time(0), tzinfo=LONDON)
+    until = None
+    if last is not None and last < date.max:
+        until = datetime.combine(last + timedelta(1), time(0), tzinfo=LONDON)
     return (
         None if since is None else since.timestamp(),
         None if until is None else until.timestamp(),

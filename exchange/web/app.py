@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import aiohttp_jinja2
 import jinja2
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from exchange.logs import get_logger
 from exchange.service.errors import DamagedItemError, ServiceError
@@ -188,7 +188,10 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_page(request, exc.status)
+        page = error_page(request, exc.status)
+        if hdrs.ALLOW in exc.headers:  # a 405 says which methods the page takes
+            page.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return page
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback leaks
         return _fault_page(request, exc)
 

@@ -34,6 +34,7 @@ from typing import Final, Protocol
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
 from exchange.logs import get_logger
+from exchange.web.forms import read_form, read_multipart
 
 log = get_logger("exchange.web")
 
@@ -222,9 +223,12 @@ async def secure_headers(request: web.Request, response: web.StreamResponse) -> 
 
 async def _multipart_token(request: web.Request) -> str | None:
     """Return the first part of a multipart form if it is the CSRF field, keeping the rest."""
-    reader = await request.multipart()
+    reader = await read_multipart(request)
     request[MULTIPART] = reader
-    part = await reader.next()
+    try:
+        part = await reader.next()
+    except ValueError:  # a body aiohttp cannot split into parts: not a page form
+        return None
     if not isinstance(part, BodyPartReader) or part.name != CSRF_FIELD:
         return None
     data = b""
@@ -238,7 +242,7 @@ async def _multipart_token(request: web.Request) -> str | None:
 async def _form_token(request: web.Request) -> str | None:
     """Return the CSRF field of a page form, or None when the body is not a page form."""
     if request.content_type == "application/x-www-form-urlencoded":
-        value = (await request.post()).get(CSRF_FIELD)
+        value = (await read_form(request)).get(CSRF_FIELD)
         return value if isinstance(value, str) else None
     if request.content_type == "multipart/form-data":
         return await _multipart_token(request)

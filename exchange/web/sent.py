@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from exchange.http.common import CURSOR_RE, next_cursor
+from exchange.http.common import next_cursor, parse_cursor
 from exchange.model import User
 from exchange.service.recall import RECALL_ROLES
 from exchange.service.views import RecipientView, SentView
@@ -63,10 +63,10 @@ _DEADLINE_WORDS: Final = {
 
 
 def _cursor(text: str) -> tuple[float, bytes]:
-    match = CURSOR_RE.fullmatch(text)
-    if match is None:
+    cursor = parse_cursor(text)
+    if cursor is None:
         raise web.HTTPBadRequest
-    return float.fromhex(match[1]), bytes.fromhex(match[2])
+    return cursor
 
 
 def _list_query(request: web.Request) -> tuple[SentFilterKind | None, str | None, str | None]:

@@ -9,7 +9,10 @@ from exchange.http.common import CURSOR_RE, next_cursor
 
 
 @given(
-    at=st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False, allow_infinity=False),
+    # Zero or a normal double: item times are seconds since 1970, never subnormal, and the
+    # cursor's documented form (docs/openapi.yaml) leaves subnormals out.
+    at=st.just(0.0)
+    | st.floats(min_value=2.0**-1022, max_value=4_102_444_800, allow_infinity=False),
     digest=st.binary(min_size=32, max_size=32),
 )
 def test_cursor_round_trips(at: float, digest: bytes) -> None:

@@ -52,7 +52,8 @@ async def test_bad_paging_parameters_are_refused_by_name(world: Deployment) -> N
         "?limit=201": "limit must be a whole number from 1 to 200",
         "?limit=two": "limit must be a whole number from 1 to 200",
         "?before=yesterday": "before must be the next cursor of an earlier page",
-        "?page=2": "page is not a query parameter of this list",
+        "?page=2": "this address takes only the parameters limit, before",
+        "?limit=2&limit=3": "each query parameter may be given only once",
     }
     async with client(world) as http:
         for query, message in cases.items():

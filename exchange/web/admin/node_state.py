@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from exchange.http.common import whole_number
 from exchange.policy import LONDON
 from exchange.service.node_state import (
     KEY_WARNING_DAYS,
@@ -141,10 +142,10 @@ async def node_page(request: web.Request) -> web.StreamResponse:
         }
         for dead in view.dead_letters
     ]
-    requeued = request.query.get("requeued", "")
+    requeued = whole_number(request.query.get("requeued", ""), 0, 999_999)
     done = None
-    if requeued.isdigit() and len(requeued) < 7:
-        count = count_words(int(requeued), "dead letter was", "dead letters were")
+    if requeued is not None:
+        count = count_words(requeued, "dead letter was", "dead letters were")
         done = f"{count} put back in the queue."
     return render(
         request,

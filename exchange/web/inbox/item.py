@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from exchange.http.common import whole_number
 from exchange.keys.ids import OrgId
 from exchange.records import Container
 from exchange.records.attachments import CONTENT_TYPES
@@ -183,13 +184,13 @@ async def download(request: web.Request) -> web.StreamResponse:
     Only an item the organisation has opened has downloads (the service checks); before
     that, the address leads to the item's page.
     """
-    text = request.match_info["number"]
-    if not text.isdigit() or len(text) > 3:
+    number = whole_number(request.match_info["number"], 0, 999)
+    if number is None:
         raise web.HTTPNotFound
     digest = path_digest(request)
     try:
         attachment = await web_service(request).inbox_attachment(
-            request[SESSION].user, digest, int(text)
+            request[SESSION].user, digest, number
         )
     except ConflictError:
         # Not opened yet: the item page says what it is and offers to open it.

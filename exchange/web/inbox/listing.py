@@ -15,6 +15,7 @@ from typing import Final
 
 from aiohttp import web
 
+from exchange.http.common import HEX_TIME, exact_time
 from exchange.store.base import InboxPlace, inbox_place
 from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
@@ -34,7 +35,7 @@ STATE_TAGS: Final = {
 
 #: The ``after`` cursor: read or not (0, 1), the received time as an exact hexadecimal
 #: float (its "+" dropped, as a query string reads it as a space) and the digest.
-_CURSOR_RE: Final = re.compile(r"([01]):(-?0x[0-9a-f]+(?:\.[0-9a-f]*)?p-?[0-9]+):([0-9a-f]{64})")
+_CURSOR_RE: Final = re.compile(rf"([01]):({HEX_TIME}):([0-9a-f]{{64}})")
 
 
 def state_tag(state: str) -> tuple[str, str]:
@@ -51,9 +52,10 @@ def cursor_text(place: InboxPlace) -> str:
 def parse_cursor(text: str) -> InboxPlace:
     """Return the place an ``after`` cursor names, or refuse the request."""
     match = _CURSOR_RE.fullmatch(text)
-    if match is None:
+    at = None if match is None else exact_time(match[2])
+    if match is None or at is None:
         raise web.HTTPBadRequest
-    return int(match[1]), float.fromhex(match[2]), bytes.fromhex(match[3])
+    return int(match[1]), at, bytes.fromhex(match[3])
 
 
 async def inbox_page(request: web.Request) -> web.StreamResponse:
