@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import yarl
@@ -18,19 +16,11 @@ import yarl
 from exchange.web.accounts import SESSION_COOKIE
 from exchange.web.forms import MAX_FORM_BYTES
 from exchange.web.security import SignedCookieCsrf
+from tests.web.world import SCHOOL, World
 
-from .inbox_world import SCHOOL, World, running_world
-
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 _SERVICE_FAULT = "Sorry, there is a problem with the service"
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """Start the school and LA nodes over TLS; stop them afterwards."""
-    async with running_world(tmp_path / "world") as started:
-        yield started
 
 
 async def test_unreadable_page_forms_are_refused_with_a_page(world: World) -> None:
@@ -88,7 +78,7 @@ async def test_page_queries_with_unicode_digits_or_overflowing_cursors_are_refus
     for person, path, status in cases:
         async with world.http.get(
             yarl.URL(person.base + path, encoded=True),
-            headers={"Cookie": f"{SESSION_COOKIE}={person.token}"},
+            headers={"Cookie": f"{SESSION_COOKIE}={person.session_token()}"},
             allow_redirects=False,
         ) as resp:
             text = await resp.text()
