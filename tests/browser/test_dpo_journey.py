@@ -38,7 +38,7 @@ from tests.browser.exchange_nodes import (
     running_exchange,
 )
 from tests.browser.screenshots import SCREENSHOTS, save_screenshot
-from tests.web.dpo_world import not_shared, referral_to_front_door
+from tests.web.synthetic import not_shared, referral_to_front_door
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",

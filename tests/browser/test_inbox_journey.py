@@ -34,7 +34,7 @@ from tests.browser.exchange_nodes import (
     running_exchange,
 )
 from tests.browser.screenshots import SCREENSHOTS, save_screenshot
-from tests.web.inbox_world import PDF, PDF_NAME, information_request, referral
+from tests.web.synthetic import PDF, PDF_NAME, information_request, referral
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
