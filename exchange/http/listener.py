@@ -126,11 +126,13 @@ class GuardedRequestHandler(QuietRequestHandler):
         loop: asyncio.AbstractEventLoop,
         timeouts: Timeouts,
         closed: Counter[str],
+        accepted: Counter[str] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(manager, loop=loop, **options)
         self._timeouts = timeouts
         self._closed_by_phase = closed
+        self._accepted = accepted if accepted is not None else Counter()
         self._phase = Phase.IDLE
         self._timer: asyncio.TimerHandle | None = None
         self._body: Any = None
@@ -145,6 +147,7 @@ class GuardedRequestHandler(QuietRequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start serving the connection, and its idle deadline."""
+        self._accepted["connections"] += 1
         super().connection_made(transport)
         self._enter(Phase.IDLE, self._timeouts.idle)
 
@@ -254,6 +257,9 @@ class GuardedSite(web.BaseSite):
         self.timeouts = timeouts
         #: Connections closed by a deadline, by phase (``idle``, ``head``, ``body``).
         self.closed: Counter[str] = Counter()
+        #: Connections served (their TLS handshake done; one that does not finish within
+        #: the header deadline is closed by asyncio and never served).
+        self.served: Counter[str] = Counter()
 
     @property
     def port(self) -> int:
@@ -277,12 +283,16 @@ class GuardedSite(web.BaseSite):
         manager = self._runner.server
         assert manager is not None  # BaseSite refuses a runner that was not set up
         timeouts = self.timeouts
-        options = dict(_HANDLER_OPTIONS, keepalive_timeout=timeouts.idle + timeouts.header)
+        # aiohttp's own keep-alive timer is only a backstop: the deadlines above close every
+        # connection first (and count it), so it is set well beyond them.
+        backstop = 10 * (timeouts.idle + timeouts.header + timeouts.body)
+        options = dict(_HANDLER_OPTIONS, keepalive_timeout=backstop)
 
         def factory() -> GuardedRequestHandler:
             return GuardedRequestHandler(
-                manager, loop=loop, timeouts=timeouts, closed=self.closed, **options
-            )
+                manager, loop=loop, timeouts=timeouts, closed=self.closed,
+                accepted=self.served, **options,
+            )  # fmt: skip
 
         self._server = await loop.create_server(
             factory,
