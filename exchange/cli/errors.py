@@ -23,6 +23,7 @@ from exchange.envelope import EnvelopeError
 from exchange.files import FilesError
 from exchange.keys.errors import KeysError
 from exchange.store.damage import StoreDamagedError
+from exchange.store.sqlite import StoreTooNewError
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -102,7 +103,7 @@ def _describe(exc: BaseException, subject: str | None) -> tuple[int, str]:  # no
     prefix = f"{subject}: " if subject else ""
     if isinstance(exc, CliError):
         return exc.status, prefix + str(exc)
-    if isinstance(exc, StoreDamagedError):
+    if isinstance(exc, StoreDamagedError | StoreTooNewError):
         # Names the file and the restore procedure; never quotes a stored value.
         return EXIT_REFUSED, prefix + str(exc)
     if isinstance(exc, UnicodeError):

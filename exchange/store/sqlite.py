@@ -111,6 +111,17 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
+class StoreTooNewError(Exception):
+    """The database was migrated by a newer version of the node than this one."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"the node's database is at schema version {found}, made by a newer version of the "
+            f"node (this one knows versions up to {known}); run that newer version, or restore "
+            "the backup taken before the upgrade (docs/node.md, 'Before an upgrade')"
+        )
+
+
 class SqliteStore(
     IdempotencyTables,
     SharingRegisterTables,
@@ -197,6 +208,8 @@ class SqliteStore(
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         current = row[0] or 0
+        if current > len(MIGRATIONS):
+            raise StoreTooNewError(current, len(MIGRATIONS))
         for version, statements in enumerate(MIGRATIONS, start=1):
             if version <= current:
                 continue

@@ -20,6 +20,8 @@ from exchange.store.damage import (
     quick_check,
     sweep_leftovers,
 )
+from exchange.store.schema import MIGRATIONS
+from exchange.store.sqlite import StoreTooNewError
 
 
 async def _filled_store(folder: Path) -> Path:
@@ -158,3 +160,21 @@ def test_a_body_file_name_is_64_hex_digits_only(name: str) -> None:
     """Only a digest-named file can be taken for an uncommitted body."""
     expected = len(name) == 64 and all(c in "0123456789abcdef" for c in name)
     assert _is_digest_name(name) == expected
+
+
+async def test_a_database_from_a_newer_version_is_refused_not_used(tmp_path: Path) -> None:
+    """Migrations only go forward: an older node refuses a newer schema, saying what to do."""
+    store = await SqliteStore.open(tmp_path / "node")
+    path = store.path
+    await store.close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(MIGRATIONS) + 1,))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreTooNewError) as raised:
+        await SqliteStore.open(tmp_path / "node")
+    assert f"schema version {len(MIGRATIONS) + 1}" in str(raised.value)
+    status, line = describe(raised.value)
+    assert status != 0
+    assert "Before an upgrade" in line
+    assert "please report" not in line
