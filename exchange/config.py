@@ -11,7 +11,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -190,6 +190,36 @@ class NodeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
 
 
+#: What each kind of setting must be, in plain English (the article included).
+_KIND_NAMES: Final[Mapping[type, str]] = {
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    bool: "true or false",
+    dict: "a table",
+    list: "a list",
+}
+
+#: Upper bounds of numeric settings where one is obvious (``table.setting``: bound).
+UPPER_BOUNDS: Final[Mapping[str, int | float]] = {
+    "delivery.batch": 10_000,
+    "delivery.concurrency": 1024,
+    "delivery.per_destination": 1024,
+    "delivery.fallback_after": 1000,
+    "server.peer_uploads": 1024,
+    "server.total_uploads": 4096,
+    "server.min_body_rate": 1024 * 1024 * 1024,
+    "relay.max_items": 10_000_000,
+    "mesh.chunk_size": 100 * 1024 * 1024,
+    "limits.max_json_bytes": 64 * 1024 * 1024,
+    "limits.max_envelope_bytes": 1024 * 1024 * 1024 * 1024,
+}
+
+
+def _must_be(where: str, key: str, kind: type) -> ConfigError:
+    return ConfigError(f"{where}.{key} must be {_KIND_NAMES[kind]}")
+
+
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in table:
         raise ConfigError(f"{where}.{key} is missing")
@@ -197,8 +227,47 @@ def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
-        raise ConfigError(f"{where}.{key} must be a {kind.__name__}")
+        raise _must_be(where, key, kind)
     return value
+
+
+def _whole(value: Any, name: str, high: int | float | None = None) -> int:
+    """Return ``value`` if it is a whole number from 1 to ``high``, else refuse naming ``name``."""
+    if type(value) is not int or value <= 0 or (high is not None and value > high):
+        allowed = "greater than zero" if high is None else f"from 1 to {high}"
+        raise ConfigError(f"{name} must be a whole number {allowed}")
+    return value
+
+
+def _seconds(value: Any, name: str) -> float:
+    """Return ``value`` as seconds if it is a finite number above zero, else refuse."""
+    if type(value) not in (int, float) or not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be a number of seconds greater than zero")
+    return float(value)
+
+
+def _number(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """Return the numeric setting ``where.key``: a count (int) or seconds (float)."""
+    name = f"{where}.{key}"
+    bound_name = f"mesh.{key}" if where.endswith(".mesh") else name
+    if kind is int:
+        return _whole(table[key], name, UPPER_BOUNDS.get(bound_name))
+    return _seconds(table[key], name)
+
+
+def _numbers(table: Any, cls: type, where: str) -> dict[str, Any]:
+    """Return the checked numeric settings of ``table`` for settings dataclass ``cls``."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    names = [f.name for f in fields(cls)]
+    _check_keys(table, set(names), where)
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for name in names:
+        if name in table:
+            kind = int if isinstance(getattr(defaults, name), int) else float
+            values[name] = _number(table, name, kind, where)
+    return values
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -218,51 +287,19 @@ def _trust(value: str, base: Path) -> str:
     return value if "+" in value else str(_path(base, value))
 
 
-def _delivery(table: Mapping[str, Any]) -> DeliveryConfig:
-    defaults = DeliveryConfig()
-    _check_keys(table, set(DeliveryConfig.__dataclass_fields__), "delivery")
-    values: dict[str, Any] = {}
-    for name in DeliveryConfig.__dataclass_fields__:
-        if name in table:
-            kind = int if isinstance(getattr(defaults, name), int) else float
-            value = _get(table, name, kind, "delivery")
-            if value <= 0:
-                raise ConfigError(f"delivery.{name} must be greater than zero")
-            values[name] = value
-    return DeliveryConfig(**values)
+def _delivery(table: Any) -> DeliveryConfig:
+    return DeliveryConfig(**_numbers(table, DeliveryConfig, "delivery"))
 
 
 def _tasks(table: Any) -> TasksConfig:
-    if not isinstance(table, dict):
-        raise ConfigError("tasks must be a table")
-    _check_keys(table, set(TasksConfig.__dataclass_fields__), "tasks")
-    values: dict[str, float] = {}
-    for name in TasksConfig.__dataclass_fields__:
-        if name in table:
-            value = _get(table, name, float, "tasks")
-            if not 0 < value < math.inf:
-                raise ConfigError(f"tasks.{name} must be a number of seconds greater than zero")
-            values[name] = value
-    tasks = TasksConfig(**values)
+    tasks = TasksConfig(**_numbers(table, TasksConfig, "tasks"))
     if tasks.backoff_max < tasks.backoff_base:
         raise ConfigError("tasks.backoff_max must not be less than tasks.backoff_base")
     return tasks
 
 
 def _server(table: Any) -> ServerConfig:
-    if not isinstance(table, dict):
-        raise ConfigError("server must be a table")
-    defaults = ServerConfig()
-    _check_keys(table, set(ServerConfig.__dataclass_fields__), "server")
-    values: dict[str, Any] = {}
-    for name in ServerConfig.__dataclass_fields__:
-        if name in table:
-            kind = int if isinstance(getattr(defaults, name), int) else float
-            value = _get(table, name, kind, "server")
-            if value <= 0:
-                raise ConfigError(f"server.{name} must be greater than zero")
-            values[name] = value
-    config = ServerConfig(**values)
+    config = ServerConfig(**_numbers(table, ServerConfig, "server"))
     if config.peer_uploads > config.total_uploads:
         raise ConfigError("server.peer_uploads must not be greater than server.total_uploads")
     return config
@@ -287,7 +324,9 @@ def _mesh(table: Any, base: Path, where: str) -> MeshTenantConfig:
         password_env=_get(table, "password_env", str, where),
         shared_key_env=_get(table, "shared_key_env", str, where),
         workflow=_optional(table, "workflow", str, where) or "EXCHANGE_ENVELOPE",
-        chunk_size=_optional(table, "chunk_size", int, where) or 20 * 1024 * 1024,
+        chunk_size=(
+            _number(table, "chunk_size", int, where) if "chunk_size" in table else 20 * 1024 * 1024
+        ),
         client_cert=_optional_path(base, table, "client_cert", where),
         client_key=_optional_path(base, table, "client_key", where),
         ca=_optional_path(base, table, "ca", where),
@@ -299,8 +338,6 @@ def _mesh(table: Any, base: Path, where: str) -> MeshTenantConfig:
         raise ConfigError(f"{where}.url must start with https://")
     if (mesh.client_cert is None) != (mesh.client_key is None):
         raise ConfigError(f"{where}.client_cert and {where}.client_key go together")
-    if mesh.chunk_size <= 0:
-        raise ConfigError(f"{where}.chunk_size must be greater than zero")
     return mesh
 
 
@@ -309,9 +346,9 @@ def _smtp(table: Any, base: Path) -> SmtpSettings:
     if not isinstance(table, dict):
         raise ConfigError("smtp must be a table")
     _check_keys(table, set(SmtpSettings.__dataclass_fields__) - {"from_address"} | {"from"}, where)
-    port = _get(table, "port", int, where)
-    if not 0 < port < 65536:
-        raise ConfigError("smtp.port must be from 1 to 65535")
+    if "port" not in table:
+        raise ConfigError("smtp.port is missing")
+    port = _whole(table["port"], "smtp.port", 65535)
     mode = _optional(table, "mode", str, where) or "starttls"
     if mode not in {"starttls", "tls", "plain"}:
         raise ConfigError("smtp.mode must be starttls, tls or plain")
@@ -335,18 +372,7 @@ def _smtp(table: Any, base: Path) -> SmtpSettings:
 
 
 def _relay(table: Any) -> RelayConfig:
-    if not isinstance(table, dict):
-        raise ConfigError("relay must be a table")
-    _check_keys(table, set(RelayConfig.__dataclass_fields__), "relay")
-    retention = _optional(table, "retention", float, "relay")
-    max_items = _optional(table, "max_items", int, "relay")
-    for name, value in (("retention", retention), ("max_items", max_items)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"relay.{name} must be greater than zero")
-    return RelayConfig(
-        retention=RelayConfig.retention if retention is None else retention,
-        max_items=RelayConfig.max_items if max_items is None else max_items,
-    )
+    return RelayConfig(**_numbers(table, RelayConfig, "relay"))
 
 
 def _records(table: Any, base: Path) -> RecordsConfig:
@@ -361,8 +387,8 @@ def _web(table: Any) -> SessionPolicy:
         raise ConfigError("web must be a table")
     _check_keys(table, {"idle_timeout", "absolute_timeout"}, "web")
     defaults = SessionPolicy()
-    idle = _optional(table, "idle_timeout", int, "web")
-    absolute = _optional(table, "absolute_timeout", int, "web")
+    idle = table.get("idle_timeout")
+    absolute = table.get("absolute_timeout")
     try:
         return SessionPolicy(
             idle_timeout=defaults.idle_timeout if idle is None else idle,
@@ -381,6 +407,21 @@ def _idempotency_keys_for(limits: Mapping[str, Any]) -> int:
             "(30 days)"
         )
     return value
+
+
+def _limit(limits: Mapping[str, Any], key: str, default: int) -> int:
+    """Return the size ``[limits] key``: a whole number of bytes, or ``default``."""
+    if key not in limits:
+        return default
+    return _whole(limits[key], f"limits.{key}", UPPER_BOUNDS[f"limits.{key}"])
+
+
+def _limits_table(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    limits = doc.get("limits", {})
+    if not isinstance(limits, dict):
+        raise ConfigError("limits must be a table")
+    _check_keys(limits, {"max_envelope_bytes", "max_json_bytes", "idempotency_keys_for"}, "limits")
+    return limits
 
 
 def parse_config(text: str, base: Path) -> NodeConfig:
@@ -451,8 +492,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
             key=_path(base, _get(tls_table, "key", str, "tls")),
             ca=None if ca is None else _path(base, str(ca)),
         )
-    limits = doc.get("limits", {})
-    _check_keys(limits, {"max_envelope_bytes", "max_json_bytes", "idempotency_keys_for"}, "limits")
+    limits = _limits_table(doc)
     keys_for = _idempotency_keys_for(limits)
     return NodeConfig(
         name=_get(node, "name", str, "node"),
@@ -468,8 +508,8 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         tenants=tuple(tenants),
         delivery=_delivery(doc.get("delivery", {})),
         tls=tls,
-        max_envelope_bytes=int(limits.get("max_envelope_bytes", 64 * 1024 * 1024)),
-        max_json_bytes=int(limits.get("max_json_bytes", 256 * 1024)),
+        max_envelope_bytes=_limit(limits, "max_envelope_bytes", 64 * 1024 * 1024),
+        max_json_bytes=_limit(limits, "max_json_bytes", 256 * 1024),
         idempotency_keys_for=keys_for,
         smtp=_smtp(doc["smtp"], base) if "smtp" in doc else None,
         relay=_relay(doc["relay"]) if "relay" in doc else None,

@@ -26,7 +26,7 @@ from exchange.auth.account import check_email
 from exchange.auth.errors import WeakPasswordError
 from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
-from exchange.cli.errors import CliError, UsageError
+from exchange.cli.errors import EXIT_REFUSED, CliError, UsageError
 from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.keys.ids import parse_org_id
 from exchange.keys.notes import NoteSigner
@@ -35,6 +35,7 @@ from exchange.ledger.events import decode_event
 from exchange.ledger.log import verify_log
 from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
+from exchange.node.config_check import check_config
 from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
 from exchange.service.accounts import Accounts
 from exchange.service.errors import ServiceError
@@ -54,6 +55,33 @@ def _config(args: argparse.Namespace) -> NodeConfig:
         raise CliError(f"config {args.config}: {exc.strerror}") from None
     except ConfigError as exc:
         raise CliError(f"config {args.config}: {exc}") from None
+
+
+def config_check_command(args: argparse.Namespace) -> int:
+    """Check the configuration without starting the node: one line per problem."""
+    config = _config(args)
+    report = check_config(config)
+    if report.problems:
+        sys.stdout.flush()
+        for problem in report.problems:
+            sys.stderr.write(f"exchange: config {args.config}: {problem}\n")
+        return EXIT_REFUSED
+    common.note(report.summary(config))
+    return 0
+
+
+def _ready_config(args: argparse.Namespace) -> NodeConfig:
+    """Return the configuration if it can serve; else refuse with its first problem."""
+    config = _config(args)
+    problems = check_config(config).problems
+    if problems:
+        more = (
+            f" (and {len(problems) - 1} more: see exchange config check --config {args.config})"
+            if len(problems) > 1
+            else ""
+        )
+        raise CliError(f"config {args.config}: {problems[0]}{more}")
+    return config
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -143,7 +171,8 @@ def _account_options(args: argparse.Namespace) -> tuple[str, str] | None:
 
 def users_add_command(args: argparse.Namespace) -> int:
     """Create a user and print their token once; with ``--email``, their account too."""
-    config = _config(args)
+    # The data folder is made only for a configuration that can serve.
+    config = _ready_config(args)
     try:
         org = parse_org_id(args.org, field="--org")
     except ValueError as exc:
@@ -323,6 +352,19 @@ def add_commands(sub: common.Subcommands) -> None:
     )
     serve.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
     serve.set_defaults(handler=serve_command)
+
+    config = sub.add_parser("config", help="check a node's configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    check = config_sub.add_parser(
+        "check",
+        help="check the configuration is ready to serve, without starting the node",
+        description="Load the configuration and check it against the directory, the key "
+        "files (decrypted with the passphrases from the environment), the TLS certificate "
+        "and key, and the data folder. Prints each problem on its own line and exits 1, or "
+        "a summary when the node is ready to start. Uses no network.",
+    )
+    check.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
+    check.set_defaults(handler=config_check_command)
 
     users = sub.add_parser("users", help="manage the node's staff accounts")
     users_sub = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)

@@ -114,7 +114,11 @@ def test_node_configuration_without_web_uses_the_defaults() -> None:
     ("old", "new", "message"),
     [
         ("idle_timeout = 900", "idle_timeout = 5", "web.idle_timeout must be"),
-        ("idle_timeout = 900", 'idle_timeout = "soon"', "web.idle_timeout must be a int"),
+        (
+            "idle_timeout = 900",
+            'idle_timeout = "soon"',
+            "web.idle_timeout must be a whole number of seconds from 60",
+        ),
         ("absolute_timeout = 28800", "absolute_timeout = 60", "web.absolute_timeout must be"),
         ("idle_timeout = 900", "idle = 900", "web.idle is not a known setting"),
     ],

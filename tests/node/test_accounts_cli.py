@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from exchange.auth.passwords import verify_password
+from exchange.cli import node_cmd
 from exchange.cli.main import main
+from exchange.node.config_check import CheckReport
 from exchange.store import SqliteStore
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
@@ -18,8 +20,14 @@ PASSWORD = "a long enough passphrase"  # noqa: S105 - a synthetic test password
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """Write the example configuration with its data folder under ``tmp_path``."""
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Write the example configuration with its data folder under ``tmp_path``.
+
+    The example names key files that do not exist, so ``exchange config check`` (which
+    ``users add`` runs first, tests/cli/test_config_check.py) is passed over here: these
+    tests are about accounts.
+    """
+    monkeypatch.setattr(node_cmd, "check_config", lambda _config: CheckReport())
     text = EXAMPLE.read_text().replace(
         'data_dir = "data"', f"data_dir = {json.dumps(str(tmp_path / 'data'))}"
     )

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
 
-from exchange.config import ConfigError, TasksConfig, config_to_toml, load_config, parse_config
+from exchange.auth.session import SessionPolicy
+from exchange.config import (
+    ConfigError,
+    DeliveryConfig,
+    MeshTenantConfig,
+    NodeConfig,
+    RelayConfig,
+    ServerConfig,
+    SmtpSettings,
+    TasksConfig,
+    config_to_toml,
+    load_config,
+    parse_config,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
 
@@ -51,9 +65,12 @@ def _with(old: str, new: str) -> str:
     [
         (_with('name = "stockport-la"', ""), "node.name is missing"),
         (_with('listen = "0.0.0.0:8443"', 'listen = "nowhere"'), "node.listen must be host:port"),
-        (_with('listen = "0.0.0.0:8443"', "listen = 8443"), "node.listen must be a str"),
-        (_with("batch = 32", "batch = 0"), "delivery.batch must be greater than zero"),
-        (_with("batch = 32", 'batch = "many"'), "delivery.batch must be a int"),
+        (_with('listen = "0.0.0.0:8443"', "listen = 8443"), "node.listen must be text"),
+        (_with("batch = 32", "batch = 0"), "delivery.batch must be a whole number from 1 to 10000"),
+        (
+            _with("batch = 32", 'batch = "many"'),
+            "delivery.batch must be a whole number from 1 to 10000",
+        ),
         (_with("batch = 32", "batches = 32"), "delivery.batches is not a known setting"),
         (_with('org = "la:356"', 'org = "Stockport"'), "tenants[0].org must look like"),
         (_with('org = "ods:X26ABC"', 'org = "la:356"'), "names the same organisation twice"),
@@ -67,11 +84,14 @@ def _with(old: str, new: str) -> str:
         ),
         (_with('client_key = "tls/mesh-client.key"', ""), "client_key go together"),
         (_with("mailbox = ", "mail_box = "), "tenants[1].mesh.mail_box is not a known setting"),
-        (_with("port = 587", "port = 70000"), "smtp.port must be from 1 to 65535"),
+        (_with("port = 587", "port = 70000"), "smtp.port must be a whole number from 1 to 65535"),
         (_with('mode = "starttls"', 'mode = "plain"'), "needs allow_plain = true"),
         (_with('mode = "starttls"', 'mode = "ssl"'), "smtp.mode must be starttls, tls or plain"),
         (_with('username = "exchange"', ""), "smtp.username and smtp.password_env go together"),
-        (_with("max_items = 10000", "max_items = 0"), "relay.max_items must be greater than zero"),
+        (
+            _with("max_items = 10000", "max_items = 0"),
+            "relay.max_items must be a whole number from 1 to 10000000",
+        ),
         (
             _with("unready_after = 60.0", "unready_after = 0"),
             "tasks.unready_after must be a number of seconds greater than zero",
@@ -99,3 +119,122 @@ def test_mistakes_name_the_setting(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, EXAMPLE.parent)
     assert message in str(caught.value)
+
+
+def _numeric_settings() -> list[tuple[str, str, str, str]]:
+    """Return (header, name in errors, setting, kind) of every numeric setting.
+
+    A new int or float field of a settings dataclass is covered without touching this list.
+    """
+    tables: list[tuple[str, str, type]] = [
+        ("[delivery]", "delivery", DeliveryConfig),
+        ("[tasks]", "tasks", TasksConfig),
+        ("[server]", "server", ServerConfig),
+        ("[relay]", "relay", RelayConfig),
+        ("[smtp]", "smtp", SmtpSettings),
+        ("[tenants.mesh]", "tenants[1].mesh", MeshTenantConfig),
+        ("[web]", "web", SessionPolicy),
+    ]
+    found = [
+        (header, where, f.name, str(f.type))
+        for header, where, cls in tables
+        for f in fields(cls)
+        if str(f.type) in {"int", "float"}
+    ]
+    # The [limits] settings are NodeConfig's own numbers that have a default.
+    found += [
+        ("[limits]", "limits", f.name, str(f.type))
+        for f in fields(NodeConfig)
+        if str(f.type) == "int" and f.default is not MISSING
+    ]
+    return found
+
+
+NUMERIC_SETTINGS = _numeric_settings()
+_BASE = config_to_toml(load_config(EXAMPLE))
+
+
+def _setting(header: str, name: str, value: str) -> str:
+    """Return the full configuration with ``name`` of table ``header`` set to ``value``."""
+    start = _BASE.index(f"\n{header}\n") + len(header) + 2
+    line = _BASE.index(f"\n{name} = ", start - 1) + 1
+    end = _BASE.index("\n", line)
+    return _BASE[:line] + f"{name} = {value}" + _BASE[end:]
+
+
+def test_every_numeric_setting_is_listed() -> None:
+    """The generated list is not empty and finds settings of every table (a sanity check)."""
+    names = {f"{where}.{name}" for _, where, name, _ in NUMERIC_SETTINGS}
+    assert {"delivery.batch", "tasks.backoff_base", "server.min_body_rate", "relay.retention"} <= (
+        names
+    )
+    assert {"smtp.port", "tenants[1].mesh.chunk_size", "web.idle_timeout"} <= names
+    assert {"limits.max_json_bytes", "limits.max_envelope_bytes"} <= names
+
+
+@pytest.mark.parametrize("bad", ['"abc"', "-5", "0", "1.5", "true", "inf", "nan", "-inf"])
+@pytest.mark.parametrize(("header", "where", "name", "kind"), NUMERIC_SETTINGS)
+def test_numeric_settings_refuse_bad_values(
+    header: str, where: str, name: str, kind: str, bad: str
+) -> None:
+    """A string, a negative, zero, a fraction for a count, a bool: refused naming the setting."""
+    if kind == "float" and bad == "1.5":
+        pytest.skip("a fraction is a valid number of seconds")
+    text = _setting(header, name, bad)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, EXAMPLE.parent)
+    message = str(caught.value)
+    assert message.startswith(f"{where}.{name} must be "), message
+    assert "int()" not in message
+    assert "a int" not in message
+    assert "a float" not in message
+    assert "literal" not in message
+
+
+@pytest.mark.parametrize(("header", "where", "name", "kind"), NUMERIC_SETTINGS)
+def test_numeric_settings_keep_their_good_value(
+    header: str, where: str, name: str, kind: str
+) -> None:
+    """The rewriting helper itself changes nothing when given the value already there."""
+    del where, kind
+    config = load_config(EXAMPLE)
+    assert parse_config(_setting(header, name, _value_in_base(header, name)), Path("/x")) == (
+        parse_config(_BASE, Path("/x"))
+    )
+    assert config == parse_config(_BASE, EXAMPLE.parent)
+
+
+def _value_in_base(header: str, name: str) -> str:
+    start = _BASE.index(f"\n{header}\n")
+    line = _BASE.index(f"\n{name} = ", start) + len(name) + 4
+    return _BASE[line : _BASE.index("\n", line)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            _setting("[limits]", "max_json_bytes", '"abc"'),
+            "limits.max_json_bytes must be a whole number from 1 to 67108864",
+        ),
+        (
+            _setting("[limits]", "max_json_bytes", "100000000"),
+            "limits.max_json_bytes must be a whole number from 1 to 67108864",
+        ),
+        (
+            _setting("[delivery]", "timeout", '"soon"'),
+            "delivery.timeout must be a number of seconds greater than zero",
+        ),
+        (_with("[node]", "node = 1\n[nodes]"), "nodes is not a known setting"),
+        (_with('listen = "0.0.0.0:8443"', "listen = true"), "node.listen must be text"),
+        (
+            _with('ca = "tls/mesh-ca.pem"', 'ca = "tls/mesh-ca.pem"\nallow_http = 1'),
+            "tenants[1].mesh.allow_http must be true or false",
+        ),
+    ],
+)
+def test_plain_english_messages(text: str, message: str) -> None:
+    """Messages say what is allowed in words, with the right article."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, EXAMPLE.parent)
+    assert str(caught.value) == message
