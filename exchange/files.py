@@ -68,6 +68,18 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def set_mode(fd: int, path: Path, mode: int) -> None:
+    """Set exactly ``mode`` on the open file ``fd`` at ``path``.
+
+    ``os.fchmod`` is missing on Windows before Python 3.13; there ``os.chmod`` on the path is
+    used, which can only set or clear the read-only flag (access is governed by the folder's ACL).
+    """
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:
+        os.chmod(path, mode)  # noqa: PTH101 (the fallback is the os function by name)
+
+
 def write_new_file(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
     """Create ``path`` holding ``data``; refuse (``FileExistsError``) if it exists.
 
@@ -79,7 +91,7 @@ def write_new_file(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
     fd = os.open(target, flags, mode)
     try:
         # The umask may have removed bits; set exactly what was asked for (0600 for secrets).
-        os.fchmod(fd, mode)
+        set_mode(fd, target, mode)
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
@@ -140,7 +152,7 @@ def atomic_output(
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fchmod(handle.fileno(), mode)
+            set_mode(handle.fileno(), temp, mode)
             os.fsync(handle.fileno())
         _publish(temp, target, overwrite=overwrite)
     except BaseException:
@@ -250,7 +262,7 @@ def private_output(path: PathLike, *, mode: int = 0o600) -> Iterator[BinaryIO]:
     with os.fdopen(fd, "wb") as handle:
         yield handle
         handle.flush()
-        os.fchmod(handle.fileno(), mode)
+        os.fchmod(handle.fileno(), mode)  # unnamed files exist only on Linux (O_TMPFILE)
         os.fsync(handle.fileno())
         _link_unnamed(handle.fileno(), target)
     _fsync_directory(directory)
@@ -266,7 +278,7 @@ def _named_private_output(target: Path, mode: int) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fchmod(handle.fileno(), mode)
+            set_mode(handle.fileno(), temp, mode)
             os.fsync(handle.fileno())
         _publish(temp, target, overwrite=False)
     except BaseException:

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from exchange.cli import common
 from exchange.cli.errors import CliError, concerning
-from exchange.files import STDIO, read_limited
+from exchange.files import STDIO, read_limited, set_mode
 from exchange.records import (
     MAX_CONTAINER_LEN,
     Attachment,
@@ -258,7 +258,7 @@ def _write_temp(directory: Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fchmod(handle.fileno(), FILE_MODE)
+            set_mode(handle.fileno(), temp, FILE_MODE)
             os.fsync(handle.fileno())
     except BaseException:
         temp.unlink(missing_ok=True)

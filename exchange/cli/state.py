@@ -7,15 +7,18 @@ authority verifier key, the highest version accepted and a hash of its text, in
 ``load_directory`` as ``min_version``. A different document under an already accepted
 version is refused too: the authority never issues two. Updates happen under an exclusive
 lock and are written atomically, so two commands running at once cannot lower the record.
+The lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows; neither module is imported
+until a lock is taken, so the staff commands import everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,13 +55,52 @@ def state_dir() -> Path:
     return base / "exchange"
 
 
+#: The errors ``msvcrt.locking`` raises when another process holds the lock past its retries.
+_LOCK_BUSY: Final = frozenset({errno.EDEADLK, errno.EACCES})
+
+
+def _lock_exclusive(fd: int) -> None:
+    """Wait for an exclusive lock on the open lock file ``fd``."""
+    if sys.platform == "win32":
+        import msvcrt  # noqa: PLC0415 (Windows only)
+
+        while True:  # LK_LOCK tries for about ten seconds, then fails; keep waiting like flock
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+            except OSError as error:
+                if error.errno not in _LOCK_BUSY:
+                    raise
+            else:
+                return
+    else:
+        try:
+            import fcntl  # noqa: PLC0415 (POSIX only: imported here, so Windows imports the module)
+        except ImportError:
+            raise CliError(
+                "this system offers no file locking (neither fcntl nor msvcrt), so the directory "
+                "version record cannot be updated safely"
+            ) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _unlock(fd: int) -> None:
+    """Release the lock before closing (Windows releases a closed file's locks only later)."""
+    if sys.platform == "win32":
+        import msvcrt  # noqa: PLC0415 (Windows only)
+
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        _lock_exclusive(fd)
+        try:
+            yield
+        finally:
+            _unlock(fd)
     finally:
         os.close(fd)
 
