@@ -172,14 +172,23 @@ def test_every_numeric_setting_is_listed() -> None:
     assert {"limits.max_json_bytes", "limits.max_envelope_bytes"} <= names
 
 
-@pytest.mark.parametrize("bad", ['"abc"', "-5", "0", "1.5", "true", "inf", "nan", "-inf"])
-@pytest.mark.parametrize(("header", "where", "name", "kind"), NUMERIC_SETTINGS)
+BAD_VALUES = ('"abc"', "-5", "0", "1.5", "true", "inf", "nan", "-inf")
+#: Each numeric setting with each value it must refuse (a fraction is refused for a count
+#: only: it is a valid number of seconds).
+BAD_CASES = [
+    (*setting, bad)
+    for setting in NUMERIC_SETTINGS
+    for bad in BAD_VALUES
+    if not (setting[3] == "float" and bad == "1.5")
+]
+
+
+@pytest.mark.parametrize(("header", "where", "name", "kind", "bad"), BAD_CASES)
 def test_numeric_settings_refuse_bad_values(
     header: str, where: str, name: str, kind: str, bad: str
 ) -> None:
     """A string, a negative, zero, a fraction for a count, a bool: refused naming the setting."""
-    if kind == "float" and bad == "1.5":
-        pytest.skip("a fraction is a valid number of seconds")
+    del kind
     text = _setting(header, name, bad)
     with pytest.raises(ConfigError) as caught:
         parse_config(text, EXAMPLE.parent)
