@@ -15,6 +15,8 @@ from exchange.http.common import (
 from exchange.logs import get_logger
 from exchange.service.errors import StoreDamagedError
 from exchange.service.faults import fault_of
+from exchange.service.key_expiry import seconds_left
+from exchange.service.node_service import NodeService
 from exchange.workers.supervisor import Supervisor
 
 log = get_logger("exchange.api")
@@ -109,6 +111,9 @@ async def metrics(request: web.Request) -> web.Response:
             f'exchange_peer_clock_skew_seconds{{peer="{peer}"}} {skew}'
             for peer, skew in sorted(stats.clock_skew.items())
         ),
+        "# HELP exchange_key_expires_seconds Seconds until each organisation's keys expire.",
+        "# TYPE exchange_key_expires_seconds gauge",
+        *_key_lines(node_service(request)),
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
         f"exchange_ledger_events {counts.ledger_size}",
@@ -141,4 +146,15 @@ def _task_lines(supervisor: Supervisor) -> list[str]:
             if h.last_success_at is not None
         ),
     ]
+    return lines
+
+
+def _key_lines(service: NodeService) -> list[str]:
+    """Return the seconds left on each tenant's keys (none when none is valid now)."""
+    now = service.now()
+    lines = []
+    for org in sorted(service.tenants):
+        left = seconds_left(service.directory, org, now)
+        if left is not None:
+            lines.append(f'exchange_key_expires_seconds{{org="{org}"}} {left}')
     return lines

@@ -45,6 +45,7 @@ from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
 from exchange.service.body_checks import own_body_intact
 from exchange.service.faults import fault_of
+from exchange.service.key_expiry import seconds_left, warning_days
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.service.recall import Recaller
@@ -61,6 +62,8 @@ from exchange.workers.supervisor import SupervisionPolicy, Supervisor
 log = get_logger("exchange.node")
 
 MAX_DIRECTORY_LEN = 32 * 1024 * 1024
+#: Seconds between checks of keys about to expire (the log warns once a day).
+KEY_EXPIRY_INTERVAL = 86400.0
 #: Seconds between sweeps of files left by interrupted writes (each keeps files an hour old).
 LEFTOVER_SWEEP_INTERVAL = 3600.0
 #: Seconds between sweeps of expired staff web sessions (the idle timeout is minutes).
@@ -353,6 +356,10 @@ class Node:
                 accounts.sweep_sessions, stop, stage="sweep", wait_first=True,
             ),
             supervisor.every(
+                "key-expiry", "the check of keys about to expire", KEY_EXPIRY_INTERVAL,
+                self._warn_expiring_keys, stop, stage="check",
+            ),
+            supervisor.every(
                 "leftover-sweep", "the sweep of files left by interrupted writes",
                 LEFTOVER_SWEEP_INTERVAL, self._sweep_leftovers, stop, stage="sweep",
                 wait_first=True,
@@ -465,6 +472,14 @@ class Node:
         if isinstance(mailbox, RelayMailboxConnector):
             mailbox.set_mailboxes(self._mailboxes())
         log.info("directory.reloaded", version=self.service.directory.version)
+
+    async def _warn_expiring_keys(self) -> None:
+        """Log each organisation whose keys expire within 60, 30 or 7 days (once a day)."""
+        service = self.service
+        for org in service.tenants:
+            days = warning_days(seconds_left(service.directory, org, service.now()))
+            if days is not None:
+                log.warning("keys.expiring", org=org, count=days)
 
     async def _sweep_leftovers(self) -> None:
         """Remove temporaries and uncommitted bodies an hour old (a kill mid-write)."""
