@@ -22,6 +22,7 @@ from typing import Final
 from exchange.envelope import EnvelopeError
 from exchange.files import FilesError
 from exchange.keys.errors import KeysError
+from exchange.store.backup import BackupError
 from exchange.store.damage import StoreDamagedError
 from exchange.store.sqlite import StoreTooNewError
 
@@ -103,7 +104,7 @@ def _describe(exc: BaseException, subject: str | None) -> tuple[int, str]:  # no
     prefix = f"{subject}: " if subject else ""
     if isinstance(exc, CliError):
         return exc.status, prefix + str(exc)
-    if isinstance(exc, StoreDamagedError | StoreTooNewError):
+    if isinstance(exc, StoreDamagedError | StoreTooNewError | BackupError):
         # Names the file and the restore procedure; never quotes a stored value.
         return EXIT_REFUSED, prefix + str(exc)
     if isinstance(exc, UnicodeError):

@@ -46,6 +46,7 @@ from exchange.model import (
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.accounts import AccountTables
+from exchange.store.backup import pre_upgrade_backup, schema_version
 from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.damage import (
     LEFTOVER_AGE,
@@ -133,9 +134,13 @@ class SqliteStore(
 ):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, upgrade_backups: Path | None = None) -> None:
         self.folder = folder
         self.bodies = folder / "bodies"
+        #: Where a backup is made before the schema is upgraded (default ``<folder>/backups``).
+        self.upgrade_backups = folder / "backups" if upgrade_backups is None else upgrade_backups
+        #: The backup made before this opening upgraded the schema, if it did.
+        self.upgrade_backup: Path | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
         # Writes waiting for the next group commit: (function, its future, the future's loop).
@@ -145,9 +150,14 @@ class SqliteStore(
         self._damage: StoreDamagedError | None = None
 
     @classmethod
-    async def open(cls, folder: Path) -> SqliteStore:
-        """Open (creating and migrating if needed) the store in ``folder``."""
-        store = cls(folder)
+    async def open(cls, folder: Path, *, upgrade_backups: Path | None = None) -> SqliteStore:
+        """Open (creating and migrating if needed) the store in ``folder``.
+
+        A database at an older schema version is backed up into ``upgrade_backups`` (default
+        ``<folder>/backups``) before it is migrated; if that backup fails, nothing is changed
+        and :class:`~exchange.store.backup.UpgradeBackupError` is raised.
+        """
+        store = cls(folder, upgrade_backups=upgrade_backups)
         await store._call(store._open)
         return store
 
@@ -180,6 +190,11 @@ class SqliteStore(
             db.execute("PRAGMA busy_timeout=5000")
             # Damage is found here, named, before anything is served from the file.
             quick_check(db, self.path)
+            found = schema_version(db)
+            if 0 < found < len(MIGRATIONS):
+                self.upgrade_backup = pre_upgrade_backup(
+                    db, self.folder, self.upgrade_backups, found
+                )
             self._migrate(db)
             committed = [r[0] for r in db.execute("SELECT lower(hex(digest)) FROM envelopes")]
         except BaseException as exc:
