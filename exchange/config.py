@@ -188,6 +188,8 @@ class NodeConfig:
     tasks: TasksConfig = field(default_factory=TasksConfig)
     #: Listener timeouts and upload limits (``[server]``).
     server: ServerConfig = field(default_factory=ServerConfig)
+    #: Where the backup taken before a schema upgrade goes (None: ``<data_dir>/backups``).
+    upgrade_backups: Path | None = None
 
 
 #: What each kind of setting must be, in plain English (the article included).
@@ -437,7 +439,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         "",
     )
     node = _get(doc, "node", dict, "config")
-    _check_keys(node, {"name", "listen", "public_url", "data_dir"}, "node")
+    _check_keys(node, {"name", "listen", "public_url", "data_dir", "upgrade_backups"}, "node")
     listen = _get(node, "listen", str, "node")
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
@@ -517,6 +519,11 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         web=_web(doc["web"]) if "web" in doc else SessionPolicy(),
         tasks=_tasks(doc["tasks"]) if "tasks" in doc else TasksConfig(),
         server=_server(doc["server"]) if "server" in doc else ServerConfig(),
+        upgrade_backups=(
+            _path(base, _get(node, "upgrade_backups", str, "node"))
+            if "upgrade_backups" in node
+            else None
+        ),
     )
 
 
@@ -546,6 +553,11 @@ def config_to_toml(config: NodeConfig) -> str:
         f"listen = {_toml_string(f'{config.host}:{config.port}')}",
         f"public_url = {_toml_string(config.public_url)}",
         f"data_dir = {_toml_string(str(config.data_dir))}",
+        *(
+            [f"upgrade_backups = {_toml_string(str(config.upgrade_backups))}"]
+            if config.upgrade_backups is not None
+            else []
+        ),
         "",
         "[directory]",
         f"file = {_toml_string(str(config.directory_file))}",

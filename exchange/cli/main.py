@@ -15,6 +15,7 @@ from typing import cast
 
 from exchange import __version__
 from exchange.cli import (
+    backup_cmd,
     common,
     directory_cmd,
     envelope_cmd,
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     directory_cmd.add_commands(sub)
     envelope_cmd.add_commands(sub)
     node_cmd.add_commands(sub)
+    backup_cmd.add_commands(sub)
     record_cmd.add_commands(sub)
     register_cmd.add_commands(sub)
     retention_cmd.add_commands(sub)

@@ -27,6 +27,7 @@ from exchange.auth.errors import WeakPasswordError
 from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
 from exchange.cli.errors import EXIT_REFUSED, CliError, UsageError
+from exchange.cli.node_store import open_store
 from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.keys.ids import parse_org_id
 from exchange.keys.notes import NoteSigner
@@ -186,7 +187,7 @@ def users_add_command(args: argparse.Namespace) -> int:
     user = User(args.id, org, args.name, args.role)
 
     async def add() -> None:
-        store = await SqliteStore.open(config.data_dir)
+        store = await open_store(config)
         try:
             if account is None:
                 await store.add_user(user, token_hash(token), time.time())
@@ -216,7 +217,7 @@ def users_sign_out_command(args: argparse.Namespace) -> int:
     config = _config(args)
 
     async def sign_out() -> int | None:
-        store = await SqliteStore.open(config.data_dir)
+        store = await open_store(config)
         try:
             account = await store.account_by_id(args.account)
             if account is None:
@@ -244,7 +245,7 @@ def _ledger_signer(config: NodeConfig) -> NoteSigner:
 
 async def _ledger(config: NodeConfig) -> tuple[list[bytes], list[bytes], NoteSigner]:
     signer = _ledger_signer(config)
-    store = await SqliteStore.open(config.data_dir)
+    store = await open_store(config)
     try:
         size = await store.ledger_size()
         events = await store.ledger_events(0, size)
@@ -288,7 +289,7 @@ def ledger_prove_command(args: argparse.Namespace) -> int:
 async def _prove(config: NodeConfig, wanted: str) -> list[bytes]:
     """Return the bundles of the envelope's events under the last signed checkpoint."""
     signer = _ledger_signer(config)
-    store = await SqliteStore.open(config.data_dir)
+    store = await open_store(config)
     try:
         # The command only reads: the ledger is loaded to prove under the last checkpoint
         # the node signed, and never signs one itself, so the clock is never read.
@@ -325,7 +326,7 @@ def outbox_requeue_command(args: argparse.Namespace) -> int:
         digest = bytes.fromhex(args.digest)
 
     async def requeue() -> int:
-        store = await SqliteStore.open(config.data_dir)
+        store = await open_store(config)
         try:
             return await store.requeue_dead(time.time(), digest)
         finally:

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from exchange.cli import common
 from exchange.cli.errors import CliError, UsageError
+from exchange.cli.node_store import open_store
 from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.files import write_new_file
 from exchange.keys.ids import OrgId, parse_org_id
@@ -76,7 +77,7 @@ def _with_store(config: NodeConfig, use: Callable[[SqliteStore], Awaitable[T]]) 
     async def run() -> T:
         if not (config.data_dir / "node.sqlite3").exists():
             raise CliError(f"no node data in {config.data_dir}: has the node been started?")
-        store = await SqliteStore.open(config.data_dir)
+        store = await open_store(config)
         try:
             return await use(store)
         finally:

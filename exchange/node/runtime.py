@@ -250,7 +250,9 @@ class Node:
             config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
         )
         records = load_records_setup(config)
-        store = await SqliteStore.open(config.data_dir)
+        store = await SqliteStore.open(config.data_dir, upgrade_backups=config.upgrade_backups)
+        if store.upgrade_backup is not None:
+            log.info("store.pre-upgrade-backup", path=str(store.upgrade_backup))
         if store.leftovers_removed:
             log.info("store.leftovers-removed", count=store.leftovers_removed)
         self.service = NodeService(

@@ -54,6 +54,18 @@ def test_configuration_round_trips_through_toml() -> None:
     assert parse_config(config_to_toml(config), Path("/elsewhere")) == config
 
 
+def test_upgrade_backups_is_a_folder_from_the_files_folder() -> None:
+    """node.upgrade_backups is optional, taken from the file's folder, and round trips."""
+    assert load_config(EXAMPLE).upgrade_backups is None
+    text = _with('data_dir = "data"', 'data_dir = "data"\nupgrade_backups = "pre-upgrade"')
+    config = parse_config(text, Path("/etc/exchange"))
+    assert config.upgrade_backups == Path("/etc/exchange/pre-upgrade")
+    assert parse_config(config_to_toml(config), Path("/elsewhere")) == config
+    wrong = _with('data_dir = "data"', 'data_dir = "data"\nupgrade_backups = 5')
+    with pytest.raises(ConfigError, match=r"node\.upgrade_backups must be text"):
+        parse_config(wrong, EXAMPLE)
+
+
 def _with(old: str, new: str) -> str:
     text = EXAMPLE.read_text()
     assert old in text
