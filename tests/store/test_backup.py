@@ -16,6 +16,7 @@ from exchange.envelope import Recipient, seal
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair
 from exchange.model import EnvelopeRecord, NewOutbox, ReceiptRecord
+from exchange.relay.store import RelayStore
 from exchange.store import SqliteStore, backup
 from exchange.store.backup import (
     MANIFEST,
@@ -382,3 +383,32 @@ async def test_a_newer_schema_is_refused_in_one_line_naming_both_versions(tmp_pa
     assert f"versions up to {len(MIGRATIONS)}" in line
     assert line == str(raised.value)  # already one line
     assert not (tmp_path / "data" / "backups").exists()
+
+
+async def test_a_node_that_keeps_relay_mailboxes_backs_them_up_too(tmp_path: Path) -> None:
+    """The relay's database and the bodies of waiting items; a collected item's body is gone."""
+    await _filled(tmp_path / "data")
+    relay = await RelayStore.open(tmp_path / "data" / "relay")
+    try:
+        waiting, data = _sealed(7, SCHOOL, LA)
+        collected, other = _sealed(8, SCHOOL, LA)
+        for record, body in ((waiting, data), (collected, other)):
+            await relay.put(
+                owner=LA, kind="envelope", digest=record.digest, author=SCHOOL, body=body,
+                now=T0, max_items=10,
+            )  # fmt: skip
+        await relay.collect(LA, "envelope", collected.digest, now=T0)
+    finally:
+        await relay.close()
+    result = create_backup(tmp_path / "data", tmp_path / "b1", node="la")
+    files = result.manifest["files"]
+    assert result.manifest["relay"] is True
+    assert "relay/relay.sqlite" in files
+    assert f"relay/bodies/envelope/{waiting.digest.hex()}" in files
+    assert f"relay/bodies/envelope/{collected.digest.hex()}" not in files
+    assert result.manifest["counts"]["relay_items_waiting"] == 1
+    assert verify_backup(tmp_path / "b1") == []
+    (tmp_path / "b1" / f"relay/bodies/envelope/{waiting.digest.hex()}").unlink()
+    assert verify_backup(tmp_path / "b1")[0].startswith(
+        f"relay/bodies/envelope/{waiting.digest.hex()}: missing"
+    )
