@@ -116,13 +116,23 @@ def load_trusted_directory(config: NodeConfig) -> Directory:
         raise ConfigError(f"directory: {exc}") from None
 
 
-def load_register_key(folder: Path) -> RegisterKey:
-    """Read the register's secret from the data folder, creating it on first start."""
+def load_register_key(folder: Path, *, hashes_kept: bool) -> RegisterKey:
+    """Read the register's secret from the data folder, creating it on first start.
+
+    A store that already holds subject hashes was indexed under a key that is missing (a
+    restore without ``register.key``): a new key would silently stop subject access from
+    finding anything registered before, so the start is refused instead.
+    """
     try:
-        register_key = RegisterKey.load(folder, create=True)
+        register_key = RegisterKey.load(folder, create=not hashes_kept)
     except RegisterKeyError as exc:
         raise ConfigError(str(exc)) from None
-    assert register_key is not None  # create=True makes one when there is none
+    if register_key is None:
+        raise ConfigError(
+            f"{folder / 'register.key'} is missing but the register holds subject hashes made "
+            "with it: put back register.key from where the keys are backed up "
+            "(docs/node.md §8)"
+        )
     return register_key
 
 
@@ -250,7 +260,9 @@ class Node:
             config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
         )
         records = load_records_setup(config)
-        store = await SqliteStore.open(config.data_dir, upgrade_backups=config.upgrade_backups)
+        store = await SqliteStore.open(
+            config.data_dir, upgrade_backups=config.upgrade_backups, sweep=True
+        )
         if store.upgrade_backup is not None:
             log.info("store.pre-upgrade-backup", path=str(store.upgrade_backup))
         if store.leftovers_removed:
@@ -260,7 +272,9 @@ class Node:
             directory=directory,
             tenants=tenants,
             records=records,
-            register_key=load_register_key(store.folder),
+            register_key=load_register_key(
+                store.folder, hashes_kept=await store.holds_subject_hashes()
+            ),
             clock=self.clock,
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,

@@ -191,6 +191,10 @@ class RegisterStore(Protocol):
         """Return items delivered to ``owner`` whose subjects are not in the index."""
         ...
 
+    async def holds_subject_hashes(self) -> bool:
+        """Return whether any keyed subject hash is stored (made with ``register.key``)."""
+        ...
+
     async def destroyed_items(self, org: OrgId) -> list[HeldItem]:
         """Return the items ``org`` destroyed under retention (exchange/store/retention.py)."""
         ...

@@ -404,6 +404,14 @@ class SharingRegisterTables(Tables):
 
         return await self._read(read)
 
+    async def holds_subject_hashes(self) -> bool:
+        """Return whether any keyed subject hash is stored (made with ``register.key``)."""
+
+        def read(db: sqlite3.Connection) -> bool:
+            return bool(db.execute("SELECT EXISTS (SELECT 1 FROM subject_index)").fetchone()[0])
+
+        return await self._read(read)
+
     async def received_not_indexed(self, owner: OrgId) -> list[ReceivedEntry]:
         """Return items delivered to ``owner`` whose subjects are not in the index."""
 

@@ -134,8 +134,13 @@ class SqliteStore(
 ):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
-    def __init__(self, folder: Path, *, upgrade_backups: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, upgrade_backups: Path | None = None, sweep: bool = False
+    ) -> None:
         self.folder = folder
+        #: Whether opening removes every uncommitted body at once (only the node's own start:
+        #: a command opened beside a running node must not take a body it is writing).
+        self.sweep_at_open = sweep
         self.bodies = folder / "bodies"
         #: Where a backup is made before the schema is upgraded (default ``<folder>/backups``).
         self.upgrade_backups = folder / "backups" if upgrade_backups is None else upgrade_backups
@@ -150,14 +155,16 @@ class SqliteStore(
         self._damage: StoreDamagedError | None = None
 
     @classmethod
-    async def open(cls, folder: Path, *, upgrade_backups: Path | None = None) -> SqliteStore:
+    async def open(
+        cls, folder: Path, *, upgrade_backups: Path | None = None, sweep: bool = False
+    ) -> SqliteStore:
         """Open (creating and migrating if needed) the store in ``folder``.
 
         A database at an older schema version is backed up into ``upgrade_backups`` (default
         ``<folder>/backups``) before it is migrated; if that backup fails, nothing is changed
         and :class:`~exchange.store.backup.UpgradeBackupError` is raised.
         """
-        store = cls(folder, upgrade_backups=upgrade_backups)
+        store = cls(folder, upgrade_backups=upgrade_backups, sweep=sweep)
         await store._call(store._open)
         return store
 
@@ -204,8 +211,10 @@ class SqliteStore(
                 raise damage from None
             raise
         self._db = db
-        # Nothing is being written yet: every temporary and uncommitted body is a leftover.
-        self.leftovers_removed = sweep_leftovers(self.bodies, committed)
+        # At the node's own start nothing is being written yet, so every temporary and
+        # uncommitted body is a leftover; a command leaves them to the node's hourly sweep.
+        if self.sweep_at_open:
+            self.leftovers_removed = sweep_leftovers(self.bodies, committed)
 
     async def sweep_leftovers(self) -> int:
         """Remove temporaries and uncommitted bodies older than an hour; return how many."""

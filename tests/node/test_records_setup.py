@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from exchange.config import ConfigError, RecordsConfig, load_config, parse_config
+from exchange.node.runtime import load_register_key
 from exchange.service.register_reports import KEY_FILE, RegisterKey, RegisterKeyError
 from exchange.shipped import load_records_setup, shipped_text
 
@@ -69,6 +70,19 @@ def test_the_register_key_is_created_once_and_kept_private(tmp_path: Path) -> No
     path.write_bytes(b"short")
     with pytest.raises(RegisterKeyError, match="exactly 32 bytes"):
         RegisterKey.load(tmp_path, create=False)
+
+
+def test_a_missing_register_key_is_not_replaced_once_hashes_exist(tmp_path: Path) -> None:
+    """A restore without register.key: a new key would hide every earlier subject, so no."""
+    with pytest.raises(ConfigError) as caught:
+        load_register_key(tmp_path, hashes_kept=True)
+    assert "register.key is missing" in str(caught.value)
+    assert "docs/node.md" in str(caught.value)
+    assert not (tmp_path / KEY_FILE).exists()
+    made = load_register_key(tmp_path, hashes_kept=False)
+    assert load_register_key(tmp_path, hashes_kept=True).subject("upn", "A") == made.subject(
+        "upn", "A"
+    )
 
 
 def test_shipped_files_are_package_data_and_config_shows_them() -> None:

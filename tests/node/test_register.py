@@ -405,6 +405,7 @@ async def test_the_register_row_is_written_with_the_submission(
         ("upn", service.subject_key("upn", UPN).hash),
         ("nhs-number", service.subject_key("nhs-number", NHS).hash),
     }
+    assert await service.store.holds_subject_hashes()
     # The key file is private to the node's user and never a pupil identifier in clear.
     key_file = service.store.folder / "register.key"
     assert key_file.stat().st_mode & 0o777 == 0o600

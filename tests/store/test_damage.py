@@ -141,18 +141,32 @@ def test_a_running_sweep_leaves_young_files_alone(tmp_path: Path) -> None:
     assert not old.exists()
 
 
-async def test_opening_the_store_sweeps_what_a_kill_left(tmp_path: Path) -> None:
-    """A kill between a body's write and its row: the next opening removes the body."""
+async def test_the_nodes_start_sweeps_what_a_kill_left(tmp_path: Path) -> None:
+    """A kill between a body's write and its row: the node's next start removes the body."""
     store = await SqliteStore.open(tmp_path / "node")
     (store.bodies / ("ef" * 32)).write_bytes(b"synthetic")
     (store.bodies / ".abc.partial-x").write_bytes(b"synthetic")
     await store.close()
-    store = await SqliteStore.open(tmp_path / "node")
+    store = await SqliteStore.open(tmp_path / "node", sweep=True)
     try:
         assert store.leftovers_removed == 2
         assert list(store.bodies.iterdir()) == []
     finally:
         await store.close()
+
+
+async def test_a_command_beside_a_running_node_leaves_its_writes_alone(tmp_path: Path) -> None:
+    """A command opens the store while the node writes a body: the body is not taken."""
+    node = await SqliteStore.open(tmp_path / "node", sweep=True)
+    writing = node.bodies / ("ef" * 32)
+    writing.write_bytes(b"synthetic")
+    try:
+        command = await SqliteStore.open(tmp_path / "node")
+        await command.close()
+        assert command.leftovers_removed == 0
+        assert writing.exists()
+    finally:
+        await node.close()
 
 
 @given(st.text(min_size=1, max_size=80))
