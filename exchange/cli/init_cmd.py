@@ -10,6 +10,7 @@ nothing, and the next steps are printed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -239,6 +240,8 @@ def _tls(args: argparse.Namespace, host: str, now: int) -> TlsPlan:
         key_path = args.tls_key or _ask("--tls-key", "Its key file (PEM)", str)
         cert, key = _read_pem(cert_path, "--tls-cert"), _read_pem(key_path, "--tls-key")
     if args.peers_ca is not None:
+        if mode == "proxy":
+            raise UsageError("--peers-ca goes in the [tls] table, which --tls proxy leaves out")
         peers = _read_pem(args.peers_ca, "--peers-ca")
     try:
         return plan_tls(
@@ -249,9 +252,7 @@ def _tls(args: argparse.Namespace, host: str, now: int) -> TlsPlan:
 
 
 def _trust(args: argparse.Namespace) -> str:
-    if not args.trust and not _interactive():
-        raise UsageError("--trust is missing: the directory authority's verifier key or its file")
-    if not args.trust:
+    if not (args.trust or os.environ.get(common.ENV_TRUST)):
         args.trust = _ask("--trust", "The directory authority's verifier key, or its file", str)
     return "".join(f"{key.vkey()}\n" for key in common.trusted_keys(args))
 

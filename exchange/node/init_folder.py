@@ -129,7 +129,7 @@ def plan_tls(
     peers = [] if peers_ca is None else [peers_ca]
     if peers_ca is not None:
         if mode == "proxy":
-            raise TlsMaterialError("--peers-ca needs TLS on the node: it goes in the [tls] table")
+            raise TlsMaterialError("--peers-ca goes in the [tls] table, which a proxy leaves out")
         load_bundle(peers_ca, "--peers-ca")
     files: list[tuple[str, bytes, int]] = []
     if mode == "files":

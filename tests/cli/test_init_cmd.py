@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import stat
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from exchange.auth.passwords import verify_password
+from exchange.cli.main import main
 from exchange.node import init_folder
 from exchange.node.tls_material import make_test_ca, names_host
 from exchange.store import SqliteStore
@@ -335,3 +337,57 @@ def test_a_failure_part_way_leaves_nothing(
     result = init(isolated / "oak", trust)
     assert result.status == 1
     _nothing_left(isolated, before)
+
+
+class _Terminal(io.StringIO):
+    """Standard input that says it is a terminal, holding the answers typed."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_in_a_terminal_what_is_missing_is_asked(
+    isolated: Path, trust: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each missing value is asked for (a bad answer again); secrets are read without echo."""
+    monkeypatch.delenv("EXCHANGE_PASSPHRASE")
+    monkeypatch.delenv("EXCHANGE_LEDGER_PASSPHRASE")
+    answers = [
+        "http://oak.example",  # refused: not https, asked again
+        "https://localhost:8443",
+        "urn:106123", "Oak Primary School", "school", "n",
+        str(trust), "3", ADMIN_EMAIL, "Oak Administrator",
+    ]  # fmt: skip
+    monkeypatch.setattr("sys.stdin", _Terminal("\n".join(answers) + "\n"))
+    hidden = iter([PASSPHRASE, PASSPHRASE, LEDGER_PASSPHRASE, LEDGER_PASSPHRASE, ADMIN_PASSWORD])
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(hidden)
+
+    monkeypatch.setattr("getpass.getpass", getpass)
+    assert main(["init", "oak", "--kdf-profile", "test"]) == 0
+    err = capsys.readouterr().err
+    assert "--public-url must be an https address" in err
+    assert len(prompts) == 5
+    monkeypatch.setenv("EXCHANGE_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("EXCHANGE_LEDGER_PASSPHRASE", LEDGER_PASSPHRASE)
+    _sign_and_place(isolated, isolated / "oak")
+    assert _check(isolated / "oak")[0] == 0
+
+
+def test_peers_ca_is_trusted_beside_the_test_ca(isolated: Path, trust: Path) -> None:
+    """``--peers-ca`` certificates follow the node's own test CA in tls/peers-ca.pem."""
+    other = make_test_ca("la.example", NOW).ca_pem
+    assert other is not None
+    (isolated / "la-ca.pem").write_bytes(other)
+    assert init(isolated / "oak", trust, "--peers-ca", "la-ca.pem").status == 0
+    tls = isolated / "oak" / "tls"
+    assert (tls / "peers-ca.pem").read_bytes() == (tls / "ca.pem").read_bytes() + other
+    before = {p.name for p in isolated.iterdir()}
+    result = init(isolated / "proxied", trust, "--peers-ca", "la-ca.pem", tls=("--tls", "proxy"))
+    assert_refused(result, 2, "--peers-ca")
+    (isolated / "junk.pem").write_text("not a certificate")
+    assert_refused(init(isolated / "junk", trust, "--peers-ca", "junk.pem"), 1, "--peers-ca")
+    _nothing_left(isolated, before | {"junk.pem"})
