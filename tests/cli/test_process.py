@@ -144,6 +144,7 @@ def test_docs_worked_example_runs_verbatim(tmp_path: Path) -> None:
 COMMANDS = [
     [], ["authority"], ["authority", "create"], ["keys"], ["keys", "create"], ["directory"],
     ["directory", "sign"], ["directory", "show"], ["seal"], ["open"], ["inspect"], ["demo"],
+    ["init"],
 ]  # fmt: skip
 
 
