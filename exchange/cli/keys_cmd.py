@@ -9,26 +9,17 @@ every node is configured to trust, or an organisation's public directory entry
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Final, cast
 
 from exchange.cli import common
 from exchange.files import write_new_file
-from exchange.keys.directory import (
-    ORG_KINDS,
-    KeyGeneration,
-    Organisation,
-    OrgKind,
-    format_time,
-    org_entry_to_json,
-)
+from exchange.keys.directory import ORG_KINDS, OrgKind, format_time
 from exchange.keys.ids import OrgId, key_id_text, parse_org_id
 from exchange.keys.keyfile import encode_key_file
 from exchange.keys.keypairs import OrgKeyPair
+from exchange.keys.new_keys import DEFAULT_VALID_DAYS, new_org_keys
 from exchange.keys.notes import NoteSigner
 
-DAY: Final = 86_400
-DEFAULT_VALID_DAYS: Final = 730
 #: Longest validity accepted: ten years. Keys should rotate far sooner; this only stops typos.
 MAX_VALID_DAYS: Final = 3_650
 
@@ -155,21 +146,17 @@ def create_keys(args: argparse.Namespace) -> int:
     common.refuse_existing(out, public_path)
     not_before = args.valid_from if args.valid_from is not None else common.now(args)
     org_id: OrgId = args.org
-    pair = OrgKeyPair.generate(org_id)
-    generation = KeyGeneration(
-        signing=pair.signing.public,
-        encryption=pair.encryption.public,
-        not_before=not_before,
-        not_after=not_before + args.valid_days * DAY,
-    )
-    entry = Organisation(org_id, args.name, cast("OrgKind", args.kind), (generation,))
+    keys = new_org_keys(
+        org_id, args.name, cast("OrgKind", args.kind), not_before=not_before,
+        valid_days=args.valid_days,
+    )  # fmt: skip
     secret = common.passphrase(
         common.ENV_PASSPHRASE, f"New passphrase for the key file {out} ({org_id}): ", confirm=True
     )
-    data = encode_key_file(pair, secret, params=common.kdf_params(args))
-    public = json.dumps(org_entry_to_json(entry), indent=1, sort_keys=True) + "\n"
+    data = keys.key_file(secret, common.kdf_params(args))
     write_new_file(out, data)
-    write_new_file(public_path, public.encode("utf-8"), mode=0o644)
+    write_new_file(public_path, keys.public_entry(), mode=0o644)
+    generation, pair = keys.generation, keys.pair
     common.say(
         f"created keys for {org_id}, valid {format_time(generation.not_before)} to "
         f"{format_time(generation.not_after)}\n"

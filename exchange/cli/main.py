@@ -19,6 +19,7 @@ from exchange.cli import (
     common,
     directory_cmd,
     envelope_cmd,
+    init_cmd,
     keys_cmd,
     node_cmd,
     record_cmd,
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_cmd.add_keys_commands(sub)
     directory_cmd.add_commands(sub)
     envelope_cmd.add_commands(sub)
+    init_cmd.add_commands(sub)
     node_cmd.add_commands(sub)
     backup_cmd.add_commands(sub)
     record_cmd.add_commands(sub)

@@ -19,7 +19,6 @@ import secrets
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from exchange.auth.account import check_email
@@ -38,12 +37,12 @@ from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
 from exchange.node.config_check import check_config
 from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
-from exchange.service.accounts import Accounts
+from exchange.service.accounts import Accounts, StoreClock
 from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import token_hash
 from exchange.service.tenants import read_key_pair, read_passphrase
-from exchange.store import SqliteStore, Store
+from exchange.store import SqliteStore
 
 _ROLES = ("dsl", "staff", "dpo", "admin")
 _USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -127,25 +126,14 @@ class _RefusePassword(argparse.Action):
         )
 
 
-@dataclass
-class _StoreClock:
-    """The store and the wall clock: all that creating an account needs of a node."""
-
-    store: Store
-
-    def now(self) -> int:
-        """Return the current time in whole seconds."""
-        return int(time.time())
-
-
-def _initial_password() -> str:
+def initial_password(option: str = "--password-stdin") -> str:
     """Read the initial password: typed without echo at a terminal, else one line of stdin."""
     if sys.stdin.isatty():
         password = getpass.getpass("Initial password: ")
     else:
         password = sys.stdin.readline(MAX_LENGTH * 4 + 2).removesuffix("\n").removesuffix("\r")
     if not password:
-        raise UsageError("--password-stdin: no password on standard input")
+        raise UsageError(f"{option}: no password on standard input")
     try:
         check_password_rules(password)
     except WeakPasswordError as exc:
@@ -167,7 +155,7 @@ def _account_options(args: argparse.Namespace) -> tuple[str, str] | None:
         email = check_email(args.email)
     except ValueError:
         raise UsageError("--email must be an email address, like name@example.org") from None
-    return email, _initial_password()
+    return email, initial_password()
 
 
 def users_add_command(args: argparse.Namespace) -> int:
@@ -193,7 +181,7 @@ def users_add_command(args: argparse.Namespace) -> int:
                 await store.add_user(user, token_hash(token), time.time())
             else:
                 email, password = account
-                await Accounts(_StoreClock(store)).create_user(
+                await Accounts(StoreClock(store)).create_user(
                     user, token_hash(token), email=email, password=password
                 )
         except ServiceError as exc:

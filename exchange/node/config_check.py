@@ -43,6 +43,14 @@ class CheckReport:
 
 def check_directory(config: NodeConfig, report: CheckReport) -> None:
     """Check the directory file reads and verifies against the trust key."""
+    if not config.directory_file.exists() and not config.directory_file.is_symlink():
+        # The usual state of a node just made by `exchange init`: one line says what to do.
+        report.problems.append(
+            f"directory.file {config.directory_file} does not exist yet: the directory "
+            "authority signs the directory from the organisations' public entries; put the "
+            "signed directory it sends there"
+        )
+        return
     try:
         report.directory = load_trusted_directory(config)
     except ConfigError as exc:

@@ -35,6 +35,7 @@ import asyncio
 import hmac
 import io
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal, NoReturn, Protocol
@@ -125,6 +126,17 @@ class AccountsContext(Protocol):
     def now(self) -> int:
         """Return the current time in whole seconds."""
         ...
+
+
+@dataclass
+class StoreClock:
+    """A store and the wall clock: what creating an account needs outside a running node."""
+
+    store: Store
+
+    def now(self) -> int:
+        """Return the current time in whole seconds."""
+        return int(time.time())
 
 
 SignInOutcome = Literal["accepted", "refused", "slowed"]

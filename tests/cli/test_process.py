@@ -24,6 +24,8 @@ def _env(**extra: str) -> dict[str, str]:
         if not key.startswith("EXCHANGE_") and key not in {"PYTHONPATH"}
     }
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    # The code under test is this tree's, whichever checkout the environment was installed from.
+    env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
 
@@ -142,6 +144,7 @@ def test_docs_worked_example_runs_verbatim(tmp_path: Path) -> None:
 COMMANDS = [
     [], ["authority"], ["authority", "create"], ["keys"], ["keys", "create"], ["directory"],
     ["directory", "sign"], ["directory", "show"], ["seal"], ["open"], ["inspect"], ["demo"],
+    ["init"],
 ]  # fmt: skip
 
 
@@ -170,3 +173,7 @@ def test_readme_cli_example_runs_verbatim(tmp_path: Path) -> None:
                           timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr.decode()
     assert (tmp_path / "received.txt").read_text().startswith("Referral (synthetic example)")
+    # "Running a node": both folders made by `exchange init` pass `exchange config check`.
+    ready = [line for line in proc.stderr.decode().splitlines() if "configuration is ready" in line]
+    assert len(ready) == 2, proc.stderr.decode()
+    assert (tmp_path / "oak-node" / "node.toml").is_file()

@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 from pathlib import Path
 
 import pytest
 
 from exchange.auth.passwords import verify_password
-from exchange.cli import node_cmd
 from exchange.cli.main import main
-from exchange.node.config_check import CheckReport
 from exchange.store import SqliteStore
+from tests.node_folder import LA, ready_node_folder
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
 PASSWORD = "a long enough passphrase"  # noqa: S105 - a synthetic test password
 
 
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Write the example configuration with its data folder under ``tmp_path``.
+    """Make a node folder for la:356 with ``exchange init`` and give it its directory.
 
-    The example names key files that do not exist, so ``exchange config check`` (which
-    ``users add`` runs first, tests/cli/test_config_check.py) is passed over here: these
-    tests are about accounts.
+    ``users add`` runs ``exchange config check`` first: this deployment passes it for real.
     """
-    monkeypatch.setattr(node_cmd, "check_config", lambda _config: CheckReport())
-    text = EXAMPLE.read_text().replace(
-        'data_dir = "data"', f"data_dir = {json.dumps(str(tmp_path / 'data'))}"
-    )
-    path = tmp_path / "node.toml"
-    path.write_text(text)
-    return path
+    return ready_node_folder(tmp_path, monkeypatch, orgs=(LA,)).config
 
 
 def _argv(config: Path, *extra: str) -> list[str]:
@@ -88,7 +77,7 @@ def test_weak_initial_password_creates_nothing(
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(_argv(config, "--email", "dsl@la.example", "--password-stdin")) == 1
     assert "Password must be 12 characters or more" in capsys.readouterr().err
-    assert not (config.parent / "data").exists()
+    assert asyncio.run(_account(config, "dsl@la.example")) is None
 
 
 def test_without_email_the_token_behaviour_is_unchanged(
