@@ -68,7 +68,7 @@ async def la_process(tmp_path: Path) -> AsyncIterator[tuple[Deployment, int]]:
             async def ready() -> bool:
                 assert proc.returncode is None, "exchange serve exited"
                 try:
-                    async with http.get(world.url("la") + "/readyz") as resp:
+                    async with http.get(world.ops_url("la") + "/readyz") as resp:
                         return resp.status == 200
                 except aiohttp.ClientError:
                     return False
