@@ -249,7 +249,7 @@ class Node:
         config = self.config
         report = check_config(config, match_public_url=self.match_public_url)
         if report.problems:
-            log.error("node.refused", count=len(report.problems), outcome="configuration")
+            # Said once, by whoever started the node (`exchange serve` prints each line).
             raise ConfigRefusedError(report.problems)
         assert report.directory is not None
         assert report.ledger_pair is not None

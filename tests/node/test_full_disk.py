@@ -106,7 +106,7 @@ async def test_full_disk_refuses_clearly_and_the_node_recovers_without_restart(
             )
 
         await until(refused_by_the_full_peer, what="the full receiver to answer 503")
-        assert (await _ready(http, world.url("la")))[0] == 503
+        assert (await _ready(http, world.ops_url("la")))[0] == 503
         # Now the sender's disk is full instead (the LA's is freed: the logs below are the
         # school's alone, as they would be in its own process).
         school_disk.fill()
@@ -180,7 +180,7 @@ async def _recovery(world: Deployment, http: aiohttp.ClientSession, waiting: str
     for node in ("school", "la"):
 
         async def ready(node: str = node) -> bool:
-            return (await _ready(http, world.url(node)))[0] == 200
+            return (await _ready(http, world.ops_url(node)))[0] == 200
 
         await until(ready, timeout=RECOVERY, what=f"the {node} node to be ready")
     assert 'exchange_task_failing{task="outbox"} 0' in await _metrics(http, world.ops_url("school"))
