@@ -145,7 +145,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class OpsConfig:
-    """The operations listener (``[ops]``; docs/node.md §7): /healthz, /readyz, /metrics.
+    """The operations listener (``[ops]``; docs/node.md §6): /healthz, /readyz, /metrics.
 
     It listens on ``host:port`` (loopback by default). With ``token_env``, the name of an
     environment variable holding a token, the main listener answers those paths too, to

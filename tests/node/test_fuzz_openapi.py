@@ -108,7 +108,7 @@ def _fuzz(world: Deployment) -> list[str]:
         for result in schema.get_all_operations():
             operation = result.ok()
             headers = _token(world, operation.path)
-            # The operations endpoints have their own listener (docs/node.md §7).
+            # The operations endpoints have their own listener (docs/node.md §6).
             ops = operation.path in OPS_ROUTES
             base = world.ops_url("school") if ops else world.url("school")
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
