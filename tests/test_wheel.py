@@ -270,6 +270,7 @@ def test_serve_starts_from_a_config_outside_the_project_and_stops_on_sigterm(
         assert answer.status == 200
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    refused.value.close()
     assert refused.value.code == 404
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=SERVE_TIMEOUT)
