@@ -16,12 +16,13 @@ What is measured:
   ``aiohttp`` client session with TLS; the school seals each, commits it and answers 202,
   its outbox worker pushes the envelope to the LA node, which verifies and stores it and
   answers with a signed ``delivered`` receipt that the school verifies and records;
-- the end is observed by polling the school's ``/metrics`` until every outbox item is
-  ``delivered``; then the ``recorded_at`` of each ``delivered`` receipt is read from the
-  school's store (SQLite, read-only). End-to-end rate = N / (last receipt recorded − first
-  submit sent). Latency per envelope = its receipt's ``recorded_at`` − the time its 202
-  arrived at the client (the brief's "submit to receipt"); the 202 round trip itself is
-  reported beside it. Client and nodes share one wall clock (``time.time``);
+- the end is observed by polling the school's ``/metrics`` (on its operations listener)
+  until every outbox item is ``delivered``; then the ``recorded_at`` of each ``delivered``
+  receipt is read from the school's store (SQLite, read-only). End-to-end rate = N / (last
+  receipt recorded − first submit sent). Latency per envelope = its receipt's
+  ``recorded_at`` − the time its 202 arrived at the client (the brief's "submit to
+  receipt"); the 202 round trip itself is reported beside it. Client and nodes share one
+  wall clock (``time.time``);
 - in the same run, a bare ``aiohttp`` handler in its own process, on 127.0.0.1 with the
   school node's TLS certificate, reads the same 10 KB JSON bodies and answers 202, driven
   by the same client loop; reported as requests per second, with ours / bare.
@@ -97,7 +98,8 @@ def serve_node(config_file: Path, profile_out: Path | None) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        print("ready", flush=True)
+        # The parent polls /metrics on the operations listener, on a port chosen now.
+        print(f"ready {node.ops_port}", flush=True)
         if prof is not None:
             prof.enable()
         await stop.wait()
@@ -188,6 +190,8 @@ class World:
     school_db: Path
     cert: Path
     key: Path
+    #: The school's operations listener (/metrics), once its process is up.
+    school_ops_url: str = ""
 
 
 async def create_world(folder: Path, delivery: DeliveryConfig) -> World:
@@ -309,7 +313,7 @@ async def drive(
 
 async def delivered_count(http: aiohttp.ClientSession, world: World) -> tuple[int, int]:
     """Return the school's outbox items delivered and dead, from /metrics."""
-    async with http.get(world.school_url + "/metrics") as resp:
+    async with http.get(world.school_ops_url + "/metrics") as resp:
         text = await resp.text()
     counts = {}
     for line in text.splitlines():
@@ -525,7 +529,9 @@ def one_run(
     try:
         for name, config in (("la", world.la_config), ("school", world.school_config)):
             prof = str(profiles[name]) if profile else "-"
-            children[name], _ = spawn("--serve-node", str(config), prof)
+            children[name], line = spawn("--serve-node", str(config), prof)
+            if name == "school":
+                world = replace(world, school_ops_url=f"http://127.0.0.1:{line.split()[1]}")
         pids = {name: proc.pid for name, proc in children.items()}
         node = asyncio.run(run_nodes(world, n, concurrency, pids))
     finally:

@@ -13,9 +13,9 @@ What is measured:
   256 KiB pieces until the node answers; the node's resident memory (VmRSS) is sampled
   every 10 ms, and the growth is the peak minus the resident memory just before;
 - reference, in the same run and against the same process: N clients at once each open a
-  TLS connection and ask ``GET /healthz``: the memory N connections cost when no body is
-  involved. Printed: both growths, their ratio (attack / reference; near 1 means an
-  unsigned upload costs no more than a connection), and the time to the last 401.
+  TLS connection and ask ``GET /sign-in`` (a small page): the memory N connections cost
+  when no body is involved. Printed: both growths, their ratio (attack / reference; near 1
+  means an unsigned upload costs no more than a connection), and the time to the last 401.
 
 Each phase is preceded by a warm-up of 3 requests of its kind, not counted.
 """
@@ -105,10 +105,13 @@ async def unsigned_upload(world: Deployment, declared: int) -> int:
 
 
 async def health(world: Deployment) -> int:
-    """Ask /healthz on a new connection; return the status."""
+    """Ask for the sign-in page on a new connection; return the status.
+
+    The main listener serves no /healthz (the node's operations listener does).
+    """
     reader, writer = await connect(world)
     port = world.nodes["la"].port
-    writer.write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    writer.write(f"GET /sign-in HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     try:
         return await status_of(reader)
     finally:
@@ -168,7 +171,7 @@ async def main(uploads: int, declared: int) -> None:
             await proc.wait()
             await world.stop()
     print(f"node: exchange serve, pid {proc.pid}; {uploads} connections at once")
-    name = f"{uploads} x GET /healthz"
+    name = f"{uploads} x GET /sign-in"
     print(f"reference  {name:<32} +{reference / MIB:7.1f} MiB  {ref_statuses}")
     name = f"{uploads} x unsigned {declared // MIB} MiB upload"
     print(f"attack     {name:<32} +{attack / MIB:7.1f} MiB  {statuses}, closed in {took:.2f} s")

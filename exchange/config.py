@@ -138,6 +138,23 @@ class ServerConfig:
     min_body_rate: int = 16 * 1024
     peer_uploads: int = 4
     total_uploads: int = 16
+    #: TLS ends at a proxy in front, which forwards plain HTTP to this node. The only way
+    #: to run without ``[tls]``; with ``[tls]`` it is a contradiction and refused.
+    behind_proxy: bool = False
+
+
+@dataclass(frozen=True)
+class OpsConfig:
+    """The operations listener (``[ops]``; docs/node.md §6): /healthz, /readyz, /metrics.
+
+    It listens on ``host:port`` (loopback by default). With ``token_env``, the name of an
+    environment variable holding a token, the main listener answers those paths too, to
+    ``Authorization: Bearer <token>``; without it, 404 there.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9180
+    token_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,8 @@ class NodeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     #: Where the backup taken before a schema upgrade goes (None: ``<data_dir>/backups``).
     upgrade_backups: Path | None = None
+    #: The operations listener and its token (``[ops]``).
+    ops: OpsConfig = field(default_factory=OpsConfig)
 
 
 #: What each kind of setting must be, in plain English (the article included).
@@ -257,11 +276,16 @@ def _number(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return _seconds(table[key], name)
 
 
-def _numbers(table: Any, cls: type, where: str) -> dict[str, Any]:
-    """Return the checked numeric settings of ``table`` for settings dataclass ``cls``."""
+def _numbers(
+    table: Any, cls: type, where: str, skip: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
+    """Return the checked numeric settings of ``table`` for settings dataclass ``cls``.
+
+    ``skip``: the fields of ``cls`` that are not numbers, read by the caller.
+    """
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    names = [f.name for f in fields(cls)]
+    names = [f.name for f in fields(cls) if f.name not in skip]
     _check_keys(table, set(names), where)
     defaults = cls()
     values: dict[str, Any] = {}
@@ -301,7 +325,14 @@ def _tasks(table: Any) -> TasksConfig:
 
 
 def _server(table: Any) -> ServerConfig:
-    config = ServerConfig(**_numbers(table, ServerConfig, "server"))
+    if not isinstance(table, dict):
+        raise ConfigError("server must be a table")
+    numbers = {k: v for k, v in table.items() if k != "behind_proxy"}
+    behind_proxy = _optional(table, "behind_proxy", bool, "server") or False
+    config = ServerConfig(
+        **_numbers(numbers, ServerConfig, "server", skip={"behind_proxy"}),
+        behind_proxy=behind_proxy,
+    )
     if config.peer_uploads > config.total_uploads:
         raise ConfigError("server.peer_uploads must not be greater than server.total_uploads")
     return config
@@ -309,6 +340,31 @@ def _server(table: Any) -> ServerConfig:
 
 def _optional(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return _get(table, key, kind, where) if key in table else None
+
+
+def _listen(table: Mapping[str, Any], where: str, example: str) -> tuple[str, int]:
+    """Return the host and port of the ``listen`` setting of ``where`` (port 0 allowed)."""
+    listen = _get(table, "listen", str, where)
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{where}.listen must be host:port, e.g. {example}")
+    return host, int(port_text)
+
+
+def _ops(table: Any) -> OpsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("ops must be a table")
+    _check_keys(table, {"listen", "token_env"}, "ops")
+    defaults = OpsConfig()
+    host, port = (
+        _listen(table, "ops", "127.0.0.1:9180")
+        if "listen" in table
+        else (defaults.host, defaults.port)
+    )
+    token_env = _optional(table, "token_env", str, "ops")
+    if token_env is not None and not token_env:
+        raise ConfigError("ops.token_env must name an environment variable")
+    return OpsConfig(host=host, port=port, token_env=token_env)
 
 
 def _optional_path(base: Path, table: Mapping[str, Any], key: str, where: str) -> Path | None:
@@ -435,15 +491,12 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     _check_keys(
         doc,
         {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
-        | {"records", "web", "tasks", "server"},
+        | {"records", "web", "tasks", "server", "ops"},
         "",
     )
     node = _get(doc, "node", dict, "config")
     _check_keys(node, {"name", "listen", "public_url", "data_dir", "upgrade_backups"}, "node")
-    listen = _get(node, "listen", str, "node")
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError("node.listen must be host:port, e.g. 127.0.0.1:8443")
+    host, port = _listen(node, "node", "127.0.0.1:8443")
     public_url = _get(node, "public_url", str, "node")
     if not public_url.startswith(("https://", "http://")):
         raise ConfigError("node.public_url must start with https:// (or http:// for tests)")
@@ -499,7 +552,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     return NodeConfig(
         name=_get(node, "name", str, "node"),
         host=host,
-        port=int(port_text),
+        port=port,
         public_url=public_url.rstrip("/"),
         data_dir=_path(base, _get(node, "data_dir", str, "node")),
         directory_file=_path(base, _get(directory, "file", str, "directory")),
@@ -524,6 +577,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
             if "upgrade_backups" in node
             else None
         ),
+        ops=_ops(doc["ops"]) if "ops" in doc else OpsConfig(),
     )
 
 
@@ -547,6 +601,8 @@ def _toml_string(value: str) -> str:
 def config_to_toml(config: NodeConfig) -> str:
     """Return ``config`` as TOML that :func:`parse_config` reads back to the same value."""
     d = config.delivery
+    token_env = config.ops.token_env
+    ops_token = [] if token_env is None else [f"token_env = {_toml_string(token_env)}"]
     lines = [
         "[node]",
         f"name = {_toml_string(config.name)}",
@@ -585,6 +641,10 @@ def config_to_toml(config: NodeConfig) -> str:
         "",
         "[server]",
         *_toml_fields(config.server),
+        "",
+        "[ops]",
+        f"listen = {_toml_string(f'{config.ops.host}:{config.ops.port}')}",
+        *ops_token,
         "",
     ]
     if config.tls is not None:

@@ -36,6 +36,7 @@ def test_demo_runs_two_nodes_and_verifies_receipts(out: str) -> None:
     for status in ("delivered", "opened", "acknowledged"):
         assert f"{status:<13} by la:356" in out
     assert "the signed checkpoint verifies offline" in out
+    assert "both ready: /readyz and /metrics on their own listeners, http://127.0.0.1:" in out
 
 
 def test_demo_output_holds_no_record_content(out: str) -> None:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -32,7 +33,9 @@ BUILD_TIMEOUT = 600.0
 RUN_TIMEOUT = 300.0
 SERVE_TIMEOUT = 60.0
 PASSPHRASE = "a long passphrase for the wheel test's keys"  # noqa: S105 - a test fixture
-SERVING_RE = re.compile(r"serving la:356 on port (\d+)")
+SERVING_RE = re.compile(
+    r"serving la:356 on port (\d+); /healthz, /readyz and /metrics on 127\.0\.0\.1:(\d+)"
+)
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,11 @@ def _make_node(installed: Installed, folder: Path, env: dict[str, str]) -> Path:
         'key = "ledger.key"\n'
         'passphrase_env = "EXCHANGE_PASSPHRASE"\n'
         'origin = "wheel-test.invalid/ledger"\n'
+        # Plain HTTP, said explicitly; the operations listener on a free port.
+        "\n[server]\n"
+        "behind_proxy = true\n"
+        "\n[ops]\n"
+        'listen = "127.0.0.1:0"\n'
         "\n[[tenants]]\n"
         'org = "la:356"\n'
         'keys = ["la.key"]\n'
@@ -209,8 +217,13 @@ def _make_node(installed: Installed, folder: Path, env: dict[str, str]) -> Path:
 
 
 @pytest.fixture
-def serving(installed: Installed, outside: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """Start ``exchange serve`` on a configuration outside the project; yield it and its port."""
+def serving(
+    installed: Installed, outside: Path
+) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """Start ``exchange serve`` on a configuration outside the project.
+
+    Yield it, its port and its operations listener's port.
+    """
     env = _env(
         outside, installed.bin,
         EXCHANGE_PASSPHRASE=PASSPHRASE, EXCHANGE_AUTHORITY_PASSPHRASE=PASSPHRASE,
@@ -227,16 +240,16 @@ def serving(installed: Installed, outside: Path) -> Iterator[tuple[subprocess.Po
     watchdog.start()
     try:
         assert proc.stderr is not None
-        port = None
+        ports = None
         seen = []
         for line in proc.stderr:
             seen.append(line)
             found = SERVING_RE.search(line)
             if found:
-                port = int(found.group(1))
+                ports = int(found.group(1)), int(found.group(2))
                 break
-        assert port is not None, "".join(seen)
-        yield proc, port
+        assert ports is not None, "".join(seen)
+        yield proc, *ports
     finally:
         watchdog.cancel()
         if proc.poll() is None:
@@ -245,12 +258,20 @@ def serving(installed: Installed, outside: Path) -> Iterator[tuple[subprocess.Po
 
 
 def test_serve_starts_from_a_config_outside_the_project_and_stops_on_sigterm(
-    serving: tuple[subprocess.Popen[str], int],
+    serving: tuple[subprocess.Popen[str], int, int],
 ) -> None:
-    """The installed node answers /readyz with 200, and SIGTERM stops it with status 0."""
-    proc, port = serving
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as answer:
+    """The installed node answers /readyz, and SIGTERM stops it with status 0.
+
+    /readyz answers 200 on the operations listener, 404 on the main one (plain HTTP, behind
+    a TLS proxy).
+    """
+    proc, port, ops_port = serving
+    with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/readyz", timeout=10) as answer:
         assert answer.status == 200
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    refused.value.close()
+    assert refused.value.code == 404
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=SERVE_TIMEOUT)
     assert proc.returncode == 0, err

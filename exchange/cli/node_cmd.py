@@ -35,7 +35,7 @@ from exchange.ledger.events import decode_event
 from exchange.ledger.log import verify_log
 from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
-from exchange.node.config_check import check_config
+from exchange.node.config_check import ConfigRefusedError, check_config
 from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
 from exchange.service.accounts import Accounts, StoreClock
 from exchange.service.errors import ServiceError
@@ -57,15 +57,20 @@ def _config(args: argparse.Namespace) -> NodeConfig:
         raise CliError(f"config {args.config}: {exc}") from None
 
 
+def _refuse(args: argparse.Namespace, problems: list[str]) -> int:
+    """Print each problem of the configuration on its own line; return the refusal status."""
+    sys.stdout.flush()
+    for problem in problems:
+        sys.stderr.write(f"exchange: config {args.config}: {problem}\n")
+    return EXIT_REFUSED
+
+
 def config_check_command(args: argparse.Namespace) -> int:
     """Check the configuration without starting the node: one line per problem."""
     config = _config(args)
     report = check_config(config)
     if report.problems:
-        sys.stdout.flush()
-        for problem in report.problems:
-            sys.stderr.write(f"exchange: config {args.config}: {problem}\n")
-        return EXIT_REFUSED
+        return _refuse(args, report.problems)
     common.note(report.summary(config))
     return 0
 
@@ -90,6 +95,9 @@ def serve_command(args: argparse.Namespace) -> int:
     configure()
     try:
         asyncio.run(_serve(config))
+    except ConfigRefusedError as exc:
+        # The same lines as `exchange config check`: the node runs the same checks.
+        return _refuse(args, exc.problems)
     except ConfigError as exc:
         raise CliError(f"config {args.config}: {exc}") from None
     except ReadersWithoutSecondFactorError as exc:
@@ -104,7 +112,10 @@ async def _serve(config: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    common.note(f"serving {', '.join(t.org for t in config.tenants)} on port {node.port}")
+    common.note(
+        f"serving {', '.join(t.org for t in config.tenants)} on port {node.port}; "
+        f"/healthz, /readyz and /metrics on {config.ops.host}:{node.ops_port}"
+    )
     await stop.wait()
     await node.stop()
 

@@ -5,7 +5,9 @@ one folder: a private certificate authority and a TLS certificate per node (so n
 HTTPS exactly as in production), encrypted key files, the signed directory, node
 configuration files and data folders. Nodes listen on port 0; once they are up the
 directory authority signs a second directory version with their real addresses, and every
-node reloads it, which is also how a live deployment learns of a new route.
+node reloads it, which is also how a live deployment learns of a new route. Each node's
+operations listener (/healthz, /readyz, /metrics) is on a free loopback port too
+(:meth:`Deployment.ops_url`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from exchange.config import (
     DeliveryConfig,
     MeshTenantConfig,
     NodeConfig,
+    OpsConfig,
     RelayConfig,
     SmtpSettings,
     TasksConfig,
@@ -87,6 +90,10 @@ class Deployment:
     def url(self, node: str) -> str:
         """Return the base URL of a running node."""
         return f"https://127.0.0.1:{self.nodes[node].port}"
+
+    def ops_url(self, node: str) -> str:
+        """Return the base URL of a running node's operations listener (/readyz, /metrics)."""
+        return f"http://127.0.0.1:{self.nodes[node].ops_port}"
 
     def node_of(self, org: OrgId) -> Node:
         """Return the node serving ``org``."""
@@ -239,8 +246,11 @@ async def start_deployment(
             smtp=smtp,
             relay=(relays or {}).get(node_name),
             tasks=tasks or TasksConfig(),
+            # Each node's own operations listener, on a free port like the main one.
+            ops=OpsConfig(port=0),
         )
-        node = Node(config)
+        # The node learns its address only once bound (below): nothing to compare yet.
+        node = Node(config, match_public_url=False)
         await node.start()
         # The real port is known only now; the public URL is what peers sign against.
         # The real port is fixed from now on, so a restart (`exchange serve --config`) of

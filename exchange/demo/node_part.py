@@ -132,6 +132,16 @@ async def _story(world: Deployment, content: bytes, say: Callable[[str], None]) 
         dsl = Staff(http, world.url("school"), world.tokens[(SCHOOL, "dsl")])
         front = Staff(http, world.url("la"), world.tokens[(FRONT_DOOR, "staff")])
         say(f"school node on {world.url('school')}, LA node on {world.url('la')} (TLS, SQLite)")
+        for name in ("school", "la"):
+            async with http.get(world.ops_url(name) + "/readyz") as answer:
+                ready = answer.status == 200
+            if not ready:
+                say(f"the {name} node is not ready ({world.ops_url(name)}/readyz)")
+                return False
+        say(
+            f"both ready: /readyz and /metrics on their own listeners, "
+            f"{world.ops_url('school')} and {world.ops_url('la')}"
+        )
         submitted = await dsl.call("POST", "/api/v1/envelopes", _submission(content))
         digest = submitted["digest"]
         say(f"the DSL submitted a referral: 202, envelope {submitted['envelope_id']} stored")

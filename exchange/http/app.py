@@ -5,7 +5,8 @@
 - :mod:`exchange.http.staff`: submit, sent, inbox, import, open, acknowledge, reject,
   receipts;
 - :mod:`exchange.http.peer`: envelopes and receipts from other nodes;
-- :mod:`exchange.http.ops`: health, readiness and metrics;
+- :mod:`exchange.http.ops`: health, readiness and metrics, here only behind the
+  operations token (``ops_token``); they have their own listener;
 - :mod:`exchange.http.register`: decisions not to share, the register, overdue, subject
   access;
 - :mod:`exchange.http.retention`: the review queue, holds and destruction;
@@ -58,8 +59,12 @@ def create_app(
     json_limit: int,
     collect_stats: CollectStats | None = None,
     supervisor: Supervisor | None = None,
+    ops_token: str | None = None,
 ) -> web.Application:
-    """Build the node's application (``supervisor``: whose tasks /readyz and /metrics show)."""
+    """Build the node's application (``supervisor``: whose tasks /readyz and /metrics show).
+
+    With ``ops_token``, /healthz, /readyz and /metrics answer its bearer; without, 404.
+    """
     app = web.Application(
         middlewares=[errors_middleware], client_max_size=service.max_envelope_bytes + 65536
     )
@@ -82,9 +87,8 @@ def create_app(
     app.router.add_get("/api/v1/envelopes/{digest}/receipts", staff.receipts)
     app.router.add_post("/peer/v1/orgs/{org}/envelopes", peer.peer_envelope)
     app.router.add_post("/peer/v1/orgs/{org}/receipts", peer.peer_receipt)
-    app.router.add_get("/healthz", ops.healthz)
-    app.router.add_get("/readyz", ops.readyz)
-    app.router.add_get("/metrics", ops.metrics)
+    if ops_token is not None:
+        ops.add_ops_routes(app, ops_token)
     # --- records, register, deadlines ---
     app.router.add_post("/api/v1/decisions/not-shared", register.not_shared)
     app.router.add_get("/api/v1/register", register.register_export)

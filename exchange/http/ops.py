@@ -1,17 +1,31 @@
-"""The node's operational endpoints: liveness (/healthz), readiness (/readyz), /metrics."""
+"""The node's operational endpoints: liveness (/healthz), readiness (/readyz), /metrics.
+
+They are served on their own listener (``[ops] listen``, loopback by default), by the
+application :func:`create_ops_app` makes. The main listener answers them only when the
+configuration names an operations token (``ops.token_env``), and then only to
+``Authorization: Bearer <token>`` (:func:`add_ops_routes` with a token); otherwise it
+answers 404 for them, as for any path it does not serve.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import hmac
+from typing import Final
+
+from aiohttp import hdrs, web
 
 from exchange.http.common import (
     COLLECT_STATS,
     READY,
+    SERVICE,
     SUPERVISOR,
     WORKER,
+    Handler,
+    errors_middleware,
     json_error,
     node_service,
 )
+from exchange.http.server import server_header
 from exchange.logs import get_logger
 from exchange.service.errors import StoreDamagedError
 from exchange.service.faults import fault_of
@@ -158,3 +172,65 @@ def _key_lines(service: NodeService) -> list[str]:
         if left is not None:
             lines.append(f'exchange_key_expires_seconds{{org="{org}"}} {left}')
     return lines
+
+
+#: The operations endpoints, by path.
+OPS_ROUTES: Final[dict[str, Handler]] = {
+    "/healthz": healthz,
+    "/readyz": readyz,
+    "/metrics": metrics,
+}
+
+
+def _bearer_only(handler: Handler, token: str) -> Handler:
+    """Return ``handler`` answering only ``Authorization: Bearer <token>``; 401 otherwise.
+
+    The comparison takes the same time whatever the header holds; neither the header nor
+    the token is logged or echoed.
+    """
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        given = request.headers.get(hdrs.AUTHORIZATION)
+        if given is None:
+            reason = "this endpoint needs the node's operations token: Authorization: Bearer"
+        elif not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
+            reason = "the operations token is not right"
+        else:
+            return await handler(request)
+        refusal = json_error(401, reason)
+        refusal.headers[hdrs.WWW_AUTHENTICATE] = "Bearer"
+        return refusal
+
+    return guarded
+
+
+async def _ops_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Keep operations answers out of caches and MIME sniffing (``on_response_prepare``)."""
+    if request.path in OPS_ROUTES:
+        response.headers[hdrs.CACHE_CONTROL] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+def add_ops_routes(app: web.Application, token: str | None = None) -> None:
+    """Serve the operations endpoints on ``app``: to anyone, or only to ``token``'s bearer."""
+    for path, handler in OPS_ROUTES.items():
+        app.router.add_get(path, handler if token is None else _bearer_only(handler, token))
+    app.on_response_prepare.append(_ops_headers)
+
+
+def create_ops_app(main: web.Application) -> web.Application:
+    """Return the operations listener's application, over the node's own ``main`` one.
+
+    It shares the main application's service, worker, statistics, supervisor and
+    readiness flag, so /readyz says 503 as soon as the node starts shutting down.
+    """
+    app = web.Application(middlewares=[errors_middleware], client_max_size=1024)
+    app[SERVICE] = main[SERVICE]
+    app[WORKER] = main[WORKER]
+    app[READY] = main[READY]
+    app[COLLECT_STATS] = main[COLLECT_STATS]
+    app[SUPERVISOR] = main[SUPERVISOR]
+    app.on_response_prepare.append(server_header)
+    add_ops_routes(app)
+    return app

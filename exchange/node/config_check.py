@@ -1,12 +1,19 @@
-"""``exchange config check``: whether a configuration can serve, without starting a node.
+"""Whether a configuration can serve: ``exchange config check``, and every node's start.
 
 Each check returns the problems it finds as sentences naming the setting; none needs the
 network. :func:`check_config` runs them all: the directory verifies against the trust key;
 every tenant's key files exist, decrypt with the passphrase from the environment and are
 keys the directory lists for that organisation; the ledger key likewise decrypts;
 ``public_url`` is the address of a route the directory lists for one of the node's
-tenants; the ``[tls]`` certificate and key load and are a pair; the data folder can be
-made, or is a folder of mode 0700.
+tenants; the node serves HTTPS (``[tls]``) or says TLS ends at a proxy in front
+(``server.behind_proxy``), not both, not neither; the ``[tls]`` certificate and key load
+and are a pair; the operations listener does not take the main listener's address, and
+its token (``ops.token_env``) is set and long enough; the data folder can be made, or is a
+folder of mode 0700.
+
+:meth:`exchange.node.runtime.Node.start` runs the same checks before it opens or binds
+anything, and starts from what they read (:class:`CheckReport` keeps the decrypted keys,
+so the slow key derivation runs once per key file).
 """
 
 from __future__ import annotations
@@ -18,26 +25,56 @@ from dataclasses import dataclass, field
 
 from exchange.config import ConfigError, NodeConfig
 from exchange.keys.directory import Directory
-from exchange.node.runtime import load_trusted_directory
-from exchange.service.tenants import read_key_pair, read_passphrase
+from exchange.keys.ids import OrgId
+from exchange.keys.keypairs import OrgKeyPair
+from exchange.node.trusted_directory import load_trusted_directory
+from exchange.service.tenants import Tenant, read_key_pair, read_passphrase
+
+#: The shortest operations token accepted (``ops.token_env``).
+MIN_OPS_TOKEN_LEN = 32
+
+#: Hosts that listen on every address: a port there is taken on every host too.
+_ANY_HOST = frozenset({"0.0.0.0", "::", "*", ""})  # noqa: S104 - compared, never bound
+
+
+class ConfigRefusedError(ConfigError):
+    """The configuration cannot serve: the node refuses to start, one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{problems[0]}{more}")
 
 
 @dataclass
 class CheckReport:
-    """The problems found, and what was checked (for the summary line)."""
+    """The problems found, what was checked (for the summary line), and what was read.
+
+    A node starts from ``directory``, ``tenants``, ``ledger_pair`` and ``ops_token`` when
+    there is no problem; none of them is ever shown (``repr`` leaves them out).
+    """
 
     problems: list[str] = field(default_factory=list)
     directory: Directory | None = None
     key_files: int = 0
+    #: Whether ``public_url`` was compared with the directory (not for a listen port 0).
+    public_url_checked: bool = False
+    tenants: dict[OrgId, Tenant] = field(default_factory=dict, repr=False)
+    ledger_pair: OrgKeyPair | None = field(default=None, repr=False)
+    ops_token: str | None = field(default=None, repr=False)
 
     def summary(self, config: NodeConfig) -> str:
         """Return the line printed when every check passes."""
         version = "?" if self.directory is None else str(self.directory.version)
-        tls = "TLS" if config.tls is not None else "plain HTTP (no [tls])"
+        tls = "TLS" if config.tls is not None else "plain HTTP behind a TLS proxy"
+        checked = "" if self.public_url_checked else " (not compared: listen port 0)"
+        ops = f"operations on {config.ops.host}:{config.ops.port}"
+        if config.ops.token_env is not None:
+            ops += " and, with the token, on the main listener"
         return (
             f"configuration is ready: {len(config.tenants)} organisations, "
             f"{self.key_files} key files, directory version {version}, {tls}, "
-            f"public_url {config.public_url}"
+            f"public_url {config.public_url}{checked}, {ops}"
         )
 
 
@@ -72,6 +109,7 @@ def check_tenant_keys(config: NodeConfig, report: CheckReport) -> None:
             entry = directory.organisations.get(tenant.org)
             if entry is None:
                 report.problems.append(f"{where}: the directory does not list {tenant.org}")
+        pairs = []
         for path in tenant.key_files:
             try:
                 pair = read_key_pair(path, passphrase, where)
@@ -79,6 +117,7 @@ def check_tenant_keys(config: NodeConfig, report: CheckReport) -> None:
                 report.problems.append(str(exc))
                 continue
             report.key_files += 1
+            pairs.append(pair)
             if pair.org_id != tenant.org:
                 report.problems.append(
                     f"{where}: key file {path} belongs to {pair.org_id}, not {tenant.org}"
@@ -90,12 +129,14 @@ def check_tenant_keys(config: NodeConfig, report: CheckReport) -> None:
                     f"{where}: key file {path} is not one of the keys the directory lists "
                     f"for {tenant.org}"
                 )
+        if len(pairs) == len(tenant.key_files):
+            report.tenants[tenant.org] = Tenant(tenant.org, tuple(pairs))
 
 
 def check_ledger_key(config: NodeConfig, report: CheckReport) -> None:
     """Check the ledger key file decrypts with its passphrase."""
     try:
-        read_key_pair(
+        report.ledger_pair = read_key_pair(
             config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
         )
     except ConfigError as exc:
@@ -118,6 +159,51 @@ def check_public_url(config: NodeConfig, report: CheckReport) -> None:
             f"node.public_url {config.public_url} is not the address of any https route the "
             f"directory lists for this node's organisations (listed: {listed})"
         )
+
+
+def check_transport(config: NodeConfig) -> list[str]:
+    """Return the problem of serving plain HTTP by accident, or of saying both at once."""
+    behind_proxy = config.server.behind_proxy
+    if config.tls is None and not behind_proxy:
+        problem = (
+            "there is no [tls] table and server.behind_proxy is not true: give [tls] cert "
+            "and key to serve HTTPS, or set server.behind_proxy = true if TLS ends at a "
+            "proxy in front of the node"
+        )
+        return [problem]
+    if config.tls is not None and behind_proxy:
+        problem = (
+            "[tls] and server.behind_proxy = true contradict each other: a node behind a "
+            "TLS proxy serves plain HTTP; remove one of them"
+        )
+        return [problem]
+    return []
+
+
+def check_ops(config: NodeConfig, report: CheckReport) -> None:
+    """Check the operations listener's address, and read its token from the environment."""
+    ops = config.ops
+    hosts = {ops.host, config.host}
+    if ops.port != 0 and ops.port == config.port and (len(hosts) == 1 or hosts & _ANY_HOST):
+        report.problems.append(
+            f"ops.listen {ops.host}:{ops.port} takes the address of node.listen "
+            f"{config.host}:{config.port}: give the operations listener its own port"
+        )
+    if ops.token_env is None:
+        return
+    token = os.environ.get(ops.token_env)
+    if not token:
+        report.problems.append(
+            f"ops.token_env: the environment variable {ops.token_env} holding the "
+            "operations token is not set"
+        )
+    elif len(token) < MIN_OPS_TOKEN_LEN:
+        report.problems.append(
+            f"ops.token_env: the operations token in {ops.token_env} is shorter than "
+            f"{MIN_OPS_TOKEN_LEN} characters"
+        )
+    else:
+        report.ops_token = token
 
 
 def check_tls(config: NodeConfig) -> list[str]:  # noqa: PLR0911 - one return a problem
@@ -169,13 +255,22 @@ def check_data_dir(config: NodeConfig) -> list[str]:  # noqa: PLR0911 - one retu
     return []
 
 
-def check_config(config: NodeConfig) -> CheckReport:
-    """Run every check; the report lists each problem found."""
+def check_config(config: NodeConfig, *, match_public_url: bool = True) -> CheckReport:
+    """Run every check; the report lists each problem found.
+
+    ``public_url`` is compared with the directory unless ``match_public_url`` is false or
+    the node listens on port 0: such a node (the loopback harness's, the tests') learns its
+    address only once bound, and is given its URL then.
+    """
     report = CheckReport()
     check_directory(config, report)
     check_tenant_keys(config, report)
     check_ledger_key(config, report)
-    check_public_url(config, report)
+    if match_public_url and config.port != 0:
+        report.public_url_checked = True
+        check_public_url(config, report)
+    report.problems += check_transport(config)
     report.problems += check_tls(config)
+    check_ops(config, report)
     report.problems += check_data_dir(config)
     return report

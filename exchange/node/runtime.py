@@ -1,7 +1,10 @@
 """Starting and stopping a node: configuration in, a running aiohttp site out.
 
-:class:`Node` opens the store, loads and verifies the directory against the trusted
-authority key, decrypts the tenants' keys and the ledger key, and runs the HTTP server and
+:class:`Node` first runs every check of ``exchange config check``
+(:mod:`exchange.node.config_check`) and refuses to start, before it opens or binds
+anything, when one fails. From what the checks read (the directory verified against the
+trusted authority key, the tenants' keys and the ledger key decrypted) it opens the store
+and runs the HTTP server, the operations listener (/healthz, /readyz, /metrics) and
 its background tasks (the outbox worker, collection, checkpoints, chases, sweeps), each
 under one :class:`~exchange.workers.supervisor.Supervisor` that keeps it going through
 failed rounds and reports its health to /readyz and /metrics. :meth:`Node.stop` is the
@@ -32,13 +35,15 @@ from exchange.connectors.relay_mailbox import RelayMailboxConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.http.app import READY, create_app
 from exchange.http.listener import GuardedSite, Timeouts, start_listener
+from exchange.http.ops import create_ops_app
 from exchange.http.peer import UPLOADS
 from exchange.http.recall import set_recaller
 from exchange.keys.directory import Directory, load_directory
-from exchange.keys.errors import KeysError
 from exchange.keys.ids import OrgId
 from exchange.keys.notes import NoteSigner, parse_verifier_key
 from exchange.logs import get_logger
+from exchange.node.config_check import ConfigRefusedError, check_config
+from exchange.node.trusted_directory import trust_text
 from exchange.outbox.routing import Routes
 from exchange.peerauth import UploadLimits
 from exchange.relay.server import Relay, RelayLimits, add_relay_routes
@@ -50,7 +55,6 @@ from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.service.recall import Recaller
 from exchange.service.register_reports import RegisterKey, RegisterKeyError
-from exchange.service.tenants import load_tenants, read_key_pair, read_passphrase
 from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore
 from exchange.web.pages import add_staff_pages
@@ -61,7 +65,6 @@ from exchange.workers.supervisor import SupervisionPolicy, Supervisor
 
 log = get_logger("exchange.node")
 
-MAX_DIRECTORY_LEN = 32 * 1024 * 1024
 #: Seconds between checks of keys about to expire (the log warns once a day).
 KEY_EXPIRY_INTERVAL = 86400.0
 #: Seconds between sweeps of files left by interrupted writes (each keeps files an hour old).
@@ -88,32 +91,6 @@ class ReadersWithoutSecondFactorError(Exception):
             "--config FILE --account NUMBER` for each, and they will set up an authenticator "
             "app at their next sign-in"
         )
-
-
-def _trust_text(config: NodeConfig) -> str:
-    """Return the authority verifier key(s): the setting itself or the file it names."""
-    trust = config.trust
-    if "+" in trust:
-        return trust
-    try:
-        return Path(trust).read_text("utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"directory.trust cannot be read: {exc.strerror}") from None
-
-
-def load_trusted_directory(config: NodeConfig) -> Directory:
-    """Read the directory and verify it against the configured authority key."""
-    trust = _trust_text(config)
-    try:
-        verifiers = [parse_verifier_key(line) for line in trust.splitlines() if line.strip()]
-        data = config.directory_file.read_bytes()
-        if len(data) > MAX_DIRECTORY_LEN:
-            raise ConfigError("directory.file is larger than 32 MiB")
-        return load_directory(data, verifiers)
-    except OSError as exc:
-        raise ConfigError(f"directory.file cannot be read: {exc.strerror}") from None
-    except KeysError as exc:
-        raise ConfigError(f"directory: {exc}") from None
 
 
 def load_register_key(folder: Path, *, hashes_kept: bool) -> RegisterKey:
@@ -226,10 +203,17 @@ def smtp_connector(config: NodeConfig, directory: Callable[[], Directory]) -> Sm
 
 @dataclass
 class Node:
-    """A running node."""
+    """A running node.
+
+    ``match_public_url``: compare ``public_url`` with the directory at start (as
+    ``exchange config check`` does). A harness that learns the node's address only once it
+    is bound, and gives it with :meth:`set_public_url`, says false; a node listening on
+    port 0 is never compared.
+    """
 
     config: NodeConfig
     clock: Callable[[], float] = time.time
+    match_public_url: bool = True
     service: NodeService = field(init=False)
     ledger: NodeLedger = field(init=False)
     worker: DeliveryWorker = field(init=False)
@@ -238,8 +222,12 @@ class Node:
     relay: Relay | None = field(init=False, default=None)
     port: int = field(init=False, default=0)
     site: GuardedSite | None = field(init=False, default=None)
+    #: The operations listener (/healthz, /readyz, /metrics), once started.
+    ops_site: GuardedSite | None = field(init=False, default=None)
     _app: web.Application = field(init=False)
+    _ops_app: web.Application = field(init=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
+    _ops_runner: web.AppRunner | None = field(init=False, default=None)
     _session: aiohttp.ClientSession | None = field(init=False, default=None)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -251,14 +239,31 @@ class Node:
         """The node's aiohttp application (its routes), once started."""
         return self._app
 
+    @property
+    def ops_app(self) -> web.Application:
+        """The operations listener's application (/healthz, /readyz, /metrics), once started."""
+        return self._ops_app
+
+    @property
+    def ops_port(self) -> int:
+        """The operations listener's bound port, once started."""
+        assert self.ops_site is not None, "the node has not started"
+        return self.ops_site.port
+
     async def start(self) -> None:
-        """Open everything and start serving."""
+        """Check the configuration, then open everything and start serving.
+
+        Raises :class:`~exchange.node.config_check.ConfigRefusedError` naming every problem
+        ``exchange config check`` would name; nothing is opened, written or bound then.
+        """
         config = self.config
-        directory = load_trusted_directory(config)
-        tenants = load_tenants(config.tenants)
-        ledger_pair = read_key_pair(
-            config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
-        )
+        report = check_config(config, match_public_url=self.match_public_url)
+        if report.problems:
+            # Said once, by whoever started the node (`exchange serve` prints each line).
+            raise ConfigRefusedError(report.problems)
+        assert report.directory is not None
+        assert report.ledger_pair is not None
+        directory, tenants, ledger_pair = report.directory, report.tenants, report.ledger_pair
         records = load_records_setup(config)
         store = await SqliteStore.open(
             config.data_dir, upgrade_backups=config.upgrade_backups, sweep=True
@@ -324,6 +329,7 @@ class Node:
             json_limit=config.max_json_bytes,
             collect_stats=self.collector.stats,
             supervisor=self.supervisor,
+            ops_token=report.ops_token,
         )
         # Recall asks the far sides through the same connectors the outbox delivers with.
         set_recaller(
@@ -336,15 +342,23 @@ class Node:
         if config.relay is not None:
             self.relay = await self._relay(store, app[UPLOADS])
             add_relay_routes(app, self.relay)
-        # One listener serves everything (API, pages, peers, relay), with deadlines on every
-        # connection against slow clients (exchange.http.listener).
-        self._runner, self.site = await start_listener(
-            app,
-            config.host,
-            config.port,
-            timeouts=listener_timeouts(config),
-            ssl_context=server_ssl(config),
+        # The operations endpoints have their own listener (loopback by default): plain
+        # HTTP, the same deadlines and quiet handling of broken requests.
+        timeouts = listener_timeouts(config)
+        self._ops_app = create_ops_app(app)
+        self._ops_runner, self.ops_site = await start_listener(
+            self._ops_app, config.ops.host, config.ops.port, timeouts=timeouts
         )
+        # One listener serves everything else (API, pages, peers, relay), with deadlines on
+        # every connection against slow clients (exchange.http.listener).
+        try:
+            self._runner, self.site = await start_listener(
+                app, config.host, config.port, timeouts=timeouts, ssl_context=server_ssl(config)
+            )
+        except BaseException:
+            await self._ops_runner.cleanup()
+            self._ops_runner = None
+            raise
         self.port = self.site.port
         self._start_tasks()
         log.info("node.started", org=",".join(tenants), count=len(tenants))
@@ -478,7 +492,7 @@ class Node:
     def reload_directory(self, note: bytes) -> None:
         """Adopt a newer signed directory (same trusted authority, higher version)."""
         config = self.config
-        trust = _trust_text(config)
+        trust = trust_text(config)
         current = self.service.directory
         self.service.directory = load_directory(
             note, [parse_verifier_key(t) for t in trust.splitlines() if t.strip()],
@@ -512,6 +526,9 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._runner.cleanup()
         self._runner = None
+        if self._ops_runner is not None:
+            await self._ops_runner.cleanup()
+            self._ops_runner = None
         await self.routes.close()
         if self._session is not None:
             await self._session.close()

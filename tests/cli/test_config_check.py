@@ -136,3 +136,47 @@ async def test_users_add_makes_no_data_folder_for_a_configuration_that_cannot_se
     assert len(lines) == 1, lines
     assert "tls.ca: /nowhere/ca.pem does not exist" in lines[0]
     assert not data.exists()
+
+
+async def test_the_summary_says_tls_and_where_the_operations_are(world: Deployment) -> None:
+    """The deployment serves TLS; its operations listener is on loopback, no token."""
+    status, lines = await _check(world.folder / "node-la.toml")
+    assert status == 0, lines
+    assert ", TLS, public_url https://127.0.0.1:" in lines[0]
+    assert lines[0].endswith(", operations on 127.0.0.1:0")
+
+
+async def test_the_summary_says_plain_http_behind_a_proxy(world: Deployment) -> None:
+    """No [tls] with server.behind_proxy = true: ready, saying so."""
+    text = (world.folder / "node-la.toml").read_text()
+    tls = text[text.index("[tls]\n") : text.index("\n\n", text.index("[tls]\n")) + 2]
+    config = _variant(world, tls, "")
+    config.write_text(config.read_text().replace("behind_proxy = false", "behind_proxy = true"))
+    status, lines = await _check(config)
+    assert status == 0, lines
+    assert ", plain HTTP behind a TLS proxy, " in lines[0]
+    # Without the setting: refused, naming both.
+    config.write_text(config.read_text().replace("behind_proxy = true", "behind_proxy = false"))
+    status, lines = await _check(config)
+    assert status == 1
+    assert len(lines) == 1, lines
+    assert "there is no [tls] table and server.behind_proxy is not true" in lines[0]
+
+
+async def test_the_summary_says_the_token_opens_the_main_listener(
+    world: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ops.token_env set to a long enough token: said in the summary, never printed."""
+    token = "t" * 40
+    monkeypatch.setenv("EXCHANGE_TEST_OPS_TOKEN", token)
+    config = _variant(
+        world,
+        'listen = "127.0.0.1:0"\n',
+        'listen = "127.0.0.1:0"\ntoken_env = "EXCHANGE_TEST_OPS_TOKEN"\n',
+    )
+    status, lines = await _check(config)
+    assert status == 0, lines
+    assert lines[0].endswith(
+        ", operations on 127.0.0.1:0 and, with the token, on the main listener"
+    )
+    assert token not in lines[0]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +32,16 @@ def client(world: Deployment) -> aiohttp.ClientSession:
     assert world.ca_file is not None
     context = ssl.create_default_context(cafile=str(world.ca_file))
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+
+#: ``exchange serve``'s line saying where its operations listener is.
+OPS_LINE_RE = re.compile(r"/healthz, /readyz and /metrics on (\S+):(\d+)$", re.MULTILINE)
+
+
+def served_ops_url(log: Path) -> str | None:
+    """Return the operations URL an ``exchange serve`` wrote to ``log``, once it has."""
+    found = OPS_LINE_RE.search(log.read_text("utf-8", errors="replace"))
+    return None if found is None else f"http://{found[1]}:{found[2]}"
 
 
 def auth(world: Deployment, org: OrgId, role: str) -> dict[str, str]:

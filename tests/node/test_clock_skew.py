@@ -46,7 +46,7 @@ def _la_entry(item: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _metric_skew(http: aiohttp.ClientSession, world: Deployment) -> int | None:
-    async with http.get(world.url("school") + "/metrics") as resp:
+    async with http.get(world.ops_url("school") + "/metrics") as resp:
         text = await resp.text()
     match = re.search(rf'^exchange_peer_clock_skew_seconds{{peer="{LA}"}} (-?\d+)$', text, re.M)
     return None if match is None else int(match[1])

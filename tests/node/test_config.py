@@ -23,6 +23,7 @@ from exchange.config import (
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
+OPS_TOKEN = 'token_env = "EXCHANGE_OPS_TOKEN"'  # noqa: S105 - a variable's name, not a secret
 
 
 def test_example_configuration_is_valid() -> None:
@@ -46,6 +47,25 @@ def test_example_configuration_is_valid() -> None:
         EXAMPLE.parent / "tls/mesh-client.crt",
     )
     assert config.tenants[0].notify == ("front.door@stockport.example",)
+    assert (config.ops.host, config.ops.port) == ("127.0.0.1", 9180)
+    assert config.ops.token_env is None
+    assert config.server.behind_proxy is False
+
+
+def test_the_example_ops_token_when_uncommented() -> None:
+    """The example's commented-out ops.token_env reads back as the variable's name."""
+    config = parse_config(_with(f"# {OPS_TOKEN}", OPS_TOKEN), EXAMPLE.parent)
+    assert config.ops.token_env == "EXCHANGE_OPS_TOKEN"  # noqa: S105 - a variable's name
+    assert parse_config(config_to_toml(config), EXAMPLE.parent) == config
+
+
+def test_the_ops_table_and_behind_proxy_have_defaults() -> None:
+    """Without [ops]: loopback port 9180, no token; behind_proxy is false unless said."""
+    text = EXAMPLE.read_text()
+    start = text.index("[ops]")
+    config = parse_config(text[:start] + text[text.index("\n[", start) :], EXAMPLE.parent)
+    assert (config.ops.host, config.ops.port, config.ops.token_env) == ("127.0.0.1", 9180, None)
+    assert parse_config(config_to_toml(config), EXAMPLE.parent) == config
 
 
 def test_configuration_round_trips_through_toml() -> None:
@@ -124,6 +144,15 @@ def _with(old: str, new: str) -> str:
             ),
             "tenants[0].notify must be a list",
         ),
+        (
+            _with("behind_proxy = false", 'behind_proxy = "yes"'),
+            "server.behind_proxy must be true or false",
+        ),
+        (_with('listen = "127.0.0.1:9180"', 'listen = "9180"'), "ops.listen must be host:port"),
+        (_with('listen = "127.0.0.1:9180"', 'listen = "h:70000"'), "ops.listen must be host"),
+        (_with(f"# {OPS_TOKEN}", 'token_env = ""'), "ops.token_env must name"),
+        (_with(f"# {OPS_TOKEN}", "token_env = 1"), "ops.token_env must be text"),
+        (_with("[ops]", "[ops]\nport = 9180"), "ops.port is not a known setting"),
     ],
 )
 def test_mistakes_name_the_setting(text: str, message: str) -> None:

@@ -142,7 +142,7 @@ async def test_a_value_that_is_not_utf8_is_damage_named_in_readiness(
             assert resp.status == 503
             body = await resp.json()
         assert body["error"]["message"] == DAMAGED_REFUSAL
-        async with http.get(world.url("school") + "/readyz") as resp:
+        async with http.get(world.ops_url("school") + "/readyz") as resp:
             assert resp.status == 503
             message = (await resp.json())["error"]["message"]
         assert "node.sqlite3 is damaged" in message

@@ -94,7 +94,7 @@ async def test_referral_round_trip_with_receipts(world: Deployment) -> None:
         sent = await _sent(http, world, digest)
         nurses = next(r for r in sent["recipients"] if r["organisation"] == NURSES)
         assert [t["status"] for t in nurses["timeline"]] == ["delivered"]
-        async with http.get(world.url("school") + "/metrics") as resp:
+        async with http.get(world.ops_url("school") + "/metrics") as resp:
             metrics = await resp.text()
         # The school holds the two delivered receipts and the LA's opened and acknowledged.
         assert 'exchange_receipts{status="delivered"} 2' in metrics

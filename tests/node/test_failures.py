@@ -175,7 +175,7 @@ async def test_dead_letter_after_the_configured_age(mortal: Deployment) -> None:
         await until(dead, what="dead letters")
         item = await sent(http, world, digest)
         assert all(r["attempts"] >= 1 and r["last_error"] for r in item["recipients"])
-        async with http.get(world.url("school") + "/metrics") as resp:
+        async with http.get(world.ops_url("school") + "/metrics") as resp:
             assert resp.status == 200
             text = await resp.text()
         assert re.search(r'^exchange_outbox_items\{state="dead"\} 2$', text, re.MULTILINE), text

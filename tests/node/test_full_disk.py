@@ -106,7 +106,7 @@ async def test_full_disk_refuses_clearly_and_the_node_recovers_without_restart(
             )
 
         await until(refused_by_the_full_peer, what="the full receiver to answer 503")
-        assert (await _ready(http, world.url("la")))[0] == 503
+        assert (await _ready(http, world.ops_url("la")))[0] == 503
         # Now the sender's disk is full instead (the LA's is freed: the logs below are the
         # school's alone, as they would be in its own process).
         school_disk.fill()
@@ -131,7 +131,7 @@ async def test_full_disk_refuses_clearly_and_the_node_recovers_without_restart(
 async def _refusals_while_full(world: Deployment, http: aiohttp.ClientSession) -> None:
     """While the school's disk is full: 507, /readyz 503 with reasons, failures counted."""
     school = world.nodes["school"]
-    base = world.url("school")
+    base, ops = world.url("school"), world.ops_url("school")
     sent_before = await school.service.store.ledger_size()
     async with http.post(
         base + "/api/v1/envelopes",
@@ -144,20 +144,20 @@ async def _refusals_while_full(world: Deployment, http: aiohttp.ClientSession) -
     assert await school.service.store.ledger_size() == sent_before
 
     async def outbox_stuck() -> bool:
-        status, message = await _ready(http, base)
+        status, message = await _ready(http, ops)
         return status == 503 and "the outbox cannot make progress" in message
 
     await until(outbox_stuck, what="/readyz to name the outbox")
-    _, message = await _ready(http, base)
+    _, message = await _ready(http, ops)
     assert message.startswith("the node's storage is full")
     assert "the outbox cannot make progress: the node's storage is full" in message
 
     async def failed_often() -> bool:
-        metrics = await _metrics(http, base)
+        metrics = await _metrics(http, ops)
         return _failures(metrics, "outbox", "storage-full") >= 5
 
     await until(failed_often, what="the outbox to fail five times")
-    assert 'exchange_task_failing{task="outbox"} 1' in await _metrics(http, base)
+    assert 'exchange_task_failing{task="outbox"} 1' in await _metrics(http, ops)
 
 
 async def _recovery(world: Deployment, http: aiohttp.ClientSession, waiting: str) -> None:
@@ -180,10 +180,10 @@ async def _recovery(world: Deployment, http: aiohttp.ClientSession, waiting: str
     for node in ("school", "la"):
 
         async def ready(node: str = node) -> bool:
-            return (await _ready(http, world.url(node)))[0] == 200
+            return (await _ready(http, world.ops_url(node)))[0] == 200
 
         await until(ready, timeout=RECOVERY, what=f"the {node} node to be ready")
-    assert 'exchange_task_failing{task="outbox"} 0' in await _metrics(http, world.url("school"))
+    assert 'exchange_task_failing{task="outbox"} 0' in await _metrics(http, world.ops_url("school"))
 
 
 @contextlib.contextmanager
@@ -217,7 +217,7 @@ async def test_a_real_full_file_system_refuses_and_recovers(tmp_path: Path) -> N
     with _small_tmpfs(root / "data-school", "6m") as data:
         users = {SCHOOL: ["dsl"], LA: ["staff"]}
         async with deployed(root, users, tasks=QUICK_TASKS) as world, client(world) as http:
-            base = world.url("school")
+            base, ops = world.url("school"), world.ops_url("school")
             filler = data / "filler"
             with filler.open("wb") as out, contextlib.suppress(OSError):
                 while True:
@@ -230,11 +230,11 @@ async def test_a_real_full_file_system_refuses_and_recovers(tmp_path: Path) -> N
             ) as resp:
                 assert resp.status == 507
                 assert (await resp.json())["error"]["message"] == FULL
-            assert await _ready(http, base) == (503, "the node's storage is full")
+            assert await _ready(http, ops) == (503, "the node's storage is full")
             filler.unlink()
 
             async def ready() -> bool:
-                return (await _ready(http, base))[0] == 200
+                return (await _ready(http, ops))[0] == 200
 
             await until(ready, timeout=RECOVERY, what="/readyz after space returned")
             digest = (await submit(http, world, b"synthetic after", [LA]))["digest"]

@@ -53,7 +53,7 @@ async def test_metrics_and_log_count_down_to_the_keys_expiry(world: Deployment) 
     left = seconds_left(service.directory, SCHOOL, service.now())
     assert left is not None
     assert left > max(WARN_DAYS) * DAY
-    async with client(world) as http, http.get(world.url("school") + "/metrics") as resp:
+    async with client(world) as http, http.get(world.ops_url("school") + "/metrics") as resp:
         metrics = await resp.text()
     found = re.search(r'^exchange_key_expires_seconds\{org="urn:106123"\} (\d+)$', metrics, re.M)
     assert found is not None

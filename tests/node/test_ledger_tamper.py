@@ -29,7 +29,7 @@ from exchange.demo.loopback import Deployment
 from exchange.ledger.events import decode_event, encode_event
 
 from .conftest import LA, NURSES, SCHOOL, deployed
-from .helpers import auth, client, get_json, sent, submit, until
+from .helpers import auth, client, get_json, sent, served_ops_url, submit, until
 
 pytestmark = [pytest.mark.network, pytest.mark.subprocess]
 
@@ -101,13 +101,18 @@ async def test_tampered_ledger_is_reported_and_the_node_stops_cleanly(
 
             async def unready() -> bool:
                 assert proc.returncode is None, "exchange serve exited"
-                status, body = await _readyz(http, base)
+                ops = served_ops_url(log)
+                if ops is None:
+                    return False
+                status, body = await _readyz(http, ops)
                 return status == 503 and LEDGER_REASON in body["error"]["message"]
 
             await until(unready, timeout=30.0, what="/readyz to say the ledger does not verify")
 
+            ops = served_ops_url(log)
+
             async def failed_often() -> bool:
-                async with http.get(base + "/metrics") as resp:
+                async with http.get(f"{ops}/metrics") as resp:
                     text = await resp.text()
                 line = 'exchange_task_failures_total{task="checkpoints",cause="ledger-integrity"} '
                 counts = [int(x.split()[-1]) for x in text.splitlines() if x.startswith(line)]

@@ -125,7 +125,7 @@ async def test_keep_alive_connection_is_closed_when_idle_after_an_answer(
     """After an answer, a kept-alive connection with no next request is closed too."""
     reader, writer = await raw.connect(world)
     try:
-        writer.write(raw.request_head("/healthz", world.nodes["la"].port, {}, method="GET"))
+        writer.write(raw.request_head("/sign-in", world.nodes["la"].port, {}, method="GET"))
         await writer.drain()
         assert (await raw.read_answer(reader)).status == 200
         took = await raw.seconds_until_closed(reader, limit=DEADLINE + SLACK)

@@ -128,7 +128,7 @@ async def test_envelope_over_mesh_with_receipts_back_over_mesh(
         await until(opened, timeout=30.0)
 
         # The LA node's metrics count what it took from MESH.
-        async with http.get(world.url("la") + "/metrics") as resp:
+        async with http.get(world.ops_url("la") + "/metrics") as resp:
             metrics = await resp.text()
         assert 'exchange_collected_total{outcome="stored"} 1' in metrics
         assert "exchange_collect_failures_total 0" in metrics
@@ -261,7 +261,7 @@ async def test_a_mesh_message_left_unread_shows_in_the_metrics(
     async with client(world) as http:
 
         async def counted() -> bool:
-            async with http.get(world.url("la") + "/metrics") as resp:
+            async with http.get(world.ops_url("la") + "/metrics") as resp:
                 return "exchange_mesh_unread_messages 1" in await resp.text()
 
         await until(counted, timeout=20.0)

@@ -234,9 +234,10 @@ def _normalise(path: str) -> str:
 
 
 def _app_routes(world: Deployment, node: str) -> set[tuple[str, str]]:
-    app = world.nodes[node]._app  # the built application is what is compared
+    # The built applications are what is compared: the main one and the operations one.
+    apps = (world.nodes[node].app, world.nodes[node].ops_app)
     routes: set[tuple[str, str]] = set()
-    for route in app.router.routes():
+    for route in (r for app in apps for r in app.router.routes()):
         assert route.resource is not None
         if is_page_path(route.resource.canonical):
             continue  # the staff web pages are HTML for people, not operations of the API
@@ -832,8 +833,8 @@ async def _register_after_recall(
 async def _operations_calls(
     http: aiohttp.ClientSession, checker: SpecCheck, world: Deployment
 ) -> None:
-    """Ask for health, readiness (ready, then shutting down) and metrics."""
-    school = world.url("school")
+    """Ask for health, readiness (ready, then shutting down) and metrics (their listener)."""
+    school = world.ops_url("school")
     for path in ("/healthz", "/readyz", "/metrics"):
         status, _ = await _call(http, checker, "GET", school + path)
         assert status == 200

@@ -49,7 +49,7 @@ async def _la_inbox(http: aiohttp.ClientSession, world: Deployment) -> list[dict
 
 
 async def _ledger_events(http: aiohttp.ClientSession, world: Deployment) -> int:
-    async with http.get(world.url("la") + "/metrics") as resp:
+    async with http.get(world.ops_url("la") + "/metrics") as resp:
         text = await resp.text()
     line = next(x for x in text.splitlines() if x.startswith("exchange_ledger_events "))
     return int(line.split()[1])

@@ -20,7 +20,7 @@ from exchange.demo.loopback import Deployment, start_deployment
 from exchange.keys.keyfile import KdfParams
 
 from .conftest import LA, NURSES, ORGS, SCHOOL
-from .helpers import auth, client, get_json, submission, until
+from .helpers import auth, client, get_json, served_ops_url, submission, until
 
 pytestmark = [pytest.mark.network, pytest.mark.subprocess]
 
@@ -46,8 +46,8 @@ class SchoolProcess:
     async def start(self, http: aiohttp.ClientSession) -> None:
         """Start ``exchange serve`` and wait until it answers /readyz."""
         self.runs += 1
-        log = (self.world.folder / f"school-run-{self.runs}.log").open("wb")
-        with log:
+        path = self.world.folder / f"school-run-{self.runs}.log"
+        with path.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 str(EXCHANGE),
                 "serve",
@@ -61,8 +61,11 @@ class SchoolProcess:
         async def ready() -> bool:
             assert self.proc is not None
             assert self.proc.returncode is None, "exchange serve exited"
+            ops = served_ops_url(path)
+            if ops is None:
+                return False
             try:
-                async with http.get(self.base + "/readyz") as resp:
+                async with http.get(ops + "/readyz") as resp:
                     return resp.status == 200
             except aiohttp.ClientError:
                 return False

@@ -369,10 +369,13 @@ async def test_free_text_reject_reason_is_400(
 
 
 async def test_health_and_metrics(office: Deployment, http: aiohttp.ClientSession) -> None:
-    """/healthz and /readyz answer 200; /metrics is Prometheus text with the outbox gauges."""
+    """/healthz and /readyz answer 200; /metrics is Prometheus text with the outbox gauges.
+
+    All three on the operations listener (tests/node/test_ops_listener.py: not the main one).
+    """
     world = office
     await _delivered_to_la(http, world)
-    base = world.url("school")
+    base = world.ops_url("school")
     assert (await get_json(http, base + "/healthz", {}))["status"] == "ok"
     assert (await get_json(http, base + "/readyz", {}))["status"] == "ready"
     async with http.get(base + "/metrics") as resp:
@@ -431,7 +434,7 @@ async def test_readyz_is_503_while_shutting_down(
             return bool(item["recipients"][0]["delivery_state"] == "attempting")
 
         await until(attempting, what="an attempt in flight")
-        base = world.url("school")
+        base = world.ops_url("school")
         stopping = asyncio.create_task(world.nodes["school"].stop())
         try:
 

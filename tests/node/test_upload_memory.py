@@ -25,7 +25,7 @@ from exchange.keys.keyfile import KdfParams
 
 from . import raw
 from .conftest import FAST_DELIVERY, LA, ORGS
-from .helpers import client, until
+from .helpers import client, served_ops_url, until
 
 pytestmark = [pytest.mark.network, pytest.mark.subprocess]
 
@@ -57,7 +57,8 @@ async def la_process(tmp_path: Path) -> AsyncIterator[tuple[Deployment, int]]:
         tmp_path / "memory", ORGS, delivery=FAST_DELIVERY, kdf=KdfParams.fast_for_tests()
     )
     await world.nodes["la"].stop()
-    with (world.folder / "la.log").open("wb") as log:
+    log_path = world.folder / "la.log"
+    with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             str(EXCHANGE), "serve", "--config", str(world.folder / "node-la.toml"),
             stdout=log, stderr=log, env=dict(os.environ),
@@ -67,8 +68,11 @@ async def la_process(tmp_path: Path) -> AsyncIterator[tuple[Deployment, int]]:
 
             async def ready() -> bool:
                 assert proc.returncode is None, "exchange serve exited"
+                ops = served_ops_url(log_path)
+                if ops is None:
+                    return False
                 try:
-                    async with http.get(world.url("la") + "/readyz") as resp:
+                    async with http.get(ops + "/readyz") as resp:
                         return resp.status == 200
                 except aiohttp.ClientError:
                     return False

@@ -36,7 +36,7 @@ async def test_node_apis_keep_their_json_404s(world: World) -> None:
 
 
 async def test_node_health_gets_no_page_headers(world: World) -> None:
-    """The health endpoint answers as before, without the pages' policy."""
-    async with world.http.get(world.base(SCHOOL) + "/healthz") as response:
+    """The health endpoint (on the operations listener) answers without the pages' policy."""
+    async with world.http.get(world.ops_base(SCHOOL) + "/healthz") as response:
         assert response.status == 200
         assert "Content-Security-Policy" not in response.headers

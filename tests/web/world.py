@@ -111,6 +111,10 @@ class World:
         """Return the base URL of the node serving ``org``."""
         return self.deployment.url(next(s.node for s in ORGS if s.org == org))
 
+    def ops_base(self, org: OrgId) -> str:
+        """Return the base URL of the operations listener of the node serving ``org``."""
+        return self.deployment.ops_url(next(s.node for s in ORGS if s.org == org))
+
     def client(
         self, org: OrgId, *, session: str | None = None, account: Account | None = None
     ) -> Person:
