@@ -218,10 +218,6 @@ def test_behind_a_proxy_the_config_says_so(isolated: Path, trust: Path) -> None:
     assert not (isolated / "oak" / "tls").exists() or not any((isolated / "oak" / "tls").iterdir())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="[server] behind_proxy is parsed by the ops helper's branch (i12-ops), not yet merged",
-)
 def test_behind_a_proxy_the_check_passes(isolated: Path, trust: Path) -> None:
     """Once the parser knows server.behind_proxy, a proxied node passes the check."""
     assert init(isolated / "oak", trust, tls=("--tls", "proxy")).status == 0

@@ -49,7 +49,9 @@ def _port(proc: subprocess.Popen[str]) -> int:
 
 def test_the_folder_serves(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The node starts from node.toml as init wrote it and answers HTTPS with the test CA."""
-    node = ready_node_folder(isolated, monkeypatch, "--listen", "127.0.0.1:0")
+    node = ready_node_folder(
+        isolated, monkeypatch, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "exchange.cli.main", "serve", "--config", str(node.config)],
         cwd=isolated, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
