@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from exchange.files import InputTooLargeError, atomic_output, read_limited
+from exchange.files import InputTooLargeError, read_limited, replace_file
 from exchange.keys.directory import Directory
 from exchange.keys.notes import DEFAULT_MAX_NOTE_LEN, NoteVerifier
 from exchange.keys.succession import Succession, judge_note, note_digest
@@ -197,7 +197,7 @@ class DirectoryUpdates:
                 return RefreshResult("unchanged", self.version)
             # The file first: a crash after it restarts on the new version, which is then
             # recorded at start; the record before use, so nothing runs on an unrecorded one.
-            await asyncio.to_thread(self._write_file, note)
+            await asyncio.to_thread(replace_file, self.file(), note, mode=0o644)
             self._file_seen = succession.digest
             await self._record(directory, succession.digest)
             self._use(directory, succession.digest)
@@ -206,10 +206,6 @@ class DirectoryUpdates:
                 digest=succession.digest.hex(),
             )  # fmt: skip
             return RefreshResult("adopted", directory.version)
-
-    def _write_file(self, note: bytes) -> None:
-        with atomic_output(self.file(), mode=0o644, overwrite=True) as out:
-            out.write(note)
 
     def _refuse(self, reason: str, source: str, why: str) -> RefreshResult:
         self.status.refused[reason] += 1
