@@ -27,8 +27,10 @@ from exchange.keys.keypairs import SigningKey
 from exchange.keys.notes import NoteSigner
 from exchange.keys.succession import note_digest
 from exchange.ledger.events import EventType, decode_event
+from exchange.model import User
 from exchange.node.runtime import Node
 from exchange.service.directory_updates import MAX_NOTE_LEN
+from exchange.service.errors import ForbiddenError
 from exchange.workers.directory_fetch import NoteFetcher
 
 from .conftest import LA, NURSES, SCHOOL, deployed
@@ -276,3 +278,14 @@ async def test_a_note_signed_by_another_key_is_refused(setup: Setup) -> None:
     setup.server.body = sign_directory(directory, impostor)
     result = await setup.school.refresh_directory()
     assert (result.outcome, result.reason, result.version) == ("refused", "invalid", 2)
+
+
+async def test_only_an_administrator_may_ask_for_a_check(setup: Setup) -> None:
+    """The admin page's check is an administrator's; a DSL is refused and nothing is fetched."""
+    dsl = User(f"{SCHOOL}/dsl", SCHOOL, "DSL", "dsl")
+    with pytest.raises(ForbiddenError):
+        await setup.school.service.check_directory(dsl)
+    admin = User(f"{SCHOOL}/admin", SCHOOL, "Administrator", "admin")
+    setup.school.directory_updates.fetch = None
+    result = await setup.school.service.check_directory(admin)
+    assert (result.outcome, result.version) == ("unchanged", 2)
