@@ -131,7 +131,8 @@ def test_an_existing_output_is_never_overwritten() -> None:
     assert Path("v2.note").read_text() == "keep me\n"
 
 
-def test_publish_writes_the_note_and_refuses_a_rollback_or_a_fork(world: World) -> None:
+@pytest.mark.usefixtures("world")
+def test_publish_writes_the_note_and_refuses_a_rollback_or_a_fork() -> None:
     """Publish v2 over v1; v1 again is a rollback and a different v2 a fork; both refused."""
     served = Path("served")
     served.mkdir()
