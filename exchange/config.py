@@ -19,6 +19,11 @@ from exchange.auth.session import SessionPolicy
 from exchange.keys.ids import OrgId, parse_org_id
 
 MAX_CONFIG_LEN: Final = 1024 * 1024
+#: ``[directory] refresh_interval``: an hour by default; from a second (tests) to a week.
+DEFAULT_REFRESH_INTERVAL: Final = 3600.0
+MIN_REFRESH_INTERVAL: Final = 1.0
+MAX_REFRESH_INTERVAL: Final = 7 * 24 * 3600.0
+MAX_URL_LEN: Final = 2048
 
 
 class ConfigError(Exception):
@@ -209,6 +214,12 @@ class NodeConfig:
     upgrade_backups: Path | None = None
     #: The operations listener and its token (``[ops]``).
     ops: OpsConfig = field(default_factory=OpsConfig)
+    #: Where the authority publishes the signed directory (``[directory] url``), if anywhere.
+    directory_url: str | None = None
+    #: Seconds between fetches of ``directory_url`` and looks at ``directory_file``.
+    directory_refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    #: A PEM file of the CA(s) to trust for ``directory_url`` (else the system's).
+    directory_ca: Path | None = None
 
 
 #: What each kind of setting must be, in plain English (the article included).
@@ -311,6 +322,53 @@ def _path(base: Path, value: str) -> Path:
 def _trust(value: str, base: Path) -> str:
     # A verifier key contains '+' (name+hash+key); anything else is a file holding one.
     return value if "+" in value else str(_path(base, value))
+
+
+def _directory_url(table: Mapping[str, Any]) -> str | None:
+    """Return ``[directory] url``: an https:// address with a host, or None."""
+    url: str | None = _optional(table, "url", str, "directory")
+    if url is None:
+        return None
+    host = url.removeprefix("https://").split("/", 1)[0]
+    if not url.startswith("https://") or not host or len(url) > MAX_URL_LEN:
+        raise ConfigError(
+            "directory.url must be an https:// address with a host name, at most "
+            f"{MAX_URL_LEN} characters (the directory is never fetched over plain HTTP)"
+        )
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+        raise ConfigError("directory.url must not contain spaces or control characters")
+    return url
+
+
+def _refresh_interval(table: Mapping[str, Any]) -> float:
+    """Return ``[directory] refresh_interval``: seconds from a minute to a week."""
+    if "refresh_interval" not in table:
+        return DEFAULT_REFRESH_INTERVAL
+    value = table["refresh_interval"]
+    if type(value) not in (int, float) or not (
+        MIN_REFRESH_INTERVAL <= value <= MAX_REFRESH_INTERVAL
+    ):
+        raise ConfigError(
+            f"directory.refresh_interval must be a number of seconds from {MIN_REFRESH_INTERVAL:g} "
+            f"to {MAX_REFRESH_INTERVAL:g} (a week)"
+        )
+    return float(value)
+
+
+def _directory(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """Return the ``[directory]`` settings as :class:`NodeConfig` fields."""
+    _check_keys(table, {"file", "trust", "url", "refresh_interval", "ca"}, "directory")
+    url = _directory_url(table)
+    ca = _optional_path(base, table, "ca", "directory")
+    if ca is not None and url is None:
+        raise ConfigError("directory.ca is set but directory.url is not: give both or neither")
+    return {
+        "directory_file": _path(base, _get(table, "file", str, "directory")),
+        "trust": _trust(_get(table, "trust", str, "directory"), base),
+        "directory_url": url,
+        "directory_refresh_interval": _refresh_interval(table),
+        "directory_ca": ca,
+    }
 
 
 def _delivery(table: Any) -> DeliveryConfig:
@@ -501,8 +559,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     if not public_url.startswith(("https://", "http://")):
         raise ConfigError("node.public_url must start with https:// (or http:// for tests)")
 
-    directory = _get(doc, "directory", dict, "config")
-    _check_keys(directory, {"file", "trust"}, "directory")
+    directory = _directory(_get(doc, "directory", dict, "config"), base)
     ledger = _get(doc, "ledger", dict, "config")
     _check_keys(ledger, {"key", "passphrase_env", "origin"}, "ledger")
 
@@ -555,8 +612,6 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         port=port,
         public_url=public_url.rstrip("/"),
         data_dir=_path(base, _get(node, "data_dir", str, "node")),
-        directory_file=_path(base, _get(directory, "file", str, "directory")),
-        trust=_trust(_get(directory, "trust", str, "directory"), base),
         ledger_key=_path(base, _get(ledger, "key", str, "ledger")),
         ledger_passphrase_env=_get(ledger, "passphrase_env", str, "ledger"),
         ledger_origin=_get(ledger, "origin", str, "ledger"),
@@ -578,6 +633,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
             else None
         ),
         ops=_ops(doc["ops"]) if "ops" in doc else OpsConfig(),
+        **directory,
     )
 
 
@@ -618,6 +674,9 @@ def config_to_toml(config: NodeConfig) -> str:
         "[directory]",
         f"file = {_toml_string(str(config.directory_file))}",
         f"trust = {_toml_string(config.trust)}",
+        *([f"url = {_toml_string(config.directory_url)}"] if config.directory_url else []),
+        f"refresh_interval = {config.directory_refresh_interval!r}",
+        *([f"ca = {_toml_string(str(config.directory_ca))}"] if config.directory_ca else []),
         "",
         "[ledger]",
         f"key = {_toml_string(str(config.ledger_key))}",

@@ -161,6 +161,15 @@ def atomic_output(
     _fsync_directory(directory)
 
 
+def replace_file(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically, replacing what was there (synced, ``mode``).
+
+    A reader sees the old file or the new one, never a part of either.
+    """
+    with atomic_output(path, mode=mode, overwrite=True) as out:
+        out.write(data)
+
+
 #: Marks the named temporary of :func:`private_output` where an unnamed file is not available:
 #: ``.<name>.opening-<pid>-<random>``. The pid says whether the writer is still alive.
 _OPENING: Final = ".opening-"

@@ -66,6 +66,9 @@ SAFE_FIELDS: Final = frozenset(
         "task",
         "stage",
         "cause",
+        # Directory updates (exchange.service.directory_updates): where a note came from
+        # (url, file, start).
+        "source",
     }
 )
 

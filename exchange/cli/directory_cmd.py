@@ -1,34 +1,40 @@
-"""``exchange directory sign`` and ``exchange directory show``.
+"""``exchange directory sign`` and ``exchange directory show``, and the commands beside them.
 
 The authority builds each version of the directory from the previous one plus the public
 entries organisations sent it (new organisations, new key generations) and any revocations,
 and signs it as a signed note. Anyone holding the authority's verifier key can check and
 read it; ``show`` prints what it says, after checking it like every other command does.
+The one-change commands (``add-org``, ``set-routes``, ``add-key``, ``revoke-key``) are in
+:mod:`exchange.cli.directory_edit_cmd`; ``publish`` and ``refresh`` in
+:mod:`exchange.cli.directory_publish_cmd`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Final
 
 from exchange.cli import common
-from exchange.cli.errors import UsageError, concerning
-from exchange.files import read_limited, write_new_file
+from exchange.cli.directory_edit_cmd import (
+    add_edit_commands,
+    authority_signer,
+    key_id_arg,
+    read_entry,
+    read_signed_directory,
+)
+from exchange.cli.directory_publish_cmd import add_publish_commands
+from exchange.cli.errors import UsageError
+from exchange.files import write_new_file
 from exchange.keys.directory import (
     MAX_VERSION,
     Directory,
     KeyGeneration,
-    Organisation,
     format_time,
-    load_directory,
     merge_directory,
-    org_entry_from_json,
     sign_directory,
 )
 from exchange.keys.errors import KeyLookupError
-from exchange.keys.ids import KeyId, key_id_text, parse_key_id_text
-from exchange.keys.notes import NoteSigner
+from exchange.keys.ids import key_id_text
 
 _SHORT: Final = 16
 
@@ -41,13 +47,6 @@ def _version(value: str) -> int:
     if not 1 <= version <= MAX_VERSION:
         raise argparse.ArgumentTypeError(f"the version must be from 1 to {MAX_VERSION}")
     return version
-
-
-def _key_id(value: str) -> KeyId:
-    try:
-        return parse_key_id_text(value.lower(), field="the key id")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_commands(sub: common.Subcommands) -> None:
@@ -88,7 +87,7 @@ def add_commands(sub: common.Subcommands) -> None:
     sign.add_argument(
         "--revoke",
         action="append",
-        type=_key_id,
+        type=key_id_arg,
         default=[],
         metavar="KEY_ID",
         help="revoke the key generation holding this signing or encryption key id (64 hex "
@@ -113,12 +112,8 @@ def add_commands(sub: common.Subcommands) -> None:
         ),
     )
     show.set_defaults(handler=show_command)
-
-
-def _read_entry(path: str) -> Organisation:
-    with concerning(f"public entry {path}"):
-        data = read_limited(path, common.MAX_ENTRY_FILE_LEN, what="the public entry")
-        return org_entry_from_json(json.loads(data.decode("utf-8")))
+    add_edit_commands(actions)
+    add_publish_commands(actions)
 
 
 def sign_command(args: argparse.Namespace) -> int:
@@ -128,14 +123,11 @@ def sign_command(args: argparse.Namespace) -> int:
     out = str(args.out)
     common.refuse_existing(out)
     moment = common.now(args)
-    entries = [_read_entry(path) for path in args.entries]
-    pair = common.read_key(args.authority, common.ENV_AUTHORITY_PASSPHRASE, authority=True)
-    signer = NoteSigner(pair.org_id.removeprefix(common.AUTHORITY_NAMESPACE), pair.signing)
+    entries = [read_entry(path) for path in args.entries]
+    signer = authority_signer(args.authority)
     previous: Directory | None = None
     if args.previous:
-        with concerning(f"previous directory {args.previous}"):
-            note = read_limited(args.previous, common.MAX_DIRECTORY_LEN, what="the directory")
-            previous = load_directory(note, [signer.verifier])
+        previous = read_signed_directory(args.previous, signer)
     directory = merge_directory(
         previous,
         entries,

@@ -27,6 +27,7 @@ from exchange.http.common import (
 )
 from exchange.http.server import server_header
 from exchange.logs import get_logger
+from exchange.service.directory_updates import REFUSAL_REASONS
 from exchange.service.errors import StoreDamagedError
 from exchange.service.faults import fault_of
 from exchange.service.key_expiry import seconds_left
@@ -128,6 +129,7 @@ async def metrics(request: web.Request) -> web.Response:
         "# HELP exchange_key_expires_seconds Seconds until each organisation's keys expire.",
         "# TYPE exchange_key_expires_seconds gauge",
         *_key_lines(node_service(request)),
+        *_directory_lines(node_service(request)),
         "# HELP exchange_ledger_events Events in the ledger.",
         "# TYPE exchange_ledger_events gauge",
         f"exchange_ledger_events {counts.ledger_size}",
@@ -158,6 +160,34 @@ def _task_lines(supervisor: Supervisor) -> list[str]:
             f"{h.last_success_at:.3f}"
             for h in tasks
             if h.last_success_at is not None
+        ),
+    ]
+    return lines
+
+
+def _directory_lines(service: NodeService) -> list[str]:
+    """Return the directory in use, its last good fetch and the notes refused, by reason."""
+    lines = [
+        "# HELP exchange_directory_version The version of the signed directory in use.",
+        "# TYPE exchange_directory_version gauge",
+        f"exchange_directory_version {service.directory.version}",
+    ]
+    updates = service.directory_updates
+    if updates is None:
+        return lines
+    status = updates.status
+    lines += [
+        "# HELP exchange_directory_last_fetch_timestamp_seconds Last good directory fetch.",
+        "# TYPE exchange_directory_last_fetch_timestamp_seconds gauge",
+    ]
+    if status.last_fetch_at is not None:
+        lines.append(f"exchange_directory_last_fetch_timestamp_seconds {status.last_fetch_at:.3f}")
+    lines += [
+        "# HELP exchange_directory_refused_total Directory notes refused, by reason.",
+        "# TYPE exchange_directory_refused_total counter",
+        *(
+            f'exchange_directory_refused_total{{reason="{reason}"}} {status.refused[reason]}'
+            for reason in REFUSAL_REASONS
         ),
     ]
     return lines

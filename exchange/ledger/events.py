@@ -59,7 +59,10 @@ _U64: Final = struct.Struct(">Q")
 
 
 class EventType(enum.StrEnum):
-    """What happened to an envelope. The wire code of each is in :data:`EVENT_CODES`."""
+    """What happened to an envelope (or, for ``directory-adopted``, to the node's directory).
+
+    The wire code of each is in :data:`EVENT_CODES`.
+    """
 
     SUBMITTED = "submitted"
     DELIVERED = "delivered"
@@ -71,6 +74,7 @@ class EventType(enum.StrEnum):
     DESTROYED = "destroyed"
     ATTEMPTED = "attempted"
     FALLBACK = "fallback"
+    DIRECTORY_ADOPTED = "directory-adopted"
 
 
 #: Wire codes (docs/ledger.md §3). Codes are never reused; a new type takes the next code.
@@ -85,6 +89,7 @@ EVENT_CODES: Final[dict[EventType, int]] = {
     EventType.DESTROYED: 8,
     EventType.ATTEMPTED: 9,
     EventType.FALLBACK: 10,
+    EventType.DIRECTORY_ADOPTED: 11,
 }
 _TYPES_BY_CODE: Final = {code: kind for kind, code in EVENT_CODES.items()}
 

@@ -27,7 +27,7 @@ from exchange.config import ConfigError, NodeConfig
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair
-from exchange.node.trusted_directory import load_trusted_directory
+from exchange.node.trusted_directory import load_directory_note
 from exchange.service.tenants import Tenant, read_key_pair, read_passphrase
 
 #: The shortest operations token accepted (``ops.token_env``).
@@ -56,6 +56,8 @@ class CheckReport:
 
     problems: list[str] = field(default_factory=list)
     directory: Directory | None = None
+    #: The directory file's bytes, as verified (the node records their digest).
+    directory_note: bytes = b""
     key_files: int = 0
     #: Whether ``public_url`` was compared with the directory (not for a listen port 0).
     public_url_checked: bool = False
@@ -89,7 +91,7 @@ def check_directory(config: NodeConfig, report: CheckReport) -> None:
         )
         return
     try:
-        report.directory = load_trusted_directory(config)
+        report.directory, report.directory_note = load_directory_note(config)
     except ConfigError as exc:
         report.problems.append(str(exc))
 

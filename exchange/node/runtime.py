@@ -38,17 +38,23 @@ from exchange.http.listener import GuardedSite, Timeouts, start_listener
 from exchange.http.ops import create_ops_app
 from exchange.http.peer import UPLOADS
 from exchange.http.recall import set_recaller
-from exchange.keys.directory import Directory, load_directory
+from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
-from exchange.keys.notes import NoteSigner, parse_verifier_key
+from exchange.keys.notes import NoteSigner
+from exchange.keys.succession import note_digest
 from exchange.logs import get_logger
 from exchange.node.config_check import ConfigRefusedError, check_config
-from exchange.node.trusted_directory import trust_text
+from exchange.node.trusted_directory import trusted_verifiers
 from exchange.outbox.routing import Routes
 from exchange.peerauth import UploadLimits
 from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
 from exchange.service.body_checks import own_body_intact
+from exchange.service.directory_updates import (
+    DirectoryStartError,
+    DirectoryUpdates,
+    RefreshResult,
+)
 from exchange.service.faults import fault_of
 from exchange.service.key_expiry import seconds_left, warning_days
 from exchange.service.ledger import NodeLedger
@@ -61,6 +67,7 @@ from exchange.web.pages import add_staff_pages
 from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
 from exchange.workers.delivery import DeliveryWorker
+from exchange.workers.directory_fetch import NoteFetcher
 from exchange.workers.supervisor import SupervisionPolicy, Supervisor
 
 log = get_logger("exchange.node")
@@ -233,6 +240,8 @@ class Node:
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     #: Keeps the background tasks going and knows their health (/readyz, /metrics).
     supervisor: Supervisor = field(init=False)
+    #: Judges and adopts new directory versions (the file, the authority's address).
+    directory_updates: DirectoryUpdates = field(init=False)
 
     @property
     def app(self) -> web.Application:
@@ -250,6 +259,18 @@ class Node:
         assert self.ops_site is not None, "the node has not started"
         return self.ops_site.port
 
+    async def _open_store(self) -> SqliteStore:
+        """Open the store: a backup first if its schema is older; leftovers swept."""
+        config = self.config
+        store = await SqliteStore.open(
+            config.data_dir, upgrade_backups=config.upgrade_backups, sweep=True
+        )
+        if store.upgrade_backup is not None:
+            log.info("store.pre-upgrade-backup", path=str(store.upgrade_backup))
+        if store.leftovers_removed:
+            log.info("store.leftovers-removed", count=store.leftovers_removed)
+        return store
+
     async def start(self) -> None:
         """Check the configuration, then open everything and start serving.
 
@@ -264,14 +285,9 @@ class Node:
         assert report.directory is not None
         assert report.ledger_pair is not None
         directory, tenants, ledger_pair = report.directory, report.tenants, report.ledger_pair
+        note = report.directory_note
         records = load_records_setup(config)
-        store = await SqliteStore.open(
-            config.data_dir, upgrade_backups=config.upgrade_backups, sweep=True
-        )
-        if store.upgrade_backup is not None:
-            log.info("store.pre-upgrade-backup", path=str(store.upgrade_backup))
-        if store.leftovers_removed:
-            log.info("store.leftovers-removed", count=store.leftovers_removed)
+        store = await self._open_store()
         self.service = NodeService(
             store=store,
             directory=directory,
@@ -288,6 +304,7 @@ class Node:
             idempotency_keys_for=config.idempotency_keys_for,
         )
         await self._refuse_readers_without_second_factor()
+        await self._start_directory_updates(note)
         self.ledger = NodeLedger(
             store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock
         )
@@ -369,7 +386,7 @@ class Node:
         A failed round of any of them is logged once per cause, counted in /metrics and
         tried again after the back-off; /readyz reports a task that cannot make progress.
         """
-        supervisor, stop = self.supervisor, self._stop
+        supervisor, stop, config = self.supervisor, self._stop, self.config
         worker, collector = self.worker, self.collector
         accounts = self.service.accounts
         self._tasks = [
@@ -378,12 +395,16 @@ class Node:
                 "collect", "collection from pull routes", lambda h: collector.run(stop, h), stop
             ),
             supervisor.every(
-                "checkpoints", "the checkpoint signer", self.config.tasks.checkpoint_interval,
+                "checkpoints", "the checkpoint signer", config.tasks.checkpoint_interval,
                 self.ledger.checkpoint, stop, stage="checkpoint", wait_first=True,
             ),
             supervisor.every(
                 "session-sweep", "the sweep of ended web sessions", SESSION_SWEEP_INTERVAL,
                 accounts.sweep_sessions, stop, stage="sweep", wait_first=True,
+            ),
+            supervisor.every(
+                "directory", "the look for a new directory", config.directory_refresh_interval,
+                self.directory_updates.refresh, stop, stage="refresh",
             ),
             supervisor.every(
                 "key-expiry", "the check of keys about to expire", KEY_EXPIRY_INTERVAL,
@@ -489,19 +510,47 @@ class Node:
         """Change the URL peers sign requests against (known only after binding port 0)."""
         self.service.public_url = url
 
-    def reload_directory(self, note: bytes) -> None:
-        """Adopt a newer signed directory (same trusted authority, higher version)."""
+    async def _start_directory_updates(self, note: bytes) -> None:
+        """Set up directory updates; refuse to start on a file older than the one adopted."""
         config = self.config
-        trust = trust_text(config)
-        current = self.service.directory
-        self.service.directory = load_directory(
-            note, [parse_verifier_key(t) for t in trust.splitlines() if t.strip()],
-            min_version=current.version + 1,
-        )  # fmt: skip
-        mailbox = self.routes.shared.get("mailbox")
+        fetch = None
+        if config.directory_url is not None:
+            fetch = NoteFetcher(config.directory_url, ca=config.directory_ca)
+        self.directory_updates = DirectoryUpdates(
+            self.service.context,
+            trusted=trusted_verifiers(config),
+            digest=note_digest(note),
+            file=lambda: self.config.directory_file,
+            apply=self._apply_directory,
+            fetch=fetch,
+        )
+        self.service.directory_updates = self.directory_updates
+        try:
+            await self.directory_updates.record_start()
+        except DirectoryStartError as exc:
+            await self.service.store.close()
+            log.error("node.refused", outcome="directory-rollback")  # noqa: TRY400 - no trace
+            raise ConfigError(str(exc)) from None
+
+    def _apply_directory(self, directory: Directory) -> None:
+        """Put ``directory`` in use: the service, and the connectors that cache from it."""
+        self.service.directory = directory
+        mailbox = self.routes.shared.get("mailbox") if hasattr(self, "routes") else None
         if isinstance(mailbox, RelayMailboxConnector):
             mailbox.set_mailboxes(self._mailboxes())
-        log.info("directory.reloaded", version=self.service.directory.version)
+
+    def reload_directory(self, note: bytes) -> None:
+        """Adopt a newer signed directory in memory (same trusted authority, higher version).
+
+        The loopback harness's way to publish; a running node's own way is
+        :meth:`DirectoryUpdates.refresh`, which also writes the file and the ledger.
+        """
+        directory = self.directory_updates.adopt_in_memory(note)
+        log.info("directory.reloaded", version=directory.version)
+
+    async def refresh_directory(self) -> RefreshResult:
+        """Look for a new directory now (the file, then the authority's address)."""
+        return await self.directory_updates.refresh()
 
     async def _warn_expiring_keys(self) -> None:
         """Log each organisation whose keys expire within 60, 30 or 7 days (once a day)."""

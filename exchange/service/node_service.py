@@ -48,7 +48,13 @@ from exchange.service.accounts import (
     TotpEnrolment,
 )
 from exchange.service.context import ServiceContext
-from exchange.service.errors import NotFoundError, ServiceError, UnprocessableError
+from exchange.service.directory_updates import DirectoryUpdates, RefreshResult
+from exchange.service.errors import (
+    ForbiddenError,
+    NotFoundError,
+    ServiceError,
+    UnprocessableError,
+)
 from exchange.service.follow_ups import CorrectionTarget, FollowUps, ReplyTarget
 from exchange.service.idempotency import IdempotencyKey
 from exchange.service.inbox import Inbox
@@ -126,6 +132,8 @@ class NodeService:
         )
         self.account_admin = AccountAdministration(self.context)
         self.node_state = NodeState(self.context)
+        #: Directory updates, once the node has set them up (None in a bare service).
+        self.directory_updates: DirectoryUpdates | None = None
 
     # --- what the workers and adapters read of the shared context ------------------------
 
@@ -300,6 +308,12 @@ class NodeService:
     async def node_state_for(self, actor: User) -> NodeStateView:
         """Return the node's routes, outbox, directory and keys as the admin's org sees them."""
         return await self.node_state.view(actor)
+
+    async def check_directory(self, actor: User) -> RefreshResult:
+        """Look for a new directory now, as an administrator asked (``DirectoryUpdates``)."""
+        if self.directory_updates is None:
+            raise ForbiddenError("This node does not look for new directories")
+        return await self.directory_updates.check_now(actor)
 
     async def requeue_dead(self, actor: User, digest: bytes | None = None) -> int:
         """Requeue the administrator's organisation's dead letters (one envelope's, or all)."""

@@ -29,14 +29,16 @@ from exchange.logs import get_logger
 from exchange.model import User
 from exchange.service.context import ServiceContext
 from exchange.service.errors import ForbiddenError, NotFoundError
+from exchange.service.key_expiry import WARN_DAYS
 from exchange.store.node_state import DeadLetter, OutboxSummary
 
 log = get_logger("exchange.node_state")
 
 #: How far back a route's failures count as recent: a week.
 HEALTH_WINDOW: Final = 7 * 24 * 3600
-#: Keys expiring sooner than this are warned about, in days.
-KEY_WARNING_DAYS: Final = 60
+#: Keys expiring sooner than this are warned about, in days: the first of the thresholds
+#: (60, 30 and 7 days) at which the node also warns in its log and metrics.
+KEY_WARNING_DAYS: Final = max(WARN_DAYS)
 #: Most dead letters listed at once (the requeue of all takes every one).
 MAX_DEAD_LISTED: Final = 100
 #: Outcomes of an ``attempted`` event that are failures.

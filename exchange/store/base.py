@@ -45,6 +45,7 @@ from exchange.model import (
     User,
 )
 from exchange.store.damage import StoreDamagedError
+from exchange.store.directory import AdoptedVersion
 from exchange.store.sent_lists import MAX_OWED, SentDeadline, SentFilter
 
 #: Most rows one retention listing returns (the due list and the unscheduled list each).
@@ -527,7 +528,22 @@ class IdempotencyStore(Protocol):
         ...
 
 
+class DirectoryStore(Protocol):
+    """The directory versions the node adopted (exchange/store/directory.py)."""
+
+    async def record_directory(
+        self, adopted: AdoptedVersion, *, ledger_events: Sequence[bytes]
+    ) -> None:
+        """Record an adopted version with its ``directory-adopted`` ledger events."""
+        ...
+
+    async def latest_directory(self) -> AdoptedVersion | None:
+        """Return the highest directory version adopted, if any."""
+        ...
+
+
 class Store(
+    DirectoryStore,
     IdempotencyStore,
     RegisterStore,
     RecallStore,

@@ -375,4 +375,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             found_at REAL NOT NULL
         )""",
     ),
+    (
+        # Migration 15: the directory versions this node adopted (exchange/store/directory.py).
+        # One row per version, with the SHA-256 of its signed note, written in the
+        # transaction of its ``directory-adopted`` ledger events, so that a start on an older
+        # ``[directory] file`` (a rollback while stopped) is refused.
+        """CREATE TABLE directory_versions (
+            version INTEGER PRIMARY KEY,
+            digest BLOB NOT NULL,
+            adopted_at REAL NOT NULL
+        )""",
+    ),
 )

@@ -55,6 +55,7 @@ from exchange.store.damage import (
     quick_check,
     sweep_leftovers,
 )
+from exchange.store.directory import DirectoryTables
 from exchange.store.idempotency import IdempotencyTables, insert_idempotency
 from exchange.store.node_state import NodeStateTables
 from exchange.store.recall import RecallTables
@@ -131,6 +132,7 @@ class SqliteStore(
     AccountTables,
     SentListTables,
     NodeStateTables,
+    DirectoryTables,
 ):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 

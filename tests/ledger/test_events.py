@@ -90,11 +90,11 @@ def test_minimal_event_has_no_optional_bytes() -> None:
 
 
 def test_codes_are_fixed() -> None:
-    """Every event type has the wire code docs/ledger.md §3 assigns, codes 1 to 10."""
-    assert [EVENT_CODES[t] for t in EventType] == list(range(1, 11))
+    """Every event type has the wire code docs/ledger.md §3 assigns, codes 1 to 11."""
+    assert [EVENT_CODES[t] for t in EventType] == list(range(1, 12))
     assert [t.value for t in EventType] == [
         "submitted", "delivered", "opened", "acknowledged", "rejected",
-        "accessed", "recalled", "destroyed", "attempted", "fallback",
+        "accessed", "recalled", "destroyed", "attempted", "fallback", "directory-adopted",
     ]  # fmt: skip
 
 
@@ -106,7 +106,7 @@ MALFORMED = [
     ("version", VERSION, replace(ENCODED, VERSION, b"\x02"), "version 2"),
     ("version", VERSION, ENCODED[:VERSION], "truncated before version"),
     ("type", TYPE, replace(ENCODED, TYPE, b"\x00"), "type code 0"),
-    ("type", TYPE, replace(ENCODED, TYPE, b"\x0b"), "type code 11"),
+    ("type", TYPE, replace(ENCODED, TYPE, b"\x0c"), "type code 12"),
     ("time", TIME, replace(ENCODED, TIME, b"\x80"), "time above 2**63 - 1"),
     ("time", TIME, ENCODED[: TIME + 3], "truncated time"),
     ("org", ORG, replace(ENCODED, ORG, b"\x00", 7), "empty org"),

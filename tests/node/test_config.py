@@ -50,6 +50,8 @@ def test_example_configuration_is_valid() -> None:
     assert (config.ops.host, config.ops.port) == ("127.0.0.1", 9180)
     assert config.ops.token_env is None
     assert config.server.behind_proxy is False
+    assert config.directory_url == "https://directory.stockport.example/directory.note"
+    assert (config.directory_refresh_interval, config.directory_ca) == (3600.0, None)
 
 
 def test_the_example_ops_token_when_uncommented() -> None:
@@ -109,6 +111,27 @@ def _with(old: str, new: str) -> str:
         (_with('public_url = "https:', 'public_url = "ftp:'), "node.public_url must start"),
         ("[node\n", "not valid TOML"),
         (_with("[ledger]", "[ledgers]"), "ledgers is not a known setting"),
+        (
+            _with('url = "https://directory.', 'url = "http://directory.'),
+            "directory.url must be an https:// address",
+        ),
+        (_with('url = "https://directory.', "url = 5 #"), "directory.url must be text"),
+        (
+            _with("refresh_interval = 3600", "refresh_interval = 0"),
+            "directory.refresh_interval must be a number of seconds from 1 to 604800",
+        ),
+        (
+            _with("refresh_interval = 3600", 'refresh_interval = "hourly"'),
+            "directory.refresh_interval must be a number of seconds",
+        ),
+        (
+            _with('url = "https://directory.', 'ca = "ca.pem"\nx = "'),
+            "directory.x is not a known setting",
+        ),
+        (
+            _with('url = "https://directory.stockport.example/directory.note"', 'ca = "ca.pem"'),
+            "directory.ca is set but directory.url is not",
+        ),
         (_with('mailbox = "X26ABC001"', ""), "tenants[1].mesh.mailbox is missing"),
         (
             _with('url = "https://msg.', 'url = "http://msg.'),

@@ -9,6 +9,7 @@ another organisation's digest is "not found".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -30,10 +31,22 @@ from exchange.web.words import day_words, kind_name, london_time, organisation_n
 #: One envelope's dead letters, by the envelope digest in hex.
 DIGEST_PATH: Final = f"/admin/node/dead-letters/{DIGEST_ROUTE}/requeue"
 ALL_PATH: Final = "/admin/node/dead-letters/requeue"
+#: The button "Check for a new directory now" posts here.
+DIRECTORY_CHECK_PATH: Final = "/admin/node/directory/check"
 #: Characters of the digest shown as an item's reference.
 REFERENCE_LEN: Final = 12
 #: Longest last problem shown (a connector's reason, never record content).
 MAX_PROBLEM_LEN: Final = 160
+
+#: Why a directory found was refused, in words (``?directory=refused&reason=...``).
+REFUSAL_WORDS: Final = {
+    "rollback": "it is older than the one in use",
+    "fork": "it has the version in use but different contents",
+    "invalid": "its signature did not verify against the directory authority's key",
+    "oversize": "it is larger than the node accepts",
+    "timeout": "the directory's address did not answer in time",
+    "unreachable": "the directory's address could not be reached",
+}
 
 OUTBOX_WORDS: Final = (
     ("queued", "Waiting to be sent"),
@@ -147,11 +160,14 @@ async def node_page(request: web.Request) -> web.StreamResponse:
     if requeued is not None:
         count = count_words(requeued, "dead letter was", "dead letters were")
         done = f"{count} put back in the queue."
+    checked = _directory_outcome(request.query, view.directory_version)
     return render(
         request,
         "admin/node.html",
         {
             "done": done,
+            "checked": checked,
+            "directory_check": DIRECTORY_CHECK_PATH,
             "key_warning": key_warning,
             "destinations": [_destination(request, d) for d in view.destinations],
             "backlog": [
@@ -166,6 +182,34 @@ async def node_page(request: web.Request) -> web.StreamResponse:
             "keys": [_key(k) for k in view.keys],
         },
     )
+
+
+def _directory_outcome(query: Mapping[str, str], version: int) -> dict[str, Any] | None:
+    """Return the banner after "Check for a new directory now", from the page's query."""
+    outcome = query.get("directory")
+    if outcome == "adopted":
+        return {"text": f"The node now uses directory version {version}.", "success": True}
+    if outcome == "unchanged":
+        return {
+            "text": f"There is no newer directory. The node uses version {version}.",
+            "success": True,
+        }
+    reason = REFUSAL_WORDS.get(query.get("reason", ""))
+    if outcome == "refused" and reason is not None:
+        return {
+            "text": f"The directory found was refused: {reason}. The node keeps version {version}.",
+            "success": False,
+        }
+    return None
+
+
+async def check_directory(request: web.Request) -> web.StreamResponse:
+    """``POST /admin/node/directory/check``: look for a new directory now."""
+    result = await web_service(request).check_directory(request[SESSION].user)
+    query = f"directory={result.outcome}"
+    if result.reason:
+        query += f"&reason={result.reason}"
+    raise web.HTTPSeeOther(f"/admin/node?{query}#directory")
 
 
 def _digest(request: web.Request) -> bytes | None:
@@ -220,6 +264,7 @@ def add_node_state_routes(app: web.Application) -> None:
     """Add the node page and its requeue pages."""
     router = app.router
     router.add_get("/admin/node", node_page)
+    router.add_post(DIRECTORY_CHECK_PATH, check_directory)
     for path in (ALL_PATH, DIGEST_PATH):
         router.add_get(path, requeue_page)
         router.add_post(path, requeue)
