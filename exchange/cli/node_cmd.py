@@ -71,6 +71,8 @@ def config_check_command(args: argparse.Namespace) -> int:
     report = check_config(config)
     if report.problems:
         return _refuse(args, report.problems)
+    for line in report.notes:
+        common.note(line)
     common.note(report.summary(config))
     return 0
 

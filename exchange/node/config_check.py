@@ -55,6 +55,8 @@ class CheckReport:
     """
 
     problems: list[str] = field(default_factory=list)
+    #: What is worth saying but does not stop the node (shown before the summary).
+    notes: list[str] = field(default_factory=list)
     directory: Directory | None = None
     #: The directory file's bytes, as verified (the node records their digest).
     directory_note: bytes = b""
@@ -109,7 +111,14 @@ def check_tenant_keys(config: NodeConfig, report: CheckReport) -> None:
         entry = None
         if directory is not None:
             entry = directory.organisations.get(tenant.org)
-            if entry is None:
+            if entry is None and config.directory_url is not None:
+                # A new organisation: the authority lists it in a version still to come.
+                report.notes.append(
+                    f"{where}: directory version {directory.version} does not list "
+                    f"{tenant.org} yet; the node picks up the version that does from "
+                    "directory.url"
+                )
+            elif entry is None:
                 report.problems.append(f"{where}: the directory does not list {tenant.org}")
         pairs = []
         for path in tenant.key_files:

@@ -284,6 +284,10 @@ class Node:
             raise ConfigRefusedError(report.problems)
         assert report.directory is not None
         assert report.ledger_pair is not None
+        for tenant in config.tenants:
+            if tenant.org not in report.directory.organisations:
+                # Allowed with directory.url only (exchange config check says so).
+                log.warning("directory.tenant-not-listed", org=tenant.org)
         directory, tenants, ledger_pair = report.directory, report.tenants, report.ledger_pair
         note = report.directory_note
         records = load_records_setup(config)

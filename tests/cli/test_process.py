@@ -136,9 +136,9 @@ def test_docs_worked_example_runs_verbatim(tmp_path: Path) -> None:
     assert received.startswith("Referral (synthetic example)")
     assert (work / "received-2.txt").read_text() == received
     assert (work / "received-old.txt").read_text() == received
-    # The rollback state went to the XDG default, and remembers version 2.
+    # The rollback state went to the XDG default, and remembers version 6 (the last shown).
     state = (tmp_path / "xdg-state" / "exchange" / "directory-versions.json").read_text()
-    assert '"version": 2' in state
+    assert '"version": 6' in state
 
 
 COMMANDS = [

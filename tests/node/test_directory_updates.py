@@ -97,7 +97,10 @@ async def adopted_events(node: Node) -> list[tuple[str, str, bytes]]:
 
 async def metrics(setup: Setup) -> str:
     """Return the school node's /metrics."""
-    async with client(setup.world) as http, http.get(setup.world.url("school") + "/metrics") as r:
+    async with (
+        client(setup.world) as http,
+        http.get(setup.world.ops_url("school") + "/metrics") as r,
+    ):
         return await r.text()
 
 
@@ -215,7 +218,7 @@ async def test_a_restart_uses_the_adopted_version_and_refuses_an_older_file(
     await until(lambda: _versions_are(world, 3), what="version 3")
     config = setup.school.config
     await setup.school.stop()
-    again = Node(config)
+    again = Node(config, match_public_url=False)
     await again.start()
     world.nodes["school"] = again
     assert again.service.directory.version == 3
@@ -225,7 +228,7 @@ async def test_a_restart_uses_the_adopted_version_and_refuses_an_older_file(
 
     config.directory_file.write_bytes((world.folder / "directory-v1.note").read_bytes())
     with pytest.raises(ConfigError) as refused:
-        await Node(config).start()
+        await Node(config, match_public_url=False).start()
     message = str(refused.value)
     assert "\n" not in message
     assert "directory.file holds version 1, older than version 3 this node adopted" in message
