@@ -20,7 +20,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from exchange.http.common import next_cursor, parse_cursor
-from exchange.model import User
+from exchange.model import User, short_reference
 from exchange.service.recall import RECALL_ROLES
 from exchange.service.views import RecipientView, SentView
 from exchange.store.recall import FINAL_OUTCOMES
@@ -40,7 +40,6 @@ from exchange.web.words import (
     kind_name,
     london_time,
     organisation_name,
-    short_reference,
 )
 
 #: Records on one page of the list.
