@@ -391,3 +391,13 @@ class IdempotencyRecord:
     answer: str
     created_at: float
     expires_at: float
+
+
+def short_reference(envelope_id: bytes) -> str:
+    """Return the reference staff quote for an envelope: its id's first 8 hex digits, ``2719-AFB5``.
+
+    The same on the sender's and the receiver's pages, so two people on the phone can find
+    the same item; it names the envelope, never the child.
+    """
+    text = envelope_id.hex()[:8].upper()
+    return f"{text[:4]}-{text[4:]}"

@@ -26,6 +26,7 @@ from exchange.cli import (
     register_cmd,
     retention_cmd,
     staff_cmd,
+    subject_access_cmd,
 )
 from exchange.cli.errors import EXIT_USAGE, CliError, describe
 
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_cmd.add_commands(sub)
     register_cmd.add_commands(sub)
     retention_cmd.add_commands(sub)
+    subject_access_cmd.add_commands(sub)
     staff_cmd.add_commands(sub)
     demo = sub.add_parser(
         "demo",

@@ -1,4 +1,4 @@
-"""``exchange register export``, ``exchange overdue`` and ``exchange subject-access``.
+"""``exchange register export`` and ``exchange overdue``.
 
 They read the node's store directly (the data folder of ``--config``), so a DPO or an
 operator can run them on the node's machine whether or not the node is running; they never
@@ -27,15 +27,10 @@ from exchange.cli.node_store import open_store
 from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.files import write_new_file
 from exchange.keys.ids import OrgId, parse_org_id
-from exchange.model import SubjectKind
-from exchange.records import InvalidIdentifierError, validate_nhs_number, validate_upn
 from exchange.service.register_reports import (
-    RegisterKey,
-    RegisterKeyError,
     export_register,
     london_days,
     overdue_items,
-    subject_access_report,
 )
 from exchange.store import SqliteStore
 
@@ -140,37 +135,6 @@ def overdue_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _identifier(args: argparse.Namespace) -> tuple[SubjectKind, str]:
-    kind: SubjectKind = "upn" if args.upn is not None else "nhs-number"
-    value = args.upn if args.upn is not None else args.nhs_number
-    field = "--upn" if kind == "upn" else "--nhs-number"
-    if value == "-":
-        value = sys.stdin.readline(_MAX_IDENTIFIER_LINE).strip()
-    try:
-        if kind == "upn":
-            return kind, validate_upn(value, field=field)
-        return kind, validate_nhs_number(value, field=field)
-    except InvalidIdentifierError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def subject_access_command(args: argparse.Namespace) -> int:
-    """Print the subject access report (JSON) for one UPN or NHS number."""
-    config = _config(args)
-    org = _org(args, config)
-    identifier = _identifier(args)
-    try:
-        key = RegisterKey.load(config.data_dir, create=False)
-    except RegisterKeyError as exc:
-        raise CliError(str(exc)) from None
-    now = _now(args)
-    report = _with_store(
-        config, lambda store: subject_access_report(store, key, org, identifier, now=now)
-    )
-    _emit(json.dumps(report, indent=2, ensure_ascii=False) + "\n", args.out)
-    return 0
-
-
 def add_commands(sub: common.Subcommands) -> None:
     """Add the register commands to the ``exchange`` parser."""
     clock = common.clock_options()
@@ -216,21 +180,3 @@ def add_commands(sub: common.Subcommands) -> None:
     overdue.add_argument("--json", action="store_true", help="print JSON instead of lines")
     overdue.add_argument("--out", metavar="FILE", help="write to a new file (mode 0600)")
     overdue.set_defaults(handler=overdue_command)
-
-    sar = sub.add_parser(
-        "subject-access",
-        parents=[clock],
-        help="report every exchange about one child (subject access request)",
-        description=(
-            "Find every item sent about the child, every decision not to share, and every "
-            "received item opened since the register began, by UPN or NHS number (checked, "
-            "then hashed with the node's register key; never printed). Give '-' to read the "
-            "identifier from standard input instead of the command line."
-        ),
-    )
-    common_options(sar)
-    which = sar.add_mutually_exclusive_group(required=True)
-    which.add_argument("--upn", metavar="UPN")
-    which.add_argument("--nhs-number", metavar="NUMBER")
-    sar.add_argument("--out", metavar="FILE", help="write to a new file (mode 0600)")
-    sar.set_defaults(handler=subject_access_command)

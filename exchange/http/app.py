@@ -79,6 +79,7 @@ def create_app(
     app.router.add_post("/api/v1/envelopes", staff.submit)
     app.router.add_get("/api/v1/sent", staff.list_sent)
     app.router.add_get("/api/v1/sent/{digest}", staff.sent_item)
+    app.router.add_post("/api/v1/sent/{digest}/copy", staff.read_back)
     app.router.add_get("/api/v1/inbox", staff.list_inbox)
     app.router.add_post("/api/v1/inbox/import", staff.import_envelope)
     app.router.add_post("/api/v1/inbox/{digest}/open", staff.open_item)

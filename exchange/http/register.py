@@ -2,7 +2,7 @@
 
 These endpoints record a decision not to share, with its reason, export the register (DPO
 only), list the organisation's deadlines past due and answer a subject access request about
-one child; the register itself is exchange/service/register_reports.py.
+one child (by every identifier given); the register itself is exchange/service/register_reports.py.
 """
 
 from __future__ import annotations
@@ -108,11 +108,10 @@ async def overdue(request: web.Request) -> web.Response:
 
 
 async def subject_access(request: web.Request) -> web.Response:
-    """POST /api/v1/subject-access {upn} or {nhs_number}: every exchange about one child."""
+    """POST /api/v1/subject-access {upn?, nhs_number?}: every exchange about one child."""
     user = await staff_user(request)
     doc = parse_object(await request.read(), _SUBJECT_FIELDS, limit=request.app[JSON_LIMIT])
-    if len(doc) != 1:
-        raise BadRequestError("give exactly one of upn and nhs_number")
-    ((kind, value),) = _identifiers(doc)
-    report = await node_service(request).subject_access(user, kind, value)
+    if not doc:
+        raise BadRequestError("give upn, nhs_number or both")
+    report = await node_service(request).subject_access(user, _identifiers(doc))
     return web.json_response(report, headers={"Cache-Control": "no-store"})

@@ -265,6 +265,17 @@ async def open_item(request: web.Request) -> web.Response:
     )
 
 
+async def read_back(request: web.Request) -> web.Response:
+    """POST /api/v1/sent/{digest}/copy: what the organisation sent, from its own copy."""
+    user = await staff_user(request)
+    content = await node_service(request).read_back(user, path_digest(request))
+    return web.Response(
+        body=content,
+        content_type="application/octet-stream",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 _ACK_FIELDS: Final = {"disposition": Field(str, required=False)}
 _REJECT_FIELDS: Final = {"reason": Field(str)}
 

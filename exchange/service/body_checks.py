@@ -13,9 +13,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
-from exchange.envelope import OpenError, SenderError, Verifier
+from exchange.envelope import FormatError, Opener, OpenError, SenderError, Verifier
 from exchange.logs import get_logger
 from exchange.service.context import PIECE, ServiceContext
+from exchange.service.errors import ServiceError
+from exchange.service.tenants import Tenant
 
 log = get_logger("exchange.store")
 
@@ -24,6 +26,30 @@ LOCAL_DAMAGE: Final = (
     "the stored copy of this envelope is damaged on this node (local damage), so it was not "
     "sent; send the record again"
 )
+
+
+class BodyDamagedError(Exception):
+    """A stored body no longer opens or verifies (it was verified when stored)."""
+
+
+def open_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: int) -> bytes:
+    """Decrypt the stored body ``digest`` with ``tenant``'s keys, checking everything again.
+
+    The body was verified when it was stored; a body altered on disk since is refused
+    (:class:`BodyDamagedError`), never released. A missing file raises ``FileNotFoundError``.
+    """
+    opener = Opener(context.directory, tenant.keys, now=max(context.now(), created))
+    pieces: list[bytes] = []
+    try:
+        for block in file_blocks(context.store.body_path(digest)):
+            pieces += opener.feed_pieces(block)
+        opener.finish_opened()
+    except SenderError as exc:
+        # The sender's key is no longer trusted: not damage, a refusal to release.
+        raise ServiceError(f"the stored envelope could not be opened: {exc}", status=500) from None
+    except (FormatError, OpenError):
+        raise BodyDamagedError from None
+    return b"".join(pieces)
 
 
 def body_verifies(

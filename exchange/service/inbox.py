@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Final, NoReturn
 
-from exchange.envelope import FormatError, Opener, OpenError, SenderError
 from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES, ReceiptStatus
 from exchange.receipts.receipt import CODE_RE
 from exchange.records import RecordError, decode_container
-from exchange.service.body_checks import body_verifies, file_blocks
-from exchange.service.context import PIECE, ServiceContext
+from exchange.service.body_checks import BodyDamagedError, body_verifies, file_blocks, open_body
+from exchange.service.context import ServiceContext
 from exchange.service.errors import (
     ConflictError,
     DamagedItemError,
@@ -45,10 +44,6 @@ OPENING_ROLES: Final = frozenset({"dsl", "staff"})
 
 
 #: The answer to opening or deciding an item its sender recalled.
-class _BodyDamagedError(Exception):
-    """A stored body no longer opens or verifies (it was verified when it arrived)."""
-
-
 _RECALLED: Final = "the sender recalled this item before it was opened; it is no longer held"
 
 
@@ -88,9 +83,9 @@ class Inbox:
         now = context.now()
         try:
             content = await asyncio.to_thread(
-                self._open_body, tenant, digest, item.envelope.created
+                open_body, context, tenant, digest, item.envelope.created
             )
-        except _BodyDamagedError:
+        except BodyDamagedError:
             await self._damaged(user, digest)
         except FileNotFoundError:
             # A recall (exchange/service/recall.py) or a destruction that won the race
@@ -140,34 +135,11 @@ class Inbox:
         log.info("envelope.opened", digest=digest.hex(), org=user.org, status=item.state)
         return content
 
-    def _open_body(self, tenant: Tenant, digest: bytes, created: int) -> bytes:
-        # The body was verified on arrival; opening checks everything again, so a body
-        # altered on disk is refused, never released.
-        context = self.context
-        opener = Opener(context.directory, tenant.keys, now=max(context.now(), created))
-        pieces: list[bytes] = []
-        try:
-            with context.store.body_path(digest).open("rb") as handle:
-                while block := handle.read(PIECE):
-                    pieces += opener.feed_pieces(block)
-            opener.finish_opened()
-        except (FormatError, SenderError) as exc:
-            if isinstance(exc, SenderError):
-                # The sender's key is no longer trusted: not damage, a refusal to release.
-                raise ServiceError(
-                    f"the stored envelope could not be opened: {exc}", status=500
-                ) from None
-            raise _BodyDamagedError from None
-        except OpenError:
-            # Verified on arrival: a body that fails now was changed on this node's disk.
-            raise _BodyDamagedError from None
-        return b"".join(pieces)
-
     def _verify_body(self, digest: bytes, created: int) -> None:
         """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""
         path = self.context.store.body_path(digest)
         if not body_verifies(self.context, digest, file_blocks(path), created):
-            raise _BodyDamagedError
+            raise BodyDamagedError
 
     async def _refuse_damaged(self, digest: bytes) -> None:
         """Refuse an item whose body was already found damaged."""
@@ -209,7 +181,7 @@ class Inbox:
         await self._refuse_damaged(digest)
         try:
             await asyncio.to_thread(self._verify_body, digest, item.envelope.created)
-        except _BodyDamagedError:
+        except BodyDamagedError:
             await self._damaged(user, digest)
         except FileNotFoundError:
             raise GoneError(_RECALLED) from None

@@ -66,6 +66,7 @@ from exchange.service.receiving import Receiving
 from exchange.service.register import SharingRegister
 from exchange.service.register_reports import OverdueItem, RegisterKey, RegisterPage
 from exchange.service.sending import Sending, Submitted
+from exchange.service.subject_access import Copies, Identifier, SubjectAccess
 from exchange.service.tenants import Tenant
 from exchange.service.threads import thread_view
 from exchange.service.views import InboxView, ReceiptsView, SentView, Views
@@ -123,6 +124,7 @@ class NodeService:
         self.receiving = Receiving(self.context)
         self.inbox = Inbox(self.context)
         self.register = SharingRegister(self.context)
+        self.subject_access_case = SubjectAccess(self.context)
         self.views = Views(self.context)
         self.reading = Reading(self.context, self.inbox)
         self.owed = Owed(self.context)
@@ -534,11 +536,19 @@ class NodeService:
 
     def check_subject_access(self, user: User) -> None:
         """Refuse unless the user may make subject access searches (DPO only)."""
-        self.register.check_subject_access(user)
+        self.subject_access_case.check(user)
 
-    async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
-        """Return the subject access report for one validated identifier (DPO only)."""
-        return await self.register.subject_access(user, kind, value)
+    async def subject_access(self, user: User, identifiers: Sequence[Identifier]) -> dict[str, Any]:
+        """Return the subject access report for these validated identifiers (DPO only)."""
+        return await self.subject_access_case.report(user, identifiers)
+
+    async def subject_access_copies(self, user: User, identifiers: Sequence[Identifier]) -> Copies:
+        """Return the report and a copy of each item it lists, each access recorded (DPO)."""
+        return await self.subject_access_case.copies(user, identifiers)
+
+    async def read_back(self, user: User, digest: bytes) -> bytes:
+        """Return the record container the user's organisation sent (from its own copy)."""
+        return await self.subject_access_case.read_back(user, digest)
 
     async def thread(self, user: User, digest: bytes) -> dict[str, Any]:
         """Return the conversation ``digest`` belongs to, as the user's organisation holds it."""

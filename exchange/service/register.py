@@ -26,7 +26,6 @@ from exchange.service.register_reports import (
     overdue_items,
     register_page,
     stream_register,
-    subject_access_report,
 )
 from exchange.sharing.prepare import SubmissionError, check_reason
 
@@ -204,24 +203,6 @@ class SharingRegister:
         _require(user, {"dsl", "staff", "dpo"}, "see overdue items")
         self.context.tenant(user.org)
         return await self.overdue_items(user.org)
-
-    def check_subject_access(self, user: User) -> None:
-        """Refuse unless the user may search the register for a subject access request."""
-        _require(user, {"dpo"}, "search the register for a subject access request")
-        self.context.tenant(user.org)
-
-    async def subject_access(self, user: User, kind: SubjectKind, value: str) -> dict[str, Any]:
-        """Return the subject access report for one validated identifier (DPO only)."""
-        self.check_subject_access(user)
-        report = await subject_access_report(
-            self.context.store,
-            self.context.register_key,
-            user.org,
-            (kind, value),
-            now=datetime.fromtimestamp(self.context.clock(), UTC),
-        )
-        log.info("register.subject-access", org=user.org, count=len(report["items"]))
-        return report
 
 
 async def _logged_export(pieces: AsyncIterator[str], org: OrgId) -> AsyncIterator[str]:

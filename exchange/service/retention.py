@@ -636,12 +636,16 @@ async def destroy(node: RetentionNode, user: User, digest: bytes, *, reason: str
     _require_dpo(user, "destroy records")
     text = _text(reason, "reason")
     decide = _Decider(user, text, _moment(node.clock()))
+    own_copy = await node.store.own_copy(user.org, digest)
     result = await node.store.destroy_held(user.org, digest, decide)
     if result is None:
         raise RetentionRefusedError("no such item held by this organisation", status=404)
     item, destruction, unreferenced = result
     if unreferenced:
         await asyncio.to_thread(node.store.body_path(digest).unlink, missing_ok=True)
+    if own_copy is not None:
+        # Its row was cleared with the destruction; were this missed, the sweep would do it.
+        await asyncio.to_thread(node.store.body_path(own_copy).unlink, missing_ok=True)
     log.info("retention.destroyed", org=user.org, digest=digest.hex(), rule=destruction.rule)
     schedule = item.schedule
     assert schedule is not None

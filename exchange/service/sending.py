@@ -165,11 +165,17 @@ class Sending:
                 for org in submission.recipients
             ]
             sealer = Sealer(sender, sealed_to, record_kind=record_kind, created=now)
+            # The sender's own copy: the same content sealed to itself, kept and never sent,
+            # for the DPO's subject access copies and "what did we send?".
+            own = Recipient(user.org, self.context.directory.current_keys(user.org, now).encryption)
+            copier = Sealer(sender, [own], record_kind=record_kind, created=now)
         except KeyLookupError as exc:
             raise ServiceError(f"recipients: {exc}", status=422) from None
         except EnvelopeError as exc:
             raise ServiceError(str(exc), status=422) from None
-        sealed = await asyncio.to_thread(self._seal_to_disk, sealer, prepared.content)
+        sealed, copy = await asyncio.to_thread(
+            self._seal_to_disk, (sealer, copier), prepared.content
+        )
         # The envelope package returns plain bytes; from here on it is an envelope digest.
         digest = EnvelopeDigest(sealed.digest)
         record = EnvelopeRecord(
@@ -237,6 +243,7 @@ class Sending:
             idempotency=None
             if idempotency is None
             else self.idempotency.record(user, idempotency, answer.to_json()),
+            own_copy=copy.digest,
         )  # fmt: skip
         if prepared.deadline_note is not None:
             log.warning("deadline.uncovered", digest=sealed.digest.hex(), rule=entry.deadline_rule)
@@ -274,28 +281,43 @@ class Sending:
             kinds[org] = entry.kind
         return kinds
 
-    def _seal_to_disk(self, sealer: Sealer, content: bytes) -> SealedEnvelope:
-        """Seal, sync the envelope under its digest's name, and return what was sealed."""
+    def _seal_to_disk(
+        self, sealers: tuple[Sealer, Sealer], content: bytes
+    ) -> tuple[SealedEnvelope, SealedEnvelope]:
+        """Seal the envelope and the own copy in one pass; sync each under its digest's name."""
+        bodies = self.context.store.bodies
         if len(content) <= SMALL_CONTENT:
             # Small records (nearly all) are sealed in memory and written once, straight to
             # the final name: one synced file and rename instead of two.
-            pieces = [sealer.start(), *sealer.feed_pieces(content)]
-            tail, sealed = sealer.finish()
-            pieces.append(tail)
-            with atomic_output(self.context.store.body_path(sealed.digest), overwrite=True) as out:
-                out.writelines(pieces)
-            return sealed
-        partial = self.context.store.bodies / f"sealing-{os.urandom(8).hex()}"
+            done = []
+            for sealer in sealers:
+                pieces = [sealer.start(), *sealer.feed_pieces(content)]
+                tail, sealed = sealer.finish()
+                pieces.append(tail)
+                path = self.context.store.body_path(sealed.digest)
+                with atomic_output(path, overwrite=True) as out:
+                    out.writelines(pieces)
+                done.append(sealed)
+            return done[0], done[1]
+        partials = [bodies / f"sealing-{os.urandom(8).hex()}" for _ in sealers]
         try:
-            with atomic_output(partial) as out:
-                out.write(sealer.start())
+            with atomic_output(partials[0]) as first, atomic_output(partials[1]) as second:
+                outs = (first, second)
+                for sealer, out in zip(sealers, outs, strict=True):
+                    out.write(sealer.start())
                 view = memoryview(content)
                 for i in range(0, len(view), PIECE):
-                    out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
-                tail, sealed = sealer.finish()
-                out.write(tail)
-            # The digest is known only now; the rename is synced before the row commits.
-            rename_durably(partial, self.context.store.body_path(sealed.digest))
+                    for sealer, out in zip(sealers, outs, strict=True):
+                        out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
+                done = []
+                for sealer, out in zip(sealers, outs, strict=True):
+                    tail, sealed = sealer.finish()
+                    out.write(tail)
+                    done.append(sealed)
+            # The digests are known only now; the renames are synced before the row commits.
+            for partial, sealed in zip(partials, done, strict=True):
+                rename_durably(partial, self.context.store.body_path(sealed.digest))
         finally:
-            partial.unlink(missing_ok=True)
-        return sealed
+            for partial in partials:
+                partial.unlink(missing_ok=True)
+        return done[0], done[1]

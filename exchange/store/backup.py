@@ -102,13 +102,17 @@ def schema_version(db: sqlite3.Connection) -> int:
 def _node_bodies(db: sqlite3.Connection) -> list[str]:
     """Return the bodies some organisation on the node still holds.
 
-    Those are the bodies of items sent, or received and not recalled, and not destroyed
-    under retention: the files the node may still read.
+    Those are the bodies of items sent (and the sender's own copies of them), or received
+    and not recalled, and not destroyed under retention: the files the node may still read.
     """
     holdings = (
         "SELECT sender AS org, digest FROM sent "
         "UNION ALL SELECT owner AS org, digest FROM inbox WHERE state != 'recalled'"
     )
+    if "own_copy" in {r[1] for r in db.execute("PRAGMA table_info(sent)")}:
+        # The sender's own copies (sealed to itself, never sent); null once destroyed.
+        holdings += " UNION ALL SELECT sender AS org, own_copy AS digest FROM sent"
+        holdings += " WHERE own_copy IS NOT NULL"
     kept = ""
     if "retention" in _tables(db):  # older schemas have no retention table
         kept = (

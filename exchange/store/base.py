@@ -196,6 +196,14 @@ class RegisterStore(Protocol):
         """Return whether any keyed subject hash is stored (made with ``register.key``)."""
         ...
 
+    async def subject_hits(self, org: OrgId, hashes: Sequence[bytes]) -> list[tuple[str, bytes]]:
+        """Return (item, hash) for every index entry of ``org`` with one of these hashes."""
+        ...
+
+    async def unidentified_items(self, org: OrgId) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+        """Return ``org``'s items whose records carry no identifier (not destroyed ones)."""
+        ...
+
     async def destroyed_items(self, org: OrgId) -> list[HeldItem]:
         """Return the items ``org`` destroyed under retention (exchange/store/retention.py)."""
         ...
@@ -607,11 +615,17 @@ class Store(
         thread: ThreadLink | None = None,
         retention: RetentionSchedule | None = None,
         idempotency: IdempotencyRecord | None = None,
+        own_copy: bytes | None = None,
     ) -> None:
         """Commit a sealed envelope, its outbox rows, ledger events and register row together.
 
-        ``idempotency`` is the caller's key and the answer, committed with them.
+        ``idempotency`` is the caller's key and the answer, committed with them; ``own_copy``
+        the digest of the sender's own copy of what it sealed (never sent).
         """
+        ...
+
+    async def own_copy(self, sender: OrgId, digest: bytes) -> bytes | None:
+        """Return the digest of ``sender``'s own copy of the envelope ``digest`` (None: none)."""
         ...
 
     async def list_sent(
@@ -808,6 +822,10 @@ class Store(
 
     async def user_by_token_hash(self, token_hash: bytes) -> User | None:
         """Return the user holding a token, by the token's hash."""
+        ...
+
+    async def users_of(self, org: OrgId) -> list[User]:
+        """Return the users of ``org``, by id."""
         ...
 
     # --- replay protection ------------------------------------------------------------------

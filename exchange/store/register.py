@@ -412,6 +412,55 @@ class SharingRegisterTables(Tables):
 
         return await self._read(read)
 
+    async def subject_hits(self, org: OrgId, hashes: Sequence[bytes]) -> list[tuple[str, bytes]]:
+        """Return (item, hash) for every index entry of ``org`` with one of these hashes.
+
+        ``item`` is the envelope digest in hex or ``decision:<id>``, as the index names it.
+        """
+        if not 0 < len(hashes) <= MAX_SEARCH_HASHES:
+            raise ValueError(f"search for 1 to {MAX_SEARCH_HASHES} identifier hashes")
+
+        def read(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            marks = ", ".join("?" for _ in hashes)
+            rows = db.execute(
+                f"SELECT item, id_hash FROM subject_index WHERE org = ? AND id_hash IN ({marks})",
+                (org, *hashes),
+            )
+            return [(str(r[0]), bytes(r[1])) for r in rows]
+
+        return await self._read(read)
+
+    async def unidentified_items(self, org: OrgId) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+        """Return ``org``'s items whose records carry no identifier, destroyed ones left out.
+
+        The disclosures registered with no subject, and the received items indexed (opened)
+        with none: a search by identifier can never find them.
+        """
+
+        def read(db: sqlite3.Connection) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+            sent = db.execute(
+                _REGISTER_SELECT + "WHERE g.org = ? AND g.outcome = 'shared' "
+                "AND t.destroyed_at IS NULL AND NOT EXISTS (SELECT 1 FROM subject_index s "
+                "WHERE s.org = g.org AND s.direction = 'sent' AND s.item = lower(hex("
+                "g.envelope_digest))) ORDER BY g.decided_at, g.id",
+                (org,),
+            ).fetchall()
+            received = db.execute(
+                _RECEIVED_SELECT + "WHERE i.owner = ? AND ri.outcome = 'indexed' "
+                "AND NOT EXISTS (SELECT 1 FROM subject_index s WHERE s.org = i.owner "
+                "AND s.direction = 'received' AND s.item = lower(hex(i.digest))) "
+                "AND NOT EXISTS (SELECT 1 FROM retention x WHERE x.org = i.owner "
+                "AND x.digest = i.digest AND x.destroyed_at IS NOT NULL) "
+                "ORDER BY i.received_at",
+                (org,),
+            ).fetchall()
+            return (
+                self._register_rows(db, sent),
+                [_received(db, row, receipts=False) for row in received],
+            )
+
+        return await self._read(read)
+
     async def received_not_indexed(self, owner: OrgId) -> list[ReceivedEntry]:
         """Return items delivered to ``owner`` whose subjects are not in the index."""
 

@@ -37,6 +37,7 @@ from exchange.model import (
 )
 from exchange.outbox import machine
 from exchange.store.base import MAX_LISTED, Decide
+from exchange.store.own_copies import forget_own_copy
 from exchange.store.rows import Tables, append_ledger, envelope_row, outbox_rows, step_all
 
 T = TypeVar("T")
@@ -368,6 +369,8 @@ class RetentionTables(Tables):
                     (digest, org),
                 )
                 step_all(db, deliveries, machine.EnvelopeDestroyed(), destruction.at)
+                # The sender's own copy goes with it; its file is then a leftover.
+                forget_own_copy(db, org, digest)
             append_ledger(db, [event])
             return item, destruction, bool(_unreferenced(db, digest))
 

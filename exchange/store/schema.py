@@ -386,4 +386,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             adopted_at REAL NOT NULL
         )""",
     ),
+    (
+        # Migration 16: the sender's own copy of what it sealed (exchange/store/own_copies.py).
+        # ``sent.own_copy`` is the digest of a second envelope, sealed with the one sent and
+        # addressed to the sending organisation itself, kept in the bodies folder and never
+        # sent: the DPO's subject access copies and "what did we send?" read it. Null for an
+        # item sent before this migration (no copy was kept) and once destroyed under
+        # retention.
+        "ALTER TABLE sent ADD COLUMN own_copy BLOB",
+    ),
 )

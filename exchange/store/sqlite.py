@@ -58,6 +58,7 @@ from exchange.store.damage import (
 from exchange.store.directory import DirectoryTables
 from exchange.store.idempotency import IdempotencyTables, insert_idempotency
 from exchange.store.node_state import NodeStateTables
+from exchange.store.own_copies import OWN_COPY_DIGESTS, OwnCopyTables
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
 from exchange.store.retention import RetentionTables
@@ -102,6 +103,16 @@ def _receipt(row: sqlite3.Row) -> ReceiptRecord:
     )
 
 
+def _user(row: sqlite3.Row) -> User:
+    return User(row["id"], OrgId(row["org"]), row["name"], cast(Role, row["role"]))
+
+
+def _committed_bodies(db: sqlite3.Connection) -> list[str]:
+    """Return the hex digests of every body a row names: envelopes and the own copies."""
+    rows = db.execute(f"SELECT lower(hex(digest)) FROM envelopes UNION {OWN_COPY_DIGESTS}")
+    return [r[0] for r in rows]
+
+
 def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
     """Event loop: hand each write's result or exception to its (possibly cancelled) caller."""
     for future, (ok, value) in settled:
@@ -133,6 +144,7 @@ class SqliteStore(
     SentListTables,
     NodeStateTables,
     DirectoryTables,
+    OwnCopyTables,
 ):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 
@@ -205,7 +217,7 @@ class SqliteStore(
                     db, self.folder, self.upgrade_backups, found
                 )
             self._migrate(db)
-            committed = [r[0] for r in db.execute("SELECT lower(hex(digest)) FROM envelopes")]
+            committed = _committed_bodies(db)
         except BaseException as exc:
             db.close()
             damage = damage_of(exc, self.path)
@@ -220,11 +232,7 @@ class SqliteStore(
 
     async def sweep_leftovers(self) -> int:
         """Remove temporaries and uncommitted bodies older than an hour; return how many."""
-
-        def read(db: sqlite3.Connection) -> list[str]:
-            return [r[0] for r in db.execute("SELECT lower(hex(digest)) FROM envelopes")]
-
-        committed = await self._read(read)
+        committed = await self._read(_committed_bodies)
         return await asyncio.to_thread(
             sweep_leftovers, self.bodies, committed, min_age=LEFTOVER_AGE
         )
@@ -411,11 +419,13 @@ class SqliteStore(
         thread: ThreadLink | None = None,
         retention: RetentionSchedule | None = None,
         idempotency: IdempotencyRecord | None = None,
+        own_copy: bytes | None = None,
     ) -> None:
         """Commit a sealed envelope, its outbox rows, ledger events and register row together.
 
         ``thread`` links it to the envelope it replies to or corrects; ``idempotency`` is
-        the caller's key with the answer, so a retry after a crash finds it.
+        the caller's key with the answer, so a retry after a crash finds it; ``own_copy`` is
+        the digest of the sender's own copy, already written to the bodies folder.
         """
 
         def tx(db: sqlite3.Connection) -> None:
@@ -423,8 +433,9 @@ class SqliteStore(
             if register is not None:
                 self._insert_register(db, register)
             db.execute(
-                "INSERT INTO sent (digest, sender, submitted_by, submitted_at) VALUES (?, ?, ?, ?)",
-                (envelope.digest, envelope.sender, submitted_by, now),
+                "INSERT INTO sent (digest, sender, submitted_by, submitted_at, own_copy) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (envelope.digest, envelope.sender, submitted_by, now, own_copy),
             )
             insert_outbox(db, envelope.digest, outbox, now)
             append_ledger(db, ledger_events)
@@ -1010,9 +1021,18 @@ class SqliteStore(
             row = db.execute(
                 "SELECT id, org, name, role FROM users WHERE token_hash = ?", (token_hash,)
             ).fetchone()
-            if row is None:
-                return None
-            return User(row["id"], OrgId(row["org"]), row["name"], cast(Role, row["role"]))
+            return None if row is None else _user(row)
+
+        return await self._read(read)
+
+    async def users_of(self, org: OrgId) -> list[User]:
+        """Return the users of ``org``, by id (the command line names an account by them)."""
+
+        def read(db: sqlite3.Connection) -> list[User]:
+            rows = db.execute(
+                "SELECT id, org, name, role FROM users WHERE org = ? ORDER BY id", (org,)
+            )
+            return [_user(r) for r in rows]
 
         return await self._read(read)
 

@@ -13,6 +13,7 @@ from typing import Final
 
 from aiohttp import web
 
+from exchange.model import short_reference
 from exchange.policy import local_date
 from exchange.service.owed import OwedItem
 from exchange.service.register_reports import OverdueItem
@@ -25,7 +26,6 @@ from exchange.web.words import (
     kind_name,
     london_time,
     organisation_name,
-    short_reference,
 )
 
 #: What a recipient must still do, by the receipt statuses that would meet the deadline.

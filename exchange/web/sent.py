@@ -20,13 +20,15 @@ from typing import Any, Final
 from aiohttp import web
 
 from exchange.http.common import next_cursor, parse_cursor
-from exchange.model import User
+from exchange.model import User, short_reference
 from exchange.service.recall import RECALL_ROLES
+from exchange.service.subject_access import READ_BACK_ROLES
 from exchange.service.views import RecipientView, SentView
 from exchange.store.recall import FINAL_OUTCOMES
 from exchange.store.sent_lists import SentFilterKind
 from exchange.web.accounts import SESSION
 from exchange.web.app import DIGEST_ROUTE, render, web_service
+from exchange.web.sent_copy import add_read_back_routes
 from exchange.web.sent_recall import add_recall_routes
 from exchange.web.sent_timeline import (
     RECALL_OUTCOMES,
@@ -40,7 +42,6 @@ from exchange.web.words import (
     kind_name,
     london_time,
     organisation_name,
-    short_reference,
 )
 
 #: Records on one page of the list.
@@ -248,6 +249,7 @@ async def sent_item_page(request: web.Request) -> web.StreamResponse:
             "recipients": [_recipient(request, view, r) for r in view.recipients],
             "thread": await _thread(request, user, digest),
             "may_recall": may_recall(user, view),
+            "may_read_back": user.role in READ_BACK_ROLES,
         },
     )
 
@@ -257,3 +259,4 @@ def add_sent_routes(app: web.Application) -> None:
     app.router.add_get("/sent", sent_list_page)
     app.router.add_get(f"/sent/{DIGEST_ROUTE}", sent_item_page)
     add_recall_routes(app)
+    add_read_back_routes(app)

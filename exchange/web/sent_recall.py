@@ -16,12 +16,12 @@ from typing import Any, Final
 from aiohttp import web
 
 from exchange.http.recall import node_recaller
-from exchange.model import RecallRow
+from exchange.model import RecallRow, short_reference
 from exchange.web.accounts import SESSION
 from exchange.web.app import DIGEST_ROUTE, render, web_service
 from exchange.web.sent_timeline import RECALL_OUTCOMES, route_words
 from exchange.web.sent_words import item_path
-from exchange.web.words import kind_name, london_time, organisation_name, short_reference
+from exchange.web.words import kind_name, london_time, organisation_name
 
 
 @dataclass(frozen=True)

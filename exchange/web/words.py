@@ -61,16 +61,6 @@ def deadline_words(due: date, *, close: str = "5pm") -> str:
     return f"by {close} on {day_words(due)}"
 
 
-def short_reference(envelope_id: bytes) -> str:
-    """Return the reference staff quote for an envelope: its id's first 8 hex digits, ``2719-AFB5``.
-
-    The same on the sender's and the receiver's pages, so two people on the phone can find
-    the same item; it names the envelope, never the child.
-    """
-    text = envelope_id.hex()[:8].upper()
-    return f"{text[:4]}-{text[4:]}"
-
-
 def organisation_name(request: web.Request, org: OrgId) -> str:
     """Return the directory's name of an organisation (its id if the directory has none)."""
     try:

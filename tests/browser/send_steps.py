@@ -14,7 +14,7 @@ from typing import Final, Protocol
 from playwright.sync_api import Locator, Page, expect
 
 from exchange.keys.ids import OrgId
-from exchange.web.words import short_reference
+from exchange.model import short_reference
 from tests.browser.accessibility import assert_accessible
 from tests.browser.exchange_nodes import Exchange
 from tests.browser.keyboard import MAX_TABS, is_focused, tab_to

@@ -14,8 +14,8 @@ from datetime import datetime
 import pytest
 from playwright.sync_api import Browser, expect
 
+from exchange.model import short_reference
 from exchange.policy import LONDON
-from exchange.web.words import short_reference
 from tests.browser.exchange_nodes import FRONT_DOOR, RECEIVING, SCHOOL, Exchange, running_exchange
 from tests.browser.send_steps import (
     PDF,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,6 +96,14 @@ async def test_backup_while_delivering_then_restore_and_open(tmp_path: Path) -> 
     school_manifest = json.loads((school_backup / "manifest.json").read_text())
     assert school_manifest["node"] == "school"
     assert school_manifest["counts"]["sent"] >= 1
+    # The sender's own copies (sealed to itself, never sent) are bodies it still needs.
+    db = sqlite3.connect(school_backup / "node.sqlite3")
+    own = [
+        r[0] for r in db.execute("SELECT lower(hex(own_copy)) FROM sent WHERE own_copy IS NOT NULL")
+    ]
+    db.close()
+    assert own
+    assert {f"bodies/{d}" for d in own} <= set(school_manifest["files"])
     assert f"bodies/{first}" in json.loads((la_backup / "manifest.json").read_text())["files"]
 
     config = _restored_config(world, tmp_path / "restored")

@@ -481,6 +481,16 @@ async def _staff_refusals(
         headers=_auth(world, SCHOOL, "dpo"),
     )
     assert status == 403
+    # What the school sent, read back from its own copy; a DPO does not read records.
+    for role, expected in (("dsl", 200), ("dpo", 403)):
+        status, _ = await _call(
+            http,
+            checker,
+            "POST",
+            school + f"/api/v1/sent/{first}/copy",
+            headers=_auth(world, SCHOOL, role),
+        )
+        assert status == expected
 
 
 async def _receipts_timeline(

@@ -737,10 +737,11 @@ async def test_subject_access_finds_sent_and_received_items(
     status, report = await _post(http, school_sar, school_dpo, {"upn": UPN})
     assert status == 200, report
     assert [(i["direction"], i["digest"]) for i in report["items"]] == [("sent", referral_digest)]
-    assert [(r["digest"], r["why"]) for r in report["received_not_indexed"]] == [
-        (request_digest, "never opened")
+    assert [(r["digest"], r["why"]) for r in report["needs_review"]["items"]] == [
+        (request_digest, "never-opened")
     ]
-    assert report["identifier"]["kind"] == "upn"
+    assert report["needs_review"]["count"] == 1
+    assert report["searched"] == ["upn"]
     assert UPN not in json.dumps(report)
 
     for org, node, digest in ((SCHOOL, "school", request_digest), (LA, "la", referral_digest)):
@@ -761,7 +762,8 @@ async def test_subject_access_finds_sent_and_received_items(
     assert received["counterparties"] == [LA]
     assert received["record_kind"] == "information-request"
     assert [r["status"] for r in received["receipts"]] == ["delivered", "opened"]
-    assert report["received_not_indexed"] == []
+    assert report["needs_review"]["items"] == []
+    assert [i["matched_by"] for i in report["items"]] == [["upn"], ["upn"]]
     # The information request carries no NHS number: only the referral is found by it.
     status, report = await _post(http, school_sar, school_dpo, {"nhs_number": NHS})
     assert [i["digest"] for i in report["items"]] == [referral_digest]
@@ -793,7 +795,7 @@ async def test_subject_access_refusals_and_command(
     assert "X356200124001" not in json.dumps(answer)
     status, answer = await _post(http, school_sar, school_dpo, {"nhs_number": "999 000 0018"})
     assert (status, answer["error"]["rule"]) == (422, "nhs-number.format")
-    status, _ = await _post(http, school_sar, school_dpo, {"upn": UPN, "nhs_number": NHS})
+    status, _ = await _post(http, school_sar, school_dpo, {})
     assert status == 400
 
     config = str(office.folder / "node-school.toml")
@@ -802,7 +804,7 @@ async def test_subject_access_refusals_and_command(
     assert await asyncio.to_thread(main, argv) == 0
     cli_report = json.loads(out.read_text("utf-8"))
     assert [i["digest"] for i in cli_report["items"]] == [referral_digest]
-    assert [r["digest"] for r in cli_report["received_not_indexed"]] == [request_digest]
+    assert [r["digest"] for r in cli_report["needs_review"]["items"]] == [request_digest]
     status, api_report = await _post(http, school_sar, school_dpo, {"upn": UPN})
     assert cli_report["items"] == api_report["items"]
     argv = ["subject-access", "--config", config, "--nhs-number", "9990000019"]

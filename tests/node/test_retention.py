@@ -352,7 +352,7 @@ async def _new_school_destroys(
     )
     assert status == 200, report
     assert report["items"] == []
-    assert report["received_not_indexed"] == []
+    assert report["needs_review"]["items"] == []
     assert [(d["digest"], d["direction"], d["rule"]) for d in report["destroyed"]] == [
         (digest, "received", "retention.school-cp-file")
     ]

@@ -68,9 +68,7 @@ async def test_a_search_by_upn_finds_the_referral_and_the_decision(
     status, form, _ = await client.get("/subject-access")
     assert status == 200
     assert parse(form).title == "Subject access – Secure exchange"
-    status, page, headers = await client.post(
-        "/subject-access", {"kind": "upn", "identifier": UPN}, page=form
-    )
+    status, page, headers = await client.post("/subject-access", {"upn": UPN}, page=form)
     assert status == 200
     assert headers["Cache-Control"] == "no-store"
     assert parse(page).title == "Subject access results – Secure exchange"
@@ -90,9 +88,7 @@ async def test_a_search_by_nhs_number_typed_with_spaces_finds_the_referral(
     """An NHS number typed in groups, as it is printed, is searched without its spaces."""
     client = await searched.person(SCHOOL, "dpo")
     _, form, _ = await client.get("/subject-access")
-    status, page, _ = await client.post(
-        "/subject-access", {"kind": "nhs-number", "identifier": NHS}, page=form
-    )
+    status, page, _ = await client.post("/subject-access", {"nhs_number": NHS}, page=form)
     assert status == 200
     text = _text(page)
     assert "Searched by NHS number" in text
@@ -106,20 +102,17 @@ async def test_a_search_by_nhs_number_typed_with_spaces_finds_the_referral(
 @pytest.mark.parametrize(
     ("form", "expected"),
     [
-        ({}, [("#kind", "Select whether you have a UPN or an NHS number"),
-              ("#identifier", "Enter a UPN or NHS number")]),
-        ({"kind": "upn"}, [("#identifier", "Enter a UPN")]),
-        ({"kind": "nhs-number", "identifier": " "}, [("#identifier", "Enter an NHS number")]),
-        ({"kind": "upn", "identifier": BAD_UPN},
-         [("#identifier", "Enter a real UPN: the first letter does not match the digits")]),
-        ({"kind": "upn", "identifier": NHS_DIGITS},
-         [("#identifier", UPN_FORMAT)]),
-        ({"kind": "nhs-number", "identifier": BAD_NHS},
-         [("#identifier", "Enter a real NHS number: the last digit does not match the others")]),
-        ({"kind": "nhs-number", "identifier": UPN},
-         [("#identifier", "Enter an NHS number in the right format: 10 digits")]),
-        ({"kind": UPN, "identifier": UPN},
-         [("#kind", "Select whether you have a UPN or an NHS number")]),
+        ({}, [("#upn", "Enter the child's UPN, NHS number or both")]),
+        ({"nhs_number": " "}, [("#upn", "Enter the child's UPN, NHS number or both")]),
+        ({"upn": BAD_UPN},
+         [("#upn", "Enter a real UPN: the first letter does not match the digits")]),
+        ({"upn": NHS_DIGITS}, [("#upn", UPN_FORMAT)]),
+        ({"nhs_number": BAD_NHS},
+         [("#nhs_number", "Enter a real NHS number: the last digit does not match the others")]),
+        ({"nhs_number": UPN},
+         [("#nhs_number", "Enter an NHS number in the right format: 10 digits")]),
+        ({"upn": BAD_UPN, "nhs_number": NHS},
+         [("#upn", "Enter a real UPN: the first letter does not match the digits")]),
     ],
 )  # fmt: skip
 async def test_a_wrong_identifier_says_what_is_wrong_and_never_shows_it(
@@ -135,8 +128,8 @@ async def test_a_wrong_identifier_says_what_is_wrong_and_never_shows_it(
     assert status == 400
     assert parse(answer).title == "Error: Subject access – Secure exchange"
     assert _errors(answer) == expected
-    inputs = [e for e in parse(answer).all("input") if e.attrs.get("name") == "identifier"]
-    assert len(inputs) == 1
+    inputs = [e for e in parse(answer).all("input") if e.attrs.get("name") in {"upn", "nhs_number"}]
+    assert len(inputs) == 2
     assert "value" not in inputs[0].attrs
     _assert_clean("the error page", answer)
     _assert_clean("the structured log", structured_log.getvalue())
@@ -155,9 +148,7 @@ async def test_the_identifier_is_never_taken_from_the_address(searched: World) -
 async def test_a_search_without_the_form_token_is_refused(searched: World) -> None:
     """A POST without its CSRF token gets the 403 page and searches nothing."""
     client = await searched.person(SCHOOL, "dpo")
-    status, page, _ = await client.post_without_token(
-        "/subject-access", {"kind": "upn", "identifier": UPN}
-    )
+    status, page, _ = await client.post_without_token("/subject-access", {"upn": UPN})
     assert status == 403
     assert "This form has expired" in page
     _assert_clean("the refusal", page)
@@ -170,9 +161,7 @@ async def test_only_the_dpo_may_search(searched: World, role: str) -> None:
     status, page, _ = await client.get("/subject-access")
     assert status == 403
     _, inbox, _ = await client.get("/inbox" if role == "dsl" else "/")
-    status, page, _ = await client.post(
-        "/subject-access", {"kind": "upn", "identifier": UPN}, page=inbox
-    )
+    status, page, _ = await client.post("/subject-access", {"upn": UPN}, page=inbox)
     assert status == 403
     assert parse(page).title == "You cannot see this page – Secure exchange"
     _assert_clean("the refusal", page)
@@ -182,9 +171,7 @@ async def test_another_organisation_finds_nothing_of_hillsides(searched: World) 
     """The nurses' DPO (on the LA node) finds no exchange of Hillside's about the child."""
     client = await searched.person(NURSES, "dpo")
     _, form, _ = await client.get("/subject-access")
-    status, page, _ = await client.post(
-        "/subject-access", {"kind": "upn", "identifier": UPN}, page=form
-    )
+    status, page, _ = await client.post("/subject-access", {"upn": UPN}, page=form)
     assert status == 200
     assert "Hillside" not in page
     assert "recorded no decision not to share" in _text(page)

@@ -25,8 +25,7 @@ import pytest
 import pytest_asyncio
 
 from exchange.keys.ids import OrgId
-from exchange.model import Role
-from exchange.web.words import short_reference
+from exchange.model import Role, short_reference
 from tests.web.pages import parse
 from tests.web.synthetic import NEEDLES, referral
 from tests.web.world import FRONT_DOOR, NURSES, SCHOOL, Person, World

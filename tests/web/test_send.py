@@ -16,9 +16,9 @@ from typing import Any, Final
 import pytest
 
 from exchange.auth.session import session_id_hash
+from exchange.model import short_reference
 from exchange.records import MAX_ATTACHMENT_SIZE
 from exchange.web.send.drafts import DraftStore, sweep_drafts
-from exchange.web.words import short_reference
 from tests.web.page_client import Form, PageClient
 from tests.web.pages import parse
 from tests.web.synthetic import (

@@ -214,3 +214,21 @@ async def test_the_json_api_still_lists_sent_items(world: World) -> None:
         assert response.status == 200
         body = await response.json()
     assert [item["digest"] for item in body["items"]] == [digest.hex()]
+
+
+async def test_show_what_we_sent_reads_back_the_record_for_those_who_read_records(
+    world: World,
+) -> None:
+    """The DSL sees the record it sent from the node's own copy; a DPO is refused."""
+    digest = await _refer(world)
+    client = await world.person(SCHOOL, "dsl")
+    status, item, _ = await client.get(f"/sent/{digest.hex()}")
+    assert status == 200
+    assert "Show what we sent" in item
+    status, page, _ = await client.post(f"/sent/{digest.hex()}/copy", {}, page=item)
+    assert status == 200
+    assert parse(page).title == "What we sent: Referral – Secure exchange"
+    assert any(needle in page for needle in NEEDLES)  # the record itself, to its sender
+    dpo = await world.person(SCHOOL, "dpo")
+    status, item, _ = await dpo.get(f"/sent/{digest.hex()}")
+    assert "Show what we sent" not in item

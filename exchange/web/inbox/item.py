@@ -23,6 +23,7 @@ from aiohttp import web
 
 from exchange.http.common import whole_number
 from exchange.keys.ids import OrgId
+from exchange.model import short_reference
 from exchange.records import Container
 from exchange.records.attachments import CONTENT_TYPES
 from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
@@ -38,7 +39,6 @@ from exchange.web.words import (
     kind_name,
     london_time,
     organisation_name,
-    short_reference,
 )
 
 #: How an item is named in a path: its envelope digest, or (from a notice) its envelope id.

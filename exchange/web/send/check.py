@@ -24,6 +24,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from exchange.keys.ids import OrgId
+from exchange.model import short_reference
 from exchange.policy import parse_lawful_basis
 from exchange.service.corrections import rectify
 from exchange.service.errors import UnprocessableError
@@ -42,7 +43,7 @@ from exchange.web.send.questions import (
 )
 from exchange.web.send.steps import Person, draft_of, steps, unsent, url
 from exchange.web.send.uploads import TYPE_WORDS
-from exchange.web.words import deadline_words, kind_name, organisation_name, short_reference
+from exchange.web.words import deadline_words, kind_name, organisation_name
 
 #: What the confirmation says is due, by kind.
 DUE_WORDS: Final = {
