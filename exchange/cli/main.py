@@ -18,11 +18,13 @@ from exchange.cli import (
     common,
     directory_cmd,
     envelope_cmd,
+    inbox_cmd,
     keys_cmd,
     node_cmd,
     record_cmd,
     register_cmd,
     retention_cmd,
+    send_cmd,
     staff_cmd,
 )
 from exchange.cli.errors import EXIT_USAGE, CliError, describe
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_cmd.add_commands(sub)
     retention_cmd.add_commands(sub)
     staff_cmd.add_commands(sub)
+    send_cmd.add_commands(sub)
+    inbox_cmd.add_commands(sub)
     demo = sub.add_parser(
         "demo",
         help="run a self-contained demonstration in a temporary folder",

@@ -21,18 +21,16 @@ line, exit status 1.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import re
 import urllib.parse
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 from exchange.cli import common
-from exchange.cli.errors import CliError, UsageError, concerning
-from exchange.cli.staff_client import clean
+from exchange.cli.errors import CliError, concerning
+from exchange.cli.staff_client import Body, clean
 from exchange.cli.staff_options import (
     ENV_NODE,
     ENV_TOKEN,
@@ -40,26 +38,14 @@ from exchange.cli.staff_options import (
     connection_options,
     option,
 )
+from exchange.cli.upload import Upload, attachment_parts
 from exchange.files import read_limited
-from exchange.records import CONTENT_TYPES, KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS
-from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
+from exchange.records import KINDS
 
 #: Largest corrected record file: the largest record JSON any kind allows (docs/records.md §5).
 MAX_RECORD_FILE: Final = max(spec.max_document for spec in KINDS.values())
 #: Most sent items one page lists (the node's own limit).
 MAX_PAGE: Final = 200
-
-#: Attachment content types by file extension: exactly the types records may carry.
-CONTENT_TYPE_BY_EXTENSION: Final = {
-    ".pdf": PDF,
-    ".png": PNG,
-    ".jpg": JPEG,
-    ".jpeg": JPEG,
-    ".docx": DOCX,
-    ".odt": ODT,
-    ".txt": TEXT,
-}
-assert set(CONTENT_TYPE_BY_EXTENSION.values()) == set(CONTENT_TYPES)
 
 _DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 
@@ -77,7 +63,8 @@ def digest_arg(value: str) -> str:
     return digest
 
 
-def _limit_arg(value: str) -> int:
+def limit_arg(value: str) -> int:
+    """Parse how many items one page lists: 1 to the node's most."""
     try:
         limit = int(value)
     except ValueError:
@@ -259,23 +246,6 @@ def recall_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attachment(path: str) -> dict[str, str]:
-    extension = Path(path).suffix.lower()
-    content_type = CONTENT_TYPE_BY_EXTENSION.get(extension)
-    if content_type is None:
-        allowed = ", ".join(sorted(CONTENT_TYPE_BY_EXTENSION))
-        raise CliError(f"attachment {path}: only {allowed} files can be attached")
-    with concerning(f"attachment {path}"):
-        data = read_limited(path, MAX_ATTACHMENT_SIZE, what="the attachment")
-        if not data:
-            raise CliError("is empty")
-    return {
-        "name": Path(path).name,
-        "content_type": content_type,
-        "content_base64": base64.b64encode(data).decode("ascii"),
-    }
-
-
 def rectify_command(args: argparse.Namespace) -> int:
     """Send a corrected record to every organisation that received the original."""
     node = connect(args)
@@ -283,12 +253,8 @@ def rectify_command(args: argparse.Namespace) -> int:
         record = json.loads(read_limited(args.record, MAX_RECORD_FILE, what="the record file"))
         if not isinstance(record, dict):
             raise CliError("must hold one JSON object: the corrected record")
-    paths = args.attach or []
-    if len(paths) > MAX_ATTACHMENTS:
-        raise UsageError(f"at most {MAX_ATTACHMENTS} attachments")
-    body: dict[str, Any] = {"record": record, "reason": args.reason}
-    if paths:
-        body["attachments"] = [_attachment(path) for path in paths]
+    upload = Upload({"record": record, "reason": args.reason}, attachment_parts(args.attach or []))
+    body = Body("application/json", upload.length, upload.pieces)
     answer = node.call("POST", f"/api/v1/sent/{args.digest}/rectify", body)
     _show(args, answer, rectify_lines)
     return 0
@@ -400,7 +366,7 @@ def add_commands(sub: common.Subcommands) -> None:
         ),
     )
     sent.add_argument(
-        "--limit", type=_limit_arg, default=50, metavar="N", help="how many (1-200, default 50)"
+        "--limit", type=limit_arg, default=50, metavar="N", help="how many (1-200, default 50)"
     )
     sent.add_argument("--before", metavar="CURSOR", help="the page after the one that printed it")
     sent.set_defaults(handler=sent_command)
