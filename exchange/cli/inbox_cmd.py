@@ -118,7 +118,7 @@ def inbox_lines(items: list[dict[str, Any]], names: Names) -> list[str]:
     ]
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
     return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + row[-1]
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]])
         for row in rows
     ]
 
