@@ -52,7 +52,13 @@ PURE_PACKAGES = (
 #: ``__init__`` files that importing anything below them executes; the connector port
 #: (``exchange.connectors.base``: a protocol and its outcome values) is pure, the concrete
 #: connectors beside it are not.
-PURE_MODULES = ("exchange", "exchange.model", "exchange.connectors", "exchange.connectors.base")
+PURE_MODULES = (
+    "exchange",
+    "exchange.model",
+    "exchange.words",
+    "exchange.connectors",
+    "exchange.connectors.base",
+)
 #: Modules inside a pure package that are adapters, not core, with the reason.
 NOT_PURE = {
     "exchange.peerauth.aiohttp_glue": "the aiohttp middleware that applies peer authentication",

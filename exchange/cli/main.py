@@ -19,12 +19,14 @@ from exchange.cli import (
     common,
     directory_cmd,
     envelope_cmd,
+    inbox_cmd,
     init_cmd,
     keys_cmd,
     node_cmd,
     record_cmd,
     register_cmd,
     retention_cmd,
+    send_cmd,
     staff_cmd,
     subject_access_cmd,
 )
@@ -93,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     retention_cmd.add_commands(sub)
     subject_access_cmd.add_commands(sub)
     staff_cmd.add_commands(sub)
+    send_cmd.add_commands(sub)
+    inbox_cmd.add_commands(sub)
     demo = sub.add_parser(
         "demo",
         help="run a self-contained demonstration in a temporary folder",

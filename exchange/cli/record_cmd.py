@@ -28,7 +28,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from exchange.cli import common
 from exchange.cli.errors import CliError, concerning
@@ -51,6 +51,20 @@ FILE_MODE: Final = 0o600
 #: unassigned, and the line and paragraph separators.
 _ESCAPED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _TEMP_PREFIX: Final = ".exchange-extract-"
+
+
+class NamedFile(Protocol):
+    """A file to save: its (sanitised) name and its bytes; an attachment is one."""
+
+    @property
+    def name(self) -> str:
+        """The file name, a plain name in sanitised form."""
+        ...
+
+    @property
+    def data(self) -> bytes:
+        """The content."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,8 +314,8 @@ def _all_or_nothing() -> Iterator[tuple[list[Path], list[Path]]]:
                 path.unlink(missing_ok=True)
 
 
-def extract(attachments: Sequence[Attachment], directory: Path) -> None:
-    """Save every attachment in ``directory`` under its name (mode 0600), all or none.
+def extract(attachments: Sequence[NamedFile], directory: Path) -> None:
+    """Save every file in ``directory`` under its name (mode 0600), all or none.
 
     Refuses, before writing anything, a name that would leave the folder, two names equal
     after case folding, or a name that already exists. Each attachment is written and synced
@@ -320,7 +334,7 @@ def extract(attachments: Sequence[Attachment], directory: Path) -> None:
         raise
 
 
-def _extract_into(attachments: Sequence[Attachment], directory: Path) -> None:
+def _extract_into(attachments: Sequence[NamedFile], directory: Path) -> None:
     targets = [safe_target(directory, a.name) for a in attachments]
     folded = [t.name.casefold() for t in targets]
     if len(set(folded)) != len(folded):

@@ -24,6 +24,7 @@ directory does not name. The URL goes on the wire exactly as given (``encoded=Tr
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -213,6 +214,18 @@ def judge(
         raise PermanentError(f"{far_side} refused{what} with {answer.status}")
 
 
+#: Bodies larger than this are handed to aiohttp as a file-like object: given raw bytes of
+#: more than 1 MiB it warns (ResourceWarning) that writing them at once could block the loop.
+_RAW_BODY_MAX: Final = 1024 * 1024
+
+
+def _payload(data: bytes | None) -> bytes | io.BytesIO | None:
+    """Return ``data`` as aiohttp should take it: a large body as a stream it writes in parts."""
+    if data is None or len(data) <= _RAW_BODY_MAX:
+        return data
+    return io.BytesIO(data)
+
+
 async def request(
     session: aiohttp.ClientSession,
     method: str,
@@ -237,7 +250,7 @@ async def request(
             async with session.request(
                 method,
                 yarl.URL(url, encoded=True),
-                data=data,
+                data=_payload(data),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,

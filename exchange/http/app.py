@@ -86,6 +86,7 @@ def create_app(
     app.router.add_post("/api/v1/inbox/{digest}/acknowledge", staff.acknowledge)
     app.router.add_post("/api/v1/inbox/{digest}/reject", staff.reject)
     app.router.add_get("/api/v1/envelopes/{digest}/receipts", staff.receipts)
+    app.router.add_get("/api/v1/organisations", staff.organisations)
     app.router.add_post("/peer/v1/orgs/{org}/envelopes", peer.peer_envelope)
     app.router.add_post("/peer/v1/orgs/{org}/receipts", peer.peer_receipt)
     if ops_token is not None:

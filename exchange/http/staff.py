@@ -30,6 +30,7 @@ from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body
+from exchange.policy import Deadline
 from exchange.service.errors import ServiceError
 from exchange.service.idempotency import HEADER, IdempotencyKey, parse_key
 from exchange.service.recall import recall_json
@@ -110,7 +111,7 @@ def _sent_json(view: SentView) -> dict[str, Any]:
     return doc
 
 
-def _inbox_json(view: InboxView) -> dict[str, Any]:
+def _inbox_json(view: InboxView, owed: Deadline | None) -> dict[str, Any]:
     item = view.item
     env = item.envelope
     return {
@@ -128,6 +129,7 @@ def _inbox_json(view: InboxView) -> dict[str, Any]:
         "in_reply_to": _hex(view.links.in_reply_to),
         "corrects": _hex(view.links.corrects),
         "retention": _retention_json(view.retention),
+        "deadline": None if owed is None else {"due": owed.due.isoformat(), "rule": owed.rule},
     }
 
 
@@ -248,10 +250,12 @@ async def list_inbox(request: web.Request) -> web.Response:
     """GET /api/v1/inbox: items delivered to the organisation."""
     user = await staff_user(request)
     limit, before = read_page(request)
-    views = await node_service(request).inbox_items(user, limit=limit, before=before)
+    service = node_service(request)
+    views = await service.inbox_items(user, limit=limit, before=before)
     last = views[-1].item if len(views) == limit else None
     cursor = None if last is None else next_cursor(last.received_at, last.envelope.digest)
-    return web.json_response({"items": [_inbox_json(v) for v in views], "next": cursor})
+    items = [_inbox_json(v, service.deadline_owed(v, None)) for v in views]
+    return web.json_response({"items": items, "next": cursor})
 
 
 async def open_item(request: web.Request) -> web.Response:
@@ -317,5 +321,22 @@ async def receipts(request: web.Request) -> web.Response:
                     for index, bundle in view.proofs
                 ],
             },
+        }
+    )
+
+
+async def organisations(request: web.Request) -> web.Response:
+    """GET /api/v1/organisations: every organisation of the directory, by id, name and kind.
+
+    So that a client (the ``exchange`` command) can show organisations by name; the
+    directory is public within the exchange, so any member of staff may read it.
+    """
+    await staff_user(request)
+    directory = node_service(request).directory
+    listed = sorted(directory.organisations.values(), key=lambda org: org.id)
+    return web.json_response(
+        {
+            "version": directory.version,
+            "organisations": [{"id": o.id, "name": o.name, "kind": o.kind} for o in listed],
         }
     )

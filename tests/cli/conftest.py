@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from exchange.cli.main import main
+from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 
 #: 2026-01-01T00:00:00Z, the clock of every test unless it says otherwise.
 T0 = 1_767_225_600
@@ -161,3 +163,17 @@ def seal_record(
     return run(
         "seal", "--key", key, *recipients, "--kind", kind, "--in", "record.txt", "--out", out
     )
+
+
+@pytest.fixture
+async def schools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Deployment]:
+    """Start the school node (Hillside) and the LA node (with Moorside Academy) over TLS."""
+    # Imported here: the in-process tests of this folder need none of the node machinery.
+    from tests.cli.schools import NEW_SCHOOL, TWO_SCHOOLS
+    from tests.node.conftest import SCHOOL, deployed
+
+    # start_deployment puts the key passphrase in the environment; this restores it after.
+    monkeypatch.setenv(PASSPHRASE_ENV, "replaced by start_deployment")
+    users = {SCHOOL: ["dsl"], NEW_SCHOOL: ["dsl", "dpo"]}
+    async with deployed(tmp_path / "nodes", users, orgs=TWO_SCHOOLS) as deployment:
+        yield deployment

@@ -15,11 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +27,12 @@ from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 from exchange.keys.ids import OrgId
 from exchange.records import decode_container
 from tests.cli.conftest import assert_refused, run
+from tests.cli.processes import Ran, base_env, exchange, refused
 from tests.node.conftest import LA, NURSES, SCHOOL, deployed
 from tests.node.helpers import auth, client, get_json, sent, submit, until
 from tests.node.records import SOCIAL_WORKER, lac_record, referral, referral_submission
 
 REASON = "Sent to the wrong team by mistake."
-
-
-@dataclass(frozen=True)
-class Ran:
-    """What one process run of ``exchange`` produced."""
-
-    status: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        """Standard output as lines."""
-        return self.out.splitlines()
 
 
 @pytest.fixture
@@ -61,47 +45,14 @@ async def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         yield deployment
 
 
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-
-
-async def exchange(*argv: str, env: dict[str, str], secrets: tuple[str, ...] = ()) -> Ran:
-    """Run ``exchange argv...`` as a process; check it printed no traceback and no secret."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "exchange.cli.main", *argv,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    ran = Ran(proc.returncode, out.decode("utf-8"), err.decode("utf-8"))
-    assert "Traceback" not in ran.err
-    for secret in (env.get("EXCHANGE_TOKEN", ""), *secrets):
-        if secret:
-            assert secret not in ran.out
-            assert secret not in ran.err
-    return ran
-
-
 def as_user(world: Deployment, org: OrgId, role: str, node: str | None = None) -> dict[str, str]:
     """Return the environment of a member of staff: the node's address and their token."""
     name = node or ("school" if org == SCHOOL else "la")
     return {
-        **_base_env(),
+        **base_env(),
         "EXCHANGE_NODE": world.url(name),
         "EXCHANGE_TOKEN": world.tokens[(org, role)],
     }
-
-
-def refused(ran: Ran, status: int = 1, *fragments: str) -> str:
-    """Check a failure: the status and exactly one ``exchange: `` line naming ``fragments``."""
-    assert ran.status == status, ran
-    lines = ran.err.splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("exchange: "), lines
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert ran.out == ""
-    return lines[0]
 
 
 def ca(world: Deployment) -> tuple[str, str]:
@@ -223,7 +174,7 @@ async def test_recall_after_opening_is_too_late_with_the_role(nodes: Deployment)
     digest = await _send_referral(nodes)
     await _open(nodes, "la", LA, digest)
     # The token may come from any variable named with --token-env, and the node from --node.
-    env = {**_base_env(), "MY_EXCHANGE_TOKEN": nodes.tokens[(SCHOOL, "dpo")]}
+    env = {**base_env(), "MY_EXCHANGE_TOKEN": nodes.tokens[(SCHOOL, "dpo")]}
     ran = await exchange("recall", digest, "--reason", REASON, "--node", nodes.url("school"),
                          "--token-env", "MY_EXCHANGE_TOKEN", *ca(nodes), env=env,
                          secrets=(nodes.tokens[(SCHOOL, "dpo")],))  # fmt: skip
@@ -424,12 +375,12 @@ async def test_the_node_is_reached_only_with_its_ca(nodes: Deployment) -> None:
     digest = await _send_referral(nodes)
     env = as_user(nodes, SCHOOL, "dsl")
     ran = await exchange("thread", digest, env=env)
-    refused(ran, 1, "could not verify the TLS certificate of https://127.0.0.1:", "--ca FILE")
+    refused(ran, 1, "could not verify the TLS certificate of https://127.0.0.1:", "--cacert FILE")
     Path("not-a-ca.pem").write_text("not a certificate\n")
     ran = await exchange("thread", digest, "--ca", "not-a-ca.pem", env=env)
-    refused(ran, 1, "--ca not-a-ca.pem: not a PEM certificate file")
+    refused(ran, 1, "--cacert not-a-ca.pem: not a PEM certificate file")
     ran = await exchange("thread", digest, "--ca", "missing.pem", env=env)
-    refused(ran, 1, "--ca missing.pem: no such file")
+    refused(ran, 1, "--cacert missing.pem: no such file")
     # Plain HTTP to a TLS node: refused before any request unless asked for, then it fails.
     http_url = nodes.url("school").replace("https://", "http://")
     ran = await exchange("thread", digest, "--node", http_url, env=env)
@@ -592,7 +543,7 @@ async def impostor() -> AsyncIterator[tuple[str, list[str]]]:
 @pytest.mark.subprocess
 async def test_a_server_that_is_not_a_good_node(impostor: tuple[str, list[str]]) -> None:
     base, hits = impostor
-    env = {**_base_env(), "EXCHANGE_TOKEN": TOKEN}
+    env = {**base_env(), "EXCHANGE_TOKEN": TOKEN}
 
     async def thread(behaviour: str, *extra: str) -> Ran:
         return await exchange("thread", DIGEST, "--node", f"{base}/{behaviour}", "--allow-http",

@@ -57,7 +57,10 @@ def test_the_block_makes_posix_modules_unimportable() -> None:
 
 def test_the_cli_modules_are_all_listed() -> None:
     """The walk finds the CLI's modules, the staff commands and the entry point among them."""
-    assert {"exchange.cli.main", "exchange.cli.staff_cmd", "exchange.cli.state"} <= set(CLI_MODULES)
+    staff = {"staff_cmd", "staff_client", "staff_options", "staff_words", "send_cmd", "inbox_cmd",
+             "upload", "progress"}  # fmt: skip
+    expected = {"exchange.cli.main", "exchange.cli.state"} | {f"exchange.cli.{m}" for m in staff}
+    assert expected <= set(CLI_MODULES)
 
 
 @pytest.mark.parametrize("module", CLI_MODULES)
@@ -75,11 +78,14 @@ def test_cli_module_imports_without_posix_only_modules(module: str) -> None:
     assert result.stdout.strip() == "loaded: []"
 
 
-def test_exchange_help_runs_without_posix_only_modules() -> None:
-    """``exchange --help`` prints the usage with the POSIX-only modules missing."""
+@pytest.mark.parametrize(
+    "command", [[], ["send"], ["inbox", "list"], ["inbox", "open"]], ids=" ".join
+)
+def test_exchange_help_runs_without_posix_only_modules(command: list[str]) -> None:
+    """``exchange [COMMAND] --help`` prints the usage with the POSIX-only modules missing."""
     result = _run(
-        """
-        sys.argv = ["exchange", "--help"]
+        f"""
+        sys.argv = ["exchange", *{command!r}, "--help"]
         from exchange.cli.main import main
         try:
             code = main()

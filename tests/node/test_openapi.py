@@ -401,6 +401,10 @@ async def _staff_round_trip(
     status, inbox = await _call(http, checker, "GET", la + "/api/v1/inbox", headers=la_staff)
     assert status == 200
     assert {i["digest"] for i in inbox["items"]} == {first, second}
+    status, listed = await _call(
+        http, checker, "GET", la + "/api/v1/organisations", headers=la_staff
+    )
+    assert (status, {o["id"] for o in listed["organisations"]}) == (200, {SCHOOL, LA, NURSES})
 
     status, content = await _call(
         http, checker, "POST", la + f"/api/v1/inbox/{first}/open", headers=la_staff
@@ -443,6 +447,8 @@ async def _staff_refusals(
     )
     assert (status, error["error"]["message"]) == (400, "unknown field 'note'")
     status, _ = await _call(http, checker, "GET", la + "/api/v1/inbox")
+    assert status == 401
+    status, _ = await _call(http, checker, "GET", la + "/api/v1/organisations")
     assert status == 401
     status, _ = await _call(
         http,
