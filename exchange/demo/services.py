@@ -124,8 +124,8 @@ def build_sandbox_env(venv: Path) -> Path:
         detail = getattr(exc, "stderr", b"") or b""
         last = detail.decode(errors="replace").strip().splitlines()[-1:] or [type(exc).__name__]
         raise SandboxUnavailableError(
-            "the MESH sandbox environment could not be built (is the package index "
-            f"reachable?): {last[0]}"
+            "the MESH sandbox environment could not be built; is the package index "
+            f"reachable? The installer said: {last[0]}"
         ) from None
     (venv / "requirements.txt").write_text("\n".join(SANDBOX_REQUIREMENTS), "utf-8")
     return python
