@@ -44,6 +44,7 @@ class Installed:
 
     wheel: Path
     bin: Path
+    build_log: str
 
     @property
     def python(self) -> Path:
@@ -97,14 +98,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )  # fmt: skip
     dist = work / "dist"
     env = _env(work)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", source, "-w", dist],
-         cwd=work, env=env, timeout=BUILD_TIMEOUT)  # fmt: skip
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", str(source), "-w", str(dist)],
+        cwd=work, env=env, capture_output=True, timeout=BUILD_TIMEOUT, check=False, text=True,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("*.whl")
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", venv], cwd=work, env=env, timeout=BUILD_TIMEOUT)
     _run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", f"{wheel}[demo]"],
          cwd=work, env=env, timeout=BUILD_TIMEOUT)  # fmt: skip
-    return Installed(wheel, venv / "bin")
+    return Installed(wheel, venv / "bin", built.stdout + built.stderr)
 
 
 @pytest.fixture
@@ -141,6 +145,17 @@ def test_aiosmtpd_is_required_only_by_the_demo_extra(installed: Installed) -> No
     smtpd = [line for line in requires if "aiosmtpd" in line]
     assert smtpd
     assert all('extra == "demo"' in line or 'extra == "test"' in line for line in smtpd)
+
+
+def test_the_licence_is_an_spdx_expression_and_the_build_warns_of_nothing(
+    installed: Installed,
+) -> None:
+    """``project.license`` is the SPDX string setuptools asks for, not the deprecated table."""
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        metadata = wheel.read("safeguarding_exchange-0.1.0.dist-info/METADATA").decode()
+    assert "License-Expression: LicenseRef-Proprietary" in metadata.splitlines()
+    assert "BuildBackendWarning" not in installed.build_log
+    assert "deprecated" not in installed.build_log.lower()
 
 
 def test_the_installed_package_is_the_wheels(installed: Installed, outside: Path) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 from exchange import __version__
@@ -65,8 +66,14 @@ def _run_demo(args: argparse.Namespace) -> int:
         if exc.name != "exchange.demo.story":
             raise
         raise CliError("the demo is not part of this installation") from None
+    mesh_sandbox: Path | None = args.mesh_sandbox
+    if mesh_sandbox is not None:
+        services = importlib.import_module("exchange.demo.services")
+        problem = cast("Callable[[Path], str | None]", services.sandbox_folder_problem)
+        if (reason := problem(mesh_sandbox)) is not None:
+            raise CliError(f"--mesh-sandbox {mesh_sandbox}: {reason}")
     run_demo = cast("Callable[..., int]", module.run_demo)
-    return run_demo(serve=not args.no_serve)
+    return run_demo(serve=not args.no_serve, mesh_sandbox=mesh_sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-serve",
         action="store_true",
         help="end after the story, even in a terminal (do not serve the web pages)",
+    )
+    demo.add_argument(
+        "--mesh-sandbox",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "the virtual environment for NHS England's MESH sandbox, which the NHS MESH leg "
+            "runs against: installed there from the package index if it is not yet (a new "
+            "or empty folder, or one made this way before); make demo passes "
+            ".cache/mesh-sandbox-venv"
+        ),
     )
     demo.set_defaults(handler=_run_demo)
     return parser

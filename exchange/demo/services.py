@@ -2,11 +2,13 @@
 
 - :func:`mesh_sandbox` starts NHS England's MESH sandbox (PyPI ``mesh-sandbox``) with
   uvicorn on 127.0.0.1, in its own virtual environment because it pins its own FastAPI.
-  :func:`build_sandbox_env` builds that environment (``make test`` does, under
-  ``.cache/mesh-sandbox-venv`` in the project folder) and :func:`running_sandbox` runs the
-  sandbox as the MESH tests and the MESH benchmark use it. The demo uses the environment
-  under the current folder (or the Python named by ``EXCHANGE_MESH_SANDBOX_PYTHON``); when
-  neither exists it says it skipped the MESH leg.
+  :func:`build_sandbox_env` builds that environment: ``make demo`` (through
+  ``exchange demo --mesh-sandbox``) and ``make test`` build the same one, under
+  ``.cache/mesh-sandbox-venv`` in the project folder. :func:`running_sandbox` runs the
+  sandbox as the MESH tests and the MESH benchmark use it. Without ``--mesh-sandbox`` the
+  demo uses the environment under the current folder (or the Python named by
+  ``EXCHANGE_MESH_SANDBOX_PYTHON``) if there is one, and otherwise says it skipped the MESH
+  leg.
 - :class:`SmtpSink` is an aiosmtpd server on 127.0.0.1 that requires STARTTLS and AUTH,
   as a real submission server does, and keeps what it accepted, so the demo can show the
   mail a DSL would receive.
@@ -48,10 +50,38 @@ SANDBOX_REQUIREMENTS: Final = ("mesh-sandbox==1.0.137", "uvicorn", "mesh-client=
 SANDBOX_VENV: Final = Path(".cache") / "mesh-sandbox-venv"
 #: A cold install from a package index mirror takes about 11 s; this allows a slow one.
 _INSTALL_TIMEOUT: Final = 600.0
+#: An index that cannot be reached is reported within about a minute, not pip's default
+#: five retries of a long timeout each (the demo then runs its other legs).
+_PIP_PATIENCE: Final = ("--retries", "1", "--timeout", "20")
 
 
 class SandboxUnavailableError(Exception):
     """The MESH sandbox's environment cannot be built (no package index, no venv module)."""
+
+
+def sandbox_folder_problem(venv: Path) -> str | None:
+    """Return why ``venv`` may not hold the sandbox's environment, or ``None`` if it may.
+
+    Building clears the folder, so it must be missing, empty, or a virtual environment
+    already (one built before, perhaps for other requirements): never a folder of files.
+    """
+    if not venv.exists():
+        return None
+    if not venv.is_dir():
+        return "it exists and is not a folder"
+    if (venv / "pyvenv.cfg").is_file() or not any(venv.iterdir()):
+        return None
+    return "the folder holds files and is not a virtual environment; name a new folder"
+
+
+def sandbox_env_ready(venv: Path) -> bool:
+    """Return whether ``venv`` holds the sandbox's environment for today's requirements."""
+    marker = venv / "requirements.txt"
+    return (
+        (venv / "bin" / "python").exists()
+        and marker.is_file()
+        and marker.read_text("utf-8") == "\n".join(SANDBOX_REQUIREMENTS)
+    )
 
 
 def sandbox_python(root: Path | None = None) -> Path | None:
@@ -71,13 +101,15 @@ def build_sandbox_env(venv: Path) -> Path:
     """Return the Python of the sandbox environment at ``venv``, building it first if needed.
 
     An environment whose marker file names the same requirements is reused as it is; raise
-    :class:`SandboxUnavailableError` with the installer's last line when it cannot be built.
+    :class:`SandboxUnavailableError` with the installer's last line when it cannot be built
+    (or with :func:`sandbox_folder_problem`'s reason, touching nothing).
     """
     python = venv / "bin" / "python"
-    marker = venv / "requirements.txt"
-    wanted = "\n".join(SANDBOX_REQUIREMENTS)
-    if python.exists() and marker.exists() and marker.read_text("utf-8") == wanted:
+    if sandbox_env_ready(venv):
         return python
+    problem = sandbox_folder_problem(venv)
+    if problem is not None:
+        raise SandboxUnavailableError(f"{venv}: {problem}")
     try:
         subprocess.run(  # noqa: S603 - this interpreter's venv module, our own arguments
             [sys.executable, "-m", "venv", "--clear", str(venv)],
@@ -85,16 +117,17 @@ def build_sandbox_env(venv: Path) -> Path:
         )  # fmt: skip
         subprocess.run(  # noqa: S603 - the new environment's pip, pinned requirements
             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             *SANDBOX_REQUIREMENTS],
+             *_PIP_PATIENCE, *SANDBOX_REQUIREMENTS],
             check=True, capture_output=True, timeout=_INSTALL_TIMEOUT,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
         last = detail.decode(errors="replace").strip().splitlines()[-1:] or [type(exc).__name__]
         raise SandboxUnavailableError(
-            f"the MESH sandbox environment could not be built: {last[0]}"
+            "the MESH sandbox environment could not be built; is the package index "
+            f"reachable? The installer said: {last[0]}"
         ) from None
-    marker.write_text(wanted, "utf-8")
+    (venv / "requirements.txt").write_text("\n".join(SANDBOX_REQUIREMENTS), "utf-8")
     return python
 
 

@@ -193,9 +193,11 @@ def _refusals(
     return True
 
 
-def run_demo(*, serve: bool = True) -> int:
+def run_demo(*, serve: bool = True, mesh_sandbox: Path | None = None) -> int:
     """Run the demonstration; return the process exit status.
 
+    ``mesh_sandbox`` is the virtual environment of NHS England's MESH sandbox for part 3,
+    installed there first if needed (:func:`exchange.demo.routes_part.run_routes_demo`).
     In a terminal (and unless ``serve`` is false) the demo nodes then keep serving their web
     pages until Ctrl-C (:mod:`exchange.demo.web_part`); elsewhere the demo ends here.
     """
@@ -217,7 +219,7 @@ def run_demo(*, serve: bool = True) -> int:
         return 1
     _say("")
     _say("== Part 3: a relay mailbox, NHS MESH and a PII-free email ==")
-    if not run_routes_demo(_say):
+    if not run_routes_demo(_say, mesh_sandbox):
         _say("demo FAILED")
         return 1
     _say("")

@@ -8,8 +8,9 @@ developer's machine the tests fail too, and the run ends with one line saying wh
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from tests.ci import in_ci
 
 #: The executable that Debian's ``chromium`` package installs.
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,11 +32,6 @@ LAUNCH_ARGS = (
 
 #: How long one launch may take before the test fails, in milliseconds.
 LAUNCH_TIMEOUT_MS = 30_000
-
-
-def in_ci() -> bool:
-    """Return whether this run is CI's (``.ci/run`` is started with ``CI=true``)."""
-    return os.environ.get("CI", "").lower() == "true"
 
 
 def missing_message() -> str:

@@ -6,7 +6,8 @@ names the same requirements), together with NHS England's ``mesh-client`` for th
 test. :func:`sandbox_session` starts ``uvicorn mesh_sandbox.api:app`` on 127.0.0.1 with
 ``AUTH_MODE=full STORE_MODE=memory`` and an explicit ``SHARED_KEY``, waits for
 ``/health``, and stops it afterwards. When the environment cannot be built (no network to
-the package index, no ``venv`` module), the tests that need it are skipped with the reason.
+the package index, no ``venv`` module), the tests that need it are skipped with the reason,
+except in CI, where they fail with it: CI must run them.
 The environment and the process are :mod:`exchange.demo.services`' own, which the demo and
 the MESH benchmark share.
 """
@@ -29,6 +30,7 @@ from exchange.demo.services import (
     free_port,
     running_sandbox,
 )
+from tests.ci import in_ci
 
 __all__ = [
     "OTHER", "PASSWORD", "RECIPIENT", "REQUIREMENTS", "SENDER", "SHARED_KEY", "VENV",
@@ -46,12 +48,15 @@ SENDER, RECIPIENT, OTHER = "X26ABC1", "X26ABC2", "X26ABC3"
 def venv_python() -> Path:
     """Return the sandbox environment's Python, building it first if needed.
 
-    Skips the calling test (with the reason) when the environment cannot be built.
+    Skips the calling test (with the reason) when the environment cannot be built; in CI
+    it fails instead.
     """
     started = time.monotonic()
     try:
         python = build_sandbox_env(VENV)
     except SandboxUnavailableError as exc:
+        if in_ci():
+            pytest.fail(f"CI must run the MESH tests, but {exc}", pytrace=False)
         pytest.skip(str(exc))
     if time.monotonic() - started > 1.0:
         print(f"mesh-sandbox venv built in {time.monotonic() - started:.1f}s", file=sys.stderr)
