@@ -44,7 +44,7 @@ from exchange.node.init_folder import (
     stem,
     tenant_stems_clash,
 )
-from exchange.node.tls_material import MAX_PEM_LEN, TlsMaterialError
+from exchange.node.tls_material import MAX_PEM_LEN, TlsMaterialError, load_bundle
 
 ENV_LEDGER_PASSPHRASE: Final = "EXCHANGE_LEDGER_PASSPHRASE"  # noqa: S105 - a variable name
 _TLS_MODES: Final = ("csr", "test-ca", "proxy")
@@ -92,6 +92,24 @@ def public_url_arg(value: str) -> str:
             "https://exchange.oak.example:8443"
         )
     return value.rstrip("/")
+
+
+def directory_url_arg(value: str) -> str:
+    """Parse ``--directory-url``: an https address (where the authority publishes)."""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc:
+        raise argparse.ArgumentTypeError("must be an https:// address, with a host")
+    return value
+
+
+def _directory_ca(args: argparse.Namespace) -> bytes | None:
+    if args.directory_ca is None:
+        return None
+    if args.directory_url is None:
+        raise UsageError("--directory-ca goes with --directory-url")
+    pem = _read_pem(args.directory_ca, "--directory-ca")
+    load_bundle(pem, "--directory-ca")
+    return pem
 
 
 def listen_arg(value: str) -> str:
@@ -325,6 +343,8 @@ def make_plan(args: argparse.Namespace) -> InitPlan:
         password_params=PasswordParams.fast_for_tests() if test else DEFAULT_PARAMS,
         valid_days=args.valid_days,
         ops_listen=args.ops_listen,
+        directory_url=args.directory_url,
+        directory_ca=_directory_ca(args),
     )
 
 
@@ -482,6 +502,19 @@ def add_commands(sub: common.Subcommands) -> None:
         metavar="HOST:PORT",
         help="write an [ops] table: where /healthz, /readyz and /metrics listen "
         "(default: left out, 127.0.0.1:9180)",
+    )
+    init.add_argument(
+        "--directory-url",
+        type=directory_url_arg,
+        metavar="URL",
+        help="where the directory authority publishes the signed directory (https://); "
+        "the node fetches each new version from there",
+    )
+    init.add_argument(
+        "--directory-ca",
+        metavar="FILE",
+        help="the CA certificate(s) (PEM) to trust for --directory-url, copied to "
+        "directory/ca.pem (default: the system's store)",
     )
     init.add_argument(
         "--valid-days",

@@ -62,6 +62,8 @@ SERVER_KEY: Final = "tls/server.key"
 SERVER_CSR: Final = "tls/server.csr"
 TEST_CA: Final = "tls/ca.pem"
 PEERS_CA: Final = "tls/peers-ca.pem"
+#: The CA certificate(s) trusted for the authority's publishing address (``[directory] ca``).
+DIRECTORY_CA: Final = "directory/ca.pem"
 #: The user id of the first administrator.
 ADMIN_ID: Final = "admin"
 #: Where the operations endpoints listen when ``[ops]`` is left out.
@@ -180,6 +182,9 @@ class InitPlan:
     password_params: PasswordParams = DEFAULT_PARAMS
     valid_days: int = DEFAULT_VALID_DAYS
     ops_listen: str | None = None
+    #: Where the authority publishes the signed directory, and the CA (PEM) trusted for it.
+    directory_url: str | None = None
+    directory_ca: bytes | None = None
 
 
 def check_target(folder: Path) -> None:
@@ -211,9 +216,12 @@ def render_config(plan: InitPlan) -> str:
         f"data_dir = {_toml(DATA_DIR)}",
         "",
         "[directory]",
-        "# The signed directory of organisations: the authority sends it (put it here).",
+        "# The signed directory of organisations: the authority sends it (put it here),",
+        "# or the node fetches each new version from url and keeps the newest here.",
         f"file = {_toml(DIRECTORY_FILE)}",
         f"trust = {_toml(TRUST_FILE)}",
+        *([f"url = {_toml(plan.directory_url)}"] if plan.directory_url else []),
+        *([f"ca = {_toml(DIRECTORY_CA)}"] if plan.directory_ca is not None else []),
         "",
         "[ledger]",
         f"key = {_toml(LEDGER_KEY)}",
@@ -286,6 +294,8 @@ def _fill(root: Path, plan: InitPlan) -> None:
     ledger = OrgKeyPair.generate(OrgId(f"node:{plan.node_name}"))
     _write(root, LEDGER_KEY, encode_key_file(ledger, plan.secrets.ledger, params=plan.kdf), 0o600)
     _write(root, TRUST_FILE, plan.trust.encode("ascii"), 0o644)
+    if plan.directory_ca is not None:
+        _write(root, DIRECTORY_CA, plan.directory_ca, 0o644)
     for relative, data, mode in plan.tls.files:
         _write(root, relative, data, mode)
     asyncio.run(_add_admin(root / DATA_DIR, plan))

@@ -234,6 +234,40 @@ def test_ops_listen_writes_the_ops_table(isolated: Path, trust: Path) -> None:
     assert config["ops"] == {"listen": "127.0.0.1:0"}
 
 
+def test_a_directory_url_node_waits_for_its_listing(isolated: Path, trust: Path) -> None:
+    """With --directory-url, a directory that does not list the node yet is a note only."""
+    ca = isolated / "directory-ca.pem"
+    ca.write_bytes(make_test_ca("directory.example", NOW).ca_pem)
+    url = "https://directory.example/directory.note"
+    made = init(
+        isolated / "la", trust, "--directory-url", url, "--directory-ca", str(ca), orgs=(LA,)
+    )
+    assert made.status == 0, made
+    table = tomllib.loads((isolated / "la" / "node.toml").read_text())["directory"]
+    assert (table["url"], table["ca"]) == (url, "directory/ca.pem")
+    assert (isolated / "la" / "directory" / "ca.pem").read_bytes() == ca.read_bytes()
+    # The authority's first version lists another organisation only (Oak's).
+    assert init(isolated / "oak", trust).status == 0
+    _sign_and_place(isolated, isolated / "oak")
+    place_directory(isolated / "la", isolated / "directory-v1.note")
+    status, lines = _check(isolated / "la")
+    assert status == 0, lines
+    assert "directory version 1 does not list la:356 yet" in lines[0]
+    assert "configuration is ready" in lines[-1]
+
+
+def test_a_directory_url_must_be_https_and_its_ca_needs_it(isolated: Path, trust: Path) -> None:
+    """Plain HTTP is refused, and so is --directory-ca alone; nothing is written."""
+    before = {p.name for p in isolated.iterdir()}
+    assert_refused(init(isolated / "oak", trust, "--directory-url", "http://d.example/n"), 2,
+                   "--directory-url")  # fmt: skip
+    ca = isolated / "ca.pem"
+    ca.write_bytes(make_test_ca("d.example", NOW).ca_pem)
+    before.add("ca.pem")
+    assert_refused(init(isolated / "oak", trust, "--directory-ca", str(ca)), 2, "--directory-url")
+    _nothing_left(isolated, before)
+
+
 def test_an_existing_empty_folder_is_used(isolated: Path, trust: Path) -> None:
     """An empty folder is filled in place (no temporary folder is left beside it)."""
     (isolated / "oak").mkdir()
