@@ -109,8 +109,13 @@ def refresh_command(args: argparse.Namespace) -> int:
     where = f"config {args.config}"
     try:
         config = load_config(Path(args.config))
-        current, note = load_directory_note(config)
         trusted = trusted_verifiers(config)
+        # A node just made by `exchange init` has no directory yet: the first fetch is it.
+        first = not config.directory_file.exists() and not config.directory_file.is_symlink()
+        current_version, current_digest = 0, b""
+        if not first:
+            current, note = load_directory_note(config)
+            current_version, current_digest = current.version, note_digest(note)
     except OSError as exc:
         raise CliError(f"{where}: {exc.strerror}") from None
     except ConfigError as exc:
@@ -122,16 +127,17 @@ def refresh_command(args: argparse.Namespace) -> int:
     except DirectoryFetchError as exc:
         raise CliError(str(exc)) from None
     succession = judge_note(
-        fetched, trusted, current_version=current.version, current_digest=note_digest(note)
+        fetched, trusted, current_version=current_version, current_digest=current_digest
     )
     _refuse(succession, "the fetched directory")
     file = config.directory_file
     if succession.verdict == "same":
-        common.say(f"directory version {current.version} in {file} is the newest published")
+        common.say(f"directory version {current_version} in {file} is the newest published")
         return 0
     replace_file(file, fetched, mode=0o644)
+    was = "there was none" if first else f"was version {current_version}"
     common.say(
-        f"wrote directory version {succession.version} to {file} (was version "
-        f"{current.version}); the node adopts it at its next round, or at its start"
+        f"wrote directory version {succession.version} to {file} ({was}); the node adopts "
+        "it at its next round, or at its start"
     )
     return 0
