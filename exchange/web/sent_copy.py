@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from exchange.model import short_reference
 from exchange.records import RecordError, decode_container
 from exchange.web.accounts import SESSION
 from exchange.web.app import path_digest, render, web_service
@@ -22,7 +23,9 @@ async def read_back(request: web.Request) -> web.StreamResponse:
     """``POST /sent/<digest>/copy``: the record the organisation sent, from its own copy."""
     user = request[SESSION].user
     digest = path_digest(request)
-    content = await web_service(request).read_back(user, digest)
+    service = web_service(request)
+    content = await service.read_back(user, digest)
+    envelope = (await service.sent_item(user, digest)).item.envelope
     try:
         container = decode_container(content)
     except RecordError:
@@ -39,6 +42,7 @@ async def read_back(request: web.Request) -> web.StreamResponse:
         {
             "kind": kind_name(kind),
             "digest": digest.hex(),
+            "reference": short_reference(envelope.envelope_id),
             "sections": sections,
             "documents": [] if container is None else [a.name for a in container.attachments],
         },

@@ -24,7 +24,7 @@ import gc
 import hashlib
 import time
 from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -41,6 +41,7 @@ from exchange.service.node_service import NodeService
 from tests.browser.accessibility import NO_JAVASCRIPT
 from tests.browser.conftest import ACTION_TIMEOUT_MS, CONTEXT_OPTIONS
 from tests.browser.server import BackgroundLoop
+from tests.web.world import clocks_moved
 
 T = TypeVar("T")
 
@@ -124,6 +125,12 @@ class Exchange:
         """Return the service of the node serving ``org``."""
         return self.deployment.node_of(org).service
 
+    def clocks_moved(
+        self, *orgs: OrgId, to: float | None = None, by: float = 0.0
+    ) -> AbstractContextManager[None]:
+        """Run the nodes serving ``orgs`` at ``to`` (or ``by`` seconds on), then put them back."""
+        return clocks_moved([self.service(org) for org in orgs], to=to, by=by)
+
     def account(self, org: OrgId, role: Role) -> StaffAccount:
         """Return the account of ``role`` in ``org``."""
         return self.accounts[(org, role)]
@@ -132,15 +139,23 @@ class Exchange:
         """Return the user behind the account of ``role`` in ``org``."""
         return User(f"{org}/{role}", org, f"{role} of {org}", role)
 
-    def sign_in(self, page: Page, org: OrgId, role: Role) -> None:
-        """Sign in on ``page`` through the pages: email, password, then the app's code."""
+    def sign_in(self, page: Page, org: OrgId, role: Role, *, at_node_time: bool = False) -> None:
+        """Sign in on ``page`` through the pages: email, password, then the app's code.
+
+        With ``at_node_time``, the code is the app's at the node's own time, which a test
+        may have moved (``NodeService.clock``).
+        """
         account = self.account(org, role)
         page.goto(self.url(org) + "/sign-in")
         page.get_by_label("Email address").fill(account.email)
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Continue").click()
         expect(page).to_have_title("Enter your security code – Secure exchange")
-        page.get_by_label("Enter your security code").fill(account.next_code())
+        if at_node_time:
+            code = code_at(account.secret, self.service(org).clock())
+        else:
+            code = account.next_code()
+        page.get_by_label("Enter your security code").fill(code)
         page.get_by_role("button", name="Continue").click()
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
@@ -153,13 +168,7 @@ class Exchange:
         its saved cookies (the same server-side session). Close the context when done.
         """
         key = (org, role)
-        options: dict[str, Any] = {"java_script_enabled": javascript, "ignore_https_errors": True}
-        if key in self._states:
-            options["storage_state"] = self._states[key]
-        context = browser.new_context(**options, **CONTEXT_OPTIONS)
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
-        if not javascript:
-            NO_JAVASCRIPT.add(context)
+        context = new_context(browser, javascript=javascript, storage_state=self._states.get(key))
         if key not in self._states:
             page = context.new_page()
             self.sign_in(page, org, role)
@@ -177,6 +186,42 @@ class Exchange:
             yield context.new_page()
         finally:
             context.close()
+
+    @contextmanager
+    def page_at_node_time(
+        self, browser: Browser, org: OrgId, role: Role, *, javascript: bool = True
+    ) -> Iterator[Page]:
+        """Yield a page signed in with the app's code at the node's (moved) time.
+
+        For a test that has moved the node's clock (``NodeService.clock``): the sessions
+        signed in before have timed out there, and the node takes the code of its own time.
+        Sign in at a time no earlier than this account's last sign-in: the node refuses a
+        step already used.
+        """
+        context = new_context(browser, javascript=javascript)
+        try:
+            page = context.new_page()
+            self.sign_in(page, org, role, at_node_time=True)
+            yield page
+        finally:
+            context.close()
+
+
+def new_context(
+    browser: Browser, *, javascript: bool = True, storage_state: StorageState | None = None
+) -> BrowserContext:
+    """Return a new context with the shared settings, trusting the nodes' test CA.
+
+    ``storage_state``: the cookies of a session to start from. Close the context when done.
+    """
+    options: dict[str, Any] = {"java_script_enabled": javascript, "ignore_https_errors": True}
+    if storage_state is not None:
+        options["storage_state"] = storage_state
+    context = browser.new_context(**options, **CONTEXT_OPTIONS)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    if not javascript:
+        NO_JAVASCRIPT.add(context)
+    return context
 
 
 async def _add_account(service: NodeService, org: OrgId, role: Role) -> StaffAccount:

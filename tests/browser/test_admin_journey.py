@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from exchange.auth.totp import TotpSecret, code_at
+from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
+from exchange.policy import LONDON
 from exchange.sharing.prepare import Submission
-from tests.browser.accessibility import NO_JAVASCRIPT, assert_accessible
-from tests.browser.conftest import ACTION_TIMEOUT_MS, CONTEXT_OPTIONS
+from exchange.web.words import day_words
+from tests.browser.accessibility import assert_accessible
 from tests.browser.exchange_nodes import (
     FRONT_DOOR,
     NURSES,
     SCHOOL,
     Exchange,
+    new_context,
     running_exchange,
 )
 from tests.browser.screenshots import SCREENSHOTS, save_screenshot
-from tests.node.helpers import publish_route
+from tests.node.helpers import adopt_everywhere, next_directory, publish_route
 from tests.node.records import referral_submission
 
 pytestmark = pytest.mark.filterwarnings(
@@ -39,8 +43,9 @@ pytestmark = pytest.mark.filterwarnings(
     "pytest.PytestUnraisableExceptionWarning",
 )
 
-#: Where the screenshots of the main pages go: the documentation's folder.
+#: The password the invited DSL chooses.
 NEW_PASSWORD: Final = "a long walk to the harbour"  # noqa: S105 - a test account's password
+DAY: Final = 24 * 3600
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +53,6 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
     """Start the nodes once for this module."""
     with running_exchange(tmp_path_factory.mktemp("exchange")) as running:
         yield running
-
-
-def _fresh(browser: Browser, *, javascript: bool) -> BrowserContext:
-    """Return a context with no session: a new person's own browser."""
-    context = browser.new_context(
-        java_script_enabled=javascript, ignore_https_errors=True, **CONTEXT_OPTIONS
-    )
-    context.set_default_timeout(ACTION_TIMEOUT_MS)
-    if not javascript:
-        NO_JAVASCRIPT.add(context)
-    return context
 
 
 def _set_up_app(page: Page) -> None:
@@ -185,7 +179,7 @@ def test_an_admin_invites_a_dsl_then_changes_resets_disables_and_enables_them(
     with exchange.page(browser, SCHOOL, "admin", javascript=javascript) as admin:
         code = _invite(admin, base, name, email, shots=javascript)
         # The new DSL, in their own browser.
-        context = _fresh(browser, javascript=javascript)
+        context = new_context(browser, javascript=javascript)
         try:
             dsl = context.new_page()
             _accept(dsl, base, email, code)
@@ -288,3 +282,93 @@ def test_a_dead_letter_is_requeued_from_the_node_page(
     # The front door received it once.
     inbox = exchange.run(exchange.service(FRONT_DOOR).store.inbox(FRONT_DOOR, limit=50))
     assert [i.envelope.digest for i in inbox].count(submitted.digest) == 1
+
+
+async def _adopt_everywhere(exchange: Exchange, directory: Directory, note: bytes) -> None:
+    adopt_everywhere(exchange.deployment, directory, note)
+
+
+def _directory_version(page: Page) -> Locator:
+    """Return the value of the node page's directory version row."""
+    row = page.locator(".govuk-summary-list__row").filter(
+        has=page.locator("dt", has_text="Version")
+    )
+    return row.locator("dd")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_an_admin_checks_for_a_new_directory_now(
+    exchange: Exchange, browser: Browser, javascript: bool
+) -> None:
+    """A newer version in the directory file: adopted, and said so; checked again: none newer.
+
+    The authority's newer version is put in the directory file the nodes share (as a node
+    fetching it from the authority's address would write it); the others adopt it after.
+    """
+    deployment = exchange.deployment
+    version = exchange.service(SCHOOL).directory.version
+    directory, note = next_directory(deployment)
+    deployment.node_of(SCHOOL).config.directory_file.write_bytes(note)
+    with exchange.page(browser, SCHOOL, "admin", javascript=javascript) as page:
+        page.goto(exchange.url(SCHOOL) + "/admin/node")
+        expect(_directory_version(page)).to_have_text(str(version))
+        page.get_by_role("button", name="Check for a new directory now").click()
+        expect(page).to_have_url(exchange.url(SCHOOL) + "/admin/node?directory=adopted")
+        expect(page).to_have_title("Node – Secure exchange")
+        banner = page.locator(".govuk-notification-banner")
+        expect(banner).to_have_count(1)
+        expect(banner.locator(".govuk-notification-banner__title")).to_have_text("Success")
+        expect(banner).to_contain_text(f"The node now uses directory version {version + 1}.")
+        # The answer is in view, with JavaScript (the banner takes the focus) or without.
+        expect(banner).to_be_in_viewport()
+        expect(_directory_version(page)).to_have_text(str(version + 1))
+        assert_accessible(page)
+        if javascript:
+            save_screenshot(page, SCREENSHOTS, "admin-node-directory-checked")
+
+        page.get_by_role("button", name="Check for a new directory now").click()
+        expect(page).to_have_url(exchange.url(SCHOOL) + "/admin/node?directory=unchanged")
+        expect(banner).to_have_count(1)
+        expect(banner).to_contain_text(
+            f"There is no newer directory. The node uses version {version + 1}."
+        )
+        assert_accessible(page)
+        # The banner says what happened once: the page seen again has none.
+        page.goto(exchange.url(SCHOOL) + "/admin/node")
+        expect(banner).to_have_count(0)
+    assert exchange.service(SCHOOL).directory.version == version + 1
+    # The other nodes take the same version, so that later directories follow on from it.
+    exchange.run(_adopt_everywhere(exchange, directory, note))
+
+
+@pytest.mark.parametrize(
+    ("javascript", "days"), [(True, 30), (False, 7)], ids=["javascript", "no-javascript"]
+)
+def test_an_admin_is_warned_that_the_keys_expire_soon(
+    exchange: Exchange, browser: Browser, javascript: bool, days: int
+) -> None:
+    """With the front door's keys expiring within 30 (or 7) days, the node page warns.
+
+    It runs last: the LA node's clock is moved on, and a sign-in there uses an app code of
+    that time, which later sign-ins at the real time could not follow.
+    """
+    keys = exchange.service(FRONT_DOOR).directory.organisation(FRONT_DOOR).keys
+    expires = max(key.not_after for key in keys)
+    on = day_words(datetime.fromtimestamp(expires, UTC).astimezone(LONDON).date())
+    with (
+        exchange.clocks_moved(FRONT_DOOR, to=expires - days * DAY + 60),
+        exchange.page_at_node_time(browser, FRONT_DOOR, "admin", javascript=javascript) as page,
+    ):
+        page.goto(exchange.url(FRONT_DOOR) + "/admin/node")
+        expect(page).to_have_title("Node – Secure exchange")
+        warning = page.locator(".govuk-warning-text")
+        expect(warning).to_have_count(1)
+        expect(warning).to_contain_text(
+            f"Warning Your organisation's keys expire in {days - 1} days, on {on}. "
+            "Ask the directory's authority to publish a new key before then."
+        )
+        keys_table = page.get_by_role("table", name="Your organisation's key generations")
+        expect(keys_table.locator(".govuk-tag--orange")).to_have_text(f"Expires in {days - 1} days")
+        assert_accessible(page)
+        if javascript:
+            save_screenshot(page, SCREENSHOTS, "admin-node-keys-expiring")

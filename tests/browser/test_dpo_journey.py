@@ -1,11 +1,14 @@
 """Journey 6 in Chromium: Hillside's DPO works the register, subject access and retention.
 
-Hillside's DSL sends a referral to the front door and records a decision not to share
-(through the service). Hillside's DPO then filters the sharing register and downloads it,
-finds the referral by the child's UPN and by their NHS number, places and lifts a hold, and,
-once the node's clock has passed the referral's retention, destroys it after the "Are you
-sure" page, with JavaScript on and off. Every page in every state is checked with axe. The
-child's identifiers are sentinels: they never appear in an address, a page or a log line.
+Hillside's DSL sends a referral to the front door, a looked-after child record that carries
+no identifier, and records a decision not to share (through the service). Hillside's DPO
+then filters the sharing register and downloads it; searches by the child's UPN and NHS
+number at once, sees the referral (found by both) and the looked-after child record to
+review, and downloads the readable copies as a zip file; places and lifts a hold; and, once
+the node's clock has passed the referral's retention, destroys it after the "Are you sure"
+page, with JavaScript on and off. Every page in every state is checked with axe. The child's
+identifiers are sentinels: they never appear in an address, a page or a log line (only in
+the copies, which are the answer to the request).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import csv
 import io
 import logging
 import re
-import time
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,20 +28,14 @@ import structlog
 from playwright.sync_api import Browser, Page, expect
 
 from exchange import logs
-from exchange.auth.totp import code_at
 from exchange.policy import LONDON
 from exchange.service.node_service import NodeService
-from tests.browser.accessibility import NO_JAVASCRIPT, assert_accessible
-from tests.browser.conftest import ACTION_TIMEOUT_MS, CONTEXT_OPTIONS
-from tests.browser.exchange_nodes import (
-    FRONT_DOOR,
-    PASSWORD,
-    SCHOOL,
-    Exchange,
-    running_exchange,
-)
+from exchange.sharing.prepare import Submission
+from tests.browser.accessibility import assert_accessible
+from tests.browser.exchange_nodes import FRONT_DOOR, SCHOOL, Exchange, running_exchange
 from tests.browser.screenshots import SCREENSHOTS, save_screenshot
-from tests.web.synthetic import not_shared, referral_to_front_door
+from tests.node import records
+from tests.web.synthetic import not_shared, referral_to_front_door, the_child
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
@@ -113,11 +110,27 @@ async def _delivered(service: NodeService, digest: bytes) -> None:
     raise AssertionError("the referral was not delivered")
 
 
+def _looked_after_without_identifiers() -> Submission:
+    """Return a looked-after child record about the child with neither UPN nor NHS number."""
+    doc = records.lac_submission("Synthetic target", [FRONT_DOOR])
+    doc["record"]["child"] = the_child(upn=None, nhs=None)
+    return Submission(
+        recipients=(FRONT_DOOR,),
+        purpose=doc["purpose"],
+        record_kind=doc["record_kind"],
+        record=doc["record"],
+        categories=tuple(doc["categories"]),
+        reason=doc["reason"],
+    )
+
+
 def _send_and_decide(exchange: Exchange) -> bytes:
-    """Hillside's DSL sends the referral and records a decision not to share; the digest."""
+    """Send the referral and a record without identifiers, decide not to share; the digest."""
     service = exchange.service(SCHOOL)
+    dsl = exchange.user(SCHOOL, "dsl")
     submission = referral_to_front_door(upn=UPN, nhs=NHS.replace(" ", ""))
-    submitted = exchange.run(service.submit(exchange.user(SCHOOL, "dsl"), submission))
+    submitted = exchange.run(service.submit(dsl, submission))
+    exchange.run(service.submit(dsl, _looked_after_without_identifiers()))
     exchange.run(not_shared(service, SCHOOL, upn=UPN))
     exchange.run(_delivered(service, submitted.digest))
     return submitted.digest
@@ -164,30 +177,75 @@ def _register(page: Page, watched: Watched, base: str, *, shots: bool) -> None:
     assert download.value.suggested_filename == "sharing-register-urn-106123.csv"
 
 
+def _search(page: Page, base: str, upn: str = "", nhs: str = "") -> None:
+    """Fill in the subject access form afresh (nothing typed is filled back in)."""
+    page.goto(base + "/subject-access")
+    page.get_by_label("UPN (if known)").fill(upn)
+    page.get_by_label("NHS number (if known)").fill(nhs)
+
+
 def _subject_access(page: Page, watched: Watched, base: str, *, shots: bool) -> None:
-    """Search by a wrong UPN, then the UPN, then the NHS number typed with spaces."""
+    """Search with nothing, then a wrong UPN, then by both identifiers; see what was found."""
     page.goto(base + "/subject-access")
     _check(page, watched, "Subject access", "dpo-subject-access" if shots else None)
-    page.get_by_label("UPN", exact=True).check()
-    page.get_by_label("UPN or NHS number").fill(UPN[:-1] + "6")
     page.get_by_role("button", name="Search").click()
     _check(page, watched, "Error: Subject access")
-    expect(page.locator(".govuk-error-summary")).to_contain_text(
-        "Enter a real UPN: the first letter does not match the digits"
+    summary = page.locator(".govuk-error-summary")
+    expect(
+        summary.get_by_role("link", name="Enter the child's UPN, NHS number or both")
+    ).to_have_attribute("href", "#upn")
+    _search(page, base, UPN[:-1] + "6", NHS)
+    page.get_by_role("button", name="Search").click()
+    _check(page, watched, "Error: Subject access", "dpo-subject-access-error" if shots else None)
+    expect(summary).to_contain_text("Enter a real UPN: the first letter does not match the digits")
+    expect(page.get_by_label("UPN (if known)")).to_have_value("")
+    expect(page.get_by_label("NHS number (if known)")).to_have_value("")
+    expect(page.get_by_label("UPN (if known)")).to_have_attribute(
+        "aria-describedby", "upn-hint upn-error"
     )
-    expect(page.get_by_label("UPN or NHS number")).to_have_value("")
-    for kind, value in (("UPN", UPN), ("NHS number", NHS)):
-        page.goto(base + "/subject-access")
-        page.get_by_label(kind, exact=True).check()
-        page.get_by_label("UPN or NHS number").fill(value)
-        page.get_by_role("button", name="Search").click()
-        shot = "dpo-subject-access-results" if shots and kind == "UPN" else None
-        _check(page, watched, "Subject access results", shot)
-        expect(page.locator("main")).to_contain_text(f"Searched by {kind}")
-        sent = page.locator("tbody").first.locator("tr")
-        expect(sent.first).to_contain_text("Referral")
-        expect(sent.first).to_contain_text(FRONT_DOOR_NAME)
-        expect(sent.first).to_contain_text("Shared")
+
+    _search(page, base, UPN.lower(), NHS)
+    page.get_by_role("button", name="Search").click()
+    _check(page, watched, "Subject access results", "dpo-subject-access-results" if shots else None)
+    expect(page.locator("main")).to_contain_text("Searched by UPN and NHS number")
+    found = page.get_by_role("table", name="Records about this child, oldest first")
+    referral = found.locator("tr", has_text="Referral").first
+    expect(referral).to_contain_text(FRONT_DOOR_NAME)
+    expect(referral).to_contain_text("Shared")
+    expect(referral).to_contain_text("UPN and NHS number")
+    review = page.get_by_role("table", name="Records to review")
+    looked_after = review.locator("tr", has_text="Looked-after child record").first
+    expect(looked_after).to_contain_text("Hillside Primary School")
+    expect(looked_after).to_contain_text(FRONT_DOOR_NAME)
+    expect(looked_after).to_contain_text("The record has no UPN or NHS number")
+
+
+def _download_copies(page: Page, watched: Watched, base: str) -> None:
+    """Download the copies: a zip of readable pages, the identifiers only in the records."""
+    _search(page, base, UPN, NHS)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download copies").click()
+    assert download.value.suggested_filename == "subject-access.zip"
+    watched.urls.append(download.value.url)
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = archive.namelist()
+        contents = {name: archive.read(name) for name in names}
+    assert names[:2] == ["index.html", "report.json"]
+    copies = [n for n in names if n.endswith(".html") and n != "index.html"]
+    assert any(re.fullmatch(r"\d{3}-sent-referral-[0-9A-F-]+\.html", n) for n in copies), names
+    assert any(re.fullmatch(r"\d{3}-sent-lac-record-[0-9A-F-]+\.html", n) for n in copies), names
+    # The names, the index and the report are as clean as a page; the copies are readable.
+    watched.pages += [*names, contents["index.html"].decode(), contents["report.json"].decode()]
+    index = contents["index.html"].decode()
+    assert "Subject access response" in index
+    assert "Searched by UPN and NHS number" in index
+    for name in copies:
+        assert f'<a href="{name}">' in index
+    referral = next(contents[n].decode() for n in copies if "-referral-" in n)
+    assert "Sentinel-Child" in referral
+    assert "Found by</dt><dd>UPN and NHS number" in referral
+    # The form answered with a download: the browser is still on the form, not a new page.
+    expect(page).to_have_title("Subject access – Secure exchange")
 
 
 def _hold_and_lift(page: Page, watched: Watched, base: str, reference: str) -> None:
@@ -213,19 +271,6 @@ def _hold_and_lift(page: Page, watched: Watched, base: str, reference: str) -> N
     expect(page.get_by_role("button", name=f"Lift the hold, reference {reference}")).to_have_count(
         0
     )
-
-
-def _sign_in_at_node_time(exchange: Exchange, page: Page, base: str) -> None:
-    """Sign in as Hillside's DPO with the code the app shows at the node's (moved) time."""
-    account = exchange.account(SCHOOL, "dpo")
-    page.goto(base + "/sign-in")
-    page.get_by_label("Email address").fill(account.email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    code = code_at(account.secret, exchange.service(SCHOOL).clock())
-    page.get_by_label("Enter your security code").fill(code)
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def _destroy(
@@ -269,34 +314,20 @@ def test_the_dpo_works_the_register_subject_access_and_retention(
         watched = Watched(page)
         _register(page, watched, base, shots=javascript)
         _subject_access(page, watched, base, shots=javascript)
+        _download_copies(page, watched, base)
         _hold_and_lift(page, watched, base, reference)
     holds = exchange.run(service.retention_holds(dpo))["holds"]
     [placed] = [h for h in holds if h["reference"] == reference]
     assert placed["reason"] == "A subject access request"
     assert placed["lifted_at"] is not None
 
-    real_clock = service.clock
     when = REVIEW_PASSED[javascript]
-    offset = when.timestamp() - time.time()
-    service.clock = lambda: time.time() + offset
-    try:
-        context = browser.new_context(
-            java_script_enabled=javascript, ignore_https_errors=True, **CONTEXT_OPTIONS
-        )
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
-        if not javascript:
-            NO_JAVASCRIPT.add(context)
-        try:
-            page = context.new_page()
+    with exchange.clocks_moved(SCHOOL, to=when.timestamp()):
+        with exchange.page_at_node_time(browser, SCHOOL, "dpo", javascript=javascript) as page:
             later = Watched(page)
-            _sign_in_at_node_time(exchange, page, base)
             _destroy(page, later, base, digest, when=when, shots=javascript)
-        finally:
-            context.close()
         item = exchange.run(service.retention_item(dpo, digest))
         assert item["state"] == "destroyed"
-    finally:
-        service.clock = real_clock
     watched.assert_clean(structured_log.getvalue(), caplog.text)
     later.assert_clean()
 

@@ -17,26 +17,24 @@ from contextlib import contextmanager
 from typing import Final
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from exchange.auth.totp import code_at
 from exchange.keys.ids import OrgId
-from exchange.model import Role
+from exchange.ledger.events import EventType, decode_event
 from exchange.service.errors import ServiceError
 from exchange.service.views import SentView
 from exchange.sharing.prepare import Submission
 from tests.browser.accessibility import assert_accessible
-from tests.browser.conftest import ACTION_TIMEOUT_MS, CONTEXT_OPTIONS
 from tests.browser.exchange_nodes import (
     FRONT_DOOR,
     NURSES,
-    PASSWORD,
     SCHOOL,
     Exchange,
     running_exchange,
 )
 from tests.browser.screenshots import SCREENSHOTS, save_screenshot
 from tests.node.records import information_request, referral
+from tests.web import synthetic
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
@@ -197,6 +195,47 @@ def test_a_referral_is_recalled_before_it_is_opened(
     assert item.state == "recalled"
 
 
+async def _read_backs(exchange: Exchange, digest: bytes) -> list[str]:
+    """Return the reasons of the ``accessed`` ledger events of Hillside's sent item."""
+    store = exchange.service(SCHOOL).store
+    events = [decode_event(raw) for _, raw in await store.ledger_events_for(digest)]
+    return [e.reason for e in events if e.type is EventType.ACCESSED]
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_the_dsl_shows_what_was_sent(
+    exchange: Exchange, browser: Browser, javascript: bool
+) -> None:
+    """The button reads the record back from the node's own copy; each reading is recorded."""
+    digest = exchange.run(
+        exchange.service(SCHOOL).submit(exchange.user(SCHOOL, "dsl"), synthetic.referral())
+    ).digest
+    with exchange.page(browser, SCHOOL, "dsl", javascript=javascript) as page:
+        page.goto(exchange.url(SCHOOL) + f"/sent/{digest.hex()}")
+        expect(page).to_have_title("Sent referral – Secure exchange")
+        caption = page.locator(".govuk-caption-l").inner_text()
+        assert caption.startswith("Sent record ")
+        page.get_by_role("button", name="Show what we sent").click()
+        expect(page).to_have_title("What we sent: Referral – Secure exchange")
+        expect(page.locator(".govuk-caption-l")).to_have_text(caption)
+        # A POST: nothing about the record is in the address.
+        assert page.url == exchange.url(SCHOOL) + f"/sent/{digest.hex()}/copy"
+        main = page.locator("main")
+        expect(main.get_by_role("heading", level=1)).to_have_text("What we sent: Referral")
+        expect(main.get_by_role("heading", level=2, name="Child")).to_be_visible()
+        expect(main).to_contain_text(synthetic.FAMILY)
+        expect(main).to_contain_text(synthetic.DOB_WORDS)
+        documents = main.get_by_role("heading", level=2, name="Documents sent with it")
+        expect(documents).to_be_visible()
+        expect(main.get_by_role("listitem").filter(has_text=synthetic.PDF_NAME)).to_have_count(1)
+        assert_accessible(page)
+        if javascript:
+            save_screenshot(page, SCREENSHOTS, "sent-copy")
+        page.get_by_role("link", name="Back").click()
+        expect(page).to_have_title("Sent referral – Secure exchange")
+    assert exchange.run(_read_backs(exchange, digest)) == ["sent-copy:dsl"]
+
+
 def test_another_organisations_item_is_not_found(exchange: Exchange, browser: Browser) -> None:
     """The nursing team, on the front door's node, cannot open the front door's sent item."""
     service = exchange.service(FRONT_DOOR)
@@ -224,43 +263,6 @@ def test_another_organisations_item_is_not_found(exchange: Exchange, browser: Br
         expect(page).to_have_title("Sent information request – Secure exchange")
 
 
-@contextmanager
-def clocks_moved(exchange: Exchange, seconds: float, *orgs: OrgId) -> Iterator[None]:
-    """Move the clocks of the nodes serving ``orgs`` on by ``seconds`` until the block ends."""
-    services = {id(exchange.service(org)): exchange.service(org) for org in orgs}
-    saved = [(service, service.clock) for service in services.values()]
-    for service, real in saved:
-        service.clock = lambda real=real: real() + seconds  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        for service, real in saved:
-            service.clock = real
-
-
-@contextmanager
-def signed_in_at_node_time(
-    exchange: Exchange, browser: Browser, org: OrgId, role: Role
-) -> Iterator[Page]:
-    """Yield a page signed in with a code from the app at the node's (moved) time."""
-    account = exchange.account(org, role)
-    context = browser.new_context(ignore_https_errors=True, **CONTEXT_OPTIONS)
-    context.set_default_timeout(ACTION_TIMEOUT_MS)
-    try:
-        page = context.new_page()
-        page.goto(exchange.url(org) + "/sign-in")
-        page.get_by_label("Email address").fill(account.email)
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Continue").click()
-        code = code_at(account.secret, exchange.service(org).clock())
-        page.get_by_label("Enter your security code").fill(code)
-        page.get_by_role("button", name="Continue").click()
-        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-        yield page
-    finally:
-        context.close()
-
-
 def test_the_overdue_filter_and_page_show_a_referral_past_its_deadline(
     exchange: Exchange, browser: Browser
 ) -> None:
@@ -270,8 +272,8 @@ def test_the_overdue_filter_and_page_show_a_referral_past_its_deadline(
     """
     digest = _refer(exchange)
     _until(exchange, SCHOOL, digest, "delivered")
-    with clocks_moved(exchange, DAYS_ON, SCHOOL, FRONT_DOOR):
-        with signed_in_at_node_time(exchange, browser, SCHOOL, "dsl") as page:
+    with exchange.clocks_moved(SCHOOL, FRONT_DOOR, by=DAYS_ON):
+        with exchange.page_at_node_time(browser, SCHOOL, "dsl") as page:
             page.goto(exchange.url(SCHOOL) + "/sent")
             page.get_by_label("Overdue").check()
             page.get_by_role("button", name="Show records").click()
@@ -291,7 +293,7 @@ def test_the_overdue_filter_and_page_show_a_referral_past_its_deadline(
             expect(waiting).to_contain_text("Their acknowledgement")
             assert_accessible(page)
             save_screenshot(page, SCREENSHOTS, "overdue")
-        with signed_in_at_node_time(exchange, browser, FRONT_DOOR, "staff") as page:
+        with exchange.page_at_node_time(browser, FRONT_DOOR, "staff") as page:
             page.goto(exchange.url(FRONT_DOOR) + "/overdue")
             owed = page.get_by_role("row").filter(
                 has=page.locator(f'a[href="/inbox/{digest.hex()}"]')

@@ -17,7 +17,13 @@ from aiohttp import web
 
 from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 from exchange.envelope import Recipient, seal
-from exchange.keys.directory import Organisation, Route, merge_directory, sign_directory
+from exchange.keys.directory import (
+    Directory,
+    Organisation,
+    Route,
+    merge_directory,
+    sign_directory,
+)
 from exchange.keys.ids import OrgId
 from exchange.keys.keyfile import decode_key_file
 from exchange.keys.keypairs import OrgKeyPair
@@ -136,35 +142,39 @@ def publish_route(
 
     ``options`` go on the first route. Every node adopts it at once.
     """
+    routes = tuple(
+        Route("https", a, (options or {}) if i == 0 else {}) for i, a in enumerate(addresses)
+    )
+    adopt_everywhere(world, *next_directory(world, {org: routes}))
+
+
+def next_directory(
+    world: Deployment, routes: Mapping[OrgId, tuple[Route, ...]] | None = None
+) -> tuple[Directory, bytes]:
+    """Sign the next directory version; return it and its note (no node has it yet).
+
+    It is the version in use, with ``routes`` replacing some organisations' routes.
+    """
     assert world.authority is not None
     assert world.directory is not None
-    version = world.directory.version + 1
-    routes = {org_id: e.routes for org_id, e in world.directory.organisations.items()}
-    entries = [
-        Organisation(
-            e.id,
-            e.name,
-            e.kind,
-            e.keys,
-            tuple(
-                Route("https", a, (options or {}) if i == 0 else {})
-                for i, a in enumerate(addresses)
-            )
-            if e.id == org
-            else routes[e.id],
-        )
-        for e in world.entries
-    ]
+    listed = {org_id: e.routes for org_id, e in world.directory.organisations.items()}
+    listed.update(routes or {})
+    entries = [Organisation(e.id, e.name, e.kind, e.keys, listed[e.id]) for e in world.entries]
     directory = merge_directory(
         None,
         entries,
-        version=version,
+        version=world.directory.version + 1,
         issued=int(time.time()),
         authority=world.authority.verifier.name,
     )
-    note = sign_directory(directory, world.authority)
+    return directory, sign_directory(directory, world.authority)
+
+
+def adopt_everywhere(world: Deployment, directory: Directory, note: bytes) -> None:
+    """Put the directory ``note`` in use on every node that does not use it yet."""
     for node in world.nodes.values():
-        node.reload_directory(note)
+        if node.service.directory.version < directory.version:
+            node.reload_directory(note)
     world.directory = directory
 
 

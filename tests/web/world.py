@@ -23,8 +23,8 @@ import secrets
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -237,19 +237,31 @@ class World:
         ) as response:
             assert response.status == 200, await response.text()
 
-    @contextmanager
-    def clock_moved(self, *orgs: OrgId, to: float | None = None, by: float = 0.0) -> Iterator[None]:
+    def clock_moved(
+        self, *orgs: OrgId, to: float | None = None, by: float = 0.0
+    ) -> AbstractContextManager[None]:
         """Run the nodes serving ``orgs`` at ``to`` (or ``by`` seconds on), then put them back."""
-        services = {id(s): s for s in (self.service(org) for org in orgs)}.values()
-        saved = [(s, s.clock) for s in services]
-        offset = by if to is None else to - time.time()
-        for service in services:
-            service.clock = lambda: time.time() + offset
-        try:
-            yield
-        finally:
-            for service, clock in saved:
-                service.clock = clock
+        return clocks_moved([self.service(org) for org in orgs], to=to, by=by)
+
+
+@contextmanager
+def clocks_moved(
+    services: Iterable[NodeService], *, to: float | None = None, by: float = 0.0
+) -> Iterator[None]:
+    """Run the services at ``to`` (or ``by`` seconds on) until the block ends, then put them back.
+
+    Tenants of one node share a service: each service is moved once.
+    """
+    unique = {id(s): s for s in services}.values()
+    saved = [(s, s.clock) for s in unique]
+    offset = by if to is None else to - time.time()
+    for service in unique:
+        service.clock = lambda: time.time() + offset
+    try:
+        yield
+    finally:
+        for service, clock in saved:
+            service.clock = clock
 
 
 def delivered(view: SentView) -> bool:

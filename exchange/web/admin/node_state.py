@@ -209,7 +209,8 @@ async def check_directory(request: web.Request) -> web.StreamResponse:
     query = f"directory={result.outcome}"
     if result.reason:
         query += f"&reason={result.reason}"
-    raise web.HTTPSeeOther(f"/admin/node?{query}#directory")
+    # To the top of the page, where the banner is: a fragment would scroll it out of view.
+    raise web.HTTPSeeOther(f"/admin/node?{query}")
 
 
 def _digest(request: web.Request) -> bytes | None:
