@@ -272,8 +272,9 @@ async def start_deployment(
             # Each node's own operations listener, on a free port like the main one.
             ops=OpsConfig(port=0),
             **_directory_settings(directory_source),
-            **({} if max_envelope_bytes is None else {"max_envelope_bytes": max_envelope_bytes}),
         )
+        if max_envelope_bytes is not None:
+            config = replace(config, max_envelope_bytes=max_envelope_bytes)
         # The node learns its address only once bound (below): nothing to compare yet.
         node = Node(config, match_public_url=False)
         await node.start()
