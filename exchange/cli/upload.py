@@ -64,7 +64,9 @@ def attachment_parts(paths: Sequence[str]) -> list[FilePart]:
     """Return the parts for ``paths``, each checked before anything is sent.
 
     A file must have an extension of a type records may carry, exist, and hold 1 byte to
-    the records' per-file limit; at most the records' number of attachments.
+    the records format's ceiling for one file; at most the records' number of attachments.
+    What the node takes is bounded further by its ``[limits] max_envelope_bytes``, and the
+    node says so (413) when a submission is over it: that is not checked here.
     """
     if len(paths) > MAX_ATTACHMENTS:
         raise UsageError(f"at most {MAX_ATTACHMENTS} attachments")
@@ -85,8 +87,8 @@ def attachment_parts(paths: Sequence[str]) -> list[FilePart]:
             raise CliError(f"attachment {path}: is empty")
         if part.size > MAX_ATTACHMENT_SIZE:
             raise CliError(
-                f"attachment {path}: is larger than the limit of {MAX_ATTACHMENT_SIZE:,} bytes "
-                "for one attachment"
+                f"attachment {path}: is larger than the records format allows for one "
+                f"attachment ({MAX_ATTACHMENT_SIZE:,} bytes)"
             )
         parts.append(part)
     return parts

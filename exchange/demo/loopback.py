@@ -199,6 +199,7 @@ async def start_deployment(
     tasks: TasksConfig | None = None,
     unlisted: Sequence[OrgId] = (),
     directory_source: DirectorySource | None = None,
+    max_envelope_bytes: int | None = None,
 ) -> Deployment:
     """Create everything in ``folder`` and start one node per distinct ``OrgSpec.node``.
 
@@ -209,7 +210,8 @@ async def start_deployment(
     MESH mailbox, ``notify`` staff mailboxes for notices, ``smtp`` every node's mail
     server, ``relays`` the nodes that keep relay mailboxes, and ``tasks`` how every node's
     background tasks back off. ``unlisted`` organisations are served but left out of the
-    directories signed here; ``directory_source`` is where the nodes fetch new versions.
+    directories signed here; ``directory_source`` is where the nodes fetch new versions;
+    ``max_envelope_bytes`` every node's ``[limits]`` setting of that name (default: its own).
     """
     params = kdf or KdfParams.default()
     secret = passphrase or secrets.token_urlsafe(24)
@@ -271,6 +273,8 @@ async def start_deployment(
             ops=OpsConfig(port=0),
             **_directory_settings(directory_source),
         )
+        if max_envelope_bytes is not None:
+            config = replace(config, max_envelope_bytes=max_envelope_bytes)
         # The node learns its address only once bound (below): nothing to compare yet.
         node = Node(config, match_public_url=False)
         await node.start()

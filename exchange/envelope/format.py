@@ -101,6 +101,29 @@ def is_valid_chunk_size(value: int) -> bool:
     return MIN_CHUNK_SIZE <= value <= MAX_CHUNK_SIZE and value & (value - 1) == 0
 
 
+def max_envelope_length(content_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+    """Return the longest envelope of ``content_length`` bytes of content (any header).
+
+    The header is taken at its longest (:data:`MAX_HEADER_LEN`); each data chunk adds its
+    framing and tag; the final chunk and the trailer are fixed (docs/envelope.md §4).
+    """
+    chunks = -(-content_length // chunk_size)
+    framing = chunks * (CHUNK_PREFIX_LEN + TAG_LEN) + CHUNK_PREFIX_LEN + FINAL_CT_LEN
+    return MAX_HEADER_LEN + SIG_LEN + content_length + framing + TRAILER_LEN
+
+
+def max_content_length(envelope_limit: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+    """Return the most content whose envelope is never longer than ``envelope_limit`` bytes.
+
+    The inverse of :func:`max_envelope_length`: 0 when not even empty content fits.
+    """
+    room = envelope_limit - max_envelope_length(0, chunk_size)
+    if room <= 0:
+        return 0
+    full, rest = divmod(room, chunk_size + CHUNK_PREFIX_LEN + TAG_LEN)
+    return full * chunk_size + max(0, rest - CHUNK_PREFIX_LEN - TAG_LEN)
+
+
 def encode_str8(value: str) -> bytes:
     """Return ``value`` as a one-byte length and its ASCII bytes."""
     raw = value.encode("ascii")

@@ -59,9 +59,13 @@ class Field:
     required: bool = True
 
 
-def parse_object(raw: bytes, fields: Mapping[str, Field], *, limit: int) -> dict[str, Any]:
-    """Decode ``raw`` as a JSON object holding only ``fields``, each of the right type."""
-    if len(raw) > limit:
+def parse_object(raw: bytes, fields: Mapping[str, Field], *, limit: int | None) -> dict[str, Any]:
+    """Decode ``raw`` as a JSON object holding only ``fields``, each of the right type.
+
+    ``limit`` is the longest body taken (413 beyond it); None when ``raw`` was already read
+    within its own limit (a submission, :mod:`exchange.http.submissions`).
+    """
+    if limit is not None and len(raw) > limit:
         raise ServiceError(f"the request body is larger than {limit} bytes", status=413)
     doc = parse_json(raw)
     if not isinstance(doc, dict):
@@ -82,7 +86,7 @@ def parse_object(raw: bytes, fields: Mapping[str, Field], *, limit: int) -> dict
 
 def parse_json(raw: bytes) -> Any:
     """Decode ``raw`` as UTF-8 JSON within the bounds above, or refuse it naming the rule."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # (not strip(), which would copy a large body)
         raise BadRequestError("the request body is empty; a JSON object is expected")
     try:
         text = raw.decode("utf-8")

@@ -31,6 +31,7 @@ from exchange.connectors.peer_wire import MAX_NOTICE_BODY, NOTICE_MEDIA
 from exchange.http.common import JSON_LIMIT, SERVICE, attachment_inputs, path_digest, staff_user
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.http.peer import authenticate_peer
+from exchange.http.submissions import read_submission
 from exchange.service.corrections import rectify
 from exchange.service.errors import ServiceError
 from exchange.service.recall import (
@@ -119,8 +120,7 @@ async def rectify_sent(request: web.Request) -> web.Response:
     user = await staff_user(request)
     digest = path_digest(request)
     service = request.app[SERVICE]
-    limit = service.max_envelope_bytes * 4 // 3 + request.app[JSON_LIMIT]
-    doc = parse_object(await request.read(), _RECTIFY_FIELDS, limit=limit)
+    doc = parse_object(await read_submission(request), _RECTIFY_FIELDS, limit=None)
     done = await rectify(
         service,
         user,

@@ -27,6 +27,7 @@ from exchange.http.common import (
     staff_user,
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
+from exchange.http.submissions import read_submission
 from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body
@@ -170,8 +171,17 @@ def _idempotency_key(request: web.Request, raw: bytes) -> IdempotencyKey | None:
         return None
     if len(values) > 1:
         raise BadRequestError(f"the {HEADER} header must be given once")
-    request_hash = hashlib.sha256(f"{request.method} {request.path}\n".encode() + raw).digest()
+    hasher = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    hasher.update(raw)  # not joined first: a submission may be hundreds of megabytes
+    request_hash = hasher.digest()
     return parse_key(values[0], request_hash)
+
+
+def _submission_body(
+    request: web.Request, raw: bytes
+) -> tuple[IdempotencyKey | None, dict[str, Any]]:
+    """Return the submission's idempotency key and fields (the raw body is then let go)."""
+    return _idempotency_key(request, raw), parse_object(raw, _SUBMIT_FIELDS, limit=None)
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -181,11 +191,7 @@ async def submit(request: web.Request) -> web.Response:
     is answered as the first was, with ``Idempotent-Replayed: true``, and seals nothing.
     """
     user = await staff_user(request)
-    # Attachments travel base64-encoded: allow the envelope limit in base64, plus the fields.
-    limit = node_service(request).max_envelope_bytes * 4 // 3 + request.app[JSON_LIMIT]
-    raw = await request.read()
-    key = _idempotency_key(request, raw)
-    doc = parse_object(raw, _SUBMIT_FIELDS, limit=limit)
+    key, doc = _submission_body(request, await read_submission(request))
     submission = Submission(
         recipients=tuple(org_ids(doc["recipients"], "recipients")),
         purpose=doc["purpose"],
@@ -194,7 +200,8 @@ async def submit(request: web.Request) -> web.Response:
         categories=_strings(doc["categories"], "categories"),
         reason=doc["reason"],
         lawful_basis=doc.get("lawful_basis"),
-        attachments=attachment_inputs(doc.get("attachments", [])),
+        # Popped: the base64 text is let go as soon as the files are decoded.
+        attachments=attachment_inputs(doc.pop("attachments", [])),
         new_school_confirmed=parse_date(doc.get("new_school_confirmed"), "new_school_confirmed"),
         due=parse_date(doc.get("due"), "due"),
         in_reply_to=_digest_field(doc.get("in_reply_to"), "in_reply_to"),

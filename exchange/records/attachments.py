@@ -406,6 +406,13 @@ def _read_attachment(reader: _Reader, index: int, budget: int) -> Attachment:
     raw_type = reader.take(reader.number(_U8, "content type length"), "content type")
     size_at = reader.offset
     size = reader.number(_U32, "size")
+    if not 0 < size <= MAX_ATTACHMENT_SIZE:
+        # Checked on the declared size, before a byte of the data is read.
+        raise ContainerError(
+            "attachment.size",
+            size_at,
+            f"attachment {index}: the size must be 1 to {MAX_ATTACHMENT_SIZE} bytes",
+        )
     if size > budget:
         raise ContainerError(
             "attachment.total", size_at, f"attachment {index} exceeds the kind's total size"

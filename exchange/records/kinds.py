@@ -15,13 +15,16 @@ from typing import Any, Final
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
+GIB: Final = 1024 * MIB
 
 #: Most attachments one record may carry. Fifty covers a long CP file (chronology, notes of
 #: concern, several sets of conference minutes and plans) while bounding per-item work.
 MAX_ATTACHMENTS: Final = 50
-#: Largest single attachment: a scanned CP file section as a PDF stays well below 20 MiB,
-#: and 20 MiB matches the per-message limit many school and NHS mail systems impose.
-MAX_ATTACHMENT_SIZE: Final = 20 * MIB
+#: Largest single attachment: the format's ceiling, not what a node accepts. A whole paper
+#: CP file scanned at archive quality is one PDF of hundreds of megabytes, so the ceiling is
+#: 1 GiB (a u32 holds it); a node accepts only what fits in its ``[limits]
+#: max_envelope_bytes`` (exchange.sharing.limits), 64 MiB unless raised.
+MAX_ATTACHMENT_SIZE: Final = GIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +46,14 @@ class KindSpec:
 #: Every kind this version understands. The JSON limits are generous for typed-in forms (a
 #: referral with a long description and 30 household members is under 64 KiB) and bound the
 #: work a hostile sender can cause; the attachment totals follow the kinds' real contents: a
-#: CP file may be a whole paper file scanned, a referral a few supporting documents.
+#: CP file may be a whole paper file scanned (several large PDFs), a referral a few
+#: supporting documents. These are the format's ceilings; a node's own setting bounds them
+#: further (docs/records.md §5).
 KINDS: Final[dict[str, KindSpec]] = {
     spec.kind: spec
     for spec in (
         KindSpec("referral", 1, 256 * KIB, 50 * MIB, "attachments"),
-        KindSpec("cp-file-transfer", 1, 256 * KIB, 100 * MIB, "documents"),
+        KindSpec("cp-file-transfer", 1, 256 * KIB, 2 * GIB, "documents"),
         KindSpec("lac-record", 1, 256 * KIB, 0, None),
         KindSpec("outcome", 1, 64 * KIB, 0, None),
         KindSpec("information-request", 1, 64 * KIB, 0, None),

@@ -327,4 +327,28 @@ def validate_record(kind: str, doc: object) -> Record:
     if problems:
         raise RecordValidationError(kind, problems, truncated=truncated)
     assert isinstance(data, dict)  # the schema's "type": "object" held
+    too_large = _manifest_total_problem(kind, data)
+    if too_large is not None:
+        raise RecordValidationError(kind, [too_large])
     return Record(kind=kind, version=spec.version, data=data)
+
+
+def _manifest_total_problem(kind: str, data: Mapping[str, Any]) -> Problem | None:
+    """Return the problem of a manifest whose sizes add up to more than the kind carries.
+
+    Run once the schema holds, so every entry has an integer ``size``. A schema cannot say
+    this (it bounds each entry, not their sum), and a record that declares more than its
+    kind carries can never travel: it is refused before any document is read.
+    """
+    spec = kind_spec(kind)
+    if spec.manifest is None:
+        return None
+    total = sum(int(entry["size"]) for entry in data.get(spec.manifest, []))
+    if total <= spec.max_attachments_total:
+        return None
+    return Problem(
+        spec.manifest,
+        "manifest.total",
+        f"{spec.manifest} lists {total} bytes of documents, more than the "
+        f"{spec.max_attachments_total} bytes a {kind} record carries",
+    )

@@ -83,6 +83,23 @@ class UnprocessableError(ServiceError):
             self.details["problems"] = [dict(p) for p in problems]
 
 
+class TooLargeError(UnprocessableError):
+    """A submission larger than the node's ``[limits] max_envelope_bytes`` lets it send.
+
+    Answered 413; the message names the limit in bytes and the setting, the rule is
+    :data:`TOO_LARGE_RULE`.
+    """
+
+    status = 413
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, rule=TOO_LARGE_RULE)
+
+
+#: The rule of a submission over the node's size limit.
+TOO_LARGE_RULE = "limits.max-envelope-bytes"
+
+
 class NotYetError(ServiceError):
     """Something dated in the future by a fast clock: refused for now, taken once it is due.
 

@@ -24,15 +24,18 @@ from exchange.logs import get_logger
 from exchange.model import EnvelopeDigest, EnvelopeRecord, NewOutbox, RegisterEntry, User
 from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import (
+    TOO_LARGE_RULE,
     ForbiddenError,
     NotFoundError,
     ServiceError,
+    TooLargeError,
     UnprocessableError,
 )
 from exchange.service.idempotency import Idempotency, IdempotencyKey
 from exchange.service.ledger import ledger_event
 from exchange.service.retention import schedule_sent
 from exchange.service.threads import LinkRefusedError, submission_link
+from exchange.sharing.limits import node_limits
 from exchange.sharing.prepare import SATISFIED_BY, Submission, SubmissionError, prepare
 
 log = get_logger("exchange.node")
@@ -157,6 +160,10 @@ class Sending:
         except SubmissionError as exc:
             log.info("envelope.refused", org=user.org, rule=exc.rule)
             raise UnprocessableError(str(exc), rule=exc.rule, problems=exc.problems) from None
+        too_large = node_limits(self.context.max_envelope_bytes).too_large(len(prepared.content))
+        if too_large is not None:
+            log.info("envelope.refused", org=user.org, rule=TOO_LARGE_RULE)
+            raise TooLargeError(too_large)
         record_kind = prepared.record.kind
         try:
             sender = tenant.signing_pair(self.context.directory, now)

@@ -27,13 +27,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from exchange.cli.errors import UsageError
+from exchange.cli.errors import CliError, UsageError
 from exchange.cli.main import build_parser
 from exchange.cli.progress import Progress
 from exchange.cli.staff_options import _RefuseToken
-from exchange.cli.upload import READ_SIZE, FilePart, Upload
+from exchange.cli.upload import READ_SIZE, FilePart, Upload, attachment_parts
 from exchange.demo.loopback import Deployment
-from exchange.records import decode_container
+from exchange.records import MAX_ATTACHMENT_SIZE, decode_container
 from tests.cli.processes import base_env, exchange, refused
 from tests.cli.schools import (
     MB,
@@ -326,3 +326,15 @@ def test_token_file_mode_is_checked_before_reading(tmp_path: Path) -> None:
         _token_from_file(str(path))
     path.chmod(stat.S_IRUSR | stat.S_IWUSR)
     assert _token_from_file(str(path)) == "synthetic-token-0123456789abcdef"
+
+
+def test_a_file_over_the_formats_ceiling_is_refused_before_sending(tmp_path: Path) -> None:
+    """Over 1 GiB for one file is refused by the command; up to it, the node decides."""
+    scan = tmp_path / "scan.pdf"
+    with scan.open("wb") as handle:  # sparse: no gigabyte is written
+        handle.truncate(MAX_ATTACHMENT_SIZE)
+    assert attachment_parts([str(scan)])[0].size == MAX_ATTACHMENT_SIZE
+    with scan.open("r+b") as handle:
+        handle.truncate(MAX_ATTACHMENT_SIZE + 1)
+    with pytest.raises(CliError, match=r"larger than the records format allows .*1,073,741,824"):
+        attachment_parts([str(scan)])

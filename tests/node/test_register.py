@@ -361,8 +361,12 @@ async def test_attachment_rules(
 
 
 async def test_attachment_size_limits(office: Deployment, http: aiohttp.ClientSession) -> None:
-    """A file over 20 MiB, or more than 50 files, is refused before anything is sealed."""
-    big = PDF + b"\0" * (20 * 1024 * 1024)
+    """Files over a referral's 50 MiB, or more than 50 files, are refused before sealing.
+
+    (One file may be 1 GiB in the format, and 64 MiB fit in this node's envelopes: the
+    referral's own total is the tighter limit.)
+    """
+    big = PDF + b"\0" * (50 * 1024 * 1024)
     body = io.BytesIO(json.dumps(_with_attachments(_pdf(data=big))).encode())
     async with http.post(
         office.url("school") + "/api/v1/envelopes",
@@ -370,7 +374,7 @@ async def test_attachment_size_limits(office: Deployment, http: aiohttp.ClientSe
         headers={**auth(office, SCHOOL, "dsl"), "Content-Type": "application/json"},
     ) as resp:
         answer = await resp.json()
-    assert (resp.status, answer["error"]["rule"]) == (422, "attachment.size")
+    assert (resp.status, answer["error"]["rule"]) == (422, "attachment.total")
     many = [_pdf(f"d{i}.pdf", PDF + b" " * i) for i in range(51)]
     status, answer = await _submit(http, office, _with_attachments(*many))
     assert (status, answer["error"]["rule"]) == (422, "attachment.count")

@@ -31,7 +31,9 @@ from exchange.records import (
     sanitise_file_name,
     validate_record,
 )
+from exchange.records import attachments as attachments_module
 from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
+from exchange.records.kinds import GIB
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "records"
 
@@ -299,11 +301,58 @@ def test_structural_rules(mutate: Any, rule: str) -> None:
     assert caught.value.rule == rule
 
 
-def test_length_is_checked_first() -> None:
+def test_length_is_checked_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """An input over the largest possible container is refused before anything is read."""
+    # The real limit is over 2 GiB: the check is the same on a smaller one.
+    assert MAX_CONTAINER_LEN > 2 * GIB
+    monkeypatch.setattr(attachments_module, "MAX_CONTAINER_LEN", 4096)
     with pytest.raises(ContainerError) as caught:
-        decode_container(b"\x00" * (MAX_CONTAINER_LEN + 1))
+        decode_container(b"\x00" * 4097)
     assert (caught.value.rule, caught.value.offset) == ("container.length", 0)
+
+
+@pytest.mark.parametrize("size", [0, GIB + 1, 2**32 - 1])
+def test_a_declared_size_out_of_range_is_refused_before_the_data(size: int) -> None:
+    """The size in an attachment's header is checked before its data is read (none here)."""
+    attachment = Attachment("a.pdf", PDF, SAMPLES[PDF])
+    record = _with_manifest("cp-file-transfer", "full", [attachment])
+    forged = _forge(record, [attachment])
+    size_at = len(forged) - len(attachment.data) - 32 - 4
+    assert forged[size_at : size_at + 4] == struct.pack(">I", attachment.size)
+    header_only = forged[:size_at] + struct.pack(">I", size) + attachment.sha256
+    with pytest.raises(ContainerError) as caught:
+        decode_container(header_only)
+    assert (caught.value.rule, caught.value.offset) == ("attachment.size", size_at)
+
+
+def test_the_largest_declared_size_passes_the_size_check() -> None:
+    """1 GiB exactly is within the ceiling: with no data, the decoder stops at truncation."""
+    attachment = Attachment("a.pdf", PDF, SAMPLES[PDF])
+    record = _with_manifest("cp-file-transfer", "full", [attachment])
+    forged = _forge(record, [attachment])
+    size_at = len(forged) - len(attachment.data) - 32 - 4
+    with pytest.raises(ContainerError) as caught:
+        decode_container(forged[:size_at] + struct.pack(">I", GIB) + attachment.sha256)
+    assert caught.value.rule == "container.truncated"
+
+
+def test_a_manifest_over_the_kinds_total_is_refused_before_any_document() -> None:
+    """A CP file whose manifest declares more than 2 GiB in all fails with its record."""
+    record = _valid("cp-file-transfer", "full")
+    entry = record["documents"][0]
+    record["documents"] = [{**entry, "size": size} for size in (GIB, GIB, 1)]
+    document = json.dumps(record, separators=(",", ":")).encode()
+    kind = b"cp-file-transfer"
+    header = L_CONTAINER + bytes([1, len(kind)]) + kind + struct.pack(">I", len(document))
+    with pytest.raises(RecordValidationError) as caught:
+        decode_container(header + document + bytes([3]))
+    assert [(p.path, p.rule) for p in caught.value.problems] == [("documents", "manifest.total")]
+    record["documents"][2]["size"] = 0  # 2 GiB exactly is allowed in total; 0 is not a size
+    with pytest.raises(RecordValidationError) as caught:
+        validate_record("cp-file-transfer", record)
+    assert [p.rule for p in caught.value.problems] == ["minimum"]
+    record["documents"].pop()
+    assert validate_record("cp-file-transfer", record).data["documents"][1]["size"] == GIB
 
 
 def test_invalid_record_inside_is_a_record_error() -> None:

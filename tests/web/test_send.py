@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+import pytest_asyncio
 
 from exchange.auth.session import session_id_hash
 from exchange.model import short_reference
-from exchange.records import MAX_ATTACHMENT_SIZE
+from exchange.sharing.limits import node_limits
 from exchange.web.send.drafts import DraftStore, sweep_drafts
 from tests.web.page_client import Form, PageClient
 from tests.web.pages import parse
@@ -32,7 +33,9 @@ from tests.web.synthetic import (
     REFERRAL_REASON,
     UPN,
 )
-from tests.web.world import FRONT_DOOR, SCHOOL, World, actor
+from tests.web.world import FRONT_DOOR, SCHOOL, World, actor, running_world
+
+MIB: Final = 1024 * 1024
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
@@ -258,12 +261,15 @@ async def test_an_oversized_or_wrong_type_file_is_refused_and_nothing_is_kept(
     files = re.sub(r"/questions/.*", "/files", where)
     status, page, _ = await client.get(files)
     assert status == 200
-    assert "smaller than 20 MB" in page
+    # A referral carries 50 MiB in all, less than fits in the node's 64 MiB envelopes.
+    limits = node_limits(world.service(SCHOOL).max_envelope_bytes).attachments("referral")
+    assert limits.per_file == limits.total == 50 * MIB
+    assert "smaller than 50 MB" in page
     assert "PDF, PNG, JPEG, Word document (DOCX), OpenDocument text (ODT) or plain text" in page
-    big = b"%PDF-1.4\n" + b"0" * MAX_ATTACHMENT_SIZE
+    big = b"%PDF-1.4\n" + b"0" * limits.per_file
     status, answered, _ = await client.upload(files, page, name="big.pdf", data=big)
     assert status == 400
-    assert _summary(answered) == [("#f-file", "The selected file must be smaller than 20 MB")]
+    assert _summary(answered) == [("#f-file", "The selected file must be smaller than 50 MB")]
     status, answered, _ = await client.upload(
         files, page, name="run.exe", data=b"MZ\x90\x00\x03\x00\x00\x00"
     )
@@ -280,6 +286,51 @@ async def test_an_oversized_or_wrong_type_file_is_refused_and_nothing_is_kept(
     assert upload_id is not None
     await client.post(files + "/remove", {"file": upload_id.group(1)}, page)
     assert not _files(drafts)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def small_node(tmp_path: Path) -> Any:
+    """Start the nodes with ``[limits] max_envelope_bytes`` of 4 MiB."""
+    async with running_world(tmp_path / "world", max_envelope_bytes=4 * MIB) as running:
+        yield running
+
+
+def _pdf_of(size: int) -> bytes:
+    """Return a synthetic PDF of exactly ``size`` bytes."""
+    return b"%PDF-1.4\n" + b"0" * (size - 16) + b"\n%%EOF\n"
+
+
+async def test_the_files_page_says_and_keeps_the_nodes_own_limit(small_node: World) -> None:
+    """A CP file may carry 2 GiB, but a node of 4 MiB envelopes takes what fits: 3 MB."""
+    limits = node_limits(4 * MIB).attachments("cp-file-transfer")
+    assert 3 * MIB < limits.per_file == limits.total < 4 * MIB
+    client = await small_node.person(SCHOOL, "dsl")
+    files = re.sub(r"/questions/.*", "/files", await _start(client, "cp-file-transfer"))
+    _, page, _ = await client.get(files)
+    assert "smaller than 3 MB" in page
+    assert "up to 3 MB in total" in page
+    form = {"title": "Chronology", "document_kind": "chronology"}
+    status, answered, _ = await client.upload(
+        files, page, name="big.pdf", data=_pdf_of(limits.per_file + 1), fields=form
+    )
+    assert status == 400
+    assert _summary(answered) == [("#f-file", "The selected file must be smaller than 3 MB")]
+    assert not _files(_own_drafts(small_node, client))
+    status, _, _ = await client.upload(
+        files, page, name="whole.pdf", data=_pdf_of(limits.per_file - 1), fields=form
+    )
+    assert status == 303
+    status, answered, _ = await client.upload(
+        files, page, name="more.pdf", data=_pdf_of(20), fields=form
+    )
+    assert status == 400
+    assert _summary(answered) == [("#f-file", "The files must be smaller than 3 MB in total")]
+    # Far larger than the limit: read up to as much again, then refused without reading on.
+    status, answered, _ = await client.upload(
+        files, page, name="huge.pdf", data=_pdf_of(3 * limits.per_file), fields=form
+    )
+    assert status == 413
+    assert len(_files(_own_drafts(small_node, client))) == 1
 
 
 async def test_sending_twice_makes_one_envelope(world: World) -> None:

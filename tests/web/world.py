@@ -270,11 +270,17 @@ def delivered(view: SentView) -> bool:
 
 
 @asynccontextmanager
-async def running_world(folder: Path) -> AsyncIterator[World]:
-    """Start the school and LA nodes in ``folder``; stop them and close the clients afterwards."""
+async def running_world(
+    folder: Path, *, max_envelope_bytes: int | None = None
+) -> AsyncIterator[World]:
+    """Start the school and LA nodes in ``folder``; stop them and close the clients afterwards.
+
+    ``max_envelope_bytes``: the nodes' ``[limits]`` setting, if not the default.
+    """
     deployment = await start_deployment(
-        folder, ORGS, kdf=KdfParams.fast_for_tests(), delivery=DELIVERY
-    )
+        folder, ORGS, kdf=KdfParams.fast_for_tests(), delivery=DELIVERY,
+        max_envelope_bytes=max_envelope_bytes,
+    )  # fmt: skip
     try:
         assert deployment.ca_file is not None
         context = ssl.create_default_context(cafile=str(deployment.ca_file))

@@ -14,15 +14,16 @@ from typing import Any, Final
 from aiohttp import web
 
 from exchange.policy import DataCategory
-from exchange.records import KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS, kind_spec
+from exchange.records import KINDS, MAX_ATTACHMENTS
 from exchange.service.errors import NotFoundError
+from exchange.sharing.limits import AttachmentLimits, node_limits
 from exchange.sharing.prepare import (
     MAX_REASON_LEN,
     SubmissionError,
     check_reason,
     record_names,
 )
-from exchange.web.app import render
+from exchange.web.app import render, web_service
 from exchange.web.security import MULTIPART
 from exchange.web.send.choices import (
     Recipient,
@@ -54,7 +55,7 @@ from exchange.web.send.steps import (
     unsent,
     url,
 )
-from exchange.web.send.uploads import TYPE_WORDS, receive_upload
+from exchange.web.send.uploads import MB, TYPE_WORDS, megabytes, receive_upload
 from exchange.web.words import kind_name
 
 #: The kinds offered on ``/send``, each with its hint.
@@ -68,7 +69,6 @@ KIND_HINTS: Final = {
 OUTCOME_IS_A_REPLY: Final = (
     "An outcome answers a referral: open the referral in your inbox and choose to reply"
 )
-MB: Final = 1024 * 1024
 
 
 def _errors(items: list[tuple[str, str]]) -> list[dict[str, str]]:
@@ -226,7 +226,7 @@ def _files_context(
     title: str = "",
     document_kind: str = "",
 ) -> dict[str, Any]:
-    spec = kind_spec(draft.kind)
+    limits = _file_limits(request, draft)
     item = form.manifest_item() or {}
     kinds = item.get("properties", {}).get("kind")
     document_kinds = []
@@ -255,9 +255,9 @@ def _files_context(
         ],
         "document_kinds": document_kinds,
         "types": ", ".join(list(TYPE_WORDS.values())[:-1]) + " or " + list(TYPE_WORDS.values())[-1],
-        "max_size": f"{MAX_ATTACHMENT_SIZE // MB} MB",
+        "max_size": megabytes(limits.per_file),
         "max_files": MAX_ATTACHMENTS,
-        "max_total": f"{spec.max_attachments_total // MB} MB",
+        "max_total": megabytes(limits.total),
         "required": int(
             form.schema["properties"][form.manifest].get("minItems", 0) if form.manifest else 0
         ),
@@ -272,6 +272,11 @@ def _files_context(
         "back": back_url(request, draft, form, "files"),
         "cancel": url(draft, "cancel"),
     }
+
+
+def _file_limits(request: web.Request, draft: Draft) -> AttachmentLimits:
+    """Return the most one file and all files of the draft may be on this node."""
+    return node_limits(web_service(request).max_envelope_bytes).attachments(draft.kind)
 
 
 def _carries_files(draft: Draft) -> Form:
@@ -297,9 +302,11 @@ async def add_file(request: web.Request) -> web.StreamResponse:
     reader = request.get(MULTIPART)
     if reader is None:
         raise web.HTTPBadRequest
-    received = await receive_upload(reader, who.drafts, who.owner, who.token, draft.id)
+    limits = _file_limits(request, draft)
+    received = await receive_upload(
+        reader, who.drafts, who.owner, who.token, draft.id, limits.per_file
+    )
     errors = dict(received.errors)
-    spec = kind_spec(draft.kind)
     item = form.manifest_item() or {}
     properties = item.get("properties", {})
     if len(received.title) > int(properties.get("title", {}).get("maxLength", 200)):
@@ -311,10 +318,8 @@ async def add_file(request: web.Request) -> web.StreamResponse:
     if upload is not None and "file" not in errors:
         if len(draft.uploads) >= MAX_ATTACHMENTS:
             errors["file"] = f"You can add up to {MAX_ATTACHMENTS} files"
-        elif sum(u.size for u in draft.uploads) + upload.size > spec.max_attachments_total:
-            errors["file"] = (
-                f"The files must be smaller than {spec.max_attachments_total // MB} MB in total"
-            )
+        elif sum(u.size for u in draft.uploads) + upload.size > limits.total:
+            errors["file"] = f"The files must be smaller than {megabytes(limits.total)} in total"
         elif upload.name.casefold() in {u.name.casefold() for u in draft.uploads}:
             errors["file"] = "A file with the same name has already been added: rename the file"
     if errors:

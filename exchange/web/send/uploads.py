@@ -4,10 +4,13 @@ The upload form's body is never read whole: the CSRF check has read its first pa
 token) and left the rest of the stream (:data:`~exchange.web.security.MULTIPART`), and the
 file part is read here a piece at a time, hashed, checked and encrypted to the draft's
 folder as it comes (:meth:`~exchange.web.send.drafts.DraftStore.file_writer`). The node's
-own body limit does not apply to a stream read this way, so this module has its own: as
-soon as a file passes :data:`~exchange.records.kinds.MAX_ATTACHMENT_SIZE` what was written
-is deleted, and the rest of the body is read and thrown away (up to :data:`DRAIN_LIMIT`) so
-the browser gets the answer instead of a broken connection.
+own body limit does not apply to a stream read this way, so this module has its own, the
+largest file the node takes for the draft's kind (``per_file``, from the node's
+``[limits] max_envelope_bytes``: :mod:`exchange.sharing.limits`): as soon as a file passes
+it what was written is deleted, and the rest of the body is read and thrown away, up to as
+much again and no more, so the browser gets the answer instead of a broken connection
+while a hostile client cannot make the node read without end. Nothing is held whole in
+memory while the file arrives: each piece is hashed, looked at and written encrypted.
 
 The file's type is found from its first bytes: a PDF, PNG or JPEG by its signature, a Word
 (DOCX) or OpenDocument text (ODT) file by its ZIP entries, plain text by being UTF-8 without
@@ -26,9 +29,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
-from aiohttp import BodyPartReader, MultipartReader
+from aiohttp import BodyPartReader, MultipartReader, web
 
-from exchange.records import MAX_ATTACHMENT_SIZE, sanitise_file_name
+from exchange.records import sanitise_file_name
 from exchange.records.content_checks import (
     DOCX,
     JPEG,
@@ -41,8 +44,6 @@ from exchange.records.content_checks import (
 )
 from exchange.web.send.drafts import PIECE, DraftStore, Upload
 
-#: How much of an oversized body is read and thrown away before the connection is closed.
-DRAIN_LIMIT: Final = 4 * MAX_ATTACHMENT_SIZE
 #: The longest text field of the upload form (a title is at most 200 characters).
 MAX_FIELD: Final = 4096
 #: The file types in words, as the page says them before upload.
@@ -54,13 +55,14 @@ TYPE_WORDS: Final = {
     ODT: "OpenDocument text (ODT)",
     TEXT: "plain text",
 }
-TOO_BIG: Final = f"The selected file must be smaller than {MAX_ATTACHMENT_SIZE // (1024 * 1024)} MB"
 WRONG_TYPE: Final = (
     "The selected file must be a PDF, PNG, JPEG, Word document (DOCX), "
     "OpenDocument text (ODT) or plain text file"
 )
 EMPTY: Final = "The selected file is empty"
 NO_FILE: Final = "Select a file"
+#: A megabyte as the pages count it.
+MB: Final = 1024 * 1024
 _BINARY_STARTS: Final = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", b"PK\x03\x04")
 
 
@@ -111,12 +113,22 @@ class Received:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-async def _field(part: BodyPartReader) -> str:
+def megabytes(size: int) -> str:
+    """Return a limit in whole MB (MiB, rounded down), as the pages say limits."""
+    return f"{size // MB} MB"
+
+
+def too_big(per_file: int) -> str:
+    """Return the page's words for a file over the node's limit of ``per_file`` bytes."""
+    return f"The selected file must be smaller than {megabytes(per_file)}"
+
+
+async def _field(part: BodyPartReader, drain: int) -> str:
     data = b""
     while chunk := await part.read_chunk(MAX_FIELD):
         data += chunk
         if len(data) > MAX_FIELD:
-            await _drain(part, DRAIN_LIMIT)
+            await _drain(part, drain)
             return ""
     return data.decode("utf-8", errors="replace")
 
@@ -127,24 +139,30 @@ async def _drain(part: BodyPartReader, limit: int) -> None:
     while chunk := await part.read_chunk(PIECE):
         seen += len(chunk)
         if seen > limit:
-            raise ConnectionAbortedError("the upload is far larger than allowed")
+            # Far larger than allowed: the rest is not read, and the page says too large.
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=seen)
 
 
-async def _store_file(
-    part: BodyPartReader, drafts: DraftStore, id_hash: bytes, token: str, draft_id: str
+async def _store_file(  # noqa: PLR0917 - the draft's parts and the limit
+    part: BodyPartReader,
+    drafts: DraftStore,
+    id_hash: bytes,
+    token: str,
+    draft_id: str,
+    per_file: int,
 ) -> Upload | str:
     """Stream a file part into the draft; return the upload, or the error message."""
     name = part.filename or ""
     sniffer = _Sniffer()
     digest = hashlib.sha256()
     size = 0
-    too_big = False
+    oversize = False
     try:
         with drafts.file_writer(id_hash, token, draft_id) as (upload_id, write):
             while chunk := await part.read_chunk(PIECE):
                 size += len(chunk)
-                if size > MAX_ATTACHMENT_SIZE:
-                    too_big = True
+                if size > per_file:
+                    oversize = True
                     _refuse()
                 digest.update(chunk)
                 sniffer.feed(chunk)
@@ -153,9 +171,9 @@ async def _store_file(
             if size == 0 or content_type is None:
                 _refuse()
     except _RefusedError:
-        if too_big:
-            await _drain(part, DRAIN_LIMIT)
-            return TOO_BIG
+        if oversize:
+            await _drain(part, per_file)
+            return too_big(per_file)
         if size == 0:
             return EMPTY if name else NO_FILE
         return WRONG_TYPE
@@ -198,10 +216,19 @@ def _refuse() -> NoReturn:
     raise _RefusedError
 
 
-async def receive_upload(
-    reader: MultipartReader, drafts: DraftStore, id_hash: bytes, token: str, draft_id: str
+async def receive_upload(  # noqa: PLR0917 - the draft's parts and the limit
+    reader: MultipartReader,
+    drafts: DraftStore,
+    id_hash: bytes,
+    token: str,
+    draft_id: str,
+    per_file: int,
 ) -> Received:
-    """Read the rest of an upload form: its text fields and at most one file, streamed."""
+    """Read the rest of an upload form: its text fields and at most one file, streamed.
+
+    A file over ``per_file`` bytes is refused (the most the node takes for one file of the
+    draft's kind).
+    """
     received = Received()
     saw_file = False
     while (part := await reader.next()) is not None:
@@ -210,13 +237,13 @@ async def receive_upload(
             continue
         if part.name == "file" and not saw_file:
             saw_file = True
-            outcome = await _store_file(part, drafts, id_hash, token, draft_id)
+            outcome = await _store_file(part, drafts, id_hash, token, draft_id, per_file)
             if isinstance(outcome, str):
                 received.errors["file"] = outcome
             else:
                 received.upload = outcome
         elif part.name in {"title", "document_kind"}:
-            setattr(received, part.name, (await _field(part)).strip())
+            setattr(received, part.name, (await _field(part, per_file)).strip())
         else:
             await _drain(part, MAX_FIELD)
     if not saw_file:

@@ -26,6 +26,10 @@ from vectorkit import write_or_check  # noqa: E402 - found through the line abov
 
 DELETE = object()
 
+#: The format's limits, written out: the vectors must not follow the code they check.
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
 #: Synthetic identifiers with correct check characters (computed by exchange.records).
 UPN = "W356200124001"
 UPN_TEMPORARY = "G35620012400A"
@@ -414,6 +418,22 @@ INVALID: list[tuple[str, str, str, dict[str, Any], Change, list[tuple[str, str]]
         {("attachments", 0, "content_type"): "application/x-msdownload"},
         [("attachments[0].content_type", "enum")],
     ),
+    (
+        "referral",
+        "attachment-size-over-limit",
+        "an attachment declared one byte over the 1 GiB a file may be",
+        REFERRAL,
+        {("attachments", 0, "size"): GIB + 1},
+        [("attachments[0].size", "maximum")],
+    ),
+    (
+        "referral",
+        "attachments-over-total",
+        "attachments declared one byte over the 50 MiB a referral carries in total",
+        REFERRAL,
+        {("attachments", 0, "size"): 50 * MIB + 1},
+        [("attachments", "manifest.total")],
+    ),
     # cp-file-transfer
     (
         "cp-file-transfer",
@@ -470,6 +490,22 @@ INVALID: list[tuple[str, str, str, dict[str, Any], Change, list[tuple[str, str]]
         CP_TRANSFER,
         {("documents", 0, "size"): 0},
         [("documents[0].size", "minimum")],
+    ),
+    (
+        "cp-file-transfer",
+        "document-size-over-limit",
+        "a document declared one byte over the 1 GiB a file may be",
+        CP_TRANSFER,
+        {("documents", 0, "size"): GIB + 1},
+        [("documents[0].size", "maximum")],
+    ),
+    (
+        "cp-file-transfer",
+        "documents-over-total",
+        "documents declared one byte over the 2 GiB a CP file carries in total",
+        CP_TRANSFER,
+        {("documents",): [{**CP_TRANSFER["documents"][0], "size": size} for size in (GIB, GIB, 1)]},
+        [("documents", "manifest.total")],
     ),
     (
         "cp-file-transfer",
