@@ -168,6 +168,14 @@ def check_public_url(config: NodeConfig, report: CheckReport) -> None:
             addresses |= {r.address.rstrip("/") for r in entry.routes if r.kind == "https"}
     if not tenants_listed and config.directory_url is not None:
         return  # none listed yet: said once per organisation, as a note (check_tenant_keys)
+    if tenants_listed and not addresses:
+        # Reached only through relay mailboxes or MESH, which it collects from: no peer
+        # signs a request against its address, so there is nothing to compare.
+        report.notes.append(
+            "node.public_url is not compared: the directory lists no https route for this "
+            "node's organisations (they collect from relay mailboxes or MESH)"
+        )
+        return
     if config.public_url not in addresses:
         listed = ", ".join(sorted(addresses)) or "none"
         report.problems.append(

@@ -20,6 +20,7 @@ from exchange.config import RelayConfig
 from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import EventType, decode_event
+from exchange.node.config_check import check_config
 from exchange.node.runtime import Node
 
 from .conftest import FAST_DELIVERY, LA, SCHOOL, deployed
@@ -152,3 +153,12 @@ async def test_not_collected_is_overdue_until_collected(world: Deployment) -> No
             )
 
         await until(collected, timeout=30.0)
+
+
+async def test_a_node_reached_only_through_a_relay_passes_the_check(world: Deployment) -> None:
+    """Its public_url is in no route (it collects): nothing to compare, and it is said."""
+    config = world.nodes["receiving"].config
+    report = check_config(config)
+    assert report.problems == []
+    [note] = report.notes
+    assert note.startswith("node.public_url is not compared: the directory lists no https route")
