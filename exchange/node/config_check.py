@@ -278,6 +278,22 @@ def check_data_dir(config: NodeConfig) -> list[str]:  # noqa: PLR0911 - one retu
     return []
 
 
+def check_directory_ca(config: NodeConfig) -> list[str]:
+    """Return the problem of a ``[directory] ca`` that cannot be read as certificates."""
+    path = config.directory_ca
+    if path is None:
+        return []
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        return [f"directory.ca {path} does not exist"]
+    except ssl.SSLError:  # before OSError, which it is
+        return [f"directory.ca {path} holds no PEM certificate"]
+    except OSError as exc:
+        return [f"directory.ca {path} cannot be read: {exc.strerror}"]
+    return []
+
+
 def check_config(config: NodeConfig, *, match_public_url: bool = True) -> CheckReport:
     """Run every check; the report lists each problem found.
 
@@ -294,6 +310,7 @@ def check_config(config: NodeConfig, *, match_public_url: bool = True) -> CheckR
         check_public_url(config, report)
     report.problems += check_transport(config)
     report.problems += check_tls(config)
+    report.problems += check_directory_ca(config)
     check_ops(config, report)
     report.problems += check_data_dir(config)
     return report

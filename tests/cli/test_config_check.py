@@ -180,3 +180,23 @@ async def test_the_summary_says_the_token_opens_the_main_listener(
         ", operations on 127.0.0.1:0 and, with the token, on the main listener"
     )
     assert token not in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [(None, "does not exist"), (b"not a certificate\n", "holds no PEM certificate")],
+    ids=["missing", "garbage"],
+)
+async def test_a_directory_ca_that_cannot_be_used(
+    world: Deployment, content: bytes | None, named: str
+) -> None:
+    """[directory] ca must hold the certificates the fetch trusts: named before any fetch."""
+    ca = world.folder / "directory-ca.pem"
+    if content is not None:
+        ca.write_bytes(content)
+    config = _variant(
+        world, "[directory]\n", f'[directory]\nurl = "https://d.invalid/n"\nca = "{ca}"\n'
+    )
+    status, lines = await _check(config)
+    assert status == 1
+    assert lines == [f"exchange: config {config}: directory.ca {ca} {named}"]
