@@ -28,9 +28,8 @@ from exchange.cli.staff_options import (
     connect,
     connection_options,
     reads_token_from_stdin,
-    wants_json,
 )
-from exchange.cli.staff_words import Names, deadline, kind, reference
+from exchange.cli.staff_words import Names, deadline, kind, reference, show
 from exchange.cli.upload import CONTENT_TYPE_BY_EXTENSION, Upload, attachment_parts
 from exchange.files import STDIO, read_limited
 from exchange.records import KINDS
@@ -117,18 +116,13 @@ def send_command(args: argparse.Namespace) -> int:
     record = _read_record(args.record)
     upload = Upload(_fields(args, record), attachment_parts(args.attach or []))
     answer = _submit(client, upload)
-    if wants_json(args):
-        common.say(json.dumps(answer, indent=2, ensure_ascii=True))
-        return 0
-    try:
-        lines = sent_lines(answer, args.kind, upload.fields["recipients"], Names.fetch(client))
-    except (KeyError, TypeError, AttributeError):
-        raise CliError(
-            "the node accepted the record but its answer is not in the expected form "
-            "(print it with --json)"
-        ) from None
-    for line in lines:
-        common.say(line)
+    recipients = upload.fields["recipients"]
+    show(
+        args, client, answer,
+        lambda answer, names: sent_lines(answer, args.kind, recipients, names),
+        unexpected="the node accepted the record but its answer is not in the expected form "
+        "(print it with --json)",
+    )  # fmt: skip
     return 0
 
 
