@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -136,8 +137,26 @@ def list_command(args: argparse.Namespace) -> int:
 # --- open --------------------------------------------------------------------------------
 
 
-def _refuse_taken(directory: Path) -> None:
-    """Refuse before asking the node when the record's file name is already taken."""
+def _refuse_unusable(directory: Path) -> None:
+    """Refuse before asking the node when ``--out`` cannot take the files.
+
+    Opening is recorded by the node and tells the sender, so a folder that is not one, a
+    missing parent, or a record file name already taken is found first, and nothing is opened.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"--out {directory} is not a folder; nothing was opened")
+    if not directory.exists():
+        parent = directory.parent
+        if not parent.is_dir():
+            raise CliError(
+                f"--out {directory}: the folder {parent} does not exist; nothing was opened"
+            )
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise CliError(
+                f"--out {directory}: the folder {parent} is not writable; nothing was opened"
+            )
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        raise CliError(f"--out {directory} is not writable; nothing was opened")
     target = directory / RECORD_FILE
     if target.exists() or target.is_symlink():
         raise CliError(f"{target} already exists; refusing to overwrite it; nothing was saved")
@@ -147,7 +166,7 @@ def open_command(args: argparse.Namespace) -> int:
     """Open an item and save its record and attachments in ``--out``."""
     directory = Path(args.out)
     client = connect(args)
-    _refuse_taken(directory)
+    _refuse_unusable(directory)
     digest = resolve(client, args.item)
     content = client.fetch(
         "POST", f"/api/v1/inbox/{digest}/open", accept="application/octet-stream",

@@ -441,7 +441,7 @@ def test_the_token_comes_only_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert TOKEN not in result.err
     # A token that could split the header is refused without being shown.
     monkeypatch.setenv("EXCHANGE_TOKEN", "abc\r\nX-Injected: 1")
-    result = assert_refused(run("thread", DIGEST), 2, "EXCHANGE_TOKEN does not hold a token")
+    result = assert_refused(run("thread", DIGEST), 1, "EXCHANGE_TOKEN does not hold a token")
     assert "Injected" not in result
 
 
