@@ -7,8 +7,9 @@ the HTTP and command-line adapters render them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Literal, NewType
+from typing import Final, Literal, NewType
 
 from exchange.keys.ids import OrgId
 
@@ -375,6 +376,14 @@ class HoldRecord:
     placed_by: str
     lifted_at: float | None
     lifted_by: str | None
+
+
+#: What an ``Idempotency-Key`` may be: 1 to 128 visible ASCII characters, no spaces (a UUID
+#: fits). The node refuses any other key (400); ``exchange send --idempotency-key`` checks
+#: the same rule before it sends anything.
+IDEMPOTENCY_KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,128}")
+#: The rule above, in words, for refusals.
+IDEMPOTENCY_KEY_RULE: Final = "1 to 128 visible ASCII characters without spaces, such as a UUID"
 
 
 @dataclass(frozen=True, slots=True)

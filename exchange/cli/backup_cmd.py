@@ -98,8 +98,18 @@ def restore_command(args: argparse.Namespace) -> int:
     """Restore a verified backup into the node's empty (or new) data folder."""
     config = _config(args)
     extra = _register_key(args.register_key)
-    if not _verified(args.backup):
-        raise CliError(f"the backup {args.backup} does not verify; nothing was restored")
+    problems = verify_backup(Path(args.backup))
+    if problems:
+        # One line: the first problem; `exchange backup verify` lists them all.
+        more = (
+            f" (and {len(problems) - 1} more: see exchange backup verify {args.backup})"
+            if len(problems) > 1
+            else ""
+        )
+        raise CliError(
+            f"the backup {args.backup} does not verify, so nothing was restored: "
+            f"{problems[0]}{more}"
+        )
     manifest = restore_backup(Path(args.backup), config.data_dir, extra=extra)
     common.note(f"restored into {config.data_dir}: {_summary(manifest)}")
     if not extra:

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Final
 
 from exchange.cli import common
-from exchange.cli.errors import CliError, concerning
-from exchange.config import ConfigError, load_config
+from exchange.cli.errors import CliError, concerning, describe
+from exchange.cli.node_store import node_config
+from exchange.config import ConfigError
 from exchange.files import read_limited, replace_file
 from exchange.keys.directory import Directory, load_directory
 from exchange.keys.notes import NoteVerifier
@@ -107,8 +108,8 @@ def publish_command(args: argparse.Namespace) -> int:
 def refresh_command(args: argparse.Namespace) -> int:
     """Fetch ``[directory] url`` and write ``[directory] file`` if the note is newer."""
     where = f"config {args.config}"
+    config = node_config(args.config)
     try:
-        config = load_config(Path(args.config))
         trusted = trusted_verifiers(config)
         # A node just made by `exchange init` has no directory yet: the first fetch is it.
         first = not config.directory_file.exists() and not config.directory_file.is_symlink()
@@ -117,7 +118,7 @@ def refresh_command(args: argparse.Namespace) -> int:
             current, note = load_directory_note(config)
             current_version, current_digest = current.version, note_digest(note)
     except OSError as exc:
-        raise CliError(f"{where}: {exc.strerror}") from None
+        raise CliError(describe(exc, where)[1]) from None
     except ConfigError as exc:
         raise CliError(f"{where}: {exc}") from None
     if config.directory_url is None:

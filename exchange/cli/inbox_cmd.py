@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from exchange.cli.record_cmd import NamedFile, extract
 from exchange.cli.staff_client import StaffClient, clean
 from exchange.cli.staff_cmd import limit_arg
 from exchange.cli.staff_options import connect, connection_options, wants_json
-from exchange.cli.staff_words import Names, deadline, kind, london, reference
+from exchange.cli.staff_words import Names, columns, deadline, kind, london, reference, show
 from exchange.receipts.receipt import ACKNOWLEDGEMENT_CODES, REJECTION_CODES
 from exchange.records import MAX_CONTAINER_LEN, decode_container
 
@@ -102,8 +103,11 @@ def resolve(client: StaffClient, item: str) -> str:
 # --- list --------------------------------------------------------------------------------
 
 
-def inbox_lines(items: list[dict[str, Any]], names: Names) -> list[str]:
+def inbox_lines(answer: dict[str, Any], names: Names) -> list[str]:
     """One line per item under a heading: reference, received, from, kind, deadline, status."""
+    items = list(answer["items"])
+    if not items:
+        return ["the inbox is empty"]
     rows = [("REFERENCE", "RECEIVED", "FROM", "KIND", "DEADLINE", "STATUS")]
     rows += [
         (
@@ -116,11 +120,7 @@ def inbox_lines(items: list[dict[str, Any]], names: Names) -> list[str]:
         )
         for i in items
     ]
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
-    return [
-        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]])
-        for row in rows
-    ]
+    return columns(rows)
 
 
 def list_command(args: argparse.Namespace) -> int:
@@ -128,19 +128,8 @@ def list_command(args: argparse.Namespace) -> int:
     client = connect(args)
     query = {"limit": str(args.limit)} | ({"before": args.before} if args.before else {})
     answer = client.call("GET", "/api/v1/inbox?" + urllib.parse.urlencode(query))
-    if wants_json(args):
-        common.say(json.dumps(answer, indent=2, ensure_ascii=True))
-        return 0
-    try:
-        items = list(answer["items"])
-        lines = inbox_lines(items, Names.fetch(client)) if items else ["the inbox is empty"]
-    except (KeyError, TypeError, AttributeError, ValueError):
-        raise CliError(
-            "the node's answer is not in the expected form (print it with --json)"
-        ) from None
-    for line in lines:
-        common.say(line)
-    if isinstance(answer, dict) and answer.get("next"):
+    show(args, client, answer, inbox_lines)
+    if not wants_json(args) and isinstance(answer, dict) and answer.get("next"):
         common.note(f"more: exchange inbox list --before {clean(answer['next'], 200)}")
     return 0
 
@@ -148,8 +137,26 @@ def list_command(args: argparse.Namespace) -> int:
 # --- open --------------------------------------------------------------------------------
 
 
-def _refuse_taken(directory: Path) -> None:
-    """Refuse before asking the node when the record's file name is already taken."""
+def _refuse_unusable(directory: Path) -> None:
+    """Refuse before asking the node when ``--out`` cannot take the files.
+
+    Opening is recorded by the node and tells the sender, so a folder that is not one, a
+    missing parent, or a record file name already taken is found first, and nothing is opened.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"--out {directory} is not a folder; nothing was opened")
+    if not directory.exists():
+        parent = directory.parent
+        if not parent.is_dir():
+            raise CliError(
+                f"--out {directory}: the folder {parent} does not exist; nothing was opened"
+            )
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise CliError(
+                f"--out {directory}: the folder {parent} is not writable; nothing was opened"
+            )
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        raise CliError(f"--out {directory} is not writable; nothing was opened")
     target = directory / RECORD_FILE
     if target.exists() or target.is_symlink():
         raise CliError(f"{target} already exists; refusing to overwrite it; nothing was saved")
@@ -159,7 +166,7 @@ def open_command(args: argparse.Namespace) -> int:
     """Open an item and save its record and attachments in ``--out``."""
     directory = Path(args.out)
     client = connect(args)
-    _refuse_taken(directory)
+    _refuse_unusable(directory)
     digest = resolve(client, args.item)
     content = client.fetch(
         "POST", f"/api/v1/inbox/{digest}/open", accept="application/octet-stream",

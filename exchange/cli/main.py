@@ -2,6 +2,10 @@
 
 Every failure, whatever raised it, ends here as one ``exchange: <sentence>`` line on standard
 error and an exit status (see :mod:`exchange.cli.errors`); no traceback reaches the user.
+
+This module imports only the standard library at its top: the commands (and the libraries
+they need, which take a moment to load) are imported inside :func:`main`, so a Ctrl-C while
+they load is reported like any other, as ``exchange: interrupted``, not as a traceback.
 """
 
 from __future__ import annotations
@@ -12,26 +16,15 @@ import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Final, cast
 
 from exchange import __version__
-from exchange.cli import (
-    backup_cmd,
-    common,
-    directory_cmd,
-    envelope_cmd,
-    inbox_cmd,
-    init_cmd,
-    keys_cmd,
-    node_cmd,
-    record_cmd,
-    register_cmd,
-    retention_cmd,
-    send_cmd,
-    staff_cmd,
-    subject_access_cmd,
-)
-from exchange.cli.errors import EXIT_USAGE, CliError, describe
+
+if TYPE_CHECKING:
+    from exchange.cli.common import Parser
+
+#: Exit status after Ctrl-C (128 + SIGINT), as :data:`exchange.cli.errors.EXIT_INTERRUPTED`.
+_EXIT_INTERRUPTED: Final = 130
 
 _EPILOG = """\
 environment:
@@ -54,6 +47,8 @@ DEMO_INSTALL = "pip install 'safeguarding-exchange[demo]'"
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from exchange.cli.errors import CliError  # noqa: PLC0415 - see the module's docstring
+
     # Imported only when asked for: the demo pulls in more than the other commands need, and
     # its own packages are an extra that a node's installation may leave out.
     try:
@@ -76,8 +71,26 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(serve=not args.no_serve, mesh_sandbox=mesh_sandbox)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """Return the parser for every command."""
+    # The commands load here, not at the module's top (see the module's docstring).
+    from exchange.cli import (  # noqa: PLC0415
+        backup_cmd,
+        common,
+        directory_cmd,
+        envelope_cmd,
+        inbox_cmd,
+        init_cmd,
+        keys_cmd,
+        node_cmd,
+        record_cmd,
+        register_cmd,
+        retention_cmd,
+        send_cmd,
+        staff_cmd,
+        subject_access_cmd,
+    )
+
     parser = common.Parser(
         prog="exchange",
         description=(
@@ -136,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``exchange`` command with ``argv`` (default: the process arguments)."""
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before the commands had loaded (afterwards, _run reports it itself).
+        _flush_stdout()
+        sys.stderr.write("exchange: interrupted\n")
+        return _EXIT_INTERRUPTED
+
+
+def _run(argv: list[str] | None) -> int:
+    from exchange.cli.errors import EXIT_USAGE, describe  # noqa: PLC0415
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

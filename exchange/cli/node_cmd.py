@@ -19,15 +19,14 @@ import secrets
 import signal
 import sys
 import time
-from pathlib import Path
 
 from exchange.auth.account import check_email
 from exchange.auth.errors import WeakPasswordError
 from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
-from exchange.cli.errors import EXIT_REFUSED, CliError, UsageError
-from exchange.cli.node_store import open_store
-from exchange.config import ConfigError, NodeConfig, load_config
+from exchange.cli.errors import EXIT_REFUSED, CliError, UsageError, concerning
+from exchange.cli.node_store import node_config, open_store
+from exchange.config import ConfigError, NodeConfig
 from exchange.keys.ids import parse_org_id
 from exchange.keys.notes import NoteSigner
 from exchange.ledger.errors import LedgerError
@@ -35,6 +34,7 @@ from exchange.ledger.events import decode_event
 from exchange.ledger.log import verify_log
 from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
+from exchange.node.binding import ListenRefusedError
 from exchange.node.config_check import ConfigRefusedError, check_config
 from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
 from exchange.service.accounts import Accounts, StoreClock
@@ -49,12 +49,7 @@ _USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 def _config(args: argparse.Namespace) -> NodeConfig:
-    try:
-        return load_config(Path(args.config))
-    except OSError as exc:
-        raise CliError(f"config {args.config}: {exc.strerror}") from None
-    except ConfigError as exc:
-        raise CliError(f"config {args.config}: {exc}") from None
+    return node_config(args.config)
 
 
 def _refuse(args: argparse.Namespace, problems: list[str]) -> int:
@@ -104,6 +99,9 @@ def serve_command(args: argparse.Namespace) -> int:
         raise CliError(f"config {args.config}: {exc}") from None
     except ReadersWithoutSecondFactorError as exc:
         raise CliError(str(exc).replace("--config FILE", f"--config {args.config}")) from None
+    except ListenRefusedError as exc:
+        # Names the setting and the address; the node closed what it had opened.
+        raise CliError(f"config {args.config}: {exc}") from None
     return 0
 
 
@@ -144,7 +142,9 @@ def initial_password(option: str = "--password-stdin") -> str:
     if sys.stdin.isatty():
         password = getpass.getpass("Initial password: ")
     else:
-        password = sys.stdin.readline(MAX_LENGTH * 4 + 2).removesuffix("\n").removesuffix("\r")
+        with concerning("standard input"):
+            line = sys.stdin.readline(MAX_LENGTH * 4 + 2)
+        password = line.removesuffix("\n").removesuffix("\r")
     if not password:
         raise UsageError(f"{option}: no password on standard input")
     try:

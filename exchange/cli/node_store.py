@@ -1,16 +1,31 @@
-"""Opening a node's store from a command, the way the node itself opens it.
+"""Opening a node's configuration and store from a command, the way the node itself does.
 
-Every command that reads or changes a node's data opens the store through
-:func:`open_store`, so a store at an older schema version is backed up before it is
-upgraded (into ``node.upgrade_backups``) whichever command finds it first, and the command
-says where that backup is.
+Every command given ``--config`` reads it with :func:`node_config`, so a missing, unreadable
+or malformed file is refused in the same words whatever the command. Every command that
+reads or changes a node's data opens the store through :func:`open_store`, so a store at an
+older schema version is backed up before it is upgraded (into ``node.upgrade_backups``)
+whichever command finds it first, and the command says where that backup is.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from exchange.cli import common
-from exchange.config import NodeConfig
+from exchange.cli.errors import CliError, describe
+from exchange.config import ConfigError, NodeConfig, load_config
 from exchange.store import SqliteStore
+
+
+def node_config(path: str) -> NodeConfig:
+    """Read the node's configuration file ``path``; refuse in one line naming it."""
+    try:
+        return load_config(Path(path))
+    except OSError as exc:
+        # In the words every command uses for a file (missing, a folder, not readable).
+        raise CliError(describe(exc, f"config {path}")[1]) from None
+    except ConfigError as exc:
+        raise CliError(f"config {path}: {exc}") from None
 
 
 async def open_store(config: NodeConfig) -> SqliteStore:

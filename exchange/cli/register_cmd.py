@@ -23,8 +23,8 @@ from typing import TypeVar
 
 from exchange.cli import common
 from exchange.cli.errors import CliError, UsageError
-from exchange.cli.node_store import open_store
-from exchange.config import ConfigError, NodeConfig, load_config
+from exchange.cli.node_store import node_config, open_store
+from exchange.config import NodeConfig
 from exchange.files import write_new_file
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.service.register_reports import (
@@ -41,12 +41,7 @@ _MAX_IDENTIFIER_LINE = 64
 
 
 def _config(args: argparse.Namespace) -> NodeConfig:
-    try:
-        return load_config(Path(args.config))
-    except OSError as exc:
-        raise CliError(f"config {args.config}: {exc.strerror}") from None
-    except ConfigError as exc:
-        raise CliError(f"config {args.config}: {exc}") from None
+    return node_config(args.config)
 
 
 def _org(args: argparse.Namespace, config: NodeConfig) -> OrgId:

@@ -3,9 +3,12 @@
 It reads the record (JSON) from a file or standard input, checks each ``--attach`` file
 (type by extension, size), and calls ``POST /api/v1/envelopes`` with the body streamed
 (:mod:`exchange.cli.upload`: each file base64-encoded as it is read, so memory use does not
-grow with the files). A fresh ``Idempotency-Key`` is made for each run: if the node is briefly
+grow with the files). Every request carries an ``Idempotency-Key``: if the node is briefly
 unavailable (503) or the answer is lost, the request is made again with the same key and the
-node seals it once. On a terminal, a progress bar on standard error shows the upload.
+node seals it once. The key is ``--idempotency-key KEY`` when given, so a run retried after
+its answer was lost (the command ended, the machine restarted) still sends the record once;
+else a fresh UUID per run, which a failure to reach the node names, for that retry. On a
+terminal, a progress bar on standard error shows the upload.
 
 It prints the record's reference (as the web pages show it), its digest, and its deadline
 in Europe/London, with the recipients by name; ``--json`` prints the node's answer instead.
@@ -22,17 +25,17 @@ from typing import Any, Final
 from exchange.cli import common
 from exchange.cli.errors import CliError, UsageError, concerning
 from exchange.cli.progress import Progress
-from exchange.cli.staff_client import Body, StaffClient, clean
+from exchange.cli.staff_client import Body, StaffClient, UnreachableError, clean
 from exchange.cli.staff_cmd import MAX_RECORD_FILE, digest_arg
 from exchange.cli.staff_options import (
     connect,
     connection_options,
     reads_token_from_stdin,
-    wants_json,
 )
-from exchange.cli.staff_words import Names, deadline, kind, reference
+from exchange.cli.staff_words import Names, deadline, kind, reference, show
 from exchange.cli.upload import CONTENT_TYPE_BY_EXTENSION, Upload, attachment_parts
 from exchange.files import STDIO, read_limited
+from exchange.model import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE
 from exchange.records import KINDS
 
 _DATE_HELP: Final = "YYYY-MM-DD"
@@ -74,7 +77,14 @@ def _fields(args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _submit(client: StaffClient, upload: Upload) -> Any:
+def idempotency_key_arg(value: str) -> str:
+    """Parse ``--idempotency-key``: what the node accepts as an ``Idempotency-Key``."""
+    if IDEMPOTENCY_KEY_RE.fullmatch(value) is None:
+        raise argparse.ArgumentTypeError(f"a key is {IDEMPOTENCY_KEY_RULE}")
+    return value
+
+
+def _submit(client: StaffClient, upload: Upload, given_key: str | None) -> Any:
     bar = Progress("sending", upload.length)
 
     def pieces() -> Any:
@@ -82,9 +92,17 @@ def _submit(client: StaffClient, upload: Upload) -> Any:
         return upload.pieces()
 
     body = Body("application/json", upload.length, pieces, watch=bar.advance)
-    key = str(uuid.uuid4())
+    key = given_key or str(uuid.uuid4())
     try:
         return client.call("POST", "/api/v1/envelopes", body, headers={"Idempotency-Key": key})
+    except UnreachableError as exc:
+        if given_key is not None:
+            raise
+        # The node may have sealed it before the answer was lost: the key makes a retry safe.
+        raise CliError(
+            f"{exc}; if you run it again, add --idempotency-key {key} so that the record "
+            "is sent once"
+        ) from None
     finally:
         bar.finish()
 
@@ -116,19 +134,14 @@ def send_command(args: argparse.Namespace) -> int:
     client = connect(args)
     record = _read_record(args.record)
     upload = Upload(_fields(args, record), attachment_parts(args.attach or []))
-    answer = _submit(client, upload)
-    if wants_json(args):
-        common.say(json.dumps(answer, indent=2, ensure_ascii=True))
-        return 0
-    try:
-        lines = sent_lines(answer, args.kind, upload.fields["recipients"], Names.fetch(client))
-    except (KeyError, TypeError, AttributeError):
-        raise CliError(
-            "the node accepted the record but its answer is not in the expected form "
-            "(print it with --json)"
-        ) from None
-    for line in lines:
-        common.say(line)
+    answer = _submit(client, upload, args.idempotency_key)
+    recipients = upload.fields["recipients"]
+    show(
+        args, client, answer,
+        lambda answer, names: sent_lines(answer, args.kind, recipients, names),
+        unexpected="the node accepted the record but its answer is not in the expected form "
+        "(print it with --json)",
+    )  # fmt: skip
     return 0
 
 
@@ -145,7 +158,8 @@ def add_commands(sub: common.Subcommands) -> None:
             "(POST /api/v1/envelopes). The documents are streamed, so their size is limited "
             "only by the node. Prints the reference, the digest and the deadline; --json "
             "prints the node's answer. Each run sends once, even if the request has to be "
-            "made again (an Idempotency-Key). Your API token is read from $EXCHANGE_TOKEN, "
+            "made again (an Idempotency-Key); to retry a run whose answer was lost, give "
+            "both runs the same --idempotency-key. Your API token is read from $EXCHANGE_TOKEN, "
             "--token-file or --token-stdin, never from the command line."
         ),
     )
@@ -197,5 +211,12 @@ def add_commands(sub: common.Subcommands) -> None:
     )
     send.add_argument(
         "--in-reply-to", type=digest_arg, metavar="DIGEST", help="the item this replies to"
+    )
+    send.add_argument(
+        "--idempotency-key",
+        type=idempotency_key_arg,
+        metavar="KEY",
+        help="give the same key to a retried run to be sure the record is sent once (the "
+        f"node keeps it a day; {IDEMPOTENCY_KEY_RULE}; default: a new one each run)",
     )
     send.set_defaults(handler=send_command)

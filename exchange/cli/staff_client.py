@@ -13,7 +13,8 @@ and nowhere else:
 - the node's refusal (``{"error": {"message", "rule", "problems"}}``, or an RFC 9457
   ``application/problem+json`` from a proxy in front): ``the node refused: <message> [<rule>]``;
 - a redirect: refused, so the token goes nowhere but the node named;
-- the node unreachable: one sentence naming the address (refused, TLS, timeout, closed);
+- the node unreachable: one sentence naming the address (refused, TLS, timeout, closed), as
+  :class:`UnreachableError`, since the node may have acted on a request whose answer was lost;
 - an answer too large, or not JSON where JSON was expected.
 
 ``503 Service Unavailable`` with ``Retry-After`` (a node briefly unable to take the request)
@@ -109,6 +110,10 @@ class _Retry(Exception):  # noqa: N818 - a signal inside this module, not an err
         super().__init__(str(failure))
         self.wait = wait
         self.failure = failure
+
+
+class UnreachableError(CliError):
+    """The node could not be reached, or its answer was lost: it may or may not have acted."""
 
 
 @dataclass(frozen=True)
@@ -217,13 +222,15 @@ class StaffClient:
                 raise _Retry(DEFAULT_RETRY_WAIT, failure) from None
             raise failure from None
 
-    def _unreachable(self, reason: BaseException | None) -> CliError:
+    def _unreachable(self, reason: BaseException | None) -> UnreachableError:
         for kinds, sentence in _UNREACHABLE:
             if isinstance(reason, kinds):
-                return CliError(sentence.format(where=self.base))
+                return UnreachableError(sentence.format(where=self.base))
         if isinstance(reason, OSError) and reason.strerror:
-            return CliError(f"could not reach {self.base}: {reason.strerror.rstrip('.').lower()}")
-        return CliError(f"could not reach {self.base}")
+            return UnreachableError(
+                f"could not reach {self.base}: {reason.strerror.rstrip('.').lower()}"
+            )
+        return UnreachableError(f"could not reach {self.base}")
 
 
 #: A request that may have reached the node but whose answer was lost on the way back.

@@ -24,8 +24,7 @@ import argparse
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any, Final
 
 from exchange.cli import common
@@ -36,8 +35,9 @@ from exchange.cli.staff_options import (
     ENV_TOKEN,
     connect,
     connection_options,
-    option,
+    wants_json,
 )
+from exchange.cli.staff_words import Names, columns, deadline, kind, london, reference, show
 from exchange.cli.upload import Upload, attachment_parts
 from exchange.files import read_limited
 from exchange.records import KINDS
@@ -75,95 +75,85 @@ def limit_arg(value: str) -> int:
 
 
 # --- showing answers ---------------------------------------------------------------------
-
-
-def when(value: object) -> str:
-    """Return unix seconds as ``YYYY-MM-DDTHH:MM:SSZ`` (``-`` when unknown)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return "-"
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _show(args: argparse.Namespace, answer: Any, lines: Callable[[Any], list[str]]) -> None:
-    """Print ``answer`` as JSON (``--json``) or as the lines ``lines`` makes of it."""
-    if option(args, "json", default=False):
-        common.say(json.dumps(answer, indent=2, ensure_ascii=True))
-        return
-    try:
-        text = lines(answer)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-        raise CliError(
-            "the node's answer is not in the expected form (print it with --json)"
-        ) from None
-    for line in text:
-        common.say(line)
+# People read times in Europe/London and organisations by name (exchange.cli.staff_words);
+# --json prints the node's answer as it is, with unix seconds and ids, for scripts.
 
 
 def _recall_detail(outcome: dict[str, Any]) -> str:
     parts = [clean(outcome.get("detail") or "")]
     if outcome.get("at") is not None:
-        parts.append(f"at {when(outcome['at'])}")
+        parts.append(f"on {london(outcome['at'])}")
     if outcome.get("opened_by_role"):
         parts.append(f"opened by {clean(outcome['opened_by_role'], 20)}")
     return ", ".join(p for p in parts if p)
 
 
-def recall_lines(answer: dict[str, Any]) -> list[str]:
+def recall_lines(answer: dict[str, Any], names: Names) -> list[str]:
     """One line per recipient: organisation, outcome, route, then what happened and when."""
-    return [
-        f"{clean(r['organisation'], 60):<16} {clean(r['outcome'], 20):<15} "
-        f"{clean(r.get('route') or '-', 10):<8} {_recall_detail(r)}"
-        for r in answer["recipients"]
-    ]
+    return columns(
+        [
+            (
+                names.of(r["organisation"]),
+                clean(r["outcome"], 20),
+                clean(r.get("route") or "-", 10),
+                _recall_detail(r),
+            )
+            for r in answer["recipients"]
+        ]
+    )
 
 
-def rectify_lines(answer: dict[str, Any]) -> list[str]:
+def rectify_lines(answer: dict[str, Any], names: Names) -> list[str]:
     """Return the correction's names, each recipient sent it, and each left out with why."""
     lines = [
-        f"correction {clean(answer['digest'], 64)} (envelope {clean(answer['envelope_id'], 32)})",
+        f"correction {clean(answer['digest'], 64)} (reference {reference(answer['envelope_id'])})",
         f"corrects   {clean(answer['corrects'], 64)}",
     ]
-    lines += [f"sent to    {clean(org, 60)}" for org in answer["recipients"]]
+    lines += [f"sent to    {names.of(org)}" for org in answer["recipients"]]
     lines += [
-        f"not sent   {clean(n['organisation'], 60)}: {clean(n['reason'])}"
+        f"not sent   {names.of(n['organisation'])}: {clean(n['reason'])}"
         for n in answer["not_sent"]
     ]
-    deadline = answer.get("deadline")
-    if isinstance(deadline, dict):
-        lines.append(f"due        {clean(deadline['due'], 20)} ({clean(deadline['rule'], 80)})")
+    due = answer.get("deadline")
+    if isinstance(due, dict):
+        lines.append(f"deadline   {deadline(due)} ({clean(due['rule'], 80)})")
     return lines
 
 
-def _receipts(receipts: Sequence[dict[str, Any]]) -> str:
+def _receipts(receipts: Sequence[dict[str, Any]], names: Names) -> str:
     orgs = {r["organisation"] for r in receipts}
     return ", ".join(
-        (f"{clean(r['organisation'], 60)} " if len(orgs) > 1 else "")
-        + f"{clean(r['status'], 20)} {when(r['time'])}"
+        (f"{names.of(r['organisation'])} " if len(orgs) > 1 else "")
+        + f"{clean(r['status'], 20)} {london(r['time'])}"
         for r in receipts
     )
 
 
-def thread_lines(answer: dict[str, Any]) -> list[str]:
+def thread_lines(answer: dict[str, Any], names: Names) -> list[str]:
     """One line per envelope, oldest first: time, direction, counterparty, kind, receipts."""
-    lines = []
+    rows = []
     for item in answer["items"]:
         marker = "*" if item["digest"] == answer["digest"] else " "
         direction = "sent to" if item["direction"] == "sent" else "from"
-        counterparties = ", ".join(clean(c, 60) for c in item["counterparties"])
         relation = clean(item.get("relation") or "", 12)
-        kind = clean(item["record_kind"], 30) + (f" ({relation})" if relation else "")
-        receipts = _receipts(item["receipts"]) or "no receipts"
+        receipts = _receipts(item["receipts"], names) or "no receipts"
         if item.get("state"):
             receipts += f"; {clean(item['state'], 20)} here"
-        lines.append(
-            f"{marker} {when(item['time'])}  {direction:<7} {counterparties:<16} {kind:<30} "
-            f"{clean(item['digest'], 64)}  {receipts}"
+        rows.append(
+            (
+                f"{marker} {london(item['time'])}",
+                direction,
+                ", ".join(names.of(c) for c in item["counterparties"]),
+                kind(item["record_kind"]) + (f" ({relation})" if relation else ""),
+                clean(item["digest"], 64),
+                receipts,
+            )
         )
-    return lines
+    return columns(rows)
 
 
-def _recipient_summary(recipient: dict[str, Any]) -> str:
-    text = f"{clean(recipient['organisation'], 60)} {clean(recipient['delivery_state'], 20)}"
+def _recipient_summary(recipient: dict[str, Any], names: Names) -> str:
+    text = f"{names.of(recipient['organisation'])} {clean(recipient['delivery_state'], 20)}"
     statuses = [clean(t["status"], 20) for t in recipient["timeline"]]
     if statuses:
         text += f" ({', '.join(statuses)})"
@@ -175,23 +165,42 @@ def _recipient_summary(recipient: dict[str, Any]) -> str:
     return text
 
 
-def sent_list_lines(answer: dict[str, Any]) -> list[str]:
+def sent_list_lines(answer: dict[str, Any], names: Names) -> list[str]:
     """One line per sent item, newest first: created, kind, digest, each recipient's state."""
-    return [
-        f"{when(item['created'])}  {clean(item['record_kind'], 30):<20} "
-        f"{clean(item['digest'], 64)}  "
-        + "; ".join(_recipient_summary(r) for r in item["recipients"])
-        for item in answer["items"]
+    return columns(
+        [
+            (
+                london(item["created"]),
+                kind(item["record_kind"]),
+                clean(item["digest"], 64),
+                "; ".join(_recipient_summary(r, names) for r in item["recipients"]),
+            )
+            for item in answer["items"]
+        ]
+    )
+
+
+def _event_rows(events: Sequence[dict[str, Any]], names: Names) -> list[str]:
+    rows = [
+        (
+            f"  {clean(e['type'], 20)}",
+            london(e["time"]),
+            names.of(e["counterparty"]) if e.get("counterparty") else "-",
+            (f"{clean(e['reason'], 100)}  " if e.get("reason") else "")
+            + f"(ledger #{int(e['index'])})",
+        )
+        for e in events
     ]
+    return columns(rows)
 
 
-def sent_item_lines(item: dict[str, Any]) -> list[str]:
+def sent_item_lines(item: dict[str, Any], names: Names) -> list[str]:
     """Return one sent item's timeline: each recipient's route, state, receipts and recall."""
     lines = [
         f"digest        {clean(item['digest'], 64)}",
-        f"envelope      {clean(item['envelope_id'], 32)}",
-        f"kind          {clean(item['record_kind'], 30)}",
-        f"created       {when(item['created'])} by {clean(item['submitted_by'], 80)}",
+        f"reference     {reference(item['envelope_id'])}",
+        f"kind          {kind(item['record_kind'])}",
+        f"created       {london(item['created'])} by {clean(item['submitted_by'], 80)}",
     ]
     if item.get("in_reply_to"):
         lines.append(f"in reply to   {clean(item['in_reply_to'], 64)}")
@@ -205,21 +214,16 @@ def sent_item_lines(item: dict[str, Any]) -> list[str]:
             state += ", OVERDUE"
         if r.get("last_error"):
             state += f", last error: {clean(r['last_error'])}"
-        lines.append(f"to {clean(r['organisation'], 60)}")
+        lines.append(f"to {names.of(r['organisation'])}")
         lines.append(f"  delivery    {state}")
-        lines += [f"  {clean(t['status'], 20):<11} {when(t['time'])}" for t in r["timeline"]]
+        lines += [f"  {clean(t['status'], 20):<11} {london(t['time'])}" for t in r["timeline"]]
         recall = r.get("recall")
         if isinstance(recall, dict):
             lines.append(f"  recall      {clean(recall['outcome'], 20)}: {_recall_detail(recall)}")
     events = item.get("events") or ()
     if events:
         lines.append("events")
-    lines += [
-        f"  {when(e['time'])}  {clean(e['type'], 20):<10} {clean(e.get('counterparty') or '-', 60)}"
-        + (f"  {clean(e['reason'], 100)}" if e.get("reason") else "")
-        + f"  (ledger #{int(e['index'])})"
-        for e in events
-    ]
+        lines += _event_rows(events, names)
     return lines
 
 
@@ -233,8 +237,8 @@ def recall_command(args: argparse.Namespace) -> int:
     if args.reason_code is not None:
         body["reason_code"] = args.reason_code
     answer = node.call("POST", f"/api/v1/sent/{args.digest}/recall", body)
-    _show(args, answer, recall_lines)
-    if not option(args, "json", default=False):
+    show(args, node, answer, recall_lines)
+    if not wants_json(args):
         outcomes = [str(r.get("outcome")) for r in answer.get("recipients", ())]
         counts = ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
         retry = (
@@ -256,14 +260,14 @@ def rectify_command(args: argparse.Namespace) -> int:
     upload = Upload({"record": record, "reason": args.reason}, attachment_parts(args.attach or []))
     body = Body("application/json", upload.length, upload.pieces)
     answer = node.call("POST", f"/api/v1/sent/{args.digest}/rectify", body)
-    _show(args, answer, rectify_lines)
+    show(args, node, answer, rectify_lines)
     return 0
 
 
 def thread_command(args: argparse.Namespace) -> int:
     """Show the conversation an envelope belongs to."""
-    answer = connect(args).call("GET", f"/api/v1/threads/{args.digest}")
-    _show(args, answer, thread_lines)
+    node = connect(args)
+    show(args, node, node.call("GET", f"/api/v1/threads/{args.digest}"), thread_lines)
     return 0
 
 
@@ -272,17 +276,18 @@ def sent_command(args: argparse.Namespace) -> int:
     query = {"limit": str(args.limit)}
     if args.before:
         query["before"] = args.before
-    answer = connect(args).call("GET", "/api/v1/sent?" + urllib.parse.urlencode(query))
-    _show(args, answer, sent_list_lines)
-    if not option(args, "json", default=False) and isinstance(answer, dict) and answer.get("next"):
+    node = connect(args)
+    answer = node.call("GET", "/api/v1/sent?" + urllib.parse.urlencode(query))
+    show(args, node, answer, sent_list_lines)
+    if not wants_json(args) and isinstance(answer, dict) and answer.get("next"):
         common.note(f"more: exchange sent --before {clean(answer['next'], 200)}")
     return 0
 
 
 def sent_show_command(args: argparse.Namespace) -> int:
     """Show one sent item's timeline."""
-    answer = connect(args).call("GET", f"/api/v1/sent/{args.digest}")
-    _show(args, answer, sent_item_lines)
+    node = connect(args)
+    show(args, node, node.call("GET", f"/api/v1/sent/{args.digest}"), sent_item_lines)
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from exchange.cli import common
-from exchange.cli.errors import CliError, UsageError
+from exchange.cli.errors import CliError, UsageError, concerning
 from exchange.cli.staff_client import DEFAULT_TIMEOUT, StaffClient
 
 ENV_NODE: Final = "EXCHANGE_NODE_URL"
@@ -195,11 +195,12 @@ def _base_url(args: argparse.Namespace) -> tuple[str, bool]:
 
 
 def _checked(token: str, shown: str) -> str:
+    # What holds the token is an input, refused with status 1; no token at all is a usage error.
     token = token.strip()
     if not token:
-        raise UsageError(f"{shown} is empty; it must hold your API token")
+        raise CliError(f"{shown} is empty; it must hold your API token")
     if _TOKEN_RE.fullmatch(token) is None:
-        raise UsageError(f"{shown} does not hold a token: it has spaces or other characters")
+        raise CliError(f"{shown} does not hold a token: it has spaces or other characters")
     return token
 
 
@@ -223,16 +224,17 @@ def _token_from_file(path: str) -> str:
     try:
         text = raw.decode("ascii")
     except UnicodeError:
-        raise UsageError(f"token file {path} does not hold a token") from None
+        raise CliError(f"token file {path} does not hold a token") from None
     return _checked(text, f"token file {path}")
 
 
 def _token_from_stdin() -> str:
     if sys.stdin.isatty():
         return _checked(getpass.getpass("API token: "), "the token typed")
-    line = sys.stdin.readline(MAX_TOKEN_FILE + 1)
+    with concerning("standard input"):
+        line = sys.stdin.readline(MAX_TOKEN_FILE + 1)
     if len(line) > MAX_TOKEN_FILE:
-        raise UsageError("standard input does not start with a token (the line is too long)")
+        raise CliError("standard input does not start with a token (the line is too long)")
     return _checked(line, "the first line of standard input")
 
 

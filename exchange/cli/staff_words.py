@@ -3,17 +3,27 @@
 People read organisations by name (the directory's, fetched once from the node with
 ``GET /api/v1/organisations``) with the id after it, times and deadlines in Europe/London in
 the words the web pages use (:mod:`exchange.words`), and an envelope by the short reference
-the pages show. Text from the node is cleaned for one terminal line.
+the pages show. Text from the node is cleaned for one terminal line. :func:`show` prints an
+answer either way: as it is with ``--json`` (the machine form, unchanged), else as lines.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+from exchange.cli import common
 from exchange.cli.errors import CliError
 from exchange.cli.staff_client import StaffClient, clean
+from exchange.cli.staff_options import wants_json
 from exchange.words import deadline_words, kind_name, london_time, short_reference
+
+#: What is said when an answer cannot be shown as lines (a node of another version, say).
+NOT_AS_EXPECTED = "the node's answer is not in the expected form (print it with --json)"
 
 
 @dataclass(frozen=True)
@@ -67,3 +77,38 @@ def reference(envelope_id: object) -> str:
         return short_reference(bytes.fromhex(str(envelope_id)))
     except ValueError:
         return "-"
+
+
+def columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Return ``rows`` as lines whose columns line up (the last column is not padded)."""
+    if not rows:
+        return []
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+
+
+def show(
+    args: argparse.Namespace,
+    client: StaffClient,
+    answer: Any,
+    lines: Callable[[Any, Names], list[str]],
+    *,
+    unexpected: str = NOT_AS_EXPECTED,
+) -> None:
+    """Print ``answer`` as JSON (``--json``), or as the lines ``lines`` makes of it for people.
+
+    Only the lines fetch the organisations' names; an answer they cannot read is refused
+    with ``unexpected`` in one line rather than shown in part.
+    """
+    if wants_json(args):
+        common.say(json.dumps(answer, indent=2, ensure_ascii=True))
+        return
+    try:
+        text = lines(answer, Names.fetch(client))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        raise CliError(unexpected) from None
+    for line in text:
+        common.say(line)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from exchange.cli import common
-from exchange.cli.errors import CliError, UsageError
+from exchange.cli.errors import CliError, UsageError, concerning
 from exchange.cli.register_cmd import _config, _emit, _now, _org, _with_store
 from exchange.config import ConfigError, NodeConfig
 from exchange.files import write_new_file
@@ -66,27 +66,30 @@ def _prompted() -> list[Identifier]:
     for field, words, _ in _FIELDS:
         sys.stderr.write(f"{words} (press Enter if not known): ")
         sys.stderr.flush()
-        typed = "".join(sys.stdin.readline(_MAX_IDENTIFIER_LINE).split()).upper()
+        with concerning("standard input"):
+            typed = "".join(sys.stdin.readline(_MAX_IDENTIFIER_LINE).split()).upper()
         if typed:
             found.append(_validated(field, typed, words))
     return found
 
 
 def _from_json() -> list[Identifier]:
-    text = sys.stdin.read(_MAX_IDENTIFIERS_JSON + 1)
+    # What standard input holds is an input: refused with status 1, never repeated.
+    with concerning("standard input"):
+        text = sys.stdin.read(_MAX_IDENTIFIERS_JSON + 1)
     if len(text) > _MAX_IDENTIFIERS_JSON:
-        raise UsageError(f"standard input must be at most {_MAX_IDENTIFIERS_JSON} characters")
+        raise CliError(f"standard input must be at most {_MAX_IDENTIFIERS_JSON} characters")
     try:
         doc = json.loads(text)
     except ValueError:
-        raise UsageError(
+        raise CliError(
             'standard input must be a JSON object such as {"upn": ..., "nhs_number": ...}'
         ) from None
     if not isinstance(doc, dict):
-        raise UsageError("standard input must be a JSON object with upn and/or nhs_number")
+        raise CliError("standard input must be a JSON object with upn and/or nhs_number")
     unknown = sorted(k for k in doc if k not in {f for f, _, _ in _FIELDS})
     if unknown:
-        raise UsageError(f"standard input has unknown fields: {', '.join(unknown)}")
+        raise CliError(f"standard input has unknown fields: {', '.join(unknown)}")
     return [_validated(f, doc[f], f) for f, _, _ in _FIELDS if f in doc]
 
 
@@ -98,7 +101,11 @@ def read_identifiers(args: argparse.Namespace) -> list[Identifier]:
         for field, value, option in given:
             if value is None:
                 continue
-            typed = sys.stdin.readline(_MAX_IDENTIFIER_LINE).strip() if value == "-" else value
+            if value == "-":
+                with concerning("standard input"):
+                    typed = sys.stdin.readline(_MAX_IDENTIFIER_LINE).strip()
+            else:
+                typed = value
             found.append(_validated(field, typed, option))
         return found
     found = _prompted() if sys.stdin.isatty() else _from_json()

@@ -316,11 +316,17 @@ async def start_listener(
 
     Adds :func:`guard_middleware` as the application's outermost middleware, so call it
     before the application starts. Returns the runner (``cleanup()`` stops everything) and
-    the site (its bound ``port``, its ``closed`` counts).
+    the site (its bound ``port``, its ``closed`` counts). When the address cannot be bound,
+    the runner is cleaned up and the ``OSError`` propagates.
     """
     app.middlewares.insert(0, guard_middleware)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = GuardedSite(runner, host, port, timeouts=timeouts, ssl_context=ssl_context)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        # An address that cannot be bound leaves nothing running behind it.
+        await runner.cleanup()
+        raise
     return runner, site

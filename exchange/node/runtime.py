@@ -34,7 +34,7 @@ from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.relay_mailbox import RelayMailboxConnector
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector
 from exchange.http.app import READY, create_app
-from exchange.http.listener import GuardedSite, Timeouts, start_listener
+from exchange.http.listener import GuardedSite, Timeouts
 from exchange.http.ops import create_ops_app
 from exchange.http.peer import UPLOADS
 from exchange.http.recall import set_recaller
@@ -43,10 +43,12 @@ from exchange.keys.ids import OrgId
 from exchange.keys.notes import NoteSigner
 from exchange.keys.succession import note_digest
 from exchange.logs import get_logger
-from exchange.node.config_check import ConfigRefusedError, check_config
+from exchange.node.binding import bind_listener
+from exchange.node.config_check import CheckReport, ConfigRefusedError, check_config
 from exchange.node.trusted_directory import trusted_verifiers
 from exchange.outbox.routing import Routes
 from exchange.peerauth import UploadLimits
+from exchange.policy import RecordsSetup
 from exchange.relay.server import Relay, RelayLimits, add_relay_routes
 from exchange.relay.store import RelayStore
 from exchange.service.body_checks import own_body_intact
@@ -62,7 +64,7 @@ from exchange.service.node_service import NodeService
 from exchange.service.recall import Recaller
 from exchange.service.register_reports import RegisterKey, RegisterKeyError
 from exchange.shipped import load_records_setup
-from exchange.store import SqliteStore
+from exchange.store import SqliteStore, Store
 from exchange.web.pages import add_staff_pages
 from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
@@ -276,6 +278,10 @@ class Node:
 
         Raises :class:`~exchange.node.config_check.ConfigRefusedError` naming every problem
         ``exchange config check`` would name; nothing is opened, written or bound then.
+        Raises :class:`~exchange.node.binding.ListenRefusedError` when ``ops.listen`` or
+        ``node.listen`` cannot be bound (an address another program holds, one that is not
+        this machine's): like any failure after the store is opened, it closes again
+        whatever was opened or bound before it.
         """
         config = self.config
         report = check_config(config, match_public_url=self.match_public_url)
@@ -288,10 +294,25 @@ class Node:
             if tenant.org not in report.directory.organisations:
                 # Allowed with directory.url only (exchange config check says so).
                 log.warning("directory.tenant-not-listed", org=tenant.org)
-        directory, tenants, ledger_pair = report.directory, report.tenants, report.ledger_pair
-        note = report.directory_note
         records = load_records_setup(config)
         store = await self._open_store()
+        try:
+            await self._start_on(store, report, records)
+        except BaseException:
+            # Nothing half-started: what was opened or bound so far is closed again.
+            await self._close_edges()
+            await self._close_stores(store)
+            raise
+        log.info("node.started", org=",".join(report.tenants), count=len(report.tenants))
+
+    async def _start_on(
+        self, store: SqliteStore, report: CheckReport, records: RecordsSetup
+    ) -> None:
+        """Start serving from the open ``store`` and what the checks read."""
+        config = self.config
+        assert report.directory is not None
+        assert report.ledger_pair is not None
+        directory, tenants, ledger_pair = report.directory, report.tenants, report.ledger_pair
         self.service = NodeService(
             store=store,
             directory=directory,
@@ -308,7 +329,7 @@ class Node:
             idempotency_keys_for=config.idempotency_keys_for,
         )
         await self._refuse_readers_without_second_factor()
-        await self._start_directory_updates(note)
+        await self._start_directory_updates(report.directory_note)
         self.ledger = NodeLedger(
             store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock
         )
@@ -367,22 +388,17 @@ class Node:
         # HTTP, the same deadlines and quiet handling of broken requests.
         timeouts = listener_timeouts(config)
         self._ops_app = create_ops_app(app)
-        self._ops_runner, self.ops_site = await start_listener(
-            self._ops_app, config.ops.host, config.ops.port, timeouts=timeouts
+        self._ops_runner, self.ops_site = await bind_listener(
+            "ops.listen", self._ops_app, config.ops.host, config.ops.port, timeouts=timeouts
         )
         # One listener serves everything else (API, pages, peers, relay), with deadlines on
         # every connection against slow clients (exchange.http.listener).
-        try:
-            self._runner, self.site = await start_listener(
-                app, config.host, config.port, timeouts=timeouts, ssl_context=server_ssl(config)
-            )
-        except BaseException:
-            await self._ops_runner.cleanup()
-            self._ops_runner = None
-            raise
+        self._runner, self.site = await bind_listener(
+            "node.listen", app, config.host, config.port,
+            timeouts=timeouts, ssl_context=server_ssl(config),
+        )  # fmt: skip
         self.port = self.site.port
         self._start_tasks()
-        log.info("node.started", org=",".join(tenants), count=len(tenants))
 
     def _start_tasks(self) -> None:
         """Start the background tasks, each under the supervisor (exchange.workers.supervisor).
@@ -450,7 +466,6 @@ class Node:
         await accounts.sweep_sessions()
         unsafe = await accounts.readers_signed_in_without_second_factor()
         if unsafe:
-            await self.service.store.close()
             log.error("node.refused", count=len(unsafe), outcome="readers-without-second-factor")
             raise ReadersWithoutSecondFactorError(unsafe)
 
@@ -532,7 +547,6 @@ class Node:
         try:
             await self.directory_updates.record_start()
         except DirectoryStartError as exc:
-            await self.service.store.close()
             log.error("node.refused", outcome="directory-rollback")  # noqa: TRY400 - no trace
             raise ConfigError(str(exc)) from None
 
@@ -577,14 +591,7 @@ class Node:
         self._app[READY]["accepting"] = False
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._runner.cleanup()
-        self._runner = None
-        if self._ops_runner is not None:
-            await self._ops_runner.cleanup()
-            self._ops_runner = None
-        await self.routes.close()
-        if self._session is not None:
-            await self._session.close()
+        await self._close_edges()
         try:
             await self.ledger.checkpoint()
         except Exception as exc:  # noqa: BLE001 - the stop goes on; what failed is logged
@@ -593,7 +600,23 @@ class Node:
             log.error(  # noqa: TRY400
                 "node.final-checkpoint-failed", cause=fault.kind, error_class=type(exc).__name__,
             )  # fmt: skip
+        await self._close_stores(self.service.store)
+        log.info("node.stopped")
+
+    async def _close_edges(self) -> None:
+        """Close the listeners, the connectors and the client session, whichever are open."""
+        for runner in (self._runner, self._ops_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._ops_runner = None
+        if hasattr(self, "routes"):
+            await self.routes.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _close_stores(self, store: Store) -> None:
+        """Close the relay's store, if any, and the node's."""
         if self.relay is not None:
             await self.relay.store.close()
-        await self.service.store.close()
-        log.info("node.stopped")
+        await store.close()

@@ -14,19 +14,18 @@ A request still in progress with the same key is refused (409). A refused reques
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
-from exchange.model import IdempotencyRecord, User
+from exchange.model import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE, IdempotencyRecord, User
 from exchange.service.context import ServiceContext
 from exchange.service.errors import ConflictError, ServiceError, UnprocessableError
 
 #: The header's name, and what a key may be: 1 to 128 visible ASCII characters, no spaces.
 HEADER: Final = "Idempotency-Key"
-KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,128}")
+KEY_RE: Final = IDEMPOTENCY_KEY_RE
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,7 @@ class IdempotencyKey:
 def parse_key(value: str, request_hash: bytes) -> IdempotencyKey:
     """Return the key of an ``Idempotency-Key`` header, or refuse it (400) without echoing it."""
     if KEY_RE.fullmatch(value) is None:
-        raise ServiceError(
-            f"the {HEADER} header must be 1 to 128 visible ASCII characters without spaces, "
-            "such as a UUID",
-            status=400,
-        )
+        raise ServiceError(f"the {HEADER} header must be {IDEMPOTENCY_KEY_RULE}", status=400)
     return IdempotencyKey(value, request_hash)
 
 

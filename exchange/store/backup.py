@@ -223,6 +223,8 @@ def _staging(final: Path, kind: str) -> Path:
     if final.exists() or final.is_symlink():
         raise BackupError(f"{final} already exists; a backup never replaces anything")
     if not final.parent.is_dir():
+        if final.parent.exists():
+            raise BackupError(f"{final.parent} is not a folder")
         raise BackupError(f"the folder {final.parent} does not exist")
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.{kind}-", dir=final.parent))
 
@@ -477,11 +479,14 @@ def _manifest_problem(manifest: Any) -> str | None:
 def read_manifest(backup: Path) -> tuple[dict[str, Any] | None, list[str]]:
     """Return the backup's manifest (None if unusable) and the problems found in it."""
     path = backup / MANIFEST
+    # Each problem is said of the backup (the caller names it), so none repeats its path.
+    if not backup.is_dir():
+        return None, [
+            "is a file, not a backup folder" if backup.exists() else "no such backup folder"
+        ]
     try:
         manifest = json.loads(path.read_bytes())
     except FileNotFoundError:
-        if not backup.is_dir():
-            return None, [f"{backup}: no such backup folder"]
         return None, [f"{MANIFEST}: missing, so this folder is not a complete backup"]
     except OSError as exc:
         return None, [f"{MANIFEST}: cannot be read ({_reason(exc)})"]

@@ -6,8 +6,10 @@ reference, the digest, the deadline in Europe/London, the recipient by name) and
 ``--json``; the token from the environment, a file (refused when others can read it) or
 standard input, never from the command line; each refusal (the node's rule, a bad address,
 a CA it cannot verify, a wrong token, a wrong file) as one line. A 503 is asked again with
-the same ``Idempotency-Key`` and the same body; each run makes a new key. The body the
-command streams is the JSON the API expects, of exactly the announced length.
+the same ``Idempotency-Key`` and the same body; each run makes a new key, unless
+``--idempotency-key`` gives one: then a retried run is sent once, and a failure to reach
+the node names the key to retry with. The body the command streams is the JSON the API
+expects, of exactly the announced length.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from exchange.cli.staff_options import _RefuseToken
 from exchange.cli.upload import READ_SIZE, FilePart, Upload, attachment_parts
 from exchange.demo.loopback import Deployment
 from exchange.records import MAX_ATTACHMENT_SIZE, decode_container
+from tests.cli.conftest import assert_refused, run
 from tests.cli.processes import base_env, exchange, refused
 from tests.cli.schools import (
     MB,
@@ -56,7 +59,9 @@ TRACED = (
     "-c",
     (
         "import os, sys, tracemalloc\n"
-        "from exchange.cli.main import main\n"
+        "from exchange.cli.main import build_parser, main\n"
+        # The commands load inside main(): loaded first, they are not counted as the upload's.
+        "build_parser()\n"
         "tracemalloc.start()\n"
         "status = main(sys.argv[1:])\n"
         "with open(os.environ['PEAK_FILE'], 'w') as f:\n"
@@ -177,6 +182,73 @@ async def test_refusals_are_one_plain_line(schools: Deployment, tmp_path: Path) 
     (tmp_path / "tool.exe").write_bytes(b"MZ")
     refused(await exchange(*argv[:-1], str(tmp_path / "tool.exe"), env=env), 1,
             "only .docx, .jpeg, .jpg, .odt, .pdf, .png, .txt files can be attached")  # fmt: skip
+
+
+# --- a retried run: --idempotency-key ---------------------------------------------------------
+
+KEY = "hillside-cp-file-2026-11-20-1"
+
+
+@network
+@subprocess
+async def test_a_retried_run_with_the_same_key_is_sent_once(
+    schools: Deployment, tmp_path: Path
+) -> None:
+    """Two runs with one --idempotency-key get the same answer; the node holds one item."""
+    record = tmp_path / "cp-file.json"
+    write_cp_record(record)
+    write_pdf(tmp_path / "chronology.pdf", 20_000)
+    argv = [*send_argv(record, tmp_path / "chronology.pdf"), "--idempotency-key", KEY, "--json"]
+    env = staff_env(schools, SCHOOL)
+    first = await exchange(*argv, env=env)
+    assert first.status == 0, first
+    again = await exchange(*argv, env=env)
+    assert again.status == 0, again
+    assert json.loads(again.out) == json.loads(first.out)
+    listed = await exchange("sent", "--json", env=env)
+    digests = [item["digest"] for item in json.loads(listed.out)["items"]]
+    assert digests == [json.loads(first.out)["digest"]]
+
+    # The same key with another record is refused by the node, and sends nothing.
+    write_cp_record(record, titles=("Chronology of concerns",))
+    line = refused(await exchange(*argv, env=env), 1, "the node refused: ")
+    assert "Idempotency-Key" in line
+    listed = await exchange("sent", "--json", env=env)
+    assert len(json.loads(listed.out)["items"]) == 1
+
+
+@network
+@subprocess
+async def test_a_failed_run_names_the_key_to_retry_with(tmp_path: Path) -> None:
+    """Without --idempotency-key, a node that cannot be reached is named with the run's key."""
+    record = tmp_path / "cp-file.json"
+    write_cp_record(record)
+    write_pdf(tmp_path / "chronology.pdf", 1_000)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    env = {**base_env(), "EXCHANGE_TOKEN": "synthetic-token-0123456789abcdef"}
+    argv = [*send_argv(record, tmp_path / "chronology.pdf"), "--node", dead]
+    line = refused(await exchange(*argv, env=env), 1, f"could not connect to {dead}")
+    key = line.split("--idempotency-key ", 1)[1].split()[0]
+    assert len(key) == 36  # a UUID, which the next run can give
+    line = refused(await exchange(*argv, "--idempotency-key", key, env=env), 1, dead)
+    assert "--idempotency-key" not in line
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "two words", "x" * 129, "caf\u00e9", "tab\there", "line\nbreak"],
+    ids=["empty", "space", "too-long", "not-ascii", "tab", "newline"],
+)
+def test_a_malformed_key_is_a_usage_error(key: str, tmp_path: Path) -> None:
+    """A key the node would refuse is refused first, in one line, exit status 2."""
+    record = tmp_path / "cp-file.json"
+    write_cp_record(record)
+    result = run(*send_argv(record), "--idempotency-key", key, "--node", "https://127.0.0.1:1")
+    line = assert_refused(result, 2, "--idempotency-key", "1 to 128 visible ASCII characters")
+    assert result.out == b""
+    assert line.count("\n") == 0
 
 
 # --- asking again: a node briefly unavailable -----------------------------------------------

@@ -4,10 +4,11 @@ The nodes are the node tests' deployment (a school node, and an LA node serving 
 door and the school nurses) on loopback with a test CA; each command runs as a separate
 ``python -m exchange.cli.main`` process while the nodes keep serving in the test's event
 loop. Checked: the outcome lines of a recall, a thread after an outcome reply, a
-rectification reaching the original's recipient, the node's refusals as one line with the
-rule, the token taken only from the environment and never printed, HTTPS required, and a
-misbehaving server (too large, redirect, not JSON, slow) refused in a plain sentence. No
-run ever prints a traceback.
+rectification reaching the original's recipient (organisations by name and times in
+Europe/London in the lines, as the web pages show them; ``--json`` as the node answers),
+the node's refusals as one line with the rule, the token taken only from the environment
+and never printed, HTTPS required, and a misbehaving server (too large, redirect, not JSON,
+slow) refused in a plain sentence. No run ever prints a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,9 +25,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from exchange.cli.staff_cmd import recall_lines, sent_item_lines
+from exchange.cli.staff_words import Names
 from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 from exchange.keys.ids import OrgId
 from exchange.records import decode_container
+from exchange.words import london_time
 from tests.cli.conftest import assert_refused, run
 from tests.cli.processes import Ran, base_env, exchange, refused
 from tests.node.conftest import LA, NURSES, SCHOOL, deployed
@@ -33,6 +38,14 @@ from tests.node.helpers import auth, client, get_json, sent, submit, until
 from tests.node.records import SOCIAL_WORKER, lac_record, referral, referral_submission
 
 REASON = "Sent to the wrong team by mistake."
+#: How people read the deployment's organisations: the directory's name, then the id.
+LA_NAME = "Stockport front door (la:356)"
+NURSES_NAME = "School nursing team (ods:X26ABC)"
+
+
+def cells(line: str) -> list[str]:
+    """Return the columns of a line of output (separated by two spaces or more)."""
+    return re.split(r"\s{2,}", line.strip())
 
 
 @pytest.fixture
@@ -127,7 +140,7 @@ async def test_recall_of_a_delivered_unopened_item_prints_recalled(nodes: Deploy
                          "wrong-recipient", *ca(nodes), env=env)  # fmt: skip
     assert ran.status == 0, ran
     [line] = ran.lines
-    assert line.split()[:3] == ["la:356", "recalled", "https"]
+    assert cells(line)[:3] == [LA_NAME, "recalled", "https"]
     assert "withdrew it before anyone opened it" in line
     assert f"recall of {digest}: 1 recalled" in ran.err
 
@@ -139,6 +152,8 @@ async def test_recall_of_a_delivered_unopened_item_prints_recalled(nodes: Deploy
     assert answer["digest"] == digest
     assert [(r["organisation"], r["outcome"]) for r in answer["recipients"]] == [(LA, "recalled")]
     assert answer["recipients"][0]["reason_code"] == "wrong-recipient"
+    # The lines said when in Europe/London; the JSON keeps the node's unix seconds.
+    assert line.endswith(f"opened it, on {london_time(answer['recipients'][0]['at'])}")
 
     # The LA's staff can no longer open it.
     async with (
@@ -152,17 +167,21 @@ async def test_recall_of_a_delivered_unopened_item_prints_recalled(nodes: Deploy
     # The sent view shows the recall, the route and the ledger events; the list shows it too.
     ran = await exchange("sent", "show", digest, *ca(nodes), env=env)
     assert ran.status == 0, ran
+    shown = json.loads((await exchange("sent", "show", digest, "--json", *ca(nodes), env=env)).out)
     assert f"digest        {digest}" in ran.lines
-    assert "to la:356" in ran.lines
+    assert f"created       {london_time(shown['created'])} by {shown['submitted_by']}" in ran.lines
+    assert "kind          Looked-after child record" in ran.lines
+    assert f"to {LA_NAME}" in ran.lines
     assert any(line.startswith("  delivery    delivered via https") for line in ran.lines)
     assert any(line.startswith("  recall      recalled: ") for line in ran.lines)
-    events = ran.out.split("events\n", 1)[1].splitlines()
-    assert events[0].split()[1] == "submitted"
-    assert any(e.split()[1:3] == ["recalled", "la:356"] for e in events)
+    events = [cells(e) for e in ran.out.split("events\n", 1)[1].splitlines()]
+    assert events[0][:2] == ["submitted", london_time(shown["events"][0]["time"])]
+    assert any(e[0] == "recalled" and e[2] == LA_NAME for e in events)
     ran = await exchange("sent", "--limit", "5", *ca(nodes), env=env)
     assert ran.status == 0, ran
     [line] = [line for line in ran.lines if digest in line]
-    assert "la:356 delivered (delivered)" in line
+    assert cells(line)[:3] == [london_time(shown["created"]), "Looked-after child record", digest]
+    assert f"{LA_NAME} delivered (delivered)" in line
     assert "recall recalled" in line
     ran = await exchange("sent", "--json", *ca(nodes), env=env)
     assert [i["digest"] for i in json.loads(ran.out)["items"]] == [digest]
@@ -180,7 +199,7 @@ async def test_recall_after_opening_is_too_late_with_the_role(nodes: Deployment)
                          secrets=(nodes.tokens[(SCHOOL, "dpo")],))  # fmt: skip
     assert ran.status == 0, ran
     [line] = ran.lines
-    assert line.split()[:3] == ["la:356", "too-late", "https"]
+    assert cells(line)[:3] == [LA_NAME, "too-late", "https"]
     assert line.endswith("opened by dsl")
 
 
@@ -229,13 +248,14 @@ async def test_thread_after_an_outcome_reply_shows_both(nodes: Deployment) -> No
     ran = await exchange("thread", ref, *ca(nodes), env=school)
     assert ran.status == 0, ran
     first, second = ran.lines
+    view = json.loads((await exchange("thread", ref, "--json", *ca(nodes), env=school)).out)
+    sent_at, received_at = (london_time(item["time"]) for item in view["items"])
     assert first.startswith("* ")
-    assert first.split()[2:6] == ["sent", "to", "la:356", "referral"]
-    assert ref in first
+    assert cells(first[2:])[:5] == [sent_at, "sent to", LA_NAME, "Referral", ref]
     assert "delivered" in first.split(ref)[1]
     assert "opened" in first.split(ref)[1]
     assert second.startswith("  ")
-    assert second.split()[1:6] == ["from", "la:356", "outcome", "(reply)", outcome]
+    assert cells(second)[:5] == [received_at, "from", LA_NAME, "Outcome (reply)", outcome]
     assert "opened here" in second
 
     # At the LA, asked about the outcome, by a member of staff: the same conversation.
@@ -273,13 +293,15 @@ async def test_rectify_sends_a_correction_to_the_original_recipient(nodes: Deplo
     correction = head.split()[1]
     assert len(correction) == 64
     assert correction != original
-    assert "(envelope " in head
+    assert re.search(r"\(reference [0-9A-F]{4}-[0-9A-F]{4}\)$", head)
     assert corrects == f"corrects   {original}"
     sent_to, due = rest
-    assert sent_to == "sent to    la:356"
-    # A corrected referral has a deadline of its own, like any referral.
-    assert due.startswith("due        ")
-    assert due.endswith(" (deadlines.referral)")
+    assert sent_to == f"sent to    {LA_NAME}"
+    # A corrected referral has a deadline of its own, like any referral, in words.
+    assert re.fullmatch(
+        r"deadline   by 5pm on [A-Z][a-z]+day \d{1,2} [A-Z][a-z]+ \d{4} \(deadlines.referral\)",
+        due,
+    )
 
     # The LA receives it, and sees what it corrects and the attachment when it opens it.
     await _arrived(nodes, "la", LA, correction)
@@ -310,8 +332,8 @@ async def test_rectify_names_who_was_left_out(nodes: Deployment) -> None:
     await _open(nodes, "la", LA, digest)
     env = as_user(nodes, SCHOOL, "dsl")
     ran = await exchange("recall", digest, "--reason", REASON, *ca(nodes), env=env)
-    outcomes = dict(line.split()[:2] for line in ran.lines)
-    assert outcomes == {"la:356": "too-late", "ods:X26ABC": "recalled"}
+    outcomes = dict(cells(line)[:2] for line in ran.lines)
+    assert outcomes == {LA_NAME: "too-late", NURSES_NAME: "recalled"}
     assert "1 too-late" in ran.err
     assert "1 recalled" in ran.err
 
@@ -319,9 +341,9 @@ async def test_rectify_names_who_was_left_out(nodes: Deployment) -> None:
     ran = await exchange("rectify", digest, "--record", "lac.json", "--reason",
                          "The target was wrong.", *ca(nodes), env=env)  # fmt: skip
     assert ran.status == 0, ran
-    assert "sent to    la:356" in ran.lines
+    assert f"sent to    {LA_NAME}" in ran.lines
     [left_out] = [line for line in ran.lines if line.startswith("not sent")]
-    assert left_out.startswith("not sent   ods:X26ABC: ")
+    assert left_out.startswith(f"not sent   {NURSES_NAME}: ")
     assert "recalled" in left_out
 
 
@@ -419,7 +441,7 @@ def test_the_token_comes_only_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert TOKEN not in result.err
     # A token that could split the header is refused without being shown.
     monkeypatch.setenv("EXCHANGE_TOKEN", "abc\r\nX-Injected: 1")
-    result = assert_refused(run("thread", DIGEST), 2, "EXCHANGE_TOKEN does not hold a token")
+    result = assert_refused(run("thread", DIGEST), 1, "EXCHANGE_TOKEN does not hold a token")
     assert "Injected" not in result
 
 
@@ -563,3 +585,34 @@ async def test_a_server_that_is_not_a_good_node(impostor: tuple[str, list[str]])
     refused(await thread("slow", "--timeout", "0.5"), 1, "did not answer in time")
     refused(await thread("missing"), 1, "exchange: the node refused: nothing here")
     assert hits[0] == f"/huge/api/v1/threads/{DIGEST}"
+
+
+# --- the lines people read (no node needed) --------------------------------------------------
+
+#: 1 June 2026, 16:04 UTC: 5:04pm in London (British Summer Time).
+SUMMER = 1_780_329_840
+
+
+def test_the_lines_show_london_time_and_names_in_summer() -> None:
+    """In summer a time is shown an hour ahead of UTC, and organisations by their names."""
+    names = Names({LA: "Stockport front door"})
+    recall = {"recipients": [{"organisation": LA, "outcome": "too-late", "route": "https",
+                              "detail": "opened", "at": SUMMER}]}  # fmt: skip
+    assert recall_lines(recall, names) == [
+        f"{LA_NAME}  too-late  https  opened, on 1 June 2026 at 5:04pm"
+    ]
+    item = {
+        "digest": DIGEST, "envelope_id": "c0" * 16, "record_kind": "referral",
+        "created": SUMMER, "submitted_by": "urn:106123/dsl",
+        "recipients": [{"organisation": LA, "delivery_state": "delivered", "route": "https",
+                        "attempts": 1, "timeline": [{"status": "delivered", "time": SUMMER + 60}]}],
+        "events": [{"type": "submitted", "time": SUMMER, "counterparty": "ods:X26ABC",
+                    "index": 0}],
+    }  # fmt: skip
+    lines = sent_item_lines(item, names)
+    assert "created       1 June 2026 at 5:04pm by urn:106123/dsl" in lines
+    assert f"to {LA_NAME}" in lines
+    assert "  delivered   1 June 2026 at 5:05pm" in lines
+    # An organisation the directory does not name is shown by its id alone.
+    assert lines[-1] == "  submitted  1 June 2026 at 5:04pm  ods:X26ABC  (ledger #0)"
+    assert not re.search(r"\d{4}-\d\d-\d\dT", "\n".join(lines))

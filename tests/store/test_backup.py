@@ -237,7 +237,9 @@ def test_a_folder_without_a_manifest_is_not_a_backup(tmp_path: Path) -> None:
     assert verify_backup(tmp_path / "half") == [
         f"{MANIFEST}: missing, so this folder is not a complete backup"
     ]
-    assert verify_backup(tmp_path / "nowhere")[0].endswith("no such backup folder")
+    assert verify_backup(tmp_path / "nowhere") == ["no such backup folder"]
+    (tmp_path / "a-file").write_text("not a backup")
+    assert verify_backup(tmp_path / "a-file") == ["is a file, not a backup folder"]
 
 
 async def test_restore_into_a_new_folder_gives_the_same_store(tmp_path: Path) -> None:
