@@ -319,3 +319,24 @@ def input_stream(path: str) -> Iterator[BinaryIO]:
 def join_ids(ids: Sequence[str]) -> str:
     """Return organisation ids as ``a, b, c``."""
     return ", ".join(ids)
+
+
+def refusing_action(message: str) -> type[argparse.Action]:
+    """Return an argparse action that refuses its option with ``message`` (a usage error).
+
+    For an option that would carry a secret (``--token``, ``--password``): present only to
+    say where the secret goes instead, and never repeating the value given.
+    """
+
+    class _Refuse(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: object,
+            option_string: str | None = None,
+        ) -> None:
+            del parser, namespace, values, option_string
+            raise UsageError(message)
+
+    return _Refuse

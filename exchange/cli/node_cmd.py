@@ -19,6 +19,7 @@ import secrets
 import signal
 import sys
 import time
+from typing import Final
 
 from exchange.auth.account import check_email
 from exchange.auth.errors import WeakPasswordError
@@ -120,21 +121,11 @@ async def _serve(config: NodeConfig) -> None:
     await node.stop()
 
 
-class _RefusePassword(argparse.Action):
-    """``--password``: refused without repeating the value, which would be the secret."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        del parser, namespace, values, option_string
-        raise UsageError(
-            "a password is never given on the command line (it would be kept in the shell "
-            "history and shown to other users by ps): use --password-stdin"
-        )
+#: ``--password``: refused without repeating the value, which would be the secret.
+_RefusePassword: Final = common.refusing_action(
+    "a password is never given on the command line (it would be kept in the shell history "
+    "and shown to other users by ps): use --password-stdin"
+)
 
 
 def initial_password(option: str = "--password-stdin") -> str:

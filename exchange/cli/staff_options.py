@@ -68,18 +68,8 @@ def _timeout_arg(value: str) -> float:
     return seconds
 
 
-class _RefuseToken(argparse.Action):
-    """``--token``: refused without repeating the value, which would be the secret."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        del parser, namespace, values, option_string
-        raise UsageError(_NEVER_ON_THE_COMMAND_LINE)
+#: ``--token``: refused without repeating the value, which would be the secret.
+RefuseToken: Final = common.refusing_action(_NEVER_ON_THE_COMMAND_LINE)
 
 
 def connection_options() -> common.Parser:
@@ -89,7 +79,7 @@ def connection_options() -> common.Parser:
     given to either is kept (argparse copies a subcommand's defaults over its parent's).
     """
     parent = common.Parser(add_help=False)
-    parent.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    parent.add_argument("--token", nargs="?", action=RefuseToken, help=argparse.SUPPRESS)
     group = parent.add_argument_group("connecting to the node")
     group.add_argument(
         "--node",

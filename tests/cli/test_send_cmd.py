@@ -32,7 +32,7 @@ from aiohttp import web
 from exchange.cli.errors import CliError, UsageError
 from exchange.cli.main import build_parser
 from exchange.cli.progress import Progress
-from exchange.cli.staff_options import _RefuseToken
+from exchange.cli.staff_options import RefuseToken
 from exchange.cli.upload import READ_SIZE, FilePart, Upload, attachment_parts
 from exchange.demo.loopback import Deployment
 from exchange.records import MAX_ATTACHMENT_SIZE, decode_container
@@ -377,7 +377,7 @@ def test_no_option_takes_a_token() -> None:
             s: a for a in command._actions for s in a.option_strings if "token" in s.lower()
         }
         assert set(tokenish) == {"--token", "--token-env", "--token-file", "--token-stdin"}
-        assert isinstance(tokenish["--token"], _RefuseToken)
+        assert isinstance(tokenish["--token"], RefuseToken)
         assert tokenish["--token-stdin"].nargs == 0
         with pytest.raises(UsageError) as refusal:
             parser.parse_args([*words, "--token", secret])
