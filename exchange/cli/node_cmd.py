@@ -1,4 +1,4 @@
-"""``exchange serve``, ``exchange users add`` and ``exchange ledger verify|prove``.
+"""``exchange serve``, ``exchange users add|sign-out`` and ``exchange ledger verify|prove``.
 
 ``serve`` runs a node until SIGINT or SIGTERM, then shuts down gracefully (stop accepting,
 finish in-flight work, sign a last checkpoint). ``users add`` creates a member of staff and
@@ -6,7 +6,8 @@ prints their API token once; only its hash is stored. With ``--email`` it also g
 account for the web pages, whose initial password is read from standard input
 (``--password-stdin``), never from the command line. ``ledger verify`` recomputes the whole
 log and checks every checkpoint; ``ledger prove`` prints an offline-verifiable proof bundle
-for each ledger event of an envelope.
+for each ledger event of an envelope. The rest of ``exchange users`` is in
+:mod:`exchange.cli.users_cmd`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
 from exchange.cli.errors import EXIT_REFUSED, CliError, UsageError, concerning
 from exchange.cli.node_store import node_config, open_store
+from exchange.cli.users_cmd import add_lifecycle_commands, logs_to_stderr, refusal
 from exchange.config import ConfigError, NodeConfig
 from exchange.keys.ids import parse_org_id
 from exchange.keys.notes import NoteSigner
@@ -181,19 +183,19 @@ def users_add_command(args: argparse.Namespace) -> int:
     async def add() -> None:
         store = await open_store(config)
         try:
+            accounts = Accounts(StoreClock(store))
             if account is None:
-                await store.add_user(user, token_hash(token), time.time())
+                await accounts.add_user(user, token_hash(token))
             else:
                 email, password = account
-                await Accounts(StoreClock(store)).create_user(
-                    user, token_hash(token), email=email, password=password
-                )
+                await accounts.create_user(user, token_hash(token), email=email, password=password)
         except ServiceError as exc:
-            raise CliError(str(exc)) from None
+            raise refusal(exc) from None
         finally:
             await store.close()
 
-    asyncio.run(add())
+    with logs_to_stderr():
+        asyncio.run(add())
     if account is not None:
         common.note(
             f"created an account to sign in to the web pages for {args.id}; a role that "
@@ -397,6 +399,7 @@ def add_commands(sub: common.Subcommands) -> None:
         "--account", required=True, type=int, metavar="NUMBER", help="the account's number"
     )
     sign_out.set_defaults(handler=users_sign_out_command)
+    add_lifecycle_commands(users_sub)
 
     outbox = sub.add_parser("outbox", help="operate on the node's outbox")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)

@@ -13,8 +13,17 @@ person chooses a password with the code (:meth:`Accounts.accept_invitation`) and
 authenticator app at once, whatever their role. Each invited user also gets a fresh random
 API token hash that nobody holds: the staff API is given out with ``exchange users add``.
 
-Single sign-on, passkeys and the rest of an account's life (renaming, removing) come later;
-an account's ``factor_required`` and the session's method are where they plug in.
+Removing an account deletes it, its recovery codes and its sessions, and gives its user an
+API token nobody holds; the user's row stays, so what they sent and opened still names them
+and their id is never given to someone else. The last administrator cannot be removed.
+
+The node's operator, at the node's console (``exchange users ...``), acts through the same
+methods as :func:`operator`: an administrator of the organisation who holds no account, so
+resetting the last administrator's second factor is allowed there (it is how a locked-out
+administrator gets back in), while demoting, disabling or removing them is not.
+
+Single sign-on, passkeys and renaming come later; an account's ``factor_required`` and the
+session's method are where they plug in.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, get_args
+from typing import Final, Literal, get_args
 
 from exchange.auth.account import MAX_EMAIL_LEN, Account, NewAccount, check_email
 from exchange.auth.invitation import (
@@ -31,11 +40,12 @@ from exchange.auth.invitation import (
     invitation_code_hash,
     new_invitation_code,
 )
+from exchange.keys.ids import OrgId
 from exchange.logs import get_logger
 from exchange.model import Role, User
 from exchange.service.accounts import AccountsContext
 from exchange.service.errors import ConflictError, ForbiddenError, NotFoundError, ServiceError
-from exchange.store.base import DuplicateError, Store
+from exchange.store.base import AccountChange, DuplicateError, Store
 
 log = get_logger("exchange.accounts")
 
@@ -50,12 +60,40 @@ LAST_ADMIN: Final = (
 )
 
 
+#: Where an account stands: signing in, waiting for its invitation (or past its end), or not.
+AccountState = Literal["active", "invited", "invitation expired", "disabled"]
+
+
+def account_state(account: Account, now: float) -> AccountState:
+    """Return where an account stands at ``now``."""
+    if account.disabled:
+        return "disabled"
+    if account.invited:
+        return "invited" if now < (account.invitation_expires or 0.0) else "invitation expired"
+    return "active"
+
+
+def operator(org: OrgId) -> User:
+    """Return the node's operator acting as an administrator of ``org`` (no account's user)."""
+    # No user id is empty, so the operator is never the account acted on.
+    return User("", org, "the node's operator", "admin")
+
+
 def _role(text: str) -> Role | None:
     """Return ``text`` as a role, or None if it is not one."""
     for role in ROLES:
         if text == role:
             return role
     return None
+
+
+def _outcome(done: AccountChange, event: str, account_id: int) -> None:
+    """Refuse a change the store did not make, or log the one it made."""
+    if done == "missing":
+        raise NotFoundError("There is no such account in your organisation")
+    if done == "last-admin":
+        raise ConflictError(LAST_ADMIN)
+    log.info(event, account=account_id)
 
 
 class InvitationProblemError(ServiceError):
@@ -189,11 +227,7 @@ class AccountAdministration:
             account_id, now=self._now(), role=role, disabled=disabled,
             reset_second_factor=reset_second_factor, keep_an_admin=keep_an_admin,
         )  # fmt: skip
-        if done == "missing":
-            raise NotFoundError("There is no such account in your organisation")
-        if done == "last-admin":
-            raise ConflictError(LAST_ADMIN)
-        log.info(event, account=account_id)
+        _outcome(done, event, account_id)
 
     async def change_role(self, actor: User, account_id: int, role: str) -> None:
         """Give an account a new role; its sessions end, so the role applies at once."""
@@ -223,3 +257,11 @@ class AccountAdministration:
             "account.disabled" if disabled else "account.enabled",
             disabled=disabled,
         )
+
+    async def remove(self, actor: User, account_id: int) -> None:
+        """Remove an account: it can no longer sign in or use its API token."""
+        await self.account(actor, account_id)
+        # A fresh random token hash that nobody holds replaces the user's API token.
+        token_hash = hashlib.sha256(self._random(32)).digest()
+        done = await self._store.remove_account(account_id, token_hash=token_hash)
+        _outcome(done, "account.removed", account_id)

@@ -128,6 +128,12 @@ class AccountsContext(Protocol):
         ...
 
 
+def _duplicate(exc: DuplicateError) -> ConflictError:
+    """Return the refusal of a user, account or address that exists, as one sentence."""
+    text = str(exc)
+    return ConflictError(text[:1].upper() + text[1:])
+
+
 @dataclass
 class StoreClock:
     """A store and the wall clock: what creating an account needs outside a running node."""
@@ -278,9 +284,16 @@ class Accounts:
                 user, token_hash, account, self._now(now)
             )
         except DuplicateError as exc:
-            raise ConflictError(str(exc).capitalize()) from None
+            raise _duplicate(exc) from None
         log.info("account.created", account=found)
         return found
+
+    async def add_user(self, user: User, token_hash: bytes, *, now: float | None = None) -> None:
+        """Create a user holding an API token, without an account for the web pages."""
+        try:
+            await self._store.add_user(user, token_hash, self._now(now))
+        except DuplicateError as exc:
+            raise _duplicate(exc) from None
 
     async def set_account_disabled(self, actor: User, user_id: str, *, disabled: bool) -> None:
         """Disable (ending its sessions) or enable an account of the actor's organisation."""

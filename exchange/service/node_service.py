@@ -307,6 +307,10 @@ class NodeService:
         """Disable an account (its sessions end) or enable it again."""
         await self.account_admin.set_disabled(actor, account_id, disabled=disabled)
 
+    async def remove_account(self, actor: User, account_id: int) -> None:
+        """Remove an account: no more sign-in or API token (what it did keeps its id)."""
+        await self.account_admin.remove(actor, account_id)
+
     async def node_state_for(self, actor: User) -> NodeStateView:
         """Return the node's routes, outbox, directory and keys as the admin's org sees them."""
         return await self.node_state.view(actor)

@@ -147,7 +147,7 @@ class AccountTables(Tables):
                     (user.id, user.org, user.name, user.role, token_hash, now),
                 )
             except sqlite3.IntegrityError:
-                raise DuplicateError("the user already exists") from None
+                raise DuplicateError("user ID already exists") from None
             return _insert_account(db, account, now)
 
         return await self._tx(tx)
@@ -203,7 +203,7 @@ class AccountTables(Tables):
                     (user.id, user.org, user.name, user.role, token_hash, now),
                 )
             except sqlite3.IntegrityError:
-                raise DuplicateError("the user already exists") from None
+                raise DuplicateError("user ID already exists") from None
             account_id = _insert_account(db, account, now)
             db.execute(
                 "UPDATE accounts SET invitation_hash = ?, invitation_expires_at = ?, "
@@ -309,6 +309,36 @@ class AccountTables(Tables):
                 db.execute("DELETE FROM recovery_codes WHERE account_id = ?", (account_id,))
             db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", (now, account_id))
             db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            return "done"
+
+        return await self._tx(tx)
+
+    async def remove_account(
+        self, account_id: int, *, token_hash: bytes, keep_an_admin: bool = True
+    ) -> AccountChange:
+        """Remove an account, with its recovery codes and sessions.
+
+        The user row stays, so what they sent and opened still names them and their id is
+        not given to someone else; its API token becomes ``token_hash``, one nobody holds.
+        With ``keep_an_admin``, removing the organisation's last enabled administrator who
+        can sign in writes nothing and answers ``last-admin``.
+        """
+
+        def tx(db: sqlite3.Connection) -> AccountChange:
+            target = _target(db, account_id)
+            if target is None:
+                return "missing"
+            user_id = target["id"]
+            if (
+                keep_an_admin
+                and target["role"] == "admin"
+                and _other_admins(db, target["org"], user_id) == 0
+            ):
+                return "last-admin"
+            db.execute("DELETE FROM recovery_codes WHERE account_id = ?", (account_id,))
+            db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+            db.execute("UPDATE users SET token_hash = ? WHERE id = ?", (token_hash, user_id))
             return "done"
 
         return await self._tx(tx)

@@ -414,6 +414,12 @@ class AccountStore(Protocol):
         """Change an account's role, disable or enable it, or reset its second factor."""
         ...
 
+    async def remove_account(
+        self, account_id: int, *, token_hash: bytes, keep_an_admin: bool = True
+    ) -> AccountChange:
+        """Remove an account (its sessions and codes too); its user keeps ``token_hash``."""
+        ...
+
     async def note_sign_in(self, user_id: str, now: float) -> None:
         """Record that the account of ``user_id`` reached a signed-in session at ``now``."""
         ...

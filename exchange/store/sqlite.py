@@ -47,7 +47,7 @@ from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.accounts import AccountTables
 from exchange.store.backup import pre_upgrade_backup, schema_version
-from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
+from exchange.store.base import DuplicateError, InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.damage import (
     LEFTOVER_AGE,
     StoreDamagedError,
@@ -1003,14 +1003,20 @@ class SqliteStore(
     # --- staff ----------------------------------------------------------------------------
 
     async def add_user(self, user: User, token_hash: bytes, now: float) -> None:
-        """Create a user holding the token whose hash is given."""
+        """Create a user holding the token whose hash is given.
+
+        Raises :class:`DuplicateError` if a user with that id exists.
+        """
 
         def tx(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO users (id, org, name, role, token_hash, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (user.id, user.org, user.name, user.role, token_hash, now),
-            )
+            try:
+                db.execute(
+                    "INSERT INTO users (id, org, name, role, token_hash, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (user.id, user.org, user.name, user.role, token_hash, now),
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateError("user ID already exists") from None
 
         await self._tx(tx)
 

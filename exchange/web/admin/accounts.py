@@ -1,9 +1,9 @@
-"""The staff accounts pages: list, invite, change a role, reset a second factor, disable.
+"""The staff accounts pages: list, invite, change a role, reset a second factor, disable, remove.
 
 ``/admin/accounts`` lists the organisation's accounts; ``/admin/accounts/invite`` invites
 someone and shows their code once (never in a URL); ``/admin/accounts/<number>`` manages
 one account, addressed by its account number (never by a name or an address). Resetting a
-second factor and disabling ask for confirmation first. Every action is a POST with the
+second factor, disabling and removing ask for confirmation first. Every action is a POST with the
 session's CSRF token and calls one method of the service, which decides who may do what:
 another organisation's account number is "not found", and a change that would leave the
 organisation with no administrator is refused with the reason, shown on the page.
@@ -16,7 +16,12 @@ from typing import Any, Final
 from aiohttp import web
 
 from exchange.auth.account import Account
-from exchange.service.account_admin import Invitation, InvitationProblemError
+from exchange.service.account_admin import (
+    AccountState,
+    Invitation,
+    InvitationProblemError,
+    account_state,
+)
 from exchange.service.errors import ConflictError
 from exchange.web.accounts import SESSION
 from exchange.web.admin.words import role_choices, role_name
@@ -34,19 +39,30 @@ DONE: Final = {
     "enabled": "The account was enabled. They can sign in again.",
 }
 
+#: What the list says after an action that leaves no account page to go back to.
+LIST_DONE: Final = {
+    "invited": "The invitation was made.",
+    "removed": "The account was removed. They cannot sign in or use an API token.",
+}
+
 
 def _account_id(request: web.Request) -> int:
     return int(request.match_info["account"])
 
 
+#: The tag colour of each account state.
+COLOURS: Final[dict[AccountState, str]] = {
+    "active": "green",
+    "invited": "blue",
+    "invitation expired": "orange",
+    "disabled": "grey",
+}
+
+
 def _status(account: Account, now: float) -> tuple[str, str]:
     """Return an account's status in words, with its tag colour."""
-    if account.disabled:
-        return "Disabled", "grey"
-    if account.invited:
-        expires = account.invitation_expires or 0.0
-        return ("Invited", "blue") if now < expires else ("Invitation expired", "orange")
-    return "Active", "green"
+    state = account_state(account, now)
+    return state.capitalize(), COLOURS[state]
 
 
 async def accounts_page(request: web.Request) -> web.StreamResponse:
@@ -75,7 +91,7 @@ async def accounts_page(request: web.Request) -> web.StreamResponse:
     return render(
         request,
         "admin/accounts.html",
-        {"rows": rows, "done": "The invitation was made." if done == "invited" else None},
+        {"rows": rows, "done": LIST_DONE.get(done or "")},
     )
 
 
@@ -176,6 +192,19 @@ CONFIRMATIONS: Final = {
         ],
         "Disable account",
     ),
+    "remove": (
+        "Remove an account",
+        "Remove the account of {name}?",
+        [
+            (
+                "They will be signed out at once and will never be able to sign in or use "
+                "an API token again. This cannot be undone: to let them back in, invite them "
+                "again."
+            ),
+            "Nothing they sent or received is removed, and it still shows who they were.",
+        ],
+        "Remove account",
+    ),
 }
 
 
@@ -198,7 +227,7 @@ def _confirmation(
 
 
 async def confirm_page(request: web.Request) -> web.StreamResponse:
-    """``GET /admin/accounts/<number>/(reset-second-factor|disable)``: ask first."""
+    """``GET /admin/accounts/<number>/(reset-second-factor|disable|remove)``: ask first."""
     service = web_service(request)
     account = await service.staff_account(request[SESSION].user, _account_id(request))
     action = request.path.rsplit("/", 1)[1]
@@ -206,7 +235,7 @@ async def confirm_page(request: web.Request) -> web.StreamResponse:
 
 
 async def confirmed(request: web.Request) -> web.StreamResponse:
-    """``POST /admin/accounts/<number>/(reset-second-factor|disable)``: do it."""
+    """``POST /admin/accounts/<number>/(reset-second-factor|disable|remove)``: do it."""
     service = web_service(request)
     actor = request[SESSION].user
     account_id = _account_id(request)
@@ -214,6 +243,8 @@ async def confirmed(request: web.Request) -> web.StreamResponse:
     try:
         if action == "disable":
             await service.set_account_disabled(actor, account_id, disabled=True)
+        elif action == "remove":
+            await service.remove_account(actor, account_id)
         else:
             await service.reset_second_factor(actor, account_id)
     except ConflictError as exc:
@@ -221,6 +252,8 @@ async def confirmed(request: web.Request) -> web.StreamResponse:
         errors = [{"href": "#confirm", "text": str(exc)}]
         context = _confirmation(account, action, errors)
         return render(request, "admin/confirm.html", context, status=exc.status)
+    if action == "remove":
+        raise web.HTTPSeeOther("/admin/accounts?done=removed")
     raise _done(account_id, "disabled" if action == "disable" else "reset")
 
 
