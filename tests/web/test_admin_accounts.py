@@ -1,4 +1,4 @@
-"""The staff accounts pages over a running node: invite, accept, role, second factor, disable.
+"""The staff accounts pages over a running node: invite, accept, role, factor, disable, remove.
 
 Each test has nodes of its own: the pages change the organisation's accounts, and one test
 needs the front door to have a single administrator.
@@ -229,6 +229,33 @@ async def test_a_role_change_and_a_disabled_account_end_sessions_at_once(admins:
     assert not stored.disabled
 
 
+async def test_a_removed_account_is_signed_out_and_cannot_sign_in(admins: Admins) -> None:
+    """Removing asks first, ends the session, and the account is gone from the list."""
+    world = admins.world
+    account = await world.account(FRONT_DOOR, "dsl")
+    dsl = world.client(FRONT_DOOR)
+    await world.sign_in(dsl, account)
+    admin = await _admin(admins)
+    number = await world.account_number(FRONT_DOOR, account.email)
+    _, page, _ = await admin.get(f"/admin/accounts/{number}")
+    assert f'href="/admin/accounts/{number}/remove"' in page
+    _, page, _ = await admin.get(f"/admin/accounts/{number}/remove")
+    assert parse(page).title == "Remove an account – Secure exchange"
+    status, _, headers = await admin.post(f"/admin/accounts/{number}/remove", {}, page)
+    assert (status, headers["Location"]) == (303, "/admin/accounts?done=removed")
+    _, listing, _ = await admin.get(headers["Location"])
+    assert "The account was removed." in listing
+    assert account.email not in listing
+    assert (await dsl.get("/inbox"))[0] == 303
+    fresh = world.client(FRONT_DOOR)
+    _, page, _ = await fresh.get("/sign-in")
+    status, _, _ = await fresh.post(
+        "/sign-in", {"email": account.email, "password": PASSWORD}, page
+    )
+    assert status == 401
+    assert await world.service(FRONT_DOOR).store.account_by_id(number) is None
+
+
 async def test_a_reset_second_factor_is_set_up_again_at_the_next_sign_in(admins: Admins) -> None:
     """After a reset the person's session ends and sign-in asks them to set up an app."""
     world = admins.world
@@ -260,7 +287,7 @@ async def test_the_last_administrator_cannot_lock_the_organisation_out(admins: A
     parsed = parse(answer)
     assert parsed.title == "Error: Manage an account – Secure exchange"
     assert "must keep an administrator who can sign in" in answer
-    for action in ("disable", "reset-second-factor"):
+    for action in ("disable", "reset-second-factor", "remove"):
         _, page, _ = await admin.get(f"/admin/accounts/{me}/{action}")
         status, answer, _ = await admin.post(f"/admin/accounts/{me}/{action}", {}, page)
         assert status == 409, action
@@ -279,12 +306,17 @@ async def test_an_administrator_sees_and_touches_only_their_own_organisation(
     nurse_admin = await world.account_number(NURSES, admins.nurses.email)
     _, page, _ = await admin.get("/admin/accounts")
     assert admins.nurses.email not in page
-    for path in ("", "/disable", "/reset-second-factor"):
+    for path in ("", "/disable", "/reset-second-factor", "/remove"):
         status, answer, _ = await admin.get(f"/admin/accounts/{nurse_admin}{path}")
         assert status == 404, path
         assert admins.nurses.email not in answer
     _, page, _ = await admin.get("/admin/accounts")
-    for path, form in (("/role", {"role": "dsl"}), ("/disable", {}), ("/enable", {})):
+    for path, form in (
+        ("/role", {"role": "dsl"}),
+        ("/disable", {}),
+        ("/enable", {}),
+        ("/remove", {}),
+    ):
         status, _, _ = await admin.post(f"/admin/accounts/{nurse_admin}{path}", form, page)
         assert status == 404, path
     account = await world.service(NURSES).store.account_by_id(nurse_admin)
