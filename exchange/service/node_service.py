@@ -134,7 +134,9 @@ class NodeService:
             self.context, policy=session_policy, password_params=password_params
         )
         self.account_admin = AccountAdministration(self.context)
-        self.api_tokens = ApiTokens(self.context.store, clock)
+        # Read the context's clock at each call, not once here: demos and tests replace it.
+        now = lambda: self.context.clock()  # noqa: E731, PLW0108
+        self.api_tokens = ApiTokens(self.context.store, now)
         self.node_state = NodeState(self.context)
         #: Directory updates, once the node has set them up (None in a bare service).
         self.directory_updates: DirectoryUpdates | None = None
