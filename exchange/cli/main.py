@@ -89,6 +89,7 @@ def build_parser() -> Parser:
         send_cmd,
         staff_cmd,
         subject_access_cmd,
+        tokens_cmd,
     )
 
     parser = common.Parser(
@@ -109,6 +110,7 @@ def build_parser() -> Parser:
     envelope_cmd.add_commands(sub)
     init_cmd.add_commands(sub)
     node_cmd.add_commands(sub)
+    tokens_cmd.add_commands(sub)
     backup_cmd.add_commands(sub)
     record_cmd.add_commands(sub)
     register_cmd.add_commands(sub)

@@ -23,6 +23,7 @@ import time
 from typing import Final
 
 from exchange.auth.account import check_email
+from exchange.auth.api_token import token_hash
 from exchange.auth.errors import WeakPasswordError
 from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
@@ -43,7 +44,6 @@ from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
 from exchange.service.accounts import Accounts, StoreClock
 from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
-from exchange.service.node_service import token_hash
 from exchange.service.tenants import read_key_pair, read_passphrase
 from exchange.store import SqliteStore
 

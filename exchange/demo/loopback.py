@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from exchange.auth.api_token import token_hash
 from exchange.config import (
     DeliveryConfig,
     MeshTenantConfig,
@@ -55,7 +56,6 @@ from exchange.keys.keypairs import OrgKeyPair, SigningKey
 from exchange.keys.notes import NoteSigner
 from exchange.model import User
 from exchange.node.runtime import Node
-from exchange.service.node_service import token_hash
 
 _YEAR = 365 * 24 * 3600
 PASSPHRASE_ENV = "EXCHANGE_LOOPBACK_PASSPHRASE"  # noqa: S105 - a variable name, not a secret

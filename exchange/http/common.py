@@ -24,7 +24,7 @@ from exchange.logs import get_logger
 from exchange.model import User
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response
-from exchange.service.errors import NotYetError, ServiceError
+from exchange.service.errors import InvalidTokenError, NotYetError, ServiceError
 from exchange.service.faults import (
     DAMAGED_REFUSAL,
     LEDGER_REFUSAL,
@@ -82,6 +82,9 @@ def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
     if isinstance(exc, NotYetError):
         # Dated ahead by a fast clock: the sender tries again once it is due.
         answer.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, InvalidTokenError):
+        # RFC 6750 §3.1: a token that was given but is not (or no longer) accepted.
+        answer.headers[hdrs.WWW_AUTHENTICATE] = 'Bearer error="invalid_token"'
     return answer
 
 
@@ -162,7 +165,7 @@ async def staff_user(request: web.Request) -> User:
         raise ServiceError("a bearer token is required (Authorization: Bearer ...)", status=401)
     user = await node_service(request).staff_user(match.group(1))
     if user is None:
-        raise ServiceError("the bearer token is not valid", status=401)
+        raise InvalidTokenError("the bearer token is not valid")
     return user
 
 

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
+from exchange.auth.api_token import token_hash
 from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
 from exchange.files import rename_durably, write_new_file
 from exchange.keys.directory import OrgKind, Route
@@ -47,7 +48,6 @@ from exchange.node.tls_material import (
 )
 from exchange.service.accounts import Accounts, StoreClock
 from exchange.service.errors import ServiceError
-from exchange.service.node_service import token_hash
 from exchange.store import SqliteStore
 
 TlsMode = Literal["files", "csr", "test-ca", "proxy"]

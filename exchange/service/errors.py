@@ -114,3 +114,12 @@ class NotYetError(ServiceError):
         super().__init__(f"{rule}: {message}")
         self.rule = rule
         self.retry_after = max(1, retry_after)
+
+
+class InvalidTokenError(ServiceError):
+    """A bearer token the node knows but no longer accepts (expired or revoked).
+
+    Answered 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750 §3.1).
+    """
+
+    status = 401

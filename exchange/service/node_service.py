@@ -23,7 +23,6 @@ The refusals are in :mod:`~exchange.service.errors`, the ledger events and store
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from exchange.auth.account import Account
+from exchange.auth.api_token import token_hash
 from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
 from exchange.auth.session import Session, SessionPolicy
 from exchange.keys.directory import Directory
@@ -47,6 +47,7 @@ from exchange.service.accounts import (
     SignInStep,
     TotpEnrolment,
 )
+from exchange.service.api_tokens import ApiTokens
 from exchange.service.context import ServiceContext
 from exchange.service.directory_updates import DirectoryUpdates, RefreshResult
 from exchange.service.errors import (
@@ -133,6 +134,9 @@ class NodeService:
             self.context, policy=session_policy, password_params=password_params
         )
         self.account_admin = AccountAdministration(self.context)
+        # Read the context's clock at each call, not once here: demos and tests replace it.
+        now = lambda: self.context.clock()  # noqa: E731, PLW0108
+        self.api_tokens = ApiTokens(self.context.store, now)
         self.node_state = NodeState(self.context)
         #: Directory updates, once the node has set them up (None in a bare service).
         self.directory_updates: DirectoryUpdates | None = None
@@ -220,8 +224,14 @@ class NodeService:
     # --- staff and peers ---------------------------------------------------------------
 
     async def staff_user(self, token: str) -> User | None:
-        """Return the member of staff holding the API token ``token``, or None."""
-        return await self.context.store.user_by_token_hash(token_hash(token))
+        """Return who holds the API token ``token``: a member of staff or a machine, or None.
+
+        A machine's token that expired or was revoked raises :class:`InvalidTokenError`
+        saying which.
+        """
+        digest = token_hash(token)
+        user = await self.context.store.user_by_token_hash(digest)
+        return user if user is not None else await self.api_tokens.principal(digest)
 
     async def seen_or_record_nonce(self, key: str, nonce: str, created: int, now: int) -> bool:
         """Return True if a peer request's ``(key, nonce)`` was seen; else remember it."""
@@ -630,8 +640,3 @@ async def _retained(call: Awaitable[T]) -> T:
         error = UnprocessableError(str(exc), rule=exc.rule)
         error.status = exc.status
         raise error from None
-
-
-def token_hash(token: str) -> bytes:
-    """Hash an API token for storage and lookup (tokens are 256-bit random, so SHA-256 fits)."""
-    return hashlib.sha256(b"exchange/v1/api-token\x00" + token.encode("utf-8")).digest()

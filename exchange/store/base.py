@@ -56,6 +56,7 @@ MAX_LISTED: Final = 500
 Decide = Callable[[HeldItem, Sequence[HoldRecord]], tuple[Destruction, bytes]]
 if TYPE_CHECKING:
     from exchange.auth.account import Account, NewAccount
+    from exchange.auth.api_token import ApiToken, NewApiToken
     from exchange.auth.session import Session
     from exchange.auth.totp import TotpSecret
     from exchange.model import HeldItem, RetentionSchedule, Role, ThreadLink
@@ -556,8 +557,37 @@ class DirectoryStore(Protocol):
         ...
 
 
+class ApiTokenStore(Protocol):
+    """Machines' API tokens (``exchange.store.api_tokens``); hashes only, no rules."""
+
+    async def add_api_token(self, token: NewApiToken) -> int:
+        """Store a new token; return its number. :class:`DuplicateError` if the name is taken."""
+        ...
+
+    async def api_tokens(self, org: OrgId | None = None) -> list[ApiToken]:
+        """Return every token (of ``org`` if given), newest first."""
+        ...
+
+    async def api_token_by_hash(self, token_hash: bytes) -> ApiToken | None:
+        """Return the token whose hash is ``token_hash`` (revoked or expired too), or None."""
+        ...
+
+    async def api_token_named(self, name_or_id: str) -> ApiToken | None:
+        """Return the token named ``name_or_id``, or numbered so, or None."""
+        ...
+
+    async def revoke_api_token(self, token_id: int, now: float) -> bool:
+        """Revoke a token from ``now``; False if there is none or it was revoked already."""
+        ...
+
+    async def note_api_token_use(self, token_id: int, now: float) -> None:
+        """Record that a token was used at ``now`` (never moving its last use back)."""
+        ...
+
+
 class Store(
     DirectoryStore,
+    ApiTokenStore,
     IdempotencyStore,
     RegisterStore,
     RecallStore,

@@ -395,4 +395,21 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # retention.
         "ALTER TABLE sent ADD COLUMN own_copy BLOB",
     ),
+    (
+        # Migration 17: named API tokens for machines (exchange/store/api_tokens.py). Each
+        # acts with one role in one organisation until it expires or is revoked; only the
+        # token's hash is kept. ``last_used_at`` is written at most once a minute per token.
+        """CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            org TEXT NOT NULL,
+            role TEXT NOT NULL,
+            token_hash BLOB NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            last_used_at REAL,
+            revoked_at REAL,
+            created_by TEXT NOT NULL
+        )""",
+    ),
 )

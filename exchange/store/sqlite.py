@@ -46,6 +46,7 @@ from exchange.model import (
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
 from exchange.store.accounts import AccountTables
+from exchange.store.api_tokens import ApiTokenTables
 from exchange.store.backup import pre_upgrade_backup, schema_version
 from exchange.store.base import DuplicateError, InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.damage import (
@@ -141,6 +142,7 @@ class SqliteStore(
     RecallTables,
     RetentionTables,
     AccountTables,
+    ApiTokenTables,
     SentListTables,
     NodeStateTables,
     DirectoryTables,

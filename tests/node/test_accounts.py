@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from exchange.auth.api_token import token_hash
 from exchange.auth.passwords import PasswordParams
 from exchange.auth.session import SessionPolicy
 from exchange.auth.totp import TotpSecret, code_at
@@ -30,7 +31,7 @@ from exchange.service.accounts import (
     qr_svg,
 )
 from exchange.service.errors import ConflictError, ForbiddenError, UnprocessableError
-from exchange.service.node_service import NodeService, token_hash
+from exchange.service.node_service import NodeService
 from exchange.service.register_reports import RegisterKey
 from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore

@@ -32,13 +32,14 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
+from exchange.auth.api_token import token_hash
 from exchange.auth.totp import STEP, TotpSecret, code_at
 from exchange.config import DeliveryConfig
 from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
 from exchange.keys.ids import OrgId
 from exchange.keys.keyfile import KdfParams
 from exchange.model import Role, User
-from exchange.service.node_service import NodeService, token_hash
+from exchange.service.node_service import NodeService
 from exchange.service.views import SentView
 from exchange.sharing.prepare import Submission
 from exchange.web.accounts import SESSION_COOKIE
