@@ -102,6 +102,7 @@ PAGES: Final[dict[str, Rule]] = {
     "/admin/accounts/{account}": Rule(ADMIN, "account"),
     "/admin/accounts/{account}/reset-second-factor": Rule(ADMIN, "account"),
     "/admin/accounts/{account}/disable": Rule(ADMIN, "account"),
+    "/admin/accounts/{account}/remove": Rule(ADMIN, "account"),
     "/admin/node": Rule(ADMIN),
     # With no dead letters there is nothing to requeue: back to the node page.
     "/admin/node/dead-letters/requeue": Rule(ADMIN, ok=frozenset({303})),
