@@ -99,6 +99,18 @@ def _target(db: sqlite3.Connection, account_id: int) -> sqlite3.Row | None:
     )
 
 
+def insert_user(db: sqlite3.Connection, user: User, token_hash: bytes, now: float) -> None:
+    """Insert the user row; raise :class:`DuplicateError` if the id is taken."""
+    try:
+        db.execute(
+            "INSERT INTO users (id, org, name, role, token_hash, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (user.id, user.org, user.name, user.role, token_hash, now),
+        )
+    except sqlite3.IntegrityError:
+        raise DuplicateError("user ID already exists") from None
+
+
 def _insert_account(db: sqlite3.Connection, account: NewAccount, now: float) -> int:
     taken = db.execute(
         "SELECT user_id = ? FROM accounts WHERE user_id = ? OR email_key = ?",
@@ -140,14 +152,7 @@ class AccountTables(Tables):
         """Create a user holding a token and their account together; return the account id."""
 
         def tx(db: sqlite3.Connection) -> int:
-            try:
-                db.execute(
-                    "INSERT INTO users (id, org, name, role, token_hash, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (user.id, user.org, user.name, user.role, token_hash, now),
-                )
-            except sqlite3.IntegrityError:
-                raise DuplicateError("user ID already exists") from None
+            insert_user(db, user, token_hash, now)
             return _insert_account(db, account, now)
 
         return await self._tx(tx)
@@ -196,14 +201,7 @@ class AccountTables(Tables):
         """
 
         def tx(db: sqlite3.Connection) -> int:
-            try:
-                db.execute(
-                    "INSERT INTO users (id, org, name, role, token_hash, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (user.id, user.org, user.name, user.role, token_hash, now),
-                )
-            except sqlite3.IntegrityError:
-                raise DuplicateError("user ID already exists") from None
+            insert_user(db, user, token_hash, now)
             account_id = _insert_account(db, account, now)
             db.execute(
                 "UPDATE accounts SET invitation_hash = ?, invitation_expires_at = ?, "

@@ -45,10 +45,10 @@ from exchange.model import (
 )
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
-from exchange.store.accounts import AccountTables
+from exchange.store.accounts import AccountTables, insert_user
 from exchange.store.api_tokens import ApiTokenTables
 from exchange.store.backup import pre_upgrade_backup, schema_version
-from exchange.store.base import DuplicateError, InboxPlace, ItemOpening, OpeningOutcome
+from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.damage import (
     LEFTOVER_AGE,
     StoreDamagedError,
@@ -1011,14 +1011,7 @@ class SqliteStore(
         """
 
         def tx(db: sqlite3.Connection) -> None:
-            try:
-                db.execute(
-                    "INSERT INTO users (id, org, name, role, token_hash, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (user.id, user.org, user.name, user.role, token_hash, now),
-                )
-            except sqlite3.IntegrityError:
-                raise DuplicateError("user ID already exists") from None
+            insert_user(db, user, token_hash, now)
 
         await self._tx(tx)
 
