@@ -501,15 +501,10 @@ def _records(table: Any, base: Path) -> RecordsConfig:
 def _web(table: Any) -> SessionPolicy:
     if not isinstance(table, dict):
         raise ConfigError("web must be a table")
-    _check_keys(table, {"idle_timeout", "absolute_timeout"}, "web")
-    defaults = SessionPolicy()
-    idle = table.get("idle_timeout")
-    absolute = table.get("absolute_timeout")
+    names = set(SessionPolicy.__dataclass_fields__)
+    _check_keys(table, names, "web")
     try:
-        return SessionPolicy(
-            idle_timeout=defaults.idle_timeout if idle is None else idle,
-            absolute_timeout=defaults.absolute_timeout if absolute is None else absolute,
-        )
+        return SessionPolicy(**{name: table[name] for name in names if name in table})
     except ValueError as exc:
         raise ConfigError(f"web.{exc}") from None
 
@@ -694,6 +689,7 @@ def config_to_toml(config: NodeConfig) -> str:
         "[web]",
         f"idle_timeout = {config.web.idle_timeout}",
         f"absolute_timeout = {config.web.absolute_timeout}",
+        f"step_up_window = {config.web.step_up_window}",
         "",
         "[tasks]",
         *_toml_fields(config.tasks),

@@ -12,6 +12,11 @@ after a second factor as well. It records the **method** that got it there
 passkeys can later reach the same levels as other methods without changing what a level
 means. Roles that can read records (:data:`READS_RECORDS`) need ``second-factor``; a session
 is signed in once its level meets the level :func:`required_level` set for it.
+
+A session also records **when** a second factor was last given in it (``factor_at``).
+Opening a record or downloading an attachment needs one given within
+:attr:`SessionPolicy.step_up_window` (15 minutes by default): otherwise the person is asked
+again (*step-up*), by any second factor the account has.
 """
 
 from __future__ import annotations
@@ -46,19 +51,25 @@ MIN_IDLE: Final = 60
 MAX_IDLE: Final = 24 * 3600
 MIN_ABSOLUTE: Final = 5 * 60
 MAX_ABSOLUTE: Final = 7 * 24 * 3600
+#: Bounds of the step-up window: a minute to a working day.
+MIN_STEP_UP: Final = 60
+MAX_STEP_UP: Final = 24 * 3600
 
 
 @dataclass(frozen=True)
 class SessionPolicy:
-    """How long a session lives: idle and absolute timeouts, in seconds."""
+    """How long a session lives (idle and absolute timeouts) and the step-up window, in seconds."""
 
     idle_timeout: int = 15 * 60
     absolute_timeout: int = 8 * 3600
+    #: How recently a second factor must have been given to open a record or download one.
+    step_up_window: int = 15 * 60
 
     def __post_init__(self) -> None:
         for name, value, low, high in (
             ("idle_timeout", self.idle_timeout, MIN_IDLE, MAX_IDLE),
             ("absolute_timeout", self.absolute_timeout, MIN_ABSOLUTE, MAX_ABSOLUTE),
+            ("step_up_window", self.step_up_window, MIN_STEP_UP, MAX_STEP_UP),
         ):
             if type(value) is not int or not low <= value <= high:
                 raise ValueError(f"{name} must be a whole number of seconds from {low} to {high}")
@@ -81,6 +92,10 @@ class SessionPolicy:
         """Return when a session used last at ``last_seen`` stops being valid."""
         return min(last_seen + self.idle_timeout, created + self.absolute_timeout)
 
+    def factor_is_recent(self, session: Session, now: float) -> bool:
+        """Whether ``session`` gave a second factor within the step-up window before ``now``."""
+        return session.factor_at is not None and now - session.factor_at < self.step_up_window
+
 
 def required_level(role: Role, *, has_second_factor: bool) -> Level:
     """Return the level a session of ``role`` must reach to be signed in.
@@ -102,6 +117,9 @@ class Session:
     required: Level
     method: Method
     csrf_secret: bytes = field(repr=False)
+    #: When a second factor (a code, a passkey, single sign-on asserting one) was last given
+    #: in this session; None if never.
+    factor_at: float | None = None
 
     @property
     def ref(self) -> str:

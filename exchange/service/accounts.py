@@ -446,8 +446,15 @@ class Accounts:
         replacing: bytes | None,
         created: float,
         now: float,
+        factor_at: float | None = None,
     ) -> tuple[str, Session]:
-        """Store a session with a new id (replacing any earlier one); return its token."""
+        """Store a session with a new id (replacing any earlier one); return its token.
+
+        A session started at ``second-factor`` has given its factor ``now`` unless
+        ``factor_at`` says when.
+        """
+        if factor_at is None and level == "second-factor":
+            factor_at = now
         token, id_hash = new_session_token(self._random)
         session = Session(
             id_hash=id_hash,
@@ -458,6 +465,7 @@ class Accounts:
             required=required,
             method=method,
             csrf_secret=self._random(CSRF_SECRET_LEN),
+            factor_at=factor_at,
         )
         await self._store.add_session(session, replacing=replacing)
         if session.signed_in:
@@ -486,6 +494,56 @@ class Accounts:
             replacing=old, created=t, now=t,
         )  # fmt: skip
 
+    async def start_verified_session(
+        self,
+        user_id: str,
+        *,
+        method: Method,
+        second_factor: bool,
+        replacing: str | None = None,
+        now: float | None = None,
+    ) -> tuple[str, Session]:
+        """Start (or raise) a session for a sign-in proved some other way than a password.
+
+        Single sign-on and passkeys call this once they have verified the person: ``method``
+        names how (``sso``, ``sso+mfa``, ``passkey``), ``second_factor`` whether it counts
+        as one. The account must exist, be enabled and have accepted its invitation.
+        ``replacing`` is the token the browser held: a session at ``password`` level keeps
+        its start time and is raised (a step-up, or the second step of a sign-in); any
+        other is ended and a new one started. A session that still needs a second factor
+        continues on the security code steps, as after a password.
+        """
+        t = self._now(now)
+        account = await self._store.account_by_user(user_id)
+        if account is None or account.disabled or account.invited:
+            raise SessionEndedError(REFUSED)
+        required = required_level(account.user.role, has_second_factor=account.needs_second_factor)
+        old = None if replacing is None else await self.session_for(replacing, t)
+        created = t
+        if old is not None and old.user.id == account.user.id:
+            created = old.created
+            required = old.required if old.required == "second-factor" else required
+        level: Level = "second-factor" if second_factor else "password"
+        await self._audited("sign-in", account.user, method=method)
+        return await self._start(
+            account.user, level=level, required=required, method=method,
+            replacing=None if replacing is None else session_id_hash(replacing),
+            created=created, now=t,
+        )  # fmt: skip
+
+    async def _audited(
+        self, kind: str, user: User | None, *, method: str | None = None, detail: str = ""
+    ) -> None:
+        """Record an account event (sign-in, failure, step-up, change) for the audit trail.
+
+        For now the event is logged with the account's user id only; the ledger records it
+        once the audit trail lands.
+        """
+        log.info(
+            "account.event", kind=kind, user=None if user is None else user.id,
+            method=method, detail=detail or None,
+        )  # fmt: skip
+
     async def session_for(self, token: str, now: float | None = None) -> Session | None:
         """Return the live session of ``token`` (at any level), noting its use; None if none.
 
@@ -510,7 +568,7 @@ class Accounts:
             id_hash=session.id_hash, user=session.user, created=session.created,
             last_seen=max(t, session.last_seen), level=session.level,
             required=session.required, method=session.method,
-            csrf_secret=session.csrf_secret,
+            csrf_secret=session.csrf_secret, factor_at=session.factor_at,
         )  # fmt: skip
 
     async def _live(self, token: str, now: float) -> Session:

@@ -32,7 +32,7 @@ _ACCOUNT_SELECT: Final = (
 )
 _SESSION_SELECT: Final = (
     "SELECT s.id_hash, s.created_at, s.last_seen, s.level, s.required, s.method, "
-    "s.csrf_secret, u.id AS user_id, u.org, u.name, u.role "
+    "s.csrf_secret, s.factor_at, u.id AS user_id, u.org, u.name, u.role "
     "FROM sessions s JOIN users u ON u.id = s.user_id "
 )
 
@@ -75,6 +75,7 @@ def _session(row: sqlite3.Row) -> Session:
         required=cast(Level, row["required"]),
         method=row["method"],
         csrf_secret=bytes(row["csrf_secret"]),
+        factor_at=row["factor_at"],
     )
 
 
@@ -539,10 +540,11 @@ class AccountTables(Tables):
                 db.execute("DELETE FROM sessions WHERE id_hash = ?", (replacing,))
             db.execute(
                 "INSERT INTO sessions (id_hash, user_id, created_at, last_seen, level, "
-                "required, method, csrf_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "required, method, csrf_secret, factor_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     session.id_hash, session.user.id, session.created, session.last_seen,
                     session.level, session.required, session.method, session.csrf_secret,
+                    session.factor_at,
                 ),
             )  # fmt: skip
 

@@ -412,4 +412,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             created_by TEXT NOT NULL
         )""",
     ),
+    (
+        # Migration 18: step-up (exchange/auth/session.py). ``factor_at`` is when a second
+        # factor was last given in the session; opening a record needs a recent one.
+        "ALTER TABLE sessions ADD COLUMN factor_at REAL",
+    ),
 )
