@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     from exchange.cli.errors import EXIT_USAGE, describe  # noqa: PLC0415
 
+    _logs_to_stderr()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -176,6 +177,22 @@ def _run(argv: list[str] | None) -> int:
         _flush_stdout()
         sys.stderr.write(f"exchange: {message}\n")
         return status
+
+
+def _logs_to_stderr() -> None:
+    """Send log lines to standard error, warnings and worse only, unless logging is set up.
+
+    Standard output is a command's result (a token, a list, JSON) and nothing else; a
+    command that runs the node (``exchange serve``) configures its own logging.
+    """
+    import logging  # noqa: PLC0415
+
+    import structlog  # noqa: PLC0415
+
+    from exchange.logs import configure  # noqa: PLC0415
+
+    if not structlog.is_configured():
+        configure(level=logging.WARNING)
 
 
 def _flush_stdout() -> None:
