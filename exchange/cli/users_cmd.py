@@ -29,6 +29,7 @@ from exchange.cli.staff_words import columns
 from exchange.config import ConfigError, NodeConfig
 from exchange.keys.errors import KeysError
 from exchange.keys.ids import OrgId
+from exchange.model import User
 from exchange.node.trusted_directory import load_trusted_directory
 from exchange.policy import LONDON
 from exchange.service.account_admin import (
@@ -107,55 +108,82 @@ def _iso_london(moment: float | None) -> str | None:
 def _row(account: Account, now: float, name_of: Callable[[OrgId], str]) -> dict[str, Any]:
     """Return what ``list`` shows of an account: never a password, code or token hash."""
     return {
+        **_user_row(account.user, name_of),
         "account": account.id,
-        "user_id": account.user.id,
-        "name": account.user.name,
         "email": account.email,
-        "role": account.user.role,
-        "org": account.user.org,
-        "organisation": name_of(account.user.org),
+        "web_sign_in": True,
         "state": account_state(account, now),
         "second_factor": account.has_second_factor,
         "last_sign_in": _iso_london(account.last_sign_in),
     }
 
 
+def _user_row(user: User, name_of: Callable[[OrgId], str]) -> dict[str, Any]:
+    """Return what ``list`` shows of a user with no account: no web sign-in at all."""
+    return {
+        "account": None,
+        "user_id": user.id,
+        "name": user.name,
+        "email": None,
+        "role": user.role,
+        "org": user.org,
+        "organisation": name_of(user.org),
+        "web_sign_in": False,
+        "state": None,
+        "second_factor": None,
+        "last_sign_in": None,
+    }
+
+
+def _cells(row: dict[str, Any], last_sign_in: float | None) -> list[str]:
+    """Return a row of the ``list`` table."""
+    if not row["web_sign_in"]:
+        return [
+            "-", row["user_id"], row["name"], row["role"], row["organisation"], "none",
+            "-", "-", "-",
+        ]  # fmt: skip
+    return [
+        str(row["account"]), row["user_id"], row["name"], row["role"], row["organisation"],
+        "yes", row["state"], "set up" if row["second_factor"] else "not set up",
+        "never" if last_sign_in is None else london_time(last_sign_in),
+    ]  # fmt: skip
+
+
 def users_list_command(args: argparse.Namespace) -> int:
-    """Print the staff accounts of one organisation, or of every one the node serves."""
+    """Print the staff of one organisation, or of every one the node serves.
+
+    Accounts first, then the users who have none (an API token only): they are listed too,
+    with ``none`` under WEB SIGN-IN.
+    """
     config = _config(args)
     orgs = [_org(args, config)] if args.org is not None else [t.org for t in config.tenants]
 
-    async def accounts(admin: AccountAdministration, _: SqliteStore) -> list[Account]:
-        found = []
+    async def staff(
+        admin: AccountAdministration, _: SqliteStore
+    ) -> list[tuple[Account | None, User]]:
+        found: list[tuple[Account | None, User]] = []
         for org in orgs:
-            found += await admin.organisation_accounts(operator(org))
+            found += [(a, a.user) for a in await admin.organisation_accounts(operator(org))]
+            found += [(None, u) for u in await admin.users_without_account(operator(org))]
         return found
 
-    found: list[Account] = _administer(config, accounts)
+    found: list[tuple[Account | None, User]] = _administer(config, staff)
     now = time.time()
     name_of = _names(config)
-    rows = [_row(account, now, name_of) for account in found]
+    rows = [
+        _user_row(user, name_of) if account is None else _row(account, now, name_of)
+        for account, user in found
+    ]
     if args.json:
         common.say(json.dumps(rows, indent=2, ensure_ascii=True))
         return 0
     if not rows:
         common.note("no staff accounts")
         return 0
-    table = [["ACCOUNT", "USER ID", "NAME", "ROLE", "ORGANISATION", "STATE", "SECOND FACTOR",
-              "LAST SIGN-IN (LONDON)"]]  # fmt: skip
-    for row, account in zip(rows, found, strict=True):
-        table.append(
-            [
-                str(row["account"]),
-                row["user_id"],
-                row["name"],
-                row["role"],
-                row["organisation"],
-                row["state"],
-                "set up" if row["second_factor"] else "not set up",
-                "never" if account.last_sign_in is None else london_time(account.last_sign_in),
-            ]
-        )
+    table = [["ACCOUNT", "USER ID", "NAME", "ROLE", "ORGANISATION", "WEB SIGN-IN", "STATE",
+              "SECOND FACTOR", "LAST SIGN-IN (LONDON)"]]  # fmt: skip
+    for row, (account, _) in zip(rows, found, strict=True):
+        table.append(_cells(row, None if account is None else account.last_sign_in))
     for line in columns(table):
         common.say(line)
     return 0
@@ -275,10 +303,11 @@ def add_lifecycle_commands(users: common.Subcommands) -> None:
     """Add ``users list|invite|set-role|disable|enable|remove|reset-factors``."""
     listing = users.add_parser(
         "list",
-        help="list the staff accounts",
+        help="list the staff accounts, and users with no web sign-in",
         description="List the staff accounts of one organisation (--org) or of every one the "
         "node serves: number, user id, name, email address, role, organisation, state, "
-        "whether a second factor is set up, and the last sign-in (Europe/London). No "
+        "whether a second factor is set up, and the last sign-in (Europe/London); then the "
+        "users who have no account (an API token only), with WEB SIGN-IN none. No "
         "password or token hash is shown.",
     )
     listing.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")

@@ -142,6 +142,16 @@ class AccountAdministration:
         self._admin(actor)
         return await self._store.organisation_accounts(actor.org)
 
+    async def users_without_account(self, actor: User) -> list[User]:
+        """Return the users of the administrator's organisation who have no account, by id.
+
+        They cannot sign in to the web pages: made by ``exchange users add`` without an email
+        address (an API token only), or left when their account was removed.
+        """
+        self._admin(actor)
+        with_account = {a.user.id for a in await self._store.organisation_accounts(actor.org)}
+        return [u for u in await self._store.users_of(actor.org) if u.id not in with_account]
+
     async def account(self, actor: User, account_id: int) -> Account:
         """Return one account of the administrator's organisation, or refuse as not found."""
         self._admin(actor)

@@ -12,6 +12,7 @@ Signing in::
     begin_sign_in(email, password)            -> SignInStep (accepted, refused or slowed)
     start_session(step, replacing=old_token)  -> (token, Session)   a new id, level "password"
     verify_second_factor(token, code)         -> (token, Session)   a new id, "second-factor"
+    step_up(token, code)                      -> (token, Session)   the factor again, later
     enrol_totp(token)                         -> TotpEnrolment       secret, otpauth URI
     confirm_totp_enrolment(token, code)       -> EnrolmentConfirmed  recovery codes, once
     session_for(token)                        -> Session | None      idle and absolute limits
@@ -703,6 +704,37 @@ class Accounts:
             session.user, level="second-factor", required=session.required, method=method,
             replacing=session.id_hash, created=session.created, now=t,
         )  # fmt: skip
+
+    # --- step-up ---------------------------------------------------------------------------
+
+    def factor_is_recent(self, session: Session, now: float | None = None) -> bool:
+        """Whether ``session`` gave a second factor within the step-up window (by this clock)."""
+        return self.policy.factor_is_recent(session, self._now(now))
+
+    async def has_authenticator_app(self, session: Session) -> bool:
+        """Whether the session's account can confirm with an app code (or a recovery code)."""
+        account = await self._store.account_by_user(session.user.id)
+        return account is not None and account.has_second_factor
+
+    async def step_up(self, token: str, code: str, now: float | None = None) -> tuple[str, Session]:
+        """Ask a signed-in person for their second factor again, before they open a record.
+
+        The code is checked, counted and slowed as at sign-in
+        (:meth:`verify_second_factor`); the session gets a new id with the same level, start
+        time and required level, and gives its factor now. Each answer is an account event:
+        ``step-up``, or ``sign-in-refused`` with the detail ``step-up``.
+        """
+        t = self._now(now)
+        session = await self._live(token, t)
+        if not session.signed_in:
+            raise SessionEndedError("Your session has ended. Sign in again.")
+        try:
+            new_token, new = await self.verify_second_factor(token, code, t)
+        except (SignInRefusedError, SlowedDownError):
+            await self._audited("sign-in-refused", session.user, detail="step-up")
+            raise
+        await self._audited("step-up", new.user, method=new.method)
+        return new_token, new
 
     async def _refuse_if_slowed(self, account: Account, now: float) -> None:
         if account.slowed_until is not None and now < account.slowed_until:

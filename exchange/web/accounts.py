@@ -85,6 +85,15 @@ def with_return(path: str, to: str | None) -> str:
     return path if to is None else f"{path}?{urlencode({'to': to})}"
 
 
+def other_ways_context(to: str | None) -> dict[str, object]:
+    """Return what ``sign_in_other_ways.html`` needs: the other ways to sign in or confirm.
+
+    ``sso_providers`` (each ``{"id": ..., "label": ...}``) and ``passkeys_enabled`` say
+    which ways this node offers; ``to_query`` carries the page to return to.
+    """
+    return {"sso_providers": [], "passkeys_enabled": False, "to_query": with_return("", to)}
+
+
 def landing(request: web.Request, role: str) -> str:
     """Return where the sign-in steps end: the page asked for, or the role's home."""
     return return_path(request) or home(role)

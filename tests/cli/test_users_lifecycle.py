@@ -99,6 +99,31 @@ def test_list_shows_accounts_without_any_hash(config: Path) -> None:
         assert "hash" not in out.lower()
 
 
+def test_list_shows_users_with_no_web_sign_in(config: Path) -> None:
+    """A user made with an API token only is listed after the accounts, as "none" for sign-in."""
+    added = users(config, "add", "--org", "urn:106123", "--id", "mis-sync", "--name",
+                  "MIS connector", "--role", "staff")  # fmt: skip
+    assert added.status == 0, added
+    rows = listed(config)
+    assert [r["user_id"] for r in rows] == ["admin", "mis-sync"]
+    assert rows[0]["web_sign_in"] is True
+    assert rows[1] == {
+        "account": None, "user_id": "mis-sync", "name": "MIS connector", "email": None,
+        "role": "staff", "org": "urn:106123", "organisation": "Oak Primary School",
+        "web_sign_in": False, "state": None, "second_factor": None, "last_sign_in": None,
+    }  # fmt: skip
+    text = users(config, "list")
+    assert text.status == 0, text
+    header, admin, token_only = text.out.decode().splitlines()
+    assert "WEB SIGN-IN" in header
+    assert admin.split()[0] == "1"
+    assert token_only.split() == [
+        "-", "mis-sync", "MIS", "connector", "staff", "Oak", "Primary", "School", "none",
+        "-", "-", "-",
+    ]  # fmt: skip
+    assert added.out.decode().strip() not in text.out.decode()
+
+
 def test_list_refuses_an_organisation_the_node_does_not_serve(config: Path) -> None:
     """``--org`` of another organisation is one plain line."""
     assert_refused(users(config, "list", "--org", "la:356"), 1, "does not serve la:356")
@@ -201,7 +226,7 @@ def test_with_a_second_administrator_the_first_changes(config: Path) -> None:
 
 
 def test_remove_ends_sign_in_and_the_api_token(config: Path) -> None:
-    """A removed account is gone from the list and its API token no longer names anyone."""
+    """A removed account is gone (its user stays, with no web sign-in); its token names nobody."""
     number, token = add_admin(config)
     _, before = stored(config, "deputy")
     assert before == token_hash(token)
@@ -211,7 +236,10 @@ def test_remove_ends_sign_in_and_the_api_token(config: Path) -> None:
     assert account is None
     assert after is not None
     assert after != before
-    assert [r["user_id"] for r in listed(config)] == ["admin"]
+    rows = listed(config)
+    assert [(r["user_id"], r["account"], r["web_sign_in"]) for r in rows] == [
+        ("admin", 1, True), ("deputy", None, False),
+    ]  # fmt: skip
     # The id stays taken: what the user did still names them.
     again = users(config, "add", "--org", "urn:106123", "--id", "deputy", "--name", "D",
                   "--role", "staff")  # fmt: skip

@@ -71,12 +71,22 @@ class PageClient:
 
     async def post_without_token(self, path: str, form: Form) -> Answer:
         """POST ``form`` as it is (no token added): status, text and headers."""
+        status, body, headers = await self._post(path, _fields(form))
+        return status, body.decode(), headers
+
+    async def post_bytes(
+        self, path: str, form: Form, page: str
+    ) -> tuple[int, bytes, CIMultiDictProxy[str]]:
+        """POST ``form`` with the CSRF token of ``page`` for a download: status, body, headers."""
+        return await self._post(path, [("csrf_token", csrf_token(page)), *_fields(form)])
+
+    async def _post(
+        self, path: str, fields: list[tuple[str, str]]
+    ) -> tuple[int, bytes, CIMultiDictProxy[str]]:
         self.visited.append(path)
-        async with self.http.post(
-            self.base + path, data=_fields(form), allow_redirects=False
-        ) as response:
+        async with self.http.post(self.base + path, data=fields, allow_redirects=False) as response:
             self.last_url = str(response.url)
-            return response.status, await response.text(), response.headers
+            return response.status, await response.read(), response.headers
 
     async def upload(
         self,

@@ -97,6 +97,9 @@ PAGES: Final[dict[str, Rule]] = {
     "/send/{draft}/reason": Rule(ACTORS, "draft", frozenset({200, 303})),
     "/send/{draft}/check": Rule(ACTORS, "draft", frozenset({200, 303})),
     "/send/{draft}/sent": Rule(ACTORS, "draft", frozenset({303, 404})),
+    # Confirming it's you again (step-up) is every signed-in person's; with a second factor
+    # given just now there is nothing to confirm: on to the page asked for.
+    "/sign-in/confirm": Rule(READERS | ADMIN, ok=frozenset({303})),
     "/admin/accounts": Rule(ADMIN),
     "/admin/accounts/invite": Rule(ADMIN),
     "/admin/accounts/{account}": Rule(ADMIN, "account"),

@@ -72,12 +72,14 @@ def actor(org: OrgId, role: Role) -> User:
 
 @dataclass(frozen=True)
 class Account:
-    """A staff account: who it is, its address, its app's secret and its API token."""
+    """A staff account: who it is, its address, its app's secret, its API token and codes."""
 
     user: User
     email: str
     secret: TotpSecret | None = field(repr=False)
     api_token: str = field(repr=False)
+    #: The recovery codes shown when the app was set up (none without an app).
+    recovery_codes: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -167,7 +169,8 @@ class World:
         confirmed = await accounts.confirm_totp_enrolment(
             token, code_at(enrolment.secret, service.clock() - STEP)
         )
-        return Account(user, email, enrolment.secret, api_token), confirmed.token
+        account = Account(user, email, enrolment.secret, api_token, confirmed.recovery_codes)
+        return account, confirmed.token
 
     async def sign_in(self, client: PageClient, account: Account) -> None:
         """Sign in through the pages: the password, then the app's present code if it has one."""

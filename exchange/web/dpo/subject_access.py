@@ -27,6 +27,7 @@ from exchange.records import InvalidIdentifierError, validate_nhs_number, valida
 from exchange.web.accounts import SESSION
 from exchange.web.app import render, web_service
 from exchange.web.dpo.copies import export_files
+from exchange.web.step_up import ask_again_unless_recent
 from exchange.web.words import kind_name, london_time, organisation_name
 
 #: The identifiers a search takes: the form's value, and its words.
@@ -133,8 +134,11 @@ async def _copies(
 ) -> web.StreamResponse:
     """Answer the "Download copies" button: the copies, as one zip file to download.
 
-    Every copy taken is recorded in the ledger by the service.
+    Every copy taken is recorded in the ledger by the service. The copies hold the records'
+    content, so they need a recent second factor: without one the DPO confirms it's them
+    and comes back to the empty form (the identifiers are never put in an address).
     """
+    ask_again_unless_recent(request, back="/subject-access")
     user = request[SESSION].user
     service = web_service(request)
     copies = await service.subject_access_copies(user, identifiers)

@@ -34,6 +34,7 @@ from exchange.web.accounts import SESSION
 from exchange.web.app import DIGEST_RE, path_digest, render, web_service
 from exchange.web.inbox.listing import state_tag
 from exchange.web.inbox.record_view import RecordView, size_words
+from exchange.web.step_up import ask_again_unless_recent, needs_recent_factor
 from exchange.web.words import (
     deadline_words,
     kind_name,
@@ -103,6 +104,11 @@ def _documents(digest: bytes, container: Container) -> list[dict[str, str]]:
     return documents
 
 
+def _item_path(digest: bytes) -> str:
+    """Return the address of an item's page."""
+    return f"/inbox/{digest.hex()}"
+
+
 async def _item_page(
     request: web.Request, view: InboxView, container: Container | None, *, read: bool = False
 ) -> web.Response:
@@ -118,7 +124,7 @@ async def _item_page(
         "destroyed": view.retention.state == "destroyed",
         "may_open": service.may_open(user),
         "facts": _facts(request, view, record),
-        "href": f"/inbox/{digest.hex()}",
+        "href": _item_path(digest),
         "reply_href": f"/send/reply/{digest.hex()}",
         "read": read,
         "unreadable": read and container is None,
@@ -135,10 +141,15 @@ async def _item_page(
 
 
 async def _read(request: web.Request, view: InboxView) -> web.Response:
-    """Read an item (a recorded access) and show it; a recall or destruction shows that."""
+    """Read an item (a recorded access) and show it; a recall or destruction shows that.
+
+    The record is shown only after a recent second factor (step-up): otherwise the person
+    confirms it's them first and comes back to the item's page.
+    """
     service = web_service(request)
     user = request[SESSION].user
     digest = view.item.envelope.digest
+    ask_again_unless_recent(request, back=_item_path(digest))
     try:
         container = await service.read_item(user, digest)
     except GoneError:
@@ -178,11 +189,13 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+@needs_recent_factor(back=lambda request: _item_path(path_digest(request)))
 async def download(request: web.Request) -> web.StreamResponse:
     """``GET /inbox/{digest}/attachments/{number}``: one document, as a download (recorded).
 
     Only an item the organisation has opened has downloads (the service checks); before
-    that, the address leads to the item's page.
+    that, the address leads to the item's page. Without a recent second factor the person
+    confirms it's them, then comes back to the item's page, where the document's link is.
     """
     number = whole_number(request.match_info["number"], 0, 999)
     if number is None:
@@ -194,7 +207,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         )
     except ConflictError:
         # Not opened yet: the item page says what it is and offers to open it.
-        raise web.HTTPSeeOther(f"/inbox/{digest.hex()}") from None
+        raise web.HTTPSeeOther(_item_path(digest)) from None
     content_type = attachment.content_type
     if content_type not in CONTENT_TYPES:
         content_type = "application/octet-stream"
