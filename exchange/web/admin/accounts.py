@@ -170,8 +170,8 @@ CONFIRMATIONS: Final = {
         "Reset the authenticator app of {name}?",
         [
             (
-                "Their authenticator app and recovery codes will stop working, and their "
-                "sessions will end."
+                "Their authenticator app, recovery codes and passkeys will stop working, "
+                "and their sessions will end."
             ),
             (
                 "When they next sign in with their password, they will set up an "
