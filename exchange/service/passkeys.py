@@ -96,6 +96,21 @@ class ConfirmFirstError(ForbiddenError):
     """Adding a passkey needs a second factor given recently: confirm it's you first."""
 
 
+@dataclass(frozen=True)
+class ConfirmWays:
+    """How a person can give their second factor: a code from their app, a passkey, or both."""
+
+    code: bool
+    passkey: bool
+
+
+def _tidy_name(name: str) -> str:
+    try:
+        return check_passkey_name(name)
+    except ValueError as exc:
+        raise UnprocessableError(str(exc), rule="passkey-name") from None
+
+
 @dataclass
 class _Attempt:
     """What a sign-in with a passkey found before it was refused, for the log and audit."""
@@ -177,6 +192,13 @@ class Passkeys:
                 return passkey
         raise NotFoundError("You have no such passkey")
 
+    async def ways_to_confirm(self, user: User) -> ConfirmWays:
+        """Return how ``user`` can give their second factor on this node."""
+        account = await self._store.account_by_user(user.id)
+        if account is None:
+            return ConfirmWays(code=False, passkey=False)
+        return ConfirmWays(code=account.has_code, passkey=self.enabled and account.passkeys > 0)
+
     async def may_add(self, session: Session, now: float | None = None) -> bool:
         """Whether ``session`` may add a passkey now, or must confirm it's the person first."""
         if not session.signed_in:
@@ -197,10 +219,16 @@ class Passkeys:
         return session
 
     async def registration_options(
-        self, token: str, *, binding: bytes, now: float | None = None
+        self, token: str, *, binding: bytes, name: str | None = None, now: float | None = None
     ) -> str:
-        """Return the options to add a passkey to the session's account (JSON)."""
+        """Return the options to add a passkey to the session's account (JSON).
+
+        ``name``, if given, is checked first, so a name the page would refuse is refused
+        before the person is asked for their fingerprint.
+        """
         t = self._now(now)
+        if name is not None:
+            _tidy_name(name)
         rp = self._rp()
         session = await self._adding(token, t)
         account = await self._store.account_by_user(session.user.id)
@@ -218,10 +246,7 @@ class Passkeys:
     ) -> Passkey:
         """Verify the answer to the registration options and keep the passkey."""
         t = self._now(now)
-        try:
-            tidy = check_passkey_name(name)
-        except ValueError as exc:
-            raise UnprocessableError(str(exc), rule="passkey-name") from None
+        tidy = _tidy_name(name)
         rp = self._rp()
         session = await self._adding(token, t)
         try:
