@@ -212,4 +212,8 @@ async def test_an_account_whose_factor_is_a_passkey_uses_it_after_the_password(
     assert (await client.get("/admin/accounts"))[0] == 303  # not signed in yet
     status, _, location = await _sign_in(client, device, "/sign-in/security-code")
     assert (status, location) == (303, "/admin/accounts")
-    assert (await client.get("/admin/accounts"))[0] == 200
+    status, page, _ = await client.get("/admin/accounts")
+    assert status == 200
+    # The administrator's list says which second factor each account has.
+    row = next(r for r in parse(page).all("tr") if account.email in r.text)
+    assert "1 passkey" in row.text
