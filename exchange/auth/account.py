@@ -2,9 +2,9 @@
 
 An account gives an existing member of staff (a ``users`` row, which also holds their API
 token) a way to sign in to the web pages: an email address, unique on the node whatever its
-case, a password hash, and a second factor. Its secrets (the hash, the TOTP secret) are
-never shown by ``repr``, and neither is the email address: logs and errors name accounts by
-their number only.
+case, a password hash, and a second factor (an authenticator app's codes, or passkeys). Its
+secrets (the hash, the TOTP secret) are never shown by ``repr``, and neither is the email
+address: logs and errors name accounts by their number only.
 """
 
 from __future__ import annotations
@@ -85,10 +85,17 @@ class Account:
     factor_required: bool = False
     #: When the account last reached a signed-in session, if it has.
     last_sign_in: float | None = None
+    #: How many passkeys the account has registered (each proves both factors).
+    passkeys: int = 0
 
     @property
     def has_second_factor(self) -> bool:
-        """Whether a second factor is confirmed."""
+        """Whether a second factor is set up: a confirmed authenticator app or a passkey."""
+        return self.totp_secret is not None or self.passkeys > 0
+
+    @property
+    def has_code(self) -> bool:
+        """Whether a confirmed authenticator app gives codes (and recovery codes stand by)."""
         return self.totp_secret is not None
 
     @property

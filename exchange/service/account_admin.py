@@ -22,8 +22,9 @@ methods as :func:`operator`: an administrator of the organisation who holds no a
 resetting the last administrator's second factor is allowed there (it is how a locked-out
 administrator gets back in), while demoting, disabling or removing them is not.
 
-Single sign-on, passkeys and renaming come later; an account's ``factor_required`` and the
-session's method are where they plug in.
+Resetting a second factor forgets the authenticator app, the recovery codes and every
+passkey of the account (``exchange.store.accounts``). Single sign-on and renaming come later;
+an account's ``factor_required`` and the session's method are where they plug in.
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ class AccountAdministration:
         await self._change(actor, account_id, "account.role_changed", role=chosen)
 
     async def reset_second_factor(self, actor: User, account_id: int) -> None:
-        """Forget an account's authenticator app and recovery codes; its sessions end.
+        """Forget an account's authenticator app, recovery codes and passkeys; sessions end.
 
         The person signs in with their password and sets up an app again.
         """

@@ -714,7 +714,7 @@ class Accounts:
     async def has_authenticator_app(self, session: Session) -> bool:
         """Whether the session's account can confirm with an app code (or a recovery code)."""
         account = await self._store.account_by_user(session.user.id)
-        return account is not None and account.has_second_factor
+        return account is not None and account.has_code
 
     async def step_up(self, token: str, code: str, now: float | None = None) -> tuple[str, Session]:
         """Ask a signed-in person for their second factor again, before they open a record.

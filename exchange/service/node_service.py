@@ -15,7 +15,8 @@ It is a facade over focused use cases, each built over one shared
 :mod:`~exchange.service.retention`. The HTTP and CLI adapters call one method of it per
 request. It does no file I/O: the composition root (``exchange.node.runtime``) loads the
 records setup, the register key, the tenants' keys and the directory, and opens the store.
-Staff accounts and web sessions are :class:`~exchange.service.accounts.Accounts`.
+Staff accounts and web sessions are :class:`~exchange.service.accounts.Accounts`, and their
+passkeys :class:`~exchange.service.passkeys.Passkeys`.
 The refusals are in :mod:`~exchange.service.errors`, the ledger events and store rows in
 :mod:`~exchange.service.rows`.
 """
@@ -62,6 +63,7 @@ from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_state import NodeState, NodeStateView
 from exchange.service.owed import Owed, OwedItem
+from exchange.service.passkeys import Passkeys
 from exchange.service.reading import Reading
 from exchange.service.receiving import Receiving
 from exchange.service.register import SharingRegister
@@ -134,6 +136,7 @@ class NodeService:
             self.context, policy=session_policy, password_params=password_params
         )
         self.account_admin = AccountAdministration(self.context)
+        self.passkeys = Passkeys(self.context, self.accounts)
         # Read the context's clock at each call, not once here: demos and tests replace it.
         now = lambda: self.context.clock()  # noqa: E731, PLW0108
         self.api_tokens = ApiTokens(self.context.store, now)

@@ -2,11 +2,13 @@
 
 A table group of :class:`~exchange.store.sqlite.SqliteStore` over the tables of the accounts
 migration (``exchange.store.schema``): ``accounts``, ``recovery_codes``,
-``sign_in_failures`` and ``sessions``. It applies changes and holds no rules: whether a
-password, a code or a session is good, and how long sign-in is slowed, is decided by the
-service (``exchange.service.accounts``) with the pure rules of :mod:`exchange.auth`. The
-writes that guard against replay (a TOTP step, a recovery code) are conditional updates, so
-two requests racing with the same code cannot both succeed.
+``sign_in_failures`` and ``sessions`` (an account's passkeys are
+:mod:`exchange.store.passkeys`'s, but go with it here when it is removed or reset). It
+applies changes and holds no rules: whether a password, a code or a session is good, and how
+long sign-in is slowed, is decided by the service (``exchange.service.accounts``) with the
+pure rules of :mod:`exchange.auth`. The writes that guard against replay (a TOTP step, a
+recovery code) are conditional updates, so two requests racing with the same code cannot
+both succeed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ _ACCOUNT_SELECT: Final = (
     "a.failed_count, a.slowed_until, a.disabled, a.invitation_hash, a.invitation_expires_at, "
     "a.factor_required, a.last_sign_in_at, u.id AS user_id, u.org, u.name, u.role, "
     "(SELECT COUNT(*) FROM recovery_codes c WHERE c.account_id = a.id AND c.used_at IS NULL) "
-    "AS recovery_left FROM accounts a JOIN users u ON u.id = a.user_id "
+    "AS recovery_left, (SELECT COUNT(*) FROM passkeys p WHERE p.account_id = a.id) AS passkeys "
+    "FROM accounts a JOIN users u ON u.id = a.user_id "
+)
+#: An account with no second factor: no confirmed authenticator app and no passkey.
+_NO_SECOND_FACTOR: Final = (
+    "a.totp_secret IS NULL AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = a.id)"
 )
 _SESSION_SELECT: Final = (
     "SELECT s.id_hash, s.created_at, s.last_seen, s.level, s.required, s.method, "
@@ -62,6 +69,7 @@ def _account(row: sqlite3.Row) -> Account:
         invitation_expires=row["invitation_expires_at"],
         factor_required=bool(row["factor_required"]),
         last_sign_in=row["last_sign_in_at"],
+        passkeys=int(row["passkeys"]),
     )
 
 
@@ -171,13 +179,13 @@ class AccountTables(Tables):
         )
 
     async def accounts_without_second_factor(self, roles: Sequence[str]) -> list[str]:
-        """Return the user ids of enabled accounts of ``roles`` with no confirmed TOTP."""
+        """Return the user ids of enabled accounts of ``roles`` with no second factor."""
         marks = ", ".join("?" for _ in roles)
 
         def read(db: sqlite3.Connection) -> list[str]:
             rows = db.execute(
                 "SELECT u.id FROM accounts a JOIN users u ON u.id = a.user_id "
-                f"WHERE a.totp_secret IS NULL AND a.disabled = 0 AND u.role IN ({marks}) "
+                f"WHERE {_NO_SECOND_FACTOR} AND a.disabled = 0 AND u.role IN ({marks}) "
                 "ORDER BY u.id",
                 tuple(roles),
             )
@@ -277,10 +285,11 @@ class AccountTables(Tables):
     ) -> AccountChange:
         """Change an account's role, disable or enable it, or reset its second factor.
 
-        Every change ends the account's sessions. With ``keep_an_admin``, a change that
-        takes the last enabled administrator of the organisation who can sign in away from
-        it (a new role, disabling, a reset of their own) writes nothing and answers
-        ``last-admin``.
+        Resetting the second factor forgets the authenticator app, the recovery codes and
+        every passkey, and requires one again at the next sign-in. Every change ends the
+        account's sessions. With ``keep_an_admin``, a change that takes the last enabled
+        administrator of the organisation who can sign in away from it (a new role,
+        disabling, a reset of their own) writes nothing and answers ``last-admin``.
         """
 
         def tx(db: sqlite3.Connection) -> AccountChange:
@@ -306,6 +315,7 @@ class AccountTables(Tables):
                     (account_id,),
                 )
                 db.execute("DELETE FROM recovery_codes WHERE account_id = ?", (account_id,))
+                db.execute("DELETE FROM passkeys WHERE account_id = ?", (account_id,))
             db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", (now, account_id))
             db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             return "done"
@@ -315,7 +325,7 @@ class AccountTables(Tables):
     async def remove_account(
         self, account_id: int, *, token_hash: bytes, keep_an_admin: bool = True
     ) -> AccountChange:
-        """Remove an account, with its recovery codes and sessions.
+        """Remove an account, with its recovery codes, passkeys and sessions.
 
         The user row stays, so what they sent and opened still names them and their id is
         not given to someone else; its API token becomes ``token_hash``, one nobody holds.
@@ -335,6 +345,7 @@ class AccountTables(Tables):
             ):
                 return "last-admin"
             db.execute("DELETE FROM recovery_codes WHERE account_id = ?", (account_id,))
+            db.execute("DELETE FROM passkeys WHERE account_id = ?", (account_id,))
             db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
             db.execute("UPDATE users SET token_hash = ? WHERE id = ?", (token_hash, user_id))
@@ -353,7 +364,7 @@ class AccountTables(Tables):
     async def readers_signed_in_without_second_factor(self, roles: Sequence[str]) -> list[int]:
         """Return the ids of reader accounts signed in with the password alone.
 
-        That is, enabled accounts of ``roles`` with no confirmed second factor holding a
+        That is, enabled accounts of ``roles`` with no second factor (app or passkey) holding a
         session at level ``password`` whose required level is ``password``.
         """
         marks = ", ".join("?" for _ in roles)
@@ -361,7 +372,7 @@ class AccountTables(Tables):
         def read(db: sqlite3.Connection) -> list[int]:
             rows = db.execute(
                 "SELECT DISTINCT a.id FROM accounts a JOIN users u ON u.id = a.user_id "
-                "JOIN sessions s ON s.user_id = a.user_id WHERE a.totp_secret IS NULL "
+                f"JOIN sessions s ON s.user_id = a.user_id WHERE {_NO_SECOND_FACTOR} "
                 f"AND a.disabled = 0 AND u.role IN ({marks}) AND s.required = 'password' "
                 "AND s.level = 'password' "
                 "ORDER BY a.id",

@@ -57,6 +57,7 @@ Decide = Callable[[HeldItem, Sequence[HoldRecord]], tuple[Destruction, bytes]]
 if TYPE_CHECKING:
     from exchange.auth.account import Account, NewAccount
     from exchange.auth.api_token import ApiToken, NewApiToken
+    from exchange.auth.passkey import NewPasskey, Passkey, PasskeyChallenge
     from exchange.auth.session import Session
     from exchange.auth.totp import TotpSecret
     from exchange.model import HeldItem, RetentionSchedule, Role, ThreadLink
@@ -362,7 +363,7 @@ class AccountStore(Protocol):
         ...
 
     async def accounts_without_second_factor(self, roles: Sequence[str]) -> list[str]:
-        """Return the user ids of enabled accounts of ``roles`` with no confirmed TOTP."""
+        """Return the user ids of enabled accounts of ``roles`` with no second factor."""
         ...
 
     async def set_account_disabled(self, user_id: str, *, disabled: bool, now: float) -> bool:
@@ -585,8 +586,45 @@ class ApiTokenStore(Protocol):
         ...
 
 
+class PasskeyStore(Protocol):
+    """Accounts' passkeys and their challenges (``exchange.store.passkeys``); no rules."""
+
+    async def add_passkey(
+        self, user_id: str, passkey: NewPasskey, *, name: str, now: float
+    ) -> Passkey | None:
+        """Store a verified passkey for the account of ``user_id``; None if it has no account."""
+        ...
+
+    async def passkeys_of(self, user_id: str) -> list[Passkey]:
+        """Return the passkeys of the account of ``user_id``, oldest first."""
+        ...
+
+    async def passkey_by_credential(self, credential_id: bytes) -> Passkey | None:
+        """Return the passkey whose credential id is ``credential_id``, or None."""
+        ...
+
+    async def remove_passkey(self, user_id: str, passkey_id: int) -> bool:
+        """Delete passkey ``passkey_id`` if it is the account of ``user_id``'s; True if so."""
+        ...
+
+    async def note_passkey_use(
+        self, passkey_id: int, *, sign_count_was: int, sign_count: int, now: float
+    ) -> bool:
+        """Record a use with its new counter, only if the counter is still ``sign_count_was``."""
+        ...
+
+    async def add_passkey_challenge(self, challenge: PasskeyChallenge, *, now: float) -> None:
+        """Keep a challenge, replacing the browser's earlier one for the same purpose."""
+        ...
+
+    async def take_passkey_challenge(self, key: bytes) -> PasskeyChallenge | None:
+        """Return the challenge named ``key`` and delete it, so it is answered once; or None."""
+        ...
+
+
 class Store(
     DirectoryStore,
+    PasskeyStore,
     ApiTokenStore,
     IdempotencyStore,
     RegisterStore,

@@ -417,4 +417,34 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # factor was last given in the session; opening a record needs a recent one.
         "ALTER TABLE sessions ADD COLUMN factor_at REAL",
     ),
+    (
+        # Migration 19: passkeys (exchange/store/passkeys.py). ``passkeys`` holds each
+        # account's WebAuthn credentials: the credential id (unique on the node), the COSE
+        # public key, the authenticator's signature counter, its transports (comma-separated),
+        # the name the person gave it, and when it was added and last used.
+        # ``passkey_challenges`` holds the challenges issued and not answered yet, named by
+        # their hash, with the browser each was issued to (a hash of its session's or its
+        # pre-sign-in secret), what for, whose (null for a sign-in) and until when.
+        """CREATE TABLE passkeys (
+            id INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            credential_id BLOB NOT NULL UNIQUE,
+            public_key BLOB NOT NULL,
+            sign_count INTEGER NOT NULL,
+            transports TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_used_at REAL
+        )""",
+        "CREATE INDEX passkeys_by_account ON passkeys (account_id)",
+        """CREATE TABLE passkey_challenges (
+            key BLOB PRIMARY KEY,
+            binding BLOB NOT NULL,
+            purpose TEXT NOT NULL,
+            user_id TEXT,
+            expires_at REAL NOT NULL
+        )""",
+        "CREATE INDEX passkey_challenges_by_binding ON passkey_challenges (binding, purpose)",
+        "CREATE INDEX passkey_challenges_by_expiry ON passkey_challenges (expires_at)",
+    ),
 )

@@ -60,6 +60,7 @@ from exchange.store.directory import DirectoryTables
 from exchange.store.idempotency import IdempotencyTables, insert_idempotency
 from exchange.store.node_state import NodeStateTables
 from exchange.store.own_copies import OWN_COPY_DIGESTS, OwnCopyTables
+from exchange.store.passkeys import PasskeyTables
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
 from exchange.store.retention import RetentionTables
@@ -143,6 +144,7 @@ class SqliteStore(
     RetentionTables,
     AccountTables,
     ApiTokenTables,
+    PasskeyTables,
     SentListTables,
     NodeStateTables,
     DirectoryTables,

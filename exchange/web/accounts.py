@@ -178,7 +178,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         if request.method not in {hdrs.METH_GET, hdrs.METH_HEAD}:
             # A form sent after the session ended: say so, and keep nothing of it.
             response: web.StreamResponse = render(
-                request, "sign_in.html", _sign_in_context(ended=True), status=401
+                request, "sign_in.html", sign_in_context(request, ended=True), status=401
             )
             if token is not None:
                 _clear_session_cookie(response)
@@ -188,13 +188,15 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     return await handler(request)
 
 
-def _sign_in_context(
+def sign_in_context(
+    request: web.Request,
     *,
     errors: list[dict[str, str]] | None = None,
     email: str = "",
     ended: bool = False,
     to: str | None = None,
 ) -> dict[str, object]:
+    """Return what the sign-in page shows: the form's errors and values, other ways in."""
     errors = errors or []
     # Each field shows its own message beside it, as the summary's link points there.
     field_errors = {e["href"].removeprefix("#"): e["text"] for e in errors}
@@ -204,6 +206,7 @@ def _sign_in_context(
         "email": email,
         "ended": ended,
         "to_query": with_return("", to),
+        "passkeys_enabled": web_service(request).passkeys.enabled,
     }
 
 
@@ -211,7 +214,7 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in``: the email address and password form (or home, if signed in)."""
     if request.get(SIGNED_IN):
         raise _see_other(landing(request, request[SESSION].user.role))
-    return render(request, "sign_in.html", _sign_in_context(to=return_path(request)))
+    return render(request, "sign_in.html", sign_in_context(request, to=return_path(request)))
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
@@ -228,7 +231,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         return render(
             request,
             "sign_in.html",
-            _sign_in_context(errors=errors, email=email, to=return_path(request)),
+            sign_in_context(request, errors=errors, email=email, to=return_path(request)),
             status=400,
         )
     accounts = web_service(request).accounts
@@ -240,7 +243,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         return render(
             request,
             "sign_in.html",
-            _sign_in_context(errors=errors, email=email, to=return_path(request)),
+            sign_in_context(request, errors=errors, email=email, to=return_path(request)),
             status=status,
         )
     token, _ = await accounts.start_session(step, replacing=_token(request))
@@ -328,13 +331,25 @@ async def security_code_page(request: web.Request) -> web.StreamResponse:
     _, session = _pending(request)
     if session.signed_in:
         raise _see_other(landing(request, session.user.role))
-    to_query = with_return("", return_path(request))
-    return render(request, "security_code.html", {"errors": [], "to_query": to_query})
+    return render(request, "security_code.html", await _security_code_context(request, session))
+
+
+async def _security_code_context(
+    request: web.Request, session: Session, errors: list[dict[str, str]] | None = None
+) -> dict[str, object]:
+    """Return what the security code page shows: the code form, a passkey, or both."""
+    ways = await web_service(request).passkeys.ways_to_confirm(session.user)
+    return {
+        "errors": errors or [],
+        "to_query": with_return("", return_path(request)),
+        "has_code": ways.code,
+        "passkeys_enabled": ways.passkey,
+    }
 
 
 async def security_code(request: web.Request) -> web.StreamResponse:
     """``POST /sign-in/security-code``: check the code; a new session at the full level."""
-    token, _ = _pending(request)
+    token, session = _pending(request)
     form = await request.post()
     code = str(form.get("code", "")).strip()
     if not code:
@@ -350,10 +365,7 @@ async def security_code(request: web.Request) -> web.StreamResponse:
             response = _see_other(landing(request, new.user.role))
             _set_session_cookie(response, new_token)
             raise response
-    context = {
-        "errors": [{"href": "#code", "text": error}],
-        "to_query": with_return("", return_path(request)),
-    }
+    context = await _security_code_context(request, session, [{"href": "#code", "text": error}])
     return render(request, "security_code.html", context, status=400)
 
 

@@ -63,6 +63,7 @@ NAVIGATION: Final = (
     ("/retention", "Retention", frozenset({"dpo"})),
     ("/admin/accounts", "Accounts", frozenset({"admin"})),
     ("/admin/node", "Node", frozenset({"admin"})),
+    ("/account/passkeys", "Passkeys", frozenset({"dsl", "staff", "dpo", "admin"})),
 )
 
 

@@ -13,6 +13,7 @@ from exchange.web.dpo import add_dpo_routes
 from exchange.web.inbox import add_inbox_routes
 from exchange.web.invitation import add_invitation_routes
 from exchange.web.overdue import add_overdue_routes
+from exchange.web.passkeys import add_passkey_routes
 from exchange.web.send import add_send_routes
 from exchange.web.sent import add_sent_routes
 from exchange.web.step_up import add_step_up_routes
@@ -28,6 +29,7 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_overdue_routes(app)
     add_dpo_routes(app)
     add_invitation_routes(app)
+    add_passkey_routes(app)
     add_admin_account_routes(app)
     add_node_state_routes(app)
     add_send_routes(app)

@@ -123,13 +123,16 @@ async def _context(
     request: web.Request, session: Session, errors: list[dict[str, str]]
 ) -> dict[str, Any]:
     to = return_path(request)
-    accounts = web_service(request).accounts
+    service = web_service(request)
+    ways = await service.passkeys.ways_to_confirm(session.user)
     return {
         "errors": errors,
-        "has_app": await accounts.has_authenticator_app(session),
+        "has_app": ways.code,
         "what": _what(to),
-        "window": window_words(accounts.policy.step_up_window),
+        "window": window_words(service.accounts.policy.step_up_window),
         **other_ways_context(to),
+        "passkeys_enabled": ways.passkey,
+        "confirming": True,
     }
 
 

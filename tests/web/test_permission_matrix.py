@@ -40,6 +40,7 @@ READERS: Final = frozenset({"dsl", "staff", "dpo"})
 ACTORS: Final = frozenset({"dsl", "staff"})
 DPO: Final = frozenset({"dpo"})
 ADMIN: Final = frozenset({"admin"})
+EVERYONE: Final = frozenset(ROLES)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,12 @@ PAGES: Final[dict[str, Rule]] = {
     "/admin/accounts/{account}/reset-second-factor": Rule(ADMIN, "account"),
     "/admin/accounts/{account}/disable": Rule(ADMIN, "account"),
     "/admin/accounts/{account}/remove": Rule(ADMIN, "account"),
+    # Everyone's own passkeys. Adding one needs a recent second factor: a session older
+    # than the step-up window is sent to confirm it's them first. Nobody here has a
+    # passkey, so a removal page is not found for anyone.
+    "/account/passkeys": Rule(EVERYONE),
+    "/account/passkeys/add": Rule(EVERYONE, ok=frozenset({200, 303})),
+    "/account/passkeys/{passkey}/remove": Rule(EVERYONE, ok=frozenset({404})),
     "/admin/node": Rule(ADMIN),
     # With no dead letters there is nothing to requeue: back to the node page.
     "/admin/node/dead-letters/requeue": Rule(ADMIN, ok=frozenset({303})),
@@ -226,6 +233,7 @@ def _path(route: str, matrix: Matrix) -> str:
         .replace("{digest}", matrix.digest.hex())
         .replace("{number}", "1")
         .replace("{account}", str(matrix.account))
+        .replace("{passkey}", "1")
         .replace("{draft}", matrix.draft)
         .replace("{section}", matrix.section)
     )

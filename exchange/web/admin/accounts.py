@@ -24,7 +24,7 @@ from exchange.service.account_admin import (
 )
 from exchange.service.errors import ConflictError
 from exchange.web.accounts import SESSION
-from exchange.web.admin.words import role_choices, role_name
+from exchange.web.admin.words import role_choices, role_name, second_factor_words
 from exchange.web.app import render, web_service
 from exchange.web.words import london_time
 
@@ -78,7 +78,7 @@ async def accounts_page(request: web.Request) -> web.StreamResponse:
                 "name": account.user.name,
                 "email": account.email,
                 "role": role_name(account.user.role),
-                "factor": "Set up" if account.has_second_factor else "Not set up",
+                "factor": second_factor_words(account),
                 "status": status,
                 "colour": colour,
                 "last_sign_in": "Never"
@@ -104,8 +104,8 @@ def _account_context(
         {"key": "Role", "value": role_name(account.user.role)},
         {"key": "Status", "value": status},
         {
-            "key": "Authenticator app",
-            "value": "Set up" if account.has_second_factor else "Not set up",
+            "key": "Second factor",
+            "value": second_factor_words(account),
         },
         {
             "key": "Last signed in",
@@ -170,8 +170,8 @@ CONFIRMATIONS: Final = {
         "Reset the authenticator app of {name}?",
         [
             (
-                "Their authenticator app and recovery codes will stop working, and their "
-                "sessions will end."
+                "Their authenticator app, recovery codes and passkeys will stop working, "
+                "and their sessions will end."
             ),
             (
                 "When they next sign in with their password, they will set up an "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from exchange.auth.account import Account
+
 #: Each role in words, with what it lets a person do.
 ROLE_NAMES: Final = {
     "dsl": "Designated safeguarding lead",
@@ -48,3 +50,11 @@ def route_name(kind: str) -> str:
 def count_words(count: int, one: str, many: str) -> str:
     """Return ``1 dead letter`` or ``3 dead letters``."""
     return f"{count} {one if count == 1 else many}"
+
+
+def second_factor_words(account: Account) -> str:
+    """Say which second factors an account has set up: an app, passkeys, both or none."""
+    parts = ["Authenticator app"] if account.has_code else []
+    if account.passkeys:
+        parts.append(f"{account.passkeys} passkey{'s' if account.passkeys != 1 else ''}")
+    return " and ".join(parts) if parts else "Not set up"
