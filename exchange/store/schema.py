@@ -417,4 +417,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # factor was last given in the session; opening a record needs a recent one.
         "ALTER TABLE sessions ADD COLUMN factor_at REAL",
     ),
+    (
+        # Migration 19: single sign-on links (exchange/store/sso_links.py). The person a
+        # provider knows as ``subject`` (its ``sub``, unique per ``issuer``) signs in as
+        # ``user_id``; one link per user and issuer. Removing an account removes its links.
+        """CREATE TABLE sso_links (
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            linked_at REAL NOT NULL,
+            PRIMARY KEY (issuer, subject)
+        )""",
+        "CREATE UNIQUE INDEX sso_links_by_user ON sso_links (user_id, issuer)",
+    ),
 )

@@ -30,6 +30,7 @@ from exchange.auth.session import Session
 from exchange.logs import get_logger
 from exchange.service.accounts import SlowedDownError
 from exchange.service.errors import ServiceError
+from exchange.service.sso import provider_choices
 from exchange.web.app import (
     ORGANISATION_NAME,
     SIGNED_IN,
@@ -169,7 +170,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         if request.method not in {hdrs.METH_GET, hdrs.METH_HEAD}:
             # A form sent after the session ended: say so, and keep nothing of it.
             response: web.StreamResponse = render(
-                request, "sign_in.html", _sign_in_context(ended=True), status=401
+                request, "sign_in.html", _sign_in_context(request, ended=True), status=401
             )
             if token is not None:
                 _clear_session_cookie(response)
@@ -180,6 +181,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def _sign_in_context(
+    request: web.Request,
     *,
     errors: list[dict[str, str]] | None = None,
     email: str = "",
@@ -195,6 +197,7 @@ def _sign_in_context(
         "email": email,
         "ended": ended,
         "to_query": with_return("", to),
+        "sso_providers": provider_choices(web_service(request).sso.providers()),
     }
 
 
@@ -202,7 +205,7 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
     """``GET /sign-in``: the email address and password form (or home, if signed in)."""
     if request.get(SIGNED_IN):
         raise _see_other(landing(request, request[SESSION].user.role))
-    return render(request, "sign_in.html", _sign_in_context(to=return_path(request)))
+    return render(request, "sign_in.html", _sign_in_context(request, to=return_path(request)))
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
@@ -219,7 +222,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         return render(
             request,
             "sign_in.html",
-            _sign_in_context(errors=errors, email=email, to=return_path(request)),
+            _sign_in_context(request, errors=errors, email=email, to=return_path(request)),
             status=400,
         )
     accounts = web_service(request).accounts
@@ -231,7 +234,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         return render(
             request,
             "sign_in.html",
-            _sign_in_context(errors=errors, email=email, to=return_path(request)),
+            _sign_in_context(request, errors=errors, email=email, to=return_path(request)),
             status=status,
         )
     token, _ = await accounts.start_session(step, replacing=_token(request))

@@ -15,12 +15,14 @@ from exchange.web.invitation import add_invitation_routes
 from exchange.web.overdue import add_overdue_routes
 from exchange.web.send import add_send_routes
 from exchange.web.sent import add_sent_routes
+from exchange.web.sso import add_sso_routes
 
 
 def add_staff_pages(app: web.Application, service: NodeService) -> None:
     """Add the layout, assets and error pages, then sign-in and the signed-in pages."""
     add_web_routes(app, service)
     add_account_routes(app)
+    add_sso_routes(app)
     add_inbox_routes(app)
     add_sent_routes(app)
     add_overdue_routes(app)
