@@ -169,7 +169,7 @@ class SingleSignOn:
         try:
             metadata = await client.metadata()
         except OidcError as exc:
-            log.warning("sso.unavailable", provider=provider_id, reason=exc.reason)
+            log.warning("sso.unavailable", provider=provider_id, outcome=exc.reason)
             raise _refusal("failed", client.provider.label, exc.reason) from None
         login = new_login_secrets(self._random)
         url = authorization_url(
@@ -235,7 +235,7 @@ class SingleSignOn:
         return await client.verify(id_token, nonce=pending.nonce, now=now)
 
     async def _refused(self, provider: SsoProvider, user: User | None, reason: str) -> None:
-        log.info("sso.refused", provider=provider.id, reason=reason)
+        log.info("sso.refused", provider=provider.id, outcome=reason)
         await self.accounts._audited(
             "sign-in-refused", user, method="sso", detail=f"{provider.id}: {reason}"
         )
@@ -276,6 +276,8 @@ class SingleSignOn:
             return await self._provision(provider, token, email, roles[0], now)
         if account.user.org != provider.org:
             raise await self._not_allowed(provider, None, "no-account")
+        if account.disabled:
+            raise await self._not_allowed(provider, account.user, "disabled")
         if account.user.role not in roles:
             raise await self._not_allowed(provider, account.user, "role-not-mapped")
         outcome = await store.link_sso(token.issuer, token.subject, account.user.id, now=now)

@@ -10,6 +10,7 @@ answered (a token endpoint's answer holds tokens).
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 from collections.abc import Mapping
@@ -87,5 +88,6 @@ class OidcHttpClient:
         if basic is not None:
             # RFC 6749 §2.3.1: each part form-urlencoded before the Basic encoding.
             user, password = (quote_plus(part) for part in basic)
-            headers["Authorization"] = aiohttp.BasicAuth(user, password).encode()
+            pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {pair}"
         return await self._call("POST", url, headers=headers, data=urlencode(form).encode())

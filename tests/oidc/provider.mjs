@@ -12,8 +12,9 @@
 //     another audience; {exp_offset: -600} sends them already expired by ten minutes.
 //   users: {login: {email, email_verified, name, groups, amr, acr}}
 //
-// People sign in on a plain form (/interaction/<uid>): a username and nothing else, since the
-// tests choose who signs in and which authentication methods (amr) the provider asserts.
+// People sign in on a plain form (/interaction/<uid>): a username and, optionally, the
+// authentication methods (amr) the provider asserts this time (else the user's own): the
+// tests choose who signs in and how.
 // Consent is taken as given (a first-party provider), so no second page is shown.
 
 import http from 'node:http';
@@ -62,7 +63,9 @@ function loginPage(res, uid, error) {
 <body><main><h1>Test provider</h1>
 ${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="/interaction/${escapeHtml(uid)}/login">
-<label for="login">Username</label> <input id="login" name="login" autocomplete="off">
+<p><label for="login">Username</label> <input id="login" name="login" autocomplete="off"></p>
+<p><label for="amr">Methods used (amr, comma-separated; empty: the user's own)</label>
+<input id="amr" name="amr" autocomplete="off"></p>
 <button type="submit">Sign in</button>
 </form></main></body></html>`);
 }
@@ -87,7 +90,14 @@ async function configure(config, issuer) {
     cookies: { keys: ['exchange-test-provider-cookie-key'] },
     scopes: SCOPES,
     claims: {
-      openid: ['sub'],
+      // Claims of their own (null), as in the package's defaults, with amr added; and, as
+      // large providers do, how and when the person signed in goes in every ID token.
+      acr: null,
+      amr: null,
+      auth_time: null,
+      iss: null,
+      sid: null,
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       email: ['email', 'email_verified'],
       profile: ['name'],
       groups: ['groups'],
@@ -174,7 +184,8 @@ async function configure(config, issuer) {
         loginPage(res, details.uid, 'Enter a known username');
         return;
       }
-      const result = { login: { accountId: login, amr: user.amr ?? ['pwd'] } };
+      const amr = (form.get('amr') ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+      const result = { login: { accountId: login, amr: amr.length ? amr : (user.amr ?? ['pwd']) } };
       if (user.acr) result.login.acr = user.acr;
       await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
     } catch (error) {
