@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from exchange.auth.sso_rules import RoleRule, SsoProvider
 from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
