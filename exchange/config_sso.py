@@ -116,7 +116,7 @@ def _issuer(table: Mapping[str, Any], where: str) -> str:
 
 def _secret_source(
     table: Mapping[str, Any], where: str, base: Path
-) -> tuple[str | None, Path | None]:
+) -> tuple[str | None, str | None]:
     if "client_secret" in table:
         raise SsoConfigError(
             f"{where}.client_secret must not be in the configuration file: put the secret in "
@@ -130,8 +130,10 @@ def _secret_source(
             f"{where} needs the client secret from exactly one of client_secret_env (an "
             "environment variable) or client_secret_file (a file)"
         )
-    path = None if file is None else Path(file).expanduser()
-    return env, None if path is None else (path if path.is_absolute() else base / path)
+    if file is None:
+        return env, None
+    path = Path(file).expanduser()
+    return env, str(path if path.is_absolute() else base / path)
 
 
 def _flag(table: Mapping[str, Any], key: str, where: str) -> bool:
@@ -203,8 +205,8 @@ def read_client_secret(
                 "client secret is not set"
             )
         return ClientSecret(value.strip())
-    path = provider.client_secret_file
-    assert path is not None
+    assert provider.client_secret_file is not None
+    path = Path(provider.client_secret_file)
     try:
         with path.open("rb") as f:
             data = f.read(MAX_SECRET_LEN + 1)
@@ -243,7 +245,7 @@ def provider_to_toml(provider: SsoProvider) -> list[str]:
     if provider.client_secret_env is not None:
         lines.append(f"client_secret_env = {text(provider.client_secret_env)}")
     if provider.client_secret_file is not None:
-        lines.append(f"client_secret_file = {text(str(provider.client_secret_file))}")
+        lines.append(f"client_secret_file = {text(provider.client_secret_file)}")
     lines += [
         f"scopes = {texts(provider.scopes)}",
         f"groups_claim = {text(provider.groups_claim)}",

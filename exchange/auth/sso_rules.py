@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 from exchange.auth.oidc import IdToken
@@ -66,7 +65,8 @@ class SsoProvider:
     client_id: str
     roles: tuple[RoleRule, ...]
     client_secret_env: str | None = None
-    client_secret_file: Path | None = None
+    #: The file holding the secret, as an absolute path (this module does no file I/O).
+    client_secret_file: str | None = None
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     groups_claim: str = "groups"
     self_provisioning: bool = False

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from exchange.auth.sso_rules import RoleRule, SsoProvider
 from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
@@ -30,7 +30,7 @@ from exchange.service.sso import CALLBACK_PATH
 from exchange.web.accounts import SESSION_COOKIE
 from tests.browser.accessibility import assert_accessible
 from tests.browser.server import BackgroundLoop
-from tests.browser.test_sign_in_journey import staff_page  # noqa: F401 - a fixture used here
+from tests.browser.test_sign_in_journey import _page
 from tests.oidc.harness import Client, Person, Provider, running_provider
 
 # As in test_sign_in_journey: Chromium's spare connection to a node that stopped.
@@ -93,7 +93,7 @@ def school(tmp_path: Path) -> Iterator[School]:
                 loop.run(
                     service.accounts.create_user(
                         user, hashlib.sha256(b"lead").digest(), email="lead@hillside.example",
-                        password="correct horse battery staple",
+                        password="correct horse battery staple",  # noqa: S106 - a test's
                     )
                 )  # fmt: skip
                 yield School(base, service, provider, loop)
@@ -103,6 +103,12 @@ def school(tmp_path: Path) -> Iterator[School]:
             loop.run(provider_cm.__aexit__(None, None, None))
     os.environ.pop(SECRET_ENV, None)
     gc.collect()
+
+
+@pytest.fixture(params=[True, False], ids=["javascript", "no-javascript"])
+def staff_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    """Return a page trusting the node's test certificate, with JavaScript on, then off."""
+    yield from _page(browser, javascript=request.param)
 
 
 def _sign_in_at_provider(page: Page, login: str) -> None:
