@@ -27,7 +27,15 @@ MESH_SANDBOX := .cache/mesh-sandbox-venv
 demo: $(BIN)/.installed-demo
 	$(BIN)/exchange demo --mesh-sandbox $(MESH_SANDBOX)
 
-test: $(BIN)/.installed-test
+# The single sign-on tests start a real OpenID provider (npm oidc-provider, pinned in
+# tests/oidc/package-lock.json) with Node.js; installed again only when the lock changes.
+OIDC_PROVIDER := tests/oidc/node_modules/.installed
+
+$(OIDC_PROVIDER): tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund
+	touch $@
+
+test: $(BIN)/.installed-test $(OIDC_PROVIDER)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from exchange.auth.session import SessionPolicy
+from exchange.auth.sso_rules import SsoProvider
+from exchange.config_sso import SsoConfigError, parse_provider, provider_to_toml
 from exchange.keys.ids import OrgId, parse_org_id
 
 MAX_CONFIG_LEN: Final = 1024 * 1024
@@ -220,6 +222,8 @@ class NodeConfig:
     directory_refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     #: A PEM file of the CA(s) to trust for ``directory_url`` (else the system's).
     directory_ca: Path | None = None
+    #: Single sign-on providers for the staff web pages (``[sso.<id>]``), by id.
+    sso: tuple[SsoProvider, ...] = ()
 
 
 #: What each kind of setting must be, in plain English (the article included).
@@ -509,6 +513,29 @@ def _web(table: Any) -> SessionPolicy:
         raise ConfigError(f"web.{exc}") from None
 
 
+def _org(text: str, field: str) -> OrgId:
+    try:
+        return parse_org_id(text, field=field)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _sso(table: Any, base: Path, served: set[OrgId]) -> tuple[SsoProvider, ...]:
+    """Return the ``[sso.<id>]`` providers, each signing into an organisation served here."""
+    if not isinstance(table, dict):
+        raise ConfigError("sso must be a table of providers, like [sso.entra]")
+    providers = []
+    for provider_id, provider_table in table.items():
+        try:
+            provider = parse_provider(provider_id, provider_table, base, _org)
+        except SsoConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        if provider.org not in served:
+            raise ConfigError(f"{provider.where}.org is not an organisation this node serves")
+        providers.append(provider)
+    return tuple(providers)
+
+
 def _idempotency_keys_for(limits: Mapping[str, Any]) -> int:
     """Return ``[limits] idempotency_keys_for``: whole seconds, a day to 30 days."""
     value = limits.get("idempotency_keys_for", 24 * 3600)
@@ -544,7 +571,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     _check_keys(
         doc,
         {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
-        | {"records", "web", "tasks", "server", "ops"},
+        | {"records", "web", "tasks", "server", "ops", "sso"},
         "",
     )
     node = _get(doc, "node", dict, "config")
@@ -628,6 +655,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
             else None
         ),
         ops=_ops(doc["ops"]) if "ops" in doc else OpsConfig(),
+        sso=_sso(doc.get("sso", {}), base, {t.org for t in tenants}),
         **directory,
     )
 
@@ -728,6 +756,8 @@ def config_to_toml(config: NodeConfig) -> str:
         ]
         if tenant.mesh is not None:
             lines += ["[tenants.mesh]", *_toml_fields(tenant.mesh), ""]
+    for provider in config.sso:
+        lines += provider_to_toml(provider)
     return "\n".join(lines)
 
 

@@ -69,6 +69,8 @@ SAFE_FIELDS: Final = frozenset(
         # Directory updates (exchange.service.directory_updates): where a note came from
         # (url, file, start).
         "source",
+        # Single sign-on (exchange.service.sso): the provider's id in the node's settings.
+        "provider",
     }
 )
 

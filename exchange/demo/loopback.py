@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from exchange.auth.api_token import token_hash
+from exchange.auth.sso_rules import SsoProvider
 from exchange.config import (
     DeliveryConfig,
     MeshTenantConfig,
@@ -200,6 +201,7 @@ async def start_deployment(
     unlisted: Sequence[OrgId] = (),
     directory_source: DirectorySource | None = None,
     max_envelope_bytes: int | None = None,
+    sso: Sequence[SsoProvider] = (),
 ) -> Deployment:
     """Create everything in ``folder`` and start one node per distinct ``OrgSpec.node``.
 
@@ -211,7 +213,8 @@ async def start_deployment(
     server, ``relays`` the nodes that keep relay mailboxes, and ``tasks`` how every node's
     background tasks back off. ``unlisted`` organisations are served but left out of the
     directories signed here; ``directory_source`` is where the nodes fetch new versions;
-    ``max_envelope_bytes`` every node's ``[limits]`` setting of that name (default: its own).
+    ``max_envelope_bytes`` every node's ``[limits]`` setting of that name (default: its own);
+    ``sso`` single sign-on providers, each on the node serving its organisation.
     """
     params = kdf or KdfParams.default()
     secret = passphrase or secrets.token_urlsafe(24)
@@ -271,6 +274,7 @@ async def start_deployment(
             tasks=tasks or TasksConfig(),
             # Each node's own operations listener, on a free port like the main one.
             ops=OpsConfig(port=0),
+            sso=tuple(p for p in sso if any(s.org == p.org and s.node == node_name for s in orgs)),
             **_directory_settings(directory_source),
         )
         if max_envelope_bytes is not None:

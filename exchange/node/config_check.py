@@ -8,7 +8,8 @@ keys the directory lists for that organisation; the ledger key likewise decrypts
 tenants; the node serves HTTPS (``[tls]``) or says TLS ends at a proxy in front
 (``server.behind_proxy``), not both, not neither; the ``[tls]`` certificate and key load
 and are a pair; the operations listener does not take the main listener's address, and
-its token (``ops.token_env``) is set and long enough; the data folder can be made, or is a
+its token (``ops.token_env``) is set and long enough; each single sign-on provider's client
+secret is in its environment variable or file; the data folder can be made, or is a
 folder of mode 0700.
 
 :meth:`exchange.node.runtime.Node.start` runs the same checks before it opens or binds
@@ -23,7 +24,9 @@ import ssl
 import stat
 from dataclasses import dataclass, field
 
+from exchange.auth.sso_rules import ClientSecret
 from exchange.config import ConfigError, NodeConfig
+from exchange.config_sso import SsoConfigError, read_client_secret
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import OrgKeyPair
@@ -66,6 +69,8 @@ class CheckReport:
     tenants: dict[OrgId, Tenant] = field(default_factory=dict, repr=False)
     ledger_pair: OrgKeyPair | None = field(default=None, repr=False)
     ops_token: str | None = field(default=None, repr=False)
+    #: Each single sign-on provider's client secret, by provider id.
+    sso_secrets: dict[str, ClientSecret] = field(default_factory=dict, repr=False)
 
     def summary(self, config: NodeConfig) -> str:
         """Return the line printed when every check passes."""
@@ -294,6 +299,15 @@ def check_directory_ca(config: NodeConfig) -> list[str]:
     return []
 
 
+def check_sso(config: NodeConfig, report: CheckReport) -> None:
+    """Read each single sign-on provider's client secret (its variable or file must hold it)."""
+    for provider in config.sso:
+        try:
+            report.sso_secrets[provider.id] = read_client_secret(provider)
+        except SsoConfigError as exc:
+            report.problems.append(str(exc))
+
+
 def check_config(config: NodeConfig, *, match_public_url: bool = True) -> CheckReport:
     """Run every check; the report lists each problem found.
 
@@ -312,5 +326,6 @@ def check_config(config: NodeConfig, *, match_public_url: bool = True) -> CheckR
     report.problems += check_tls(config)
     report.problems += check_directory_ca(config)
     check_ops(config, report)
+    check_sso(config, report)
     report.problems += check_data_dir(config)
     return report

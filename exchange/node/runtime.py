@@ -63,6 +63,7 @@ from exchange.service.ledger import NodeLedger
 from exchange.service.node_service import NodeService
 from exchange.service.recall import Recaller
 from exchange.service.register_reports import RegisterKey, RegisterKeyError
+from exchange.service.sso_client import ProviderClient
 from exchange.shipped import load_records_setup
 from exchange.store import SqliteStore, Store
 from exchange.web.pages import add_staff_pages
@@ -70,6 +71,7 @@ from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
 from exchange.workers.delivery import DeliveryWorker
 from exchange.workers.directory_fetch import NoteFetcher
+from exchange.workers.oidc_http import OidcHttpClient
 from exchange.workers.supervisor import SupervisionPolicy, Supervisor
 
 log = get_logger("exchange.node")
@@ -238,6 +240,8 @@ class Node:
     _runner: web.AppRunner | None = field(init=False, default=None)
     _ops_runner: web.AppRunner | None = field(init=False, default=None)
     _session: aiohttp.ClientSession | None = field(init=False, default=None)
+    #: Requests to single sign-on providers, once a provider is configured.
+    _oidc_http: OidcHttpClient | None = field(init=False, default=None)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     #: Keeps the background tasks going and knows their health (/readyz, /metrics).
@@ -329,6 +333,7 @@ class Node:
             idempotency_keys_for=config.idempotency_keys_for,
         )
         await self._refuse_readers_without_second_factor()
+        self._start_sso(report)
         await self._start_directory_updates(report.directory_note)
         self.ledger = NodeLedger(
             store, NoteSigner(config.ledger_origin, ledger_pair.signing), self.service.clock
@@ -603,12 +608,28 @@ class Node:
         await self._close_stores(self.service.store)
         log.info("node.stopped")
 
+    def _start_sso(self, report: CheckReport) -> None:
+        """Offer sign-in through each ``[sso.<id>]`` provider, with the secret the check read."""
+        service = self.service
+        for provider in self.config.sso:
+            if self._oidc_http is None:
+                self._oidc_http = OidcHttpClient()
+            service.sso.add(
+                ProviderClient(
+                    provider, report.sso_secrets[provider.id], self._oidc_http,
+                    lambda: service.clock(),  # noqa: PLW0108 - read at each call: tests move it
+                )
+            )  # fmt: skip
+
     async def _close_edges(self) -> None:
-        """Close the listeners, the connectors and the client session, whichever are open."""
+        """Close the listeners, the connectors and the client sessions, whichever are open."""
         for runner in (self._runner, self._ops_runner):
             if runner is not None:
                 await runner.cleanup()
         self._runner = self._ops_runner = None
+        if self._oidc_http is not None:
+            await self._oidc_http.close()
+            self._oidc_http = None
         if hasattr(self, "routes"):
             await self.routes.close()
         if self._session is not None:

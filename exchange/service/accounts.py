@@ -399,8 +399,9 @@ class Accounts:
         if until is not None and t < until:
             log.info("sign_in.slowed", account=None if account is None else account.id)
             return SignInStep("slowed", wait_message(until, t))
-        # An invited account has no password until its invitation is accepted.
-        unusable = account is None or account.invited
+        # An invited account has no password until its invitation is accepted, and one that
+        # signs in through single sign-on may have none at all.
+        unusable = account is None or account.invited or not account.password_hash
         stored = await self._dummy() if account is None or unusable else account.password_hash
         matches = await self._password_matches(password, stored)
         if account is None or unusable or not matches or account.disabled:

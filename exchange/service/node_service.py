@@ -69,6 +69,7 @@ from exchange.service.receiving import Receiving
 from exchange.service.register import SharingRegister
 from exchange.service.register_reports import OverdueItem, RegisterKey, RegisterPage
 from exchange.service.sending import Sending, Submitted
+from exchange.service.sso import CALLBACK_PATH, SingleSignOn
 from exchange.service.subject_access import Copies, Identifier, SubjectAccess
 from exchange.service.tenants import Tenant
 from exchange.service.threads import thread_view
@@ -137,6 +138,10 @@ class NodeService:
         )
         self.account_admin = AccountAdministration(self.context)
         self.passkeys = Passkeys(self.context, self.accounts)
+        #: Single sign-on; the node adds its configured providers.
+        self.sso = SingleSignOn(
+            self.accounts, redirect_uri=lambda: self.context.public_url + CALLBACK_PATH
+        )
         # Read the context's clock at each call, not once here: demos and tests replace it.
         now = lambda: self.context.clock()  # noqa: E731, PLW0108
         self.api_tokens = ApiTokens(self.context.store, now)

@@ -120,7 +120,8 @@ def insert_user(db: sqlite3.Connection, user: User, token_hash: bytes, now: floa
         raise DuplicateError("user ID already exists") from None
 
 
-def _insert_account(db: sqlite3.Connection, account: NewAccount, now: float) -> int:
+def insert_account(db: sqlite3.Connection, account: NewAccount, now: float) -> int:
+    """Insert the account row; raise :class:`DuplicateError` if the user or address has one."""
     taken = db.execute(
         "SELECT user_id = ? FROM accounts WHERE user_id = ? OR email_key = ?",
         (account.user_id, account.user_id, account.email_key),
@@ -150,7 +151,7 @@ class AccountTables(Tables):
 
         def tx(db: sqlite3.Connection) -> int | None:
             if db.execute("SELECT 1 FROM users WHERE id = ?", (account.user_id,)).fetchone():
-                return _insert_account(db, account, now)
+                return insert_account(db, account, now)
             return None
 
         return await self._tx(tx)
@@ -162,7 +163,7 @@ class AccountTables(Tables):
 
         def tx(db: sqlite3.Connection) -> int:
             insert_user(db, user, token_hash, now)
-            return _insert_account(db, account, now)
+            return insert_account(db, account, now)
 
         return await self._tx(tx)
 
@@ -211,7 +212,7 @@ class AccountTables(Tables):
 
         def tx(db: sqlite3.Connection) -> int:
             insert_user(db, user, token_hash, now)
-            account_id = _insert_account(db, account, now)
+            account_id = insert_account(db, account, now)
             db.execute(
                 "UPDATE accounts SET invitation_hash = ?, invitation_expires_at = ?, "
                 "factor_required = 1 WHERE id = ?",
@@ -347,6 +348,7 @@ class AccountTables(Tables):
             db.execute("DELETE FROM recovery_codes WHERE account_id = ?", (account_id,))
             db.execute("DELETE FROM passkeys WHERE account_id = ?", (account_id,))
             db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            db.execute("DELETE FROM sso_links WHERE user_id = ?", (user_id,))
             db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
             db.execute("UPDATE users SET token_hash = ? WHERE id = ?", (token_hash, user_id))
             return "done"

@@ -339,6 +339,10 @@ class RetentionStore(Protocol):
 #: What :meth:`AccountStore.change_account` did: the change, nothing (no such account), or
 #: nothing because it would leave the organisation with no administrator who can sign in.
 AccountChange = Literal["done", "missing", "last-admin"]
+#: What linking a single sign-on person to an account did: linked, or why not (the account
+#: is gone, disabled, already linked to another person of the issuer, or its invitation
+#: expired).
+LinkOutcome = Literal["linked", "missing", "disabled", "taken", "invitation-expired"]
 
 
 class AccountStore(Protocol):
@@ -622,7 +626,33 @@ class PasskeyStore(Protocol):
         ...
 
 
+class SsoLinkStore(Protocol):
+    """Single sign-on links to accounts (``exchange.store.sso_links``); no rules."""
+
+    async def sso_linked_user(self, issuer: str, subject: str) -> str | None:
+        """Return the user id linked to ``subject`` of ``issuer``, or None."""
+        ...
+
+    async def link_sso(self, issuer: str, subject: str, user_id: str, *, now: float) -> LinkOutcome:
+        """Link ``subject`` of ``issuer`` to ``user_id``'s account, if it may be linked."""
+        ...
+
+    async def add_sso_user(
+        self,
+        user: User,
+        token_hash: bytes,
+        account: NewAccount,
+        *,
+        issuer: str,
+        subject: str,
+        now: float,
+    ) -> int:
+        """Create a user, their account (no password) and its link together; return its id."""
+        ...
+
+
 class Store(
+    SsoLinkStore,
     DirectoryStore,
     PasskeyStore,
     ApiTokenStore,

@@ -447,4 +447,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX passkey_challenges_by_binding ON passkey_challenges (binding, purpose)",
         "CREATE INDEX passkey_challenges_by_expiry ON passkey_challenges (expires_at)",
     ),
+    (
+        # Migration 20: single sign-on links (exchange/store/sso_links.py). The person a
+        # provider knows as ``subject`` (its ``sub``, unique per ``issuer``) signs in as
+        # ``user_id``; one link per user and issuer. Removing an account removes its links.
+        """CREATE TABLE sso_links (
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            linked_at REAL NOT NULL,
+            PRIMARY KEY (issuer, subject)
+        )""",
+        "CREATE UNIQUE INDEX sso_links_by_user ON sso_links (user_id, issuer)",
+    ),
 )

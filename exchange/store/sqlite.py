@@ -79,6 +79,7 @@ from exchange.store.rows import (
 )
 from exchange.store.schema import MIGRATIONS
 from exchange.store.sent_lists import SentFilter, SentListTables
+from exchange.store.sso_links import SsoLinkTables
 
 T = TypeVar("T")
 
@@ -149,6 +150,7 @@ class SqliteStore(
     NodeStateTables,
     DirectoryTables,
     OwnCopyTables,
+    SsoLinkTables,
 ):
     """A :class:`exchange.store.base.Store` on one SQLite file and a bodies folder."""
 

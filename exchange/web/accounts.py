@@ -30,6 +30,7 @@ from exchange.auth.session import Session
 from exchange.logs import get_logger
 from exchange.service.accounts import SlowedDownError
 from exchange.service.errors import ServiceError
+from exchange.service.sso import provider_choices
 from exchange.web.app import (
     ORGANISATION_NAME,
     SIGNED_IN,
@@ -207,6 +208,7 @@ def sign_in_context(
         "ended": ended,
         "to_query": with_return("", to),
         "passkeys_enabled": web_service(request).passkeys.enabled,
+        "sso_providers": provider_choices(web_service(request).sso.providers()),
     }
 
 

@@ -17,6 +17,7 @@ from exchange.web.passkeys import add_passkey_routes
 from exchange.web.send import add_send_routes
 from exchange.web.sent import add_sent_routes
 from exchange.web.step_up import add_step_up_routes
+from exchange.web.sso import add_sso_routes
 
 
 def add_staff_pages(app: web.Application, service: NodeService) -> None:
@@ -24,6 +25,7 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_web_routes(app, service)
     add_account_routes(app)
     add_step_up_routes(app)
+    add_sso_routes(app)
     add_inbox_routes(app)
     add_sent_routes(app)
     add_overdue_routes(app)

@@ -49,6 +49,7 @@ from exchange.web.accounts import (
 )
 from exchange.web.app import SIGNED_IN, render, web_service
 from exchange.web.security import SAFE_METHODS, Handler, route_name
+from exchange.web.sso import sso_providers
 
 log = get_logger("exchange.web")
 
@@ -132,7 +133,8 @@ async def _context(
         "window": window_words(service.accounts.policy.step_up_window),
         **other_ways_context(to),
         "passkeys_enabled": ways.passkey,
-        "confirming": True,
+        "sso_providers": sso_providers(request, session.user.org),
+        "step_up": True,
     }
 
 

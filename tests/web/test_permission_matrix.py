@@ -126,6 +126,10 @@ OPEN: Final = frozenset(
         "/sign-in/invitation",
         "/sign-in/set-up-authenticator",
         "/sign-in/security-code",
+        # Single sign-on: the way to a provider, and the provider's answer (a refusal page
+        # unless a sign-in is under way in this browser).
+        "/sign-in/sso/{provider}",
+        "/sign-in/sso/callback",
         "/signed-out",
         "/assets/{name}",
     }

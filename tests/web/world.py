@@ -23,7 +23,7 @@ import secrets
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ import aiohttp
 from yarl import URL
 
 from exchange.auth.api_token import token_hash
+from exchange.auth.sso_rules import SsoProvider
 from exchange.auth.totp import STEP, TotpSecret, code_at
 from exchange.config import DeliveryConfig
 from exchange.demo.loopback import Deployment, OrgSpec, start_deployment
@@ -275,15 +276,16 @@ def delivered(view: SentView) -> bool:
 
 @asynccontextmanager
 async def running_world(
-    folder: Path, *, max_envelope_bytes: int | None = None
+    folder: Path, *, max_envelope_bytes: int | None = None, sso: Sequence[SsoProvider] = ()
 ) -> AsyncIterator[World]:
     """Start the school and LA nodes in ``folder``; stop them and close the clients afterwards.
 
-    ``max_envelope_bytes``: the nodes' ``[limits]`` setting, if not the default.
+    ``max_envelope_bytes``: the nodes' ``[limits]`` setting, if not the default; ``sso``
+    single sign-on providers.
     """
     deployment = await start_deployment(
         folder, ORGS, kdf=KdfParams.fast_for_tests(), delivery=DELIVERY,
-        max_envelope_bytes=max_envelope_bytes,
+        max_envelope_bytes=max_envelope_bytes, sso=sso,
     )  # fmt: skip
     try:
         assert deployment.ca_file is not None
