@@ -16,8 +16,8 @@ from exchange.web.overdue import add_overdue_routes
 from exchange.web.passkeys import add_passkey_routes
 from exchange.web.send import add_send_routes
 from exchange.web.sent import add_sent_routes
-from exchange.web.step_up import add_step_up_routes
 from exchange.web.sso import add_sso_routes
+from exchange.web.step_up import add_step_up_routes
 
 
 def add_staff_pages(app: web.Application, service: NodeService) -> None:
