@@ -5,6 +5,11 @@ request the token's hash finds it; an expired or revoked one is refused with a s
 saying which (:class:`~exchange.service.errors.InvalidTokenError`), a good one acts as its
 principal (:meth:`exchange.auth.api_token.ApiToken.principal`) and its last use is written
 at most once a minute.
+
+Making and revoking a token are account events of whoever did it (an administrator on the
+admin pages, or the node's operator at the console: the command line), recorded in the
+ledger in the same transaction (:mod:`exchange.service.audit`), with the token's number and
+role as the detail: never its name, which is free text.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from exchange.auth.api_token import (
     token_hash,
 )
 from exchange.keys.ids import OrgId
+from exchange.ledger.account_events import AccountEvent
 from exchange.model import Role, User
+from exchange.service.account_admin import operator
+from exchange.service.audit import account_event
 from exchange.service.errors import (
     ConflictError,
     InvalidTokenError,
@@ -42,9 +50,19 @@ class ApiTokens:
         self._clock = clock
 
     async def create(
-        self, *, name: str, org: OrgId, role: Role, created_by: str, days: int = DEFAULT_DAYS
+        self,
+        *,
+        name: str,
+        org: OrgId,
+        role: Role,
+        created_by: str,
+        days: int = DEFAULT_DAYS,
+        actor: User | None = None,
     ) -> tuple[ApiToken, str]:
-        """Make a token; return it and its secret, which is never seen again."""
+        """Make a token; return it and its secret, which is never seen again.
+
+        ``actor`` is the administrator making it (default: the node's operator).
+        """
         try:
             check_name(name)
             check_days(days)
@@ -61,8 +79,13 @@ class ApiTokens:
             expires_at=now + days * _DAY,
             created_by=created_by,
         )
+        maker = operator(org) if actor is None else actor
+
+        def audit(number: int) -> AccountEvent:
+            return self._event("token-created", maker, org, f"{number}.{role}")
+
         try:
-            await self._store.add_api_token(new)
+            await self._store.add_api_token(new, audit=audit)
         except DuplicateError as exc:
             raise ConflictError(str(exc)) from None
         made = await self._store.api_token_by_hash(new.token_hash)
@@ -73,12 +96,22 @@ class ApiTokens:
         """Return the tokens (of ``org`` if given), newest first."""
         return await self._store.api_tokens(org)
 
-    async def revoke(self, name_or_id: str, org: OrgId | None = None) -> ApiToken:
-        """Revoke a token by name or number (of ``org`` if given); return it as it was."""
+    def _event(self, kind: str, actor: User, org: OrgId, detail: str) -> AccountEvent:
+        return account_event(kind, actor, at=self._clock(), detail=detail, org=org)
+
+    async def revoke(
+        self, name_or_id: str, org: OrgId | None = None, *, actor: User | None = None
+    ) -> ApiToken:
+        """Revoke a token by name or number (of ``org`` if given); return it as it was.
+
+        ``actor`` is the administrator revoking it (default: the node's operator).
+        """
         token = await self._store.api_token_named(name_or_id)
         if token is None or (org is not None and token.org != org):
             raise NotFoundError(f"there is no API token {name_or_id} on this node")
-        if not await self._store.revoke_api_token(token.id, self._clock()):
+        revoker = operator(token.org) if actor is None else actor
+        audit = self._event("token-revoked", revoker, token.org, f"{token.id}.{token.role}")
+        if not await self._store.revoke_api_token(token.id, self._clock(), audit=audit):
             raise ConflictError(f"the API token {token.name} was revoked already")
         return token
 
