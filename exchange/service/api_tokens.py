@@ -29,10 +29,11 @@ from exchange.auth.api_token import (
 from exchange.keys.ids import OrgId
 from exchange.ledger.account_events import AccountEvent
 from exchange.model import Role, User
-from exchange.service.account_admin import operator
+from exchange.service.account_admin import ROLES, operator
 from exchange.service.audit import account_event
 from exchange.service.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidTokenError,
     NotFoundError,
     ServiceError,
@@ -40,6 +41,16 @@ from exchange.service.errors import (
 from exchange.store.base import ApiTokenStore, DuplicateError
 
 _DAY: Final = 86400.0
+
+
+class TokenProblemError(ServiceError):
+    """A new token's details are not usable; ``field`` names the one at fault."""
+
+    status = 422
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ApiTokens:
@@ -65,9 +76,12 @@ class ApiTokens:
         """
         try:
             check_name(name)
+        except ValueError as exc:
+            raise TokenProblemError(str(exc), field="name") from None
+        try:
             check_days(days)
         except ValueError as exc:
-            raise ServiceError(str(exc)) from None
+            raise TokenProblemError(str(exc), field="days") from None
         secret = secrets.token_urlsafe(32)
         now = self._clock()
         new = NewApiToken(
@@ -130,3 +144,41 @@ class ApiTokens:
         if token.use_worth_noting(now):
             await self._store.note_api_token_use(token.id, now)
         return token.principal()
+
+    # --- the administrator's pages: their own organisation's tokens only -----------------
+
+    @staticmethod
+    def _admin(actor: User) -> None:
+        if actor.role != "admin":
+            raise ForbiddenError("Only an administrator can manage API tokens")
+
+    async def organisation_tokens(self, actor: User) -> list[ApiToken]:
+        """Return the administrator's organisation's tokens, newest first."""
+        self._admin(actor)
+        return await self.listed(actor.org)
+
+    async def organisation_token(self, actor: User, token_id: int) -> ApiToken:
+        """Return one token of the administrator's organisation, or refuse as not found."""
+        self._admin(actor)
+        # A name starts with a letter, so a number names no token by name.
+        token = await self._store.api_token_named(str(token_id))
+        if token is None or token.org != actor.org:
+            raise NotFoundError("There is no such API token in your organisation")
+        return token
+
+    async def create_for(
+        self, actor: User, *, name: str, role: str, days: int = DEFAULT_DAYS
+    ) -> tuple[ApiToken, str]:
+        """Make a token of the administrator's organisation; return it and its secret, once."""
+        self._admin(actor)
+        chosen = next((r for r in ROLES if r == role), None)
+        if chosen is None:
+            raise TokenProblemError("select the token's role", field="role")
+        return await self.create(
+            name=name, org=actor.org, role=chosen, created_by=actor.id, days=days, actor=actor
+        )
+
+    async def revoke_for(self, actor: User, token_id: int) -> ApiToken:
+        """Revoke a token of the administrator's organisation."""
+        token = await self.organisation_token(actor, token_id)
+        return await self.revoke(str(token.id), actor.org, actor=actor)

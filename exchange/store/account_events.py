@@ -13,7 +13,7 @@ statement and the row are committed together or not at all.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from exchange.keys.ids import OrgId
@@ -29,7 +29,8 @@ class AccountActivity:
     """One account event as the administrator reads it: ids, codes, names and times.
 
     ``user_name`` and ``actor_name`` are the users' names now (None for the node's operator,
-    whose user id is ``""``); ``actor_id`` is None when the account acted itself.
+    whose user id is ``""``); ``actor_id`` is None when the account acted itself. ``salt``
+    opens the statement's commitments (docs/ledger.md §3.3), for an auditor of this event.
     """
 
     id: int
@@ -43,6 +44,7 @@ class AccountActivity:
     actor_id: str | None
     actor_name: str | None
     ledger_index: int
+    salt: bytes = field(repr=False)
 
 
 def insert_account_event(db: sqlite3.Connection, event: AccountEvent) -> None:
@@ -61,7 +63,7 @@ def insert_account_event(db: sqlite3.Connection, event: AccountEvent) -> None:
 
 _SELECT: Final = (
     "SELECT e.id, e.org, e.at, e.kind, e.method, e.detail, e.user_id, u.name AS user_name, "
-    "e.actor_id, a.name AS actor_name, e.ledger_idx FROM account_events e "
+    "e.actor_id, a.name AS actor_name, e.ledger_idx, e.salt FROM account_events e "
     "LEFT JOIN users u ON u.id = e.user_id LEFT JOIN users a ON a.id = e.actor_id "
 )
 
@@ -79,6 +81,7 @@ def _activity(row: sqlite3.Row) -> AccountActivity:
         actor_id=row["actor_id"],
         actor_name=row["actor_name"],
         ledger_index=int(row["ledger_idx"]),
+        salt=bytes(row["salt"]),
     )
 
 
