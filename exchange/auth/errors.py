@@ -44,7 +44,7 @@ class PasskeyRefusedError(AuthError):
     """A passkey's answer was refused; ``reason`` names the check, for logs and the audit.
 
     The reasons: ``malformed`` (not a WebAuthn answer), ``challenge`` (unknown, used,
-    expired, or another browser's), ``origin``, ``rp-id``, ``user-verification``,
+    expired, or another browser's), ``origin``, ``rp-id``, ``not-verified``,
     ``credential`` (not the passkey looked up), ``attestation`` or ``signature`` (py_webauthn
     refused the answer), ``sign-count`` (the authenticator's counter went back).
     The message is the reason alone: never the answer, a credential id or an origin sent.

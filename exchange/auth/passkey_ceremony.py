@@ -192,7 +192,7 @@ def _check_context(
     if auth_data.rp_id_hash != hashlib.sha256(rp.id.encode("utf-8")).digest():
         raise PasskeyRefusedError("rp-id")
     if not (auth_data.flags.up and auth_data.flags.uv):
-        raise PasskeyRefusedError("user-verification")
+        raise PasskeyRefusedError("not-verified")
 
 
 def verify_registration(

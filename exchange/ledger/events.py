@@ -59,7 +59,7 @@ _U64: Final = struct.Struct(">Q")
 
 
 class EventType(enum.StrEnum):
-    """What happened to an envelope (or, for ``directory-adopted``, to the node's directory).
+    """What happened to an envelope (``directory-adopted``: the directory; ``account``: an account).
 
     The wire code of each is in :data:`EVENT_CODES`.
     """
@@ -75,6 +75,7 @@ class EventType(enum.StrEnum):
     ATTEMPTED = "attempted"
     FALLBACK = "fallback"
     DIRECTORY_ADOPTED = "directory-adopted"
+    ACCOUNT = "account"
 
 
 #: Wire codes (docs/ledger.md §3). Codes are never reused; a new type takes the next code.
@@ -90,8 +91,48 @@ EVENT_CODES: Final[dict[EventType, int]] = {
     EventType.ATTEMPTED: 9,
     EventType.FALLBACK: 10,
     EventType.DIRECTORY_ADOPTED: 11,
+    EventType.ACCOUNT: 12,
 }
 _TYPES_BY_CODE: Final = {code: kind for kind, code in EVENT_CODES.items()}
+
+#: What can happen to an account: the first token of an ``account`` event's reason
+#: (docs/ledger.md §3.3). Kinds are never renamed; a new one is added at the end.
+ACCOUNT_KINDS: Final = (
+    "sign-in",
+    "sign-in-failed",
+    "sign-in-refused",
+    "step-up",
+    "invited",
+    "invitation-renewed",
+    "invitation-accepted",
+    "role-changed",
+    "disabled",
+    "enabled",
+    "removed",
+    "factors-reset",
+    "token-created",
+    "token-revoked",
+    "passkey-added",
+    "passkey-removed",
+    "sso-linked",
+)
+
+
+def account_rule_broken(
+    kind: EventType, counterparty: OrgId | None, reason: str | None
+) -> tuple[str, str] | None:
+    """Return the field and the rule an event of ``kind`` breaks, or None (docs/ledger.md §3.3).
+
+    An ``account`` event names no other organisation and its reason starts with a kind of
+    :data:`ACCOUNT_KINDS`; the other types have no such rule.
+    """
+    if kind is not EventType.ACCOUNT:
+        return None
+    if counterparty is not None:
+        return "counterparty", "an account event names no counterparty"
+    if reason is None or reason.split(":", 1)[0] not in ACCOUNT_KINDS:
+        return "reason", "an account event's reason must start with an account event kind"
+    return None
 
 
 def _check_digest(field: str, value: bytes) -> None:
@@ -134,6 +175,9 @@ class LedgerEvent:
                     f"reason must be a code of 1 to {MAX_REASON_LEN} lower-case letters, digits, "
                     "':', '.', '_' or '-', starting with a letter or digit"
                 )
+        broken = account_rule_broken(self.type, self.counterparty, self.reason)
+        if broken is not None:
+            raise ValueError(broken[1])
 
     def encode(self) -> bytes:
         """Return the statement's bytes (the same as :func:`encode_event`)."""
@@ -247,11 +291,16 @@ def decode_event(data: bytes) -> LedgerEvent:
         raise EventFormatError(
             "flags", reader.offset - 1, f"unknown flag bits 0x{flags & ~_KNOWN_FLAGS:02x}"
         )
+    at = {"counterparty": reader.offset}
     counterparty = reader.org("counterparty") if flags & FLAG_COUNTERPARTY else None
     receipt = reader.take("receipt_digest", DIGEST_LEN) if flags & FLAG_RECEIPT else None
+    at["reason"] = reader.offset
     reason = reader.reason() if flags & FLAG_REASON else None
     if reader.offset != len(data):
         raise EventFormatError(
             "end", reader.offset, f"{len(data) - reader.offset} bytes follow the statement"
         )
+    broken = account_rule_broken(kind, counterparty, reason)
+    if broken is not None:
+        raise EventFormatError(broken[0], at[broken[0]], broken[1])
     return LedgerEvent(kind, time, org, envelope_digest, counterparty, receipt, reason)

@@ -23,8 +23,11 @@ resetting the last administrator's second factor is allowed there (it is how a l
 administrator gets back in), while demoting, disabling or removing them is not.
 
 Resetting a second factor forgets the authenticator app, the recovery codes and every
-passkey of the account (``exchange.store.accounts``). Single sign-on and renaming come later;
-an account's ``factor_required`` and the session's method are where they plug in.
+passkey of the account (``exchange.store.accounts``).
+
+Every change, the invitation made or renewed included, is an account event in the ledger
+naming the account and the administrator (:mod:`exchange.service.audit`), recorded in the
+change's own transaction: a change refused records nothing.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ from exchange.auth.invitation import (
     new_invitation_code,
 )
 from exchange.keys.ids import OrgId
+from exchange.ledger.account_events import AccountEvent
 from exchange.logs import get_logger
 from exchange.model import Role, User
 from exchange.service.accounts import AccountsContext
+from exchange.service.audit import account_event
 from exchange.service.errors import ConflictError, ForbiddenError, NotFoundError, ServiceError
 from exchange.store.base import AccountChange, DuplicateError, Store
 
@@ -133,6 +138,12 @@ class AccountAdministration:
     def _now(self) -> float:
         return float(self.context.now())
 
+    def _event(self, kind: str, user: User, actor: User, *, detail: str = "") -> AccountEvent:
+        """Return the event ``kind`` the administrator ``actor`` causes to ``user``'s account."""
+        return account_event(
+            kind, user, at=self._now(), random=self._random, detail=detail, actor=actor
+        )
+
     @staticmethod
     def _admin(actor: User) -> None:
         if actor.role != "admin":
@@ -194,10 +205,12 @@ class AccountAdministration:
         # The user's API token is random and never shown: nobody holds it.
         token_hash = hashlib.sha256(self._random(32)).digest()
         account = NewAccount(user_id=user.id, email=address, password_hash="")
+        audit = self._event("invited", user, actor, detail=chosen)
         try:
             account_id = await self._store.add_invited_user(
-                user, token_hash, account, invitation_hash=code_hash, expires=expires, now=now
-            )
+                user, token_hash, account, invitation_hash=code_hash, expires=expires, now=now,
+                audit=audit,
+            )  # fmt: skip
         except DuplicateError as exc:
             if "email" in str(exc):
                 raise InvitationProblemError(
@@ -217,7 +230,10 @@ class AccountAdministration:
         assert code_hash is not None
         now = self._now()
         expires = now + INVITATION_LIFETIME
-        if not await self._store.renew_invitation(account_id, code_hash, expires=expires, now=now):
+        audit = self._event("invitation-renewed", account.user, actor)
+        if not await self._store.renew_invitation(
+            account_id, code_hash, expires=expires, now=now, audit=audit
+        ):
             raise ConflictError("This person has already accepted their invitation")
         log.info("account.invitation_renewed", account=account_id)
         return Invitation(account_id, account.user.name, code, expires)
@@ -226,26 +242,27 @@ class AccountAdministration:
         self,
         actor: User,
         account_id: int,
-        event: str,
+        kind: str,
         *,
         role: Role | None = None,
         disabled: bool | None = None,
         reset_second_factor: bool = False,
         keep_an_admin: bool = True,
     ) -> None:
-        await self.account(actor, account_id)
+        account = await self.account(actor, account_id)
         done = await self._store.change_account(
             account_id, now=self._now(), role=role, disabled=disabled,
             reset_second_factor=reset_second_factor, keep_an_admin=keep_an_admin,
+            audit=self._event(kind, account.user, actor, detail=role or ""),
         )  # fmt: skip
-        _outcome(done, event, account_id)
+        _outcome(done, f"account.{kind.replace('-', '_')}", account_id)
 
     async def change_role(self, actor: User, account_id: int, role: str) -> None:
         """Give an account a new role; its sessions end, so the role applies at once."""
         chosen = _role(role)
         if chosen is None:
             raise InvitationProblemError("Select a role", field="role")
-        await self._change(actor, account_id, "account.role_changed", role=chosen)
+        await self._change(actor, account_id, "role-changed", role=chosen)
 
     async def reset_second_factor(self, actor: User, account_id: int) -> None:
         """Forget an account's authenticator app, recovery codes and passkeys; sessions end.
@@ -256,7 +273,7 @@ class AccountAdministration:
         # Only one's own reset can lock the last administrator out: another's leaves the
         # actor, an administrator who is signed in, to help.
         await self._change(
-            actor, account_id, "account.second_factor_reset", reset_second_factor=True,
+            actor, account_id, "factors-reset", reset_second_factor=True,
             keep_an_admin=account.user.id == actor.id,
         )  # fmt: skip
 
@@ -265,14 +282,16 @@ class AccountAdministration:
         await self._change(
             actor,
             account_id,
-            "account.disabled" if disabled else "account.enabled",
+            "disabled" if disabled else "enabled",
             disabled=disabled,
         )
 
     async def remove(self, actor: User, account_id: int) -> None:
         """Remove an account: it can no longer sign in or use its API token."""
-        await self.account(actor, account_id)
+        account = await self.account(actor, account_id)
         # A fresh random token hash that nobody holds replaces the user's API token.
         token_hash = hashlib.sha256(self._random(32)).digest()
-        done = await self._store.remove_account(account_id, token_hash=token_hash)
+        done = await self._store.remove_account(
+            account_id, token_hash=token_hash, audit=self._event("removed", account.user, actor)
+        )
         _outcome(done, "account.removed", account_id)

@@ -4,8 +4,18 @@ The use case behind the staff web pages' sign-in (the pages parse a form, call o
 here and render). The rules are the pure ones of :mod:`exchange.auth`; this module reads
 and writes the rows (:class:`~exchange.store.base.AccountStore`), runs Argon2id off the
 event loop, and logs each step as an event naming ids only (``account``, ``session``):
-never an email address, password, code or secret. Sign-in events are not ledger events:
-the ledger is for what happens to records.
+never an email address, password, code or secret.
+
+**Audit.** Sign-ins (with their method), failed sign-ins of an account, and accepted
+invitations are account events in the ledger (:mod:`exchange.service.audit`), written in
+the transaction of the change they record: the session started, the failure counted.
+A session records ``sign-in`` when it first becomes signed in; raising a session already
+signed in (a step-up) records nothing here: whoever asks for the step-up records
+``step-up`` through :meth:`Accounts._audited`. A refused password for an address with no
+account is **not** recorded in the ledger, since anyone on the internet could fill it so:
+it is logged and counted (:attr:`Accounts.unknown_address_refusals`, a metric). Nor is an
+attempt refused unchecked while sign-in is slowed, so an account's recorded failures are
+bounded by the slowdown.
 
 Signing in::
 
@@ -71,8 +81,10 @@ from exchange.auth.session import (
 )
 from exchange.auth.throttle import DEFAULT_THROTTLE, ThrottlePolicy, wait_message
 from exchange.auth.totp import TotpSecret, provisioning_uri, verify_code
+from exchange.ledger.account_events import AccountEvent
 from exchange.logs import get_logger
 from exchange.model import User
+from exchange.service.audit import account_event
 from exchange.service.errors import (
     ConflictError,
     ForbiddenError,
@@ -237,6 +249,8 @@ class Accounts:
         # Checked against when the address is unknown, so the answer takes as long; made on
         # first use, so starting a node costs no hashing.
         self._dummy_hash: str | None = None
+        #: Refused passwords for addresses with no account (not in the ledger: a metric).
+        self.unknown_address_refusals = 0
 
     @property
     def _store(self) -> Store:
@@ -305,6 +319,7 @@ class Accounts:
             raise NotFoundError("no such account in this organisation")
         await self._store.set_account_disabled(user_id, disabled=disabled, now=self._now(None))
         log.info("account.disabled" if disabled else "account.enabled", account=account.id)
+        await self._audited("disabled" if disabled else "enabled", account.user, actor=actor)
 
     async def readers_without_second_factor(self) -> list[str]:
         """Return the user ids of enabled accounts that read records but have no second factor."""
@@ -356,11 +371,17 @@ class Accounts:
                 lambda count: self.throttle.slowed_until(count, t),
                 email_hash=key,
                 account_id=None,
+                audit=None
+                if account is None
+                else self._event("sign-in-failed", account.user, t, detail="invitation"),
             )
             log.info("invitation.refused", account=None if account is None else account.id)
             return SignInStep("refused", INVITATION_REFUSED)
         new = await self._new_account(account.user.id, account.email, password)
-        if not await self._store.accept_invitation(account.id, typed, new.password_hash, now=t):
+        accepted_event = self._event("invitation-accepted", account.user, t)
+        if not await self._store.accept_invitation(
+            account.id, typed, new.password_hash, now=t, audit=accepted_event
+        ):
             log.info("invitation.refused", account=account.id)
             return SignInStep("refused", INVITATION_REFUSED)
         await self._store.clear_failures(email_hash=key, account_id=account.id)
@@ -410,7 +431,10 @@ class Accounts:
                 lambda count: self.throttle.slowed_until(count, t),
                 email_hash=key,
                 account_id=None if account is None else account.id,
+                audit=None if account is None else self._password_failure(account, t),
             )
+            if account is None:
+                self.unknown_address_refusals += 1
             log.info("sign_in.refused", account=None if account is None else account.id)
             return SignInStep("refused", REFUSED)
         await self._store.clear_failures(email_hash=key, account_id=None)
@@ -421,6 +445,11 @@ class Accounts:
             await self._store.clear_failures(email_hash=None, account_id=account.id)
         log.info("sign_in.password_accepted", account=account.id, outcome=step)
         return SignInStep("accepted", next=step, user=account.user, _grant=_GRANTED)
+
+    def _password_failure(self, account: Account, now: float) -> AccountEvent:
+        """Return the event of a refused password: why, when it is not just a wrong one."""
+        detail = "disabled" if account.disabled else "invited" if account.invited else ""
+        return self._event("sign-in-failed", account.user, now, method="password", detail=detail)
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
@@ -449,11 +478,14 @@ class Accounts:
         created: float,
         now: float,
         factor_at: float | None = None,
+        was_signed_in: bool = False,
     ) -> tuple[str, Session]:
         """Store a session with a new id (replacing any earlier one); return its token.
 
         A session started at ``second-factor`` has given its factor ``now`` unless
-        ``factor_at`` says when.
+        ``factor_at`` says when. A session signed in that replaces one that was not
+        (``was_signed_in``) records a ``sign-in`` event with its method, in the same
+        transaction.
         """
         if factor_at is None and level == "second-factor":
             factor_at = now
@@ -469,7 +501,9 @@ class Accounts:
             csrf_secret=self._random(CSRF_SECRET_LEN),
             factor_at=factor_at,
         )
-        await self._store.add_session(session, replacing=replacing)
+        signed_in = session.signed_in and not was_signed_in
+        audit = self._event("sign-in", user, now, method=method) if signed_in else None
+        await self._store.add_session(session, replacing=replacing, audit=audit)
         if session.signed_in:
             await self._store.note_sign_in(user.id, now)
         log.info("session.started", session=session.ref, method=method, outcome=level)
@@ -522,29 +556,66 @@ class Accounts:
         required = required_level(account.user.role, has_second_factor=account.needs_second_factor)
         old = None if replacing is None else await self.session_for(replacing, t)
         created = t
-        if old is not None and old.user.id == account.user.id:
+        raised = old is not None and old.user.id == account.user.id
+        if old is not None and raised:
             created = old.created
             required = old.required if old.required == "second-factor" else required
         level: Level = "second-factor" if second_factor else "password"
-        await self._audited("sign-in", account.user, method=method)
-        return await self._start(
+        was_signed_in = old is not None and raised and old.signed_in
+        # The sign-in event is recorded with the session; raising a signed-in session with
+        # a second factor again (passkey, single sign-on) is a step-up.
+        started = await self._start(
             account.user, level=level, required=required, method=method,
             replacing=None if replacing is None else session_id_hash(replacing),
-            created=created, now=t,
+            created=created, now=t, was_signed_in=was_signed_in,
         )  # fmt: skip
+        if was_signed_in and second_factor:
+            await self._audited("step-up", account.user, method=method, now=t)
+        return started
+
+    def _event(
+        self,
+        kind: str,
+        user: User,
+        now: float,
+        *,
+        method: str | None = None,
+        detail: str = "",
+        actor: User | None = None,
+    ) -> AccountEvent:
+        """Return the event ``kind`` about ``user`` at ``now`` (:func:`account_event`)."""
+        return account_event(
+            kind, user, at=now, random=self._random, method=method, detail=detail, actor=actor
+        )
 
     async def _audited(
-        self, kind: str, user: User | None, *, method: str | None = None, detail: str = ""
+        self,
+        kind: str,
+        user: User | None,
+        *,
+        method: str | None = None,
+        detail: str = "",
+        actor: User | None = None,
+        now: float | None = None,
     ) -> None:
-        """Record an account event (sign-in, failure, step-up, change) for the audit trail.
+        """Record an account event that changes nothing else (a step-up, a refused sign-in).
 
-        For now the event is logged with the account's user id only; the ledger records it
-        once the audit trail lands.
+        ``kind`` is one of :data:`~exchange.ledger.events.ACCOUNT_KINDS`, ``method`` how the
+        person proved who they are (``password+totp``, ``passkey``, ``sso+mfa``), ``detail``
+        a short lower-case code (never a name, an address or a sentence: ``ValueError``),
+        ``actor`` who acted if not the account itself. The event goes to the ledger with a
+        commitment to the user id, and to the readable table the administrator's activity
+        page lists. With no ``user`` (no account was found) nothing is recorded but a log
+        line: an internet-facing form must not let anyone fill the ledger.
         """
         log.info(
             "account.event", kind=kind, user=None if user is None else user.id,
             method=method, detail=detail or None,
         )  # fmt: skip
+        if user is None:
+            return
+        event = self._event(kind, user, self._now(now), method=method, detail=detail, actor=actor)
+        await self._store.record_account_event(event)
 
     async def session_for(self, token: str, now: float | None = None) -> Session | None:
         """Return the live session of ``token`` (at any level), noting its use; None if none.
@@ -652,7 +723,7 @@ class Accounts:
         try:
             step = verify_code(pending, code, t, last_used_step=account.totp_last_step)
         except InvalidCodeError:
-            await self._second_factor_failed(account, t)
+            await self._second_factor_failed(account, t, session, "password+totp")
         codes = generate_recovery_codes(self._random)
         confirmed = await self._store.confirm_totp(
             account.id, pending, step=step,
@@ -665,6 +736,7 @@ class Accounts:
         new_token, new_session = await self._start(
             session.user, level="second-factor", required="second-factor",
             method="password+totp", replacing=session.id_hash, created=session.created, now=t,
+            was_signed_in=session.signed_in,
         )  # fmt: skip
         return EnrolmentConfirmed(codes, new_token, new_session)
 
@@ -696,7 +768,7 @@ class Accounts:
         except InvalidCodeError:
             ok = False
         if not ok:
-            await self._second_factor_failed(account, t)
+            await self._second_factor_failed(account, t, session, method)
         await self._store.clear_failures(email_hash=None, account_id=account.id)
         if method == "password+recovery-code":
             log.info("recovery_code.used", account=account.id, count=account.recovery_left - 1)
@@ -704,6 +776,7 @@ class Accounts:
         return await self._start(
             session.user, level="second-factor", required=session.required, method=method,
             replacing=session.id_hash, created=session.created, now=t,
+            was_signed_in=session.signed_in,
         )  # fmt: skip
 
     # --- step-up ---------------------------------------------------------------------------
@@ -742,12 +815,17 @@ class Accounts:
             log.info("second_factor.slowed", account=account.id)
             raise SlowedDownError(wait_message(account.slowed_until, now))
 
-    async def _second_factor_failed(self, account: Account, now: float) -> NoReturn:
+    async def _second_factor_failed(
+        self, account: Account, now: float, session: Session, method: Method
+    ) -> NoReturn:
+        # A wrong code from a session already signed in is a failed step-up.
+        detail = "step-up" if session.signed_in else ""
         await self._store.record_failure(
             now,
             lambda count: self.throttle.slowed_until(count, now),
             email_hash=None,
             account_id=account.id,
+            audit=self._event("sign-in-failed", account.user, now, method=method, detail=detail),
         )
         log.info("second_factor.refused", account=account.id)
         raise SignInRefusedError(CODE_REFUSED)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from exchange.auth.account import Account
-from exchange.auth.api_token import token_hash
+from exchange.auth.api_token import DEFAULT_DAYS, ApiToken, token_hash
 from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
 from exchange.auth.session import Session, SessionPolicy
 from exchange.keys.directory import Directory
@@ -49,6 +49,7 @@ from exchange.service.accounts import (
     TotpEnrolment,
 )
 from exchange.service.api_tokens import ApiTokens
+from exchange.service.audit import AccountAudit, ActivityPage
 from exchange.service.context import ServiceContext
 from exchange.service.directory_updates import DirectoryUpdates, RefreshResult
 from exchange.service.errors import (
@@ -142,6 +143,7 @@ class NodeService:
         self.sso = SingleSignOn(
             self.accounts, redirect_uri=lambda: self.context.public_url + CALLBACK_PATH
         )
+        self.audit = AccountAudit(self.context)
         # Read the context's clock at each call, not once here: demos and tests replace it.
         now = lambda: self.context.clock()  # noqa: E731, PLW0108
         self.api_tokens = ApiTokens(self.context.store, now)
@@ -328,6 +330,30 @@ class NodeService:
     async def remove_account(self, actor: User, account_id: int) -> None:
         """Remove an account: no more sign-in or API token (what it did keeps its id)."""
         await self.account_admin.remove(actor, account_id)
+
+    async def account_activity(
+        self, actor: User, *, account_id: int | None = None, before: int | None = None
+    ) -> ActivityPage:
+        """Return a page of the administrator's organisation's account events, newest first."""
+        return await self.audit.activity(actor, account_id=account_id, before=before)
+
+    async def organisation_tokens(self, actor: User) -> list[ApiToken]:
+        """Return the administrator's organisation's API tokens, newest first."""
+        return await self.api_tokens.organisation_tokens(actor)
+
+    async def organisation_token(self, actor: User, token_id: int) -> ApiToken:
+        """Return one API token of the administrator's organisation (else not found)."""
+        return await self.api_tokens.organisation_token(actor, token_id)
+
+    async def create_api_token(
+        self, actor: User, *, name: str, role: str, days: int = DEFAULT_DAYS
+    ) -> tuple[ApiToken, str]:
+        """Make an API token of the administrator's organisation; its secret is shown once."""
+        return await self.api_tokens.create_for(actor, name=name, role=role, days=days)
+
+    async def revoke_api_token(self, actor: User, token_id: int) -> ApiToken:
+        """Revoke an API token of the administrator's organisation."""
+        return await self.api_tokens.revoke_for(actor, token_id)
 
     async def node_state_for(self, actor: User) -> NodeStateView:
         """Return the node's routes, outbox, directory and keys as the admin's org sees them."""

@@ -52,12 +52,20 @@ from exchange.model import Role, User
 from exchange.service.accounts import Accounts, SessionEndedError
 from exchange.service.errors import NotFoundError, ServiceError
 from exchange.service.sso_client import ProviderClient
-from exchange.store.base import DuplicateError, Store
+from exchange.store.base import DuplicateError, LinkOutcome, Store
 
 log = get_logger("exchange.accounts")
 
 #: Where providers send people back (``<public_url>`` before it).
 CALLBACK_PATH: Final = "/sign-in/sso/callback"
+#: The reason code (at most 16 characters, as account events allow) of each link refusal.
+_LINK_REFUSALS: Final[dict[LinkOutcome, str]] = {
+    "linked": "linked",
+    "missing": "link-missing",
+    "disabled": "link-disabled",
+    "taken": "link-taken",
+    "invitation-expired": "invite-expired",
+}
 #: The longest name taken from a provider for a self-provisioned account.
 MAX_NAME_LEN: Final = 100
 
@@ -236,9 +244,7 @@ class SingleSignOn:
 
     async def _refused(self, provider: SsoProvider, user: User | None, reason: str) -> None:
         log.info("sso.refused", provider=provider.id, outcome=reason)
-        await self.accounts._audited(
-            "sign-in-refused", user, method="sso", detail=f"{provider.id}: {reason}"
-        )
+        await self.accounts._audited("sign-in-refused", user, method="sso", detail=reason)
 
     async def _not_allowed(
         self, provider: SsoProvider, user: User | None, reason: str
@@ -270,7 +276,7 @@ class SingleSignOn:
         store = self._store
         email = token.email
         if email is None or token.email_verified is False:
-            raise await self._not_allowed(provider, None, "no-verified-email")
+            raise await self._not_allowed(provider, None, "email-unverified")
         account: Account | None = await store.account_by_email(email_key(email))
         if account is None:
             return await self._provision(provider, token, email, roles[0], now)
@@ -282,7 +288,7 @@ class SingleSignOn:
             raise await self._not_allowed(provider, account.user, "role-not-mapped")
         outcome = await store.link_sso(token.issuer, token.subject, account.user.id, now=now)
         if outcome != "linked":
-            raise await self._not_allowed(provider, account.user, f"link-{outcome}")
+            raise await self._not_allowed(provider, account.user, _LINK_REFUSALS[outcome])
         await self.accounts._audited("sso-linked", account.user, method="sso", detail=provider.id)
         return account.user.id
 
@@ -295,7 +301,7 @@ class SingleSignOn:
         try:
             address = check_email(email)
         except ValueError:
-            raise await self._not_allowed(provider, None, "no-verified-email") from None
+            raise await self._not_allowed(provider, None, "email-unverified") from None
         name = " ".join(str(token.claims.get("name") or "").split())[:MAX_NAME_LEN]
         user = User(f"u-{self._random(8).hex()}", provider.org, name or address, role)
         try:
@@ -306,9 +312,7 @@ class SingleSignOn:
             )  # fmt: skip
         except DuplicateError:
             raise await self._not_allowed(provider, None, "provision-clash") from None
-        await self.accounts._audited(
-            "sso-linked", user, method="sso", detail=f"{provider.id}: self-provisioned"
-        )
+        await self.accounts._audited("sso-linked", user, method="sso", detail="self-provisioned")
         return user.id
 
     async def _step_up(
@@ -327,21 +331,20 @@ class SingleSignOn:
         if current_token is not None:
             current = await self.accounts.session_for(current_token, now)
         if current is None or current_token is None or not current.signed_in:
-            await self._refused(provider, account.user, "step-up-without-session")
-            raise _refusal("ended", provider.label, "step-up-without-session")
+            await self._refused(provider, account.user, "no-session")
+            raise _refusal("ended", provider.label, "no-session")
         if current.user.id != account.user.id:
-            raise await self._not_allowed(provider, current.user, "step-up-other-person")
+            raise await self._not_allowed(provider, current.user, "other-person")
         if not mfa:
-            await self._refused(provider, current.user, "step-up-no-mfa")
-            raise _refusal("no-mfa", provider.label, "step-up-no-mfa")
+            await self._refused(provider, current.user, "no-mfa-asserted")
+            raise _refusal("no-mfa", provider.label, "no-mfa-asserted")
         auth_time = token.auth_time
         if auth_time is None or auth_time < pending.created - provider.clock_skew:
-            await self._refused(provider, current.user, "step-up-not-fresh")
-            raise _refusal("failed", provider.label, "step-up-not-fresh")
+            await self._refused(provider, current.user, "not-fresh")
+            raise _refusal("failed", provider.label, "not-fresh")
         new_token, session = await self.accounts.start_verified_session(
             current.user.id, method="sso+mfa", second_factor=True, replacing=current_token, now=now
         )
-        await self.accounts._audited("step-up", current.user, method="sso+mfa")
         return SsoSignIn(new_token, session, "signed-in", step_up=True)
 
 

@@ -21,7 +21,9 @@ from exchange.auth.account import Account, NewAccount
 from exchange.auth.session import Level, Session
 from exchange.auth.totp import TotpSecret
 from exchange.keys.ids import OrgId
+from exchange.ledger.account_events import AccountEvent
 from exchange.model import Role, User
+from exchange.store.account_events import insert_account_event
 from exchange.store.base import AccountChange, DuplicateError
 from exchange.store.rows import Tables
 
@@ -203,11 +205,13 @@ class AccountTables(Tables):
         invitation_hash: bytes,
         expires: float,
         now: float,
+        audit: AccountEvent | None = None,
     ) -> int:
         """Create a user and an account that waits for its invitation; return the account id.
 
         The account has no password (``''``) and must set up a second factor at first
         sign-in. Raises :class:`DuplicateError` if the user exists or the address is taken.
+        ``audit`` is the account event recorded with it (so with every change below).
         """
 
         def tx(db: sqlite3.Connection) -> int:
@@ -218,12 +222,19 @@ class AccountTables(Tables):
                 "factor_required = 1 WHERE id = ?",
                 (invitation_hash, expires, account_id),
             )
+            _audited(db, done=True, audit=audit)
             return account_id
 
         return await self._tx(tx)
 
     async def renew_invitation(
-        self, account_id: int, invitation_hash: bytes, *, expires: float, now: float
+        self,
+        account_id: int,
+        invitation_hash: bytes,
+        *,
+        expires: float,
+        now: float,
+        audit: AccountEvent | None = None,
     ) -> bool:
         """Replace the code of an invitation not accepted yet; False if none is waiting."""
 
@@ -233,12 +244,18 @@ class AccountTables(Tables):
                 "updated_at = ? WHERE id = ? AND invitation_hash IS NOT NULL",
                 (invitation_hash, expires, now, account_id),
             )
-            return cursor.rowcount == 1
+            return _audited(db, done=cursor.rowcount == 1, audit=audit)
 
         return await self._tx(tx)
 
     async def accept_invitation(
-        self, account_id: int, invitation_hash: bytes, password_hash: str, *, now: float
+        self,
+        account_id: int,
+        invitation_hash: bytes,
+        password_hash: str,
+        *,
+        now: float,
+        audit: AccountEvent | None = None,
     ) -> bool:
         """Set the password of an invited account and use up its code, if still valid.
 
@@ -253,7 +270,7 @@ class AccountTables(Tables):
                 "invitation_hash = ? AND invitation_expires_at > ? AND disabled = 0",
                 (password_hash, now, account_id, invitation_hash, now),
             )
-            return cursor.rowcount == 1
+            return _audited(db, done=cursor.rowcount == 1, audit=audit)
 
         return await self._tx(tx)
 
@@ -283,6 +300,7 @@ class AccountTables(Tables):
         disabled: bool | None = None,
         reset_second_factor: bool = False,
         keep_an_admin: bool = True,
+        audit: AccountEvent | None = None,
     ) -> AccountChange:
         """Change an account's role, disable or enable it, or reset its second factor.
 
@@ -319,12 +337,18 @@ class AccountTables(Tables):
                 db.execute("DELETE FROM passkeys WHERE account_id = ?", (account_id,))
             db.execute("UPDATE accounts SET updated_at = ? WHERE id = ?", (now, account_id))
             db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            _audited(db, done=True, audit=audit)
             return "done"
 
         return await self._tx(tx)
 
     async def remove_account(
-        self, account_id: int, *, token_hash: bytes, keep_an_admin: bool = True
+        self,
+        account_id: int,
+        *,
+        token_hash: bytes,
+        keep_an_admin: bool = True,
+        audit: AccountEvent | None = None,
     ) -> AccountChange:
         """Remove an account, with its recovery codes, passkeys and sessions.
 
@@ -351,6 +375,7 @@ class AccountTables(Tables):
             db.execute("DELETE FROM sso_links WHERE user_id = ?", (user_id,))
             db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
             db.execute("UPDATE users SET token_hash = ? WHERE id = ?", (token_hash, user_id))
+            _audited(db, done=True, audit=audit)
             return "done"
 
         return await self._tx(tx)
@@ -418,6 +443,7 @@ class AccountTables(Tables):
         *,
         email_hash: bytes | None,
         account_id: int | None,
+        audit: AccountEvent | None = None,
     ) -> float | None:
         """Count one failure for an address and/or an account; return the latest slowdown.
 
@@ -455,6 +481,7 @@ class AccountTables(Tables):
                         (count, slowed, now, account_id),
                     )
                     until += [] if slowed is None else [slowed]
+            _audited(db, done=True, audit=audit)
             return max(until, default=None)
 
         return await self._tx(tx)
@@ -545,7 +572,13 @@ class AccountTables(Tables):
 
     # --- sessions ------------------------------------------------------------------------
 
-    async def add_session(self, session: Session, *, replacing: bytes | None = None) -> None:
+    async def add_session(
+        self,
+        session: Session,
+        *,
+        replacing: bytes | None = None,
+        audit: AccountEvent | None = None,
+    ) -> None:
         """Store a new session, deleting the one it replaces in the same transaction."""
 
         def tx(db: sqlite3.Connection) -> None:
@@ -560,6 +593,7 @@ class AccountTables(Tables):
                     session.factor_at,
                 ),
             )  # fmt: skip
+            _audited(db, done=True, audit=audit)
 
         await self._tx(tx)
 
@@ -610,6 +644,13 @@ class AccountTables(Tables):
             ).rowcount
 
         return await self._tx(tx)
+
+
+def _audited(db: sqlite3.Connection, *, done: bool, audit: AccountEvent | None) -> bool:
+    """Record ``audit`` in this transaction if the change was ``done``; return ``done``."""
+    if done and audit is not None:
+        insert_account_event(db, audit)
+    return done
 
 
 def _one(db: sqlite3.Connection, query: str, args: tuple[object, ...]) -> Account | None:

@@ -8,11 +8,14 @@ writing, is :mod:`exchange.auth.api_token`'s to say.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Final, cast
 
 from exchange.auth.api_token import ApiToken, NewApiToken
 from exchange.keys.ids import OrgId
+from exchange.ledger.account_events import AccountEvent
 from exchange.model import Role
+from exchange.store.account_events import insert_account_event
 from exchange.store.base import DuplicateError
 from exchange.store.rows import Tables
 
@@ -39,8 +42,13 @@ def _token(row: sqlite3.Row) -> ApiToken:
 class ApiTokenTables(Tables):
     """Machines' API tokens."""
 
-    async def add_api_token(self, token: NewApiToken) -> int:
-        """Store a new token; return its number. :class:`DuplicateError` if the name is taken."""
+    async def add_api_token(
+        self, token: NewApiToken, *, audit: Callable[[int], AccountEvent] | None = None
+    ) -> int:
+        """Store a new token; return its number. :class:`DuplicateError` if the name is taken.
+
+        ``audit`` makes, from the new token's number, the account event recorded with it.
+        """
 
         def tx(db: sqlite3.Connection) -> int:
             if db.execute("SELECT 1 FROM api_tokens WHERE name = ?", (token.name,)).fetchone():
@@ -53,7 +61,10 @@ class ApiTokenTables(Tables):
                     token.expires_at, token.created_by,
                 ),
             )  # fmt: skip
-            return int(cast(int, cursor.lastrowid))
+            number = int(cast(int, cursor.lastrowid))
+            if audit is not None:
+                insert_account_event(db, audit(number))
+            return number
 
         return await self._tx(tx)
 
@@ -91,15 +102,24 @@ class ApiTokenTables(Tables):
 
         return await self._read(read)
 
-    async def revoke_api_token(self, token_id: int, now: float) -> bool:
-        """Revoke a token from ``now``; False if there is none or it was revoked already."""
+    async def revoke_api_token(
+        self, token_id: int, now: float, *, audit: AccountEvent | None = None
+    ) -> bool:
+        """Revoke a token from ``now``; False if there is none or it was revoked already.
+
+        ``audit`` is the account event recorded with the revocation.
+        """
 
         def tx(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
                 "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (now, token_id),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            if audit is not None:
+                insert_account_event(db, audit)
+            return True
 
         return await self._tx(tx)
 

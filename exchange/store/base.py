@@ -44,6 +44,7 @@ from exchange.model import (
     ThreadLink,
     User,
 )
+from exchange.store.account_events import AccountActivity
 from exchange.store.damage import StoreDamagedError
 from exchange.store.directory import AdoptedVersion
 from exchange.store.sent_lists import MAX_OWED, SentDeadline, SentFilter
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from exchange.auth.passkey import NewPasskey, Passkey, PasskeyChallenge
     from exchange.auth.session import Session
     from exchange.auth.totp import TotpSecret
+    from exchange.ledger.account_events import AccountEvent
     from exchange.model import HeldItem, RetentionSchedule, Role, ThreadLink
     from exchange.outbox.machine import Transition
     from exchange.store.node_state import DeadLetter, OutboxSummary
@@ -383,18 +385,35 @@ class AccountStore(Protocol):
         invitation_hash: bytes,
         expires: float,
         now: float,
+        audit: AccountEvent | None = None,
     ) -> int:
-        """Create a user and an account that waits for its invitation; return the account id."""
+        """Create a user and an account that waits for its invitation; return the account id.
+
+        Here and below, ``audit`` is an account event recorded in the same transaction when
+        the change is made.
+        """
         ...
 
     async def renew_invitation(
-        self, account_id: int, invitation_hash: bytes, *, expires: float, now: float
+        self,
+        account_id: int,
+        invitation_hash: bytes,
+        *,
+        expires: float,
+        now: float,
+        audit: AccountEvent | None = None,
     ) -> bool:
         """Replace the code of an invitation not accepted yet; False if none is waiting."""
         ...
 
     async def accept_invitation(
-        self, account_id: int, invitation_hash: bytes, password_hash: str, *, now: float
+        self,
+        account_id: int,
+        invitation_hash: bytes,
+        password_hash: str,
+        *,
+        now: float,
+        audit: AccountEvent | None = None,
     ) -> bool:
         """Set the password of an invited account and use up its code, if still valid."""
         ...
@@ -416,12 +435,18 @@ class AccountStore(Protocol):
         disabled: bool | None = None,
         reset_second_factor: bool = False,
         keep_an_admin: bool = True,
+        audit: AccountEvent | None = None,
     ) -> AccountChange:
         """Change an account's role, disable or enable it, or reset its second factor."""
         ...
 
     async def remove_account(
-        self, account_id: int, *, token_hash: bytes, keep_an_admin: bool = True
+        self,
+        account_id: int,
+        *,
+        token_hash: bytes,
+        keep_an_admin: bool = True,
+        audit: AccountEvent | None = None,
     ) -> AccountChange:
         """Remove an account (its sessions and codes too); its user keeps ``token_hash``."""
         ...
@@ -445,6 +470,7 @@ class AccountStore(Protocol):
         *,
         email_hash: bytes | None,
         account_id: int | None,
+        audit: AccountEvent | None = None,
     ) -> float | None:
         """Count one failure for an address and/or an account; return the latest slowdown."""
         ...
@@ -477,7 +503,13 @@ class AccountStore(Protocol):
         """Mark an unused recovery code used; True if it was there and unused."""
         ...
 
-    async def add_session(self, session: Session, *, replacing: bytes | None = None) -> None:
+    async def add_session(
+        self,
+        session: Session,
+        *,
+        replacing: bytes | None = None,
+        audit: AccountEvent | None = None,
+    ) -> None:
         """Store a new session, deleting the one it replaces in the same transaction."""
         ...
 
@@ -565,8 +597,13 @@ class DirectoryStore(Protocol):
 class ApiTokenStore(Protocol):
     """Machines' API tokens (``exchange.store.api_tokens``); hashes only, no rules."""
 
-    async def add_api_token(self, token: NewApiToken) -> int:
-        """Store a new token; return its number. :class:`DuplicateError` if the name is taken."""
+    async def add_api_token(
+        self, token: NewApiToken, *, audit: Callable[[int], AccountEvent] | None = None
+    ) -> int:
+        """Store a new token; return its number. :class:`DuplicateError` if the name is taken.
+
+        ``audit`` makes, from the new token's number, the account event recorded with it.
+        """
         ...
 
     async def api_tokens(self, org: OrgId | None = None) -> list[ApiToken]:
@@ -581,7 +618,9 @@ class ApiTokenStore(Protocol):
         """Return the token named ``name_or_id``, or numbered so, or None."""
         ...
 
-    async def revoke_api_token(self, token_id: int, now: float) -> bool:
+    async def revoke_api_token(
+        self, token_id: int, now: float, *, audit: AccountEvent | None = None
+    ) -> bool:
         """Revoke a token from ``now``; False if there is none or it was revoked already."""
         ...
 
@@ -651,8 +690,28 @@ class SsoLinkStore(Protocol):
         ...
 
 
+class AccountEventStore(Protocol):
+    """Account events and their readable rows (``exchange.store.account_events``)."""
+
+    async def record_account_event(self, event: AccountEvent) -> None:
+        """Record an account event that changes nothing else, with its ledger statement."""
+        ...
+
+    async def account_events(
+        self,
+        org: OrgId,
+        *,
+        user_id: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[AccountActivity]:
+        """Return ``org``'s account events (of ``user_id`` if given), newest first."""
+        ...
+
+
 class Store(
     SsoLinkStore,
+    AccountEventStore,
     DirectoryStore,
     PasskeyStore,
     ApiTokenStore,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.errors import LedgerError
-from exchange.ledger.events import decode_event, encode_event
+from exchange.ledger.events import EventType, decode_event, encode_event
 from exchange.ledger.merkle import leaf_hash
 from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem, ReceiptRecord
 from exchange.outbox import machine
@@ -53,11 +53,15 @@ ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, create
 
 
 def _event_envelope(event: bytes) -> bytes | None:
-    """Return the envelope digest an event names, for the index (None if not an event)."""
+    """Return the envelope digest an event names, for the index (None if it names none).
+
+    An ``account`` event's digest field is a commitment to an account, not an envelope.
+    """
     try:
-        return decode_event(event).envelope_digest
+        decoded = decode_event(event)
     except LedgerError:
         return None
+    return None if decoded.type is EventType.ACCOUNT else decoded.envelope_digest
 
 
 def envelope_row(row: sqlite3.Row) -> EnvelopeRecord:

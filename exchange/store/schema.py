@@ -460,4 +460,25 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE UNIQUE INDEX sso_links_by_user ON sso_links (user_id, issuer)",
     ),
+    (
+        # Migration 21: account events (exchange/store/account_events.py). Each row is the
+        # readable side of one ``account`` ledger event, written in its transaction: the
+        # account's user id (``''``: the node's operator), who acted on it if someone else
+        # did, the kind, the sign-in method and a short code, the salt that opens the
+        # event's commitments and the event's ledger index. Never an email address or name.
+        """CREATE TABLE account_events (
+            id INTEGER PRIMARY KEY,
+            org TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            method TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            user_id TEXT NOT NULL,
+            actor_id TEXT,
+            salt BLOB NOT NULL,
+            ledger_idx INTEGER NOT NULL UNIQUE
+        )""",
+        "CREATE INDEX account_events_by_user ON account_events (org, user_id, id)",
+        "CREATE INDEX account_events_by_actor ON account_events (org, actor_id, id)",
+    ),
 )

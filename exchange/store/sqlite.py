@@ -45,6 +45,7 @@ from exchange.model import (
 )
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
+from exchange.store.account_events import AccountEventTables
 from exchange.store.accounts import AccountTables, insert_user
 from exchange.store.api_tokens import ApiTokenTables
 from exchange.store.backup import pre_upgrade_backup, schema_version
@@ -144,6 +145,7 @@ class SqliteStore(
     RecallTables,
     RetentionTables,
     AccountTables,
+    AccountEventTables,
     ApiTokenTables,
     PasskeyTables,
     SentListTables,

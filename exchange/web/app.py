@@ -62,6 +62,8 @@ NAVIGATION: Final = (
     ("/subject-access", "Subject access", frozenset({"dpo"})),
     ("/retention", "Retention", frozenset({"dpo"})),
     ("/admin/accounts", "Accounts", frozenset({"admin"})),
+    ("/admin/activity", "Account activity", frozenset({"admin"})),
+    ("/admin/tokens", "API tokens", frozenset({"admin"})),
     ("/admin/node", "Node", frozenset({"admin"})),
     ("/account/passkeys", "Passkeys", frozenset({"dsl", "staff", "dpo", "admin"})),
 )

@@ -7,7 +7,9 @@ from aiohttp import web
 from exchange.service.node_service import NodeService
 from exchange.web.accounts import add_account_routes
 from exchange.web.admin.accounts import add_admin_account_routes
+from exchange.web.admin.activity import add_activity_routes
 from exchange.web.admin.node_state import add_node_state_routes
+from exchange.web.admin.tokens import add_token_routes
 from exchange.web.app import add_web_routes
 from exchange.web.dpo import add_dpo_routes
 from exchange.web.inbox import add_inbox_routes
@@ -33,5 +35,7 @@ def add_staff_pages(app: web.Application, service: NodeService) -> None:
     add_invitation_routes(app)
     add_passkey_routes(app)
     add_admin_account_routes(app)
+    add_activity_routes(app)
+    add_token_routes(app)
     add_node_state_routes(app)
     add_send_routes(app)

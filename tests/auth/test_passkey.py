@@ -213,7 +213,7 @@ def test_a_passkey_registers_and_then_signs_in() -> None:
         ({"origin": "https://evil.example"}, "origin"),
         ({"origin": "http://exchange.hillside.example"}, "origin"),
         ({"rp_id": "evil.example"}, "rp-id"),
-        ({"verified": False}, "user-verification"),
+        ({"verified": False}, "not-verified"),
         ({"challenge": b"\x01" * 32}, "challenge"),
     ],
 )
@@ -231,7 +231,7 @@ def test_a_registration_with_a_wrong_context_is_refused(
     [
         ({"origin": "https://evil.example"}, "origin"),
         ({"rp_id": "evil.example"}, "rp-id"),
-        ({"verified": False}, "user-verification"),
+        ({"verified": False}, "not-verified"),
     ],
 )
 def test_a_sign_in_with_a_wrong_context_is_refused(wrong: dict[str, object], reason: str) -> None:

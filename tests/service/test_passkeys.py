@@ -300,7 +300,7 @@ async def _refused(node: Node, detail: str, **sign_in: Any) -> None:
         ({"origin": "https://evil.example"}, "origin"),
         ({"origin": "https://exchange.hillside.example:8443"}, "origin"),
         ({"rp_id": "hillside.example"}, "rp-id"),
-        ({"verified": False}, "user-verification"),
+        ({"verified": False}, "not-verified"),
     ],
 )
 async def test_a_sign_in_from_the_wrong_place_is_refused(

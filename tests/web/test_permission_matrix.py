@@ -50,7 +50,8 @@ class Rule:
     ``holder`` is ``"sender"`` for a page about the item Hillside sent, ``"receiver"`` for
     one about the item the front door received, ``"both"`` for one either may hold,
     ``"account"`` for one about a front-door account (account numbers are each node's own,
-    so only the other tenant of the LA node is another organisation's there), and ``None``
+    so only the other tenant of the LA node is another organisation's there), ``"token"``
+    likewise for a front-door API token, and ``None``
     for a page about the person's own organisation as a whole.
     """
 
@@ -113,6 +114,10 @@ PAGES: Final[dict[str, Rule]] = {
     "/account/passkeys": Rule(EVERYONE),
     "/account/passkeys/add": Rule(EVERYONE, ok=frozenset({200, 303})),
     "/account/passkeys/{passkey}/remove": Rule(EVERYONE, ok=frozenset({404})),
+    "/admin/activity": Rule(ADMIN),
+    "/admin/tokens": Rule(ADMIN),
+    "/admin/tokens/new": Rule(ADMIN),
+    "/admin/tokens/{token}/revoke": Rule(ADMIN, "token"),
     "/admin/node": Rule(ADMIN),
     # With no dead letters there is nothing to requeue: back to the node page.
     "/admin/node/dead-letters/requeue": Rule(ADMIN, ok=frozenset({303})),
@@ -142,6 +147,7 @@ HOLDERS: Final[dict[str, tuple[frozenset[OrgId], frozenset[OrgId]]]] = {
     "receiver": (frozenset({FRONT_DOOR}), frozenset({SCHOOL, NURSES})),
     "both": (frozenset({SCHOOL, FRONT_DOOR}), frozenset({NURSES})),
     "account": (frozenset({FRONT_DOOR}), frozenset({NURSES})),
+    "token": (frozenset({FRONT_DOOR}), frozenset({NURSES})),
     "draft": (frozenset({SCHOOL}), frozenset({FRONT_DOOR, NURSES})),
 }
 
@@ -155,6 +161,8 @@ class Matrix:
     digest: bytes
     reference: str
     account: int
+    #: An API token of the front door's.
+    token: int
     #: A draft referral of Hillside's DSL, and the path of its first question.
     draft: str
     section: str
@@ -170,6 +178,9 @@ async def matrix(world: World) -> AsyncIterator[Matrix]:
     await front_door.open_item(people[(FRONT_DOOR, "dsl")].user, digest)
     account = await front_door.store.account_by_user(people[(FRONT_DOOR, "dsl")].user.id)
     assert account is not None
+    token, _ = await front_door.api_tokens.create(
+        name="matrix-export", org=FRONT_DOOR, role="staff", created_by="test"
+    )
     envelope = await world.service(SCHOOL).store.envelope(digest)
     assert envelope is not None
     author = people[(SCHOOL, "dsl")]
@@ -184,6 +195,7 @@ async def matrix(world: World) -> AsyncIterator[Matrix]:
         digest,
         short_reference(envelope.envelope_id),
         account.id,
+        token.id,
         found.group(1),
         found.group(2),
     )
@@ -238,6 +250,7 @@ def _path(route: str, matrix: Matrix) -> str:
         .replace("{number}", "1")
         .replace("{account}", str(matrix.account))
         .replace("{passkey}", "1")
+        .replace("{token}", str(matrix.token))
         .replace("{draft}", matrix.draft)
         .replace("{section}", matrix.section)
     )

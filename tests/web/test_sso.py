@@ -248,7 +248,7 @@ async def test_without_mfa_a_reader_continues_to_the_security_code(sso: SsoWorld
         ("expired", "invited-dsl", "expired"),
         ("test", "outsider", "no-mapped-role"),
         ("test", "disabled-dsl", "disabled"),
-        ("test", "unverified", "no-verified-email"),
+        ("test", "unverified", "email-unverified"),
         ("test", "admin-in-dsl-group", "role-not-mapped"),
         ("test", "stranger", "no-account"),
     ],
@@ -358,9 +358,9 @@ async def test_step_up_through_the_provider_raises_the_session(sso: SsoWorld) ->
         )
         page = _refused(answer)
         assert "/sign-in/confirm?to=%2Finbox" in page
-        assert sso.reasons()[-1] == "step-up-no-mfa"
+        assert sso.reasons()[-1] == "no-mfa-asserted"
 
         # Nor does someone else signing in at the provider.
         answer, _ = await sso_sign_in(client, "test", "invited-dsl", "?step_up=1")
         _refused(answer)
-        assert sso.reasons()[-1] == "step-up-other-person"
+        assert sso.reasons()[-1] == "other-person"

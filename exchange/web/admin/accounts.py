@@ -121,6 +121,7 @@ def _account_context(
         "name": account.user.name,
         "facts": facts,
         "base": f"/admin/accounts/{account.id}",
+        "account_id": account.id,
         "role": account.user.role,
         "roles": role_choices(),
         "has_factor": account.has_second_factor,
