@@ -61,6 +61,7 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/envelope.py
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/sign_in.py
 	$(BIN)/python bench/web_lists.py
 	$(BIN)/python bench/peer_uploads.py
 
