@@ -29,8 +29,9 @@ from exchange.auth.sso_rules import (
 from exchange.keys.ids import OrgId
 from exchange.model import Role
 
-#: A provider's id: part of the sign-in link (``/sign-in/sso/<id>``).
-PROVIDER_ID: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+#: A provider's id: part of the sign-in link (``/sign-in/sso/<id>``), and the detail of the
+#: ``sso-linked`` account event, which holds at most 16 characters.
+PROVIDER_ID: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,15}")
 #: Ids that would clash with the sign-in pages' own paths.
 RESERVED_IDS: Final = frozenset({"callback"})
 MAX_LABEL_LEN: Final = 60
@@ -157,7 +158,7 @@ def parse_provider(
     where = f"sso.{provider_id}"
     if PROVIDER_ID.fullmatch(provider_id) is None or provider_id in RESERVED_IDS:
         raise SsoConfigError(
-            f"{where}: a provider's id must be 1 to 32 lower-case letters, digits and hyphens "
+            f"{where}: a provider's id must be 1 to 16 lower-case letters, digits and hyphens "
             "(and not callback)"
         )
     if not isinstance(table, dict):

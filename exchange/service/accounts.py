@@ -795,18 +795,15 @@ class Accounts:
 
         The code is checked, counted and slowed as at sign-in
         (:meth:`verify_second_factor`); the session gets a new id with the same level, start
-        time and required level, and gives its factor now. Each answer is an account event:
-        ``step-up``, or ``sign-in-refused`` with the detail ``step-up``.
+        time and required level, and gives its factor now. Each answer checked is one account
+        event: ``step-up``, or ``sign-in-failed`` with the detail ``step-up`` (recorded with
+        the failure's count); an attempt refused unchecked while slowed records nothing.
         """
         t = self._now(now)
         session = await self._live(token, t)
         if not session.signed_in:
             raise SessionEndedError("Your session has ended. Sign in again.")
-        try:
-            new_token, new = await self.verify_second_factor(token, code, t)
-        except (SignInRefusedError, SlowedDownError):
-            await self._audited("sign-in-refused", session.user, detail="step-up")
-            raise
+        new_token, new = await self.verify_second_factor(token, code, t)
         await self._audited("step-up", new.user, method=new.method)
         return new_token, new
 

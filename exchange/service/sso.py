@@ -149,6 +149,12 @@ class SingleSignOn:
         """Return the providers (of ``org`` if given), in the configuration's order."""
         return [c.provider for c in self._clients.values() if org is None or c.provider.org == org]
 
+    async def linked_labels(self, user: User) -> list[str]:
+        """Return the labels of ``user``'s organisation's providers their account is linked to."""
+        issuers = set(await self._store.sso_issuers_of(user.id))
+        labels = [p.label for p in self.providers(user.org) if p.issuer in issuers]
+        return list(dict.fromkeys(labels))
+
     def _client(self, provider_id: str) -> ProviderClient:
         client = self._clients.get(provider_id)
         if client is None:

@@ -672,6 +672,10 @@ class SsoLinkStore(Protocol):
         """Return the user id linked to ``subject`` of ``issuer``, or None."""
         ...
 
+    async def sso_issuers_of(self, user_id: str) -> list[str]:
+        """Return the issuers whose people are linked to ``user_id``'s account."""
+        ...
+
     async def link_sso(self, issuer: str, subject: str, user_id: str, *, now: float) -> LinkOutcome:
         """Link ``subject`` of ``issuer`` to ``user_id``'s account, if it may be linked."""
         ...

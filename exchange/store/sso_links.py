@@ -33,6 +33,18 @@ class SsoLinkTables(Tables):
 
         return await self._read(read)
 
+    async def sso_issuers_of(self, user_id: str) -> list[str]:
+        """Return the issuers whose people are linked to ``user_id``'s account, in link order."""
+
+        def read(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT issuer FROM sso_links WHERE user_id = ? ORDER BY linked_at, issuer",
+                (user_id,),
+            )
+            return [str(r[0]) for r in rows]
+
+        return await self._read(read)
+
     async def link_sso(self, issuer: str, subject: str, user_id: str, *, now: float) -> LinkOutcome:
         """Link ``subject`` of ``issuer`` to ``user_id``'s account, if it may be linked.
 

@@ -65,6 +65,7 @@ def test_defaults_and_a_secret_file_from_the_files_folder() -> None:
         ),
         ("[sso.entra]", "[sso.Entra]", "a provider's id must be"),
         ("[sso.entra]", "[sso.callback]", "a provider's id must be"),
+        ("[sso.entra]", "[sso.stockport-entra-id]", "a provider's id must be 1 to 16"),
         ('role = "dsl"', 'role = "headteacher"', "sso.entra.roles[0].role must be one of"),
         ('group = "2222', 'team = "2222', "sso.entra.roles[0].team is not a known setting"),
         ('email_domain = "stockport.example"', 'email_domain = "@x"', "must be a domain"),

@@ -19,6 +19,7 @@ import pytest_asyncio
 from exchange.service.passkeys import PASSKEY_REFUSED
 from exchange.web.passkeys import NOT_USED
 from tests.auth.webauthn_device import SoftPasskey
+from tests.node.account_trail import account_events
 from tests.web.page_client import PageClient
 from tests.web.pages import parse
 from tests.web.world import PASSWORD, SCHOOL, Person, World
@@ -217,3 +218,36 @@ async def test_an_account_whose_factor_is_a_passkey_uses_it_after_the_password(
     # The administrator's list says which second factor each account has.
     row = next(r for r in parse(page).all("tr") if account.email in r.text)
     assert "1 passkey" in row.text
+
+
+async def test_confirming_with_a_passkey_is_one_audited_step_up(world: World, named: str) -> None:
+    """Past the window, the confirm page's passkey raises the session: one ``step-up`` event.
+
+    An answer made for another site is refused there on a page of its own, as one
+    ``sign-in-refused`` event; neither event's statement names the person.
+    """
+    person = await world.person(SCHOOL, "dsl")
+    assert person.account is not None
+    device = SoftPasskey(rp_id="localhost", origin=named)
+    assert (await _add(person, device))[0] == 303
+    store = world.service(SCHOOL).store
+    secrets = (person.account.email, person.user.name, person.user.id)
+    confirm = "/sign-in/confirm?to=/inbox"
+    for _ in range(2):
+        with world.clock_moved(SCHOOL, by=500):
+            assert (await person.get("/account/passkeys"))[0] == 200
+    with world.clock_moved(SCHOOL, by=1000):
+        async with account_events(store, SCHOOL, secrets) as refused:
+            status, page, _ = await _sign_in(person, device, confirm, origin="https://evil.example")
+        assert status == 401
+        assert parse(page).title == "Your passkey was not accepted – Secure exchange"
+        async with account_events(store, SCHOOL, secrets) as confirmed:
+            status, _, location = await _sign_in(person, device, confirm)
+        assert (status, location) == (303, "/inbox")
+    assert [(e.kind, e.user_id, e.method) for e in refused] == [
+        ("sign-in-refused", person.user.id, "passkey")
+    ]
+    assert refused[0].detail
+    assert [(e.kind, e.user_id, e.method, e.detail) for e in confirmed] == [
+        ("step-up", person.user.id, "passkey", "")
+    ]

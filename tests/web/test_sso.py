@@ -32,8 +32,10 @@ from exchange.service.node_service import NodeService
 from exchange.service.sso import CALLBACK_PATH
 from exchange.web.accounts import SESSION_COOKIE
 from exchange.web.sso import PENDING_COOKIE
+from tests.node.account_trail import account_events
 from tests.oidc.harness import Client, Person, Provider, running_provider, sign_in_at_provider
 from tests.web.page_client import Answer, PageClient
+from tests.web.pages import parse
 from tests.web.world import PASSWORD, SCHOOL, World, running_world
 
 pytestmark = [
@@ -62,6 +64,7 @@ PEOPLE = {
     "stranger": Person("stranger@hillside.example", (DSL_GROUP,), MFA),
     "second-sub": Person("invited-dsl@hillside.example", (DSL_GROUP,), MFA),
     "stepper": Person("stepper@hillside.example", (DSL_GROUP,), MFA),
+    "linker": Person("linker@hillside.example", (DSL_GROUP,), MFA),
 }
 
 
@@ -336,7 +339,8 @@ async def test_step_up_through_the_provider_raises_the_session(sso: SsoWorld) ->
     before = await service.accounts.session_for(token)
     assert before is not None
     assert before.signed_in
-    if True:
+    secrets = (PEOPLE["stepper"].email, before.user.name, before.user.id, "stepper")
+    async with account_events(service.store, SCHOOL, secrets) as events:
         (status, page, _), _ = await sso_sign_in(client, "test", "stepper", "?to=/inbox&step_up=1")
         assert status == 200
         assert "You have confirmed it is you" in page
@@ -364,3 +368,62 @@ async def test_step_up_through_the_provider_raises_the_session(sso: SsoWorld) ->
         answer, _ = await sso_sign_in(client, "test", "invited-dsl", "?step_up=1")
         _refused(answer)
         assert sso.reasons()[-1] == "other-person"
+    stepper = [(e.kind, e.method, e.detail) for e in events if e.user_id == before.user.id]
+    assert stepper == [
+        ("step-up", "sso+mfa", ""),
+        ("sign-in-refused", "sso", "no-mfa-asserted"),
+        ("sign-in-refused", "sso", "other-person"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("login", "reason"),
+    [("disabled-dsl", "disabled"), ("admin-in-dsl-group", "role-not-mapped"), ("outsider", None)],
+)
+async def test_a_refused_account_is_one_event_naming_no_one(
+    sso: SsoWorld, login: str, reason: str | None
+) -> None:
+    """A known account refused is one ``sign-in-refused`` by ``sso``; no account, no event."""
+    person = PEOPLE[login]
+    account = await sso.service.store.account_by_email(person.email)
+    named = () if account is None else (account.user.name, account.user.id)
+    secrets = (person.email, login, *named)
+    async with account_events(sso.service.store, SCHOOL, secrets) as events:
+        answer, _ = await sso_sign_in(sso.world.client(SCHOOL), "test", login)
+        _refused(answer)
+    if account is None:
+        assert reason is None
+        assert events == []
+    else:
+        assert [(e.kind, e.user_id, e.method, e.detail) for e in events] == [
+            ("sign-in-refused", account.user.id, "sso", reason)
+        ]
+
+
+async def test_a_link_is_recorded_and_shown_to_the_administrator(sso: SsoWorld) -> None:
+    """Linking by address is one ``sso-linked`` event; the account page says "Linked to"."""
+    world = sso.world
+    email = PEOPLE["linker"].email
+    user_id = await _account(world, email, "dsl", app=False)
+    number = await world.account_number(SCHOOL, email)
+    admin_account = await world.account(SCHOOL, "admin", app=False)
+    admin = world.client(SCHOOL, account=admin_account)
+    await world.sign_in(admin, admin_account)
+    status, page, _ = await admin.get(f"/admin/accounts/{number}")
+    assert status == 200
+    assert "Single sign-on" not in page
+
+    async with account_events(world.service(SCHOOL).store, SCHOOL, (email, user_id)) as events:
+        (status, _, _), _ = await sso_sign_in(world.client(SCHOOL), "test", "linker")
+    assert status == 200
+    assert [(e.kind, e.user_id, e.method, e.detail) for e in events] == [
+        ("sso-linked", user_id, "sso", "test"),
+        ("sign-in", user_id, "sso+mfa", ""),
+    ]
+
+    status, page, _ = await admin.get(f"/admin/accounts/{number}")
+    assert status == 200
+    facts = parse(page).all("dl")[0]
+    assert "Single sign-on Linked to Test provider" in " ".join(facts.text.split())
+    own = await world.account_number(SCHOOL, admin_account.email)
+    assert "Single sign-on" not in (await admin.get(f"/admin/accounts/{own}"))[1]

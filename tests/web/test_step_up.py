@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlencode
@@ -22,7 +22,9 @@ import pytest_asyncio
 from exchange.auth.session import SessionPolicy
 from exchange.auth.totp import code_at
 from exchange.keys.ids import OrgId
-from exchange.model import Role, User
+from exchange.model import Role
+from exchange.store.account_events import AccountActivity
+from tests.node.account_trail import account_events
 from tests.web.page_client import Form
 from tests.web.pages import parse
 from tests.web.synthetic import GIVEN, NEEDLES, PDF, UPN, referral
@@ -215,59 +217,48 @@ async def test_confirming_keeps_the_session_s_start_and_level(world: World, item
     assert after.method == "password+totp"
 
 
-@contextmanager
-def audited(world: World, org: OrgId) -> Iterator[list[tuple[str, str | None, str | None, str]]]:
-    """Collect the account events (kind, user id, method, detail) the node records."""
-    accounts = world.service(org).accounts
-    record = accounts._audited  # the one call that records an event
-    events: list[tuple[str, str | None, str | None, str]] = []
-
-    async def noting(
-        kind: str, user: User | None, *, method: str | None = None, detail: str = ""
-    ) -> None:
-        events.append((kind, None if user is None else user.id, method, detail))
-        await record(kind, user, method=method, detail=detail)
-
-    accounts._audited = noting  # type: ignore[method-assign]
-    try:
-        yield events
-    finally:
-        del accounts._audited  # the class's own method again
+def _trail(world: World, person: Person) -> AbstractAsyncContextManager[list[AccountActivity]]:
+    """Collect the account events the person's node records, checking they name no one."""
+    assert person.account is not None
+    user = person.user
+    secrets = (person.account.email, user.name, user.id)
+    return account_events(world.service(user.org).store, user.org, secrets)
 
 
 async def test_a_wrong_code_is_refused_counted_and_slowed(world: World, items: Items) -> None:
     """Wrong codes are refused with the same words, then slowed like sign-in; each is audited."""
     person = await world.person(FRONT_DOOR, "dsl")
     item = f"/inbox/{items.opened.hex()}"
-    with audited(world, FRONT_DOOR) as events:
-        async with stale(world, person):
-            _, _, headers = await person.get(item)
-            location = headers["Location"]
-            _, page, _ = await person.get(location)
-            for _ in range(5):
-                status, page, _ = await person.post(location, {"code": WRONG}, page)
-                assert status == 400
-                assert "Enter a correct code from your authenticator app" in page
-            status, page, _ = await person.post(location, {"code": _code(world, person)}, page)
-            assert status == 429
-            assert "Wait 1 minute, then try again" in page
-            status, _, headers = await person.get(item)
-            assert (status, headers["Location"]) == (303, location)
-    assert events == [("sign-in-refused", person.user.id, None, "step-up")] * 6
+    async with _trail(world, person) as events, stale(world, person):
+        _, _, headers = await person.get(item)
+        location = headers["Location"]
+        _, page, _ = await person.get(location)
+        for _ in range(5):
+            status, page, _ = await person.post(location, {"code": WRONG}, page)
+            assert status == 400
+            assert "Enter a correct code from your authenticator app" in page
+        status, page, _ = await person.post(location, {"code": _code(world, person)}, page)
+        assert status == 429
+        assert "Wait 1 minute, then try again" in page
+        status, _, headers = await person.get(item)
+        assert (status, headers["Location"]) == (303, location)
+    # One event for each wrong code, none for the attempt refused unchecked while slowed.
+    assert [(e.kind, e.user_id, e.method, e.detail) for e in events] == [
+        ("sign-in-failed", person.user.id, "password+totp", "step-up")
+    ] * 5
 
 
 async def test_a_confirmation_is_an_audited_step_up(world: World, items: Items) -> None:
     """The account event names the user and the method, and nothing of the code."""
     del items
     person = await world.person(SCHOOL, "dsl")
-    with audited(world, SCHOOL) as events:
-        async with stale(world, person):
-            _, page, _ = await person.get("/sign-in/confirm")
-            status, _, _ = await person.post(
-                "/sign-in/confirm", {"code": _code(world, person)}, page
-            )
+    async with _trail(world, person) as events, stale(world, person):
+        _, page, _ = await person.get("/sign-in/confirm")
+        status, _, _ = await person.post("/sign-in/confirm", {"code": _code(world, person)}, page)
     assert status == 303
-    assert events == [("step-up", person.user.id, "password+totp", "")]
+    assert [(e.kind, e.user_id, e.method, e.detail) for e in events] == [
+        ("step-up", person.user.id, "password+totp", "")
+    ]
 
 
 async def test_an_empty_code_is_asked_for(world: World, items: Items) -> None:

@@ -23,6 +23,7 @@ from exchange.service.account_admin import (
     account_state,
 )
 from exchange.service.errors import ConflictError
+from exchange.service.node_service import NodeService
 from exchange.web.accounts import SESSION
 from exchange.web.admin.words import role_choices, role_name, second_factor_words
 from exchange.web.app import render, web_service
@@ -95,10 +96,10 @@ async def accounts_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _account_context(
-    account: Account, now: float, *, errors: list[dict[str, str]] | None = None
+async def _account_context(
+    service: NodeService, account: Account, *, errors: list[dict[str, str]] | None = None
 ) -> dict[str, Any]:
-    status, _ = _status(account, now)
+    status, _ = _status(account, service.now())
     facts: list[dict[str, Any]] = [
         {"key": "Email address", "value": account.email},
         {"key": "Role", "value": role_name(account.user.role)},
@@ -112,6 +113,9 @@ def _account_context(
             "value": "Never" if account.last_sign_in is None else london_time(account.last_sign_in),
         },
     ]
+    linked = await service.sso.linked_labels(account.user)
+    if linked:
+        facts.append({"key": "Single sign-on", "value": "Linked to " + " and ".join(linked)})
     if account.invited and account.invitation_expires is not None:
         facts.append(
             {"key": "Invitation code works until", "value": london_time(account.invitation_expires)}
@@ -137,7 +141,7 @@ async def account_page(request: web.Request) -> web.StreamResponse:
     """``GET /admin/accounts/<number>``: one account, with what can be done to it."""
     service = web_service(request)
     account = await service.staff_account(request[SESSION].user, _account_id(request))
-    context = _account_context(account, service.now())
+    context = await _account_context(service, account)
     context["done"] = DONE.get(request.query.get("done", ""))
     return render(request, "admin/account.html", context)
 
@@ -158,7 +162,7 @@ async def change_role(request: web.Request) -> web.StreamResponse:
     except (InvitationProblemError, ConflictError) as exc:
         account = await service.staff_account(actor, account_id)
         errors = [{"href": "#role", "text": str(exc)}]
-        context = _account_context(account, service.now(), errors=errors)
+        context = await _account_context(service, account, errors=errors)
         return render(request, "admin/account.html", context, status=exc.status)
     raise _done(account_id, "role")
 
@@ -337,7 +341,7 @@ async def renew_invitation(request: web.Request) -> web.StreamResponse:
     except ConflictError as exc:
         account = await service.staff_account(actor, account_id)
         errors = [{"href": "#role", "text": str(exc)}]
-        context = _account_context(account, service.now(), errors=errors)
+        context = await _account_context(service, account, errors=errors)
         return render(request, "admin/account.html", context, status=exc.status)
     return _invitation_created(request, invitation)
 
