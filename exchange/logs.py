@@ -22,7 +22,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, cast
 
 import structlog
 
@@ -143,12 +143,38 @@ def _bridge_stdlib_logging(level: int) -> None:
     root.addHandler(StdlibBridge(level=max(level, logging.WARNING)))
 
 
+class CurrentStderr:
+    """Standard error as it is when a line is written, not when logging was configured.
+
+    ``sys.stderr`` may be replaced after configuration (a test's capture, for one); writing
+    to the stream that was current then would write to a closed file.
+    """
+
+    def write(self, text: str) -> int:
+        """Write ``text`` to the current standard error."""
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        """Flush the current standard error."""
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        """Whether the current standard error is a terminal."""
+        return sys.stderr.isatty()
+
+
 def configure(
-    *, json: bool | None = None, level: int = logging.INFO, stream: TextIO | None = None
+    *,
+    json: bool | None = None,
+    level: int = logging.INFO,
+    stream: TextIO | CurrentStderr | None = None,
+    bridge_stdlib: bool = True,
 ) -> None:
     """Configure structlog for the process; JSON unless the stream is a terminal.
 
     ``stream`` defaults to standard error; tests pass a buffer to read what was logged.
+    ``bridge_stdlib`` also sends the standard ``logging`` tree's warnings through structlog
+    (:class:`StdlibBridge`); a command that only borrows logging for a while leaves it out.
     """
     out = sys.stderr if stream is None else stream
     if json is None:
@@ -165,10 +191,11 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, out)),
         cache_logger_on_first_use=False,
     )
-    _bridge_stdlib_logging(level)
+    if bridge_stdlib:
+        _bridge_stdlib_logging(level)
 
 
 def get_logger(name: str) -> Any:

@@ -14,7 +14,7 @@ import argparse
 import contextlib
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
@@ -163,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     from exchange.cli.errors import EXIT_USAGE, describe  # noqa: PLC0415
 
-    _logs_to_stderr()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         handler = cast("Callable[[argparse.Namespace], int]", args.handler)
-        return handler(args)
+        with _logs_to_stderr():
+            return handler(args)
     except SystemExit as exc:
         # --help and --version end the parse this way; they have printed what they must.
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -179,20 +179,29 @@ def _run(argv: list[str] | None) -> int:
         return status
 
 
-def _logs_to_stderr() -> None:
+@contextlib.contextmanager
+def _logs_to_stderr() -> Iterator[None]:
     """Send log lines to standard error, warnings and worse only, unless logging is set up.
 
     Standard output is a command's result (a token, a list, JSON) and nothing else; a
-    command that runs the node (``exchange serve``) configures its own logging.
+    command that runs the node (``exchange serve``) configures its own logging. What is
+    set here is undone when the command ends, so a command run inside another program (the
+    tests) leaves that program's logging as it was.
     """
     import logging  # noqa: PLC0415
 
     import structlog  # noqa: PLC0415
 
-    from exchange.logs import configure  # noqa: PLC0415
+    from exchange.logs import CurrentStderr, configure  # noqa: PLC0415
 
-    if not structlog.is_configured():
-        configure(level=logging.WARNING)
+    if structlog.is_configured():
+        yield
+        return
+    configure(level=logging.WARNING, stream=CurrentStderr(), bridge_stdlib=False)
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
 
 
 def _flush_stdout() -> None:
