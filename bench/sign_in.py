@@ -12,7 +12,7 @@ alike, each as the median time of one operation:
   the session (``start_session``) and the code (``verify_second_factor``), with its
   ``sign-in`` account event in the ledger. Reference: one Argon2id verification of the same
   password alone, the part no sign-in can avoid. Target: at most 1.5 times the reference
-  (the hash is meant to dominate; the seven committed transactions around it must not).
+  (the hash is meant to dominate; the transactions around it must not).
 - **passkey**: the options and the answer of a software passkey (ECDSA P-256), checked by
   py_webauthn, with its account event. **step-up by code**: ``/sign-in/confirm``'s call
   on a signed-in session. **account event**: one ``_audited`` call (the ledger statement,
