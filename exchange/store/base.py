@@ -847,6 +847,13 @@ class Store(
         """
         ...
 
+    async def make_due_now(self, destination: OrgId, now: float) -> int:
+        """Make ``destination``'s deliveries waiting to retry due at ``now``; return how many.
+
+        For a destination that answers again: its backlog goes at once, not on its timers.
+        """
+        ...
+
     async def add_outbox(
         self, envelope_digest: bytes, rows: Sequence[NewOutbox], *, now: float
     ) -> int:

@@ -617,6 +617,23 @@ class SqliteStore(
 
         return await self._tx(tx)
 
+    async def make_due_now(self, destination: OrgId, now: float) -> int:
+        """Make ``destination``'s envelopes and receipts waiting to retry due at ``now``.
+
+        Staff mails keep their times, as in :meth:`bring_retries_forward`. The rows are
+        found through ``outbox_due`` (state, next attempt), so only waiting rows are read.
+        """
+
+        def tx(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE state = 'retry-wait' "
+                "AND next_attempt_at > ? AND destination = ? AND kind IN ('envelope', 'receipt')",
+                (now, now, destination),
+            )
+            return cursor.rowcount
+
+        return await self._tx(tx)
+
     async def add_outbox(
         self, envelope_digest: bytes, rows: Sequence[NewOutbox], *, now: float
     ) -> int:

@@ -180,6 +180,10 @@ class DeliveryWorker:
         self.health = TaskHealth("outbox", "the outbox")
         self._stop: asyncio.Event | None = None
         self._slots: dict[OrgId, asyncio.Semaphore] = {}
+        #: Destinations whose last attempt here was delivered. One that delivers when not
+        #: in it (its first since the start, or its first after a failure) has its waiting
+        #: items made due at once (:meth:`_answering_again`).
+        self._answering: set[OrgId] = set()
 
     async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
         """Work until ``stop`` is set, then let in-flight attempts finish.
@@ -306,6 +310,7 @@ class DeliveryWorker:
         if transition is False:
             return
         outcome = self._count(item, event, transition)
+        await self._answering_again(item, outcome)
         log.info(
             "delivery.attempted",
             digest=item.envelope_digest.hex(),
@@ -316,6 +321,32 @@ class DeliveryWorker:
             status=item.kind,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
+
+    async def _answering_again(self, item: OutboxItem, outcome: str) -> None:
+        """After a delivery to a destination that was failing, send its backlog now.
+
+        Items waiting on their own back-off timers would otherwise drain at the pace of
+        those timers long after the destination is back. Made due now, they are claimed
+        at once, as many at a time as ``concurrency`` and ``per_destination`` allow.
+        Staff mails are not destinations' deliveries and change nothing here.
+        """
+        if item.kind not in {"envelope", "receipt"}:
+            return
+        destination = item.destination
+        if outcome != "delivered":
+            self._answering.discard(destination)
+            return
+        if destination in self._answering:
+            return
+        self._answering.add(destination)
+        try:
+            moved = await self.service.store.make_due_now(destination, self.service.clock())
+        except Exception as exc:  # noqa: BLE001 - the timers still bring them; noted
+            self.health.failed(exc, "backlog")
+            return
+        if moved:
+            log.info("outbox.destination-answers", recipient=destination, count=moved)
+            self.service.outbox_wakeup.set()
 
     def _leg(self, item: OutboxItem) -> Leg:
         """Pick the route for this attempt: the item's current one among those usable here."""

@@ -93,6 +93,59 @@ async def _age_past_dead_letter(world: Deployment, http: Any, digest: str) -> No
     school.clock = lambda: time.time() + DEAD_LETTER_AFTER
 
 
+#: Back-off of the ``patient`` deployment: after a first failure an item waits 30 to 60 s.
+PATIENT_BACKOFF = 60.0
+
+
+@pytest.fixture
+async def patient(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """Start a deployment whose outbox waits at least half a minute after a failure."""
+    delivery = DeliveryConfig(
+        timeout=1.0, backoff_base=PATIENT_BACKOFF, backoff_max=PATIENT_BACKOFF,
+        poll_interval=0.02,
+    )  # fmt: skip
+    deployment = await _deployment(tmp_path / "patient", delivery)
+    yield deployment
+    await deployment.stop()
+
+
+async def test_a_receiver_back_up_gets_its_backlog_at_once_not_on_timers(
+    patient: Deployment,
+) -> None:
+    """Items waiting half a minute or more go as soon as one delivery to the LA succeeds."""
+    world = patient
+    await world.nodes["la"].stop()
+    async with client(world) as http:
+        waiting = [
+            (await submit(http, world, b'{"synthetic": "backlog %d"}' % n, [LA]))["digest"]
+            for n in range(6)
+        ]
+
+        async def all_failed_once() -> bool:
+            for digest in waiting:
+                (entry,) = (await sent(http, world, digest))["recipients"]
+                if entry["delivery_state"] != "retry-wait" or entry["attempts"] < 1:
+                    return False
+            return True
+
+        await until(all_failed_once, what="a first failed attempt of each")
+        world.nodes["la"] = Node(load_config(world.folder / "node-la.toml"))
+        await world.nodes["la"].start()
+        back = time.monotonic()
+        # A new item goes at once; its delivery shows the LA answers again.
+        latest = (await submit(http, world, b'{"synthetic": "after"}', [LA]))["digest"]
+
+        async def delivered() -> bool:
+            for digest in [*waiting, latest]:
+                (entry,) = (await sent(http, world, digest))["recipients"]
+                if entry["delivery_state"] != "delivered":
+                    return False
+            return True
+
+        await until(delivered, timeout=PATIENT_BACKOFF / 2 - 5, what="the backlog delivered")
+        assert time.monotonic() - back < PATIENT_BACKOFF / 2
+
+
 def _recipient(item: dict[str, Any], org: str) -> dict[str, Any]:
     return next(r for r in item["recipients"] if r["organisation"] == org)
 

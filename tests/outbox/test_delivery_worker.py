@@ -354,3 +354,73 @@ async def test_attempts_to_one_organisation_wait_for_a_slot(
     await asyncio.gather(*attempts)
     assert len(peer.seen) == 6
     assert max(at_once) == 2
+
+
+async def _queue_more(store: SqliteStore, count: int) -> None:
+    for n in range(count):
+        envelope = replace(
+            ENVELOPE, digest=hashlib.sha256(b"more %d" % n).digest(), envelope_id=bytes([n]) * 16
+        )
+        await store.record_submission(
+            envelope, submitted_by="user-1", now=T0,
+            outbox=[NewOutbox("envelope", envelope.digest, SCHOOL, LA)], ledger_events=[],
+        )  # fmt: skip
+        store.body_path(envelope.digest).write_bytes(b"body")
+
+
+async def test_a_destination_that_answers_again_gets_its_backlog_at_once(
+    store: SqliteStore,
+) -> None:
+    """Items waiting on their back-off for the LA are due at once after one gets through."""
+    clock = Clock()
+    await _queue_more(store, 4)
+    peer = Peer(clock, RetryLater("the LA is down"))
+    worker = _worker(store, clock, peer)
+    for item in await store.claim_due(T0, 10):
+        await worker.attempt(item)
+    waiting = await store.outbox_counts()
+    assert waiting.get("retry-wait") == 5
+    # Long waits: each item's own timer brings it back only in about 1,000 s.
+    assert await store.bring_retries_forward(-1000.0) == 5
+    clock.now = T0 + 1100.0
+    [first] = await store.claim_due(clock.now, 1)
+    clock.now = T0 + 100.0  # the LA is back long before the other timers end
+    peer.answer = Delivered()
+    wakeup = worker.service.outbox_wakeup
+    wakeup.clear()
+    await worker.attempt(first)
+    # The other four are due now, and the worker was woken to claim them.
+    assert wakeup.is_set()
+    due = await store.claim_due(clock.now, 10)
+    assert len(due) == 4
+    for item in due:
+        await worker.attempt(item)
+    assert (await store.outbox_counts()).get("delivered") == 5
+
+
+async def test_only_the_first_delivery_after_a_failure_moves_the_backlog(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the destination keeps answering, a delivery writes nothing more to the outbox."""
+    clock = Clock()
+    await _queue_more(store, 2)
+    calls: list[OrgId] = []
+    real = store.make_due_now
+
+    async def counted(destination: OrgId, now: float) -> int:
+        calls.append(destination)
+        return await real(destination, now)
+
+    monkeypatch.setattr(store, "make_due_now", counted)
+    peer = Peer(clock, Delivered())
+    worker = _worker(store, clock, peer)
+    first, second, third = await store.claim_due(T0, 10)
+    await worker.attempt(first)
+    await worker.attempt(second)
+    assert calls == [LA]  # the first since the start: the LA may have a backlog from before
+    peer.answer = RetryLater("down again")
+    await worker.attempt(third)
+    [again] = await store.claim_due(T0 + 10**6, 10)
+    peer.answer = Delivered()
+    await worker.attempt(again)
+    assert calls == [LA, LA]
