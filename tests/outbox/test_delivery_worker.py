@@ -322,15 +322,7 @@ async def test_attempts_to_one_organisation_wait_for_a_slot(
 ) -> None:
     """Six items for the LA, two slots: never more than two attempts reach it at once."""
     clock = Clock()
-    for n in range(5):
-        envelope = replace(
-            ENVELOPE, digest=hashlib.sha256(b"env %d" % n).digest(), envelope_id=bytes([n]) * 16
-        )
-        await store.record_submission(
-            envelope, submitted_by="user-1", now=T0,
-            outbox=[NewOutbox("envelope", envelope.digest, SCHOOL, LA)], ledger_events=[],
-        )  # fmt: skip
-        store.body_path(envelope.digest).write_bytes(b"body")
+    await _queue_more(store, 5)
     at_once: list[int] = []
     busy = 0
     release = asyncio.Event()
@@ -357,6 +349,7 @@ async def test_attempts_to_one_organisation_wait_for_a_slot(
 
 
 async def _queue_more(store: SqliteStore, count: int) -> None:
+    """Queue ``count`` more envelopes from the school to the LA, with their bodies."""
     for n in range(count):
         envelope = replace(
             ENVELOPE, digest=hashlib.sha256(b"more %d" % n).digest(), envelope_id=bytes([n]) * 16
