@@ -62,6 +62,7 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/sign_in.py
+	$(BIN)/python bench/outage.py
 	$(BIN)/python bench/web_lists.py
 	$(BIN)/python bench/peer_uploads.py
 
