@@ -18,7 +18,8 @@ import pytest_asyncio
 import structlog
 
 from exchange import logs
-from tests.web.world import World, running_world
+from tests.web.signed_in_admin import Admin
+from tests.web.world import FRONT_DOOR, World, running_world
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +46,12 @@ async def fresh_world(tmp_path: Path) -> AsyncIterator[World]:
     """Start the school and LA nodes for one test."""
     async with running_world(tmp_path / "world") as running:
         yield running
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def admin(fresh_world: World) -> AsyncIterator[Admin]:
+    """Start the test's own nodes; sign the front door's administrator in."""
+    account = await fresh_world.account(FRONT_DOOR, "admin", app=False)
+    browser = fresh_world.client(FRONT_DOOR)
+    await fresh_world.sign_in(browser, account)
+    yield Admin(fresh_world, account, browser)

@@ -8,37 +8,15 @@ a bad filter is refused with a plain sentence.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
 import pytest
-import pytest_asyncio
 
 from exchange.service.audit import PAGE_SIZE
 from exchange.words import london_time
-from tests.web.page_client import PageClient
 from tests.web.pages import parse
-from tests.web.world import FRONT_DOOR, NURSES, PASSWORD, Account, World
+from tests.web.signed_in_admin import Admin
+from tests.web.world import FRONT_DOOR, NURSES, PASSWORD
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
-
-
-@dataclass
-class Admin:
-    """The test's nodes and the front door's administrator, signed in through the pages."""
-
-    world: World
-    account: Account
-    browser: PageClient
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def admin(fresh_world: World) -> AsyncIterator[Admin]:
-    """Start the test's own nodes; sign the front door's administrator in."""
-    account = await fresh_world.account(FRONT_DOOR, "admin", app=False)
-    browser = fresh_world.client(FRONT_DOOR)
-    await fresh_world.sign_in(browser, account)
-    yield Admin(fresh_world, account, browser)
 
 
 def _rows(page: str) -> list[list[str]]:

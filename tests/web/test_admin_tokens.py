@@ -8,37 +8,16 @@ the pages; a bad form is refused with one plain sentence per field.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-import pytest_asyncio
 
-from tests.web.page_client import PageClient
 from tests.web.pages import parse
-from tests.web.world import FRONT_DOOR, NURSES, Account, World
+from tests.web.signed_in_admin import Admin
+from tests.web.world import FRONT_DOOR, NURSES
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 TOKEN_RE = re.compile(r'<code id="api-token">([A-Za-z0-9_-]{43})</code>')
-
-
-@dataclass
-class Admin:
-    """The test's nodes and the front door's administrator, signed in through the pages."""
-
-    world: World
-    account: Account
-    browser: PageClient
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def admin(fresh_world: World) -> AsyncIterator[Admin]:
-    """Start the test's own nodes; sign the front door's administrator in."""
-    account = await fresh_world.account(FRONT_DOOR, "admin", app=False)
-    browser = fresh_world.client(FRONT_DOOR)
-    await fresh_world.sign_in(browser, account)
-    yield Admin(fresh_world, account, browser)
 
 
 def _summary(page: str) -> list[tuple[str, str]]:
