@@ -109,6 +109,9 @@ class DeliveryConfig:
     overdue_after: float = 24 * 3600.0
     #: Seconds between looks for deadlines past due, each chased once by mail.
     chase_interval: float = 3600.0
+    #: Envelopes waiting for answering destinations above which submissions are refused as
+    #: busy (exchange.service.busy); 0 switches back-pressure off.
+    max_backlog: int = 2000
 
 
 @dataclass(frozen=True)
@@ -375,8 +378,23 @@ def _directory(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
     }
 
 
+#: Largest ``[delivery] max_backlog``.
+MAX_BACKLOG: Final = 10_000_000
+
+
 def _delivery(table: Any) -> DeliveryConfig:
-    return DeliveryConfig(**_numbers(table, DeliveryConfig, "delivery"))
+    numbers = (
+        {k: v for k, v in table.items() if k != "max_backlog"} if isinstance(table, dict) else table
+    )
+    values = _numbers(numbers, DeliveryConfig, "delivery", skip={"max_backlog"})
+    if "max_backlog" in table:
+        value = table["max_backlog"]
+        if type(value) is not int or not 0 <= value <= MAX_BACKLOG:
+            raise ConfigError(
+                f"delivery.max_backlog must be a whole number from 0 (no limit) to {MAX_BACKLOG}"
+            )
+        values["max_backlog"] = value
+    return DeliveryConfig(**values)
 
 
 def _tasks(table: Any) -> TasksConfig:

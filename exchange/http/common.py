@@ -24,6 +24,7 @@ from exchange.logs import get_logger
 from exchange.model import User
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import error_response
+from exchange.service.busy import BusyError
 from exchange.service.errors import InvalidTokenError, NotYetError, ServiceError
 from exchange.service.faults import (
     DAMAGED_REFUSAL,
@@ -79,8 +80,8 @@ def _service_error(request: web.Request, exc: ServiceError) -> web.Response:
         error = {"status": exc.status, "message": str(exc), **details}
         return web.json_response({"error": error}, status=exc.status)
     answer = _shaped(request, exc.status, str(exc))
-    if isinstance(exc, NotYetError):
-        # Dated ahead by a fast clock: the sender tries again once it is due.
+    if isinstance(exc, NotYetError | BusyError):
+        # Dated ahead by a fast clock, or the outbox behind: the sender tries again later.
         answer.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, InvalidTokenError):
         # RFC 6750 §3.1: a token that was given but is not (or no longer) accepted.

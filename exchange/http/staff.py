@@ -32,6 +32,7 @@ from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body
 from exchange.policy import Deadline
+from exchange.service.busy import refuse_when_busy
 from exchange.service.errors import ServiceError
 from exchange.service.idempotency import HEADER, IdempotencyKey, parse_key
 from exchange.service.recall import recall_json
@@ -191,6 +192,7 @@ async def submit(request: web.Request) -> web.Response:
     is answered as the first was, with ``Idempotent-Replayed: true``, and seals nothing.
     """
     user = await staff_user(request)
+    refuse_when_busy(node_service(request))  # 503 while the outbox is behind, body unread
     key, doc = _submission_body(request, await read_submission(request))
     submission = Submission(
         recipients=tuple(org_ids(doc["recipients"], "recipients")),

@@ -331,6 +331,7 @@ class Node:
             overdue_after=config.delivery.overdue_after,
             session_policy=config.web,
             idempotency_keys_for=config.idempotency_keys_for,
+            max_backlog=config.delivery.max_backlog,
         )
         await self._refuse_readers_without_second_factor()
         self._start_sso(report)

@@ -22,6 +22,7 @@ from exchange.keys.ids import OrgId
 from exchange.model import EnvelopeRecord, SubjectKey, SubjectKind
 from exchange.policy import RecordsSetup
 from exchange.receipts import Receipt, ReceiptStatus, SignedReceipt, sign_receipt
+from exchange.service.busy import Backpressure
 from exchange.service.errors import NotFoundError
 from exchange.service.register_reports import RegisterKey
 from exchange.service.tenants import Tenant
@@ -54,6 +55,8 @@ class ServiceContext:
     notified: frozenset[OrgId] = frozenset()
     #: Set after every commit that queues outbox rows, so the delivery worker wakes up.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The busy rule: submissions refused while the outbox is behind (exchange.service.busy).
+    backpressure: Backpressure = field(default_factory=Backpressure)
 
     def now(self) -> int:
         """Return the current time in whole seconds."""

@@ -50,6 +50,7 @@ from exchange.service.accounts import (
 )
 from exchange.service.api_tokens import ApiTokens
 from exchange.service.audit import AccountAudit, ActivityPage
+from exchange.service.busy import Backpressure
 from exchange.service.context import ServiceContext
 from exchange.service.directory_updates import DirectoryUpdates, RefreshResult
 from exchange.service.errors import (
@@ -111,6 +112,7 @@ class NodeService:
         session_policy: SessionPolicy | None = None,
         password_params: PasswordParams = DEFAULT_PARAMS,
         idempotency_keys_for: float = 24 * 3600.0,
+        max_backlog: int = 0,
     ) -> None:
         self.context = ServiceContext(
             store=store,
@@ -124,6 +126,7 @@ class NodeService:
             overdue_after=overdue_after,
             notified=notified,
             idempotency_keys_for=idempotency_keys_for,
+            backpressure=Backpressure(max_backlog),
         )
         self.sending = Sending(self.context)
         self.receiving = Receiving(self.context)
@@ -213,6 +216,11 @@ class NodeService:
     def max_envelope_bytes(self) -> int:
         """The largest envelope the node accepts or seals."""
         return self.context.max_envelope_bytes
+
+    @property
+    def backpressure(self) -> Backpressure:
+        """The busy rule the submissions are checked against (``[delivery] max_backlog``)."""
+        return self.context.backpressure
 
     @property
     def outbox_wakeup(self) -> asyncio.Event:

@@ -12,7 +12,7 @@ Records hold ids, digests, sizes and times only: never record content.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
@@ -737,6 +737,15 @@ class Store(
     @property
     def folder(self) -> Path:
         """The node's data folder, which holds the database and the bodies."""
+        ...
+
+    @property
+    def outbox_backlog(self) -> Mapping[OrgId, int]:
+        """Envelope items not yet given to each destination, as of the last commit.
+
+        Kept in memory by the store, so reading it costs no query (the busy check of every
+        submission reads it: exchange.service.busy).
+        """
         ...
 
     # --- envelope bodies (files named by digest) -----------------------------------------

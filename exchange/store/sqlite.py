@@ -1,7 +1,10 @@
 """The embedded store: SQLite in WAL mode with full synchronous commits.
 
-One connection lives on one worker thread; every method runs there, so the event loop never
-blocks on disk and transactions never interleave. Each writing method is atomic on its own
+One writing connection lives on one worker thread; every write runs there, so the event loop
+never blocks on disk and transactions never interleave. Reads run on their own threads and
+connections (:data:`READERS`), each in one read transaction: in WAL mode a reader sees the
+last commit and never waits for a writer, so a list page does not queue behind the group
+commits of a busy outbox. Each writing method is atomic on its own
 (a savepoint) and returns only after the transaction holding it has committed;
 ``synchronous=FULL`` makes that commit durable, which is what lets the API answer 202 only
 after an envelope is safe ("persist, then send", docs/architecture.md §4). Writes that arrive
@@ -20,8 +23,9 @@ import contextlib
 import os
 import sqlite3
 import tempfile
+import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
@@ -48,6 +52,7 @@ from exchange.outbox.machine import Transition
 from exchange.store.account_events import AccountEventTables
 from exchange.store.accounts import AccountTables, insert_user
 from exchange.store.api_tokens import ApiTokenTables
+from exchange.store.backlog import read_backlog, track_backlog
 from exchange.store.backup import pre_upgrade_backup, schema_version
 from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.damage import (
@@ -92,6 +97,8 @@ _Outcome = tuple[bool, Any]
 
 #: Most writes committed by one group commit (bounds the latency a single commit adds).
 MAX_GROUP: Final = 256
+#: Threads (each with its own connection) that run reads beside the writing thread.
+READERS: Final = 2
 #: The size of the file the readiness check writes: one block of most file systems.
 PROBE_FILE_BYTES: Final = 4096
 
@@ -170,6 +177,12 @@ class SqliteStore(
         self.upgrade_backup: Path | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
+        self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="sqlite-read")
+        # Each reading thread's connection, made on its first read; all are closed together.
+        self._reader = threading.local()
+        self._reader_dbs: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._backlog: Mapping[OrgId, int] = {}
         # Writes waiting for the next group commit: (function, its future, the future's loop).
         self._pending: deque[_Write] = deque()
         #: Leftover files removed when the store was opened (temporaries, uncommitted bodies).
@@ -226,6 +239,8 @@ class SqliteStore(
                 )
             self._migrate(db)
             committed = _committed_bodies(db)
+            track_backlog(db)
+            self._backlog = read_backlog(db)
         except BaseException as exc:
             db.close()
             damage = damage_of(exc, self.path)
@@ -338,25 +353,67 @@ class SqliteStore(
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        # Swapped whole, so the event loop reads one commit's counts or the next one's.
+        self._backlog = read_backlog(db)
         return outcomes
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def run() -> T:
-            db = self._db
-            if db is None:
-                raise RuntimeError("the store is closed")
-            return fn(db)
+    @property
+    def outbox_backlog(self) -> Mapping[OrgId, int]:
+        """Envelope items not yet given to each destination, as of the last commit.
 
-        return await self._call(run)
+        Kept in memory (:mod:`exchange.store.backlog`): reading it costs no query.
+        """
+        return self._backlog
+
+    def _reading_db(self) -> sqlite3.Connection:
+        """Return the reading thread's own connection, opened on its first read."""
+        db: sqlite3.Connection | None = getattr(self._reader, "db", None)
+        if db is None:
+            if self._db is None:
+                raise RuntimeError("the store is closed")
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA query_only=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            with self._reader_lock:
+                self._reader_dbs.append(db)
+            self._reader.db = db
+        return db
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on a reading thread, in one read transaction (one consistent snapshot)."""
+
+        def run() -> T:
+            db = self._reading_db()
+            db.execute("BEGIN")
+            try:
+                return fn(db)
+            finally:
+                if db.in_transaction:
+                    db.execute("COMMIT")
+
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, run)
+        except Exception as exc:
+            damage = self._damaged(exc)
+            if damage is not None:
+                raise damage from None
+            raise
 
     async def close(self) -> None:
-        """Close the database and stop the worker thread."""
+        """Close the database and stop the worker threads."""
 
         def shut() -> None:
             if self._db is not None:
                 self._db.close()
                 self._db = None
 
+        self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            for db in self._reader_dbs:
+                db.close()
+            self._reader_dbs.clear()
         await self._call(shut)
         self._executor.shutdown(wait=True)
 

@@ -333,6 +333,11 @@ class DeliveryWorker:
         if item.kind not in {"envelope", "receipt"}:
             return
         destination = item.destination
+        # The busy rule counts only destinations that answer, and the rate they are served at.
+        self.service.backpressure.attempted(
+            destination, delivered=outcome == "delivered", envelope=item.kind == "envelope",
+            now=self.service.clock(),
+        )  # fmt: skip
         if outcome != "delivered":
             self._answering.discard(destination)
             return

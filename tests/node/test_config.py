@@ -244,6 +244,8 @@ BAD_CASES = [
     for setting in NUMERIC_SETTINGS
     for bad in BAD_VALUES
     if not (setting[3] == "float" and bad == "1.5")
+    # 0 is a valid backlog limit: it switches back-pressure off (tested below).
+    and not (setting[2] == "max_backlog" and bad == "0")
 ]
 
 
@@ -311,3 +313,19 @@ def test_plain_english_messages(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, EXAMPLE.parent)
     assert str(caught.value) == message
+
+
+def test_max_backlog_defaults_on_and_zero_switches_it_off() -> None:
+    """``[delivery] max_backlog``: 2000 unless set; 0 means no limit; above the ceiling refused."""
+    assert load_config(EXAMPLE).delivery.max_backlog == 2000
+    assert parse_config(_setting("[delivery]", "max_backlog", "0"), EXAMPLE.parent).delivery == (
+        DeliveryConfig(max_backlog=0)
+    )
+    assert (
+        parse_config(_setting("[delivery]", "max_backlog", "50"), EXAMPLE.parent).delivery
+    ).max_backlog == 50
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_setting("[delivery]", "max_backlog", "10000001"), EXAMPLE.parent)
+    assert str(caught.value) == (
+        "delivery.max_backlog must be a whole number from 0 (no limit) to 10000000"
+    )

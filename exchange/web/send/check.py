@@ -31,6 +31,7 @@ from exchange.service.errors import UnprocessableError
 from exchange.service.idempotency import IdempotencyKey
 from exchange.sharing.prepare import AttachmentInput, Submission
 from exchange.web.app import render
+from exchange.web.busy import busy_page
 from exchange.web.send.choices import basis_words, category_words
 from exchange.web.send.drafts import Draft
 from exchange.web.send.journey import reason_error
@@ -276,6 +277,8 @@ def _refusal(draft: Draft, form: Form, exc: UnprocessableError) -> list[dict[str
 async def send(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/send``: send it once; a second send goes to the confirmation."""
     who, draft = draft_of(request)
+    if (busy := busy_page(request, who.service, url(draft, "check"))) is not None:
+        return busy
     async with who.drafts.lock(draft.id):
         draft = who.load(draft.id)
         unsent(draft)

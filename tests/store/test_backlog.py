@@ -1,0 +1,119 @@
+"""The store keeps the outbox's backlog by destination in memory, exact at every commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+
+import pytest
+
+from exchange.model import NewOutbox
+from exchange.outbox import machine
+from exchange.store import SqliteStore
+from tests.store.conftest import LA, NURSES, SCHOOL, T0, envelope
+
+ROUTE = machine.RouteTaken(0, 1, "https")
+POLICY = machine.Policy()
+
+
+class HalfRandom:
+    """Jitter that is always one half."""
+
+    def random(self) -> float:
+        """Return 0.5."""
+        return 0.5
+
+
+async def _submit(store: SqliteStore, n: int) -> None:
+    """Commit envelope ``n`` with an envelope item for the LA and the nurses, and a receipt."""
+    env = envelope(n)
+    rows = [NewOutbox("envelope", env.digest, SCHOOL, to) for to in (LA, NURSES)]
+    # A receipt going back is never counted: only envelopes make the backlog.
+    rows.append(NewOutbox("receipt", bytes(32 - 1) + bytes([n]), SCHOOL, LA))
+    await store.record_submission(env, submitted_by="user-1", now=T0, outbox=rows, ledger_events=[])
+
+
+async def test_submissions_add_to_the_backlog_and_deliveries_take_from_it(
+    store: SqliteStore,
+) -> None:
+    """Each envelope item queued counts for its destination until it is delivered or dead."""
+    assert store.outbox_backlog == {}
+    for n in (1, 2, 3):
+        await _submit(store, n)
+    assert store.outbox_backlog == {LA: 3, NURSES: 3}
+    claimed = await store.claim_due(T0, 100)
+    # Being attempted is still waiting; the receipts were claimed too but never counted.
+    assert store.outbox_backlog == {LA: 3, NURSES: 3}
+    envelopes = [i for i in claimed if i.kind == "envelope"]
+    by_outcome: dict[str, machine.AttemptOutcome] = {
+        "delivered": machine.HandedOver(ROUTE),
+        "retry": machine.RetryLater(ROUTE, "down"),
+        "refused": machine.Refused(ROUTE, "no"),
+    }
+    outcomes = ["delivered", "retry", "refused"]
+    for item, outcome in zip(sorted(envelopes, key=lambda i: i.id), outcomes * 2, strict=True):
+        step = machine.step(item, by_outcome[outcome], T0 + 1, POLICY, HalfRandom())
+        assert await store.apply_transition(step)
+    # Delivered and dead (refused on the last route) items are done; retrying ones wait.
+    assert sum(store.outbox_backlog.values()) == 2
+    assert await store.requeue_dead(T0 + 2) == 2
+    assert sum(store.outbox_backlog.values()) == 4
+
+
+async def test_a_write_rolled_back_leaves_the_count_as_it_was(store: SqliteStore) -> None:
+    """A failed write's outbox rows are undone with it, and so is their count."""
+    await _submit(store, 1)
+
+    def fails(db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO outbox (kind, envelope_digest, ref, origin, destination, state, "
+            "next_attempt_at, created_at, updated_at) "
+            "VALUES ('envelope', x'00', x'01', ?, ?, 'queued', 0, 0, 0)",
+            (SCHOOL, LA),
+        )
+        raise ValueError("this write fails after its insert")
+
+    with pytest.raises(ValueError, match="fails after"):
+        await store._tx(fails)
+    assert store.outbox_backlog == {LA: 1, NURSES: 1}
+
+
+async def test_the_backlog_is_counted_again_when_the_store_is_opened(
+    store: SqliteStore,
+) -> None:
+    """The count is not kept in the file: a store opened again counts the outbox afresh."""
+    await _submit(store, 1)
+    await _submit(store, 2)
+    [item, *_] = await store.claim_due(T0, 1)
+    step = machine.step(item, machine.HandedOver(ROUTE), T0 + 1, POLICY, HalfRandom())
+    assert await store.apply_transition(step)
+    before = dict(store.outbox_backlog)
+    assert sum(before.values()) == 3
+    again = await SqliteStore.open(store.folder)
+    try:
+        assert again.outbox_backlog == before
+    finally:
+        await again.close()
+
+
+async def test_reads_run_beside_a_write_in_progress(store: SqliteStore) -> None:
+    """A read does not wait for the writing thread: it sees the last commit at once."""
+    await _submit(store, 1)
+    release = threading.Event()
+
+    def hold(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE outbox SET last_error = 'held' WHERE kind = 'envelope'")
+        release.wait(10)
+
+    held = asyncio.ensure_future(store._tx(hold))
+    await asyncio.sleep(0.05)
+    # The writer is inside its transaction; the read answers from the last commit.
+    item = await asyncio.wait_for(store.outbox_item(1), timeout=2)
+    assert item is not None
+    assert item.last_error is None
+    release.set()
+    await held
+    item = await store.outbox_item(1)
+    assert item is not None
+    assert item.last_error == "held"
