@@ -87,7 +87,15 @@ async def metrics(request: web.Request) -> web.Response:
         f'exchange_outbox_items{{state="{state}"}} {counts.outbox.get(state, 0)}'
         for state in ("queued", "attempting", "retry-wait", "delivered", "dead", "recalled")
     ]
+    service = node_service(request)
+    busy = service.backpressure
     lines += [
+        "# HELP exchange_outbox_backlog Envelopes waiting for destinations that answer.",
+        "# TYPE exchange_outbox_backlog gauge",
+        f"exchange_outbox_backlog {busy.waiting(service.store.outbox_backlog)}",
+        "# HELP exchange_submissions_busy_total Submissions refused as busy (503).",
+        "# TYPE exchange_submissions_busy_total counter",
+        f"exchange_submissions_busy_total {busy.refused}",
         "# HELP exchange_delivery_attempts_total Delivery attempts made.",
         "# TYPE exchange_delivery_attempts_total counter",
         f"exchange_delivery_attempts_total {stats.attempts}",

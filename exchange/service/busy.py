@@ -67,6 +67,8 @@ class Backpressure:
     max_backlog: int = 0
     #: Destinations whose last attempt failed; their items are not counted.
     down: set[OrgId] = field(default_factory=set)
+    #: Submissions refused as busy since the start (for /metrics).
+    refused: int = 0
     #: Envelopes delivered per whole second of the clock, the last :data:`RATE_WINDOW`.
     _seconds: deque[tuple[int, int]] = field(default_factory=deque)
 
@@ -113,6 +115,8 @@ class Backpressure:
 
 def refuse_when_busy(service: NodeService) -> None:
     """Raise :class:`BusyError` if the outbox is too far behind to take a submission."""
-    wait = service.backpressure.retry_after(service.store.outbox_backlog, service.clock())
+    rule = service.backpressure
+    wait = rule.retry_after(service.store.outbox_backlog, service.clock())
     if wait is not None:
+        rule.refused += 1
         raise BusyError(wait)
