@@ -142,10 +142,10 @@ async def _fill(store: SqliteStore, n: int, now: float) -> None:
     await store._tx(delivered)  # a bench fill, not the node's own write path
 
 
-async def _session(service: NodeService, org: OrgId) -> str:
-    """Make a DSL account of ``org`` and sign it in with its app; return the session token."""
-    user = User(f"{org}/dsl", org, "Bench DSL", "dsl")
-    email = f"dsl@{org.replace(':', '-')}.example"
+async def _session(service: NodeService, org: OrgId, name: str = "dsl") -> str:
+    """Make a DSL account ``name`` of ``org`` and sign it in with its app; return the token."""
+    user = User(f"{org}/{name}", org, "Bench DSL", "dsl")
+    email = f"{name}@{org.replace(':', '-')}.example"
     await service.accounts.create_user(
         user, hashlib.sha256(email.encode()).digest(), email=email, password=PASSWORD
     )

@@ -400,3 +400,34 @@ async def test_no_secret_reaches_logs_reprs_or_errors(node: Node) -> None:
         assert secret not in text, secret
     # A user id may be an email address, so events name the account by number instead.
     assert "dsl1" not in "\n".join(repr(event) for event in events)
+
+
+async def test_a_use_is_written_only_once_the_last_written_is_stale(node: Node) -> None:
+    """Page views moments apart write nothing; the idle timeout still counts from the uses.
+
+    With the default 900 s idle timeout a use is written once the last one written is 15 s
+    old (a 60th): a session used every 10 s lives on, and one left alone ends 900 s after
+    the last use written, at most 15 s before 900 s after the last use.
+    """
+    token = await _password_session(node)
+    session = await node.service.session_for(token)
+    assert session is not None
+    start = session.last_seen
+    store = node.service.store
+    id_hash = session.id_hash
+    node.tick(10)
+    assert await node.service.session_for(token) is not None
+    stored = await store.session(id_hash)
+    assert stored is not None
+    assert stored.last_seen == start  # 10 s: not written
+    node.tick(10)
+    assert await node.service.session_for(token) is not None
+    stored = await store.session(id_hash)
+    assert stored is not None
+    assert stored.last_seen == start + 20  # 20 s since the last written: written
+    node.tick(10)
+    assert await node.service.session_for(token) is not None  # at +30, not written
+    node.tick(899 - 10)
+    assert await node.service.session_for(token) is not None  # 899 s after +20
+    node.tick(900)
+    assert await node.service.session_for(token) is None
