@@ -25,6 +25,7 @@ from exchange.keys.directory import Route
 from exchange.keys.ids import OrgId
 from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem
 from exchange.outbox.routing import Routes
+from exchange.service.busy import Backpressure
 from exchange.store import SqliteStore
 from exchange.workers.delivery import DeliveryWorker
 from exchange.workers.supervisor import SupervisionPolicy
@@ -140,6 +141,7 @@ def _worker(
         now=lambda: int(clock()),
         directory=Directory(),
         outbox_wakeup=asyncio.Event(),
+        backpressure=Backpressure(),
         public_url="https://school.example",
         **service,
     )
