@@ -89,7 +89,7 @@ from exchange.store.sso_links import SsoLinkTables
 
 T = TypeVar("T")
 
-#: A queued write: its function, the future its caller awaits, and that future's loop.
+#: A queued write (or read): its function, the future its caller awaits, and its loop.
 _Write = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 #: What a write produced: (True, its result) or (False, the exception it raised).
@@ -182,6 +182,8 @@ class SqliteStore(
         self._reader = threading.local()
         self._reader_dbs: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
+        # Reads waiting for a reading thread: (function, its future, the future's loop).
+        self._pending_reads: deque[_Write] = deque()
         self._backlog: Mapping[OrgId, int] = {}
         # Writes waiting for the next group commit: (function, its future, the future's loop).
         self._pending: deque[_Write] = deque()
@@ -381,25 +383,47 @@ class SqliteStore(
         return db
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on a reading thread, in one read transaction (one consistent snapshot)."""
+        """Run ``fn`` on a reading thread, in one read transaction (one consistent snapshot).
 
-        def run() -> T:
-            db = self._reading_db()
-            db.execute("BEGIN")
-            try:
-                return fn(db)
-            finally:
-                if db.in_transaction:
-                    db.execute("COMMIT")
-
+        Reads asked for at the same moment (a page's, or many pages') are run by one job of
+        a reading thread and handed back with one wake-up of the event loop, as writes are.
+        """
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending_reads.append((fn, future, loop))
+        self._readers.submit(self._run_pending_reads)
         try:
-            return await loop.run_in_executor(self._readers, run)
+            return await future
         except Exception as exc:
             damage = self._damaged(exc)
             if damage is not None:
                 raise damage from None
             raise
+
+    def _run_pending_reads(self) -> None:
+        """Run the reads waiting now (on a reading thread), each in its own read transaction."""
+        batch: list[_Write] = []
+        # Both reading threads take from the queue: one may empty it under the other.
+        with contextlib.suppress(IndexError):
+            while len(batch) < MAX_GROUP:
+                batch.append(self._pending_reads.popleft())
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+        for fn, future, loop in batch:
+            outcome: _Outcome
+            try:
+                db = self._reading_db()
+                db.execute("BEGIN")
+                try:
+                    outcome = (True, fn(db))
+                finally:
+                    if db.in_transaction:
+                        db.execute("COMMIT")
+            except BaseException as exc:  # noqa: BLE001 - handed to its caller
+                outcome = (False, exc)
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, settled)
 
     async def close(self) -> None:
         """Close the database and stop the worker threads."""
