@@ -206,10 +206,15 @@ def _metric(text: str, name: str) -> int:
 async def sample(http: aiohttp.ClientSession, ops_url: str) -> Sample:
     async with http.get(ops_url + "/metrics") as resp:
         text = await resp.text()
+    backlog = _metric(text, "exchange_outbox_backlog")
+    if "exchange_outbox_backlog" not in text:
+        # A node from before back-pressure (for a comparison): every item not yet delivered.
+        waiting = ("queued", "attempting", "retry-wait")
+        backlog = sum(_metric(text, f'exchange_outbox_items{{state="{s}"}}') for s in waiting)
     return Sample(
         at=time.monotonic(),
         delivered=_metric(text, 'exchange_deliveries_total{outcome="delivered"}'),
-        backlog=_metric(text, "exchange_outbox_backlog"),
+        backlog=backlog,
         busy=_metric(text, "exchange_submissions_busy_total"),
     )
 
@@ -335,12 +340,19 @@ class Submitter:
 # Set-up
 
 
+def _delivery(max_backlog: int) -> DeliveryConfig:
+    """Return the delivery settings with ``max_backlog`` (none on a node from before it)."""
+    if "max_backlog" not in DeliveryConfig.__dataclass_fields__:
+        return DeliveryConfig()  # the same bench run on the code before back-pressure
+    return DeliveryConfig(max_backlog=max_backlog)
+
+
 async def prepare(folder: Path, max_backlog: int, users: int) -> tuple[World, Path, Path]:
     """Create the deployment, fill the school's store, make the sessions; write both configs.
 
     Returns the world, the tokens file and the configuration with back-pressure off.
     """
-    world = await create_world(folder, DeliveryConfig(max_backlog=max_backlog))
+    world = await create_world(folder, _delivery(max_backlog))
     config = load_config(world.school_config)
     store = await SqliteStore.open(config.data_dir)
     await _fill(store, FILLED, time.time())
@@ -361,9 +373,7 @@ async def prepare(folder: Path, max_backlog: int, users: int) -> tuple[World, Pa
     tokens_file = folder / "sessions.json"
     tokens_file.write_text(json.dumps(tokens[:users]))
     off = folder / "bench-school-off.toml"
-    off.write_text(
-        config_to_toml(replace(config, delivery=replace(config.delivery, max_backlog=0)))
-    )
+    off.write_text(config_to_toml(replace(config, delivery=_delivery(0))))
     return world, tokens_file, off
 
 
