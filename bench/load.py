@@ -435,14 +435,18 @@ async def saturate(
 
 
 async def steady(
-    http: aiohttp.ClientSession, ops: str, submitter: Submitter, seconds: float, rate: float
-) -> tuple[Submissions, float, list[int]]:
-    """Open-loop submissions at ``rate``: what was accepted, delivered/s, the backlog."""
+    http: aiohttp.ClientSession, ops: str, submitter: Submitter, seconds: float, rate: float,
+    *, every: int = 10,
+) -> tuple[Submissions, float, list[int]]:  # fmt: skip
+    """Open-loop submissions at ``rate``: what was accepted, delivered/s, the backlog.
+
+    The backlog is read ``every`` times in the phase (and at its start).
+    """
     watch, stop, task = await phase(http, ops)
     done = await submitter.open_loop(seconds, rate)
     stop.set()
     await task
-    backlog = watch.backlog_at(done.started, seconds / 10)
+    backlog = watch.backlog_at(done.started, seconds / every)
     return done, watch.rate(done.started + 2, done.ended), backlog
 
 
@@ -480,33 +484,18 @@ async def measure(world: World, tokens: Path, off: Path, args: argparse.Namespac
             await drain(http, ops)
             over = 1.2 * results.max_rate
             print(f"(d) open loop at {over:.0f}/s with back-pressure, {t.over:.0f} s")
-            results.over["on"] = await overload(http, ops, submitter, t.over, over)
+            results.over["on"] = await steady(http, ops, submitter, t.over, over, every=5)
         stop_child(school)
         school, ops = serve(off)
         async with client(world, 256) as http:
             submitter = Submitter(http, world)
             await drain(http, ops)
             print(f"(d) open loop at {over:.0f}/s without back-pressure, {t.over:.0f} s")
-            results.over["off"] = await overload(http, ops, submitter, t.over, over)
+            results.over["off"] = await steady(http, ops, submitter, t.over, over, every=5)
     finally:
         stop_child(school)
         stop_child(la)
     return results
-
-
-async def overload(
-    http: aiohttp.ClientSession, ops: str, submitter: Submitter, seconds: float, rate: float
-) -> tuple[Submissions, float, list[int]]:
-    """Phase (d): open-loop submissions above the maximum; the backlog every fifth."""
-    watch, stop, task = await phase(http, ops)
-    done = await submitter.open_loop(seconds, rate)
-    stop.set()
-    await task
-    return (
-        done,
-        watch.rate(done.started + 2, done.ended),
-        watch.backlog_at(done.started, seconds / 5),
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,6 +135,17 @@ def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
             future.set_exception(value)
 
 
+def _hand_back(batch: Sequence[_Write], outcomes: Sequence[_Outcome]) -> None:
+    """Give each queued call its outcome: one wake-up per event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+    for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, outcome))
+    for loop, settled in by_loop.items():
+        # A loop closed meanwhile has no one left waiting; the writes are committed anyway.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, settled)
+
+
 class StoreTooNewError(Exception):
     """The database was migrated by a newer version of the node than this one."""
 
@@ -298,11 +309,21 @@ class SqliteStore(
         ``fn`` runs inside a savepoint of an IMMEDIATE transaction that may also hold other
         writes queued at the same time; if ``fn`` raises, only its own changes are undone.
         """
+        return await self._queued(self._pending, self._executor, self._commit_pending, fn)
+
+    async def _queued(
+        self,
+        queue: deque[_Write],
+        executor: ThreadPoolExecutor,
+        drain: Callable[[], None],
+        fn: Callable[[sqlite3.Connection], T],
+    ) -> T:
+        """Queue ``fn`` for ``drain`` on ``executor``'s thread; return what it gave."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((fn, future, loop))
-        # One drain job per write; a job finding the queue already emptied does nothing.
-        self._executor.submit(self._commit_pending)
+        queue.append((fn, future, loop))
+        # One drain job per call; a job finding the queue already emptied does nothing.
+        executor.submit(drain)
         try:
             return await future
         except Exception as exc:
@@ -322,14 +343,7 @@ class SqliteStore(
             outcomes = self._run_group([fn for fn, _, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - nothing committed: every caller fails
             outcomes = [(False, exc)] * len(batch)
-        # One wake-up per event loop for the whole group, not one per write.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
-        for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append((future, outcome))
-        for loop, settled in by_loop.items():
-            # A loop closed meanwhile has no one left waiting; the writes are committed anyway.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, settled)
+        _hand_back(batch, outcomes)
 
     def _run_group(self, fns: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[_Outcome]:
         """Run each write in its own savepoint of one IMMEDIATE transaction, then commit."""
@@ -388,17 +402,7 @@ class SqliteStore(
         Reads asked for at the same moment (a page's, or many pages') are run by one job of
         a reading thread and handed back with one wake-up of the event loop, as writes are.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending_reads.append((fn, future, loop))
-        self._readers.submit(self._run_pending_reads)
-        try:
-            return await future
-        except Exception as exc:
-            damage = self._damaged(exc)
-            if damage is not None:
-                raise damage from None
-            raise
+        return await self._queued(self._pending_reads, self._readers, self._run_pending_reads, fn)
 
     def _run_pending_reads(self) -> None:
         """Run the reads waiting now (on a reading thread), each in its own read transaction."""
@@ -407,23 +411,19 @@ class SqliteStore(
         with contextlib.suppress(IndexError):
             while len(batch) < MAX_GROUP:
                 batch.append(self._pending_reads.popleft())
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
-        for fn, future, loop in batch:
-            outcome: _Outcome
+        outcomes: list[_Outcome] = []
+        for fn, _, _ in batch:
             try:
                 db = self._reading_db()
                 db.execute("BEGIN")
                 try:
-                    outcome = (True, fn(db))
+                    outcomes.append((True, fn(db)))
                 finally:
                     if db.in_transaction:
                         db.execute("COMMIT")
             except BaseException as exc:  # noqa: BLE001 - handed to its caller
-                outcome = (False, exc)
-            by_loop.setdefault(loop, []).append((future, outcome))
-        for loop, settled in by_loop.items():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, settled)
+                outcomes.append((False, exc))
+        _hand_back(batch, outcomes)
 
     async def close(self) -> None:
         """Close the database and stop the worker threads."""
