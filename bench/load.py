@@ -402,6 +402,8 @@ class Results:
     loaded_delivered: float = 0.0
     loaded_backlog: list[int] = field(default_factory=list)
     loaded_pages: Pages | None = None
+    steady_cores: dict[str, float] = field(default_factory=dict)
+    loaded_cores: dict[str, float] = field(default_factory=dict)
     over: dict[str, tuple[Submissions, float, list[int]]] = field(default_factory=dict)
 
 
@@ -432,6 +434,17 @@ async def saturate(
         for name, pid in pids.items()
     }
     results.saturate = sat
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    """Return the CPU seconds each node process has used so far."""
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def _cores(pids: dict[str, int], before: dict[str, float], done: Submissions) -> dict[str, float]:
+    """Return the CPU each node used since ``before``, in cores, over the phase ``done``."""
+    spent = max(time.monotonic() - done.started, 1e-9)
+    return {name: (cpu - before[name]) / spent for name, cpu in _cpu(pids).items()}
 
 
 async def steady(
@@ -470,16 +483,20 @@ async def measure(world: World, tokens: Path, off: Path, args: argparse.Namespac
             await drain(http, ops)
             rate = 0.8 * results.max_rate
             print(f"(b) open loop at {rate:.0f}/s, {t.steady:.0f} s")
+            cpu0 = _cpu(pids)
             results.steady, results.steady_delivered, results.steady_backlog = await steady(
                 http, ops, submitter, t.steady, rate
             )
+            results.steady_cores = _cores(pids, cpu0, results.steady)
             await drain(http, ops)
             print(f"(c) open loop at {rate:.0f}/s with {users} staff users, {t.steady:.0f} s")
             readers = Readers(world, tokens, t.steady + 2, think)
             await asyncio.sleep(1)
+            cpu0 = _cpu(pids)
             results.loaded, results.loaded_delivered, results.loaded_backlog = await steady(
                 http, ops, submitter, t.steady, rate
             )
+            results.loaded_cores = _cores(pids, cpu0, results.loaded)
             results.loaded_pages = await readers.result()
             await drain(http, ops)
             over = 1.2 * results.max_rate
@@ -545,7 +562,15 @@ def report_bc(r: Results, every: float) -> None:
     print(f"| submit → 202 p50 / p95 ms | {ms(b.accepted, 0.5)} / {ms(b.accepted, 0.95)} | "
           f"{ms(c.accepted, 0.5)} / {ms(c.accepted, 0.95)} | |")  # fmt: skip
     steady, loaded = " ".join(map(str, r.steady_backlog)), " ".join(map(str, r.loaded_backlog))
-    print(f"| backlog every {every:g} s | {steady} | {loaded} | |\n")
+    print(f"| backlog every {every:g} s | {steady} | {loaded} | |")
+    for name in r.steady_cores:
+        before, during = r.steady_cores[name], r.loaded_cores[name]
+        print(f"| {name} node CPU (cores) | {before:.2f} | {during:.2f} | {during / before:.2f} |")
+    pages = sum(len(v) for v in busy.timings.values())
+    extra = (r.loaded_cores["school"] - r.steady_cores["school"]) * (c.ended - c.started)
+    print(
+        f"| school CPU per staff page (ms, (c) − (b)) | | {extra / max(pages, 1) * 1e3:.1f} | |\n"
+    )
     print("| staff page | idle: p50 / p95 ms | under load (c): p50 / p95 ms | p95 load / idle |")
     print("|---|---:|---:|---:|")
     for path in ("/sent", "/inbox"):
