@@ -2,7 +2,9 @@
 
 Run ``python bench/load.py`` for the full run, ``--quick`` for a short one (under about
 three minutes). ``--users`` staff users (50), ``--think`` seconds between their pages (1),
-``--max-backlog`` the school's ``[delivery] max_backlog`` for the run (100).
+``--max-backlog`` the school's ``[delivery] max_backlog`` for the run (100), ``--rate``
+the maximum the 80 % and 120 % phases are taken of (default: the one measured in (a); give
+it to compare runs, or code before and after a change, at the same load).
 
 Set-up (:mod:`bench.node`'s helpers): a school node and an LA node, each served in its own
 process from the configuration files of a loopback deployment, over TLS on 127.0.0.1; the
@@ -393,6 +395,8 @@ class Results:
 
     reference: Pages | None = None
     max_rate: float = 0.0
+    #: The maximum (b), (c) and (d) are taken of: ``max_rate``, or ``--rate``.
+    base: float = 0.0
     saturate: Submissions | None = None
     saturate_cpu: dict[str, float] = field(default_factory=dict)
     steady: Submissions | None = None
@@ -481,7 +485,8 @@ async def measure(world: World, tokens: Path, off: Path, args: argparse.Namespac
             print(f"(a) {SATURATING} closed-loop submitters, {t.saturate:.0f} s")
             await saturate(http, ops, submitter, t.saturate, pids=pids, results=results)
             await drain(http, ops)
-            rate = 0.8 * results.max_rate
+            base = results.base = args.rate or results.max_rate
+            rate = 0.8 * base
             print(f"(b) open loop at {rate:.0f}/s, {t.steady:.0f} s")
             cpu0 = _cpu(pids)
             results.steady, results.steady_delivered, results.steady_backlog = await steady(
@@ -499,7 +504,7 @@ async def measure(world: World, tokens: Path, off: Path, args: argparse.Namespac
             results.loaded_cores = _cores(pids, cpu0, results.loaded)
             results.loaded_pages = await readers.result()
             await drain(http, ops)
-            over = 1.2 * results.max_rate
+            over = 1.2 * base
             print(f"(d) open loop at {over:.0f}/s with back-pressure, {t.over:.0f} s")
             results.over["on"] = await steady(http, ops, submitter, t.over, over, every=5)
         stop_child(school)
@@ -551,7 +556,7 @@ def report_bc(r: Results, every: float) -> None:
     print("## (b) 80 % of it, open loop; (c) the same with the staff users\n")
     print("| measurement | (b) | (c) with staff users | (c) / (b) |")
     print("|---|---:|---:|---:|")
-    print(f"| offered /s | {0.8 * r.max_rate:,.1f} | {0.8 * r.max_rate:,.1f} | |")
+    print(f"| offered /s | {0.8 * r.base:,.1f} | {0.8 * r.base:,.1f} | |")
     print(f"| accepted /s | {b.accepted_rate():,.1f} | {c.accepted_rate():,.1f} | "
           f"{c.accepted_rate() / b.accepted_rate():.2f} |")  # fmt: skip
     print(f"| delivered /s | {r.steady_delivered:,.1f} | {r.loaded_delivered:,.1f} | "
@@ -588,7 +593,7 @@ def report_d(r: Results, every: float) -> None:
     print("\n## (d) 120 % of the maximum, open loop: back-pressure on and off\n")
     print("| measurement | on | off |")
     print("|---|---:|---:|")
-    print(f"| offered /s | {1.2 * r.max_rate:,.1f} | {1.2 * r.max_rate:,.1f} |")
+    print(f"| offered /s | {1.2 * r.base:,.1f} | {1.2 * r.base:,.1f} |")
     print(f"| accepted /s | {on[0].accepted_rate():,.1f} | {off[0].accepted_rate():,.1f} |")
     print(f"| delivered /s | {on[1]:,.1f} | {off[1]:,.1f} |")
     print(f"| refused as busy (503) | {on[0].busy:,} | {off[0].busy:,} |")
@@ -655,6 +660,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=50, help="staff users (50)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between pages (1)")
     parser.add_argument("--max-backlog", type=int, default=100, help="the school's max_backlog")
+    parser.add_argument(
+        "--rate", type=float, default=None,
+        help="the maximum the 80 %% and 120 %% phases are taken of (default: measured in (a))",
+    )  # fmt: skip
     parser.add_argument("--tmp", default=None, help="folder for the deployment")
     parser.add_argument(
         "--profile", default=None, help="profile the school node (main thread) into this file"
