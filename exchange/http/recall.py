@@ -32,6 +32,7 @@ from exchange.http.common import JSON_LIMIT, SERVICE, attachment_inputs, path_di
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.http.peer import authenticate_peer
 from exchange.http.submissions import read_submission
+from exchange.service.busy import refuse_when_busy
 from exchange.service.corrections import rectify
 from exchange.service.errors import ServiceError
 from exchange.service.recall import (
@@ -120,6 +121,7 @@ async def rectify_sent(request: web.Request) -> web.Response:
     user = await staff_user(request)
     digest = path_digest(request)
     service = request.app[SERVICE]
+    refuse_when_busy(service)  # a correction is a new envelope: 503 while the outbox is behind
     doc = parse_object(await read_submission(request), _RECTIFY_FIELDS, limit=None)
     done = await rectify(
         service,

@@ -81,6 +81,17 @@ async def test_a_node_behind_answers_503_with_retry_after_then_accepts_once_drai
                 }
             }
             assert await _sent_count(world) == LIMIT
+            # A correction is a new envelope too: refused the same way, before its body.
+            [item] = await store.list_sent(SCHOOL, limit=1)
+            async with http.post(
+                world.url("school") + f"/api/v1/sent/{item.envelope.digest.hex()}/rectify",
+                json={"record": {}, "reason": "A corrected date of birth."},
+                headers=auth(world, SCHOOL, "dsl"),
+            ) as resp:
+                assert resp.status == 503
+                assert "Retry-After" in resp.headers
+                assert (await resp.json())["error"]["message"].startswith("the node is busy")
+            assert await _sent_count(world) == LIMIT
 
         async def drained() -> bool:
             return not store.outbox_backlog
