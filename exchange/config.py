@@ -109,8 +109,8 @@ class DeliveryConfig:
     overdue_after: float = 24 * 3600.0
     #: Seconds between looks for deadlines past due, each chased once by mail.
     chase_interval: float = 3600.0
-    #: Envelopes waiting for answering destinations above which submissions are refused as
-    #: busy (exchange.service.busy); 0 switches back-pressure off.
+    #: Envelopes waiting for answering destinations at which submissions are refused as busy
+    #: (exchange.service.busy); 0 switches back-pressure off.
     max_backlog: int = 2000
 
 

@@ -1,7 +1,7 @@
 """Back-pressure: a node whose outbox is behind refuses new submissions for a while.
 
 Accepting work faster than the outbox delivers it only grows a queue: every item then waits
-longer, and a burst that never ends never drains. So when the outbox's backlog is above
+longer, and a burst that never ends never drains. So when the outbox's backlog reaches
 ``[delivery] max_backlog``, a submission is refused as busy (503 with ``Retry-After`` on
 the staff API, a "service is busy" page on the web) before anything is read or sealed, and
 the sender tries again once the outbox has caught up.
@@ -50,7 +50,7 @@ class BusyError(ServiceError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            "the node is busy: its outbox has more waiting for delivery than it takes on, so "
+            "the node is busy: its outbox has too much waiting for delivery, so "
             f"nothing was sent; try again in {retry_after} seconds"
         )
         #: Seconds after which the sender may try again (the ``Retry-After`` header).

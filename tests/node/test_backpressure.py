@@ -75,9 +75,9 @@ async def test_a_node_behind_answers_503_with_retry_after_then_accepts_once_drai
             assert answer == {
                 "error": {
                     "status": 503,
-                    "message": "the node is busy: its outbox has more waiting for delivery "
-                    f"than it takes on, so nothing was sent; try again in "
-                    f"{headers['Retry-After']} seconds",
+                    "message": "the node is busy: its outbox has too much waiting for "
+                    f"delivery, so nothing was sent; try again in {headers['Retry-After']} "
+                    "seconds",
                 }
             }
             assert await _sent_count(world) == LIMIT

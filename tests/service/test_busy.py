@@ -94,6 +94,6 @@ def test_the_refusal_is_one_plain_sentence_with_its_wait() -> None:
     assert error.status == 503
     assert error.retry_after == 7
     assert str(error) == (
-        "the node is busy: its outbox has more waiting for delivery than it takes on, so "
+        "the node is busy: its outbox has too much waiting for delivery, so "
         "nothing was sent; try again in 7 seconds"
     )
