@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 
 import pytest
 
@@ -95,25 +93,3 @@ async def test_the_backlog_is_counted_again_when_the_store_is_opened(
         assert again.outbox_backlog == before
     finally:
         await again.close()
-
-
-async def test_reads_run_beside_a_write_in_progress(store: SqliteStore) -> None:
-    """A read does not wait for the writing thread: it sees the last commit at once."""
-    await _submit(store, 1)
-    release = threading.Event()
-
-    def hold(db: sqlite3.Connection) -> None:
-        db.execute("UPDATE outbox SET last_error = 'held' WHERE kind = 'envelope'")
-        release.wait(10)
-
-    held = asyncio.ensure_future(store._tx(hold))
-    await asyncio.sleep(0.05)
-    # The writer is inside its transaction; the read answers from the last commit.
-    item = await asyncio.wait_for(store.outbox_item(1), timeout=2)
-    assert item is not None
-    assert item.last_error is None
-    release.set()
-    await held
-    item = await store.outbox_item(1)
-    assert item is not None
-    assert item.last_error == "held"
