@@ -11,11 +11,7 @@ from exchange.service.busy import (
     Backpressure,
     BusyError,
 )
-
-LA = OrgId("la:356")
-SCHOOL = OrgId("urn:106124")
-NURSES = OrgId("ods:X26ABC")
-T0 = 1_800_000_000.0
+from tests.store.conftest import LA, NURSES, SCHOOL, T0
 
 
 def _delivered(rule: Backpressure, count: int, *, at: float, to: OrgId = LA) -> None:
