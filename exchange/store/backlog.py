@@ -62,7 +62,9 @@ _STATEMENTS: Final = (_TABLE, _FILL, _ON_INSERT, _ON_UPDATE, _ON_DELETE)
 def track_backlog(db: sqlite3.Connection) -> None:
     """Count the outbox's backlog in ``db``'s temporary table from now on (once per opening)."""
     db.execute("PRAGMA temp_store = MEMORY")
-    db.execute("BEGIN IMMEDIATE")
+    # Deferred: only the temporary objects are written, so a command opening the store
+    # beside a running node does not wait for the node's writes.
+    db.execute("BEGIN")
     try:
         for statement in _STATEMENTS:
             db.execute(statement)
