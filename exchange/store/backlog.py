@@ -12,6 +12,9 @@ costs a dictionary lookup, never a query.
 
 Nothing here is stored in the database file: the table and triggers belong to the
 connection, made again from the outbox each time the store is opened (:func:`track_backlog`).
+The triggers see only the node's own writes: when another process has changed the database
+(a command run beside the node; SQLite's ``data_version`` says so), the next group commit
+counts the outbox afresh (:func:`recount_backlog`) before its writes.
 """
 
 from __future__ import annotations
@@ -57,6 +60,21 @@ _ON_DELETE: Final = (
     f"BEGIN {_ADD.format(dest='OLD.destination', step='-1')}; END"
 )
 _STATEMENTS: Final = (_TABLE, _FILL, _ON_INSERT, _ON_UPDATE, _ON_DELETE)
+
+
+def data_version(db: sqlite3.Connection) -> int:
+    """Return ``db``'s data version: it changes when another connection commits a change."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def recount_backlog(db: sqlite3.Connection) -> None:
+    """Count the backlog afresh from the outbox, inside the caller's write transaction.
+
+    For changes the triggers did not see: those another process committed (a command such
+    as ``exchange outbox requeue`` run beside the node).
+    """
+    db.execute("DELETE FROM temp.outbox_backlog")
+    db.execute(_FILL)
 
 
 def track_backlog(db: sqlite3.Connection) -> None:

@@ -52,7 +52,7 @@ from exchange.outbox.machine import Transition
 from exchange.store.account_events import AccountEventTables
 from exchange.store.accounts import AccountTables, insert_user
 from exchange.store.api_tokens import ApiTokenTables
-from exchange.store.backlog import read_backlog, track_backlog
+from exchange.store.backlog import data_version, read_backlog, recount_backlog, track_backlog
 from exchange.store.backup import pre_upgrade_backup, schema_version
 from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.damage import (
@@ -196,6 +196,8 @@ class SqliteStore(
         # Reads waiting for a reading thread: (function, its future, the future's loop).
         self._pending_reads: deque[_Write] = deque()
         self._backlog: Mapping[OrgId, int] = {}
+        # The writing connection's data version when the backlog was last known exact.
+        self._data_version = 0
         # Writes waiting for the next group commit: (function, its future, the future's loop).
         self._pending: deque[_Write] = deque()
         #: Leftover files removed when the store was opened (temporaries, uncommitted bodies).
@@ -254,6 +256,7 @@ class SqliteStore(
             committed = _committed_bodies(db)
             track_backlog(db)
             self._backlog = read_backlog(db)
+            self._data_version = data_version(db)
         except BaseException as exc:
             db.close()
             damage = damage_of(exc, self.path)
@@ -353,6 +356,11 @@ class SqliteStore(
         outcomes: list[_Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
+            # Another process committed since (a command beside the node): the triggers did
+            # not see it, so the backlog is counted afresh, under this transaction's lock.
+            version = data_version(db)
+            if version != self._data_version:
+                recount_backlog(db)
             for fn in fns:
                 db.execute("SAVEPOINT write")
                 try:
@@ -369,6 +377,7 @@ class SqliteStore(
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        self._data_version = version
         # Swapped whole, so the event loop reads one commit's counts or the next one's.
         self._backlog = read_backlog(db)
         return outcomes

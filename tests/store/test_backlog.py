@@ -93,3 +93,27 @@ async def test_the_backlog_is_counted_again_when_the_store_is_opened(
         assert again.outbox_backlog == before
     finally:
         await again.close()
+
+
+async def test_changes_by_another_process_are_counted_at_the_next_write(
+    store: SqliteStore,
+) -> None:
+    """A command beside the node (another connection) queues items: the next write counts them.
+
+    The triggers see only the node's own connection; SQLite's data version tells the node
+    that someone else committed, and the backlog is counted afresh.
+    """
+    await _submit(store, 1)
+    beside = await SqliteStore.open(store.folder)
+    try:
+        await _submit(beside, 2)
+        [item, *_] = await beside.claim_due(T0, 1)
+        step = machine.step(item, machine.HandedOver(ROUTE), T0 + 1, POLICY, HalfRandom())
+        assert await beside.apply_transition(step)
+    finally:
+        await beside.close()
+    assert store.outbox_backlog == {LA: 1, NURSES: 1}  # not seen yet
+    assert await store.claim_due(T0 - 100, 10) == []  # any write of the node's own
+    assert sum(store.outbox_backlog.values()) == 3
+    await _submit(store, 3)
+    assert sum(store.outbox_backlog.values()) == 5
