@@ -21,7 +21,7 @@ from exchange.http.common import node_service
 from exchange.http.jsonbody import BadRequestError
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.peerauth import UploadLimits
-from exchange.peerauth.aiohttp_glue import signed_upload
+from exchange.peerauth.aiohttp_glue import SignedBody, signed_upload
 
 #: The node's limits on concurrent peer uploads, shared with the relay role's endpoints.
 UPLOADS: Final = web.AppKey("uploads", UploadLimits)
@@ -30,10 +30,11 @@ UPLOADS: Final = web.AppKey("uploads", UploadLimits)
 @asynccontextmanager
 async def authenticate_peer(
     request: web.Request, max_body: int
-) -> AsyncIterator[tuple[OrgId, OrgId, bytes]]:
+) -> AsyncIterator[tuple[OrgId, OrgId, SignedBody]]:
     """Authenticate a peer request; yield the peer, the organisation in the path, the body.
 
-    The upload's places (:data:`UPLOADS`) are held until the block ends.
+    The upload's places (:data:`UPLOADS`) are held until the block ends, and the body's
+    spool, in the store's bodies folder, is dropped then unless the service published it.
     """
     service = node_service(request)
     async with signed_upload(
@@ -43,7 +44,7 @@ async def authenticate_peer(
         now=service.now(),
         replay=service.seen_or_record_nonce,
         max_body=max_body,
-        spool=service.store.folder,
+        spool=service.store.bodies,
         uploads=request.app.get(UPLOADS),
     ) as signed:
         # The organisation in the path is looked at only after the request is authenticated,
@@ -53,15 +54,18 @@ async def authenticate_peer(
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
         service.tenant(owner)
-        # The services take bytes: bounded by max_body, and by the upload limits in number.
-        yield signed.peer.org_id, owner, await signed.read()
+        yield signed.peer.org_id, owner, signed
 
 
 async def peer_envelope(request: web.Request) -> web.Response:
-    """POST /peer/v1/orgs/{org}/envelopes: store once and answer with the signed receipt."""
+    """POST /peer/v1/orgs/{org}/envelopes: store once and answer with the signed receipt.
+
+    The envelope goes to the service in its spool: verified from there in pieces and
+    given its place among the bodies by a link, never read whole.
+    """
     service = node_service(request)
     async with authenticate_peer(request, service.max_envelope_bytes) as (peer_org, owner, body):
-        receipt = await service.receive_envelope(peer_org, owner, body)
+        receipt = await service.receive_envelope(peer_org, owner, body.body)
     return web.Response(body=receipt, content_type="application/vnd.exchange.receipt")
 
 
@@ -69,5 +73,5 @@ async def peer_receipt(request: web.Request) -> web.Response:
     """POST /peer/v1/orgs/{org}/receipts: a receipt for an envelope the org sent."""
     service = node_service(request)
     async with authenticate_peer(request, 4096) as (peer_org, owner, body):
-        await service.receive_receipt(peer_org, owner, body)
+        await service.receive_receipt(peer_org, owner, await body.read())
     return web.json_response({"status": "recorded"}, status=200)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from exchange.peerauth.signatures import (
     verify_headers,
 )
 from exchange.peerauth.uploads import UploadLimits
+from exchange.spool import Spool
 
 _CHUNK: Final = 64 * 1024
 #: A body up to this size stays in memory; a larger one rolls over to an unnamed file.
@@ -127,23 +127,25 @@ async def _read_hashed(
 class SignedBody:
     """A request whose signature and body verified: its sender, and its body in a spool.
 
-    The body is in a :class:`tempfile.SpooledTemporaryFile`: in memory up to
+    The body is in a :class:`~exchange.spool.Spool`: in memory up to
     :data:`SPOOL_IN_MEMORY` bytes, beyond that in a file that has no name on disk (so a
-    kill leaves nothing behind) in the folder given to :func:`signed_upload`.
+    kill or a refusal leaves nothing behind) in the folder given to :func:`signed_upload`,
+    from where it can be given its final name (:meth:`~exchange.spool.Spool.publish`). The
+    spool is closed when the :func:`signed_upload` block ends.
     """
 
     peer: VerifiedPeer
     length: int
-    _spool: tempfile.SpooledTemporaryFile[bytes]
+    body: Spool
 
     async def read(self) -> bytes:
-        """Return the whole body (at most the ``max_body`` it was read with)."""
+        """Return the whole body (at most the ``max_body`` it was read with).
 
-        def read_all() -> bytes:
-            self._spool.seek(0)
-            return self._spool.read()
-
-        return await asyncio.to_thread(read_all)
+        For small bodies (receipts, JSON requests): a large one stays in its spool.
+        """
+        if self.body.in_memory:
+            return self.body.read(self.length)
+        return await asyncio.to_thread(self.body.read, self.length)
 
 
 @contextlib.asynccontextmanager
@@ -183,7 +185,7 @@ async def signed_upload(
         )
         with (
             limits.upload_from(signed.peer.org_id),
-            tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=_folder(spool)) as spooled,
+            Spool(spool, in_memory=SPOOL_IN_MEMORY) as spooled,
         ):
             length = await _read_hashed(
                 request, max_body, signed.digest.hasher(), spooled.writelines
@@ -217,10 +219,6 @@ async def _verified_headers(
         if await replay(key, nonce, created, at):
             raise ReplayError
     return signed
-
-
-def _folder(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 class _Deferred:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
-from exchange.connectors.base import MessageKind
+from exchange.connectors.base import HeldBody, MessageKind
 from exchange.envelope import OpenError, Verifier
 from exchange.envelope.format import MAX_CLOCK_SKEW
 from exchange.keys.directory import Directory
@@ -22,6 +23,7 @@ from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import BadSignatureError
 from exchange.receipts import ReceiptError, parse_signed
+from exchange.receipts.format import MAX_SIGNED_LEN
 
 
 class RelayError(Exception):
@@ -52,20 +54,32 @@ class Deposit:
 
 
 #: Checks one deposit: ``(kind, body, directory, now) -> Deposit``, or raises RelayError.
-Inspector = Callable[[MessageKind, bytes, Directory, int], Deposit]
+#: A body that arrived large is in its spool, read in pieces (blocking: run it in a thread).
+Inspector = Callable[[MessageKind, bytes | HeldBody, Directory, int], Deposit]
+
+#: Size of each piece of a spooled deposit fed to the verifier.
+_PIECE: Final = 1024 * 1024
 
 
-def inspect_sealed(kind: MessageKind, body: bytes, directory: Directory, now: int) -> Deposit:
+def inspect_sealed(
+    kind: MessageKind, body: bytes | HeldBody, directory: Directory, now: int
+) -> Deposit:
     """Check an envelope or a signed receipt with public information; return its facts."""
     if kind == "envelope":
         return _envelope(body, directory, now)
+    if not isinstance(body, bytes):
+        try:
+            body = body.read(MAX_SIGNED_LEN)
+        except ValueError:
+            raise RelayError(422, "the receipt was refused: it is too long") from None
     return _receipt(body, directory, now)
 
 
-def _envelope(body: bytes, directory: Directory, now: int) -> Deposit:
+def _envelope(body: bytes | HeldBody, directory: Directory, now: int) -> Deposit:
     verifier = Verifier(directory, now=now)
     try:
-        verifier.feed(body)
+        for piece in [body] if isinstance(body, bytes) else body.pieces(_PIECE):
+            verifier.feed(piece)
         verified = verifier.finish()
     except OpenError as exc:
         if exc.rule == "created.not-future":

@@ -34,6 +34,7 @@ from exchange.auth.account import Account
 from exchange.auth.api_token import DEFAULT_DAYS, ApiToken, token_hash
 from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
 from exchange.auth.session import Session, SessionPolicy
+from exchange.connectors.base import HeldBody
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
 from exchange.model import RegisterOutcome, SubjectKey, SubjectKind, User
@@ -404,11 +405,15 @@ class NodeService:
             user, submission, corrects=corrects, idempotency=idempotency
         )
 
-    async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
+    async def receive_envelope(
+        self, peer_org: OrgId, owner: OrgId, body: bytes | HeldBody
+    ) -> bytes:
         """Verify and store a pushed envelope; return ``owner``'s ``delivered`` receipt."""
         return await self.receiving.receive_envelope(peer_org, owner, body)
 
-    async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
+    async def receive_collected(
+        self, owner: OrgId, body: bytes | HeldBody, route_kind: str
+    ) -> bool:
         """Take an envelope collected from a pull route; return whether it was new."""
         return await self.receiving.receive_collected(owner, body, route_kind)
 

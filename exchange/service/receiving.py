@@ -8,9 +8,11 @@ the digest the node computed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Final
 
+from exchange.connectors.base import HeldBody
 from exchange.envelope import OpenError, VerifiedEnvelope, Verifier
 from exchange.envelope.format import MAX_CLOCK_SKEW
 from exchange.files import atomic_output
@@ -20,7 +22,7 @@ from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import NewOutbox, User
 from exchange.receipts import ReceiptError, ReceiptStatus, parse_signed, verify_receipt
-from exchange.service.context import ServiceContext
+from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import ForbiddenError, NotYetError, ServiceError
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
 from exchange.service.rows import envelope_record, receipt_record
@@ -37,13 +39,17 @@ class Receiving:
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
 
-    async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
+    async def receive_envelope(
+        self, peer_org: OrgId, owner: OrgId, body: bytes | HeldBody
+    ) -> bytes:
         """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``.
 
         ``peer_org`` is the organisation that signed the push request; it must be the
-        envelope's sender.
+        envelope's sender. A large ``body`` comes in its spool: verified from there in
+        pieces and linked into place, never read whole (the caller closes the spool).
         """
-        verified = self._verify_inbound(owner, body)
+        body = _small_as_bytes(body)
+        verified = await self._verify_inbound(owner, body)
         if verified.header.sender != peer_org:
             raise ServiceError(
                 f"the request was signed by {peer_org} but the envelope is from "
@@ -53,15 +59,19 @@ class Receiving:
         # The receipt is the answer to the push; it is not also sent separately.
         return await self._accept(owner, verified, body, via=None, send_receipt=False)
 
-    async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
+    async def receive_collected(
+        self, owner: OrgId, body: bytes | HeldBody, route_kind: str
+    ) -> bool:
         """Take an envelope collected from a pull route (a relay mailbox, NHS MESH).
 
         The envelope's own signature authenticates its sender. The ``delivered`` receipt
         goes back the way the envelope came (docs/architecture.md §4): through the relay where
         ``owner`` collects, or over MESH to the sender's mailbox, and by the sender's other
-        routes if that fails. Returns whether it was new.
+        routes if that fails. Returns whether it was new. A large ``body`` is taken from its
+        spool as :meth:`receive_envelope` takes one.
         """
-        verified = self._verify_inbound(owner, body)
+        body = _small_as_bytes(body)
+        verified = await self._verify_inbound(owner, body)
         existing = await self.context.store.inbox_item(owner, verified.digest)
         if existing is not None:
             return False
@@ -77,7 +87,7 @@ class Receiving:
         """
         if user.role not in {"dsl", "staff"}:
             raise ForbiddenError(f"the role {user.role} may not import records")
-        verified = self._verify_inbound(user.org, body)
+        verified = await self._verify_inbound(user.org, body)
         if await self.context.store.inbox_item(user.org, verified.digest) is not None:
             return verified.digest, False
         await self._accept(user.org, verified, body, via=None, send_receipt=True)
@@ -95,12 +105,19 @@ class Receiving:
                 return f"{route.kind} {route.address}"
         return None
 
-    def _verify_inbound(self, owner: OrgId, body: bytes) -> VerifiedEnvelope:
+    async def _verify_inbound(self, owner: OrgId, body: bytes | HeldBody) -> VerifiedEnvelope:
+        """Verify an envelope: in memory on the loop, or from its spool in a worker thread."""
         self.context.tenant(owner)
         verifier = Verifier(self.context.directory, now=self.context.now())
+
+        def verify() -> VerifiedEnvelope:
+            pieces = [body] if isinstance(body, bytes) else body.pieces(PIECE)
+            for piece in pieces:
+                verifier.feed(piece)
+            return verifier.finish()
+
         try:
-            verifier.feed(body)
-            verified = verifier.finish()
+            verified = verify() if isinstance(body, bytes) else await asyncio.to_thread(verify)
         except OpenError as exc:
             if exc.rule == "created.not-future":
                 # Sealed by a fast clock: it is genuine, only early. Taken once it is due.
@@ -118,7 +135,7 @@ class Receiving:
         self,
         owner: OrgId,
         verified: VerifiedEnvelope,
-        body: bytes,
+        body: bytes | HeldBody,
         *,
         via: str | None,
         send_receipt: bool,
@@ -243,8 +260,20 @@ class Receiving:
         )
 
 
-def _write_body(path: Path, body: bytes) -> None:
-    # Synced file, atomic rename, synced folder; a concurrent identical delivery may have
-    # written the same bytes under the same name first, which is harmless.
-    with atomic_output(path, overwrite=True) as out:
-        out.write(body)
+def _write_body(path: Path, body: bytes | HeldBody) -> None:
+    # Synced file, atomic rename (or link of the spool), synced folder; a concurrent
+    # identical delivery may have written the same bytes under the same name first, which
+    # is harmless: the name is the digest of what was verified.
+    if isinstance(body, bytes):
+        with atomic_output(path, overwrite=True) as out:
+            out.write(body)
+        return
+    with contextlib.suppress(FileExistsError):
+        body.publish(path)
+
+
+def _small_as_bytes(body: bytes | HeldBody) -> bytes | HeldBody:
+    """Return a body small enough to be in memory as bytes (the fast path), else as it is."""
+    if isinstance(body, bytes) or not body.in_memory:
+        return body
+    return body.read(body.length)

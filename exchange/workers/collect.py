@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Collected, CollectError, PullConnector
 from exchange.logs import get_logger
+from exchange.receipts.format import MAX_SIGNED_LEN as MAX_RECEIPT
 from exchange.outbox.routing import Routes
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
@@ -94,9 +95,15 @@ class Collector:
             )  # fmt: skip
             return 0
         taken = 0
-        for message in waiting:
-            if await self._take(connector, message):
-                taken += 1
+        try:
+            for message in waiting:
+                if await self._take(connector, message):
+                    taken += 1
+        finally:
+            # A body held in a spool is dropped once stored (it was linked into place) or
+            # left for the next round; nothing is left behind either way.
+            for message in waiting:
+                message.close()
         await self._reports(connector)
         return taken
 
@@ -113,7 +120,7 @@ class Collector:
             if message.kind == "envelope":
                 await self.service.receive_collected(message.destination, message.body, route)
             else:
-                await self.service.receive_receipt(None, message.destination, message.body)
+                await self.service.receive_receipt(None, message.destination, _receipt(message))
         except ServiceError as exc:
             if exc.status >= 500:
                 self.health.failed(exc, f"storing from {route}")
@@ -165,3 +172,15 @@ class Collector:
                 )  # fmt: skip
                 self.service.outbox_wakeup.set()
             await self._acknowledge(connector, report.transport_ref)
+
+
+def _receipt(message: Collected) -> bytes:
+    """Return a collected receipt's bytes; one too long to be a receipt is refused (422)."""
+    if isinstance(message.body, bytes):
+        return message.body
+    try:
+        return message.body.read(MAX_RECEIPT)
+    except ValueError:
+        raise ServiceError(
+            f"the receipt was refused: it is longer than {MAX_RECEIPT} bytes", status=422
+        ) from None

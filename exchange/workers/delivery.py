@@ -26,12 +26,13 @@ import asyncio
 import functools
 import random
 import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
 from exchange.config import DeliveryConfig
-from exchange.connectors.base import Connector, Message, MessageKind, Outcome
+from exchange.connectors.base import Body, BodyFile, Connector, Message, MessageKind, Outcome
 from exchange.connectors.base import Delivered as Taken
 from exchange.connectors.base import Refused as RefusedOutcome
 from exchange.connectors.base import RetryLater as RetryOutcome
@@ -138,8 +139,9 @@ class DeliveryStats:
     clock_skew: dict[OrgId, int] = field(default_factory=dict)
 
 
-#: Whether a stored body (by digest) may be sent: false for a damaged one.
-BodyCheck = Callable[[bytes, bytes], Awaitable[bool]]
+#: Whether a stored body (by digest, at a path) may be sent: its SHA-256 as read, or None
+#: for a damaged one.
+BodyCheck = Callable[[bytes, Path], Awaitable[bytes | None]]
 
 
 class DeliveryWorker:
@@ -432,7 +434,7 @@ class DeliveryWorker:
             self.stats.retried += 1
         return "error" if isinstance(event, machine.InternalError) else "retry"
 
-    async def _send(self, item: OutboxItem, leg: Leg, message_id: bytes, body: bytes) -> Outcome:
+    async def _send(self, item: OutboxItem, leg: Leg, message_id: bytes, body: Body) -> Outcome:
         """Hand one message to the leg's connector; return what the destination answered."""
         kind: MessageKind = "envelope" if item.kind == "envelope" else "receipt"
         message = Message(kind, message_id, item.origin, item.destination, body)
@@ -465,10 +467,16 @@ class DeliveryWorker:
     async def _push_envelope(
         self, item: OutboxItem, leg: Leg, route: machine.RouteTaken
     ) -> machine.AttemptOutcome:
-        body = await asyncio.to_thread(self.service.store.body_path(item.ref).read_bytes)
-        if self.intact is not None and not await self.intact(item.ref, body):
-            # Never sent: the receiver would refuse it, and that would read as its refusal.
-            return machine.NoRoute(LOCAL_DAMAGE)
+        # The body stays a file: the connector reads it in pieces as it sends it.
+        path = self.service.store.body_path(item.ref)
+        sha256 = None
+        if self.intact is not None:
+            sha256 = await self.intact(item.ref, path)
+            if sha256 is None:
+                # Never sent: the receiver would refuse it, and that would read as its refusal.
+                return machine.NoRoute(LOCAL_DAMAGE)
+        size = await asyncio.to_thread(lambda: path.stat().st_size)
+        body = BodyFile(str(path), size, sha256)
         outcome = await self._send(item, leg, item.envelope_digest, body)
         if not isinstance(outcome, Taken) or not outcome.receipt:
             return outcome_event(route, outcome)
