@@ -19,6 +19,7 @@ write or read, never to two at once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import tempfile
@@ -175,6 +176,20 @@ class Spool:
         if self._named is not None:
             self._named.unlink(missing_ok=True)
             self._named = None
+
+    @contextlib.contextmanager
+    def dropped_on_failure(self) -> Iterator[Spool]:
+        """Yield the spool; close it if the block raises (it is kept, open, otherwise)."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
+
+    def __del__(self) -> None:
+        # A safety net only: every owner closes its spool (an unnamed file then vanishes).
+        if not getattr(self, "_closed", True):
+            self.close()
 
     def __enter__(self) -> Spool:
         return self

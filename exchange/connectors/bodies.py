@@ -39,24 +39,33 @@ def _read_exact(handle: BinaryIO, size: int) -> bytes:
     return piece
 
 
-async def body_pieces(body: Body, size: int = PIECE) -> AsyncIterator[bytes]:
-    """Yield ``body`` in pieces of at most ``size`` bytes; a file's are read in a thread.
+async def body_pieces(
+    body: Body, size: int = PIECE, *, start: int = 0, stop: int | None = None
+) -> AsyncIterator[bytes]:
+    """Yield ``body[start:stop]`` in pieces of at most ``size`` bytes; a file's in a thread.
 
-    Raises :class:`BodyChangedError` if a file is shorter or longer than its length.
+    Raises :class:`BodyChangedError` if a file is shorter than its length (or, read whole,
+    longer).
     """
+    end = body_length(body) if stop is None else stop
+    if not 0 <= start <= end <= body_length(body) or size < 1:
+        raise ValueError("the range must lie within the body, and size must be positive")
     if isinstance(body, bytes):
         view = memoryview(body)
-        for start in range(0, len(view), size):
-            yield bytes(view[start : start + size])
+        for at in range(start, end, size):
+            yield bytes(view[at : min(at + size, end)])
         return
     handle = await asyncio.to_thread(Path(body.path).open, "rb")
     try:
-        left = body.length
+        if start:
+            await asyncio.to_thread(handle.seek, start)
+        left = end - start
         while left:
             piece = await asyncio.to_thread(_read_exact, handle, min(size, left))
             left -= len(piece)
             yield piece
-        if await asyncio.to_thread(handle.read, 1):
+        extra = await asyncio.to_thread(handle.read, 1) if stop is None else b""
+        if extra:
             raise BodyChangedError
     finally:
         handle.close()

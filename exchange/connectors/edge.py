@@ -220,6 +220,7 @@ def judge(
 #: more than 1 MiB it warns (ResourceWarning) that writing them at once could block the loop.
 _RAW_BODY_MAX: Final = 1024 * 1024
 
+
 @dataclass(frozen=True, slots=True)
 class Streamed:
     """A request body made piece by piece as it is sent, ``length`` bytes in all."""
@@ -254,6 +255,10 @@ def _payload(
 
 #: Receives each piece of a streamed 2xx answer (:func:`request` with ``sink``).
 Sink = Callable[[bytes], Awaitable[None]]
+
+#: Given a 2xx answer's headers, returns the :data:`Sink` for its body (or raises, to refuse
+#: the answer before its body is read).
+SinkFor = Callable[[Mapping[str, str]], Sink]
 
 
 async def read_into(resp: aiohttp.ClientResponse, limit: int, sink: Sink, *, whose: str) -> int:
@@ -291,13 +296,14 @@ async def request(
     limit: int,
     headers: Mapping[str, str] | None = None,
     data: Data | None = None,
-    sink: Sink | None = None,
+    sink: SinkFor | None = None,
 ) -> Answer:
     """Make one request under one deadline; return its status, headers and bounded 2xx body.
 
     ``url`` is already percent-encoded and is sent byte for byte; ``data`` is sent in
-    pieces when it is a file or a stream. With ``sink``, a 2xx answer's body is handed to it
-    piece by piece (at most ``limit`` bytes) and the answer's ``body`` is empty. The body of
+    pieces when it is a file or a stream. With ``sink``, a 2xx answer's body is handed piece
+    by piece (at most ``limit`` bytes) to the sink ``sink`` returns for the answer's headers,
+    and the answer's ``body`` is empty. The body of
     a non-2xx answer is not read, except a short 401's (for its ``problem``). Raises
     :class:`UnreachableError` or :class:`AnswerTooLargeError`; the status is the caller's to
     judge.
@@ -318,7 +324,7 @@ async def request(
                     if sink is None:
                         body = await read_bounded(resp, limit, whose=whose)
                     else:
-                        await read_into(resp, limit, sink, whose=whose)
+                        await read_into(resp, limit, sink(resp.headers), whose=whose)
                 elif resp.status == 401:
                     try:
                         body = await read_bounded(resp, ERROR_BODY_LIMIT, whose=whose)

@@ -37,7 +37,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from exchange.connectors.bodies import read_small
 from exchange.connectors.base import (
     Collected,
     ConnectorError,
@@ -54,6 +53,7 @@ from exchange.connectors.base import (
     SentItem,
     check_timeout,
 )
+from exchange.connectors.bodies import read_small
 from exchange.keys.ids import OrgId
 
 Mode = Literal["up", "down", "refuse", "slow"]

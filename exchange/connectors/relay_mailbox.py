@@ -42,7 +42,7 @@ from exchange.connectors.base import (
     SentItem,
     check_timeout,
 )
-from exchange.connectors.edge import Answer, Sink, far_time, judge, request
+from exchange.connectors.edge import Answer, SinkFor, far_time, judge, request
 from exchange.connectors.errors import AttemptError, PermanentError, TransientError
 from exchange.connectors.https import CONTENT_TYPES, Signer, signable
 from exchange.connectors.relay_wire import (
@@ -192,7 +192,7 @@ class RelayMailboxConnector:
         content_type: str,
         timeout: float,
         limit: int,
-        sink: Sink | None = None,
+        sink: SinkFor | None = None,
     ) -> Answer:
         """POST ``body`` signed as ``org``; return the status and, for 2xx, the bounded body.
 
@@ -341,12 +341,11 @@ class RelayMailboxConnector:
             raise TransientError("could not reach the relay: no time left before the deadline")
         body = json_body({"id": item.digest.hex(), "kind": item.kind})
         url = relay_url(box.url, box.owner, "fetch")
-        spool = Spool(self._spool)
-        feeder = SpoolFeeder(spool)
-        try:
+        with Spool(self._spool).dropped_on_failure() as spool:
+            feeder = SpoolFeeder(spool)
             answer = await self._post(
                 url, box.owner, body, content_type=JSON, timeout=timeout,
-                limit=item.length, sink=feeder.add,
+                limit=item.length, sink=lambda _headers: feeder.add,
             )  # fmt: skip
             await feeder.flush()
             if answer.status == 404:
@@ -355,9 +354,6 @@ class RelayMailboxConnector:
             _judge(answer, "fetching an item")
             if spool.length != item.length:
                 raise TransientError("the relay's fetched item is not of the length it listed")
-        except BaseException:
-            spool.close()
-            raise
         return spool
 
     async def acknowledge(self, transport_ref: str, *, timeout: float) -> None:

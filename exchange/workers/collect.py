@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from exchange.config import DeliveryConfig
 from exchange.connectors.base import Collected, CollectError, PullConnector
 from exchange.logs import get_logger
-from exchange.receipts.format import MAX_SIGNED_LEN as MAX_RECEIPT
 from exchange.outbox.routing import Routes
+from exchange.receipts.format import MAX_SIGNED_LEN as MAX_RECEIPT
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
 from exchange.workers.supervisor import TaskHealth, periodically

@@ -26,9 +26,9 @@ import asyncio
 import functools
 import random
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 from exchange.config import DeliveryConfig
