@@ -22,7 +22,7 @@ from exchange.connectors.base import Body, BodyFile, body_length
 
 #: Size of each piece read from a body file: large enough that a gigabyte is a thousand
 #: reads, small enough that a few in flight cost little memory.
-PIECE: Final = 1024 * 1024
+PIECE: Final = 256 * 1024
 
 
 class BodyChangedError(OSError):
