@@ -33,23 +33,81 @@ log = get_logger("exchange.node")
 ENVELOPE_RETRY_AFTER: Final = 60
 
 
+class InboundCheck:
+    """Verifies an envelope for ``owner`` as it arrives, piece by piece (no private key).
+
+    :meth:`feed` refuses as soon as the bytes so far cannot be a valid envelope (a bad
+    header signature, an unknown sender, a broken structure), so a large upload that will
+    be refused is refused early; :meth:`finish` returns the verified envelope once all of it
+    was fed. Refusals are the service's: :class:`ServiceError` (422, or 403 for an envelope
+    not addressed to ``owner``) and :class:`NotYetError` for one dated in the future. Not
+    thread-safe; it may be fed from a worker thread, one piece at a time.
+    """
+
+    def __init__(self, context: ServiceContext, owner: OrgId) -> None:
+        context.tenant(owner)
+        self.owner = owner
+        self._verifier = Verifier(context.directory, now=context.now())
+
+    def feed(self, piece: bytes | memoryview) -> None:
+        """Verify the next piece of the envelope."""
+        try:
+            self._verifier.feed(piece)
+        except OpenError as exc:
+            raise _refusal(exc) from None
+
+    def finish(self) -> VerifiedEnvelope:
+        """Return the envelope verified, once every piece was fed."""
+        try:
+            verified = self._verifier.finish()
+        except OpenError as exc:
+            raise _refusal(exc) from None
+        if self.owner not in verified.header.recipients:
+            raise ServiceError(f"the envelope is not addressed to {self.owner}", status=403)
+        return verified
+
+
+def _refusal(exc: OpenError) -> ServiceError:
+    if exc.rule == "created.not-future":
+        # Sealed by a fast clock: it is genuine, only early. Taken once it is due.
+        return NotYetError(
+            "the envelope is dated in the future of this node's clock; send it again later",
+            rule=exc.rule,
+            retry_after=ENVELOPE_RETRY_AFTER,
+        )
+    return ServiceError(f"the envelope was refused: {exc}", status=422)
+
+
 class Receiving:
     """Receiving from peers: envelopes and receipts, over the node's :class:`ServiceContext`."""
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
 
+    def inbound_check(self, owner: OrgId) -> InboundCheck:
+        """Return a check that verifies an envelope for ``owner`` while it arrives."""
+        return InboundCheck(self.context, owner)
+
     async def receive_envelope(
-        self, peer_org: OrgId, owner: OrgId, body: bytes | HeldBody
+        self,
+        peer_org: OrgId,
+        owner: OrgId,
+        body: bytes | HeldBody,
+        *,
+        checked: InboundCheck | None = None,
     ) -> bytes:
         """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``.
 
         ``peer_org`` is the organisation that signed the push request; it must be the
-        envelope's sender. A large ``body`` comes in its spool: verified from there in
-        pieces and linked into place, never read whole (the caller closes the spool).
+        envelope's sender. A large ``body`` comes in its spool and is linked into place,
+        never read whole (the caller closes the spool). ``checked`` is the
+        :meth:`inbound_check` the body was fed to as it arrived: then it is not read again.
         """
         body = _small_as_bytes(body)
-        verified = await self._verify_inbound(owner, body)
+        if checked is not None:
+            verified = checked.finish()
+        else:
+            verified = await self._verify_inbound(owner, body)
         if verified.header.sender != peer_org:
             raise ServiceError(
                 f"the request was signed by {peer_org} but the envelope is from "
@@ -107,29 +165,14 @@ class Receiving:
 
     async def _verify_inbound(self, owner: OrgId, body: bytes | HeldBody) -> VerifiedEnvelope:
         """Verify an envelope: in memory on the loop, or from its spool in a worker thread."""
-        self.context.tenant(owner)
-        verifier = Verifier(self.context.directory, now=self.context.now())
+        check = InboundCheck(self.context, owner)
 
         def verify() -> VerifiedEnvelope:
-            pieces = [body] if isinstance(body, bytes) else body.pieces(PIECE)
-            for piece in pieces:
-                verifier.feed(piece)
-            return verifier.finish()
+            for piece in [body] if isinstance(body, bytes) else body.pieces(PIECE):
+                check.feed(piece)
+            return check.finish()
 
-        try:
-            verified = verify() if isinstance(body, bytes) else await asyncio.to_thread(verify)
-        except OpenError as exc:
-            if exc.rule == "created.not-future":
-                # Sealed by a fast clock: it is genuine, only early. Taken once it is due.
-                raise NotYetError(
-                    "the envelope is dated in the future of this node's clock; send it again later",
-                    rule=exc.rule,
-                    retry_after=ENVELOPE_RETRY_AFTER,
-                ) from None
-            raise ServiceError(f"the envelope was refused: {exc}", status=422) from None
-        if owner not in verified.header.recipients:
-            raise ServiceError(f"the envelope is not addressed to {owner}", status=403)
-        return verified
+        return verify() if isinstance(body, bytes) else await asyncio.to_thread(verify)
 
     async def _accept(
         self,
