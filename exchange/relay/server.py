@@ -42,9 +42,9 @@ from exchange.connectors.base import HeldBody, MessageKind
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.logs import get_logger
-from exchange.peerauth import PeerAuthError, UploadLimits
-from exchange.peerauth.aiohttp_glue import SignedBody, error_response, signed_upload
-from exchange.relay.admission import Deposit, Inspector, RelayError, inspect_sealed
+from exchange.peerauth import PeerAuthError, UploadLimits, VerifiedPeer
+from exchange.peerauth.aiohttp_glue import BodyCheck, SignedBody, error_response, signed_upload
+from exchange.relay.admission import Deposit, Inspection, Inspector, RelayError, inspect_sealed
 from exchange.relay.store import KINDS, MailboxFullError, RelayItem, RelayStore
 from exchange.service.faults import (
     STORAGE_FULL_REFUSAL,
@@ -196,7 +196,7 @@ class Relay:
 
     @asynccontextmanager
     async def _authenticated(
-        self, request: web.Request, max_body: int
+        self, request: web.Request, max_body: int, *, check: BodyCheck | None = None
     ) -> AsyncIterator[tuple[OrgId, OrgId, SignedBody]]:
         """Yield (signer, mailbox owner, body) of a request whose signature and body verified.
 
@@ -212,6 +212,7 @@ class Relay:
             max_body=max_body,
             spool=self.spool if self.spool is not None else self.store.bodies,
             uploads=self.uploads,
+            check=check,
         ) as signed:
             # Only now is the path's organisation looked at: an anonymous caller cannot learn
             # which mailboxes exist.
@@ -247,9 +248,19 @@ class Relay:
         limit = (
             self.limits.max_envelope_bytes if kind == "envelope" else self.limits.max_receipt_bytes
         )
-        async with self._authenticated(request, limit) as (signer, owner, signed):
+        inspections: list[Inspection] = []
+
+        def check(peer: VerifiedPeer) -> Callable[[bytes], None]:
+            # Verified as it arrives (after the request's headers were): never read again.
+            del peer
+            inspections.append(self.inspect(kind, self.directory(), int(self.clock())))
+            return inspections[0].feed
+
+        async with self._authenticated(request, limit, check=check) as (signer, owner, signed):
             body = await signed.read() if signed.body.in_memory else signed.body
-            return await self._deposit(kind, signer, owner, body, request)
+            return await self._deposit(
+                kind, signer, owner, body, inspection=inspections[0], request=request
+            )
 
     async def _deposit(
         self,
@@ -257,6 +268,8 @@ class Relay:
         signer: OrgId,
         owner: OrgId,
         body: bytes | HeldBody,
+        *,
+        inspection: Inspection,
         request: web.Request,
     ) -> web.StreamResponse:
         """Check and store one deposit whose request verified (a large one from its spool)."""
@@ -267,7 +280,7 @@ class Relay:
         if not self.keeps_mailbox(owner):
             raise RelayError(404, f"this relay keeps no mailbox for {owner}")
         now = self.clock()
-        deposit = await asyncio.to_thread(self.inspect, kind, body, self.directory(), int(now))
+        deposit = inspection.finish()
         _check_deposit(kind, deposit, signer, owner)
         try:
             item, new = await self.store.put(
