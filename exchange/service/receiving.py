@@ -36,11 +36,12 @@ ENVELOPE_RETRY_AFTER: Final = 60
 class InboundCheck:
     """Verifies an envelope for ``owner`` as it arrives, piece by piece (no private key).
 
-    :meth:`feed` refuses as soon as the bytes so far cannot be a valid envelope (a bad
-    header signature, an unknown sender, a broken structure), so a large upload that will
-    be refused is refused early; :meth:`finish` returns the verified envelope once all of it
-    was fed. Refusals are the service's: :class:`ServiceError` (422, or 403 for an envelope
-    not addressed to ``owner``) and :class:`NotYetError` for one dated in the future. Not
+    :meth:`feed` raises as soon as the bytes so far cannot be a valid envelope (a bad
+    header signature, an unknown sender, a broken structure; the peer endpoint gives that
+    verdict once the body has matched its Content-Digest); :meth:`finish` returns the
+    verified envelope once all of it was fed, so the body is never read a second time.
+    Refusals are the service's: :class:`ServiceError` (422, or 403 for an envelope not
+    addressed to ``owner``) and :class:`NotYetError` for one dated in the future. Not
     thread-safe; it may be fed from a worker thread, one piece at a time.
     """
 
