@@ -16,7 +16,7 @@ import errno
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 from exchange.connectors.base import Body, BodyFile, body_length
 
@@ -32,8 +32,15 @@ class BodyChangedError(OSError):
         super().__init__(errno.EIO, "the body file is not of the length its message names")
 
 
-def _read_exact(handle: BinaryIO, size: int) -> bytes:
-    piece = handle.read(size)
+def _read_at(path: str, offset: int, size: int) -> bytes:
+    """Return ``size`` bytes of ``path`` from ``offset``; :class:`BodyChangedError` if short.
+
+    The file is opened for each piece: a reader abandoned half-way (a request cut short)
+    never leaves a file open behind it.
+    """
+    with Path(path).open("rb") as handle:
+        handle.seek(offset)
+        piece = handle.read(size)
     if len(piece) != size:
         raise BodyChangedError
     return piece
@@ -55,20 +62,18 @@ async def body_pieces(
         for at in range(start, end, size):
             yield bytes(view[at : min(at + size, end)])
         return
-    handle = await asyncio.to_thread(Path(body.path).open, "rb")
-    try:
-        if start:
-            await asyncio.to_thread(handle.seek, start)
-        left = end - start
-        while left:
-            piece = await asyncio.to_thread(_read_exact, handle, min(size, left))
-            left -= len(piece)
-            yield piece
-        extra = await asyncio.to_thread(handle.read, 1) if stop is None else b""
-        if extra:
-            raise BodyChangedError
-    finally:
-        handle.close()
+    at = start
+    while at < end:
+        piece = await asyncio.to_thread(_read_at, body.path, at, min(size, end - at))
+        at += len(piece)
+        yield piece
+    if stop is None and await asyncio.to_thread(_longer_than, body.path, end):
+        raise BodyChangedError
+
+
+def _longer_than(path: str, end: int) -> bool:
+    """Return whether ``path`` holds more than ``end`` bytes."""
+    return Path(path).stat().st_size > end
 
 
 async def read_small(body: Body, limit: int) -> bytes:
