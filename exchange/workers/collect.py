@@ -31,6 +31,7 @@ from exchange.outbox.routing import Routes
 from exchange.receipts.format import MAX_SIGNED_LEN as MAX_RECEIPT
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
+from exchange.workers.delivery import attempt_timeout
 from exchange.workers.supervisor import TaskHealth, periodically
 
 log = get_logger("exchange.collect")
@@ -86,7 +87,9 @@ class Collector:
 
     async def _collect_from(self, connector: PullConnector) -> int:
         try:
-            waiting = await connector.collect(limit=self.config.batch, timeout=self.config.timeout)
+            # Time for the largest message a round may have to download, at the slowest rate.
+            timeout = attempt_timeout(self.config.timeout, self.service.max_envelope_bytes)
+            waiting = await connector.collect(limit=self.config.batch, timeout=timeout)
         except CollectError as exc:  # one unreachable route must not stop the others
             self.stats.failed_rounds += 1
             log.warning(

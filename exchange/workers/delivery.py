@@ -139,6 +139,17 @@ class DeliveryStats:
     clock_skew: dict[OrgId, int] = field(default_factory=dict)
 
 
+#: The slowest transfer an attempt is given time for, in bytes per second: an attempt's
+#: deadline is ``delivery.timeout`` plus the message's length at this rate, so a 1 GiB
+#: envelope gets about 18 minutes more than a receipt, over a link of 1 MB/s or better.
+MIN_TRANSFER_RATE: Final = 1_000_000
+
+
+def attempt_timeout(base: float, length: int) -> float:
+    """Return the deadline of one attempt to send ``length`` bytes (``base`` for no bytes)."""
+    return base + length / MIN_TRANSFER_RATE
+
+
 #: Whether a stored body (by digest, at a path) may be sent: its SHA-256 as read, or None
 #: for a damaged one.
 BodyCheck = Callable[[bytes, Path], Awaitable[bytes | None]]
@@ -439,7 +450,7 @@ class DeliveryWorker:
         kind: MessageKind = "envelope" if item.kind == "envelope" else "receipt"
         message = Message(kind, message_id, item.origin, item.destination, body)
         outcome = await leg.connector.deliver(
-            message, leg.route.address, timeout=self.config.timeout
+            message, leg.route.address, timeout=attempt_timeout(self.config.timeout, message.length)
         )
         return self._observe_clock(item, leg, outcome)
 
