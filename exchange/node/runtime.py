@@ -501,7 +501,6 @@ class Node:
             # envelopes, and their senders for the receipts that come back the same way.
             keeps_mailbox=lambda org: org in service.directory.organisations,
             uploads=uploads,
-            spool=config.data_dir,
         )
 
     def _mailboxes(self) -> list[tuple[str, OrgId]]:
