@@ -40,11 +40,14 @@ Exceptions this module defines::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from exchange.keys.ids import OrgId
+
+if TYPE_CHECKING:  # only named in a protocol; the port itself touches no file
+    from pathlib import Path
 
 MessageKind = Literal["envelope", "receipt"]
 
@@ -98,18 +101,90 @@ def check_timeout(timeout: float) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class BodyFile:
+    """A message body kept in a file, which the connector reads in pieces as it sends.
+
+    ``path`` is the file (a node's stored envelope body), ``length`` its size in bytes and
+    ``sha256`` its SHA-256 if already known (the HTTPS connector's Content-Digest), so
+    that nobody reads a large body whole, and nobody reads it twice to hash it.
+    """
+
+    path: str
+    length: int
+    sha256: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.length < 0:
+            raise ValueError("length must not be negative")
+        if self.sha256 is not None and len(self.sha256) != 32:
+            raise ValueError("sha256 must be 32 bytes")
+
+
+@runtime_checkable
+class HeldBody(Protocol):
+    """A body that arrived from a transport and is held, whole, outside the caller's memory.
+
+    What a pull connector collects (and a peer endpoint receives) when the body is large:
+    :class:`exchange.spool.Spool` is the one implementation. The node reads it in pieces,
+    gives it its final name once it is checked, and closes it in every case.
+    """
+
+    @property
+    def length(self) -> int:
+        """Its size in bytes."""
+        ...
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether it is small enough to be held in memory (no file behind it)."""
+        ...
+
+    def pieces(self, size: int = ...) -> Iterator[bytes]:
+        """Yield it from the start in pieces of at most ``size`` bytes (blocking reads)."""
+        ...
+
+    def read(self, limit: int) -> bytes:
+        """Return it whole; ``ValueError`` if it is longer than ``limit`` bytes."""
+        ...
+
+    def publish(self, target: Path) -> None:
+        """Give it the name ``target``, durably; ``FileExistsError`` if that exists."""
+        ...
+
+    def close(self) -> None:
+        """Drop it (idempotent)."""
+        ...
+
+
+#: A message body as a connector is given it: bytes (receipts, small bodies) or a file.
+Body = bytes | BodyFile
+
+
+def body_length(body: Body | HeldBody) -> int:
+    """Return the size of ``body`` in bytes."""
+    return len(body) if isinstance(body, bytes) else body.length
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One sealed message for one destination organisation.
 
     ``message_id`` is stable across retries (the envelope digest for an envelope, the
-    receipt digest for a receipt), so a transport can de-duplicate a redelivery.
+    receipt digest for a receipt), so a transport can de-duplicate a redelivery. ``body``
+    is bytes or a :class:`BodyFile` (every stored envelope: connectors read it in pieces,
+    :mod:`exchange.connectors.bodies`).
     """
 
     kind: MessageKind
     message_id: bytes
     origin: OrgId
     destination: OrgId
-    body: bytes
+    body: Body
+
+    @property
+    def length(self) -> int:
+        """The size of the body in bytes."""
+        return body_length(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +229,22 @@ Outcome = Delivered | RetryLater | Refused
 
 @dataclass(frozen=True, slots=True)
 class Collected:
-    """A message waiting in a pull transport for one of the node's organisations."""
+    """A message waiting in a pull transport for one of the node's organisations.
+
+    ``body`` is bytes or, when the connector downloaded it into a spool, a
+    :class:`HeldBody` that the caller closes once it has stored the message (or given up).
+    """
 
     transport_ref: str
     kind: MessageKind
     origin: OrgId | None
     destination: OrgId
-    body: bytes
+    body: bytes | HeldBody
+
+    def close(self) -> None:
+        """Release the body's spool, if it has one (idempotent)."""
+        if not isinstance(self.body, bytes):
+            self.body.close()
 
 
 @dataclass(frozen=True, slots=True)

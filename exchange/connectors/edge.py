@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -35,6 +35,8 @@ from typing import Final, Literal
 import aiohttp
 import yarl
 
+from exchange.connectors.base import BodyFile
+from exchange.connectors.bodies import body_pieces
 from exchange.connectors.errors import PermanentError, TransientError
 from exchange.peerauth.errors import CLOCK_PROBLEM
 
@@ -219,11 +221,68 @@ def judge(
 _RAW_BODY_MAX: Final = 1024 * 1024
 
 
-def _payload(data: bytes | None) -> bytes | io.BytesIO | None:
-    """Return ``data`` as aiohttp should take it: a large body as a stream it writes in parts."""
-    if data is None or len(data) <= _RAW_BODY_MAX:
-        return data
-    return io.BytesIO(data)
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """A request body made piece by piece as it is sent, ``length`` bytes in all."""
+
+    pieces: AsyncIterable[bytes]
+    length: int
+
+
+#: A request body: bytes, a stored file (read in pieces as it is sent), or a stream of
+#: pieces of a length known in advance.
+Data = bytes | BodyFile | Streamed
+
+
+def _payload(
+    data: Data | None, headers: Mapping[str, str] | None
+) -> tuple[bytes | io.BytesIO | AsyncIterable[bytes] | None, Mapping[str, str] | None]:
+    """Return ``data`` and the headers as aiohttp should take them.
+
+    A large body in memory goes as a stream aiohttp writes in parts; a file or a stream
+    goes piece by piece with its Content-Length (never chunked: the far side can refuse an
+    oversized body before reading it, docs/protocol.md §3).
+    """
+    if data is None or isinstance(data, bytes):
+        if data is None or len(data) <= _RAW_BODY_MAX:
+            return data, headers
+        return io.BytesIO(data), headers
+    sized = {**(headers or {}), "Content-Length": str(data.length)}
+    if isinstance(data, BodyFile):
+        return body_pieces(data), sized
+    return data.pieces, sized
+
+
+#: Receives each piece of a streamed 2xx answer (:func:`request` with ``sink``).
+Sink = Callable[[bytes], Awaitable[None]]
+
+#: Given a 2xx answer's headers, returns the :data:`Sink` for its body (or raises, to refuse
+#: the answer before its body is read).
+SinkFor = Callable[[Mapping[str, str]], Sink]
+
+
+async def read_into(resp: aiohttp.ClientResponse, limit: int, sink: Sink, *, whose: str) -> int:
+    """Hand ``resp``'s body to ``sink`` piece by piece, refusing it past ``limit`` bytes.
+
+    Returns the number of bytes read. Nothing is kept here: memory stays at one piece
+    whatever the answer's size.
+    """
+    too_large = f"{whose} answer is larger than {limit} bytes"
+    if resp.content_length is not None and resp.content_length > limit:
+        raise AnswerTooLargeError(too_large, limit=limit)
+    total = 0
+    while chunk := await resp.content.read(min(limit + 1 - total, READ_PIECE)):
+        total += len(chunk)
+        if total > limit:
+            raise AnswerTooLargeError(too_large, limit=limit)
+        await sink(chunk)
+    if resp.content_length is not None and total != resp.content_length:
+        # aiohttp ends the stream early on a connection cut short; say so, never take it.
+        raise UnreachableError(
+            f"could not read {whose} whole answer: the connection ended early",
+            error_class="ClientPayloadError",
+        )
+    return total
 
 
 async def request(
@@ -236,28 +295,36 @@ async def request(
     timeout: float,
     limit: int,
     headers: Mapping[str, str] | None = None,
-    data: bytes | None = None,
+    data: Data | None = None,
+    sink: SinkFor | None = None,
 ) -> Answer:
     """Make one request under one deadline; return its status, headers and bounded 2xx body.
 
-    ``url`` is already percent-encoded and is sent byte for byte. The body of a non-2xx
-    answer is not read, except a short 401's (for its ``problem``). Raises
+    ``url`` is already percent-encoded and is sent byte for byte; ``data`` is sent in
+    pieces when it is a file or a stream. With ``sink``, a 2xx answer's body is handed piece
+    by piece (at most ``limit`` bytes) to the sink ``sink`` returns for the answer's headers,
+    and the answer's ``body`` is empty. The body of
+    a non-2xx answer is not read, except a short 401's (for its ``problem``). Raises
     :class:`UnreachableError` or :class:`AnswerTooLargeError`; the status is the caller's to
     judge.
     """
+    payload, sent = _payload(data, headers)
     with translated(far_side):
         async with asyncio.timeout(timeout):
             async with session.request(
                 method,
                 yarl.URL(url, encoded=True),
-                data=_payload(data),
-                headers=headers,
+                data=payload,
+                headers=sent,
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as resp:
                 body = b""
                 if 200 <= resp.status < 300:
-                    body = await read_bounded(resp, limit, whose=whose)
+                    if sink is None:
+                        body = await read_bounded(resp, limit, whose=whose)
+                    else:
+                        await read_into(resp, limit, sink(resp.headers), whose=whose)
                 elif resp.status == 401:
                     try:
                         body = await read_bounded(resp, ERROR_BODY_LIMIT, whose=whose)

@@ -31,6 +31,7 @@ import aiohttp
 import yarl
 
 from exchange.connectors.base import (
+    Body,
     ConnectorError,
     Delivered,
     Message,
@@ -41,6 +42,7 @@ from exchange.connectors.base import (
     RecallRequest,
     check_timeout,
 )
+from exchange.connectors.bodies import body_sha256
 from exchange.connectors.edge import (
     Answer,
     AnswerTooLargeError,
@@ -55,7 +57,7 @@ from exchange.connectors.errors import AttemptError, PermanentError
 from exchange.connectors.peer_wire import NOTICE_MEDIA, notice_body, parse_notice_answer
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.keys.keypairs import OrgKeyPair
-from exchange.peerauth import signed_post_headers
+from exchange.peerauth import BodyDigest, signed_post_headers
 
 #: Largest answer read from a peer. A signed receipt is well under 1 KiB and the receipts
 #: endpoint answers a short JSON object; 16 KiB is the limit the outbox used before
@@ -77,8 +79,9 @@ ENDPOINTS: Final[Mapping[MessageKind, str]] = {"envelope": "envelopes", "receipt
 _REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 #: Signs one request as an organisation: ``(org, url, body, content_type) -> headers``,
-#: Content-Type included, since the signature covers it (docs/protocol.md §4).
-Signer = Callable[[OrgId, str, bytes, str], dict[str, str]]
+#: Content-Type included, since the signature covers it (docs/protocol.md §4). ``body`` is
+#: the bytes, or the :class:`~exchange.peerauth.BodyDigest` of a body streamed from a file.
+Signer = Callable[[OrgId, str, bytes | BodyDigest, str], dict[str, str]]
 
 
 def peer_url(address: str, destination: str, kind: MessageKind) -> str:
@@ -113,12 +116,19 @@ def request_signer(pair_of: Callable[[OrgId], OrgKeyPair], now: Callable[[], int
     the relay mailbox connector signs with it too.
     """
 
-    def sign(org: OrgId, url: str, body: bytes, content_type: str) -> dict[str, str]:
+    def sign(org: OrgId, url: str, body: bytes | BodyDigest, content_type: str) -> dict[str, str]:
         return signed_post_headers(
             url=url, body=body, content_type=content_type, pair=pair_of(org), now=now()
         )
 
     return sign
+
+
+async def signable(body: Body) -> bytes | BodyDigest:
+    """Return what a request signature covers of ``body``: its bytes, or a file's SHA-256."""
+    if isinstance(body, bytes):
+        return body
+    return BodyDigest(await body_sha256(body))
 
 
 def _request_id(headers: Mapping[str, str]) -> str:
@@ -164,8 +174,10 @@ class HttpsPushConnector:
         check_timeout(timeout)
         try:
             url = self._url(message, address)
-            # Signed afresh for every attempt, outside the deadline: signing is local work.
-            headers = self._signer(message.origin, url, message.body, CONTENT_TYPES[message.kind])
+            # Signed afresh for every attempt, outside the deadline: signing is local work
+            # (for a file without its SHA-256, one read of it before it is sent).
+            signed = await signable(message.body)
+            headers = self._signer(message.origin, url, signed, CONTENT_TYPES[message.kind])
             answer = await self._post(url, message.body, headers, timeout)
             judge(answer, far_side="the peer")
         except AttemptError as failure:
@@ -244,7 +256,7 @@ class HttpsPushConnector:
         return f"{base}/peer/v1/orgs/{parse_org_id(destination, field='recipient')}/recalls"
 
     async def _post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+        self, url: str, body: Body, headers: Mapping[str, str], timeout: float
     ) -> Answer:
         return await request(
             self._session,

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from exchange.connectors.base import (
@@ -53,6 +53,7 @@ from exchange.connectors.base import (
     SentItem,
     check_timeout,
 )
+from exchange.connectors.bodies import read_small
 from exchange.keys.ids import OrgId
 
 Mode = Literal["up", "down", "refuse", "slow"]
@@ -60,6 +61,9 @@ MODES: Final = frozenset({"up", "down", "refuse", "slow"})
 
 #: How long a ``slow`` endpoint holds a delivery by default: far beyond any test deadline.
 DEFAULT_SLOW_SECONDS: Final = 3600.0
+
+#: Largest body the fake holds (it keeps bodies in memory; tests send small ones).
+MAX_HELD: Final = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,7 @@ class MemoryNetwork:
                 if len(found) >= limit:
                     return found
                 m = held.message
+                assert isinstance(m.body, bytes)  # stored as bytes (deliver reads a file)
                 found.append(Collected(held.transport_ref, m.kind, m.origin, m.destination, m.body))
                 self._taken.add(held.transport_ref)
         return found
@@ -211,7 +216,9 @@ class MemoryConnector:
                     return Refused(f"the memory endpoint {address!r} refuses the message")
                 if mode == "slow":
                     await asyncio.sleep(self.network.slow_seconds)
-                ref = self.network._store(message)
+                # The fake keeps bytes: a body file is read now, as a transport would send it.
+                body = await read_small(message.body, MAX_HELD)
+                ref = self.network._store(replace(message, body=body))
         except TimeoutError:
             return RetryLater(f"the memory endpoint {address!r} did not answer before the deadline")
         return Delivered(transport_ref=ref)

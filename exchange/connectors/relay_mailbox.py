@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import aiohttp
 
 from exchange.connectors.base import (
+    Body,
     Collected,
     CollectError,
     ConnectorError,
@@ -40,9 +42,9 @@ from exchange.connectors.base import (
     SentItem,
     check_timeout,
 )
-from exchange.connectors.edge import Answer, far_time, judge, request
+from exchange.connectors.edge import Answer, SinkFor, far_time, judge, request
 from exchange.connectors.errors import AttemptError, PermanentError, TransientError
-from exchange.connectors.https import CONTENT_TYPES, Signer
+from exchange.connectors.https import CONTENT_TYPES, Signer, signable
 from exchange.connectors.relay_wire import (
     DEPOSIT_ACTION,
     Action,
@@ -60,6 +62,7 @@ from exchange.connectors.relay_wire import (
 )
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.logs import get_logger
+from exchange.spool import Spool, SpoolFeeder
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "MAX_RESPONSE_LEN", "RelayMailboxConnector"]
 
@@ -101,7 +104,9 @@ class RelayMailboxConnector:
     each request. ``mailboxes`` are (relay base URL, owner organisation) pairs to collect
     from; :meth:`set_mailboxes` replaces them after a directory reload. Plain ``http://``
     relays are refused unless ``allow_http`` is set (tests only). JSON answers are read up
-    to ``max_response`` bytes, fetched items up to ``max_message``.
+    to ``max_response`` bytes, fetched items up to ``max_message``, streamed into a spool
+    in the folder ``spool`` (the node's bodies folder, so that storing one is a link, not a
+    copy; None: the system's temporary folder).
     """
 
     route_kind: str = "mailbox"
@@ -115,9 +120,11 @@ class RelayMailboxConnector:
         allow_http: bool = False,
         max_response: int = MAX_RESPONSE_LEN,
         max_message: int = DEFAULT_MAX_MESSAGE,
+        spool: Path | None = None,
     ) -> None:
         if max_response < 1 or max_message < 1:
             raise ValueError("max_response and max_message must be positive")
+        self._spool = spool
         self._session = session
         self._sign = sign
         self._allow_http = allow_http
@@ -177,10 +184,21 @@ class RelayMailboxConnector:
     # --- one request ------------------------------------------------------------------------
 
     async def _post(
-        self, url: str, org: OrgId, body: bytes, *, content_type: str, timeout: float, limit: int
+        self,
+        url: str,
+        org: OrgId,
+        body: Body,
+        *,
+        content_type: str,
+        timeout: float,
+        limit: int,
+        sink: SinkFor | None = None,
     ) -> Answer:
-        """POST ``body`` signed as ``org``; return the status and, for 2xx, the bounded body."""
-        headers = self._sign(org, url, body, content_type)
+        """POST ``body`` signed as ``org``; return the status and, for 2xx, the bounded body.
+
+        A file body is streamed; with ``sink``, so is a 2xx answer (:func:`request`).
+        """
+        headers = self._sign(org, url, await signable(body), content_type)
         return await request(
             self._session,
             "POST",
@@ -191,6 +209,7 @@ class RelayMailboxConnector:
             limit=limit,
             headers=headers,
             data=body,
+            sink=sink,
         )
 
     async def _json(self, url: str, org: OrgId, body: bytes, timeout: float) -> Answer:
@@ -292,7 +311,9 @@ class RelayMailboxConnector:
                 if body is None:  # recalled or expired since it was listed
                     continue
                 ref = encode_ref(box.fingerprint, item.kind, item.digest)
-                found.append(Collected(ref, item.kind, None, box.owner, body))
+                # A small body (a receipt) is handed over as bytes; a large one as its spool.
+                held = body.read(body.length) if body.in_memory else body
+                found.append(Collected(ref, item.kind, None, box.owner, held))
                 taken += 1
             if cursor is None or not items:
                 return
@@ -311,20 +332,29 @@ class RelayMailboxConnector:
         except ValueError as exc:
             raise _invalid(exc) from None
 
-    async def _fetch(self, box: _Mailbox, item: Listed, timeout: float) -> bytes | None:
+    async def _fetch(self, box: _Mailbox, item: Listed, timeout: float) -> Spool | None:
+        """Fetch one item into a spool (in pieces, to disk past a small size), or None if gone.
+
+        The caller owns the spool once it is returned; on any failure it is dropped here.
+        """
         if timeout <= 0:
             raise TransientError("could not reach the relay: no time left before the deadline")
         body = json_body({"id": item.digest.hex(), "kind": item.kind})
         url = relay_url(box.url, box.owner, "fetch")
-        answer = await self._post(
-            url, box.owner, body, content_type=JSON, timeout=timeout, limit=self._max_message
-        )
-        if answer.status == 404:
-            return None
-        _judge(answer, "fetching an item")
-        if len(answer.body) != item.length:
-            raise TransientError("the relay's fetched item is not of the length it listed")
-        return answer.body
+        with Spool(self._spool).dropped_on_failure() as spool:
+            feeder = SpoolFeeder(spool)
+            answer = await self._post(
+                url, box.owner, body, content_type=JSON, timeout=timeout,
+                limit=item.length, sink=lambda _headers: feeder.add,
+            )  # fmt: skip
+            await feeder.flush()
+            if answer.status == 404:
+                spool.close()
+                return None
+            _judge(answer, "fetching an item")
+            if spool.length != item.length:
+                raise TransientError("the relay's fetched item is not of the length it listed")
+        return spool
 
     async def acknowledge(self, transport_ref: str, *, timeout: float) -> None:
         """Tell the relay a collected item is stored, so it deletes it (idempotent).

@@ -43,6 +43,7 @@ from exchange.connectors.base import (
     Refused,
     RetryLater,
 )
+from exchange.connectors.bodies import read_small
 from exchange.connectors.smtp_messages import (
     build_envelope_mail,
     build_notification,
@@ -124,6 +125,16 @@ class SmtpConfig:
             raise ValueError("max_message_size must be a positive number of bytes")
         if self.link_template is not None and "{envelope_id}" not in self.link_template:
             raise ValueError("link_template must contain '{envelope_id}'")
+
+
+def mail_size(length: int) -> int:
+    """Return the least size of a mail carrying an envelope of ``length`` bytes.
+
+    The attachment is base64 in lines of 76 characters and CRLF: 4 bytes for every 3,
+    and 2 for every 76. Headers and the text part only add to it.
+    """
+    encoded = -(-length // 3) * 4
+    return encoded + 2 * -(-encoded // 76)
 
 
 def _reply_text(exc: aiosmtplib.SMTPResponseException) -> str:
@@ -232,11 +243,23 @@ class SmtpConnector:
             return Refused(str(exc))
         if len(message.message_id) != HASH_LEN:
             return Refused(f"an envelope's message id must be its {HASH_LEN}-byte digest")
+        limit = self._config.max_message_size
+        if mail_size(message.length) > limit:
+            # Refused before the body is read: a large envelope goes by another route.
+            _log.warning(
+                "smtp.refused", digest=message.message_id.hex(), route=ROUTE_KIND,
+                outcome="refused", bytes=message.length,
+            )  # fmt: skip
+            return Refused(
+                f"the envelope is {message.length} bytes, over this route's limit of {limit} "
+                "bytes once attached to a mail"
+            )
+        envelope = await read_small(message.body, limit)
         try:
-            envelope_id = envelope_id_of(message.body)
+            envelope_id = envelope_id_of(envelope)
             link = self._link(envelope_id)
             mail = build_envelope_mail(
-                envelope=message.body,
+                envelope=envelope,
                 digest=message.message_id,
                 sender_name=self._names(message.origin),
                 recipient_name=self._names(message.destination),

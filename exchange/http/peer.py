@@ -11,7 +11,7 @@ over a limit).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -20,20 +20,37 @@ from aiohttp import web
 from exchange.http.common import node_service
 from exchange.http.jsonbody import BadRequestError
 from exchange.keys.ids import OrgId, parse_org_id
-from exchange.peerauth import UploadLimits
-from exchange.peerauth.aiohttp_glue import signed_upload
+from exchange.peerauth import UploadLimits, VerifiedPeer
+from exchange.peerauth.aiohttp_glue import BodyCheck, SignedBody, signed_upload
+from exchange.service.receiving import InboundCheck
 
 #: The node's limits on concurrent peer uploads, shared with the relay role's endpoints.
 UPLOADS: Final = web.AppKey("uploads", UploadLimits)
 
 
+def _owner(request: web.Request) -> OrgId:
+    """Return the organisation in the path, which this node must serve (after authentication).
+
+    It is looked at only once the request is authenticated, so an anonymous caller cannot
+    learn which organisations this node serves.
+    """
+    try:
+        owner = parse_org_id(request.match_info["org"], field="organisation in the path")
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
+    node_service(request).tenant(owner)
+    return owner
+
+
 @asynccontextmanager
 async def authenticate_peer(
-    request: web.Request, max_body: int
-) -> AsyncIterator[tuple[OrgId, OrgId, bytes]]:
+    request: web.Request, max_body: int, *, check: BodyCheck | None = None
+) -> AsyncIterator[tuple[OrgId, OrgId, SignedBody]]:
     """Authenticate a peer request; yield the peer, the organisation in the path, the body.
 
-    The upload's places (:data:`UPLOADS`) are held until the block ends.
+    The upload's places (:data:`UPLOADS`) are held until the block ends, and the body's
+    spool, in the store's bodies folder, is dropped then unless the service published it.
+    ``check`` sees the body as it arrives (:func:`signed_upload`).
     """
     service = node_service(request)
     async with signed_upload(
@@ -43,25 +60,31 @@ async def authenticate_peer(
         now=service.now(),
         replay=service.seen_or_record_nonce,
         max_body=max_body,
-        spool=service.store.folder,
+        spool=service.store.bodies,
         uploads=request.app.get(UPLOADS),
+        check=check,
     ) as signed:
-        # The organisation in the path is looked at only after the request is authenticated,
-        # so an anonymous caller cannot learn which organisations this node serves.
-        try:
-            owner = parse_org_id(request.match_info["org"], field="organisation in the path")
-        except ValueError as exc:
-            raise BadRequestError(str(exc)) from None
-        service.tenant(owner)
-        # The services take bytes: bounded by max_body, and by the upload limits in number.
-        yield signed.peer.org_id, owner, await signed.read()
+        yield signed.peer.org_id, _owner(request), signed
 
 
 async def peer_envelope(request: web.Request) -> web.Response:
-    """POST /peer/v1/orgs/{org}/envelopes: store once and answer with the signed receipt."""
+    """POST /peer/v1/orgs/{org}/envelopes: store once and answer with the signed receipt.
+
+    The envelope is verified while it arrives, piece by piece (one that cannot verify is
+    refused as soon as it shows), then goes to the service in its spool and is given its
+    place among the bodies by a link, never read whole.
+    """
     service = node_service(request)
-    async with authenticate_peer(request, service.max_envelope_bytes) as (peer_org, owner, body):
-        receipt = await service.receive_envelope(peer_org, owner, body)
+    checks: list[InboundCheck] = []
+
+    def check(peer: VerifiedPeer) -> Callable[[bytes], None]:
+        del peer  # the service checks the sender against the envelope once it is complete
+        checks.append(service.inbound_check(_owner(request)))
+        return checks[0].feed
+
+    limit = service.max_envelope_bytes
+    async with authenticate_peer(request, limit, check=check) as (peer_org, owner, body):
+        receipt = await service.receive_envelope(peer_org, owner, body.body, checked=checks[0])
     return web.Response(body=receipt, content_type="application/vnd.exchange.receipt")
 
 
@@ -69,5 +92,5 @@ async def peer_receipt(request: web.Request) -> web.Response:
     """POST /peer/v1/orgs/{org}/receipts: a receipt for an envelope the org sent."""
     service = node_service(request)
     async with authenticate_peer(request, 4096) as (peer_org, owner, body):
-        await service.receive_receipt(peer_org, owner, body)
+        await service.receive_receipt(peer_org, owner, await body.read())
     return web.json_response({"status": "recorded"}, status=200)

@@ -160,7 +160,8 @@ async def peer_recall(request: web.Request) -> web.Response:
     async with authenticate_peer(request, MAX_NOTICE_BODY) as (peer_org, owner, body):
         if request.content_type != NOTICE_MEDIA:
             raise ServiceError(f"a recall notice is sent as {NOTICE_MEDIA}", status=415)
-        answer = await receive_recall(request.app[SERVICE], peer_org, owner, parse_notice(body))
+        notice = parse_notice(await body.read())
+        answer = await receive_recall(request.app[SERVICE], peer_org, owner, notice)
     return web.json_response(answer)
 
 

@@ -159,8 +159,14 @@ def _secret(env: str, where: str) -> str:
     return value
 
 
-def mesh_connector(tenant: TenantConfig) -> MeshConnector:
-    """Return the MESH connector of one tenant's mailbox (its secrets from the environment)."""
+def mesh_connector(
+    tenant: TenantConfig, *, max_message: int, spool: Path | None = None
+) -> MeshConnector:
+    """Return the MESH connector of one tenant's mailbox (its secrets from the environment).
+
+    Messages of up to ``max_message`` bytes are collected (the node's envelope limit),
+    downloaded chunk by chunk into spools in ``spool`` (the store's bodies folder).
+    """
     mesh = tenant.mesh
     assert mesh is not None
     where = f"the MESH mailbox of {tenant.org}"
@@ -173,6 +179,7 @@ def mesh_connector(tenant: TenantConfig) -> MeshConnector:
             organisation=tenant.org,
             envelope_workflow=mesh.workflow,
             chunk_size=mesh.chunk_size,
+            max_message_size=max_message,
             client_cert=None if mesh.client_cert is None else str(mesh.client_cert),
             client_key=None if mesh.client_key is None else str(mesh.client_key),
             ca_file=None if mesh.ca is None else str(mesh.ca),
@@ -180,7 +187,7 @@ def mesh_connector(tenant: TenantConfig) -> MeshConnector:
         )
     except ValueError as exc:
         raise ConfigError(f"tenants {tenant.org} mesh: {exc}") from None
-    return MeshConnector(config)
+    return MeshConnector(config, spool=spool)
 
 
 def smtp_connector(config: NodeConfig, directory: Callable[[], Directory]) -> SmtpConnector:
@@ -363,7 +370,7 @@ class Node:
             notifier=smtp if isinstance(smtp, SmtpConnector) else None,
             notify=notify,
             link_template=config.smtp.link_template if config.smtp else None,
-            intact=lambda digest, body: own_body_intact(service.context, digest, body),
+            intact=lambda digest, path: own_body_intact(service.context, digest, path),
         )
         self.collector = Collector(self.service, self.routes, config.delivery)
         tasks = config.tasks
@@ -495,7 +502,6 @@ class Node:
             # envelopes, and their senders for the receipts that come back the same way.
             keeps_mailbox=lambda org: org in service.directory.organisations,
             uploads=uploads,
-            spool=config.data_dir,
         )
 
     def _mailboxes(self) -> list[tuple[str, OrgId]]:
@@ -522,12 +528,18 @@ class Node:
                 ),
                 mailboxes=self._mailboxes(),
                 allow_http=not config.public_url.startswith("https://"),
+                max_message=config.max_envelope_bytes,
+                spool=service.store.bodies,
             )
         }
         if config.smtp is not None:
             shared["smtp"] = smtp_connector(config, lambda: self.service.directory)
         per_org: dict[tuple[str, OrgId], Connector] = {
-            ("mesh", t.org): mesh_connector(t) for t in config.tenants if t.mesh is not None
+            ("mesh", t.org): mesh_connector(
+                t, max_message=config.max_envelope_bytes, spool=service.store.bodies
+            )
+            for t in config.tenants
+            if t.mesh is not None
         }
         return Routes(shared, per_org)
 

@@ -14,6 +14,7 @@ package is sans-I/O except :mod:`.aiohttp_glue`.
 from __future__ import annotations
 
 from exchange.peerauth.digest import (
+    BodyDigest,
     BodyHasher,
     ContentDigest,
     check_content_digest,
@@ -68,6 +69,7 @@ __all__ = [
     "MAX_URL_LEN",
     "REQUIRED_COMPONENTS",
     "TAG",
+    "BodyDigest",
     "BodyHasher",
     "BodyTooLargeError",
     "ClockSkewError",

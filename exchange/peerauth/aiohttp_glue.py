@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from exchange.peerauth.signatures import (
     verify_headers,
 )
 from exchange.peerauth.uploads import UploadLimits
+from exchange.spool import Spool
 
 _CHUNK: Final = 64 * 1024
 #: A body up to this size stays in memory; a larger one rolls over to an unnamed file.
@@ -57,6 +57,11 @@ _WRITE_BATCH: Final = 1024 * 1024
 
 #: ``async (keyid, nonce, created, now) -> already seen?``; records the pair otherwise.
 AsyncReplayCheck = Callable[[str, str, int, int], Awaitable[bool]]
+
+#: Given the authenticated sender, returns what checks the body as it arrives: called with
+#: every piece, in order, from a worker thread; what it raises refuses the upload, once the
+#: body has matched its signed Content-Digest.
+BodyCheck = Callable[[VerifiedPeer], Callable[[bytes], None]]
 
 
 def request_headers(request: web.Request) -> dict[str, str]:
@@ -95,30 +100,53 @@ async def read_body(request: web.Request, max_body: int) -> bytes:
 async def _read_hashed(
     request: web.Request, max_body: int, hasher: BodyHasher, write: Callable[[list[bytes]], None]
 ) -> int:
-    """Read the body in pieces, hash each, hand batches to ``write``; check the digest at the end.
+    """Read the body in pieces, hand batches to ``write``; check the digest at the end.
 
     Returns the body's length. A body longer than ``max_body`` is refused (413) as soon as
     it is, a connection that ends early is refused (400), and a body that does not match the
-    signed Content-Digest is refused (401) once it has all arrived.
+    signed Content-Digest is refused (401) once it has all arrived. Each batch of about
+    1 MiB is hashed and written in a worker thread while the next one is read (one batch in
+    flight, in order), so neither hashing nor writing holds up the event loop or the network.
     """
     total = 0
     batch: list[bytes] = []
     batched = 0
+    in_flight: asyncio.Future[None] | None = None
+
+    def job(pieces: list[bytes]) -> None:
+        for piece in pieces:
+            hasher.update(piece)
+        write(pieces)
+
+    async def hand_over(pieces: list[bytes]) -> None:
+        nonlocal in_flight
+        if in_flight is not None:
+            await in_flight
+        in_flight = asyncio.ensure_future(asyncio.to_thread(job, pieces))
+
     try:
-        async for chunk in request.content.iter_chunked(_CHUNK):
-            total += len(chunk)
-            if total > max_body:
-                raise _too_large(max_body)
-            hasher.update(chunk)
-            batch.append(chunk)
-            batched += len(chunk)
-            if batched >= _WRITE_BATCH:
-                await asyncio.to_thread(write, batch)
-                batch, batched = [], 0
-    except (ConnectionError, web.RequestPayloadError):
-        raise _incomplete() from None
-    if batch:
-        await asyncio.to_thread(write, batch)
+        try:
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                total += len(chunk)
+                if total > max_body:
+                    raise _too_large(max_body)
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= _WRITE_BATCH:
+                    await hand_over(batch)
+                    batch, batched = [], 0
+        except (ConnectionError, web.RequestPayloadError):
+            raise _incomplete() from None
+        await hand_over(batch)
+        assert in_flight is not None
+        await in_flight
+    except BaseException:
+        # Never leave a write running into a spool that is about to be closed.
+        if in_flight is not None and not in_flight.done():
+            await asyncio.wait([in_flight])
+        if in_flight is not None and in_flight.done() and not in_flight.cancelled():
+            in_flight.exception()  # retrieved: the refusal being raised says what happened
+        raise
     hasher.check()
     return total
 
@@ -127,23 +155,25 @@ async def _read_hashed(
 class SignedBody:
     """A request whose signature and body verified: its sender, and its body in a spool.
 
-    The body is in a :class:`tempfile.SpooledTemporaryFile`: in memory up to
+    The body is in a :class:`~exchange.spool.Spool`: in memory up to
     :data:`SPOOL_IN_MEMORY` bytes, beyond that in a file that has no name on disk (so a
-    kill leaves nothing behind) in the folder given to :func:`signed_upload`.
+    kill or a refusal leaves nothing behind) in the folder given to :func:`signed_upload`,
+    from where it can be given its final name (:meth:`~exchange.spool.Spool.publish`). The
+    spool is closed when the :func:`signed_upload` block ends.
     """
 
     peer: VerifiedPeer
     length: int
-    _spool: tempfile.SpooledTemporaryFile[bytes]
+    body: Spool
 
     async def read(self) -> bytes:
-        """Return the whole body (at most the ``max_body`` it was read with)."""
+        """Return the whole body (at most the ``max_body`` it was read with).
 
-        def read_all() -> bytes:
-            self._spool.seek(0)
-            return self._spool.read()
-
-        return await asyncio.to_thread(read_all)
+        For small bodies (receipts, JSON requests): a large one stays in its spool.
+        """
+        if self.body.in_memory:
+            return self.body.read(self.length)
+        return await asyncio.to_thread(self.body.read, self.length)
 
 
 @contextlib.asynccontextmanager
@@ -158,6 +188,7 @@ async def signed_upload(
     spool: Path | None,
     uploads: UploadLimits | None = None,
     max_skew: int = DEFAULT_MAX_SKEW,
+    check: BodyCheck | None = None,
 ) -> AsyncIterator[SignedBody]:
     """Verify a peer request's headers, then spool and check its body; yield both.
 
@@ -165,8 +196,12 @@ async def signed_upload(
     free); the headers are verified and the nonce recorded through ``replay``, the store's
     asynchronous check (every refusal here is before a byte of the body is read); one of the
     signer's places is taken (503); the body is read into a spool in the folder ``spool``
-    while it is hashed, and compared with the signed Content-Digest. The places are held
-    and the spool kept until the block ends, so a body being handled counts as in flight.
+    while it is hashed, and compared with the signed Content-Digest. With ``check``, each
+    piece is also handed, as it is written, to what ``check(peer)`` returns (the envelope
+    verified while it streams, so it is never read again); what that raises refuses the
+    upload once the body has matched its Content-Digest. The places
+    are held and the spool kept until the block ends, so a body being handled counts as in
+    flight.
     """
     if not origin or origin.endswith("/") or "://" not in origin:
         raise ValueError("origin must be a scheme and authority such as 'https://node.example'")
@@ -183,12 +218,42 @@ async def signed_upload(
         )
         with (
             limits.upload_from(signed.peer.org_id),
-            tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=_folder(spool)) as spooled,
+            Spool(spool, in_memory=SPOOL_IN_MEMORY) as spooled,
         ):
-            length = await _read_hashed(
-                request, max_body, signed.digest.hasher(), spooled.writelines
-            )
+            checked = None if check is None else _Checked(spooled, check(signed.peer))
+            write = spooled.writelines if checked is None else checked.write
+            length = await _read_hashed(request, max_body, signed.digest.hasher(), write)
+            if checked is not None:
+                checked.verdict()
             yield SignedBody(signed.peer, length, spooled)
+
+
+class _Checked:
+    """A batch writer that spools each batch, then hands it to ``feed`` in one piece.
+
+    One piece per batch (about 1 MiB), not one per network read: the envelope reader
+    gathers a chunk of up to 1 MiB, and fewer, larger pieces cost it fewer copies. What
+    ``feed`` raises is kept, feeding stops, and :meth:`verdict` raises it once the body has
+    all arrived and matched its signed Content-Digest: a body altered on the way is refused
+    as such (401), whatever it does to the envelope.
+    """
+
+    def __init__(self, spooled: Spool, feed: Callable[[bytes], None]) -> None:
+        self._spooled = spooled
+        self._feed = feed
+        self._refusal: Exception | None = None
+
+    def write(self, batch: list[bytes]) -> None:
+        self._spooled.writelines(batch)
+        if self._refusal is None:
+            try:
+                self._feed(batch[0] if len(batch) == 1 else b"".join(batch))
+            except Exception as exc:  # noqa: BLE001 - kept, and raised by verdict()
+                self._refusal = exc
+
+    def verdict(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
 
 
 async def _verified_headers(
@@ -217,10 +282,6 @@ async def _verified_headers(
         if await replay(key, nonce, created, at):
             raise ReplayError
     return signed
-
-
-def _folder(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 class _Deferred:

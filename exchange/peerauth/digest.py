@@ -34,8 +34,27 @@ def content_digest(body: bytes) -> str:
     """Return the Content-Digest value the sender writes: ``sha-256=:<base64>:``."""
     if not isinstance(body, bytes):
         raise TypeError("body must be bytes")
-    encoded = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
-    return f"{_REQUIRED}=:{encoded}:"
+    return BodyDigest(hashlib.sha256(body).digest()).header()
+
+
+@dataclass(frozen=True, slots=True)
+class BodyDigest:
+    """The SHA-256 of a body too large to hand over whole, computed as it was read.
+
+    A sender signs with it instead of the bytes (:func:`~exchange.peerauth.sign_request`),
+    and streams the body afterwards; the Content-Digest written is the same.
+    """
+
+    sha256: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sha256, bytes) or len(self.sha256) != 32:
+            raise ValueError("sha256 must be the 32-byte SHA-256 of the body")
+
+    def header(self) -> str:
+        """Return the Content-Digest value: ``sha-256=:<base64>:``."""
+        encoded = base64.b64encode(self.sha256).decode("ascii")
+        return f"{_REQUIRED}=:{encoded}:"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,12 @@ from exchange.keys.directory import Directory
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import KEY_ID_LEN, KeyId, OrgId, parse_org_id
 from exchange.keys.keypairs import BadSignatureError, OrgKeyPair, SigningKey, SigningPublicKey
-from exchange.peerauth.digest import MAX_CONTENT_DIGEST_LEN, ContentDigest, parse_content_digest
+from exchange.peerauth.digest import (
+    MAX_CONTENT_DIGEST_LEN,
+    BodyDigest,
+    ContentDigest,
+    parse_content_digest,
+)
 from exchange.peerauth.errors import (
     OPAQUE_SIGNATURE_FAILURE,
     BodyTooLargeError,
@@ -189,13 +194,15 @@ class _Message:
 # --- signing --------------------------------------------------------------------------------
 
 
-def _check_common(method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+def _check_common(
+    method: str, url: str, headers: Mapping[str, str], body: bytes | BodyDigest
+) -> None:
     if not isinstance(method, str) or _METHOD_RE.fullmatch(method) is None:
         raise ValueError("method must be an upper-case HTTP method such as 'POST'")
     if not isinstance(url, str) or not 0 < len(url) <= MAX_URL_LEN:
         raise ValueError(f"url must be an absolute URL of at most {MAX_URL_LEN} characters")
-    if not isinstance(body, bytes):
-        raise TypeError("body must be bytes")
+    if not isinstance(body, bytes | BodyDigest):
+        raise TypeError("body must be bytes or a BodyDigest")
     if not isinstance(headers, Mapping):
         raise TypeError("headers must be a mapping of header names to values")
 
@@ -205,7 +212,7 @@ def sign_request(
     method: str,
     url: str,
     headers: Mapping[str, str],
-    body: bytes,
+    body: bytes | BodyDigest,
     key: SigningKey,
     key_org: OrgId,
     now: int,
@@ -215,8 +222,10 @@ def sign_request(
 
     ``url`` is the absolute, already percent-encoded URL the request is sent to, exactly as
     it goes on the wire; ``headers`` are the other headers the request will carry (a
-    ``Content-Type`` among them is covered). ``now`` (unix seconds) becomes ``created``;
-    ``nonce`` defaults to fresh random bytes and must be 16 to 48 bytes if given.
+    ``Content-Type`` among them is covered). ``body`` is the body's bytes, or the
+    :class:`~exchange.peerauth.digest.BodyDigest` of a body streamed afterwards (the same
+    headers result). ``now`` (unix seconds) becomes ``created``; ``nonce`` defaults to fresh
+    random bytes and must be 16 to 48 bytes if given.
     """
     _check_common(method, url, headers, body)
     if not isinstance(key, SigningKey):
@@ -237,7 +246,10 @@ def sign_request(
     covered = [REQUIRED_COMPONENTS[0], REQUIRED_COMPONENTS[1]]
     covered += [name for name in CONDITIONAL_COMPONENTS if name in lowered]
     covered.append("content-digest")
-    message = _Message(method, url, dict(headers))
+    fields = dict(headers)
+    if isinstance(body, BodyDigest):
+        fields["Content-Digest"] = body.header()
+    message = _Message(method, url, fields)
     signer = HTTPMessageSigner(signature_algorithm=_Ed25519)
     try:
         prepared = signer.prepare(
@@ -249,7 +261,8 @@ def sign_request(
             tag=TAG,
             include_alg=True,
             covered_component_ids=covered,
-            body=body,
+            body=body if isinstance(body, bytes) else None,
+            use_existing_digest=isinstance(body, BodyDigest),
         )
         signer.apply(message, prepared, key.sign(prepared.signature_base))
     except HTTPMessageSignaturesException as exc:
@@ -628,7 +641,7 @@ def _verify_signature(
 
 
 def signed_post_headers(
-    *, url: str, body: bytes, content_type: str, pair: OrgKeyPair, now: int
+    *, url: str, body: bytes | BodyDigest, content_type: str, pair: OrgKeyPair, now: int
 ) -> dict[str, str]:
     """Return every header of a signed POST of ``body`` to ``url`` as ``pair``'s organisation.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from exchange.connectors.base import MessageKind
 from exchange.envelope import OpenError, Verifier
@@ -22,6 +23,7 @@ from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
 from exchange.keys.keypairs import BadSignatureError
 from exchange.receipts import ReceiptError, parse_signed
+from exchange.receipts.format import MAX_SIGNED_LEN
 
 
 class RelayError(Exception):
@@ -51,34 +53,84 @@ class Deposit:
     addressees: frozenset[OrgId]
 
 
-#: Checks one deposit: ``(kind, body, directory, now) -> Deposit``, or raises RelayError.
-Inspector = Callable[[MessageKind, bytes, Directory, int], Deposit]
+class Inspection(Protocol):
+    """The check of one deposit, fed its body piece by piece as it arrives.
+
+    :meth:`feed` never raises: a deposit that cannot pass is noted, feeding it stops, and
+    :meth:`finish` raises the :class:`RelayError` (so the relay's other checks, made once
+    the request is complete, keep their order). Fed from a worker thread, one piece at a
+    time.
+    """
+
+    def feed(self, piece: bytes) -> None:
+        """Check the next piece."""
+        ...
+
+    def finish(self) -> Deposit:
+        """Return the deposit's facts once every piece was fed; raise RelayError if refused."""
+        ...
 
 
-def inspect_sealed(kind: MessageKind, body: bytes, directory: Directory, now: int) -> Deposit:
-    """Check an envelope or a signed receipt with public information; return its facts."""
+#: Starts the check of one deposit: ``(kind, directory, now) -> Inspection``.
+Inspector = Callable[[MessageKind, Directory, int], Inspection]
+
+
+def inspect_sealed(kind: MessageKind, directory: Directory, now: int) -> Inspection:
+    """Check an envelope or a signed receipt with public information, as it arrives."""
     if kind == "envelope":
-        return _envelope(body, directory, now)
-    return _receipt(body, directory, now)
+        return _Envelope(directory, now)
+    return _Receipt(directory, now)
 
 
-def _envelope(body: bytes, directory: Directory, now: int) -> Deposit:
-    verifier = Verifier(directory, now=now)
-    try:
-        verifier.feed(body)
-        verified = verifier.finish()
-    except OpenError as exc:
-        if exc.rule == "created.not-future":
-            raise RelayError(
-                503,
-                "created.not-future: the envelope is dated in the future of the relay's clock; "
-                "deposit it again later",
-                retry_after=60,
-            ) from None
-        # Format and sender errors name the rule and offset; crypto failures one sentence.
-        raise RelayError(422, f"the envelope was refused: {exc}") from None
-    header = verified.header
-    return Deposit(verified.digest, header.sender, frozenset(header.recipients))
+class _Envelope:
+    """An envelope verified as it arrives (structure, sender's key, both signatures, hash)."""
+
+    def __init__(self, directory: Directory, now: int) -> None:
+        self._verifier = Verifier(directory, now=now)
+        self._refusal: OpenError | None = None
+
+    def feed(self, piece: bytes) -> None:
+        if self._refusal is None:
+            try:
+                self._verifier.feed(piece)
+            except OpenError as exc:
+                self._refusal = exc
+
+    def finish(self) -> Deposit:
+        try:
+            if self._refusal is not None:
+                raise self._refusal
+            verified = self._verifier.finish()
+        except OpenError as exc:
+            if exc.rule == "created.not-future":
+                raise RelayError(
+                    503,
+                    "created.not-future: the envelope is dated in the future of the relay's "
+                    "clock; deposit it again later",
+                    retry_after=60,
+                ) from None
+            # Format and sender errors name the rule and offset; crypto failures one sentence.
+            raise RelayError(422, f"the envelope was refused: {exc}") from None
+        header = verified.header
+        return Deposit(verified.digest, header.sender, frozenset(header.recipients))
+
+
+class _Receipt:
+    """A signed receipt, gathered (it is small) and checked once complete."""
+
+    def __init__(self, directory: Directory, now: int) -> None:
+        self._directory = directory
+        self._now = now
+        self._data = bytearray()
+
+    def feed(self, piece: bytes) -> None:
+        if len(self._data) <= MAX_SIGNED_LEN:
+            self._data += piece
+
+    def finish(self) -> Deposit:
+        if len(self._data) > MAX_SIGNED_LEN:
+            raise RelayError(422, "the receipt was refused: it is too long")
+        return _receipt(bytes(self._data), self._directory, self._now)
 
 
 def _receipt(body: bytes, directory: Directory, now: int) -> Deposit:

@@ -38,13 +38,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from exchange.connectors.base import MessageKind
+from exchange.connectors.base import HeldBody, MessageKind
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.logs import get_logger
-from exchange.peerauth import PeerAuthError, UploadLimits
-from exchange.peerauth.aiohttp_glue import error_response, signed_upload
-from exchange.relay.admission import Deposit, Inspector, RelayError, inspect_sealed
+from exchange.peerauth import PeerAuthError, UploadLimits, VerifiedPeer
+from exchange.peerauth.aiohttp_glue import BodyCheck, SignedBody, error_response, signed_upload
+from exchange.relay.admission import Deposit, Inspection, Inspector, RelayError, inspect_sealed
 from exchange.relay.store import KINDS, MailboxFullError, RelayItem, RelayStore
 from exchange.service.faults import (
     STORAGE_FULL_REFUSAL,
@@ -117,7 +117,8 @@ class Relay:
     ``public_url``. ``inspect`` checks deposits (:func:`inspect_sealed`, the default;
     tests of the connector pass an opaque one to carry arbitrary bytes). ``uploads`` limits
     the requests in flight (the node passes the limits of its own peer endpoints); bodies
-    are spooled in ``spool`` (None: the system's temporary folder) while they are checked.
+    are spooled in ``spool`` (None: the store's bodies folder, so that keeping one is a
+    link, not a copy) while they are checked.
     """
 
     def __init__(
@@ -195,11 +196,12 @@ class Relay:
 
     @asynccontextmanager
     async def _authenticated(
-        self, request: web.Request, max_body: int
-    ) -> AsyncIterator[tuple[OrgId, OrgId, bytes]]:
+        self, request: web.Request, max_body: int, *, check: BodyCheck | None = None
+    ) -> AsyncIterator[tuple[OrgId, OrgId, SignedBody]]:
         """Yield (signer, mailbox owner, body) of a request whose signature and body verified.
 
-        The upload counts as in flight (:attr:`uploads`) until the block ends.
+        The upload counts as in flight (:attr:`uploads`) until the block ends, and the body
+        stays in its spool (in memory when small, else an unnamed file) until then.
         """
         async with signed_upload(
             request,
@@ -208,8 +210,9 @@ class Relay:
             now=int(self.clock()),
             replay=self.replay,
             max_body=max_body,
-            spool=self.spool,
+            spool=self.spool if self.spool is not None else self.store.bodies,
             uploads=self.uploads,
+            check=check,
         ) as signed:
             # Only now is the path's organisation looked at: an anonymous caller cannot learn
             # which mailboxes exist.
@@ -219,14 +222,14 @@ class Relay:
                 )
             except ValueError as exc:
                 raise RelayError(400, str(exc)) from None
-            yield signed.peer.org_id, owner, await signed.read()
+            yield signed.peer.org_id, owner, signed
 
     async def _authenticate(
         self, request: web.Request, max_body: int
     ) -> tuple[OrgId, OrgId, bytes]:
         """Return (signer, mailbox owner, body) of a small request whose signature verified."""
-        async with self._authenticated(request, max_body) as verified:
-            return verified
+        async with self._authenticated(request, max_body) as (signer, owner, signed):
+            return signer, owner, await signed.read()
 
     async def _owner_request(self, request: web.Request, what: str) -> tuple[OrgId, bytes]:
         signer, owner, body = await self._authenticate(request, self.limits.max_json_bytes)
@@ -245,13 +248,31 @@ class Relay:
         limit = (
             self.limits.max_envelope_bytes if kind == "envelope" else self.limits.max_receipt_bytes
         )
-        async with self._authenticated(request, limit) as (signer, owner, body):
-            return await self._deposit(kind, signer, owner, body, request)
+        inspections: list[Inspection] = []
+
+        def check(peer: VerifiedPeer) -> Callable[[bytes], None]:
+            # Verified as it arrives (after the request's headers were): never read again.
+            del peer
+            inspections.append(self.inspect(kind, self.directory(), int(self.clock())))
+            return inspections[0].feed
+
+        async with self._authenticated(request, limit, check=check) as (signer, owner, signed):
+            body = await signed.read() if signed.body.in_memory else signed.body
+            return await self._deposit(
+                kind, signer, owner, body, inspection=inspections[0], request=request
+            )
 
     async def _deposit(
-        self, kind: MessageKind, signer: OrgId, owner: OrgId, body: bytes, request: web.Request
+        self,
+        kind: MessageKind,
+        signer: OrgId,
+        owner: OrgId,
+        body: bytes | HeldBody,
+        *,
+        inspection: Inspection,
+        request: web.Request,
     ) -> web.StreamResponse:
-        """Check and store one deposit whose request verified."""
+        """Check and store one deposit whose request verified (a large one from its spool)."""
         if request.headers.get("Content-Type") != CONTENT_TYPES[kind]:
             raise RelayError(
                 415, f"the Content-Type of a deposited {kind} must be {CONTENT_TYPES[kind]}"
@@ -259,7 +280,7 @@ class Relay:
         if not self.keeps_mailbox(owner):
             raise RelayError(404, f"this relay keeps no mailbox for {owner}")
         now = self.clock()
-        deposit = await asyncio.to_thread(self.inspect, kind, body, self.directory(), int(now))
+        deposit = inspection.finish()
         _check_deposit(kind, deposit, signer, owner)
         try:
             item, new = await self.store.put(

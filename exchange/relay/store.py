@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal, TypeVar, cast
 
-from exchange.connectors.base import MessageKind
+from exchange.connectors.base import HeldBody, MessageKind, body_length
 from exchange.files import rename_durably
 from exchange.keys.ids import OrgId
 
@@ -259,7 +260,7 @@ class RelayStore:
         kind: MessageKind,
         digest: bytes,
         author: OrgId,
-        body: bytes,
+        body: bytes | HeldBody,
         now: float,
         max_items: int,
     ) -> tuple[RelayItem, bool]:
@@ -275,7 +276,7 @@ class RelayStore:
         if held is not None:
             return held, False
         temp = await asyncio.to_thread(self._write_temp, body)
-        deposit = _Deposit(owner, kind, digest, author, len(body), now, max_items)
+        deposit = _Deposit(owner, kind, digest, author, body_length(body), now, max_items)
         try:
             return await self._call(self._commit_put, temp, path, deposit)
         finally:
@@ -299,8 +300,15 @@ class RelayStore:
         if count >= max_items:
             raise MailboxFullError
 
-    def _write_temp(self, body: bytes) -> Path:
-        """Write ``body`` to a synced temporary file beside the bodies; return its path."""
+    def _write_temp(self, body: bytes | HeldBody) -> Path:
+        """Write ``body`` to a synced temporary file beside the bodies; return its path.
+
+        A body in a spool is linked there (synced first), not copied.
+        """
+        if not isinstance(body, bytes):
+            temp = self.bodies / f"{_PARTIAL}{secrets.token_hex(8)}"
+            body.publish(temp)
+            return temp
         fd, name = tempfile.mkstemp(prefix=_PARTIAL, dir=self.bodies)
         temp = Path(name)
         try:

@@ -9,6 +9,8 @@ sender would read that as the receiver's refusal). The body is recorded as damag
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
@@ -81,16 +83,34 @@ def file_blocks(path: Path) -> Iterator[bytes]:
             yield block
 
 
-async def own_body_intact(context: ServiceContext, digest: bytes, body: bytes) -> bool:
-    """Return whether one of the node's own bodies may be sent; record it if damaged."""
+#: A body up to this size is checked on the event loop; a larger one in a worker thread.
+_CHECK_INLINE: Final = PIECE
+
+
+async def own_body_intact(context: ServiceContext, digest: bytes, path: Path) -> bytes | None:
+    """Check one of the node's own bodies before it is sent; record it if damaged.
+
+    Returns the SHA-256 of the file as read (what a request's Content-Digest names, so the
+    file is read once for both), or None if it may not be sent.
+    """
     if await context.store.is_damaged(digest):
-        return False
+        return None
     envelope = await context.store.envelope(digest)
     created = envelope.created if envelope is not None else 0
-    view = memoryview(body)
-    blocks = (view[start : start + PIECE] for start in range(0, len(view), PIECE))
-    if body_verifies(context, digest, blocks, created):
-        return True
+    running = hashlib.sha256()
+
+    def hashed() -> Iterator[bytes]:
+        for block in file_blocks(path):
+            running.update(block)
+            yield block
+
+    def check() -> bool:
+        return body_verifies(context, digest, hashed(), created)
+
+    inline = path.stat().st_size <= _CHECK_INLINE
+    intact = check() if inline else await asyncio.to_thread(check)
+    if intact:
+        return running.digest()
     await context.store.mark_damaged(digest, context.clock())
     log.error("outbox.damaged", digest=digest.hex(), outcome="body-damaged")
-    return False
+    return None

@@ -34,6 +34,7 @@ from exchange.auth.account import Account
 from exchange.auth.api_token import DEFAULT_DAYS, ApiToken, token_hash
 from exchange.auth.passwords import DEFAULT_PARAMS, PasswordParams
 from exchange.auth.session import Session, SessionPolicy
+from exchange.connectors.base import HeldBody
 from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
 from exchange.model import RegisterOutcome, SubjectKey, SubjectKind, User
@@ -67,7 +68,7 @@ from exchange.service.node_state import NodeState, NodeStateView
 from exchange.service.owed import Owed, OwedItem
 from exchange.service.passkeys import Passkeys
 from exchange.service.reading import Reading
-from exchange.service.receiving import Receiving
+from exchange.service.receiving import InboundCheck, Receiving
 from exchange.service.register import SharingRegister
 from exchange.service.register_reports import OverdueItem, RegisterKey, RegisterPage
 from exchange.service.sending import Sending, Submitted
@@ -412,11 +413,27 @@ class NodeService:
             user, submission, corrects=corrects, idempotency=idempotency
         )
 
-    async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
-        """Verify and store a pushed envelope; return ``owner``'s ``delivered`` receipt."""
-        return await self.receiving.receive_envelope(peer_org, owner, body)
+    def inbound_check(self, owner: OrgId) -> InboundCheck:
+        """Return a check that verifies an envelope for ``owner`` while it arrives."""
+        return self.receiving.inbound_check(owner)
 
-    async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
+    async def receive_envelope(
+        self,
+        peer_org: OrgId,
+        owner: OrgId,
+        body: bytes | HeldBody,
+        *,
+        checked: InboundCheck | None = None,
+    ) -> bytes:
+        """Verify and store a pushed envelope; return ``owner``'s ``delivered`` receipt.
+
+        ``checked``: the :meth:`inbound_check` the body was fed to while it arrived.
+        """
+        return await self.receiving.receive_envelope(peer_org, owner, body, checked=checked)
+
+    async def receive_collected(
+        self, owner: OrgId, body: bytes | HeldBody, route_kind: str
+    ) -> bool:
         """Take an envelope collected from a pull route; return whether it was new."""
         return await self.receiving.receive_collected(owner, body, route_kind)
 

@@ -8,9 +8,11 @@ the digest the node computed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Final
 
+from exchange.connectors.base import HeldBody
 from exchange.envelope import OpenError, VerifiedEnvelope, Verifier
 from exchange.envelope.format import MAX_CLOCK_SKEW
 from exchange.files import atomic_output
@@ -20,7 +22,7 @@ from exchange.ledger.events import EventType
 from exchange.logs import get_logger
 from exchange.model import NewOutbox, User
 from exchange.receipts import ReceiptError, ReceiptStatus, parse_signed, verify_receipt
-from exchange.service.context import ServiceContext
+from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import ForbiddenError, NotYetError, ServiceError
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
 from exchange.service.rows import envelope_record, receipt_record
@@ -31,19 +33,82 @@ log = get_logger("exchange.node")
 ENVELOPE_RETRY_AFTER: Final = 60
 
 
+class InboundCheck:
+    """Verifies an envelope for ``owner`` as it arrives, piece by piece (no private key).
+
+    :meth:`feed` raises as soon as the bytes so far cannot be a valid envelope (a bad
+    header signature, an unknown sender, a broken structure; the peer endpoint gives that
+    verdict once the body has matched its Content-Digest); :meth:`finish` returns the
+    verified envelope once all of it was fed, so the body is never read a second time.
+    Refusals are the service's: :class:`ServiceError` (422, or 403 for an envelope not
+    addressed to ``owner``) and :class:`NotYetError` for one dated in the future. Not
+    thread-safe; it may be fed from a worker thread, one piece at a time.
+    """
+
+    def __init__(self, context: ServiceContext, owner: OrgId) -> None:
+        context.tenant(owner)
+        self.owner = owner
+        self._verifier = Verifier(context.directory, now=context.now())
+
+    def feed(self, piece: bytes | memoryview) -> None:
+        """Verify the next piece of the envelope."""
+        try:
+            self._verifier.feed(piece)
+        except OpenError as exc:
+            raise _refusal(exc) from None
+
+    def finish(self) -> VerifiedEnvelope:
+        """Return the envelope verified, once every piece was fed."""
+        try:
+            verified = self._verifier.finish()
+        except OpenError as exc:
+            raise _refusal(exc) from None
+        if self.owner not in verified.header.recipients:
+            raise ServiceError(f"the envelope is not addressed to {self.owner}", status=403)
+        return verified
+
+
+def _refusal(exc: OpenError) -> ServiceError:
+    if exc.rule == "created.not-future":
+        # Sealed by a fast clock: it is genuine, only early. Taken once it is due.
+        return NotYetError(
+            "the envelope is dated in the future of this node's clock; send it again later",
+            rule=exc.rule,
+            retry_after=ENVELOPE_RETRY_AFTER,
+        )
+    return ServiceError(f"the envelope was refused: {exc}", status=422)
+
+
 class Receiving:
     """Receiving from peers: envelopes and receipts, over the node's :class:`ServiceContext`."""
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
 
-    async def receive_envelope(self, peer_org: OrgId, owner: OrgId, body: bytes) -> bytes:
+    def inbound_check(self, owner: OrgId) -> InboundCheck:
+        """Return a check that verifies an envelope for ``owner`` while it arrives."""
+        return InboundCheck(self.context, owner)
+
+    async def receive_envelope(
+        self,
+        peer_org: OrgId,
+        owner: OrgId,
+        body: bytes | HeldBody,
+        *,
+        checked: InboundCheck | None = None,
+    ) -> bytes:
         """Verify, store once and answer with the signed ``delivered`` receipt of ``owner``.
 
         ``peer_org`` is the organisation that signed the push request; it must be the
-        envelope's sender.
+        envelope's sender. A large ``body`` comes in its spool and is linked into place,
+        never read whole (the caller closes the spool). ``checked`` is the
+        :meth:`inbound_check` the body was fed to as it arrived: then it is not read again.
         """
-        verified = self._verify_inbound(owner, body)
+        body = _small_as_bytes(body)
+        if checked is not None:
+            verified = checked.finish()
+        else:
+            verified = await self._verify_inbound(owner, body)
         if verified.header.sender != peer_org:
             raise ServiceError(
                 f"the request was signed by {peer_org} but the envelope is from "
@@ -53,15 +118,19 @@ class Receiving:
         # The receipt is the answer to the push; it is not also sent separately.
         return await self._accept(owner, verified, body, via=None, send_receipt=False)
 
-    async def receive_collected(self, owner: OrgId, body: bytes, route_kind: str) -> bool:
+    async def receive_collected(
+        self, owner: OrgId, body: bytes | HeldBody, route_kind: str
+    ) -> bool:
         """Take an envelope collected from a pull route (a relay mailbox, NHS MESH).
 
         The envelope's own signature authenticates its sender. The ``delivered`` receipt
         goes back the way the envelope came (docs/architecture.md §4): through the relay where
         ``owner`` collects, or over MESH to the sender's mailbox, and by the sender's other
-        routes if that fails. Returns whether it was new.
+        routes if that fails. Returns whether it was new. A large ``body`` is taken from its
+        spool as :meth:`receive_envelope` takes one.
         """
-        verified = self._verify_inbound(owner, body)
+        body = _small_as_bytes(body)
+        verified = await self._verify_inbound(owner, body)
         existing = await self.context.store.inbox_item(owner, verified.digest)
         if existing is not None:
             return False
@@ -77,7 +146,7 @@ class Receiving:
         """
         if user.role not in {"dsl", "staff"}:
             raise ForbiddenError(f"the role {user.role} may not import records")
-        verified = self._verify_inbound(user.org, body)
+        verified = await self._verify_inbound(user.org, body)
         if await self.context.store.inbox_item(user.org, verified.digest) is not None:
             return verified.digest, False
         await self._accept(user.org, verified, body, via=None, send_receipt=True)
@@ -95,30 +164,22 @@ class Receiving:
                 return f"{route.kind} {route.address}"
         return None
 
-    def _verify_inbound(self, owner: OrgId, body: bytes) -> VerifiedEnvelope:
-        self.context.tenant(owner)
-        verifier = Verifier(self.context.directory, now=self.context.now())
-        try:
-            verifier.feed(body)
-            verified = verifier.finish()
-        except OpenError as exc:
-            if exc.rule == "created.not-future":
-                # Sealed by a fast clock: it is genuine, only early. Taken once it is due.
-                raise NotYetError(
-                    "the envelope is dated in the future of this node's clock; send it again later",
-                    rule=exc.rule,
-                    retry_after=ENVELOPE_RETRY_AFTER,
-                ) from None
-            raise ServiceError(f"the envelope was refused: {exc}", status=422) from None
-        if owner not in verified.header.recipients:
-            raise ServiceError(f"the envelope is not addressed to {owner}", status=403)
-        return verified
+    async def _verify_inbound(self, owner: OrgId, body: bytes | HeldBody) -> VerifiedEnvelope:
+        """Verify an envelope: in memory on the loop, or from its spool in a worker thread."""
+        check = InboundCheck(self.context, owner)
+
+        def verify() -> VerifiedEnvelope:
+            for piece in [body] if isinstance(body, bytes) else body.pieces(PIECE):
+                check.feed(piece)
+            return check.finish()
+
+        return verify() if isinstance(body, bytes) else await asyncio.to_thread(verify)
 
     async def _accept(
         self,
         owner: OrgId,
         verified: VerifiedEnvelope,
-        body: bytes,
+        body: bytes | HeldBody,
         *,
         via: str | None,
         send_receipt: bool,
@@ -243,8 +304,20 @@ class Receiving:
         )
 
 
-def _write_body(path: Path, body: bytes) -> None:
-    # Synced file, atomic rename, synced folder; a concurrent identical delivery may have
-    # written the same bytes under the same name first, which is harmless.
-    with atomic_output(path, overwrite=True) as out:
-        out.write(body)
+def _write_body(path: Path, body: bytes | HeldBody) -> None:
+    # Synced file, atomic rename (or link of the spool), synced folder; a concurrent
+    # identical delivery may have written the same bytes under the same name first, which
+    # is harmless: the name is the digest of what was verified.
+    if isinstance(body, bytes):
+        with atomic_output(path, overwrite=True) as out:
+            out.write(body)
+        return
+    with contextlib.suppress(FileExistsError):
+        body.publish(path)
+
+
+def _small_as_bytes(body: bytes | HeldBody) -> bytes | HeldBody:
+    """Return a body small enough to be in memory as bytes (the fast path), else as it is."""
+    if isinstance(body, bytes) or not body.in_memory:
+        return body
+    return body.read(body.length)

@@ -28,8 +28,10 @@ from exchange.config import DeliveryConfig
 from exchange.connectors.base import Collected, CollectError, PullConnector
 from exchange.logs import get_logger
 from exchange.outbox.routing import Routes
+from exchange.receipts.format import MAX_SIGNED_LEN as MAX_RECEIPT
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
+from exchange.workers.delivery import attempt_timeout
 from exchange.workers.supervisor import TaskHealth, periodically
 
 log = get_logger("exchange.collect")
@@ -85,7 +87,9 @@ class Collector:
 
     async def _collect_from(self, connector: PullConnector) -> int:
         try:
-            waiting = await connector.collect(limit=self.config.batch, timeout=self.config.timeout)
+            # Time for the largest message a round may have to download, at the slowest rate.
+            timeout = attempt_timeout(self.config.timeout, self.service.max_envelope_bytes)
+            waiting = await connector.collect(limit=self.config.batch, timeout=timeout)
         except CollectError as exc:  # one unreachable route must not stop the others
             self.stats.failed_rounds += 1
             log.warning(
@@ -94,9 +98,15 @@ class Collector:
             )  # fmt: skip
             return 0
         taken = 0
-        for message in waiting:
-            if await self._take(connector, message):
-                taken += 1
+        try:
+            for message in waiting:
+                if await self._take(connector, message):
+                    taken += 1
+        finally:
+            # A body held in a spool is dropped once stored (it was linked into place) or
+            # left for the next round; nothing is left behind either way.
+            for message in waiting:
+                message.close()
         await self._reports(connector)
         return taken
 
@@ -113,7 +123,7 @@ class Collector:
             if message.kind == "envelope":
                 await self.service.receive_collected(message.destination, message.body, route)
             else:
-                await self.service.receive_receipt(None, message.destination, message.body)
+                await self.service.receive_receipt(None, message.destination, _receipt(message))
         except ServiceError as exc:
             if exc.status >= 500:
                 self.health.failed(exc, f"storing from {route}")
@@ -165,3 +175,15 @@ class Collector:
                 )  # fmt: skip
                 self.service.outbox_wakeup.set()
             await self._acknowledge(connector, report.transport_ref)
+
+
+def _receipt(message: Collected) -> bytes:
+    """Return a collected receipt's bytes; one too long to be a receipt is refused (422)."""
+    if isinstance(message.body, bytes):
+        return message.body
+    try:
+        return message.body.read(MAX_RECEIPT)
+    except ValueError:
+        raise ServiceError(
+            f"the receipt was refused: it is longer than {MAX_RECEIPT} bytes", status=422
+        ) from None

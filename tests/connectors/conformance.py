@@ -46,6 +46,7 @@ from exchange.connectors.base import (
     Connector,
     ConnectorError,
     Delivered,
+    HeldBody,
     Message,
     MessageKind,
     PullConnector,
@@ -108,6 +109,16 @@ class PullHarness(Harness, Protocol):
 def message(body: bytes, kind: MessageKind = "envelope") -> Message:
     """Return a message from :data:`ORIGIN` to :data:`DESTINATION` whose id is its digest."""
     return Message(kind, hashlib.sha256(body).digest(), ORIGIN, DESTINATION, body)
+
+
+def held(body: bytes | HeldBody) -> bytes:
+    """Return a collected body's bytes, reading (and closing) its spool if it has one."""
+    if isinstance(body, bytes):
+        return body
+    try:
+        return body.read(body.length)
+    finally:
+        body.close()
 
 
 def item_of(msg: Message, sender: OrgId = ORIGIN) -> SentItem:
@@ -278,7 +289,7 @@ class PullConnectorConformance(ConnectorConformance):
         await deliver(harness, message(b"an envelope"), self.timeout)
         await deliver(harness, message(b"a receipt", "receipt"), self.timeout)
         found = await harness.collector.collect(limit=10, timeout=self.timeout)
-        assert sorted((c.kind, c.body) for c in found) == [
+        assert sorted((c.kind, held(c.body)) for c in found) == [
             ("envelope", b"an envelope"),
             ("receipt", b"a receipt"),
         ]
@@ -296,7 +307,7 @@ class PullConnectorConformance(ConnectorConformance):
             await harness.collector.acknowledge(item.transport_ref, timeout=self.timeout)
         rest = await harness.collector.collect(limit=2, timeout=self.timeout)
         assert len(rest) == 1
-        assert {c.body for c in [*first, *rest]} == {b"one", b"two", b"three"}
+        assert {held(c.body) for c in [*first, *rest]} == {b"one", b"two", b"three"}
 
     async def test_acknowledge_removes(self, harness: PullHarness) -> None:
         """An acknowledged message is not collected again."""
@@ -311,7 +322,7 @@ class PullConnectorConformance(ConnectorConformance):
         (first,) = await harness.collector.collect(limit=10, timeout=self.timeout)
         (again,) = await harness.collector.collect(limit=10, timeout=self.timeout)
         assert again.transport_ref == first.transport_ref
-        assert again.body == first.body == b"at least once"
+        assert held(again.body) == held(first.body) == b"at least once"
 
     async def test_acknowledge_twice_is_fine(self, harness: PullHarness) -> None:
         """Acknowledging the same message twice does nothing the second time."""

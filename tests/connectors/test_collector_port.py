@@ -44,6 +44,8 @@ class FakeService:
     store: FakeStore = field(default_factory=FakeStore)
     envelopes: list[bytes] = field(default_factory=list)
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The node's envelope limit: a collection round gets the time to download one this big.
+    max_envelope_bytes: int = 64 * 1024 * 1024
 
     def clock(self) -> float:
         """Return a fixed time: the collector only passes it on."""

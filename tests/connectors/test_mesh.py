@@ -36,11 +36,11 @@ from exchange.connectors.base import (
 from exchange.connectors.edge import classify_status
 from exchange.connectors.mesh import RETRY_STATUSES, MeshConfig, MeshConnector
 from exchange.connectors.mesh.auth import parse_token
-from exchange.connectors.mesh.client import gunzip_limited, split_chunks
+from exchange.connectors.mesh.stored_gzip import BLOCK, PIECE, stored_gzip, stored_length
 from exchange.keys.ids import OrgId
 
 from . import mesh_sandbox
-from .conformance import DESTINATION, ORIGIN, Mode, PullConnectorConformance
+from .conformance import DESTINATION, ORIGIN, Mode, PullConnectorConformance, held
 from .mesh_sandbox import OTHER, PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbox
 
 TIMEOUT = 10.0
@@ -192,7 +192,7 @@ class MeshHarness:
         """Return what waits in the recipient mailbox (without acknowledging)."""
         assert destination == DESTINATION
         found = await self.reader.collect(limit=100, timeout=TIMEOUT)
-        return [(c.kind, c.body) for c in found]
+        return [(c.kind, held(c.body)) for c in found]
 
 
 class TestMeshConformance(PullConnectorConformance):
@@ -263,7 +263,7 @@ async def test_multi_chunk_round_trip(
         assert url.endswith(f"/outbox/{outcome.transport_ref}/{number}")
         assert headers["content-encoding"] == "gzip"
     (item,) = await collector.collect(limit=10, timeout=TIMEOUT)
-    assert item.body == body
+    assert held(item.body) == body
 
 
 async def test_mex_headers_carry_only_ids(
@@ -440,17 +440,31 @@ def test_classification_table() -> None:
         assert classify_status(status, retry_statuses=RETRY_STATUSES) == "retry"
 
 
-def test_chunks_and_gunzip_limits() -> None:
-    assert split_chunks(b"", 3) == [b""]
-    assert split_chunks(b"abcdefg", 3) == [b"abc", b"def", b"g"]
-    packed = gzip.compress(b"a" * 100)
-    assert gunzip_limited(packed, 100) == b"a" * 100
-    with pytest.raises(ValueError, match="more than"):
-        gunzip_limited(packed, 99)
-    with pytest.raises(ValueError, match="truncated"):
-        gunzip_limited(packed[:-10], 1000)
-    with pytest.raises(ValueError, match="gzip"):
-        gunzip_limited(b"not gzip at all", 1000)
+@pytest.mark.parametrize("size", [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * PIECE + 17])
+async def test_stored_gzip_is_gzip_of_the_length_announced(size: int) -> None:
+    """The hand-written stored member decompresses to the data, at exactly its length."""
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, size, PIECE):
+            yield data[start : start + PIECE]
+
+    member = b"".join([part async for part in stored_gzip(pieces(), size)])
+    assert len(member) == stored_length(size)
+    assert gzip.decompress(member) == data
+
+
+async def test_stored_gzip_refuses_pieces_it_cannot_count() -> None:
+    """Pieces that are not whole blocks, or not of the length announced, are refused."""
+
+    async def pieces(*parts: bytes) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    with pytest.raises(ValueError, match="multiple"):
+        _ = [p async for p in stored_gzip(pieces(b"a" * 10, b"b"), 11)]
+    with pytest.raises(ValueError, match="length announced"):
+        _ = [p async for p in stored_gzip(pieces(b"a" * 10), 11)]
 
 
 @pytest.mark.parametrize(

@@ -590,3 +590,56 @@ async def test_nothing_of_the_record_reaches_logs_or_answers(
         for answer in answers:
             assert needle.encode() not in answer, f"{needle!r} found in an answer"
     assert hashlib.sha256(CONTENT).hexdigest() not in lines
+
+
+LISTED = 3 * 1024 * 1024
+MODE = web.AppKey("mode", str)
+
+
+async def _bad_fetch(request: web.Request) -> web.StreamResponse:
+    """List one 3 MiB item; answer its fetch with more bytes, or cut short."""
+    await request.read()
+    if request.path.endswith("/list"):
+        item = {"id": "ab" * 32, "kind": "envelope", "length": LISTED, "stored_at": 1}
+        return web.json_response({"items": [item], "next": None})
+    mode = request.app[MODE]
+    response = web.StreamResponse(status=200)
+    response.content_length = LISTED + 1024 if mode == "longer" else LISTED
+    await response.prepare(request)
+    await response.write(b"x" * (LISTED // 2))
+    if mode == "longer":
+        await response.write(b"x" * (LISTED // 2 + 1024))
+        return response
+    assert request.transport is not None
+    request.transport.close()  # cut short: half of what was declared
+    return response
+
+
+@pytest.mark.parametrize("mode", ["longer", "cut-short"])
+async def test_a_fetch_that_is_not_the_listed_length_is_refused_and_leaves_nothing(
+    world: RelayWorld, tmp_path: Path, mode: str
+) -> None:
+    """A large fetched item is streamed to disk; one longer or shorter than listed is dropped."""
+    app = web.Application()
+    app[MODE] = mode
+    app.router.add_post("/{tail:.*}", _bad_fetch)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        connector = RelayMailboxConnector(
+            world.session, SIGN, mailboxes=[(url, LA)], allow_http=True, spool=spool
+        )
+        with pytest.raises(CollectError) as caught:
+            await connector.collect(limit=10, timeout=5.0)
+    finally:
+        await runner.cleanup()
+    assert caught.value.retry
+    words = "larger than" if mode == "longer" else "could not"
+    assert words in caught.value.reason
+    assert list(spool.iterdir()) == []

@@ -15,6 +15,7 @@ import email
 import io
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -25,6 +26,7 @@ import structlog
 
 from exchange import logs
 from exchange.connectors.base import (
+    BodyFile,
     Connector,
     ConnectorError,
     Delivered,
@@ -680,6 +682,30 @@ async def test_oversized_mail_is_refused_before_connecting(
     outcome = await small.deliver(as_message(envelope, digest), MAILBOX, timeout=10)
     assert isinstance(outcome, Refused)
     assert "limit" in outcome.reason
+    assert server.sessions == []
+
+
+@pytest.mark.network
+async def test_a_large_envelope_file_is_refused_before_it_is_read(
+    server: SmtpServer, ca: ThrowawayCa, tmp_path: Path
+) -> None:
+    """An envelope file too large to mail is Refused from its length: never read, never sent.
+
+    The file is sparse and several GiB long: reading it, or building the mail, would take
+    seconds and gigabytes; the refusal comes at once, so the outbox tries the next route.
+    """
+    path = tmp_path / "large.envelope"
+    with path.open("wb") as out:
+        out.truncate(3 * 1024**3)
+    _, _, digest = sealed("x")
+    message = replace(as_message(b"", digest), body=BodyFile(str(path), 3 * 1024**3))
+    connector = SmtpConnector(config_for(server.port, ca))
+    outcome = await connector.deliver(message, MAILBOX, timeout=10)
+    assert isinstance(outcome, Refused)
+    assert outcome.reason == (
+        f"the envelope is {3 * 1024**3} bytes, over this route's limit of "
+        f"{25 * 1024 * 1024} bytes once attached to a mail"
+    )
     assert server.sessions == []
 
 

@@ -27,7 +27,7 @@ from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem
 from exchange.outbox.routing import Routes
 from exchange.service.busy import Backpressure
 from exchange.store import SqliteStore
-from exchange.workers.delivery import DeliveryWorker
+from exchange.workers.delivery import MIN_TRANSFER_RATE, DeliveryWorker, attempt_timeout
 from exchange.workers.supervisor import SupervisionPolicy
 from tests.full_disk import FullDisk
 
@@ -419,3 +419,10 @@ async def test_only_the_first_delivery_after_a_failure_moves_the_backlog(
     peer.answer = Delivered()
     await worker.attempt(again)
     assert calls == [LA, LA]
+
+
+def test_an_attempt_has_time_for_its_size() -> None:
+    """A receipt gets the configured deadline; a 1 GiB envelope that plus 1 GiB at 1 MB/s."""
+    assert attempt_timeout(30.0, 0) == 30.0
+    assert attempt_timeout(30.0, 1024**3) == 30.0 + 1024**3 / MIN_TRANSFER_RATE
+    assert attempt_timeout(30.0, 1024**3) > 30.0 + 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 
 import pytest
@@ -15,6 +16,7 @@ from exchange.peerauth import (
     MAX_SIGNATURE_HEADER_LEN,
     MAX_SIGNATURE_INPUT_LEN,
     TAG,
+    BodyDigest,
     BodyTooLargeError,
     MalformedRequestError,
     MemoryReplayCache,
@@ -34,6 +36,7 @@ from tests.peerauth import (
     LA_KEY,
     LA_NEXT_KEY,
     LA_REVOKED_KEY,
+    NONCE,
     NOW,
     SCHOOL,
     SCHOOL_KEY,
@@ -90,6 +93,19 @@ def test_sign_returns_exactly_the_three_headers() -> None:
         method="POST", url=URL, headers={}, body=BODY, key=LA_KEY, key_org=LA, now=NOW
     )
     assert sorted(added) == ["Content-Digest", "Signature", "Signature-Input"]
+
+
+def test_a_body_signed_by_its_digest_signs_exactly_as_its_bytes() -> None:
+    """A body streamed from a file is signed by its SHA-256: the same three headers."""
+    digest = BodyDigest(hashlib.sha256(BODY).digest())
+    by_digest = sign_request(
+        method="POST", url=URL, headers=CONTENT_TYPE, body=digest, key=LA_KEY, key_org=LA,
+        now=NOW, nonce=NONCE,
+    )  # fmt: skip
+    assert {**CONTENT_TYPE, **by_digest} == sign()
+    assert verify({**CONTENT_TYPE, **by_digest}).org_id == LA
+    with pytest.raises(ValueError, match="32-byte"):
+        BodyDigest(b"short")
 
 
 def test_signature_input_has_the_profile_shape() -> None:

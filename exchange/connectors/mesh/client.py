@@ -10,10 +10,13 @@ the reference: headers sent, chunking, the classification table, what is not don
   message id in hex, ``mex-filename`` is ``<hex>.exchange``; the rest are mailbox ids,
   the workflow id and the chunk range.
 - Bodies are split into chunks of ``chunk_size`` uncompressed bytes and each chunk is
-  gzipped on its own (level :data:`GZIP_LEVEL`, stored: the bodies are ciphertext) and sent
-  with ``Content-Encoding: gzip`` (the MESH chunking rule).
-- Downloads are read incrementally and decompressed with a hard limit, so a hostile or
-  broken server costs at most ``max_message_size`` bytes of memory.
+  gzipped on its own (stored blocks: the bodies are ciphertext;
+  :mod:`exchange.connectors.mesh.stored_gzip`) and sent with ``Content-Encoding: gzip``
+  (the MESH chunking rule), read from the body's file piece by piece as it is sent.
+- Downloads are read incrementally and decompressed with a hard limit of
+  ``max_message_size`` into a spool (:class:`exchange.spool.Spool`: to disk past a small
+  size), so a message of any size costs a piece of memory, and a hostile or broken server
+  no more than that limit of disk.
 - Requests, the translation of aiohttp's exceptions, bounded reads and the status
   classification are the shared edge's (:mod:`exchange.connectors.edge`); MESH adds its own
   retry statuses (:data:`RETRY_STATUSES`).
@@ -26,7 +29,6 @@ the reference: headers sent, chunking, the classification table, what is not don
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import platform
 import re
@@ -36,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Final
 
 import aiohttp
@@ -52,10 +55,25 @@ from exchange.connectors.base import (
     Outcome,
     check_timeout,
 )
-from exchange.connectors.edge import Answer, AnswerTooLargeError, classify_status, judge, request
+from exchange.connectors.bodies import body_pieces
+from exchange.connectors.edge import (
+    READ_PIECE,
+    Answer,
+    AnswerTooLargeError,
+    Data,
+    Sink,
+    SinkFor,
+    Streamed,
+    classify_status,
+    judge,
+    request,
+)
 from exchange.connectors.errors import AttemptError, PermanentError, TransientError
 from exchange.connectors.mesh.auth import MAILBOX_RE, TokenSource
+from exchange.connectors.mesh.stored_gzip import PIECE as STORED_PIECE
+from exchange.connectors.mesh.stored_gzip import stored_gzip, stored_length
 from exchange.keys.ids import OrgId
+from exchange.spool import Spool, SpoolFeeder
 
 #: The MESH API version asked for: v2 answers ``message_id`` and pages the inbox.
 ACCEPT: Final = "application/vnd.mesh.v2+json"
@@ -87,12 +105,6 @@ MAX_CHUNKS: Final = 1000
 
 #: Largest JSON answer read (an inbox page of 500 ids is about 15 KB).
 MAX_JSON_ANSWER: Final = 1024 * 1024
-
-#: gzip level of sent chunks: 0, "stored". What we send is a sealed envelope (ciphertext,
-#: which deflate cannot shrink) or a small signed receipt; MESH wants every chunk gzipped,
-#: and a stored gzip member is valid gzip, about 10 times cheaper to make than a deflated
-#: one and no larger for ciphertext (docs/performance.md, "MESH").
-GZIP_LEVEL: Final = 0
 
 #: Statuses below 500 that may pass later: Request Timeout, Too Early, Too Many Requests;
 #: and 401/403, which on MESH mean our credentials or token were not accepted: a
@@ -175,27 +187,6 @@ class _KeyLock:
     users: int = 0
 
 
-def split_chunks(body: bytes, chunk_size: int) -> list[bytes]:
-    """Split ``body`` into uncompressed chunks of at most ``chunk_size`` (one if empty)."""
-    if not body:
-        return [b""]
-    return [body[i : i + chunk_size] for i in range(0, len(body), chunk_size)]
-
-
-def gunzip_limited(data: bytes, limit: int) -> bytes:
-    """Decompress one gzip member, refusing output over ``limit`` bytes or a truncated one."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ValueError("not valid gzip data") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ValueError(f"decompresses to more than {limit} bytes")
-    if not inflater.eof:
-        raise ValueError("gzip data is truncated")
-    return out
-
-
 def _ssl_context(config: MeshConfig) -> ssl.SSLContext | None:
     if config.ca_file is None and config.client_cert is None:
         return None  # aiohttp's default verification against the system store
@@ -226,6 +217,8 @@ class MeshConnector:
     configured TLS) and closes it in :meth:`close`. ``tokens`` mints the ``Authorization``
     values (default: a :class:`~exchange.connectors.mesh.auth.TokenSource` for the mailbox);
     ``trace_configs`` are handed to the session (tests capture requests with them).
+    Collected messages are downloaded into spools in the folder ``spool`` (the node's bodies
+    folder, so that storing one is a link; None: the system's temporary folder).
     """
 
     route_kind: str = "mesh"
@@ -236,8 +229,10 @@ class MeshConnector:
         *,
         tokens: TokenSource | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        spool: Path | None = None,
     ) -> None:
         self._config = config
+        self._spool = spool
         self._base = config.base_url.rstrip("/")
         self._tokens = tokens or TokenSource(config.mailbox, config.password, config.shared_key)
         self._ssl = _ssl_context(config)
@@ -354,8 +349,14 @@ class MeshConnector:
         if not MAILBOX_RE.fullmatch(address):
             raise PermanentError("the mesh route's address is not a MESH mailbox id")
         await self._ensure_handshake(timeout)
-        chunks = split_chunks(message.body, self._config.chunk_size)
-        total = len(chunks)
+        size = self._config.chunk_size
+        length = message.length
+        total = max(1, -(-length // size))
+        if total > MAX_CHUNKS:
+            raise PermanentError(
+                f"the message needs {total} MESH chunks of {size} bytes, more than MESH's "
+                f"{MAX_CHUNKS}"
+            )
         ident = message.message_id.hex()
         workflow = (
             self._config.envelope_workflow
@@ -374,11 +375,11 @@ class MeshConnector:
             "mex-chunk-range": f"1:{total}",
         }
         first = await self._request(
-            "POST", "/outbox", headers=headers, data=_gzipped(chunks[0]), timeout=timeout
+            "POST", "/outbox", headers=headers, data=_chunk(message, 1, size), timeout=timeout
         )
         self._judge(first, "sending")
         mesh_id = _sent_message_id(first.body)
-        for number, chunk in enumerate(chunks[1:], start=2):
+        for number in range(2, total + 1):
             answer = await self._request(
                 "POST",
                 f"/outbox/{mesh_id}/{number}",
@@ -387,7 +388,7 @@ class MeshConnector:
                     "Content-Encoding": "gzip",
                     "mex-chunk-range": f"{number}:{total}",
                 },
-                data=_gzipped(chunk),
+                data=_chunk(message, number, size),
                 timeout=timeout,
             )
             self._judge(answer, f"sending chunk {number}")
@@ -456,57 +457,66 @@ class MeshConnector:
         return None
 
     async def _download_chunks(self, mesh_id: str, timeout: float) -> Collected | None:
-        budget = self._config.max_message_size
-        first = await self._request("GET", f"/inbox/{mesh_id}", timeout=timeout, limit=budget)
-        if first.status in {404, 410}:
-            return None  # acknowledged or expired since the list
-        self._judge(first, "downloading")
-        headers = first.headers
-        if headers.get("mex-messagetype", "DATA").upper() == "REPORT":
-            report = _report(mesh_id, headers)
-            self._reports[mesh_id] = report
-            # The message was not delivered: a later send of it must really send again,
-            # not answer from the memory of the first send.
-            for key, ref in list(self._sent.items()):
-                if ref == report.linked_message_id:
-                    del self._sent[key]
+        """Download a message chunk by chunk into a spool; ``None`` for a report or gone.
+
+        Each chunk is gunzipped as it arrives and written to the spool (to disk past a small
+        size), within ``max_message_size`` for the whole message: memory stays at a piece
+        whatever the message's size. The spool is the caller's once returned.
+        """
+        with Spool(self._spool).dropped_on_failure() as spool:
+            kind = await self._download_into(mesh_id, spool, timeout)
+        if kind is None:
+            spool.close()
             return None
-        workflow = headers.get("mex-workflowid", "")
-        kind: MessageKind
-        if workflow == self._config.envelope_workflow:
-            kind = "envelope"
-        elif workflow == self._config.receipt_workflow:
-            kind = "receipt"
-        else:
-            raise _UnusableError("a workflow this connector does not serve")
-        match = _CHUNK_RANGE_RE.fullmatch(headers.get("mex-chunk-range", "1:1").strip() or "1:1")
-        if match is None or int(match[1]) != 1 or not 1 <= int(match[2]) <= MAX_CHUNKS:
-            raise _UnusableError("a malformed mex-chunk-range")
-        total = int(match[2])
-        body = bytearray()
-        answer = first
-        for number in range(1, total + 1):
-            if number > 1:
-                answer = await self._request(
-                    "GET", f"/inbox/{mesh_id}/{number}", timeout=timeout, limit=budget
-                )
-                if classify_status(answer.status, retry_statuses=RETRY_STATUSES) == "refused":
-                    # A chunk MESH will never give: the message cannot be read; leave it
-                    # (listed by unread()) rather than fail every collection.
-                    raise _UnusableError(f"chunk {number} was refused with {answer.status}")
-                self._judge(answer, f"downloading chunk {number}")
-            try:
-                part = _decoded(answer, budget - len(body))
-            except ValueError as exc:
-                raise _UnusableError(f"chunk {number} is unusable: {exc}") from None
-            body += part
+        held = spool.read(spool.length) if spool.in_memory else spool
         return Collected(
             transport_ref=mesh_id,
             kind=kind,
             origin=None,
             destination=self._config.organisation,
-            body=bytes(body),
+            body=held,
         )
+
+    async def _download_into(
+        self, mesh_id: str, spool: Spool, timeout: float
+    ) -> MessageKind | None:
+        """Download every chunk of ``mesh_id`` into ``spool``; return its kind, None if none."""
+        budget = self._config.max_message_size
+        feeder = SpoolFeeder(spool)
+        first = _FirstChunk(self._config, mesh_id, feeder, budget)
+        answer = await self._request(
+            "GET", f"/inbox/{mesh_id}", timeout=timeout, limit=budget, sink=first.sink
+        )
+        if answer.status in {404, 410}:
+            return None  # acknowledged or expired since the list
+        self._judge(answer, "downloading")
+        if first.report is not None:
+            self._reports[mesh_id] = first.report
+            # The message was not delivered: a later send of it must really send again,
+            # not answer from the memory of the first send.
+            for key, ref in list(self._sent.items()):
+                if ref == first.report.linked_message_id:
+                    del self._sent[key]
+            return None
+        assert first.kind is not None
+        assert first.decoder is not None
+        await first.decoder.finish(1)
+        for number in range(2, first.total + 1):
+            chunk = _ChunkSink(feeder, budget, number)
+            answer = await self._request(
+                "GET", f"/inbox/{mesh_id}/{number}", timeout=timeout, limit=budget,
+                sink=chunk.sink,
+            )  # fmt: skip
+            if classify_status(answer.status, retry_statuses=RETRY_STATUSES) == "refused":
+                # A chunk MESH will never give: the message cannot be read; leave it
+                # (listed by unread()) rather than fail every collection.
+                raise _UnusableError(f"chunk {number} was refused with {answer.status}")
+            self._judge(answer, f"downloading chunk {number}")
+            if chunk.decoder is None:
+                raise _UnusableError(f"chunk {number} is unusable: it has no body")
+            await chunk.decoder.finish(number)
+        await feeder.flush()
+        return first.kind
 
     # -- requests ----------------------------------------------------------------------
 
@@ -546,8 +556,9 @@ class MeshConnector:
         *,
         timeout: float,
         headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: Data | None = None,
         limit: int = MAX_JSON_ANSWER,
+        sink: SinkFor | None = None,
     ) -> Answer:
         sent = {
             "Authorization": self._tokens(),
@@ -565,6 +576,7 @@ class MeshConnector:
             limit=limit,
             headers=sent,
             data=data,
+            sink=sink,
         )
 
     def _check_open(self) -> None:
@@ -580,20 +592,117 @@ class _UnusableError(Exception):
         self.reason = reason
 
 
-def _gzipped(chunk: bytes) -> bytes:
-    """Return ``chunk`` as one gzip member (stored, :data:`GZIP_LEVEL`)."""
-    return gzip.compress(chunk, compresslevel=GZIP_LEVEL)
+def _chunk(message: Message, number: int, size: int) -> Streamed:
+    """Return chunk ``number`` (from 1) of ``message`` as a stored gzip member, streamed.
+
+    The chunk's bytes are read from the body in pieces as the request is written; the
+    member's length, and so the request's Content-Length, is known before.
+    """
+    start = (number - 1) * size
+    stop = min(start + size, message.length)
+    pieces = body_pieces(message.body, STORED_PIECE, start=start, stop=stop)
+    return Streamed(stored_gzip(pieces, stop - start), stored_length(stop - start))
 
 
-def _decoded(answer: Answer, budget: int) -> bytes:
-    encoding = answer.headers.get("Content-Encoding", "").strip().lower()
-    if encoding == "gzip":
-        return gunzip_limited(answer.body, max(budget, 0))
-    if encoding not in {"", "identity"}:
-        raise ValueError("an unsupported Content-Encoding")
-    if len(answer.body) > budget:
-        raise ValueError(f"larger than {budget} bytes")
-    return answer.body
+class _Decoder:
+    """Decodes one chunk's body as it arrives (gunzip or identity) into the spool's feeder.
+
+    The whole message must stay within ``budget`` bytes once decoded; a chunk that is not
+    valid gzip, is cut short or goes over raises :class:`_UnusableError`'s ``ValueError``.
+    """
+
+    def __init__(self, feeder: SpoolFeeder, budget: int, encoding: str) -> None:
+        if encoding not in {"gzip", "", "identity"}:
+            raise ValueError("an unsupported Content-Encoding")
+        self._feeder = feeder
+        self._budget = budget
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+
+    async def feed(self, piece: bytes) -> None:
+        if self._inflater is None:
+            await self._take(piece)
+            return
+        data = piece
+        while data:
+            if self._inflater.eof:
+                raise ValueError("gzip data continues after the end of its member")
+            try:
+                out = self._inflater.decompress(data, READ_PIECE)
+            except zlib.error as exc:
+                raise ValueError("not valid gzip data") from exc
+            await self._take(out)
+            data = self._inflater.unconsumed_tail
+
+    async def _take(self, out: bytes) -> None:
+        if self._feeder.length + len(out) > self._budget:
+            raise ValueError(f"decompresses to more than {self._budget} bytes")
+        await self._feeder.add(out)
+
+    async def finish(self, number: int) -> None:
+        if self._inflater is not None and not self._inflater.eof:
+            raise _UnusableError(f"chunk {number} is unusable: gzip data is truncated")
+
+
+class _ChunkSink:
+    """The sink of one chunk's answer: a decoder chosen by its Content-Encoding."""
+
+    def __init__(self, feeder: SpoolFeeder, budget: int, number: int) -> None:
+        self.feeder = feeder
+        self.budget = budget
+        self.number = number
+        self.decoder: _Decoder | None = None
+
+    def sink(self, headers: Mapping[str, str]) -> Sink:
+        encoding = headers.get("Content-Encoding", "").strip().lower()
+        try:
+            self.decoder = _Decoder(self.feeder, self.budget, encoding)
+        except ValueError as exc:
+            raise _UnusableError(f"chunk {self.number} is unusable: {exc}") from None
+        return self._feed
+
+    async def _feed(self, piece: bytes) -> None:
+        assert self.decoder is not None
+        try:
+            await self.decoder.feed(piece)
+        except ValueError as exc:
+            raise _UnusableError(f"chunk {self.number} is unusable: {exc}") from None
+
+
+class _FirstChunk(_ChunkSink):
+    """The first chunk's sink: its headers say what the message is, before its body is read.
+
+    A report is noted (its body is not kept); a workflow this connector does not serve or
+    a malformed chunk range is refused at once (:class:`_UnusableError`).
+    """
+
+    def __init__(self, config: MeshConfig, mesh_id: str, feeder: SpoolFeeder, budget: int) -> None:
+        super().__init__(feeder, budget, 1)
+        self._config = config
+        self._mesh_id = mesh_id
+        self.report: NonDelivery | None = None
+        self.kind: MessageKind | None = None
+        self.total = 1
+
+    def sink(self, headers: Mapping[str, str]) -> Sink:
+        if headers.get("mex-messagetype", "DATA").upper() == "REPORT":
+            self.report = _report(self._mesh_id, headers)
+            return _discard
+        workflow = headers.get("mex-workflowid", "")
+        if workflow == self._config.envelope_workflow:
+            self.kind = "envelope"
+        elif workflow == self._config.receipt_workflow:
+            self.kind = "receipt"
+        else:
+            raise _UnusableError("a workflow this connector does not serve")
+        match = _CHUNK_RANGE_RE.fullmatch(headers.get("mex-chunk-range", "1:1").strip() or "1:1")
+        if match is None or int(match[1]) != 1 or not 1 <= int(match[2]) <= MAX_CHUNKS:
+            raise _UnusableError("a malformed mex-chunk-range")
+        self.total = int(match[2])
+        return super().sink(headers)
+
+
+async def _discard(piece: bytes) -> None:
+    del piece
 
 
 def _sent_message_id(body: bytes) -> str:
