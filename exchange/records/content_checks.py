@@ -26,11 +26,17 @@ whole structure, cheaply, and names the rule the first problem breaks:
   dangerous is refused (``attachment.polyglot``): a ZIP archive's end record at the end of
   the file, HTML or script within the first KiB, or a Windows program inside it.
 
+The checks read the content through a :class:`Source` (its size and the bytes at an
+offset), so a file of a gigabyte is checked a piece at a time: :func:`content_fault` takes
+bytes, :func:`source_fault` any source (a spooled upload, an opened envelope's plaintext),
+with the same rules.
+
 Pure: bytes in, a rule and a sentence out. Messages never quote the content.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import struct
 import unicodedata
@@ -38,7 +44,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 PDF: Final = "application/pdf"
 PNG: Final = "image/png"
@@ -98,10 +104,75 @@ class _RefusedError(Exception):
         self.fault = (rule, message)
 
 
+class Source(Protocol):
+    """Content read at offsets: a file's or a stream's bytes, never needed whole."""
+
+    @property
+    def size(self) -> int:
+        """The number of bytes of content."""
+        ...
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """Return up to ``count`` bytes from ``offset`` (fewer only at the end)."""
+        ...
+
+
+class BytesSource:
+    """Content held in memory, as a :class:`Source`."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @property
+    def size(self) -> int:
+        """The number of bytes of content."""
+        return len(self.data)
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """Return up to ``count`` bytes from ``offset``."""
+        return self.data[offset : offset + count]
+
+
+class SourceFile(io.RawIOBase):
+    """A :class:`Source` as a read-only, seekable file (what :mod:`zipfile` reads)."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self._source = source
+        self._position = 0
+
+    def readable(self) -> bool:
+        """Return True: the file is read."""
+        return True
+
+    def seekable(self) -> bool:
+        """Return True: the file can be read at any offset."""
+        return True
+
+    def tell(self) -> int:
+        """Return the offset of the next read."""
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` from the start, the current offset or the end."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._source.size}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Read into ``buffer`` from the current offset; return how many bytes were read."""
+        data = self._source.read_at(self._position, len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
 # --- ZIP-based office documents ------------------------------------------------------------
 
 
-def _check_layout(data: bytes, archive: zipfile.ZipFile) -> None:
+def _check_layout(source: Source, archive: zipfile.ZipFile) -> None:
     """Refuse entries whose data overlap, or a gap or a prefix that could hide another file.
 
     Each entry's local header and data must follow the previous one's exactly, the first at
@@ -116,13 +187,14 @@ def _check_layout(data: bytes, archive: zipfile.ZipFile) -> None:
                 "attachment.zip-overlap",
                 "the archive's entries overlap or leave bytes between them",
             )
-        if data[position : position + 4] != _LOCAL or position + _LOCAL_HEADER.size > len(data):
+        header = source.read_at(position, _LOCAL_HEADER.size)
+        if header[:4] != _LOCAL or len(header) < _LOCAL_HEADER.size:
             raise _RefusedError("attachment.zip-structure", "an entry's local header is missing")
-        fields = _LOCAL_HEADER.unpack_from(data, position)
+        fields = _LOCAL_HEADER.unpack(header)
         name_len, extra_len = fields[9], fields[10]
         position += _LOCAL_HEADER.size + name_len + extra_len + info.compress_size
         if info.flag_bits & 0x08:  # a data descriptor follows: CRC and sizes, maybe signed
-            position += 16 if data[position : position + 4] == b"PK\x07\x08" else 12
+            position += 16 if source.read_at(position, 4) == b"PK\x07\x08" else 12
     if position != archive.start_dir:
         raise _RefusedError(
             "attachment.zip-overlap",
@@ -130,14 +202,14 @@ def _check_layout(data: bytes, archive: zipfile.ZipFile) -> None:
         )
 
 
-def _walk(data: bytes, limits: ContentLimits, budget: list[int], depth: int) -> list[str]:
+def _walk(source: Source, limits: ContentLimits, budget: list[int], depth: int) -> list[str]:
     """Check one archive (and the archives in it); return its entry names in order."""
     if depth > limits.max_nesting:
         raise _RefusedError(
             "attachment.zip-nested", f"archives are nested more than {limits.max_nesting} deep"
         )
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BufferedReader(SourceFile(source), _PIECE))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         raise _RefusedError("attachment.magic", "the content is not a ZIP archive") from None
     with archive:
@@ -161,7 +233,7 @@ def _walk(data: bytes, limits: ContentLimits, budget: list[int], depth: int) -> 
                 raise _RefusedError(
                     "attachment.zip-method", "an entry is compressed other than by deflate"
                 )
-        _check_layout(data, archive)
+        _check_layout(source, archive)
         if sum(i.file_size for i in infos) > budget[0]:
             raise _RefusedError("attachment.zip-bomb", _bomb(limits))
         for info in infos:
@@ -206,35 +278,39 @@ def _unpack(
             "attachment.zip-structure", "an entry of the archive is damaged (CRC or size)"
         ) from None
     if nested:
-        _walk(b"".join(nested), limits, budget, depth + 1)
+        _walk(BytesSource(b"".join(nested)), limits, budget, depth + 1)
 
 
 def _office_fault(
-    data: bytes, limits: ContentLimits, accept: Callable[[bytes, list[str]], bool], what: str
+    source: Source,
+    limits: ContentLimits,
+    accept: Callable[[Source, list[str]], bool],
+    what: str,
 ) -> Fault:
-    if not data.startswith(_LOCAL):
+    if source.read_at(0, len(_LOCAL)) != _LOCAL:
         return "attachment.magic", f"the content does not look like {what}"
     try:
-        names = _walk(data, limits, [limits.budget(len(data))], 1)
+        names = _walk(source, limits, [limits.budget(source.size)], 1)
     except _RefusedError as refused:
         return refused.fault
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, RuntimeError, OSError):
         return "attachment.zip-structure", "the archive is damaged"
-    if not accept(data, names):
+    if not accept(source, names):
         return "attachment.magic", f"the content does not look like {what}"
     if what == DOCX and _MACRO_ENTRIES & set(names):
         return "attachment.macro", "the document holds macros (a .docm is not accepted)"
     return None
 
 
-def _is_docx(_: bytes, names: list[str]) -> bool:
+def _is_docx(_: Source, names: list[str]) -> bool:
     return "[Content_Types].xml" in names and any(n.startswith("word/") for n in names)
 
 
-def _is_odt(data: bytes, names: list[str]) -> bool:
+def _is_odt(source: Source, names: list[str]) -> bool:
     # OpenDocument 1.2 Part 3 §3.3: the first entry is "mimetype", stored uncompressed
     # without an extra field, so its content sits at a fixed offset.
     mimetype = ODT.encode("ascii")
+    data = source.read_at(0, 38 + len(mimetype))
     if not names or names[0] != "mimetype" or len(data) < 38 + len(mimetype):
         return False
     method = struct.unpack_from("<H", data, 8)[0]
@@ -250,39 +326,51 @@ def _is_odt(data: bytes, names: list[str]) -> bool:
 
 # --- polyglots --------------------------------------------------------------------------------
 
+#: Bytes searched at a time for a Windows program; each search reads as far again as a
+#: program's header may point past its ``MZ`` (``_PE_REACH``).
+_SCAN: Final = 1024 * 1024
+_PE_REACH: Final = 0x1000 + 4
 
-def _ends_as_zip(data: bytes) -> bool:
-    """Whether a ZIP reader would find an end record that ends exactly where ``data`` does."""
-    low = max(0, len(data) - _END_RECORD_LEN - 0xFFFF)
-    at = data.rfind(_END, low)
+
+def _ends_as_zip(source: Source) -> bool:
+    """Whether a ZIP reader would find an end record that ends exactly where the content does."""
+    data = source.read_at(max(0, source.size - _END_RECORD_LEN - 0xFFFF), _END_RECORD_LEN + 0xFFFF)
+    at = data.rfind(_END)
     while at >= 0:
         if at + _END_RECORD_LEN <= len(data):
             (comment_len,) = struct.unpack_from("<H", data, at + 20)
             if at + _END_RECORD_LEN + comment_len == len(data):
                 return True
-        at = data.rfind(_END, low, at)
+        at = data.rfind(_END, 0, at)
     return False
 
 
-def _holds_program(data: bytes) -> bool:
-    """Whether ``data`` holds a Windows program: ``MZ`` whose header points to a PE header."""
-    at = data.find(b"MZ")
-    while at >= 0:
-        if at + 0x40 <= len(data):
-            (pe_at,) = struct.unpack_from("<I", data, at + 0x3C)
-            if 0x40 <= pe_at <= 0x1000 and data[at + pe_at : at + pe_at + 4] == b"PE\x00\x00":
-                return True
-        at = data.find(b"MZ", at + 1)
+def _holds_program(source: Source) -> bool:
+    """Whether the content holds a Windows program: ``MZ`` whose header points to a PE header.
+
+    Read :data:`_SCAN` bytes at a time, each window reaching :data:`_PE_REACH` further so
+    that a header starting near its end is read whole.
+    """
+    size = source.size
+    for start in range(0, size, _SCAN):
+        window = source.read_at(start, _SCAN + _PE_REACH)
+        at = window.find(b"MZ", 0, _SCAN + 1)
+        while at >= 0:
+            if start + at + 0x40 <= size:
+                (pe_at,) = struct.unpack_from("<I", window, at + 0x3C)
+                if 0x40 <= pe_at <= 0x1000 and window[at + pe_at : at + pe_at + 4] == b"PE\x00\x00":
+                    return True
+            at = window.find(b"MZ", at + 1, _SCAN + 1)
     return False
 
 
-def _polyglot_fault(data: bytes) -> Fault:
-    head = data[:_SNIFF_LEN].lower()
+def _polyglot_fault(source: Source) -> Fault:
+    head = source.read_at(0, _SNIFF_LEN).lower()
     if any(mark in head for mark in _HTML_MARKS):
         return "attachment.polyglot", "the file holds HTML or script in its first KiB"
-    if _ends_as_zip(data):
+    if _ends_as_zip(source):
         return "attachment.polyglot", "the file is also a ZIP archive (an end record at its end)"
-    if _holds_program(data):
+    if _holds_program(source):
         return "attachment.polyglot", "the file holds a Windows program"
     return None
 
@@ -290,34 +378,43 @@ def _polyglot_fault(data: bytes) -> Fault:
 # --- PDF, PNG, JPEG, text ---------------------------------------------------------------------
 
 
-def _pdf_fault(data: bytes, _: ContentLimits) -> Fault:
-    if not data.startswith(b"%PDF-"):
+def _pdf_fault(source: Source, _: ContentLimits) -> Fault:
+    if source.read_at(0, 5) != b"%PDF-":
         return "attachment.magic", f"the content does not look like {PDF}"
-    tail = data[-_SNIFF_LEN:]
+    tail = source.read_at(max(0, source.size - _SNIFF_LEN), _SNIFF_LEN)
     end = tail.rfind(b"%%EOF")
     if end < 0 or tail[end + 5 :].strip(_PDF_TAIL):
         return "attachment.pdf-eof", "a PDF must end with %%EOF (within its last KiB)"
-    return _polyglot_fault(data)
+    return _polyglot_fault(source)
 
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _CHUNK: Final = struct.Struct(">I4s")
 
 
-def _png_chunks_fault(data: bytes) -> Fault:
+def _crc32(source: Source, start: int, end: int) -> int:
+    """Return the CRC-32 of the content from ``start`` to ``end``, read in pieces."""
+    crc = 0
+    for at in range(start, end, _SCAN):
+        crc = zlib.crc32(source.read_at(at, min(_SCAN, end - at)), crc)
+    return crc
+
+
+def _png_chunks_fault(source: Source) -> Fault:
     """Walk the chunks from ``IHDR`` to ``IEND``, checking each CRC; nothing may follow."""
+    size = source.size
     position, first = len(_PNG_SIGNATURE), True
     while True:
-        if position + _CHUNK.size + 4 > len(data):
+        if position + _CHUNK.size + 4 > size:
             return "attachment.png-structure", f"a PNG chunk at offset {position} runs past the end"
-        length, kind = _CHUNK.unpack_from(data, position)
+        length, kind = _CHUNK.unpack(source.read_at(position, _CHUNK.size))
         body_end = position + _CHUNK.size + length
-        (crc,) = struct.unpack_from(">I", data, min(body_end, len(data) - 4))
+        (crc,) = struct.unpack(">I", source.read_at(min(body_end, size - 4), 4))
         if (
             length > 0x7FFFFFFF
-            or body_end + 4 > len(data)
+            or body_end + 4 > size
             or not kind.isalpha()
-            or zlib.crc32(data[position + 4 : body_end]) != crc
+            or _crc32(source, position + 4, body_end) != crc
         ):
             return "attachment.png-structure", f"the PNG chunk at offset {position} is malformed"
         if first and (kind != b"IHDR" or length != 13):
@@ -326,23 +423,36 @@ def _png_chunks_fault(data: bytes) -> Fault:
         position = body_end + 4
         if kind == b"IEND":
             break
-    if position != len(data):
+    if position != size:
         return "attachment.png-structure", "bytes follow the PNG's IEND chunk"
     return None
 
 
-def _png_fault(data: bytes, _: ContentLimits) -> Fault:
-    if not data.startswith(_PNG_SIGNATURE):
+def _png_fault(source: Source, _: ContentLimits) -> Fault:
+    if source.read_at(0, len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
         return "attachment.magic", f"the content does not look like {PNG}"
-    return _png_chunks_fault(data) or _polyglot_fault(data)
+    return _png_chunks_fault(source) or _polyglot_fault(source)
 
 
-def _jpeg_fault(data: bytes, _: ContentLimits) -> Fault:
-    if not data.startswith(b"\xff\xd8\xff"):
+def _ends_with_eoi(source: Source) -> bool:
+    """Whether the content, trailing NUL bytes left out, ends with a JPEG's EOI (FF D9)."""
+    end = source.size
+    while end > 0:
+        start = max(0, end - _SCAN)
+        kept = source.read_at(start, end - start).rstrip(b"\x00")
+        if kept:
+            last = start + len(kept)
+            return last >= 2 and source.read_at(last - 2, 2) == b"\xff\xd9"
+        end = start
+    return False
+
+
+def _jpeg_fault(source: Source, _: ContentLimits) -> Fault:
+    if source.read_at(0, 3) != b"\xff\xd8\xff":
         return "attachment.magic", f"the content does not look like {JPEG}"
-    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    if not _ends_with_eoi(source):
         return "attachment.jpeg-structure", "a JPEG must end with its EOI marker (FF D9)"
-    return _polyglot_fault(data)
+    return _polyglot_fault(source)
 
 
 #: Leading bytes of the binary types. Text that starts like one of them is refused, so a
@@ -350,25 +460,32 @@ def _jpeg_fault(data: bytes, _: ContentLimits) -> Fault:
 _BINARY_MAGICS: Final = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", _LOCAL)
 
 
-def _text_fault(data: bytes, _: ContentLimits) -> Fault:
+def _is_plain(text: str) -> bool:
+    return not any(ch not in "\t\n\r\f" and unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def _text_fault(source: Source, _: ContentLimits) -> Fault:
     fault = ("attachment.magic", f"the content does not look like {TEXT}")
-    if data.startswith(_BINARY_MAGICS):
+    if source.size == 0 or source.read_at(0, 8).startswith(_BINARY_MAGICS):
         return fault
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        text = data.decode("utf-8")
+        for at in range(0, source.size, _SCAN):
+            if not _is_plain(decoder.decode(source.read_at(at, _SCAN))):
+                return fault
+        if not _is_plain(decoder.decode(b"", final=True)):
+            return fault
     except UnicodeDecodeError:
-        return fault
-    if not text or any(ch not in "\t\n\r\f" and unicodedata.category(ch) == "Cc" for ch in text):
         return fault
     return None
 
 
-_CHECKS: Final[dict[str, Callable[[bytes, ContentLimits], Fault]]] = {
+_CHECKS: Final[dict[str, Callable[[Source, ContentLimits], Fault]]] = {
     PDF: _pdf_fault,
     PNG: _png_fault,
     JPEG: _jpeg_fault,
-    DOCX: lambda data, limits: _office_fault(data, limits, _is_docx, DOCX),
-    ODT: lambda data, limits: _office_fault(data, limits, _is_odt, ODT),
+    DOCX: lambda source, limits: _office_fault(source, limits, _is_docx, DOCX),
+    ODT: lambda source, limits: _office_fault(source, limits, _is_odt, ODT),
     TEXT: _text_fault,
 }
 #: The rules :func:`content_fault` names (each is about the attachment's bytes).
@@ -417,7 +534,18 @@ def content_fault(
 
     An unknown content type is ``attachment.magic``; the caller checks the allowed list.
     """
+    return source_fault(content_type, BytesSource(data), limits)
+
+
+def source_fault(
+    content_type: str, source: Source, limits: ContentLimits = DEFAULT_LIMITS
+) -> tuple[str, str] | None:
+    """Return what :func:`content_fault` returns, for content read through ``source``.
+
+    The content is read a piece at a time (at most about a megabyte at once, and an office
+    document's entries as :mod:`zipfile` reads them), never whole.
+    """
     check = _CHECKS.get(content_type)
     if check is None:
         return "attachment.magic", "the content type is not one that can be checked"
-    return check(data, limits)
+    return check(source, limits)
