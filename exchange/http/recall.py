@@ -28,10 +28,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from exchange.connectors.peer_wire import MAX_NOTICE_BODY, NOTICE_MEDIA
-from exchange.http.common import JSON_LIMIT, SERVICE, attachment_inputs, path_digest, staff_user
+from exchange.http.common import JSON_LIMIT, SERVICE, path_digest, staff_user
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.http.peer import authenticate_peer
-from exchange.http.submissions import read_submission
+from exchange.http.submissions import submission_body
 from exchange.service.corrections import rectify
 from exchange.service.errors import ServiceError
 from exchange.service.recall import (
@@ -120,15 +120,15 @@ async def rectify_sent(request: web.Request) -> web.Response:
     user = await staff_user(request)
     digest = path_digest(request)
     service = request.app[SERVICE]
-    doc = parse_object(await read_submission(request), _RECTIFY_FIELDS, limit=None)
-    done = await rectify(
-        service,
-        user,
-        digest,
-        record=doc["record"],
-        reason=doc["reason"],
-        attachments=attachment_inputs(doc.get("attachments", [])),
-    )
+    async with submission_body(request, _RECTIFY_FIELDS) as given:
+        done = await rectify(
+            service,
+            user,
+            digest,
+            record=given.fields["record"],
+            reason=given.fields["reason"],
+            attachments=given.attachments,
+        )
     submitted = done.submitted
     deadline = (
         None

@@ -8,7 +8,6 @@ never "forbidden", so its existence is not disclosed).
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Any, Final
 
 from aiohttp import web
@@ -17,7 +16,6 @@ from exchange.http.common import (
     DIGEST_RE,
     JSON_LIMIT,
     LEDGER,
-    attachment_inputs,
     next_cursor,
     node_service,
     org_ids,
@@ -27,7 +25,7 @@ from exchange.http.common import (
     staff_user,
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
-from exchange.http.submissions import read_submission
+from exchange.http.submissions import submission_body
 from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body
@@ -164,49 +162,44 @@ def _digest_field(value: str | None, field: str) -> bytes | None:
     return bytes.fromhex(value)
 
 
-def _idempotency_key(request: web.Request, raw: bytes) -> IdempotencyKey | None:
+def _idempotency_key(request: web.Request, request_hash: bytes) -> IdempotencyKey | None:
     """Return the request's ``Idempotency-Key`` with the hash of the request, or None."""
     values = request.headers.getall(HEADER, [])
     if not values:
         return None
     if len(values) > 1:
         raise BadRequestError(f"the {HEADER} header must be given once")
-    hasher = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    hasher.update(raw)  # not joined first: a submission may be hundreds of megabytes
-    request_hash = hasher.digest()
     return parse_key(values[0], request_hash)
-
-
-def _submission_body(
-    request: web.Request, raw: bytes
-) -> tuple[IdempotencyKey | None, dict[str, Any]]:
-    """Return the submission's idempotency key and fields (the raw body is then let go)."""
-    return _idempotency_key(request, raw), parse_object(raw, _SUBMIT_FIELDS, limit=None)
 
 
 async def submit(request: web.Request) -> web.Response:
     """POST /api/v1/envelopes: check, seal, register and queue a record; 202 once stored.
 
-    With an ``Idempotency-Key``, a repeat of an earlier request with the same key and body
-    is answered as the first was, with ``Idempotent-Replayed: true``, and seals nothing.
+    The body is JSON (files in base64) or multipart/form-data (files streamed to spool
+    files): :mod:`exchange.http.submissions`. With an ``Idempotency-Key``, a repeat of an
+    earlier request with the same key and body is answered as the first was, with
+    ``Idempotent-Replayed: true``, and seals nothing.
     """
     user = await staff_user(request)
-    key, doc = _submission_body(request, await read_submission(request))
-    submission = Submission(
-        recipients=tuple(org_ids(doc["recipients"], "recipients")),
-        purpose=doc["purpose"],
-        record_kind=doc["record_kind"],
-        record=doc["record"],
-        categories=_strings(doc["categories"], "categories"),
-        reason=doc["reason"],
-        lawful_basis=doc.get("lawful_basis"),
-        # Popped: the base64 text is let go as soon as the files are decoded.
-        attachments=attachment_inputs(doc.pop("attachments", [])),
-        new_school_confirmed=parse_date(doc.get("new_school_confirmed"), "new_school_confirmed"),
-        due=parse_date(doc.get("due"), "due"),
-        in_reply_to=_digest_field(doc.get("in_reply_to"), "in_reply_to"),
-    )
-    submitted = await node_service(request).submit(user, submission, idempotency=key)
+    async with submission_body(request, _SUBMIT_FIELDS) as body:
+        key = _idempotency_key(request, body.digest)
+        doc = body.fields
+        submission = Submission(
+            recipients=tuple(org_ids(doc["recipients"], "recipients")),
+            purpose=doc["purpose"],
+            record_kind=doc["record_kind"],
+            record=doc["record"],
+            categories=_strings(doc["categories"], "categories"),
+            reason=doc["reason"],
+            lawful_basis=doc.get("lawful_basis"),
+            attachments=body.attachments,
+            new_school_confirmed=parse_date(
+                doc.get("new_school_confirmed"), "new_school_confirmed"
+            ),
+            due=parse_date(doc.get("due"), "due"),
+            in_reply_to=_digest_field(doc.get("in_reply_to"), "in_reply_to"),
+        )
+        submitted = await node_service(request).submit(user, submission, idempotency=key)
     deadline = (
         None
         if submitted.deadline_rule is None
