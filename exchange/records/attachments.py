@@ -155,6 +155,11 @@ def content_matches(content_type: str, data: bytes) -> bool:
 
 def _attachment_fault(name: str, content_type: str, data: Source) -> tuple[str, str] | None:
     """Return (rule, message) for the first rule an attachment breaks, or None."""
+    return described_fault(name, content_type, data.size) or source_fault(content_type, data)
+
+
+def described_fault(name: str, content_type: str, size: int) -> tuple[str, str] | None:
+    """Return (rule, message) for the first rule an attachment's name, type or size breaks."""
     try:
         clean = sanitise_file_name(name)
     except ValueError:
@@ -163,9 +168,9 @@ def _attachment_fault(name: str, content_type: str, data: Source) -> tuple[str, 
         return "attachment.name", "the file name is not in sanitised form"
     if content_type not in CONTENT_TYPES:
         return "attachment.content-type", "the content type is not one of those allowed"
-    if not 0 < data.size <= MAX_ATTACHMENT_SIZE:
+    if not 0 < size <= MAX_ATTACHMENT_SIZE:
         return "attachment.size", f"the size must be 1 to {MAX_ATTACHMENT_SIZE} bytes"
-    return source_fault(content_type, data)
+    return None
 
 
 class Described(Protocol):
@@ -289,7 +294,7 @@ class Container:
     attachments: tuple[Attachment, ...]
 
 
-def _manifest_fault(record: Record, attachments: Sequence[Described]) -> tuple[str, str] | None:
+def manifest_fault(record: Record, attachments: Sequence[Described]) -> tuple[str, str] | None:
     """Return (rule, message) if the record's manifest does not describe ``attachments``."""
     spec = kind_spec(record.kind)
     if spec.manifest is None:
@@ -321,7 +326,7 @@ def _manifest_fault(record: Record, attachments: Sequence[Described]) -> tuple[s
     return None
 
 
-def _names_fault(attachments: Sequence[Described]) -> int | None:
+def names_fault(attachments: Sequence[Described]) -> int | None:
     """Return the index of the first attachment whose name repeats an earlier one's."""
     seen: set[str] = set()
     for index, attachment in enumerate(attachments):
@@ -370,11 +375,11 @@ def container_head(record: Record, attachments: Sequence[Described]) -> bytes:
         )
     if sum(a.size for a in attachments) > spec.max_attachments_total:
         raise ValueError("attachments are larger in total than the kind allows [attachment.total]")
-    if _names_fault(attachments) is not None:
+    if names_fault(attachments) is not None:
         raise ValueError(
             "attachments: two file names differ only in case [attachment.name-duplicate]"
         )
-    fault = _manifest_fault(record, attachments)
+    fault = manifest_fault(record, attachments)
     if fault is not None:
         raise ValueError(f"record and attachments disagree: {fault[1]} [{fault[0]}]")
     kind = record.kind.encode("ascii")
@@ -477,7 +482,7 @@ def decode_container(data: bytes) -> Container:
     for index in range(count):
         attachments.append(_read_attachment(reader, index, spec.max_attachments_total - total))
         total += attachments[-1].size
-        duplicate = _names_fault(attachments)
+        duplicate = names_fault(attachments)
         if duplicate is not None:
             raise ContainerError(
                 "attachment.name-duplicate",
@@ -488,7 +493,7 @@ def decode_container(data: bytes) -> Container:
         raise ContainerError(
             "container.trailing", reader.offset, "bytes follow the last attachment"
         )
-    fault = _manifest_fault(record, attachments)
+    fault = manifest_fault(record, attachments)
     if fault is not None:
         raise ContainerError(fault[0], count_at, fault[1])
     return Container(record=record, attachments=tuple(attachments))
