@@ -88,7 +88,7 @@ def test_a_damaged_container_is_refused_by_the_same_rule(data: st.DataObject) ->
     expected = _rule(lambda: decode_container(bad))
 
     def scan_and_check() -> None:
-        scanned, seen = _scan(bad, step)
+        scanned, _ = _scan(bad, step)
         problem = content_problem(
             scanned.entries, lambda e: BytesSource(bad[e.offset : e.offset + e.size])
         )
