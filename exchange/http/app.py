@@ -83,6 +83,7 @@ def create_app(
     app.router.add_get("/api/v1/inbox", staff.list_inbox)
     app.router.add_post("/api/v1/inbox/import", staff.import_envelope)
     app.router.add_post("/api/v1/inbox/{digest}/open", staff.open_item)
+    app.router.add_get("/api/v1/inbox/{digest}/attachments/{number}", staff.attachment)
     app.router.add_post("/api/v1/inbox/{digest}/acknowledge", staff.acknowledge)
     app.router.add_post("/api/v1/inbox/{digest}/reject", staff.reject)
     app.router.add_get("/api/v1/envelopes/{digest}/receipts", staff.receipts)

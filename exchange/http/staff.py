@@ -23,8 +23,10 @@ from exchange.http.common import (
     path_digest,
     read_page,
     staff_user,
+    whole_number,
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
+from exchange.http.streaming import send_attachment, stream_bytes
 from exchange.http.submissions import submission_body
 from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
@@ -258,15 +260,27 @@ async def list_inbox(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next": cursor})
 
 
-async def open_item(request: web.Request) -> web.Response:
-    """POST /api/v1/inbox/{digest}/open: the plaintext, to an authorised user."""
+async def open_item(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/inbox/{digest}/open: the plaintext, to an authorised user, streamed."""
     user = await staff_user(request)
-    content = await node_service(request).open_item(user, path_digest(request))
-    return web.Response(
-        body=content,
+    length, pieces = await node_service(request).opened_content(user, path_digest(request))
+    return await stream_bytes(
+        request,
+        length,
+        pieces,
         content_type="application/octet-stream",
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def attachment(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/inbox/{digest}/attachments/{number}: one file of an opened item, streamed."""
+    user = await staff_user(request)
+    number = whole_number(request.match_info["number"], 1, 999)
+    if number is None:
+        raise ServiceError("number must be a whole number from 1", status=404)
+    entry, pieces = await node_service(request).inbox_attachment(user, path_digest(request), number)
+    return await send_attachment(request, entry, pieces)
 
 
 async def read_back(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ recorded. An item its sender recalled, or one destroyed under retention, is gone
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Final, NoReturn
 
 from exchange.ledger.events import EventType
@@ -17,8 +18,8 @@ from exchange.logs import get_logger
 from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES, ReceiptStatus
 from exchange.receipts.receipt import CODE_RE
-from exchange.records import RecordError, decode_container
-from exchange.service.body_checks import BodyDamagedError, body_verifies, file_blocks, open_body
+from exchange.records import Record
+from exchange.service.body_checks import BodyDamagedError, body_verifies, file_blocks
 from exchange.service.context import ServiceContext
 from exchange.service.errors import (
     ConflictError,
@@ -30,6 +31,7 @@ from exchange.service.errors import (
     UnprocessableError,
 )
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
+from exchange.service.opened_bodies import OpenedItem, scan_body, stream_body
 from exchange.service.retention import destroyed_sentence, log_scheduled, opened_schedule
 from exchange.service.rows import receipt_record
 from exchange.service.tenants import Tenant
@@ -73,8 +75,13 @@ class Inbox:
             raise GoneError(gone)
         return tenant, item, held
 
-    async def open_item(self, user: User, digest: bytes) -> bytes:
-        """Decrypt an inbox item for an authorised user; emit ``opened`` the first time."""
+    async def open_item(self, user: User, digest: bytes) -> OpenedItem:
+        """Open an inbox item for an authorised user; emit ``opened`` the first time.
+
+        The body is read through once, checked in full, and only its record is kept
+        (:func:`~exchange.service.opened_bodies.scan_body`); its files are handed out by
+        :meth:`content`, streamed.
+        """
         if user.role not in OPENING_ROLES:
             raise ForbiddenError(f"the role {user.role} may not open records")
         context = self.context
@@ -82,8 +89,8 @@ class Inbox:
         await self._refuse_damaged(digest)
         now = context.now()
         try:
-            content = await asyncio.to_thread(
-                open_body, context, tenant, digest, item.envelope.created
+            opened = await asyncio.to_thread(
+                scan_body, context, tenant, digest, item.envelope.created
             )
         except BodyDamagedError:
             await self._damaged(user, digest)
@@ -104,9 +111,9 @@ class Inbox:
                     counterparty=item.envelope.sender, receipt=record.digest,
                 ),
             )  # fmt: skip
-        index_outcome, subjects = await asyncio.to_thread(self._subjects, content)
-        link = await opened_link(context.store, user.org, item.envelope, content)
-        schedule = await opened_schedule(context, held, item.envelope, content)
+        index_outcome, subjects = self._subjects(opened.record)
+        link = await opened_link(context.store, user.org, item.envelope, opened.record)
+        schedule = await opened_schedule(context, held, item.envelope, opened.record)
         # Only while still "delivered" does the first opening apply: exactly one of a recall
         # and this opening wins, and the content is released only if the opening did.
         outcome = await context.store.record_opening(
@@ -133,7 +140,18 @@ class Inbox:
         if outcome.scheduled and schedule is not None:
             log_scheduled(schedule)
         log.info("envelope.opened", digest=digest.hex(), org=user.org, status=item.state)
-        return content
+        return opened
+
+    def content(
+        self, user: User, digest: bytes, created: int, number: int | None
+    ) -> Iterator[bytes]:
+        """Yield an opened item's attachment ``number`` (from 1), or all its content.
+
+        Verified while it streams (:func:`~exchange.service.opened_bodies.stream_body`);
+        call after :meth:`open_item` recorded the reading. Runs in a worker thread.
+        """
+        tenant = self.context.tenant(user.org)
+        return stream_body(self.context, tenant, digest, created, number)
 
     def _verify_body(self, digest: bytes, created: int) -> None:
         """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""
@@ -153,13 +171,11 @@ class Inbox:
         log.error("inbox.damaged", digest=digest.hex(), org=user.org, outcome="body-damaged")
         raise DamagedItemError
 
-    def _subjects(self, content: bytes) -> tuple[str, list[SubjectKey]]:
+    def _subjects(self, record: Record | None) -> tuple[str, list[SubjectKey]]:
         """Return how a received record was indexed and its subjects' keyed hashes."""
-        try:
-            container = decode_container(content)
-        except RecordError:
+        if record is None:
             return "not-a-record", []
-        pairs = subject_identifiers(container.record.kind, container.record.data)
+        pairs = subject_identifiers(record.kind, record.data)
         return "indexed", [self.context.subject_key(k, v) for k, v in pairs]
 
     async def decide(self, user: User, digest: bytes, *, accept: bool, code: str | None) -> bytes:
