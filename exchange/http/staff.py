@@ -260,10 +260,44 @@ async def list_inbox(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next": cursor})
 
 
+def _wants_json(request: web.Request) -> bool:
+    """Whether the request asks for JSON (``Accept: application/json``), not the content."""
+    accepted = [v.split(";")[0].strip() for v in request.headers.get("Accept", "").split(",")]
+    return "application/json" in accepted and "application/octet-stream" not in accepted
+
+
 async def open_item(request: web.Request) -> web.StreamResponse:
-    """POST /api/v1/inbox/{digest}/open: the plaintext, to an authorised user, streamed."""
+    """POST /api/v1/inbox/{digest}/open: the plaintext, to an authorised user, streamed.
+
+    With ``Accept: application/json``, the record and a list of its attachments instead,
+    each to be downloaded on its own (:func:`attachment`): a large CP file is then never
+    sent twice.
+    """
     user = await staff_user(request)
-    length, pieces = await node_service(request).opened_content(user, path_digest(request))
+    service = node_service(request)
+    digest = path_digest(request)
+    if _wants_json(request):
+        opened = await service.open_item(user, digest)
+        record = opened.record
+        return web.json_response(
+            {
+                "digest": digest.hex(),
+                "record_kind": None if record is None else record.kind,
+                "record": None if record is None else record.data,
+                "attachments": [
+                    {
+                        "number": number,
+                        "name": entry.name,
+                        "content_type": entry.content_type,
+                        "size": entry.size,
+                        "sha256": entry.sha256.hex(),
+                    }
+                    for number, entry in enumerate(opened.entries, start=1)
+                ],
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+    length, pieces = await service.opened_content(user, digest)
     return await stream_bytes(
         request,
         length,

@@ -66,6 +66,12 @@ class ScannedContainer:
     entries: tuple[Entry, ...]
 
 
+#: The fields read before the attachment count.
+_BEFORE_COUNT: Final = frozenset(
+    {"label", "version", "kind length", "kind", "record length", "record", "attachment count"}
+)
+
+
 class _Need:
     """What the scanner waits for next: a field of ``size`` bytes, or an attachment's data."""
 
@@ -99,6 +105,20 @@ class ContainerScanner:
         self._pending: dict[str, Any] = {}
         self._hash = hashlib.sha256()
         self._left = 0  # bytes of the current attachment's data still to come
+        self._heads: list[Entry] = []
+
+    @property
+    def count(self) -> int | None:
+        """The number of attachments the container says it holds, once read (else None)."""
+        return self._count if self._need.what not in _BEFORE_COUNT else None
+
+    def head(self, index: int) -> Entry | None:
+        """Return what the container says of attachment ``index`` once its bytes began.
+
+        Its name and type as written (checked only when its bytes end) and its declared
+        SHA-256, which its bytes must match.
+        """
+        return self._heads[index] if index < len(self._heads) else None
 
     def feed(self, piece: bytes | memoryview) -> list[tuple[int, bytes]]:
         """Consume ``piece``; return the attachments' bytes in it as (index, bytes)."""
@@ -238,6 +258,15 @@ class ContainerScanner:
             self._need = _Need("digest", _SHA256_LEN)
         elif what == "digest":
             pending["digest"] = item
+            self._heads.append(
+                Entry(
+                    pending["name"].decode("utf-8", errors="replace"),
+                    pending["type"].decode("ascii", errors="replace"),
+                    pending["size"],
+                    item,
+                    self._offset,
+                )
+            )
             self._left = pending["size"]
             self._hash = hashlib.sha256()
             pending["body_at"] = self._offset

@@ -10,7 +10,7 @@ recorded. An item its sender recalled, or one destroyed under retention, is gone
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Final, NoReturn
 
 from exchange.ledger.events import EventType
@@ -19,6 +19,7 @@ from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES, ReceiptStatus
 from exchange.receipts.receipt import CODE_RE
 from exchange.records import Record
+from exchange.records.scanning import Entry
 from exchange.service.body_checks import BodyDamagedError, body_verifies, file_blocks
 from exchange.service.context import ServiceContext
 from exchange.service.errors import (
@@ -31,7 +32,13 @@ from exchange.service.errors import (
     UnprocessableError,
 )
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
-from exchange.service.opened_bodies import OpenedItem, scan_body, stream_body
+from exchange.service.opened_bodies import (
+    OpenedItem,
+    in_thread,
+    scan_body,
+    stream_attachment,
+    stream_content,
+)
 from exchange.service.retention import destroyed_sentence, log_scheduled, opened_schedule
 from exchange.service.rows import receipt_record
 from exchange.service.tenants import Tenant
@@ -142,16 +149,71 @@ class Inbox:
         log.info("envelope.opened", digest=digest.hex(), org=user.org, status=item.state)
         return opened
 
-    def content(
-        self, user: User, digest: bytes, created: int, number: int | None
-    ) -> Iterator[bytes]:
-        """Yield an opened item's attachment ``number`` (from 1), or all its content.
+    async def record_reading(self, user: User, digest: bytes) -> InboxItem:
+        """Record a later reading of an opened item (a download): an ``accessed`` event.
 
-        Verified while it streams (:func:`~exchange.service.opened_bodies.stream_body`);
-        call after :meth:`open_item` recorded the reading. Runs in a worker thread.
+        Refused like an opening (role, recalled, destroyed, damaged), and for an item not
+        yet opened: a download is never the first opening. Nothing is decrypted here.
         """
+        if user.role not in OPENING_ROLES:
+            raise ForbiddenError(f"the role {user.role} may not open records")
+        _, item, _ = await self._held_item(user, digest)
+        if item.state == "delivered":
+            raise ConflictError("open the record before downloading its attachments")
+        await self._refuse_damaged(digest)
+        now = self.context.now()
+        outcome = await self.context.store.record_opening(
+            ItemOpening(
+                owner=user.org,
+                digest=digest,
+                user_id=user.id,
+                role=user.role,
+                now=self.context.clock(),
+                accessed_event=ledger_event(
+                    EventType.ACCESSED, now, user.org, item.envelope.digest, reason=user.role
+                ),
+                first=None,
+                subjects=(),
+                index_outcome=None,
+                link=None,
+                schedule=None,
+            )
+        )
+        if outcome.state == "recalled":
+            raise GoneError(_RECALLED)
+        return item
+
+    async def attachment(
+        self, user: User, digest: bytes, number: int
+    ) -> tuple[Entry, AsyncIterator[bytes]]:
+        """Record a download of attachment ``number`` (from 1) and return it, streamed.
+
+        Verified as it streams (:func:`~exchange.service.opened_bodies.stream_attachment`);
+        the item's files passed their content checks when it was opened, and the stream
+        checks that the body is still that envelope.
+        """
+        item = await self.record_reading(user, digest)
         tenant = self.context.tenant(user.org)
-        return stream_body(self.context, tenant, digest, created, number)
+        created = item.envelope.created
+        try:
+            entry, pieces = await asyncio.to_thread(
+                stream_attachment, self.context, tenant, digest, created, number
+            )
+        except BodyDamagedError:
+            await self._damaged(user, digest)
+        except FileNotFoundError:
+            gone = destroyed_sentence(await self.context.store.held_item(user.org, digest))
+            raise GoneError(gone or _RECALLED) from None
+        return entry, in_thread(pieces)
+
+    async def content(self, user: User, digest: bytes) -> tuple[int, AsyncIterator[bytes]]:
+        """Open an item (recorded) and return its content's length and bytes, streamed."""
+        opened = await self.open_item(user, digest)
+        item = await self.context.store.inbox_item(user.org, digest)
+        created = 0 if item is None else item.envelope.created
+        tenant = self.context.tenant(user.org)
+        pieces = stream_content(self.context, tenant, digest, created)
+        return opened.content_length, in_thread(pieces)
 
     def _verify_body(self, digest: bytes, created: int) -> None:
         """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""

@@ -8,16 +8,18 @@ bombs, polyglots) then read each file again at any offset through a
 :class:`PlaintextSource`, which opens single chunks of the verified body.
 
 Handing plaintext out (an attachment's download, the whole content) verifies while it
-streams (:func:`stream_body`): the body is read from its start again, each chunk is
-authenticated before its plaintext is yielded, and the last piece is held back until the
-envelope's trailer signature, its ciphertext hash and the file's SHA-256 have all
-verified. A failure part-way raises, and the caller cuts the connection, so a reader is
-never handed a file that looks complete but is not (exchange/http/streaming.py).
+streams (:func:`stream_content`, :func:`stream_attachment`): the body is read from its
+start again, each chunk is authenticated before its plaintext is yielded, and the last
+piece is held back until the envelope's trailer signature, its ciphertext hash and the
+file's SHA-256 have all verified. A failure part-way raises, and the caller cuts the
+connection, so a reader is never handed a file that looks complete but is not
+(exchange/http/streaming.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -38,8 +40,8 @@ from exchange.envelope.payload import PayloadCipher
 from exchange.records import Record, RecordError
 from exchange.records.scanning import ContainerScanner, Entry, content_problem
 from exchange.service.body_checks import BodyDamagedError, file_blocks
-from exchange.service.context import ServiceContext
-from exchange.service.errors import ServiceError
+from exchange.service.context import PIECE, ServiceContext
+from exchange.service.errors import NotFoundError, ServiceError
 from exchange.service.tenants import Tenant
 
 _CHUNK_PREFIX: Final = struct.Struct(">BI")
@@ -195,50 +197,85 @@ class StreamBrokenError(Exception):
     """A body being streamed out failed a check part-way: the transfer must be cut."""
 
 
-def stream_body(
-    context: ServiceContext,
-    tenant: Tenant,
-    digest: bytes,
-    created: int,
-    number: int | None,
+def _plaintexts(
+    context: ServiceContext, tenant: Tenant, digest: bytes, created: int
 ) -> Iterator[bytes]:
-    """Yield attachment ``number`` (from 1) of a body, or its whole content (None).
+    """Yield a body's plaintext as each chunk authenticates; at the end verify it all.
 
-    Each piece is yielded only once the chunks it came from authenticated; the last is
-    held back until the whole envelope verified and the file's SHA-256 matched. Any
-    failure after the first piece raises :class:`StreamBrokenError`.
+    The end checks the trailer's signature and hash and that the body is still the
+    envelope ``digest`` (the one opened and checked before).
     """
-    path = context.store.body_path(digest)
     opener = _opened(context, tenant, created)
-    scanner = ContainerScanner() if number is not None else None
-    ready: list[bytes] = []
+    with context.store.body_path(digest).open("rb") as body:
+        while block := body.read(PIECE):
+            yield from opener.feed_pieces(block)
+    if opener.finish_opened().verified.digest != digest:
+        raise OpenError
 
-    def sink(plaintext: bytes) -> None:
-        if scanner is None:
-            ready.append(plaintext)
-            return
-        for index, data in scanner.feed(plaintext):
-            if index == number - 1:  # type: ignore[operator]
-                ready.append(data)
 
-    held = b""
+def _held_back(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Yield ``pieces`` but the last until ``pieces`` ended without error.
+
+    Before anything was yielded a failure is an ordinary refusal (a damaged body, a sender
+    no longer trusted, no such attachment); after, it is :class:`StreamBrokenError`.
+    """
+    held: bytes | None = None
+    started = False
     try:
-        with path.open("rb") as body:
-            while block := body.read(1024 * 1024):
-                for plaintext in opener.feed_pieces(block):
-                    sink(plaintext)
-                for piece in ready:
-                    if held:
-                        yield held
-                    held = piece
-                ready.clear()
-        opener.finish_opened()
-        if scanner is not None:
-            scanner.finish()
+        for piece in pieces:
+            if held is not None:
+                started = True
+                yield held
+            held = piece
     except (FormatError, OpenError, SenderError, RecordError) as exc:
-        raise StreamBrokenError(type(exc).__name__) from None
-    if held:
+        if started:
+            raise StreamBrokenError(type(exc).__name__) from None
+        if isinstance(exc, SenderError):
+            raise ServiceError(
+                f"the stored envelope could not be opened: {exc}", status=500
+            ) from None
+        if isinstance(exc, RecordError):
+            raise NotFoundError("the item has no such attachment") from None
+        raise BodyDamagedError from None
+    if held is not None:
         yield held
+
+
+def stream_content(
+    context: ServiceContext, tenant: Tenant, digest: bytes, created: int
+) -> Iterator[bytes]:
+    """Yield the whole plaintext of a body, verified as it streams (see the module)."""
+    return _held_back(_plaintexts(context, tenant, digest, created))
+
+
+def stream_attachment(
+    context: ServiceContext, tenant: Tenant, digest: bytes, created: int, number: int
+) -> tuple[Entry, Iterator[bytes]]:
+    """Return attachment ``number`` (from 1) of a body: what it is, and its bytes, streamed.
+
+    Reads the body up to the attachment's first bytes before it returns (so a refusal is
+    still an ordinary answer); run it in a worker thread. Each piece is yielded once the
+    chunks it came from authenticated; the last is held back until the envelope verified,
+    the file's SHA-256 matched what the container says and the container ended well.
+    """
+    scanner = ContainerScanner()
+
+    def pieces() -> Iterator[bytes]:
+        for plaintext in _plaintexts(context, tenant, digest, created):
+            for index, data in scanner.feed(plaintext):
+                if index == number - 1:
+                    yield data
+            count = scanner.count
+            if count is not None and number > count:
+                raise NotFoundError("the item has no such attachment")
+        scanner.finish()
+
+    stream = _held_back(pieces())
+    first = next(stream, None)
+    entry = scanner.head(number - 1)
+    if first is None or entry is None:
+        raise NotFoundError("the item has no such attachment")
+    return entry, itertools.chain([first], stream)
 
 
 _END: Final = object()

@@ -25,9 +25,8 @@ from exchange.policy import CalendarCoverageError, Deadline, DeadlineFacts, dead
 from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES
 from exchange.records.scanning import Entry
 from exchange.service.context import ServiceContext
-from exchange.service.errors import ConflictError, NotFoundError
 from exchange.service.inbox import OPENING_ROLES, Inbox
-from exchange.service.opened_bodies import OpenedItem, in_thread
+from exchange.service.opened_bodies import OpenedItem
 from exchange.service.views import InboxView
 from exchange.sharing.prepare import SATISFIED_BY
 
@@ -68,29 +67,16 @@ class Reading:
     ) -> tuple[Entry, AsyncIterator[bytes]]:
         """Return attachment ``number`` (from 1) of an item the organisation has opened.
 
-        The reading is recorded; the file's bytes come from the iterator, verified while
-        they stream (:func:`~exchange.service.opened_bodies.stream_body`): one that breaks
-        part-way raises :class:`~exchange.service.opened_bodies.StreamBrokenError`. An
-        item not yet opened is refused: a download is never the first opening.
+        The reading is recorded (:meth:`Inbox.attachment`); the file's bytes come from the
+        iterator, verified while they stream: one that breaks part-way raises
+        :class:`~exchange.service.opened_bodies.StreamBrokenError`. An item not yet
+        opened is refused: a download is never the first opening.
         """
-        item = await self.context.store.inbox_item(user.org, digest)
-        if item is None:
-            raise NotFoundError("no such item in this organisation's inbox")
-        if item.state == "delivered":
-            raise ConflictError("open the record before downloading its attachments")
-        opened = await self.read_item(user, digest)
-        if opened is None or not 1 <= number <= len(opened.entries):
-            raise NotFoundError("the item has no such attachment")
-        pieces = self.inbox.content(user, digest, item.envelope.created, number)
-        return opened.entries[number - 1], in_thread(pieces)
+        return await self.inbox.attachment(user, digest, number)
 
     async def content(self, user: User, digest: bytes) -> tuple[int, AsyncIterator[bytes]]:
         """Open an item (recorded) and return its content's length and its bytes, streamed."""
-        opened = await self.inbox.open_item(user, digest)
-        item = await self.context.store.inbox_item(user.org, digest)
-        created = 0 if item is None else item.envelope.created
-        pieces = self.inbox.content(user, digest, created, None)
-        return opened.content_length, in_thread(pieces)
+        return await self.inbox.content(user, digest)
 
     def deadline_owed(self, view: InboxView, record: dict[str, Any] | None) -> Deadline | None:
         """Return the deadline the receiving organisation owes for an item, or None.
