@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from exchange.files import FileSource
 from exchange.http.common import JSON_LIMIT, attachment_inputs, node_service
@@ -171,11 +172,22 @@ class _Malformed(Exception):  # noqa: N818 - a signal inside this module
     """aiohttp could not read the multipart body."""
 
 
+#: What aiohttp raises for a multipart body it cannot read: a bad boundary, a part's
+#: headers (``InvalidHeader``), a missing end.
+_AIOHTTP_REFUSALS: Final = (
+    ValueError,
+    AssertionError,
+    RuntimeError,
+    LookupError,
+    HttpProcessingError,
+)
+
+
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     """Return the next part, refusing a nested multipart body or one aiohttp cannot read."""
     try:
         part = await reader.next()
-    except (ValueError, AssertionError, RuntimeError, KeyError) as exc:
+    except _AIOHTTP_REFUSALS as exc:
         raise _Malformed from exc
     if part is not None and not isinstance(part, BodyPartReader):
         raise BadRequestError("a multipart submission must not nest multipart bodies")
@@ -193,7 +205,10 @@ async def _read_multipart(
     if declared is not None and declared > limit:
         raise _multipart_too_large(limit, max_envelope_bytes)
     try:
-        reader = await request.multipart()
+        try:
+            reader = await request.multipart()
+        except _AIOHTTP_REFUSALS as exc:
+            raise _Malformed from exc
         first = await _next_part(reader)
         if first is None or first.name != SUBMISSION_PART or first.filename is not None:
             raise BadRequestError(
@@ -269,7 +284,7 @@ async def _read_json_part(part: BodyPartReader, limit: int) -> bytes:
 async def _read_chunk(part: BodyPartReader) -> bytes:
     try:
         return await part.read_chunk(_PIECE)
-    except (ValueError, AssertionError, RuntimeError) as exc:
+    except _AIOHTTP_REFUSALS as exc:
         raise _Malformed from exc
 
 
