@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -129,7 +130,8 @@ def make_pdf(path: Path, size: int) -> str:
     digest = hashlib.sha256()
     with path.open("wb") as out:
         left = size - len(head) - len(tail)
-        for piece in (head, *(block[: min(PIECE, left - at)] for at in range(0, left, PIECE)), tail):
+        middle = (block[: min(PIECE, left - at)] for at in range(0, left, PIECE))
+        for piece in (head, *middle, tail):
             out.write(piece)
             digest.update(piece)
     return digest.hexdigest()
@@ -162,8 +164,6 @@ async def _stream_to(response: aiohttp.ClientResponse, path: Path) -> tuple[int,
 
 async def client_run(setup: Setup, pdf: Path, expected: str) -> dict[str, Any]:
     """Submit, wait for delivery, open and download; return the times and the peak RSS."""
-    import ssl  # noqa: PLC0415 - only the client process needs it
-
     context = ssl.create_default_context(cafile=str(setup.ca_file))
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)
     times: dict[str, float] = {}
@@ -223,7 +223,7 @@ async def client_run(setup: Setup, pdf: Path, expected: str) -> dict[str, Any]:
 
 
 def run_client(args: list[str]) -> None:
-    """The client process: run, then print one JSON line of results."""
+    """Run the client process, then print one JSON line of results."""
     setup_file, pdf, expected = args
     doc = json.loads(Path(setup_file).read_text())
     setup = Setup(**{k: Path(v) if k in {"folder", "ca_file", "school_config", "la_config"}
@@ -249,6 +249,7 @@ class SizeResult:
 
     @property
     def seconds(self) -> float:
+        """Seconds from the upload's first byte to the download's last."""
         return self.times["downloaded"] - self.times["start"]
 
 
@@ -274,6 +275,7 @@ class Sampler:
                         self.peak[name] = max(self.peak[name], int(line.split()[1]) * 1024)
 
     def stop(self) -> None:
+        """Stop sampling."""
         self._stop.set()
         self._thread.join()
 
