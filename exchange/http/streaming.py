@@ -53,13 +53,24 @@ async def stream_text(
                 buffer, held = [], 0
         await response.write("".join(buffer).encode("utf-8"))
     except Exception as exc:  # noqa: BLE001 - any failure part-way: cut, then re-raise
-        # Only the class: a message could quote anything.
-        log.error("export.failed", path=request.path, error_class=type(exc).__name__)  # noqa: TRY400
-        if request.transport is not None:
-            request.transport.abort()
-        # Answered as it stands: with the connection cut, the end of the answer never goes.
-        return response
+        return _cut(request, response, "export.failed", exc)
     await response.write_eof()
+    return response
+
+
+def _cut(
+    request: web.Request, response: web.StreamResponse, event: str, exc: Exception
+) -> web.StreamResponse:
+    """Log a failure part-way, cut the connection and return the answer as it stands.
+
+    Only the error's class is logged (a message could quote anything); with the connection
+    cut, the end of the answer never goes.
+    """Log a failure part-way (its class only: a message could quote anything), cut the
+    connection, and return the answer as it stands: its end never goes.
+    """
+    log.error(event, path=request.path, error_class=type(exc).__name__)
+    if request.transport is not None:
+        request.transport.abort()
     return response
 
 
@@ -91,10 +102,7 @@ async def stream_bytes(
             await response.write(piece)
         _check_length(sent, length)
     except Exception as exc:  # noqa: BLE001 - any failure part-way: cut, never a whole-looking file
-        log.error("download.failed", path=request.path, error_class=type(exc).__name__)  # noqa: TRY400
-        if request.transport is not None:
-            request.transport.abort()
-        return response
+        return _cut(request, response, "download.failed", exc)
     await response.write_eof()
     return response
 

@@ -12,6 +12,7 @@ Python memory stays far below the file's size while it is submitted, opened and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -32,7 +33,7 @@ from exchange.sharing.limits import node_limits
 from tests.cli.schools import NEW_SCHOOL, REASON, TWO_SCHOOLS
 from tests.node.conftest import SCHOOL, deployed
 from tests.node.helpers import auth, client, until
-from tests.node.raw import close, connect, read_answer, request_head
+from tests.node.raw import head_only
 from tests.node.records import cp_file
 
 pytestmark = pytest.mark.network
@@ -175,7 +176,11 @@ async def open_json(world: Deployment, digest: str) -> dict[str, Any]:
         return answer
 
 
-async def download(world: Deployment, digest: str, number: int) -> tuple[int, bytes, str]:
+@contextlib.asynccontextmanager
+async def attachment(
+    world: Deployment, digest: str, number: int
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """Yield the answer to a download of an item's file, its body not yet read."""
     async with (
         client(world) as http,
         http.get(
@@ -183,6 +188,11 @@ async def download(world: Deployment, digest: str, number: int) -> tuple[int, by
             headers=auth(world, NEW_SCHOOL, "dsl"),
         ) as resp,
     ):
+        yield resp
+
+
+async def download(world: Deployment, digest: str, number: int) -> tuple[int, bytes, str]:
+    async with attachment(world, digest, number) as resp:
         return resp.status, await resp.read(), resp.headers.get("Content-Disposition", "")
 
 
@@ -344,18 +354,12 @@ async def test_a_declared_multipart_body_over_the_limit_is_refused_before_it_is_
 ) -> None:
     """A Content-Length over the multipart limit: 413 naming it, the body never sent."""
     limit = multipart_limit(SMALL_LIMIT, NodeConfig.max_json_bytes)
-    reader, writer = await connect(small, "school")
     headers = {
         **auth(small, SCHOOL, "dsl"),
         "Content-Type": MULTIPART,
         "Content-Length": str(limit + 1),
     }
-    writer.write(request_head("/api/v1/envelopes", small.nodes["school"].port, headers))
-    await writer.drain()
-    try:
-        answer = await read_answer(reader)
-    finally:
-        await close(writer)
+    answer = await head_only(small, "school", "/api/v1/envelopes", headers)
     assert answer.status == 413, answer
     message = json.loads(answer.body)["error"]["message"]
     assert f"{limit} bytes" in message
@@ -380,13 +384,7 @@ async def test_a_body_damaged_after_opening_cuts_the_download(world: Deployment)
     body = bytearray(path.read_bytes())
     body[3 * MIB] ^= 0x01  # in the file's bytes, well after the first piece is sent
     path.write_bytes(bytes(body))
-    async with (
-        client(world) as http,
-        http.get(
-            world.url("la") + f"/api/v1/inbox/{digest}/attachments/1",
-            headers=auth(world, NEW_SCHOOL, "dsl"),
-        ) as resp,
-    ):
+    async with attachment(world, digest, 1) as resp:
         assert resp.status == 200
         assert resp.content_length == len(data)
         with pytest.raises(aiohttp.ClientPayloadError):
@@ -434,13 +432,7 @@ async def test_submitting_opening_and_downloading_hold_far_less_than_the_file(
     async def open_and_download() -> str:
         await open_json(world, digest)
         hasher = hashlib.sha256()
-        async with (
-            client(world) as http,
-            http.get(
-                world.url("la") + f"/api/v1/inbox/{digest}/attachments/1",
-                headers=auth(world, NEW_SCHOOL, "dsl"),
-            ) as resp,
-        ):
+        async with attachment(world, digest, 1) as resp:
             async for piece in resp.content.iter_chunked(MIB):
                 hasher.update(piece)
         return hasher.hexdigest()
