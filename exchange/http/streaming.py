@@ -65,8 +65,6 @@ def _cut(
 
     Only the error's class is logged (a message could quote anything); with the connection
     cut, the end of the answer never goes.
-    """Log a failure part-way (its class only: a message could quote anything), cut the
-    connection, and return the answer as it stands: its end never goes.
     """
     log.error(event, path=request.path, error_class=type(exc).__name__)
     if request.transport is not None:
