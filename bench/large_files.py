@@ -243,6 +243,8 @@ class SizeResult:
     size: int
     times: dict[str, float]
     peak: dict[str, int]
+    #: Each node's sampled peak in each phase: upload (to the 202), delivery, open and download.
+    phases: dict[str, dict[str, int]]
     cpu: dict[str, float]
     sha_read: float
     copy: float
@@ -254,11 +256,12 @@ class SizeResult:
 
 
 class Sampler:
-    """Samples processes' resident memory every 50 ms in a thread (a check on VmHWM)."""
+    """Samples processes' resident memory every 50 ms in a thread, with the time of each."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.peak = dict.fromkeys(pids, 0)
+        self.samples: list[tuple[float, str, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -272,7 +275,13 @@ class Sampler:
                     continue
                 for line in text.splitlines():
                     if line.startswith("VmRSS:"):
-                        self.peak[name] = max(self.peak[name], int(line.split()[1]) * 1024)
+                        rss = int(line.split()[1]) * 1024
+                        self.peak[name] = max(self.peak[name], rss)
+                        self.samples.append((time.time(), name, rss))
+
+    def phase_peak(self, name: str, start: float, end: float) -> int:
+        """Return the largest resident memory of ``name`` sampled from ``start`` to ``end``."""
+        return max((r for t, n, r in self.samples if n == name and start <= t <= end), default=0)
 
     def stop(self) -> None:
         """Stop sampling."""
@@ -320,12 +329,22 @@ def one_size(setup: Setup, setup_file: Path, size_mib: int, folder: Path) -> Siz
         result = json.loads(client.stdout.strip().splitlines()[-1])
         peak = {name: max(peak_rss(pid), sampler.peak[name]) for name, pid in pids.items()}
         peak["client"] = result["peak_rss"]
+        t = result["times"]
+        bounds = {
+            "upload": (t["start"], t["accepted"]),
+            "delivery": (t["accepted"], t["delivered"]),
+            "open and download": (t["delivered"], t["downloaded"]),
+        }
+        phases = {
+            name: {phase: sampler.phase_peak(name, *span) for phase, span in bounds.items()}
+            for name in pids
+        }
         cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     finally:
         for proc in children.values():
             stop_child(proc)
     shutil.rmtree(work)
-    return SizeResult(size, result["times"], peak, cpu, sha_read, copy)
+    return SizeResult(size, result["times"], peak, phases, cpu, sha_read, copy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,6 +382,20 @@ def print_report(results: list[SizeResult], *, quick: bool) -> None:
         print(
             f"| {r.size // MIB} MiB | {p['client'] / MIB:,.0f} | {p['school'] / MIB:,.0f} "
             f"| {p['la'] / MIB:,.0f} | {r.cpu['school']:.1f} | {r.cpu['la']:.1f} |"
+        )
+    print(
+        "\nEach node's resident memory by phase (MiB, sampled every 50 ms): the upload (the "
+        "school spools, checks and seals), the delivery (the push and the peer's receipt), "
+        "the opening and the download (the LA node):\n"
+    )
+    print("| file | school: upload | school: delivery | LA: delivery | LA: open and download |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        ph = r.phases
+        print(
+            f"| {r.size // MIB} MiB | {ph['school']['upload'] / MIB:,.0f} "
+            f"| {ph['school']['delivery'] / MIB:,.0f} | {ph['la']['delivery'] / MIB:,.0f} "
+            f"| {ph['la']['open and download'] / MIB:,.0f} |"
         )
     first = results[0]
     print(f"\nGrowth of the peak from {first.size // MIB} MiB (MiB):\n")
