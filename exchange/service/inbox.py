@@ -34,6 +34,7 @@ from exchange.service.errors import (
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
 from exchange.service.opened_bodies import (
     OpenedItem,
+    StreamBrokenError,
     in_thread,
     scan_body,
     stream_attachment,
@@ -204,7 +205,22 @@ class Inbox:
         except FileNotFoundError:
             gone = destroyed_sentence(await self.context.store.held_item(user.org, digest))
             raise GoneError(gone or _RECALLED) from None
-        return entry, in_thread(pieces)
+        return entry, self._marking_damage(user, digest, in_thread(pieces))
+
+    async def _marking_damage(
+        self, user: User, digest: bytes, pieces: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        """Yield ``pieces``; a body found damaged part-way is recorded, then the error raised.
+
+        The caller cuts the transfer (exchange/http/streaming.py); the next reading is
+        refused as damaged, as it would be had the damage been found first.
+        """
+        try:
+            async for piece in pieces:
+                yield piece
+        except StreamBrokenError:
+            await self._record_damage(user, digest)
+            raise
 
     async def content(self, user: User, digest: bytes) -> tuple[int, AsyncIterator[bytes]]:
         """Open an item (recorded) and return its content's length and bytes, streamed."""
@@ -213,7 +229,7 @@ class Inbox:
         created = 0 if item is None else item.envelope.created
         tenant = self.context.tenant(user.org)
         pieces = stream_content(self.context, tenant, digest, created)
-        return opened.content_length, in_thread(pieces)
+        return opened.content_length, self._marking_damage(user, digest, in_thread(pieces))
 
     def _verify_body(self, digest: bytes, created: int) -> None:
         """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""
@@ -228,10 +244,13 @@ class Inbox:
 
     async def _damaged(self, user: User, digest: bytes) -> NoReturn:
         """Record a damaged body, log it (no content), and refuse."""
-        context = self.context
-        await context.store.mark_damaged(digest, context.clock())
-        log.error("inbox.damaged", digest=digest.hex(), org=user.org, outcome="body-damaged")
+        await self._record_damage(user, digest)
         raise DamagedItemError
+
+    async def _record_damage(self, user: User, digest: bytes) -> None:
+        """Record a damaged body and log it (no content)."""
+        await self.context.store.mark_damaged(digest, self.context.clock())
+        log.error("inbox.damaged", digest=digest.hex(), org=user.org, outcome="body-damaged")
 
     def _subjects(self, record: Record | None) -> tuple[str, list[SubjectKey]]:
         """Return how a received record was indexed and its subjects' keyed hashes."""

@@ -389,6 +389,10 @@ async def test_a_body_damaged_after_opening_cuts_the_download(world: Deployment)
         assert resp.content_length == len(data)
         with pytest.raises(aiohttp.ClientPayloadError):
             await resp.read()
+    # Found damaged part-way, the item is recorded so: the next reading is refused at once.
+    status, _, _ = await download(world, digest, 1)
+    assert status == 409
+    assert await world.nodes["la"].service.store.is_damaged(bytes.fromhex(digest))
 
 
 # --- memory ------------------------------------------------------------------------------------
