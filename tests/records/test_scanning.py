@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange.records import Attachment, ContainerError, RecordError, decode_container
+from exchange.records.attachments import AttachmentFile, attachment_head, container_head
 from exchange.records.content_checks import CONTENT_RULES, PDF, TEXT, BytesSource
 from exchange.records.scanning import ContainerScanner, ScannedContainer, content_problem
 from tests.records.test_attachments import SAMPLES, _container
@@ -115,3 +116,28 @@ def test_a_content_fault_is_found_through_a_source() -> None:
     problem = content_problem(scanned.entries, lambda _: BytesSource(seen[0]))
     assert problem is not None
     assert (problem.rule, problem.offset) == (whole.value.rule, whole.value.offset)
+
+
+def test_a_container_written_in_pieces_is_the_encoded_container() -> None:
+    """The head, each file's head and its bytes read through a source: encode_container's bytes."""
+    attachments = _attachments()
+    whole = _container(attachments)
+    record = decode_container(whole).record
+    files = [
+        AttachmentFile(a.name, a.content_type, BytesSource(a.data), a.sha256) for a in attachments
+    ]
+    pieces = [container_head(record, files)]
+    for file in files:
+        pieces += [attachment_head(file), *file.pieces()]
+    assert b"".join(pieces) == whole
+
+
+def test_a_file_attachment_is_checked_as_an_attachment_is() -> None:
+    """Through a source, the same refusals: a name not sanitised, a PDF without its end."""
+    good = SAMPLES[PDF]
+    digest = hashlib.sha256(good).digest()
+    with pytest.raises(ValueError, match=r"attachment\.name"):
+        AttachmentFile("../a.pdf", PDF, BytesSource(good), digest)
+    with pytest.raises(ValueError, match=r"attachment\.pdf-eof"):
+        AttachmentFile("a.pdf", PDF, BytesSource(b"%PDF-1.7\n" * 300), digest)
+    assert AttachmentFile.create("../a.pdf", PDF, BytesSource(good), digest).name == "_a.pdf"
