@@ -10,12 +10,13 @@ A submission comes in one of two forms (docs/openapi.yaml):
 - **multipart/form-data**: a first part named ``submission`` holding the same JSON object
   without ``attachments``, then one part named ``attachment`` per file, with its file name
   and its ``Content-Type``. Each file is streamed, a megabyte at a time, into an unnamed
-  spool file in the node's data folder and hashed as it comes; it is never held whole in
+  spool file in the node's data folder, hashed and (a PDF, a JPEG or text) checked as it
+  comes (:class:`~exchange.records.content_checks.ContentScan`); it is never held whole in
   memory, and a spool file has no name on disk, so nothing is left behind whatever
   happens (it is closed, and so gone, as soon as the submission is answered or refused).
-  The content checks (types, zip bombs, polyglots) then read the spooled file in pieces
-  (:class:`exchange.files.FileSource`), and the record container is sealed straight from
-  it (``exchange.service.sending``).
+  The other types' content checks (PNG, the office formats' zip bombs) read the spooled
+  file in pieces (:class:`exchange.files.FileSource`), and the record container is sealed
+  straight from it (``exchange.service.sending``).
 
 Either form is refused with 413, naming the limit in bytes and the setting, on its
 ``Content-Length`` before a byte is read, or as soon as what was read passes the limit.
@@ -40,6 +41,7 @@ from exchange.files import FileSource
 from exchange.http.common import JSON_LIMIT, attachment_inputs, node_service
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.records import KINDS, MAX_ATTACHMENTS
+from exchange.records.content_checks import ContentScan
 from exchange.service.errors import ServiceError, TooLargeError
 from exchange.sharing.limits import SETTING, node_limits
 from exchange.sharing.prepare import AttachmentInput, FileInput
@@ -115,12 +117,12 @@ class SpooledFile:
     handle: BinaryIO = field(repr=False)
     size: int = 0
     sha256: bytes = field(default=b"", repr=False)
+    checked: ContentScan | None = field(default=None, repr=False)
 
     def as_input(self) -> FileInput:
         """Return the attachment as the submission takes it, read from the spool file."""
-        return FileInput(
-            self.name, self.content_type, FileSource(self.handle, self.size), self.sha256
-        )
+        source = FileSource(self.handle, self.size)
+        return FileInput(self.name, self.content_type, source, self.sha256, self.checked)
 
 
 @dataclass
@@ -327,6 +329,7 @@ class _Budget:
 async def _spool(part: BodyPartReader, spool: SpooledFile, budget: _Budget, where: str) -> None:
     """Stream one file part into its spool file, hashing it; refuse it past the budget."""
     digest = hashlib.sha256()
+    scan = ContentScan(spool.content_type)
     batch: list[bytes] = []
     held = 0
     while chunk := await _read_chunk(part):
@@ -336,15 +339,19 @@ async def _spool(part: BodyPartReader, spool: SpooledFile, budget: _Budget, wher
         batch.append(chunk)
         held += len(chunk)
         if held >= _PIECE:
-            await asyncio.to_thread(_write, spool.handle, digest, batch)
+            await asyncio.to_thread(_write, spool.handle, (digest, scan), batch)
             batch, held = [], 0
-    await asyncio.to_thread(_write, spool.handle, digest, batch)
+    await asyncio.to_thread(_write, spool.handle, (digest, scan), batch)
     budget.left -= spool.size
     spool.sha256 = digest.digest()
+    spool.checked = scan
 
 
-def _write(handle: BinaryIO, digest: Any, batch: list[bytes]) -> None:
-    for piece in batch:
-        digest.update(piece)
-    handle.writelines(batch)
+def _write(handle: BinaryIO, checks: tuple[Any, ContentScan], batch: list[bytes]) -> None:
+    """Hash, check and write a batch of a file's pieces (in a worker thread)."""
+    digest, scan = checks
+    piece = b"".join(batch)
+    digest.update(piece)
+    scan.feed(piece)
+    handle.write(piece)
     handle.flush()

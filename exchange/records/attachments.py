@@ -34,6 +34,7 @@ from exchange.records.content_checks import (
     PNG,
     TEXT,
     BytesSource,
+    ContentScan,
     Source,
     content_fault,
     source_fault,
@@ -253,20 +254,40 @@ class AttachmentFile:
     content_type: str
     source: Source = field(repr=False, compare=False)
     sha256: bytes = field(repr=False)
+    #: The content rules checked as the bytes were written: when they decide for the type,
+    #: the file is not read again for them.
+    checked: ContentScan | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not isinstance(self.content_type, str):
             raise TypeError("name and content_type must be strings")
         if not isinstance(self.sha256, bytes) or len(self.sha256) != _SHA256_LEN:
             raise TypeError("sha256 must be 32 bytes")
-        fault = _attachment_fault(self.name, self.content_type, self.source)
+        scan = self.checked
+        if (
+            scan is not None
+            and scan.conclusive
+            and scan.content_type == self.content_type
+            and scan.size == self.source.size
+        ):
+            fault = described_fault(self.name, self.content_type, self.source.size)
+            fault = fault or scan.fault()
+        else:
+            fault = _attachment_fault(self.name, self.content_type, self.source)
         if fault is not None:
             raise ValueError(f"attachment: {fault[1]} [{fault[0]}]")
 
     @classmethod
-    def create(cls, name: str, content_type: str, source: Source, sha256: bytes) -> AttachmentFile:
+    def create(
+        cls,
+        name: str,
+        content_type: str,
+        source: Source,
+        sha256: bytes,
+        checked: ContentScan | None = None,
+    ) -> AttachmentFile:
         """Return an attachment with ``name`` sanitised; other checks as the constructor."""
-        return cls(sanitise_file_name(name), content_type, source, sha256)
+        return cls(sanitise_file_name(name), content_type, source, sha256, checked)
 
     @property
     def size(self) -> int:

@@ -325,71 +325,201 @@ def _is_odt(source: Source, names: list[str]) -> bool:
     )
 
 
-# --- polyglots --------------------------------------------------------------------------------
+# --- checks made as the bytes stream past ------------------------------------------------------
 
-#: Bytes searched at a time for a Windows program; each search reads as far again as a
-#: program's header may point past its ``MZ`` (``_PE_REACH``).
+#: Bytes read at a time from a source for the checks that read it all.
 _SCAN: Final = 1024 * 1024
+#: How far past its ``MZ`` a Windows program's header may point (to ``PE\0\0``), so how many
+#: bytes a position needs after it before it can be judged.
 _PE_REACH: Final = 0x1000 + 4
 #: ``MZ``, searched with a regular expression: three times as fast as ``bytes.find`` for a
 #: two-byte needle on CPython 3.11.
 _MZ: Final = re.compile(b"MZ")
+#: The end a ZIP reader searches for its end record: the record and the longest comment.
+_ZIP_TAIL: Final = _END_RECORD_LEN + 0xFFFF
+#: Leading bytes of the binary types. Text that starts like one of them is refused, so a
+#: PDF or an archive cannot be passed off as a plain note and opened by the wrong viewer.
+_BINARY_MAGICS: Final = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", _LOCAL)
 
 
-def _ends_as_zip(source: Source) -> bool:
-    """Whether a ZIP reader would find an end record that ends exactly where the content does."""
-    data = source.read_at(max(0, source.size - _END_RECORD_LEN - 0xFFFF), _END_RECORD_LEN + 0xFFFF)
-    at = data.rfind(_END)
-    while at >= 0:
-        if at + _END_RECORD_LEN <= len(data):
-            (comment_len,) = struct.unpack_from("<H", data, at + 20)
-            if at + _END_RECORD_LEN + comment_len == len(data):
-                return True
-        at = data.rfind(_END, 0, at)
-    return False
+class _Stream:
+    """What the PDF, JPEG, text and polyglot rules need, gathered as the bytes pass.
 
-
-def _holds_program(source: Source) -> bool:
-    """Whether the content holds a Windows program: ``MZ`` whose header points to a PE header.
-
-    Read :data:`_SCAN` bytes at a time, each window reaching :data:`_PE_REACH` further so
-    that a header starting near its end is read whole.
+    The first KiB, the last 64 KiB (where a ZIP end record would be), whether a Windows
+    program was found (each ``MZ`` judged once the bytes its header may point to have
+    passed), the last two bytes before any trailing NULs (a JPEG's EOI) and, for text,
+    whether the bytes decode as UTF-8 without control characters. Nothing else is kept.
     """
-    size = source.size
-    for start in range(0, size, _SCAN):
-        window = source.read_at(start, _SCAN + _PE_REACH)
-        for found in _MZ.finditer(window, 0, _SCAN + 1):
+
+    def __init__(self, text: bool) -> None:
+        self.size = 0
+        self.head = b""
+        self.tail = b""
+        self.program = False
+        self.last_two = b""
+        self._zeros = 0
+        self._carry = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+        self.plain = text
+
+    def feed(self, piece: bytes) -> None:
+        if not piece:
+            return
+        if len(self.head) < _SNIFF_LEN:
+            self.head += piece[: _SNIFF_LEN - len(self.head)]
+        tail = piece[-_ZIP_TAIL:]
+        self.tail = (self.tail + tail)[-_ZIP_TAIL:] if len(tail) < _ZIP_TAIL else tail
+        kept = piece.rstrip(b"\x00")
+        if kept:
+            self.last_two = (self.last_two + b"\x00" * min(self._zeros, 2) + kept[-2:])[-2:]
+            self._zeros = len(piece) - len(kept)
+        else:
+            self._zeros += len(piece)
+        self.size += len(piece)
+        self._search(piece, final=False)
+        if self._decoder is not None and self.plain:
+            try:
+                self.plain = _is_plain(self._decoder.decode(piece))
+            except UnicodeDecodeError:
+                self.plain = False
+
+    def finish(self) -> None:
+        self._search(b"", final=True)
+        if self._decoder is not None and self.plain:
+            try:
+                self.plain = _is_plain(self._decoder.decode(b"", final=True))
+            except UnicodeDecodeError:
+                self.plain = False
+
+    def _search(self, piece: bytes, *, final: bool) -> None:
+        """Judge each ``MZ`` whose possible header has passed (all of them at the end)."""
+        if self.program:
+            return
+        window = self._carry + piece
+        end = len(window) if final else len(window) - _PE_REACH
+        if end <= 0 and not final:
+            self._carry = window
+            return
+        for found in _MZ.finditer(window, 0, end + 1 if not final else end):
             at = found.start()
-            if start + at + 0x40 <= size:
+            if at + 0x40 <= len(window):
                 (pe_at,) = struct.unpack_from("<I", window, at + 0x3C)
                 if 0x40 <= pe_at <= 0x1000 and window[at + pe_at : at + pe_at + 4] == b"PE\x00\x00":
+                    self.program = True
+                    return
+        self._carry = window[end:]
+
+    def ends_as_zip(self) -> bool:
+        """Whether a ZIP reader would find an end record that ends exactly where the bytes do."""
+        data = self.tail
+        at = data.rfind(_END)
+        while at >= 0:
+            if at + _END_RECORD_LEN <= len(data):
+                (comment_len,) = struct.unpack_from("<H", data, at + 20)
+                if at + _END_RECORD_LEN + comment_len == len(data):
                     return True
-    return False
+            at = data.rfind(_END, 0, at)
+        return False
 
 
-def _polyglot_fault(source: Source) -> Fault:
-    head = source.read_at(0, _SNIFF_LEN).lower()
+def _is_plain(text: str) -> bool:
+    return not any(ch not in "\t\n\r\f" and unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def _polyglot_verdict(seen: _Stream) -> Fault:
+    head = seen.head.lower()
     if any(mark in head for mark in _HTML_MARKS):
         return "attachment.polyglot", "the file holds HTML or script in its first KiB"
-    if _ends_as_zip(source):
+    if seen.ends_as_zip():
         return "attachment.polyglot", "the file is also a ZIP archive (an end record at its end)"
-    if _holds_program(source):
+    if seen.program:
         return "attachment.polyglot", "the file holds a Windows program"
     return None
 
 
-# --- PDF, PNG, JPEG, text ---------------------------------------------------------------------
-
-
-def _pdf_fault(source: Source, _: ContentLimits) -> Fault:
-    if source.read_at(0, 5) != b"%PDF-":
+def _pdf_verdict(seen: _Stream) -> Fault:
+    if not seen.head.startswith(b"%PDF-"):
         return "attachment.magic", f"the content does not look like {PDF}"
-    tail = source.read_at(max(0, source.size - _SNIFF_LEN), _SNIFF_LEN)
+    tail = seen.tail[-_SNIFF_LEN:]
     end = tail.rfind(b"%%EOF")
     if end < 0 or tail[end + 5 :].strip(_PDF_TAIL):
         return "attachment.pdf-eof", "a PDF must end with %%EOF (within its last KiB)"
-    return _polyglot_fault(source)
+    return _polyglot_verdict(seen)
 
+
+def _jpeg_verdict(seen: _Stream) -> Fault:
+    if not seen.head.startswith(b"\xff\xd8\xff"):
+        return "attachment.magic", f"the content does not look like {JPEG}"
+    if seen.last_two != b"\xff\xd9":
+        return "attachment.jpeg-structure", "a JPEG must end with its EOI marker (FF D9)"
+    return _polyglot_verdict(seen)
+
+
+def _text_verdict(seen: _Stream) -> Fault:
+    if seen.size == 0 or seen.head.startswith(_BINARY_MAGICS) or not seen.plain:
+        return "attachment.magic", f"the content does not look like {TEXT}"
+    return None
+
+
+#: The types whose rules are judged from a stream, and how.
+_STREAMED: Final[dict[str, Callable[[_Stream], Fault]]] = {
+    PDF: _pdf_verdict,
+    JPEG: _jpeg_verdict,
+    TEXT: _text_verdict,
+}
+
+
+class ContentScan:
+    """The content rules of a PDF, a JPEG or a text file, checked as its bytes stream past.
+
+    Feed every piece in order, then :meth:`fault` gives what :func:`content_fault` gives for
+    the same bytes. For the other types (PNG, DOCX, ODT) the rules need the bytes at any
+    offset: :attr:`conclusive` is False, and the caller checks through a :class:`Source`.
+    A spooled upload and an opened envelope are checked this way as they are read, without
+    a second pass.
+    """
+
+    def __init__(self, content_type: str) -> None:
+        self.content_type = content_type
+        self._verdict = _STREAMED.get(content_type)
+        self._seen = _Stream(text=content_type == TEXT) if self._verdict else None
+        self._finished = False
+
+    @property
+    def conclusive(self) -> bool:
+        """Whether the stream alone decides this type's rules."""
+        return self._verdict is not None
+
+    @property
+    def size(self) -> int:
+        """The number of bytes fed so far."""
+        return 0 if self._seen is None else self._seen.size
+
+    def feed(self, piece: bytes) -> None:
+        """Add the next piece of the content."""
+        if self._seen is not None:
+            self._seen.feed(piece)
+
+    def fault(self) -> Fault:
+        """Return (rule, sentence) for the first rule the content breaks, or None."""
+        if self._verdict is None or self._seen is None:
+            raise ValueError("the content type is checked through a source, not a stream")
+        if not self._finished:
+            self._seen.finish()
+            self._finished = True
+        return self._verdict(self._seen)
+
+
+def _streamed(source: Source, verdict: Callable[[_Stream], Fault], *, text: bool = False) -> Fault:
+    """Judge ``source`` by reading it through once, as :class:`ContentScan` does."""
+    seen = _Stream(text=text)
+    for at in range(0, source.size, _SCAN):
+        seen.feed(source.read_at(at, _SCAN))
+    seen.finish()
+    return verdict(seen)
+
+
+# --- PNG, read at offsets ---------------------------------------------------------------------
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _CHUNK: Final = struct.Struct(">I4s")
@@ -434,62 +564,16 @@ def _png_chunks_fault(source: Source) -> Fault:
 def _png_fault(source: Source, _: ContentLimits) -> Fault:
     if source.read_at(0, len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
         return "attachment.magic", f"the content does not look like {PNG}"
-    return _png_chunks_fault(source) or _polyglot_fault(source)
-
-
-def _ends_with_eoi(source: Source) -> bool:
-    """Whether the content, trailing NUL bytes left out, ends with a JPEG's EOI (FF D9)."""
-    end = source.size
-    while end > 0:
-        start = max(0, end - _SCAN)
-        kept = source.read_at(start, end - start).rstrip(b"\x00")
-        if kept:
-            last = start + len(kept)
-            return last >= 2 and source.read_at(last - 2, 2) == b"\xff\xd9"
-        end = start
-    return False
-
-
-def _jpeg_fault(source: Source, _: ContentLimits) -> Fault:
-    if source.read_at(0, 3) != b"\xff\xd8\xff":
-        return "attachment.magic", f"the content does not look like {JPEG}"
-    if not _ends_with_eoi(source):
-        return "attachment.jpeg-structure", "a JPEG must end with its EOI marker (FF D9)"
-    return _polyglot_fault(source)
-
-
-#: Leading bytes of the binary types. Text that starts like one of them is refused, so a
-#: PDF or an archive cannot be passed off as a plain note and opened by the wrong viewer.
-_BINARY_MAGICS: Final = (b"%PDF-", b"\x89PNG", b"\xff\xd8\xff", _LOCAL)
-
-
-def _is_plain(text: str) -> bool:
-    return not any(ch not in "\t\n\r\f" and unicodedata.category(ch) == "Cc" for ch in text)
-
-
-def _text_fault(source: Source, _: ContentLimits) -> Fault:
-    fault = ("attachment.magic", f"the content does not look like {TEXT}")
-    if source.size == 0 or source.read_at(0, 8).startswith(_BINARY_MAGICS):
-        return fault
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        for at in range(0, source.size, _SCAN):
-            if not _is_plain(decoder.decode(source.read_at(at, _SCAN))):
-                return fault
-        if not _is_plain(decoder.decode(b"", final=True)):
-            return fault
-    except UnicodeDecodeError:
-        return fault
-    return None
+    return _png_chunks_fault(source) or _streamed(source, _polyglot_verdict)
 
 
 _CHECKS: Final[dict[str, Callable[[Source, ContentLimits], Fault]]] = {
-    PDF: _pdf_fault,
+    PDF: lambda source, _: _streamed(source, _pdf_verdict),
     PNG: _png_fault,
-    JPEG: _jpeg_fault,
+    JPEG: lambda source, _: _streamed(source, _jpeg_verdict),
     DOCX: lambda source, limits: _office_fault(source, limits, _is_docx, DOCX),
     ODT: lambda source, limits: _office_fault(source, limits, _is_odt, ODT),
-    TEXT: _text_fault,
+    TEXT: lambda source, _: _streamed(source, _text_verdict, text=True),
 }
 #: The rules :func:`content_fault` names (each is about the attachment's bytes).
 CONTENT_RULES: Final = frozenset(

@@ -8,8 +8,9 @@ SHA-256 and offset in the container; each piece of an attachment's bytes is hash
 handed back as it passes (:meth:`ContainerScanner.feed` returns them), so a caller can
 write one attachment out while the envelope is read. It checks what
 ``decode_container`` checks, with the same rules, except the attachments' content
-(:mod:`exchange.records.content_checks`): that needs the bytes at any offset, so
-:func:`content_problem` reads them afterwards through a
+(:mod:`exchange.records.content_checks`): a PDF's, a JPEG's and text's are checked as
+the bytes pass (:class:`~exchange.records.content_checks.ContentScan`), the other types'
+need the bytes at any offset, so :func:`content_problem` reads them afterwards through a
 :class:`~exchange.records.content_checks.Source`. So one order differs: a file whose bytes
 were changed is refused by its digest (``attachment.digest``) as they pass, where
 ``decode_container`` may first name the content rule the changed bytes break.
@@ -35,7 +36,7 @@ from exchange.records.attachments import (
     max_container_len,
     names_fault,
 )
-from exchange.records.content_checks import Source, source_fault
+from exchange.records.content_checks import ContentScan, Source, source_fault
 from exchange.records.errors import ContainerError
 from exchange.records.kinds import KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS
 from exchange.records.validate import Record, validate_record
@@ -64,6 +65,9 @@ class ScannedContainer:
 
     record: Record
     entries: tuple[Entry, ...]
+    #: Each attachment's content rules as checked while its bytes passed (for the types a
+    #: stream decides; the others are checked through a source by :func:`content_problem`).
+    scans: tuple[ContentScan, ...] = ()
 
 
 #: The fields read before the attachment count.
@@ -106,6 +110,7 @@ class ContainerScanner:
         self._hash = hashlib.sha256()
         self._left = 0  # bytes of the current attachment's data still to come
         self._heads: list[Entry] = []
+        self._scans: list[ContentScan] = []
 
     @property
     def count(self) -> int | None:
@@ -137,6 +142,7 @@ class ContainerScanner:
                 data = bytes(view[:take])
                 view = view[take:]
                 self._hash.update(data)
+                self._scans[-1].feed(data)
                 self._left -= take
                 self._offset += take
                 out.append((len(self._entries), data))
@@ -164,7 +170,7 @@ class ContainerScanner:
         fault = manifest_fault(self._record, self._entries)
         if fault is not None:
             raise ContainerError(fault[0], self._count_at, fault[1])
-        return ScannedContainer(self._record, tuple(self._entries))
+        return ScannedContainer(self._record, tuple(self._entries), tuple(self._scans))
 
     # --- the fields, in order ----------------------------------------------------------------
 
@@ -258,6 +264,7 @@ class ContainerScanner:
             self._need = _Need("digest", _SHA256_LEN)
         elif what == "digest":
             pending["digest"] = item
+            self._scans.append(ContentScan(pending["type"].decode("ascii", errors="replace")))
             self._heads.append(
                 Entry(
                     pending["name"].decode("utf-8", errors="replace"),
@@ -313,14 +320,21 @@ class ContainerScanner:
         self._next_attachment()
 
 
-def content_problem(entries: Sequence[Entry], source_of: Any) -> ContainerError | None:
+def content_problem(
+    entries: Sequence[Entry], source_of: Any, scans: Sequence[ContentScan] = ()
+) -> ContainerError | None:
     """Return the first attachment whose bytes break a content rule, as an error, or None.
 
-    ``source_of(entry)`` returns a :class:`Source` of that attachment's bytes.
+    ``scans`` are the checks made as the bytes passed (:attr:`ScannedContainer.scans`);
+    where one does not decide, ``source_of(entry)`` gives a :class:`Source` of the bytes.
     """
     for index, entry in enumerate(entries):
-        source: Source = source_of(entry)
-        fault = source_fault(entry.content_type, source)
+        scan = scans[index] if index < len(scans) else None
+        if scan is not None and scan.conclusive and scan.size == entry.size:
+            fault = scan.fault()
+        else:
+            source: Source = source_of(entry)
+            fault = source_fault(entry.content_type, source)
         if fault is not None:
             return ContainerError(fault[0], entry.offset, f"attachment {index}: {fault[1]}")
     return None

@@ -185,7 +185,7 @@ def scan_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: i
             )
 
         try:
-            problem = content_problem(scanned.entries, source_of)
+            problem = content_problem(scanned.entries, source_of, scanned.scans)
         except (FormatError, OpenError):
             raise BodyDamagedError from None
     if problem is not None:

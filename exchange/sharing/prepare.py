@@ -53,7 +53,7 @@ from exchange.records import (
     validate_record,
 )
 from exchange.records.attachments import AttachmentFile, attachment_head, container_head
-from exchange.records.content_checks import Source
+from exchange.records.content_checks import ContentScan, Source
 from exchange.records.free_text import find_child_details, refusal
 
 #: Longest reason a sender may give. The reason is read by the DPO in the register; a few
@@ -121,6 +121,8 @@ class FileInput:
     content_type: str
     source: Source = dataclasses.field(repr=False)
     sha256: bytes = dataclasses.field(repr=False)
+    #: The content rules checked as it was spooled, for the types a stream decides.
+    checked: ContentScan | None = dataclasses.field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -272,7 +274,9 @@ def _message_without_rule(message: str) -> str:
 
 def _attachment(given: AttachmentInput | FileInput) -> Attachment | AttachmentFile:
     if isinstance(given, FileInput):
-        return AttachmentFile.create(given.name, given.content_type, given.source, given.sha256)
+        return AttachmentFile.create(
+            given.name, given.content_type, given.source, given.sha256, given.checked
+        )
     return Attachment.create(given.name, given.content_type, given.data)
 
 

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from exchange.records import Attachment, ContainerError, RecordError, decode_container
 from exchange.records.attachments import AttachmentFile, attachment_head, container_head
-from exchange.records.content_checks import CONTENT_RULES, PDF, TEXT, BytesSource
+from exchange.records.content_checks import (
+    CONTENT_RULES,
+    JPEG,
+    PDF,
+    TEXT,
+    BytesSource,
+    ContentScan,
+    content_fault,
+)
 from exchange.records.scanning import ContainerScanner, ScannedContainer, content_problem
 from tests.records.test_attachments import SAMPLES, _container
 
@@ -91,7 +99,9 @@ def test_a_damaged_container_is_refused_by_the_same_rule(data: st.DataObject) ->
     def scan_and_check() -> None:
         scanned, _ = _scan(bad, step)
         problem = content_problem(
-            scanned.entries, lambda e: BytesSource(bad[e.offset : e.offset + e.size])
+            scanned.entries,
+            lambda e: BytesSource(bad[e.offset : e.offset + e.size]),
+            scanned.scans,
         )
         if problem is not None:
             raise problem
@@ -113,9 +123,10 @@ def test_a_content_fault_is_found_through_a_source() -> None:
     with pytest.raises(ContainerError) as whole:
         decode_container(data)
     scanned, seen = _scan(data, 1000)
-    problem = content_problem(scanned.entries, lambda _: BytesSource(seen[0]))
-    assert problem is not None
-    assert (problem.rule, problem.offset) == (whole.value.rule, whole.value.offset)
+    for scans in ((), scanned.scans):  # read again through a source, or judged as it passed
+        problem = content_problem(scanned.entries, lambda _: BytesSource(seen[0]), scans)
+        assert problem is not None
+        assert (problem.rule, problem.offset) == (whole.value.rule, whole.value.offset)
 
 
 def test_a_container_written_in_pieces_is_the_encoded_container() -> None:
@@ -141,3 +152,46 @@ def test_a_file_attachment_is_checked_as_an_attachment_is() -> None:
     with pytest.raises(ValueError, match=r"attachment\.pdf-eof"):
         AttachmentFile("a.pdf", PDF, BytesSource(b"%PDF-1.7\n" * 300), digest)
     assert AttachmentFile.create("../a.pdf", PDF, BytesSource(good), digest).name == "_a.pdf"
+
+
+_TOKENS = [b"%PDF-", b"\xff\xd8\xff", b"MZ", b"PE\x00\x00", b"%%EOF", b"\xff\xd9", b"\x00" * 3,
+           b"PK\x05\x06", b"<html", b"\x40\x00\x00\x00", b"caf\xc3\xa9\n", b"\xc3"]  # fmt: skip
+
+
+@given(
+    st.sampled_from([PDF, JPEG, TEXT]),
+    st.lists(st.one_of(st.sampled_from(_TOKENS), st.binary(max_size=40)), max_size=30),
+    st.integers(1, 64),
+)
+@settings(max_examples=400, deadline=None)
+def test_a_stream_judges_small_content_as_content_fault(
+    content_type: str, parts: list[bytes], step: int
+) -> None:
+    """Fed in pieces of any size, the scan names the rule content_fault names."""
+    data = b"".join(parts)
+    scan = ContentScan(content_type)
+    for at in range(0, len(data), step):
+        scan.feed(data[at : at + step])
+    assert scan.fault() == content_fault(content_type, data)
+
+
+@given(
+    st.integers(0, 3 * 4100),
+    st.integers(0x30, 0x1010),
+    st.integers(1, 9000),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_program_is_found_across_pieces(at: int, pe_at: int, step: int, pad: bool) -> None:
+    """A Windows program's MZ and PE headers split across pieces, near the ends or not."""
+    body = bytearray(b"%PDF-1.7\n" + b"x" * (3 * 4100 + 0x1100) + b"\n%%EOF\n")
+    at = min(at + 9, len(body) - 0x40)
+    body[at : at + 2] = b"MZ"
+    body[at + 0x3C : at + 0x40] = pe_at.to_bytes(4, "little")
+    if at + pe_at + 4 <= len(body) - 7:
+        body[at + pe_at : at + pe_at + 4] = b"PE\x00\x00"
+    data = bytes(body) + (b"\x00" * 5 if pad else b"")
+    scan = ContentScan(PDF)
+    for start in range(0, len(data), step):
+        scan.feed(data[start : start + step])
+    assert scan.fault() == content_fault(PDF, data)
