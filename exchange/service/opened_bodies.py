@@ -3,9 +3,9 @@
 A received CP file may be a gigabyte; none of it is held whole. Opening an item reads its
 body once, checking everything the envelope format checks (docs/envelope.md §7) while the
 plaintext goes through a :class:`~exchange.records.scanning.ContainerScanner`, which keeps
-the record and hashes each file (:func:`scan_body`). The files' content checks (types, zip
-bombs, polyglots) then read each file again at any offset through a
-:class:`PlaintextSource`, which opens single chunks of the verified body.
+the record, hashes each file and checks its content as it passes (:func:`scan_body`). A
+PNG's or an office document's checks need its bytes at any offset: they read it again
+through a :class:`PlaintextSource`, which opens single chunks of the verified body.
 
 Handing plaintext out (an attachment's download, the whole content) verifies while it
 streams (:func:`stream_content`, :func:`stream_attachment`): the body is read from its
@@ -123,27 +123,31 @@ def _opened(context: ServiceContext, tenant: Tenant, created: int) -> Opener:
     return Opener(context.directory, tenant.keys, now=max(context.now(), created))
 
 
-def _read_opened(opener: Opener, path: Path, sink: Callable[[bytes], None]) -> None:
+def _read_opened(opener: Opener, path: Path, digest: bytes, sink: Callable[[bytes], None]) -> None:
     """Feed the body at ``path`` to ``opener``, each piece of plaintext to ``sink``.
 
-    A body that no longer opens is :class:`BodyDamagedError`; a sender no longer trusted
-    is a refusal to release (500), not damage.
+    A body that no longer opens, or is no longer the envelope ``digest``, is
+    :class:`BodyDamagedError`; a sender no longer trusted is a refusal to release (500),
+    not damage.
     """
     try:
         for block in file_blocks(path):
             for plaintext in opener.feed_pieces(block):
                 sink(plaintext)
-        opener.finish_opened()
+        opened = opener.finish_opened()
     except SenderError as exc:
         raise ServiceError(f"the stored envelope could not be opened: {exc}", status=500) from None
     except (FormatError, OpenError):
         raise BodyDamagedError from None
+    if opened.verified.digest != digest:
+        raise BodyDamagedError
 
 
 def scan_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: int) -> OpenedItem:
     """Open the stored body ``digest`` in full, checking everything; keep only the record.
 
-    The content checks of each file run after the envelope verified, through a
+    Each file's content is checked as it passes (a PDF, a JPEG, text) or, for the types
+    whose checks need its bytes at any offset, after the envelope verified, through a
     :class:`PlaintextSource`. A missing file raises ``FileNotFoundError``.
     """
     path = context.store.body_path(digest)
@@ -161,7 +165,7 @@ def scan_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: i
             except RecordError as exc:
                 refused.append(exc)
 
-    _read_opened(opener, path, sink)
+    _read_opened(opener, path, digest, sink)
     if refused:
         return OpenedItem(None, (), length)
     try:
