@@ -67,6 +67,7 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/peer_uploads.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/large_hops.py
+	$(BIN)/python bench/large_files.py
 
 # Refresh the pictures of the web pages in docs/ui/ (shown in docs/ui.md): the browser
 # tests take them; elsewhere they go to a temporary folder, leaving the checkout alone.

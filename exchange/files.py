@@ -400,3 +400,37 @@ def verify_file(reader_stream: BinaryIO, directory: SenderKeys, now: int) -> Ver
     for piece in _pieces(reader_stream):
         verifier.feed(piece)
     return verifier.finish()
+
+
+class FileSource:
+    """An open file's bytes as a content source: its size, and the bytes at an offset.
+
+    What the content checks and the record container read a spooled upload through
+    (:class:`exchange.records.content_checks.Source`); reads go straight to the file
+    (``pread``), so nothing is held and readers in several threads do not disturb each
+    other. The caller keeps the file open, and closes it, for as long as this is used.
+    """
+
+    __slots__ = ("_fd", "_size")
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self._fd = handle.fileno()
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        """The number of bytes of content."""
+        return self._size
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """Return up to ``count`` bytes from ``offset`` (fewer only at the end)."""
+        count = max(0, min(count, self._size - offset))
+        pieces = []
+        while count > 0:
+            piece = os.pread(self._fd, count, offset)
+            if not piece:
+                break
+            pieces.append(piece)
+            offset += len(piece)
+            count -= len(piece)
+        return b"".join(pieces) if len(pieces) != 1 else pieces[0]

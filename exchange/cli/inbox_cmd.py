@@ -2,9 +2,11 @@
 
 - ``inbox list``: ``GET /api/v1/inbox``, one item a line: its reference, when it was received
   and from whom (by name), its kind, the deadline owed (Europe/London) and its status.
-- ``inbox open ID --out DIR``: ``POST /api/v1/inbox/{digest}/open`` (recorded, and the sender
-  gets an ``opened`` receipt), then the record container is checked and saved in ``DIR``:
-  the record as ``record.json`` and each attachment under its sanitised name, files mode
+- ``inbox open ID --out DIR``: ``POST /api/v1/inbox/{digest}/open`` for the record and the
+  list of its attachments (recorded, and the sender gets an ``opened`` receipt), then each
+  attachment downloaded straight into its file (``GET .../attachments/{number}``, checked
+  against its size and SHA-256), saved in ``DIR``: the record as ``record.json`` and each
+  attachment under its sanitised name, files mode
   0600 in a folder of mode 0700 (created if missing), all or none, never replacing a file
   (:func:`exchange.cli.record_cmd.extract`).
 - ``inbox acknowledge ID [--outcome CODE]`` and ``inbox reject ID --reason CODE``: the signed
@@ -21,23 +23,23 @@ command and keeps its meaning.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from exchange.cli import common
-from exchange.cli.errors import CliError, concerning
+from exchange.cli.errors import CliError
 from exchange.cli.record_cmd import NamedFile, extract
 from exchange.cli.staff_client import StaffClient, clean
 from exchange.cli.staff_cmd import limit_arg
 from exchange.cli.staff_options import connect, connection_options, wants_json
 from exchange.cli.staff_words import Names, columns, deadline, kind, london, reference, show
 from exchange.receipts.receipt import ACKNOWLEDGEMENT_CODES, REJECTION_CODES
-from exchange.records import MAX_CONTAINER_LEN, decode_container
 
 #: The file the opened record is saved as, beside its attachments.
 RECORD_FILE: Final = "record.json"
@@ -162,20 +164,65 @@ def _refuse_unusable(directory: Path) -> None:
         raise CliError(f"{target} already exists; refusing to overwrite it; nothing was saved")
 
 
+@dataclass(frozen=True)
+class _Download:
+    """An attachment of an opened item, downloaded into its file as it is saved."""
+
+    client: StaffClient
+    digest: str
+    number: int
+    name: str
+    size: int
+    sha256: str
+
+    def write_to(self, handle: BinaryIO) -> None:
+        """Download the file into ``handle`` and check its size and SHA-256."""
+        self.client.fetch(
+            "GET", f"/api/v1/inbox/{self.digest}/attachments/{self.number}",
+            accept="application/octet-stream", limit=self.size, into=handle,
+        )  # fmt: skip
+        handle.flush()
+        handle.seek(0)
+        hasher = hashlib.sha256()
+        size = 0
+        while piece := handle.read(1024 * 1024):
+            hasher.update(piece)
+            size += len(piece)
+        if size != self.size or hasher.hexdigest() != self.sha256:
+            raise CliError(
+                f"item {self.digest}: attachment {self.number} did not arrive whole; "
+                "nothing was saved"
+            )
+
+
+def _opened_files(client: StaffClient, digest: str, opened: Any) -> list[NamedFile | _Download]:
+    """Return the record and a download of each attachment the node listed."""
+    if not isinstance(opened, dict) or not isinstance(opened.get("attachments"), list):
+        raise CliError(f"item {digest}: the node's answer is not an opened record")
+    if opened.get("record") is None:
+        raise CliError(f"item {digest}: the content is not a record container; nothing was saved")
+    record = json.dumps(opened["record"], indent=2, ensure_ascii=False) + "\n"
+    files: list[NamedFile | _Download] = [_Saved(RECORD_FILE, record.encode("utf-8"))]
+    files += [
+        _Download(client, digest, int(entry["number"]), str(entry["name"]),
+                  int(entry["size"]), str(entry["sha256"]))
+        for entry in opened["attachments"]
+    ]  # fmt: skip
+    return files
+
+
 def open_command(args: argparse.Namespace) -> int:
-    """Open an item and save its record and attachments in ``--out``."""
+    """Open an item and save its record and attachments in ``--out``.
+
+    The node answers the record and the list of its attachments; each is then downloaded
+    straight into its file, so a CP file of any size is saved without being held in memory.
+    """
     directory = Path(args.out)
     client = connect(args)
     _refuse_unusable(directory)
     digest = resolve(client, args.item)
-    content = client.fetch(
-        "POST", f"/api/v1/inbox/{digest}/open", accept="application/octet-stream",
-        limit=MAX_CONTAINER_LEN,
-    )  # fmt: skip
-    with concerning(f"item {digest}"):
-        container = decode_container(content)
-    record = json.dumps(container.record.data, indent=2, ensure_ascii=False) + "\n"
-    files: list[NamedFile] = [_Saved(RECORD_FILE, record.encode("utf-8")), *container.attachments]
+    opened = client.call("POST", f"/api/v1/inbox/{digest}/open")
+    files = _opened_files(client, digest, opened)
     extract(files, directory)
     names = [f.name for f in files]
     if wants_json(args):

@@ -28,7 +28,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, BinaryIO, Final, Protocol
 
 from exchange.cli import common
 from exchange.cli.errors import CliError, concerning
@@ -64,6 +64,19 @@ class NamedFile(Protocol):
     @property
     def data(self) -> bytes:
         """The content."""
+        ...
+
+
+class StreamedFile(Protocol):
+    """A file to save whose content is written in pieces (a download), never held whole."""
+
+    @property
+    def name(self) -> str:
+        """The file name, a plain name in sanitised form."""
+        ...
+
+    def write_to(self, handle: BinaryIO) -> None:
+        """Write the content to ``handle`` (an empty file); raise ``CliError`` on failure."""
         ...
 
 
@@ -264,13 +277,16 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(directory: Path, data: bytes) -> Path:
-    """Write ``data`` to a new private temporary file in ``directory`` and sync it."""
+def _write_temp(directory: Path, file: NamedFile | StreamedFile) -> Path:
+    """Write a file's content to a new private temporary file in ``directory``; sync it."""
     fd, name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".partial", dir=directory)
     temp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w+b") as handle:
+            if hasattr(file, "write_to"):
+                file.write_to(handle)
+            else:
+                handle.write(file.data)
             handle.flush()
             set_mode(handle.fileno(), temp, FILE_MODE)
             os.fsync(handle.fileno())
@@ -314,7 +330,7 @@ def _all_or_nothing() -> Iterator[tuple[list[Path], list[Path]]]:
                 path.unlink(missing_ok=True)
 
 
-def extract(attachments: Sequence[NamedFile], directory: Path) -> None:
+def extract(attachments: Sequence[NamedFile | StreamedFile], directory: Path) -> None:
     """Save every file in ``directory`` under its name (mode 0600), all or none.
 
     Refuses, before writing anything, a name that would leave the folder, two names equal
@@ -334,7 +350,7 @@ def extract(attachments: Sequence[NamedFile], directory: Path) -> None:
         raise
 
 
-def _extract_into(attachments: Sequence[NamedFile], directory: Path) -> None:
+def _extract_into(attachments: Sequence[NamedFile | StreamedFile], directory: Path) -> None:
     targets = [safe_target(directory, a.name) for a in attachments]
     folded = [t.name.casefold() for t in targets]
     if len(set(folded)) != len(folded):
@@ -345,7 +361,7 @@ def _extract_into(attachments: Sequence[NamedFile], directory: Path) -> None:
     with _all_or_nothing() as (temps, published):
         with concerning(f"folder {directory}"):
             for attachment in attachments:
-                temps.append(_write_temp(directory, attachment.data))
+                temps.append(_write_temp(directory, attachment))
         for temp, target in zip(temps, targets, strict=True):
             try:
                 _publish(temp, target)

@@ -91,7 +91,7 @@ def _submit(client: StaffClient, upload: Upload, given_key: str | None) -> Any:
         bar.restart()
         return upload.pieces()
 
-    body = Body("application/json", upload.length, pieces, watch=bar.advance)
+    body = Body(upload.content_type, upload.length, pieces, watch=bar.advance)
     key = given_key or str(uuid.uuid4())
     try:
         return client.call("POST", "/api/v1/envelopes", body, headers={"Idempotency-Key": key})

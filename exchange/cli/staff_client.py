@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.client import HTTPException, RemoteDisconnected
-from typing import IO, Any, Final
+from typing import IO, Any, BinaryIO, Final
 
 from exchange import __version__
 from exchange.cli.errors import CliError
@@ -153,8 +153,13 @@ class StaffClient:
         headers: dict[str, str] | None = None,
         accept: str = "application/json",
         limit: int = MAX_ANSWER,
+        into: BinaryIO | None = None,
     ) -> bytes:
-        """Make one request (asking again on 503) and return the answer's bytes."""
+        """Make one request (asking again on 503) and return the answer's bytes.
+
+        With ``into``, the answer is written there a piece at a time instead (each attempt
+        starts it afresh) and nothing is returned: a download of any size.
+        """
         if body is not None and not isinstance(body, Body):
             body = Body.of_json(body)
         extra = dict(headers or {})
@@ -162,7 +167,7 @@ class StaffClient:
         safe = method == "GET" or "Idempotency-Key" in extra
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return self._once(method, path, body, extra, accept, limit, safe=safe)
+                return self._once(method, path, body, extra, accept, limit, into, safe=safe)
             except _Retry as retry:
                 if attempt == MAX_ATTEMPTS:
                     raise retry.failure from None
@@ -177,6 +182,7 @@ class StaffClient:
         extra: dict[str, str],
         accept: str,
         limit: int,
+        into: BinaryIO | None,
         *,
         safe: bool,
     ) -> bytes:
@@ -203,7 +209,7 @@ class StaffClient:
         opener = urllib.request.build_opener(*handlers)
         try:
             with opener.open(request, timeout=self.timeout) as response:
-                return _read_answer(response, limit)
+                return _read_answer(response, limit, into)
         except urllib.error.HTTPError as exc:
             with exc:
                 failure = refusal(exc.code, _read_error(exc))
@@ -261,17 +267,23 @@ def _retry_after(value: str | None) -> float:
     return DEFAULT_RETRY_WAIT
 
 
-def _read_answer(response: Any, limit: int) -> bytes:
+def _read_answer(response: Any, limit: int, into: BinaryIO | None = None) -> bytes:
     length = response.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise CliError(f"the node's answer is larger than the limit of {limit:,} bytes")
+    if into is not None:
+        into.seek(0)
+        into.truncate()
     parts: list[bytes] = []
     size = 0
     while size <= limit:
         part = response.read(min(_READ_SIZE, limit + 1 - size))
         if not part:
             break
-        parts.append(part)
+        if into is None:
+            parts.append(part)
+        else:
+            into.write(part)
         size += len(part)
     if size > limit:
         raise CliError(f"the node's answer is larger than the limit of {limit:,} bytes")

@@ -258,7 +258,7 @@ def rectify_command(args: argparse.Namespace) -> int:
         if not isinstance(record, dict):
             raise CliError("must hold one JSON object: the corrected record")
     upload = Upload({"record": record, "reason": args.reason}, attachment_parts(args.attach or []))
-    body = Body("application/json", upload.length, upload.pieces)
+    body = Body(upload.content_type, upload.length, upload.pieces)
     answer = node.call("POST", f"/api/v1/sent/{args.digest}/rectify", body)
     show(args, node, answer, rectify_lines)
     return 0

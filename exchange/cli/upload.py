@@ -1,24 +1,26 @@
-"""A submission's JSON body with its attachments base64-encoded from their files as it is sent.
+"""A submission's body with its attachments streamed from their files as it is sent.
 
-``POST /api/v1/envelopes`` takes one JSON object whose ``attachments`` carry each file as
-``content_base64``. Building that string in memory would need the file and a third more
-again; instead :class:`Upload` writes the object's fields, then for each attachment its name
-and content type, then the base64 of the file read :data:`READ_SIZE` bytes at a time (a
-multiple of 3, so the encoded pieces join into exactly the base64 of the whole file), then
-the closing brackets. Its length is known before a byte is sent (base64 of *n* bytes is
-``4 * ceil(n / 3)`` characters, and the JSON text is ASCII), so the request carries a
-``Content-Length`` and the node can refuse a body that is too large before it arrives.
+``POST /api/v1/envelopes`` takes a record with files as ``multipart/form-data``: a first
+part named ``submission`` holding the JSON object of the submission's fields, then one
+part named ``attachment`` per file, in order, each with its file name and content type.
+:class:`Upload` writes the parts' headers and reads each file :data:`READ_SIZE` bytes at a
+time, so a file of any size is sent without being held in memory, and the node streams it
+to disk in turn. Its length is known before a byte is sent, so the request carries a
+``Content-Length`` and the node can refuse a body that is too large before it arrives. A
+submission without files is sent as plain JSON.
 
-The same bytes are produced each time :meth:`Upload.pieces` is called, so a request asked
-again (and its ``Idempotency-Key``, which the node checks against the body's hash) matches
-the first. A file that changes size while it is read is refused in a sentence.
+The same bytes are produced each time :meth:`Upload.pieces` is called (the boundary is
+drawn from the submission itself), so a request asked again (and its ``Idempotency-Key``, which the
+node checks against the hash of the submission and its files) matches the first. A file
+that changes size while it is read is refused in a sentence.
 """
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
 import os
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +30,8 @@ from exchange.cli.errors import CliError, UsageError
 from exchange.records import CONTENT_TYPES, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS
 from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
 
-#: Bytes read from a file at a time: a multiple of 3 (see the module's docstring), 768 KiB.
-READ_SIZE: Final = 3 * 256 * 1024
+#: Bytes read from a file at a time.
+READ_SIZE: Final = 1024 * 1024
 
 #: Attachment content types by file extension: exactly the types records may carry.
 CONTENT_TYPE_BY_EXTENSION: Final = {
@@ -98,58 +100,92 @@ def _ascii_json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=True).encode("ascii")
 
 
-def _encoded_size(size: int) -> int:
-    return 4 * ((size + 2) // 3)
+def _disposition(part: FilePart) -> bytes:
+    """Return a file part's Content-Disposition: an ASCII name, and the name in UTF-8."""
+    plain = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in part.name
+    )
+    encoded = urllib.parse.quote(part.name, safe="")
+    return (
+        f'form-data; name="attachment"; filename="{plain}"; filename*=utf-8\'\'{encoded}'
+    ).encode("ascii")
 
 
 @dataclass(frozen=True)
 class Upload:
-    """The JSON object ``fields`` plus ``attachments`` made from ``parts``, as pieces."""
+    """The submission ``fields`` and the files ``parts`` as one request body, in pieces."""
 
     fields: Mapping[str, Any]
     parts: Sequence[FilePart]
 
+    @property
+    def boundary(self) -> str:
+        """The multipart boundary: drawn from the fields and the files' names and sizes.
+
+        The same upload always has the same bytes; a file would have to hold this hash of
+        its own size to hold the boundary.
+        """
+        digest = hashlib.sha256(_ascii_json(dict(self.fields)))
+        for part in self.parts:
+            digest.update(f"\n{part.name}\n{part.content_type}\n{part.size}".encode())
+        return "exchange-" + digest.hexdigest()[:40]
+
+    @property
+    def content_type(self) -> str:
+        """The body's media type: multipart with files, JSON without."""
+        if not self.parts:
+            return "application/json"
+        return f"multipart/form-data; boundary={self.boundary}"
+
     def _heads(self) -> list[bytes]:
-        """Return the JSON before each attachment's base64 (the first opens the object)."""
+        """Return what comes before each file's bytes (the first holds the submission)."""
         if not self.fields:
             raise ValueError("fields must not be empty")
-        opening = _ascii_json(dict(self.fields))[:-1] + b', "attachments": ['
+        dash = f"--{self.boundary}\r\n".encode("ascii")
+        opening = (
+            dash
+            + b'Content-Disposition: form-data; name="submission"\r\n'
+            + b"Content-Type: application/json\r\n\r\n"
+            + _ascii_json(dict(self.fields))
+            + b"\r\n"
+        )
         heads = []
         for index, part in enumerate(self.parts):
-            head = (
-                (b"" if index else opening)
-                + (b", " if index else b"")
-                + b'{"name": '
-                + _ascii_json(part.name)
-                + b', "content_type": '
-                + _ascii_json(part.content_type)
-                + b', "content_base64": "'
+            heads.append(
+                (b"\r\n" if index else opening)
+                + dash
+                + b"Content-Disposition: "
+                + _disposition(part)
+                + b"\r\nContent-Type: "
+                + part.content_type.encode("ascii")
+                + b"\r\n\r\n"
             )
-            heads.append(head)
         return heads
+
+    def _closing(self) -> bytes:
+        return f"\r\n--{self.boundary}--\r\n".encode("ascii")
 
     @property
     def length(self) -> int:
         """The body's exact length in bytes."""
         if not self.parts:
             return len(_ascii_json(dict(self.fields)))
-        fixed = sum(len(head) + len(b'"}') for head in self._heads()) + len(b"]}")
-        return fixed + sum(_encoded_size(part.size) for part in self.parts)
+        fixed = sum(len(head) for head in self._heads()) + len(self._closing())
+        return fixed + sum(part.size for part in self.parts)
 
     def pieces(self) -> Iterator[bytes]:
-        """Yield the body, reading and encoding each file as it goes."""
+        """Yield the body, reading each file as it goes."""
         if not self.parts:
             yield _ascii_json(dict(self.fields))
             return
         for head, part in zip(self._heads(), self.parts, strict=True):
             yield head
-            yield from _encoded(part)
-            yield b'"}'
-        yield b"]}"
+            yield from _read(part)
+        yield self._closing()
 
 
-def _encoded(part: FilePart) -> Iterator[bytes]:
-    """Yield the base64 of ``part``'s file, refusing a file whose size changed."""
+def _read(part: FilePart) -> Iterator[bytes]:
+    """Yield ``part``'s file in pieces, refusing a file whose size changed."""
     read = 0
     try:
         with part.path.open("rb") as handle:
@@ -160,7 +196,7 @@ def _encoded(part: FilePart) -> Iterator[bytes]:
                 read += len(block)
                 if read > part.size:
                     break
-                yield base64.b64encode(block)
+                yield block
     except OSError as exc:
         reason = (exc.strerror or type(exc).__name__).rstrip(".").lower()
         raise CliError(f"attachment {part.path}: {reason}") from None

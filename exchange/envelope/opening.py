@@ -220,6 +220,16 @@ class Opener(Verifier):
         self._content_length += len(plaintext)
         return plaintext
 
+    @property
+    def payload_cipher(self) -> PayloadCipher | None:
+        """The chunk cipher, once the header verified and the slot unwrapped (else None).
+
+        For a reader that goes back to single chunks of an envelope it has opened in full
+        (reading a stored body's plaintext at an offset): each chunk it opens again is
+        authenticated under its own index, as in the first reading.
+        """
+        return self._cipher
+
     def finish_opened(self) -> OpenedEnvelope:
         """Declare the end of input; return what was verified. Releases the quarantine."""
         verified = self.finish()

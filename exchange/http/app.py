@@ -18,6 +18,7 @@ What they share (app keys, errors, staff auth, paging) is :mod:`exchange.http.co
 from __future__ import annotations
 
 from email.utils import formatdate
+from typing import Final
 
 from aiohttp import web
 
@@ -40,6 +41,9 @@ from exchange.workers.delivery import DeliveryWorker
 from exchange.workers.supervisor import Supervisor
 
 __all__ = ["READY", "create_app"]
+
+#: The most of a request body a handler reads whole, however large the envelope limit.
+READ_WHOLE_LIMIT: Final = 64 * 1024 * 1024
 
 
 async def _dated(request: web.Request, response: web.StreamResponse) -> None:
@@ -65,9 +69,12 @@ def create_app(
 
     With ``ops_token``, /healthz, /readyz and /metrics answer its bearer; without, 404.
     """
-    app = web.Application(
-        middlewares=[errors_middleware], client_max_size=service.max_envelope_bytes + 65536
-    )
+    # The most a handler reads whole (``request.read()``, a web form's ``post()``). No handler
+    # reads an envelope or a file that way (submissions, peer uploads, imports and uploads
+    # read their bodies in pieces against their own limits), so this does not grow with an
+    # envelope limit of gigabytes.
+    read_whole = min(service.max_envelope_bytes, READ_WHOLE_LIMIT) + 65536
+    app = web.Application(middlewares=[errors_middleware], client_max_size=read_whole)
     app[SERVICE] = service
     app[WORKER] = worker
     app[LEDGER] = ledger
@@ -83,6 +90,7 @@ def create_app(
     app.router.add_get("/api/v1/inbox", staff.list_inbox)
     app.router.add_post("/api/v1/inbox/import", staff.import_envelope)
     app.router.add_post("/api/v1/inbox/{digest}/open", staff.open_item)
+    app.router.add_get("/api/v1/inbox/{digest}/attachments/{number}", staff.attachment)
     app.router.add_post("/api/v1/inbox/{digest}/acknowledge", staff.acknowledge)
     app.router.add_post("/api/v1/inbox/{digest}/reject", staff.reject)
     app.router.add_get("/api/v1/envelopes/{digest}/receipts", staff.receipts)

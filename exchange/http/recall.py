@@ -28,10 +28,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from exchange.connectors.peer_wire import MAX_NOTICE_BODY, NOTICE_MEDIA
-from exchange.http.common import JSON_LIMIT, SERVICE, attachment_inputs, path_digest, staff_user
+from exchange.http.common import JSON_LIMIT, SERVICE, path_digest, staff_user
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
 from exchange.http.peer import authenticate_peer
-from exchange.http.submissions import read_submission
+from exchange.http.submissions import submission_body
 from exchange.service.busy import refuse_when_busy
 from exchange.service.corrections import rectify
 from exchange.service.errors import ServiceError
@@ -122,15 +122,15 @@ async def rectify_sent(request: web.Request) -> web.Response:
     digest = path_digest(request)
     service = request.app[SERVICE]
     refuse_when_busy(service)  # a correction is a new envelope: 503 while the outbox is behind
-    doc = parse_object(await read_submission(request), _RECTIFY_FIELDS, limit=None)
-    done = await rectify(
-        service,
-        user,
-        digest,
-        record=doc["record"],
-        reason=doc["reason"],
-        attachments=attachment_inputs(doc.get("attachments", [])),
-    )
+    async with submission_body(request, _RECTIFY_FIELDS) as given:
+        done = await rectify(
+            service,
+            user,
+            digest,
+            record=given.fields["record"],
+            reason=given.fields["reason"],
+            attachments=given.attachments,
+        )
     submitted = done.submitted
     deadline = (
         None

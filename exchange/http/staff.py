@@ -8,7 +8,6 @@ never "forbidden", so its existence is not disclosed).
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Any, Final
 
 from aiohttp import web
@@ -17,7 +16,6 @@ from exchange.http.common import (
     DIGEST_RE,
     JSON_LIMIT,
     LEDGER,
-    attachment_inputs,
     next_cursor,
     node_service,
     org_ids,
@@ -25,9 +23,11 @@ from exchange.http.common import (
     path_digest,
     read_page,
     staff_user,
+    whole_number,
 )
 from exchange.http.jsonbody import BadRequestError, Field, parse_object
-from exchange.http.submissions import read_submission
+from exchange.http.streaming import send_attachment, stream_bytes
+from exchange.http.submissions import submission_body
 from exchange.model import ReceiptRecord
 from exchange.peerauth import PeerAuthError
 from exchange.peerauth.aiohttp_glue import read_body
@@ -165,50 +165,45 @@ def _digest_field(value: str | None, field: str) -> bytes | None:
     return bytes.fromhex(value)
 
 
-def _idempotency_key(request: web.Request, raw: bytes) -> IdempotencyKey | None:
+def _idempotency_key(request: web.Request, request_hash: bytes) -> IdempotencyKey | None:
     """Return the request's ``Idempotency-Key`` with the hash of the request, or None."""
     values = request.headers.getall(HEADER, [])
     if not values:
         return None
     if len(values) > 1:
         raise BadRequestError(f"the {HEADER} header must be given once")
-    hasher = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    hasher.update(raw)  # not joined first: a submission may be hundreds of megabytes
-    request_hash = hasher.digest()
     return parse_key(values[0], request_hash)
-
-
-def _submission_body(
-    request: web.Request, raw: bytes
-) -> tuple[IdempotencyKey | None, dict[str, Any]]:
-    """Return the submission's idempotency key and fields (the raw body is then let go)."""
-    return _idempotency_key(request, raw), parse_object(raw, _SUBMIT_FIELDS, limit=None)
 
 
 async def submit(request: web.Request) -> web.Response:
     """POST /api/v1/envelopes: check, seal, register and queue a record; 202 once stored.
 
-    With an ``Idempotency-Key``, a repeat of an earlier request with the same key and body
-    is answered as the first was, with ``Idempotent-Replayed: true``, and seals nothing.
+    The body is JSON (files in base64) or multipart/form-data (files streamed to spool
+    files): :mod:`exchange.http.submissions`. With an ``Idempotency-Key``, a repeat of an
+    earlier request with the same key and body is answered as the first was, with
+    ``Idempotent-Replayed: true``, and seals nothing.
     """
     user = await staff_user(request)
     refuse_when_busy(node_service(request))  # 503 while the outbox is behind, body unread
-    key, doc = _submission_body(request, await read_submission(request))
-    submission = Submission(
-        recipients=tuple(org_ids(doc["recipients"], "recipients")),
-        purpose=doc["purpose"],
-        record_kind=doc["record_kind"],
-        record=doc["record"],
-        categories=_strings(doc["categories"], "categories"),
-        reason=doc["reason"],
-        lawful_basis=doc.get("lawful_basis"),
-        # Popped: the base64 text is let go as soon as the files are decoded.
-        attachments=attachment_inputs(doc.pop("attachments", [])),
-        new_school_confirmed=parse_date(doc.get("new_school_confirmed"), "new_school_confirmed"),
-        due=parse_date(doc.get("due"), "due"),
-        in_reply_to=_digest_field(doc.get("in_reply_to"), "in_reply_to"),
-    )
-    submitted = await node_service(request).submit(user, submission, idempotency=key)
+    async with submission_body(request, _SUBMIT_FIELDS) as body:
+        key = _idempotency_key(request, body.digest)
+        doc = body.fields
+        submission = Submission(
+            recipients=tuple(org_ids(doc["recipients"], "recipients")),
+            purpose=doc["purpose"],
+            record_kind=doc["record_kind"],
+            record=doc["record"],
+            categories=_strings(doc["categories"], "categories"),
+            reason=doc["reason"],
+            lawful_basis=doc.get("lawful_basis"),
+            attachments=body.attachments,
+            new_school_confirmed=parse_date(
+                doc.get("new_school_confirmed"), "new_school_confirmed"
+            ),
+            due=parse_date(doc.get("due"), "due"),
+            in_reply_to=_digest_field(doc.get("in_reply_to"), "in_reply_to"),
+        )
+        submitted = await node_service(request).submit(user, submission, idempotency=key)
     deadline = (
         None
         if submitted.deadline_rule is None
@@ -267,15 +262,61 @@ async def list_inbox(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next": cursor})
 
 
-async def open_item(request: web.Request) -> web.Response:
-    """POST /api/v1/inbox/{digest}/open: the plaintext, to an authorised user."""
+def _wants_json(request: web.Request) -> bool:
+    """Whether the request asks for JSON (``Accept: application/json``), not the content."""
+    accepted = [v.split(";")[0].strip() for v in request.headers.get("Accept", "").split(",")]
+    return "application/json" in accepted and "application/octet-stream" not in accepted
+
+
+async def open_item(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/inbox/{digest}/open: the plaintext, to an authorised user, streamed.
+
+    With ``Accept: application/json``, the record and a list of its attachments instead,
+    each to be downloaded on its own (:func:`attachment`): a large CP file is then never
+    sent twice.
+    """
     user = await staff_user(request)
-    content = await node_service(request).open_item(user, path_digest(request))
-    return web.Response(
-        body=content,
+    service = node_service(request)
+    digest = path_digest(request)
+    if _wants_json(request):
+        opened = await service.open_item(user, digest)
+        record = opened.record
+        return web.json_response(
+            {
+                "digest": digest.hex(),
+                "record_kind": None if record is None else record.kind,
+                "record": None if record is None else record.data,
+                "attachments": [
+                    {
+                        "number": number,
+                        "name": entry.name,
+                        "content_type": entry.content_type,
+                        "size": entry.size,
+                        "sha256": entry.sha256.hex(),
+                    }
+                    for number, entry in enumerate(opened.entries, start=1)
+                ],
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+    length, pieces = await service.opened_content(user, digest)
+    return await stream_bytes(
+        request,
+        length,
+        pieces,
         content_type="application/octet-stream",
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def attachment(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/inbox/{digest}/attachments/{number}: one file of an opened item, streamed."""
+    user = await staff_user(request)
+    number = whole_number(request.match_info["number"], 1, 999)
+    if number is None:
+        raise ServiceError("number must be a whole number from 1", status=404)
+    entry, pieces = await node_service(request).inbox_attachment(user, path_digest(request), number)
+    return await send_attachment(request, entry, pieces)
 
 
 async def read_back(request: web.Request) -> web.Response:

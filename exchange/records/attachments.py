@@ -21,9 +21,9 @@ import hmac
 import json
 import struct
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from exchange.records.content_checks import (
     CONTENT_RULES,
@@ -33,7 +33,11 @@ from exchange.records.content_checks import (
     PDF,
     PNG,
     TEXT,
+    BytesSource,
+    ContentScan,
+    Source,
     content_fault,
+    source_fault,
 )
 from exchange.records.errors import ContainerError
 from exchange.records.kinds import KINDS, MAX_ATTACHMENT_SIZE, MAX_ATTACHMENTS, kind_spec
@@ -150,8 +154,13 @@ def content_matches(content_type: str, data: bytes) -> bool:
     return content_fault(content_type, data) is None
 
 
-def _attachment_fault(name: str, content_type: str, data: bytes) -> tuple[str, str] | None:
+def _attachment_fault(name: str, content_type: str, data: Source) -> tuple[str, str] | None:
     """Return (rule, message) for the first rule an attachment breaks, or None."""
+    return described_fault(name, content_type, data.size) or source_fault(content_type, data)
+
+
+def described_fault(name: str, content_type: str, size: int) -> tuple[str, str] | None:
+    """Return (rule, message) for the first rule an attachment's name, type or size breaks."""
     try:
         clean = sanitise_file_name(name)
     except ValueError:
@@ -160,9 +169,33 @@ def _attachment_fault(name: str, content_type: str, data: bytes) -> tuple[str, s
         return "attachment.name", "the file name is not in sanitised form"
     if content_type not in CONTENT_TYPES:
         return "attachment.content-type", "the content type is not one of those allowed"
-    if not 0 < len(data) <= MAX_ATTACHMENT_SIZE:
+    if not 0 < size <= MAX_ATTACHMENT_SIZE:
         return "attachment.size", f"the size must be 1 to {MAX_ATTACHMENT_SIZE} bytes"
-    return content_fault(content_type, data)
+    return None
+
+
+class Described(Protocol):
+    """What the container says of an attachment before its bytes, and the manifest checks."""
+
+    @property
+    def name(self) -> str:
+        """The sanitised file name."""
+        ...
+
+    @property
+    def content_type(self) -> str:
+        """The content type, one of :data:`CONTENT_TYPES`."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """The number of bytes."""
+        ...
+
+    @property
+    def sha256(self) -> bytes:
+        """The SHA-256 of the bytes."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +217,7 @@ class Attachment:
             raise TypeError("name and content_type must be strings")
         if not isinstance(self.data, bytes):
             raise TypeError("data must be bytes")
-        fault = _attachment_fault(self.name, self.content_type, self.data)
+        fault = _attachment_fault(self.name, self.content_type, BytesSource(self.data))
         if fault is not None:
             raise ValueError(f"attachment: {fault[1]} [{fault[0]}]")
         object.__setattr__(self, "sha256", hashlib.sha256(self.data).digest())
@@ -204,6 +237,76 @@ class Attachment:
         return {"content_type": self.content_type, "size": self.size, "sha256": self.sha256.hex()}
 
 
+#: Bytes of a file attachment read at a time as the container is written.
+FILE_PIECE: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentFile:
+    """A document whose bytes are read through a :class:`Source` (a spooled upload).
+
+    Checked as :class:`Attachment` checks its bytes, a piece at a time; ``sha256`` is the
+    digest of the source's bytes, worked out by whoever wrote them (the node, as it spooled
+    the upload), and is what the container and the record's manifest carry.
+    """
+
+    name: str
+    content_type: str
+    source: Source = field(repr=False, compare=False)
+    sha256: bytes = field(repr=False)
+    #: The content rules checked as the bytes were written: when they decide for the type,
+    #: the file is not read again for them.
+    checked: ContentScan | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not isinstance(self.content_type, str):
+            raise TypeError("name and content_type must be strings")
+        if not isinstance(self.sha256, bytes) or len(self.sha256) != _SHA256_LEN:
+            raise TypeError("sha256 must be 32 bytes")
+        scan = self.checked
+        if (
+            scan is not None
+            and scan.conclusive
+            and scan.content_type == self.content_type
+            and scan.size == self.source.size
+        ):
+            fault = described_fault(self.name, self.content_type, self.source.size)
+            fault = fault or scan.fault()
+        else:
+            fault = _attachment_fault(self.name, self.content_type, self.source)
+        if fault is not None:
+            raise ValueError(f"attachment: {fault[1]} [{fault[0]}]")
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        content_type: str,
+        source: Source,
+        sha256: bytes,
+        checked: ContentScan | None = None,
+    ) -> AttachmentFile:
+        """Return an attachment with ``name`` sanitised; other checks as the constructor."""
+        return cls(sanitise_file_name(name), content_type, source, sha256, checked)
+
+    @property
+    def size(self) -> int:
+        """Return the number of bytes of the document."""
+        return self.source.size
+
+    def manifest_fields(self) -> dict[str, object]:
+        """Return the manifest fields this attachment must be described by in its record."""
+        return {"content_type": self.content_type, "size": self.size, "sha256": self.sha256.hex()}
+
+    def pieces(self) -> Iterator[bytes]:
+        """Yield the document's bytes, :data:`FILE_PIECE` at a time."""
+        for at in range(0, self.size, FILE_PIECE):
+            piece = self.source.read_at(at, min(FILE_PIECE, self.size - at))
+            if not piece:
+                raise ValueError("attachment: the file ended before its size [attachment.size]")
+            yield piece
+
+
 @dataclass(frozen=True, slots=True)
 class Container:
     """A decoded container: the validated record and its attachments, in manifest order."""
@@ -212,7 +315,7 @@ class Container:
     attachments: tuple[Attachment, ...]
 
 
-def _manifest_fault(record: Record, attachments: Sequence[Attachment]) -> tuple[str, str] | None:
+def manifest_fault(record: Record, attachments: Sequence[Described]) -> tuple[str, str] | None:
     """Return (rule, message) if the record's manifest does not describe ``attachments``."""
     spec = kind_spec(record.kind)
     if spec.manifest is None:
@@ -244,7 +347,7 @@ def _manifest_fault(record: Record, attachments: Sequence[Attachment]) -> tuple[
     return None
 
 
-def _names_fault(attachments: Sequence[Attachment]) -> int | None:
+def names_fault(attachments: Sequence[Described]) -> int | None:
     """Return the index of the first attachment whose name repeats an earlier one's."""
     seen: set[str] = set()
     for index, attachment in enumerate(attachments):
@@ -261,11 +364,25 @@ def encode_container(record: Record, attachments: Sequence[Attachment] = ()) -> 
     The record is written as compact JSON with sorted keys. Raises ``ValueError`` (naming
     the rule) for anything :func:`decode_container` would refuse.
     """
-    if not isinstance(record, Record):
-        raise TypeError("record must be a Record")
     attachments = tuple(attachments)
     if not all(isinstance(a, Attachment) for a in attachments):
         raise TypeError("attachments must be Attachment values")
+    parts = [container_head(record, attachments)]
+    for attachment in attachments:
+        parts += [attachment_head(attachment), attachment.data]
+    return b"".join(parts)
+
+
+def container_head(record: Record, attachments: Sequence[Described]) -> bytes:
+    """Return the container's bytes up to its first attachment, checking it all first.
+
+    The container is the head, then each attachment's :func:`attachment_head` followed by
+    its bytes, so a container with files of any size can be written a piece at a time
+    with the same bytes :func:`encode_container` returns. Raises ``ValueError`` (naming the
+    rule) for anything :func:`decode_container` would refuse.
+    """
+    if not isinstance(record, Record):
+        raise TypeError("record must be a Record")
     spec = kind_spec(record.kind)
     document = json.dumps(
         record.data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
@@ -279,36 +396,41 @@ def encode_container(record: Record, attachments: Sequence[Attachment] = ()) -> 
         )
     if sum(a.size for a in attachments) > spec.max_attachments_total:
         raise ValueError("attachments are larger in total than the kind allows [attachment.total]")
-    if _names_fault(attachments) is not None:
+    if names_fault(attachments) is not None:
         raise ValueError(
             "attachments: two file names differ only in case [attachment.name-duplicate]"
         )
-    fault = _manifest_fault(record, attachments)
+    fault = manifest_fault(record, attachments)
     if fault is not None:
         raise ValueError(f"record and attachments disagree: {fault[1]} [{fault[0]}]")
     kind = record.kind.encode("ascii")
-    parts = [
-        L_CONTAINER,
-        _U8.pack(CONTAINER_VERSION),
-        _U8.pack(len(kind)),
-        kind,
-        _U32.pack(len(document)),
-        document,
-        _U8.pack(len(attachments)),
-    ]
-    for attachment in attachments:
-        name = attachment.name.encode("utf-8")
-        content_type = attachment.content_type.encode("ascii")
-        parts += [
+    return b"".join(
+        [
+            L_CONTAINER,
+            _U8.pack(CONTAINER_VERSION),
+            _U8.pack(len(kind)),
+            kind,
+            _U32.pack(len(document)),
+            document,
+            _U8.pack(len(attachments)),
+        ]
+    )
+
+
+def attachment_head(attachment: Described) -> bytes:
+    """Return what the container holds of ``attachment`` before its bytes."""
+    name = attachment.name.encode("utf-8")
+    content_type = attachment.content_type.encode("ascii")
+    return b"".join(
+        [
             _U16.pack(len(name)),
             name,
             _U8.pack(len(content_type)),
             content_type,
             _U32.pack(attachment.size),
             attachment.sha256,
-            attachment.data,
         ]
-    return b"".join(parts)
+    )
 
 
 class _Reader:
@@ -381,7 +503,7 @@ def decode_container(data: bytes) -> Container:
     for index in range(count):
         attachments.append(_read_attachment(reader, index, spec.max_attachments_total - total))
         total += attachments[-1].size
-        duplicate = _names_fault(attachments)
+        duplicate = names_fault(attachments)
         if duplicate is not None:
             raise ContainerError(
                 "attachment.name-duplicate",
@@ -392,7 +514,7 @@ def decode_container(data: bytes) -> Container:
         raise ContainerError(
             "container.trailing", reader.offset, "bytes follow the last attachment"
         )
-    fault = _manifest_fault(record, attachments)
+    fault = manifest_fault(record, attachments)
     if fault is not None:
         raise ContainerError(fault[0], count_at, fault[1])
     return Container(record=record, attachments=tuple(attachments))
@@ -427,7 +549,7 @@ def _read_attachment(reader: _Reader, index: int, budget: int) -> Attachment:
             "attachment.name", start, f"attachment {index}'s file name is not UTF-8"
         ) from None
     content_type = raw_type.decode("ascii", errors="replace")
-    fault = _attachment_fault(name, content_type, body)
+    fault = _attachment_fault(name, content_type, BytesSource(body))
     if fault is not None:
         rule, message = fault
         at = {"attachment.content-type": type_at, "attachment.size": size_at}.get(rule, start)

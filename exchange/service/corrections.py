@@ -35,7 +35,13 @@ from exchange.service.errors import (
 )
 from exchange.service.node_service import NodeService
 from exchange.service.sending import CORRECTION_ROLES, Submitted
-from exchange.sharing.prepare import AttachmentInput, Submission, SubmissionError, check_reason
+from exchange.sharing.prepare import (
+    AttachmentInput,
+    FileInput,
+    Submission,
+    SubmissionError,
+    check_reason,
+)
 
 log = get_logger("exchange.corrections")
 
@@ -61,7 +67,7 @@ async def rectify(
     *,
     record: Mapping[str, Any],
     reason: str,
-    attachments: Sequence[AttachmentInput] = (),
+    attachments: Sequence[AttachmentInput | FileInput] = (),
 ) -> Rectified:
     """Send a corrected record to every organisation that received the original."""
     if user.role not in CORRECTION_ROLES:

@@ -10,6 +10,7 @@ recorded. An item its sender recalled, or one destroyed under retention, is gone
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Final, NoReturn
 
 from exchange.ledger.events import EventType
@@ -17,8 +18,9 @@ from exchange.logs import get_logger
 from exchange.model import HeldItem, InboxItem, NewOutbox, SubjectKey, User
 from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES, ReceiptStatus
 from exchange.receipts.receipt import CODE_RE
-from exchange.records import RecordError, decode_container
-from exchange.service.body_checks import BodyDamagedError, body_verifies, file_blocks, open_body
+from exchange.records import Record
+from exchange.records.scanning import Entry
+from exchange.service.body_checks import BodyDamagedError, body_verifies, file_blocks
 from exchange.service.context import ServiceContext
 from exchange.service.errors import (
     ConflictError,
@@ -30,6 +32,14 @@ from exchange.service.errors import (
     UnprocessableError,
 )
 from exchange.service.ledger import RECEIPT_EVENTS, ledger_event
+from exchange.service.opened_bodies import (
+    OpenedItem,
+    StreamBrokenError,
+    in_thread,
+    scan_body,
+    stream_attachment,
+    stream_content,
+)
 from exchange.service.retention import destroyed_sentence, log_scheduled, opened_schedule
 from exchange.service.rows import receipt_record
 from exchange.service.tenants import Tenant
@@ -73,8 +83,13 @@ class Inbox:
             raise GoneError(gone)
         return tenant, item, held
 
-    async def open_item(self, user: User, digest: bytes) -> bytes:
-        """Decrypt an inbox item for an authorised user; emit ``opened`` the first time."""
+    async def open_item(self, user: User, digest: bytes) -> OpenedItem:
+        """Open an inbox item for an authorised user; emit ``opened`` the first time.
+
+        The body is read through once, checked in full, and only its record is kept
+        (:func:`~exchange.service.opened_bodies.scan_body`); its files are handed out by
+        :meth:`content`, streamed.
+        """
         if user.role not in OPENING_ROLES:
             raise ForbiddenError(f"the role {user.role} may not open records")
         context = self.context
@@ -82,8 +97,8 @@ class Inbox:
         await self._refuse_damaged(digest)
         now = context.now()
         try:
-            content = await asyncio.to_thread(
-                open_body, context, tenant, digest, item.envelope.created
+            opened = await asyncio.to_thread(
+                scan_body, context, tenant, digest, item.envelope.created
             )
         except BodyDamagedError:
             await self._damaged(user, digest)
@@ -104,9 +119,9 @@ class Inbox:
                     counterparty=item.envelope.sender, receipt=record.digest,
                 ),
             )  # fmt: skip
-        index_outcome, subjects = await asyncio.to_thread(self._subjects, content)
-        link = await opened_link(context.store, user.org, item.envelope, content)
-        schedule = await opened_schedule(context, held, item.envelope, content)
+        index_outcome, subjects = self._subjects(opened.record)
+        link = await opened_link(context.store, user.org, item.envelope, opened.record)
+        schedule = await opened_schedule(context, held, item.envelope, opened.record)
         # Only while still "delivered" does the first opening apply: exactly one of a recall
         # and this opening wins, and the content is released only if the opening did.
         outcome = await context.store.record_opening(
@@ -133,7 +148,88 @@ class Inbox:
         if outcome.scheduled and schedule is not None:
             log_scheduled(schedule)
         log.info("envelope.opened", digest=digest.hex(), org=user.org, status=item.state)
-        return content
+        return opened
+
+    async def record_reading(self, user: User, digest: bytes) -> InboxItem:
+        """Record a later reading of an opened item (a download): an ``accessed`` event.
+
+        Refused like an opening (role, recalled, destroyed, damaged), and for an item not
+        yet opened: a download is never the first opening. Nothing is decrypted here.
+        """
+        if user.role not in OPENING_ROLES:
+            raise ForbiddenError(f"the role {user.role} may not open records")
+        _, item, _ = await self._held_item(user, digest)
+        if item.state == "delivered":
+            raise ConflictError("open the record before downloading its attachments")
+        await self._refuse_damaged(digest)
+        now = self.context.now()
+        outcome = await self.context.store.record_opening(
+            ItemOpening(
+                owner=user.org,
+                digest=digest,
+                user_id=user.id,
+                role=user.role,
+                now=self.context.clock(),
+                accessed_event=ledger_event(
+                    EventType.ACCESSED, now, user.org, item.envelope.digest, reason=user.role
+                ),
+                first=None,
+                subjects=(),
+                index_outcome=None,
+                link=None,
+                schedule=None,
+            )
+        )
+        if outcome.state == "recalled":
+            raise GoneError(_RECALLED)
+        return item
+
+    async def attachment(
+        self, user: User, digest: bytes, number: int
+    ) -> tuple[Entry, AsyncIterator[bytes]]:
+        """Record a download of attachment ``number`` (from 1) and return it, streamed.
+
+        Verified as it streams (:func:`~exchange.service.opened_bodies.stream_attachment`);
+        the item's files passed their content checks when it was opened, and the stream
+        checks that the body is still that envelope.
+        """
+        item = await self.record_reading(user, digest)
+        tenant = self.context.tenant(user.org)
+        created = item.envelope.created
+        try:
+            entry, pieces = await asyncio.to_thread(
+                stream_attachment, self.context, tenant, digest, created, number
+            )
+        except BodyDamagedError:
+            await self._damaged(user, digest)
+        except FileNotFoundError:
+            gone = destroyed_sentence(await self.context.store.held_item(user.org, digest))
+            raise GoneError(gone or _RECALLED) from None
+        return entry, self._marking_damage(user, digest, in_thread(pieces))
+
+    async def _marking_damage(
+        self, user: User, digest: bytes, pieces: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        """Yield ``pieces``; a body found damaged part-way is recorded, then the error raised.
+
+        The caller cuts the transfer (exchange/http/streaming.py); the next reading is
+        refused as damaged, as it would be had the damage been found first.
+        """
+        try:
+            async for piece in pieces:
+                yield piece
+        except StreamBrokenError:
+            await self._record_damage(user, digest)
+            raise
+
+    async def content(self, user: User, digest: bytes) -> tuple[int, AsyncIterator[bytes]]:
+        """Open an item (recorded) and return its content's length and bytes, streamed."""
+        opened = await self.open_item(user, digest)
+        item = await self.context.store.inbox_item(user.org, digest)
+        created = 0 if item is None else item.envelope.created
+        tenant = self.context.tenant(user.org)
+        pieces = stream_content(self.context, tenant, digest, created)
+        return opened.content_length, self._marking_damage(user, digest, in_thread(pieces))
 
     def _verify_body(self, digest: bytes, created: int) -> None:
         """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""
@@ -148,18 +244,19 @@ class Inbox:
 
     async def _damaged(self, user: User, digest: bytes) -> NoReturn:
         """Record a damaged body, log it (no content), and refuse."""
-        context = self.context
-        await context.store.mark_damaged(digest, context.clock())
-        log.error("inbox.damaged", digest=digest.hex(), org=user.org, outcome="body-damaged")
+        await self._record_damage(user, digest)
         raise DamagedItemError
 
-    def _subjects(self, content: bytes) -> tuple[str, list[SubjectKey]]:
+    async def _record_damage(self, user: User, digest: bytes) -> None:
+        """Record a damaged body and log it (no content)."""
+        await self.context.store.mark_damaged(digest, self.context.clock())
+        log.error("inbox.damaged", digest=digest.hex(), org=user.org, outcome="body-damaged")
+
+    def _subjects(self, record: Record | None) -> tuple[str, list[SubjectKey]]:
         """Return how a received record was indexed and its subjects' keyed hashes."""
-        try:
-            container = decode_container(content)
-        except RecordError:
+        if record is None:
             return "not-a-record", []
-        pairs = subject_identifiers(container.record.kind, container.record.data)
+        pairs = subject_identifiers(record.kind, record.data)
         return "indexed", [self.context.subject_key(k, v) for k, v in pairs]
 
     async def decide(self, user: User, digest: bytes, *, accept: bool, code: str | None) -> bytes:

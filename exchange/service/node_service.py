@@ -39,8 +39,7 @@ from exchange.keys.directory import Directory
 from exchange.keys.ids import OrgId
 from exchange.model import RegisterOutcome, SubjectKey, SubjectKind, User
 from exchange.policy import Deadline, RecordsSetup
-from exchange.records import Container
-from exchange.records.attachments import Attachment
+from exchange.records.scanning import Entry
 from exchange.service import retention
 from exchange.service.account_admin import AccountAdministration, Invitation
 from exchange.service.accounts import (
@@ -65,6 +64,7 @@ from exchange.service.idempotency import IdempotencyKey
 from exchange.service.inbox import Inbox
 from exchange.service.ledger import NodeLedger
 from exchange.service.node_state import NodeState, NodeStateView
+from exchange.service.opened_bodies import OpenedItem
 from exchange.service.owed import Owed, OwedItem
 from exchange.service.passkeys import Passkeys
 from exchange.service.reading import Reading
@@ -447,9 +447,13 @@ class NodeService:
 
     # --- the inbox -----------------------------------------------------------------------
 
-    async def open_item(self, user: User, digest: bytes) -> bytes:
-        """Decrypt an inbox item for an authorised user; emit ``opened`` the first time."""
+    async def open_item(self, user: User, digest: bytes) -> OpenedItem:
+        """Open an inbox item for an authorised user; emit ``opened`` the first time."""
         return await self.inbox.open_item(user, digest)
+
+    async def opened_content(self, user: User, digest: bytes) -> tuple[int, AsyncIterator[bytes]]:
+        """Open an inbox item (recorded): its content's length and bytes, verified as streamed."""
+        return await self.reading.content(user, digest)
 
     async def decide(self, user: User, digest: bytes, *, accept: bool, code: str | None) -> bytes:
         """Acknowledge or reject an inbox item; return the receipt's digest."""
@@ -465,12 +469,14 @@ class NodeService:
         """Return the outcome codes of an acknowledgement, or the reason codes of a rejection."""
         return self.reading.decision_codes(accept=accept)
 
-    async def read_item(self, user: User, digest: bytes) -> Container | None:
+    async def read_item(self, user: User, digest: bytes) -> OpenedItem | None:
         """Open an inbox item (recorded) and return its record container (None if not one)."""
         return await self.reading.read_item(user, digest)
 
-    async def inbox_attachment(self, user: User, digest: bytes, number: int) -> Attachment:
-        """Return attachment ``number`` (from 1) of an opened inbox item (recorded)."""
+    async def inbox_attachment(
+        self, user: User, digest: bytes, number: int
+    ) -> tuple[Entry, AsyncIterator[bytes]]:
+        """Return attachment ``number`` (from 1) of an opened inbox item (recorded), streamed."""
         return await self.reading.attachment(user, digest, number)
 
     def deadline_owed(self, view: InboxView, record: dict[str, Any] | None) -> Deadline | None:

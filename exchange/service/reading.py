@@ -5,7 +5,8 @@ what the signed receipts and the ledger record: the first one signs the ``opened
 and each one (a page showing the record, a download of one attachment) appends an
 ``accessed`` event. A download is only for an item the organisation has already opened, so
 a document can never be the first thing released. The opened content is decoded here, once
-per call, into the record container (:mod:`exchange.records.attachments`).
+per call, into the record and where its files are (:mod:`exchange.records.scanning`);
+a file's bytes are streamed from the envelope body, never held whole.
 
 The deadline a receiver owes is worked out from the node's own deadline rules: for a kind
 whose deadline is met only by the receiver's decision (a referral's acknowledgement, an
@@ -15,18 +16,17 @@ the record. A kind met by delivery alone (a CP file) owes the receiver nothing.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from exchange.model import User
 from exchange.policy import CalendarCoverageError, Deadline, DeadlineFacts, deadline_for
 from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES
-from exchange.records import Container, RecordError, decode_container
-from exchange.records.attachments import Attachment
+from exchange.records.scanning import Entry
 from exchange.service.context import ServiceContext
-from exchange.service.errors import ConflictError, NotFoundError
 from exchange.service.inbox import OPENING_ROLES, Inbox
+from exchange.service.opened_bodies import OpenedItem
 from exchange.service.views import InboxView
 from exchange.sharing.prepare import SATISFIED_BY
 
@@ -53,32 +53,30 @@ class Reading:
         """Return the codes offered for an acknowledgement's outcome or a rejection's reason."""
         return ACKNOWLEDGEMENT_CODES if accept else REJECTION_CODES
 
-    async def read_item(self, user: User, digest: bytes) -> Container | None:
-        """Open an item (recorded as :meth:`Inbox.open_item` records it) and decode it.
+    async def read_item(self, user: User, digest: bytes) -> OpenedItem | None:
+        """Open an item (recorded as :meth:`Inbox.open_item` records it): its record and files.
 
         Returns None when the content is not a record container (an item imported from
         elsewhere may hold anything); it is never shown raw.
         """
-        content = await self.inbox.open_item(user, digest)
-        try:
-            return await asyncio.to_thread(decode_container, content)
-        except RecordError:
-            return None
+        opened = await self.inbox.open_item(user, digest)
+        return None if opened.record is None else opened
 
-    async def attachment(self, user: User, digest: bytes, number: int) -> Attachment:
+    async def attachment(
+        self, user: User, digest: bytes, number: int
+    ) -> tuple[Entry, AsyncIterator[bytes]]:
         """Return attachment ``number`` (from 1) of an item the organisation has opened.
 
-        An item not yet opened is refused: a download is never the first opening.
+        The reading is recorded (:meth:`Inbox.attachment`); the file's bytes come from the
+        iterator, verified while they stream: one that breaks part-way raises
+        :class:`~exchange.service.opened_bodies.StreamBrokenError`. An item not yet
+        opened is refused: a download is never the first opening.
         """
-        item = await self.context.store.inbox_item(user.org, digest)
-        if item is None:
-            raise NotFoundError("no such item in this organisation's inbox")
-        if item.state == "delivered":
-            raise ConflictError("open the record before downloading its attachments")
-        container = await self.read_item(user, digest)
-        if container is None or not 1 <= number <= len(container.attachments):
-            raise NotFoundError("the item has no such attachment")
-        return container.attachments[number - 1]
+        return await self.inbox.attachment(user, digest, number)
+
+    async def content(self, user: User, digest: bytes) -> tuple[int, AsyncIterator[bytes]]:
+        """Open an item (recorded) and return its content's length and its bytes, streamed."""
+        return await self.inbox.content(user, digest)
 
     def deadline_owed(self, view: InboxView, record: dict[str, Any] | None) -> Deadline | None:
         """Return the deadline the receiving organisation owes for an item, or None.

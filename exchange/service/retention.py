@@ -65,7 +65,7 @@ from exchange.policy import (
     may_destroy,
     review_date,
 )
-from exchange.records import RecordError, decode_container
+from exchange.records import Record
 from exchange.service.ledger import ledger_event
 from exchange.service.register_reports import iso_time
 from exchange.sharing.prepare import SUBJECT_FIELDS, SubmissionError, check_reason
@@ -246,7 +246,7 @@ def schedule_sent(
 
 
 async def opened_schedule(
-    node: RetentionNode, held: HeldItem | None, envelope: EnvelopeRecord, content: bytes
+    node: RetentionNode, held: HeldItem | None, envelope: EnvelopeRecord, record: Record | None
 ) -> RetentionSchedule | None:
     """Return the schedule of a received item being opened, or None if it has one already.
 
@@ -255,14 +255,7 @@ async def opened_schedule(
     """
     if held is None or held.direction != "received" or held.schedule is not None:
         return None
-
-    def read() -> Mapping[str, Any] | None:
-        try:
-            return decode_container(content).record.data
-        except RecordError:
-            return None
-
-    data = await asyncio.to_thread(read)
+    data = None if record is None else record.data
     return schedule_item(
         node.records.retention,
         org=held.org,

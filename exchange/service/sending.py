@@ -36,7 +36,7 @@ from exchange.service.ledger import ledger_event
 from exchange.service.retention import schedule_sent
 from exchange.service.threads import LinkRefusedError, submission_link
 from exchange.sharing.limits import node_limits
-from exchange.sharing.prepare import SATISFIED_BY, Submission, SubmissionError, prepare
+from exchange.sharing.prepare import SATISFIED_BY, Prepared, Submission, SubmissionError, prepare
 
 log = get_logger("exchange.node")
 
@@ -160,7 +160,7 @@ class Sending:
         except SubmissionError as exc:
             log.info("envelope.refused", org=user.org, rule=exc.rule)
             raise UnprocessableError(str(exc), rule=exc.rule, problems=exc.problems) from None
-        too_large = node_limits(self.context.max_envelope_bytes).too_large(len(prepared.content))
+        too_large = node_limits(self.context.max_envelope_bytes).too_large(prepared.content_length)
         if too_large is not None:
             log.info("envelope.refused", org=user.org, rule=TOO_LARGE_RULE)
             raise TooLargeError(too_large)
@@ -180,9 +180,7 @@ class Sending:
             raise ServiceError(f"recipients: {exc}", status=422) from None
         except EnvelopeError as exc:
             raise ServiceError(str(exc), status=422) from None
-        sealed, copy = await asyncio.to_thread(
-            self._seal_to_disk, (sealer, copier), prepared.content
-        )
+        sealed, copy = await asyncio.to_thread(self._seal_to_disk, (sealer, copier), prepared)
         # The envelope package returns plain bytes; from here on it is an envelope digest.
         digest = EnvelopeDigest(sealed.digest)
         record = EnvelopeRecord(
@@ -289,13 +287,18 @@ class Sending:
         return kinds
 
     def _seal_to_disk(
-        self, sealers: tuple[Sealer, Sealer], content: bytes
+        self, sealers: tuple[Sealer, Sealer], prepared: Prepared
     ) -> tuple[SealedEnvelope, SealedEnvelope]:
-        """Seal the envelope and the own copy in one pass; sync each under its digest's name."""
-        bodies = self.context.store.bodies
-        if len(content) <= SMALL_CONTENT:
+        """Seal the envelope and the own copy in one pass; sync each under its digest's name.
+
+        The record container is made a piece at a time (a file attachment is read from its
+        spool as it goes), and each piece is sealed into both bodies before the next is
+        read, so memory stays the same whatever the size of the files.
+        """
+        if prepared.content_length <= SMALL_CONTENT:
             # Small records (nearly all) are sealed in memory and written once, straight to
             # the final name: one synced file and rename instead of two.
+            content = b"".join(prepared.content_pieces())
             done = []
             for sealer in sealers:
                 pieces = [sealer.start(), *sealer.feed_pieces(content)]
@@ -306,16 +309,18 @@ class Sending:
                     out.writelines(pieces)
                 done.append(sealed)
             return done[0], done[1]
+        bodies = self.context.store.bodies
         partials = [bodies / f"sealing-{os.urandom(8).hex()}" for _ in sealers]
         try:
             with atomic_output(partials[0]) as first, atomic_output(partials[1]) as second:
                 outs = (first, second)
                 for sealer, out in zip(sealers, outs, strict=True):
                     out.write(sealer.start())
-                view = memoryview(content)
-                for i in range(0, len(view), PIECE):
-                    for sealer, out in zip(sealers, outs, strict=True):
-                        out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
+                for content in prepared.content_pieces():
+                    view = memoryview(content)
+                    for i in range(0, len(view), PIECE):
+                        for sealer, out in zip(sealers, outs, strict=True):
+                            out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
                 done = []
                 for sealer, out in zip(sealers, outs, strict=True):
                     tail, sealed = sealer.finish()

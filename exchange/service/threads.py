@@ -21,7 +21,6 @@ rule, which :class:`~exchange.service.node_service.NodeService` turns into its o
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import re
 from collections.abc import Mapping
@@ -35,7 +34,7 @@ from exchange.model import (
     ReceiptRecord,
     ThreadLink,
 )
-from exchange.records import RecordError, decode_container, load_schema
+from exchange.records import Record, load_schema
 from exchange.store import Store
 
 _DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
@@ -135,11 +134,9 @@ async def submission_link(
     return data, None
 
 
-def _sealed_link(content: bytes) -> tuple[EnvelopeDigest, str] | None:
-    """Return the (parent, relation) a record container names, if any."""
-    try:
-        record = decode_container(content).record
-    except RecordError:
+def _sealed_link(record: Record | None) -> tuple[EnvelopeDigest, str] | None:
+    """Return the (parent, relation) a record names, if any."""
+    if record is None:
         return None
     corrects = _digest_text(record.data.get("corrects"))
     if corrects is not None:
@@ -149,7 +146,7 @@ def _sealed_link(content: bytes) -> tuple[EnvelopeDigest, str] | None:
 
 
 async def opened_link(
-    store: Store, org: OrgId, envelope: EnvelopeRecord, content: bytes
+    store: Store, org: OrgId, envelope: EnvelopeRecord, record: Record | None
 ) -> ThreadLink | None:
     """Return the link of a received item, read at its opening, to the item its record names.
 
@@ -157,7 +154,7 @@ async def opened_link(
     recipient); None when the record names none or names one that does not qualify. The
     link is stored by the transaction that records the opening.
     """
-    found = await asyncio.to_thread(_sealed_link, content)
+    found = _sealed_link(record)
     if found is None:
         return None
     parent, relation = found

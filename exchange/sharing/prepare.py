@@ -22,8 +22,9 @@ fields, rules and positions only (a value may be a child's name or NHS number).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -48,10 +49,11 @@ from exchange.records import (
     Attachment,
     Record,
     RecordValidationError,
-    encode_container,
     kind_spec,
     validate_record,
 )
+from exchange.records.attachments import AttachmentFile, attachment_head, container_head
+from exchange.records.content_checks import ContentScan, Source
 from exchange.records.free_text import find_child_details, refusal
 
 #: Longest reason a sender may give. The reason is read by the DPO in the register; a few
@@ -102,6 +104,31 @@ class AttachmentInput:
     content_type: str
     data: bytes
 
+    @property
+    def size(self) -> int:
+        """The number of bytes of the file."""
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """An attachment submitted as a file the node spooled: its bytes read through ``source``.
+
+    ``sha256`` is the digest of those bytes, worked out as they were spooled.
+    """
+
+    name: str
+    content_type: str
+    source: Source = dataclasses.field(repr=False)
+    sha256: bytes = dataclasses.field(repr=False)
+    #: The content rules checked as it was spooled, for the types a stream decides.
+    checked: ContentScan | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        """The number of bytes of the file."""
+        return self.source.size
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -114,7 +141,7 @@ class Submission:
     categories: tuple[str, ...]
     reason: str
     lawful_basis: str | None = None
-    attachments: tuple[AttachmentInput, ...] = ()
+    attachments: tuple[AttachmentInput | FileInput, ...] = ()
     new_school_confirmed: date | None = None
     due: date | None = None
     #: The digest of the envelope this one replies to (exchange/service/threads.py).
@@ -127,13 +154,33 @@ class Prepared:
 
     record: Record
     reason: str
-    attachments: tuple[Attachment, ...]
-    content: bytes
+    attachments: tuple[Attachment | AttachmentFile, ...]
+    #: The record container's bytes up to the first attachment (see :meth:`content_pieces`).
+    head: bytes
     decision: SharingDecision
     lawful_basis: LawfulBasis
     deadline: Deadline | None
     deadline_note: str | None
     subjects: tuple[SubjectKey, ...]
+
+    @property
+    def content_length(self) -> int:
+        """The length of the record container, what the envelope seals."""
+        return len(self.head) + sum(len(attachment_head(a)) + a.size for a in self.attachments)
+
+    def content_pieces(self) -> Iterator[bytes]:
+        """Yield the record container (docs/records.md §4) in pieces, files read as it goes.
+
+        The pieces join into exactly the bytes :func:`~exchange.records.encode_container`
+        returns for the same record and files; a file is never read whole.
+        """
+        yield self.head
+        for attachment in self.attachments:
+            yield attachment_head(attachment)
+            if isinstance(attachment, Attachment):
+                yield attachment.data
+            else:
+                yield from attachment.pieces()
 
 
 # --- the reason ------------------------------------------------------------------------------
@@ -225,7 +272,17 @@ def _message_without_rule(message: str) -> str:
     return _RULE_RE.sub("", message).strip()
 
 
-def _attachments(kind: str, inputs: Sequence[AttachmentInput]) -> tuple[Attachment, ...]:
+def _attachment(given: AttachmentInput | FileInput) -> Attachment | AttachmentFile:
+    if isinstance(given, FileInput):
+        return AttachmentFile.create(
+            given.name, given.content_type, given.source, given.sha256, given.checked
+        )
+    return Attachment.create(given.name, given.content_type, given.data)
+
+
+def _attachments(
+    kind: str, inputs: Sequence[AttachmentInput | FileInput]
+) -> tuple[Attachment | AttachmentFile, ...]:
     spec = kind_spec(kind)
     if inputs and spec.manifest is None:
         raise SubmissionError(f"a {kind} record carries no attachments", rule="attachment.count")
@@ -233,19 +290,19 @@ def _attachments(kind: str, inputs: Sequence[AttachmentInput]) -> tuple[Attachme
         raise SubmissionError(
             f"attachments: at most {MAX_ATTACHMENTS} files per record", rule="attachment.count"
         )
-    total = sum(len(a.data) for a in inputs)
+    total = sum(a.size for a in inputs)
     if total > spec.max_attachments_total:
         raise SubmissionError(
             f"attachments: a {kind} record carries at most {spec.max_attachments_total} bytes "
             "of attachments in total",
             rule="attachment.total",
         )
-    made: list[Attachment] = []
+    made: list[Attachment | AttachmentFile] = []
     seen: dict[str, int] = {}
     for index, given in enumerate(inputs):
         where = f"attachments[{index}]"
         try:
-            attachment = Attachment.create(given.name, given.content_type, given.data)
+            attachment = _attachment(given)
         except ValueError as exc:
             text = str(exc)
             rule = _rule_of(text, "attachment.name")
@@ -264,7 +321,7 @@ def _attachments(kind: str, inputs: Sequence[AttachmentInput]) -> tuple[Attachme
 
 
 def _complete_manifest(
-    kind: str, record: Mapping[str, Any], attachments: Sequence[Attachment]
+    kind: str, record: Mapping[str, Any], attachments: Sequence[Attachment | AttachmentFile]
 ) -> dict[str, Any]:
     """Return a copy of ``record`` whose manifest entries are completed from the files."""
     data = copy.deepcopy(dict(record))
@@ -427,7 +484,7 @@ def prepare(
     except ValueError as exc:
         raise SubmissionError(str(exc), rule=f"deadlines.{kind}") from None
     try:
-        content = encode_container(record, attachments)
+        head = container_head(record, attachments)
     except ValueError as exc:
         text = str(exc)
         raise SubmissionError(
@@ -438,7 +495,7 @@ def prepare(
         record=record,
         reason=reason,
         attachments=attachments,
-        content=content,
+        head=head,
         decision=decision,
         lawful_basis=lawful_basis,
         deadline=deadline,

@@ -99,8 +99,9 @@ class ItemOpening:
 
     ``first`` is set when the item was still ``delivered`` when it was read; the store
     applies it only if the item still is. ``subjects`` and ``index_outcome`` index the
-    record for the sharing register, ``link`` threads it to the item its record names,
-    and ``schedule`` is its retention review date (None when it already has one).
+    record for the sharing register (``index_outcome`` None: a later reading, such as a
+    download, which the first opening already indexed), ``link`` threads it to the item
+    its record names, and ``schedule`` is its retention review date (None when it already has one).
     """
 
     owner: OrgId
@@ -111,7 +112,7 @@ class ItemOpening:
     accessed_event: bytes
     first: FirstOpened | None
     subjects: Sequence[SubjectKey]
-    index_outcome: str
+    index_outcome: str | None
     link: ThreadLink | None
     schedule: RetentionSchedule | None
 

@@ -982,10 +982,11 @@ class SqliteStore(
                 append_ledger(db, [first.opened_event, opening.accessed_event])
             else:
                 append_ledger(db, [opening.accessed_event])
-            self._insert_received_index(
-                db, opening.owner, opening.digest,
-                subjects=opening.subjects, outcome=opening.index_outcome, now=opening.now,
-            )  # fmt: skip
+            if opening.index_outcome is not None:
+                self._insert_received_index(
+                    db, opening.owner, opening.digest,
+                    subjects=opening.subjects, outcome=opening.index_outcome, now=opening.now,
+                )  # fmt: skip
             if opening.link is not None:
                 self._insert_link(
                     db, opening.link, opening.digest, source="opened", now=opening.now

@@ -14,7 +14,6 @@ expects, of exactly the announced length.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -49,6 +48,7 @@ from tests.cli.schools import (
     write_cp_record,
     write_pdf,
 )
+from tests.multipart_body import parse_submission
 from tests.node.helpers import auth, client
 
 network = pytest.mark.network
@@ -261,7 +261,10 @@ async def busy_node() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     async def submit(request: web.Request) -> web.Response:
         raw = await request.read()
-        seen.append({"key": request.headers.get("Idempotency-Key"), "body": raw})
+        seen.append(
+            {"key": request.headers.get("Idempotency-Key"), "body": raw,
+             "type": request.headers["Content-Type"]}
+        )  # fmt: skip
         if len(seen) % 2 == 1:
             return web.json_response({"error": {"status": 503, "message": "busy"}}, status=503,
                                      headers={"Retry-After": "0"})  # fmt: skip
@@ -301,15 +304,15 @@ async def test_a_503_is_asked_again_with_the_same_key_and_body(
     assert seen[2] == seen[3]
     assert seen[0]["key"] != seen[2]["key"]
     assert seen[0]["body"] == seen[2]["body"]
-    sent_doc = json.loads(seen[0]["body"])
-    assert base64.b64decode(sent_doc["attachments"][0]["content_base64"]) == data
+    _, files = parse_submission(seen[0]["type"], seen[0]["body"])
+    assert files == [("chronology.pdf", "application/pdf", data)]
 
 
 # --- the parts, without a node --------------------------------------------------------------
 
 
-def test_the_streamed_body_is_the_json_the_api_expects(tmp_path: Path) -> None:
-    """Pieces join into the documented JSON, of exactly the announced length."""
+def test_the_streamed_body_is_the_multipart_body_the_api_expects(tmp_path: Path) -> None:
+    """Pieces join into the documented multipart body, of exactly the announced length."""
     sizes = [1, 2, 3, READ_SIZE, READ_SIZE + 1, 2 * READ_SIZE + 2]
     parts = []
     for i, size in enumerate(sizes):
@@ -321,12 +324,14 @@ def test_the_streamed_body_is_the_json_the_api_expects(tmp_path: Path) -> None:
     body = b"".join(upload.pieces())
     assert len(body) == upload.length
     assert body == b"".join(upload.pieces())  # the same bytes every time
-    doc = json.loads(body)
-    assert doc["record"] == fields["record"]
-    assert [a["name"] for a in doc["attachments"]] == [p.name for p in parts]
-    for part, sent in zip(parts, doc["attachments"], strict=True):
-        assert base64.b64decode(sent["content_base64"]) == part.path.read_bytes()
+    doc, files = parse_submission(upload.content_type, body)
+    assert doc == fields
+    assert [name for name, _, _ in files] == [p.name for p in parts]
+    for part, (_, content_type, data) in zip(parts, files, strict=True):
+        assert content_type == "application/pdf"
+        assert data == part.path.read_bytes()
     bare = Upload(fields, [])
+    assert bare.content_type == "application/json"
     assert json.loads(b"".join(bare.pieces())) == fields
     assert bare.length == len(b"".join(bare.pieces()))
 

@@ -74,3 +74,14 @@ async def close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(ConnectionError, ssl.SSLError):
         await writer.wait_closed()
+
+
+async def head_only(world: Deployment, node: str, path: str, headers: Mapping[str, str]) -> Answer:
+    """Send a request's headers alone (its body never follows) and return the answer."""
+    reader, writer = await connect(world, node)
+    writer.write(request_head(path, world.nodes[node].port, headers))
+    await writer.drain()
+    try:
+        return await read_answer(reader)
+    finally:
+        await close(writer)

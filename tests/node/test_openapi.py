@@ -411,6 +411,19 @@ async def _staff_round_trip(
     )
     assert status == 200
     assert opened_note(content) == "synthetic test record"
+    status, listed_files = await _call(
+        http, checker, "POST", la + f"/api/v1/inbox/{first}/open",
+        headers={**la_staff, "Accept": "application/json"},
+    )  # fmt: skip
+    assert (status, listed_files["digest"], listed_files["attachments"]) == (200, first, [])
+    status, _ = await _call(
+        http, checker, "GET", la + f"/api/v1/inbox/{first}/attachments/1", headers=la_staff
+    )
+    assert status == 404  # the first record carries no file
+    status, _ = await _call(
+        http, checker, "GET", la + f"/api/v1/inbox/{second}/attachments/1", headers=la_staff
+    )
+    assert status == 409  # not opened yet: a download is never the first opening
     ack = {"disposition": "accepted-for-assessment"}
     assert checker.request_is_valid("post", f"/api/v1/inbox/{first}/acknowledge", ack)
     status, acknowledged = await _call(

@@ -35,7 +35,7 @@ from exchange.sharing.limits import node_limits
 from tests.cli.schools import NEW_SCHOOL, REASON, TWO_SCHOOLS
 from tests.node.conftest import SCHOOL, deployed
 from tests.node.helpers import auth, client
-from tests.node.raw import close, connect, read_answer, request_head
+from tests.node.raw import head_only
 from tests.node.records import cp_file
 
 LIMIT = 1024 * 1024
@@ -121,18 +121,12 @@ async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(
 ) -> None:
     """A Content-Length over the submission limit: 413 naming it, the body still unsent."""
     limit = submission_limit(LIMIT, NodeConfig.max_json_bytes)
-    reader, writer = await connect(small, "school")
     headers = {
         **auth(small, SCHOOL, "dsl"),
         "Content-Type": "application/json",
         "Content-Length": str(limit + 1),
     }
-    writer.write(request_head("/api/v1/envelopes", small.nodes["school"].port, headers))
-    await writer.drain()
-    try:
-        answer = await read_answer(reader)
-    finally:
-        await close(writer)
+    answer = await head_only(small, "school", "/api/v1/envelopes", headers)
     assert answer.status == 413, answer
     _says_the_limit(json.loads(answer.body), limit)
 

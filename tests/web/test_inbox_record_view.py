@@ -6,8 +6,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from exchange.http.streaming import content_disposition
 from exchange.records.kinds import KINDS
-from exchange.web.inbox.item import content_disposition
 from exchange.web.inbox.record_view import RecordView, size_words, words
 from tests.node.records import cp_file, information_request, lac_record, referral
 

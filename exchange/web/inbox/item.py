@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import re
 from typing import Any, Final
-from urllib.parse import quote
 
 from aiohttp import web
 
 from exchange.http.common import whole_number
+from exchange.http.streaming import send_attachment
 from exchange.keys.ids import OrgId
 from exchange.model import short_reference
-from exchange.records import Container
-from exchange.records.attachments import CONTENT_TYPES
 from exchange.records.content_checks import DOCX, JPEG, ODT, PDF, PNG, TEXT
 from exchange.records.kinds import kind_spec
 from exchange.service.errors import ConflictError, GoneError
+from exchange.service.opened_bodies import OpenedItem
 from exchange.service.views import InboxView
 from exchange.web.accounts import SESSION
 from exchange.web.app import DIGEST_RE, path_digest, render, web_service
@@ -54,8 +53,6 @@ TYPE_WORDS: Final = {
     ODT: "OpenDocument text",
     TEXT: "Text file",
 }
-#: Characters kept in the plain ``filename`` of a download (the full name is ``filename*``).
-_PLAIN_NAME: Final = re.compile(r"[^A-Za-z0-9 ._()-]")
 
 
 def item_title(request: web.Request, view: InboxView) -> str:
@@ -85,12 +82,13 @@ def _facts(request: web.Request, view: InboxView, record: dict[str, Any] | None)
     return rows
 
 
-def _documents(digest: bytes, container: Container) -> list[dict[str, str]]:
+def _documents(digest: bytes, container: OpenedItem) -> list[dict[str, str]]:
     """Return the documents' rows: title, file name, type, size and download address."""
+    assert container.record is not None
     manifest = kind_spec(container.record.kind).manifest
     entries = container.record.data.get(manifest, []) if manifest else []
     documents = []
-    for number, attachment in enumerate(container.attachments, start=1):
+    for number, attachment in enumerate(container.entries, start=1):
         entry = entries[number - 1] if number <= len(entries) else {}
         documents.append(
             {
@@ -110,13 +108,14 @@ def _item_path(digest: bytes) -> str:
 
 
 async def _item_page(
-    request: web.Request, view: InboxView, container: Container | None, *, read: bool = False
+    request: web.Request, view: InboxView, container: OpenedItem | None, *, read: bool = False
 ) -> web.Response:
     """Render the item page for its state, with the record when it was ``read``."""
     service = web_service(request)
     user = request[SESSION].user
     digest = view.item.envelope.digest
-    record = None if container is None else container.record.data
+    opened = None if container is None else container.record
+    record = None if opened is None else opened.data
     context: dict[str, Any] = {
         "title": item_title(request, view),
         "sender": organisation_name(request, view.item.envelope.sender),
@@ -127,15 +126,13 @@ async def _item_page(
         "href": _item_path(digest),
         "reply_href": f"/send/reply/{digest.hex()}",
         "read": read,
-        "unreadable": read and container is None,
+        "unreadable": read and opened is None,
         "sections": [],
         "documents": [],
     }
-    if container is not None:
-        names = RecordView(
-            container.record.kind, lambda org: organisation_name(request, OrgId(org))
-        )
-        context["sections"] = names.sections(container.record.data)
+    if container is not None and opened is not None:
+        names = RecordView(opened.kind, lambda org: organisation_name(request, OrgId(org)))
+        context["sections"] = names.sections(opened.data)
         context["documents"] = _documents(digest, container)
     return render(request, "inbox/item.html", context)
 
@@ -183,12 +180,6 @@ async def open_item(request: web.Request) -> web.StreamResponse:
     return await _read(request, view)
 
 
-def content_disposition(name: str) -> str:
-    """Return ``attachment`` with the file name, plain and in full (RFC 6266, RFC 8187)."""
-    plain = _PLAIN_NAME.sub("_", name).strip() or "document"
-    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 @needs_recent_factor(back=lambda request: _item_path(path_digest(request)))
 async def download(request: web.Request) -> web.StreamResponse:
     """``GET /inbox/{digest}/attachments/{number}``: one document, as a download (recorded).
@@ -202,21 +193,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound
     digest = path_digest(request)
     try:
-        attachment = await web_service(request).inbox_attachment(
+        attachment, pieces = await web_service(request).inbox_attachment(
             request[SESSION].user, digest, number
         )
     except ConflictError:
         # Not opened yet: the item page says what it is and offers to open it.
         raise web.HTTPSeeOther(_item_path(digest)) from None
-    content_type = attachment.content_type
-    if content_type not in CONTENT_TYPES:
-        content_type = "application/octet-stream"
-    return web.Response(
-        body=attachment.data,
-        content_type=content_type,
-        headers={
-            "Content-Disposition": content_disposition(attachment.name),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
+    return await send_attachment(request, attachment, pieces)

@@ -16,6 +16,7 @@ refusal explains the rule and names its id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from datetime import date
 from typing import Any, Final
@@ -29,7 +30,7 @@ from exchange.policy import parse_lawful_basis
 from exchange.service.corrections import rectify
 from exchange.service.errors import UnprocessableError
 from exchange.service.idempotency import IdempotencyKey
-from exchange.sharing.prepare import AttachmentInput, Submission
+from exchange.sharing.prepare import FileInput, Submission
 from exchange.web.app import render
 from exchange.web.busy import busy_page
 from exchange.web.send.choices import basis_words, category_words
@@ -301,10 +302,21 @@ async def send(request: web.Request) -> web.StreamResponse:
 async def _submit(who: Person, draft: Draft, form: Form) -> dict[str, Any]:
     """Send the draft through the service; return what its confirmation shows."""
     record, _ = check(form, draft.answers, extra=extra_fields(draft, form))
-    attachments: list[AttachmentInput] = []
-    for upload in draft.uploads:
-        data = await asyncio.to_thread(who.drafts.read_file, who.owner, who.token, draft.id, upload)
-        attachments.append(AttachmentInput(upload.name, upload.content_type, data))
+    with contextlib.ExitStack() as files:
+        attachments: list[FileInput] = []
+        for upload in draft.uploads:
+            opened = who.drafts.open_file(who.owner, who.token, draft.id, upload)
+            # Checked against its digest as it is opened: a pass over the file, in a thread.
+            file = await asyncio.to_thread(files.enter_context, opened)
+            sha256 = bytes.fromhex(upload.sha256)
+            attachments.append(FileInput(upload.name, upload.content_type, file, sha256))
+        return await _send_draft(who, draft, record, tuple(attachments))
+
+
+async def _send_draft(
+    who: Person, draft: Draft, record: dict[str, Any], attachments: tuple[FileInput, ...]
+) -> dict[str, Any]:
+    """Send the checked record with its files (read from the draft as it is sealed)."""
     recipients: list[str]
     if draft.mode == "correct":
         assert draft.target is not None
@@ -314,7 +326,7 @@ async def _submit(who: Person, draft: Draft, form: Form) -> dict[str, Any]:
             bytes.fromhex(draft.target),
             record=record,
             reason=draft.reason,
-            attachments=tuple(attachments),
+            attachments=attachments,
         )
         submitted = done.submitted
         recipients = [str(r) for r in done.recipients]
@@ -334,7 +346,7 @@ async def _submit(who: Person, draft: Draft, form: Form) -> dict[str, Any]:
             categories=tuple(draft.categories),
             reason=draft.reason,
             lawful_basis=draft.lawful_basis or None,
-            attachments=tuple(attachments),
+            attachments=attachments,
             in_reply_to=bytes.fromhex(draft.target)
             if draft.mode == "reply" and draft.target
             else None,

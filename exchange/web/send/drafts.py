@@ -22,9 +22,11 @@ making a second envelope. Drafts of sessions that no longer exist are deleted by
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import json
+import os
 import re
 import secrets
 import shutil
@@ -55,6 +57,10 @@ _DRAFT_PERSON: Final = b"exch-web-draft-k"
 _LENGTH: Final = struct.Struct(">I")
 #: Each piece of an encrypted file: at most this much plaintext, then nonce and tag.
 PIECE: Final = 64 * 1024
+#: What secret-box encryption adds to each piece: its nonce and its tag.
+_SEALED_OVERHEAD: Final = nacl.secret.SecretBox.NONCE_SIZE + nacl.secret.SecretBox.MACBYTES
+#: Bytes read at a time when a draft file is checked against its digest.
+_VERIFY_READ: Final = 1024 * 1024
 
 
 def _key(material: bytes, person: bytes, key: bytes = b"") -> bytes:
@@ -139,6 +145,63 @@ class Draft:
             seen=[str(s) for s in doc.get("seen", [])],
             sent=doc.get("sent"),
         )
+
+
+class DraftFile:
+    """A draft's file, kept as encrypted pieces, read as a content source at any offset.
+
+    What the content checks and the record container read an uploaded file through
+    (:class:`exchange.records.content_checks.Source`). The pieces' places are found once
+    from their length prefixes; a read decrypts only the pieces it needs, and one piece is
+    kept. A piece that does not decrypt raises ``ValueError``.
+    """
+
+    def __init__(self, handle: BinaryIO, box: nacl.secret.SecretBox) -> None:
+        self._fd = handle.fileno()
+        self._box = box
+        self._starts: list[int] = []
+        self._places: list[tuple[int, int]] = []
+        position = plain = 0
+        while len(header := os.pread(self._fd, _LENGTH.size, position)) == _LENGTH.size:
+            (length,) = _LENGTH.unpack(header)
+            if length < _SEALED_OVERHEAD:
+                raise ValueError("a draft file does not match what was uploaded")
+            self._starts.append(plain)
+            self._places.append((position + _LENGTH.size, length))
+            plain += length - _SEALED_OVERHEAD
+            position += _LENGTH.size + length
+        self._size = plain
+        self._cached: tuple[int, bytes] = (-1, b"")
+
+    @property
+    def size(self) -> int:
+        """The number of bytes of the file."""
+        return self._size
+
+    def _piece(self, index: int) -> bytes:
+        if self._cached[0] != index:
+            at, length = self._places[index]
+            sealed = os.pread(self._fd, length, at)
+            try:
+                self._cached = (index, bytes(self._box.decrypt(sealed)))
+            except nacl.exceptions.CryptoError:
+                raise ValueError("a draft file does not match what was uploaded") from None
+        return self._cached[1]
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """Return up to ``count`` bytes from ``offset`` (fewer only at the end)."""
+        count = max(0, min(count, self._size - offset))
+        parts = []
+        while count > 0:
+            index = bisect.bisect_right(self._starts, offset) - 1
+            within = offset - self._starts[index]
+            part = self._piece(index)[within : within + count]
+            if not part:
+                raise ValueError("a draft file does not match what was uploaded")
+            parts.append(part)
+            offset += len(part)
+            count -= len(part)
+        return b"".join(parts)
 
 
 class DraftStore:
@@ -234,18 +297,25 @@ class DraftStore:
         with atomic_output(path) as out:
             yield upload_id, lambda piece: write(out, piece)
 
-    def read_file(self, id_hash: bytes, token: str, draft_id: str, upload: Upload) -> bytes:
-        """Return a draft file's bytes, checked against its digest and size."""
-        box = self._box(token, draft_id)
-        pieces: list[bytes] = []
-        with self.file_path(id_hash, draft_id, upload.id).open("rb") as stream:
-            while header := stream.read(_LENGTH.size):
-                (length,) = _LENGTH.unpack(header)
-                pieces.append(box.decrypt(stream.read(length)))
-        data = b"".join(pieces)
-        if len(data) != upload.size or hashlib.sha256(data).hexdigest() != upload.sha256:
-            raise ValueError("a draft file does not match what was uploaded")
-        return data
+    @contextlib.contextmanager
+    def open_file(
+        self, id_hash: bytes, token: str, draft_id: str, upload: Upload, *, verify: bool = True
+    ) -> Iterator[DraftFile]:
+        """Yield a draft file as a content source, decrypted a piece at a time when read.
+
+        With ``verify``, the file is first read through once and checked against the size and
+        SHA-256 recorded when it was uploaded (``ValueError`` if it differs), so what is sealed
+        is what was uploaded; nothing is held whole.
+        """
+        with self.file_path(id_hash, draft_id, upload.id).open("rb") as handle:
+            file = DraftFile(handle, self._box(token, draft_id))
+            if verify:
+                digest = hashlib.sha256()
+                for at in range(0, file.size, _VERIFY_READ):
+                    digest.update(file.read_at(at, _VERIFY_READ))
+                if file.size != upload.size or digest.hexdigest() != upload.sha256:
+                    raise ValueError("a draft file does not match what was uploaded")
+            yield file
 
     def delete_file(self, id_hash: bytes, draft_id: str, upload_id: str) -> None:
         """Delete one of a draft's files."""

@@ -15,9 +15,9 @@ memory while the file arrives: each piece is hashed, looked at and written encry
 The file's type is found from its first bytes: a PDF, PNG or JPEG by its signature, a Word
 (DOCX) or OpenDocument text (ODT) file by its ZIP entries, plain text by being UTF-8 without
 control characters. Then the whole file is checked as the record container checks it
-(:func:`exchange.records.content_checks.content_fault`: zip bombs, damaged structure,
-polyglots), and a file that fails is not kept, with the rule's sentence on the page. The
-name a browser gives is only used, sanitised, as the file's name.
+(:func:`exchange.records.content_checks.source_fault`, a piece at a time: zip bombs,
+damaged structure, polyglots), and a file that fails is not kept, with the rule's sentence
+on the page. The name a browser gives is only used, sanitised, as the file's name.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from exchange.records.content_checks import (
     PDF,
     PNG,
     TEXT,
-    content_fault,
+    source_fault,
     starts_like,
 )
 from exchange.web.send.drafts import PIECE, DraftStore, Upload
@@ -183,9 +183,9 @@ async def _store_file(  # noqa: PLR0917 - the draft's parts and the limit
         clean = "document"
     upload = Upload(upload_id, clean, content_type, size, digest.hexdigest(), "")
     candidates = (DOCX, ODT) if content_type == "zip" else (content_type,)
-    # Unpacking an office document is bounded work, but not for the event loop.
+    # Reading a large file, or unpacking an office document, is not for the event loop.
     faults = await asyncio.to_thread(
-        _faults, drafts.read_file(id_hash, token, draft_id, upload), candidates
+        _faults, drafts, (id_hash, token, draft_id), upload, candidates
     )
     found = next((t for t, fault in faults if fault is None), None)
     if found is None:
@@ -197,9 +197,18 @@ async def _store_file(  # noqa: PLR0917 - the draft's parts and the limit
     return upload
 
 
-def _faults(data: bytes, candidates: tuple[str, ...]) -> list[tuple[str, tuple[str, str] | None]]:
-    """Return each candidate type with the rule ``data`` breaks as that type (None if none)."""
-    return [(t, content_fault(t, data)) for t in candidates]
+def _faults(
+    drafts: DraftStore,
+    draft: tuple[bytes, str, str],
+    upload: Upload,
+    candidates: tuple[str, ...],
+) -> list[tuple[str, tuple[str, str] | None]]:
+    """Return each candidate type with the rule the file breaks as that type (None if none).
+
+    The file is read from the draft a piece at a time (it was hashed as it was written).
+    """
+    with drafts.open_file(*draft, upload, verify=False) as file:
+        return [(t, source_fault(t, file)) for t in candidates]
 
 
 def _damaged(sentence: str) -> str:
