@@ -33,7 +33,7 @@ from exchange.sharing.limits import node_limits
 from tests.cli.schools import NEW_SCHOOL, REASON, TWO_SCHOOLS
 from tests.node.conftest import SCHOOL, deployed
 from tests.node.helpers import auth, client, until
-from tests.node.raw import head_only
+from tests.node.raw import close, connect, head_only, read_answer, request_head
 from tests.node.records import cp_file
 
 pytestmark = pytest.mark.network
@@ -457,3 +457,39 @@ async def _traced(work: Awaitable[T]) -> tuple[T, int]:
     finally:
         tracemalloc.stop()
     return result, peak - start
+
+
+# --- what a handler reads whole ------------------------------------------------------------------
+
+
+async def test_a_gigabyte_envelope_limit_does_not_let_a_json_request_be_read_whole(
+    tmp_path: Path,
+) -> None:
+    """With envelopes of 1 GiB, a JSON request is still refused after 64 MiB, not read on.
+
+    The request declares 200 MiB and sends a little over 64 MiB, then waits: the node
+    answers 413 as soon as it has read its bound, rather than waiting for the rest.
+    """
+    async with deployed(
+        tmp_path / "gib", {SCHOOL: ["dsl"]}, orgs=TWO_SCHOOLS, max_envelope_bytes=1024 * MIB
+    ) as large:
+        reader, writer = await connect(large, "school")
+        headers = {
+            **auth(large, SCHOOL, "dsl"),
+            "Content-Type": "application/json",
+            "Content-Length": str(200 * MIB),
+        }
+        path = f"/api/v1/inbox/{'ab' * 32}/reject"
+        writer.write(request_head(path, large.nodes["school"].port, headers))
+        piece = b" " * MIB
+        try:
+            for _ in range(65):
+                writer.write(piece)
+                await asyncio.wait_for(writer.drain(), timeout=10)
+        except (ConnectionError, TimeoutError):
+            pass  # the node stopped reading: its answer is waiting
+        try:
+            answer = await read_answer(reader, timeout=10)
+        finally:
+            await close(writer)
+        assert answer.status == 413, answer
