@@ -70,7 +70,7 @@ class Backpressure:
     #: Submissions refused as busy since the start (for /metrics).
     refused: int = 0
     #: Envelopes delivered per whole second of the clock, the last :data:`RATE_WINDOW`.
-    _seconds: deque[tuple[int, int]] = field(default_factory=deque)
+    _seconds: deque[tuple[int, int]] = field(default_factory=deque, init=False, repr=False)
 
     def attempted(self, destination: OrgId, *, delivered: bool, envelope: bool, now: float) -> None:
         """Note an attempt's outcome: a destination answering or not, and the rate."""
