@@ -68,6 +68,20 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def read_small(path: PathLike, limit: int) -> bytes | None:
+    """Return the whole of ``path`` if it holds at most ``limit`` bytes, else None.
+
+    For reads small enough to make on an event loop: one open, one ``fstat`` and one read;
+    a larger file is not read at all.
+    """
+    with Path(path).open("rb", buffering=0) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            return None
+        data = handle.read(limit + 1)
+    # The file grew after the fstat: it is not small after all.
+    return data if len(data) <= limit else None
+
+
 def set_mode(fd: int, path: Path, mode: int) -> None:
     """Set exactly ``mode`` on the open file ``fd`` at ``path``.
 

@@ -81,12 +81,15 @@ def file_blocks(path: Path) -> Iterator[bytes]:
             yield block
 
 
-async def own_body_intact(context: ServiceContext, digest: bytes, body: bytes) -> bool:
-    """Return whether one of the node's own bodies may be sent; record it if damaged."""
+async def own_body_intact(
+    context: ServiceContext, digest: bytes, body: bytes, created: int
+) -> bool:
+    """Return whether one of the node's own bodies (its envelope ``created`` then) may be sent.
+
+    A damaged one is recorded as such.
+    """
     if await context.store.is_damaged(digest):
         return False
-    envelope = await context.store.envelope(digest)
-    created = envelope.created if envelope is not None else 0
     view = memoryview(body)
     blocks = (view[start : start + PIECE] for start in range(0, len(view), PIECE))
     if body_verifies(context, digest, blocks, created):
