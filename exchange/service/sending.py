@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from exchange.envelope import EnvelopeError, Recipient, SealedEnvelope, Sealer
-from exchange.files import atomic_output, rename_durably
+from exchange.files import atomic_output, rename_durably, write_new_files
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import EventType
@@ -294,17 +294,18 @@ class Sending:
         """Seal the envelope and the own copy in one pass; sync each under its digest's name."""
         bodies = self.context.store.bodies
         if len(content) <= SMALL_CONTENT:
-            # Small records (nearly all) are sealed in memory and written once, straight to
-            # the final name: one synced file and rename instead of two.
-            done = []
+            # Small records (nearly all) are sealed in memory and each written once, straight
+            # under its digest's name (no temporary and rename: until the row commits no one
+            # reads it, and a crash leaves only a body that no row names, which is swept), the
+            # folder synced once for both.
+            done, files = [], []
             for sealer in sealers:
                 pieces = [sealer.start(), *sealer.feed_pieces(content)]
                 tail, sealed = sealer.finish()
                 pieces.append(tail)
-                path = self.context.store.body_path(sealed.digest)
-                with atomic_output(path, overwrite=True) as out:
-                    out.writelines(pieces)
+                files.append((self.context.store.body_path(sealed.digest), b"".join(pieces)))
                 done.append(sealed)
+            write_new_files(files)
             return done[0], done[1]
         partials = [bodies / f"sealing-{os.urandom(8).hex()}" for _ in sealers]
         try:
