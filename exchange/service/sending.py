@@ -8,6 +8,7 @@ the outbox worker (``exchange.workers.delivery``) is only woken afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -148,15 +149,19 @@ class Sending:
             raise UnprocessableError(str(exc), rule=exc.rule) from None
         submission = replace(submission, record=linked_record)
         recipient_kinds = self._recipient_kinds(submission.recipients)
+        checks = functools.partial(
+            prepare,
+            submission,
+            setup=self.context.records,
+            recipient_kinds=recipient_kinds,
+            submitted_at=datetime.fromtimestamp(self.context.clock(), UTC),
+            subject_key=self.context.register_key.subject,
+        )
         try:
-            prepared = await asyncio.to_thread(
-                prepare,
-                submission,
-                setup=self.context.records,
-                recipient_kinds=recipient_kinds,
-                submitted_at=datetime.fromtimestamp(self.context.clock(), UTC),
-                subject_key=self.context.register_key.subject,
-            )
+            # A record without attachments was parsed from JSON here, on the event loop, and
+            # is checked here too: in a thread the same work would only wait for the GIL and
+            # add a hand-off. Attachments (decoded, scanned, possibly large) go to a thread.
+            prepared = await asyncio.to_thread(checks) if submission.attachments else checks()
         except SubmissionError as exc:
             log.info("envelope.refused", org=user.org, rule=exc.rule)
             raise UnprocessableError(str(exc), rule=exc.rule, problems=exc.problems) from None
