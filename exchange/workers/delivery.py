@@ -140,7 +140,7 @@ class DeliveryStats:
 
 
 #: Whether a stored body (by digest, its bytes, its envelope's creation time) may be sent:
-#: false for a damaged one.
+#: false for a damaged one. A body already recorded as damaged is not checked again.
 BodyCheck = Callable[[bytes, bytes, int], Awaitable[bool]]
 
 #: Bodies up to this size are read on the event loop (a 10 KB referral takes microseconds).
@@ -481,10 +481,12 @@ class DeliveryWorker:
         body = read_small(path, SMALL_BODY)
         if body is None:
             body = await asyncio.to_thread(path.read_bytes)
-        envelope = await self.service.store.envelope(item.ref)
+        envelope, damaged = await self.service.store.envelope_to_send(item.ref)
         if envelope is None:  # pragma: no cover - the row is committed before the item
             return machine.Refused(route, "the envelope is no longer held")
-        if self.intact is not None and not await self.intact(item.ref, body, envelope.created):
+        if damaged or (
+            self.intact is not None and not await self.intact(item.ref, body, envelope.created)
+        ):
             # Never sent: the receiver would refuse it, and that would read as its refusal.
             return machine.NoRoute(LOCAL_DAMAGE)
         outcome = await self._send(item, leg, item.envelope_digest, body)
