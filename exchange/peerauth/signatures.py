@@ -113,6 +113,8 @@ _PLAIN_URL_RE: Final = re.compile(
 #: 9999-12-31T23:59:59Z, the last second :class:`datetime.datetime` holds.
 _LAST_DATETIME: Final = 253_402_300_799
 _PLAIN_SF_STRING_RE: Final = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+#: The header fields a plain request's signature may cover.
+_PLAIN_FIELDS: Final = frozenset({"content-type", "content-digest"})
 _PLAIN_FIELD_RE: Final = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 
 
@@ -411,6 +413,8 @@ class _Params:
     keyid: str
     nonce: str
     signature: bytes
+    #: Every parameter of the signature, in the order the Signature-Input gave them.
+    params: dict[str, Any]
 
 
 def _read_signature(fields: Mapping[str, str]) -> _Params:
@@ -442,7 +446,9 @@ def _read_signature(fields: Mapping[str, str]) -> _Params:
         )
     components = _read_components(members)
     _check_params(params)
-    return _Params(components, params["created"], params["keyid"], params["nonce"], raw_signature)
+    return _Params(
+        components, params["created"], params["keyid"], params["nonce"], raw_signature, params
+    )
 
 
 def _read_components(members: list[Any]) -> tuple[str, ...]:
@@ -686,6 +692,59 @@ def _verify(
 
 
 def _verify_signature(
+    method: str, url: str, fields: dict[str, str], sig: _Params, public: SigningPublicKey
+) -> None:
+    """Check the signature with ``public`` over the base of a plain request, or the library's.
+
+    A plain request (see :func:`_plain_base`) has its base written out here from the
+    parameters already parsed and checked; anything else has the library rebuild it.
+    """
+    base = _plain_base(method, url, fields, sig)
+    if base is None:
+        _library_verify(method, url, fields, sig, public)
+        return
+    try:
+        public.verify(base, sig.signature)
+    except BadSignatureError:
+        raise NotAuthenticatedError("signature.invalid", OPAQUE_SIGNATURE_FAILURE) from None
+
+
+def _plain_base(method: str, url: str, fields: dict[str, str], sig: _Params) -> bytes | None:
+    """Return the RFC 9421 base of a plain signed request, or None if it is not plain.
+
+    Plain: the URL and every covered header value as :func:`_plain_signature` writes them,
+    components among the profile's own, and parameters that are integers or strings
+    needing no escapes; the base is then fixed text (RFC 9421 §2.5), the same bytes the
+    library builds (tests/peerauth compares them).
+    """
+    if _PLAIN_URL_RE.fullmatch(url) is None:
+        return None
+    lines = []
+    for name in sig.components:
+        if name == "@method":
+            value = method
+        elif name == "@target-uri":
+            value = url
+        elif name in _PLAIN_FIELDS and name in fields:
+            value = fields[name]
+            if _PLAIN_FIELD_RE.fullmatch(value) is None:
+                return None
+        else:
+            return None
+        lines.append(f'"{name}": {value}')
+    params = "(" + " ".join(f'"{name}"' for name in sig.components) + ")"
+    for name, value in sig.params.items():
+        if type(value) is int and value >= 0:
+            params += f";{name}={value}"
+        elif isinstance(value, str) and _PLAIN_SF_STRING_RE.fullmatch(value) is not None:
+            params += f';{name}="{value}"'
+        else:
+            return None
+    lines.append(f'"@signature-params": {params}')
+    return "\n".join(lines).encode("ascii")
+
+
+def _library_verify(
     method: str, url: str, fields: dict[str, str], sig: _Params, public: SigningPublicKey
 ) -> None:
     """Have the library rebuild the signature base and check the signature with ``public``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,6 +103,35 @@ def test_plain_requests_are_signed_with_the_librarys_bytes(
     plain = _plain_signature(**request)
     assert plain is not None
     assert plain == _library_signature(**request)
+
+
+@given(
+    host=st.from_regex(r"[a-z0-9](?:[a-z0-9.-]{0,20}[a-z0-9])?", fullmatch=True),
+    path=st.text(alphabet=_PATH_CHARS, max_size=40),
+    content_type=st.one_of(
+        st.none(), st.from_regex(r"[\x21-\x7e](?:[\x20-\x7e]{0,40}[\x21-\x7e])?", fullmatch=True)
+    ),
+    body=st.binary(max_size=200),
+    nonce=st.binary(min_size=16, max_size=48),
+    flip=st.integers(min_value=0, max_value=1000),
+)
+@settings(max_examples=200, deadline=None)
+def test_plain_requests_signed_by_the_library_verify_on_the_written_out_base(
+    host: str, path: str, content_type: str | None, body: bytes, nonce: bytes, flip: int
+) -> None:
+    """The base written out for verifying is the library's: its signatures verify on it."""
+    url = f"https://{host}/{path}"
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    signed = _library_signature(
+        method="POST", url=url, headers=headers, body=body, key=LA_KEY,
+        keyid=keyid_text(LA, LA_KEY.public.key_id), now=NOW,
+        nonce=base64.urlsafe_b64encode(nonce).decode().rstrip("="),
+    )  # fmt: skip
+    assert verify({**headers, **signed}, url=url, body=body).org_id == LA
+    # A URL changed by one character no longer verifies.
+    changed = url[: 8 + flip % (len(url) - 8)] + "0" + url[8 + flip % (len(url) - 8) :]
+    with pytest.raises(PeerAuthError):
+        verify({**headers, **signed}, url=changed, body=body)
 
 
 def test_a_request_that_is_not_plain_is_signed_by_the_library() -> None:
