@@ -25,7 +25,13 @@ What is measured:
   wall clock (``time.time``);
 - in the same run, a bare ``aiohttp`` handler in its own process, on 127.0.0.1 with the
   school node's TLS certificate, reads the same 10 KB JSON bodies and answers 202, driven
-  by the same client loop; reported as requests per second, with ours / bare.
+  by the same client loop; reported as requests per second, with ours / bare;
+- in the same run, the MESH sandbox's full cycle with NHS England's ``mesh-client``, as
+  ``bench/mesh.py`` runs it (its functions, reused): the same number of sealed 10 KB
+  envelopes sent by ``--mesh-concurrency`` threads, the inbox listed, each message
+  downloaded and acknowledged; reported as messages per second, with ours / MESH. The
+  sandbox's environment is built on first use (``make demo`` builds the same one);
+  ``--no-mesh`` leaves this part out.
 
 A warm-up of ``--concurrency`` envelopes (TLS handshakes, first-use imports) precedes each
 timed run and is not counted. Node logging is the production configuration (JSON at INFO)
@@ -63,10 +69,17 @@ from aiohttp import web
 
 from exchange.config import DeliveryConfig, config_to_toml, load_config
 from exchange.demo.loopback import OrgSpec, start_deployment
+from exchange.demo.services import SandboxUnavailableError
 from exchange.keys.ids import OrgId
 from exchange.keys.keyfile import KdfParams
 from exchange.logs import configure
 from exchange.node.runtime import Node
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script, the bench folder is not a package path
+    sys.path.insert(0, str(ROOT))
+
+from bench import mesh  # noqa: E402
 
 KB: Final = 1000
 SCHOOL: Final = OrgId("urn:106123")
@@ -433,6 +446,35 @@ async def run_bare(world: World, port: int, n: int, concurrency: int, pid: int) 
     )
 
 
+@dataclass(frozen=True)
+class MeshResult:
+    """The MESH sandbox's full cycle with mesh-client (or why it was not measured)."""
+
+    n: int
+    concurrency: int
+    timing: mesh.Timing | None
+    skipped: str = ""
+
+
+def run_mesh(folder: Path, n: int, concurrency: int) -> MeshResult:
+    """Time mesh-client's send → list → download → acknowledge of ``n`` 10 KB envelopes."""
+    try:
+        with mesh.running_sandbox(folder) as sandbox:
+            parties = mesh.make_parties()
+            payloads = folder / "payloads"
+            warm = mesh.contents_for(CONTENT_SIZE, concurrency, "warm-up")
+            contents = mesh.contents_for(CONTENT_SIZE, n, "timed")
+            mesh.write_envelopes(payloads / "warm", parties, warm)
+            mesh.write_envelopes(payloads / "timed", parties, contents)
+            work = mesh.Workload(warm, contents, concurrency, 256 * 1024, mesh.sandbox_pid())
+            sandbox.reset()
+            timing = mesh.run_mesh_client(sandbox, payloads, work, compress=False)
+    except (SystemExit, SandboxUnavailableError, RuntimeError, OSError) as exc:
+        # The peer reference is not the node: say why it is missing and report the rest.
+        return MeshResult(n, concurrency, None, skipped=str(exc).splitlines()[0][:200])
+    return MeshResult(n, concurrency, timing)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
@@ -460,6 +502,37 @@ def machine_lines() -> list[str]:
         machine,
         f"- Python {platform.python_version()}; {versions}; {ssl.OPENSSL_VERSION}",
     ]
+
+
+def print_mesh(node: NodeResult, result: MeshResult) -> None:
+    """Print the second peer reference: the MESH sandbox's full cycle with mesh-client."""
+    if result.timing is None:
+        print(f"\nMESH sandbox with mesh-client: not measured ({result.skipped}).")
+        return
+    eps = node.n / node.seconds
+    timing = result.timing
+    mps = result.n / timing.seconds
+    nodes_cpu = sum(v for k, v in node.cpu.items() if k != "client") / node.n * 1e3
+    print(
+        f"\n| measurement | ours (2 nodes, end to end) | MESH sandbox + mesh-client "
+        f"({result.concurrency} threads) | ours / MESH |"
+    )
+    print("|---|---:|---:|---:|")
+    print(
+        f"| per second: delivered and receipted / sent, listed, downloaded, acknowledged | "
+        f"{eps:,.0f} envelopes/s | {mps:,.0f} messages/s | {eps / mps:.2f} |"
+    )
+    print(
+        f"| CPU ms per envelope / message: server side, client | {nodes_cpu:.2f} "
+        f"(both nodes), {node.cpu['client'] / node.n * 1e3:.2f} | "
+        f"{timing.sandbox_cpu / result.n * 1e3:.2f} (sandbox), "
+        f"{timing.client_cpu / result.n * 1e3:.2f} | |"
+    )
+    print(
+        f"\nMESH: {result.n} sealed envelopes of {CONTENT_SIZE // KB} KB content, the cycle of "
+        "bench/mesh.py (mesh-client in the sandbox's own environment, timed inside its "
+        "process); the sandbox is a development server, not NHS England's service."
+    )
 
 
 def print_report(
@@ -522,7 +595,10 @@ def print_profiles(paths: dict[str, Path]) -> None:
 def one_run(
     folder: Path, n: int, concurrency: int, delivery: DeliveryConfig, *, profile: bool
 ) -> tuple[NodeResult, BareResult, dict[str, Path]]:
-    """Create a deployment in ``folder``, run the nodes and then the bare handler."""
+    """Create a deployment in ``folder``, run the nodes and then the bare handler.
+
+    The MESH reference runs once, after every run of the nodes (:func:`run_mesh`).
+    """
     world = asyncio.run(create_world(folder / "world", delivery))
     profiles = {"school": folder / "school.prof", "la": folder / "la.prof"}
     children = {}
@@ -579,6 +655,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="folder to create the deployment in (default: the system temporary directory)",
     )
+    parser.add_argument(
+        "--mesh-concurrency", type=int, default=4, help="mesh-client threads (as bench/mesh.py)"
+    )
+    parser.add_argument(
+        "--no-mesh", action="store_true", help="leave out the MESH sandbox with mesh-client"
+    )
     parser.add_argument("--serve-node", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -593,8 +675,8 @@ def main(argv: list[str] | None = None) -> int:
 
     configure(json=True, stream=Path(os.devnull).open("w"))  # noqa: SIM115 - for the process
     n = args.n or (200 if args.quick else 1000)
-    if n < 1 or args.concurrency < 1:
-        parser.error("--n and --concurrency must be positive")
+    if n < 1 or args.concurrency < 1 or args.mesh_concurrency < 1:
+        parser.error("--n, --concurrency and --mesh-concurrency must be positive")
     delivery = DeliveryConfig(batch=args.outbox_batch, concurrency=args.outbox_concurrency)
     reps = args.repeat or (1 if args.quick else 3)
     runs = []
@@ -603,7 +685,12 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(one_run(Path(tmp), n, args.concurrency, delivery, profile=args.profile))
     runs.sort(key=lambda r: r[0].n / r[0].seconds)
     node, bare, profiles = runs[len(runs) // 2]
+    if not args.no_mesh:
+        with tempfile.TemporaryDirectory(prefix="bench-node-mesh-", dir=args.tmp) as tmp:
+            meshed = run_mesh(Path(tmp), n, args.mesh_concurrency)
     print_report(node, bare, args.concurrency, delivery, quick=args.quick)
+    if not args.no_mesh:
+        print_mesh(node, meshed)
     if reps > 1:
         print(
             f"\nAll {reps} runs (a fresh deployment each), envelopes/s end to end: "

@@ -68,6 +68,20 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def read_small(path: PathLike, limit: int) -> bytes | None:
+    """Return the whole of ``path`` if it holds at most ``limit`` bytes, else None.
+
+    For reads small enough to make on an event loop: one open, one ``fstat`` and one read;
+    a larger file is not read at all.
+    """
+    with Path(path).open("rb", buffering=0) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            return None
+        data = handle.read(limit + 1)
+    # The file grew after the fstat: it is not small after all.
+    return data if len(data) <= limit else None
+
+
 def set_mode(fd: int, path: Path, mode: int) -> None:
     """Set exactly ``mode`` on the open file ``fd`` at ``path``.
 
@@ -86,23 +100,41 @@ def write_new_file(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
     The file is created with ``O_EXCL``, so there is no window in which another file could be
     replaced; it is synced, and so is its directory. If writing fails the new file is removed.
     """
-    target = Path(path)
+    write_new_files([(path, data)], mode=mode)
+
+
+def write_new_files(files: Sequence[tuple[PathLike, bytes]], *, mode: int = 0o600) -> None:
+    """Create each file holding its data, as :func:`write_new_file`; sync each folder once.
+
+    Written under their final names with no temporary and rename, so use it for files that
+    are complete once this returns, or whose partial content can be told apart (a node's
+    envelope bodies: a body no committed row names is swept away). If any write fails,
+    every file created here is removed and the error raised.
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(target, flags, mode)
+    created: list[Path] = []
     try:
-        # The umask may have removed bits; set exactly what was asked for (0600 for secrets).
-        set_mode(fd, target, mode)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
+        for path, data in files:
+            target = Path(path)
+            fd = os.open(target, flags, mode)
+            created.append(target)
+            try:
+                # The umask may have removed bits; set exactly what was asked for (0600 for
+                # secrets).
+                set_mode(fd, target, mode)
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     except BaseException:
-        os.close(fd)
-        target.unlink(missing_ok=True)
+        for target in created:
+            target.unlink(missing_ok=True)
         raise
-    os.close(fd)
-    _fsync_directory(target.parent)
+    for directory in dict.fromkeys(target.parent for target in created):
+        _fsync_directory(directory)
 
 
 def _refuse_existing(target: Path) -> None:

@@ -16,9 +16,11 @@ from exchange.files import (
     atomic_output,
     open_to_file,
     read_limited,
+    read_small,
     seal_file,
     verify_file,
     write_new_file,
+    write_new_files,
 )
 from exchange.keys.directory import Directory, KeyGeneration, Organisation
 from exchange.keys.ids import OrgId
@@ -48,6 +50,28 @@ def test_write_new_file_refuses_an_existing_file(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         write_new_file(target, b"new")
     assert target.read_bytes() == b"old"
+
+
+def test_write_new_files_writes_each_or_none(tmp_path: Path) -> None:
+    """Every file is written with its data and mode; one that exists undoes the others."""
+    write_new_files([(tmp_path / "a", b"one"), (tmp_path / "b", b"two")])
+    assert (tmp_path / "a").read_bytes() == b"one"
+    assert (tmp_path / "b").read_bytes() == b"two"
+    assert _mode(tmp_path / "b") == 0o600
+    with pytest.raises(FileExistsError):
+        write_new_files([(tmp_path / "c", b"three"), (tmp_path / "a", b"new")])
+    assert not (tmp_path / "c").exists()
+    assert (tmp_path / "a").read_bytes() == b"one"
+
+
+def test_read_small_reads_only_a_small_file(tmp_path: Path) -> None:
+    """A file up to the limit is read whole; a larger one is not read at all."""
+    target = tmp_path / "body"
+    target.write_bytes(b"x" * 10)
+    assert read_small(target, 10) == b"x" * 10
+    assert read_small(target, 9) is None
+    with pytest.raises(FileNotFoundError):
+        read_small(tmp_path / "missing", 10)
 
 
 def test_atomic_output_publishes_on_success(tmp_path: Path) -> None:

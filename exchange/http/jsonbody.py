@@ -139,8 +139,9 @@ def _parse_constant(_name: str) -> _Refused:
 def _may_hold_bad_text(text: str) -> bool:
     """Say whether any string of the document could hold a character no text may hold."""
     # A lone surrogate comes only from an escape (UTF-8 cannot carry one); a non-character
-    # comes from an escape or as itself. Most bodies have neither, and skip the search.
-    return "\\u" in text or NOT_TEXT_RE.search(text) is not None
+    # comes from an escape or as itself. Most bodies have neither, and skip the search;
+    # an ASCII body (known at once) cannot hold a non-character itself.
+    return "\\u" in text or (not text.isascii() and NOT_TEXT_RE.search(text) is not None)
 
 
 #: Where a value is in the document: its parent's place and its key or index (None: the top).

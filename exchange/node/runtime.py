@@ -370,7 +370,9 @@ class Node:
             notifier=smtp if isinstance(smtp, SmtpConnector) else None,
             notify=notify,
             link_template=config.smtp.link_template if config.smtp else None,
-            intact=lambda digest, path: own_body_intact(service.context, digest, path),
+            intact=lambda digest, body, created: own_body_intact(
+                service.context, digest, body, created
+            ),
         )
         self.collector = Collector(self.service, self.routes, config.delivery)
         tasks = config.tasks

@@ -42,6 +42,8 @@ from exchange.records.kinds import kind_spec, load_schema
 MAX_PROBLEMS: Final = 20
 
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: A lone surrogate: what a JSON escape can put in a string and no UTF-8 text can hold.
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 #: A pragmatic address check: one @, a local part without spaces or controls, a domain of
 #: dot-separated LDH labels ending in a letter label. Delivery is what proves an address.
 _EMAIL_RE: Final = re.compile(
@@ -252,7 +254,7 @@ def _refuse_lone_surrogates(data: object) -> None:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if any("\ud800" <= ch <= "\udfff" for ch in item):
+            if _SURROGATE_RE.search(item) is not None:
                 raise ValueError("the document holds a lone surrogate escape, not Unicode text")
         elif isinstance(item, dict):
             stack.extend(item.keys())

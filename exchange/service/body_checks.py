@@ -83,32 +83,32 @@ def file_blocks(path: Path) -> Iterator[bytes]:
             yield block
 
 
-#: A body up to this size is checked on the event loop; a larger one in a worker thread.
-_CHECK_INLINE: Final = PIECE
+async def own_body_intact(
+    context: ServiceContext, digest: bytes, body: bytes | Path, created: int
+) -> bytes | None:
+    """Check one of the node's own bodies (its envelope ``created`` then) before it is sent.
 
-
-async def own_body_intact(context: ServiceContext, digest: bytes, path: Path) -> bytes | None:
-    """Check one of the node's own bodies before it is sent; record it if damaged.
-
-    Returns the SHA-256 of the file as read (what a request's Content-Digest names, so the
-    file is read once for both), or None if it may not be sent.
+    ``body`` is the body's bytes (a small one, already read) or its file, read in pieces in
+    a worker thread. Returns the SHA-256 of the body as read (what a request's
+    Content-Digest names, so a file is read once for both), or None if it may not be sent;
+    a damaged one is recorded as such. The outbox worker asks only about a body not yet
+    recorded as damaged (it reads that with the envelope's row).
     """
-    if await context.store.is_damaged(digest):
-        return None
-    envelope = await context.store.envelope(digest)
-    created = envelope.created if envelope is not None else 0
     running = hashlib.sha256()
+    if isinstance(body, bytes):
+        view = memoryview(body)
+        blocks = (view[start : start + PIECE] for start in range(0, len(view), PIECE))
+        intact = body_verifies(context, digest, blocks, created)
+        running.update(body)
+    else:
+        path = body
 
-    def hashed() -> Iterator[bytes]:
-        for block in file_blocks(path):
-            running.update(block)
-            yield block
+        def hashed() -> Iterator[bytes]:
+            for block in file_blocks(path):
+                running.update(block)
+                yield block
 
-    def check() -> bool:
-        return body_verifies(context, digest, hashed(), created)
-
-    inline = path.stat().st_size <= _CHECK_INLINE
-    intact = check() if inline else await asyncio.to_thread(check)
+        intact = await asyncio.to_thread(body_verifies, context, digest, hashed(), created)
     if intact:
         return running.digest()
     await context.store.mark_damaged(digest, context.clock())

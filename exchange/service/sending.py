@@ -8,6 +8,7 @@ the outbox worker (``exchange.workers.delivery``) is only woken afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from exchange.envelope import EnvelopeError, Recipient, SealedEnvelope, Sealer
-from exchange.files import atomic_output, rename_durably
+from exchange.files import atomic_output, rename_durably, write_new_files
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import EventType
@@ -148,15 +149,19 @@ class Sending:
             raise UnprocessableError(str(exc), rule=exc.rule) from None
         submission = replace(submission, record=linked_record)
         recipient_kinds = self._recipient_kinds(submission.recipients)
+        checks = functools.partial(
+            prepare,
+            submission,
+            setup=self.context.records,
+            recipient_kinds=recipient_kinds,
+            submitted_at=datetime.fromtimestamp(self.context.clock(), UTC),
+            subject_key=self.context.register_key.subject,
+        )
         try:
-            prepared = await asyncio.to_thread(
-                prepare,
-                submission,
-                setup=self.context.records,
-                recipient_kinds=recipient_kinds,
-                submitted_at=datetime.fromtimestamp(self.context.clock(), UTC),
-                subject_key=self.context.register_key.subject,
-            )
+            # A record without attachments was parsed from JSON here, on the event loop, and
+            # is checked here too: in a thread the same work would only wait for the GIL and
+            # add a hand-off. Attachments (decoded, scanned, possibly large) go to a thread.
+            prepared = await asyncio.to_thread(checks) if submission.attachments else checks()
         except SubmissionError as exc:
             log.info("envelope.refused", org=user.org, rule=exc.rule)
             raise UnprocessableError(str(exc), rule=exc.rule, problems=exc.problems) from None
@@ -296,18 +301,19 @@ class Sending:
         read, so memory stays the same whatever the size of the files.
         """
         if prepared.content_length <= SMALL_CONTENT:
-            # Small records (nearly all) are sealed in memory and written once, straight to
-            # the final name: one synced file and rename instead of two.
+            # Small records (nearly all) are sealed in memory and each written once, straight
+            # under its digest's name (no temporary and rename: until the row commits no one
+            # reads it, and a crash leaves only a body that no row names, which is swept), the
+            # folder synced once for both.
             content = b"".join(prepared.content_pieces())
-            done = []
+            done, files = [], []
             for sealer in sealers:
                 pieces = [sealer.start(), *sealer.feed_pieces(content)]
                 tail, sealed = sealer.finish()
                 pieces.append(tail)
-                path = self.context.store.body_path(sealed.digest)
-                with atomic_output(path, overwrite=True) as out:
-                    out.writelines(pieces)
+                files.append((self.context.store.body_path(sealed.digest), b"".join(pieces)))
                 done.append(sealed)
+            write_new_files(files)
             return done[0], done[1]
         bodies = self.context.store.bodies
         partials = [bodies / f"sealing-{os.urandom(8).hex()}" for _ in sealers]

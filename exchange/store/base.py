@@ -970,6 +970,10 @@ class Store(
         """Return an envelope's facts by digest."""
         ...
 
+    async def envelope_to_send(self, digest: bytes) -> tuple[EnvelopeRecord | None, bool]:
+        """Return an envelope's facts and whether its body was found damaged, in one read."""
+        ...
+
     # --- the ledger ---------------------------------------------------------------------
     async def append_ledger(self, events: Sequence[bytes]) -> int:
         """Append events on their own; return the new size."""

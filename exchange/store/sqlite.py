@@ -1045,6 +1045,18 @@ class SqliteStore(
 
         return await self._read(read)
 
+    async def envelope_to_send(self, digest: bytes) -> tuple[EnvelopeRecord | None, bool]:
+        """Return an envelope's facts and whether its body was found damaged, in one read."""
+
+        def read(db: sqlite3.Connection) -> tuple[EnvelopeRecord | None, bool]:
+            row = db.execute(
+                f"SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE digest = ?", (digest,)
+            ).fetchone()
+            damaged = db.execute("SELECT 1 FROM damaged_bodies WHERE digest = ?", (digest,))
+            return None if row is None else envelope_row(row), damaged.fetchone() is not None
+
+        return await self._read(read)
+
     # --- the ledger -----------------------------------------------------------------------
 
     async def append_ledger(self, events: Sequence[bytes]) -> int:

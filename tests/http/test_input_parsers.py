@@ -74,6 +74,7 @@ def test_any_bytes_are_parsed_or_refused_with_a_sentence(raw: bytes) -> None:
             ("-Infinity", "is NaN or Infinity, which JSON does not allow"),
             ('"\\udc00"', "holds a lone surrogate"),
             ('"\\uFDD0"', "holds a Unicode non-character"),
+            ('"\ufffe"', "holds a Unicode non-character"),
             ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), "is nested more than 32 levels"),
         ]
     ),

@@ -236,3 +236,13 @@ async def test_failed_transaction_leaves_nothing(store: SqliteStore) -> None:
             env, submitted_by="u", now=T0, outbox=[], ledger_events=[b"should not persist"]
         )
     assert await store.ledger_size() == 1
+
+
+async def test_envelope_to_send_reads_the_row_and_its_recorded_damage(store: SqliteStore) -> None:
+    """One read gives the outbox the envelope's facts and whether its body was found damaged."""
+    env = envelope()
+    assert await store.envelope_to_send(env.digest) == (None, False)
+    await _submit(store, env)
+    assert await store.envelope_to_send(env.digest) == (env, False)
+    await store.mark_damaged(env.digest, T0)
+    assert await store.envelope_to_send(env.digest) == (env, True)
