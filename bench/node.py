@@ -73,6 +73,7 @@ from exchange.demo.services import SandboxUnavailableError
 from exchange.keys.ids import OrgId
 from exchange.keys.keyfile import KdfParams
 from exchange.logs import configure
+from exchange.node.heap import freeze_start_up
 from exchange.node.runtime import Node
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -108,6 +109,7 @@ def serve_node(config_file: Path, profile_out: Path | None) -> None:
     async def run() -> None:
         node = Node(config)
         await node.start()
+        freeze_start_up()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -40,6 +40,7 @@ from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
 from exchange.node.binding import ListenRefusedError
 from exchange.node.config_check import ConfigRefusedError, check_config
+from exchange.node.heap import freeze_start_up
 from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
 from exchange.service.accounts import Accounts, StoreClock
 from exchange.service.errors import ServiceError
@@ -111,6 +112,7 @@ def serve_command(args: argparse.Namespace) -> int:
 async def _serve(config: NodeConfig) -> None:
     node = Node(config)
     await node.start()
+    freeze_start_up()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
