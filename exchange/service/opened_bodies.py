@@ -316,7 +316,21 @@ class _Batches:
 
 
 async def in_thread(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield ``pieces`` to the event loop, made in a worker thread about a MiB at a time."""
+    """Yield ``pieces`` to the event loop, made in a worker thread about a MiB at a time.
+
+    The next batch is made while the caller sends the last one (decrypting and hashing
+    overlap the network); at most one batch is made ahead.
+    """
     batches = _Batches(pieces)
-    while (batch := await asyncio.to_thread(batches.next_batch)) is not None:
-        yield batch
+    ahead = asyncio.ensure_future(asyncio.to_thread(batches.next_batch))
+    try:
+        while (batch := await ahead) is not None:
+            ahead = asyncio.ensure_future(asyncio.to_thread(batches.next_batch))
+            yield batch
+    finally:
+        # Abandoned part-way (the client went, a refusal): let the batch being made end
+        # before its body file is closed; what it raised is the failure being handled.
+        if not ahead.done():
+            await asyncio.wait([ahead])
+        if not ahead.cancelled():
+            ahead.exception()
