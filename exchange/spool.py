@@ -23,7 +23,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -241,6 +241,45 @@ class SpoolFeeder:
             self.spool.writelines(pending)
         else:
             await asyncio.to_thread(self.spool.writelines, pending)
+
+
+class Handoff:
+    """Jobs run in a worker thread one at a time, in order, while the event loop reads on.
+
+    A body read from the network is hashed and written a batch at a time; with the batch
+    handed over here the next one is read while the last is written (hashing releases the
+    GIL, so the two overlap on two cores). At most one job is in flight: :meth:`run` waits
+    for the previous one, raising what it raised, so the reader is never more than one
+    batch ahead and memory stays about two batches.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight: asyncio.Future[None] | None = None
+
+    async def run(self, job: Callable[[], None]) -> None:
+        """Start ``job`` in a worker thread once the previous job has ended."""
+        await self.wait()
+        self._in_flight = asyncio.ensure_future(asyncio.to_thread(job))
+
+    async def wait(self) -> None:
+        """Wait for the job in flight, if any; raise what it raised."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await in_flight
+
+    async def settle(self) -> None:
+        """Wait for the job in flight without raising: on a failure path, before closing.
+
+        A write must never go on into a file that is about to be closed; what the job
+        raised is dropped (the failure being handled says what happened).
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        if not in_flight.done():
+            await asyncio.wait([in_flight])
+        if not in_flight.cancelled():
+            in_flight.exception()
 
 
 def _open_unnamed(folder: Path) -> int | None:

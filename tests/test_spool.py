@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from exchange.connectors.base import BodyFile
 from exchange.connectors.bodies import BodyChangedError, body_pieces, body_sha256, read_small
-from exchange.spool import Spool, SpoolFeeder
+from exchange.spool import Handoff, Spool, SpoolFeeder
 
 DATA = bytes(range(256)) * 1024  # 256 KiB
 
@@ -116,3 +119,48 @@ async def test_read_small_refuses_a_large_body_before_reading_it(tmp_path: Path)
     Path(body.path).unlink()  # not read: refused from its length alone
     with pytest.raises(ValueError, match="longer than"):
         await read_small(body, len(DATA) - 1)
+
+
+async def test_a_handoff_runs_jobs_in_order_one_at_a_time() -> None:
+    """Each job starts once the one before it ended; wait() gives what the last job raised."""
+    done: list[int] = []
+    running: list[int] = []
+
+    def job(n: int) -> Callable[[], None]:
+        def run() -> None:
+            running.append(n)
+            assert len(running) == 1, "two jobs ran at once"
+            time.sleep(0.01)
+            done.append(n)
+            running.remove(n)
+
+        return run
+
+    handoff = Handoff()
+    for n in range(5):
+        await handoff.run(job(n))
+    await handoff.wait()
+    assert done == [0, 1, 2, 3, 4]
+
+    def fails() -> None:
+        raise OSError("disk full")
+
+    await handoff.run(fails)
+    with pytest.raises(OSError, match="disk full"):
+        await handoff.wait()
+
+
+async def test_settling_a_handoff_waits_for_the_job_and_drops_its_failure() -> None:
+    """On a failure path the running write ends before anything is closed; nothing is raised."""
+    ended = threading.Event()
+
+    def slow_failure() -> None:
+        time.sleep(0.05)
+        ended.set()
+        raise OSError("disk full")
+
+    handoff = Handoff()
+    await handoff.run(slow_failure)
+    await handoff.settle()
+    assert ended.is_set()
+    await handoff.wait()  # nothing left in flight

@@ -25,11 +25,11 @@ Refusals name the part or the field and the rule, and never quote what was sent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import hashlib
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -45,6 +45,7 @@ from exchange.records.content_checks import ContentScan
 from exchange.service.errors import ServiceError, TooLargeError
 from exchange.sharing.limits import SETTING, node_limits
 from exchange.sharing.prepare import AttachmentInput, FileInput
+from exchange.spool import Handoff
 
 _PIECE: Final = 1024 * 1024
 #: The media type of a streamed submission, and the names of its parts.
@@ -327,9 +328,36 @@ class _Budget:
 
 
 async def _spool(part: BodyPartReader, spool: SpooledFile, budget: _Budget, where: str) -> None:
-    """Stream one file part into its spool file, hashing it; refuse it past the budget."""
+    """Stream one file part into its spool file, hashing it; refuse it past the budget.
+
+    Each batch is hashed, checked and written in a worker thread while the next is read.
+    """
     digest = hashlib.sha256()
     scan = ContentScan(spool.content_type)
+    handoff = Handoff()
+    write = functools.partial(_write, spool.handle, (digest, scan))
+    try:
+        await _spool_batches(part, spool, budget, where, handoff=handoff, write=write)
+        await handoff.wait()
+    except BaseException:
+        # The spool file is closed once the submission is refused: no write may go on.
+        await handoff.settle()
+        raise
+    budget.left -= spool.size
+    spool.sha256 = digest.digest()
+    spool.checked = scan
+
+
+async def _spool_batches(
+    part: BodyPartReader,
+    spool: SpooledFile,
+    budget: _Budget,
+    where: str,
+    *,
+    handoff: Handoff,
+    write: Callable[[list[bytes]], None],
+) -> None:
+    """Read one file part, handing each batch of about a MiB to ``write`` through ``handoff``."""
     batch: list[bytes] = []
     held = 0
     while chunk := await _read_chunk(part):
@@ -339,12 +367,9 @@ async def _spool(part: BodyPartReader, spool: SpooledFile, budget: _Budget, wher
         batch.append(chunk)
         held += len(chunk)
         if held >= _PIECE:
-            await asyncio.to_thread(_write, spool.handle, (digest, scan), batch)
+            await handoff.run(functools.partial(write, batch))
             batch, held = [], 0
-    await asyncio.to_thread(_write, spool.handle, (digest, scan), batch)
-    budget.left -= spool.size
-    spool.sha256 = digest.digest()
-    spool.checked = scan
+    await handoff.run(functools.partial(write, batch))
 
 
 def _write(handle: BinaryIO, checks: tuple[Any, ContentScan], batch: list[bytes]) -> None:

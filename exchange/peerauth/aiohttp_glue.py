@@ -47,7 +47,7 @@ from exchange.peerauth.signatures import (
     verify_headers,
 )
 from exchange.peerauth.uploads import UploadLimits
-from exchange.spool import Spool
+from exchange.spool import Handoff, Spool
 
 _CHUNK: Final = 64 * 1024
 #: A body up to this size stays in memory; a larger one rolls over to an unnamed file.
@@ -111,41 +111,34 @@ async def _read_hashed(
     total = 0
     batch: list[bytes] = []
     batched = 0
-    in_flight: asyncio.Future[None] | None = None
+    handoff = Handoff()
 
-    def job(pieces: list[bytes]) -> None:
-        for piece in pieces:
-            hasher.update(piece)
-        write(pieces)
+    def job(pieces: list[bytes]) -> Callable[[], None]:
+        def run() -> None:
+            for piece in pieces:
+                hasher.update(piece)
+            write(pieces)
 
-    async def hand_over(pieces: list[bytes]) -> None:
-        nonlocal in_flight
-        if in_flight is not None:
-            await in_flight
-        in_flight = asyncio.ensure_future(asyncio.to_thread(job, pieces))
+        return run
 
     try:
         try:
-            async for chunk in request.content.iter_chunked(_CHUNK):
+            async for chunk in request.content.iter_any():
                 total += len(chunk)
                 if total > max_body:
                     raise _too_large(max_body)
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= _WRITE_BATCH:
-                    await hand_over(batch)
+                    await handoff.run(job(batch))
                     batch, batched = [], 0
         except (ConnectionError, web.RequestPayloadError):
             raise _incomplete() from None
-        await hand_over(batch)
-        assert in_flight is not None
-        await in_flight
+        await handoff.run(job(batch))
+        await handoff.wait()
     except BaseException:
         # Never leave a write running into a spool that is about to be closed.
-        if in_flight is not None and not in_flight.done():
-            await asyncio.wait([in_flight])
-        if in_flight is not None and in_flight.done() and not in_flight.cancelled():
-            in_flight.exception()  # retrieved: the refusal being raised says what happened
+        await handoff.settle()
         raise
     hasher.check()
     return total

@@ -282,10 +282,55 @@ def stream_attachment(
     return entry, itertools.chain([first], stream)
 
 
-_END: Final = object()
+class _Batches:
+    """Pieces taken a batch of about :data:`PIECE` bytes at a time (one thread hop each).
+
+    A failure after some pieces were taken is kept and raised on the next call, so the
+    caller is given every piece it would have been given one at a time, then the failure.
+    """
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._failure: BaseException | None = None
+
+    def next_batch(self) -> bytes | None:
+        """Return the next batch joined, or None at the end (run in a worker thread)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        taken: list[bytes] = []
+        size = 0
+        try:
+            for piece in self._pieces:
+                taken.append(piece)
+                size += len(piece)
+                if size >= PIECE:
+                    break
+        except Exception as exc:
+            if not taken:
+                raise
+            self._failure = exc
+        if not taken:
+            return None
+        return taken[0] if len(taken) == 1 else b"".join(taken)
 
 
 async def in_thread(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield ``pieces`` to the event loop, each made in a worker thread."""
-    while (piece := await asyncio.to_thread(next, pieces, _END)) is not _END:
-        yield piece  # type: ignore[misc]
+    """Yield ``pieces`` to the event loop, made in a worker thread about a MiB at a time.
+
+    The next batch is made while the caller sends the last one (decrypting and hashing
+    overlap the network); at most one batch is made ahead.
+    """
+    batches = _Batches(pieces)
+    ahead = asyncio.ensure_future(asyncio.to_thread(batches.next_batch))
+    try:
+        while (batch := await ahead) is not None:
+            ahead = asyncio.ensure_future(asyncio.to_thread(batches.next_batch))
+            yield batch
+    finally:
+        # Abandoned part-way (the client went, a refusal): let the batch being made end
+        # before its body file is closed; what it raised is the failure being handled.
+        if not ahead.done():
+            await asyncio.wait([ahead])
+        if not ahead.cancelled():
+            ahead.exception()
