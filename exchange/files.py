@@ -211,8 +211,10 @@ _LEGACY_RE: Final = re.compile(r"\.(?P<name>.+)\.partial-[a-z0-9_]{8}")
 _PROC_FD: Final = Path("/proc/self/fd")
 
 
-def _open_unnamed(directory: Path) -> int | None:
+def _open_unnamed(directory: Path, access: int = os.O_WRONLY) -> int | None:
     """Open an unnamed file (``O_TMPFILE``) in ``directory``; None where that is unavailable.
+
+    ``access`` is ``os.O_WRONLY`` or ``os.O_RDWR`` (a spool reads back what it wrote).
 
     Publishing it later needs ``/proc/self/fd`` (see :func:`_link_unnamed`), so without it
     the answer is None too.
@@ -221,7 +223,7 @@ def _open_unnamed(directory: Path) -> int | None:
     if flag is None or not _PROC_FD.is_dir():
         return None
     try:
-        return os.open(directory, flag | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
+        return os.open(directory, flag | access | getattr(os, "O_CLOEXEC", 0), 0o600)
     except OSError as exc:
         # Kernels and file systems without O_TMPFILE answer one of these.
         if exc.errno in {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}:

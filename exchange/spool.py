@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from exchange.files import _fsync_directory, _link_unnamed, atomic_output
+from exchange.files import _fsync_directory, _link_unnamed, _open_unnamed, atomic_output
 
 #: Bytes kept in memory before the spool rolls over to a file (a signed receipt, a short
 #: JSON request, a small envelope).
@@ -36,8 +36,6 @@ IN_MEMORY: Final = 64 * 1024
 
 #: Size of each piece read back.
 PIECE: Final = 1024 * 1024
-
-_PROC_FD: Final = Path("/proc/self/fd")
 
 
 class Spool:
@@ -90,7 +88,7 @@ class Spool:
             self.write(piece)
 
     def _roll_over(self) -> int:
-        fd = _open_unnamed(self._folder)
+        fd = _open_unnamed(self._folder, os.O_RDWR)
         if fd is None:
             fd, name = tempfile.mkstemp(prefix=".spool-", dir=self._folder)
             self._named = Path(name)
@@ -280,16 +278,3 @@ class Handoff:
             await asyncio.wait([in_flight])
         if not in_flight.cancelled():
             in_flight.exception()
-
-
-def _open_unnamed(folder: Path) -> int | None:
-    """Open an unnamed file for reading and writing in ``folder``; None where unavailable."""
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is None or not _PROC_FD.is_dir():
-        return None
-    try:
-        return os.open(folder, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except OSError as exc:
-        if exc.errno in {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}:
-            return None
-        raise
