@@ -12,13 +12,13 @@ statement and the row are committed together or not at all.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Final
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.account_events import AccountEvent
 from exchange.store.rows import Tables, append_ledger
+from exchange.store.sql import Db, Row
 
 #: The most rows one listing returns.
 MAX_ACTIVITY: Final = 200
@@ -47,7 +47,7 @@ class AccountActivity:
     salt: bytes = field(repr=False)
 
 
-def insert_account_event(db: sqlite3.Connection, event: AccountEvent) -> None:
+def insert_account_event(db: Db, event: AccountEvent) -> None:
     """Append ``event``'s statement to the ledger and its readable row, in ``db``'s transaction."""
     append_ledger(db, [event.statement().encode()])
     (index,) = db.execute("SELECT MAX(idx) FROM ledger").fetchone()
@@ -68,7 +68,7 @@ _SELECT: Final = (
 )
 
 
-def _activity(row: sqlite3.Row) -> AccountActivity:
+def _activity(row: Row) -> AccountActivity:
     return AccountActivity(
         id=int(row["id"]),
         org=OrgId(row["org"]),
@@ -114,7 +114,7 @@ class AccountEventTables(Tables):
             args.append(before)
         args.append(max(1, min(limit, MAX_ACTIVITY)))
 
-        def read(db: sqlite3.Connection) -> list[AccountActivity]:
+        def read(db: Db) -> list[AccountActivity]:
             rows = db.execute(
                 _SELECT + f"WHERE {' AND '.join(where)} ORDER BY e.id DESC LIMIT ?", args
             )

@@ -13,7 +13,6 @@ both succeed.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
@@ -26,6 +25,7 @@ from exchange.model import Role, User
 from exchange.store.account_events import insert_account_event
 from exchange.store.base import AccountChange, DuplicateError
 from exchange.store.rows import Tables
+from exchange.store.sql import Db, IntegrityError, Row
 
 _ACCOUNT_SELECT: Final = (
     "SELECT a.id, a.email, a.password_hash, a.totp_secret, a.totp_pending, a.totp_last_step, "
@@ -46,7 +46,7 @@ _SESSION_SELECT: Final = (
 )
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(row["user_id"], OrgId(row["org"]), row["name"], cast(Role, row["role"]))
 
 
@@ -54,7 +54,7 @@ def _secret(raw: bytes | None) -> TotpSecret | None:
     return None if raw is None else TotpSecret(bytes(raw))
 
 
-def _account(row: sqlite3.Row) -> Account:
+def _account(row: Row) -> Account:
     return Account(
         id=int(row["id"]),
         user=_user(row),
@@ -75,7 +75,7 @@ def _account(row: sqlite3.Row) -> Account:
     )
 
 
-def _session(row: sqlite3.Row) -> Session:
+def _session(row: Row) -> Session:
     return Session(
         id_hash=bytes(row["id_hash"]),
         user=_user(row),
@@ -89,7 +89,7 @@ def _session(row: sqlite3.Row) -> Session:
     )
 
 
-def _other_admins(db: sqlite3.Connection, org: str, user_id: str) -> int:
+def _other_admins(db: Db, org: str, user_id: str) -> int:
     """Count the enabled administrators of ``org`` other than ``user_id`` who can sign in."""
     row = db.execute(
         "SELECT COUNT(*) FROM accounts a JOIN users u ON u.id = a.user_id WHERE u.org = ? "
@@ -99,9 +99,9 @@ def _other_admins(db: sqlite3.Connection, org: str, user_id: str) -> int:
     return int(row[0])
 
 
-def _target(db: sqlite3.Connection, account_id: int) -> sqlite3.Row | None:
+def _target(db: Db, account_id: int) -> Row | None:
     return cast(
-        sqlite3.Row | None,
+        Row | None,
         db.execute(
             "SELECT u.id, u.org, u.role FROM accounts a JOIN users u ON u.id = a.user_id "
             "WHERE a.id = ?",
@@ -110,7 +110,7 @@ def _target(db: sqlite3.Connection, account_id: int) -> sqlite3.Row | None:
     )
 
 
-def insert_user(db: sqlite3.Connection, user: User, token_hash: bytes, now: float) -> None:
+def insert_user(db: Db, user: User, token_hash: bytes, now: float) -> None:
     """Insert the user row; raise :class:`DuplicateError` if the id is taken."""
     try:
         db.execute(
@@ -118,11 +118,11 @@ def insert_user(db: sqlite3.Connection, user: User, token_hash: bytes, now: floa
             "VALUES (?, ?, ?, ?, ?, ?)",
             (user.id, user.org, user.name, user.role, token_hash, now),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise DuplicateError("user ID already exists") from None
 
 
-def insert_account(db: sqlite3.Connection, account: NewAccount, now: float) -> int:
+def insert_account(db: Db, account: NewAccount, now: float) -> int:
     """Insert the account row; raise :class:`DuplicateError` if the user or address has one."""
     taken = db.execute(
         "SELECT user_id = ? FROM accounts WHERE user_id = ? OR email_key = ?",
@@ -134,10 +134,10 @@ def insert_account(db: sqlite3.Connection, account: NewAccount, now: float) -> i
         )
     cursor = db.execute(
         "INSERT INTO accounts (user_id, email, email_key, password_hash, created_at, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (account.user_id, account.email, account.email_key, account.password_hash, now, now),
     )
-    return int(cast(int, cursor.lastrowid))
+    return int(cursor.fetchone()[0])
 
 
 class AccountTables(Tables):
@@ -151,7 +151,7 @@ class AccountTables(Tables):
         Raises :class:`DuplicateError` if the user has an account or the address is taken.
         """
 
-        def tx(db: sqlite3.Connection) -> int | None:
+        def tx(db: Db) -> int | None:
             if db.execute("SELECT 1 FROM users WHERE id = ?", (account.user_id,)).fetchone():
                 return insert_account(db, account, now)
             return None
@@ -163,7 +163,7 @@ class AccountTables(Tables):
     ) -> int:
         """Create a user holding a token and their account together; return the account id."""
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             insert_user(db, user, token_hash, now)
             return insert_account(db, account, now)
 
@@ -185,7 +185,7 @@ class AccountTables(Tables):
         """Return the user ids of enabled accounts of ``roles`` with no second factor."""
         marks = ", ".join("?" for _ in roles)
 
-        def read(db: sqlite3.Connection) -> list[str]:
+        def read(db: Db) -> list[str]:
             rows = db.execute(
                 "SELECT u.id FROM accounts a JOIN users u ON u.id = a.user_id "
                 f"WHERE {_NO_SECOND_FACTOR} AND a.disabled = 0 AND u.role IN ({marks}) "
@@ -214,7 +214,7 @@ class AccountTables(Tables):
         ``audit`` is the account event recorded with it (so with every change below).
         """
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             insert_user(db, user, token_hash, now)
             account_id = insert_account(db, account, now)
             db.execute(
@@ -238,7 +238,7 @@ class AccountTables(Tables):
     ) -> bool:
         """Replace the code of an invitation not accepted yet; False if none is waiting."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE accounts SET invitation_hash = ?, invitation_expires_at = ?, "
                 "updated_at = ? WHERE id = ? AND invitation_hash IS NOT NULL",
@@ -263,7 +263,7 @@ class AccountTables(Tables):
         race with it. False, writing nothing, otherwise.
         """
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE accounts SET password_hash = ?, invitation_hash = NULL, "
                 "invitation_expires_at = NULL, updated_at = ? WHERE id = ? AND "
@@ -283,7 +283,7 @@ class AccountTables(Tables):
     async def organisation_accounts(self, org: OrgId) -> list[Account]:
         """Return every account of ``org``'s staff, by name."""
 
-        def read(db: sqlite3.Connection) -> list[Account]:
+        def read(db: Db) -> list[Account]:
             rows = db.execute(
                 _ACCOUNT_SELECT + "WHERE u.org = ? ORDER BY u.name COLLATE NOCASE, a.id", (org,)
             )
@@ -311,7 +311,7 @@ class AccountTables(Tables):
         disabling, a reset of their own) writes nothing and answers ``last-admin``.
         """
 
-        def tx(db: sqlite3.Connection) -> AccountChange:
+        def tx(db: Db) -> AccountChange:
             target = _target(db, account_id)
             if target is None:
                 return "missing"
@@ -358,7 +358,7 @@ class AccountTables(Tables):
         can sign in writes nothing and answers ``last-admin``.
         """
 
-        def tx(db: sqlite3.Connection) -> AccountChange:
+        def tx(db: Db) -> AccountChange:
             target = _target(db, account_id)
             if target is None:
                 return "missing"
@@ -383,7 +383,7 @@ class AccountTables(Tables):
     async def note_sign_in(self, user_id: str, now: float) -> None:
         """Record that the account of ``user_id`` reached a signed-in session at ``now``."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.execute("UPDATE accounts SET last_sign_in_at = ? WHERE user_id = ?", (now, user_id))
 
         await self._tx(tx)
@@ -396,7 +396,7 @@ class AccountTables(Tables):
         """
         marks = ", ".join("?" for _ in roles)
 
-        def read(db: sqlite3.Connection) -> list[int]:
+        def read(db: Db) -> list[int]:
             rows = db.execute(
                 "SELECT DISTINCT a.id FROM accounts a JOIN users u ON u.id = a.user_id "
                 f"JOIN sessions s ON s.user_id = a.user_id WHERE {_NO_SECOND_FACTOR} "
@@ -412,7 +412,7 @@ class AccountTables(Tables):
     async def set_account_disabled(self, user_id: str, *, disabled: bool, now: float) -> bool:
         """Disable or enable an account; disabling ends its sessions. False: no account."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE accounts SET disabled = ?, updated_at = ? WHERE user_id = ?",
                 (int(disabled), now, user_id),
@@ -428,7 +428,7 @@ class AccountTables(Tables):
     async def sign_in_slowed_until(self, email_hash: bytes) -> float | None:
         """Return until when sign-in with an address (by hash) is slowed, if it is."""
 
-        def read(db: sqlite3.Connection) -> float | None:
+        def read(db: Db) -> float | None:
             row = db.execute(
                 "SELECT slowed_until FROM sign_in_failures WHERE email_hash = ?", (email_hash,)
             ).fetchone()
@@ -451,7 +451,7 @@ class AccountTables(Tables):
         (None: not slowed); it is called inside the transaction with each new count.
         """
 
-        def tx(db: sqlite3.Connection) -> float | None:
+        def tx(db: Db) -> float | None:
             until: list[float] = []
             if email_hash is not None:
                 row = db.execute(
@@ -489,7 +489,7 @@ class AccountTables(Tables):
     async def clear_failures(self, *, email_hash: bytes | None, account_id: int | None) -> None:
         """Forget the failures in a row of an address and/or an account (after a success)."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             if email_hash is not None:
                 db.execute("DELETE FROM sign_in_failures WHERE email_hash = ?", (email_hash,))
             if account_id is not None:
@@ -505,7 +505,7 @@ class AccountTables(Tables):
     async def set_totp_pending(self, account_id: int, secret: TotpSecret, now: float) -> None:
         """Keep a secret shown for enrolment until a code confirms it."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.execute(
                 "UPDATE accounts SET totp_pending = ?, updated_at = ? WHERE id = ?",
                 (secret.raw, now, account_id),
@@ -527,7 +527,7 @@ class AccountTables(Tables):
         Returns False, writing nothing, if ``secret`` is no longer the pending one.
         """
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE accounts SET totp_secret = totp_pending, totp_pending = NULL, "
                 "totp_last_step = ?, updated_at = ? WHERE id = ? AND totp_pending = ?",
@@ -547,7 +547,7 @@ class AccountTables(Tables):
     async def use_totp_step(self, account_id: int, step: int) -> bool:
         """Record ``step`` as the last used, only if it is later than the last; True if so."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE accounts SET totp_last_step = ? WHERE id = ? AND "
                 "(totp_last_step IS NULL OR totp_last_step < ?)",
@@ -560,7 +560,7 @@ class AccountTables(Tables):
     async def use_recovery_code(self, account_id: int, code_hash: bytes, now: float) -> bool:
         """Mark an unused recovery code used; True if it was there and unused."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE recovery_codes SET used_at = ? WHERE account_id = ? AND code_hash = ? "
                 "AND used_at IS NULL",
@@ -581,7 +581,7 @@ class AccountTables(Tables):
     ) -> None:
         """Store a new session, deleting the one it replaces in the same transaction."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             if replacing is not None:
                 db.execute("DELETE FROM sessions WHERE id_hash = ?", (replacing,))
             db.execute(
@@ -600,7 +600,7 @@ class AccountTables(Tables):
     async def session(self, id_hash: bytes) -> Session | None:
         """Return the session named by ``id_hash`` with its user, or None."""
 
-        def read(db: sqlite3.Connection) -> Session | None:
+        def read(db: Db) -> Session | None:
             row = db.execute(_SESSION_SELECT + "WHERE s.id_hash = ?", (id_hash,)).fetchone()
             return None if row is None else _session(row)
 
@@ -609,7 +609,7 @@ class AccountTables(Tables):
     async def touch_session(self, id_hash: bytes, now: float) -> bool:
         """Record that a session was used at ``now``; False if it is gone."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE sessions SET last_seen = MAX(last_seen, ?) WHERE id_hash = ?",
                 (now, id_hash),
@@ -621,7 +621,7 @@ class AccountTables(Tables):
     async def delete_session(self, id_hash: bytes) -> bool:
         """Delete one session; True if it existed."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             return db.execute("DELETE FROM sessions WHERE id_hash = ?", (id_hash,)).rowcount == 1
 
         return await self._tx(tx)
@@ -629,7 +629,7 @@ class AccountTables(Tables):
     async def delete_user_sessions(self, user_id: str) -> int:
         """Delete every session of a user; return how many."""
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             return db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,)).rowcount
 
         return await self._tx(tx)
@@ -637,7 +637,7 @@ class AccountTables(Tables):
     async def sweep_sessions(self, *, idle_before: float, created_before: float) -> int:
         """Delete sessions last used at or before ``idle_before`` or made by ``created_before``."""
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             return db.execute(
                 "DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?",
                 (idle_before, created_before),
@@ -646,13 +646,13 @@ class AccountTables(Tables):
         return await self._tx(tx)
 
 
-def _audited(db: sqlite3.Connection, *, done: bool, audit: AccountEvent | None) -> bool:
+def _audited(db: Db, *, done: bool, audit: AccountEvent | None) -> bool:
     """Record ``audit`` in this transaction if the change was ``done``; return ``done``."""
     if done and audit is not None:
         insert_account_event(db, audit)
     return done
 
 
-def _one(db: sqlite3.Connection, query: str, args: tuple[object, ...]) -> Account | None:
+def _one(db: Db, query: str, args: tuple[object, ...]) -> Account | None:
     row = db.execute(query, args).fetchone()
     return None if row is None else _account(row)

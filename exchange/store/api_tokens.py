@@ -7,7 +7,6 @@ writing, is :mod:`exchange.auth.api_token`'s to say.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -18,6 +17,7 @@ from exchange.model import Role
 from exchange.store.account_events import insert_account_event
 from exchange.store.base import DuplicateError
 from exchange.store.rows import Tables
+from exchange.store.sql import Db, Row
 
 _SELECT: Final = (
     "SELECT id, name, org, role, created_at, expires_at, last_used_at, revoked_at, created_by "
@@ -25,7 +25,7 @@ _SELECT: Final = (
 )
 
 
-def _token(row: sqlite3.Row) -> ApiToken:
+def _token(row: Row) -> ApiToken:
     return ApiToken(
         id=int(row["id"]),
         name=row["name"],
@@ -50,18 +50,18 @@ class ApiTokenTables(Tables):
         ``audit`` makes, from the new token's number, the account event recorded with it.
         """
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             if db.execute("SELECT 1 FROM api_tokens WHERE name = ?", (token.name,)).fetchone():
                 raise DuplicateError(f"a token named {token.name} already exists")
             cursor = db.execute(
                 "INSERT INTO api_tokens (name, org, role, token_hash, created_at, expires_at, "
-                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     token.name, token.org, token.role, token.token_hash, token.created_at,
                     token.expires_at, token.created_by,
                 ),
             )  # fmt: skip
-            number = int(cast(int, cursor.lastrowid))
+            number = int(cursor.fetchone()[0])
             if audit is not None:
                 insert_account_event(db, audit(number))
             return number
@@ -71,7 +71,7 @@ class ApiTokenTables(Tables):
     async def api_tokens(self, org: OrgId | None = None) -> list[ApiToken]:
         """Return every token (of ``org`` if given), newest first."""
 
-        def read(db: sqlite3.Connection) -> list[ApiToken]:
+        def read(db: Db) -> list[ApiToken]:
             if org is None:
                 rows = db.execute(_SELECT + "ORDER BY created_at DESC, id DESC")
             else:
@@ -85,7 +85,7 @@ class ApiTokenTables(Tables):
     async def api_token_by_hash(self, token_hash: bytes) -> ApiToken | None:
         """Return the token whose hash is ``token_hash`` (revoked or expired too), or None."""
 
-        def read(db: sqlite3.Connection) -> ApiToken | None:
+        def read(db: Db) -> ApiToken | None:
             row = db.execute(_SELECT + "WHERE token_hash = ?", (token_hash,)).fetchone()
             return None if row is None else _token(row)
 
@@ -94,7 +94,7 @@ class ApiTokenTables(Tables):
     async def api_token_named(self, name_or_id: str) -> ApiToken | None:
         """Return the token named ``name_or_id``, or numbered so, or None."""
 
-        def read(db: sqlite3.Connection) -> ApiToken | None:
+        def read(db: Db) -> ApiToken | None:
             row = db.execute(_SELECT + "WHERE name = ?", (name_or_id,)).fetchone()
             if row is None and name_or_id.isdigit():
                 row = db.execute(_SELECT + "WHERE id = ?", (int(name_or_id),)).fetchone()
@@ -110,7 +110,7 @@ class ApiTokenTables(Tables):
         ``audit`` is the account event recorded with the revocation.
         """
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (now, token_id),
@@ -126,7 +126,7 @@ class ApiTokenTables(Tables):
     async def note_api_token_use(self, token_id: int, now: float) -> None:
         """Record that a token was used at ``now`` (never moving its last use back)."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.execute(
                 "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND "
                 "(last_used_at IS NULL OR last_used_at < ?)",

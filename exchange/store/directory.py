@@ -9,11 +9,11 @@ replace which is :mod:`exchange.keys.succession`'s.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from exchange.store.rows import Tables, append_ledger
+from exchange.store.sql import Db
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class DirectoryTables(Tables):
     ) -> None:
         """Record ``adopted`` with its ledger events (a version recorded before is kept)."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO directory_versions (version, digest, adopted_at) "
-                "VALUES (?, ?, ?)",
+                "INSERT INTO directory_versions (version, digest, adopted_at) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (adopted.version, adopted.digest, adopted.adopted_at),
             )
             if cursor.rowcount:
@@ -47,7 +47,7 @@ class DirectoryTables(Tables):
     async def latest_directory(self) -> AdoptedVersion | None:
         """Return the highest directory version adopted, if any."""
 
-        def read(db: sqlite3.Connection) -> AdoptedVersion | None:
+        def read(db: Db) -> AdoptedVersion | None:
             row = db.execute(
                 "SELECT version, digest, adopted_at FROM directory_versions "
                 "ORDER BY version DESC LIMIT 1"

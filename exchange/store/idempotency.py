@@ -12,13 +12,12 @@ is looked up. It holds no rules: what a key may look like and how long it is kep
 
 from __future__ import annotations
 
-import sqlite3
-
 from exchange.model import IdempotencyRecord
 from exchange.store.rows import Tables
+from exchange.store.sql import Db
 
 
-def insert_idempotency(db: sqlite3.Connection, record: IdempotencyRecord) -> None:
+def insert_idempotency(db: Db, record: IdempotencyRecord) -> None:
     """Write ``record`` in the caller's transaction (a repeated key fails the transaction)."""
     db.execute(
         "INSERT INTO idempotency_keys (scope, key, request_hash, answer, created_at, "
@@ -42,7 +41,7 @@ class IdempotencyTables(Tables):
     ) -> IdempotencyRecord | None:
         """Delete every expired key, then return ``scope``'s ``key`` if it is held."""
 
-        def tx(db: sqlite3.Connection) -> IdempotencyRecord | None:
+        def tx(db: Db) -> IdempotencyRecord | None:
             db.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
             row = db.execute(
                 "SELECT scope, key, request_hash, answer, created_at, expires_at "

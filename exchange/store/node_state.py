@@ -9,13 +9,13 @@ failure is :mod:`exchange.service.node_state`'s).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from exchange.keys.ids import OrgId
 from exchange.model import OutboxItem
 from exchange.outbox import machine
 from exchange.store.rows import OUTBOX_COLUMNS, Tables, outbox_item, outbox_rows, step_all
+from exchange.store.sql import Db
 
 #: The outbox kinds that travel over an organisation's routes (staff mail goes by SMTP).
 _ROUTED = "('envelope', 'receipt')"
@@ -50,7 +50,7 @@ class NodeStateTables(Tables):
     async def outbox_summary(self, origin: OrgId) -> list[OutboxSummary]:
         """Return ``origin``'s envelopes and receipts going out, counted by destination."""
 
-        def read(db: sqlite3.Connection) -> list[OutboxSummary]:
+        def read(db: Db) -> list[OutboxSummary]:
             rows = db.execute(
                 "SELECT destination, state, route_kind, COUNT(*), MAX(updated_at) FROM outbox "
                 f"WHERE origin = ? AND kind IN {_ROUTED} "
@@ -65,7 +65,7 @@ class NodeStateTables(Tables):
         """Return up to ``limit`` of ``origin``'s dead outbox items, the latest first."""
         columns = ", ".join(f"o.{c.strip()}" for c in OUTBOX_COLUMNS.split(","))
 
-        def read(db: sqlite3.Connection) -> list[DeadLetter]:
+        def read(db: Db) -> list[DeadLetter]:
             rows = db.execute(
                 f"SELECT {columns}, e.record_kind AS record_kind FROM outbox o "
                 "LEFT JOIN envelopes e ON e.digest = o.envelope_digest "
@@ -80,7 +80,7 @@ class NodeStateTables(Tables):
     async def attempt_events(self, origin: OrgId, since: float) -> list[bytes]:
         """Return the ledger events of envelopes ``origin`` sent that changed since ``since``."""
 
-        def read(db: sqlite3.Connection) -> list[bytes]:
+        def read(db: Db) -> list[bytes]:
             rows = db.execute(
                 "SELECT l.event FROM ledger l WHERE l.envelope_digest IN (SELECT "
                 "envelope_digest FROM outbox WHERE origin = ? AND kind = 'envelope' AND "
@@ -96,7 +96,7 @@ class NodeStateTables(Tables):
     ) -> int:
         """Give ``origin``'s dead items (of one envelope, or all) a fresh start; how many."""
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             items = outbox_rows(
                 db,
                 "origin = ? AND state = 'dead' AND (? IS NULL OR envelope_digest = ?)",

@@ -11,10 +11,9 @@ removes it once a destruction under retention has cleared the row.
 
 from __future__ import annotations
 
-import sqlite3
-
 from exchange.keys.ids import OrgId
 from exchange.store.rows import Tables
+from exchange.store.sql import Db
 
 #: The hex digests of every own copy still kept: bodies the leftover sweep must keep.
 OWN_COPY_DIGESTS = "SELECT lower(hex(own_copy)) FROM sent WHERE own_copy IS NOT NULL"
@@ -26,7 +25,7 @@ class OwnCopyTables(Tables):
     async def own_copy(self, sender: OrgId, digest: bytes) -> bytes | None:
         """Return the digest of ``sender``'s own copy of the envelope ``digest`` (None: none)."""
 
-        def read(db: sqlite3.Connection) -> bytes | None:
+        def read(db: Db) -> bytes | None:
             row = db.execute(
                 "SELECT own_copy FROM sent WHERE sender = ? AND digest = ?", (sender, digest)
             ).fetchone()
@@ -35,7 +34,7 @@ class OwnCopyTables(Tables):
         return await self._read(read)
 
 
-def forget_own_copy(db: sqlite3.Connection, sender: OrgId, digest: bytes) -> bytes | None:
+def forget_own_copy(db: Db, sender: OrgId, digest: bytes) -> bytes | None:
     """Clear ``sender``'s own copy of ``digest`` in a transaction; return its digest, if any."""
     row = db.execute(
         "SELECT own_copy FROM sent WHERE sender = ? AND digest = ?", (sender, digest)

@@ -12,12 +12,12 @@ Removing an account, or resetting its second factor, deletes its passkeys
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Final, cast
 
 from exchange.auth.passkey import NewPasskey, Passkey, PasskeyChallenge, Purpose
 from exchange.store.base import DuplicateError
 from exchange.store.rows import Tables
+from exchange.store.sql import Db, IntegrityError, Row
 
 _SELECT: Final = (
     "SELECT p.id, p.account_id, a.user_id, p.credential_id, p.public_key, p.sign_count, "
@@ -26,7 +26,7 @@ _SELECT: Final = (
 )
 
 
-def _passkey(row: sqlite3.Row) -> Passkey:
+def _passkey(row: Row) -> Passkey:
     transports = str(row["transports"])
     return Passkey(
         id=int(row["id"]),
@@ -53,22 +53,22 @@ class PasskeyTables(Tables):
         Raises :class:`DuplicateError` if the credential is registered already (to anyone).
         """
 
-        def tx(db: sqlite3.Connection) -> Passkey | None:
+        def tx(db: Db) -> Passkey | None:
             found = db.execute("SELECT id FROM accounts WHERE user_id = ?", (user_id,)).fetchone()
             if found is None:
                 return None
             try:
                 cursor = db.execute(
                     "INSERT INTO passkeys (account_id, credential_id, public_key, sign_count, "
-                    "transports, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "transports, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         found[0], passkey.credential_id, passkey.public_key, passkey.sign_count,
                         ",".join(passkey.transports), name, now,
                     ),
                 )  # fmt: skip
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise DuplicateError("the passkey is registered already") from None
-            row = db.execute(_SELECT + "WHERE p.id = ?", (cursor.lastrowid,)).fetchone()
+            row = db.execute(_SELECT + "WHERE p.id = ?", (cursor.fetchone()[0],)).fetchone()
             return _passkey(row)
 
         return await self._tx(tx)
@@ -76,7 +76,7 @@ class PasskeyTables(Tables):
     async def passkeys_of(self, user_id: str) -> list[Passkey]:
         """Return the passkeys of the account of ``user_id``, oldest first."""
 
-        def read(db: sqlite3.Connection) -> list[Passkey]:
+        def read(db: Db) -> list[Passkey]:
             rows = db.execute(_SELECT + "WHERE a.user_id = ? ORDER BY p.id", (user_id,))
             return [_passkey(r) for r in rows]
 
@@ -85,7 +85,7 @@ class PasskeyTables(Tables):
     async def passkey_by_credential(self, credential_id: bytes) -> Passkey | None:
         """Return the passkey whose credential id is ``credential_id``, or None."""
 
-        def read(db: sqlite3.Connection) -> Passkey | None:
+        def read(db: Db) -> Passkey | None:
             row = db.execute(_SELECT + "WHERE p.credential_id = ?", (credential_id,)).fetchone()
             return None if row is None else _passkey(row)
 
@@ -94,7 +94,7 @@ class PasskeyTables(Tables):
     async def remove_passkey(self, user_id: str, passkey_id: int) -> bool:
         """Delete passkey ``passkey_id`` if it is the account of ``user_id``'s; True if so."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "DELETE FROM passkeys WHERE id = ? AND account_id = "
                 "(SELECT id FROM accounts WHERE user_id = ?)",
@@ -112,7 +112,7 @@ class PasskeyTables(Tables):
         False, writing nothing, if another use was recorded since the answer was checked.
         """
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE passkeys SET sign_count = ?, last_used_at = ? WHERE id = ? AND "
                 "sign_count = ?",
@@ -128,7 +128,7 @@ class PasskeyTables(Tables):
         Challenges past their time are deleted on the way, so the table holds only live ones.
         """
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.execute("DELETE FROM passkey_challenges WHERE expires_at <= ?", (now,))
             db.execute(
                 "DELETE FROM passkey_challenges WHERE binding = ? AND purpose = ?",
@@ -148,7 +148,7 @@ class PasskeyTables(Tables):
     async def take_passkey_challenge(self, key: bytes) -> PasskeyChallenge | None:
         """Return the challenge named ``key`` and delete it, so it is answered once; or None."""
 
-        def tx(db: sqlite3.Connection) -> PasskeyChallenge | None:
+        def tx(db: Db) -> PasskeyChallenge | None:
             row = db.execute(
                 "DELETE FROM passkey_challenges WHERE key = ? "
                 "RETURNING binding, purpose, user_id, expires_at",

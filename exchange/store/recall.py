@@ -22,7 +22,6 @@ link travels sealed inside.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Final, TypeVar, cast
 
@@ -36,6 +35,7 @@ from exchange.model import (
 )
 from exchange.outbox import machine
 from exchange.store.rows import Tables, append_ledger, outbox_rows, step_all
+from exchange.store.sql import Db, Row
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ _RECALL_COLUMNS: Final = (
 )
 
 
-def _recall(row: sqlite3.Row) -> RecallRow:
+def _recall(row: Row) -> RecallRow:
     return RecallRow(
         org=OrgId(row["org"]),
         digest=row["digest"],
@@ -82,7 +82,7 @@ class RecallTables(Tables):
         of the envelope gets ``recall_requested_at`` (kept from an earlier recall).
         """
 
-        def tx(db: sqlite3.Connection) -> dict[OrgId, str]:
+        def tx(db: Db) -> dict[OrgId, str]:
             items = outbox_rows(
                 db,
                 "kind = 'envelope' AND envelope_digest = ? AND origin = ?",
@@ -101,7 +101,7 @@ class RecallTables(Tables):
     async def outbox_states(self, origin: OrgId, digest: bytes) -> dict[OrgId, str]:
         """Return the state of each recipient's outbox item of a sent envelope."""
 
-        def read(db: sqlite3.Connection) -> dict[OrgId, str]:
+        def read(db: Db) -> dict[OrgId, str]:
             rows = db.execute(
                 "SELECT destination, state FROM outbox WHERE kind = 'envelope' "
                 "AND envelope_digest = ? AND origin = ?",
@@ -116,10 +116,16 @@ class RecallTables(Tables):
     ) -> None:
         """Keep each recipient's recall outcome (replacing an earlier one) with ledger events."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.executemany(
-                f"INSERT OR REPLACE INTO recalls ({_RECALL_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO recalls ({_RECALL_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (org, digest, recipient) DO UPDATE SET "
+                "requested_by = excluded.requested_by, requested_at = excluded.requested_at, "
+                "reason = excluded.reason, reason_code = excluded.reason_code, "
+                "outcome = excluded.outcome, route = excluded.route, detail = excluded.detail, "
+                "at = excluded.at, opened_by_role = excluded.opened_by_role, "
+                "updated_at = excluded.updated_at",
                 [
                     (
                         r.org, r.digest, r.recipient, r.requested_by, r.requested_at, r.reason,
@@ -138,7 +144,7 @@ class RecallTables(Tables):
     ) -> dict[bytes, list[RecallRow]]:
         """Return the recall outcomes of ``org``'s sent envelopes, by digest."""
 
-        def read(db: sqlite3.Connection) -> dict[bytes, list[RecallRow]]:
+        def read(db: Db) -> dict[bytes, list[RecallRow]]:
             found: dict[bytes, list[RecallRow]] = {}
             for digest in digests:
                 rows = db.execute(
@@ -163,7 +169,7 @@ class RecallTables(Tables):
         ledger events are appended (only if this call recalled it: a repeat changes nothing).
         """
 
-        def tx(db: sqlite3.Connection) -> InboxRecall | None:
+        def tx(db: Db) -> InboxRecall | None:
             cursor = db.execute(
                 "UPDATE inbox SET state = 'recalled', recalled_at = ?, updated_at = ? "
                 "WHERE owner = ? AND digest = ? AND state = 'delivered'",
@@ -202,7 +208,7 @@ class RecallTables(Tables):
     async def body_referenced(self, digest: bytes) -> bool:
         """Return whether any organisation on this node still needs the envelope's body."""
 
-        def read(db: sqlite3.Connection) -> bool:
+        def read(db: Db) -> bool:
             # A copy destroyed under retention (exchange/store/retention.py) needs it no more.
             destroyed = (
                 "NOT EXISTS (SELECT 1 FROM retention r WHERE r.org = {org} "
@@ -227,7 +233,7 @@ class RecallTables(Tables):
     async def inbox_opened(self, owner: OrgId, digests: Sequence[bytes]) -> dict[bytes, Opening]:
         """Return (opened_at, opened_by_role, recalled_at) of ``owner``'s inbox items."""
 
-        def read(db: sqlite3.Connection) -> dict[bytes, Opening]:
+        def read(db: Db) -> dict[bytes, Opening]:
             found: dict[bytes, Opening] = {}
             for digest in digests:
                 row = db.execute(
@@ -245,7 +251,7 @@ class RecallTables(Tables):
 
     @staticmethod
     def _insert_link(
-        db: sqlite3.Connection,
+        db: Db,
         link: ThreadLink,
         digest: bytes,
         *,
@@ -257,8 +263,8 @@ class RecallTables(Tables):
         For a sent item the parent is also noted on its ``sent`` and register rows.
         """
         cursor = db.execute(
-            "INSERT OR IGNORE INTO thread_links (org, digest, parent, relation, source, "
-            "linked_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO thread_links (org, digest, parent, relation, source, "
+            "linked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (link.org, digest, link.parent, link.relation, source, now),
         )
         if source == "sent":
@@ -281,7 +287,7 @@ class RecallTables(Tables):
     async def held_envelope(self, org: OrgId, digest: bytes) -> HeldEnvelope | None:
         """Return the envelope ``org`` sent or received by ``digest``, or None."""
 
-        def read(db: sqlite3.Connection) -> HeldEnvelope | None:
+        def read(db: Db) -> HeldEnvelope | None:
             row = db.execute(
                 "SELECT e.sender, e.recipients FROM sent s JOIN envelopes e "
                 "ON e.digest = s.digest WHERE s.sender = ? AND s.digest = ?",
@@ -312,7 +318,7 @@ class RecallTables(Tables):
         down from the root, breadth first, at most :data:`MAX_THREAD_ITEMS`.
         """
 
-        def read(db: sqlite3.Connection) -> tuple[bytes, dict[bytes, tuple[bytes, str]]]:
+        def read(db: Db) -> tuple[bytes, dict[bytes, tuple[bytes, str]]]:
             root, seen = digest, {digest}
             for _ in range(MAX_THREAD_DEPTH):
                 row = db.execute(
@@ -348,7 +354,7 @@ class RecallTables(Tables):
     ) -> dict[bytes, tuple[bytes, str]]:
         """Return the parent and relation of each of ``org``'s items that has one."""
 
-        def read(db: sqlite3.Connection) -> dict[bytes, tuple[bytes, str]]:
+        def read(db: Db) -> dict[bytes, tuple[bytes, str]]:
             found: dict[bytes, tuple[bytes, str]] = {}
             for digest in digests:
                 row = db.execute(
@@ -366,7 +372,7 @@ class RecallTables(Tables):
     ) -> dict[bytes, list[bytes]]:
         """Return, for each of ``org``'s items, the items that correct it (oldest first)."""
 
-        def read(db: sqlite3.Connection) -> dict[bytes, list[bytes]]:
+        def read(db: Db) -> dict[bytes, list[bytes]]:
             found: dict[bytes, list[bytes]] = {}
             for digest in digests:
                 rows = db.execute(
@@ -385,7 +391,7 @@ class RecallTables(Tables):
     ) -> tuple[str, list[str], str | None] | None:
         """Return the (purpose, categories, lawful basis) ``org`` registered for a sent item."""
 
-        def read(db: sqlite3.Connection) -> tuple[str, list[str], str | None] | None:
+        def read(db: Db) -> tuple[str, list[str], str | None] | None:
             row = db.execute(
                 "SELECT purpose, categories, lawful_basis FROM register "
                 "WHERE org = ? AND envelope_digest = ?",

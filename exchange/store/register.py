@@ -16,7 +16,6 @@ recall outcomes (``recalls``) and its retention row (``retention``: destroyed wh
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar, cast
 
@@ -34,6 +33,7 @@ from exchange.model import (
     SubjectKind,
 )
 from exchange.store.rows import Tables, envelope_row
+from exchange.store.sql import Db, Row
 
 T = TypeVar("T")
 
@@ -84,7 +84,7 @@ def _statuses(text: str) -> tuple[str, ...]:
     return tuple(s for s in text.split(",") if s)
 
 
-def _receipt(row: sqlite3.Row) -> ReceiptRecord:
+def _receipt(row: Row) -> ReceiptRecord:
     return ReceiptRecord(
         digest=row["digest"],
         envelope_digest=row["envelope_digest"],
@@ -95,7 +95,7 @@ def _receipt(row: sqlite3.Row) -> ReceiptRecord:
     )
 
 
-def _received(db: sqlite3.Connection, row: sqlite3.Row, *, receipts: bool) -> ReceivedEntry:
+def _received(db: Db, row: Row, *, receipts: bool) -> ReceivedEntry:
     item = InboxItem(
         owner=OrgId(row["owner"]),
         envelope=envelope_row(row),
@@ -123,12 +123,12 @@ class SharingRegisterTables(Tables):
     # --- writing ------------------------------------------------------------------------
 
     @staticmethod
-    def _insert_register(db: sqlite3.Connection, entry: RegisterEntry) -> int:
+    def _insert_register(db: Db, entry: RegisterEntry) -> int:
         """Insert a register row, its recipients and its subjects; return the row id."""
         satisfied = "," + ",".join(entry.satisfied_by) + "," if entry.satisfied_by else ""
         cursor = db.execute(
             f"INSERT INTO register ({_REGISTER_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 entry.org, entry.outcome, entry.envelope_digest, entry.envelope_id,
                 entry.decided_by, entry.decided_at, entry.purpose, entry.rule,
@@ -138,11 +138,10 @@ class SharingRegisterTables(Tables):
                 entry.deadline_explanation, satisfied,
             ),
         )  # fmt: skip
-        register_id = cursor.lastrowid
-        assert register_id is not None
+        register_id = int(cursor.fetchone()[0])
         db.executemany(
-            "INSERT OR IGNORE INTO register_recipients (register_id, recipient, kind) "
-            "VALUES (?, ?, ?)",
+            "INSERT INTO register_recipients (register_id, recipient, kind) "
+            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [(register_id, org, kind) for org, kind in entry.recipients],
         )
         if entry.outcome == "shared" and entry.envelope_digest is not None:
@@ -150,8 +149,8 @@ class SharingRegisterTables(Tables):
         else:
             direction, item = "not-shared", f"decision:{register_id}"
         db.executemany(
-            "INSERT OR IGNORE INTO subject_index (org, direction, item, id_kind, id_hash, "
-            "indexed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO subject_index (org, direction, item, id_kind, id_hash, "
+            "indexed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [
                 (entry.org, direction, item, s.kind, s.hash, entry.decided_at)
                 for s in entry.subjects
@@ -183,7 +182,7 @@ class SharingRegisterTables(Tables):
 
     @staticmethod
     def _insert_received_index(
-        db: sqlite3.Connection,
+        db: Db,
         owner: OrgId,
         digest: bytes,
         *,
@@ -193,15 +192,15 @@ class SharingRegisterTables(Tables):
     ) -> bool:
         """Index a received item's subjects unless it was indexed; True if new."""
         cursor = db.execute(
-            "INSERT OR IGNORE INTO received_index (owner, digest, outcome, indexed_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO received_index (owner, digest, outcome, indexed_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (owner, digest, outcome, now),
         )
         if cursor.rowcount != 1:
             return False
         db.executemany(
-            "INSERT OR IGNORE INTO subject_index (org, direction, item, id_kind, id_hash, "
-            "indexed_at) VALUES (?, 'received', ?, ?, ?, ?)",
+            "INSERT INTO subject_index (org, direction, item, id_kind, id_hash, "
+            "indexed_at) VALUES (?, 'received', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(owner, digest.hex(), s.kind, s.hash, now) for s in subjects],
         )
         return True
@@ -209,7 +208,7 @@ class SharingRegisterTables(Tables):
     # --- reading ------------------------------------------------------------------------
 
     @staticmethod
-    def _register_rows(db: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[RegisterRow]:
+    def _register_rows(db: Db, rows: Sequence[Row]) -> list[RegisterRow]:
         result = []
         for row in rows:
             register_id = int(row["id"])
@@ -308,7 +307,7 @@ class SharingRegisterTables(Tables):
         where, args = _register_filter(org, since, until, purpose, outcome)
         order = "DESC" if newest_first else "ASC"
 
-        def read(db: sqlite3.Connection) -> list[RegisterRow]:
+        def read(db: Db) -> list[RegisterRow]:
             rows = db.execute(
                 _REGISTER_SELECT + where + f" ORDER BY g.decided_at {order}, g.id {order} "
                 "LIMIT ? OFFSET ?",
@@ -330,7 +329,7 @@ class SharingRegisterTables(Tables):
         """Return how many of ``org``'s register rows :meth:`register_rows` would read."""
         where, args = _register_filter(org, since, until, purpose, outcome)
 
-        def read(db: sqlite3.Connection) -> int:
+        def read(db: Db) -> int:
             return int(db.execute("SELECT COUNT(*) FROM register g " + where, args).fetchone()[0])
 
         return await self._read(read)
@@ -342,7 +341,7 @@ class SharingRegisterTables(Tables):
         receipt whose status the row's ``satisfied_by`` lists.
         """
 
-        def read(db: sqlite3.Connection) -> list[tuple[RegisterRow, OrgId]]:
+        def read(db: Db) -> list[tuple[RegisterRow, OrgId]]:
             pairs = db.execute(
                 "SELECT r.id, rr.recipient FROM register r "
                 "JOIN register_recipients rr ON rr.register_id = r.id "
@@ -368,7 +367,7 @@ class SharingRegisterTables(Tables):
         if not 0 < len(hashes) <= MAX_SEARCH_HASHES:
             raise ValueError(f"search for 1 to {MAX_SEARCH_HASHES} identifier hashes")
 
-        def read(db: sqlite3.Connection) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+        def read(db: Db) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
             marks = ", ".join("?" for _ in hashes)
             found = db.execute(
                 "SELECT DISTINCT direction, item FROM subject_index WHERE org = ? "
@@ -407,7 +406,7 @@ class SharingRegisterTables(Tables):
     async def holds_subject_hashes(self) -> bool:
         """Return whether any keyed subject hash is stored (made with ``register.key``)."""
 
-        def read(db: sqlite3.Connection) -> bool:
+        def read(db: Db) -> bool:
             return bool(db.execute("SELECT EXISTS (SELECT 1 FROM subject_index)").fetchone()[0])
 
         return await self._read(read)
@@ -420,7 +419,7 @@ class SharingRegisterTables(Tables):
         if not 0 < len(hashes) <= MAX_SEARCH_HASHES:
             raise ValueError(f"search for 1 to {MAX_SEARCH_HASHES} identifier hashes")
 
-        def read(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
+        def read(db: Db) -> list[tuple[str, bytes]]:
             marks = ", ".join("?" for _ in hashes)
             rows = db.execute(
                 f"SELECT item, id_hash FROM subject_index WHERE org = ? AND id_hash IN ({marks})",
@@ -437,7 +436,7 @@ class SharingRegisterTables(Tables):
         with none: a search by identifier can never find them.
         """
 
-        def read(db: sqlite3.Connection) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
+        def read(db: Db) -> tuple[list[RegisterRow], list[ReceivedEntry]]:
             sent = db.execute(
                 _REGISTER_SELECT + "WHERE g.org = ? AND g.outcome = 'shared' "
                 "AND t.destroyed_at IS NULL AND NOT EXISTS (SELECT 1 FROM subject_index s "
@@ -464,7 +463,7 @@ class SharingRegisterTables(Tables):
     async def received_not_indexed(self, owner: OrgId) -> list[ReceivedEntry]:
         """Return items delivered to ``owner`` whose subjects are not in the index."""
 
-        def read(db: sqlite3.Connection) -> list[ReceivedEntry]:
+        def read(db: Db) -> list[ReceivedEntry]:
             rows = db.execute(
                 _RECEIVED_SELECT + "WHERE i.owner = ? AND (ri.outcome IS NULL OR "
                 "ri.outcome != 'indexed') "

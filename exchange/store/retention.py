@@ -22,7 +22,6 @@ hold it); :meth:`RetentionTables.unreferenced_bodies` lists what a crash left be
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Final, TypeVar
 
@@ -39,6 +38,7 @@ from exchange.outbox import machine
 from exchange.store.base import MAX_LISTED, Decide
 from exchange.store.own_copies import forget_own_copy
 from exchange.store.rows import Tables, append_ledger, envelope_row, outbox_rows, step_all
+from exchange.store.sql import Db, Row
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ _HOLD_COLUMNS: Final = (
 )
 
 
-def _held(row: sqlite3.Row) -> HeldItem:
+def _held(row: Row) -> HeldItem:
     org = OrgId(row["org"])
     direction: Direction = "sent" if row["direction"] == "sent" else "received"
     envelope = envelope_row(row)
@@ -108,7 +108,7 @@ def _held(row: sqlite3.Row) -> HeldItem:
     return HeldItem(org, direction, envelope, row["purpose"], schedule, destroyed)
 
 
-def _hold(row: sqlite3.Row) -> HoldRecord:
+def _hold(row: Row) -> HoldRecord:
     return HoldRecord(
         id=int(row["id"]),
         org=OrgId(row["org"]),
@@ -122,7 +122,7 @@ def _hold(row: sqlite3.Row) -> HoldRecord:
     )
 
 
-def _pending(db: sqlite3.Connection, org: OrgId, digest: bytes) -> int:
+def _pending(db: Db, org: OrgId, digest: bytes) -> int:
     marks = ", ".join("?" for _ in PENDING_STATES)
     row = db.execute(
         "SELECT COUNT(*) FROM outbox WHERE envelope_digest = ? AND origin = ? "
@@ -132,7 +132,7 @@ def _pending(db: sqlite3.Connection, org: OrgId, digest: bytes) -> int:
     return int(row[0])
 
 
-def _held_item(db: sqlite3.Connection, org: OrgId, digest: bytes) -> HeldItem | None:
+def _held_item(db: Db, org: OrgId, digest: bytes) -> HeldItem | None:
     # An organisation that both sent and received the same envelope is treated as the
     # sender: one holding, one row.
     row = db.execute(
@@ -151,7 +151,7 @@ def _held_item(db: sqlite3.Connection, org: OrgId, digest: bytes) -> HeldItem | 
     return item
 
 
-def _active_holds(db: sqlite3.Connection, org: OrgId) -> list[HoldRecord]:
+def _active_holds(db: Db, org: OrgId) -> list[HoldRecord]:
     rows = db.execute(
         f"SELECT {_HOLD_COLUMNS} FROM retention_holds WHERE org = ? AND lifted_at IS NULL "
         "ORDER BY id",
@@ -160,7 +160,7 @@ def _active_holds(db: sqlite3.Connection, org: OrgId) -> list[HoldRecord]:
     return [_hold(r) for r in rows]
 
 
-def _unreferenced(db: sqlite3.Connection, digest: bytes | None = None) -> list[bytes]:
+def _unreferenced(db: Db, digest: bytes | None = None) -> list[bytes]:
     """Return destroyed digests (or ``digest``) that no organisation on the node still holds."""
     rows = db.execute(
         f"SELECT h.digest FROM ({_HOLDINGS}) h LEFT JOIN retention r ON r.org = h.org "
@@ -179,11 +179,12 @@ class RetentionTables(Tables):
     # --- review dates -----------------------------------------------------------------------
 
     @staticmethod
-    def _insert_retention(db: sqlite3.Connection, schedule: RetentionSchedule) -> bool:
+    def _insert_retention(db: Db, schedule: RetentionSchedule) -> bool:
         """Insert an item's schedule unless it has one; return whether it was inserted."""
         cursor = db.execute(
-            "INSERT OR IGNORE INTO retention (org, digest, direction, holder_kind, rule, "
-            "review_date, action, unscheduled, scheduled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO retention (org, digest, direction, holder_kind, rule, "
+            "review_date, action, unscheduled, scheduled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (
                 schedule.org, schedule.digest, schedule.direction, schedule.holder_kind,
                 schedule.rule, schedule.review_date, schedule.action, schedule.unscheduled,
@@ -203,7 +204,7 @@ class RetentionTables(Tables):
     async def held_items(self, org: OrgId, digests: Sequence[bytes]) -> dict[bytes, HeldItem]:
         """Return the holdings of ``org`` among ``digests``, by digest (for the views)."""
 
-        def read(db: sqlite3.Connection) -> dict[bytes, HeldItem]:
+        def read(db: Db) -> dict[bytes, HeldItem]:
             found: dict[bytes, HeldItem] = {}
             unique = list(dict.fromkeys(digests))
             for start in range(0, len(unique), 200):
@@ -228,7 +229,7 @@ class RetentionTables(Tables):
         Earliest review date first; at most ``limit`` rows.
         """
 
-        def read(db: sqlite3.Connection) -> list[HeldItem]:
+        def read(db: Db) -> list[HeldItem]:
             rows = db.execute(
                 _ROW_SELECT + "WHERE r.org = ? AND r.destroyed_at IS NULL "
                 "AND r.review_date IS NOT NULL AND r.review_date < ? "
@@ -242,7 +243,7 @@ class RetentionTables(Tables):
     async def retention_unscheduled(self, org: OrgId, *, limit: int = MAX_LISTED) -> list[HeldItem]:
         """Return ``org``'s items without a review date: never opened, or none computable."""
 
-        def read(db: sqlite3.Connection) -> list[HeldItem]:
+        def read(db: Db) -> list[HeldItem]:
             rows = db.execute(
                 _HELD_SELECT + "WHERE h.org = ? AND r.destroyed_at IS NULL "
                 "AND r.review_date IS NULL ORDER BY e.stored_at, h.digest LIMIT ?",
@@ -255,7 +256,7 @@ class RetentionTables(Tables):
     async def destroyed_items(self, org: OrgId) -> list[HeldItem]:
         """Return the items ``org`` destroyed, oldest destruction first."""
 
-        def read(db: sqlite3.Connection) -> list[HeldItem]:
+        def read(db: Db) -> list[HeldItem]:
             rows = db.execute(
                 _ROW_SELECT + "WHERE r.org = ? AND r.destroyed_at IS NOT NULL "
                 "ORDER BY r.destroyed_at, r.digest",
@@ -279,14 +280,13 @@ class RetentionTables(Tables):
     ) -> HoldRecord:
         """Place a hold on one envelope ``org`` holds, or on everything (``digest`` None)."""
 
-        def tx(db: sqlite3.Connection) -> HoldRecord:
+        def tx(db: Db) -> HoldRecord:
             cursor = db.execute(
                 "INSERT INTO retention_holds (org, digest, reason, reference, placed_at, "
-                "placed_by) VALUES (?, ?, ?, ?, ?, ?)",
+                "placed_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (org, digest, reason, reference, now, placed_by),
             )
-            hold_id = cursor.lastrowid
-            assert hold_id is not None
+            hold_id = int(cursor.fetchone()[0])
             held = None if digest is None else EnvelopeDigest(digest)
             return HoldRecord(hold_id, org, held, reason, reference, now, placed_by, None, None)
 
@@ -300,7 +300,7 @@ class RetentionTables(Tables):
         Lifting a hold already lifted changes nothing and returns it as it was lifted.
         """
 
-        def tx(db: sqlite3.Connection) -> HoldRecord | None:
+        def tx(db: Db) -> HoldRecord | None:
             db.execute(
                 "UPDATE retention_holds SET lifted_at = ?, lifted_by = ? WHERE id = ? "
                 "AND org = ? AND lifted_at IS NULL",
@@ -317,7 +317,7 @@ class RetentionTables(Tables):
     async def retention_holds(self, org: OrgId, *, active: bool) -> list[HoldRecord]:
         """Return ``org``'s holds in force (``active``), or every hold ever placed."""
 
-        def read(db: sqlite3.Connection) -> list[HoldRecord]:
+        def read(db: Db) -> list[HoldRecord]:
             if active:
                 return _active_holds(db, org)
             rows = db.execute(
@@ -343,18 +343,18 @@ class RetentionTables(Tables):
         deletes it after this commit).
         """
 
-        def tx(db: sqlite3.Connection) -> tuple[HeldItem, Destruction, bool] | None:
+        def tx(db: Db) -> tuple[HeldItem, Destruction, bool] | None:
             item = _held_item(db, org, digest)
             if item is None:
                 return None
             destruction, event = decide(item, _active_holds(db, org))
-            db.execute(
+            changed = db.execute(
                 "UPDATE retention SET destroyed_at = ?, destroyed_by = ?, destroyed_rule = ?, "
                 "destroyed_reason = ? WHERE org = ? AND digest = ? AND destroyed_at IS NULL",
                 (destruction.at, destruction.by, destruction.rule, destruction.reason, org,
                  digest),
             )  # fmt: skip
-            if db.execute("SELECT changes()").fetchone()[0] != 1:
+            if changed.rowcount != 1:
                 raise RuntimeError("the retention row changed during destruction")
             db.execute(
                 "DELETE FROM subject_index WHERE org = ? AND item = ? "

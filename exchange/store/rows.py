@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +21,7 @@ from exchange.ledger.merkle import leaf_hash
 from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem, ReceiptRecord
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
+from exchange.store.sql import Db, Row
 
 T = TypeVar("T")
 
@@ -35,11 +35,11 @@ class Tables(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _tx(self, fn: Callable[[Db], T]) -> T:
         """Run ``fn`` atomically; return once its commit is durable."""
 
     @abc.abstractmethod
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Db], T]) -> T:
         """Run ``fn`` on the database thread outside any write."""
 
 
@@ -64,7 +64,7 @@ def _event_envelope(event: bytes) -> bytes | None:
     return None if decoded.type is EventType.ACCOUNT else decoded.envelope_digest
 
 
-def envelope_row(row: sqlite3.Row) -> EnvelopeRecord:
+def envelope_row(row: Row) -> EnvelopeRecord:
     """Return the envelope facts of an ``envelopes`` row."""
     return EnvelopeRecord(
         digest=row["digest"],
@@ -77,7 +77,7 @@ def envelope_row(row: sqlite3.Row) -> EnvelopeRecord:
     )
 
 
-def outbox_item(row: sqlite3.Row) -> OutboxItem:
+def outbox_item(row: Row) -> OutboxItem:
     """Return the outbox item of an ``outbox`` row."""
     return OutboxItem(
         id=row["id"],
@@ -101,7 +101,7 @@ def outbox_item(row: sqlite3.Row) -> OutboxItem:
     )
 
 
-def append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None:
+def append_ledger(db: Db, events: Sequence[bytes]) -> None:
     """Append encoded ledger events after the last one, with their leaf hashes."""
     row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger").fetchone()
     start = int(row[0])
@@ -111,11 +111,12 @@ def append_ledger(db: sqlite3.Connection, events: Sequence[bytes]) -> None:
     )
 
 
-def insert_envelope(db: sqlite3.Connection, env: EnvelopeRecord, now: float) -> None:
+def insert_envelope(db: Db, env: EnvelopeRecord, now: float) -> None:
     """Insert an envelope row unless the digest is already held."""
     db.execute(
-        "INSERT OR IGNORE INTO envelopes (digest, envelope_id, sender, recipients, "
-        "record_kind, created, length, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO envelopes (digest, envelope_id, sender, recipients, "
+        "record_kind, created, length, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
         (
             env.digest,
             env.envelope_id,
@@ -129,32 +130,30 @@ def insert_envelope(db: sqlite3.Connection, env: EnvelopeRecord, now: float) -> 
     )
 
 
-def insert_outbox(
-    db: sqlite3.Connection, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float
-) -> None:
-    """Queue outbox rows unless already held (the rows are unique per item)."""
-    db.executemany(
-        "INSERT OR IGNORE INTO outbox (kind, envelope_digest, ref, origin, destination, "
+def insert_outbox(db: Db, envelope_digest: bytes, rows: Sequence[NewOutbox], now: float) -> int:
+    """Queue outbox rows unless already held (the rows are unique per item); count the new."""
+    return db.executemany(
+        "INSERT INTO outbox (kind, envelope_digest, ref, origin, destination, "
         "state, attempts, next_attempt_at, created_at, updated_at, via) "
-        "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [
             (r.kind, envelope_digest, r.ref, r.origin, r.destination, now, now, now, r.via)
             for r in rows
         ],
-    )
+    ).rowcount
 
 
-def insert_receipt(db: sqlite3.Connection, r: ReceiptRecord, now: float) -> bool:
+def insert_receipt(db: Db, r: ReceiptRecord, now: float) -> bool:
     """Insert a receipt unless already held; True if it is new."""
     cursor = db.execute(
-        "INSERT OR IGNORE INTO receipts (digest, envelope_digest, receipter, status, time, "
-        "signed, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO receipts (digest, envelope_digest, receipter, status, time, "
+        "signed, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (r.digest, r.envelope_digest, r.receipter, r.status, r.time, r.signed, now),
     )
     return cursor.rowcount == 1
 
 
-def write_transition(db: sqlite3.Connection, transition: Transition) -> bool:
+def write_transition(db: Db, transition: Transition) -> bool:
     """Write one transition if the row is still as it was computed from; True if written.
 
     The guard (state and recall mark as they were) makes a transition computed from a
@@ -184,14 +183,14 @@ def write_transition(db: sqlite3.Connection, transition: Transition) -> bool:
     return True
 
 
-def outbox_rows(db: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[OutboxItem]:
+def outbox_rows(db: Db, where: str, args: Sequence[Any]) -> list[OutboxItem]:
     """Return the outbox items matching ``where`` (built from constants; values bound)."""
     rows = db.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {where}", args)
     return [outbox_item(r) for r in rows.fetchall()]
 
 
 def step_all(
-    db: sqlite3.Connection, items: Sequence[OutboxItem], event: machine.Event, now: float
+    db: Db, items: Sequence[OutboxItem], event: machine.Event, now: float
 ) -> list[Transition]:
     """Apply ``event`` to each item in this transaction; return the transitions written."""
     written = []

@@ -19,7 +19,6 @@ overdue page turns into what an organisation owes.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -27,6 +26,7 @@ from typing import Final, Literal
 from exchange.keys.ids import OrgId
 from exchange.model import InboxItem
 from exchange.store.rows import Tables, envelope_row
+from exchange.store.sql import Db
 
 #: The sent list's filters, as the pages and the service name them.
 SentFilterKind = Literal["awaiting-acknowledgement", "overdue"]
@@ -105,7 +105,7 @@ class SentListTables(Tables):
     ) -> dict[bytes, SentDeadline]:
         """Return the deadline ``org`` registered for each of these sent items that has one."""
 
-        def read(db: sqlite3.Connection) -> dict[bytes, SentDeadline]:
+        def read(db: Db) -> dict[bytes, SentDeadline]:
             found: dict[bytes, SentDeadline] = {}
             for digest in digests:
                 row = db.execute(
@@ -128,7 +128,7 @@ class SentListTables(Tables):
     async def inbox_awaiting(self, owner: OrgId, *, limit: int = MAX_OWED) -> list[InboxItem]:
         """Return ``owner``'s received items nobody has acknowledged or rejected, oldest first."""
 
-        def read(db: sqlite3.Connection) -> list[InboxItem]:
+        def read(db: Db) -> list[InboxItem]:
             rows = db.execute(
                 "SELECT i.owner, i.received_at, i.state, i.delivered_receipt, e.digest, "
                 "e.envelope_id, e.sender, e.recipients, e.record_kind, e.created, e.length "

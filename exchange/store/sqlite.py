@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
 import tempfile
 import threading
 from collections import deque
@@ -85,12 +84,13 @@ from exchange.store.rows import (
 )
 from exchange.store.schema import MIGRATIONS
 from exchange.store.sent_lists import SentFilter, SentListTables
+from exchange.store.sql import Db, Row, SqliteDb, connect_sqlite
 from exchange.store.sso_links import SsoLinkTables
 
 T = TypeVar("T")
 
 #: A queued write (or read): its function, the future its caller awaits, and its loop.
-_Write = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+_Write = tuple[Callable[[Db], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 #: What a write produced: (True, its result) or (False, the exception it raised).
 _Outcome = tuple[bool, Any]
@@ -103,7 +103,7 @@ READERS: Final = 2
 PROBE_FILE_BYTES: Final = 4096
 
 
-def _receipt(row: sqlite3.Row) -> ReceiptRecord:
+def _receipt(row: Row) -> ReceiptRecord:
     return ReceiptRecord(
         digest=row["digest"],
         envelope_digest=row["envelope_digest"],
@@ -114,11 +114,11 @@ def _receipt(row: sqlite3.Row) -> ReceiptRecord:
     )
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(row["id"], OrgId(row["org"]), row["name"], cast(Role, row["role"]))
 
 
-def _committed_bodies(db: sqlite3.Connection) -> list[str]:
+def _committed_bodies(db: Db) -> list[str]:
     """Return the hex digests of every body a row names: envelopes and the own copies."""
     rows = db.execute(f"SELECT lower(hex(digest)) FROM envelopes UNION {OWN_COPY_DIGESTS}")
     return [r[0] for r in rows]
@@ -187,11 +187,11 @@ class SqliteStore(
         #: The backup made before this opening upgraded the schema, if it did.
         self.upgrade_backup: Path | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        self._db: sqlite3.Connection | None = None
+        self._db: SqliteDb | None = None
         self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="sqlite-read")
         # Each reading thread's connection, made on its first read; all are closed together.
         self._reader = threading.local()
-        self._reader_dbs: list[sqlite3.Connection] = []
+        self._reader_dbs: list[SqliteDb] = []
         self._reader_lock = threading.Lock()
         # Reads waiting for a reading thread: (function, its future, the future's loop).
         self._pending_reads: deque[_Write] = deque()
@@ -238,9 +238,8 @@ class SqliteStore(
     def _open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.bodies.mkdir(exist_ok=True, mode=0o700)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = connect_sqlite(str(self.path), isolation_level=None, check_same_thread=False)
         try:
-            db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -277,7 +276,7 @@ class SqliteStore(
         )
 
     @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
+    def _migrate(db: SqliteDb) -> None:
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         current = row[0] or 0
@@ -306,7 +305,7 @@ class SqliteStore(
                 raise damage from None
             raise
 
-    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _tx(self, fn: Callable[[Db], T]) -> T:
         """Run ``fn`` atomically on the worker thread; return once its commit is durable.
 
         ``fn`` runs inside a savepoint of an IMMEDIATE transaction that may also hold other
@@ -319,7 +318,7 @@ class SqliteStore(
         queue: deque[_Write],
         executor: ThreadPoolExecutor,
         drain: Callable[[], None],
-        fn: Callable[[sqlite3.Connection], T],
+        fn: Callable[[Db], T],
     ) -> T:
         """Queue ``fn`` for ``drain`` on ``executor``'s thread; return what it gave."""
         loop = asyncio.get_running_loop()
@@ -348,7 +347,7 @@ class SqliteStore(
             outcomes = [(False, exc)] * len(batch)
         _hand_back(batch, outcomes)
 
-    def _run_group(self, fns: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[_Outcome]:
+    def _run_group(self, fns: Sequence[Callable[[Db], Any]]) -> list[_Outcome]:
         """Run each write in its own savepoint of one IMMEDIATE transaction, then commit."""
         db = self._db
         if db is None:
@@ -390,14 +389,13 @@ class SqliteStore(
         """
         return self._backlog
 
-    def _reading_db(self) -> sqlite3.Connection:
+    def _reading_db(self) -> SqliteDb:
         """Return the reading thread's own connection, opened on its first read."""
-        db: sqlite3.Connection | None = getattr(self._reader, "db", None)
+        db: SqliteDb | None = getattr(self._reader, "db", None)
         if db is None:
             if self._db is None:
                 raise RuntimeError("the store is closed")
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
+            db = connect_sqlite(str(self.path), isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA query_only=ON")
             db.execute("PRAGMA busy_timeout=5000")
             with self._reader_lock:
@@ -405,7 +403,7 @@ class SqliteStore(
             self._reader.db = db
         return db
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Db], T]) -> T:
         """Run ``fn`` on a reading thread, in one read transaction (one consistent snapshot).
 
         Reads asked for at the same moment (a page's, or many pages') are run by one job of
@@ -457,9 +455,10 @@ class SqliteStore(
     async def mark_damaged(self, digest: bytes, now: float) -> None:
         """Record that the body of ``digest`` is damaged (once; the first time is kept)."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.execute(
-                "INSERT OR IGNORE INTO damaged_bodies (digest, found_at) VALUES (?, ?)",
+                "INSERT INTO damaged_bodies (digest, found_at) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (digest, now),
             )
 
@@ -468,7 +467,7 @@ class SqliteStore(
     async def is_damaged(self, digest: bytes) -> bool:
         """Return whether the body of ``digest`` was found damaged."""
 
-        def read(db: sqlite3.Connection) -> bool:
+        def read(db: Db) -> bool:
             row = db.execute("SELECT 1 FROM damaged_bodies WHERE digest = ?", (digest,))
             return row.fetchone() is not None
 
@@ -482,7 +481,7 @@ class SqliteStore(
         written, synced and removed again in the data folder, where bodies are kept.
         """
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.execute(
                 "INSERT INTO write_probe (id, at) VALUES (1, ?) "
                 "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
@@ -526,7 +525,7 @@ class SqliteStore(
         the digest of the sender's own copy, already written to the bodies folder.
         """
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             insert_envelope(db, envelope, now)
             if register is not None:
                 self._insert_register(db, register)
@@ -547,7 +546,7 @@ class SqliteStore(
 
         await self._tx(tx)
 
-    def _sent_items(self, db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[SentItem]:
+    def _sent_items(self, db: Db, rows: list[Row]) -> list[SentItem]:
         items = []
         for row in rows:
             digest = row["digest"]
@@ -597,7 +596,7 @@ class SqliteStore(
         if condition:
             where += " AND " + condition
 
-        def read(db: sqlite3.Connection) -> list[SentItem]:
+        def read(db: Db) -> list[SentItem]:
             rows = db.execute(
                 f"SELECT e.{ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
                 "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
@@ -614,7 +613,7 @@ class SqliteStore(
     async def sent_item(self, sender: OrgId, digest: bytes) -> SentItem | None:
         """Return one sent envelope of ``sender``, or ``None``."""
 
-        def read(db: sqlite3.Connection) -> SentItem | None:
+        def read(db: Db) -> SentItem | None:
             rows = db.execute(
                 f"SELECT e.{ENVELOPE_COLUMNS.replace(', ', ', e.')}, s.submitted_by, "
                 "s.submitted_at FROM sent s JOIN envelopes e ON e.digest = s.digest "
@@ -634,7 +633,7 @@ class SqliteStore(
     async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
         """Move up to ``limit`` due items to ``attempting`` and return them."""
 
-        def tx(db: sqlite3.Connection) -> list[OutboxItem]:
+        def tx(db: Db) -> list[OutboxItem]:
             # The condition of exchange.outbox.machine.is_due, as an indexed query.
             due = outbox_rows(
                 db,
@@ -662,7 +661,7 @@ class SqliteStore(
     async def outbox_item(self, item_id: int) -> OutboxItem | None:
         """Return one outbox item as it is now, or ``None``."""
 
-        def read(db: sqlite3.Connection) -> OutboxItem | None:
+        def read(db: Db) -> OutboxItem | None:
             found = outbox_rows(db, "id = ?", (item_id,))
             return found[0] if found else None
 
@@ -671,7 +670,7 @@ class SqliteStore(
     async def requeue_attempting(self, now: float) -> int:
         """After a restart, put items left ``attempting`` back in the queue."""
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             items = outbox_rows(db, "state = 'attempting'", ())
             return len(step_all(db, items, machine.Restarted(), now))
 
@@ -680,7 +679,7 @@ class SqliteStore(
     async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
         """Give dead items (of one envelope, or all) a fresh start on their first route."""
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             items = outbox_rows(
                 db,
                 "state = 'dead' AND (? IS NULL OR envelope_digest = ?)",
@@ -697,7 +696,7 @@ class SqliteStore(
         a back-off.
         """
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             cursor = db.execute(
                 "UPDATE outbox SET next_attempt_at = next_attempt_at - ? "
                 "WHERE state = 'retry-wait' AND kind IN ('envelope', 'receipt')",
@@ -714,7 +713,7 @@ class SqliteStore(
         found through ``outbox_due`` (state, next attempt), so only waiting rows are read.
         """
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             cursor = db.execute(
                 "UPDATE outbox SET next_attempt_at = ? WHERE state = 'retry-wait' "
                 "AND next_attempt_at > ? AND destination = ? AND kind IN ('envelope', 'receipt')",
@@ -732,10 +731,8 @@ class SqliteStore(
         Returns how many rows were new.
         """
 
-        def tx(db: sqlite3.Connection) -> int:
-            before = db.total_changes
-            insert_outbox(db, envelope_digest, rows, now)
-            return db.total_changes - before
+        def tx(db: Db) -> int:
+            return insert_outbox(db, envelope_digest, rows, now)
 
         return await self._tx(tx)
 
@@ -750,7 +747,7 @@ class SqliteStore(
         (a report for something else, or handled before) or the item was recalled.
         """
 
-        def tx(db: sqlite3.Connection) -> OutboxItem | None:
+        def tx(db: Db) -> OutboxItem | None:
             found = outbox_rows(
                 db,
                 "transport_ref = ? AND route_kind = ? AND state = 'delivered'",
@@ -767,7 +764,7 @@ class SqliteStore(
     async def outbox_counts(self) -> dict[str, int]:
         """Return the number of outbox items in each state."""
 
-        def read(db: sqlite3.Connection) -> dict[str, int]:
+        def read(db: Db) -> dict[str, int]:
             rows = db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
             return {r[0]: r[1] for r in rows}
 
@@ -776,7 +773,7 @@ class SqliteStore(
     async def receipt_counts(self) -> dict[str, int]:
         """Return the number of receipts held, by status."""
 
-        def read(db: sqlite3.Connection) -> dict[str, int]:
+        def read(db: Db) -> dict[str, int]:
             rows = db.execute("SELECT status, COUNT(*) FROM receipts GROUP BY status").fetchall()
             return {r[0]: r[1] for r in rows}
 
@@ -796,7 +793,7 @@ class SqliteStore(
     ) -> bytes:
         """Store an inbound envelope once; return the ``delivered`` receipt on record."""
 
-        def tx(db: sqlite3.Connection) -> bytes:
+        def tx(db: Db) -> bytes:
             row = db.execute(
                 "SELECT delivered_receipt FROM inbox WHERE owner = ? AND digest = ?",
                 (owner, envelope.digest),
@@ -817,7 +814,7 @@ class SqliteStore(
         return await self._tx(tx)
 
     @staticmethod
-    def _inbox_item(row: sqlite3.Row) -> InboxItem:
+    def _inbox_item(row: Row) -> InboxItem:
         return InboxItem(
             owner=OrgId(row["owner"]),
             envelope=envelope_row(row),
@@ -841,7 +838,7 @@ class SqliteStore(
         """
         at, digest = before if before is not None else (float("inf"), b"")
 
-        def read(db: sqlite3.Connection) -> list[InboxItem]:
+        def read(db: Db) -> list[InboxItem]:
             rows = db.execute(
                 self._INBOX_SELECT + "WHERE i.owner = ? AND (i.received_at < ? OR "
                 "(i.received_at = ? AND i.digest < ?)) "
@@ -855,7 +852,7 @@ class SqliteStore(
     async def inbox_item(self, owner: OrgId, digest: bytes) -> InboxItem | None:
         """Return one inbox item of ``owner``, or ``None``."""
 
-        def read(db: sqlite3.Connection) -> InboxItem | None:
+        def read(db: Db) -> InboxItem | None:
             row = db.execute(
                 self._INBOX_SELECT + "WHERE i.owner = ? AND i.digest = ?", (owner, digest)
             ).fetchone()
@@ -879,8 +876,8 @@ class SqliteStore(
             "ORDER BY i.received_at DESC, i.digest DESC LIMIT ?"
         )
 
-        def read(db: sqlite3.Connection) -> list[InboxItem]:
-            rows: list[sqlite3.Row] = []
+        def read(db: Db) -> list[InboxItem]:
+            rows: list[Row] = []
             if read_rank == 0:
                 rows = db.execute(
                     self._INBOX_SELECT
@@ -903,7 +900,7 @@ class SqliteStore(
     async def inbox_item_by_envelope_id(self, owner: OrgId, envelope_id: bytes) -> InboxItem | None:
         """Return ``owner``'s inbox item of the envelope with this id, or ``None``."""
 
-        def read(db: sqlite3.Connection) -> InboxItem | None:
+        def read(db: Db) -> InboxItem | None:
             row = db.execute(
                 self._INBOX_SELECT + "WHERE i.owner = ? AND e.envelope_id = ? "
                 "ORDER BY i.received_at LIMIT 1",
@@ -929,7 +926,7 @@ class SqliteStore(
         Returns False, and writes nothing, if the item was recalled meanwhile.
         """
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             cursor = db.execute(
                 "UPDATE inbox SET state = ?, updated_at = ? WHERE owner = ? AND digest = ? "
                 "AND state != 'recalled'",
@@ -954,7 +951,7 @@ class SqliteStore(
         thread link and the retention schedule are written with it, each only once.
         """
 
-        def tx(db: sqlite3.Connection) -> OpeningOutcome:
+        def tx(db: Db) -> OpeningOutcome:
             first = opening.first
             state: Literal["opened", "already"] = "already"
             if first is not None:
@@ -1005,7 +1002,7 @@ class SqliteStore(
     ) -> bool:
         """Store a verified receipt; return False (and log nothing) if already held."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             added = insert_receipt(db, receipt, now)
             if added:
                 append_ledger(db, ledger_events)
@@ -1016,7 +1013,7 @@ class SqliteStore(
     async def receipt(self, digest: bytes) -> ReceiptRecord | None:
         """Return a receipt by its digest."""
 
-        def read(db: sqlite3.Connection) -> ReceiptRecord | None:
+        def read(db: Db) -> ReceiptRecord | None:
             row = db.execute("SELECT * FROM receipts WHERE digest = ?", (digest,)).fetchone()
             return None if row is None else _receipt(row)
 
@@ -1025,7 +1022,7 @@ class SqliteStore(
     async def receipts_for(self, envelope_digest: bytes) -> list[ReceiptRecord]:
         """Return every receipt held for an envelope, oldest first."""
 
-        def read(db: sqlite3.Connection) -> list[ReceiptRecord]:
+        def read(db: Db) -> list[ReceiptRecord]:
             rows = db.execute(
                 "SELECT * FROM receipts WHERE envelope_digest = ? ORDER BY time, recorded_at",
                 (envelope_digest,),
@@ -1037,7 +1034,7 @@ class SqliteStore(
     async def envelope(self, digest: bytes) -> EnvelopeRecord | None:
         """Return an envelope's facts by digest."""
 
-        def read(db: sqlite3.Connection) -> EnvelopeRecord | None:
+        def read(db: Db) -> EnvelopeRecord | None:
             row = db.execute(
                 f"SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE digest = ?", (digest,)
             ).fetchone()
@@ -1048,7 +1045,7 @@ class SqliteStore(
     async def envelope_to_send(self, digest: bytes) -> tuple[EnvelopeRecord | None, bool]:
         """Return an envelope's facts and whether its body was found damaged, in one read."""
 
-        def read(db: sqlite3.Connection) -> tuple[EnvelopeRecord | None, bool]:
+        def read(db: Db) -> tuple[EnvelopeRecord | None, bool]:
             row = db.execute(
                 f"SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE digest = ?", (digest,)
             ).fetchone()
@@ -1062,7 +1059,7 @@ class SqliteStore(
     async def append_ledger(self, events: Sequence[bytes]) -> int:
         """Append events on their own; return the new size."""
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             append_ledger(db, events)
             return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
 
@@ -1071,7 +1068,7 @@ class SqliteStore(
     async def ledger_events(self, start: int, end: int) -> list[bytes]:
         """Return the events with indexes ``start <= i < end``, in order."""
 
-        def read(db: sqlite3.Connection) -> list[bytes]:
+        def read(db: Db) -> list[bytes]:
             rows = db.execute(
                 "SELECT event FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
             ).fetchall()
@@ -1088,7 +1085,7 @@ class SqliteStore(
     async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
         """Return ``(index, event)`` for every event naming the envelope, in log order."""
 
-        def read(db: sqlite3.Connection) -> list[tuple[int, bytes]]:
+        def read(db: Db) -> list[tuple[int, bytes]]:
             rows = db.execute(
                 "SELECT idx, event FROM ledger WHERE envelope_digest = ? ORDER BY idx",
                 (envelope_digest,),
@@ -1100,7 +1097,7 @@ class SqliteStore(
     async def ledger_index_of(self, event_hash: EventHash) -> int | None:
         """Return the index of the first event whose leaf hash is ``event_hash``."""
 
-        def read(db: sqlite3.Connection) -> int | None:
+        def read(db: Db) -> int | None:
             row = db.execute(
                 "SELECT MIN(idx) FROM ledger WHERE leaf_hash = ?", (event_hash,)
             ).fetchone()
@@ -1111,9 +1108,10 @@ class SqliteStore(
     async def save_checkpoint(self, size: int, note: bytes, now: float) -> None:
         """Keep a signed checkpoint (a second one of the same size is ignored)."""
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             db.execute(
-                "INSERT OR IGNORE INTO checkpoints (size, note, signed_at) VALUES (?, ?, ?)",
+                "INSERT INTO checkpoints (size, note, signed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (size, note, now),
             )
 
@@ -1136,7 +1134,7 @@ class SqliteStore(
         Raises :class:`DuplicateError` if a user with that id exists.
         """
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: Db) -> None:
             insert_user(db, user, token_hash, now)
 
         await self._tx(tx)
@@ -1144,7 +1142,7 @@ class SqliteStore(
     async def user_by_token_hash(self, token_hash: bytes) -> User | None:
         """Return the user holding a token, by the token's hash."""
 
-        def read(db: sqlite3.Connection) -> User | None:
+        def read(db: Db) -> User | None:
             row = db.execute(
                 "SELECT id, org, name, role FROM users WHERE token_hash = ?", (token_hash,)
             ).fetchone()
@@ -1155,7 +1153,7 @@ class SqliteStore(
     async def users_of(self, org: OrgId) -> list[User]:
         """Return the users of ``org``, by id (the command line names an account by them)."""
 
-        def read(db: sqlite3.Connection) -> list[User]:
+        def read(db: Db) -> list[User]:
             rows = db.execute(
                 "SELECT id, org, name, role FROM users WHERE org = ? ORDER BY id", (org,)
             )
@@ -1168,11 +1166,11 @@ class SqliteStore(
     async def seen_or_record_nonce(self, key: str, nonce: str, created: int, now: int) -> bool:
         """Return True if ``(key, nonce)`` was seen; otherwise record it and return False."""
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: Db) -> bool:
             # Nonces older than a day cannot pass the created-time check; forget them.
             db.execute("DELETE FROM nonces WHERE created < ?", (now - 86_400,))
             cursor = db.execute(
-                "INSERT OR IGNORE INTO nonces (key, nonce, created) VALUES (?, ?, ?)",
+                "INSERT INTO nonces (key, nonce, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (key, nonce, created),
             )
             return cursor.rowcount == 0

@@ -9,13 +9,12 @@ table group of :class:`~exchange.store.sqlite.SqliteStore`: rows, no rules.
 
 from __future__ import annotations
 
-import sqlite3
-
 from exchange.auth.account import NewAccount
 from exchange.model import User
 from exchange.store.accounts import insert_account, insert_user
 from exchange.store.base import DuplicateError, LinkOutcome
 from exchange.store.rows import Tables
+from exchange.store.sql import Db, IntegrityError
 
 
 class SsoLinkTables(Tables):
@@ -24,7 +23,7 @@ class SsoLinkTables(Tables):
     async def sso_linked_user(self, issuer: str, subject: str) -> str | None:
         """Return the user id linked to ``subject`` of ``issuer``, or None."""
 
-        def read(db: sqlite3.Connection) -> str | None:
+        def read(db: Db) -> str | None:
             row = db.execute(
                 "SELECT user_id FROM sso_links WHERE issuer = ? AND subject = ?",
                 (issuer, subject),
@@ -36,7 +35,7 @@ class SsoLinkTables(Tables):
     async def sso_issuers_of(self, user_id: str) -> list[str]:
         """Return the issuers whose people are linked to ``user_id``'s account, in link order."""
 
-        def read(db: sqlite3.Connection) -> list[str]:
+        def read(db: Db) -> list[str]:
             rows = db.execute(
                 "SELECT issuer FROM sso_links WHERE user_id = ? ORDER BY linked_at, issuer",
                 (user_id,),
@@ -54,7 +53,7 @@ class SsoLinkTables(Tables):
         provider). Conditional in one transaction, so two sign-ins cannot both link.
         """
 
-        def tx(db: sqlite3.Connection) -> LinkOutcome:
+        def tx(db: Db) -> LinkOutcome:
             account = db.execute(
                 "SELECT id, disabled, invitation_hash, invitation_expires_at FROM accounts "
                 "WHERE user_id = ?",
@@ -102,7 +101,7 @@ class SsoLinkTables(Tables):
         is taken, or the person is linked already.
         """
 
-        def tx(db: sqlite3.Connection) -> int:
+        def tx(db: Db) -> int:
             insert_user(db, user, token_hash, now)
             account_id = insert_account(db, account, now)
             try:
@@ -111,7 +110,7 @@ class SsoLinkTables(Tables):
                     "VALUES (?, ?, ?, ?)",
                     (issuer, subject, user.id, now),
                 )
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise DuplicateError("the person is linked to another account") from None
             return account_id
 
