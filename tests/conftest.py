@@ -23,18 +23,22 @@ import pytest
 
 from tests.connectors import mesh_sandbox
 from tests.connectors.mesh_sandbox import Sandbox
+from tests.postgres_server import PostgresServer, running_postgres
 
 #: Shared fixtures that start a server on loopback (TLS nodes, SMTP, the MESH sandbox), by
 #: the module that defines them and their name (several packages have a pure ``world``).
 NETWORK_FIXTURES = frozenset(
     {
         "tests.conftest.mesh_sandbox_server",
+        "tests.conftest.postgres_server",
         "tests.node.conftest.world",
         "tests.node.conftest.smtp",
     }
 )
 #: Shared fixtures that start another process (the MESH sandbox runs as one).
-SUBPROCESS_FIXTURES = frozenset({"tests.conftest.mesh_sandbox_server"})
+SUBPROCESS_FIXTURES = frozenset(
+    {"tests.conftest.mesh_sandbox_server", "tests.conftest.postgres_server"}
+)
 
 
 class UnmarkedIOError(RuntimeError):
@@ -43,6 +47,13 @@ class UnmarkedIOError(RuntimeError):
 
 #: Where the guard keeps the refused attempts of the running test, for its teardown check.
 IO_ATTEMPTS = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Run a real PostgreSQL on loopback once for the whole session (tests/postgres_server.py)."""
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from exchange.files import FilesError
 from exchange.keys.errors import KeysError
 from exchange.store.backup import BackupError
 from exchange.store.damage import StoreDamagedError
-from exchange.store.sqlite import StoreTooNewError
+from exchange.store.sql import StoreTooNewError
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1

@@ -271,10 +271,10 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
         """Give dead items (of one envelope, or all) a fresh start on their first route."""
 
         def tx(db: Db) -> int:
-            items = outbox_rows(
-                db,
-                "state = 'dead' AND (? IS NULL OR envelope_digest = ?)",
-                (envelope_digest, envelope_digest),
+            items = (
+                outbox_rows(db, "state = 'dead'", ())
+                if envelope_digest is None
+                else outbox_rows(db, "state = 'dead' AND envelope_digest = ?", (envelope_digest,))
             )
             return len(step_all(db, items, machine.RequeueDead(), now))
 

@@ -97,10 +97,11 @@ class NodeStateTables(Tables):
         """Give ``origin``'s dead items (of one envelope, or all) a fresh start; how many."""
 
         def tx(db: Db) -> int:
-            items = outbox_rows(
-                db,
-                "origin = ? AND state = 'dead' AND (? IS NULL OR envelope_digest = ?)",
-                (origin, envelope_digest, envelope_digest),
+            which = "origin = ? AND state = 'dead'"
+            items = (
+                outbox_rows(db, which, (origin,))
+                if envelope_digest is None
+                else outbox_rows(db, which + " AND envelope_digest = ?", (origin, envelope_digest))
             )
             return len(step_all(db, items, machine.RequeueDead(), now))
 

@@ -33,7 +33,7 @@ from exchange.model import (
     SubjectKind,
 )
 from exchange.store.rows import Tables, envelope_row
-from exchange.store.sql import Db, Row
+from exchange.store.sql import NO_LIMIT, Db, Row
 
 T = TypeVar("T")
 
@@ -72,12 +72,18 @@ def _register_filter(
     outcome: RegisterOutcome | None,
 ) -> tuple[str, tuple[object, ...]]:
     """Return the ``WHERE`` clause (table alias ``g``) and arguments of a register filter."""
-    where = (
-        "WHERE g.org = ? AND (? IS NULL OR g.decided_at >= ?) "
-        "AND (? IS NULL OR g.decided_at < ?) AND (? IS NULL OR g.purpose = ?) "
-        "AND (? IS NULL OR g.outcome = ?)"
-    )
-    return where, (org, since, since, until, until, purpose, purpose, outcome, outcome)
+    conditions = ["g.org = ?"]
+    args: list[object] = [org]
+    for condition, value in (
+        ("g.decided_at >= ?", since),
+        ("g.decided_at < ?", until),
+        ("g.purpose = ?", purpose),
+        ("g.outcome = ?", outcome),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            args.append(value)
+    return "WHERE " + " AND ".join(conditions), tuple(args)
 
 
 def _statuses(text: str) -> tuple[str, ...]:
@@ -311,7 +317,7 @@ class SharingRegisterTables(Tables):
             rows = db.execute(
                 _REGISTER_SELECT + where + f" ORDER BY g.decided_at {order}, g.id {order} "
                 "LIMIT ? OFFSET ?",
-                (*args, -1 if limit is None else limit, offset),
+                (*args, NO_LIMIT if limit is None else limit, offset),
             ).fetchall()
             return self._register_rows(db, rows)
 
@@ -348,7 +354,7 @@ class SharingRegisterTables(Tables):
                 "WHERE r.org = ? AND r.outcome = 'shared' AND r.deadline_due IS NOT NULL "
                 "AND r.deadline_due < ? AND NOT EXISTS (SELECT 1 FROM receipts x "
                 "WHERE x.envelope_digest = r.envelope_digest AND x.receipter = rr.recipient "
-                "AND instr(r.satisfied_by, ',' || x.status || ',') > 0) "
+                "AND r.satisfied_by LIKE '%,' || x.status || ',%') "
                 "ORDER BY r.deadline_due, r.id, rr.recipient",
                 (org, due_before),
             ).fetchall()

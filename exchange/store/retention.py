@@ -166,9 +166,9 @@ def _unreferenced(db: Db, digest: bytes | None = None) -> list[bytes]:
         f"SELECT h.digest FROM ({_HOLDINGS}) h LEFT JOIN retention r ON r.org = h.org "
         "AND r.digest = h.digest AND r.destroyed_at IS NOT NULL "
         "WHERE h.digest IN (SELECT digest FROM retention WHERE destroyed_at IS NOT NULL) "
-        "AND (? IS NULL OR h.digest = ?) "
-        "GROUP BY h.digest HAVING COUNT(r.digest) = COUNT(*) ORDER BY h.digest",
-        (digest, digest),
+        + ("" if digest is None else "AND h.digest = ? ")
+        + "GROUP BY h.digest HAVING COUNT(r.digest) = COUNT(*) ORDER BY h.digest",
+        () if digest is None else (digest,),
     ).fetchall()
     return [bytes(r[0]) for r in rows]
 

@@ -167,7 +167,7 @@ def write_transition(db: Db, transition: Transition) -> bool:
         "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, created_at = ?, "
         "updated_at = ?, last_error = ?, route_index = ?, route_failures = ?, "
         "route_kind = ?, transport_ref = ?, recall_requested_at = ? "
-        "WHERE id = ? AND state = ? AND recall_requested_at IS ?",
+        "WHERE id = ? AND state = ? AND recall_requested_at IS NOT DISTINCT FROM ?",
         (
             after.state, after.attempts, after.next_attempt_at, after.created_at,
             after.updated_at, after.last_error, after.route_index, after.route_failures,

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
+
+#: A ``LIMIT`` both engines read as "every row" (SQLite's ``-1`` is an error in PostgreSQL).
+NO_LIMIT: Final = 2**62
 
 #: Which engine a connection talks to.
 Dialect = Literal["sqlite", "postgresql"]
@@ -30,6 +33,17 @@ Dialect = Literal["sqlite", "postgresql"]
 #: The error a statement raises, on either engine, when it breaks a constraint (a unique
 #: key, a foreign key, NOT NULL). The PostgreSQL connection raises a subclass of it.
 IntegrityError = sqlite3.IntegrityError
+
+
+class StoreTooNewError(Exception):
+    """The database was migrated by a newer version of the node than this one."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"the node's database is at schema version {found}, made by a newer version of the "
+            f"node (this one knows versions up to {known}); run that newer version, or restore "
+            "the backup taken before the upgrade (docs/node.md, 'Before an upgrade')"
+        )
 
 
 class Row(Protocol):

@@ -42,7 +42,7 @@ from exchange.store.damage import (
 from exchange.store.node_tables import NodeTables
 from exchange.store.own_copies import OWN_COPY_DIGESTS
 from exchange.store.schema import MIGRATIONS
-from exchange.store.sql import Db, SqliteDb, connect_sqlite
+from exchange.store.sql import Db, SqliteDb, StoreTooNewError, connect_sqlite
 
 T = TypeVar("T")
 
@@ -86,17 +86,6 @@ def _hand_back(batch: Sequence[_Write], outcomes: Sequence[_Outcome]) -> None:
         # A loop closed meanwhile has no one left waiting; the writes are committed anyway.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_settle, settled)
-
-
-class StoreTooNewError(Exception):
-    """The database was migrated by a newer version of the node than this one."""
-
-    def __init__(self, found: int, known: int) -> None:
-        super().__init__(
-            f"the node's database is at schema version {found}, made by a newer version of the "
-            f"node (this one knows versions up to {known}); run that newer version, or restore "
-            "the backup taken before the upgrade (docs/node.md, 'Before an upgrade')"
-        )
 
 
 class SqliteStore(NodeTables):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from exchange.keys.ids import OrgId
 from exchange.model import EnvelopeRecord
 from exchange.store import SqliteStore
+from tests.store_engines import ENGINES, open_store
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -34,9 +36,16 @@ def envelope(
     )
 
 
+@pytest.fixture(params=ENGINES)
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Open a fresh store, on each engine in turn (tests/store_engines.py)."""
+    async with open_store(request.param, tmp_path / "node", request) as opened:
+        yield opened
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """Open a fresh store in a temporary folder."""
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """Open a fresh SQLite store in a temporary folder (for what only SQLite has)."""
     opened = await SqliteStore.open(tmp_path / "node")
     yield opened
     await opened.close()

@@ -32,6 +32,12 @@ async def _submit(store: SqliteStore, n: int) -> None:
     await store.record_submission(env, submitted_by="user-1", now=T0, outbox=rows, ledger_events=[])
 
 
+@pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """SQLite only: the exact count kept by triggers (PostgreSQL's: test_postgres_store.py)."""
+    return sqlite_store
+
+
 async def test_submissions_add_to_the_backlog_and_deliveries_take_from_it(
     store: SqliteStore,
 ) -> None:

@@ -29,7 +29,7 @@ from exchange.store.backup import (
     verify_backup,
 )
 from exchange.store.schema import MIGRATIONS
-from exchange.store.sqlite import StoreTooNewError
+from exchange.store.sql import StoreTooNewError
 
 from .conftest import LA, SCHOOL, T0
 

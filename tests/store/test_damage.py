@@ -21,7 +21,7 @@ from exchange.store.damage import (
     sweep_leftovers,
 )
 from exchange.store.schema import MIGRATIONS
-from exchange.store.sqlite import StoreTooNewError
+from exchange.store.sql import StoreTooNewError
 
 
 async def _filled_store(folder: Path) -> Path:

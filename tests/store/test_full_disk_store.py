@@ -39,6 +39,12 @@ def _signer() -> NoteSigner:
     return NoteSigner("exchange.test.invalid/school", SigningKey.generate())
 
 
+@pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """SQLite only: a full disk under SQLite's file; PostgreSQL's own disk is the server's."""
+    return sqlite_store
+
+
 async def test_the_readiness_write_fails_while_full_and_passes_after(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
