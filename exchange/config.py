@@ -17,6 +17,12 @@ from typing import Any, Final
 
 from exchange.auth.session import SessionPolicy
 from exchange.auth.sso_rules import SsoProvider
+from exchange.config_database import (
+    DatabaseConfig,
+    DatabaseConfigError,
+    database_to_toml,
+    parse_database,
+)
 from exchange.config_sso import SsoConfigError, parse_provider, provider_to_toml
 from exchange.keys.ids import OrgId, parse_org_id
 
@@ -227,6 +233,8 @@ class NodeConfig:
     directory_ca: Path | None = None
     #: Single sign-on providers for the staff web pages (``[sso.<id>]``), by id.
     sso: tuple[SsoProvider, ...] = ()
+    #: Where the store is: SQLite in ``data_dir`` or a PostgreSQL database (``[database]``).
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
 
 
 #: What each kind of setting must be, in plain English (the article included).
@@ -395,6 +403,13 @@ def _delivery(table: Any) -> DeliveryConfig:
             )
         values["max_backlog"] = value
     return DeliveryConfig(**values)
+
+
+def _database(table: Any) -> DatabaseConfig:
+    try:
+        return parse_database(table)
+    except DatabaseConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _tasks(table: Any) -> TasksConfig:
@@ -589,7 +604,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
     _check_keys(
         doc,
         {"node", "directory", "ledger", "tenants", "delivery", "tls", "limits", "smtp", "relay"}
-        | {"records", "web", "tasks", "server", "ops", "sso"},
+        | {"records", "web", "tasks", "server", "ops", "sso", "database"},
         "",
     )
     node = _get(doc, "node", dict, "config")
@@ -674,6 +689,7 @@ def parse_config(text: str, base: Path) -> NodeConfig:
         ),
         ops=_ops(doc["ops"]) if "ops" in doc else OpsConfig(),
         sso=_sso(doc.get("sso", {}), base, {t.org for t in tenants}),
+        database=_database(doc["database"]) if "database" in doc else DatabaseConfig(),
         **directory,
     )
 
@@ -774,6 +790,7 @@ def config_to_toml(config: NodeConfig) -> str:
         ]
         if tenant.mesh is not None:
             lines += ["[tenants.mesh]", *_toml_fields(tenant.mesh), ""]
+    lines += database_to_toml(config.database)
     for provider in config.sso:
         lines += provider_to_toml(provider)
     return "\n".join(lines)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Final
 
 import asyncpg
 import pytest
 
+from exchange.config_database import DatabaseConfig
 from exchange.keys.ids import OrgId
 from exchange.store.base import Store
 from exchange.store.postgres import PostgresStore, migrate
@@ -137,3 +138,28 @@ async def stored_bytes(store: Store) -> bytes:
         return "\n".join(text).encode()
 
     return await store._read(dump)  # type: ignore[attr-defined]
+
+
+class DeploymentEngine:
+    """The engine the running test's loopback deployments keep their stores on.
+
+    Set by an autouse fixture parametrised with :data:`ENGINES` (tests/node/conftest.py):
+    ``server`` None means SQLite in each node's data folder.
+    """
+
+    server: PostgresServer | None = None
+
+
+@asynccontextmanager
+async def deployment_databases(names: Iterable[str]) -> AsyncIterator[dict[str, DatabaseConfig]]:
+    """Yield each node's ``[database]`` for the current engine (fresh databases, dropped after)."""
+    server = DeploymentEngine.server
+    if server is None:
+        yield {}
+        return
+    async with AsyncExitStack() as stack:
+        databases = {}
+        for name in dict.fromkeys(names):
+            dsn = await stack.enter_async_context(fresh_database(server))
+            databases[name] = DatabaseConfig(url=dsn, pool_size=4)
+        yield databases

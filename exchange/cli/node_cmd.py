@@ -46,7 +46,7 @@ from exchange.service.accounts import Accounts, StoreClock
 from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
 from exchange.service.tenants import read_key_pair, read_passphrase
-from exchange.store import SqliteStore
+from exchange.store.opening import NodeStore
 
 _ROLES = ("dsl", "staff", "dpo", "admin")
 _USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -298,7 +298,7 @@ async def _prove(config: NodeConfig, wanted: str) -> list[bytes]:
         await store.close()
 
 
-async def _digests_for(store: SqliteStore, wanted: str) -> set[EnvelopeDigest]:
+async def _digests_for(store: NodeStore, wanted: str) -> set[EnvelopeDigest]:
     """Return the digest ``wanted`` names: itself, or the logged envelopes with that id."""
     if len(wanted) == 64:
         return {EnvelopeDigest(bytes.fromhex(wanted))}

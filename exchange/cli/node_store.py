@@ -14,7 +14,7 @@ from pathlib import Path
 from exchange.cli import common
 from exchange.cli.errors import CliError, describe
 from exchange.config import ConfigError, NodeConfig, load_config
-from exchange.store import SqliteStore
+from exchange.store.opening import NodeStore, open_node_store
 
 
 def node_config(path: str) -> NodeConfig:
@@ -28,9 +28,14 @@ def node_config(path: str) -> NodeConfig:
         raise CliError(f"config {path}: {exc}") from None
 
 
-async def open_store(config: NodeConfig) -> SqliteStore:
+async def open_store(config: NodeConfig) -> NodeStore:
     """Open (migrating if needed, after a backup) the store of the node ``config`` describes."""
-    store = await SqliteStore.open(config.data_dir, upgrade_backups=config.upgrade_backups)
+    store = await open_node_store(
+        config.data_dir,
+        database_url=config.database.url,
+        pool_size=config.database.pool_size,
+        upgrade_backups=config.upgrade_backups,
+    )
     if store.upgrade_backup is not None:
         common.note(
             "the node's database was at an older schema version and has been upgraded; "

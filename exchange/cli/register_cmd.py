@@ -32,7 +32,7 @@ from exchange.service.register_reports import (
     london_days,
     overdue_items,
 )
-from exchange.store import SqliteStore
+from exchange.store.opening import NodeStore, store_exists
 
 T = TypeVar("T")
 
@@ -63,9 +63,9 @@ def _now(args: argparse.Namespace) -> datetime:
     return datetime.fromtimestamp(common.now(args), UTC)
 
 
-def _with_store(config: NodeConfig, use: Callable[[SqliteStore], Awaitable[T]]) -> T:
+def _with_store(config: NodeConfig, use: Callable[[NodeStore], Awaitable[T]]) -> T:
     async def run() -> T:
-        if not (config.data_dir / "node.sqlite3").exists():
+        if not store_exists(config.data_dir, config.database.url):
             raise CliError(f"no node data in {config.data_dir}: has the node been started?")
         store = await open_store(config)
         try:

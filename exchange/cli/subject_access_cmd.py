@@ -40,7 +40,7 @@ from exchange.service.register_reports import RegisterKey, RegisterKeyError
 from exchange.service.subject_access import Identifier, SubjectAccess, subject_access_report
 from exchange.service.tenants import load_tenants
 from exchange.shipped import load_records_setup
-from exchange.store import SqliteStore
+from exchange.store.opening import NodeStore
 from exchange.web.dpo.copies import export_files
 
 #: Longest identifier line, and longest JSON object, read from standard input.
@@ -185,7 +185,7 @@ def export_command(args: argparse.Namespace) -> int:
         raise CliError(f"config {args.config}: {exc}") from None
     moment = float(common.now(args))
 
-    async def run(store: SqliteStore) -> list[tuple[str, bytes]]:
+    async def run(store: NodeStore) -> list[tuple[str, bytes]]:
         user = _dpo(await store.users_of(org), args.user, org)
         context = ServiceContext(
             store=store, directory=directory, tenants=tenants, records=records,

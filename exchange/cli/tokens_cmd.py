@@ -26,6 +26,7 @@ from exchange.config import NodeConfig
 from exchange.keys.ids import OrgId
 from exchange.service.api_tokens import ApiTokens
 from exchange.service.errors import ServiceError
+from exchange.store.opening import store_exists
 from exchange.words import london_time
 
 T = TypeVar("T")
@@ -51,7 +52,7 @@ def _tokens(config: NodeConfig, use: Callable[[ApiTokens], Awaitable[T]]) -> T:
 def _existing(args: argparse.Namespace) -> NodeConfig:
     """Return the configuration of a node whose store exists (listing makes none)."""
     config = node_config(args.config)
-    if not (config.data_dir / "node.sqlite3").exists():
+    if not store_exists(config.data_dir, config.database.url):
         raise CliError(f"no node data in {config.data_dir}: has the node been started?")
     return config
 

@@ -42,7 +42,7 @@ from exchange.service.account_admin import (
 )
 from exchange.service.accounts import StoreClock
 from exchange.service.errors import ServiceError
-from exchange.store import SqliteStore
+from exchange.store.opening import NodeStore
 from exchange.words import london_time
 
 
@@ -66,11 +66,11 @@ def refusal(exc: ServiceError) -> CliError:
 
 def _administer(
     config: NodeConfig,
-    act: Callable[[AccountAdministration, SqliteStore], Awaitable[Any]],
+    act: Callable[[AccountAdministration, NodeStore], Awaitable[Any]],
 ) -> Any:
     """Run ``act`` with the service on the node's store; refuse its refusals in one line."""
 
-    async def use(store: SqliteStore) -> Any:
+    async def use(store: NodeStore) -> Any:
         try:
             return await act(AccountAdministration(StoreClock(store)), store)
         except ServiceError as exc:
@@ -159,7 +159,7 @@ def users_list_command(args: argparse.Namespace) -> int:
     orgs = [_org(args, config)] if args.org is not None else [t.org for t in config.tenants]
 
     async def staff(
-        admin: AccountAdministration, _: SqliteStore
+        admin: AccountAdministration, _: NodeStore
     ) -> list[tuple[Account | None, User]]:
         found: list[tuple[Account | None, User]] = []
         for org in orgs:
@@ -197,7 +197,7 @@ def users_invite_command(args: argparse.Namespace) -> int:
     config = _config(args)
     org = _org(args, config)
 
-    async def invite(admin: AccountAdministration, _: SqliteStore) -> Invitation:
+    async def invite(admin: AccountAdministration, _: NodeStore) -> Invitation:
         return await admin.invite(operator(org), name=args.name, email=args.email, role=args.role)
 
     invitation: Invitation = _administer(config, invite)
@@ -222,7 +222,7 @@ def _on_account(
     """Apply ``change`` to account ``--account`` as its organisation's administrator."""
     config = _config(args)
 
-    async def act(admin: AccountAdministration, store: SqliteStore) -> None:
+    async def act(admin: AccountAdministration, store: NodeStore) -> None:
         account = await store.account_by_id(args.account)
         if account is None or account.user.org not in {t.org for t in config.tenants}:
             raise CliError(f"there is no account {args.account} on this node")

@@ -41,6 +41,7 @@ from exchange.config import (
     TlsConfig,
     config_to_toml,
 )
+from exchange.config_database import DatabaseConfig
 from exchange.files import write_new_file
 from exchange.keys.directory import (
     Directory,
@@ -202,6 +203,7 @@ async def start_deployment(
     directory_source: DirectorySource | None = None,
     max_envelope_bytes: int | None = None,
     sso: Sequence[SsoProvider] = (),
+    databases: Mapping[str, DatabaseConfig] | None = None,
 ) -> Deployment:
     """Create everything in ``folder`` and start one node per distinct ``OrgSpec.node``.
 
@@ -214,7 +216,8 @@ async def start_deployment(
     background tasks back off. ``unlisted`` organisations are served but left out of the
     directories signed here; ``directory_source`` is where the nodes fetch new versions;
     ``max_envelope_bytes`` every node's ``[limits]`` setting of that name (default: its own);
-    ``sso`` single sign-on providers, each on the node serving its organisation.
+    ``sso`` single sign-on providers, each on the node serving its organisation;
+    ``databases`` the store of each node by name (default: SQLite in its data folder).
     """
     params = kdf or KdfParams.default()
     secret = passphrase or secrets.token_urlsafe(24)
@@ -275,6 +278,7 @@ async def start_deployment(
             # Each node's own operations listener, on a free port like the main one.
             ops=OpsConfig(port=0),
             sso=tuple(p for p in sso if any(s.org == p.org and s.node == node_name for s in orgs)),
+            database=(databases or {}).get(node_name, DatabaseConfig()),
             **_directory_settings(directory_source),
         )
         if max_envelope_bytes is not None:

@@ -65,7 +65,8 @@ from exchange.service.recall import Recaller
 from exchange.service.register_reports import RegisterKey, RegisterKeyError
 from exchange.service.sso_client import ProviderClient
 from exchange.shipped import load_records_setup
-from exchange.store import SqliteStore, Store
+from exchange.store import Store
+from exchange.store.opening import NodeStore, open_node_store
 from exchange.web.pages import add_staff_pages
 from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
@@ -272,11 +273,15 @@ class Node:
         assert self.ops_site is not None, "the node has not started"
         return self.ops_site.port
 
-    async def _open_store(self) -> SqliteStore:
+    async def _open_store(self) -> NodeStore:
         """Open the store: a backup first if its schema is older; leftovers swept."""
         config = self.config
-        store = await SqliteStore.open(
-            config.data_dir, upgrade_backups=config.upgrade_backups, sweep=True
+        store = await open_node_store(
+            config.data_dir,
+            database_url=config.database.url,
+            pool_size=config.database.pool_size,
+            upgrade_backups=config.upgrade_backups,
+            sweep=True,
         )
         if store.upgrade_backup is not None:
             log.info("store.pre-upgrade-backup", path=str(store.upgrade_backup))
@@ -316,9 +321,7 @@ class Node:
             raise
         log.info("node.started", org=",".join(report.tenants), count=len(report.tenants))
 
-    async def _start_on(
-        self, store: SqliteStore, report: CheckReport, records: RecordsSetup
-    ) -> None:
+    async def _start_on(self, store: NodeStore, report: CheckReport, records: RecordsSetup) -> None:
         """Start serving from the open ``store`` and what the checks read."""
         config = self.config
         assert report.directory is not None
@@ -484,7 +487,7 @@ class Node:
             log.error("node.refused", count=len(unsafe), outcome="readers-without-second-factor")
             raise ReadersWithoutSecondFactorError(unsafe)
 
-    async def _relay(self, store: SqliteStore, uploads: UploadLimits) -> Relay:
+    async def _relay(self, store: NodeStore, uploads: UploadLimits) -> Relay:
         """Open the relay role's own store and checks (docs/relay.md)."""
         config = self.config
         assert config.relay is not None

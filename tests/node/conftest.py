@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from tests.connectors.smtp_server import (
     make_test_ca,
     start_smtp_server,
 )
+from tests.store_engines import ENGINES, DeploymentEngine, deployment_databases
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -52,18 +53,31 @@ async def deployed(
     ``options`` go to :func:`~exchange.demo.loopback.start_deployment` as they are (routes,
     relays, MESH and SMTP settings, notification mailboxes).
     """
-    deployment = await start_deployment(
-        folder,
-        orgs,
-        users=users,
-        delivery=delivery,
-        kdf=KdfParams.fast_for_tests(),
-        **options,
-    )
+    async with deployment_databases(s.node for s in orgs) as databases:
+        deployment = await start_deployment(
+            folder,
+            orgs,
+            users=users,
+            delivery=delivery,
+            kdf=KdfParams.fast_for_tests(),
+            databases=options.pop("databases", None) or databases,
+            **options,
+        )
+        try:
+            yield deployment
+        finally:
+            await deployment.stop()
+
+
+@pytest.fixture(params=ENGINES, autouse=True)
+def store_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run each node test on SQLite and on PostgreSQL (tests/store_engines.py)."""
+    if request.param == "postgresql":
+        DeploymentEngine.server = request.getfixturevalue("postgres_server")
     try:
-        yield deployment
+        yield request.param
     finally:
-        await deployment.stop()
+        DeploymentEngine.server = None
 
 
 @pytest.fixture
