@@ -12,7 +12,7 @@ Records hold ids, digests, sizes and times only: never record content.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from exchange.auth.session import Session
     from exchange.auth.totp import TotpSecret
     from exchange.ledger.account_events import AccountEvent
+    from exchange.ledger.merkle import SubtreeKey
+    from exchange.ledger.subtrees import StoredSubtree
     from exchange.model import HeldItem, RetentionSchedule, Role, ThreadLink
     from exchange.outbox.machine import Transition
     from exchange.store.node_state import DeadLetter, OutboxSummary
@@ -987,6 +989,14 @@ class Store(
         """Return the number of events in the ledger."""
         ...
 
+    async def ledger_subtrees(self, keys: Collection[SubtreeKey]) -> dict[SubtreeKey, bytes]:
+        """Return the stored hashes of the complete subtrees ``keys`` (those that exist)."""
+        ...
+
+    async def ledger_stored_tree(self) -> tuple[int, list[StoredSubtree]]:
+        """Return the head's size and every stored subtree, leaves (level 0) included."""
+        ...
+
     async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
         """Return ``(index, event)`` for every event naming the envelope, in log order."""
         ...
@@ -1001,6 +1011,10 @@ class Store(
 
     async def checkpoints(self) -> list[tuple[int, bytes]]:
         """Return every checkpoint, oldest first."""
+        ...
+
+    async def last_checkpoint(self) -> tuple[int, bytes] | None:
+        """Return the checkpoint of the largest size (the last signed), or None."""
         ...
 
     # --- staff ----------------------------------------------------------------------------

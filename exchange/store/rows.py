@@ -1,10 +1,10 @@
 """The SQL every part of the SQLite store runs inside its transactions.
 
-Plain functions over a connection: inserting envelopes, receipts and outbox rows, appending
-ledger events with their leaf hashes, reading outbox rows, and writing the transitions the
-outbox machine (:mod:`exchange.outbox.machine`) decides. :class:`~exchange.store.sqlite.SqliteStore`
-and the recall, register and retention tables beside it call them, so none of them
-re-declares another's helpers.
+Plain functions over a connection: inserting envelopes, receipts and outbox rows, reading
+outbox rows, and writing the transitions the outbox machine (:mod:`exchange.outbox.machine`)
+decides, with their ledger events (appended by :mod:`exchange.store.ledger_tree`).
+:class:`~exchange.store.sqlite.SqliteStore` and the recall, register and retention tables
+beside it call them, so none of them re-declares another's helpers.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from exchange.keys.ids import OrgId
-from exchange.ledger.errors import LedgerError
-from exchange.ledger.events import EventType, decode_event, encode_event
-from exchange.ledger.merkle import leaf_hash
+from exchange.ledger.events import encode_event
 from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem, ReceiptRecord
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
+from exchange.store.ledger_tree import append_ledger
 from exchange.store.sql import Db, Row
 
 T = TypeVar("T")
@@ -50,18 +49,6 @@ OUTBOX_COLUMNS = (
 )
 
 ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
-
-
-def _event_envelope(event: bytes) -> bytes | None:
-    """Return the envelope digest an event names, for the index (None if it names none).
-
-    An ``account`` event's digest field is a commitment to an account, not an envelope.
-    """
-    try:
-        decoded = decode_event(event)
-    except LedgerError:
-        return None
-    return None if decoded.type is EventType.ACCOUNT else decoded.envelope_digest
 
 
 def envelope_row(row: Row) -> EnvelopeRecord:
@@ -98,16 +85,6 @@ def outbox_item(row: Row) -> OutboxItem:
         route_kind=row["route_kind"],
         transport_ref=row["transport_ref"],
         recall_requested_at=row["recall_requested_at"],
-    )
-
-
-def append_ledger(db: Db, events: Sequence[bytes]) -> None:
-    """Append encoded ledger events after the last one, with their leaf hashes."""
-    row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger").fetchone()
-    start = int(row[0])
-    db.executemany(
-        "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
-        [(start + i, e, leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
     )
 
 

@@ -41,7 +41,7 @@ from exchange.store.damage import (
 )
 from exchange.store.node_tables import NodeTables
 from exchange.store.own_copies import OWN_COPY_DIGESTS
-from exchange.store.schema import MIGRATIONS
+from exchange.store.schema import MIGRATIONS, run_migration
 from exchange.store.sql import Db, SqliteDb, StoreTooNewError, connect_sqlite
 
 T = TypeVar("T")
@@ -204,8 +204,7 @@ class SqliteStore(NodeTables):
                 continue
             db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in statements:
-                    db.execute(statement)
+                run_migration(db, statements)
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                 db.execute("COMMIT")
             except BaseException:
