@@ -30,6 +30,7 @@ from exchange.store import SqliteStore
 from exchange.workers.delivery import MIN_TRANSFER_RATE, DeliveryWorker, attempt_timeout
 from exchange.workers.supervisor import SupervisionPolicy
 from tests.full_disk import FullDisk
+from tests.store.conftest import LEASE, OWNER
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -157,7 +158,7 @@ def _worker(
 
 
 async def _attempt_one(store: SqliteStore, worker: DeliveryWorker, now: float) -> OutboxItem:
-    [item] = await store.claim_due(now, 10)
+    [item] = await store.claim_due(now, 10, OWNER, LEASE)
     await worker.attempt(item)
     after = await store.outbox_item(item.id)
     assert after is not None
@@ -172,7 +173,7 @@ async def test_backoff_counts_from_the_end_of_a_timed_out_attempt(store: SqliteS
     # One second of timeout, then three quarters of the two-second step.
     assert after.state == "retry-wait"
     assert after.next_attempt_at == T0 + 1.0 + 1.5
-    assert await store.claim_due(T0 + 2.4, 10) == []
+    assert await store.claim_due(T0 + 2.4, 10, OWNER, LEASE) == []
 
 
 async def test_a_recall_during_the_attempt_ends_the_item_recalled(store: SqliteStore) -> None:
@@ -339,7 +340,7 @@ async def test_attempts_to_one_organisation_wait_for_a_slot(
     peer = Peer(clock, Refused("the LA refused it"), during=held)
     worker = _worker(store, clock, peer)
     monkeypatch.setattr(worker, "config", replace(CONFIG, per_destination=2))
-    items = await store.claim_due(T0, 10)
+    items = await store.claim_due(T0, 10, OWNER, LEASE)
     assert len(items) == 6
     attempts = [asyncio.create_task(worker.attempt(item)) for item in items]
     await asyncio.sleep(0.05)
@@ -371,14 +372,14 @@ async def test_a_destination_that_answers_again_gets_its_backlog_at_once(
     await _queue_more(store, 4)
     peer = Peer(clock, RetryLater("the LA is down"))
     worker = _worker(store, clock, peer)
-    for item in await store.claim_due(T0, 10):
+    for item in await store.claim_due(T0, 10, OWNER, LEASE):
         await worker.attempt(item)
     waiting = await store.outbox_counts()
     assert waiting.get("retry-wait") == 5
     # Long waits: each item's own timer brings it back only in about 1,000 s.
     assert await store.bring_retries_forward(-1000.0) == 5
     clock.now = T0 + 1100.0
-    [first] = await store.claim_due(clock.now, 1)
+    [first] = await store.claim_due(clock.now, 1, OWNER, LEASE)
     clock.now = T0 + 100.0  # the LA is back long before the other timers end
     peer.answer = Delivered()
     wakeup = worker.service.outbox_wakeup
@@ -386,7 +387,7 @@ async def test_a_destination_that_answers_again_gets_its_backlog_at_once(
     await worker.attempt(first)
     # The other four are due now, and the worker was woken to claim them.
     assert wakeup.is_set()
-    due = await store.claim_due(clock.now, 10)
+    due = await store.claim_due(clock.now, 10, OWNER, LEASE)
     assert len(due) == 4
     for item in due:
         await worker.attempt(item)
@@ -409,13 +410,13 @@ async def test_only_the_first_delivery_after_a_failure_moves_the_backlog(
     monkeypatch.setattr(store, "make_due_now", counted)
     peer = Peer(clock, Delivered())
     worker = _worker(store, clock, peer)
-    first, second, third = await store.claim_due(T0, 10)
+    first, second, third = await store.claim_due(T0, 10, OWNER, LEASE)
     await worker.attempt(first)
     await worker.attempt(second)
     assert calls == [LA]  # the first since the start: the LA may have a backlog from before
     peer.answer = RetryLater("down again")
     await worker.attempt(third)
-    [again] = await store.claim_due(T0 + 10**6, 10)
+    [again] = await store.claim_due(T0 + 10**6, 10, OWNER, LEASE)
     peer.answer = Delivered()
     await worker.attempt(again)
     assert calls == [LA, LA]
