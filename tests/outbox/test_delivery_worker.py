@@ -30,6 +30,7 @@ from exchange.store import SqliteStore
 from exchange.workers.delivery import MIN_TRANSFER_RATE, DeliveryWorker, attempt_timeout
 from exchange.workers.supervisor import SupervisionPolicy
 from tests.full_disk import FullDisk
+from tests.node.helpers import until
 from tests.store.conftest import LEASE, OWNER
 
 SCHOOL = OrgId("urn:106123")
@@ -134,7 +135,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 def _worker(
-    store: SqliteStore, clock: Clock, peer: Peer, *, mailer: Mailer | None = None, **service: Any
+    store: SqliteStore,
+    clock: Clock,
+    peer: Peer,
+    *,
+    mailer: Mailer | None = None,
+    owner: str = OWNER,
+    **service: Any,
 ) -> DeliveryWorker:
     fake = SimpleNamespace(
         store=store,
@@ -154,6 +161,7 @@ def _worker(
         routes=Routes({}),
         notifier=mailer,
         notify={SCHOOL: ("dsl@school.example",), LA: ("front-door@la.example",)},
+        owner=owner,
     )
 
 
@@ -427,3 +435,110 @@ def test_an_attempt_has_time_for_its_size() -> None:
     assert attempt_timeout(30.0, 0) == 30.0
     assert attempt_timeout(30.0, 1024**3) == 30.0 + 1024**3 / MIN_TRANSFER_RATE
     assert attempt_timeout(30.0, 1024**3) > 30.0 + 1000
+
+
+async def test_two_workers_of_two_processes_attempt_each_item_once(store: SqliteStore) -> None:
+    """Two workers with their own ids on one store file share the items; none is sent twice."""
+    clock = Clock()
+    await _queue_more(store, 19)
+    other_store = await SqliteStore.open(store.folder)
+    seen: list[Message] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.005)
+
+    config = replace(CONFIG, concurrency=2, poll_interval=0.01)
+    workers = [
+        _worker(each, clock, Peer(clock, Delivered(), during=slow, seen=seen), owner=owner)
+        for each, owner in ((store, OWNER), (other_store, "process-b"))
+    ]
+    stop = asyncio.Event()
+    try:
+        for worker in workers:
+            worker.config = config
+        running = [asyncio.create_task(w.run(stop)) for w in workers]
+
+        async def all_delivered() -> bool:
+            return (await store.outbox_counts()).get("delivered") == 20
+
+        await until(all_delivered, what="all 20 delivered")
+        stop.set()
+        await asyncio.gather(*running)
+    finally:
+        stop.set()
+        await other_store.close()
+    digests = [m.message_id for m in seen]
+    assert len(digests) == 20
+    assert len(set(digests)) == 20
+    assert all(w.stats.attempts > 0 for w in workers)
+
+
+async def test_an_outcome_after_the_lease_was_lost_is_dropped(store: SqliteStore) -> None:
+    """An attempt whose item another process took over records nothing; that one retries."""
+    clock = Clock()
+
+    async def taken_over() -> None:
+        clock.now = T0 + LEASE  # the attempt outlived its lease, unrenewed
+        assert len(await store.claim_due(clock.now, 10, "process-b", LEASE)) == 1
+
+    worker = _worker(store, clock, Peer(clock, Delivered(), during=taken_over))
+    [item] = await store.claim_due(T0, 10, OWNER, LEASE)
+    with capture_logs() as events:
+        await worker.attempt(item)
+    row = await _only_item(store)
+    assert (row.state, row.lease_owner, row.attempts) == ("attempting", "process-b", 2)
+    assert worker.stats.lease_lost == 1
+    assert worker.stats.delivered == 0
+    names = [e["event"] for e in events]
+    assert "delivery.lease-lost" in names
+    assert "delivery.attempted" not in names
+    assert "delivery.unrecorded" not in names
+
+
+async def test_a_long_attempt_renews_its_lease(store: SqliteStore) -> None:
+    """While an attempt runs, the worker renews its lease: no other process takes the item."""
+    clock = Clock()
+    release = asyncio.Event()
+
+    async def held() -> None:
+        clock.now = T0 + 50
+        await release.wait()
+
+    worker = _worker(store, clock, Peer(clock, Delivered(), during=held))
+    worker.config = replace(CONFIG, lease_renew=0.01, poll_interval=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+
+        async def renewed() -> bool:
+            return (await _only_item(store)).lease_until == T0 + 50 + LEASE
+
+        await until(renewed, what="the lease renewed")
+        clock.now = T0 + LEASE + 1  # past the lease as claimed
+        assert await store.claim_due(clock.now, 10, "process-b", LEASE) == []
+        release.set()
+
+        async def delivered() -> bool:
+            return (await _only_item(store)).state == "delivered"
+
+        await until(delivered, what="the delivery recorded")
+    finally:
+        release.set()
+        stop.set()
+        await running
+    row = await _only_item(store)
+    assert (row.lease_owner, row.lease_until, row.attempts) == (None, None, 1)
+
+
+async def test_a_stopping_worker_gives_back_what_it_could_not_finish(store: SqliteStore) -> None:
+    """At the stop, items still attempting under the worker's id go back to the queue."""
+    clock = Clock()
+    peer = Peer(clock, Delivered())
+    worker = _worker(store, clock, peer)
+    await store.claim_due(T0, 10, OWNER, LEASE)  # an attempt whose outcome was never written
+    stop = asyncio.Event()
+    stop.set()
+    await worker.run(stop)
+    row = await _only_item(store)
+    assert (row.state, row.lease_owner) == ("queued", None)
+    assert peer.seen == []
