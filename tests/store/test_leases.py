@@ -7,6 +7,8 @@ serve`` processes would), with owners ``process-a`` and ``process-b``.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +22,29 @@ from .conftest import LEASE, OWNER, SCHOOL, T0, envelope
 
 OTHER = "process-b"
 ROUTE = machine.RouteTaken(0, 1, "mesh")
+
+#: One process claiming from a store folder as ``owner``: it says ``ready``, waits for a line
+#: on its standard input, claims two items at a time until none is left, and prints their ids.
+CLAIMER = f"""
+import asyncio, json, sys
+from pathlib import Path
+from exchange.store import SqliteStore
+
+async def main(folder, owner):
+    store = await SqliteStore.open(Path(folder))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    taken = []
+    try:
+        while batch := await store.claim_due({T0!r}, 2, owner, {LEASE!r}):
+            taken += [item.id for item in batch]
+            await asyncio.sleep(0.002)
+    finally:
+        await store.close()
+    print(json.dumps(taken), flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
 
 
 @pytest.fixture
@@ -153,3 +178,33 @@ async def test_a_released_job_is_free_at_once_and_only_its_holder_releases_it(
     assert not await store.take_job("collect", OTHER, T0 + 1, 60.0)
     assert await store.release_job("collect", OWNER)
     assert await store.take_job("collect", OTHER, T0 + 1, 60.0)
+
+
+@pytest.mark.subprocess
+async def test_two_processes_on_one_store_file_claim_each_item_once(store: SqliteStore) -> None:
+    """Two real processes claiming from one SQLite file at once share the items, none twice."""
+    await _queue(store, 40)
+    claimers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CLAIMER,
+            str(store.folder),
+            owner,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for owner in (OWNER, OTHER)
+    ]
+    async with asyncio.timeout(60):
+        for claimer in claimers:
+            assert claimer.stdout is not None
+            assert await claimer.stdout.readline() == b"ready\n"
+        outputs = [claimer.communicate(b"go\n") for claimer in claimers]
+        taken = [json.loads(out) for out, _ in await asyncio.gather(*outputs)]
+    assert [claimer.returncode for claimer in claimers] == [0, 0]
+    a, b = taken
+    assert sorted(a + b) == list(range(1, 81))
+    assert not set(a) & set(b)
+    owners = {i.lease_owner for i in [await _row(store, n) for n in range(1, 81)]}
+    assert owners == {OWNER, OTHER}
