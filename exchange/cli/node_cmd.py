@@ -49,6 +49,7 @@ from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
 from exchange.service.tenants import read_key_pair, read_passphrase
 from exchange.store import SqliteStore
+from exchange.workers.jobs import new_process_id
 
 _ROLES = ("dsl", "staff", "dpo", "admin")
 _USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -112,7 +113,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: NodeConfig) -> None:
-    node = Node(config)
+    # One id per `exchange serve` process: the owner of its leases in a shared store.
+    node = Node(config, process_id=new_process_id())
     await node.start()
     freeze_start_up()
     stop = asyncio.Event()

@@ -716,7 +716,39 @@ class AccountEventStore(Protocol):
         ...
 
 
+class LeaseStore(Protocol):
+    """Leases of outbox items and of group-wide jobs (exchange.store.leases).
+
+    ``owner`` is the id of one ``exchange serve`` process; leases hold until a time.
+    """
+
+    async def claim_due(self, now: float, limit: int, owner: str, lease: float) -> list[OutboxItem]:
+        """Move up to ``limit`` due items (or items whose lease ran out) to ``attempting``.
+
+        Each is leased to ``owner`` until ``now + lease``. Two processes claiming at once
+        never claim the same item.
+        """
+        ...
+
+    async def renew_leases(self, owner: str, item_ids: Collection[int], until: float) -> int:
+        """Extend ``owner``'s leases on the items ``item_ids`` to ``until``; return how many."""
+        ...
+
+    async def requeue_attempting(self, owner: str, now: float) -> int:
+        """Give back the items ``owner`` still has ``attempting``; return how many."""
+        ...
+
+    async def take_job(self, name: str, owner: str, now: float, lease: float) -> bool:
+        """Take or renew the lease on job ``name`` for ``owner``; False while another holds it."""
+        ...
+
+    async def release_job(self, name: str, owner: str) -> bool:
+        """Give up ``owner``'s lease on job ``name``; return whether it held one."""
+        ...
+
+
 class Store(
+    LeaseStore,
     SsoLinkStore,
     AccountEventStore,
     DirectoryStore,
@@ -827,11 +859,7 @@ class Store(
         """Return one sent envelope of ``sender``, or ``None``."""
         ...
 
-    # --- the outbox ---------------------------------------------------------------------
-    async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
-        """Move up to ``limit`` due items to ``attempting`` and return them."""
-        ...
-
+    # --- the outbox (claims and leases: LeaseStore) --------------------------------------
     async def apply_transition(self, transition: Transition) -> bool:
         """Write a transition of the outbox machine with its receipt and ledger events.
 
@@ -842,10 +870,6 @@ class Store(
 
     async def outbox_item(self, item_id: int) -> OutboxItem | None:
         """Return one outbox item as it is now, or ``None``."""
-        ...
-
-    async def requeue_attempting(self, now: float) -> int:
-        """After a restart, put items left ``attempting`` back in the queue; return how many."""
         ...
 
     async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:

@@ -218,27 +218,7 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
     # --- the outbox -----------------------------------------------------------------------
     # The states and their transitions are decided by exchange.outbox.machine; the store
     # selects rows, asks the machine, and writes what it answers
-    # (exchange.store.rows.write_transition).
-
-    async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
-        """Move up to ``limit`` due items to ``attempting`` and return them."""
-
-        def tx(db: Db) -> list[OutboxItem]:
-            # The condition of exchange.outbox.machine.is_due, as an indexed query.
-            due = outbox_rows(
-                db,
-                "state IN ('queued', 'retry-wait') AND recall_requested_at IS NULL "
-                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-                (now, limit),
-            )
-            claimed = []
-            for item in due:
-                transition = machine.step(item, machine.Claimed(), now)
-                if write_transition(db, transition):
-                    claimed.append(transition.after)
-            return claimed
-
-        return await self._tx(tx)
+    # (exchange.store.rows.write_transition). Claims and leases: exchange.store.leases.
 
     async def apply_transition(self, transition: Transition) -> bool:
         """Write a transition the worker computed, with its receipt and ledger events.
@@ -256,15 +236,6 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
             return found[0] if found else None
 
         return await self._read(read)
-
-    async def requeue_attempting(self, now: float) -> int:
-        """After a restart, put items left ``attempting`` back in the queue."""
-
-        def tx(db: Db) -> int:
-            items = outbox_rows(db, "state = 'attempting'", ())
-            return len(step_all(db, items, machine.Restarted(), now))
-
-        return await self._tx(tx)
 
     async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
         """Give dead items (of one envelope, or all) a fresh start on their first route."""

@@ -45,7 +45,7 @@ class Tables(abc.ABC):
 OUTBOX_COLUMNS = (
     "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
     "created_at, updated_at, last_error, route_index, route_failures, via, route_kind, "
-    "transport_ref, recall_requested_at"
+    "transport_ref, recall_requested_at, lease_owner, lease_until"
 )
 
 ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
@@ -85,6 +85,8 @@ def outbox_item(row: Row) -> OutboxItem:
         route_kind=row["route_kind"],
         transport_ref=row["transport_ref"],
         recall_requested_at=row["recall_requested_at"],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
     )
 
 
@@ -130,26 +132,40 @@ def insert_receipt(db: Db, r: ReceiptRecord, now: float) -> bool:
     return cursor.rowcount == 1
 
 
+def same_as(db: Db) -> str:
+    """Return the comparison that holds when both sides are equal or both NULL.
+
+    SQLite's ``IS`` takes a value on either side; PostgreSQL's only ``NULL``, and SQLite
+    reads ``IS NOT DISTINCT FROM`` only since 3.39.
+    """
+    return "IS" if db.dialect == "sqlite" else "IS NOT DISTINCT FROM"
+
+
 def write_transition(db: Db, transition: Transition) -> bool:
     """Write one transition if the row is still as it was computed from; True if written.
 
-    The guard (state and recall mark as they were) makes a transition computed from a
-    stale row, say an attempt that raced a recall, change nothing; the caller then asks
-    the machine again with the row as it is now.
+    The guard (state, recall mark and lease owner as they were) makes a transition computed
+    from a stale row change nothing: an attempt that raced a recall (the caller then asks
+    the machine again with the row as it is now), or the outcome of an attempt whose lease
+    ran out and whose item another process claimed (the outcome is dropped; the new owner
+    attempts again).
     """
     if not transition.changed:
         return True
     before, after = transition.before, transition.after
+    same = same_as(db)
     cursor = db.execute(
         "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, created_at = ?, "
         "updated_at = ?, last_error = ?, route_index = ?, route_failures = ?, "
-        "route_kind = ?, transport_ref = ?, recall_requested_at = ? "
-        "WHERE id = ? AND state = ? AND recall_requested_at IS NOT DISTINCT FROM ?",
+        "route_kind = ?, transport_ref = ?, recall_requested_at = ?, lease_owner = ?, "
+        f"lease_until = ? WHERE id = ? AND state = ? AND recall_requested_at {same} ? "
+        f"AND lease_owner {same} ?",
         (
             after.state, after.attempts, after.next_attempt_at, after.created_at,
             after.updated_at, after.last_error, after.route_index, after.route_failures,
             after.route_kind, after.transport_ref, after.recall_requested_at,
-            before.id, before.state, before.recall_requested_at,
+            after.lease_owner, after.lease_until,
+            before.id, before.state, before.recall_requested_at, before.lease_owner,
         ),
     )  # fmt: skip
     if cursor.rowcount != 1:

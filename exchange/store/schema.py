@@ -520,4 +520,18 @@ MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
         )""",
         backfill_ledger_tree,
     ),
+    (
+        # Migration 23: leases, for several ``exchange serve`` processes on one store
+        # (exchange/store/leases.py). An ``attempting`` outbox item names the process making
+        # the attempt and until when its lease holds; another process claims it once the
+        # lease has run out. ``job_leases`` names, per background job that runs once in the
+        # group (checkpoints, chases, collection, ...), the process running it and until when.
+        "ALTER TABLE outbox ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE outbox ADD COLUMN lease_until REAL",
+        """CREATE TABLE job_leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until REAL NOT NULL
+        )""",
+    ),
 )
