@@ -118,6 +118,12 @@ class DeliveryConfig:
     #: Envelopes waiting for answering destinations at which submissions are refused as busy
     #: (exchange.service.busy); 0 switches back-pressure off.
     max_backlog: int = 2000
+    #: Seconds an ``exchange serve`` process holds an item it is attempting before another
+    #: process of the group may take it over (its process died or hangs), and how often the
+    #: process renews the leases of the attempts it is still making (a large body takes
+    #: minutes). The renewal must come well within the lease.
+    lease: float = 60.0
+    lease_renew: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,12 @@ class TasksConfig:
     unready_after: float = 60.0
     #: Seconds between signed ledger checkpoints.
     checkpoint_interval: float = 5.0
+    #: Seconds a process holds a job that runs once in the group (checkpoints, chases,
+    #: collection, ...) past what it needs, before another process may take the job over,
+    #: and how often a process renews its lease while a round runs (and looks whether a
+    #: job it does not hold has been left).
+    job_lease: float = 60.0
+    job_renew: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -402,7 +414,18 @@ def _delivery(table: Any) -> DeliveryConfig:
                 f"delivery.max_backlog must be a whole number from 0 (no limit) to {MAX_BACKLOG}"
             )
         values["max_backlog"] = value
-    return DeliveryConfig(**values)
+    delivery = DeliveryConfig(**values)
+    _renewed_within(delivery, "lease_renew", "lease", "delivery")
+    return delivery
+
+
+def _renewed_within(settings: object, renew: str, lease: str, where: str) -> None:
+    """Refuse a lease renewed no more often than it lasts (it would run out while held)."""
+    if getattr(settings, renew) >= getattr(settings, lease):
+        raise ConfigError(
+            f"{where}.{renew} must be less than {where}.{lease} (a lease is renewed before "
+            "it runs out; a third of it is a good choice)"
+        )
 
 
 def _database(table: Any) -> DatabaseConfig:
@@ -416,6 +439,7 @@ def _tasks(table: Any) -> TasksConfig:
     tasks = TasksConfig(**_numbers(table, TasksConfig, "tasks"))
     if tasks.backoff_max < tasks.backoff_base:
         raise ConfigError("tasks.backoff_max must not be less than tasks.backoff_base")
+    _renewed_within(tasks, "job_renew", "job_lease", "tasks")
     return tasks
 
 

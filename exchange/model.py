@@ -91,6 +91,10 @@ class OutboxItem:
     transport_ref: str | None = None
     #: When the sender recalled the envelope (the item is never sent again), or None.
     recall_requested_at: float | None = None
+    #: While ``attempting``: the ``exchange serve`` process making the attempt (its random
+    #: id) and until when its lease holds; another process may take the item over after.
+    lease_owner: str | None = None
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,9 @@ from exchange.keys.ids import parse_org_id
 from exchange.keys.notes import NoteSigner
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
-from exchange.ledger.log import verify_log
+from exchange.ledger.log import log_of, verify_log, verify_stored_tree
+from exchange.ledger.merkle import MAX_TREE_SIZE
+from exchange.ledger.subtrees import StoredSubtree
 from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
 from exchange.node.binding import ListenRefusedError
@@ -47,6 +49,7 @@ from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
 from exchange.service.tenants import read_key_pair, read_passphrase
 from exchange.store.opening import NodeStore
+from exchange.workers.jobs import new_process_id
 
 _ROLES = ("dsl", "staff", "dpo", "admin")
 _USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -110,7 +113,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: NodeConfig) -> None:
-    node = Node(config)
+    # One id per `exchange serve` process: the owner of its leases in a shared store.
+    node = Node(config, process_id=new_process_id())
     await node.start()
     freeze_start_up()
     stop = asyncio.Event()
@@ -239,24 +243,28 @@ def _ledger_signer(config: NodeConfig) -> NoteSigner:
     return NoteSigner(config.ledger_origin, pair.signing)
 
 
-async def _ledger(config: NodeConfig) -> tuple[list[bytes], list[bytes], NoteSigner]:
+async def _ledger(
+    config: NodeConfig,
+) -> tuple[list[bytes], list[bytes], NoteSigner, tuple[int, list[StoredSubtree]]]:
     signer = _ledger_signer(config)
     store = await open_store(config)
     try:
-        size = await store.ledger_size()
-        events = await store.ledger_events(0, size)
+        # Every event row (not just the head's count), so rows past the head are audited.
+        events = await store.ledger_events(0, MAX_TREE_SIZE)
         notes = [note for _, note in await store.checkpoints()]
+        tree = await store.ledger_stored_tree()
     finally:
         await store.close()
-    return events, notes, signer
+    return events, notes, signer, tree
 
 
 def ledger_verify_command(args: argparse.Namespace) -> int:
-    """Recompute the log and check every checkpoint."""
+    """Recompute the log, check every checkpoint, then the stored tree against the events."""
     config = _config(args)
-    events, notes, signer = asyncio.run(_ledger(config))
+    events, notes, signer, (head, stored) = asyncio.run(_ledger(config))
     try:
         last = verify_log(events, notes, [signer.verifier], config.ledger_origin)
+        verify_stored_tree(log_of(events), head, stored)
     except LedgerError as exc:
         raise CliError(f"the ledger does not verify: {exc}") from None
     attested = 0 if last is None else last.size

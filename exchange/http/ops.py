@@ -104,6 +104,7 @@ async def metrics(request: web.Request) -> web.Response:
         f'exchange_deliveries_total{{outcome="delivered"}} {stats.delivered}',
         f'exchange_deliveries_total{{outcome="retried"}} {stats.retried}',
         f'exchange_deliveries_total{{outcome="dead"}} {stats.dead}',
+        f'exchange_deliveries_total{{outcome="lease-lost"}} {stats.lease_lost}',
         "# HELP exchange_delivery_latency_seconds Time from submission to delivery.",
         "# TYPE exchange_delivery_latency_seconds summary",
         f"exchange_delivery_latency_seconds_sum {stats.latency_sum:.6f}",

@@ -4,9 +4,10 @@ Pure code only (no I/O, no clock, no database): :mod:`~exchange.ledger.events` d
 event statements that are the leaves, :mod:`~exchange.ledger.merkle` the tree and its proofs,
 :mod:`~exchange.ledger.checkpoint` the signed tree heads and the rule that the node never
 signs an inconsistent one, :mod:`~exchange.ledger.bundle` the offline proof bundles and
-:mod:`~exchange.ledger.log` the in-memory reference log and the whole-log audit. The store
-that persists the log lives elsewhere and must agree with :class:`MerkleLog`. The rules are
-in docs/ledger.md.
+:mod:`~exchange.ledger.log` the in-memory reference log and the whole-log audit, and
+:mod:`~exchange.ledger.subtrees` the arithmetic of a tree kept as stored complete subtrees.
+The store that persists the log lives elsewhere and must agree with :class:`MerkleLog`. The
+rules are in docs/ledger.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from exchange.ledger.errors import (
     LedgerError,
     LogVerificationError,
     ProofError,
+    StoredTreeError,
 )
 from exchange.ledger.events import (
     L_LEDGER_EVENT,
@@ -73,6 +75,7 @@ __all__ = [
     "MerkleLog",
     "ProofError",
     "RangeHasher",
+    "StoredTreeError",
     "SubtreeHasher",
     "consistency_proof",
     "consistency_proof_from",

@@ -11,6 +11,8 @@ The tree::
     │   │                             trusted key or for another origin (C2SP tlog-checkpoint)
     │   └── InconsistentCheckpointError   signing it would contradict the last checkpoint signed
     ├── BundleError                   a proof bundle is malformed (C2SP tlog-proof)
+    ├── StoredTreeError               a stored subtree hash a root or proof needs is missing
+    │                                 or malformed (exchange.ledger.subtrees)
     └── LogVerificationError          a stored log does not match its checkpoints; it names the
                                       first checkpoint and the rows at fault
 
@@ -50,6 +52,10 @@ class InconsistentCheckpointError(CheckpointError):
 
 class BundleError(LedgerError):
     """A proof bundle is not in the format of docs/ledger.md §6 (C2SP tlog-proof)."""
+
+
+class StoredTreeError(LedgerError):
+    """A subtree hash the store should hold is missing or is not a hash."""
 
 
 class LogVerificationError(LedgerError):

@@ -6,12 +6,14 @@ persistent store must give the same roots and proofs for the same events: it is 
 reference implementation of docs/ledger.md. :func:`verify_log` is the auditor's check of a
 store's rows: it recomputes the tree from the events and checks every signed checkpoint
 against it, so a changed, removed, inserted or reordered row, or a forged or inconsistent
-checkpoint, is reported with the first checkpoint at fault.
+checkpoint, is reported with the first checkpoint at fault. :func:`verify_stored_tree`
+checks the store's own Merkle tree (its head and subtree hashes, from which the node
+computes roots and proofs) against the tree recomputed from the events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from exchange.keys.notes import NoteVerifier
 from exchange.ledger.checkpoint import Checkpoint, open_checkpoint
@@ -20,6 +22,7 @@ from exchange.ledger.events import decode_event
 from exchange.ledger.merkle import (
     EMPTY_ROOT,
     Frontier,
+    SubtreeKey,
     consistency_proof_from,
     inclusion_proof_from,
     leaf_hash,
@@ -27,6 +30,7 @@ from exchange.ledger.merkle import (
     subtree_range_hasher,
     verify_consistency,
 )
+from exchange.ledger.subtrees import StoredSubtree
 
 
 class MerkleLog:
@@ -121,6 +125,62 @@ class MerkleLog:
         return consistency_proof_from(self.range_hash, old_size, self._size_arg(new_size))
 
 
+def log_of(events: Sequence[bytes]) -> MerkleLog:
+    """Return the reference log of ``events``; raise :class:`LogVerificationError` if one is bad.
+
+    The error names the first event that is not a valid statement.
+    """
+    log = MerkleLog()
+    for index, event in enumerate(events):
+        try:
+            log.append(event)
+        except LedgerError as exc:
+            raise LogVerificationError(
+                f"event {index} is not a valid statement: {exc}", rows=range(index, index + 1)
+            ) from exc
+    return log
+
+
+def verify_stored_tree(log: MerkleLog, head: int, stored: Iterable[StoredSubtree]) -> None:
+    """Audit a store's Merkle tree: its head and every subtree hash, against ``log``.
+
+    ``log`` is the tree recomputed from the stored events (:func:`log_of`), ``head`` the
+    size the store records and ``stored`` its ``(level, index, hash)`` rows, leaves (level
+    0) included. The store must hold exactly the complete subtrees of ``log``, each with the
+    hash recomputed. Raise :class:`LogVerificationError` naming the first subtree at fault
+    and the events it covers.
+    """
+    if head != log.size:
+        raise LogVerificationError(
+            f"the ledger's head records {head} events but {log.size} are stored"
+        )
+    found: dict[SubtreeKey, bytes] = {}
+    for level, index, value in stored:
+        width = 1 << level
+        rows = range(index * width, (index + 1) * width)
+        if rows.stop > log.size:
+            raise LogVerificationError(
+                f"the stored tree has a hash at level {level}, index {index}, past the "
+                f"{log.size} events",
+                rows=rows,
+            )
+        if value != log.subtree_hash(level, index):
+            raise LogVerificationError(
+                f"the stored hash at level {level}, index {index} does not match events "
+                f"{rows.start} to {rows.stop - 1}",
+                rows=rows,
+            )
+        found[(level, index)] = value
+    for level in range(log.size.bit_length()):
+        for index in range(log.size >> level):
+            if (level, index) not in found:
+                width = 1 << level
+                raise LogVerificationError(
+                    f"the stored tree has no hash at level {level}, index {index}",
+                    rows=range(index * width, (index + 1) * width),
+                )
+
+
 def verify_log(
     events: Sequence[bytes],
     checkpoints: Sequence[bytes],
@@ -136,14 +196,7 @@ def verify_log(
     after it are not yet attested by any signature. Raise :class:`LogVerificationError`
     naming the first checkpoint at fault and the rows the fault lies in.
     """
-    log = MerkleLog()
-    for index, event in enumerate(events):
-        try:
-            log.append(event)
-        except LedgerError as exc:
-            raise LogVerificationError(
-                f"event {index} is not a valid statement: {exc}", rows=range(index, index + 1)
-            ) from exc
+    log = log_of(events)
     previous: Checkpoint | None = None
     for position, note in enumerate(checkpoints):
         try:

@@ -153,10 +153,7 @@ class Frontier:
             return EMPTY_ROOT
         # MTH splits at the largest power of two, so the root folds the subtrees from the
         # right: node(s0, node(s1, node(s2, ...))).
-        value = self._hashes[-1]
-        for left in reversed(self._hashes[:-1]):
-            value = node_hash(left, value)
-        return value
+        return fold_right(self._hashes)
 
     def copy(self) -> Frontier:
         """Return an independent copy (to compute a tentative root without committing)."""
@@ -185,62 +182,89 @@ def list_range_hasher(leaf_hashes: Sequence[bytes]) -> RangeHasher:
     return range_hash
 
 
+#: ``(level, index)``: the complete subtree of ``2**level`` leaves that starts at leaf
+#: ``index * 2**level`` (the address :data:`SubtreeHasher` takes).
+SubtreeKey = tuple[int, int]
+
+
+def range_subtrees(start: int, end: int) -> list[SubtreeKey]:
+    """Return the complete subtrees whose right fold is MTH(D[start:end]), largest first.
+
+    A node of a tree ``[start, end)`` whose length is not a power of two is the right fold
+    of the complete subtrees given by the set bits of ``end - start`` (largest first),
+    because MTH splits at the largest power of two (RFC 9162 §2.1.1): at most 63 subtrees.
+    ``range_subtrees(0, size)`` is the tree's frontier.
+    """
+    if not 0 <= start < end:
+        raise ValueError(f"the range [{start}, {end}) is empty or negative")
+    keys: list[SubtreeKey] = []
+    position, remaining = start, end - start
+    while remaining:
+        level = remaining.bit_length() - 1
+        width = 1 << level
+        if position % width:
+            raise ValueError(f"the range [{start}, {end}) is not a node of any tree")
+        keys.append((level, position >> level))
+        position += width
+        remaining -= width
+    return keys
+
+
+def fold_right(parts: Sequence[bytes]) -> bytes:
+    """Return node(p0, node(p1, ... node(p[-2], p[-1]))): the root of adjacent subtrees."""
+    value = parts[-1]
+    for left in reversed(parts[:-1]):
+        value = node_hash(left, value)
+    return value
+
+
 def subtree_range_hasher(subtree_hash: SubtreeHasher) -> RangeHasher:
     """Return a range hasher built on a provider of complete-subtree hashes.
 
-    A node of the tree ``[start, end)`` whose length is not a power of two is the right fold
-    of the complete subtrees given by the set bits of ``end - start`` (largest first), because
-    MTH splits at the largest power of two (RFC 9162 §2.1.1). That costs at most 63 lookups.
+    Each call folds the subtrees :func:`range_subtrees` names: at most 63 lookups.
     """
 
     def range_hash(start: int, end: int) -> bytes:
-        if not 0 <= start < end:
-            raise ValueError(f"the range [{start}, {end}) is empty or negative")
-        parts: list[bytes] = []
-        position, remaining = start, end - start
-        while remaining:
-            level = remaining.bit_length() - 1
-            width = 1 << level
-            if position % width:
-                raise ValueError(f"the range [{start}, {end}) is not a node of any tree")
-            parts.append(subtree_hash(level, position >> level))
-            position += width
-            remaining -= width
-        value = parts[-1]
-        for left in reversed(parts[:-1]):
-            value = node_hash(left, value)
-        return value
+        return fold_right([subtree_hash(*key) for key in range_subtrees(start, end)])
 
     return range_hash
 
 
-def inclusion_proof_from(range_hash: RangeHasher, index: int, size: int) -> list[bytes]:
-    """Return the inclusion proof PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf side first."""
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Return the ranges ``[start, end)`` whose hashes make PATH(index, D[size]), leaf side first.
+
+    RFC 9162 §2.1.3.1: each range is the sibling of a subtree on the way down to the leaf.
+    """
     _check_size("size", size)
     _check_size("index", index)
     if index >= size:
         raise ValueError(f"index {index} is not a leaf of a tree of {size} leaves")
     # Walk from the root down to the leaf, collecting the sibling of each subtree entered;
     # RFC 9162 lists them from the leaf up, hence the reversal.
-    proof: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     low, high = 0, size
     while high - low > 1:
         k = _split(high - low)
         if index < low + k:
-            proof.append(range_hash(low + k, high))
+            ranges.append((low + k, high))
             high = low + k
         else:
-            proof.append(range_hash(low, low + k))
+            ranges.append((low, low + k))
             low += k
-    proof.reverse()
-    return proof
+    ranges.reverse()
+    return ranges
 
 
-def consistency_proof_from(range_hash: RangeHasher, old_size: int, new_size: int) -> list[bytes]:
-    """Return the consistency proof PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1).
+def inclusion_proof_from(range_hash: RangeHasher, index: int, size: int) -> list[bytes]:
+    """Return the inclusion proof PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf side first."""
+    return [range_hash(start, end) for start, end in inclusion_ranges(index, size)]
 
-    The proof is empty when the sizes are equal. RFC 9162 defines no proof from the empty
-    tree (every tree extends it), so ``old_size == 0 < new_size`` is a ``ValueError``.
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """Return the ranges whose hashes make PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1).
+
+    There are none when the sizes are equal. RFC 9162 defines no proof from the empty tree
+    (every tree extends it), so ``old_size == 0 < new_size`` is a ``ValueError``.
     """
     _check_size("old_size", old_size)
     _check_size("new_size", new_size)
@@ -253,21 +277,29 @@ def consistency_proof_from(range_hash: RangeHasher, old_size: int, new_size: int
     # SUBPROOF(m, D[low:high], complete), unrolled: ``old_size`` is the absolute end of the
     # old tree and ``complete`` is SUBPROOF's flag b, true while the current subtree is a
     # prefix of the old tree's left edge (so the verifier already knows its hash).
-    proof: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     low, high, complete = 0, new_size, True
     while old_size != high:
         k = _split(high - low)
         if old_size <= low + k:
-            proof.append(range_hash(low + k, high))
+            ranges.append((low + k, high))
             high = low + k
         else:
-            proof.append(range_hash(low, low + k))
+            ranges.append((low, low + k))
             low += k
             complete = False
     if not complete:
-        proof.append(range_hash(low, high))
-    proof.reverse()
-    return proof
+        ranges.append((low, high))
+    ranges.reverse()
+    return ranges
+
+
+def consistency_proof_from(range_hash: RangeHasher, old_size: int, new_size: int) -> list[bytes]:
+    """Return the consistency proof PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1).
+
+    The proof is empty when the sizes are equal; see :func:`consistency_ranges`.
+    """
+    return [range_hash(start, end) for start, end in consistency_ranges(old_size, new_size)]
 
 
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int, size: int) -> list[bytes]:

@@ -9,7 +9,7 @@ its background tasks (the outbox worker, collection, checkpoints, chases, sweeps
 under one :class:`~exchange.workers.supervisor.Supervisor` that keeps it going through
 failed rounds and reports its health to /readyz and /metrics. :meth:`Node.stop` is the
 graceful shutdown: stop accepting, let in-flight requests and delivery attempts finish (an
-attempt cut short stays ``attempting`` and is re-queued at the next start), sign a last
+attempt whose outcome cannot be recorded is given back to the queue), sign a last
 checkpoint (a failure is logged, not raised), close the store. Nothing is lost at any
 point, because nothing is acknowledged before it is committed.
 """
@@ -72,6 +72,7 @@ from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
 from exchange.workers.delivery import DeliveryWorker
 from exchange.workers.directory_fetch import NoteFetcher
+from exchange.workers.jobs import GroupJobs, new_process_id
 from exchange.workers.oidc_http import OidcHttpClient
 from exchange.workers.supervisor import SupervisionPolicy, Supervisor
 
@@ -233,6 +234,9 @@ class Node:
     config: NodeConfig
     clock: Callable[[], float] = time.time
     match_public_url: bool = True
+    #: This process's random id: the owner of its leases on outbox items and on the jobs
+    #: that run once in a group of processes sharing one store (exchange.workers.jobs).
+    process_id: str = field(default_factory=new_process_id)
     service: NodeService = field(init=False)
     ledger: NodeLedger = field(init=False)
     worker: DeliveryWorker = field(init=False)
@@ -376,6 +380,7 @@ class Node:
             intact=lambda digest, body, created: own_body_intact(
                 service.context, digest, body, created
             ),
+            owner=self.process_id,
         )
         self.collector = Collector(self.service, self.routes, config.delivery)
         tasks = config.tasks
@@ -423,22 +428,36 @@ class Node:
 
         A failed round of any of them is logged once per cause, counted in /metrics and
         tried again after the back-off; /readyz reports a task that cannot make progress.
+
+        Several processes may share the store (docs/node.md, "Several processes"): the
+        outbox runs in each (its items are leased one by one); collection, checkpoints,
+        chases, the session sweep and the key check run in one process of the group at a
+        time (a job lease each); the directory look, the sweep of leftover files and the
+        relay's purge run in each, for what each process holds itself (its directory in
+        memory, its disk, its relay store).
         """
         supervisor, stop, config = self.supervisor, self._stop, self.config
         worker, collector = self.worker, self.collector
         accounts = self.service.accounts
+        jobs = GroupJobs(
+            self.service.store, self.process_id, self.service.clock,
+            lease=config.tasks.job_lease, renew=config.tasks.job_renew,
+        )  # fmt: skip
         self._tasks = [
             supervisor.start("outbox", "the outbox", lambda h: worker.run(stop, h), stop),
             supervisor.start(
-                "collect", "collection from pull routes", lambda h: collector.run(stop, h), stop
+                "collect", "collection from pull routes",
+                lambda h: collector.run(stop, h, jobs.turn("collect")), stop,
             ),
             supervisor.every(
                 "checkpoints", "the checkpoint signer", config.tasks.checkpoint_interval,
                 self.ledger.checkpoint, stop, stage="checkpoint", wait_first=True,
+                turn=jobs.turn("checkpoints"),
             ),
             supervisor.every(
                 "session-sweep", "the sweep of ended web sessions", SESSION_SWEEP_INTERVAL,
                 accounts.sweep_sessions, stop, stage="sweep", wait_first=True,
+                turn=jobs.turn("session-sweep"),
             ),
             supervisor.every(
                 "directory", "the look for a new directory", config.directory_refresh_interval,
@@ -446,7 +465,7 @@ class Node:
             ),
             supervisor.every(
                 "key-expiry", "the check of keys about to expire", KEY_EXPIRY_INTERVAL,
-                self._warn_expiring_keys, stop, stage="check",
+                self._warn_expiring_keys, stop, stage="check", turn=jobs.turn("key-expiry"),
             ),
             supervisor.every(
                 "leftover-sweep", "the sweep of files left by interrupted writes",
@@ -465,9 +484,10 @@ class Node:
             chaser = Chaser(self.service, self.config.delivery.chase_interval)
             self._tasks.append(
                 supervisor.start(
-                    "chase", "the chase of overdue items", lambda h: chaser.run(stop, h), stop
+                    "chase", "the chase of overdue items",
+                    lambda h: chaser.run(stop, h, jobs.turn("chase")), stop,
                 )
-            )
+            )  # fmt: skip
 
     async def _refuse_readers_without_second_factor(self) -> None:
         """Refuse to start while an account could read records without a second factor.

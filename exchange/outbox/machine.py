@@ -12,7 +12,9 @@ State table (``-`` means the state is left as it is; "marked" means a recall was
 
     from                    event                       to            ledger events
     ----------------------  --------------------------  ------------  ---------------------------
-    queued, retry-wait      Claimed                     attempting    (attempts + 1)
+    queued, retry-wait      Claimed                     attempting    (attempts + 1, leased)
+    attempting, its lease   Claimed                     attempting    (attempts + 1, leased to
+    expired (not marked)                                              the new owner)
     attempting              Delivered (receipt checked) delivered     delivered
     attempting              HandedOver                  delivered     attempted handed-over:<k>
                                                                       (envelopes only)
@@ -47,6 +49,14 @@ State table (``-`` means the state is left as it is; "marked" means a recall was
     recalled (a notice)
     dead                    EnvelopeDestroyed           dead          - (last error says so)
     any other state         EnvelopeDestroyed           -             -
+
+An ``attempting`` item is leased to the process making the attempt (``lease_owner``, until
+``lease_until``): the process renews the lease while the attempt runs, and an item whose
+lease ran out (its process died or hangs) is claimed again by another. Every transition out
+of ``attempting`` clears the lease. The store writes a transition only if the row still has
+the owner it had when the transition was computed, so the outcome of an attempt whose item
+was taken over is dropped: the new owner makes the attempt again, and the receiver's
+de-duplication by digest keeps the delivery to one.
 
 ``<k>`` is the kind of the route the attempt took (``https``, ``mesh``, ``mailbox``,
 ``smtp``; ``none`` when there was none). Any other (state, event) pair is a caller's
@@ -153,7 +163,13 @@ MAIL_ROUTE: Final = RouteTaken(0, 1, "smtp")
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """The worker takes a due item for an attempt."""
+    """A process takes a due item (or one whose lease ran out) for an attempt.
+
+    ``owner`` is the process's id; its lease on the item holds until ``until``.
+    """
+
+    owner: str
+    until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +238,11 @@ class ChaseMet:
 
 @dataclass(frozen=True, slots=True)
 class Restarted:
-    """The node started again with the item left ``attempting`` by the previous run."""
+    """The attempt on the item ended with no outcome recorded, and the item is given back.
+
+    A process stopping with attempts it could not record gives their items back; an item
+    marked for recall whose process died (its lease ran out) is ended this way too.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,17 +354,30 @@ def step(
     cannot take.
     """
     if isinstance(event, Delivered | HandedOver | RetryLater | Refused | NoRoute | InternalError):
-        return _recalled_wins(item, _attempt(item, event, now, policy or Policy(), rng))
-    handler = _HANDLERS.get(type(event))
-    if handler is None:
-        raise TypeError(f"not an outbox event: {type(event).__name__}")
-    return handler(item, event, now)
+        transition = _recalled_wins(item, _attempt(item, event, now, policy or Policy(), rng))
+    else:
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise TypeError(f"not an outbox event: {type(event).__name__}")
+        transition = handler(item, event, now)
+    return _lease_ends_with_attempt(transition)
+
+
+def _lease_ends_with_attempt(transition: Transition) -> Transition:
+    """Clear the lease of an item that leaves ``attempting``: nobody is working on it."""
+    after = transition.after
+    if after.state == "attempting" or (after.lease_owner is None and after.lease_until is None):
+        return transition
+    return replace(transition, after=replace(after, lease_owner=None, lease_until=None))
 
 
 def _claimed(item: OutboxItem, event: Event, now: float) -> Transition:
-    if not is_due(item, now):
+    if not isinstance(event, Claimed) or not is_claimable(item, now):
         raise _refuse(item.state, event)
-    after = replace(item, state="attempting", attempts=item.attempts + 1, updated_at=now)
+    after = replace(
+        item, state="attempting", attempts=item.attempts + 1, updated_at=now,
+        lease_owner=event.owner, lease_until=event.until,
+    )  # fmt: skip
     return Transition(item, after)
 
 
@@ -438,6 +471,23 @@ def is_due(item: OutboxItem, now: float) -> bool:
     return (
         item.state in CLAIMABLE and item.recall_requested_at is None and item.next_attempt_at <= now
     )
+
+
+def lease_expired(item: OutboxItem, now: float) -> bool:
+    """Return whether ``item`` is ``attempting`` under a lease that ran out by ``now``.
+
+    An item left ``attempting`` without a lease (by a version of the node before leases)
+    counts as expired.
+    """
+    return item.state == "attempting" and (item.lease_until is None or item.lease_until <= now)
+
+
+def is_claimable(item: OutboxItem, now: float) -> bool:
+    """Return whether a process may claim ``item`` at ``now``: due, or its lease ran out.
+
+    An expired item marked for recall is not claimed: :class:`Restarted` ends it.
+    """
+    return is_due(item, now) or (item.recall_requested_at is None and lease_expired(item, now))
 
 
 def _recalled_wins(item: OutboxItem, transition: Transition) -> Transition:

@@ -4,27 +4,41 @@ This module is the one place the node builds ledger events, checkpoints and bund
 :func:`ledger_event` encodes a statement from an :class:`~exchange.ledger.events.EventType`
 member; use cases hand the encoded events to the store, which appends them inside the same
 transaction as the change that causes them, so an event is never recorded without its
-change or the other way round. :class:`NodeLedger` keeps an in-memory Merkle mirror of the
-stored log, signs a checkpoint whenever the log has grown, with the time taken from the
+change or the other way round, with the hashes of the Merkle subtrees they complete.
+:class:`NodeLedger` reads roots and proofs from those stored hashes (it keeps nothing of the
+log in memory), signs a checkpoint whenever the log has grown, with the time taken from the
 injected clock (the :class:`~exchange.ledger.CheckpointSigner` refuses one inconsistent with
-the last it signed, and the last is read back from the store at start-up), and builds
-offline-verifiable proof bundles for events.
+the last it signed, and the last is read back from the store at start-up and whenever
+another process stored a newer one), and builds offline-verifiable proof bundles for events.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+import contextlib
+from collections.abc import Callable, Collection, Iterator
 from typing import Final
 
 from exchange.keys.ids import OrgId
 from exchange.keys.notes import NoteSigner
 from exchange.ledger.bundle import make_bundle
 from exchange.ledger.checkpoint import CheckpointSigner, open_checkpoint
-from exchange.ledger.errors import InconsistentCheckpointError
+from exchange.ledger.errors import InconsistentCheckpointError, ProofError, StoredTreeError
 from exchange.ledger.events import EventType, LedgerEvent, encode_event
-from exchange.ledger.log import MerkleLog
-from exchange.ledger.merkle import leaf_hash
+from exchange.ledger.merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    consistency_proof_from,
+    inclusion_proof_from,
+    leaf_hash,
+    verify_inclusion,
+)
+from exchange.ledger.subtrees import (
+    consistency_keys,
+    inclusion_keys,
+    root_keys,
+    stored_range_hasher,
+)
 from exchange.model import EnvelopeDigest, EventHash, ReceiptDigest
 from exchange.receipts import ReceiptStatus
 from exchange.store import Store
@@ -36,6 +50,9 @@ RECEIPT_EVENTS: Final[dict[ReceiptStatus, EventType]] = {
     ReceiptStatus.ACKNOWLEDGED: EventType.ACKNOWLEDGED,
     ReceiptStatus.REJECTED: EventType.REJECTED,
 }
+
+#: Statements read at a time when a process hashes the stored events (its first checkpoint).
+EVENT_CHUNK: Final = 4096
 
 
 def ledger_event(
@@ -73,10 +90,13 @@ def event_hash(event: bytes) -> EventHash:
 
 
 class NodeLedger:
-    """Checkpoints and proofs over the events in the store.
+    """Checkpoints and proofs over the events and the Merkle tree in the store.
 
-    ``clock`` returns the current unix time; it stamps each stored checkpoint and is the
-    same clock the node service runs on.
+    It holds the last checkpoint and O(log n) hashes, never the log: every root and proof
+    is computed from the subtree hashes the store keeps (:mod:`exchange.ledger.subtrees`),
+    so several processes can share one ledger, each resuming from the checkpoint the
+    others last stored. ``clock`` returns the current unix time; it stamps each stored
+    checkpoint and is the same clock the node service runs on.
     """
 
     def __init__(self, store: Store, signer: NoteSigner, clock: Callable[[], float]) -> None:
@@ -84,8 +104,9 @@ class NodeLedger:
         self.note_signer = signer
         self.clock = clock
         self.signer = CheckpointSigner(signer)
-        self.log = MerkleLog()
         self.last_note: bytes | None = None
+        # The events this process has hashed from their statements, as a frontier: O(log n).
+        self._hashed = Frontier()
         self._lock = asyncio.Lock()
 
     @property
@@ -94,40 +115,82 @@ class NodeLedger:
         return self.signer.origin
 
     async def load(self) -> None:
-        """Rebuild the mirror from the store and resume from the last signed checkpoint."""
-        saved = await self.store.checkpoints()
-        if saved:
-            _, note = saved[-1]
-            last = open_checkpoint(note, [self.note_signer.verifier], self.origin)
-            self.signer = CheckpointSigner(self.note_signer, last)
-            self.last_note = note
-        await self._catch_up()
+        """Resume from the last checkpoint signed (as stored); nothing else is read."""
+        async with self._lock:
+            await self._adopt()
 
-    async def _catch_up(self) -> None:
-        size = await self.store.ledger_size()
-        if size > self.log.size:
-            for event in await self.store.ledger_events(self.log.size, size):
-                self.log.append(event)
+    async def _adopt(self) -> None:
+        """Take up the stored checkpoint if it is newer than ours (another process signed it).
+
+        It must be signed by this log's key and consistent with the last checkpoint this
+        process knows, by a proof from the stored tree, or the signer would contradict it.
+        """
+        saved = await self.store.last_checkpoint()
+        last = self.signer.last
+        if saved is None or (last is not None and saved[0] <= last.size):
+            return
+        note = saved[1]
+        checkpoint = open_checkpoint(note, [self.note_signer.verifier], self.origin)
+        if last is not None:
+            hashes = await self.store.ledger_subtrees(consistency_keys(last.size, checkpoint.size))
+            with _stored_tree():
+                proof = consistency_proof_from(
+                    stored_range_hasher(hashes), last.size, checkpoint.size
+                )
+            self.signer.check(checkpoint, proof)
+        self.signer = CheckpointSigner(self.note_signer, checkpoint)
+        self.last_note = note
+
+    async def _check_events(self, size: int, root: bytes) -> None:
+        """Raise unless the statements stored hash to ``root``, the stored tree's root.
+
+        Each process hashes every statement once (on its first checkpoint) and then only
+        those appended since, keeping only a frontier: a statement changed in the store,
+        below what this process has hashed, is found here; the stored tree is checked
+        against the checkpoints by :meth:`checkpoint`.
+        """
+        hashed = self._hashed.copy()
+        if size < hashed.size:
+            raise InconsistentCheckpointError(
+                f"the stored log has {size} events, fewer than the {hashed.size} already read"
+            )
+        for start in range(hashed.size, size, EVENT_CHUNK):
+            for event in await self.store.ledger_events(start, min(size, start + EVENT_CHUNK)):
+                hashed.append(leaf_hash(event))
+        if hashed.size != size or hashed.root() != root:
+            raise InconsistentCheckpointError(
+                f"the stored events no longer match the stored Merkle tree of {size} events"
+            )
+        self._hashed = hashed
 
     async def checkpoint(self) -> bytes:
         """Sign and store a checkpoint of everything logged so far; return its note.
 
         Raise :class:`~exchange.ledger.errors.InconsistentCheckpointError` when the log no
-        longer matches the last checkpoint signed (a stored event was changed or removed),
-        whether or not it grew since. A checkpoint the store fails to keep (a full disk) is
-        forgotten, never published, so the next call signs it again.
+        longer matches the last checkpoint signed (a stored event, leaf hash or subtree hash
+        was changed or removed), whether or not it grew since. A checkpoint the store fails
+        to keep (a full disk) is forgotten, never published, so the next call signs it again.
         """
         async with self._lock:
-            await self._catch_up()
+            await self._adopt()
+            size = await self.store.ledger_size()
             last = self.signer.last
-            if last is not None and last.size == self.log.size and self.last_note is not None:
-                if self.log.root(last.size) != last.root:
+            keys = root_keys(size)
+            if last is not None and last.size <= size:
+                keys += consistency_keys(last.size, size)
+            range_hash = stored_range_hasher(await self.store.ledger_subtrees(keys))
+            with _stored_tree():
+                root = range_hash(0, size) if size else EMPTY_ROOT
+            await self._check_events(size, root)
+            if last is not None and last.size == size and self.last_note is not None:
+                if root != last.root:
                     raise InconsistentCheckpointError(
                         f"the stored log of {last.size} events no longer matches the last "
                         "checkpoint signed"
                     )
                 return self.last_note
-            checkpoint, note = self.signer.sign_tree(self.log.range_hash, self.log.size)
+            with _stored_tree():
+                checkpoint, note = self.signer.sign_tree(range_hash, size)
             try:
                 await self.store.save_checkpoint(checkpoint.size, note, self.clock())
             except BaseException:
@@ -144,25 +207,49 @@ class NodeLedger:
 
     async def bundle_at(self, index: int, event: bytes) -> bytes | None:
         """Return the proof bundle of the event at ``index`` under the last checkpoint."""
+        found = await self._bundles([(index, event)])
+        return found[0] if found else None
+
+    async def _bundles(self, events: Collection[tuple[int, bytes]]) -> list[bytes]:
+        """Return the bundles of the ``(index, event)`` under the last checkpoint, in order.
+
+        Events the checkpoint does not cover are left out. The subtrees of every proof are
+        read at once, and each proof is checked against the signed root before it is
+        handed out, so a changed stored hash or statement is refused, never exported.
+        """
         last = self.signer.last
         note = self.last_note
-        if last is None or note is None or index >= last.size:
-            return None
-        proof = self.log.inclusion_proof(index, last.size)
-        return make_bundle(event, index, proof, note)
+        if last is None or note is None:
+            return []
+        covered = sorted((i, e) for i, e in events if 0 <= i < last.size)
+        keys = {key for index, _ in covered for key in inclusion_keys(index, last.size)}
+        range_hash = stored_range_hasher(await self.store.ledger_subtrees(keys))
+        bundles = []
+        for index, event in covered:
+            with _stored_tree():
+                proof = inclusion_proof_from(range_hash, index, last.size)
+                verify_inclusion(leaf_hash(event), index, last.size, proof, last.root)
+            bundles.append(make_bundle(event, index, proof, note))
+        return bundles
 
     async def bundles_for(self, digests: Collection[EnvelopeDigest]) -> list[bytes]:
         """Return the bundles of every checkpointed event naming one of ``digests``.
 
-        The bundles are in log order and proven under the last signed checkpoint; none is
+        The bundles are in log order and proven under the last checkpoint stored; none is
         signed here, so an auditor reading a stopped node's data changes nothing.
         """
+        async with self._lock:
+            await self._adopt()
         found: list[tuple[int, bytes]] = []
         for digest in set(digests):
             found += await self.store.ledger_events_for(digest)
-        bundles = []
-        for index, event in sorted(found):
-            bundle = await self.bundle_at(index, event)
-            if bundle is not None:
-                bundles.append(bundle)
-        return bundles
+        return await self._bundles(found)
+
+
+@contextlib.contextmanager
+def _stored_tree() -> Iterator[None]:
+    """Report a missing stored hash, or a proof that fails, as the ledger not verifying."""
+    try:
+        yield
+    except (StoredTreeError, ProofError) as exc:
+        raise InconsistentCheckpointError(f"the stored Merkle tree does not verify: {exc}") from exc

@@ -17,7 +17,8 @@ from typing import Final
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.account_events import AccountEvent
-from exchange.store.rows import Tables, append_ledger
+from exchange.store.ledger_tree import append_ledger
+from exchange.store.rows import Tables
 from exchange.store.sql import Db, Row
 
 #: The most rows one listing returns.

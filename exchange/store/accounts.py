@@ -611,8 +611,9 @@ class AccountTables(Tables):
 
         def tx(db: Db) -> bool:
             cursor = db.execute(
-                "UPDATE sessions SET last_seen = MAX(last_seen, ?) WHERE id_hash = ?",
-                (now, id_hash),
+                "UPDATE sessions SET last_seen = CASE WHEN last_seen > ? THEN last_seen ELSE ? END "
+                "WHERE id_hash = ?",
+                (now, now, id_hash),
             )
             return cursor.rowcount == 1
 

@@ -12,7 +12,7 @@ Records hold ids, digests, sizes and times only: never record content.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Protocol
@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from exchange.auth.session import Session
     from exchange.auth.totp import TotpSecret
     from exchange.ledger.account_events import AccountEvent
+    from exchange.ledger.merkle import SubtreeKey
+    from exchange.ledger.subtrees import StoredSubtree
     from exchange.model import HeldItem, RetentionSchedule, Role, ThreadLink
     from exchange.outbox.machine import Transition
     from exchange.store.node_state import DeadLetter, OutboxSummary
@@ -714,7 +716,39 @@ class AccountEventStore(Protocol):
         ...
 
 
+class LeaseStore(Protocol):
+    """Leases of outbox items and of group-wide jobs (exchange.store.leases).
+
+    ``owner`` is the id of one ``exchange serve`` process; leases hold until a time.
+    """
+
+    async def claim_due(self, now: float, limit: int, owner: str, lease: float) -> list[OutboxItem]:
+        """Move up to ``limit`` due items (or items whose lease ran out) to ``attempting``.
+
+        Each is leased to ``owner`` until ``now + lease``. Two processes claiming at once
+        never claim the same item.
+        """
+        ...
+
+    async def renew_leases(self, owner: str, item_ids: Collection[int], until: float) -> int:
+        """Extend ``owner``'s leases on the items ``item_ids`` to ``until``; return how many."""
+        ...
+
+    async def requeue_attempting(self, owner: str, now: float) -> int:
+        """Give back the items ``owner`` still has ``attempting``; return how many."""
+        ...
+
+    async def take_job(self, name: str, owner: str, now: float, lease: float) -> bool:
+        """Take or renew the lease on job ``name`` for ``owner``; False while another holds it."""
+        ...
+
+    async def release_job(self, name: str, owner: str) -> bool:
+        """Give up ``owner``'s lease on job ``name``; return whether it held one."""
+        ...
+
+
 class Store(
+    LeaseStore,
     SsoLinkStore,
     AccountEventStore,
     DirectoryStore,
@@ -825,11 +859,7 @@ class Store(
         """Return one sent envelope of ``sender``, or ``None``."""
         ...
 
-    # --- the outbox ---------------------------------------------------------------------
-    async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
-        """Move up to ``limit`` due items to ``attempting`` and return them."""
-        ...
-
+    # --- the outbox (claims and leases: LeaseStore) --------------------------------------
     async def apply_transition(self, transition: Transition) -> bool:
         """Write a transition of the outbox machine with its receipt and ledger events.
 
@@ -840,10 +870,6 @@ class Store(
 
     async def outbox_item(self, item_id: int) -> OutboxItem | None:
         """Return one outbox item as it is now, or ``None``."""
-        ...
-
-    async def requeue_attempting(self, now: float) -> int:
-        """After a restart, put items left ``attempting`` back in the queue; return how many."""
         ...
 
     async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
@@ -987,6 +1013,14 @@ class Store(
         """Return the number of events in the ledger."""
         ...
 
+    async def ledger_subtrees(self, keys: Collection[SubtreeKey]) -> dict[SubtreeKey, bytes]:
+        """Return the stored hashes of the complete subtrees ``keys`` (those that exist)."""
+        ...
+
+    async def ledger_stored_tree(self) -> tuple[int, list[StoredSubtree]]:
+        """Return the head's size and every stored subtree, leaves (level 0) included."""
+        ...
+
     async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
         """Return ``(index, event)`` for every event naming the envelope, in log order."""
         ...
@@ -1001,6 +1035,10 @@ class Store(
 
     async def checkpoints(self) -> list[tuple[int, bytes]]:
         """Return every checkpoint, oldest first."""
+        ...
+
+    async def last_checkpoint(self) -> tuple[int, bytes] | None:
+        """Return the checkpoint of the largest size (the last signed), or None."""
         ...
 
     # --- staff ----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exchange.store.rows import Tables, append_ledger
+from exchange.store.ledger_tree import append_ledger
+from exchange.store.rows import Tables
 from exchange.store.sql import Db
 
 

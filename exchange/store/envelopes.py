@@ -15,7 +15,6 @@ from typing import Literal, TypeVar, cast
 from exchange.keys.ids import OrgId
 from exchange.model import (
     EnvelopeRecord,
-    EventHash,
     IdempotencyRecord,
     InboxItem,
     InboxState,
@@ -34,13 +33,13 @@ from exchange.outbox.machine import Transition
 from exchange.store.accounts import insert_user
 from exchange.store.base import InboxPlace, ItemOpening, OpeningOutcome
 from exchange.store.idempotency import insert_idempotency
+from exchange.store.ledger_tree import append_ledger
 from exchange.store.recall import RecallTables
 from exchange.store.register import SharingRegisterTables
 from exchange.store.retention import RetentionTables
 from exchange.store.rows import (
     ENVELOPE_COLUMNS,
     OUTBOX_COLUMNS,
-    append_ledger,
     envelope_row,
     insert_envelope,
     insert_outbox,
@@ -219,27 +218,7 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
     # --- the outbox -----------------------------------------------------------------------
     # The states and their transitions are decided by exchange.outbox.machine; the store
     # selects rows, asks the machine, and writes what it answers
-    # (exchange.store.rows.write_transition).
-
-    async def claim_due(self, now: float, limit: int) -> list[OutboxItem]:
-        """Move up to ``limit`` due items to ``attempting`` and return them."""
-
-        def tx(db: Db) -> list[OutboxItem]:
-            # The condition of exchange.outbox.machine.is_due, as an indexed query.
-            due = outbox_rows(
-                db,
-                "state IN ('queued', 'retry-wait') AND recall_requested_at IS NULL "
-                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-                (now, limit),
-            )
-            claimed = []
-            for item in due:
-                transition = machine.step(item, machine.Claimed(), now)
-                if write_transition(db, transition):
-                    claimed.append(transition.after)
-            return claimed
-
-        return await self._tx(tx)
+    # (exchange.store.rows.write_transition). Claims and leases: exchange.store.leases.
 
     async def apply_transition(self, transition: Transition) -> bool:
         """Write a transition the worker computed, with its receipt and ledger events.
@@ -257,15 +236,6 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
             return found[0] if found else None
 
         return await self._read(read)
-
-    async def requeue_attempting(self, now: float) -> int:
-        """After a restart, put items left ``attempting`` back in the queue."""
-
-        def tx(db: Db) -> int:
-            items = outbox_rows(db, "state = 'attempting'", ())
-            return len(step_all(db, items, machine.Restarted(), now))
-
-        return await self._tx(tx)
 
     async def requeue_dead(self, now: float, envelope_digest: bytes | None = None) -> int:
         """Give dead items (of one envelope, or all) a fresh start on their first route."""
@@ -644,78 +614,6 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
             return None if row is None else envelope_row(row), damaged.fetchone() is not None
 
         return await self._read(read)
-
-    # --- the ledger -----------------------------------------------------------------------
-
-    async def append_ledger(self, events: Sequence[bytes]) -> int:
-        """Append events on their own; return the new size."""
-
-        def tx(db: Db) -> int:
-            append_ledger(db, events)
-            return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
-
-        return await self._tx(tx)
-
-    async def ledger_events(self, start: int, end: int) -> list[bytes]:
-        """Return the events with indexes ``start <= i < end``, in order."""
-
-        def read(db: Db) -> list[bytes]:
-            rows = db.execute(
-                "SELECT event FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-            ).fetchall()
-            return [r[0] for r in rows]
-
-        return await self._read(read)
-
-    async def ledger_size(self) -> int:
-        """Return the number of events in the ledger."""
-        return await self._read(
-            lambda db: int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
-        )
-
-    async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
-        """Return ``(index, event)`` for every event naming the envelope, in log order."""
-
-        def read(db: Db) -> list[tuple[int, bytes]]:
-            rows = db.execute(
-                "SELECT idx, event FROM ledger WHERE envelope_digest = ? ORDER BY idx",
-                (envelope_digest,),
-            ).fetchall()
-            return [(int(r[0]), bytes(r[1])) for r in rows]
-
-        return await self._read(read)
-
-    async def ledger_index_of(self, event_hash: EventHash) -> int | None:
-        """Return the index of the first event whose leaf hash is ``event_hash``."""
-
-        def read(db: Db) -> int | None:
-            row = db.execute(
-                "SELECT MIN(idx) FROM ledger WHERE leaf_hash = ?", (event_hash,)
-            ).fetchone()
-            return None if row[0] is None else int(row[0])
-
-        return await self._read(read)
-
-    async def save_checkpoint(self, size: int, note: bytes, now: float) -> None:
-        """Keep a signed checkpoint (a second one of the same size is ignored)."""
-
-        def tx(db: Db) -> None:
-            db.execute(
-                "INSERT INTO checkpoints (size, note, signed_at) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (size, note, now),
-            )
-
-        await self._tx(tx)
-
-    async def checkpoints(self) -> list[tuple[int, bytes]]:
-        """Return every checkpoint, oldest first."""
-        return await self._read(
-            lambda db: [
-                (int(r[0]), bytes(r[1]))
-                for r in db.execute("SELECT size, note FROM checkpoints ORDER BY size")
-            ]
-        )
 
     # --- staff ----------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from exchange.store.api_tokens import ApiTokenTables
 from exchange.store.directory import DirectoryTables
 from exchange.store.envelopes import EnvelopeTables
 from exchange.store.idempotency import IdempotencyTables
+from exchange.store.leases import LeaseTables
+from exchange.store.ledger import LedgerTables
 from exchange.store.node_state import NodeStateTables
 from exchange.store.own_copies import OwnCopyTables
 from exchange.store.passkeys import PasskeyTables
@@ -23,6 +25,8 @@ from exchange.store.sso_links import SsoLinkTables
 class NodeTables(
     EnvelopeTables,
     IdempotencyTables,
+    LedgerTables,
+    LeaseTables,
     AccountTables,
     AccountEventTables,
     ApiTokenTables,

@@ -2,7 +2,7 @@
 
 The PostgreSQL store holds the same tables as the SQLite one (``exchange.store.schema``), in
 PostgreSQL's types: ``BYTEA`` for digests and signed bytes, ``BIGINT`` for counts and ids,
-``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 21, the
+``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 23, the
 release that brought PostgreSQL; from then on both lists grow together, one migration each per
 change. Each migration runs in one transaction with the row that records it, under an
 advisory lock, so two processes starting together apply it once.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 #: The first SQLite schema version the PostgreSQL store's version 1 matches.
-SQLITE_BASELINE: Final = 21
+SQLITE_BASELINE: Final = 23
 
 PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
@@ -345,6 +345,28 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX account_events_by_user ON account_events (org, user_id, id)",
         "CREATE INDEX account_events_by_actor ON account_events (org, actor_id, id)",
+        # The ledger's stored tree (exchange/store/ledger_tree.py); the head row is what
+        # every append updates first, so appends are serialised by its row lock.
+        """CREATE TABLE ledger_nodes (
+            level BIGINT NOT NULL,
+            idx BIGINT NOT NULL,
+            hash BYTEA NOT NULL,
+            PRIMARY KEY (level, idx)
+        )""",
+        """CREATE TABLE ledger_head (
+            one BIGINT PRIMARY KEY CHECK (one = 1),
+            size BIGINT NOT NULL
+        )""",
+        "INSERT INTO ledger_head (one, size) VALUES (1, 0)",
+        # Leases of outbox items and of the background jobs run once in a group of
+        # processes (exchange/store/leases.py).
+        "ALTER TABLE outbox ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE outbox ADD COLUMN lease_until DOUBLE PRECISION",
+        """CREATE TABLE job_leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until DOUBLE PRECISION NOT NULL
+        )""",
         # The backlog of each destination is counted from this index (exchange.store.postgres).
         (
             "CREATE INDEX outbox_waiting ON outbox (destination) WHERE kind = 'envelope' "

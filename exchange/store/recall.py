@@ -34,7 +34,8 @@ from exchange.model import (
     ThreadLink,
 )
 from exchange.outbox import machine
-from exchange.store.rows import Tables, append_ledger, outbox_rows, step_all
+from exchange.store.ledger_tree import append_ledger
+from exchange.store.rows import Tables, outbox_rows, step_all
 from exchange.store.sql import Db, Row
 
 T = TypeVar("T")

@@ -33,7 +33,7 @@ from exchange.model import (
     SubjectKind,
 )
 from exchange.store.rows import Tables, envelope_row
-from exchange.store.sql import NO_LIMIT, Db, Row
+from exchange.store.sql import NO_LIMIT, Db, Row, hex_of
 
 T = TypeVar("T")
 
@@ -446,14 +446,14 @@ class SharingRegisterTables(Tables):
             sent = db.execute(
                 _REGISTER_SELECT + "WHERE g.org = ? AND g.outcome = 'shared' "
                 "AND t.destroyed_at IS NULL AND NOT EXISTS (SELECT 1 FROM subject_index s "
-                "WHERE s.org = g.org AND s.direction = 'sent' AND s.item = lower(hex("
-                "g.envelope_digest))) ORDER BY g.decided_at, g.id",
+                "WHERE s.org = g.org AND s.direction = 'sent' AND s.item = "
+                f"{hex_of(db, 'g.envelope_digest')}) ORDER BY g.decided_at, g.id",
                 (org,),
             ).fetchall()
             received = db.execute(
                 _RECEIVED_SELECT + "WHERE i.owner = ? AND ri.outcome = 'indexed' "
                 "AND NOT EXISTS (SELECT 1 FROM subject_index s WHERE s.org = i.owner "
-                "AND s.direction = 'received' AND s.item = lower(hex(i.digest))) "
+                f"AND s.direction = 'received' AND s.item = {hex_of(db, 'i.digest')}) "
                 "AND NOT EXISTS (SELECT 1 FROM retention x WHERE x.org = i.owner "
                 "AND x.digest = i.digest AND x.destroyed_at IS NOT NULL) "
                 "ORDER BY i.received_at",

@@ -36,8 +36,9 @@ from exchange.model import (
 )
 from exchange.outbox import machine
 from exchange.store.base import MAX_LISTED, Decide
+from exchange.store.ledger_tree import append_ledger
 from exchange.store.own_copies import forget_own_copy
-from exchange.store.rows import Tables, append_ledger, envelope_row, outbox_rows, step_all
+from exchange.store.rows import Tables, envelope_row, outbox_rows, step_all
 from exchange.store.sql import Db, Row
 
 T = TypeVar("T")

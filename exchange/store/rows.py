@@ -1,10 +1,10 @@
 """The SQL every part of the SQLite store runs inside its transactions.
 
-Plain functions over a connection: inserting envelopes, receipts and outbox rows, appending
-ledger events with their leaf hashes, reading outbox rows, and writing the transitions the
-outbox machine (:mod:`exchange.outbox.machine`) decides. :class:`~exchange.store.sqlite.SqliteStore`
-and the recall, register and retention tables beside it call them, so none of them
-re-declares another's helpers.
+Plain functions over a connection: inserting envelopes, receipts and outbox rows, reading
+outbox rows, and writing the transitions the outbox machine (:mod:`exchange.outbox.machine`)
+decides, with their ledger events (appended by :mod:`exchange.store.ledger_tree`).
+:class:`~exchange.store.sqlite.SqliteStore` and the recall, register and retention tables
+beside it call them, so none of them re-declares another's helpers.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from exchange.keys.ids import OrgId
-from exchange.ledger.errors import LedgerError
-from exchange.ledger.events import EventType, decode_event, encode_event
-from exchange.ledger.merkle import leaf_hash
+from exchange.ledger.events import encode_event
 from exchange.model import EnvelopeRecord, NewOutbox, OutboxItem, ReceiptRecord
 from exchange.outbox import machine
 from exchange.outbox.machine import Transition
+from exchange.store.ledger_tree import append_ledger
 from exchange.store.sql import Db, Row
 
 T = TypeVar("T")
@@ -46,22 +45,10 @@ class Tables(abc.ABC):
 OUTBOX_COLUMNS = (
     "id, kind, envelope_digest, ref, origin, destination, state, attempts, next_attempt_at, "
     "created_at, updated_at, last_error, route_index, route_failures, via, route_kind, "
-    "transport_ref, recall_requested_at"
+    "transport_ref, recall_requested_at, lease_owner, lease_until"
 )
 
 ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
-
-
-def _event_envelope(event: bytes) -> bytes | None:
-    """Return the envelope digest an event names, for the index (None if it names none).
-
-    An ``account`` event's digest field is a commitment to an account, not an envelope.
-    """
-    try:
-        decoded = decode_event(event)
-    except LedgerError:
-        return None
-    return None if decoded.type is EventType.ACCOUNT else decoded.envelope_digest
 
 
 def envelope_row(row: Row) -> EnvelopeRecord:
@@ -98,16 +85,8 @@ def outbox_item(row: Row) -> OutboxItem:
         route_kind=row["route_kind"],
         transport_ref=row["transport_ref"],
         recall_requested_at=row["recall_requested_at"],
-    )
-
-
-def append_ledger(db: Db, events: Sequence[bytes]) -> None:
-    """Append encoded ledger events after the last one, with their leaf hashes."""
-    row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger").fetchone()
-    start = int(row[0])
-    db.executemany(
-        "INSERT INTO ledger (idx, event, leaf_hash, envelope_digest) VALUES (?, ?, ?, ?)",
-        [(start + i, e, leaf_hash(e), _event_envelope(e)) for i, e in enumerate(events)],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
     )
 
 
@@ -153,26 +132,40 @@ def insert_receipt(db: Db, r: ReceiptRecord, now: float) -> bool:
     return cursor.rowcount == 1
 
 
+def same_as(db: Db) -> str:
+    """Return the comparison that holds when both sides are equal or both NULL.
+
+    SQLite's ``IS`` takes a value on either side; PostgreSQL's only ``NULL``, and SQLite
+    reads ``IS NOT DISTINCT FROM`` only since 3.39.
+    """
+    return "IS" if db.dialect == "sqlite" else "IS NOT DISTINCT FROM"
+
+
 def write_transition(db: Db, transition: Transition) -> bool:
     """Write one transition if the row is still as it was computed from; True if written.
 
-    The guard (state and recall mark as they were) makes a transition computed from a
-    stale row, say an attempt that raced a recall, change nothing; the caller then asks
-    the machine again with the row as it is now.
+    The guard (state, recall mark and lease owner as they were) makes a transition computed
+    from a stale row change nothing: an attempt that raced a recall (the caller then asks
+    the machine again with the row as it is now), or the outcome of an attempt whose lease
+    ran out and whose item another process claimed (the outcome is dropped; the new owner
+    attempts again).
     """
     if not transition.changed:
         return True
     before, after = transition.before, transition.after
+    same = same_as(db)
     cursor = db.execute(
         "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, created_at = ?, "
         "updated_at = ?, last_error = ?, route_index = ?, route_failures = ?, "
-        "route_kind = ?, transport_ref = ?, recall_requested_at = ? "
-        "WHERE id = ? AND state = ? AND recall_requested_at IS NOT DISTINCT FROM ?",
+        "route_kind = ?, transport_ref = ?, recall_requested_at = ?, lease_owner = ?, "
+        f"lease_until = ? WHERE id = ? AND state = ? AND recall_requested_at {same} ? "
+        f"AND lease_owner {same} ?",
         (
             after.state, after.attempts, after.next_attempt_at, after.created_at,
             after.updated_at, after.last_error, after.route_index, after.route_failures,
             after.route_kind, after.transport_ref, after.recall_requested_at,
-            before.id, before.state, before.recall_requested_at,
+            after.lease_owner, after.lease_until,
+            before.id, before.state, before.recall_requested_at, before.lease_owner,
         ),
     )  # fmt: skip
     if cursor.rowcount != 1:

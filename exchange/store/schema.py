@@ -1,15 +1,35 @@
 """Schema migrations of the SQLite store, applied in order at start-up.
 
-Each migration is a list of statements and runs in one transaction together with the row
-that records it, so a crash during an upgrade leaves the database at the previous version.
-Migrations are only ever appended: a released one is never edited.
+Each migration is a list of steps and runs in one transaction together with the row that
+records it, so a crash during an upgrade leaves the database at the previous version. A step
+is an SQL statement, or a Python function of the connection for work SQL cannot do (such as
+hashing: migration 22 builds the stored Merkle tree of an existing ledger);
+:func:`run_migration` runs either. Migrations are only ever appended: a released one is
+never edited.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Final
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+from exchange.store.ledger_tree import backfill_ledger_tree
+from exchange.store.sql import Db
+
+#: One step of a migration: an SQL statement or a function run on the connection.
+Step = str | Callable[[Db], None]
+
+
+def run_migration(db: Db, steps: Sequence[Step]) -> None:
+    """Run a migration's steps in order on ``db`` (inside the caller's transaction)."""
+    for step in steps:
+        if isinstance(step, str):
+            db.execute(step)
+        else:
+            step(db)
+
+
+MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
     (
         """CREATE TABLE envelopes (
             digest BLOB PRIMARY KEY,
@@ -480,5 +500,38 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX account_events_by_user ON account_events (org, user_id, id)",
         "CREATE INDEX account_events_by_actor ON account_events (org, actor_id, id)",
+    ),
+    (
+        # Migration 22: the ledger's Merkle tree, stored (exchange/store/ledger_tree.py).
+        # ``ledger_nodes`` holds the hash of each complete subtree above the leaves: level
+        # ``level``, covering leaves ``idx * 2**level`` to ``(idx + 1) * 2**level - 1``;
+        # ``ledger_head`` is one row with the log's size, which every append adds to first,
+        # so appends are serialised by the database. The Python step writes both for the
+        # events already stored.
+        """CREATE TABLE ledger_nodes (
+            level INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            hash BLOB NOT NULL,
+            PRIMARY KEY (level, idx)
+        )""",
+        """CREATE TABLE ledger_head (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            size INTEGER NOT NULL
+        )""",
+        backfill_ledger_tree,
+    ),
+    (
+        # Migration 23: leases, for several ``exchange serve`` processes on one store
+        # (exchange/store/leases.py). An ``attempting`` outbox item names the process making
+        # the attempt and until when its lease holds; another process claims it once the
+        # lease has run out. ``job_leases`` names, per background job that runs once in the
+        # group (checkpoints, chases, collection, ...), the process running it and until when.
+        "ALTER TABLE outbox ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE outbox ADD COLUMN lease_until REAL",
+        """CREATE TABLE job_leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until REAL NOT NULL
+        )""",
     ),
 )

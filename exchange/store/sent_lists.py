@@ -62,7 +62,7 @@ _OVERDUE: Final = (
     "EXISTS (SELECT 1 FROM register r WHERE r.org = s.sender AND r.envelope_digest = s.digest "
     "AND r.deadline_due IS NOT NULL AND r.deadline_due < ? AND NOT EXISTS (SELECT 1 FROM "
     "receipts y WHERE y.envelope_digest = s.digest AND y.receipter = o.destination "
-    "AND instr(r.satisfied_by, ',' || y.status || ',') > 0)) "
+    "AND r.satisfied_by LIKE '%,' || y.status || ',%')) "
     f"OR (s.submitted_at < ? AND NOT {_DELIVERED})))"
 )
 

@@ -92,6 +92,13 @@ class Db(Protocol):
         ...
 
 
+def hex_of(db: Db, column: str) -> str:
+    """Return the SQL of ``column``'s bytes as lower-case hex, in ``db``'s dialect."""
+    if db.dialect == "postgresql":
+        return f"encode({column}, 'hex')"
+    return f"lower(hex({column}))"
+
+
 class SqliteDb(sqlite3.Connection):
     """A SQLite connection that says which engine it is (:class:`Db`)."""
 

@@ -40,9 +40,9 @@ from exchange.store.damage import (
     sweep_leftovers,
 )
 from exchange.store.node_tables import NodeTables
-from exchange.store.own_copies import OWN_COPY_DIGESTS
-from exchange.store.schema import MIGRATIONS
-from exchange.store.sql import Db, SqliteDb, StoreTooNewError, connect_sqlite
+from exchange.store.own_copies import own_copy_digests
+from exchange.store.schema import MIGRATIONS, run_migration
+from exchange.store.sql import Db, SqliteDb, StoreTooNewError, connect_sqlite, hex_of
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ PROBE_FILE_BYTES: Final = 4096
 
 def _committed_bodies(db: Db) -> list[str]:
     """Return the hex digests of every body a row names: envelopes and the own copies."""
-    rows = db.execute(f"SELECT lower(hex(digest)) FROM envelopes UNION {OWN_COPY_DIGESTS}")
+    rows = db.execute(f"SELECT {hex_of(db, 'digest')} FROM envelopes UNION {own_copy_digests(db)}")
     return [r[0] for r in rows]
 
 
@@ -204,8 +204,7 @@ class SqliteStore(NodeTables):
                 continue
             db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in statements:
-                    db.execute(statement)
+                run_migration(db, statements)
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                 db.execute("COMMIT")
             except BaseException:

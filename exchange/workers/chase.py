@@ -20,6 +20,7 @@ from exchange.keys.ids import OrgId
 from exchange.logs import get_logger
 from exchange.model import NewOutbox
 from exchange.service.node_service import NodeService
+from exchange.workers.jobs import JobTurn
 from exchange.workers.supervisor import TaskHealth, periodically
 
 log = get_logger("exchange.chase")
@@ -39,10 +40,15 @@ class Chaser:
         self.service = service
         self.interval = interval
 
-    async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
-        """Chase every ``interval`` seconds until ``stop`` is set; a failed round is retried."""
+    async def run(
+        self, stop: asyncio.Event, health: TaskHealth | None = None, turn: JobTurn | None = None
+    ) -> None:
+        """Chase every ``interval`` seconds until ``stop`` is set; a failed round is retried.
+
+        With ``turn``, only the process of the group holding the job's lease chases.
+        """
         health = health or TaskHealth("chase", "the chase of overdue items")
-        await periodically(health, stop, self.interval, self.chase_once, stage="chase")
+        await periodically(health, stop, self.interval, self.chase_once, stage="chase", turn=turn)
 
     async def chase_once(self) -> int:
         """Queue the chases due now; return how many were new."""

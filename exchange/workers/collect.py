@@ -32,6 +32,7 @@ from exchange.receipts.format import MAX_SIGNED_LEN as MAX_RECEIPT
 from exchange.service.errors import ServiceError
 from exchange.service.node_service import NodeService
 from exchange.workers.delivery import attempt_timeout
+from exchange.workers.jobs import JobTurn
 from exchange.workers.supervisor import TaskHealth, periodically
 
 log = get_logger("exchange.collect")
@@ -63,18 +64,22 @@ class Collector:
         #: The collector's health (a supervisor's, when run under one).
         self.health = TaskHealth("collect", "collection from pull routes")
 
-    async def run(self, stop: asyncio.Event, health: TaskHealth | None = None) -> None:
+    async def run(
+        self, stop: asyncio.Event, health: TaskHealth | None = None, turn: JobTurn | None = None
+    ) -> None:
         """Collect every ``collect_interval`` seconds until ``stop`` is set.
 
         A round that fails (the store cannot write) is retried after the back-off, and a
         message that could not be stored is reported to ``health`` (logged once per cause),
-        not logged again at every round.
+        not logged again at every round. With ``turn``, only the process of the group
+        holding the job's lease collects (exchange.workers.jobs).
         """
         if health is not None:
             self.health = health
         await periodically(
-            self.health, stop, self.config.collect_interval, self.collect_once, stage="collect"
-        )
+            self.health, stop, self.config.collect_interval, self.collect_once,
+            stage="collect", turn=turn,
+        )  # fmt: skip
 
     async def collect_once(self) -> int:
         """Run one round over every pull connector; return how many messages were taken."""

@@ -15,14 +15,23 @@ writes that transition, with any receipt, in one transaction.
   ``delivered`` receipt comes later, collected by :mod:`exchange.workers.collect`, and an item
   without one after ``overdue_after`` is shown overdue.
 
+Several ``exchange serve`` processes may share one store, each with its own worker. A
+worker claims items under a lease for its process (``owner``; exchange.store.leases): it
+renews the leases of the attempts it is still making every ``lease_renew`` seconds, and
+another process takes over an item whose lease ran out (``lease`` seconds without renewal).
+An attempt whose item was taken over meanwhile has its outcome dropped (the store writes it
+only while the row names this process); the new owner attempts again.
+
 Because the state is committed before and after every attempt, a crash at any point leaves
-items ``attempting``; the next start puts them back in the queue, and the receiver
-de-duplicates by digest, so the effect is exactly once.
+items ``attempting`` under a lease that runs out; another process, or this node started
+again, then claims them, and the receiver de-duplicates by digest, so the effect is exactly
+once. A graceful stop gives back at once the items whose attempt it could not finish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import time
@@ -47,6 +56,7 @@ from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.service.body_checks import LOCAL_DAMAGE
 from exchange.service.node_service import NodeService
 from exchange.service.rows import receipt_record
+from exchange.workers.jobs import new_process_id
 from exchange.workers.supervisor import TaskHealth, pause
 
 log = get_logger("exchange.delivery")
@@ -138,6 +148,8 @@ class DeliveryStats:
     #: The last clock skew seen per destination organisation (its node's, or its relay's,
     #: clock minus ours, in whole seconds), from the far side's ``Date``.
     clock_skew: dict[OrgId, int] = field(default_factory=dict)
+    #: Attempts whose outcome was dropped: another process took the item over meanwhile.
+    lease_lost: int = 0
 
 
 #: The slowest transfer an attempt is given time for, in bytes per second: an attempt's
@@ -179,8 +191,13 @@ class DeliveryWorker:
         notify: Mapping[OrgId, tuple[str, ...]] | None = None,
         link_template: str | None = None,
         intact: BodyCheck | None = None,
+        owner: str | None = None,
     ) -> None:
         self.service = service
+        #: The id of this process, the owner of the leases on the items it attempts.
+        self.owner = owner or new_process_id()
+        #: The items this worker is attempting now (their leases are renewed).
+        self._attempting: set[int] = set()
         #: Checks a stored body of the node's own before it is sent (local damage); the
         #: node passes :func:`exchange.service.body_checks.own_body_intact`.
         self.intact = intact
@@ -214,17 +231,43 @@ class DeliveryWorker:
         """
         if health is not None:
             self.health = health
-        health = self.health
         self._stop = stop
-        while not stop.is_set():
-            try:
-                requeued = await self.service.store.requeue_attempting(self.service.clock())
-            except Exception as exc:  # noqa: BLE001 - tried again after the back-off
-                await pause(stop, health.failed(exc, "requeue"))
+        renewing = asyncio.create_task(self._renew_leases(), name="outbox-leases")
+        try:
+            await self._claim_and_attempt(stop)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        await self._give_back()
+
+    async def _give_back(self) -> None:
+        """At the stop, give back the items whose attempt could not be recorded."""
+        try:
+            requeued = await self.service.store.requeue_attempting(self.owner, self.service.clock())
+        except Exception as exc:  # noqa: BLE001 - their leases run out instead; noted
+            self.health.failed(exc, "give-back")
+            return
+        if requeued:
+            log.info("outbox.requeued", count=requeued)
+
+    async def _renew_leases(self) -> None:
+        """Renew the leases of the items being attempted, every ``lease_renew`` seconds."""
+        config = self.config
+        while True:
+            await asyncio.sleep(config.lease_renew)
+            if not self._attempting:
                 continue
-            if requeued:
-                log.info("outbox.requeued", count=requeued)
-            break
+            try:
+                await self.service.store.renew_leases(
+                    self.owner, set(self._attempting), self.service.clock() + config.lease
+                )
+            except Exception as exc:  # noqa: BLE001 - tried again at the next renewal
+                self.health.failed(exc, "renew")
+
+    async def _claim_and_attempt(self, stop: asyncio.Event) -> None:
+        """Claim due items and attempt them until ``stop``; let attempts under way finish."""
+        health = self.health
         inflight: set[asyncio.Task[None]] = set()
         wakeup = self.service.outbox_wakeup
         latest = self.service.clock()
@@ -242,8 +285,9 @@ class DeliveryWorker:
                 wakeup.clear()
                 try:
                     items = await self.service.store.claim_due(
-                        self.service.clock(), min(room, self.config.batch)
-                    )
+                        self.service.clock(), min(room, self.config.batch),
+                        self.owner, self.config.lease,
+                    )  # fmt: skip
                 except Exception as exc:  # noqa: BLE001 - tried again after the back-off
                     await pause(stop, health.failed(exc, "claim"))
                     continue
@@ -300,8 +344,12 @@ class DeliveryWorker:
         slot = self._slots.get(item.destination)
         if slot is None:
             slot = self._slots[item.destination] = asyncio.Semaphore(self.config.per_destination)
-        async with slot:
-            await self._attempt(item)
+        self._attempting.add(item.id)
+        try:
+            async with slot:
+                await self._attempt(item)
+        finally:
+            self._attempting.discard(item.id)
 
     async def _attempt(self, item: OutboxItem) -> None:
         started = time.monotonic()
@@ -388,8 +436,10 @@ class DeliveryWorker:
 
         Outside :meth:`run` (one attempt made directly) a failure is raised. Under
         :meth:`run`, the item stays ``attempting`` until its outcome is written; if the node
-        stops first, the attempt is given up (False) and the item is re-queued at the next
-        start, like an attempt cut short by a crash.
+        stops first, the attempt is given up (False) and the item given back to the queue
+        (or, if the store cannot write that either, taken by whoever claims it once its
+        lease runs out), like an attempt cut short by a crash. False too when the item was
+        taken over by another process: its outcome is dropped.
         """
         while True:
             # Back off from the end of the attempt, not its start: an attempt that ran into
@@ -410,11 +460,13 @@ class DeliveryWorker:
 
     async def _record(
         self, item: OutboxItem, event: machine.AttemptOutcome, now: float
-    ) -> machine.Transition | None:
+    ) -> machine.Transition | Literal[False] | None:
         """Ask the machine what the outcome does to the item and have the store write it.
 
         A recall requested during the attempt changes the row under it; the transition is
-        then computed again from the row as it is, so the recall is never overwritten.
+        then computed again from the row as it is, so the recall is never overwritten. An
+        item another process has claimed since (this worker's lease ran out) is left to
+        it: the outcome is dropped (False), and the other process attempts again.
         """
         current = item
         for _ in range(MAX_RECOMPUTE):
@@ -422,6 +474,10 @@ class DeliveryWorker:
             if await self.service.store.apply_transition(transition):
                 return transition
             fresh = await self.service.store.outbox_item(item.id)
+            if fresh is not None and fresh.lease_owner != item.lease_owner:
+                self.stats.lease_lost += 1
+                log.warning("delivery.lease-lost", digest=item.envelope_digest.hex(), item=item.id)
+                return False
             if fresh is None or fresh.state != "attempting":
                 break
             current = fresh

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from exchange.logs import get_logger
 from exchange.service.faults import Fault, fault_of
+from exchange.workers.jobs import JobTurn
 
 log = get_logger("exchange.tasks")
 
@@ -159,6 +160,7 @@ async def periodically(
     *,
     stage: str = "round",
     wait_first: bool = False,
+    turn: JobTurn | None = None,
 ) -> None:
     """Run ``round_`` every ``interval`` seconds until ``stop``; retry a failed one sooner.
 
@@ -166,19 +168,34 @@ async def periodically(
     finishes counts as success unless something it did reported a failure meanwhile (a
     collector's message that could not be stored), so a task that half works is not
     reported well and then failing again at every round.
+
+    With ``turn`` the job runs once in the group of processes sharing the store
+    (:mod:`exchange.workers.jobs`): a round runs only while this process holds the job's
+    lease; while another holds it, the round is skipped (a success: the job is in hand)
+    and the lease looked at again after ``turn.poll`` seconds. At ``stop`` the lease is
+    given up.
     """
     if wait_first:
         await pause(stop, interval)
     while not stop.is_set():
         before = health.total_failures
         try:
-            await round_()
+            if turn is None:
+                await round_()
+            elif await turn.take():
+                await turn.holding(round_, interval)
+            else:
+                health.succeeded()
+                await pause(stop, min(interval, turn.poll))
+                continue
         except Exception as exc:  # noqa: BLE001 - the round is retried; the fault is logged
             await pause(stop, health.failed(exc, stage))
             continue
         if health.total_failures == before:
             health.succeeded()
         await pause(stop, interval)
+    if turn is not None:
+        await turn.release()
 
 
 class Supervisor:
@@ -233,11 +250,17 @@ class Supervisor:
         *,
         stage: str = "round",
         wait_first: bool = False,
+        turn: JobTurn | None = None,
     ) -> asyncio.Task[None]:
-        """Run ``round_`` every ``interval`` seconds as task ``name`` (see :func:`periodically`)."""
+        """Run ``round_`` every ``interval`` seconds as task ``name`` (see :func:`periodically`).
+
+        With ``turn``, only in the process of the group that holds the job's lease.
+        """
 
         async def body(health: TaskHealth) -> None:
-            await periodically(health, stop, interval, round_, stage=stage, wait_first=wait_first)
+            await periodically(
+                health, stop, interval, round_, stage=stage, wait_first=wait_first, turn=turn
+            )
 
         return self.start(name, does, body, stop)
 

@@ -1,17 +1,26 @@
 """The node's ledger module: typed event building, checkpoints on the injected clock, bundles.
 
-The store is an in-memory fake holding the few ledger methods the module calls, so these
-tests need no database, no socket and no real time.
+The store is an in-memory fake holding the few ledger methods the module calls (its stored
+subtrees come from the reference MerkleLog), so these tests need no database, no socket and
+no real time. The same ledger over the SQLite store: tests/store/test_ledger_tree.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import cast
 
 import pytest
 
 from exchange.keys.ids import OrgId
-from exchange.ledger import EventType, LedgerEvent, decode_event, leaf_hash, verify_bundle
+from exchange.ledger import (
+    EventType,
+    LedgerEvent,
+    MerkleLog,
+    decode_event,
+    leaf_hash,
+    verify_bundle,
+)
 from exchange.receipts import ReceiptStatus
 from exchange.service.ledger import RECEIPT_EVENTS, NodeLedger, ledger_event
 from exchange.store import Store
@@ -37,6 +46,19 @@ class FakeLedgerStore:
         """Return the events with indexes ``start <= i < end``."""
         return self.events[start:end]
 
+    async def ledger_subtrees(
+        self, keys: Collection[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """Return the hashes of the complete subtrees ``keys``, from the reference log."""
+        log = MerkleLog()
+        for event in self.events:
+            log.append(event)
+        return {
+            (level, index): log.subtree_hash(level, index)
+            for level, index in keys
+            if (index + 1) << level <= log.size
+        }
+
     async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
         """Return ``(index, event)`` for every event naming the envelope."""
         return [
@@ -58,6 +80,10 @@ class FakeLedgerStore:
     async def checkpoints(self) -> list[tuple[int, bytes]]:
         """Return every checkpoint, smallest first."""
         return [(size, note) for size, note, _ in sorted(self.saved)]
+
+    async def last_checkpoint(self) -> tuple[int, bytes] | None:
+        """Return the checkpoint of the largest size."""
+        return max(((size, note) for size, note, _ in self.saved), default=None)
 
 
 class Clock:

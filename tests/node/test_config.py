@@ -161,6 +161,14 @@ def _with(old: str, new: str) -> str:
         ),
         (_with("unready_after = 60.0", "ready_after = 1.0"), "tasks.ready_after is not a known"),
         (
+            _with("lease_renew = 20.0", "lease_renew = 60.0"),
+            "delivery.lease_renew must be less than delivery.lease",
+        ),
+        (
+            _with("job_lease = 60.0", "job_lease = 10.0"),
+            "tasks.job_renew must be less than tasks.job_lease",
+        ),
+        (
             _with(
                 'notify = ["front.door@stockport.example"]',
                 'notify = "front.door@stockport.example"',

@@ -74,3 +74,22 @@ async def test_tampered_ledger_row_is_detected(
     err = capsys.readouterr().err
     assert err.startswith("exchange: the ledger does not verify")
     assert "Traceback" not in err
+
+
+async def test_tampered_stored_tree_is_detected(
+    world: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Changing a stored subtree hash (events untouched) makes ``ledger verify`` say which."""
+    await _one_delivered_referral(world)
+    db = sqlite3.connect(world.folder / "data-school" / "node.sqlite3")
+    db.execute("UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 0")
+    db.commit()
+    db.close()
+    config = str(world.folder / "node-school.toml")
+    assert await asyncio.to_thread(main, ["ledger", "verify", "--config", config]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "exchange: the ledger does not verify: the stored hash at level 1, index 0 does not "
+        "match events 0 to 1"
+    )
+    assert "Traceback" not in err

@@ -27,10 +27,12 @@ pytestmark = [pytest.mark.network, pytest.mark.subprocess]
 BATCH = 200
 EXCHANGE = Path(sys.executable).with_name("exchange")
 
-#: Modest outbox concurrency, so that 400 deliveries take long enough to be interrupted.
+#: Modest outbox concurrency, so that 400 deliveries take long enough to be interrupted;
+#: short leases, so the restarted process (a new id) takes over the killed one's attempts soon.
 STEADY = DeliveryConfig(
-    batch=16, concurrency=4, timeout=5.0, backoff_base=0.05, backoff_max=0.2, poll_interval=0.02
-)
+    batch=16, concurrency=4, timeout=5.0, backoff_base=0.05, backoff_max=0.2, poll_interval=0.02,
+    lease=2.0, lease_renew=0.5,
+)  # fmt: skip
 
 
 class SchoolProcess:

@@ -30,6 +30,8 @@ from exchange.store import SqliteStore
 from exchange.workers.delivery import MIN_TRANSFER_RATE, DeliveryWorker, attempt_timeout
 from exchange.workers.supervisor import SupervisionPolicy
 from tests.full_disk import FullDisk
+from tests.node.helpers import until
+from tests.store.conftest import LEASE, OWNER
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -133,7 +135,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 def _worker(
-    store: SqliteStore, clock: Clock, peer: Peer, *, mailer: Mailer | None = None, **service: Any
+    store: SqliteStore,
+    clock: Clock,
+    peer: Peer,
+    *,
+    mailer: Mailer | None = None,
+    owner: str = OWNER,
+    **service: Any,
 ) -> DeliveryWorker:
     fake = SimpleNamespace(
         store=store,
@@ -153,11 +161,12 @@ def _worker(
         routes=Routes({}),
         notifier=mailer,
         notify={SCHOOL: ("dsl@school.example",), LA: ("front-door@la.example",)},
+        owner=owner,
     )
 
 
 async def _attempt_one(store: SqliteStore, worker: DeliveryWorker, now: float) -> OutboxItem:
-    [item] = await store.claim_due(now, 10)
+    [item] = await store.claim_due(now, 10, OWNER, LEASE)
     await worker.attempt(item)
     after = await store.outbox_item(item.id)
     assert after is not None
@@ -172,7 +181,7 @@ async def test_backoff_counts_from_the_end_of_a_timed_out_attempt(store: SqliteS
     # One second of timeout, then three quarters of the two-second step.
     assert after.state == "retry-wait"
     assert after.next_attempt_at == T0 + 1.0 + 1.5
-    assert await store.claim_due(T0 + 2.4, 10) == []
+    assert await store.claim_due(T0 + 2.4, 10, OWNER, LEASE) == []
 
 
 async def test_a_recall_during_the_attempt_ends_the_item_recalled(store: SqliteStore) -> None:
@@ -339,7 +348,7 @@ async def test_attempts_to_one_organisation_wait_for_a_slot(
     peer = Peer(clock, Refused("the LA refused it"), during=held)
     worker = _worker(store, clock, peer)
     monkeypatch.setattr(worker, "config", replace(CONFIG, per_destination=2))
-    items = await store.claim_due(T0, 10)
+    items = await store.claim_due(T0, 10, OWNER, LEASE)
     assert len(items) == 6
     attempts = [asyncio.create_task(worker.attempt(item)) for item in items]
     await asyncio.sleep(0.05)
@@ -371,14 +380,14 @@ async def test_a_destination_that_answers_again_gets_its_backlog_at_once(
     await _queue_more(store, 4)
     peer = Peer(clock, RetryLater("the LA is down"))
     worker = _worker(store, clock, peer)
-    for item in await store.claim_due(T0, 10):
+    for item in await store.claim_due(T0, 10, OWNER, LEASE):
         await worker.attempt(item)
     waiting = await store.outbox_counts()
     assert waiting.get("retry-wait") == 5
     # Long waits: each item's own timer brings it back only in about 1,000 s.
     assert await store.bring_retries_forward(-1000.0) == 5
     clock.now = T0 + 1100.0
-    [first] = await store.claim_due(clock.now, 1)
+    [first] = await store.claim_due(clock.now, 1, OWNER, LEASE)
     clock.now = T0 + 100.0  # the LA is back long before the other timers end
     peer.answer = Delivered()
     wakeup = worker.service.outbox_wakeup
@@ -386,7 +395,7 @@ async def test_a_destination_that_answers_again_gets_its_backlog_at_once(
     await worker.attempt(first)
     # The other four are due now, and the worker was woken to claim them.
     assert wakeup.is_set()
-    due = await store.claim_due(clock.now, 10)
+    due = await store.claim_due(clock.now, 10, OWNER, LEASE)
     assert len(due) == 4
     for item in due:
         await worker.attempt(item)
@@ -409,13 +418,13 @@ async def test_only_the_first_delivery_after_a_failure_moves_the_backlog(
     monkeypatch.setattr(store, "make_due_now", counted)
     peer = Peer(clock, Delivered())
     worker = _worker(store, clock, peer)
-    first, second, third = await store.claim_due(T0, 10)
+    first, second, third = await store.claim_due(T0, 10, OWNER, LEASE)
     await worker.attempt(first)
     await worker.attempt(second)
     assert calls == [LA]  # the first since the start: the LA may have a backlog from before
     peer.answer = RetryLater("down again")
     await worker.attempt(third)
-    [again] = await store.claim_due(T0 + 10**6, 10)
+    [again] = await store.claim_due(T0 + 10**6, 10, OWNER, LEASE)
     peer.answer = Delivered()
     await worker.attempt(again)
     assert calls == [LA, LA]
@@ -426,3 +435,110 @@ def test_an_attempt_has_time_for_its_size() -> None:
     assert attempt_timeout(30.0, 0) == 30.0
     assert attempt_timeout(30.0, 1024**3) == 30.0 + 1024**3 / MIN_TRANSFER_RATE
     assert attempt_timeout(30.0, 1024**3) > 30.0 + 1000
+
+
+async def test_two_workers_of_two_processes_attempt_each_item_once(store: SqliteStore) -> None:
+    """Two workers with their own ids on one store file share the items; none is sent twice."""
+    clock = Clock()
+    await _queue_more(store, 19)
+    other_store = await SqliteStore.open(store.folder)
+    seen: list[Message] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.005)
+
+    config = replace(CONFIG, concurrency=2, poll_interval=0.01)
+    workers = [
+        _worker(each, clock, Peer(clock, Delivered(), during=slow, seen=seen), owner=owner)
+        for each, owner in ((store, OWNER), (other_store, "process-b"))
+    ]
+    stop = asyncio.Event()
+    try:
+        for worker in workers:
+            worker.config = config
+        running = [asyncio.create_task(w.run(stop)) for w in workers]
+
+        async def all_delivered() -> bool:
+            return (await store.outbox_counts()).get("delivered") == 20
+
+        await until(all_delivered, what="all 20 delivered")
+        stop.set()
+        await asyncio.gather(*running)
+    finally:
+        stop.set()
+        await other_store.close()
+    digests = [m.message_id for m in seen]
+    assert len(digests) == 20
+    assert len(set(digests)) == 20
+    assert all(w.stats.attempts > 0 for w in workers)
+
+
+async def test_an_outcome_after_the_lease_was_lost_is_dropped(store: SqliteStore) -> None:
+    """An attempt whose item another process took over records nothing; that one retries."""
+    clock = Clock()
+
+    async def taken_over() -> None:
+        clock.now = T0 + LEASE  # the attempt outlived its lease, unrenewed
+        assert len(await store.claim_due(clock.now, 10, "process-b", LEASE)) == 1
+
+    worker = _worker(store, clock, Peer(clock, Delivered(), during=taken_over))
+    [item] = await store.claim_due(T0, 10, OWNER, LEASE)
+    with capture_logs() as events:
+        await worker.attempt(item)
+    row = await _only_item(store)
+    assert (row.state, row.lease_owner, row.attempts) == ("attempting", "process-b", 2)
+    assert worker.stats.lease_lost == 1
+    assert worker.stats.delivered == 0
+    names = [e["event"] for e in events]
+    assert "delivery.lease-lost" in names
+    assert "delivery.attempted" not in names
+    assert "delivery.unrecorded" not in names
+
+
+async def test_a_long_attempt_renews_its_lease(store: SqliteStore) -> None:
+    """While an attempt runs, the worker renews its lease: no other process takes the item."""
+    clock = Clock()
+    release = asyncio.Event()
+
+    async def held() -> None:
+        clock.now = T0 + 50
+        await release.wait()
+
+    worker = _worker(store, clock, Peer(clock, Delivered(), during=held))
+    worker.config = replace(CONFIG, lease_renew=0.01, poll_interval=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+
+        async def renewed() -> bool:
+            return (await _only_item(store)).lease_until == T0 + 50 + LEASE
+
+        await until(renewed, what="the lease renewed")
+        clock.now = T0 + LEASE + 1  # past the lease as claimed
+        assert await store.claim_due(clock.now, 10, "process-b", LEASE) == []
+        release.set()
+
+        async def delivered() -> bool:
+            return (await _only_item(store)).state == "delivered"
+
+        await until(delivered, what="the delivery recorded")
+    finally:
+        release.set()
+        stop.set()
+        await running
+    row = await _only_item(store)
+    assert (row.lease_owner, row.lease_until, row.attempts) == (None, None, 1)
+
+
+async def test_a_stopping_worker_gives_back_what_it_could_not_finish(store: SqliteStore) -> None:
+    """At the stop, items still attempting under the worker's id go back to the queue."""
+    clock = Clock()
+    peer = Peer(clock, Delivered())
+    worker = _worker(store, clock, peer)
+    await store.claim_due(T0, 10, OWNER, LEASE)  # an attempt whose outcome was never written
+    stop = asyncio.Event()
+    stop.set()
+    await worker.run(stop)
+    row = await _only_item(store)
+    assert (row.state, row.lease_owner) == ("queued", None)
+    assert peer.seen == []

@@ -115,6 +115,11 @@ def _fallback(kind: str) -> LedgerEvent:
 
 
 MARK = T0 + 50.0
+#: The process that claims in these tests, and its lease on what it claims.
+CLAIM = Claimed("process-b", NOW + 60.0)
+LEASED_TO_B = {"lease_owner": "process-b", "lease_until": NOW + 60.0}
+#: An item another process is attempting, its lease running until a second from now.
+LIVE_LEASE = {"lease_owner": "process-a", "lease_until": NOW + 1.0}
 
 
 @dataclass(frozen=True)
@@ -134,10 +139,27 @@ class Row:
 FIRST_WAIT = 1.5
 
 TABLE: tuple[Row, ...] = (
-    Row("queued-claimed", _item("queued", attempts=0), Claimed(),
-        {"state": "attempting", "attempts": 1, "updated_at": NOW}),
-    Row("retry-wait-claimed", _item("retry-wait"), Claimed(),
-        {"state": "attempting", "attempts": 2, "updated_at": NOW}),
+    Row("queued-claimed", _item("queued", attempts=0), CLAIM,
+        {"state": "attempting", "attempts": 1, "updated_at": NOW, **LEASED_TO_B}),
+    Row("retry-wait-claimed", _item("retry-wait"), CLAIM,
+        {"state": "attempting", "attempts": 2, "updated_at": NOW, **LEASED_TO_B}),
+    Row("expired-lease-taken-over", _item(lease_owner="process-a", lease_until=NOW), CLAIM,
+        {"attempts": 2, "updated_at": NOW, **LEASED_TO_B}),
+    Row("attempting-without-a-lease-taken-over", _item(), CLAIM,
+        {"attempts": 2, "updated_at": NOW, **LEASED_TO_B}),
+    Row("delivered-ends-the-lease", _item(**LIVE_LEASE), HandedOver(LAST, "mesh-1"),
+        {"state": "delivered", "updated_at": NOW, "route_kind": "mesh", "transport_ref": "mesh-1",
+         "lease_owner": None, "lease_until": None},
+        (_attempted("handed-over:mesh"),)),
+    Row("retry-ends-the-lease", _item(**LIVE_LEASE), RetryLater(HTTPS, "down"),
+        {"state": "retry-wait", "next_attempt_at": NOW + FIRST_WAIT, "updated_at": NOW,
+         "last_error": "down", "route_failures": 1, "lease_owner": None, "lease_until": None},
+        (_attempted("retry:https"),)),
+    Row("restarted-ends-the-lease", _item(**LIVE_LEASE), Restarted(),
+        {"state": "queued", "next_attempt_at": NOW, "updated_at": NOW, "lease_owner": None,
+         "lease_until": None}),
+    Row("attempting-recall-keeps-the-lease", _item(**LIVE_LEASE), RecallRequested(),
+        {"recall_requested_at": NOW}),
     Row("delivered-with-receipt", _item(), Delivered(HTTPS, RECEIPT, "req-1"),
         {"state": "delivered", "updated_at": NOW, "route_kind": "https", "transport_ref": "req-1"},
         (LedgerEvent(EventType.DELIVERED, RECEIPT.time, SCHOOL, DIGEST, LA, RECEIPT.digest),),
@@ -267,9 +289,11 @@ def test_every_event_of_the_machine_is_in_the_docstring_and_the_table() -> None:
 
 
 ILLEGAL: tuple[tuple[str, OutboxItem, machine.Event], ...] = (
-    ("claim-attempting", _item(), Claimed()),
-    ("claim-not-due", _item("queued", next_attempt_at=NOW + 1), Claimed()),
-    ("claim-marked", _item("queued", recall_requested_at=MARK), Claimed()),
+    ("claim-attempting-under-a-live-lease", _item(**LIVE_LEASE), CLAIM),
+    ("claim-not-due", _item("queued", next_attempt_at=NOW + 1), CLAIM),
+    ("claim-marked", _item("queued", recall_requested_at=MARK), CLAIM),
+    ("claim-marked-expired", _item(recall_requested_at=MARK, lease_until=NOW), CLAIM),
+    ("claim-delivered", _item("delivered"), CLAIM),
     ("outcome-of-a-queued-item", _item("queued"), HandedOver(ONLY)),
     ("outcome-of-a-delivered-item", _item("delivered"), RetryLater(ONLY, "down")),
     ("chase-met-on-a-notice", _item(kind="notice"), ChaseMet()),

@@ -19,6 +19,9 @@ LA = OrgId("la:356")
 NURSES = OrgId("ods:X26ABC")
 #: The fixed clock of the store tests (unix seconds, in 2027).
 T0 = 1_800_000_000.0
+#: The process id the store tests claim outbox items as, and the length of its leases.
+OWNER = "process-a"
+LEASE = 60.0
 
 
 def envelope(

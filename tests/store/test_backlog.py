@@ -9,7 +9,7 @@ import pytest
 from exchange.model import NewOutbox
 from exchange.outbox import machine
 from exchange.store import SqliteStore
-from tests.store.conftest import LA, NURSES, SCHOOL, T0, envelope
+from tests.store.conftest import LA, LEASE, NURSES, OWNER, SCHOOL, T0, envelope
 
 ROUTE = machine.RouteTaken(0, 1, "https")
 POLICY = machine.Policy()
@@ -46,7 +46,7 @@ async def test_submissions_add_to_the_backlog_and_deliveries_take_from_it(
     for n in (1, 2, 3):
         await _submit(store, n)
     assert store.outbox_backlog == {LA: 3, NURSES: 3}
-    claimed = await store.claim_due(T0, 100)
+    claimed = await store.claim_due(T0, 100, OWNER, LEASE)
     # Being attempted is still waiting; the receipts were claimed too but never counted.
     assert store.outbox_backlog == {LA: 3, NURSES: 3}
     envelopes = [i for i in claimed if i.kind == "envelope"]
@@ -89,7 +89,7 @@ async def test_the_backlog_is_counted_again_when_the_store_is_opened(
     """The count is not kept in the file: a store opened again counts the outbox afresh."""
     await _submit(store, 1)
     await _submit(store, 2)
-    [item, *_] = await store.claim_due(T0, 1)
+    [item, *_] = await store.claim_due(T0, 1, OWNER, LEASE)
     step = machine.step(item, machine.HandedOver(ROUTE), T0 + 1, POLICY, HalfRandom())
     assert await store.apply_transition(step)
     before = dict(store.outbox_backlog)
@@ -113,13 +113,13 @@ async def test_changes_by_another_process_are_counted_at_the_next_write(
     beside = await SqliteStore.open(store.folder)
     try:
         await _submit(beside, 2)
-        [item, *_] = await beside.claim_due(T0, 1)
+        [item, *_] = await beside.claim_due(T0, 1, OWNER, LEASE)
         step = machine.step(item, machine.HandedOver(ROUTE), T0 + 1, POLICY, HalfRandom())
         assert await beside.apply_transition(step)
     finally:
         await beside.close()
     assert store.outbox_backlog == {LA: 1, NURSES: 1}  # not seen yet
-    assert await store.claim_due(T0 - 100, 10) == []  # any write of the node's own
+    assert await store.claim_due(T0 - 100, 10, OWNER, LEASE) == []  # any write of the node's own
     assert sum(store.outbox_backlog.values()) == 3
     await _submit(store, 3)
     assert sum(store.outbox_backlog.values()) == 5

@@ -28,8 +28,8 @@ from exchange.store.backup import (
     restore_backup,
     verify_backup,
 )
-from exchange.store.schema import MIGRATIONS
-from exchange.store.sql import StoreTooNewError
+from exchange.store.schema import MIGRATIONS, run_migration
+from exchange.store.sql import StoreTooNewError, connect_sqlite
 
 from .conftest import LA, SCHOOL, T0
 
@@ -296,12 +296,11 @@ def _store_at(folder: Path, version: int) -> None:
     """Make a database at schema ``version`` as that release left it (MIGRATIONS[:version])."""
     folder.mkdir(parents=True)
     (folder / "bodies").mkdir()
-    db = sqlite3.connect(folder / "node.sqlite3", isolation_level=None)
+    db = connect_sqlite(str(folder / "node.sqlite3"), isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     for number, statements in enumerate(MIGRATIONS[:version], start=1):
-        for statement in statements:
-            db.execute(statement)
+        run_migration(db, statements)
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
     db.close()
 

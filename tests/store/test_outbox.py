@@ -16,6 +16,7 @@ from exchange.outbox import machine
 from exchange.store import SqliteStore
 from exchange.store.rows import outbox_rows
 from exchange.store.schema import MIGRATIONS
+from tests.store.conftest import LEASE, OWNER
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -62,7 +63,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 async def test_a_transition_from_a_stale_row_writes_nothing(store: SqliteStore) -> None:
     """An attempt's outcome computed before a recall is refused, so the recall is never lost."""
-    [item] = await store.claim_due(T0, 10)
+    [item] = await store.claim_due(T0, 10, OWNER, LEASE)
     stale = machine.step(item, machine.RetryLater(ROUTE, "down"), T0 + 1, POLICY, HalfRandom())
     await store.request_recall(SCHOOL, item.envelope_digest, T0 + 0.5)
     assert not await store.apply_transition(stale)
@@ -78,7 +79,7 @@ async def test_a_transition_from_a_stale_row_writes_nothing(store: SqliteStore) 
 async def test_recall_cancels_a_queued_delivery_and_marks_it(store: SqliteStore) -> None:
     """A recall turns a delivery that has not left into recalled; the worker never claims it."""
     assert await store.request_recall(SCHOOL, _envelope().digest, T0 + 1) == {LA: "recalled"}
-    assert await store.claim_due(T0 + 10, 10) == []
+    assert await store.claim_due(T0 + 10, 10, OWNER, LEASE) == []
     [item] = await store._read(lambda db: outbox_rows(db, "1 = 1", ()))
     assert item.recall_requested_at == T0 + 1
 
@@ -87,7 +88,7 @@ async def test_a_non_delivery_report_reopens_the_item_on_its_next_route(
     store: SqliteStore,
 ) -> None:
     """A MESH report puts a handed-over item back in the queue with its ledger event."""
-    [item] = await store.claim_due(T0, 10)
+    [item] = await store.claim_due(T0, 10, OWNER, LEASE)
     handed = machine.step(item, machine.HandedOver(ROUTE, "mesh-1"), T0 + 1)
     assert await store.apply_transition(handed)
     reopened = await store.reopen_handed_over("mesh", "mesh-1", now=T0 + 2, error="undelivered")
@@ -102,22 +103,32 @@ async def test_a_non_delivery_report_reopens_the_item_on_its_next_route(
 
 async def test_requeue_gives_dead_items_a_fresh_start(store: SqliteStore) -> None:
     """A dead item is queued again on its first route, its age counted from the requeue."""
-    [item] = await store.claim_due(T0, 10)
+    [item] = await store.claim_due(T0, 10, OWNER, LEASE)
     dead = machine.step(item, machine.NoRoute("no route"), T0 + 1)
     assert await store.apply_transition(dead)
     assert await store.requeue_dead(T0 + 9) == 1
-    [again] = await store.claim_due(T0 + 9, 10)
+    [again] = await store.claim_due(T0 + 9, 10, OWNER, LEASE)
     assert (again.created_at, again.route_index, again.attempts) == (T0 + 9, 0, 2)
 
 
-async def test_restart_requeues_attempting_items_and_recalls_marked_ones(
-    store: SqliteStore,
-) -> None:
-    """Items left attempting go back to the queue, except one recalled meanwhile."""
-    [item] = await store.claim_due(T0, 10)
+async def test_giving_back_recalls_a_marked_item(store: SqliteStore) -> None:
+    """An item given back at a stop after its envelope was recalled ends recalled."""
+    [item] = await store.claim_due(T0, 10, OWNER, LEASE)
     await store.request_recall(SCHOOL, item.envelope_digest, T0 + 1)
-    assert await store.requeue_attempting(T0 + 2) == 1
+    assert await store.requeue_attempting("another-process", T0 + 2) == 0
+    assert await store.requeue_attempting(OWNER, T0 + 2) == 1
     assert (await store.outbox_states(SCHOOL, item.envelope_digest)) == {LA: "recalled"}
+
+
+async def test_an_expired_marked_item_is_recalled_not_claimed(store: SqliteStore) -> None:
+    """A recalled item whose process died is ended by the next claim, not attempted again."""
+    [item] = await store.claim_due(T0, 10, OWNER, LEASE)
+    await store.request_recall(SCHOOL, item.envelope_digest, T0 + 1)
+    assert await store.claim_due(T0 + LEASE, 10, "process-b", LEASE) == []
+    assert (await store.outbox_states(SCHOOL, item.envelope_digest)) == {LA: "recalled"}
+    row = await store.outbox_item(item.id)
+    assert row is not None
+    assert (row.lease_owner, row.lease_until) == (None, None)
 
 
 async def test_the_chase_migration_stops_swapping_origin_and_destination(tmp_path: Path) -> None:
@@ -154,7 +165,7 @@ async def test_the_chase_migration_stops_swapping_origin_and_destination(tmp_pat
 
     store = await SqliteStore.open(folder)
     try:
-        items = await store.claim_due(T0, 10)
+        items = await store.claim_due(T0, 10, OWNER, LEASE)
     finally:
         await store.close()
     assert sorted((i.kind, i.origin, i.destination, i.via) for i in items) == [

@@ -22,7 +22,7 @@ from exchange.model import (
 from exchange.outbox import machine
 from exchange.store import SqliteStore
 
-from .conftest import LA, NURSES, SCHOOL, T0, envelope
+from .conftest import LA, LEASE, NURSES, OWNER, SCHOOL, T0, envelope
 
 CHILD = SubjectKey("upn", hashlib.sha256(b"keyed hash of a synthetic UPN").digest())
 
@@ -211,7 +211,7 @@ async def test_destroying_a_sent_envelope_labels_only_its_dead_deliveries(
     """A dead delivery of a destroyed envelope says why; a delivered one is left as it was."""
     env = _envelope(1)
     await _submit(store, env, _schedule(env, SCHOOL))
-    first, second = await store.claim_due(T0, 10)
+    first, second = await store.claim_due(T0, 10, OWNER, LEASE)
     assert await store.apply_transition(machine.step(first, machine.NoRoute("none"), T0 + 1))
     handed = machine.step(second, machine.HandedOver(machine.RouteTaken(0, 1, "mesh")), T0 + 1)
     assert await store.apply_transition(handed)

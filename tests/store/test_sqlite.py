@@ -17,7 +17,7 @@ from exchange.store import SqliteStore
 from exchange.store.schema import MIGRATIONS
 from tests.store_engines import stored_bytes
 
-from .conftest import LA, NURSES, SCHOOL, T0, envelope
+from .conftest import LA, LEASE, NURSES, OWNER, SCHOOL, T0, envelope
 
 
 def _receipt(env: EnvelopeRecord, status: str = "delivered", org: OrgId = LA) -> ReceiptRecord:
@@ -88,34 +88,37 @@ async def test_other_organisations_do_not_see_sent_items(store: SqliteStore) -> 
 async def test_claim_moves_due_items_to_attempting_once(store: SqliteStore) -> None:
     """Claiming takes due items once; a second claim finds nothing until they are released."""
     await _submit(store, envelope())
-    claimed = await store.claim_due(T0, 10)
+    claimed = await store.claim_due(T0, 10, OWNER, LEASE)
     assert {c.state for c in claimed} == {"attempting"}
     assert all(c.attempts == 1 for c in claimed)
-    assert await store.claim_due(T0, 10) == []
+    assert await store.claim_due(T0, 10, OWNER, LEASE) == []
 
 
 async def test_retry_wait_items_are_due_only_at_their_time(store: SqliteStore) -> None:
     """An item put in retry-wait is claimed again only when its time has come."""
     await _submit(store, envelope())
-    [first, _] = await store.claim_due(T0, 10)
+    [first, _] = await store.claim_due(T0, 10, OWNER, LEASE)
     await store.apply_transition(
         Transition(first, replace(first, state="retry-wait", next_attempt_at=T0 + 30))
     )
-    assert [c.id for c in await store.claim_due(T0 + 29, 10)] == []
-    [again] = await store.claim_due(T0 + 30, 10)
+    assert [c.id for c in await store.claim_due(T0 + 29, 10, OWNER, LEASE)] == []
+    [again] = await store.claim_due(T0 + 30, 10, OWNER, LEASE)
     assert again.id == first.id
     assert again.attempts == 2
 
 
-async def test_requeue_after_restart_returns_attempting_items(tmp_path: Path) -> None:
-    """Items left attempting by a crash are queued again on the next start."""
+async def test_items_left_attempting_by_a_crash_are_claimed_once_their_lease_ran_out(
+    tmp_path: Path,
+) -> None:
+    """After a crash, the next start (a new process id) claims the items when leases end."""
     first = await SqliteStore.open(tmp_path / "n")
     await _submit(first, envelope())
-    await first.claim_due(T0, 10)
+    await first.claim_due(T0, 10, OWNER, LEASE)
     await first.close()
     second = await SqliteStore.open(tmp_path / "n")
-    assert await second.requeue_attempting(T0 + 1) == 2
-    assert len(await second.claim_due(T0 + 1, 10)) == 2
+    assert await second.claim_due(T0 + LEASE - 1, 10, "process-b", LEASE) == []
+    again = await second.claim_due(T0 + LEASE, 10, "process-b", LEASE)
+    assert [(i.lease_owner, i.attempts) for i in again] == [("process-b", 2)] * 2
     await second.close()
 
 
@@ -123,7 +126,7 @@ async def test_delivered_attempt_stores_the_receipt_and_event(store: SqliteStore
     """Finishing an attempt as delivered records the receipt and ledger event with it."""
     env = envelope()
     await _submit(store, env)
-    [item, _] = await store.claim_due(T0, 10)
+    [item, _] = await store.claim_due(T0, 10, OWNER, LEASE)
     receipt = _receipt(env, org=item.destination)
     delivered = machine.Delivered(machine.RouteTaken(0, 1, "https"), receipt)
     assert await store.apply_transition(machine.step(item, delivered, T0 + 1))
@@ -182,7 +185,7 @@ async def test_inbox_update_queues_the_receipt_back(store: SqliteStore) -> None:
     item = await store.inbox_item(LA, env.digest)
     assert item is not None
     assert item.state == "opened"
-    [queued] = await store.claim_due(T0 + 2, 10)
+    [queued] = await store.claim_due(T0 + 2, 10, OWNER, LEASE)
     assert (queued.kind, queued.ref, queued.destination) == ("receipt", opened.digest, SCHOOL)
 
 
