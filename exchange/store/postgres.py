@@ -169,8 +169,10 @@ class PgDb:
 class PostgresStore(NodeTables):
     """A :class:`exchange.store.base.Store` on a PostgreSQL database, shared by processes."""
 
-    def __init__(self, pool: asyncpg.Pool, folder: Path, *, pool_size: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, folder: Path, *, dsn: str, pool_size: int) -> None:
         self._pool = pool
+        #: The connection string (it holds no password: ``[database] url`` refuses one).
+        self.dsn = dsn
         self.folder = folder
         #: Envelope bodies (a folder until the blob store lands; see exchange.store.blobs).
         self.bodies = folder / "bodies"
@@ -200,7 +202,7 @@ class PostgresStore(NodeTables):
             await pool.close()
             raise
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        store = cls(pool, folder, pool_size=pool_size)
+        store = cls(pool, folder, dsn=dsn, pool_size=pool_size)
         store.bodies.mkdir(exist_ok=True, mode=0o700)
         await store._refresh_backlog()
         return store

@@ -11,12 +11,15 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from exchange.model import NewOutbox, OutboxItem
 from exchange.outbox import machine
 from exchange.store import SqliteStore
+from exchange.store.postgres import PostgresStore
+from tests.store_engines import ENGINES, open_store
 
 from .conftest import LEASE, OWNER, SCHOOL, T0, envelope
 
@@ -28,10 +31,10 @@ ROUTE = machine.RouteTaken(0, 1, "mesh")
 CLAIMER = f"""
 import asyncio, json, sys
 from pathlib import Path
-from exchange.store import SqliteStore
+from exchange.store.opening import open_node_store
 
-async def main(folder, owner):
-    store = await SqliteStore.open(Path(folder))
+async def main(folder, owner, url):
+    store = await open_node_store(Path(folder), database_url=url or None)
     print("ready", flush=True)
     sys.stdin.readline()
     taken = []
@@ -43,18 +46,22 @@ async def main(folder, owner):
         await store.close()
     print(json.dumps(taken), flush=True)
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
 """
 
 
-@pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
-    """Open one store folder twice: two users of one database file."""
-    first = await SqliteStore.open(tmp_path / "node")
-    second = await SqliteStore.open(tmp_path / "node")
-    yield first, second
-    await second.close()
-    await first.close()
+@pytest.fixture(params=ENGINES)
+async def pair(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    """Open one store twice: two users of one database (as two processes would be)."""
+    async with open_store(request.param, tmp_path / "node", request) as first:
+        if isinstance(first, PostgresStore):
+            second: Any = await PostgresStore.open(first.dsn, tmp_path / "other")
+        else:
+            second = await SqliteStore.open(tmp_path / "node")
+        yield first, second  # type: ignore[misc]
+        await second.close()
 
 
 async def _queue(store: SqliteStore, count: int) -> None:
@@ -191,6 +198,7 @@ async def test_two_processes_on_one_store_file_claim_each_item_once(store: Sqlit
             CLAIMER,
             str(store.folder),
             owner,
+            getattr(store, "dsn", ""),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
