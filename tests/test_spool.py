@@ -16,8 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from exchange.connectors.base import BodyFile
-from exchange.connectors.bodies import BodyChangedError, body_pieces, body_sha256, read_small
+from exchange.connectors.base import StoredBody
+from exchange.connectors.bodies import (
+    BodyChangedError,
+    body_pieces,
+    body_sha256,
+    file_body,
+    read_small,
+)
 from exchange.spool import Handoff, Spool, SpoolFeeder
 
 DATA = bytes(range(256)) * 1024  # 256 KiB
@@ -85,10 +91,10 @@ async def test_the_feeder_batches_writes(tmp_path: Path) -> None:
         assert b"".join(spool.pieces()) == DATA
 
 
-def _file(tmp_path: Path, data: bytes = DATA) -> BodyFile:
+def _file(tmp_path: Path, data: bytes = DATA) -> StoredBody:
     path = tmp_path / "body"
     path.write_bytes(data)
-    return BodyFile(str(path), len(data))
+    return StoredBody(file_body(path).read_at, len(data))
 
 
 async def test_a_body_file_is_read_in_pieces_and_ranges(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from exchange.keys.ids import OrgId
 from exchange.store.rows import Tables
 from exchange.store.sql import Db
 
-#: The hex digests of every own copy still kept: bodies the leftover sweep must keep.
-OWN_COPY_DIGESTS = "SELECT lower(hex(own_copy)) FROM sent WHERE own_copy IS NOT NULL"
+#: The digests of every own copy still kept: bodies the leftover sweep must keep.
+OWN_COPY_DIGESTS = "SELECT own_copy FROM sent WHERE own_copy IS NOT NULL"
 
 
 class OwnCopyTables(Tables):
