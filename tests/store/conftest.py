@@ -1,9 +1,9 @@
-"""What the store tests share: organisations, a fixed clock, an envelope row, a fresh store."""
+"""What the store tests share: organisations, a clock, an envelope row, stores, a PostgreSQL."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from exchange.keys.ids import OrgId
 from exchange.model import EnvelopeRecord
 from exchange.store import SqliteStore
+from tests.postgres_server import PostgresServer, running_postgres
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -40,3 +41,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     opened = await SqliteStore.open(tmp_path / "node")
     yield opened
     await opened.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Run one real PostgreSQL on loopback for the store tests of the session.
+
+    A test using it needs the ``network`` and ``subprocess`` markers.
+    """
+    with running_postgres() as server:
+        yield server
