@@ -554,14 +554,14 @@ class Node:
                 mailboxes=self._mailboxes(),
                 allow_http=not config.public_url.startswith("https://"),
                 max_message=config.max_envelope_bytes,
-                spool=service.store.bodies,
+                spool=service.store.blobs.spool,
             )
         }
         if config.smtp is not None:
             shared["smtp"] = smtp_connector(config, lambda: self.service.directory)
         per_org: dict[tuple[str, OrgId], Connector] = {
             ("mesh", t.org): mesh_connector(
-                t, max_message=config.max_envelope_bytes, spool=service.store.bodies
+                t, max_message=config.max_envelope_bytes, spool=service.store.blobs.spool
             )
             for t in config.tenants
             if t.mesh is not None

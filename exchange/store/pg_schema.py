@@ -367,6 +367,21 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             owner TEXT NOT NULL,
             until DOUBLE PRECISION NOT NULL
         )""",
+        # Envelope bodies, in chunks of 1 MiB (exchange/store/pg_blobs.py): a body's chunks
+        # and its ``bodies`` row are written in one transaction, the row last.
+        """CREATE TABLE body_chunks (
+            digest BYTEA NOT NULL,
+            seq INTEGER NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (digest, seq)
+        )""",
+        # Chunks are compressed already (sealed envelopes): stored as they are, not again.
+        "ALTER TABLE body_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+        """CREATE TABLE bodies (
+            digest BYTEA PRIMARY KEY,
+            size BIGINT NOT NULL,
+            written_at DOUBLE PRECISION NOT NULL
+        )""",
         # The backlog of each destination is counted from this index (exchange.store.postgres).
         (
             "CREATE INDEX outbox_waiting ON outbox (destination) WHERE kind = 'envelope' "

@@ -37,8 +37,11 @@ from typing import Any, Final, TypeVar
 import asyncpg
 
 from exchange.keys.ids import OrgId
+from exchange.store.blobs import LEFTOVER_AGE
 from exchange.store.damage import StoreDamagedError
 from exchange.store.node_tables import NodeTables
+from exchange.store.own_copies import OWN_COPY_DIGESTS
+from exchange.store.pg_blobs import PostgresBlobs
 from exchange.store.pg_schema import PG_MIGRATIONS
 from exchange.store.sql import Dialect, IntegrityError, StoreTooNewError
 
@@ -174,8 +177,8 @@ class PostgresStore(NodeTables):
         #: The connection string (it holds no password: ``[database] url`` refuses one).
         self.dsn = dsn
         self.folder = folder
-        #: Envelope bodies (a folder until the blob store lands; see exchange.store.blobs).
-        self.bodies = folder / "bodies"
+        #: Envelope bodies: chunked rows of the database, with this process's own spool.
+        self.blobs = PostgresBlobs.open(pool, folder / "spool")
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg-store")
         self._backlog: Mapping[OrgId, int] = {}
         self._backlog_at = 0.0
@@ -203,7 +206,6 @@ class PostgresStore(NodeTables):
             raise
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = cls(pool, folder, dsn=dsn, pool_size=pool_size)
-        store.bodies.mkdir(exist_ok=True, mode=0o700)
         await store._refresh_backlog()
         return store
 
@@ -282,13 +284,14 @@ class PostgresStore(NodeTables):
 
     # --- bodies and readiness -----------------------------------------------------------
 
-    def body_path(self, digest: bytes) -> Path:
-        """Return where the body of the envelope ``digest`` is (or will be) kept."""
-        return self.bodies / digest.hex()
-
     async def sweep_leftovers(self) -> int:
-        """Remove leftover bodies (none yet: the blob store keeps its own)."""
-        return 0
+        """Remove bodies no row names (older than an hour) and this process's leftovers."""
+
+        def read(db: PgDb) -> set[bytes]:
+            rows = db.execute(f"SELECT digest FROM envelopes UNION {OWN_COPY_DIGESTS}")
+            return {bytes(r[0]) for r in rows}
+
+        return await self.blobs.sweep(await self._read(read), min_age=LEFTOVER_AGE)
 
     async def check_writable(self, now: float) -> None:
         """Raise unless the database commits a write (the readiness check)."""

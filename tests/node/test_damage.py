@@ -69,7 +69,7 @@ async def test_a_damaged_received_body_cannot_be_decided_or_opened(world: Deploy
         digest = (await submit(http, world, CONTENT, [LA]))["digest"]
         await _delivered(http, world, digest)
         la = world.nodes["la"]
-        _flip_middle_byte(la.service.store.body_path(bytes.fromhex(digest)))
+        _flip_middle_byte(la.service.store.blobs.path(bytes.fromhex(digest)))
         base = world.url("la") + f"/api/v1/inbox/{digest}"
         with capture_logs() as events:
             status, text = await _post(
@@ -106,7 +106,7 @@ async def test_a_damaged_body_of_our_own_is_never_sent(
 
         await until(waiting, what="the envelope to wait")
         school = world.nodes["school"]
-        _flip_middle_byte(school.service.store.body_path(bytes.fromhex(digest)))
+        _flip_middle_byte(school.service.store.blobs.path(bytes.fromhex(digest)))
         la_disk.free()
 
         async def dead() -> bool:

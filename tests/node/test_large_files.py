@@ -380,7 +380,7 @@ async def test_a_body_damaged_after_opening_cuts_the_download(world: Deployment)
     digest = answer["digest"]
     await until_received(world, digest)
     await open_json(world, digest)
-    path = world.nodes["la"].service.store.body_path(bytes.fromhex(digest))
+    path = world.nodes["la"].service.store.blobs.path(bytes.fromhex(digest))
     body = bytearray(path.read_bytes())
     body[3 * MIB] ^= 0x01  # in the file's bytes, well after the first piece is sent
     path.write_bytes(bytes(body))

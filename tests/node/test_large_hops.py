@@ -28,7 +28,8 @@ import aiohttp
 import pytest
 
 from exchange.config import MeshTenantConfig, RelayConfig
-from exchange.connectors.base import BodyFile, Delivered, Message, Refused
+from exchange.connectors.base import Delivered, Message, Refused, StoredBody
+from exchange.connectors.bodies import file_body
 from exchange.connectors.https import HttpsPushConnector, Signer, request_signer
 from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.relay_mailbox import RelayMailboxConnector
@@ -79,7 +80,11 @@ class Sealed:
     def message(self, destination: OrgId) -> Message:
         """Return it as the school's message to ``destination``, its body the file."""
         return Message(
-            "envelope", self.digest, SCHOOL, destination, BodyFile(str(self.path), self.length)
+            "envelope",
+            self.digest,
+            SCHOOL,
+            destination,
+            StoredBody(file_body(self.path).read_at, self.length),
         )
 
 
@@ -138,7 +143,7 @@ def traced() -> Iterator[list[int]]:
 
 def _bodies(world: Deployment, node: str) -> set[str]:
     """Every name in a node's bodies folder (temporary ones included)."""
-    return {p.name for p in world.nodes[node].service.store.bodies.iterdir()}
+    return {p.name for p in world.nodes[node].service.store.blobs.folder.iterdir()}
 
 
 def _relay_bodies(world: Deployment) -> set[str]:
@@ -186,7 +191,7 @@ async def test_https_push_of_a_large_envelope_streams_both_ends(
     assert outcome.receipt  # the LA node's signed "delivered"
     store = world.nodes["la"].service.store
     assert await store.inbox_item(LA, sealed.digest) is not None
-    _opens(world, store.body_path(sealed.digest), LA, sealed, tmp_path)
+    _opens(world, store.blobs.path(sealed.digest), LA, sealed, tmp_path)
     assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
     # Sent again (a retry after a lost answer): the same receipt, one body.
     again = await connector.deliver(sealed.message(LA), world.url("la"), timeout=TIMEOUT)
@@ -245,7 +250,7 @@ async def test_https_push_of_a_damaged_or_truncated_envelope_is_refused(
     assert message.startswith("the envelope was refused")
     assert words in message
     # The connector reads it as a refusal on this route (the outbox falls back).
-    body = BodyFile(str(path), path.stat().st_size)
+    body = StoredBody(file_body(path).read_at, path.stat().st_size)
     outcome = await HttpsPushConnector(http, _signer(world)).deliver(
         dataclasses.replace(sealed.message(LA), body=body), world.url("la"), timeout=TIMEOUT
     )
@@ -326,7 +331,7 @@ async def test_relay_deposit_and_collection_of_a_large_envelope(
             return await receiving.inbox_item(RECEIVING, sealed.digest) is not None
 
         await until(stored, timeout=TIMEOUT, what="the receiving node to collect it")
-    _opens(world, receiving.body_path(sealed.digest), RECEIVING, sealed, tmp_path)
+    _opens(world, receiving.blobs.path(sealed.digest), RECEIVING, sealed, tmp_path)
     assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
     assert _bodies(world, "receiving") >= {sealed.digest.hex()}
     assert not [n for n in _bodies(world, "receiving") if n.startswith(".")]
@@ -344,7 +349,9 @@ async def test_a_relay_refuses_a_deposit_over_its_limit_before_reading_it(
     path = tmp_path / "too-large.bin"
     with path.open("wb") as out:
         out.truncate(LIMIT + 1)  # sparse: nothing is written, nothing held
-    message = Message("envelope", bytes(32), SCHOOL, RECEIVING, BodyFile(str(path), LIMIT + 1))
+    message = Message(
+        "envelope", bytes(32), SCHOOL, RECEIVING, StoredBody(file_body(path).read_at, LIMIT + 1)
+    )
     before = _relay_bodies(world)
     outcome = await RelayMailboxConnector(http, _signer(world)).deliver(
         message, world.url("la"), timeout=TIMEOUT
@@ -360,7 +367,7 @@ async def test_a_relay_refuses_a_damaged_deposit_and_keeps_nothing(
     sealed = _seal(world, (RECEIVING,), tmp_path)
     path = _damaged(sealed, tmp_path)
     message = dataclasses.replace(
-        sealed.message(RECEIVING), body=BodyFile(str(path), path.stat().st_size)
+        sealed.message(RECEIVING), body=StoredBody(file_body(path).read_at, path.stat().st_size)
     )
     before = _relay_bodies(world)
     outcome = await RelayMailboxConnector(http, _signer(world)).deliver(
@@ -438,7 +445,7 @@ async def test_mesh_chunked_send_and_collection_of_a_large_envelope(
             await until(stored, timeout=TIMEOUT, what="the LA node to collect it from MESH")
     finally:
         await sender.close()
-    _opens(world, la.body_path(sealed.digest), NURSES, sealed, tmp_path)
+    _opens(world, la.blobs.path(sealed.digest), NURSES, sealed, tmp_path)
     assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
     assert not [n for n in _bodies(world, "la") if n.startswith(".")]
 
@@ -450,7 +457,7 @@ async def test_mesh_collection_refuses_a_damaged_envelope_and_keeps_nothing(
     sealed = _seal(world, (NURSES,), tmp_path)
     path = _damaged(sealed, tmp_path)
     message = dataclasses.replace(
-        sealed.message(NURSES), body=BodyFile(str(path), path.stat().st_size)
+        sealed.message(NURSES), body=StoredBody(file_body(path).read_at, path.stat().st_size)
     )
     before = _bodies(world, "la")
     collector = world.nodes["la"].collector
