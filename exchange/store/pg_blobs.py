@@ -13,7 +13,7 @@ Memory stays flat whatever the size: a body is written a chunk at a time and rea
 so a slow reader holds no connection. Chunks are kept uncompressed (``STORAGE EXTERNAL``:
 ciphertext does not compress, and a span of an uncompressed value is read without the rest).
 
-The tables are created here if they are missing (:data:`DDL`).
+The tables are the schema's (``exchange.store.pg_schema``).
 """
 
 from __future__ import annotations
