@@ -109,6 +109,14 @@ async def open_store(
 DATABASE_ERRORS: Final = (sqlite3.Error, asyncpg.PostgresError)
 
 
+async def open_again(store: Store) -> Store:
+    """Open a second store on ``store``'s database, as another process would."""
+    if isinstance(store, PostgresStore):
+        return await PostgresStore.open(store.dsn, store.folder / "again")
+    assert isinstance(store, SqliteStore)
+    return await SqliteStore.open(store.folder)
+
+
 async def current_backlog(store: Store) -> Mapping[OrgId, int]:
     """Return the outbox backlog as of now (PostgreSQL's is counted again first)."""
     if isinstance(store, PostgresStore):

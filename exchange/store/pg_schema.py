@@ -382,10 +382,33 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             size BIGINT NOT NULL,
             written_at DOUBLE PRECISION NOT NULL
         )""",
-        # The backlog of each destination is counted from this index (exchange.store.postgres).
+        # The backlog of each destination: envelope items not yet given to it, counted by a
+        # trigger in the transaction of each change (exchange.store.postgres).
+        """CREATE TABLE outbox_backlog (
+            destination TEXT PRIMARY KEY,
+            waiting BIGINT NOT NULL
+        )""",
+        """CREATE FUNCTION outbox_backlog_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            was BOOLEAN := TG_OP <> 'INSERT' AND OLD.kind = 'envelope'
+                AND OLD.state IN ('queued', 'attempting', 'retry-wait');
+            now_waiting BOOLEAN := TG_OP <> 'DELETE' AND NEW.kind = 'envelope'
+                AND NEW.state IN ('queued', 'attempting', 'retry-wait');
+        BEGIN
+            IF was AND NOT now_waiting THEN
+                UPDATE outbox_backlog SET waiting = waiting - 1
+                    WHERE destination = OLD.destination;
+            ELSIF now_waiting AND NOT was THEN
+                INSERT INTO outbox_backlog (destination, waiting) VALUES (NEW.destination, 1)
+                    ON CONFLICT (destination)
+                    DO UPDATE SET waiting = outbox_backlog.waiting + 1;
+            END IF;
+            RETURN NULL;
+        END
+        $$""",
         (
-            "CREATE INDEX outbox_waiting ON outbox (destination) WHERE kind = 'envelope' "
-            "AND state IN ('queued', 'attempting', 'retry-wait')"
+            "CREATE TRIGGER outbox_backlog AFTER INSERT OR DELETE OR UPDATE OF state "
+            "ON outbox FOR EACH ROW EXECUTE FUNCTION outbox_backlog_count()"
         ),
     ),
 )

@@ -60,10 +60,8 @@ BACKLOG_AGE: Final = 0.25
 #: The advisory lock key under which the schema is migrated (any constant both sides agree on).
 MIGRATION_LOCK: Final = 0x6578_6368_616E_6765  # "exchange"
 
-_BACKLOG: Final = (
-    "SELECT destination, COUNT(*) FROM outbox WHERE kind = 'envelope' "
-    "AND state IN ('queued', 'attempting', 'retry-wait') GROUP BY destination"
-)
+#: The backlog by destination, kept by a trigger on ``outbox`` (exchange.store.pg_schema).
+_BACKLOG: Final = "SELECT destination, waiting FROM outbox_backlog WHERE waiting > 0"
 _RETRIED: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\?")
 
@@ -136,6 +134,8 @@ class PgDb:
     def __init__(self, connection: _Connection, loop: asyncio.AbstractEventLoop) -> None:
         self._connection = connection
         self._loop = loop
+        #: Whether a statement named the outbox (so the backlog is read before the commit).
+        self.touched_outbox = False
 
     @property
     def dialect(self) -> Dialect:
@@ -156,6 +156,7 @@ class PgDb:
 
     async def _run(self, sql: str, parameters: Sequence[Any]) -> PgCursor:
         query = numbered(sql)
+        self.touched_outbox = self.touched_outbox or "outbox" in sql
         try:
             if _returns_rows(sql):
                 rows = await self._connection.fetch(query, *parameters)
@@ -241,12 +242,18 @@ class PostgresStore(NodeTables):
                         isolation="read_committed" if write else "repeatable_read",
                         readonly=not write,
                     ):
-                        return await loop.run_in_executor(
-                            self._executor, fn, PgDb(connection, loop)
-                        )
+                        db = PgDb(connection, loop)
+                        result = await loop.run_in_executor(self._executor, fn, db)
+                        if db.touched_outbox and write:
+                            # As of this commit, in it: what the trigger counted, ours included.
+                            backlog = await connection.fetch(_BACKLOG)
                 except _RETRIED:
                     if attempt == ATTEMPTS:
                         raise
+                else:
+                    if db.touched_outbox and write:
+                        self._set_backlog(backlog)
+                    return result
             await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -256,9 +263,11 @@ class PostgresStore(NodeTables):
     def outbox_backlog(self) -> Mapping[OrgId, int]:
         """Envelope items not yet given to each destination, as of a recent count.
 
-        Every process of the group writes the outbox, so no process's own writes tell it
-        the whole count: it is counted afresh (one indexed query) at most every
-        :data:`BACKLOG_AGE` seconds after a write.
+        A trigger keeps the count in the ``outbox_backlog`` table inside every transaction
+        that changes the outbox, so a write rolled back takes its change with it. A write of
+        this process that touched the outbox reads the count before it commits (exact as of
+        that commit); other processes' writes are seen when it is read again, at most
+        :data:`BACKLOG_AGE` seconds after this process's next write.
         """
         return self._backlog
 
@@ -267,12 +276,16 @@ class PostgresStore(NodeTables):
             self._backlog_task = asyncio.get_running_loop().create_task(self._refresh_backlog())
 
     async def count_backlog(self) -> Mapping[OrgId, int]:
-        """Count the backlog now (every process's items) and return it."""
+        """Read the backlog now (every process's items) and return it."""
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(_BACKLOG)
+        self._set_backlog(rows)
+        return self._backlog
+
+    def _set_backlog(self, rows: Sequence[asyncpg.Record]) -> None:
+        # Swapped whole, so a reader sees one count or the next, never half of each.
         self._backlog = {OrgId(r[0]): int(r[1]) for r in rows}
         self._backlog_at = time.monotonic()
-        return self._backlog
 
     async def _refresh_backlog(self) -> None:
         try:
