@@ -31,6 +31,8 @@ from exchange.service.faults import (
     LEDGER_REFUSAL,
     STORAGE_FULL_REFUSAL,
     STORAGE_FULL_RETRY_AFTER,
+    UNAVAILABLE_REFUSAL,
+    UNAVAILABLE_RETRY_AFTER,
     fault_of,
 )
 from exchange.service.ledger import NodeLedger
@@ -148,6 +150,10 @@ def fault_response(request: web.Request, exc: Exception) -> web.Response:
         return _shaped(request, 503, LEDGER_REFUSAL)
     if fault.kind == "store-damaged":
         return _shaped(request, 503, DAMAGED_REFUSAL)
+    if fault.kind == "store-unavailable":
+        response = _shaped(request, 503, UNAVAILABLE_REFUSAL)
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
     return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 
 

@@ -66,6 +66,36 @@ _RETRIED: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\?")
 
 
+#: What asyncpg raises when the database cannot be reached: the connection refused, lost or
+#: closed, the server starting, shutting down or failing over (SQLSTATE class 08, 57P0x).
+_UNREACHABLE: Final = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,  # a standby answered: the primary is being replaced
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (it may be again soon)."""
+    return isinstance(exc, _UNREACHABLE) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
+    )
+
+
+def is_database_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL saying its disk is full (SQLSTATE 53100)."""
+    return isinstance(exc, asyncpg.DiskFullError)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is any error of PostgreSQL or of the connection to it."""
+    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError) or is_unreachable(exc)
+
+
 class PgIntegrityError(IntegrityError):
     """A statement broke a constraint in PostgreSQL (a unique key, a foreign key, NOT NULL)."""
 
