@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import aiohttp
 from aiohttp import web
@@ -124,6 +125,26 @@ def load_register_key(folder: Path, *, hashes_kept: bool) -> RegisterKey:
             "(docs/node.md §8)"
         )
     return register_key
+
+
+#: The name of the register key's check value among the node's facts.
+REGISTER_KEY_FACT: Final = "register-key-check"
+
+
+async def _agreed_register_key(store: NodeStore) -> RegisterKey:
+    """Load the register key; refuse one other than the key the store was indexed with.
+
+    Every process of a node must hash pupil identifiers under the same key: the first start
+    records the key's check value in the store, and each later start compares its own.
+    """
+    key = load_register_key(store.folder, hashes_kept=await store.holds_subject_hashes())
+    if await store.settle_fact(REGISTER_KEY_FACT, key.check_value()) != key.check_value():
+        raise ConfigError(
+            f"{store.folder / 'register.key'} is not the register key this node's database "
+            "was indexed with: copy register.key from the node's first machine (or from where "
+            "the keys are backed up) to this one (docs/scaling.md)"
+        )
+    return key
 
 
 def client_ssl(config: NodeConfig) -> ssl.SSLContext | bool:
@@ -336,9 +357,7 @@ class Node:
             directory=directory,
             tenants=tenants,
             records=records,
-            register_key=load_register_key(
-                store.folder, hashes_kept=await store.holds_subject_hashes()
-            ),
+            register_key=await _agreed_register_key(store),
             clock=self.clock,
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,

@@ -43,6 +43,8 @@ KEY_FILE: Final = "register.key"
 KEY_LEN: Final = 32
 #: Domain label of the identifier hash: the key is used for nothing else.
 L_SUBJECT: Final = b"exchange/v1/register-subject\x00"
+#: Domain label of the key's check value (:meth:`RegisterKey.check_value`).
+L_CHECK: Final = b"exchange/v1/register-key-check\x00"
 RECEIPT_STATUSES: Final = ("delivered", "opened", "acknowledged", "rejected")
 
 
@@ -62,6 +64,10 @@ class RegisterKey:
 
     def __repr__(self) -> str:
         return "RegisterKey(<secret>)"
+
+    def check_value(self) -> bytes:
+        """Return a value that tells this key from another and reveals nothing of it."""
+        return hmac.new(self._secret, L_CHECK, hashlib.sha256).digest()
 
     def subject(self, kind: SubjectKind, value: str) -> SubjectKey:
         """Return the keyed hash of an identifier (given in its validated, canonical form)."""

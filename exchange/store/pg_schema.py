@@ -2,7 +2,7 @@
 
 The PostgreSQL store holds the same tables as the SQLite one (``exchange.store.schema``), in
 PostgreSQL's types: ``BYTEA`` for digests and signed bytes, ``BIGINT`` for counts and ids,
-``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 23, the
+``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 24, the
 release that brought PostgreSQL; from then on both lists grow together, one migration each per
 change. Each migration runs in one transaction with the row that records it, under an
 advisory lock, so two processes starting together apply it once.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 #: The first SQLite schema version the PostgreSQL store's version 1 matches.
-SQLITE_BASELINE: Final = 23
+SQLITE_BASELINE: Final = 24
 
 PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
@@ -382,6 +382,8 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             size BIGINT NOT NULL,
             written_at DOUBLE PRECISION NOT NULL
         )""",
+        # Facts every process of a node must agree on (exchange/store/node_facts.py).
+        "CREATE TABLE node_facts (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
         # The backlog of each destination: envelope items not yet given to it, counted by a
         # trigger in the transaction of each change (exchange.store.postgres).
         """CREATE TABLE outbox_backlog (

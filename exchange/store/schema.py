@@ -534,4 +534,9 @@ MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
             until REAL NOT NULL
         )""",
     ),
+    (
+        # Migration 24: facts every process of a node must agree on, such as a check value
+        # of the register key (exchange/store/node_facts.py).
+        "CREATE TABLE node_facts (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    ),
 )
