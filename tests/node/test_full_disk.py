@@ -29,7 +29,10 @@ from tests.full_disk import FullDisk
 from .conftest import LA, NURSES, SCHOOL, deployed
 from .helpers import auth, client, sent, submission, submit, until
 
-pytestmark = pytest.mark.network
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.sqlite_only("the node's data folder fills; PostgreSQL's disk is the server's"),
+]
 
 #: Retries within a fifth of a second and a checkpoint every tenth, so recovery is quick.
 QUICK_TASKS = TasksConfig(
