@@ -149,10 +149,16 @@ async def _copy_table(source: SqliteDb, connection: asyncpg.Connection, table: P
                 f"the copy of the table {table.name} breaks the constraint "
                 f"{exc.constraint_name or exc.sqlstate}, so nothing was copied"
             ) from None
-        except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+        except asyncpg.PostgresError as exc:
             raise CliError(
                 f"PostgreSQL refused a row of the table {table.name} "
                 f"({type(exc).__name__}), so nothing was copied"
+            ) from None
+        except (TypeError, ValueError, OverflowError):
+            # Found while encoding the batch: its message may quote the value, so not shown.
+            raise CliError(
+                f"a row of the table {table.name} holds a value of another type than its "
+                "PostgreSQL column, so nothing was copied"
             ) from None
         copied += len(batch)
     if table.identity is not None:
@@ -253,13 +259,13 @@ def copy_command(args: argparse.Namespace) -> int:
     dsn = _target(args)
     verifier = ledger_signer(config).verifier
     copied = asyncio.run(copy_store(sqlite_path(config), dsn, verifier, config.ledger_origin))
-    for line in _table([("table", "SQLite", "PostgreSQL"), *copied.rows]):
+    for line in _table([("table", "SQLite", "PostgreSQL"), *sorted(copied.rows)]):
         common.say(line)
     total = sum(here for _, here, _ in copied.rows)
     common.say(f"rows: {total} in {len(copied.rows)} tables, the same on both")
     common.say(
         f"ledger: {copied.ledger.size} events, root {copied.ledger.root.hex()}, the same on "
-        f"both; {copied.ledger.checkpoints} checkpoints verified"
+        f"both; checkpoints verified: {copied.ledger.checkpoints}"
     )
     common.note(
         f"copied the store of {config.name} into {where(dsn)}; the envelope bodies stay in "
