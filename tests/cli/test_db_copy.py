@@ -165,6 +165,11 @@ async def test_copy_moves_every_row_and_the_ledger_and_new_rows_follow(
         )
         verified = await asyncio.to_thread(run, "ledger", "verify", "--config", str(moved_config))
         assert verified.status == 0, verified
+        # The SQLite store is as it was, and opens again (the copy only read it).
+        assert _sqlite_counts(_data(school) / "node.sqlite3") == source
+        assert (await asyncio.to_thread(run, "db", "status", "--config", str(school))).status == 0
+        reopened = await SqliteStore.open(_data(school))
+        await reopened.close()
         # Copying again: the target is not empty, so nothing is changed.
         before = await _pg_counts(dsn)
         again = await _copy(school, "--to-config", str(moved_config))
