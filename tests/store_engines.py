@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 import pytest
 
 from exchange.config_database import DatabaseConfig
+from exchange.demo.loopback import Deployment
 from exchange.keys.ids import OrgId
 from exchange.store.base import Store
-from exchange.store.postgres import PostgresStore, migrate
+from exchange.store.postgres import PostgresStore, migrate, numbered
 from exchange.store.sql import Db
 from exchange.store.sqlite import SqliteStore
 from tests.postgres_server import PostgresServer
@@ -171,3 +172,24 @@ async def deployment_databases(names: Iterable[str]) -> AsyncIterator[dict[str, 
             dsn = await stack.enter_async_context(fresh_database(server))
             databases[name] = DatabaseConfig(url=dsn, pool_size=4)
         yield databases
+
+
+async def node_sql(
+    world: Deployment, node: str, sql: str, parameters: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
+    """Run one statement on a deployment node's database from outside the node.
+
+    As a tool or a damaged disk would; ``?`` placeholders on either engine. Returns its rows.
+    """
+    config = world.nodes[node].config
+    if config.database.url is None:
+        db = sqlite3.connect(config.data_dir / "node.sqlite3", isolation_level=None)
+        try:
+            return [tuple(r) for r in db.execute(sql, parameters).fetchall()]
+        finally:
+            db.close()
+    connection = await asyncpg.connect(config.database.url)
+    try:
+        return [tuple(r) for r in await connection.fetch(numbered(sql), *parameters)]
+    finally:
+        await connection.close()

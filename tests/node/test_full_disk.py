@@ -29,10 +29,7 @@ from tests.full_disk import FullDisk
 from .conftest import LA, NURSES, SCHOOL, deployed
 from .helpers import auth, client, sent, submission, submit, until
 
-pytestmark = [
-    pytest.mark.network,
-    pytest.mark.sqlite_only("the node's data folder fills; PostgreSQL's disk is the server's"),
-]
+pytestmark = pytest.mark.network
 
 #: Retries within a fifth of a second and a checkpoint every tenth, so recovery is quick.
 QUICK_TASKS = TasksConfig(
@@ -210,6 +207,7 @@ def _small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
 
 
 @pytest.mark.subprocess
+@pytest.mark.sqlite_only("SQLite's own file system fills; PostgreSQL's disk is the server's")
 async def test_a_real_full_file_system_refuses_and_recovers(tmp_path: Path) -> None:
     """On a real 6 MiB tmpfs filled to the last byte: 507, /readyz 503, then recovery.
 
