@@ -13,19 +13,23 @@ The copy is one PostgreSQL transaction, so the target ends with all of it or non
    first, :data:`BATCH` rows at a time (never a whole table in memory), with PostgreSQL's
    ``COPY``. Each identity sequence is moved past the largest id copied, so the node's next
    row does not collide with a copied one.
-3. Still in the transaction: the rows of every table are counted on both sides, and the
-   ledger is read back from the target and verified: its size and root must be those of
-   the source. Only then is it committed.
-
-Envelope bodies are files in the data folder and are not copied by this step.
+3. Still in the transaction: every envelope body a row names (envelopes and the sender's
+   own copies) is streamed from the data folder's ``bodies/`` into the database's body
+   chunks, :data:`~exchange.store.pg_blobs.CHUNK` at a time, and its SHA-256 checked
+   against its digest on the way; a body missing or damaged in the source is reported (the
+   source held it so too) and the copy goes on.
+4. The rows of every table are counted on both sides, and the ledger is read back from the
+   target and verified: its size and root must be those of the source. Only then is it
+   committed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -39,7 +43,11 @@ from exchange.cli.ledger_audit import LedgerAudit, audit_ledger, ledger_signer, 
 from exchange.cli.node_store import node_config
 from exchange.keys.notes import NoteVerifier
 from exchange.store.backup import schema_version
+from exchange.store.blobs import file_pieces
+from exchange.store.own_copies import OWN_COPY_DIGESTS
+from exchange.store.pg_blobs import CHUNK, write_body_rows
 from exchange.store.pg_catalog import (
+    NOT_SQLITE_TABLES,
     VERSION_TABLE,
     PgTable,
     seeded_tables,
@@ -54,11 +62,22 @@ BATCH: Final = 500
 
 
 @dataclass(frozen=True)
+class Bodies:
+    """The envelope bodies a copy moved, and those the source could not give whole."""
+
+    copied: int = 0
+    size: int = 0
+    missing: int = 0
+    damaged: int = 0
+
+
+@dataclass(frozen=True)
 class Copied:
-    """What a copy moved: rows per table (the same on both sides) and the ledger's audit."""
+    """What a copy moved: rows per table (the same on both sides), bodies, the ledger's audit."""
 
     rows: list[tuple[str, int, int]]
     ledger: LedgerAudit
+    bodies: Bodies
 
 
 def _open_source(path: Path) -> SqliteDb:
@@ -171,6 +190,37 @@ async def _copy_table(source: SqliteDb, connection: asyncpg.Connection, table: P
     return copied
 
 
+async def _checked_pieces(path: Path, digest: bytes, damaged: list[bytes]) -> AsyncIterator[bytes]:
+    """Yield the file's pieces; note the digest in ``damaged`` if they do not hash to it."""
+    running = hashlib.sha256()
+    async for piece in file_pieces(path, CHUNK):
+        running.update(piece)
+        yield piece
+    if running.digest() != digest:
+        damaged.append(digest)
+
+
+async def _copy_bodies(source: SqliteDb, folder: Path, connection: asyncpg.Connection) -> Bodies:
+    """Stream every body a row names from ``folder`` into the target's body chunks."""
+    digests = [
+        bytes(r[0])
+        for r in source.execute(f"SELECT digest FROM envelopes UNION {OWN_COPY_DIGESTS}")  # noqa: S608
+    ]
+    copied = size = missing = 0
+    damaged: list[bytes] = []
+    for digest in digests:
+        path = folder / digest.hex()
+        try:
+            length = path.stat().st_size
+        except FileNotFoundError:
+            missing += 1
+            continue
+        await write_body_rows(connection, digest, _checked_pieces(path, digest, damaged))
+        copied += 1
+        size += length
+    return Bodies(copied, size, missing, len(damaged))
+
+
 async def _counts(
     source: SqliteDb, connection: asyncpg.Connection, tables: Sequence[PgTable]
 ) -> list[tuple[str, int, int]]:
@@ -205,7 +255,10 @@ async def _check_target_ledger(
 
 
 async def copy_store(path: Path, dsn: str, verifier: NoteVerifier, origin: str) -> Copied:
-    """Copy the SQLite store ``path`` into the database ``dsn`` in one transaction; prove it."""
+    """Copy the SQLite store ``path`` (bodies beside it) into ``dsn`` in one transaction.
+
+    Prove it before the commit: counts and the ledger's root.
+    """
     source = _open_source(path)
     try:
         try:
@@ -217,18 +270,21 @@ async def copy_store(path: Path, dsn: str, verifier: NoteVerifier, origin: str) 
             # Whatever stops it, the transaction is rolled back: the target is left as it was.
             async with connection.transaction():
                 await migrate(connection)
-                tables = await tables_in_order(connection)
+                tables = [
+                    t for t in await tables_in_order(connection) if t.name not in NOT_SQLITE_TABLES
+                ]
                 _check_source(source, path, tables)
                 await _refuse_rows(connection, tables)
                 for table in tables:
                     await _copy_table(source, connection, table)
+                bodies = await _copy_bodies(source, path.parent / "bodies", connection)
                 counts = await _counts(source, connection, tables)
                 await _check_target_ledger(connection, ledger, verifier, origin)
         finally:
             await connection.close()
     finally:
         source.close()
-    return Copied(counts, ledger)
+    return Copied(counts, ledger, bodies)
 
 
 def _target(args: argparse.Namespace) -> str:
@@ -267,9 +323,15 @@ def copy_command(args: argparse.Namespace) -> int:
         f"ledger: {copied.ledger.size} events, root {copied.ledger.root.hex()}, the same on "
         f"both; checkpoints verified: {copied.ledger.checkpoints}"
     )
+    bodies = copied.bodies
+    common.say(f"bodies: {bodies.copied} ({bodies.size} bytes), each checked against its digest")
+    if bodies.missing or bodies.damaged:
+        common.note(
+            f"exchange: warning: the store named {bodies.missing} missing and {bodies.damaged} "
+            "damaged bodies; the copy holds them as the store did (docs/node.md §8)"
+        )
     common.note(
-        f"copied the store of {config.name} into {where(dsn)}; the envelope bodies stay in "
-        f"{config.data_dir / 'bodies'}. Next: set [database] url in {args.config} and start "
-        "the node (docs/node.md, 'Moving a node to PostgreSQL')"
+        f"copied the store of {config.name} into {where(dsn)}. Next: set [database] url in "
+        f"{args.config} and start the node (docs/node.md, 'Moving a node to PostgreSQL')"
     )
     return 0

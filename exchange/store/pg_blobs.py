@@ -79,7 +79,7 @@ class PostgresBlobs:
         """Write small bodies, all in one transaction."""
         async with self.pool.acquire() as con, con.transaction():
             for digest, data in bodies:
-                await _write_rows(con, digest, _one(data))
+                await write_body_rows(con, digest, _one(data))
 
     async def write_file(self, digest: bytes, path: Path) -> None:
         """Copy the local file in chunks, then remove it."""
@@ -97,7 +97,7 @@ class PostgresBlobs:
         async with self.pool.acquire() as con, con.transaction():
             held = await con.fetchval("SELECT 1 FROM bodies WHERE digest = $1", digest)
             if held is None:
-                await _write_rows(con, digest, pieces)
+                await write_body_rows(con, digest, pieces)
 
     async def size(self, digest: bytes) -> int | None:
         """Return the size the body's row names, or None if there is none."""
@@ -206,8 +206,10 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _write_rows(
-    con: asyncpg.pool.PoolConnectionProxy, digest: bytes, pieces: AsyncIterable[bytes]
+async def write_body_rows(
+    con: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    digest: bytes,
+    pieces: AsyncIterable[bytes],
 ) -> None:
     """Write ``pieces`` as whole chunks, then the body's row (inside the caller's transaction)."""
     insert = await con.prepare(_INSERT_CHUNK)

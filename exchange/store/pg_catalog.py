@@ -74,6 +74,11 @@ async def tables_in_order(connection: asyncpg.Connection) -> list[PgTable]:
     return [PgTable(name, tuple(columns[name]), identity.get(name)) for name in ordered]
 
 
+#: Tables of the PostgreSQL schema that no SQLite table holds: the bodies (files in SQLite's
+#: data folder) and the backlog its trigger keeps from the outbox rows.
+NOT_SQLITE_TABLES: Final = frozenset({"body_chunks", "bodies", "outbox_backlog"})
+
+
 def seeded_tables() -> frozenset[str]:
     """Return the tables a migration itself puts rows in (such as the ledger's head row)."""
     return frozenset(
