@@ -2,7 +2,7 @@
 
 The PostgreSQL store holds the same tables as the SQLite one (``exchange.store.schema``), in
 PostgreSQL's types: ``BYTEA`` for digests and signed bytes, ``BIGINT`` for counts and ids,
-``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 23, the
+``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 24, the
 release that brought PostgreSQL; from then on both lists grow together, one migration each per
 change. Each migration runs in one transaction with the row that records it, under an
 advisory lock, so two processes starting together apply it once.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 #: The first SQLite schema version the PostgreSQL store's version 1 matches.
-SQLITE_BASELINE: Final = 23
+SQLITE_BASELINE: Final = 24
 
 PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
@@ -372,5 +372,11 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             "CREATE INDEX outbox_waiting ON outbox (destination) WHERE kind = 'envelope' "
             "AND state IN ('queued', 'attempting', 'retry-wait')"
         ),
+        # Secrets every process of the node shares, made once (exchange/store/node_secrets.py).
+        """CREATE TABLE node_secrets (
+            name TEXT PRIMARY KEY,
+            secret BYTEA NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
     ),
 )
