@@ -106,6 +106,17 @@ async def open_store(
             await store.close()
 
 
+async def second_opening(first: Store, folder: Path) -> Store:
+    """Open ``first``'s database again, as another ``exchange serve`` process would.
+
+    SQLite: the same folder opened a second time. PostgreSQL: the same database, with its
+    own pool and its own folder (``folder``), as a process on another machine has.
+    """
+    if isinstance(first, PostgresStore):
+        return await PostgresStore.open(first.dsn, folder)
+    return await SqliteStore.open(first.folder)
+
+
 #: The errors a statement the database refuses raises, on either engine.
 DATABASE_ERRORS: Final = (sqlite3.Error, asyncpg.PostgresError)
 

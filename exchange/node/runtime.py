@@ -17,13 +17,13 @@ point, because nothing is acknowledged before it is committed.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 import aiohttp
 from aiohttp import web
@@ -68,7 +68,7 @@ from exchange.service.sso_client import ProviderClient
 from exchange.shipped import load_records_setup
 from exchange.store import Store
 from exchange.store.opening import NodeStore, open_node_store
-from exchange.web.pages import add_staff_pages
+from exchange.web.pages import add_staff_pages, shared_web_keys
 from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
 from exchange.workers.delivery import DeliveryWorker
@@ -127,22 +127,27 @@ def load_register_key(folder: Path, *, hashes_kept: bool) -> RegisterKey:
     return register_key
 
 
-#: The name of the register key's check value among the node's facts.
-REGISTER_KEY_FACT: Final = "register-key-check"
+#: The name of the register key's fingerprint among the node's shared secrets.
+REGISTER_KEY_FINGERPRINT = "register-key-fingerprint"
 
 
-async def _agreed_register_key(store: NodeStore) -> RegisterKey:
-    """Load the register key; refuse one other than the key the store was indexed with.
+async def shared_register_key(store: Store, clock: Callable[[], float]) -> RegisterKey:
+    """Load the register key (:func:`load_register_key`) and check it is the node's one key.
 
-    Every process of a node must hash pupil identifiers under the same key: the first start
-    records the key's check value in the store, and each later start compares its own.
+    The first start records the key's fingerprint in the store; a process whose
+    ``register.key`` differs (another machine's data folder, where ``exchange serve`` made
+    a key of its own) is refused, since the subject hashes it wrote would be another key's
+    and subject access would miss them.
     """
-    key = load_register_key(store.folder, hashes_kept=await store.holds_subject_hashes())
-    if await store.settle_fact(REGISTER_KEY_FACT, key.check_value()) != key.check_value():
+    folder = store.folder
+    key = load_register_key(folder, hashes_kept=await store.holds_subject_hashes())
+    mine = key.fingerprint()
+    kept = await store.node_secret(REGISTER_KEY_FINGERPRINT, mine, clock())
+    if not hmac.compare_digest(kept, mine):
         raise ConfigError(
-            f"{store.folder / 'register.key'} is not the register key this node's database "
-            "was indexed with: copy register.key from the node's first machine (or from where "
-            "the keys are backed up) to this one (docs/scaling.md)"
+            f"{folder / 'register.key'} is not the register key this node's store was used "
+            "with: copy register.key from the data folder of the node's first process, or from "
+            "where the keys are backed up (docs/node.md §8), with mode 600"
         )
     return key
 
@@ -357,7 +362,7 @@ class Node:
             directory=directory,
             tenants=tenants,
             records=records,
-            register_key=await _agreed_register_key(store),
+            register_key=await shared_register_key(store, self.clock),
             clock=self.clock,
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,
@@ -420,7 +425,8 @@ class Node:
             app, Recaller(self.service, routes=self.routes, timeout=config.delivery.timeout)
         )
         # The staff web pages, beside the APIs, over the same service.
-        add_staff_pages(app, self.service)
+        # Their keys are the node's, from the store: any process may answer the next request.
+        add_staff_pages(app, self.service, await shared_web_keys(self.service))
         app[UPLOADS] = UploadLimits(config.server.peer_uploads, config.server.total_uploads)
         self._app = app
         if config.relay is not None:

@@ -39,6 +39,7 @@ from exchange.service.retention import schedule_sent
 from exchange.service.threads import LinkRefusedError, submission_link
 from exchange.sharing.limits import node_limits
 from exchange.sharing.prepare import SATISFIED_BY, Prepared, Submission, SubmissionError, prepare
+from exchange.store.sql import IntegrityError
 
 log = get_logger("exchange.node")
 
@@ -124,10 +125,17 @@ class Sending:
             return await self._submit(user, submission, corrects, None)
         with self.idempotency.in_progress(user, idempotency):
             earlier = await self.idempotency.earlier_answer(user, idempotency)
-            if earlier is not None:
-                log.info("envelope.replayed", org=user.org)
-                return Submitted.replay(earlier)
-            return await self._submit(user, submission, corrects, idempotency)
+            if earlier is None:
+                try:
+                    return await self._submit(user, submission, corrects, idempotency)
+                except IntegrityError:
+                    # Another process of the node committed the same key first (the key is
+                    # held in progress in each process's memory only): its answer stands.
+                    earlier = await self.idempotency.earlier_answer(user, idempotency)
+                    if earlier is None:
+                        raise
+            log.info("envelope.replayed", org=user.org)
+            return Submitted.replay(earlier)
 
     async def _submit(
         self,

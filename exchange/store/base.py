@@ -748,7 +748,16 @@ class LeaseStore(Protocol):
         ...
 
 
+class NodeSecretStore(Protocol):
+    """Secrets every process of the node shares, made once (exchange.store.node_secrets)."""
+
+    async def node_secret(self, name: str, candidate: bytes, now: float) -> bytes:
+        """Return the secret named ``name``, storing ``candidate`` as it if there is none yet."""
+        ...
+
+
 class Store(
+    NodeSecretStore,
     LeaseStore,
     SsoLinkStore,
     AccountEventStore,

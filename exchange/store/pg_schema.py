@@ -382,8 +382,6 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             size BIGINT NOT NULL,
             written_at DOUBLE PRECISION NOT NULL
         )""",
-        # Facts every process of a node must agree on (exchange/store/node_facts.py).
-        "CREATE TABLE node_facts (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
         # The backlog of each destination: envelope items not yet given to it, counted by a
         # trigger in the transaction of each change (exchange.store.postgres).
         """CREATE TABLE outbox_backlog (
@@ -412,5 +410,11 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             "CREATE TRIGGER outbox_backlog AFTER INSERT OR DELETE OR UPDATE OF state "
             "ON outbox FOR EACH ROW EXECUTE FUNCTION outbox_backlog_count()"
         ),
+        # Secrets every process of the node shares, made once (exchange/store/node_secrets.py).
+        """CREATE TABLE node_secrets (
+            name TEXT PRIMARY KEY,
+            secret BYTEA NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
     ),
 )
