@@ -204,3 +204,33 @@ async def node_sql(
         return [tuple(r) for r in await connection.fetch(numbered(sql), *parameters)]
     finally:
         await connection.close()
+
+
+async def node_database_bytes(world: Deployment, node: str) -> bytes:
+    """Return everything a deployment node's database holds, read from outside the node.
+
+    SQLite: its file and write-ahead log as they are on disk. PostgreSQL: every row of every
+    table as PostgreSQL writes it out as text (``bytea`` as hex: search raw bytes as hex).
+    """
+    config = world.nodes[node].config
+    if config.database.url is None:
+        folder = config.data_dir
+        return b"".join(
+            p.read_bytes()
+            for p in sorted(folder.glob("node.sqlite3*"))
+            if p.suffix != "-shm" and p.is_file()
+        )
+    tables = [
+        str(r[0])
+        for r in await node_sql(
+            world,
+            node,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+    ]
+    rows = [
+        row
+        for table in sorted(tables)
+        for row in await node_sql(world, node, f'SELECT t::text FROM "{table}" t')  # noqa: S608
+    ]
+    return "\n".join(str(r[0]) for r in rows).encode()

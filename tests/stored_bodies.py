@@ -60,3 +60,13 @@ async def stored_names(store: NodeStore) -> set[str]:
     assert isinstance(blobs, PostgresBlobs)
     names = {digest.hex() for digest in await blobs.digests()}
     return names | {p.name for p in blobs.spool.iterdir()}
+
+
+async def holds_body(store: NodeStore, digest: bytes) -> bool:
+    """Whether the store holds the body of ``digest`` (whole)."""
+    return await store.blobs.size(digest) is not None
+
+
+async def body_bytes(store: NodeStore, digest: bytes) -> bytes:
+    """Return the stored body of ``digest`` (a small one: read whole)."""
+    return b"".join([piece async for piece in store.blobs.chunks(digest)])

@@ -17,7 +17,7 @@ from typing import Final
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.account_events import AccountEvent
-from exchange.store.ledger_tree import append_ledger
+from exchange.store.ledger_tree import append_ledger_now
 from exchange.store.rows import Tables
 from exchange.store.sql import Db, Row
 
@@ -50,8 +50,8 @@ class AccountActivity:
 
 def insert_account_event(db: Db, event: AccountEvent) -> None:
     """Append ``event``'s statement to the ledger and its readable row, in ``db``'s transaction."""
-    append_ledger(db, [event.statement().encode()])
-    (index,) = db.execute("SELECT MAX(idx) FROM ledger").fetchone()
+    # Its index is kept in its row, so it is appended now, not at the commit.
+    index = append_ledger_now(db, [event.statement().encode()])
     db.execute(
         "INSERT INTO account_events (org, at, kind, method, detail, user_id, actor_id, salt, "
         "ledger_idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from exchange.ledger.merkle import SubtreeKey
 from exchange.ledger.subtrees import StoredSubtree
 from exchange.model import EventHash
-from exchange.store.ledger_tree import append_ledger, ledger_size, read_subtrees
+from exchange.store.ledger_tree import append_ledger_now, ledger_size, read_subtrees
 from exchange.store.rows import Tables
 from exchange.store.sql import Db
 
@@ -49,7 +49,7 @@ class LedgerTables(Tables):
         """Append events on their own; return the new size."""
 
         def tx(db: Db) -> int:
-            append_ledger(db, events)
+            append_ledger_now(db, events)
             return ledger_size(db)
 
         return await self._tx(tx)

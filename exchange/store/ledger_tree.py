@@ -89,9 +89,26 @@ def store_subtrees(db: Db, start: int, leaves: Sequence[bytes]) -> None:
 
 
 def append_ledger(db: Db, events: Sequence[bytes]) -> None:
-    """Append encoded ledger events after the last one, with their leaf and subtree hashes."""
+    """Append encoded ledger events to the log in ``db``'s transaction.
+
+    On a connection that appends at commit (:attr:`~exchange.store.sql.Db.ledger_at_commit`,
+    PostgreSQL's), the events are kept and appended as the transaction's last statements,
+    so the head's row lock, which orders every append of every process, is held for the
+    commit alone; otherwise they are appended now (:func:`append_ledger_now`). Either way
+    they commit with the change they describe, or not at all.
+    """
     if not events:
         return
+    if db.ledger_at_commit is not None:
+        db.ledger_at_commit.extend(events)
+        return
+    append_ledger_now(db, events)
+
+
+def append_ledger_now(db: Db, events: Sequence[bytes]) -> int:
+    """Append events at once, with their leaf and subtree hashes; return the first's index."""
+    if not events:
+        return ledger_size(db)
     start = _grow(db, len(events))
     leaves = [leaf_hash(e) for e in events]
     db.executemany(
@@ -102,6 +119,7 @@ def append_ledger(db: Db, events: Sequence[bytes]) -> None:
         ],
     )
     store_subtrees(db, start, leaves)
+    return start
 
 
 def ledger_size(db: Db) -> int:

@@ -406,9 +406,12 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             RETURN NULL;
         END
         $$""",
+        # Deferred: counted as the transaction's last work (exchange.store.postgres, PgDb.finish),
+        # so a destination's row is locked only for the rest of the transaction and its commit.
         (
-            "CREATE TRIGGER outbox_backlog AFTER INSERT OR DELETE OR UPDATE OF state "
-            "ON outbox FOR EACH ROW EXECUTE FUNCTION outbox_backlog_count()"
+            "CREATE CONSTRAINT TRIGGER outbox_backlog AFTER INSERT OR DELETE OR UPDATE OF state "
+            "ON outbox DEFERRABLE INITIALLY DEFERRED "
+            "FOR EACH ROW EXECUTE FUNCTION outbox_backlog_count()"
         ),
         # Secrets every process of the node shares, made once (exchange/store/node_secrets.py).
         """CREATE TABLE node_secrets (

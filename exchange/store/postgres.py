@@ -39,6 +39,7 @@ import asyncpg
 from exchange.keys.ids import OrgId
 from exchange.store.blobs import LEFTOVER_AGE
 from exchange.store.damage import StoreDamagedError
+from exchange.store.ledger_tree import append_ledger_now
 from exchange.store.node_tables import NodeTables
 from exchange.store.own_copies import OWN_COPY_DIGESTS
 from exchange.store.pg_blobs import PostgresBlobs
@@ -166,6 +167,24 @@ class PgDb:
         self._loop = loop
         #: Whether a statement named the outbox (so the backlog is read before the commit).
         self.touched_outbox = False
+        self._ledger: list[bytes] = []
+
+    @property
+    def ledger_at_commit(self) -> list[bytes]:
+        """Ledger events appended as this transaction's last statements (:meth:`finish`)."""
+        return self._ledger
+
+    def finish(self) -> None:
+        """Worker thread, last in the transaction: append the ledger, count the backlog.
+
+        The ledger events kept for now are appended, and the outbox's deferred backlog
+        trigger fired, so each hot row (the ledger's head, a destination's count) is locked
+        only for the rest of the transaction and its commit.
+        """
+        if self._ledger:
+            append_ledger_now(self, self._ledger)
+        if self.touched_outbox:
+            self.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     @property
     def dialect(self) -> Dialect:
@@ -274,6 +293,8 @@ class PostgresStore(NodeTables):
                     ):
                         db = PgDb(connection, loop)
                         result = await loop.run_in_executor(self._executor, fn, db)
+                        if write:
+                            await loop.run_in_executor(self._executor, db.finish)
                         if db.touched_outbox and write:
                             # As of this commit, in it: what the trigger counted, ours included.
                             backlog = await connection.fetch(_BACKLOG)

@@ -83,6 +83,15 @@ class Db(Protocol):
         """The engine: ``sqlite`` or ``postgresql``."""
         ...
 
+    @property
+    def ledger_at_commit(self) -> list[bytes] | None:
+        """Ledger events to append just before this transaction commits (None: append now).
+
+        SQLite's one writer holds the whole database anyway; PostgreSQL's transactions run
+        side by side and meet only at the ledger's head row, so they append last.
+        """
+        ...
+
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         """Run one statement with ``?`` placeholders bound to ``parameters``."""
         ...
@@ -106,6 +115,11 @@ class SqliteDb(sqlite3.Connection):
     def dialect(self) -> Dialect:
         """Always ``sqlite``."""
         return "sqlite"
+
+    @property
+    def ledger_at_commit(self) -> list[bytes] | None:
+        """Always None: SQLite appends at once (its writer holds the database)."""
+        return None
 
 
 def connect_sqlite(target: str, **kwargs: Any) -> SqliteDb:

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from exchange import logs
 from exchange.demo.loopback import Deployment, start_deployment
 from exchange.keys.keyfile import KdfParams
 from exchange.records import decode_container
+from tests.store_engines import deployment_databases, node_database_bytes
 
 from .conftest import FAST_DELIVERY, LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, org_pair, sent, signed_headers, until
@@ -91,6 +93,29 @@ def structured_log() -> Iterator[io.StringIO]:
     logs.configure(json=True, level=logging.DEBUG, stream=buffer)
     yield buffer
     structlog.reset_defaults()
+
+
+def _hex_runs(text: bytes) -> str:
+    """Return the even-length runs of hex digits of PostgreSQL's text, joined (``bytea``)."""
+    runs = re.findall(rb"\\x([0-9a-f]+)", text)
+    return "".join(r.decode() for r in runs if len(r) % 2 == 0)
+
+
+async def _assert_stores_clean(world: Deployment) -> None:
+    """Every file the deployment wrote, and every node's database, holds no sentinel."""
+    files = [p for p in world.folder.rglob("*") if p.is_file()]
+    for path in files:
+        _assert_clean(str(path.relative_to(world.folder)), path.read_bytes())
+    for node in world.nodes:
+        stored = await node_database_bytes(world, node)
+        assert stored  # the check reads something: its absence of leaks is meaningful
+        _assert_clean(f"the database of {node}", stored)
+        if world.nodes[node].config.database.url is not None:
+            # PostgreSQL writes bytes out as hex: look for the hex of each secret too.
+            _assert_clean(f"the database of {node}", bytes.fromhex(_hex_runs(stored)))
+    if world.nodes["school"].config.database.url is None:
+        assert any(p.name == "node.sqlite3" for p in files)
+        assert any(p.parent.name == "bodies" for p in files)
 
 
 def _assert_clean(where: str, data: bytes | str) -> None:
@@ -279,83 +304,81 @@ async def test_sentinel_child_never_leaks(
 ) -> None:
     """A full exchange of a record about a sentinel child leaves no trace of the child anywhere."""
     caplog.set_level(logging.DEBUG)
-    world = await start_deployment(
-        tmp_path / "leaks",
-        ORGS,
-        users={SCHOOL: ["dsl", "dpo"], LA: ["staff", "dsl", "dpo"], NURSES: ["staff"]},
-        delivery=FAST_DELIVERY,
-        kdf=KdfParams.fast_for_tests(),
-    )
-    try:
-        async with client(world) as http:
-            async with http.post(
-                world.url("school") + "/api/v1/envelopes",
-                json=_lac(),
-                headers=auth(world, SCHOOL, "dsl"),
-            ) as resp:
-                assert resp.status == 202, await resp.text()
-                digest = (await resp.json())["digest"]
-            async with http.post(
-                world.url("school") + "/api/v1/envelopes",
-                json=_referral(),
-                headers=auth(world, SCHOOL, "dsl"),
-            ) as resp:
-                assert resp.status == 202, await resp.text()
-                referral_digest = (await resp.json())["digest"]
-
-            async def delivered() -> bool:
-                items = [await sent(http, world, d) for d in (digest, referral_digest)]
-                return all(
-                    r["delivery_state"] == "delivered" for i in items for r in i["recipients"]
-                )
-
-            await until(delivered, what="delivery")
-            la = world.url("la")
-            for org, decision, doc in [
-                (LA, "acknowledge", {"disposition": "accepted-for-assessment"}),
-                (NURSES, "reject", {"reason": "not-for-us"}),
-            ]:
-                user = auth(world, org, "staff")
-                async with http.post(la + f"/api/v1/inbox/{digest}/open", headers=user) as resp:
-                    assert resp.status == 200
-                    opened = decode_container(await resp.read()).record
-                    assert opened.data["child"] == SENTINEL
+    async with deployment_databases(s.node for s in ORGS) as databases:
+        world = await start_deployment(
+            tmp_path / "leaks",
+            ORGS,
+            users={SCHOOL: ["dsl", "dpo"], LA: ["staff", "dsl", "dpo"], NURSES: ["staff"]},
+            delivery=FAST_DELIVERY,
+            kdf=KdfParams.fast_for_tests(),
+            databases=databases,
+        )
+        try:
+            async with client(world) as http:
                 async with http.post(
-                    la + f"/api/v1/inbox/{digest}/{decision}", json=doc, headers=user
+                    world.url("school") + "/api/v1/envelopes",
+                    json=_lac(),
+                    headers=auth(world, SCHOOL, "dsl"),
                 ) as resp:
-                    assert resp.status == 200, await resp.text()
+                    assert resp.status == 202, await resp.text()
+                    digest = (await resp.json())["digest"]
+                async with http.post(
+                    world.url("school") + "/api/v1/envelopes",
+                    json=_referral(),
+                    headers=auth(world, SCHOOL, "dsl"),
+                ) as resp:
+                    assert resp.status == 202, await resp.text()
+                    referral_digest = (await resp.json())["digest"]
 
-            async def answered() -> bool:
-                item = await sent(http, world, digest)
-                return sum(len(r["timeline"]) for r in item["recipients"]) == 6
+                async def delivered() -> bool:
+                    items = [await sent(http, world, d) for d in (digest, referral_digest)]
+                    return all(
+                        r["delivery_state"] == "delivered" for i in items for r in i["recipients"]
+                    )
 
-            await until(answered, what="the receipts back at the school")
-            user = auth(world, LA, "staff")
-            async with http.post(
-                la + f"/api/v1/inbox/{referral_digest}/open", headers=user
-            ) as resp:
-                assert resp.status == 200
-                container = decode_container(await resp.read())
-                assert container.attachments[0].data == ATTACHMENT
-            answers = await _bad_requests(http, world, digest)
-            views = await _register_views(http, world)
-    finally:
-        await world.stop()
+                await until(delivered, what="delivery")
+                la = world.url("la")
+                for org, decision, doc in [
+                    (LA, "acknowledge", {"disposition": "accepted-for-assessment"}),
+                    (NURSES, "reject", {"reason": "not-for-us"}),
+                ]:
+                    user = auth(world, org, "staff")
+                    async with http.post(la + f"/api/v1/inbox/{digest}/open", headers=user) as resp:
+                        assert resp.status == 200
+                        opened = decode_container(await resp.read()).record
+                        assert opened.data["child"] == SENTINEL
+                    async with http.post(
+                        la + f"/api/v1/inbox/{digest}/{decision}", json=doc, headers=user
+                    ) as resp:
+                        assert resp.status == 200, await resp.text()
 
-    captured = structured_log.getvalue()
-    # The capture works: the exchange's own events are there, so their absence is meaningful.
-    for event in ("envelope.submitted", "envelope.received", "envelope.opened", "peer.refused"):
-        assert f'"{event}"' in captured, event
-    _assert_clean("the structured log", captured)
-    _assert_clean("Python logging", caplog.text)
-    for record in caplog.records:
-        _assert_clean(f"log record {record.name}", record.getMessage())
-    for i, answer in enumerate(answers):
-        _assert_clean(f"error answer {i}", answer)
-    for i, view in enumerate(views):
-        _assert_clean(f"register view {i}", view)
-    files = [p for p in world.folder.rglob("*") if p.is_file()]
-    assert any(p.name == "node.sqlite3" for p in files)
-    assert any(p.parent.name == "bodies" for p in files)
-    for path in files:
-        _assert_clean(str(path.relative_to(world.folder)), path.read_bytes())
+                async def answered() -> bool:
+                    item = await sent(http, world, digest)
+                    return sum(len(r["timeline"]) for r in item["recipients"]) == 6
+
+                await until(answered, what="the receipts back at the school")
+                user = auth(world, LA, "staff")
+                async with http.post(
+                    la + f"/api/v1/inbox/{referral_digest}/open", headers=user
+                ) as resp:
+                    assert resp.status == 200
+                    container = decode_container(await resp.read())
+                    assert container.attachments[0].data == ATTACHMENT
+                answers = await _bad_requests(http, world, digest)
+                views = await _register_views(http, world)
+        finally:
+            await world.stop()
+
+        captured = structured_log.getvalue()
+        # The capture works: the exchange's own events are there, so their absence is meaningful.
+        for event in ("envelope.submitted", "envelope.received", "envelope.opened", "peer.refused"):
+            assert f'"{event}"' in captured, event
+        _assert_clean("the structured log", captured)
+        _assert_clean("Python logging", caplog.text)
+        for record in caplog.records:
+            _assert_clean(f"log record {record.name}", record.getMessage())
+        for i, answer in enumerate(answers):
+            _assert_clean(f"error answer {i}", answer)
+        for i, view in enumerate(views):
+            _assert_clean(f"register view {i}", view)
+        await _assert_stores_clean(world)

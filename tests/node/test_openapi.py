@@ -32,6 +32,7 @@ from exchange.http.app import READY
 from exchange.keys.ids import OrgId
 from exchange.peerauth import signed_post_headers
 from exchange.web.security import is_page_path
+from tests.stored_bodies import body_bytes
 
 from .conftest import LA, NURSES, SCHOOL
 from .records import NHS, UPN, lac_submission, opened_note, referral_submission
@@ -543,7 +544,7 @@ async def _peer_calls(
 ) -> None:
     """Repeat a delivery and a receipt as peers would; send unsigned and misaddressed ones."""
     school_store = world.nodes["school"].service.store
-    envelope = school_store.blobs.path(bytes.fromhex(first)).read_bytes()
+    envelope = await body_bytes(school_store, bytes.fromhex(first))
     status, receipt = await _signed_peer_post(
         http,
         checker,

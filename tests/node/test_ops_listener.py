@@ -23,7 +23,7 @@ from exchange.node.runtime import Node
 
 from .conftest import deployed
 from .helpers import client
-from .test_start_checks import OPS_TOKEN, TOKEN_ENV, variant
+from .test_start_checks import OPS_TOKEN, TOKEN_ENV, share_register_key, variant
 
 pytestmark = pytest.mark.network
 
@@ -94,6 +94,7 @@ async def with_token(
     token = secrets.token_urlsafe(32)
     monkeypatch.setenv(TOKEN_ENV, token)
     await world.nodes["la"].stop()
+    share_register_key(world)
     node = Node(load_config(variant(world, OPS_TOKEN)))
     with capture_logs() as logs:
         await node.start()

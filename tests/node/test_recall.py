@@ -29,6 +29,7 @@ from exchange.keys.ids import OrgId
 from exchange.ledger.events import EventType, decode_event
 from exchange.node.runtime import Node
 from exchange.peerauth import signed_post_headers
+from tests.stored_bodies import holds_body
 
 from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL, deployed
 from .helpers import (
@@ -270,7 +271,7 @@ async def test_recall_from_nodes_before_and_after_opening(world: Deployment) -> 
         ) as resp:
             assert resp.status == 410
         # The nurses opened it on the same node: the body stays for them.
-        assert world.nodes["la"].service.store.blobs.path(bytes.fromhex(digest)).exists()
+        assert await holds_body(world.nodes["la"].service.store, bytes.fromhex(digest))
         assert await _open(http, world, NURSES, "staff", digest) == 200
 
         # The sent view shows each recipient's outcome.
@@ -294,12 +295,12 @@ async def test_recall_deletes_the_body_nobody_else_holds(world: Deployment) -> N
     async with client(world) as http:
         digest = (await submit(http, world, b"synthetic target", [LA]))["digest"]
         await _delivered(http, world, digest)
-        body = world.nodes["la"].service.store.blobs.path(bytes.fromhex(digest))
-        assert body.exists()
+        la_store = world.nodes["la"].service.store
+        assert await holds_body(la_store, bytes.fromhex(digest))
         answer = await _recall(http, world, digest, role="dpo")  # the DPO may recall too
         assert _outcomes(answer) == {LA: ("recalled", "https")}
-        assert not body.exists()
-        assert world.nodes["school"].service.store.blobs.path(bytes.fromhex(digest)).exists()
+        assert not await holds_body(la_store, bytes.fromhex(digest))
+        assert await holds_body(world.nodes["school"].service.store, bytes.fromhex(digest))
 
 
 async def test_recall_versus_open_has_one_winner(world: Deployment) -> None:

@@ -31,6 +31,8 @@ from exchange.keys.ids import OrgId
 from exchange.records import decode_container, sanitise_file_name
 from exchange.records.content_checks import DOCX
 from exchange.service import register_reports
+from tests.store_engines import stored_bytes
+from tests.stored_bodies import stored_names
 
 from .conftest import LA, NURSES, SCHOOL, deployed
 from .helpers import auth, get_json, sent, until
@@ -181,7 +183,7 @@ async def test_a_refused_submission_names_the_rule_and_registers_nothing(
     store = office.nodes["school"].service.store
     assert await store.register_rows(SCHOOL) == []
     assert await store.list_sent(SCHOOL, limit=10) == []
-    assert list(store.blobs.folder.iterdir()) == []
+    assert await stored_names(store) == set()
 
 
 async def test_a_policy_refusal_explains_itself(
@@ -413,9 +415,10 @@ async def test_the_register_row_is_written_with_the_submission(
     # The key file is private to the node's user and never a pupil identifier in clear.
     key_file = service.store.folder / "register.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    db = (service.store.folder / "node.sqlite3").read_bytes()
+    db = await stored_bytes(service.store)
     assert UPN.encode() not in db
     assert NHS.encode() not in db
+    assert UPN.encode().hex().encode() not in db
 
 
 async def test_a_decision_not_to_share_is_registered(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 from exchange.config import DeliveryConfig
 from exchange.demo.loopback import Deployment, start_deployment
 from exchange.keys.keyfile import KdfParams
+from tests.store_engines import node_sql
 
 from .conftest import LA, NURSES, ORGS, SCHOOL
 from .helpers import auth, client, get_json, served_ops_url, submission, until
@@ -182,10 +181,9 @@ async def _check_exactly_once(
     return digests
 
 
-def _outbox_states(world: Deployment) -> dict[str, int]:
+async def _outbox_states(world: Deployment) -> dict[str, int]:
     """Count the school's outbox items by state, straight from its database (node stopped)."""
-    with contextlib.closing(sqlite3.connect(world.folder / "data-school" / "node.sqlite3")) as db:
-        rows = db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+    rows = await node_sql(world, "school", "SELECT state, COUNT(*) FROM outbox GROUP BY state")
     return {str(state): int(count) for state, count in rows}
 
 
@@ -225,7 +223,7 @@ async def test_sigkill_during_delivery_loses_and_duplicates_nothing(
         await until(half_delivered, timeout=60.0, what="half the deliveries")
         school.kill()
         assert await school.wait() == -signal.SIGKILL
-        states = _outbox_states(world)
+        states = await _outbox_states(world)
         assert 0 < states.get("delivered", 0) < 2 * BATCH, f"not killed half-way: {states}"
         accepted = await submitting
         items_before_restart = {d for d in accepted if d is not None}

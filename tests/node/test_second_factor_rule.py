@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -24,6 +23,7 @@ from exchange.config import load_config
 from exchange.demo.loopback import Deployment
 from exchange.model import User
 from exchange.node.runtime import Node
+from tests.store_engines import node_sql
 
 from .conftest import LA
 
@@ -73,10 +73,7 @@ async def test_a_reader_signed_in_by_password_alone_stops_the_node_until_signed_
     _, session = await service.accounts.start_session(step)
     assert session.signed_in  # an administrator without an app signs in with a password
     await world.nodes["la"].stop()
-    db = sqlite3.connect(world.folder / "data-la" / "node.sqlite3")
-    with db:
-        db.execute("UPDATE users SET role = 'dsl' WHERE id = 'la-admin'")
-    db.close()
+    await node_sql(world, "la", "UPDATE users SET role = 'dsl' WHERE id = 'la-admin'")
 
     config = str(world.folder / "node-la.toml")
     # `serve` configures logging for its process, so it runs in its own.

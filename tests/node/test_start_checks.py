@@ -21,6 +21,7 @@ from exchange.demo.loopback import PASSPHRASE_ENV, Deployment
 from exchange.keys.keyfile import decode_key_file
 from exchange.node.config_check import ConfigRefusedError
 from exchange.node.runtime import Node
+from exchange.service.register_reports import KEY_FILE
 
 from .conftest import deployed
 from .helpers import client
@@ -54,6 +55,22 @@ def variant(world: Deployment, *changes: tuple[str, str], fresh_data: bool = Tru
     path = world.folder / "variant.toml"
     path.write_text(text)
     return path
+
+
+def share_register_key(world: Deployment) -> None:
+    """Give the fresh data folder the LA node's register key when its store is shared.
+
+    On PostgreSQL a variant with a fresh data folder is a second process of the LA node, and
+    every process of a node must hold the node's one register key (docs/scaling.md): the
+    operator copies it, as this does. On SQLite the fresh folder is a new store of its own.
+    """
+    if world.nodes["la"].config.database.url is None:
+        return
+    fresh = world.folder / "fresh-data"
+    fresh.mkdir(mode=0o700)
+    key = fresh / KEY_FILE
+    key.write_bytes((world.folder / "data-la" / KEY_FILE).read_bytes())
+    key.chmod(0o600)
 
 
 def without_tls(world: Deployment) -> str:
@@ -111,6 +128,7 @@ async def test_the_harness_may_skip_the_public_url_comparison(world: Deployment)
     url = world.url("la")
     await world.nodes["la"].stop()
     config = variant(world, (f'public_url = "{url}"', 'public_url = "https://la.invalid"'))
+    share_register_key(world)
     node = Node(load_config(config), match_public_url=False)
     await node.start()
     try:
@@ -169,6 +187,7 @@ async def test_behind_a_proxy_serves_plain_http(world: Deployment) -> None:
     """No [tls] with server.behind_proxy = true: the node starts and serves plain HTTP."""
     await world.nodes["la"].stop()
     config = variant(world, (without_tls(world), ""), PLAIN)
+    share_register_key(world)
     node = Node(load_config(config))
     await node.start()
     try:
@@ -194,6 +213,7 @@ async def test_key_files_are_decrypted_once_at_start(
         return decode_key_file(data, passphrase)
 
     monkeypatch.setattr("exchange.service.tenants.decode_key_file", counted)
+    share_register_key(world)
     node = Node(load_config(variant(world)))
     await node.start()
     await node.stop()

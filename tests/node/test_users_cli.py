@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from exchange.cli.main import main
 from exchange.demo.loopback import Deployment
+from tests.store_engines import node_database_bytes, node_sql
 
 from .conftest import LA
 from .test_exchange import _client
@@ -33,11 +33,10 @@ async def test_users_add_prints_a_token_that_authenticates(
             world.url("la") + "/api/v1/inbox", headers={"Authorization": "Bearer " + "x" * 43}
         ) as resp:
             assert resp.status == 401
-    db = sqlite3.connect(world.folder / "data-la" / "node.sqlite3")
-    rows = db.execute("SELECT token_hash FROM users WHERE id = 'w1@example'").fetchall()
-    db.close()
+    rows = await node_sql(world, "la", "SELECT token_hash FROM users WHERE id = 'w1@example'")
     assert len(rows) == 1
-    assert token.encode() not in (world.folder / "data-la" / "node.sqlite3").read_bytes()
+    stored = await node_database_bytes(world, "la")
+    assert token.encode() not in stored
 
 
 async def test_users_add_refuses_an_organisation_the_node_does_not_serve(
