@@ -13,6 +13,9 @@ users see (docs/node.md, "Failure modes").
 - ``store-damaged``: the database file is damaged (:class:`StoreDamagedError`: a malformed
   page, not a database, a stored value that is not UTF-8). It does not pass by itself: the
   database must be restored from a backup.
+- ``store-unavailable``: the database server does not answer (PostgreSQL stopped,
+  restarting or failing over: :class:`~exchange.store.sql.DatabaseUnavailableError`). It
+  passes by itself once the server answers again; requests are asked to try again.
 - ``store``: any other SQLite error.
 - ``error``: anything else (a bug, or a fault this module does not know yet).
 """
@@ -26,8 +29,11 @@ from typing import Final, Literal
 
 from exchange.ledger.errors import InconsistentCheckpointError, LogVerificationError
 from exchange.store.damage import StoreDamagedError
+from exchange.store.sql import DatabaseUnavailableError
 
-FaultKind = Literal["storage-full", "ledger-integrity", "store-damaged", "store", "error"]
+FaultKind = Literal[
+    "storage-full", "ledger-integrity", "store-damaged", "store-unavailable", "store", "error"
+]
 
 #: SQLite's primary result code for "database or disk is full".
 SQLITE_FULL: Final = 13
@@ -50,6 +56,10 @@ DAMAGED_REFUSAL: Final = (
 )
 #: Seconds a peer is asked to wait (``Retry-After``) when this node's storage is full.
 STORAGE_FULL_RETRY_AFTER: Final = 30
+#: What a request is told while the node's database server does not answer.
+DATABASE_AWAY_REFUSAL: Final = "the node's database does not answer; nothing was saved"
+#: Seconds a client is asked to wait (``Retry-After``) while the database does not answer.
+DATABASE_AWAY_RETRY_AFTER: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,7 @@ class Fault:
 STORAGE_FULL: Final = Fault("storage-full", "the node's storage is full", urgent=True)
 LEDGER_BROKEN: Final = Fault("ledger-integrity", "the ledger does not verify", urgent=True)
 STORE_DAMAGED: Final = Fault("store-damaged", "the node's database is damaged", urgent=True)
+STORE_AWAY: Final = Fault("store-unavailable", "the node's database does not answer")
 STORE_FAILS: Final = Fault("store", "the node's database fails")
 
 
@@ -105,6 +116,8 @@ def fault_of(exc: BaseException) -> Fault:
         return LEDGER_BROKEN
     if any(isinstance(e, StoreDamagedError) for e in chain):
         return STORE_DAMAGED
+    if any(isinstance(e, DatabaseUnavailableError) for e in chain):
+        return STORE_AWAY
     if any(isinstance(e, sqlite3.Error) for e in chain):
         return STORE_FAILS
     return Fault("error", f"it fails ({type(exc).__name__})")

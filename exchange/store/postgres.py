@@ -40,7 +40,12 @@ from exchange.keys.ids import OrgId
 from exchange.store.damage import StoreDamagedError
 from exchange.store.node_tables import NodeTables
 from exchange.store.pg_schema import PG_MIGRATIONS
-from exchange.store.sql import Dialect, IntegrityError, StoreTooNewError
+from exchange.store.sql import (
+    DatabaseUnavailableError,
+    Dialect,
+    IntegrityError,
+    StoreTooNewError,
+)
 
 T = TypeVar("T")
 #: A connection of the pool, or one made alone (a command).
@@ -62,6 +67,16 @@ _BACKLOG: Final = (
     "AND state IN ('queued', 'attempting', 'retry-wait') GROUP BY destination"
 )
 _RETRIED: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+#: What a server that is away raises: refused or broken connections, a server shutting down
+#: or starting up (``57P``), a connection the driver found closed under it, no answer in time.
+_AWAY: Final = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\?")
 
 
@@ -231,6 +246,14 @@ class PostgresStore(NodeTables):
         return await asyncio.shield(self._transaction(fn, write=False))
 
     async def _transaction(self, fn: Callable[[PgDb], T], *, write: bool) -> T:
+        try:
+            return await self._attempts(fn, write=write)
+        except _AWAY as exc:
+            # Said as the database's absence, so answers and /readyz say what is wrong; the
+            # next transaction connects afresh (to the new primary, after a failover).
+            raise DatabaseUnavailableError("the node's database does not answer") from exc
+
+    async def _attempts(self, fn: Callable[[PgDb], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
         for attempt in range(1, ATTEMPTS + 1):
             async with self._pool.acquire() as connection:

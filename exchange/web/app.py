@@ -20,7 +20,13 @@ from aiohttp import hdrs, web
 
 from exchange.logs import get_logger
 from exchange.service.errors import DamagedItemError, ServiceError
-from exchange.service.faults import DAMAGED_REFUSAL, LEDGER_REFUSAL, STORAGE_FULL_REFUSAL, fault_of
+from exchange.service.faults import (
+    DAMAGED_REFUSAL,
+    DATABASE_AWAY_REFUSAL,
+    LEDGER_REFUSAL,
+    STORAGE_FULL_REFUSAL,
+    fault_of,
+)
 from exchange.service.node_service import NodeService
 from exchange.web.assets import Assets
 from exchange.web.security import (
@@ -213,6 +219,8 @@ def _fault_page(request: web.Request, exc: Exception) -> web.Response:
         return error_page(request, 503, message=_sentence(LEDGER_REFUSAL))
     if fault.kind == "store-damaged":
         return error_page(request, 503, message=_sentence(DAMAGED_REFUSAL))
+    if fault.kind == "store-unavailable":
+        return error_page(request, 503, message=_sentence(DATABASE_AWAY_REFUSAL))
     return error_page(request, 500)
 
 

@@ -69,6 +69,15 @@ CLUSTER_TASKS: Final = TasksConfig(
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A process's answer to a submission."""
+
+    status: int
+    retry_after: str | None
+    body: dict[str, Any]
+
+
 class ServeProcess:
     """One ``exchange serve`` process of the school, started from its own configuration."""
 
@@ -147,23 +156,28 @@ class Cluster:
     dsn: str
     http: aiohttp.ClientSession
 
-    async def submit(self, number: int, process: ServeProcess) -> str | None:
-        """Submit a referral to the LA through ``process``; return its digest if answered 202.
-
-        No answer (the process died, or was never up) or any other status is None: the
-        envelope was not accepted as far as the client knows.
-        """
+    async def answer(self, number: int, process: ServeProcess) -> Answer | None:
+        """Submit a referral to the LA through ``process``; None if there was no answer."""
         body = submission(f'{{"synthetic": "cluster test", "n": {number}}}'.encode(), [LA])
         try:
             async with self.http.post(
                 process.base + "/api/v1/envelopes", json=body,
                 headers=auth(self.world, SCHOOL, "dsl"), timeout=aiohttp.ClientTimeout(30),
             ) as resp:  # fmt: skip
-                if resp.status != 202:
-                    return None
-                return str((await resp.json())["digest"])
+                return Answer(resp.status, resp.headers.get("Retry-After"), await resp.json())
         except (aiohttp.ClientError, ConnectionError, TimeoutError):
             return None
+
+    async def submit(self, number: int, process: ServeProcess) -> str | None:
+        """Submit a referral to the LA through ``process``; return its digest if answered 202.
+
+        No answer (the process died, or was never up) or any other status is None: the
+        envelope was not accepted as far as the client knows.
+        """
+        answer = await self.answer(number, process)
+        if answer is None or answer.status != 202:
+            return None
+        return str(answer.body["digest"])
 
     async def submit_paced(self, numbers: Sequence[int], pace: float, accepted: list[str]) -> None:
         """Submit a referral per number, one every ``pace`` seconds, alternating processes.
@@ -353,3 +367,20 @@ async def checkpoint_gaps(cluster: Cluster, before: float) -> list[float]:
     )
     times = [float(r[0]) for r in rows]
     return [b - a for a, b in itertools.pairwise(times)]
+
+
+async def takeovers(cluster: Cluster) -> int:
+    """Count the attempts another process took over when their lease ran out.
+
+    Each claim counts an attempt; a failed attempt logs an ``attempted`` event. An item
+    claimed more often than it failed, plus its one successful attempt, was claimed again
+    because the attempt's process died (or could not record the outcome) holding it.
+    """
+    items = await cluster.query("SELECT envelope_digest, attempts FROM outbox")
+    events = await cluster.query("SELECT event FROM ledger WHERE envelope_digest IS NOT NULL")
+    failed = Counter(
+        e.envelope_digest
+        for e in (decode_event(bytes(r[0])) for r in events)
+        if e.type is EventType.ATTEMPTED
+    )
+    return sum(max(0, int(r[1]) - 1 - failed[bytes(r[0])]) for r in items)

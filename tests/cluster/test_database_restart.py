@@ -50,8 +50,14 @@ async def test_processes_ride_out_a_database_restart_in_the_middle_of_deliveries
             await until(
                 lambda: all_ready(cluster, 503), timeout=30.0, what="/readyz to say not ready"
             )
-            # Nothing is accepted while the database is away.
-            assert [await cluster.submit(-1, p) for p in cluster.processes] == [None, None]
+            # Nothing is accepted while the database is away: the client is asked to retry.
+            for process in cluster.processes:
+                answer = await cluster.answer(-1, process)
+                assert answer is not None
+                assert (answer.status, answer.retry_after) == (503, "5")
+                assert answer.body["error"]["message"] == (
+                    "the node's database does not answer; nothing was saved; try again shortly"
+                )
             assert await all_ready(cluster, 503)
             pg_ctl(server, "start")
             await until(lambda: all_ready(cluster, 200), timeout=60.0, what="/readyz again")
