@@ -38,6 +38,7 @@ from exchange.service.retention import schedule_sent
 from exchange.service.threads import LinkRefusedError, submission_link
 from exchange.sharing.limits import node_limits
 from exchange.sharing.prepare import SATISFIED_BY, Prepared, Submission, SubmissionError, prepare
+from exchange.store.sql import IntegrityError
 
 log = get_logger("exchange.node")
 
@@ -126,7 +127,16 @@ class Sending:
             if earlier is not None:
                 log.info("envelope.replayed", org=user.org)
                 return Submitted.replay(earlier)
-            return await self._submit(user, submission, corrects, idempotency)
+            try:
+                return await self._submit(user, submission, corrects, idempotency)
+            except IntegrityError:
+                # Another process sharing the store (the in-progress guard is each process's
+                # own) committed the same key meanwhile: its envelope is the answer.
+                earlier = await self.idempotency.earlier_answer(user, idempotency)
+                if earlier is None:
+                    raise
+                log.info("envelope.replayed", org=user.org)
+                return Submitted.replay(earlier)
 
     async def _submit(
         self,
