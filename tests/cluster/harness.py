@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import secrets
 import signal
 import sqlite3
 import sys
@@ -156,25 +157,35 @@ class Cluster:
     dsn: str
     http: aiohttp.ClientSession
 
-    async def answer(self, number: int, process: ServeProcess) -> Answer | None:
-        """Submit a referral to the LA through ``process``; None if there was no answer."""
+    async def answer(
+        self, number: int, process: ServeProcess, key: str | None = None
+    ) -> Answer | None:
+        """Submit referral ``number`` to the LA through ``process``; None without an answer.
+
+        ``key``: the request's ``Idempotency-Key``.
+        """
         body = submission(f'{{"synthetic": "cluster test", "n": {number}}}'.encode(), [LA])
+        headers = auth(self.world, SCHOOL, "dsl")
+        if key is not None:
+            headers["Idempotency-Key"] = key
         try:
             async with self.http.post(
-                process.base + "/api/v1/envelopes", json=body,
-                headers=auth(self.world, SCHOOL, "dsl"), timeout=aiohttp.ClientTimeout(30),
+                process.base + "/api/v1/envelopes", json=body, headers=headers,
+                timeout=aiohttp.ClientTimeout(30),
             ) as resp:  # fmt: skip
                 return Answer(resp.status, resp.headers.get("Retry-After"), await resp.json())
         except (aiohttp.ClientError, ConnectionError, TimeoutError):
             return None
 
-    async def submit(self, number: int, process: ServeProcess) -> str | None:
-        """Submit a referral to the LA through ``process``; return its digest if answered 202.
+    async def submit(
+        self, number: int, process: ServeProcess, key: str | None = None
+    ) -> str | None:
+        """Submit referral ``number`` through ``process``; return its digest if answered 202.
 
         No answer (the process died, or was never up) or any other status is None: the
         envelope was not accepted as far as the client knows.
         """
-        answer = await self.answer(number, process)
+        answer = await self.answer(number, process, key)
         if answer is None or answer.status != 202:
             return None
         return str(answer.body["digest"])
@@ -183,9 +194,10 @@ class Cluster:
         """Submit a referral per number, one every ``pace`` seconds, alternating processes.
 
         Each accepted digest is appended to ``accepted`` as it comes. A submission a process
-        does not answer 202 (it is dead or dying, or the database is away) is made again,
-        as a new envelope, through the next process, for up to about :data:`RETRY_FOR`
-        seconds; then it is given up.
+        does not answer 202 (it is dead or dying, or the database is away) is made again
+        through the next process with the same ``Idempotency-Key``, as a client would, for
+        up to about :data:`RETRY_FOR` seconds; then it is given up. So each number makes
+        one envelope at most, whichever process committed it.
         """
         gate = asyncio.Semaphore(IN_FLIGHT)
         start = time.monotonic()
@@ -195,10 +207,11 @@ class Cluster:
             async with gate:
                 deadline = time.monotonic() + RETRY_FOR
                 turn = number
+                key = secrets.token_hex(16)
                 while time.monotonic() < deadline:
                     process = self.processes[turn % len(self.processes)]
                     turn += 1
-                    if process.alive and (digest := await self.submit(number, process)):
+                    if process.alive and (digest := await self.submit(number, process, key)):
                         accepted.append(digest)
                         return
                     await asyncio.sleep(0.1)
