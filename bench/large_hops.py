@@ -62,8 +62,8 @@ if str(ROOT) not in sys.path:  # run as a script, the bench folder is not a pack
     sys.path.insert(0, str(ROOT))
 
 from exchange.config import DeliveryConfig, MeshTenantConfig, RelayConfig  # noqa: E402
-from exchange.connectors.base import BodyFile, Connector, Delivered, Message  # noqa: E402
-from exchange.connectors.bodies import body_sha256  # noqa: E402
+from exchange.connectors.base import Connector, Delivered, Message  # noqa: E402
+from exchange.connectors.bodies import body_sha256, file_body  # noqa: E402, file_body
 from exchange.connectors.https import HttpsPushConnector, request_signer  # noqa: E402
 from exchange.connectors.mesh import MeshConfig, MeshConnector  # noqa: E402
 from exchange.connectors.relay_mailbox import RelayMailboxConnector  # noqa: E402
@@ -163,12 +163,11 @@ async def send_role(args: argparse.Namespace) -> None:
                     chunk_size=args.mesh_chunk * MIB, allow_http=True,
                 )
             )  # fmt: skip
-        size = path.stat().st_size
         # What the delivery worker does first: one read of the stored body, hashed.
-        sha256 = await body_sha256(BodyFile(str(path), size))
+        sha256 = await body_sha256(file_body(path))
         message = Message(
             "envelope", bytes.fromhex(args.digest), SCHOOL, destination,
-            BodyFile(str(path), size, sha256),
+            file_body(path, sha256),
         )  # fmt: skip
         outcome = await connector.deliver(message, args.address, timeout=TIMEOUT)
         await connector.close()

@@ -82,6 +82,24 @@ def read_small(path: PathLike, limit: int) -> bytes | None:
     return data if len(data) <= limit else None
 
 
+def read_span(path: PathLike, offset: int, count: int) -> bytes:
+    """Return up to ``count`` bytes of ``path`` from ``offset`` (fewer only at its end).
+
+    The file is opened for this read alone: a reader abandoned half-way never leaves a file
+    open behind it.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        pieces = []
+        while count > 0 and (piece := os.pread(fd, count, offset)):
+            pieces.append(piece)
+            offset += len(piece)
+            count -= len(piece)
+        return b"".join(pieces)
+    finally:
+        os.close(fd)
+
+
 def set_mode(fd: int, path: Path, mode: int) -> None:
     """Set exactly ``mode`` on the open file ``fd`` at ``path``.
 

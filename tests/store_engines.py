@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 import pytest
 
 from exchange.config_database import DatabaseConfig
+from exchange.demo.loopback import Deployment
 from exchange.keys.ids import OrgId
 from exchange.store.base import Store
-from exchange.store.postgres import PostgresStore, migrate
+from exchange.store.postgres import PostgresStore, migrate, numbered
 from exchange.store.sql import Db
 from exchange.store.sqlite import SqliteStore
 from tests.postgres_server import PostgresServer
@@ -105,8 +106,27 @@ async def open_store(
             await store.close()
 
 
+async def second_opening(first: Store, folder: Path) -> Store:
+    """Open ``first``'s database again, as another ``exchange serve`` process would.
+
+    SQLite: the same folder opened a second time. PostgreSQL: the same database, with its
+    own pool and its own folder (``folder``), as a process on another machine has.
+    """
+    if isinstance(first, PostgresStore):
+        return await PostgresStore.open(first.dsn, folder)
+    return await SqliteStore.open(first.folder)
+
+
 #: The errors a statement the database refuses raises, on either engine.
 DATABASE_ERRORS: Final = (sqlite3.Error, asyncpg.PostgresError)
+
+
+async def open_again(store: Store) -> Store:
+    """Open a second store on ``store``'s database, as another process would."""
+    if isinstance(store, PostgresStore):
+        return await PostgresStore.open(store.dsn, store.folder / "again")
+    assert isinstance(store, SqliteStore)
+    return await SqliteStore.open(store.folder)
 
 
 async def current_backlog(store: Store) -> Mapping[OrgId, int]:
@@ -163,3 +183,24 @@ async def deployment_databases(names: Iterable[str]) -> AsyncIterator[dict[str, 
             dsn = await stack.enter_async_context(fresh_database(server))
             databases[name] = DatabaseConfig(url=dsn, pool_size=4)
         yield databases
+
+
+async def node_sql(
+    world: Deployment, node: str, sql: str, parameters: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
+    """Run one statement on a deployment node's database from outside the node.
+
+    As a tool or a damaged disk would; ``?`` placeholders on either engine. Returns its rows.
+    """
+    config = world.nodes[node].config
+    if config.database.url is None:
+        db = sqlite3.connect(config.data_dir / "node.sqlite3", isolation_level=None)
+        try:
+            return [tuple(r) for r in db.execute(sql, parameters).fetchall()]
+        finally:
+            db.close()
+    connection = await asyncpg.connect(config.database.url)
+    try:
+        return [tuple(r) for r in await connection.fetch(numbered(sql), *parameters)]
+    finally:
+        await connection.close()

@@ -16,8 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from exchange.connectors.base import BodyFile
-from exchange.connectors.bodies import BodyChangedError, body_pieces, body_sha256, read_small
+from exchange.connectors.base import StoredBody
+from exchange.connectors.bodies import (
+    BodyChangedError,
+    body_pieces,
+    body_sha256,
+    file_body,
+    read_small,
+)
 from exchange.spool import Handoff, Spool, SpoolFeeder
 
 DATA = bytes(range(256)) * 1024  # 256 KiB
@@ -85,10 +91,10 @@ async def test_the_feeder_batches_writes(tmp_path: Path) -> None:
         assert b"".join(spool.pieces()) == DATA
 
 
-def _file(tmp_path: Path, data: bytes = DATA) -> BodyFile:
+def _file(tmp_path: Path, data: bytes = DATA) -> StoredBody:
     path = tmp_path / "body"
     path.write_bytes(data)
-    return BodyFile(str(path), len(data))
+    return file_body(path)
 
 
 async def test_a_body_file_is_read_in_pieces_and_ranges(tmp_path: Path) -> None:
@@ -108,7 +114,7 @@ async def test_a_body_file_is_read_in_pieces_and_ranges(tmp_path: Path) -> None:
 async def test_a_body_file_of_another_length_is_refused(tmp_path: Path, change: int) -> None:
     """A file changed under its message is never sent as a body of the wrong length."""
     body = _file(tmp_path)
-    os.truncate(body.path, len(DATA) + change)
+    os.truncate(tmp_path / "body", len(DATA) + change)
     with pytest.raises(BodyChangedError):
         _ = [p async for p in body_pieces(body)]
 
@@ -116,7 +122,7 @@ async def test_a_body_file_of_another_length_is_refused(tmp_path: Path, change: 
 async def test_read_small_refuses_a_large_body_before_reading_it(tmp_path: Path) -> None:
     body = _file(tmp_path)
     assert await read_small(body, len(DATA)) == DATA
-    Path(body.path).unlink()  # not read: refused from its length alone
+    (tmp_path / "body").unlink()  # not read: refused from its length alone
     with pytest.raises(ValueError, match="longer than"):
         await read_small(body, len(DATA) - 1)
 

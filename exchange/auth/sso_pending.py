@@ -3,11 +3,11 @@
 Between sending a person to their provider and the provider sending them back, the node
 must remember the login's ``state``, ``nonce`` and PKCE verifier, where to go afterwards,
 whether it is a step-up and the session it replaces or raises. It keeps nothing:
-:func:`seal_pending` encrypts and authenticates them (AES-256-GCM, with a key the node
-makes when it starts and never writes down) into a short cookie value, and
-:func:`open_pending` gives them back only if the value is this node's, whole, and younger
-than :data:`PENDING_LIFETIME`. A restart ends the logins under way, as it ends forms open
-before it.
+:func:`seal_pending` encrypts and authenticates them (AES-256-GCM, with a key of the node,
+made once and kept in its store so that each of its processes holds the same one) into a
+short cookie value, and :func:`open_pending` gives them back only if the value is this
+node's, whole, and younger than :data:`PENDING_LIFETIME`. The provider may send the browser
+back to any process of the node; a restart ends nothing.
 """
 
 from __future__ import annotations

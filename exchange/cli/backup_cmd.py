@@ -19,6 +19,7 @@ from typing import Any
 from exchange.cli import common
 from exchange.cli.errors import EXIT_REFUSED, CliError
 from exchange.cli.node_cmd import _config
+from exchange.config import NodeConfig
 from exchange.files import read_limited
 from exchange.policy import LONDON
 from exchange.service.register_reports import KEY_FILE, KEY_LEN
@@ -55,9 +56,20 @@ def _summary(manifest: dict[str, Any]) -> str:
     return f"{text}; schema version {manifest['schema_version']}; made {_when(manifest)}"
 
 
+def _sqlite_node(args: argparse.Namespace) -> NodeConfig:
+    """Return the configuration of a node whose store is SQLite; refuse a PostgreSQL one."""
+    config = _config(args)
+    if config.database.postgresql:
+        raise CliError(
+            "this node keeps its store in PostgreSQL ([database] url): back it up with "
+            "pg_dump or PostgreSQL's point-in-time recovery (docs/scaling.md, 'Backups')"
+        )
+    return config
+
+
 def create_command(args: argparse.Namespace) -> int:
     """Copy the node's store, consistently, while the node may be running."""
-    config = _config(args)
+    config = _sqlite_node(args)
     now = time.time()
     target = _target(Path(args.out), config.name, now)
     result = create_backup(config.data_dir, target, node=config.name, now=now)
@@ -96,7 +108,7 @@ def _register_key(path: str | None) -> dict[str, bytes]:
 
 def restore_command(args: argparse.Namespace) -> int:
     """Restore a verified backup into the node's empty (or new) data folder."""
-    config = _config(args)
+    config = _sqlite_node(args)
     extra = _register_key(args.register_key)
     problems = verify_backup(Path(args.backup))
     if problems:

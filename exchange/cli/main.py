@@ -77,6 +77,7 @@ def build_parser() -> Parser:
     from exchange.cli import (  # noqa: PLC0415
         backup_cmd,
         common,
+        db_cmd,
         directory_cmd,
         envelope_cmd,
         inbox_cmd,
@@ -112,6 +113,7 @@ def build_parser() -> Parser:
     node_cmd.add_commands(sub)
     tokens_cmd.add_commands(sub)
     backup_cmd.add_commands(sub)
+    db_cmd.add_commands(sub)
     record_cmd.add_commands(sub)
     register_cmd.add_commands(sub)
     retention_cmd.add_commands(sub)

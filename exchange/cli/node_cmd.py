@@ -28,16 +28,13 @@ from exchange.auth.errors import WeakPasswordError
 from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
 from exchange.cli.errors import EXIT_REFUSED, CliError, UsageError, concerning
+from exchange.cli.ledger_audit import LedgerFacts, audit_ledger, ledger_signer
 from exchange.cli.node_store import node_config, open_store
 from exchange.cli.users_cmd import add_lifecycle_commands, logs_to_stderr, refusal
 from exchange.config import ConfigError, NodeConfig
 from exchange.keys.ids import parse_org_id
-from exchange.keys.notes import NoteSigner
-from exchange.ledger.errors import LedgerError
 from exchange.ledger.events import decode_event
-from exchange.ledger.log import log_of, verify_log, verify_stored_tree
 from exchange.ledger.merkle import MAX_TREE_SIZE
-from exchange.ledger.subtrees import StoredSubtree
 from exchange.logs import configure
 from exchange.model import EnvelopeDigest, User
 from exchange.node.binding import ListenRefusedError
@@ -47,7 +44,6 @@ from exchange.node.runtime import Node, ReadersWithoutSecondFactorError
 from exchange.service.accounts import Accounts, StoreClock
 from exchange.service.errors import ServiceError
 from exchange.service.ledger import NodeLedger
-from exchange.service.tenants import read_key_pair, read_passphrase
 from exchange.store.opening import NodeStore
 from exchange.workers.jobs import new_process_id
 
@@ -233,44 +229,26 @@ def users_sign_out_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ledger_signer(config: NodeConfig) -> NoteSigner:
-    try:
-        pair = read_key_pair(
-            config.ledger_key, read_passphrase(config.ledger_passphrase_env, "ledger"), "ledger"
-        )
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    return NoteSigner(config.ledger_origin, pair.signing)
-
-
-async def _ledger(
-    config: NodeConfig,
-) -> tuple[list[bytes], list[bytes], NoteSigner, tuple[int, list[StoredSubtree]]]:
-    signer = _ledger_signer(config)
+async def _ledger(config: NodeConfig) -> LedgerFacts:
     store = await open_store(config)
     try:
         # Every event row (not just the head's count), so rows past the head are audited.
         events = await store.ledger_events(0, MAX_TREE_SIZE)
         notes = [note for _, note in await store.checkpoints()]
-        tree = await store.ledger_stored_tree()
+        head, stored = await store.ledger_stored_tree()
     finally:
         await store.close()
-    return events, notes, signer, tree
+    return LedgerFacts(events, notes, head, stored)
 
 
 def ledger_verify_command(args: argparse.Namespace) -> int:
     """Recompute the log, check every checkpoint, then the stored tree against the events."""
     config = _config(args)
-    events, notes, signer, (head, stored) = asyncio.run(_ledger(config))
-    try:
-        last = verify_log(events, notes, [signer.verifier], config.ledger_origin)
-        verify_stored_tree(log_of(events), head, stored)
-    except LedgerError as exc:
-        raise CliError(f"the ledger does not verify: {exc}") from None
-    attested = 0 if last is None else last.size
+    signer = ledger_signer(config)
+    audit = audit_ledger(asyncio.run(_ledger(config)), signer.verifier, config.ledger_origin)
     common.note(
-        f"ledger verified: {len(events)} events, {len(notes)} checkpoints, "
-        f"{attested} events attested by the last checkpoint"
+        f"ledger verified: {audit.size} events, {audit.checkpoints} checkpoints, "
+        f"{audit.attested} events attested by the last checkpoint"
     )
     return 0
 
@@ -292,7 +270,7 @@ def ledger_prove_command(args: argparse.Namespace) -> int:
 
 async def _prove(config: NodeConfig, wanted: str) -> list[bytes]:
     """Return the bundles of the envelope's events under the last signed checkpoint."""
-    signer = _ledger_signer(config)
+    signer = ledger_signer(config)
     store = await open_store(config)
     try:
         # The command only reads: the ledger is loaded to prove under the last checkpoint

@@ -40,7 +40,7 @@ Exceptions this module defines::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -100,16 +100,20 @@ def check_timeout(timeout: float) -> None:
         raise ValueError("timeout must be a positive number of seconds")
 
 
-@dataclass(frozen=True, slots=True)
-class BodyFile:
-    """A message body kept in a file, which the connector reads in pieces as it sends.
+#: Returns up to ``count`` bytes of a stored body from ``offset`` (fewer only at its end).
+ReadAt = Callable[[int, int], Awaitable[bytes]]
 
-    ``path`` is the file (a node's stored envelope body), ``length`` its size in bytes and
-    ``sha256`` its SHA-256 if already known (the HTTPS connector's Content-Digest), so
-    that nobody reads a large body whole, and nobody reads it twice to hash it.
+
+@dataclass(frozen=True, slots=True)
+class StoredBody:
+    """A message body the node keeps (a file or database rows), read in pieces as it is sent.
+
+    ``read_at`` reads one span of it, ``length`` is its size in bytes and ``sha256`` its
+    SHA-256 if already known (the HTTPS connector's Content-Digest), so that nobody reads a
+    large body whole, and nobody reads it twice to hash it.
     """
 
-    path: str
+    read_at: ReadAt
     length: int
     sha256: bytes | None = None
 
@@ -157,7 +161,7 @@ class HeldBody(Protocol):
 
 
 #: A message body as a connector is given it: bytes (receipts, small bodies) or a file.
-Body = bytes | BodyFile
+Body = bytes | StoredBody
 
 
 def body_length(body: Body | HeldBody) -> int:
@@ -171,7 +175,7 @@ class Message:
 
     ``message_id`` is stable across retries (the envelope digest for an envelope, the
     receipt digest for a receipt), so a transport can de-duplicate a redelivery. ``body``
-    is bytes or a :class:`BodyFile` (every stored envelope: connectors read it in pieces,
+    is bytes or a :class:`StoredBody` (every stored envelope: connectors read it in pieces,
     :mod:`exchange.connectors.bodies`).
     """
 

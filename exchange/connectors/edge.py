@@ -35,7 +35,7 @@ from typing import Final, Literal
 import aiohttp
 import yarl
 
-from exchange.connectors.base import BodyFile
+from exchange.connectors.base import StoredBody
 from exchange.connectors.bodies import body_pieces
 from exchange.connectors.errors import PermanentError, TransientError
 from exchange.peerauth.errors import CLOCK_PROBLEM
@@ -231,7 +231,7 @@ class Streamed:
 
 #: A request body: bytes, a stored file (read in pieces as it is sent), or a stream of
 #: pieces of a length known in advance.
-Data = bytes | BodyFile | Streamed
+Data = bytes | StoredBody | Streamed
 
 
 def _payload(
@@ -248,7 +248,7 @@ def _payload(
             return data, headers
         return io.BytesIO(data), headers
     sized = {**(headers or {}), "Content-Length": str(data.length)}
-    if isinstance(data, BodyFile):
+    if isinstance(data, StoredBody):
         return body_pieces(data), sized
     return data.pieces, sized
 

@@ -105,8 +105,8 @@ class RelayMailboxConnector:
     from; :meth:`set_mailboxes` replaces them after a directory reload. Plain ``http://``
     relays are refused unless ``allow_http`` is set (tests only). JSON answers are read up
     to ``max_response`` bytes, fetched items up to ``max_message``, streamed into a spool
-    in the folder ``spool`` (the node's bodies folder, so that storing one is a link, not a
-    copy; None: the system's temporary folder).
+    in the folder ``spool`` (the node's bodies' spool folder, where storing one in a folder of
+    files is a link, not a copy; None: the system's temporary folder).
     """
 
     route_kind: str = "mailbox"

@@ -28,11 +28,11 @@ from exchange.service.busy import BusyError
 from exchange.service.errors import InvalidTokenError, NotYetError, ServiceError
 from exchange.service.faults import (
     DAMAGED_REFUSAL,
-    DATABASE_AWAY_REFUSAL,
-    DATABASE_AWAY_RETRY_AFTER,
     LEDGER_REFUSAL,
     STORAGE_FULL_REFUSAL,
     STORAGE_FULL_RETRY_AFTER,
+    UNAVAILABLE_REFUSAL,
+    UNAVAILABLE_RETRY_AFTER,
     fault_of,
 )
 from exchange.service.ledger import NodeLedger
@@ -132,8 +132,8 @@ def fault_response(request: web.Request, exc: Exception) -> web.Response:
     """Answer a request that failed because of the node itself, by the kind of fault.
 
     A full disk is a refusal that says so (507 to staff; 503 with ``Retry-After`` to a peer,
-    whose outbox tries again), a database that does not answer a 503 with ``Retry-After``, a
-    ledger that does not verify or a damaged database a 503, anything else a 500.
+    whose outbox tries again), a ledger that does not verify or a damaged database a 503,
+    anything else a 500.
     Only the class name is logged: an exception's message could quote anything.
     """
     fault = fault_of(exc)
@@ -146,14 +146,14 @@ def fault_response(request: web.Request, exc: Exception) -> web.Response:
             response.headers["Retry-After"] = str(STORAGE_FULL_RETRY_AFTER)
             return response
         return _shaped(request, 507, STORAGE_FULL_REFUSAL)
-    if fault.kind == "store-unavailable":
-        response = _shaped(request, 503, f"{DATABASE_AWAY_REFUSAL}; try again shortly")
-        response.headers["Retry-After"] = str(DATABASE_AWAY_RETRY_AFTER)
-        return response
     if fault.kind == "ledger-integrity":
         return _shaped(request, 503, LEDGER_REFUSAL)
     if fault.kind == "store-damaged":
         return _shaped(request, 503, DAMAGED_REFUSAL)
+    if fault.kind == "store-unavailable":
+        response = _shaped(request, 503, UNAVAILABLE_REFUSAL)
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
     return _shaped(request, 500, "the node failed to handle the request; it has been logged")
 
 

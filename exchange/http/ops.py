@@ -64,6 +64,8 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness.failed", cause=fault.kind, error_class=type(exc).__name__)
         if fault.kind == "storage-full":
             reasons.append("the node's storage is full")
+        elif fault.kind == "store-unavailable":
+            reasons.append("the node cannot reach its database")
         elif isinstance(exc, StoreDamagedError):
             reasons.append(f"the node's database {exc.path.name} is damaged ({exc.what})")
         else:

@@ -49,7 +49,7 @@ async def authenticate_peer(
     """Authenticate a peer request; yield the peer, the organisation in the path, the body.
 
     The upload's places (:data:`UPLOADS`) are held until the block ends, and the body's
-    spool, in the store's bodies folder, is dropped then unless the service published it.
+    spool, in the store's spool folder, is dropped then unless the service stored it.
     ``check`` sees the body as it arrives (:func:`signed_upload`).
     """
     service = node_service(request)
@@ -60,7 +60,7 @@ async def authenticate_peer(
         now=service.now(),
         replay=service.seen_or_record_nonce,
         max_body=max_body,
-        spool=service.store.bodies,
+        spool=service.store.blobs.spool,
         uploads=request.app.get(UPLOADS),
         check=check,
     ) as signed:

@@ -17,6 +17,7 @@ point, because nothing is acknowledged before it is committed.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import ssl
 import time
@@ -67,7 +68,7 @@ from exchange.service.sso_client import ProviderClient
 from exchange.shipped import load_records_setup
 from exchange.store import Store
 from exchange.store.opening import NodeStore, open_node_store
-from exchange.web.pages import add_staff_pages
+from exchange.web.pages import add_staff_pages, shared_web_keys
 from exchange.workers.chase import Chaser
 from exchange.workers.collect import Collector
 from exchange.workers.delivery import DeliveryWorker
@@ -124,6 +125,31 @@ def load_register_key(folder: Path, *, hashes_kept: bool) -> RegisterKey:
             "(docs/node.md §8)"
         )
     return register_key
+
+
+#: The name of the register key's fingerprint among the node's shared secrets.
+REGISTER_KEY_FINGERPRINT = "register-key-fingerprint"
+
+
+async def shared_register_key(store: Store, clock: Callable[[], float]) -> RegisterKey:
+    """Load the register key (:func:`load_register_key`) and check it is the node's one key.
+
+    The first start records the key's fingerprint in the store; a process whose
+    ``register.key`` differs (another machine's data folder, where ``exchange serve`` made
+    a key of its own) is refused, since the subject hashes it wrote would be another key's
+    and subject access would miss them.
+    """
+    folder = store.folder
+    key = load_register_key(folder, hashes_kept=await store.holds_subject_hashes())
+    mine = key.fingerprint()
+    kept = await store.node_secret(REGISTER_KEY_FINGERPRINT, mine, clock())
+    if not hmac.compare_digest(kept, mine):
+        raise ConfigError(
+            f"{folder / 'register.key'} is not the register key this node's store was used "
+            "with: copy register.key from the data folder of the node's first process, or from "
+            "where the keys are backed up (docs/node.md §8), with mode 600"
+        )
+    return key
 
 
 def client_ssl(config: NodeConfig) -> ssl.SSLContext | bool:
@@ -336,9 +362,7 @@ class Node:
             directory=directory,
             tenants=tenants,
             records=records,
-            register_key=load_register_key(
-                store.folder, hashes_kept=await store.holds_subject_hashes()
-            ),
+            register_key=await shared_register_key(store, self.clock),
             clock=self.clock,
             max_envelope_bytes=config.max_envelope_bytes,
             public_url=config.public_url,
@@ -401,7 +425,8 @@ class Node:
             app, Recaller(self.service, routes=self.routes, timeout=config.delivery.timeout)
         )
         # The staff web pages, beside the APIs, over the same service.
-        add_staff_pages(app, self.service)
+        # Their keys are the node's, from the store: any process may answer the next request.
+        add_staff_pages(app, self.service, await shared_web_keys(self.service))
         app[UPLOADS] = UploadLimits(config.server.peer_uploads, config.server.total_uploads)
         self._app = app
         if config.relay is not None:
@@ -554,14 +579,14 @@ class Node:
                 mailboxes=self._mailboxes(),
                 allow_http=not config.public_url.startswith("https://"),
                 max_message=config.max_envelope_bytes,
-                spool=service.store.bodies,
+                spool=service.store.blobs.spool,
             )
         }
         if config.smtp is not None:
             shared["smtp"] = smtp_connector(config, lambda: self.service.directory)
         per_org: dict[tuple[str, OrgId], Connector] = {
             ("mesh", t.org): mesh_connector(
-                t, max_message=config.max_envelope_bytes, spool=service.store.bodies
+                t, max_message=config.max_envelope_bytes, spool=service.store.blobs.spool
             )
             for t in config.tenants
             if t.mesh is not None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Final
 
 from exchange.envelope import FormatError, Opener, OpenError, SenderError, Verifier
@@ -20,6 +19,7 @@ from exchange.logs import get_logger
 from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import ServiceError
 from exchange.service.tenants import Tenant
+from exchange.store.blobs import ThreadReader
 
 log = get_logger("exchange.store")
 
@@ -34,16 +34,16 @@ class BodyDamagedError(Exception):
     """A stored body no longer opens or verifies (it was verified when stored)."""
 
 
-def open_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: int) -> bytes:
-    """Decrypt the stored body ``digest`` with ``tenant``'s keys, checking everything again.
+def open_body(context: ServiceContext, tenant: Tenant, body: ThreadReader, created: int) -> bytes:
+    """Decrypt a stored ``body`` with ``tenant``'s keys, checking everything again.
 
-    The body was verified when it was stored; a body altered on disk since is refused
-    (:class:`BodyDamagedError`), never released. A missing file raises ``FileNotFoundError``.
+    The body was verified when it was stored; a body altered since is refused
+    (:class:`BodyDamagedError`), never released. A missing body raises ``FileNotFoundError``.
     """
     opener = Opener(context.directory, tenant.keys, now=max(context.now(), created))
     pieces: list[bytes] = []
     try:
-        for block in file_blocks(context.store.body_path(digest)):
+        for block in body.blocks(PIECE):
             pieces += opener.feed_pieces(block)
         opener.finish_opened()
     except SenderError as exc:
@@ -76,21 +76,14 @@ def body_verifies(
     return verified.digest == digest
 
 
-def file_blocks(path: Path) -> Iterator[bytes]:
-    """Yield a stored body's bytes in pieces (a missing file raises FileNotFoundError)."""
-    with path.open("rb") as handle:
-        while block := handle.read(PIECE):
-            yield block
-
-
 async def own_body_intact(
-    context: ServiceContext, digest: bytes, body: bytes | Path, created: int
+    context: ServiceContext, digest: bytes, body: bytes | ThreadReader, created: int
 ) -> bytes | None:
     """Check one of the node's own bodies (its envelope ``created`` then) before it is sent.
 
-    ``body`` is the body's bytes (a small one, already read) or its file, read in pieces in
-    a worker thread. Returns the SHA-256 of the body as read (what a request's
-    Content-Digest names, so a file is read once for both), or None if it may not be sent;
+    ``body`` is the body's bytes (a small one, already read) or its reader, read in pieces
+    in a worker thread. Returns the SHA-256 of the body as read (what a request's
+    Content-Digest names, so a body is read once for both), or None if it may not be sent;
     a damaged one is recorded as such. The outbox worker asks only about a body not yet
     recorded as damaged (it reads that with the envelope's row).
     """
@@ -101,10 +94,10 @@ async def own_body_intact(
         intact = body_verifies(context, digest, blocks, created)
         running.update(body)
     else:
-        path = body
+        reader = body
 
         def hashed() -> Iterator[bytes]:
-            for block in file_blocks(path):
+            for block in reader.blocks(PIECE):
                 running.update(block)
                 yield block
 

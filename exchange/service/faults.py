@@ -13,10 +13,9 @@ users see (docs/node.md, "Failure modes").
 - ``store-damaged``: the database file is damaged (:class:`StoreDamagedError`: a malformed
   page, not a database, a stored value that is not UTF-8). It does not pass by itself: the
   database must be restored from a backup.
-- ``store-unavailable``: the database server does not answer (PostgreSQL stopped,
-  restarting or failing over: :class:`~exchange.store.sql.DatabaseUnavailableError`). It
-  passes by itself once the server answers again; requests are asked to try again.
-- ``store``: any other SQLite error.
+- ``store-unavailable``: the PostgreSQL database cannot be reached (restarting, failing
+  over, the network down). It passes when it answers again; the answer asks to retry.
+- ``store``: any other error of the database (SQLite or PostgreSQL).
 - ``error``: anything else (a bug, or a fault this module does not know yet).
 """
 
@@ -29,7 +28,7 @@ from typing import Final, Literal
 
 from exchange.ledger.errors import InconsistentCheckpointError, LogVerificationError
 from exchange.store.damage import StoreDamagedError
-from exchange.store.sql import DatabaseUnavailableError
+from exchange.store.postgres import is_database_error, is_database_full, is_unreachable
 
 FaultKind = Literal[
     "storage-full", "ledger-integrity", "store-damaged", "store-unavailable", "store", "error"
@@ -54,12 +53,14 @@ DAMAGED_REFUSAL: Final = (
     "the node's database is damaged, so nothing can be read or saved; the person who runs "
     "the node must restore it from a backup"
 )
+#: What a request is told while the node's database cannot be reached.
+UNAVAILABLE_REFUSAL: Final = (
+    "the node cannot reach its database just now, so nothing was saved; try again in a minute"
+)
+#: Seconds a client is asked to wait (``Retry-After``) while the database cannot be reached.
+UNAVAILABLE_RETRY_AFTER: Final = 30
 #: Seconds a peer is asked to wait (``Retry-After``) when this node's storage is full.
 STORAGE_FULL_RETRY_AFTER: Final = 30
-#: What a request is told while the node's database server does not answer.
-DATABASE_AWAY_REFUSAL: Final = "the node's database does not answer; nothing was saved"
-#: Seconds a client is asked to wait (``Retry-After``) while the database does not answer.
-DATABASE_AWAY_RETRY_AFTER: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,9 @@ class Fault:
 STORAGE_FULL: Final = Fault("storage-full", "the node's storage is full", urgent=True)
 LEDGER_BROKEN: Final = Fault("ledger-integrity", "the ledger does not verify", urgent=True)
 STORE_DAMAGED: Final = Fault("store-damaged", "the node's database is damaged", urgent=True)
-STORE_AWAY: Final = Fault("store-unavailable", "the node's database does not answer")
+STORE_UNAVAILABLE: Final = Fault(
+    "store-unavailable", "the node cannot reach its database", urgent=True
+)
 STORE_FAILS: Final = Fault("store", "the node's database fails")
 
 
@@ -99,6 +102,8 @@ def _storage_full(exc: BaseException) -> bool:
             return code & 0xFF == SQLITE_FULL
         # An error made by hand (or by an older driver) carries no code, only SQLite's text.
         return "database or disk is full" in str(exc)
+    if is_database_full(exc):
+        return True
     return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
@@ -116,8 +121,8 @@ def fault_of(exc: BaseException) -> Fault:
         return LEDGER_BROKEN
     if any(isinstance(e, StoreDamagedError) for e in chain):
         return STORE_DAMAGED
-    if any(isinstance(e, DatabaseUnavailableError) for e in chain):
-        return STORE_AWAY
-    if any(isinstance(e, sqlite3.Error) for e in chain):
+    if any(is_unreachable(e) for e in chain):
+        return STORE_UNAVAILABLE
+    if any(isinstance(e, sqlite3.Error) or is_database_error(e) for e in chain):
         return STORE_FAILS
     return Fault("error", f"it fails ({type(exc).__name__})")

@@ -8,7 +8,9 @@ never see each other's answers, for :attr:`ServiceContext.idempotency_keys_for` 
 hours by default). With each key the node keeps the SHA-256 of the request, so the same key
 with another request is refused (422), and the answer, committed in the same transaction as
 the envelope, so a crash between that commit and the answer still leaves the key behind.
-A request still in progress with the same key is refused (409). A refused request (any
+A request still in progress with the same key is refused (409) by the process running it;
+two processes of one node given it at once seal twice but commit once, and both answer
+the committed envelope. A refused request (any
 4xx) stores nothing: the key may be used again.
 """
 
@@ -50,7 +52,10 @@ def _scope(user: User) -> str:
 class Idempotency:
     """The keys of one node: those in progress (in memory) and those answered (in the store).
 
-    One node process serves a store (docs/node.md), so a key in progress is known here.
+    A key in progress is known to the process running its request only. Another process of
+    the node given the same key at the same moment runs it too, but the key is committed
+    with the envelope under the table's primary key, so only one commit succeeds: the
+    other is rolled back and answers what the first committed (``Sending.submit``).
     """
 
     def __init__(self, context: ServiceContext) -> None:

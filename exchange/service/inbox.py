@@ -20,8 +20,8 @@ from exchange.receipts import ACKNOWLEDGEMENT_CODES, REJECTION_CODES, ReceiptSta
 from exchange.receipts.receipt import CODE_RE
 from exchange.records import Record
 from exchange.records.scanning import Entry
-from exchange.service.body_checks import BodyDamagedError, body_verifies, file_blocks
-from exchange.service.context import ServiceContext
+from exchange.service.body_checks import BodyDamagedError, body_verifies
+from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import (
     ConflictError,
     DamagedItemError,
@@ -46,6 +46,7 @@ from exchange.service.tenants import Tenant
 from exchange.service.threads import opened_link
 from exchange.sharing.prepare import subject_identifiers
 from exchange.store import FirstOpened, ItemOpening
+from exchange.store.blobs import ThreadReader
 
 log = get_logger("exchange.node")
 
@@ -97,8 +98,9 @@ class Inbox:
         await self._refuse_damaged(digest)
         now = context.now()
         try:
+            body = context.store.blobs.in_thread(digest)
             opened = await asyncio.to_thread(
-                scan_body, context, tenant, digest, item.envelope.created
+                scan_body, context, tenant, body, digest, item.envelope.created
             )
         except BodyDamagedError:
             await self._damaged(user, digest)
@@ -197,8 +199,9 @@ class Inbox:
         tenant = self.context.tenant(user.org)
         created = item.envelope.created
         try:
+            body = self.context.store.blobs.in_thread(digest)
             entry, pieces = await asyncio.to_thread(
-                stream_attachment, self.context, tenant, digest, created, number
+                stream_attachment, self.context, tenant, body, digest, created, number=number
             )
         except BodyDamagedError:
             await self._damaged(user, digest)
@@ -228,13 +231,13 @@ class Inbox:
         item = await self.context.store.inbox_item(user.org, digest)
         created = 0 if item is None else item.envelope.created
         tenant = self.context.tenant(user.org)
-        pieces = stream_content(self.context, tenant, digest, created)
+        body = self.context.store.blobs.in_thread(digest)
+        pieces = stream_content(self.context, tenant, body, digest, created)
         return opened.content_length, self._marking_damage(user, digest, in_thread(pieces))
 
-    def _verify_body(self, digest: bytes, created: int) -> None:
+    def _verify_body(self, body: ThreadReader, digest: bytes, created: int) -> None:
         """Check a stored body still verifies as the envelope ``digest`` (no decryption)."""
-        path = self.context.store.body_path(digest)
-        if not body_verifies(self.context, digest, file_blocks(path), created):
+        if not body_verifies(self.context, digest, body.blocks(PIECE), created):
             raise BodyDamagedError
 
     async def _refuse_damaged(self, digest: bytes) -> None:
@@ -277,7 +280,8 @@ class Inbox:
             raise ConflictError(f"the item was already {item.state}")
         await self._refuse_damaged(digest)
         try:
-            await asyncio.to_thread(self._verify_body, digest, item.envelope.created)
+            body = context.store.blobs.in_thread(digest)
+            await asyncio.to_thread(self._verify_body, body, digest, item.envelope.created)
         except BodyDamagedError:
             await self._damaged(user, digest)
         except FileNotFoundError:

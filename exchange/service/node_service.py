@@ -24,6 +24,7 @@ The refusals are in :mod:`~exchange.service.errors`, the ledger events and store
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -255,6 +256,10 @@ class NodeService:
     async def seen_or_record_nonce(self, key: str, nonce: str, created: int, now: int) -> bool:
         """Return True if a peer request's ``(key, nonce)`` was seen; else remember it."""
         return await self.context.store.seen_or_record_nonce(key, nonce, created, now)
+
+    async def shared_secret(self, name: str) -> bytes:
+        """Return the node's secret ``name`` (32 bytes), the same in every process; made once."""
+        return await self.context.store.node_secret(name, secrets.token_bytes(32), self.clock())
 
     # --- staff accounts and web sessions (``Accounts``) -------------------------------------
 

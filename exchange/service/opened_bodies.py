@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 from exchange.envelope import FormatError, Opener, OpenError, SenderError
 from exchange.envelope.format import (
@@ -39,10 +37,11 @@ from exchange.envelope.format import (
 from exchange.envelope.payload import PayloadCipher
 from exchange.records import Record, RecordError
 from exchange.records.scanning import ContainerScanner, Entry, content_problem
-from exchange.service.body_checks import BodyDamagedError, file_blocks
+from exchange.service.body_checks import BodyDamagedError
 from exchange.service.context import PIECE, ServiceContext
 from exchange.service.errors import NotFoundError, ServiceError
 from exchange.service.tenants import Tenant
+from exchange.store.blobs import ThreadReader
 
 _CHUNK_PREFIX: Final = struct.Struct(">BI")
 
@@ -66,7 +65,7 @@ class PlaintextSource:
 
     def __init__(
         self,
-        handle: BinaryIO,
+        body: ThreadReader,
         *,
         header_len: int,
         chunk_size: int,
@@ -74,7 +73,7 @@ class PlaintextSource:
         start: int,
         size: int,
     ) -> None:
-        self._fd = handle.fileno()
+        self._body = body
         self._base = header_len + SIG_LEN
         self._chunk_size = chunk_size
         self._cipher = cipher
@@ -91,7 +90,7 @@ class PlaintextSource:
         if self._cached[0] == index:
             return self._cached[1]
         framed = CHUNK_PREFIX_LEN + self._chunk_size + TAG_LEN
-        raw = os.pread(self._fd, framed, self._base + index * framed)
+        raw = self._body.read_at(self._base + index * framed, framed)
         if len(raw) < CHUNK_PREFIX_LEN:
             raise OpenError
         kind, length = _CHUNK_PREFIX.unpack_from(raw)
@@ -123,15 +122,17 @@ def _opened(context: ServiceContext, tenant: Tenant, created: int) -> Opener:
     return Opener(context.directory, tenant.keys, now=max(context.now(), created))
 
 
-def _read_opened(opener: Opener, path: Path, digest: bytes, sink: Callable[[bytes], None]) -> None:
-    """Feed the body at ``path`` to ``opener``, each piece of plaintext to ``sink``.
+def _read_opened(
+    opener: Opener, body: ThreadReader, digest: bytes, sink: Callable[[bytes], None]
+) -> None:
+    """Feed the stored ``body`` to ``opener``, each piece of plaintext to ``sink``.
 
     A body that no longer opens, or is no longer the envelope ``digest``, is
     :class:`BodyDamagedError`; a sender no longer trusted is a refusal to release (500),
     not damage.
     """
     try:
-        for block in file_blocks(path):
+        for block in body.blocks(PIECE):
             for plaintext in opener.feed_pieces(block):
                 sink(plaintext)
         opened = opener.finish_opened()
@@ -143,14 +144,15 @@ def _read_opened(opener: Opener, path: Path, digest: bytes, sink: Callable[[byte
         raise BodyDamagedError
 
 
-def scan_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: int) -> OpenedItem:
-    """Open the stored body ``digest`` in full, checking everything; keep only the record.
+def scan_body(
+    context: ServiceContext, tenant: Tenant, body: ThreadReader, digest: bytes, created: int
+) -> OpenedItem:
+    """Open the stored ``body`` of ``digest`` in full, checking everything; keep the record.
 
     Each file's content is checked as it passes (a PDF, a JPEG, text) or, for the types
     whose checks need its bytes at any offset, after the envelope verified, through a
-    :class:`PlaintextSource`. A missing file raises ``FileNotFoundError``.
+    :class:`PlaintextSource`. A missing body raises ``FileNotFoundError``.
     """
-    path = context.store.body_path(digest)
     opener = _opened(context, tenant, created)
     scanner = ContainerScanner()
     refused: list[RecordError] = []
@@ -165,7 +167,7 @@ def scan_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: i
             except RecordError as exc:
                 refused.append(exc)
 
-    _read_opened(opener, path, digest, sink)
+    _read_opened(opener, body, digest, sink)
     if refused:
         return OpenedItem(None, (), length)
     try:
@@ -174,24 +176,26 @@ def scan_body(context: ServiceContext, tenant: Tenant, digest: bytes, created: i
         return OpenedItem(None, (), length)
     cipher = opener.payload_cipher
     assert cipher is not None  # the body opened
-    with path.open("rb") as handle:
-        header_len = parse_prefix(handle.read(PREFIX_LEN))
-        chunk_size = opener.header.chunk_size if opener.header else 0
+    try:
+        header_len = parse_prefix(body.read_at(0, PREFIX_LEN))
+    except (FormatError, OpenError):
+        raise BodyDamagedError from None
+    chunk_size = opener.header.chunk_size if opener.header else 0
 
-        def source_of(entry: Entry) -> PlaintextSource:
-            return PlaintextSource(
-                handle,
-                header_len=header_len,
-                chunk_size=chunk_size,
-                cipher=cipher,
-                start=entry.offset,
-                size=entry.size,
-            )
+    def source_of(entry: Entry) -> PlaintextSource:
+        return PlaintextSource(
+            body,
+            header_len=header_len,
+            chunk_size=chunk_size,
+            cipher=cipher,
+            start=entry.offset,
+            size=entry.size,
+        )
 
-        try:
-            problem = content_problem(scanned.entries, source_of, scanned.scans)
-        except (FormatError, OpenError):
-            raise BodyDamagedError from None
+    try:
+        problem = content_problem(scanned.entries, source_of, scanned.scans)
+    except (FormatError, OpenError):
+        raise BodyDamagedError from None
     if problem is not None:
         return OpenedItem(None, (), length)
     return OpenedItem(scanned.record, scanned.entries, length)
@@ -202,7 +206,7 @@ class StreamBrokenError(Exception):
 
 
 def _plaintexts(
-    context: ServiceContext, tenant: Tenant, digest: bytes, created: int
+    context: ServiceContext, tenant: Tenant, body: ThreadReader, digest: bytes, created: int
 ) -> Iterator[bytes]:
     """Yield a body's plaintext as each chunk authenticates; at the end verify it all.
 
@@ -210,9 +214,8 @@ def _plaintexts(
     envelope ``digest`` (the one opened and checked before).
     """
     opener = _opened(context, tenant, created)
-    with context.store.body_path(digest).open("rb") as body:
-        while block := body.read(PIECE):
-            yield from opener.feed_pieces(block)
+    for block in body.blocks(PIECE):
+        yield from opener.feed_pieces(block)
     if opener.finish_opened().verified.digest != digest:
         raise OpenError
 
@@ -246,14 +249,20 @@ def _held_back(pieces: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def stream_content(
-    context: ServiceContext, tenant: Tenant, digest: bytes, created: int
+    context: ServiceContext, tenant: Tenant, body: ThreadReader, digest: bytes, created: int
 ) -> Iterator[bytes]:
     """Yield the whole plaintext of a body, verified as it streams (see the module)."""
-    return _held_back(_plaintexts(context, tenant, digest, created))
+    return _held_back(_plaintexts(context, tenant, body, digest, created))
 
 
 def stream_attachment(
-    context: ServiceContext, tenant: Tenant, digest: bytes, created: int, number: int
+    context: ServiceContext,
+    tenant: Tenant,
+    body: ThreadReader,
+    digest: bytes,
+    created: int,
+    *,
+    number: int,
 ) -> tuple[Entry, Iterator[bytes]]:
     """Return attachment ``number`` (from 1) of a body: what it is, and its bytes, streamed.
 
@@ -265,7 +274,7 @@ def stream_attachment(
     scanner = ContainerScanner()
 
     def pieces() -> Iterator[bytes]:
-        for plaintext in _plaintexts(context, tenant, digest, created):
+        for plaintext in _plaintexts(context, tenant, body, digest, created):
             for index, data in scanner.feed(plaintext):
                 if index == number - 1:
                     yield data

@@ -34,7 +34,6 @@ connector that sends the signed notice) is found by route kind in the node's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -411,8 +410,7 @@ async def _drop_body(store: Store, digest: bytes) -> None:
     """Delete a recalled envelope's body unless another organisation here still holds it."""
     if await store.body_referenced(digest):
         return
-    with contextlib.suppress(FileNotFoundError):
-        await asyncio.to_thread(store.body_path(digest).unlink)
+    await store.blobs.delete(digest)
 
 
 # --- views -------------------------------------------------------------------------------------

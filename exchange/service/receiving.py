@@ -8,14 +8,11 @@ the digest the node computed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from pathlib import Path
 from typing import Final
 
 from exchange.connectors.base import HeldBody
 from exchange.envelope import OpenError, VerifiedEnvelope, Verifier
 from exchange.envelope.format import MAX_CLOCK_SKEW
-from exchange.files import atomic_output
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import EventType
@@ -190,9 +187,14 @@ class Receiving:
         existing = await self.context.store.inbox_item(owner, verified.digest)
         if existing is not None:
             return existing.delivered_receipt
-        path = self.context.store.body_path(verified.digest)
-        if not path.exists():
-            await asyncio.to_thread(_write_body, path, body)
+        blobs = self.context.store.blobs
+        # A concurrent identical delivery may write the same body first, which is harmless:
+        # the digest names what was verified, and writing a body already held changes nothing.
+        if await blobs.size(verified.digest) is None:
+            if isinstance(body, bytes):
+                await blobs.write([(verified.digest, body)])
+            else:
+                await blobs.write_held(verified.digest, body)
         now = self.context.now()
         record_of_envelope = envelope_record(verified)
         signed = self.context.sign(tenant, ReceiptStatus.DELIVERED, record_of_envelope, now)
@@ -302,18 +304,6 @@ class Receiving:
             org=owner,
             recipient=receipt.receipter,
         )
-
-
-def _write_body(path: Path, body: bytes | HeldBody) -> None:
-    # Synced file, atomic rename (or link of the spool), synced folder; a concurrent
-    # identical delivery may have written the same bytes under the same name first, which
-    # is harmless: the name is the digest of what was verified.
-    if isinstance(body, bytes):
-        with atomic_output(path, overwrite=True) as out:
-            out.write(body)
-        return
-    with contextlib.suppress(FileExistsError):
-        body.publish(path)
 
 
 def _small_as_bytes(body: bytes | HeldBody) -> bytes | HeldBody:

@@ -43,6 +43,8 @@ KEY_FILE: Final = "register.key"
 KEY_LEN: Final = 32
 #: Domain label of the identifier hash: the key is used for nothing else.
 L_SUBJECT: Final = b"exchange/v1/register-subject\x00"
+#: Domain label of the key's fingerprint, which the store keeps (one key per node).
+L_FINGERPRINT: Final = b"exchange/v1/register-key-fingerprint\x00"
 RECEIPT_STATUSES: Final = ("delivered", "opened", "acknowledged", "rejected")
 
 
@@ -62,6 +64,10 @@ class RegisterKey:
 
     def __repr__(self) -> str:
         return "RegisterKey(<secret>)"
+
+    def fingerprint(self) -> bytes:
+        """Return a keyed hash naming this key, which tells two keys apart and opens nothing."""
+        return hmac.new(self._secret, L_FINGERPRINT, hashlib.sha256).digest()
 
     def subject(self, kind: SubjectKind, value: str) -> SubjectKey:
         """Return the keyed hash of an identifier (given in its validated, canonical form)."""

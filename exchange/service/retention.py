@@ -31,7 +31,6 @@ digests, organisations, kinds, rules, hold ids and dates only.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -623,7 +622,7 @@ async def destroy(node: RetentionNode, user: User, digest: bytes, *, reason: str
     """Destroy an item after review, if its rule and the holds allow it (DPO only).
 
     The decision, the marking of the row, the deletion of the item's identifier hashes and
-    the ``destroyed`` ledger event are one transaction; the body file is deleted after it
+    the ``destroyed`` ledger event are one transaction; the body is deleted after it
     commits, once no organisation on the node holds the envelope any more.
     """
     _require_dpo(user, "destroy records")
@@ -635,10 +634,10 @@ async def destroy(node: RetentionNode, user: User, digest: bytes, *, reason: str
         raise RetentionRefusedError("no such item held by this organisation", status=404)
     item, destruction, unreferenced = result
     if unreferenced:
-        await asyncio.to_thread(node.store.body_path(digest).unlink, missing_ok=True)
+        await node.store.blobs.delete(digest)
     if own_copy is not None:
         # Its row was cleared with the destruction; were this missed, the sweep would do it.
-        await asyncio.to_thread(node.store.body_path(own_copy).unlink, missing_ok=True)
+        await node.store.blobs.delete(own_copy)
     log.info("retention.destroyed", org=user.org, digest=digest.hex(), rule=destruction.rule)
     schedule = item.schedule
     assert schedule is not None
@@ -654,12 +653,10 @@ async def destroy(node: RetentionNode, user: User, digest: bytes, *, reason: str
 
 
 async def sweep_destroyed(store: Store) -> int:
-    """Delete the body files of destroyed envelopes that a crash left; return how many."""
+    """Delete the bodies of destroyed envelopes that a crash left; return how many."""
     count = 0
     for digest in await store.unreferenced_bodies():
-        path = store.body_path(digest)
-        if await asyncio.to_thread(path.exists):
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+        if await store.blobs.delete(digest):
             count += 1
     if count:
         log.info("retention.swept", count=count)

@@ -14,10 +14,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 from exchange.envelope import EnvelopeError, Recipient, SealedEnvelope, Sealer
-from exchange.files import atomic_output, rename_durably, write_new_files
+from exchange.files import atomic_output
 from exchange.keys.errors import KeyLookupError
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import EventType
@@ -124,19 +125,17 @@ class Sending:
             return await self._submit(user, submission, corrects, None)
         with self.idempotency.in_progress(user, idempotency):
             earlier = await self.idempotency.earlier_answer(user, idempotency)
-            if earlier is not None:
-                log.info("envelope.replayed", org=user.org)
-                return Submitted.replay(earlier)
-            try:
-                return await self._submit(user, submission, corrects, idempotency)
-            except IntegrityError:
-                # Another process sharing the store (the in-progress guard is each process's
-                # own) committed the same key meanwhile: its envelope is the answer.
-                earlier = await self.idempotency.earlier_answer(user, idempotency)
-                if earlier is None:
-                    raise
-                log.info("envelope.replayed", org=user.org)
-                return Submitted.replay(earlier)
+            if earlier is None:
+                try:
+                    return await self._submit(user, submission, corrects, idempotency)
+                except IntegrityError:
+                    # Another process of the node committed the same key first (the key is
+                    # held in progress in each process's memory only): its answer stands.
+                    earlier = await self.idempotency.earlier_answer(user, idempotency)
+                    if earlier is None:
+                        raise
+            log.info("envelope.replayed", org=user.org)
+            return Submitted.replay(earlier)
 
     async def _submit(
         self,
@@ -195,7 +194,7 @@ class Sending:
             raise ServiceError(f"recipients: {exc}", status=422) from None
         except EnvelopeError as exc:
             raise ServiceError(str(exc), status=422) from None
-        sealed, copy = await asyncio.to_thread(self._seal_to_disk, (sealer, copier), prepared)
+        sealed, copy = await self._seal_and_keep((sealer, copier), prepared)
         # The envelope package returns plain bytes; from here on it is an envelope digest.
         digest = EnvelopeDigest(sealed.digest)
         record = EnvelopeRecord(
@@ -301,51 +300,67 @@ class Sending:
             kinds[org] = entry.kind
         return kinds
 
-    def _seal_to_disk(
+    async def _seal_and_keep(
         self, sealers: tuple[Sealer, Sealer], prepared: Prepared
     ) -> tuple[SealedEnvelope, SealedEnvelope]:
-        """Seal the envelope and the own copy in one pass; sync each under its digest's name.
+        """Seal the envelope and the own copy in one pass; keep each under its digest.
 
-        The record container is made a piece at a time (a file attachment is read from its
-        spool as it goes), and each piece is sealed into both bodies before the next is
-        read, so memory stays the same whatever the size of the files.
+        Both are durable when this returns, before the row that names them commits.
         """
+        blobs = self.context.store.blobs
         if prepared.content_length <= SMALL_CONTENT:
-            # Small records (nearly all) are sealed in memory and each written once, straight
-            # under its digest's name (no temporary and rename: until the row commits no one
-            # reads it, and a crash leaves only a body that no row names, which is swept), the
-            # folder synced once for both.
-            content = b"".join(prepared.content_pieces())
-            done, files = [], []
-            for sealer in sealers:
-                pieces = [sealer.start(), *sealer.feed_pieces(content)]
-                tail, sealed = sealer.finish()
-                pieces.append(tail)
-                files.append((self.context.store.body_path(sealed.digest), b"".join(pieces)))
-                done.append(sealed)
-            write_new_files(files)
-            return done[0], done[1]
-        bodies = self.context.store.bodies
-        partials = [bodies / f"sealing-{os.urandom(8).hex()}" for _ in sealers]
+            # Small records (nearly all) are sealed in memory and written together.
+            done, bodies = await asyncio.to_thread(_seal_small, sealers, prepared)
+            await blobs.write(bodies)
+            return done
+        partials = [blobs.spool / f"sealing-{os.urandom(8).hex()}" for _ in sealers]
         try:
-            with atomic_output(partials[0]) as first, atomic_output(partials[1]) as second:
-                outs = (first, second)
-                for sealer, out in zip(sealers, outs, strict=True):
-                    out.write(sealer.start())
-                for content in prepared.content_pieces():
-                    view = memoryview(content)
-                    for i in range(0, len(view), PIECE):
-                        for sealer, out in zip(sealers, outs, strict=True):
-                            out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
-                done = []
-                for sealer, out in zip(sealers, outs, strict=True):
-                    tail, sealed = sealer.finish()
-                    out.write(tail)
-                    done.append(sealed)
-            # The digests are known only now; the renames are synced before the row commits.
+            done = await asyncio.to_thread(_seal_to_files, sealers, prepared, partials)
+            # The digests are known only now.
             for partial, sealed in zip(partials, done, strict=True):
-                rename_durably(partial, self.context.store.body_path(sealed.digest))
+                await blobs.write_file(sealed.digest, partial)
         finally:
             for partial in partials:
                 partial.unlink(missing_ok=True)
-        return done[0], done[1]
+        return done
+
+
+def _seal_small(
+    sealers: tuple[Sealer, Sealer], prepared: Prepared
+) -> tuple[tuple[SealedEnvelope, SealedEnvelope], list[tuple[bytes, bytes]]]:
+    """Seal a small record in memory into both bodies; return them with their digests."""
+    content = b"".join(prepared.content_pieces())
+    done, bodies = [], []
+    for sealer in sealers:
+        pieces = [sealer.start(), *sealer.feed_pieces(content)]
+        tail, sealed = sealer.finish()
+        pieces.append(tail)
+        bodies.append((sealed.digest, b"".join(pieces)))
+        done.append(sealed)
+    return (done[0], done[1]), bodies
+
+
+def _seal_to_files(
+    sealers: tuple[Sealer, Sealer], prepared: Prepared, partials: Sequence[Path]
+) -> tuple[SealedEnvelope, SealedEnvelope]:
+    """Seal a large record into the two files ``partials`` in one pass (blocking).
+
+    The record container is made a piece at a time (a file attachment is read from its
+    spool as it goes), and each piece is sealed into both bodies before the next is read,
+    so memory stays the same whatever the size of the files.
+    """
+    with atomic_output(partials[0]) as first, atomic_output(partials[1]) as second:
+        outs = (first, second)
+        for sealer, out in zip(sealers, outs, strict=True):
+            out.write(sealer.start())
+        for content in prepared.content_pieces():
+            view = memoryview(content)
+            for i in range(0, len(view), PIECE):
+                for sealer, out in zip(sealers, outs, strict=True):
+                    out.writelines(sealer.feed_pieces(view[i : i + PIECE]))
+        done = []
+        for sealer, out in zip(sealers, outs, strict=True):
+            tail, sealed = sealer.finish()
+            out.write(tail)
+            done.append(sealed)
+    return done[0], done[1]

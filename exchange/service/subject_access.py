@@ -430,7 +430,11 @@ class SubjectAccess:
         created = envelope.created if envelope is not None else 0
         try:
             content = await asyncio.to_thread(
-                open_body, self.context, self.context.tenant(org), body, created
+                open_body,
+                self.context,
+                self.context.tenant(org),
+                store.blobs.in_thread(body),
+                created,
             )
         except FileNotFoundError:
             return None, "not held (recalled by its sender)"

@@ -45,6 +45,7 @@ from exchange.model import (
     User,
 )
 from exchange.store.account_events import AccountActivity
+from exchange.store.blobs import Blobs
 from exchange.store.damage import StoreDamagedError
 from exchange.store.directory import AdoptedVersion
 from exchange.store.sent_lists import MAX_OWED, SentDeadline, SentFilter
@@ -747,7 +748,16 @@ class LeaseStore(Protocol):
         ...
 
 
+class NodeSecretStore(Protocol):
+    """Secrets every process of the node shares, made once (exchange.store.node_secrets)."""
+
+    async def node_secret(self, name: str, candidate: bytes, now: float) -> bytes:
+        """Return the secret named ``name``, storing ``candidate`` as it if there is none yet."""
+        ...
+
+
 class Store(
+    NodeSecretStore,
     LeaseStore,
     SsoLinkStore,
     AccountEventStore,
@@ -763,7 +773,7 @@ class Store(
     NodeStateStore,
     Protocol,
 ):
-    """What a node needs from its database. All methods are coroutines but the body paths."""
+    """What a node needs from its database. All methods are coroutines."""
 
     async def close(self) -> None:
         """Finish pending work and release the database."""
@@ -783,14 +793,10 @@ class Store(
         """
         ...
 
-    # --- envelope bodies (files named by digest) -----------------------------------------
+    # --- envelope bodies (named by digest) ---------------------------------------------
     @property
-    def bodies(self) -> Path:
-        """The folder of envelope bodies (a body being sealed is written here first)."""
-        ...
-
-    def body_path(self, digest: bytes) -> Path:
-        """Return where the body of the envelope ``digest`` is (or will be) kept."""
+    def blobs(self) -> Blobs:
+        """The envelope bodies, reachable by every process sharing this store."""
         ...
 
     @property

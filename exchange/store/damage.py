@@ -1,4 +1,4 @@
-"""A damaged store, found and named: the start-up check, damaged values, leftovers swept.
+"""A damaged store, found and named: the start-up check and damaged values.
 
 SQLite reports damage in three ways the node must tell apart from its own bugs:
 
@@ -10,15 +10,13 @@ SQLite reports damage in three ways the node must tell apart from its own bugs:
   naming the column only, never as an internal error, and never quotes the value.
 
 The error names the file and points to the restore procedure in docs/node.md; it never
-quotes a value. :func:`sweep_leftovers` removes what a kill can leave in the bodies folder:
-temporaries of a write that never finished, and body files whose row never committed.
+quotes a value. What a kill can leave among the bodies is swept by the bodies' own store
+(:meth:`exchange.store.blobs.Blobs.sweep`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -32,15 +30,8 @@ RESTORE_HINT: Final = "restore it from the latest backup (docs/node.md, 'Restori
 #: How many of quick_check's findings are kept for the message (it can list thousands).
 MAX_FINDINGS: Final = 3
 
-#: Prefixes of temporaries written next to bodies: ``atomic_output``'s and the sealer's.
-_TEMPORARY_PREFIXES: Final = (".", "sealing-")
-
 #: How Python's sqlite3 begins the error for a TEXT value that is not UTF-8.
 _NOT_UTF8: Final = "Could not decode to UTF-8 column "
-
-#: A body file younger than this is left alone by a sweep while the node runs: its row may
-#: still be on its way to the disk.
-LEFTOVER_AGE: Final = 3600.0
 
 
 class StoreDamagedError(Exception):
@@ -107,35 +98,3 @@ def _plain(finding: str) -> str:
     """Return one finding on one line, bounded (it names structure, never values)."""
     line = " ".join(finding.split())
     return line if len(line) <= 200 else line[:197] + "..."
-
-
-def sweep_leftovers(
-    bodies: Path, committed: Iterable[str], *, now: float | None = None, min_age: float = 0.0
-) -> int:
-    """Remove temporaries and uncommitted body files from ``bodies``; return how many.
-
-    ``committed`` are the hex digests whose rows exist. A file is removed only if it is a
-    temporary or an uncommitted body and older than ``min_age`` seconds (0 at start-up,
-    when nothing is being written; :data:`LEFTOVER_AGE` while the node runs).
-    """
-    keep = set(committed)
-    moment = time.time() if now is None else now
-    removed = 0
-    for path in bodies.iterdir():
-        name = path.name
-        temporary = name.startswith(_TEMPORARY_PREFIXES)
-        if not temporary and (name in keep or not _is_digest_name(name)):
-            continue
-        try:
-            if not path.is_file() or moment - path.stat().st_mtime < min_age:
-                continue
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        removed += 1
-    return removed
-
-
-def _is_digest_name(name: str) -> bool:
-    """Return whether a file name is a body's: 64 lower-case hex digits."""
-    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)

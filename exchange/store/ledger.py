@@ -19,6 +19,29 @@ from exchange.store.rows import Tables
 from exchange.store.sql import Db
 
 
+def read_events(db: Db, start: int, end: int) -> list[bytes]:
+    """Return the events with indexes ``start <= i < end``, in order."""
+    rows = db.execute(
+        "SELECT event FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+    ).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
+def read_stored_tree(db: Db) -> tuple[int, list[StoredSubtree]]:
+    """Return the head's size and every stored subtree, leaves (level 0) included."""
+    rows = db.execute(
+        "SELECT 0 AS level, idx, leaf_hash AS hash FROM ledger UNION ALL "
+        "SELECT level, idx, hash FROM ledger_nodes ORDER BY 1, 2"
+    ).fetchall()
+    return ledger_size(db), [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
+
+def read_checkpoints(db: Db) -> list[tuple[int, bytes]]:
+    """Return every checkpoint ``(size, signed note)``, oldest first."""
+    rows = db.execute("SELECT size, note FROM checkpoints ORDER BY size")
+    return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
 class LedgerTables(Tables):
     """The ledger's events, its stored subtrees and its checkpoints."""
 
@@ -33,14 +56,7 @@ class LedgerTables(Tables):
 
     async def ledger_events(self, start: int, end: int) -> list[bytes]:
         """Return the events with indexes ``start <= i < end``, in order."""
-
-        def read(db: Db) -> list[bytes]:
-            rows = db.execute(
-                "SELECT event FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-            ).fetchall()
-            return [bytes(r[0]) for r in rows]
-
-        return await self._read(read)
+        return await self._read(lambda db: read_events(db, start, end))
 
     async def ledger_size(self) -> int:
         """Return the number of events in the ledger (its head: no count of the rows)."""
@@ -60,15 +76,7 @@ class LedgerTables(Tables):
         For the whole-log audit (``exchange ledger verify``), which recomputes them from the
         events: O(n) rows, in one read transaction, ordered by level then index.
         """
-
-        def read(db: Db) -> tuple[int, list[StoredSubtree]]:
-            rows = db.execute(
-                "SELECT 0 AS level, idx, leaf_hash AS hash FROM ledger UNION ALL "
-                "SELECT level, idx, hash FROM ledger_nodes ORDER BY 1, 2"
-            ).fetchall()
-            return ledger_size(db), [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
-
-        return await self._read(read)
+        return await self._read(read_stored_tree)
 
     async def ledger_events_for(self, envelope_digest: bytes) -> list[tuple[int, bytes]]:
         """Return ``(index, event)`` for every event naming the envelope, in log order."""
@@ -107,12 +115,7 @@ class LedgerTables(Tables):
 
     async def checkpoints(self) -> list[tuple[int, bytes]]:
         """Return every checkpoint, oldest first."""
-        return await self._read(
-            lambda db: [
-                (int(r[0]), bytes(r[1]))
-                for r in db.execute("SELECT size, note FROM checkpoints ORDER BY size")
-            ]
-        )
+        return await self._read(read_checkpoints)
 
     async def last_checkpoint(self) -> tuple[int, bytes] | None:
         """Return the checkpoint of the largest size (the last signed), or None."""

@@ -15,6 +15,7 @@ from exchange.store.envelopes import EnvelopeTables
 from exchange.store.idempotency import IdempotencyTables
 from exchange.store.leases import LeaseTables
 from exchange.store.ledger import LedgerTables
+from exchange.store.node_secrets import NodeSecretTables
 from exchange.store.node_state import NodeStateTables
 from exchange.store.own_copies import OwnCopyTables
 from exchange.store.passkeys import PasskeyTables
@@ -36,5 +37,6 @@ class NodeTables(
     DirectoryTables,
     OwnCopyTables,
     SsoLinkTables,
+    NodeSecretTables,
 ):
     """The table groups of a node's store, on whichever engine runs their transactions."""

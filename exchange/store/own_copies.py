@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from exchange.keys.ids import OrgId
 from exchange.store.rows import Tables
-from exchange.store.sql import Db, hex_of
+from exchange.store.sql import Db
 
-
-#: The hex digests of every own copy still kept: bodies the leftover sweep must keep.
-def own_copy_digests(db: Db) -> str:
-    """Return the SQL listing every own copy's digest as lower-case hex."""
-    return f"SELECT {hex_of(db, 'own_copy')} FROM sent WHERE own_copy IS NOT NULL"
+#: The digests of every own copy still kept: bodies the leftover sweep must keep.
+OWN_COPY_DIGESTS = "SELECT own_copy FROM sent WHERE own_copy IS NOT NULL"
 
 
 class OwnCopyTables(Tables):

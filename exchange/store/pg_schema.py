@@ -2,7 +2,7 @@
 
 The PostgreSQL store holds the same tables as the SQLite one (``exchange.store.schema``), in
 PostgreSQL's types: ``BYTEA`` for digests and signed bytes, ``BIGINT`` for counts and ids,
-``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 23, the
+``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 24, the
 release that brought PostgreSQL; from then on both lists grow together, one migration each per
 change. Each migration runs in one transaction with the row that records it, under an
 advisory lock, so two processes starting together apply it once.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 #: The first SQLite schema version the PostgreSQL store's version 1 matches.
-SQLITE_BASELINE: Final = 23
+SQLITE_BASELINE: Final = 24
 
 PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
@@ -367,10 +367,54 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             owner TEXT NOT NULL,
             until DOUBLE PRECISION NOT NULL
         )""",
-        # The backlog of each destination is counted from this index (exchange.store.postgres).
+        # Envelope bodies, in chunks of 1 MiB (exchange/store/pg_blobs.py): a body's chunks
+        # and its ``bodies`` row are written in one transaction, the row last.
+        """CREATE TABLE body_chunks (
+            digest BYTEA NOT NULL,
+            seq INTEGER NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (digest, seq)
+        )""",
+        # Chunks are compressed already (sealed envelopes): stored as they are, not again.
+        "ALTER TABLE body_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+        """CREATE TABLE bodies (
+            digest BYTEA PRIMARY KEY,
+            size BIGINT NOT NULL,
+            written_at DOUBLE PRECISION NOT NULL
+        )""",
+        # The backlog of each destination: envelope items not yet given to it, counted by a
+        # trigger in the transaction of each change (exchange.store.postgres).
+        """CREATE TABLE outbox_backlog (
+            destination TEXT PRIMARY KEY,
+            waiting BIGINT NOT NULL
+        )""",
+        """CREATE FUNCTION outbox_backlog_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            was BOOLEAN := TG_OP <> 'INSERT' AND OLD.kind = 'envelope'
+                AND OLD.state IN ('queued', 'attempting', 'retry-wait');
+            now_waiting BOOLEAN := TG_OP <> 'DELETE' AND NEW.kind = 'envelope'
+                AND NEW.state IN ('queued', 'attempting', 'retry-wait');
+        BEGIN
+            IF was AND NOT now_waiting THEN
+                UPDATE outbox_backlog SET waiting = waiting - 1
+                    WHERE destination = OLD.destination;
+            ELSIF now_waiting AND NOT was THEN
+                INSERT INTO outbox_backlog (destination, waiting) VALUES (NEW.destination, 1)
+                    ON CONFLICT (destination)
+                    DO UPDATE SET waiting = outbox_backlog.waiting + 1;
+            END IF;
+            RETURN NULL;
+        END
+        $$""",
         (
-            "CREATE INDEX outbox_waiting ON outbox (destination) WHERE kind = 'envelope' "
-            "AND state IN ('queued', 'attempting', 'retry-wait')"
+            "CREATE TRIGGER outbox_backlog AFTER INSERT OR DELETE OR UPDATE OF state "
+            "ON outbox FOR EACH ROW EXECUTE FUNCTION outbox_backlog_count()"
         ),
+        # Secrets every process of the node shares, made once (exchange/store/node_secrets.py).
+        """CREATE TABLE node_secrets (
+            name TEXT PRIMARY KEY,
+            secret BYTEA NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
     ),
 )

@@ -37,15 +37,13 @@ from typing import Any, Final, TypeVar
 import asyncpg
 
 from exchange.keys.ids import OrgId
+from exchange.store.blobs import LEFTOVER_AGE
 from exchange.store.damage import StoreDamagedError
 from exchange.store.node_tables import NodeTables
+from exchange.store.own_copies import OWN_COPY_DIGESTS
+from exchange.store.pg_blobs import PostgresBlobs
 from exchange.store.pg_schema import PG_MIGRATIONS
-from exchange.store.sql import (
-    DatabaseUnavailableError,
-    Dialect,
-    IntegrityError,
-    StoreTooNewError,
-)
+from exchange.store.sql import Dialect, IntegrityError, StoreTooNewError
 
 T = TypeVar("T")
 #: A connection of the pool, or one made alone (a command).
@@ -62,22 +60,40 @@ BACKLOG_AGE: Final = 0.25
 #: The advisory lock key under which the schema is migrated (any constant both sides agree on).
 MIGRATION_LOCK: Final = 0x6578_6368_616E_6765  # "exchange"
 
-_BACKLOG: Final = (
-    "SELECT destination, COUNT(*) FROM outbox WHERE kind = 'envelope' "
-    "AND state IN ('queued', 'attempting', 'retry-wait') GROUP BY destination"
-)
+#: The backlog by destination, kept by a trigger on ``outbox`` (exchange.store.pg_schema).
+_BACKLOG: Final = "SELECT destination, waiting FROM outbox_backlog WHERE waiting > 0"
 _RETRIED: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-#: What a server that is away raises: refused or broken connections, a server shutting down
-#: or starting up (``57P``), a connection the driver found closed under it, no answer in time.
-_AWAY: Final = (
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
 _PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\?")
+
+
+#: What asyncpg raises when the database cannot be reached: the connection refused, lost or
+#: closed, the server starting, shutting down or failing over (SQLSTATE class 08, 57P0x).
+_UNREACHABLE: Final = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,  # a standby answered: the primary is being replaced
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (it may be again soon)."""
+    return isinstance(exc, _UNREACHABLE) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
+    )
+
+
+def is_database_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL saying its disk is full (SQLSTATE 53100)."""
+    return isinstance(exc, asyncpg.DiskFullError)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is any error of PostgreSQL or of the connection to it."""
+    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError) or is_unreachable(exc)
 
 
 class PgIntegrityError(IntegrityError):
@@ -148,6 +164,8 @@ class PgDb:
     def __init__(self, connection: _Connection, loop: asyncio.AbstractEventLoop) -> None:
         self._connection = connection
         self._loop = loop
+        #: Whether a statement named the outbox (so the backlog is read before the commit).
+        self.touched_outbox = False
 
     @property
     def dialect(self) -> Dialect:
@@ -168,6 +186,7 @@ class PgDb:
 
     async def _run(self, sql: str, parameters: Sequence[Any]) -> PgCursor:
         query = numbered(sql)
+        self.touched_outbox = self.touched_outbox or "outbox" in sql
         try:
             if _returns_rows(sql):
                 rows = await self._connection.fetch(query, *parameters)
@@ -189,8 +208,8 @@ class PostgresStore(NodeTables):
         #: The connection string (it holds no password: ``[database] url`` refuses one).
         self.dsn = dsn
         self.folder = folder
-        #: Envelope bodies (a folder until the blob store lands; see exchange.store.blobs).
-        self.bodies = folder / "bodies"
+        #: Envelope bodies: chunked rows of the database, with this process's own spool.
+        self.blobs = PostgresBlobs.open(pool, folder / "spool")
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg-store")
         self._backlog: Mapping[OrgId, int] = {}
         self._backlog_at = 0.0
@@ -218,7 +237,6 @@ class PostgresStore(NodeTables):
             raise
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = cls(pool, folder, dsn=dsn, pool_size=pool_size)
-        store.bodies.mkdir(exist_ok=True, mode=0o700)
         await store._refresh_backlog()
         return store
 
@@ -246,14 +264,6 @@ class PostgresStore(NodeTables):
         return await asyncio.shield(self._transaction(fn, write=False))
 
     async def _transaction(self, fn: Callable[[PgDb], T], *, write: bool) -> T:
-        try:
-            return await self._attempts(fn, write=write)
-        except _AWAY as exc:
-            # Said as the database's absence, so answers and /readyz say what is wrong; the
-            # next transaction connects afresh (to the new primary, after a failover).
-            raise DatabaseUnavailableError("the node's database does not answer") from exc
-
-    async def _attempts(self, fn: Callable[[PgDb], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
         for attempt in range(1, ATTEMPTS + 1):
             async with self._pool.acquire() as connection:
@@ -262,12 +272,18 @@ class PostgresStore(NodeTables):
                         isolation="read_committed" if write else "repeatable_read",
                         readonly=not write,
                     ):
-                        return await loop.run_in_executor(
-                            self._executor, fn, PgDb(connection, loop)
-                        )
+                        db = PgDb(connection, loop)
+                        result = await loop.run_in_executor(self._executor, fn, db)
+                        if db.touched_outbox and write:
+                            # As of this commit, in it: what the trigger counted, ours included.
+                            backlog = await connection.fetch(_BACKLOG)
                 except _RETRIED:
                     if attempt == ATTEMPTS:
                         raise
+                else:
+                    if db.touched_outbox and write:
+                        self._set_backlog(backlog)
+                    return result
             await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -277,9 +293,11 @@ class PostgresStore(NodeTables):
     def outbox_backlog(self) -> Mapping[OrgId, int]:
         """Envelope items not yet given to each destination, as of a recent count.
 
-        Every process of the group writes the outbox, so no process's own writes tell it
-        the whole count: it is counted afresh (one indexed query) at most every
-        :data:`BACKLOG_AGE` seconds after a write.
+        A trigger keeps the count in the ``outbox_backlog`` table inside every transaction
+        that changes the outbox, so a write rolled back takes its change with it. A write of
+        this process that touched the outbox reads the count before it commits (exact as of
+        that commit); other processes' writes are seen when it is read again, at most
+        :data:`BACKLOG_AGE` seconds after this process's next write.
         """
         return self._backlog
 
@@ -288,12 +306,16 @@ class PostgresStore(NodeTables):
             self._backlog_task = asyncio.get_running_loop().create_task(self._refresh_backlog())
 
     async def count_backlog(self) -> Mapping[OrgId, int]:
-        """Count the backlog now (every process's items) and return it."""
+        """Read the backlog now (every process's items) and return it."""
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(_BACKLOG)
+        self._set_backlog(rows)
+        return self._backlog
+
+    def _set_backlog(self, rows: Sequence[asyncpg.Record]) -> None:
+        # Swapped whole, so a reader sees one count or the next, never half of each.
         self._backlog = {OrgId(r[0]): int(r[1]) for r in rows}
         self._backlog_at = time.monotonic()
-        return self._backlog
 
     async def _refresh_backlog(self) -> None:
         try:
@@ -305,13 +327,14 @@ class PostgresStore(NodeTables):
 
     # --- bodies and readiness -----------------------------------------------------------
 
-    def body_path(self, digest: bytes) -> Path:
-        """Return where the body of the envelope ``digest`` is (or will be) kept."""
-        return self.bodies / digest.hex()
-
     async def sweep_leftovers(self) -> int:
-        """Remove leftover bodies (none yet: the blob store keeps its own)."""
-        return 0
+        """Remove bodies no row names (older than an hour) and this process's leftovers."""
+
+        def read(db: PgDb) -> set[bytes]:
+            rows = db.execute(f"SELECT digest FROM envelopes UNION {OWN_COPY_DIGESTS}")
+            return {bytes(r[0]) for r in rows}
+
+        return await self.blobs.sweep(await self._read(read), min_age=LEFTOVER_AGE)
 
     async def check_writable(self, now: float) -> None:
         """Raise unless the database commits a write (the readiness check)."""

@@ -534,4 +534,15 @@ MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
             until REAL NOT NULL
         )""",
     ),
+    (
+        # Migration 24: secrets every ``exchange serve`` process of the node shares
+        # (exchange/store/node_secrets.py), made once by whichever process needs one first:
+        # the key sealing single sign-ons under way and the key signing the pre-sign-in CSRF
+        # cookie, so that a browser's next request may reach any process.
+        """CREATE TABLE node_secrets (
+            name TEXT PRIMARY KEY,
+            secret BLOB NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+    ),
 )

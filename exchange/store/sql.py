@@ -35,14 +35,6 @@ Dialect = Literal["sqlite", "postgresql"]
 IntegrityError = sqlite3.IntegrityError
 
 
-class DatabaseUnavailableError(Exception):
-    """The database server does not answer: stopped, restarting, failing over, or cut off.
-
-    Raised by the PostgreSQL store for a lost or refused connection (the driver's error is
-    its cause); it passes by itself once the server answers again.
-    """
-
-
 class StoreTooNewError(Exception):
     """The database was migrated by a newer version of the node than this one."""
 

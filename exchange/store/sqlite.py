@@ -11,9 +11,10 @@ after an envelope is safe ("persist, then send", docs/architecture.md §4). Writ
 while a commit is in progress are committed together by the next one ("group commit"): one fsync
 for many changes, each still all-or-nothing, none acknowledged before it is on disk.
 
-Envelope bodies are files named by the hex digest under ``bodies/``; the node writes and
-syncs a body before the transaction that refers to it commits, so a crash leaves at worst an
-unreferenced file, never a row without its body.
+Envelope bodies are files named by the hex digest under ``bodies/``
+(:class:`~exchange.store.blobs.FileBlobs`); the node writes and syncs a body before the
+transaction that refers to it commits, so a crash leaves at worst an unreferenced file, never
+a row without its body.
 """
 
 from __future__ import annotations
@@ -32,17 +33,12 @@ from typing import Any, Final, TypeVar
 from exchange.keys.ids import OrgId
 from exchange.store.backlog import data_version, read_backlog, recount_backlog, track_backlog
 from exchange.store.backup import pre_upgrade_backup, schema_version
-from exchange.store.damage import (
-    LEFTOVER_AGE,
-    StoreDamagedError,
-    damage_of,
-    quick_check,
-    sweep_leftovers,
-)
+from exchange.store.blobs import LEFTOVER_AGE, FileBlobs
+from exchange.store.damage import StoreDamagedError, damage_of, quick_check
 from exchange.store.node_tables import NodeTables
-from exchange.store.own_copies import own_copy_digests
+from exchange.store.own_copies import OWN_COPY_DIGESTS
 from exchange.store.schema import MIGRATIONS, run_migration
-from exchange.store.sql import Db, SqliteDb, StoreTooNewError, connect_sqlite, hex_of
+from exchange.store.sql import Db, SqliteDb, StoreTooNewError, connect_sqlite
 
 T = TypeVar("T")
 
@@ -60,10 +56,10 @@ READERS: Final = 2
 PROBE_FILE_BYTES: Final = 4096
 
 
-def _committed_bodies(db: Db) -> list[str]:
-    """Return the hex digests of every body a row names: envelopes and the own copies."""
-    rows = db.execute(f"SELECT {hex_of(db, 'digest')} FROM envelopes UNION {own_copy_digests(db)}")
-    return [r[0] for r in rows]
+def _committed_bodies(db: Db) -> set[bytes]:
+    """Return the digests of every body a row names: envelopes and the own copies."""
+    rows = db.execute(f"SELECT digest FROM envelopes UNION {OWN_COPY_DIGESTS}")
+    return {bytes(r[0]) for r in rows}
 
 
 def _settle(settled: Sequence[tuple[asyncio.Future[Any], _Outcome]]) -> None:
@@ -98,7 +94,8 @@ class SqliteStore(NodeTables):
         #: Whether opening removes every uncommitted body at once (only the node's own start:
         #: a command opened beside a running node must not take a body it is writing).
         self.sweep_at_open = sweep
-        self.bodies = folder / "bodies"
+        #: The envelope bodies: files under ``<folder>/bodies``.
+        self.blobs = FileBlobs(folder / "bodies")
         #: Where a backup is made before the schema is upgraded (default ``<folder>/backups``).
         self.upgrade_backups = folder / "backups" if upgrade_backups is None else upgrade_backups
         #: The backup made before this opening upgraded the schema, if it did.
@@ -154,7 +151,7 @@ class SqliteStore(NodeTables):
 
     def _open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.bodies.mkdir(exist_ok=True, mode=0o700)
+        self.blobs.create()
         db = connect_sqlite(str(self.path), isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -183,14 +180,12 @@ class SqliteStore(NodeTables):
         # At the node's own start nothing is being written yet, so every temporary and
         # uncommitted body is a leftover; a command leaves them to the node's hourly sweep.
         if self.sweep_at_open:
-            self.leftovers_removed = sweep_leftovers(self.bodies, committed)
+            self.leftovers_removed = self.blobs.sweep_now(committed)
 
     async def sweep_leftovers(self) -> int:
         """Remove temporaries and uncommitted bodies older than an hour; return how many."""
         committed = await self._read(_committed_bodies)
-        return await asyncio.to_thread(
-            sweep_leftovers, self.bodies, committed, min_age=LEFTOVER_AGE
-        )
+        return await self.blobs.sweep(committed, min_age=LEFTOVER_AGE)
 
     @staticmethod
     def _migrate(db: SqliteDb) -> None:
@@ -363,10 +358,6 @@ class SqliteStore(NodeTables):
             self._reader_dbs.clear()
         await self._call(shut)
         self._executor.shutdown(wait=True)
-
-    def body_path(self, digest: bytes) -> Path:
-        """Return where the body of the envelope ``digest`` is (or will be) kept."""
-        return self.bodies / digest.hex()
 
     async def check_writable(self, now: float) -> None:
         """Raise unless the store can commit a write and create a file (the readiness check).

@@ -22,9 +22,9 @@ from exchange.logs import get_logger
 from exchange.service.errors import DamagedItemError, ServiceError
 from exchange.service.faults import (
     DAMAGED_REFUSAL,
-    DATABASE_AWAY_REFUSAL,
     LEDGER_REFUSAL,
     STORAGE_FULL_REFUSAL,
+    UNAVAILABLE_REFUSAL,
     fault_of,
 )
 from exchange.service.node_service import NodeService
@@ -220,7 +220,7 @@ def _fault_page(request: web.Request, exc: Exception) -> web.Response:
     if fault.kind == "store-damaged":
         return error_page(request, 503, message=_sentence(DAMAGED_REFUSAL))
     if fault.kind == "store-unavailable":
-        return error_page(request, 503, message=_sentence(DATABASE_AWAY_REFUSAL))
+        return error_page(request, 503, message=_sentence(UNAVAILABLE_REFUSAL))
     return error_page(request, 500)
 
 

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Final, Protocol
 
@@ -97,6 +98,26 @@ def _unb64(text: str) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class WebKeys:
+    """The keys of what the pages give a browser to hold between two requests.
+
+    ``csrf`` signs the pre-sign-in CSRF cookie (:class:`SignedCookieCsrf`) and
+    ``sso_pending`` seals a single sign-on under way (exchange.auth.sso_pending). A node
+    takes both from its store (``NodeService.shared_secret``), so that every ``exchange
+    serve`` process of it opens what another gave out; :meth:`random` makes keys for one
+    process alone (pages built without a node, in tests).
+    """
+
+    csrf: bytes = field(repr=False)
+    sso_pending: bytes = field(repr=False)
+
+    @classmethod
+    def random(cls) -> WebKeys:
+        """Return keys made now, known to this process only."""
+        return cls(secrets.token_bytes(SECRET_BYTES), secrets.token_bytes(SECRET_BYTES))
+
+
 def csrf_token(secret: bytes) -> str:
     """Return the form token for a CSRF secret (what the hidden field carries)."""
     return _b64(hmac.new(secret, _TOKEN_LABEL, hashlib.sha256).digest())
@@ -107,7 +128,9 @@ class SignedCookieCsrf:
 
     The cookie is ``__Host-`` prefixed (so no other host, not even a sibling subdomain, can
     set it), ``Secure``, ``HttpOnly`` and ``SameSite=Strict``, and is signed with a key
-    only this node holds, so a cookie planted by anyone else is replaced, not trusted.
+    only this node holds, so a cookie planted by anyone else is replaced, not trusted. The
+    key is the node's (:class:`WebKeys`), so a form one process served may be posted to
+    another.
     """
 
     COOKIE: Final = "__Host-exchange-csrf"
@@ -120,8 +143,8 @@ class SignedCookieCsrf:
 
     @classmethod
     def with_random_key(cls) -> SignedCookieCsrf:
-        """Return one signing with a fresh key: forms open before a restart then expire."""
-        return cls(secrets.token_bytes(32))
+        """Return one signing with a key of this process alone (pages built without a node)."""
+        return cls(WebKeys.random().csrf)
 
     def _signature(self, secret: bytes) -> bytes:
         return hmac.new(self._key, _COOKIE_LABEL + secret, hashlib.sha256).digest()

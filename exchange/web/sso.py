@@ -46,7 +46,7 @@ from exchange.web.app import SIGNED_IN, render, web_service
 
 #: The cookie holding a sign-in under way.
 PENDING_COOKIE: Final = "__Host-exchange-sso"
-#: The key sealing those cookies: made when the node starts, never written down.
+#: The key sealing those cookies: the node's, the same in each of its processes.
 PENDING_KEY: Final = web.AppKey("sso_pending_key", bytes)
 #: Each kind of refusal's page title.
 _TITLES: Final = {
@@ -147,8 +147,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def add_sso_routes(app: web.Application) -> None:
-    """Add the single sign-on pages (after the accounts pages, whose session they use)."""
-    app[PENDING_KEY] = secrets.token_bytes(KEY_LEN)
+def add_sso_routes(app: web.Application, key: bytes) -> None:
+    """Add the single sign-on pages (after the accounts pages, whose session they use).
+
+    ``key`` seals the sign-ins under way: the node's, shared by its processes, since the
+    provider may send the browser back to another process than the one it left from.
+    """
+    if len(key) != KEY_LEN:
+        raise ValueError(f"the key sealing sign-ins under way must be {KEY_LEN} bytes")
+    app[PENDING_KEY] = key
     app.router.add_get(CALLBACK_PATH, callback)
     app.router.add_get("/sign-in/sso/{provider:[a-z0-9][a-z0-9-]{0,31}}", start)

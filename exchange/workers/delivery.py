@@ -37,15 +37,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 from exchange.config import DeliveryConfig
-from exchange.connectors.base import Body, BodyFile, Connector, Message, MessageKind, Outcome
+from exchange.connectors.base import Body, Connector, Message, MessageKind, Outcome, StoredBody
 from exchange.connectors.base import Delivered as Taken
 from exchange.connectors.base import Refused as RefusedOutcome
 from exchange.connectors.base import RetryLater as RetryOutcome
-from exchange.files import read_small
 from exchange.keys.ids import OrgId
 from exchange.logs import get_logger
 from exchange.model import OutboxItem
@@ -56,6 +54,7 @@ from exchange.receipts import ReceiptError, parse_signed, verify_receipt
 from exchange.service.body_checks import LOCAL_DAMAGE
 from exchange.service.node_service import NodeService
 from exchange.service.rows import receipt_record
+from exchange.store.blobs import BlobMissingError, ThreadReader
 from exchange.workers.jobs import new_process_id
 from exchange.workers.supervisor import TaskHealth, pause
 
@@ -166,7 +165,7 @@ def attempt_timeout(base: float, length: int) -> float:
 #: Whether a stored body (by digest; its bytes, or its file; its envelope's creation time) may
 #: be sent: its SHA-256 as read, or None for a damaged one. A body already recorded as
 #: damaged is not checked again.
-BodyCheck = Callable[[bytes, bytes | Path, int], Awaitable[bytes | None]]
+BodyCheck = Callable[[bytes, bytes | ThreadReader, int], Awaitable[bytes | None]]
 
 #: Bodies up to this size are read on the event loop (a 10 KB referral takes microseconds).
 SMALL_BODY: Final = 64 * 1024
@@ -549,26 +548,28 @@ class DeliveryWorker:
     async def _push_envelope(
         self, item: OutboxItem, leg: Leg, route: machine.RouteTaken
     ) -> machine.AttemptOutcome:
-        path = self.service.store.body_path(item.ref)
+        blobs = self.service.store.blobs
         envelope, damaged = await self.service.store.envelope_to_send(item.ref)
         if envelope is None:  # pragma: no cover - the row is committed before the item
             return machine.Refused(route, "the envelope is no longer held")
-        # A small body (nearly all) is read here: a few microseconds from the page cache,
-        # cheaper than handing the read to a thread and waiting for that thread's turn. A
-        # larger one stays a file: the connector reads it in pieces as it sends it.
-        small = read_small(path, SMALL_BODY)
+        # A small body (nearly all) is read whole here; a larger one stays where it is kept:
+        # the connector reads it in pieces as it sends it.
+        small = await blobs.read_small(item.ref, SMALL_BODY)
         sha256 = None
         if not damaged and self.intact is not None:
-            sha256 = await self.intact(item.ref, path if small is None else small, envelope.created)
+            checked = blobs.in_thread(item.ref) if small is None else small
+            sha256 = await self.intact(item.ref, checked, envelope.created)
         if damaged or (self.intact is not None and sha256 is None):
             # Never sent: the receiver would refuse it, and that would read as its refusal.
             return machine.NoRoute(LOCAL_DAMAGE)
-        body: bytes | BodyFile
+        body: bytes | StoredBody
         if small is not None:
             body = small
         else:
-            size = await asyncio.to_thread(lambda: path.stat().st_size)
-            body = BodyFile(str(path), size, sha256)
+            size = await blobs.size(item.ref)
+            if size is None:
+                raise BlobMissingError
+            body = StoredBody(functools.partial(blobs.read_at, item.ref), size, sha256)
         outcome = await self._send(item, leg, item.envelope_digest, body)
         if not isinstance(outcome, Taken) or not outcome.receipt:
             return outcome_event(route, outcome)

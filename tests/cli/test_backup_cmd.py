@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from exchange.config import config_to_toml, load_config
+from exchange.config_database import DatabaseConfig
 from exchange.demo.loopback import Deployment
 from exchange.node.runtime import Node
 from tests.node.conftest import LA, SCHOOL, deployed
@@ -203,3 +204,20 @@ def test_create_refuses_an_existing_backup_and_a_missing_database(tmp_path: Path
     result = run("backup", "create", "--config", str(tmp_path / "empty.toml"), "--out", "new")
     assert_refused(result, 1, "there is no database")
     assert not Path("new").exists()
+
+
+def test_a_postgresql_node_is_sent_to_pg_dump_and_nothing_is_written(tmp_path: Path) -> None:
+    """`exchange backup` copies SQLite stores; on a PostgreSQL node it names the tools to use."""
+    config, backup, _ = _backup_of_filled_node(tmp_path)
+    on_postgres = replace(
+        load_config(config), database=DatabaseConfig(url="postgresql://exchange@db/exchange")
+    )
+    (tmp_path / "pg.toml").write_text(config_to_toml(on_postgres))
+    for command in (
+        ("backup", "create", "--config", str(tmp_path / "pg.toml"), "--out", str(tmp_path / "n")),
+        ("backup", "restore", str(backup), "--config", str(tmp_path / "pg.toml")),
+    ):
+        result = run(*command)
+        assert_refused(result, 1, "keeps its store in PostgreSQL")
+        assert "pg_dump" in result.err_lines[0]
+    assert not (tmp_path / "n").exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from exchange.service.faults import UNAVAILABLE_REFUSAL, UNAVAILABLE_RETRY_AFTER
 from tests.node.helpers import until
 from tests.postgres_server import pg_ctl, running_postgres
 from tests.store_engines import fresh_database
@@ -54,10 +55,8 @@ async def test_processes_ride_out_a_database_restart_in_the_middle_of_deliveries
             for process in cluster.processes:
                 answer = await cluster.answer(-1, process)
                 assert answer is not None
-                assert (answer.status, answer.retry_after) == (503, "5")
-                assert answer.body["error"]["message"] == (
-                    "the node's database does not answer; nothing was saved; try again shortly"
-                )
+                assert (answer.status, answer.retry_after) == (503, str(UNAVAILABLE_RETRY_AFTER))
+                assert answer.body["error"]["message"] == UNAVAILABLE_REFUSAL
             assert await all_ready(cluster, 503)
             pg_ctl(server, "start")
             await until(lambda: all_ready(cluster, 200), timeout=60.0, what="/readyz again")

@@ -26,14 +26,15 @@ import structlog
 
 from exchange import logs
 from exchange.connectors.base import (
-    BodyFile,
     Connector,
     ConnectorError,
     Delivered,
     Message,
     Refused,
     RetryLater,
+    StoredBody,
 )
+from exchange.connectors.bodies import file_body
 from exchange.connectors.smtp import SmtpConfig, SmtpConnector, outcome_of
 from exchange.connectors.smtp_messages import (
     ENVELOPE_MEDIA_TYPE,
@@ -698,7 +699,9 @@ async def test_a_large_envelope_file_is_refused_before_it_is_read(
     with path.open("wb") as out:
         out.truncate(3 * 1024**3)
     _, _, digest = sealed("x")
-    message = replace(as_message(b"", digest), body=BodyFile(str(path), 3 * 1024**3))
+    message = replace(
+        as_message(b"", digest), body=StoredBody(file_body(path).read_at, 3 * 1024**3)
+    )
     connector = SmtpConnector(config_for(server.port, ca))
     outcome = await connector.deliver(message, MAILBOX, timeout=10)
     assert isinstance(outcome, Refused)

@@ -69,7 +69,14 @@ async def deployed(
             await deployment.stop()
 
 
-@pytest.fixture(params=ENGINES, autouse=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give each node test both engines, or SQLite alone if marked ``sqlite_only``."""
+    if "store_engine" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("store_engine", ENGINES[:1] if only else ENGINES, indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def store_engine(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run each node test on SQLite and on PostgreSQL (tests/store_engines.py)."""
     if request.param == "postgresql":

@@ -23,6 +23,7 @@ from exchange.service.body_checks import LOCAL_DAMAGE
 from exchange.service.faults import DAMAGED_REFUSAL
 from exchange.store import SqliteStore
 from tests.full_disk import FullDisk
+from tests.stored_bodies import damage
 
 from .conftest import LA, NURSES, SCHOOL, deployed
 from .helpers import auth, client, sent, submit, until
@@ -39,13 +40,6 @@ async def world(tmp_path: Path) -> AsyncIterator[Deployment]:
     users = {SCHOOL: ["dsl"], LA: ["staff", "dsl"], NURSES: ["staff"]}
     async with deployed(tmp_path / "damage", users) as deployment:
         yield deployment
-
-
-def _flip_middle_byte(path: Path) -> None:
-    """Change one byte in the middle of a file, as a bad sector would."""
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 async def _post(
@@ -69,7 +63,7 @@ async def test_a_damaged_received_body_cannot_be_decided_or_opened(world: Deploy
         digest = (await submit(http, world, CONTENT, [LA]))["digest"]
         await _delivered(http, world, digest)
         la = world.nodes["la"]
-        _flip_middle_byte(la.service.store.body_path(bytes.fromhex(digest)))
+        await damage(la.service.store, bytes.fromhex(digest))
         base = world.url("la") + f"/api/v1/inbox/{digest}"
         with capture_logs() as events:
             status, text = await _post(
@@ -106,7 +100,7 @@ async def test_a_damaged_body_of_our_own_is_never_sent(
 
         await until(waiting, what="the envelope to wait")
         school = world.nodes["school"]
-        _flip_middle_byte(school.service.store.body_path(bytes.fromhex(digest)))
+        await damage(school.service.store, bytes.fromhex(digest))
         la_disk.free()
 
         async def dead() -> bool:
@@ -119,6 +113,7 @@ async def test_a_damaged_body_of_our_own_is_never_sent(
         assert await world.nodes["la"].service.store.inbox_item(LA, bytes.fromhex(digest)) is None
 
 
+@pytest.mark.sqlite_only("a damaged SQLite value; PostgreSQL checks its own encoding")
 async def test_a_value_that_is_not_utf8_is_damage_named_in_readiness(
     world: Deployment,
 ) -> None:

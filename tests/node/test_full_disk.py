@@ -207,6 +207,7 @@ def _small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
 
 
 @pytest.mark.subprocess
+@pytest.mark.sqlite_only("SQLite's own file system fills; PostgreSQL's disk is the server's")
 async def test_a_real_full_file_system_refuses_and_recovers(tmp_path: Path) -> None:
     """On a real 6 MiB tmpfs filled to the last byte: 507, /readyz 503, then recovery.
 

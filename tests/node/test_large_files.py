@@ -35,6 +35,7 @@ from tests.node.conftest import SCHOOL, deployed
 from tests.node.helpers import auth, client, until
 from tests.node.raw import close, connect, head_only, read_answer, request_head
 from tests.node.records import cp_file
+from tests.stored_bodies import damage
 
 pytestmark = pytest.mark.network
 
@@ -380,10 +381,8 @@ async def test_a_body_damaged_after_opening_cuts_the_download(world: Deployment)
     digest = answer["digest"]
     await until_received(world, digest)
     await open_json(world, digest)
-    path = world.nodes["la"].service.store.body_path(bytes.fromhex(digest))
-    body = bytearray(path.read_bytes())
-    body[3 * MIB] ^= 0x01  # in the file's bytes, well after the first piece is sent
-    path.write_bytes(bytes(body))
+    # In the body's bytes, well after the first piece is sent.
+    await damage(world.nodes["la"].service.store, bytes.fromhex(digest), 3 * MIB)
     async with attachment(world, digest, 1) as resp:
         assert resp.status == 200
         assert resp.content_length == len(data)

@@ -28,7 +28,8 @@ import aiohttp
 import pytest
 
 from exchange.config import MeshTenantConfig, RelayConfig
-from exchange.connectors.base import BodyFile, Delivered, Message, Refused
+from exchange.connectors.base import Delivered, Message, Refused, StoredBody
+from exchange.connectors.bodies import file_body
 from exchange.connectors.https import HttpsPushConnector, Signer, request_signer
 from exchange.connectors.mesh import MeshConfig, MeshConnector
 from exchange.connectors.relay_mailbox import RelayMailboxConnector
@@ -37,7 +38,9 @@ from exchange.envelope import Recipient
 from exchange.files import open_to_file, seal_file
 from exchange.keys.ids import OrgId
 from exchange.peerauth import signed_post_headers
+from exchange.store.opening import NodeStore
 from tests.connectors.mesh_sandbox import PASSWORD, RECIPIENT, SENDER, SHARED_KEY, Sandbox
+from tests.stored_bodies import copy_out, stored_names
 
 from . import raw
 from .conftest import FAST_DELIVERY, LA, NURSES, SCHOOL, deployed
@@ -79,7 +82,11 @@ class Sealed:
     def message(self, destination: OrgId) -> Message:
         """Return it as the school's message to ``destination``, its body the file."""
         return Message(
-            "envelope", self.digest, SCHOOL, destination, BodyFile(str(self.path), self.length)
+            "envelope",
+            self.digest,
+            SCHOOL,
+            destination,
+            StoredBody(file_body(self.path).read_at, self.length),
         )
 
 
@@ -114,8 +121,11 @@ def _seal(world: Deployment, to: tuple[OrgId, ...], folder: Path) -> Sealed:
     return Sealed(out, sealed.digest, out.stat().st_size, _sha256(content))
 
 
-def _opens(world: Deployment, path: Path, org: OrgId, sealed: Sealed, folder: Path) -> None:
+async def _opens(
+    world: Deployment, store: NodeStore, org: OrgId, sealed: Sealed, folder: Path
+) -> None:
     """Check the stored body is the envelope sent and opens with ``org``'s key to the content."""
+    path = await copy_out(store, sealed.digest, folder / f"stored-{org.replace(':', '-')}.bin")
     assert _sha256(path) == _sha256(sealed.path)
     assert world.directory is not None
     out = folder / f"opened-{org.replace(':', '-')}.bin"
@@ -136,9 +146,9 @@ def traced() -> Iterator[list[int]]:
         tracemalloc.stop()
 
 
-def _bodies(world: Deployment, node: str) -> set[str]:
-    """Every name in a node's bodies folder (temporary ones included)."""
-    return {p.name for p in world.nodes[node].service.store.bodies.iterdir()}
+async def _bodies(world: Deployment, node: str) -> set[str]:
+    """Every body a node stores and every temporary file it holds."""
+    return await stored_names(world.nodes[node].service.store)
 
 
 def _relay_bodies(world: Deployment) -> set[str]:
@@ -186,13 +196,13 @@ async def test_https_push_of_a_large_envelope_streams_both_ends(
     assert outcome.receipt  # the LA node's signed "delivered"
     store = world.nodes["la"].service.store
     assert await store.inbox_item(LA, sealed.digest) is not None
-    _opens(world, store.body_path(sealed.digest), LA, sealed, tmp_path)
+    await _opens(world, store, LA, sealed, tmp_path)
     assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
     # Sent again (a retry after a lost answer): the same receipt, one body.
     again = await connector.deliver(sealed.message(LA), world.url("la"), timeout=TIMEOUT)
     assert isinstance(again, Delivered)
     assert again.receipt == outcome.receipt
-    assert _bodies(world, "la") == {sealed.digest.hex()}
+    assert (await _bodies(world, "la")) == {sealed.digest.hex()}
 
 
 def _damaged(sealed: Sealed, folder: Path, *, cut: bool = False) -> Path:
@@ -238,20 +248,20 @@ async def test_https_push_of_a_damaged_or_truncated_envelope_is_refused(
     """The transport check passes (the digest is of what was sent); the envelope does not."""
     sealed = _seal(world, (LA,), tmp_path)
     path = _damaged(sealed, tmp_path, cut=cut)
-    before = _bodies(world, "la")
+    before = await _bodies(world, "la")
     answer = await _post_raw(world, path.read_bytes())
     assert answer.status == 422
     message = json.loads(answer.body)["message"]
     assert message.startswith("the envelope was refused")
     assert words in message
     # The connector reads it as a refusal on this route (the outbox falls back).
-    body = BodyFile(str(path), path.stat().st_size)
+    body = StoredBody(file_body(path).read_at, path.stat().st_size)
     outcome = await HttpsPushConnector(http, _signer(world)).deliver(
         dataclasses.replace(sealed.message(LA), body=body), world.url("la"), timeout=TIMEOUT
     )
     assert isinstance(outcome, Refused)
     assert "422" in outcome.reason
-    assert _bodies(world, "la") == before
+    assert (await _bodies(world, "la")) == before
     assert await world.nodes["la"].service.store.inbox_item(LA, sealed.digest) is None
 
 
@@ -259,7 +269,7 @@ async def test_a_push_cut_short_leaves_nothing(world: Deployment, tmp_path: Path
     """The sender goes away half-way through a large body: no file, no row, node fine."""
     sealed = _seal(world, (LA,), tmp_path)
     data = sealed.path.read_bytes()
-    before = _bodies(world, "la")
+    before = await _bodies(world, "la")
     headers = signed_post_headers(
         url=world.url("la") + f"/peer/v1/orgs/{LA}/envelopes",
         body=data,
@@ -275,7 +285,7 @@ async def test_a_push_cut_short_leaves_nothing(world: Deployment, tmp_path: Path
     await raw.close(writer)
     del reader
     await asyncio.sleep(0.5)
-    assert _bodies(world, "la") == before
+    assert (await _bodies(world, "la")) == before
     assert await world.nodes["la"].service.store.inbox_item(LA, sealed.digest) is None
 
 
@@ -290,7 +300,7 @@ async def test_an_oversized_push_is_refused_before_it_is_read(
         pair=org_pair(world, SCHOOL),
         now=int(time.time()),
     )
-    before = _bodies(world, "la")
+    before = await _bodies(world, "la")
     reader, writer = await raw.connect(world)
     try:
         head = {**headers, "Content-Length": str(LIMIT + 1)}
@@ -303,7 +313,7 @@ async def test_an_oversized_push_is_refused_before_it_is_read(
         await raw.close(writer)
     assert answer.status == 413
     assert f"longer than {LIMIT} bytes" in answer.body.decode()
-    assert _bodies(world, "la") == before
+    assert (await _bodies(world, "la")) == before
     del tmp_path
 
 
@@ -326,10 +336,10 @@ async def test_relay_deposit_and_collection_of_a_large_envelope(
             return await receiving.inbox_item(RECEIVING, sealed.digest) is not None
 
         await until(stored, timeout=TIMEOUT, what="the receiving node to collect it")
-    _opens(world, receiving.body_path(sealed.digest), RECEIVING, sealed, tmp_path)
+    await _opens(world, receiving, RECEIVING, sealed, tmp_path)
     assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
-    assert _bodies(world, "receiving") >= {sealed.digest.hex()}
-    assert not [n for n in _bodies(world, "receiving") if n.startswith(".")]
+    assert (await _bodies(world, "receiving")) >= {sealed.digest.hex()}
+    assert not [n for n in (await _bodies(world, "receiving")) if n.startswith(".")]
 
     # Collected, acknowledged: the relay keeps no body, and no temporary either.
     async def released() -> bool:
@@ -344,7 +354,9 @@ async def test_a_relay_refuses_a_deposit_over_its_limit_before_reading_it(
     path = tmp_path / "too-large.bin"
     with path.open("wb") as out:
         out.truncate(LIMIT + 1)  # sparse: nothing is written, nothing held
-    message = Message("envelope", bytes(32), SCHOOL, RECEIVING, BodyFile(str(path), LIMIT + 1))
+    message = Message(
+        "envelope", bytes(32), SCHOOL, RECEIVING, StoredBody(file_body(path).read_at, LIMIT + 1)
+    )
     before = _relay_bodies(world)
     outcome = await RelayMailboxConnector(http, _signer(world)).deliver(
         message, world.url("la"), timeout=TIMEOUT
@@ -360,7 +372,7 @@ async def test_a_relay_refuses_a_damaged_deposit_and_keeps_nothing(
     sealed = _seal(world, (RECEIVING,), tmp_path)
     path = _damaged(sealed, tmp_path)
     message = dataclasses.replace(
-        sealed.message(RECEIVING), body=BodyFile(str(path), path.stat().st_size)
+        sealed.message(RECEIVING), body=StoredBody(file_body(path).read_at, path.stat().st_size)
     )
     before = _relay_bodies(world)
     outcome = await RelayMailboxConnector(http, _signer(world)).deliver(
@@ -438,9 +450,9 @@ async def test_mesh_chunked_send_and_collection_of_a_large_envelope(
             await until(stored, timeout=TIMEOUT, what="the LA node to collect it from MESH")
     finally:
         await sender.close()
-    _opens(world, la.body_path(sealed.digest), NURSES, sealed, tmp_path)
+    await _opens(world, la, NURSES, sealed, tmp_path)
     assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
-    assert not [n for n in _bodies(world, "la") if n.startswith(".")]
+    assert not [n for n in (await _bodies(world, "la")) if n.startswith(".")]
 
 
 async def test_mesh_collection_refuses_a_damaged_envelope_and_keeps_nothing(
@@ -450,9 +462,9 @@ async def test_mesh_collection_refuses_a_damaged_envelope_and_keeps_nothing(
     sealed = _seal(world, (NURSES,), tmp_path)
     path = _damaged(sealed, tmp_path)
     message = dataclasses.replace(
-        sealed.message(NURSES), body=BodyFile(str(path), path.stat().st_size)
+        sealed.message(NURSES), body=StoredBody(file_body(path).read_at, path.stat().st_size)
     )
-    before = _bodies(world, "la")
+    before = await _bodies(world, "la")
     collector = world.nodes["la"].collector
     assert collector is not None
     refused = collector.stats.refused
@@ -467,5 +479,5 @@ async def test_mesh_collection_refuses_a_damaged_envelope_and_keeps_nothing(
         await until(counted, timeout=TIMEOUT, what="the LA node to refuse it")
     finally:
         await sender.close()
-    assert _bodies(world, "la") == before
+    assert (await _bodies(world, "la")) == before
     assert await world.nodes["la"].service.store.inbox_item(NURSES, sealed.digest) is None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from exchange.cli.main import main
 from exchange.demo.loopback import Deployment
 from exchange.ledger.bundle import BUNDLE_HEADER, verify_bundle
+from tests.store_engines import node_sql
 
 from .conftest import LA, SCHOOL
 from .test_exchange import _client, _sent, _submit, _until
@@ -58,13 +58,10 @@ async def test_tampered_ledger_row_is_detected(
 ) -> None:
     """Changing one stored ledger event makes ``ledger verify`` fail with one plain line."""
     await _one_delivered_referral(world)
-    db = sqlite3.connect(world.folder / "data-school" / "node.sqlite3")
-    [(event,)] = db.execute("SELECT event FROM ledger WHERE idx = 0").fetchall()
+    [(event,)] = await node_sql(world, "school", "SELECT event FROM ledger WHERE idx = 0")
     forged = bytearray(event)
     forged[-1] ^= 0x01
-    db.execute("UPDATE ledger SET event = ? WHERE idx = 0", (bytes(forged),))
-    db.commit()
-    db.close()
+    await node_sql(world, "school", "UPDATE ledger SET event = ? WHERE idx = 0", [bytes(forged)])
     assert (
         await asyncio.to_thread(
             main, ["ledger", "verify", "--config", str(world.folder / "node-school.toml")]
@@ -81,10 +78,9 @@ async def test_tampered_stored_tree_is_detected(
 ) -> None:
     """Changing a stored subtree hash (events untouched) makes ``ledger verify`` say which."""
     await _one_delivered_referral(world)
-    db = sqlite3.connect(world.folder / "data-school" / "node.sqlite3")
-    db.execute("UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 0")
-    db.commit()
-    db.close()
+    await node_sql(
+        world, "school", "UPDATE ledger_nodes SET hash = ? WHERE level = 1 AND idx = 0", [bytes(32)]
+    )
     config = str(world.folder / "node-school.toml")
     assert await asyncio.to_thread(main, ["ledger", "verify", "--config", config]) == 1
     err = capsys.readouterr().err

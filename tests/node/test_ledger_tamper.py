@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -27,6 +26,7 @@ import pytest
 from exchange.config import TasksConfig
 from exchange.demo.loopback import Deployment
 from exchange.ledger.events import decode_event, encode_event
+from tests.store_engines import node_sql
 
 from .conftest import LA, NURSES, SCHOOL, deployed
 from .helpers import auth, client, get_json, sent, served_ops_url, submit, until
@@ -54,14 +54,11 @@ async def tampered(tmp_path: Path) -> AsyncIterator[tuple[Deployment, str]]:
 
             await until(delivered)
         await world.nodes["school"].stop()
-        db = sqlite3.connect(world.folder / "data-school" / "node.sqlite3")
-        [(event,)] = db.execute("SELECT event FROM ledger WHERE idx = 0").fetchall()
+        [(event,)] = await node_sql(world, "school", "SELECT event FROM ledger WHERE idx = 0")
         # A well-formed event with another time: the row still reads, the log's root differs.
         stored = decode_event(bytes(event))
         forged = encode_event(replace(stored, time=stored.time - 3600))
-        db.execute("UPDATE ledger SET event = ? WHERE idx = 0", (forged,))
-        db.commit()
-        db.close()
+        await node_sql(world, "school", "UPDATE ledger SET event = ? WHERE idx = 0", [forged])
         yield world, digest
 
 

@@ -543,7 +543,7 @@ async def _peer_calls(
 ) -> None:
     """Repeat a delivery and a receipt as peers would; send unsigned and misaddressed ones."""
     school_store = world.nodes["school"].service.store
-    envelope = school_store.body_path(bytes.fromhex(first)).read_bytes()
+    envelope = school_store.blobs.path(bytes.fromhex(first)).read_bytes()
     status, receipt = await _signed_peer_post(
         http,
         checker,

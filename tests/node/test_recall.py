@@ -270,7 +270,7 @@ async def test_recall_from_nodes_before_and_after_opening(world: Deployment) -> 
         ) as resp:
             assert resp.status == 410
         # The nurses opened it on the same node: the body stays for them.
-        assert world.nodes["la"].service.store.body_path(bytes.fromhex(digest)).exists()
+        assert world.nodes["la"].service.store.blobs.path(bytes.fromhex(digest)).exists()
         assert await _open(http, world, NURSES, "staff", digest) == 200
 
         # The sent view shows each recipient's outcome.
@@ -294,12 +294,12 @@ async def test_recall_deletes_the_body_nobody_else_holds(world: Deployment) -> N
     async with client(world) as http:
         digest = (await submit(http, world, b"synthetic target", [LA]))["digest"]
         await _delivered(http, world, digest)
-        body = world.nodes["la"].service.store.body_path(bytes.fromhex(digest))
+        body = world.nodes["la"].service.store.blobs.path(bytes.fromhex(digest))
         assert body.exists()
         answer = await _recall(http, world, digest, role="dpo")  # the DPO may recall too
         assert _outcomes(answer) == {LA: ("recalled", "https")}
         assert not body.exists()
-        assert world.nodes["school"].service.store.body_path(bytes.fromhex(digest)).exists()
+        assert world.nodes["school"].service.store.blobs.path(bytes.fromhex(digest)).exists()
 
 
 async def test_recall_versus_open_has_one_winner(world: Deployment) -> None:

@@ -181,7 +181,7 @@ async def test_a_refused_submission_names_the_rule_and_registers_nothing(
     store = office.nodes["school"].service.store
     assert await store.register_rows(SCHOOL) == []
     assert await store.list_sent(SCHOOL, limit=10) == []
-    assert list(store.bodies.iterdir()) == []
+    assert list(store.blobs.folder.iterdir()) == []
 
 
 async def test_a_policy_refusal_explains_itself(

@@ -294,7 +294,7 @@ async def _school_destroys(http: aiohttp.ClientSession, world: Deployment, diges
     dpo = auth(world, SCHOOL, "dpo")
     destroy_url = school + f"/api/v1/retention/{digest}/destroy"
     service = world.nodes["school"].service
-    body_file = service.store.body_path(bytes.fromhex(digest))
+    body_file = service.store.blobs.path(bytes.fromhex(digest))
     assert body_file.exists()
     status, done = await _call(http, "POST", destroy_url, dpo, REVIEWED)
     assert status == 200, done
@@ -357,7 +357,7 @@ async def _new_school_destroys(
         (digest, "received", "retention.school-cp-file")
     ]
     answers.append(report)
-    assert not world.nodes["la"].service.store.body_path(bytes.fromhex(digest)).exists()
+    assert not world.nodes["la"].service.store.blobs.path(bytes.fromhex(digest)).exists()
 
 
 async def test_holds_block_destruction_until_lifted_then_the_tombstone_remains(
@@ -472,7 +472,7 @@ async def test_a_body_shared_by_two_tenants_is_deleted_when_the_last_destroys_it
             http, "POST", la + f"/api/v1/inbox/{digest}/open", auth(office, org, "staff")
         )
         assert status == 200
-    body_file = office.nodes["la"].service.store.body_path(bytes.fromhex(digest))
+    body_file = office.nodes["la"].service.store.blobs.path(bytes.fromhex(digest))
     reviewed = {"reason": "Reviewed: the 75-year period has ended."}
 
     _set_clock(office, AFTER_LAC_REVIEW)
@@ -512,8 +512,8 @@ async def test_a_restart_finishes_an_interrupted_destruction(
         auth(office, SCHOOL, "dpo"), {"reason": "Reviewed: the period has ended."},
     )  # fmt: skip
     assert status == 200, done
-    leftover = store.body_path(bytes.fromhex(destroyed))
-    kept_file = store.body_path(bytes.fromhex(kept))
+    leftover = store.blobs.path(bytes.fromhex(destroyed))
+    kept_file = store.blobs.path(bytes.fromhex(kept))
     # As if the node had stopped between the commit and the file's deletion.
     leftover.write_bytes(kept_file.read_bytes())
 

@@ -129,7 +129,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         outbox=[NewOutbox("envelope", ENVELOPE.digest, SCHOOL, LA)],
         ledger_events=[],
     )
-    opened.body_path(ENVELOPE.digest).write_bytes(b"body")
+    opened.blobs.path(ENVELOPE.digest).write_bytes(b"body")
     yield opened
     await opened.close()
 
@@ -369,7 +369,7 @@ async def _queue_more(store: SqliteStore, count: int) -> None:
             envelope, submitted_by="user-1", now=T0,
             outbox=[NewOutbox("envelope", envelope.digest, SCHOOL, LA)], ledger_events=[],
         )  # fmt: skip
-        store.body_path(envelope.digest).write_bytes(b"body")
+        store.blobs.path(envelope.digest).write_bytes(b"body")
 
 
 async def test_a_destination_that_answers_again_gets_its_backlog_at_once(

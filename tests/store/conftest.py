@@ -1,4 +1,4 @@
-"""What the store tests share: organisations, a fixed clock, an envelope row, a fresh store."""
+"""What the store tests share: organisations, a clock, an envelope row, stores, a PostgreSQL."""
 
 from __future__ import annotations
 

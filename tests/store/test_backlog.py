@@ -10,6 +10,7 @@ from exchange.model import NewOutbox
 from exchange.outbox import machine
 from exchange.store import SqliteStore
 from tests.store.conftest import LA, LEASE, NURSES, OWNER, SCHOOL, T0, envelope
+from tests.store_engines import open_again
 
 ROUTE = machine.RouteTaken(0, 1, "https")
 POLICY = machine.Policy()
@@ -30,12 +31,6 @@ async def _submit(store: SqliteStore, n: int) -> None:
     # A receipt going back is never counted: only envelopes make the backlog.
     rows.append(NewOutbox("receipt", bytes(32 - 1) + bytes([n]), SCHOOL, LA))
     await store.record_submission(env, submitted_by="user-1", now=T0, outbox=rows, ledger_events=[])
-
-
-@pytest.fixture
-def store(sqlite_store: SqliteStore) -> SqliteStore:
-    """SQLite only: the exact count kept by triggers (PostgreSQL's: test_postgres_store.py)."""
-    return sqlite_store
 
 
 async def test_submissions_add_to_the_backlog_and_deliveries_take_from_it(
@@ -73,8 +68,8 @@ async def test_a_write_rolled_back_leaves_the_count_as_it_was(store: SqliteStore
         db.execute(
             "INSERT INTO outbox (kind, envelope_digest, ref, origin, destination, state, "
             "next_attempt_at, created_at, updated_at) "
-            "VALUES ('envelope', x'00', x'01', ?, ?, 'queued', 0, 0, 0)",
-            (SCHOOL, LA),
+            "VALUES ('envelope', ?, ?, ?, ?, 'queued', 0, 0, 0)",
+            (b"\x00", b"\x01", SCHOOL, LA),
         )
         raise ValueError("this write fails after its insert")
 
@@ -94,7 +89,7 @@ async def test_the_backlog_is_counted_again_when_the_store_is_opened(
     assert await store.apply_transition(step)
     before = dict(store.outbox_backlog)
     assert sum(before.values()) == 3
-    again = await SqliteStore.open(store.folder)
+    again = await open_again(store)
     try:
         assert again.outbox_backlog == before
     finally:
@@ -106,11 +101,12 @@ async def test_changes_by_another_process_are_counted_at_the_next_write(
 ) -> None:
     """A command beside the node (another connection) queues items: the next write counts them.
 
-    The triggers see only the node's own connection; SQLite's data version tells the node
-    that someone else committed, and the backlog is counted afresh.
+    SQLite's triggers see only the node's own connection; its data version tells the node
+    that someone else committed, and the backlog is counted afresh. PostgreSQL's trigger
+    counts every process's changes, and each write of the node's reads the count.
     """
     await _submit(store, 1)
-    beside = await SqliteStore.open(store.folder)
+    beside = await open_again(store)
     try:
         await _submit(beside, 2)
         [item, *_] = await beside.claim_due(T0, 1, OWNER, LEASE)

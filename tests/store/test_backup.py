@@ -52,7 +52,7 @@ def _sealed(n: int, sender: OrgId, to: OrgId) -> tuple[EnvelopeRecord, bytes]:
 async def _send(store: SqliteStore, n: int) -> EnvelopeRecord:
     """Store an envelope the school sent to the LA, body first (as the node does)."""
     record, data = _sealed(n, SCHOOL, LA)
-    store.body_path(record.digest).write_bytes(data)
+    store.blobs.path(record.digest).write_bytes(data)
     outbox = [NewOutbox("envelope", record.digest, SCHOOL, LA)]
     await store.record_submission(
         record, submitted_by="dsl", now=T0, outbox=outbox, ledger_events=[b"submitted %d" % n]
@@ -63,7 +63,7 @@ async def _send(store: SqliteStore, n: int) -> EnvelopeRecord:
 async def _receive(store: SqliteStore, n: int) -> EnvelopeRecord:
     """Store an envelope the LA received from the school."""
     record, data = _sealed(n, SCHOOL, LA)
-    store.body_path(record.digest).write_bytes(data)
+    store.blobs.path(record.digest).write_bytes(data)
     signed = b"synthetic receipt %d" % n
     receipt = ReceiptRecord(bytes([n]) * 32, record.digest, LA, "delivered", int(T0), signed)
     await store.record_delivery(
@@ -262,7 +262,7 @@ async def test_restore_into_a_new_folder_gives_the_same_store(tmp_path: Path) ->
         assert await store.sent_item(SCHOOL, sent.digest) is not None
         for record in (sent, received):
             original = (tmp_path / "data" / "bodies" / record.digest.hex()).read_bytes()
-            assert store.body_path(record.digest).read_bytes() == original
+            assert store.blobs.path(record.digest).read_bytes() == original
     finally:
         await store.close()
 

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from exchange.cli.errors import describe
 from exchange.store import SqliteStore
-from exchange.store.damage import (
-    StoreDamagedError,
-    _is_digest_name,
-    damage_of,
-    quick_check,
-    sweep_leftovers,
-)
+from exchange.store.damage import StoreDamagedError, damage_of, quick_check
 from exchange.store.schema import MIGRATIONS
 from exchange.store.sql import StoreTooNewError
 
@@ -115,42 +106,16 @@ def test_only_file_damage_is_damage() -> None:
     assert "Testchild" not in str(damage)
 
 
-def test_leftovers_are_swept_and_committed_bodies_kept(tmp_path: Path) -> None:
-    """Temporaries and bodies without a row go; committed bodies and other files stay."""
-    bodies = tmp_path / "bodies"
-    bodies.mkdir()
-    committed, orphan = "ab" * 32, "cd" * 32
-    names = [committed, orphan, ".x.partial-1234", "sealing-00ff", "README"]
-    for name in names:
-        (bodies / name).write_bytes(b"synthetic")
-    assert sweep_leftovers(bodies, [committed]) == 3
-    assert sorted(p.name for p in bodies.iterdir()) == sorted([committed, "README"])
-
-
-def test_a_running_sweep_leaves_young_files_alone(tmp_path: Path) -> None:
-    """While the node runs, a file younger than the age limit may be a write under way."""
-    bodies = tmp_path / "bodies"
-    bodies.mkdir()
-    young, old = bodies / ("cd" * 32), bodies / "sealing-1"
-    young.write_bytes(b"synthetic")
-    old.write_bytes(b"synthetic")
-    an_hour_ago = time.time() - 7200
-    os.utime(old, (an_hour_ago, an_hour_ago))
-    assert sweep_leftovers(bodies, [], min_age=3600) == 1
-    assert young.exists()
-    assert not old.exists()
-
-
 async def test_the_nodes_start_sweeps_what_a_kill_left(tmp_path: Path) -> None:
     """A kill between a body's write and its row: the node's next start removes the body."""
     store = await SqliteStore.open(tmp_path / "node")
-    (store.bodies / ("ef" * 32)).write_bytes(b"synthetic")
-    (store.bodies / ".abc.partial-x").write_bytes(b"synthetic")
+    (store.blobs.folder / ("ef" * 32)).write_bytes(b"synthetic")
+    (store.blobs.folder / ".abc.partial-x").write_bytes(b"synthetic")
     await store.close()
     store = await SqliteStore.open(tmp_path / "node", sweep=True)
     try:
         assert store.leftovers_removed == 2
-        assert list(store.bodies.iterdir()) == []
+        assert list(store.blobs.folder.iterdir()) == []
     finally:
         await store.close()
 
@@ -158,7 +123,7 @@ async def test_the_nodes_start_sweeps_what_a_kill_left(tmp_path: Path) -> None:
 async def test_a_command_beside_a_running_node_leaves_its_writes_alone(tmp_path: Path) -> None:
     """A command opens the store while the node writes a body: the body is not taken."""
     node = await SqliteStore.open(tmp_path / "node", sweep=True)
-    writing = node.bodies / ("ef" * 32)
+    writing = node.blobs.folder / ("ef" * 32)
     writing.write_bytes(b"synthetic")
     try:
         command = await SqliteStore.open(tmp_path / "node")
@@ -167,13 +132,6 @@ async def test_a_command_beside_a_running_node_leaves_its_writes_alone(tmp_path:
         assert writing.exists()
     finally:
         await node.close()
-
-
-@given(st.text(min_size=1, max_size=80))
-def test_a_body_file_name_is_64_hex_digits_only(name: str) -> None:
-    """Only a digest-named file can be taken for an uncommitted body."""
-    expected = len(name) == 64 and all(c in "0123456789abcdef" for c in name)
-    assert _is_digest_name(name) == expected
 
 
 async def test_a_database_from_a_newer_version_is_refused_not_used(tmp_path: Path) -> None:

@@ -18,8 +18,7 @@ import pytest
 from exchange.model import NewOutbox, OutboxItem
 from exchange.outbox import machine
 from exchange.store import SqliteStore
-from exchange.store.postgres import PostgresStore
-from tests.store_engines import ENGINES, open_store
+from tests.store_engines import ENGINES, open_store, second_opening
 
 from .conftest import LEASE, OWNER, SCHOOL, T0, envelope
 
@@ -56,10 +55,7 @@ async def pair(
 ) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
     """Open one store twice: two users of one database (as two processes would be)."""
     async with open_store(request.param, tmp_path / "node", request) as first:
-        if isinstance(first, PostgresStore):
-            second: Any = await PostgresStore.open(first.dsn, tmp_path / "other")
-        else:
-            second = await SqliteStore.open(tmp_path / "node")
+        second: Any = await second_opening(first, tmp_path / "other")
         yield first, second  # type: ignore[misc]
         await second.close()
 

@@ -217,8 +217,9 @@ class MeshConnector:
     configured TLS) and closes it in :meth:`close`. ``tokens`` mints the ``Authorization``
     values (default: a :class:`~exchange.connectors.mesh.auth.TokenSource` for the mailbox);
     ``trace_configs`` are handed to the session (tests capture requests with them).
-    Collected messages are downloaded into spools in the folder ``spool`` (the node's bodies
-    folder, so that storing one is a link; None: the system's temporary folder).
+    Collected messages are downloaded into spools in the folder ``spool`` (the node's bodies'
+    spool folder, where storing one in a folder of files is a link; None: the system's
+    temporary folder).
     """
 
     route_kind: str = "mesh"
