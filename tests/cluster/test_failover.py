@@ -20,14 +20,32 @@ from pathlib import Path
 import pytest
 
 from tests.node.helpers import until
-from tests.postgres_server import DATABASE, ROLE, pg_ctl, psql, running_postgres, running_standby
+from tests.postgres_server import (
+    DATABASE,
+    ROLE,
+    PostgresServer,
+    pg_ctl,
+    psql,
+    running_postgres,
+    running_standby,
+)
 
-from .harness import Cluster, check_exactly_once, running_cluster, verify_ledger
+from .harness import Cluster, check_exactly_once, la_inbox, running_cluster, verify_ledger
 
 pytestmark = [pytest.mark.network, pytest.mark.subprocess, pytest.mark.slow]
 
 BEFORE = 300
 AFTER = 100
+#: Referrals made before the standby stops receiving, and as many after.
+LOST = 30
+#: How many standbys the primary is streaming to.
+REPLICAS = "SELECT COUNT(*) FROM pg_stat_replication"
+
+
+def failover_dsn(primary: PostgresServer, standby: PostgresServer) -> str:
+    """Return a connection string naming both servers, for whichever is the primary."""
+    hosts = f"{primary.host}:{primary.port},{standby.host}:{standby.port}"
+    return f"postgresql://{ROLE}@{hosts}/{DATABASE}?target_session_attrs=read-write"
 
 
 async def all_ready(cluster: Cluster) -> bool:
@@ -50,9 +68,7 @@ async def test_processes_follow_a_promoted_standby_and_lose_nothing_committed(
         running_postgres() as primary,
         running_standby(primary, synchronous=synchronous) as standby,
     ):
-        hosts = f"{primary.host}:{primary.port},{standby.host}:{standby.port}"
-        dsn = f"postgresql://{ROLE}@{hosts}/{DATABASE}?target_session_attrs=read-write"
-        async with running_cluster(tmp_path / "cluster", dsn) as cluster:
+        async with running_cluster(tmp_path / "cluster", failover_dsn(primary, standby)) as cluster:
             accepted: list[str] = []
             submitting = asyncio.create_task(cluster.submit_paced(range(BEFORE), 0.01, accepted))
 
@@ -75,4 +91,42 @@ async def test_processes_follow_a_promoted_standby_and_lose_nothing_committed(
             sent = await check_exactly_once(cluster, accepted)
             assert answered <= sent
             assert len(accepted) >= BEFORE // 5 + AFTER
+            await verify_ledger(cluster.processes[0].config)
+
+
+async def test_asynchronous_replication_loses_what_the_standby_had_not_received(
+    tmp_path: Path,
+) -> None:
+    """What docs/scaling.md warns of: a crash of the primary loses what was not yet streamed.
+
+    The standby stops receiving (its ``primary_conninfo`` emptied), the node accepts and
+    delivers more referrals on the primary, the primary crashes and the standby is promoted:
+    those referrals, answered 202 and delivered to the LA, are gone from the school's
+    database (its sent items, register and ledger). The node goes on; its ledger verifies
+    on what the new primary holds.
+    """
+    with running_postgres() as primary, running_standby(primary) as standby:
+        async with running_cluster(tmp_path / "cluster", failover_dsn(primary, standby)) as cluster:
+            kept: list[str] = []
+            await cluster.submit_paced(range(LOST), 0.0, kept)
+            await cluster.settled(LOST)
+            psql(standby, "ALTER SYSTEM SET primary_conninfo = ''")
+            psql(standby, "SELECT pg_reload_conf()")
+
+            async def not_streaming() -> bool:
+                return psql(primary, REPLICAS) == "0"
+
+            await until(not_streaming, what="the standby to stop receiving")
+            lost: list[str] = []
+            await cluster.submit_paced(range(LOST, 2 * LOST), 0.0, lost)
+            await cluster.settled(2 * LOST)
+            pg_ctl(primary, "stop", "-m", "immediate")
+            pg_ctl(standby, "promote")
+            await cluster.stop_processes()
+            await cluster.world.stop()
+            sent = {bytes(r[0]).hex() for r in await cluster.query("SELECT digest FROM sent")}
+            assert sent == set(kept)
+            assert len(lost) == LOST
+            assert not sent & set(lost)
+            assert set(la_inbox(cluster.world)) == set(kept) | set(lost)
             await verify_ledger(cluster.processes[0].config)
