@@ -9,8 +9,9 @@ first keeps the port the directory gives; the operations listeners are on free p
 read from each process's log). The local authority stays in the test's own process, on
 SQLite: it is the peer every envelope is delivered to.
 
-The processes share one data folder: envelope bodies are still kept there (until the blob
-store keeps them in the database), and ``register.key`` is the node's, not a process's.
+Each process has a data folder of its own, as on separate machines (docs/scaling.md): the
+bodies are in the database, and the folder holds only the process's spooled uploads and a
+copy of the node's one ``register.key``, made by the deployment's first start.
 
 The test spreads its submissions over the processes' own URLs (:meth:`Cluster.submit`),
 kills and restarts them (:meth:`ServeProcess.kill`, :meth:`ServeProcess.start`) and reads
@@ -42,6 +43,7 @@ import asyncpg
 from exchange.config import DeliveryConfig, TasksConfig, config_to_toml, load_config
 from exchange.config_database import DatabaseConfig
 from exchange.demo.loopback import Deployment, start_deployment
+from exchange.files import write_new_file
 from exchange.keys.keyfile import KdfParams
 from exchange.ledger.events import EventType, decode_event
 from tests.node.conftest import LA, ORGS, SCHOOL
@@ -257,8 +259,13 @@ def _process_configs(world: Deployment, dsn: str) -> list[ServeProcess]:
     for number in range(PROCESSES):
         # The first listens where the directory says the school is; the others elsewhere.
         port = config.port if number == 0 else free_port()
+        data_dir = world.folder / f"data-school-{number}"
+        data_dir.mkdir(mode=0o700)
+        key = config.data_dir / "register.key"
+        write_new_file(data_dir / key.name, key.read_bytes())
         own = replace(
             config,
+            data_dir=data_dir,
             port=port,
             ops=replace(config.ops, port=0),
             database=DatabaseConfig(url=dsn, pool_size=4),
