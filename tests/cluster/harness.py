@@ -129,11 +129,21 @@ class ServeProcess:
         except (aiohttp.ClientError, TimeoutError):
             return None
 
-    async def kill(self) -> None:
-        """SIGKILL the process (no shutdown code runs) and wait for it to be gone."""
+    def signal(self, number: int) -> None:
+        """Send the process a signal (SIGTERM: its graceful stop begins)."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        assert await asyncio.wait_for(self.proc.wait(), timeout=30.0) == -signal.SIGKILL
+        self.proc.send_signal(number)
+
+    async def kill(self) -> None:
+        """SIGKILL the process (no shutdown code runs) and wait for it to be gone.
+
+        A process that ended meanwhile (its graceful stop finished first) is left as it is.
+        """
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        status = await asyncio.wait_for(self.proc.wait(), timeout=30.0)
+        assert status in {0, -signal.SIGKILL}, f"{self.name} ended with {status}"
 
     async def terminate(self) -> None:
         """SIGTERM (the graceful stop) and wait; a process that does not exit is killed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -39,13 +40,25 @@ PACE = 0.05
 
 
 async def kill_and_restart(cluster: Cluster, rng: random.Random, kills: int) -> None:
-    """SIGKILL a process at a random moment and start it again, ``kills`` times."""
+    """SIGKILL a process at a random moment and start it again, ``kills`` times.
+
+    The victim is alternated, so each process dies; every third round also kills the other
+    process a moment later, so for a while the group is down and every lease orphaned, and
+    one round in four kills a process part-way through its graceful stop (SIGTERM first).
+    """
+    processes = cluster.processes
     for number in range(kills):
         await asyncio.sleep(rng.uniform(0.3, 1.5))
-        victim = cluster.processes[number % len(cluster.processes)]
+        victim = processes[number % len(processes)]
+        if number % 4 == 3:
+            victim.signal(signal.SIGTERM)
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
         await victim.kill()
+        if number % 3 == 2:
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            await processes[(number + 1) % len(processes)].kill()
         await asyncio.sleep(rng.uniform(0.0, 0.5))
-        await victim.start(cluster.http)
+        await asyncio.gather(*(p.start(cluster.http) for p in processes if not p.alive))
 
 
 async def test_processes_killed_again_and_again_deliver_each_accepted_envelope_once(
@@ -66,7 +79,8 @@ async def test_processes_killed_again_and_again_deliver_each_accepted_envelope_o
         settled_at = time.time()
         await cluster.stop_processes()
         await cluster.world.stop()
-        assert [p.runs for p in cluster.processes] == [1 + KILLS // 2] * 2
+        # Each kill (and the second kill of every third round) was followed by a start.
+        assert sum(p.runs for p in cluster.processes) == 2 + KILLS + KILLS // 3
         # Retried with their keys, the submissions made one envelope each, all accepted.
         assert await check_exactly_once(cluster, accepted) == set(accepted)
         # The kills landed in the middle of deliveries: some were finished by another process.
