@@ -85,8 +85,11 @@ async def test_processes_killed_again_and_again_deliver_each_accepted_envelope_o
         assert await check_exactly_once(cluster, accepted) == set(accepted)
         # The kills landed in the middle of deliveries: some were finished by another process.
         assert await takeovers(cluster) > 0, f"seed {seed}"
-        # The checkpoint job ran in one process at a time: never two within an interval.
+        # The checkpoint job ran in one process at a time: two checkpoints within half an
+        # interval only where a graceful stop handed the job over at once (one round in four),
+        # never as two processes signing side by side (which would do so all the time).
         gaps = await checkpoint_gaps(cluster, settled_at)
         assert gaps, "no checkpoints were signed during the run"
-        assert min(gaps) >= 0.5 * CLUSTER_TASKS.checkpoint_interval, (seed, gaps)
+        close = [gap for gap in gaps if gap < 0.5 * CLUSTER_TASKS.checkpoint_interval]
+        assert len(close) <= KILLS // 4, (seed, gaps)
         await verify_ledger(cluster.processes[0].config)
