@@ -3,6 +3,9 @@
 Run ``python bench/node.py`` for the full run (1,000 envelopes), ``--quick`` for a short one
 (200), ``--n N`` to choose the number, ``--concurrency C`` for the requests in flight and
 ``--profile`` to run both nodes under cProfile and print where their time goes.
+``--store postgresql`` puts the school node's store in PostgreSQL, served by ``--processes N``
+processes; ``--store all`` measures SQLite, PostgreSQL with one and PostgreSQL with two school
+processes in one run and compares them; ``--json FILE`` writes the median results as well.
 
 What is measured:
 
@@ -23,6 +26,13 @@ What is measured:
   ``recorded_at`` − the time its 202 arrived at the client (the brief's "submit to
   receipt"); the 202 round trip itself is reported beside it. Client and nodes share one
   wall clock (``time.time``);
+- with ``--store postgresql`` (or ``all``), a PostgreSQL server is started as the tests start
+  one (:func:`tests.postgres_server.running_postgres`: its own cluster on 127.0.0.1, default
+  settings) and each configuration gets a new database, named in the school's ``[database]
+  url``; with several processes, the second and further run the same configuration but
+  listen on ports of their own, and the client sends the submissions to them in turn. The
+  LA node keeps SQLite. The server's CPU is that of its postmaster and every process under
+  it (:func:`cluster_cpu_seconds`);
 - in the same run, a bare ``aiohttp`` handler in its own process, on 127.0.0.1 with the
   school node's TLS certificate, reads the same 10 KB JSON bodies and answers 202, driven
   by the same client loop; reported as requests per second, with ours / bare;
@@ -63,7 +73,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import asyncpg
@@ -426,22 +436,32 @@ async def wait_delivered(http: aiohttp.ClientSession, world: World, total: int) 
         await asyncio.sleep(0.02)
 
 
-async def receipt_times(world: World, digests: Sequence[str]) -> dict[str, float]:
-    """Return the ``recorded_at`` of each envelope's ``delivered`` receipt (sender's store)."""
-    query = "SELECT envelope_digest, recorded_at FROM receipts WHERE status = 'delivered'"
-    rows: list[tuple[bytes, float]]
+async def query_school(world: World, query: str) -> list[tuple[Any, ...]]:
+    """Run one read-only query on the school's store (SQLite file or PostgreSQL database)."""
     if world.school_dsn is None:
         con = sqlite3.connect(f"file:{world.school_db}?mode=ro", uri=True)
         try:
-            rows = con.execute(query).fetchall()
+            return [tuple(row) for row in con.execute(query).fetchall()]
         finally:
             con.close()
-    else:
-        connection = await asyncpg.connect(world.school_dsn)
-        try:
-            rows = [(r[0], r[1]) for r in await connection.fetch(query)]
-        finally:
-            await connection.close()
+    connection = await asyncpg.connect(world.school_dsn)
+    try:
+        return [tuple(row) for row in await connection.fetch(query)]
+    finally:
+        await connection.close()
+
+
+async def ledger_size(world: World) -> int:
+    """Return the number of events in the school's ledger."""
+    rows = await query_school(world, "SELECT size FROM ledger_head WHERE one = 1")
+    return int(rows[0][0])
+
+
+async def receipt_times(world: World, digests: Sequence[str]) -> dict[str, float]:
+    """Return the ``recorded_at`` of each envelope's ``delivered`` receipt (sender's store)."""
+    rows = await query_school(
+        world, "SELECT envelope_digest, recorded_at FROM receipts WHERE status = 'delivered'"
+    )
     recorded = {bytes(d).hex(): float(t) for d, t in rows}
     missing = [d for d in digests if d not in recorded]
     if missing:
@@ -470,6 +490,8 @@ class NodeResult:
     submit_latencies: list[float]
     cpu: dict[str, float]
     poll_lag: float
+    #: Events the school's ledger gained during the timed part (each append locks its head).
+    ledger_events: int
 
 
 @dataclass(frozen=True)
@@ -497,6 +519,7 @@ async def run_nodes(
     async with client(world, concurrency) as http:
         await drive(http, urls, headers, warm, concurrency)
         await wait_delivered(http, world, len(warm))
+        ledger0 = await ledger_size(world)
         cpu0 = {name: probe() for name, probe in probes.items()}
         client0 = time.process_time()
         sent = await drive(http, urls, headers, bodies, concurrency)
@@ -504,6 +527,7 @@ async def run_nodes(
         cpu = {"client": time.process_time() - client0}
         cpu |= {name: probe() - cpu0[name] for name, probe in probes.items()}
     recorded = await receipt_times(world, [s.digest for s in sent])
+    ledger_events = await ledger_size(world) - ledger0
     first = min(s.started for s in sent)
     last = max(recorded.values())
     return NodeResult(
@@ -514,6 +538,7 @@ async def run_nodes(
         submit_latencies=sorted(s.answered - s.started for s in sent),
         cpu=cpu,
         poll_lag=seen - last,
+        ledger_events=ledger_events,
     )
 
 
@@ -638,10 +663,20 @@ def store_line(setup: Setup) -> str:
 
 
 def print_header(
-    n: int, concurrency: int, delivery: DeliveryConfig, setups: Sequence[Setup], *, quick: bool
+    n: int,
+    concurrency: int,
+    delivery: DeliveryConfig,
+    setups: Sequence[Setup],
+    load: tuple[float, float],
+    *,
+    quick: bool,
 ) -> None:
     print(f"# Node benchmark{' (--quick)' if quick else ''}\n")
     print("\n".join(machine_lines()))
+    print(
+        f"- load average (1 minute) when the runs began: {load[0]:.2f}, when they ended: "
+        f"{load[1]:.2f} (the bench's own processes included)"
+    )
     stores = (
         "; ".join(store_line(s) for s in setups)
         if len(setups) == 1
@@ -708,9 +743,9 @@ def print_comparison(
     print(
         "| configuration | envelopes/s | × SQLite | × bare | × MESH | submit → 202 p50 / p95 ms "
         "| CPU ms per envelope: each school process | PostgreSQL server | LA | client "
-        "| sending side (school + database) | × SQLite |"
+        "| sending side (school + database) | × SQLite | ledger events per envelope |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for setup, node, bare in chosen:
         eps = node.n / node.seconds
 
@@ -726,7 +761,8 @@ def print_comparison(
             f"| {setup.label} | {eps:,.0f} | {versus} | {eps / (bare.n / bare.seconds):.2f} | "
             f"{by_mesh} | {percentile(node.submit_latencies, 0.5) * 1e3:,.1f} / "
             f"{percentile(node.submit_latencies, 0.95) * 1e3:,.1f} | {schools} | "
-            f"{ms(DATABASE)} | {ms('la')} | {ms('client')} | {sender:.2f} | {cpu_versus} |"
+            f"{ms(DATABASE)} | {ms('la')} | {ms('client')} | {sender:.2f} | {cpu_versus} | "
+            f"{node.ledger_events / node.n:.1f} |"
         )
     print(
         "\nSending side per core, if CPU were the only limit: "
@@ -954,6 +990,7 @@ def results_json(chosen: Sequence[tuple[Setup, NodeResult, BareResult]]) -> list
             "receipt_p50_ms": percentile(node.e2e_latencies, 0.5) * 1e3,
             "receipt_p95_ms": percentile(node.e2e_latencies, 0.95) * 1e3,
             "cpu_ms_per_envelope": {k: v / node.n * 1e3 for k, v in node.cpu.items()},
+            "ledger_events_per_envelope": node.ledger_events / node.n,
             "bare_requests_per_second": bare.n / bare.seconds,
         }
         for setup, node, bare in chosen
@@ -966,11 +1003,13 @@ def report(
     delivery: DeliveryConfig,
     runs: dict[Setup, list[Run]],
     meshed: MeshResult | None,
+    *,
+    load: tuple[float, float],
 ) -> None:
     """Print the tables of the median run of each configuration (and write ``--json``)."""
     setups = list(runs)
     chosen = [(setup, *runs[setup][len(runs[setup]) // 2][:2]) for setup in setups]
-    print_header(n, args.concurrency, delivery, setups, quick=args.quick)
+    print_header(n, args.concurrency, delivery, setups, load, quick=args.quick)
     for setup, node, bare in chosen:
         if len(setups) > 1:
             print(f"\n## {setup.label}\n\n{store_line(setup)}.\n")
@@ -1016,12 +1055,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes > 1 and args.store == "sqlite":
         parser.error("--processes above 1 needs --store postgresql or all (SQLite is one process)")
     delivery = DeliveryConfig(batch=args.outbox_batch, concurrency=args.outbox_concurrency)
+    load_before = os.getloadavg()[0]
     runs = measure(args, n, delivery, setups_of(args.store, args.processes))
+    load = (load_before, os.getloadavg()[0])
     meshed = None
     if not args.no_mesh:
         with tempfile.TemporaryDirectory(prefix="bench-node-mesh-", dir=args.tmp) as tmp:
             meshed = run_mesh(Path(tmp), n, args.mesh_concurrency)
-    report(args, n, delivery, runs, meshed)
+    report(args, n, delivery, runs, meshed, load=load)
     return 0
 
 
