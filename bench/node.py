@@ -69,8 +69,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -111,6 +112,8 @@ READY_TIMEOUT: Final = 30.0
 DELIVERY_TIMEOUT: Final = 600.0
 #: The name of the PostgreSQL server's CPU in the results.
 DATABASE: Final = "postgresql"
+#: Seconds between two samples of what the database's backends wait for (``--pg-waits``).
+WAIT_SAMPLE: Final = 0.05
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,6 +495,8 @@ class NodeResult:
     poll_lag: float
     #: Events the school's ledger gained during the timed part (each append locks its head).
     ledger_events: int
+    #: With ``--pg-waits``: samples taken, and per wait event the active backends seen in it.
+    waits: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -508,10 +513,48 @@ class BareResult:
 Run = tuple[NodeResult, BareResult, dict[str, Path]]
 
 
+async def sample_waits(dsn: str, stop: asyncio.Event) -> Counter[str]:
+    """Count, every :data:`WAIT_SAMPLE` seconds until ``stop``, what active backends wait for.
+
+    Each sample adds one to ``samples`` and one per active backend of the database (this
+    one left out) to its wait event, ``type:event`` as ``pg_stat_activity`` names it, or to
+    ``running`` when it waits for nothing (on CPU, or between two waits). A wait for a lock
+    names the statement that waits (its first 60 characters; the statements are
+    parametrised, so they hold no values). A lock a trigger waits for is shown under the
+    statement that fired the trigger.
+    """
+    counts: Counter[str] = Counter()
+    connection = await asyncpg.connect(dsn)
+    try:
+        while not stop.is_set():
+            rows = await connection.fetch(
+                "SELECT COALESCE(wait_event_type || ':' || wait_event, 'running') || CASE "
+                "WHEN wait_event_type = 'Lock' THEN ' (' || regexp_replace(left(query, 60), "
+                "'\\s+', ' ', 'g') || ')' ELSE '' END FROM pg_stat_activity "
+                "WHERE datname = current_database() AND state = 'active' "
+                "AND pid <> pg_backend_pid()"
+            )
+            counts["samples"] += 1
+            counts.update(str(row[0]) for row in rows)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WAIT_SAMPLE)
+    finally:
+        await connection.close()
+    return counts
+
+
 async def run_nodes(
-    world: World, n: int, concurrency: int, probes: dict[str, Callable[[], float]]
+    world: World,
+    n: int,
+    concurrency: int,
+    probes: dict[str, Callable[[], float]],
+    *,
+    waits: bool = False,
 ) -> NodeResult:
-    """Submit, wait for every receipt, and read each process's CPU time through ``probes``."""
+    """Submit, wait for every receipt, and read each process's CPU time through ``probes``.
+
+    ``waits``: sample what the school database's backends wait for meanwhile (PostgreSQL).
+    """
     urls = [url + "/api/v1/envelopes" for url in world.school_urls]
     headers = {"Authorization": f"Bearer {world.token}", "Content-Type": "application/json"}
     warm = referral_bodies(concurrency, 0)
@@ -522,8 +565,14 @@ async def run_nodes(
         ledger0 = await ledger_size(world)
         cpu0 = {name: probe() for name, probe in probes.items()}
         client0 = time.process_time()
+        stop = asyncio.Event()
+        sampler = None
+        if waits and world.school_dsn is not None:
+            sampler = asyncio.create_task(sample_waits(world.school_dsn, stop))
         sent = await drive(http, urls, headers, bodies, concurrency)
         seen = await wait_delivered(http, world, len(warm) + n)
+        stop.set()
+        waited = await sampler if sampler is not None else Counter[str]()
         cpu = {"client": time.process_time() - client0}
         cpu |= {name: probe() - cpu0[name] for name, probe in probes.items()}
     recorded = await receipt_times(world, [s.digest for s in sent])
@@ -539,6 +588,7 @@ async def run_nodes(
         cpu=cpu,
         poll_lag=seen - last,
         ledger_events=ledger_events,
+        waits=waited,
     )
 
 
@@ -787,6 +837,31 @@ def print_profiles(paths: dict[str, Path]) -> None:
             print("```")
 
 
+def print_waits(chosen: Sequence[tuple[Setup, NodeResult, BareResult]]) -> None:
+    """Print what the school database's active backends waited for (``--pg-waits``)."""
+    print(
+        "\n## What the school database's backends waited for (--pg-waits)\n\n"
+        f"Active backends of the school's database, sampled every {WAIT_SAMPLE * 1e3:.0f} ms "
+        "during the timed part; the mean number in each wait (PostgreSQL's wait event names; "
+        "`running`: waiting for nothing). `Lock:transactionid` and `Lock:tuple` are waits "
+        "for a row another transaction holds until it commits, named by the statement that "
+        "waits (or fired the trigger that waits); `IO:WALSync` and `LWLock:WALWrite` are "
+        "waits for a commit's flush.\n"
+    )
+    print("| configuration | samples | active backends | waits (mean backends) |")
+    print("|---|---:|---:|---|")
+    for setup, node, _ in chosen:
+        samples = node.waits.get("samples", 0)
+        if setup.store == "sqlite" or not samples:
+            continue
+        events = sorted(
+            ((k, v) for k, v in node.waits.items() if k != "samples"), key=lambda kv: -kv[1]
+        )
+        active = sum(v for _, v in events) / samples
+        shown = "; ".join(f"{k} {v / samples:.2f}" for k, v in events[:8])
+        print(f"| {setup.label} | {samples} | {active:.2f} | {shown} |")
+
+
 async def new_database(server: PostgresServer, name: str) -> str:
     """Create an empty database ``name`` on ``server``; return its connection string."""
     admin = await asyncpg.connect(server.dsn)
@@ -833,6 +908,7 @@ def one_run(
     setup: Setup,
     server: PostgresServer | None,
     profile: bool,
+    waits: bool = False,
 ) -> Run:
     """Create a deployment in ``folder``, run the nodes and then the bare handler.
 
@@ -859,7 +935,7 @@ def one_run(
         }
         if server is not None and database is not None:
             probes[DATABASE] = functools.partial(cluster_cpu_seconds, server.folder / "data")
-        node = asyncio.run(run_nodes(world, n, concurrency, probes))
+        node = asyncio.run(run_nodes(world, n, concurrency, probes, waits=waits))
     finally:
         for proc in children.values():
             stop_child(proc)
@@ -948,6 +1024,11 @@ def arguments() -> argparse.ArgumentParser:
         "--no-mesh", action="store_true", help="leave out the MESH sandbox with mesh-client"
     )
     parser.add_argument(
+        "--pg-waits",
+        action="store_true",
+        help="sample what the PostgreSQL backends wait for (the client's CPU then includes it)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="also write the median results to this file"
     )
     parser.add_argument("--serve-node", nargs=2, help=argparse.SUPPRESS)
@@ -968,7 +1049,7 @@ def measure(
                 with tempfile.TemporaryDirectory(prefix="bench-node-", dir=args.tmp) as tmp:
                     run = one_run(
                         Path(tmp), n, args.concurrency, delivery,
-                        setup=setup, server=server, profile=args.profile,
+                        setup=setup, server=server, profile=args.profile, waits=args.pg_waits,
                     )  # fmt: skip
                     runs[setup].append(run)
     for results in runs.values():
@@ -991,6 +1072,7 @@ def results_json(chosen: Sequence[tuple[Setup, NodeResult, BareResult]]) -> list
             "receipt_p95_ms": percentile(node.e2e_latencies, 0.95) * 1e3,
             "cpu_ms_per_envelope": {k: v / node.n * 1e3 for k, v in node.cpu.items()},
             "ledger_events_per_envelope": node.ledger_events / node.n,
+            "database_waits": dict(node.waits),
             "bare_requests_per_second": bare.n / bare.seconds,
         }
         for setup, node, bare in chosen
@@ -1016,6 +1098,8 @@ def report(
         print_report(node, bare)
     if setups != [SQLITE]:
         print_comparison(chosen, meshed)
+    if args.pg_waits:
+        print_waits(chosen)
     if meshed is not None:
         print_mesh(chosen[0][1], meshed)
     for setup, results in runs.items():
