@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench vectors assets screenshots clean
+.PHONY: demo test lint typecheck unit bench bench-postgresql vectors assets screenshots clean
 
 $(BIN)/.installed-demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/large_hops.py
 	$(BIN)/python bench/large_files.py
+
+# The node bench with the school's store on PostgreSQL (one and two serving processes) beside
+# SQLite, in one run (docs/performance.md, "Node"): a few minutes, so not part of `make bench`.
+# Needs the PostgreSQL server binaries (initdb, pg_ctl), as the tests do.
+bench-postgresql: $(BIN)/.installed-test
+	$(BIN)/python bench/node.py --store all
 
 # Refresh the pictures of the web pages in docs/ui/ (shown in docs/ui.md): the browser
 # tests take them; elsewhere they go to a temporary folder, leaving the checkout alone.
