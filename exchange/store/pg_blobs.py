@@ -213,15 +213,26 @@ async def write_body_rows(
 ) -> None:
     """Write ``pieces`` as whole chunks, then the body's row (inside the caller's transaction)."""
     insert = await con.prepare(_INSERT_CHUNK)
-    pending = bytearray()
-    seq = size = 0
+    # Pieces are gathered by reference and joined once per chunk: one copy of a chunk is
+    # made, and each chunk is handed to the driver as a view of it, not copied again.
+    pending: list[bytes] = []
+    held = seq = size = 0
     async for piece in pieces:
-        pending += piece
+        pending.append(piece)
+        held += len(piece)
         size += len(piece)
-        while len(pending) >= CHUNK:
-            await insert.fetch(digest, seq, bytes(pending[:CHUNK]))
-            del pending[:CHUNK]
-            seq += 1
+        if held >= CHUNK:
+            joined = b"".join(pending)
+            pending.clear()
+            whole = len(joined) - len(joined) % CHUNK
+            with memoryview(joined) as view:
+                for start in range(0, whole, CHUNK):
+                    await insert.fetch(digest, seq, view[start : start + CHUNK])
+                    seq += 1
+            rest = joined[whole:]
+            del joined
+            pending = [rest] if rest else []
+            held = len(rest)
     if pending:
-        await insert.fetch(digest, seq, bytes(pending))
+        await insert.fetch(digest, seq, b"".join(pending))
     await con.execute(_INSERT_BODY, digest, size)

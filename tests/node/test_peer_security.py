@@ -15,6 +15,7 @@ from exchange.config import load_config
 from exchange.demo.loopback import Deployment
 from exchange.keys.ids import OrgId
 from exchange.node.runtime import Node
+from tests.stored_bodies import body_bytes, stored_names
 
 from .conftest import LA, NURSES, SCHOOL
 from .helpers import (
@@ -55,8 +56,8 @@ async def _ledger_events(http: aiohttp.ClientSession, world: Deployment) -> int:
     return int(line.split()[1])
 
 
-def _bodies(world: Deployment) -> set[str]:
-    return {p.name for p in (world.folder / "data-la" / "bodies").iterdir()}
+async def _bodies(world: Deployment) -> set[str]:
+    return await stored_names(world.nodes["la"].service.store)
 
 
 async def test_unsigned_request_is_refused_401(world: Deployment) -> None:
@@ -156,9 +157,9 @@ async def test_repeated_delivery_returns_the_same_receipt_and_stores_nothing(
             auth(world, SCHOOL, "dsl"),
         )
         (original,) = [base64.b64decode(r["receipt"]) for r in held["receipts"]]
-        events, bodies = await _ledger_events(http, world), _bodies(world)
+        events, bodies = await _ledger_events(http, world), await _bodies(world)
 
-        body = (world.folder / "data-school" / "bodies" / digest).read_bytes()
+        body = await body_bytes(world.nodes["school"].service.store, bytes.fromhex(digest))
         for _ in range(2):
             headers = signed_headers(_url(world), body, org_pair(world, SCHOOL))
             status, receipt = await _post(http, _url(world), body, headers)
@@ -167,7 +168,7 @@ async def test_repeated_delivery_returns_the_same_receipt_and_stores_nothing(
 
         assert [i["digest"] for i in await _la_inbox(http, world)] == [digest]
         assert await _ledger_events(http, world) == events
-        assert _bodies(world) == bodies
+        assert await _bodies(world) == bodies
         la_receipts = await get_json(
             http,
             world.url("la") + f"/api/v1/envelopes/{digest}/receipts",
