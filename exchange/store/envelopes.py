@@ -46,6 +46,7 @@ from exchange.store.rows import (
     insert_receipt,
     outbox_item,
     outbox_rows,
+    receipt_row,
     step_all,
     write_transition,
 )
@@ -53,17 +54,6 @@ from exchange.store.sent_lists import SentFilter
 from exchange.store.sql import Db, Row
 
 T = TypeVar("T")
-
-
-def _receipt(row: Row) -> ReceiptRecord:
-    return ReceiptRecord(
-        digest=row["digest"],
-        envelope_digest=row["envelope_digest"],
-        receipter=OrgId(row["receipter"]),
-        status=row["status"],
-        time=row["time"],
-        signed=row["signed"],
-    )
 
 
 def _user(row: Row) -> User:
@@ -155,7 +145,7 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
                     submitted_by=row["submitted_by"],
                     submitted_at=row["submitted_at"],
                     deliveries=tuple(outbox_item(d) for d in deliveries),
-                    receipts=tuple(_receipt(r) for r in receipts),
+                    receipts=tuple(receipt_row(r) for r in receipts),
                 )
             )
         return items
@@ -576,7 +566,7 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
 
         def read(db: Db) -> ReceiptRecord | None:
             row = db.execute("SELECT * FROM receipts WHERE digest = ?", (digest,)).fetchone()
-            return None if row is None else _receipt(row)
+            return None if row is None else receipt_row(row)
 
         return await self._read(read)
 
@@ -588,7 +578,7 @@ class EnvelopeTables(SharingRegisterTables, RecallTables, RetentionTables):
                 "SELECT * FROM receipts WHERE envelope_digest = ? ORDER BY time, recorded_at",
                 (envelope_digest,),
             ).fetchall()
-            return [_receipt(r) for r in rows]
+            return [receipt_row(r) for r in rows]
 
         return await self._read(read)
 

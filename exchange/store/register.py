@@ -32,7 +32,7 @@ from exchange.model import (
     SubjectKey,
     SubjectKind,
 )
-from exchange.store.rows import Tables, envelope_row
+from exchange.store.rows import Tables, envelope_row, receipt_row
 from exchange.store.sql import NO_LIMIT, Db, Row, hex_of
 
 T = TypeVar("T")
@@ -90,17 +90,6 @@ def _statuses(text: str) -> tuple[str, ...]:
     return tuple(s for s in text.split(",") if s)
 
 
-def _receipt(row: Row) -> ReceiptRecord:
-    return ReceiptRecord(
-        digest=row["digest"],
-        envelope_digest=row["envelope_digest"],
-        receipter=OrgId(row["receipter"]),
-        status=row["status"],
-        time=row["time"],
-        signed=row["signed"],
-    )
-
-
 def _received(db: Db, row: Row, *, receipts: bool) -> ReceivedEntry:
     item = InboxItem(
         owner=OrgId(row["owner"]),
@@ -113,7 +102,7 @@ def _received(db: Db, row: Row, *, receipts: bool) -> ReceivedEntry:
     if receipts:
         # The receipts this organisation issued for the item: its own part of the exchange.
         held = tuple(
-            _receipt(r)
+            receipt_row(r)
             for r in db.execute(
                 "SELECT * FROM receipts WHERE envelope_digest = ? AND receipter = ? "
                 "ORDER BY time, recorded_at",
@@ -240,7 +229,7 @@ class SharingRegisterTables(Tables):
             recalls: tuple[RegisterRecall, ...] = ()
             if digest is not None:
                 receipts = tuple(
-                    _receipt(r)
+                    receipt_row(r)
                     for r in db.execute(
                         "SELECT * FROM receipts WHERE envelope_digest = ? "
                         "ORDER BY time, recorded_at",

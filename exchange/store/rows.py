@@ -51,6 +51,18 @@ OUTBOX_COLUMNS = (
 ENVELOPE_COLUMNS = "digest, envelope_id, sender, recipients, record_kind, created, length"
 
 
+def receipt_row(row: Row) -> ReceiptRecord:
+    """Return the receipt a ``receipts`` row holds."""
+    return ReceiptRecord(
+        digest=row["digest"],
+        envelope_digest=row["envelope_digest"],
+        receipter=OrgId(row["receipter"]),
+        status=row["status"],
+        time=row["time"],
+        signed=row["signed"],
+    )
+
+
 def envelope_row(row: Row) -> EnvelopeRecord:
     """Return the envelope facts of an ``envelopes`` row."""
     return EnvelopeRecord(
