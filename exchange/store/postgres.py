@@ -82,8 +82,11 @@ _UNREACHABLE: Final = (
 
 def is_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be reached now (it may be again soon)."""
+    # asyncpg reports some losses of the connection as its own interface or internal
+    # errors ("unexpected connection_lost() call"); those name the connection.
     return isinstance(exc, _UNREACHABLE) or (
-        isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
+        isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError)
+        and "connection" in str(exc).lower()
     )
 
 

@@ -19,6 +19,7 @@ from exchange.store.postgres import PgIntegrityError
         asyncpg.CannotConnectNowError("the database system is starting up"),
         asyncpg.AdminShutdownError("terminating connection due to administrator command"),
         asyncpg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
+        asyncpg.InternalClientError("unexpected connection_lost() call"),
     ],
 )
 def test_a_database_out_of_reach_is_unavailable_and_urgent(exc: Exception) -> None:
