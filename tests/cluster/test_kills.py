@@ -85,11 +85,13 @@ async def test_processes_killed_again_and_again_deliver_each_accepted_envelope_o
         assert await check_exactly_once(cluster, accepted) == set(accepted)
         # The kills landed in the middle of deliveries: some were finished by another process.
         assert await takeovers(cluster) > 0, f"seed {seed}"
-        # The checkpoint job ran in one process at a time: two checkpoints within half an
-        # interval only where a graceful stop handed the job over at once (one round in four),
-        # never as two processes signing side by side (which would do so all the time).
+        # The checkpoint job ran in one process at a time. Two checkpoints within half an
+        # interval come only from a graceful stop (one round in four): the stopping process
+        # signs a last checkpoint, and the other may take the job over at once; so at most
+        # two per such round, never the steady pairs of two processes signing side by side.
         gaps = await checkpoint_gaps(cluster, settled_at)
         assert gaps, "no checkpoints were signed during the run"
         close = [gap for gap in gaps if gap < 0.5 * CLUSTER_TASKS.checkpoint_interval]
-        assert len(close) <= KILLS // 4, (seed, gaps)
+        assert len(close) <= 2 * (KILLS // 4), (seed, gaps)
+        assert len(close) < len(gaps) // 4, (seed, gaps)
         await verify_ledger(cluster.processes[0].config)
