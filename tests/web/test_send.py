@@ -20,8 +20,13 @@ from exchange.auth.session import session_id_hash
 from exchange.model import short_reference
 from exchange.sharing.limits import node_limits
 from exchange.web.send.drafts import DraftStore, sweep_drafts
-from tests.web.page_client import Form, PageClient
+from tests.web.page_client import PageClient
 from tests.web.pages import parse
+from tests.web.send_filling import REASON_CHOICES
+from tests.web.send_filling import answer as _answer
+from tests.web.send_filling import fill_referral as _fill_referral
+from tests.web.send_filling import fill_to_reason as _fill_to_reason
+from tests.web.send_filling import start as _start
 from tests.web.synthetic import (
     BAD_NHS,
     BAD_UPN,
@@ -30,7 +35,6 @@ from tests.web.synthetic import (
     NEEDLES,
     PDF,
     REFERRAL_ANSWERS,
-    REFERRAL_REASON,
     UPN,
 )
 from tests.web.world import FRONT_DOOR, SCHOOL, World, actor, running_world
@@ -79,55 +83,6 @@ async def _sent(world: World) -> list[bytes]:
     """Return the digests of what Hillside sent, newest first."""
     items = await world.service(SCHOOL).sent_items(actor(SCHOOL, "dsl"), limit=100, before=None)
     return [item.item.envelope.digest for item in items]
-
-
-async def _start(client: PageClient, kind: str = "referral") -> str:
-    """Start a draft of ``kind``; return its first question's path."""
-    _, page, _ = await client.get("/send")
-    status, _, headers = await client.post("/send", {"kind": kind}, page)
-    assert status == 303, status
-    return headers["Location"]
-
-
-async def _answer(client: PageClient, path: str, form: Form) -> str:
-    """Answer the page at ``path``; return where it went on to (fails with the errors)."""
-    _, page, _ = await client.get(path)
-    status, answered, headers = await client.post(path, form, page)
-    assert status == 303, re.findall(r'<a href="#[^"]*">([^<]*)</a>', answered)
-    return headers["Location"]
-
-
-async def _fill_to_reason(client: PageClient) -> str:
-    """Fill a referral to the front door with a PDF up to its reason; return the reason path."""
-    where = await _start(client)
-    for form in REFERRAL_ANSWERS.values():
-        where = await _answer(client, where, form)
-    assert where.endswith("/files")
-    _, page, _ = await client.get(where)
-    status, _, _ = await client.upload(
-        where, page, name="chronology.pdf", data=PDF, fields={"title": "Chronology"}
-    )
-    assert status == 303
-    where = await _answer(client, where + "/done", {})
-    _, page, _ = await client.get(where + "?q=front+door")
-    await client.post(where, {"action": "add", "recipient": str(FRONT_DOOR)}, page)
-    where = await _answer(client, where, {"action": "continue"})
-    return await _answer(client, where, {"purpose": "safeguarding-referral"})
-
-
-#: The reason page's answers other than the reason.
-REASON_CHOICES: Final = [
-    ("categories", "identity"),
-    ("categories", "family"),
-    ("categories", "safeguarding-concerns"),
-    ("lawful_basis", "art6.1.e+art9.2.g+dpa2018.sch1.para18"),
-]
-
-
-async def _fill_referral(client: PageClient, *, reason: str = REFERRAL_REASON) -> str:
-    """Fill a referral to the front door with a PDF; return the "Check your answers" path."""
-    where = await _fill_to_reason(client)
-    return await _answer(client, where, [*REASON_CHOICES, ("reason", reason)])
 
 
 async def test_a_dsl_sends_a_referral_with_a_pdf_and_sees_the_reference_and_deadline(
