@@ -28,7 +28,6 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from exchange.auth.account import Account
@@ -80,7 +79,7 @@ from exchange.service.threads import thread_view
 from exchange.service.views import InboxView, ReceiptsView, SentView, Views
 from exchange.sharing.prepare import Submission
 from exchange.store import Store
-from exchange.store.base import InboxPlace
+from exchange.store.base import DraftRowStore, InboxPlace
 from exchange.store.sent_lists import SentFilterKind
 
 T = TypeVar("T")
@@ -173,9 +172,9 @@ class NodeService:
         self.context.directory = directory
 
     @property
-    def drafts_folder(self) -> Path:
-        """Where the web pages keep drafts of records being sent (in the node's data)."""
-        return self.context.store.folder / "drafts"
+    def drafts_store(self) -> DraftRowStore:
+        """Where the web pages keep drafts of records being sent: the node's store."""
+        return self.context.store
 
     @property
     def public_url(self) -> str:

@@ -756,7 +756,72 @@ class NodeSecretStore(Protocol):
         ...
 
 
+class DraftRowStore(Protocol):
+    """Sealed drafts of the web send journey and their files (exchange.store.drafts)."""
+
+    async def create_draft(self, owner: bytes, draft_id: str, state: bytes, now: float) -> None:
+        """Keep a new draft's sealed ``state`` (its id is new: a repeat fails)."""
+        ...
+
+    async def save_draft(self, owner: bytes, draft_id: str, state: bytes, now: float) -> bool:
+        """Replace a draft's sealed state; False if there is no such draft."""
+        ...
+
+    async def draft_state(self, owner: bytes, draft_id: str) -> bytes | None:
+        """Return a draft's sealed state, or None if the session has no draft by that id."""
+        ...
+
+    async def delete_draft(self, owner: bytes, draft_id: str) -> None:
+        """Delete a draft and its files."""
+        ...
+
+    async def finish_draft(self, owner: bytes, draft_id: str, state: bytes, now: float) -> None:
+        """Replace a sent draft's state with ``state``, delete its files, end its claim."""
+        ...
+
+    async def claim_draft(self, owner: bytes, draft_id: str, now: float, until: float) -> bool:
+        """Claim a draft for sending until ``until``; False while another claim holds it."""
+        ...
+
+    async def release_draft(self, owner: bytes, draft_id: str) -> None:
+        """End the claim on a draft (its sending stopped without an envelope)."""
+        ...
+
+    async def add_draft_piece(
+        self, owner: bytes, draft_id: str, upload_id: str, index: int, sealed: bytes
+    ) -> None:
+        """Keep piece ``index`` of a draft's file (sealed)."""
+        ...
+
+    async def draft_piece_lengths(self, owner: bytes, draft_id: str, upload_id: str) -> list[int]:
+        """Return the length of each sealed piece of a draft's file, in order."""
+        ...
+
+    async def draft_pieces(
+        self, owner: bytes, draft_id: str, upload_id: str, first: int, count: int
+    ) -> list[bytes]:
+        """Return ``count`` sealed pieces of a draft's file from piece ``first``, in order."""
+        ...
+
+    async def delete_draft_file(self, owner: bytes, draft_id: str, upload_id: str) -> None:
+        """Delete one of a draft's files."""
+        ...
+
+    async def draft_ids(self, owner: bytes) -> list[str]:
+        """Return the ids of a session's drafts."""
+        ...
+
+    async def draft_file_ids(self, owner: bytes) -> list[str]:
+        """Return the ids of the files a session's drafts hold (whole or being written)."""
+        ...
+
+    async def sweep_drafts(self) -> int:
+        """Delete the drafts and files of sessions that have ended; return how many sessions."""
+        ...
+
+
 class Store(
+    DraftRowStore,
     NodeSecretStore,
     LeaseStore,
     SsoLinkStore,

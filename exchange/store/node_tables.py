@@ -11,6 +11,7 @@ from exchange.store.account_events import AccountEventTables
 from exchange.store.accounts import AccountTables
 from exchange.store.api_tokens import ApiTokenTables
 from exchange.store.directory import DirectoryTables
+from exchange.store.drafts import DraftTables
 from exchange.store.envelopes import EnvelopeTables
 from exchange.store.idempotency import IdempotencyTables
 from exchange.store.leases import LeaseTables
@@ -38,5 +39,6 @@ class NodeTables(
     OwnCopyTables,
     SsoLinkTables,
     NodeSecretTables,
+    DraftTables,
 ):
     """The table groups of a node's store, on whichever engine runs their transactions."""

@@ -2,7 +2,7 @@
 
 The PostgreSQL store holds the same tables as the SQLite one (``exchange.store.schema``), in
 PostgreSQL's types: ``BYTEA`` for digests and signed bytes, ``BIGINT`` for counts and ids,
-``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 24, the
+``DOUBLE PRECISION`` for unix times. Version 1 is the SQLite schema as of its version 25, the
 release that brought PostgreSQL; from then on both lists grow together, one migration each per
 change. Each migration runs in one transaction with the row that records it, under an
 advisory lock, so two processes starting together apply it once.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 #: The first SQLite schema version the PostgreSQL store's version 1 matches.
-SQLITE_BASELINE: Final = 24
+SQLITE_BASELINE: Final = 25
 
 PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
@@ -418,6 +418,23 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             name TEXT PRIMARY KEY,
             secret BYTEA NOT NULL,
             created_at DOUBLE PRECISION NOT NULL
+        )""",
+        # Drafts of records being sent from the web pages, sealed (exchange/store/drafts.py).
+        """CREATE TABLE drafts (
+            owner BYTEA NOT NULL,
+            draft_id TEXT NOT NULL,
+            state BYTEA NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            sending_until DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (owner, draft_id)
+        )""",
+        """CREATE TABLE draft_files (
+            owner BYTEA NOT NULL,
+            draft_id TEXT NOT NULL,
+            upload_id TEXT NOT NULL,
+            piece BIGINT NOT NULL,
+            sealed BYTEA NOT NULL,
+            PRIMARY KEY (owner, draft_id, upload_id, piece)
         )""",
     ),
 )

@@ -545,4 +545,27 @@ MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
             created_at REAL NOT NULL
         )""",
     ),
+    (
+        # Migration 25: drafts of records being sent from the web pages, in the store so any
+        # process of the node serves a person's next page (exchange/store/drafts.py). The
+        # state and each file piece are sealed by the pages with a key the store never holds.
+        # Drafts kept in the data folder before (``drafts/``) cannot be moved: their sessions
+        # carry on with new drafts.
+        """CREATE TABLE drafts (
+            owner BLOB NOT NULL,
+            draft_id TEXT NOT NULL,
+            state BLOB NOT NULL,
+            updated_at REAL NOT NULL,
+            sending_until REAL NOT NULL,
+            PRIMARY KEY (owner, draft_id)
+        )""",
+        """CREATE TABLE draft_files (
+            owner BLOB NOT NULL,
+            draft_id TEXT NOT NULL,
+            upload_id TEXT NOT NULL,
+            piece INTEGER NOT NULL,
+            sealed BLOB NOT NULL,
+            PRIMARY KEY (owner, draft_id, upload_id, piece)
+        )""",
+    ),
 )

@@ -2,22 +2,26 @@
 
 The second process is a second :class:`~exchange.node.runtime.Node` started from the same
 configuration while the first runs (SQLite: the same folder opened twice; PostgreSQL: the
-same database), on a port of its own. A browser or a client may reach either with each
-request; what one process gave out must work at the other.
+same database, and a data folder of its own as on another machine), on a port of its own.
+A browser or a client may reach either with each request; what one process gave out must
+work at the other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import ssl
-from collections.abc import AsyncIterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 
+from exchange.auth.session import session_id_hash
 from exchange.auth.sso_pending import PendingLogin, open_pending, seal_pending
 from exchange.config import ConfigError, load_config
 from exchange.demo.loopback import Deployment
@@ -26,7 +30,9 @@ from exchange.service.register_reports import KEY_FILE
 from exchange.web.accounts import REFUSED
 from exchange.web.security import WebKeys
 from exchange.web.sso import PENDING_KEY
-from tests.web.page_client import csrf_token
+from tests.web.page_client import Answer, PageClient, csrf_token
+from tests.web.send_filling import fill_referral
+from tests.web.world import World
 
 from .conftest import LA, SCHOOL
 from .helpers import auth, submission
@@ -35,11 +41,20 @@ pytestmark = pytest.mark.network
 
 
 @pytest.fixture
-async def second(world: Deployment) -> AsyncIterator[Node]:
-    """Start a second process of the school's node beside the first; stop it afterwards."""
+async def second(world: Deployment, store_engine: str) -> AsyncIterator[Node]:
+    """Start a second process of the school's node beside the first; stop it afterwards.
+
+    On PostgreSQL it has a data folder of its own, as on another machine, holding only the
+    node's ``register.key`` (copied, as the operator copies it).
+    """
     config = load_config(world.folder / "node-school.toml")
     # Its own ports (the file names the first process's, once it was bound).
     config = replace(config, port=0, ops=replace(config.ops, port=0))
+    if store_engine == "postgresql":
+        own = world.folder / "data-school-elsewhere"
+        own.mkdir(mode=0o700)
+        shutil.copy2(config.data_dir / KEY_FILE, own / KEY_FILE)
+        config = replace(config, data_dir=own)
     node = Node(config, match_public_url=False)
     await node.start()
     try:
@@ -142,3 +157,83 @@ async def test_a_process_with_another_register_key_is_refused(second: Node) -> N
         assert "is not the register key this node's store was used with" in str(refused.value)
     finally:
         key_file.write_bytes(kept)
+
+
+@dataclass
+class _Alternating(PageClient):
+    """A browser whose every request reaches the other process, as a load balancer may send it."""
+
+    bases: tuple[str, ...] = ()
+    reached: list[str] = field(default_factory=list)
+
+    def _next(self) -> None:
+        self.base = self.bases[len(self.reached) % len(self.bases)]
+        self.reached.append(self.base)
+
+    async def get(self, path: str) -> Answer:
+        self._next()
+        return await super().get(path)
+
+    async def _post(
+        self, path: str, fields: list[tuple[str, str]]
+    ) -> tuple[int, bytes, CIMultiDictProxy[str]]:
+        self._next()
+        return await super()._post(path, fields)
+
+    async def upload(
+        self,
+        path: str,
+        page: str,
+        *,
+        name: str,
+        data: bytes,
+        fields: Mapping[str, str] | None = None,
+    ) -> Answer:
+        self._next()
+        return await super().upload(path, page, name=name, data=data, fields=fields)
+
+
+async def test_the_send_journey_alternating_between_processes_sends_the_record_once(
+    world: Deployment, second: Node
+) -> None:
+    """Each page at the other process: the draft and its file are in the store, not a process.
+
+    Sent at both processes at once, the record makes one envelope, and both answers go to
+    its confirmation; the draft's answers and files are gone from the store afterwards.
+    """
+    assert world.ca_file is not None
+    context = ssl.create_default_context(cafile=str(world.ca_file))
+    async with aiohttp.ClientSession() as plain:
+        pages = World(world, context, plain)
+        try:
+            pages.made[SCHOOL, "dsl"] = 1  # the deployment made the first DSL
+            person = await pages.person(SCHOOL, "dsl")
+            bases = (world.url("school"), f"https://127.0.0.1:{second.port}")
+            browser = _Alternating(person.http, bases[0], bases=bases)
+            check = await fill_referral(browser)
+            assert set(browser.reached) == set(bases)
+            service = world.nodes["school"].service
+            before = await service.sent_items(person.user, limit=100, before=None)
+            _, page, _ = await browser.get(check)
+            send = check.replace("/check", "/send")
+            first, other = (PageClient(person.http, base) for base in bases)
+            answers = await asyncio.gather(first.post(send, {}, page), other.post(send, {}, page))
+            sent = check.replace("/check", "/sent")
+            assert [(status, headers["Location"]) for status, _, headers in answers] == [
+                (303, sent),
+                (303, sent),
+            ]
+            for client in (first, other):
+                status, shown, _ = await client.get(sent)
+                assert status == 200
+                assert "Record sent" in shown
+            after = await service.sent_items(person.user, limit=100, before=None)
+            assert len(after) == len(before) + 1
+            token = person.session_token()
+            assert token is not None
+            owner = session_id_hash(token)
+            assert owner is not None
+            assert await service.drafts_store.draft_file_ids(owner) == []
+        finally:
+            for client in pages.clients:
+                await client.close()

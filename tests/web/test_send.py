@@ -20,8 +20,13 @@ from exchange.auth.session import session_id_hash
 from exchange.model import short_reference
 from exchange.sharing.limits import node_limits
 from exchange.web.send.drafts import DraftStore, sweep_drafts
-from tests.web.page_client import Form, PageClient
+from tests.web.page_client import PageClient
 from tests.web.pages import parse
+from tests.web.send_filling import REASON_CHOICES
+from tests.web.send_filling import answer as _answer
+from tests.web.send_filling import fill_referral as _fill_referral
+from tests.web.send_filling import fill_to_reason as _fill_to_reason
+from tests.web.send_filling import start as _start
 from tests.web.synthetic import (
     BAD_NHS,
     BAD_UPN,
@@ -30,7 +35,6 @@ from tests.web.synthetic import (
     NEEDLES,
     PDF,
     REFERRAL_ANSWERS,
-    REFERRAL_REASON,
     UPN,
 )
 from tests.web.world import FRONT_DOOR, SCHOOL, World, actor, running_world
@@ -50,77 +54,35 @@ def _summary(page: str) -> list[tuple[str, str]]:
     ]
 
 
-def _drafts(world: World) -> Path:
-    return world.service(SCHOOL).drafts_folder
-
-
-def _own_drafts(world: World, client: PageClient) -> Path:
-    """Return the folder of the drafts of ``client``'s session."""
+def _own_drafts(client: PageClient) -> bytes:
+    """Return the session id hash that names the drafts of ``client``'s session."""
     token = client.session_token()
     assert token is not None
     id_hash = session_id_hash(token)
     assert id_hash is not None
-    return _drafts(world) / id_hash.hex()
+    return id_hash
 
 
-def _files(folder: Path) -> list[Path]:
-    """Return the uploaded files kept in a folder of drafts."""
-    return [p for p in folder.rglob("files/*") if p.is_file()]
+async def _files(world: World, owner: bytes) -> list[str]:
+    """Return the ids of the uploaded files the store keeps for a session's drafts."""
+    return await world.service(SCHOOL).drafts_store.draft_file_ids(owner)
+
+
+async def _stored(world: World, owner: bytes) -> bytes:
+    """Return every byte the store keeps for a session's drafts: states and file pieces."""
+    store = world.service(SCHOOL).drafts_store
+    stored = b""
+    for draft_id in await store.draft_ids(owner):
+        stored += await store.draft_state(owner, draft_id) or b""
+        for upload_id in await store.draft_file_ids(owner):
+            stored += b"".join(await store.draft_pieces(owner, draft_id, upload_id, 0, 10**6))
+    return stored
 
 
 async def _sent(world: World) -> list[bytes]:
     """Return the digests of what Hillside sent, newest first."""
     items = await world.service(SCHOOL).sent_items(actor(SCHOOL, "dsl"), limit=100, before=None)
     return [item.item.envelope.digest for item in items]
-
-
-async def _start(client: PageClient, kind: str = "referral") -> str:
-    """Start a draft of ``kind``; return its first question's path."""
-    _, page, _ = await client.get("/send")
-    status, _, headers = await client.post("/send", {"kind": kind}, page)
-    assert status == 303, status
-    return headers["Location"]
-
-
-async def _answer(client: PageClient, path: str, form: Form) -> str:
-    """Answer the page at ``path``; return where it went on to (fails with the errors)."""
-    _, page, _ = await client.get(path)
-    status, answered, headers = await client.post(path, form, page)
-    assert status == 303, re.findall(r'<a href="#[^"]*">([^<]*)</a>', answered)
-    return headers["Location"]
-
-
-async def _fill_to_reason(client: PageClient) -> str:
-    """Fill a referral to the front door with a PDF up to its reason; return the reason path."""
-    where = await _start(client)
-    for form in REFERRAL_ANSWERS.values():
-        where = await _answer(client, where, form)
-    assert where.endswith("/files")
-    _, page, _ = await client.get(where)
-    status, _, _ = await client.upload(
-        where, page, name="chronology.pdf", data=PDF, fields={"title": "Chronology"}
-    )
-    assert status == 303
-    where = await _answer(client, where + "/done", {})
-    _, page, _ = await client.get(where + "?q=front+door")
-    await client.post(where, {"action": "add", "recipient": str(FRONT_DOOR)}, page)
-    where = await _answer(client, where, {"action": "continue"})
-    return await _answer(client, where, {"purpose": "safeguarding-referral"})
-
-
-#: The reason page's answers other than the reason.
-REASON_CHOICES: Final = [
-    ("categories", "identity"),
-    ("categories", "family"),
-    ("categories", "safeguarding-concerns"),
-    ("lawful_basis", "art6.1.e+art9.2.g+dpa2018.sch1.para18"),
-]
-
-
-async def _fill_referral(client: PageClient, *, reason: str = REFERRAL_REASON) -> str:
-    """Fill a referral to the front door with a PDF; return the "Check your answers" path."""
-    where = await _fill_to_reason(client)
-    return await _answer(client, where, [*REASON_CHOICES, ("reason", reason)])
 
 
 async def test_a_dsl_sends_a_referral_with_a_pdf_and_sees_the_reference_and_deadline(
@@ -150,7 +112,7 @@ async def test_a_dsl_sends_a_referral_with_a_pdf_and_sees_the_reference_and_dead
     assert re.search(r"must acknowledge it by 5pm on \w+day \d+ \w+ \d{4}\.", page)
     assert [r.delivery.destination for r in sent.recipients] == [FRONT_DOOR]
     # The draft's answers and files are gone; only the confirmation's facts are kept.
-    assert not list(_own_drafts(world, client).rglob("files/*"))
+    assert not await _files(world, _own_drafts(client))
 
 
 async def test_a_question_page_shows_errors_from_the_schema_linked_to_their_fields(
@@ -257,7 +219,7 @@ async def test_an_oversized_or_wrong_type_file_is_refused_and_nothing_is_kept(
     """The limit and the types are said before; a refused file leaves nothing on disk."""
     client = await world.person(SCHOOL, "dsl")
     where = await _start(client)
-    drafts = _own_drafts(world, client)
+    drafts = _own_drafts(client)
     files = re.sub(r"/questions/.*", "/files", where)
     status, page, _ = await client.get(files)
     assert status == 200
@@ -277,15 +239,15 @@ async def test_an_oversized_or_wrong_type_file_is_refused_and_nothing_is_kept(
     assert _summary(answered)[0][1].startswith("The selected file must be a PDF")
     status, answered, _ = await client.upload(files, page, name="fake.pdf", data=b"")
     assert _summary(answered) == [("#f-file", "The selected file is empty")]
-    assert not _files(drafts)
+    assert not await _files(world, drafts)
     status, _, _ = await client.upload(files, page, name="notes.pdf", data=PDF)
     assert status == 303
-    assert len(_files(drafts)) == 1
+    assert len(await _files(world, drafts)) == 1
     _, page, _ = await client.get(files)
     upload_id = re.search(r'name="file" value="([0-9a-f]{32})"', page)
     assert upload_id is not None
     await client.post(files + "/remove", {"file": upload_id.group(1)}, page)
-    assert not _files(drafts)
+    assert not await _files(world, drafts)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -315,7 +277,7 @@ async def test_the_files_page_says_and_keeps_the_nodes_own_limit(small_node: Wor
     )
     assert status == 400
     assert _summary(answered) == [("#f-file", "The selected file must be smaller than 3 MB")]
-    assert not _files(_own_drafts(small_node, client))
+    assert not await _files(small_node, _own_drafts(client))
     status, _, _ = await client.upload(
         files, page, name="whole.pdf", data=_pdf_of(limits.per_file - 1), fields=form
     )
@@ -330,7 +292,7 @@ async def test_the_files_page_says_and_keeps_the_nodes_own_limit(small_node: Wor
         files, page, name="huge.pdf", data=_pdf_of(3 * limits.per_file), fields=form
     )
     assert status == 413
-    assert len(_files(_own_drafts(small_node, client))) == 1
+    assert len(await _files(small_node, _own_drafts(client))) == 1
 
 
 async def test_sending_twice_makes_one_envelope(world: World) -> None:
@@ -356,11 +318,11 @@ async def test_a_send_lost_before_its_confirmation_was_kept_makes_one_envelope(
     real = DraftStore.forget_content
     failed: list[bool] = []
 
-    def fail_once(self: DraftStore, *args: Any) -> None:
+    async def fail_once(self: DraftStore, *args: Any) -> None:
         if not failed:
             failed.append(True)
             raise OSError("the disk went away")
-        real(self, *args)
+        await real(self, *args)
 
     monkeypatch.setattr(DraftStore, "forget_content", fail_once)
     before = await _sent(world)
@@ -383,8 +345,8 @@ async def test_an_ended_session_mid_form_says_so_and_keeps_nothing(world: World)
     """
     client = await world.person(SCHOOL, "dsl")
     first = await _start(client)
-    drafts = _own_drafts(world, client)
-    assert drafts.is_dir()
+    drafts = _own_drafts(client)
+    assert await world.service(SCHOOL).drafts_store.draft_ids(drafts)
     _, page, _ = await client.get(first)
     token = client.session_token()
     assert token is not None
@@ -393,8 +355,8 @@ async def test_an_ended_session_mid_form_says_so_and_keeps_nothing(world: World)
     assert status == 401
     assert "Your session has ended, so what you sent was not saved. Sign in again." in answered
     service = world.service(SCHOOL)
-    assert await sweep_drafts(DraftStore(service.drafts_folder), service.session_exists) == 1
-    assert not drafts.exists()
+    assert await sweep_drafts(DraftStore(service.drafts_store)) == 1
+    assert not await service.drafts_store.draft_ids(drafts)
 
 
 def _zip_bomb_docx() -> bytes:
@@ -429,7 +391,7 @@ async def test_a_hostile_or_damaged_upload_is_refused_by_its_rule_and_not_kept(
     assert href == "#f-file"
     assert text.startswith("The selected file cannot be sent: ")
     assert words in text
-    assert not [p for p in _own_drafts(world, client).rglob("files/*") if p.is_file()]
+    assert not await _files(world, _own_drafts(client))
 
 
 @pytest.mark.parametrize(
@@ -556,8 +518,7 @@ async def test_no_child_details_in_urls_titles_logs_or_drafts(
     titles = []
     client = await world.person(SCHOOL, "dsl")
     check = await _fill_referral(client)
-    drafts = _own_drafts(world, client)
-    stored = b"".join(p.read_bytes() for p in drafts.rglob("*") if p.is_file())
+    stored = await _stored(world, _own_drafts(client))
     assert stored  # the draft's answers and its file are there, encrypted
     for path in list(client.visited):
         status, page, _ = await client.get(path)

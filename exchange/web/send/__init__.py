@@ -27,11 +27,11 @@ _DRAFT = "{draft:[0-9a-f]{32}}"
 def add_send_routes(app: web.Application) -> None:
     """Add the send pages, and the sweep of drafts whose session has ended."""
     service = app[WEB_SERVICE]
-    drafts = DraftStore(service.drafts_folder)
+    drafts = DraftStore(service.drafts_store)
     app[DRAFTS] = drafts
 
     async def sweeping(app: web.Application) -> AsyncIterator[None]:
-        async with draft_sweeper(drafts, service.session_exists, supervisor=app.get(SUPERVISOR)):
+        async with draft_sweeper(drafts, supervisor=app.get(SUPERVISOR)):
             yield
 
     app.cleanup_ctx.append(sweeping)

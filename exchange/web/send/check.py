@@ -15,8 +15,6 @@ refusal explains the rule and names its id.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 from datetime import date
 from typing import Any, Final
@@ -34,7 +32,7 @@ from exchange.sharing.prepare import FileInput, Submission
 from exchange.web.app import render
 from exchange.web.busy import busy_page
 from exchange.web.send.choices import basis_words, category_words
-from exchange.web.send.drafts import Draft
+from exchange.web.send.drafts import Draft, DraftBusyError
 from exchange.web.send.journey import reason_error
 from exchange.web.send.questions import (
     Form,
@@ -48,6 +46,8 @@ from exchange.web.send.uploads import TYPE_WORDS
 from exchange.web.words import deadline_words, kind_name, organisation_name
 
 #: What the confirmation says is due, by kind.
+#: What "Check your answers" says while another request is sending the same draft.
+BEING_SENT: Final = "This record is being sent. Wait a moment, then refresh the page"
 DUE_WORDS: Final = {
     "referral": "They must acknowledge it",
     "cp-file-transfer": "It must reach the new school",
@@ -231,7 +231,7 @@ def _all_errors(who: Person, draft: Draft, form: Form) -> list[dict[str, str]]:
 
 async def check_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/<draft>/check``: every answer, with a link to change it, and Send."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     form = Form(draft.kind)
     reply_to = await _reply_words(request, who, draft)
@@ -277,11 +277,28 @@ def _refusal(draft: Draft, form: Form, exc: UnprocessableError) -> list[dict[str
 
 async def send(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/send``: send it once; a second send goes to the confirmation."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     if (busy := busy_page(request, who.service, url(draft, "check"))) is not None:
         return busy
-    async with who.drafts.lock(draft.id):
-        draft = who.load(draft.id)
+    try:
+        return await _send_once(request, who, draft)
+    except DraftBusyError:
+        return await _busy(request, who, draft)
+
+
+async def _busy(request: web.Request, who: Person, draft: Draft) -> web.StreamResponse:
+    """Return "Check your answers" saying another request is sending the draft (409)."""
+    form = Form(draft.kind)
+    reply_to = await _reply_words(request, who, draft)
+    errors = [{"href": url(draft, "check"), "text": BEING_SENT}]
+    context = _check_context(request, who, draft, form, errors, reply_to=reply_to)
+    return render(request, "send/check.html", context, status=409)
+
+
+async def _send_once(request: web.Request, who: Person, draft: Draft) -> web.StreamResponse:
+    """Send the draft holding its claim (across the node's processes); see :func:`send`."""
+    async with who.drafts.sending(who.owner, draft.id):
+        draft = await who.load(draft.id)
         unsent(draft)
         form = Form(draft.kind)
         reply_to = await _reply_words(request, who, draft)
@@ -295,22 +312,20 @@ async def send(request: web.Request) -> web.StreamResponse:
             refusal = _refusal(draft, form, exc)
             context = _check_context(request, who, draft, form, refusal, reply_to=reply_to)
             return render(request, "send/check.html", context, status=400)
-        await asyncio.to_thread(who.drafts.forget_content, who.owner, who.token, draft, sent)
+        await who.drafts.forget_content(who.owner, who.token, draft, sent)
     raise web.HTTPSeeOther(url(draft, "sent"))
 
 
 async def _submit(who: Person, draft: Draft, form: Form) -> dict[str, Any]:
     """Send the draft through the service; return what its confirmation shows."""
     record, _ = check(form, draft.answers, extra=extra_fields(draft, form))
-    with contextlib.ExitStack() as files:
-        attachments: list[FileInput] = []
-        for upload in draft.uploads:
-            opened = who.drafts.open_file(who.owner, who.token, draft.id, upload)
-            # Checked against its digest as it is opened: a pass over the file, in a thread.
-            file = await asyncio.to_thread(files.enter_context, opened)
-            sha256 = bytes.fromhex(upload.sha256)
-            attachments.append(FileInput(upload.name, upload.content_type, file, sha256))
-        return await _send_draft(who, draft, record, tuple(attachments))
+    attachments: list[FileInput] = []
+    for upload in draft.uploads:
+        # Checked against its digest as it is opened: a pass over the file, in a thread.
+        file = await who.drafts.open_file(who.owner, who.token, draft.id, upload)
+        sha256 = bytes.fromhex(upload.sha256)
+        attachments.append(FileInput(upload.name, upload.content_type, file, sha256))
+    return await _send_draft(who, draft, record, tuple(attachments))
 
 
 async def _send_draft(
@@ -368,7 +383,7 @@ async def _send_draft(
 
 async def sent_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/<draft>/sent``: the confirmation panel, the reference and the deadline."""
-    _, draft = draft_of(request)
+    _, draft = await draft_of(request)
     sent = draft.sent
     if sent is None:
         raise web.HTTPSeeOther(url(draft, "check"))
@@ -403,7 +418,10 @@ async def sent_page(request: web.Request) -> web.StreamResponse:
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/cancel``: abandon the draft, deleting its answers and files."""
-    who, draft = draft_of(request)
-    async with who.drafts.lock(draft.id):
-        await asyncio.to_thread(who.drafts.delete, who.owner, draft.id)
+    who, draft = await draft_of(request)
+    try:
+        async with who.drafts.sending(who.owner, draft.id):
+            await who.drafts.delete(who.owner, draft.id)
+    except DraftBusyError:
+        return await _busy(request, who, draft)
     raise web.HTTPSeeOther("/send" if draft.mode == "new" else "/inbox")

@@ -67,7 +67,7 @@ async def start_reply(request: web.Request) -> web.StreamResponse:
     if kind not in REPLY_KINDS:
         context = _reply_context(request, target, "Select the kind of reply you want to send")
         return render(request, "send/reply.html", context, status=400)
-    draft = start_draft(who, Draft(id="", kind=kind, mode="reply", target=digest.hex()))
+    draft = await start_draft(who, Draft(id="", kind=kind, mode="reply", target=digest.hex()))
     raise web.HTTPSeeOther(_first_question(draft))
 
 
@@ -88,7 +88,7 @@ async def start_correction(request: web.Request) -> web.StreamResponse:
     who = person(request)
     digest = path_digest(request)
     target = await who.service.correction_target(who.user, digest)
-    draft = start_draft(
+    draft = await start_draft(
         who, Draft(id="", kind=target.record_kind, mode="correct", target=digest.hex())
     )
     raise web.HTTPSeeOther(_first_question(draft))

@@ -116,11 +116,11 @@ async def choose_kind(request: web.Request) -> web.StreamResponse:
             },
             status=400,
         )
-    draft = start_draft(who, Draft(id="", kind=kind))
+    draft = await start_draft(who, Draft(id="", kind=kind))
     raise web.HTTPSeeOther(url(draft, f"questions/{Form(kind).sections[0].path}"))
 
 
-def start_draft(who: Person, draft: Draft) -> Draft:
+async def start_draft(who: Person, draft: Draft) -> Draft:
     """Keep a new draft with what the pages can fill in for the sender, and return it."""
     form = Form(draft.kind)
     org = who.user.org
@@ -132,7 +132,7 @@ def start_draft(who: Person, draft: Draft) -> Draft:
                 values[question.path] = org
             if name == "from_school_urn" and org.startswith("urn:"):
                 values[question.path] = org.removeprefix("urn:")
-    return who.drafts.create(who.owner, who.token, draft)
+    return await who.drafts.create(who.owner, who.token, draft)
 
 
 # --- the record's questions -------------------------------------------------------------------
@@ -165,7 +165,7 @@ def _section(request: web.Request, form: Form) -> str:
 
 async def question_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/<draft>/questions/<section>``: one page of the record's questions."""
-    _, draft = draft_of(request)
+    _, draft = await draft_of(request)
     unsent(draft)
     form = Form(draft.kind)
     name = _section(request, form)
@@ -174,7 +174,7 @@ async def question_page(request: web.Request) -> web.StreamResponse:
 
 async def answer_question(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/questions/<section>``: keep the answers; add or remove an item."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     form = Form(draft.kind)
     name = _section(request, form)
@@ -187,20 +187,20 @@ async def answer_question(request: web.Request) -> web.StreamResponse:
     here = url(draft, f"questions/{name}") + action_suffix(request)
     if action.startswith("add:"):
         added = form.add_item(section, draft.answers, action.removeprefix("add:"))
-        who.save(draft)
+        await who.save(draft)
         raise web.HTTPSeeOther(here + ("" if added is None else f"#{_anchor(added)}"))
     if action.startswith("remove:"):
         form.remove_item(section, draft.answers, action.removeprefix("remove:"))
-        who.save(draft)
+        await who.save(draft)
         raise web.HTTPSeeOther(here)
     _, problems = check(form, draft.answers, sections=[section])
     if problems:
-        who.save(draft)
+        await who.save(draft)
         errors = error_messages(form, problems, draft.answers)
         context = _question_context(request, draft, form, name, errors)
         return render(request, "send/question.html", context, status=400)
     seen(draft, f"questions/{name}")
-    who.save(draft)
+    await who.save(draft)
     raise web.HTTPSeeOther(next_url(request, draft, form, f"questions/{name}"))
 
 
@@ -288,7 +288,7 @@ def _carries_files(draft: Draft) -> Form:
 
 async def files_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/<draft>/files``: the files added so far, and a form to add another."""
-    _, draft = draft_of(request)
+    _, draft = await draft_of(request)
     unsent(draft)
     form = _carries_files(draft)
     return render(request, "send/files.html", _files_context(request, draft, form, {}))
@@ -296,7 +296,7 @@ async def files_page(request: web.Request) -> web.StreamResponse:
 
 async def add_file(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/files`` (multipart): stream one file into the draft."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     form = _carries_files(draft)
     reader = request.get(MULTIPART)
@@ -324,7 +324,7 @@ async def add_file(request: web.Request) -> web.StreamResponse:
             errors["file"] = "A file with the same name has already been added: rename the file"
     if errors:
         if upload is not None:
-            who.drafts.delete_file(who.owner, draft.id, upload.id)
+            await who.drafts.delete_file(who.owner, draft.id, upload.id)
         context = _files_context(
             request,
             draft,
@@ -338,27 +338,27 @@ async def add_file(request: web.Request) -> web.StreamResponse:
     upload.title = received.title or PurePath(upload.name).stem or upload.name
     upload.document_kind = received.document_kind
     draft.uploads.append(upload)
-    who.save(draft)
+    await who.save(draft)
     raise web.HTTPSeeOther(url(draft, "files") + action_suffix(request))
 
 
 async def remove_file(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/files/remove``: take a file out of the draft and delete it."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     _carries_files(draft)
     chosen = (await request.post()).get("file", "")
     kept = [u for u in draft.uploads if u.id != chosen]
     if len(kept) != len(draft.uploads):
-        who.drafts.delete_file(who.owner, draft.id, str(chosen))
+        await who.drafts.delete_file(who.owner, draft.id, str(chosen))
         draft.uploads = kept
-        who.save(draft)
+        await who.save(draft)
     raise web.HTTPSeeOther(url(draft, "files") + action_suffix(request))
 
 
 async def files_done(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/files/done``: go on, if the kind's least number of files is met."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     form = _carries_files(draft)
     context = _files_context(request, draft, form, {})
@@ -367,7 +367,7 @@ async def files_done(request: web.Request) -> web.StreamResponse:
         context = _files_context(request, draft, form, errors)
         return render(request, "send/files.html", context, status=400)
     seen(draft, "files")
-    who.save(draft)
+    await who.save(draft)
     raise web.HTTPSeeOther(next_url(request, draft, form, "files"))
 
 
@@ -416,7 +416,7 @@ def _new_only(draft: Draft) -> None:
 
 async def recipients_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/<draft>/recipients?q=``: who it goes to, found in the directory."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     _new_only(draft)
     form = Form(draft.kind)
@@ -425,7 +425,7 @@ async def recipients_page(request: web.Request) -> web.StreamResponse:
 
 async def choose_recipients(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/recipients``: add or remove a recipient, or go on."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     _new_only(draft)
     form = Form(draft.kind)
@@ -450,11 +450,11 @@ async def choose_recipients(request: web.Request) -> web.StreamResponse:
             return render(request, "send/recipients.html", context, status=400)
         if chosen not in draft.recipients:
             draft.recipients.append(chosen)
-            who.save(draft)
+            await who.save(draft)
         raise web.HTTPSeeOther(here)
     if action.startswith("remove:"):
         draft.recipients = [r for r in draft.recipients if r != action.removeprefix("remove:")]
-        who.save(draft)
+        await who.save(draft)
         raise web.HTTPSeeOther(here)
     draft.recipients = [r for r in draft.recipients if r in allowed]
     if not draft.recipients:
@@ -464,7 +464,7 @@ async def choose_recipients(request: web.Request) -> web.StreamResponse:
         )
         return render(request, "send/recipients.html", context, status=400)
     seen(draft, "recipients")
-    who.save(draft)
+    await who.save(draft)
     raise web.HTTPSeeOther(next_url(request, draft, form, "recipients"))
 
 
@@ -495,7 +495,7 @@ def _not_correction(draft: Draft) -> None:
 
 async def purpose_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/<draft>/purpose``: why the record is shared, from the policy's purposes."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     _not_correction(draft)
     form = Form(draft.kind)
@@ -504,7 +504,7 @@ async def purpose_page(request: web.Request) -> web.StreamResponse:
 
 async def choose_purpose(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/purpose``: keep the purpose (a new one clears its choices)."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     _not_correction(draft)
     form = Form(draft.kind)
@@ -516,7 +516,7 @@ async def choose_purpose(request: web.Request) -> web.StreamResponse:
     if chosen != draft.purpose:
         draft.purpose, draft.categories, draft.lawful_basis = chosen, [], ""
     seen(draft, "purpose")
-    who.save(draft)
+    await who.save(draft)
     raise web.HTTPSeeOther(next_url(request, draft, form, "purpose"))
 
 
@@ -591,7 +591,7 @@ def _reason_context(
 
 async def reason_page(request: web.Request) -> web.StreamResponse:
     """``GET /send/<draft>/reason``: the data shared, the lawful basis and the reason."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     form = Form(draft.kind)
     if draft.mode != "correct" and draft.purpose not in who.service.records.policy.purposes:
@@ -601,7 +601,7 @@ async def reason_page(request: web.Request) -> web.StreamResponse:
 
 async def give_reason(request: web.Request) -> web.StreamResponse:
     """``POST /send/<draft>/reason``: keep the categories, basis and reason if they are good."""
-    who, draft = draft_of(request)
+    who, draft = await draft_of(request)
     unsent(draft)
     form = Form(draft.kind)
     data = await request.post()
@@ -625,10 +625,10 @@ async def give_reason(request: web.Request) -> web.StreamResponse:
         check_reason(draft.reason, names=record_names(draft.kind, record))
     except SubmissionError as exc:
         errors["reason"] = reason_error(draft, exc.rule)
-    who.save(draft)
+    await who.save(draft)
     if errors:
         context = _reason_context(request, who, draft, form, errors)
         return render(request, "send/reason.html", context, status=400)
     seen(draft, "reason")
-    who.save(draft)
+    await who.save(draft)
     raise web.HTTPSeeOther(next_url(request, draft, form, "reason"))

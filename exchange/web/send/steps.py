@@ -1,7 +1,7 @@
 """What every send page shares: the person, their draft, and the order of the pages.
 
 A draft is the signed-in session's own (:mod:`~exchange.web.send.drafts`): it is found by
-its id in the URL within the session's folder and opened with the key the session's cookie
+its id in the URL among the session's drafts and opened with the key the session's cookie
 gives, so another person's draft id opens nothing (404). The pages a draft goes through
 depend on what it is: a new record asks for its recipients, purpose and reasons; a reply
 goes to the sender of the item it answers; a correction goes to everyone who received the
@@ -41,19 +41,19 @@ class Person:
 
     @property
     def owner(self) -> bytes:
-        """The session id's hash, which names the folder of the session's drafts."""
+        """The session id's hash, which names the session's drafts in the store."""
         return self.session.id_hash
 
-    def load(self, draft_id: str) -> Draft:
+    async def load(self, draft_id: str) -> Draft:
         """Return the session's draft ``draft_id`` or refuse as not found."""
-        draft = self.drafts.load(self.owner, self.token, draft_id)
+        draft = await self.drafts.load(self.owner, self.token, draft_id)
         if draft is None:
             raise NotFoundError("no such draft in this session")
         return draft
 
-    def save(self, draft: Draft) -> None:
+    async def save(self, draft: Draft) -> None:
         """Keep the draft's state."""
-        self.drafts.save(self.owner, self.token, draft)
+        await self.drafts.save(self.owner, self.token, draft)
 
 
 def person(request: web.Request) -> Person:
@@ -63,10 +63,10 @@ def person(request: web.Request) -> Person:
     return Person(session.user, session, token, request.app[DRAFTS], web_service(request))
 
 
-def draft_of(request: web.Request) -> tuple[Person, Draft]:
+async def draft_of(request: web.Request) -> tuple[Person, Draft]:
     """Return the person and the draft the URL names (404 if not theirs)."""
     who = person(request)
-    return who, who.load(request.match_info["draft"])
+    return who, await who.load(request.match_info["draft"])
 
 
 def unsent(draft: Draft) -> None:

@@ -3,7 +3,7 @@
 The upload form's body is never read whole: the CSRF check has read its first part (the
 token) and left the rest of the stream (:data:`~exchange.web.security.MULTIPART`), and the
 file part is read here a piece at a time, hashed, checked and encrypted to the draft's
-folder as it comes (:meth:`~exchange.web.send.drafts.DraftStore.file_writer`). The node's
+store as it comes (:meth:`~exchange.web.send.drafts.DraftStore.file_writer`). The node's
 own body limit does not apply to a stream read this way, so this module has its own, the
 largest file the node takes for the draft's kind (``per_file``, from the node's
 ``[limits] max_envelope_bytes``: :mod:`exchange.sharing.limits`): as soon as a file passes
@@ -42,7 +42,7 @@ from exchange.records.content_checks import (
     source_fault,
     starts_like,
 )
-from exchange.web.send.drafts import PIECE, DraftStore, Upload
+from exchange.web.send.drafts import PIECE, DraftFile, DraftStore, Upload
 
 #: The longest text field of the upload form (a title is at most 200 characters).
 MAX_FIELD: Final = 4096
@@ -158,7 +158,7 @@ async def _store_file(  # noqa: PLR0917 - the draft's parts and the limit
     size = 0
     oversize = False
     try:
-        with drafts.file_writer(id_hash, token, draft_id) as (upload_id, write):
+        async with drafts.file_writer(id_hash, token, draft_id) as (upload_id, write):
             while chunk := await part.read_chunk(PIECE):
                 size += len(chunk)
                 if size > per_file:
@@ -166,7 +166,7 @@ async def _store_file(  # noqa: PLR0917 - the draft's parts and the limit
                     _refuse()
                 digest.update(chunk)
                 sniffer.feed(chunk)
-                write(chunk)
+                await write(chunk)
             content_type = sniffer.finish()
             if size == 0 or content_type is None:
                 _refuse()
@@ -184,12 +184,11 @@ async def _store_file(  # noqa: PLR0917 - the draft's parts and the limit
     upload = Upload(upload_id, clean, content_type, size, digest.hexdigest(), "")
     candidates = (DOCX, ODT) if content_type == "zip" else (content_type,)
     # Reading a large file, or unpacking an office document, is not for the event loop.
-    faults = await asyncio.to_thread(
-        _faults, drafts, (id_hash, token, draft_id), upload, candidates
-    )
+    file = await drafts.open_file(id_hash, token, draft_id, upload, verify=False)
+    faults = await asyncio.to_thread(_faults, file, candidates)
     found = next((t for t, fault in faults if fault is None), None)
     if found is None:
-        drafts.delete_file(id_hash, draft_id, upload_id)
+        await drafts.delete_file(id_hash, draft_id, upload_id)
         # Not the type at all is the wrong type; a file of the type that breaks a rule says so.
         broken = [f for _, f in faults if f is not None and f[0] != "attachment.magic"]
         return _damaged(broken[0][1]) if broken else WRONG_TYPE
@@ -198,17 +197,13 @@ async def _store_file(  # noqa: PLR0917 - the draft's parts and the limit
 
 
 def _faults(
-    drafts: DraftStore,
-    draft: tuple[bytes, str, str],
-    upload: Upload,
-    candidates: tuple[str, ...],
+    file: DraftFile, candidates: tuple[str, ...]
 ) -> list[tuple[str, tuple[str, str] | None]]:
     """Return each candidate type with the rule the file breaks as that type (None if none).
 
     The file is read from the draft a piece at a time (it was hashed as it was written).
     """
-    with drafts.open_file(*draft, upload, verify=False) as file:
-        return [(t, source_fault(t, file)) for t in candidates]
+    return [(t, source_fault(t, file)) for t in candidates]
 
 
 def _damaged(sentence: str) -> str:
