@@ -102,6 +102,15 @@ def is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError) or is_unreachable(exc)
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Give a connection back to the pool without asyncpg's reset query (a round trip).
+
+    Every use of a connection is transactions only: nothing sets session settings, listens,
+    keeps a cursor or takes a session-level advisory lock, so there is nothing to reset;
+    asyncpg still rolls back a transaction left open before this is called.
+    """
+
+
 class PgIntegrityError(IntegrityError):
     """A statement broke a constraint in PostgreSQL (a unique key, a foreign key, NOT NULL)."""
 
@@ -184,16 +193,14 @@ class PgDb:
         return self._ledger
 
     def finish(self) -> None:
-        """Worker thread, last in the transaction: append the ledger, count the backlog.
+        """Worker thread, last in the transaction: append the ledger events kept for now.
 
-        The ledger events kept for now are appended, and the outbox's deferred backlog
-        trigger fired, so each hot row (the ledger's head, a destination's count) is locked
-        only for the rest of the transaction and its commit.
+        So the ledger's head row, which orders every append, is locked only for the rest of
+        the transaction and its commit (the outbox's backlog is counted after this, on the
+        loop: :meth:`PostgresStore._transaction`).
         """
         if self._ledger:
             append_ledger_now(self, self._ledger)
-        if self.touched_outbox:
-            self.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     @property
     def dialect(self) -> Dialect:
@@ -299,6 +306,7 @@ class PostgresStore(NodeTables):
             max_size=pool_size,
             command_timeout=STATEMENT_TIMEOUT,
             statement_cache_size=512,
+            reset=_keep_session,
             server_settings={"application_name": "exchange", "TimeZone": "UTC"},
         )
         try:
@@ -347,7 +355,10 @@ class PostgresStore(NodeTables):
                         db = PgDb(connection, loop)
                         result = await db.call(fn, self._executor, finish=write)
                         if db.touched_outbox and write:
-                            # As of this commit, in it: what the trigger counted, ours included.
+                            # The deferred backlog trigger fired last, so a destination's
+                            # count row is locked only for the commit; then, as of this
+                            # commit, in it: what the trigger counted, ours included.
+                            await connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
                             backlog = await connection.fetch(_BACKLOG)
                 except _RETRIED:
                     if attempt == ATTEMPTS:
