@@ -3,9 +3,11 @@
 :class:`PostgresStore` is the same :class:`~exchange.store.base.Store` as the embedded SQLite
 one, with the same table groups (:class:`~exchange.store.node_tables.NodeTables`) running
 the same statements: each store method is a plain function of a :class:`~exchange.store.sql.Db`
-run in one transaction. Here that function runs on a worker thread and each of its
-statements is handed to the event loop, where asyncpg runs it on the transaction's pooled
-connection (:class:`PgDb`); the loop never waits for the database.
+run in one transaction. Here that function runs on a worker thread while the transaction's
+task on the event loop serves its statements: the thread hands each one over with a single
+``call_soon_threadsafe`` and waits on a queue, the loop runs it with asyncpg on the
+transaction's pooled connection and puts the answer there (:class:`PgDb`). So a statement
+costs one wake-up each way, and the loop never waits for the database.
 
 - Writes: one transaction per method at READ COMMITTED, committed before the method
   returns ("persist, then send"). Conditional updates (``... WHERE state = ?``) decide
