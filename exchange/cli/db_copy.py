@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -243,7 +244,9 @@ async def _check_target_ledger(
     connection: asyncpg.Connection, source: LedgerAudit, verifier: NoteVerifier, origin: str
 ) -> None:
     """Read the ledger back from the target, in the copy's transaction; verify and compare it."""
-    facts = await asyncio.to_thread(read_ledger, PgDb(connection, asyncio.get_running_loop()))
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        db = PgDb(connection, asyncio.get_running_loop())
+        facts = await db.call(read_ledger, thread, finish=False)
     try:
         copied = audit_ledger(facts, verifier, origin)
     except CliError as exc:

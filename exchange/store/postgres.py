@@ -3,9 +3,11 @@
 :class:`PostgresStore` is the same :class:`~exchange.store.base.Store` as the embedded SQLite
 one, with the same table groups (:class:`~exchange.store.node_tables.NodeTables`) running
 the same statements: each store method is a plain function of a :class:`~exchange.store.sql.Db`
-run in one transaction. Here that function runs on a worker thread and each of its
-statements is handed to the event loop, where asyncpg runs it on the transaction's pooled
-connection (:class:`PgDb`); the loop never waits for the database.
+run in one transaction. Here that function runs on a worker thread while the transaction's
+task on the event loop serves its statements: the thread hands each one over with a single
+``call_soon_threadsafe`` and waits on a queue, the loop runs it with asyncpg on the
+transaction's pooled connection and puts the answer there (:class:`PgDb`). So a statement
+costs one wake-up each way, and the loop never waits for the database.
 
 - Writes: one transaction per method at READ COMMITTED, committed before the method
   returns ("persist, then send"). Conditional updates (``... WHERE state = ?``) decide
@@ -27,10 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import queue
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -47,6 +50,10 @@ from exchange.store.pg_schema import PG_MIGRATIONS
 from exchange.store.sql import Dialect, IntegrityError, StoreTooNewError
 
 T = TypeVar("T")
+#: A worker thread's answer or outcome: (True, the value) or (False, the exception).
+_Outcome = tuple[bool, Any]
+#: What a worker thread asks of the loop: a statement and its parameters, or (None, outcome).
+_Request = tuple[str | None, Any]
 #: A connection of the pool, or one made alone (a command).
 _Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -98,6 +105,15 @@ def is_database_full(exc: BaseException) -> bool:
 def is_database_error(exc: BaseException) -> bool:
     """Whether ``exc`` is any error of PostgreSQL or of the connection to it."""
     return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError) or is_unreachable(exc)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Give a connection back to the pool without asyncpg's reset query (a round trip).
+
+    Every use of a connection is transactions only: nothing sets session settings, listens,
+    keeps a cursor or takes a session-level advisory lock, so there is nothing to reset;
+    asyncpg still rolls back a transaction left open before this is called.
+    """
 
 
 class PgIntegrityError(IntegrityError):
@@ -161,8 +177,10 @@ class PgCursor:
 class PgDb:
     """One transaction's connection, used from a worker thread (a :class:`~exchange.store.sql.Db`).
 
-    Each statement is run on the event loop that owns the connection; the thread waits for
-    its answer. Only one statement runs at a time: a transaction is one conversation.
+    :meth:`call` runs a function of the transaction on a worker thread while the event loop,
+    which owns the connection, serves its statements one at a time: the thread hands a
+    statement over with one ``call_soon_threadsafe`` and waits on a queue for the answer.
+    A transaction is one conversation, so there is never more than one statement in flight.
     """
 
     def __init__(self, connection: _Connection, loop: asyncio.AbstractEventLoop) -> None:
@@ -171,6 +189,8 @@ class PgDb:
         #: Whether a statement named the outbox (so the backlog is read before the commit).
         self.touched_outbox = False
         self._ledger: list[bytes] = []
+        self._asked: asyncio.Future[_Request] = loop.create_future()
+        self._answers: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
 
     @property
     def ledger_at_commit(self) -> list[bytes]:
@@ -178,16 +198,14 @@ class PgDb:
         return self._ledger
 
     def finish(self) -> None:
-        """Worker thread, last in the transaction: append the ledger, count the backlog.
+        """Worker thread, last in the transaction: append the ledger events kept for now.
 
-        The ledger events kept for now are appended, and the outbox's deferred backlog
-        trigger fired, so each hot row (the ledger's head, a destination's count) is locked
-        only for the rest of the transaction and its commit.
+        So the ledger's head row, which orders every append, is locked only for the rest of
+        the transaction and its commit (the outbox's backlog is counted after this, on the
+        loop: :meth:`PostgresStore._transaction`).
         """
         if self._ledger:
             append_ledger_now(self, self._ledger)
-        if self.touched_outbox:
-            self.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     @property
     def dialect(self) -> Dialect:
@@ -196,8 +214,12 @@ class PgDb:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         """Run one statement with ``?`` placeholders bound to ``parameters``."""
-        future = asyncio.run_coroutine_threadsafe(self._run(sql, parameters), self._loop)
-        return future.result()
+        self._loop.call_soon_threadsafe(self._take, (sql, parameters))
+        done, answer = self._answers.get()
+        if not done:
+            raise answer
+        assert isinstance(answer, PgCursor)
+        return answer
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> PgCursor:
         """Run one statement for each set of parameters; the row count is their sum."""
@@ -205,6 +227,46 @@ class PgDb:
         for parameters in seq_of_parameters:
             total += self.execute(sql, parameters).rowcount
         return PgCursor((), total)
+
+    async def call(self, fn: Callable[[PgDb], T], executor: Executor, *, finish: bool) -> T:
+        """Run ``fn(self)`` (then :meth:`finish` if asked) on a thread of ``executor``.
+
+        Serves the thread's statements until ``fn`` returns; returns what it returned, or
+        raises what it raised.
+        """
+        executor.submit(self._work, fn, finish)
+        while True:
+            sql, payload = await self._asked
+            self._asked = self._loop.create_future()
+            if sql is None:  # the function is over: payload is its outcome
+                done, value = payload
+                if not done:
+                    raise value
+                return value  # type: ignore[no-any-return]
+            try:
+                self._answers.put((True, await self._run(sql, payload)))
+            except BaseException as exc:
+                self._answers.put((False, exc))
+                if not isinstance(exc, Exception):
+                    raise  # cancelled (the loop is closing): the thread is told, then stops
+
+    def _work(self, fn: Callable[[PgDb], Any], finish: bool) -> None:
+        """Worker thread: run ``fn``, then hand its outcome to the loop."""
+        try:
+            result = fn(self)
+            if finish:
+                self.finish()
+            outcome: _Outcome = (True, result)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop, which raises it
+            outcome = (False, exc)
+        self._loop.call_soon_threadsafe(self._take, (None, outcome))
+
+    def _take(self, request: _Request) -> None:
+        """Event loop: take the thread's next request (refused once :meth:`call` has stopped)."""
+        if not self._asked.done():
+            self._asked.set_result(request)
+        elif request[0] is not None:
+            self._answers.put((False, asyncio.CancelledError()))
 
     async def _run(self, sql: str, parameters: Sequence[Any]) -> PgCursor:
         query = numbered(sql)
@@ -249,6 +311,7 @@ class PostgresStore(NodeTables):
             max_size=pool_size,
             command_timeout=STATEMENT_TIMEOUT,
             statement_cache_size=512,
+            reset=_keep_session,
             server_settings={"application_name": "exchange", "TimeZone": "UTC"},
         )
         try:
@@ -295,11 +358,12 @@ class PostgresStore(NodeTables):
                         readonly=not write,
                     ):
                         db = PgDb(connection, loop)
-                        result = await loop.run_in_executor(self._executor, fn, db)
-                        if write:
-                            await loop.run_in_executor(self._executor, db.finish)
+                        result = await db.call(fn, self._executor, finish=write)
                         if db.touched_outbox and write:
-                            # As of this commit, in it: what the trigger counted, ours included.
+                            # The deferred backlog trigger fired last, so a destination's
+                            # count row is locked only for the commit; then, as of this
+                            # commit, in it: what the trigger counted, ours included.
+                            await connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
                             backlog = await connection.fetch(_BACKLOG)
                 except _RETRIED:
                     if attempt == ATTEMPTS:
