@@ -42,19 +42,61 @@ BUNDLE_EXTENSION: Final = ".tlog-proof"
 _INDEX_RE: Final = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
-def _b64(value: bytes) -> str:
+def encode_b64(value: bytes) -> str:
+    """Return ``value`` in standard base64 with padding."""
     return base64.b64encode(value).decode("ascii")
 
 
-def _unb64(text: str, what: str) -> bytes:
+def decode_b64(text: str, what: str) -> bytes:
     """Decode canonical standard base64, or raise :class:`BundleError` naming ``what``."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error):
         raise BundleError(f"{what} is not standard base64") from None
-    if _b64(raw) != text:
+    if encode_b64(raw) != text:
         raise BundleError(f"{what} is not canonical base64")
     return raw
+
+
+def split_bundle(bundle: bytes) -> tuple[list[str], bytes]:
+    """Return a bundle's lines before its first empty line, and the checkpoint note after it.
+
+    Header and proof lines are non-empty, so the first empty line ends them (tlog-proof,
+    "Format"); the checkpoint note that follows has its own blank line, which is later.
+    """
+    if len(bundle) > MAX_BUNDLE_LEN:
+        raise BundleError(f"the bundle is longer than the limit of {MAX_BUNDLE_LEN} bytes")
+    split = bundle.find(b"\n\n")
+    if split < 0:
+        raise BundleError("the bundle has no empty line before the checkpoint")
+    try:
+        head = bundle[:split].decode("ascii")
+    except UnicodeDecodeError:
+        raise BundleError("the bundle's proof section is not ASCII") from None
+    return head.split("\n"), bundle[split + 2 :]
+
+
+def decode_proof_lines(lines: Sequence[str], first: int) -> list[bytes]:
+    """Return the proof hashes of ``lines``, one base64 hash each; ``first`` numbers line 1."""
+    if len(lines) > MAX_PROOF_LEN:
+        raise BundleError(f"the bundle has more than {MAX_PROOF_LEN} proof lines")
+    proof: list[bytes] = []
+    for number, text in enumerate(lines, start=first):
+        value = decode_b64(text, f"line {number} (proof hash)")
+        if len(value) != HASH_LEN:
+            raise BundleError(f"line {number} (proof hash) is not {HASH_LEN} bytes")
+        proof.append(value)
+    return proof
+
+
+def check_proof_hashes(proof: Sequence[bytes]) -> list[bytes]:
+    """Return ``proof`` as a list, or raise ``ValueError`` unless it is at most 64 hashes."""
+    hashes = list(proof)
+    if len(hashes) > MAX_PROOF_LEN or any(
+        not isinstance(h, bytes) or len(h) != HASH_LEN for h in hashes
+    ):
+        raise ValueError(f"proof must be at most {MAX_PROOF_LEN} hashes of {HASH_LEN} bytes")
+    return hashes
 
 
 def make_bundle(event: bytes, index: int, proof: Sequence[bytes], checkpoint_note: bytes) -> bytes:
@@ -68,13 +110,9 @@ def make_bundle(event: bytes, index: int, proof: Sequence[bytes], checkpoint_not
     decode_event(event)  # refuse to wrap something that is not a statement
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < MAX_TREE_SIZE:
         raise ValueError(f"index must be an int from 0 to {MAX_TREE_SIZE - 1}")
-    hashes = list(proof)
-    if len(hashes) > MAX_PROOF_LEN or any(
-        not isinstance(h, bytes) or len(h) != HASH_LEN for h in hashes
-    ):
-        raise ValueError(f"proof must be at most {MAX_PROOF_LEN} hashes of {HASH_LEN} bytes")
-    lines = [BUNDLE_HEADER, f"extra {_b64(event)}", f"index {index}"]
-    lines += [_b64(h) for h in hashes]
+    hashes = check_proof_hashes(proof)
+    lines = [BUNDLE_HEADER, f"extra {encode_b64(event)}", f"index {index}"]
+    lines += [encode_b64(h) for h in hashes]
     return ("\n".join(lines) + "\n\n").encode("ascii") + checkpoint_note
 
 
@@ -91,37 +129,18 @@ def verify_bundle(
     """
     if not isinstance(bundle, bytes):
         raise TypeError("bundle must be bytes")
-    if len(bundle) > MAX_BUNDLE_LEN:
-        raise BundleError(f"the bundle is longer than the limit of {MAX_BUNDLE_LEN} bytes")
-    # Header and proof lines are non-empty, so the first empty line ends them (tlog-proof,
-    # "Format"); the checkpoint note that follows has its own blank line, which is later.
-    split = bundle.find(b"\n\n")
-    if split < 0:
-        raise BundleError("the bundle has no empty line before the checkpoint")
-    try:
-        head = bundle[:split].decode("ascii")
-    except UnicodeDecodeError:
-        raise BundleError("the bundle's proof section is not ASCII") from None
-    note = bundle[split + 2 :]
-    lines = head.split("\n")
+    lines, note = split_bundle(bundle)
     if lines[0] != BUNDLE_HEADER:
         raise BundleError(f"line 1 of the bundle is not {BUNDLE_HEADER!r}")
     if len(lines) < 3 or not lines[1].startswith("extra "):
         raise BundleError("line 2 of the bundle must be 'extra' with the event statement")
-    extra = _unb64(lines[1].removeprefix("extra "), "line 2 (extra)")
+    extra = decode_b64(lines[1].removeprefix("extra "), "line 2 (extra)")
     if len(extra) > MAX_EVENT_LEN:
         raise BundleError("line 2 (extra) is longer than any event statement")
     index_text = lines[2].removeprefix("index ")
     if not lines[2].startswith("index ") or _INDEX_RE.fullmatch(index_text) is None:
         raise BundleError("line 3 of the bundle must be 'index' and a decimal with no leading 0")
-    if len(lines) - 3 > MAX_PROOF_LEN:
-        raise BundleError(f"the bundle has more than {MAX_PROOF_LEN} proof lines")
-    proof: list[bytes] = []
-    for number, text in enumerate(lines[3:], start=4):
-        value = _unb64(text, f"line {number} (proof hash)")
-        if len(value) != HASH_LEN:
-            raise BundleError(f"line {number} (proof hash) is not {HASH_LEN} bytes")
-        proof.append(value)
+    proof = decode_proof_lines(lines[3:], first=4)
     event = decode_event(extra)
     checkpoint = open_checkpoint(note, verifiers, origin)
     verify_inclusion(leaf_hash(extra), int(index_text), checkpoint.size, proof, checkpoint.root)

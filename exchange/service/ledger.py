@@ -23,14 +23,17 @@ from exchange.keys.ids import OrgId
 from exchange.keys.notes import NoteSigner
 from exchange.ledger.bundle import make_bundle
 from exchange.ledger.checkpoint import CheckpointSigner, open_checkpoint
+from exchange.ledger.consistency_bundle import make_consistency_bundle
 from exchange.ledger.errors import InconsistentCheckpointError, ProofError, StoredTreeError
 from exchange.ledger.events import EventType, LedgerEvent, encode_event
 from exchange.ledger.merkle import (
     EMPTY_ROOT,
+    MAX_TREE_SIZE,
     Frontier,
     consistency_proof_from,
     inclusion_proof_from,
     leaf_hash,
+    verify_consistency,
     verify_inclusion,
 )
 from exchange.ledger.subtrees import (
@@ -50,6 +53,11 @@ RECEIPT_EVENTS: Final[dict[ReceiptStatus, EventType]] = {
     ReceiptStatus.ACKNOWLEDGED: EventType.ACKNOWLEDGED,
     ReceiptStatus.REJECTED: EventType.REJECTED,
 }
+
+
+class ConsistencyRequestError(ValueError):
+    """A consistency bundle was asked for between sizes the ledger cannot prove; one sentence."""
+
 
 #: Statements read at a time when a process hashes the stored events (its first checkpoint).
 EVENT_CHUNK: Final = 4096
@@ -244,6 +252,41 @@ class NodeLedger:
         for digest in set(digests):
             found += await self.store.ledger_events_for(digest)
         return await self._bundles(found)
+
+    async def consistency_bundle(self, old_size: int, new_size: int | None = None) -> bytes:
+        """Return the bundle proving the stored checkpoint of ``new_size`` extends ``old_size``.
+
+        ``new_size`` must be the size of a checkpoint the node stored (the last if None): a
+        bundle never signs one. ``old_size`` must be from 1 to ``new_size``. The proof is
+        read from the stored tree and checked against the stored root of ``old_size`` and
+        the signed root before it is handed out; a refusal is a
+        :class:`ConsistencyRequestError`.
+        """
+        async with self._lock:
+            await self._adopt()
+        last = self.signer.last
+        if last is None:
+            raise ConsistencyRequestError("the ledger has no signed checkpoint yet")
+        size = last.size if new_size is None else new_size
+        if not 0 < old_size <= size < MAX_TREE_SIZE:
+            raise ConsistencyRequestError(
+                f"the old size must be from 1 to the new size ({size}), not {old_size}"
+            )
+        if size > last.size:
+            raise ConsistencyRequestError(
+                f"the new size {size} is larger than the last checkpoint's size {last.size}"
+            )
+        note = self.last_note if size == last.size else await self.store.checkpoint_of_size(size)
+        if note is None:
+            raise ConsistencyRequestError(f"the node signed no checkpoint of size {size}")
+        checkpoint = open_checkpoint(note, [self.note_signer.verifier], self.origin)
+        keys = root_keys(old_size) + consistency_keys(old_size, size)
+        range_hash = stored_range_hasher(await self.store.ledger_subtrees(keys))
+        with _stored_tree():
+            proof = consistency_proof_from(range_hash, old_size, size)
+            old_root = range_hash(0, old_size)
+            verify_consistency(old_size, size, old_root, checkpoint.root, proof)
+        return make_consistency_bundle(old_size, proof, note)
 
 
 @contextlib.contextmanager

@@ -1112,6 +1112,10 @@ class Store(
         """Return the checkpoint of the largest size (the last signed), or None."""
         ...
 
+    async def checkpoint_of_size(self, size: int) -> bytes | None:
+        """Return the signed note of the checkpoint of ``size``, or None if none was stored."""
+        ...
+
     # --- staff ----------------------------------------------------------------------------
     async def add_user(self, user: User, token_hash: bytes, now: float) -> None:
         """Create a user holding the token whose hash is given."""

@@ -127,3 +127,12 @@ class LedgerTables(Tables):
             return None if row is None else (int(row[0]), bytes(row[1]))
 
         return await self._read(read)
+
+    async def checkpoint_of_size(self, size: int) -> bytes | None:
+        """Return the signed note of the checkpoint of ``size``, or None if none was stored."""
+
+        def read(db: Db) -> bytes | None:
+            row = db.execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._read(read)
