@@ -1,5 +1,8 @@
 """``exchange serve``, ``exchange users add|sign-out`` and ``exchange ledger verify|prove``.
 
+(``exchange ledger consistency|check-consistency`` are in
+:mod:`exchange.cli.ledger_consistency_cmd`.)
+
 ``serve`` runs a node until SIGINT or SIGTERM, then shuts down gracefully (stop accepting,
 finish in-flight work, sign a last checkpoint). ``users add`` creates a member of staff and
 prints their API token once; only its hash is stored. With ``--email`` it also gives them an
@@ -29,6 +32,7 @@ from exchange.auth.passwords import MAX_LENGTH, check_password_rules
 from exchange.cli import common
 from exchange.cli.errors import EXIT_REFUSED, CliError, UsageError, concerning
 from exchange.cli.ledger_audit import LedgerFacts, audit_ledger, ledger_signer
+from exchange.cli.ledger_consistency_cmd import add_consistency_commands
 from exchange.cli.node_store import node_config, open_store
 from exchange.cli.users_cmd import add_lifecycle_commands, logs_to_stderr, refusal
 from exchange.config import ConfigError, NodeConfig
@@ -402,7 +406,9 @@ def add_commands(sub: common.Subcommands) -> None:
     requeue.add_argument("digest", nargs="?", metavar="DIGEST", help="only this envelope")
     requeue.set_defaults(handler=outbox_requeue_command)
 
-    ledger = sub.add_parser("ledger", help="check the ledger or prove an envelope's events")
+    ledger = sub.add_parser(
+        "ledger", help="check the ledger, prove an envelope's events or the log's consistency"
+    )
     ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND", required=True)
     verify = ledger_sub.add_parser(
         "verify",
@@ -421,3 +427,4 @@ def add_commands(sub: common.Subcommands) -> None:
     prove.add_argument("--config", required=True, metavar="FILE", help="the node's TOML file")
     prove.add_argument("envelope", metavar="ENVELOPE", help="envelope id or digest (hex)")
     prove.set_defaults(handler=ledger_prove_command)
+    add_consistency_commands(ledger_sub)

@@ -97,6 +97,7 @@ def create_app(
     app.router.add_get("/api/v1/organisations", staff.organisations)
     app.router.add_post("/peer/v1/orgs/{org}/envelopes", peer.peer_envelope)
     app.router.add_post("/peer/v1/orgs/{org}/receipts", peer.peer_receipt)
+    app.router.add_get("/peer/v1/ledger/consistency", peer.peer_ledger_consistency)
     if ops_token is not None:
         ops.add_ops_routes(app, ops_token)
     # --- records, register, deadlines ---

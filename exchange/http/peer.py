@@ -1,5 +1,8 @@
 """The peer protocol (/peer/v1): envelopes and receipts from other nodes, and peer auth.
 
+Consistency bundles of the node's ledger (``GET /peer/v1/ledger/consistency``) are answered
+to anyone, unauthenticated, for witnesses and auditors outside the directory.
+
 Peer requests are authenticated by their HTTP message signature (docs/protocol.md) from
 their headers alone, before a byte of their body is read; the nonce is remembered in the
 store, so a replay is refused even across a restart. Only then is the body streamed to an
@@ -11,18 +14,26 @@ over a limit).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
 from aiohttp import web
 
-from exchange.http.common import node_service
+from exchange.http.common import LEDGER, node_service
 from exchange.http.jsonbody import BadRequestError
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.peerauth import UploadLimits, VerifiedPeer
 from exchange.peerauth.aiohttp_glue import BodyCheck, SignedBody, signed_upload
+from exchange.service.ledger import ConsistencyRequestError
 from exchange.service.receiving import InboundCheck
+
+#: A tree size in a query: a decimal of at most 19 digits with no leading zero (sizes < 2^63).
+_SIZE_RE: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+
+#: The media type of a consistency bundle (docs/ledger.md §6.1).
+CONSISTENCY_TYPE: Final = "application/vnd.exchange.consistency-proof"
 
 #: The node's limits on concurrent peer uploads, shared with the relay role's endpoints.
 UPLOADS: Final = web.AppKey("uploads", UploadLimits)
@@ -94,3 +105,31 @@ async def peer_receipt(request: web.Request) -> web.Response:
     async with authenticate_peer(request, 4096) as (peer_org, owner, body):
         await service.receive_receipt(peer_org, owner, await body.read())
     return web.json_response({"status": "recorded"}, status=200)
+
+
+def _size_parameter(request: web.Request, name: str) -> int | None:
+    """Return the query parameter ``name`` as a tree size, None if absent; 400 if malformed."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if _SIZE_RE.fullmatch(text) is None:
+        raise BadRequestError(f"{name} must be a tree size: a decimal of at most 19 digits")
+    return int(text)
+
+
+async def peer_ledger_consistency(request: web.Request) -> web.Response:
+    """GET /peer/v1/ledger/consistency?from=M[&to=N]: a consistency bundle, for anyone.
+
+    It is not authenticated, so that witnesses and auditors outside the directory can ask:
+    a bundle holds the log's size, hashes and signed checkpoint, never an event.
+    """
+    old = _size_parameter(request, "from")
+    if old is None:
+        raise BadRequestError("from is required: the older tree size to prove from")
+    if set(request.query) - {"from", "to"}:
+        raise BadRequestError("the only query parameters are from and to")
+    try:
+        bundle = await request.app[LEDGER].consistency_bundle(old, _size_parameter(request, "to"))
+    except ConsistencyRequestError as exc:
+        raise BadRequestError(str(exc)) from None
+    return web.Response(body=bundle, content_type=CONSISTENCY_TYPE)

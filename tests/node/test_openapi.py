@@ -195,7 +195,7 @@ def test_json_request_bodies_are_closed_objects(spec: dict[str, Any]) -> None:
 
 def test_peer_operations_name_media_types_and_signature_headers(spec: dict[str, Any]) -> None:
     """Peer operations require the RFC 9421 headers and use the exchange media types."""
-    peer = [(p, op) for _, p, op, _ in _operations(spec) if p.startswith("/peer/")]
+    peer = [(p, op) for _, p, op, _ in _operations(spec) if p.startswith("/peer/v1/orgs/")]
     assert {p for p, _ in peer} == {
         "/peer/v1/orgs/{org}/envelopes",
         "/peer/v1/orgs/{org}/receipts",
@@ -214,6 +214,9 @@ def test_peer_operations_name_media_types_and_signature_headers(spec: dict[str, 
         assert op["externalDocs"]["url"] == "protocol.md", path
     envelopes = dict(peer)["/peer/v1/orgs/{org}/envelopes"]
     assert list(envelopes["responses"]["200"]["content"]) == [PEER_MEDIA["receipts"]]
+    # The ledger's consistency bundles are the one unsigned peer operation (for witnesses).
+    unsigned = [p for _, p, _, _ in _operations(spec) if p.startswith("/peer/v1/ledger/")]
+    assert unsigned == ["/peer/v1/ledger/consistency"]
 
 
 def test_examples_validate_against_their_schemas(spec: dict[str, Any]) -> None:
@@ -598,6 +601,15 @@ async def _peer_calls(
         http, checker, "POST", la + "/peer/v1/orgs/NOT-AN-ORG/envelopes", data=b"x", headers=media
     )
     assert status == 401
+    await world.nodes["la"].ledger.checkpoint()
+    status, bundle = await _call(http, checker, "GET", la + "/peer/v1/ledger/consistency?from=1")
+    assert status == 200
+    assert bundle.startswith(b"exchange/v1/consistency-proof\nold 1\n")
+    status, refused = await _call(http, checker, "GET", la + "/peer/v1/ledger/consistency?from=0x1")
+    assert (status, refused["message"]) == (
+        400,
+        "from must be a tree size: a decimal of at most 19 digits",
+    )
 
 
 async def _records_calls(
