@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def ledger_consistency_command(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except LedgerError as exc:
         raise CliError(f"the ledger does not verify: {exc}") from None
-    common.say(bundle.decode("ascii").rstrip("\n"))
+    sys.stdout.buffer.write(bundle)
     return 0
 
 

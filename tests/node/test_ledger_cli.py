@@ -15,7 +15,8 @@ from .conftest import LA, SCHOOL
 from .test_exchange import _client, _sent, _submit, _until
 
 
-async def _one_delivered_referral(world: Deployment) -> str:
+async def _one_delivered_referral(world: Deployment, *, stop: bool = True) -> str:
+    """Send one referral from the school to the LA until delivered; then stop the nodes."""
     async with _client(world) as http:
         submitted = await _submit(http, world, b"synthetic referral", [LA])
         digest = str(submitted["digest"])
@@ -25,7 +26,8 @@ async def _one_delivered_referral(world: Deployment) -> str:
             return bool(sent["recipients"][0]["delivery_state"] == "delivered")
 
         await _until(delivered)
-    await world.stop()
+    if stop:
+        await world.stop()
     return digest
 
 
