@@ -31,7 +31,7 @@ from exchange.ledger.subtrees import (
 from tests.ledger.helpers import make_log
 
 #: One reference log, long enough for every size the properties draw.
-LOG = make_log(700)
+LOG = make_log(12 * 70)  # the most the batches below can append
 
 
 def _stored(keys: list[SubtreeKey], log: MerkleLog = LOG) -> dict[SubtreeKey, bytes]:
