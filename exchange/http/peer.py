@@ -26,11 +26,12 @@ from exchange.http.jsonbody import BadRequestError
 from exchange.keys.ids import OrgId, parse_org_id
 from exchange.peerauth import UploadLimits, VerifiedPeer
 from exchange.peerauth.aiohttp_glue import BodyCheck, SignedBody, signed_upload
+from exchange.service.errors import ServiceError
 from exchange.service.ledger import ConsistencyRequestError
 from exchange.service.receiving import InboundCheck
 
 #: A tree size in a query: a decimal of at most 19 digits with no leading zero (sizes < 2^63).
-_SIZE_RE: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+_SIZE_RE: Final = re.compile(r"[1-9][0-9]{0,18}")
 
 #: The media type of a consistency bundle (docs/ledger.md §6.1).
 CONSISTENCY_TYPE: Final = "application/vnd.exchange.consistency-proof"
@@ -113,7 +114,7 @@ def _size_parameter(request: web.Request, name: str) -> int | None:
     if text is None:
         return None
     if _SIZE_RE.fullmatch(text) is None:
-        raise BadRequestError(f"{name} must be a tree size: a decimal of at most 19 digits")
+        raise BadRequestError(f"{name} must be a tree size: a decimal from 1, of at most 19 digits")
     return int(text)
 
 
@@ -131,5 +132,7 @@ async def peer_ledger_consistency(request: web.Request) -> web.Response:
     try:
         bundle = await request.app[LEDGER].consistency_bundle(old, _size_parameter(request, "to"))
     except ConsistencyRequestError as exc:
-        raise BadRequestError(str(exc)) from None
+        # Well formed, but not a proof the log can give (sizes out of order, no such
+        # checkpoint): 422, as for any rule the document names but cannot check.
+        raise ServiceError(str(exc), status=422) from None
     return web.Response(body=bundle, content_type=CONSISTENCY_TYPE)

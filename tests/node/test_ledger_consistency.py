@@ -57,18 +57,19 @@ async def test_the_endpoint_answers_bundles_and_refuses_bad_sizes(world: Deploym
             bundle, [ledger.note_signer.verifier], ledger.origin, log_of(events[:1]).root()
         )
         assert (old, checkpoint.size) == (1, last.size)
-        for query, message in [
-            ({}, "from is required"),
-            ({"from": "01"}, "from must be a tree size"),
-            ({"from": "1", "to": "-3"}, "to must be a tree size"),
-            ({"from": "1", "size": "3"}, "the only query parameters are from and to"),
-            ({"from": "0"}, f"from 1 to the new size \\({last.size}\\), not 0"),
-            ({"from": "1", "to": str(last.size + 1)}, "larger than the last checkpoint"),
+        for query, status, message in [
+            ({}, 400, "from is required"),
+            ({"from": "01"}, 400, "from must be a tree size"),
+            ({"from": "0"}, 400, "from must be a tree size: a decimal from 1"),
+            ({"from": "1", "to": "-3"}, 400, "to must be a tree size"),
+            ({"from": "1", "size": "3"}, 400, "the only query parameters are from and to"),
+            ({"from": "1", "to": str(last.size + 1)}, 422, "larger than the last checkpoint"),
+            ({"from": str(last.size + 1)}, 422, f"to the new size \\({last.size}\\)"),
         ]:
             async with http.get(base, params=query) as resp:
-                assert resp.status == 400, query
+                assert resp.status == status, query
                 body = await resp.json()
-            assert body["error"] == "400"
+            assert body["error"] == str(status)
             assert re.search(message, body["message"]), (query, body)
 
 

@@ -608,7 +608,7 @@ async def _peer_calls(
     status, refused = await _call(http, checker, "GET", la + "/peer/v1/ledger/consistency?from=0x1")
     assert (status, refused["message"]) == (
         400,
-        "from must be a tree size: a decimal of at most 19 digits",
+        "from must be a tree size: a decimal from 1, of at most 19 digits",
     )
 
 
