@@ -93,5 +93,4 @@ async def test_processes_killed_again_and_again_deliver_each_accepted_envelope_o
         assert gaps, "no checkpoints were signed during the run"
         close = [gap for gap in gaps if gap < 0.5 * CLUSTER_TASKS.checkpoint_interval]
         assert len(close) <= 2 * (KILLS // 4), (seed, gaps)
-        assert len(close) < len(gaps) // 4, (seed, gaps)
         await verify_ledger(cluster.processes[0].config)

@@ -66,6 +66,9 @@ LIMIT = 20 * 1024 * 1024
 #: few pieces in flight (about 4.5 MiB measured). Half the body: a hop that holds it whole
 #: passes this alone.
 PEAK = SIZE // 2
+#: The same on PostgreSQL, where the receiving store also holds the 1 MiB chunk it is writing
+#: and the driver's copy of it: still far below the whole body.
+PEAK_POSTGRES = PEAK + 2 * 1024 * 1024
 TIMEOUT = 60.0
 ENVELOPE_TYPE = "application/vnd.exchange.envelope"
 
@@ -146,6 +149,12 @@ def traced() -> Iterator[list[int]]:
         tracemalloc.stop()
 
 
+def _peak(world: Deployment) -> int:
+    """Return the most Python may allocate at once in a test of ``world`` (by its engine)."""
+    on_postgres = any(node.config.database.url for node in world.nodes.values())
+    return PEAK_POSTGRES if on_postgres else PEAK
+
+
 async def _bodies(world: Deployment, node: str) -> set[str]:
     """Every body a node stores and every temporary file it holds."""
     return await stored_names(world.nodes[node].service.store)
@@ -197,7 +206,7 @@ async def test_https_push_of_a_large_envelope_streams_both_ends(
     store = world.nodes["la"].service.store
     assert await store.inbox_item(LA, sealed.digest) is not None
     await _opens(world, store, LA, sealed, tmp_path)
-    assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
+    assert peak[0] < _peak(world), f"{peak[0]:,} bytes allocated at the peak"
     # Sent again (a retry after a lost answer): the same receipt, one body.
     again = await connector.deliver(sealed.message(LA), world.url("la"), timeout=TIMEOUT)
     assert isinstance(again, Delivered)
@@ -337,7 +346,7 @@ async def test_relay_deposit_and_collection_of_a_large_envelope(
 
         await until(stored, timeout=TIMEOUT, what="the receiving node to collect it")
     await _opens(world, receiving, RECEIVING, sealed, tmp_path)
-    assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
+    assert peak[0] < _peak(world), f"{peak[0]:,} bytes allocated at the peak"
     assert (await _bodies(world, "receiving")) >= {sealed.digest.hex()}
     assert not [n for n in (await _bodies(world, "receiving")) if n.startswith(".")]
 
@@ -451,7 +460,7 @@ async def test_mesh_chunked_send_and_collection_of_a_large_envelope(
     finally:
         await sender.close()
     await _opens(world, la, NURSES, sealed, tmp_path)
-    assert peak[0] < PEAK, f"{peak[0]:,} bytes allocated at the peak"
+    assert peak[0] < _peak(world), f"{peak[0]:,} bytes allocated at the peak"
     assert not [n for n in (await _bodies(world, "la")) if n.startswith(".")]
 
 
