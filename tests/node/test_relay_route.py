@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from exchange.config import RelayConfig
+from exchange.config import RelayConfig, TasksConfig
 from exchange.demo.loopback import Deployment, OrgSpec
 from exchange.keys.ids import OrgId
 from exchange.ledger.events import EventType, decode_event
@@ -36,6 +36,9 @@ ORGS = (
     OrgSpec(RECEIVING, "Moorside Primary School", "school", "receiving"),
 )
 DELIVERY = dataclasses.replace(FAST_DELIVERY, collect_interval=0.1, overdue_after=1.0)
+#: Collection backs off after each failed round, up to a minute by default: a relay down for
+#: the test's half-minute would leave the next round up to a minute away after it is back.
+TASKS = TasksConfig(backoff_base=0.05, backoff_max=0.5)
 
 
 @pytest.fixture
@@ -47,6 +50,7 @@ async def world(tmp_path: Path) -> AsyncIterator[Deployment]:
         delivery=DELIVERY,
         routes={RECEIVING: (("mailbox", "la"),)},
         relays={"la": RelayConfig()},
+        tasks=TASKS,
     ) as deployment:
         yield deployment
 
