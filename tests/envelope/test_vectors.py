@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from exchange.envelope import (
 from exchange.envelope import format as format_module
 from exchange.envelope import opening as opening_module
 from exchange.envelope import wrap as wrap_module
+from tests.vectors.vectorkit import run_generator_check
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors"
@@ -197,14 +196,7 @@ def test_unknown_key_of_known_sender_is_sender_known(vector_keys: Any) -> None:
 @pytest.mark.subprocess
 def test_generator_check_passes() -> None:
     """`generate.py --check` finds the files on disk exactly as it would write them."""
-    result = subprocess.run(
-        [sys.executable, str(VECTORS / "generate.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=120,
-    )
+    result = run_generator_check(VECTORS / "generate.py")
     assert result.returncode == 0, result.stderr
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from exchange.ledger.account_events import (
 )
 from exchange.ledger.events import ACCOUNT_KINDS, MAX_EVENT_LEN
 from tests.ledger.helpers import T0, digest
+from tests.vectors.vectorkit import run_generator_check
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "ledger"
@@ -200,12 +199,5 @@ def test_negative_vector(path: Path) -> None:
 @pytest.mark.subprocess
 def test_generator_check_passes() -> None:
     """`ledger_generate.py --check` finds the files on disk exactly as it would write them."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "vectors" / "ledger_generate.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=120,
-    )
+    result = run_generator_check(ROOT / "tests" / "vectors" / "ledger_generate.py")
     assert result.returncode == 0, result.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 from exchange.keys.notes import parse_verifier_key
 from exchange.ledger import errors
 from exchange.ledger.consistency_bundle import verify_consistency_bundle
+from tests.vectors.vectorkit import run_generator_check
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "consistency"
@@ -56,12 +55,5 @@ def test_negative_vector(path: Path) -> None:
 @pytest.mark.subprocess
 def test_generator_check_passes() -> None:
     """`consistency_generate.py --check` finds the files exactly as it would write them."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "vectors" / "consistency_generate.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=120,
-    )
+    result = run_generator_check(ROOT / "tests" / "vectors" / "consistency_generate.py")
     assert result.returncode == 0, result.stderr

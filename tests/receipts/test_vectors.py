@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from tests.receipts.conftest import (
     signing_keys,
     verify_kwargs,
 )
+from tests.vectors.vectorkit import run_generator_check
 
 ERRORS: dict[str, type[ReceiptError]] = {
     cls.__name__: cls
@@ -242,14 +241,7 @@ def test_directory_in_vectors_is_loadable() -> None:
 @pytest.mark.subprocess
 def test_generator_check_passes() -> None:
     """`receipts_generate.py --check` finds the files on disk exactly as it would write them."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "vectors" / "receipts_generate.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=120,
-    )
+    result = run_generator_check(ROOT / "tests" / "vectors" / "receipts_generate.py")
     assert result.returncode == 0, result.stderr
 
 

@@ -12,7 +12,7 @@ import pytest
 from exchange.keys.ids import OrgId
 from exchange.model import EnvelopeRecord
 from exchange.store import SqliteStore
-from tests.store_engines import ENGINES, open_store
+from tests.store_engines import ENGINES, open_store, second_opening
 
 SCHOOL = OrgId("urn:106123")
 LA = OrgId("la:356")
@@ -52,3 +52,14 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     opened = await SqliteStore.open(tmp_path / "node")
     yield opened
     await opened.close()
+
+
+@pytest.fixture(params=ENGINES)
+async def pair(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, Any]]:
+    """Open one store twice, as two ``exchange serve`` processes would, on each engine."""
+    async with open_store(request.param, tmp_path / "node", request) as first:
+        second = await second_opening(first, tmp_path / "other")
+        try:
+            yield first, second
+        finally:
+            await second.close()

@@ -6,15 +6,9 @@ The store holds only sealed bytes here (the web pages seal them:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from exchange.auth.session import Session
 from exchange.model import User
 from exchange.store.base import Store
-from tests.store_engines import ENGINES, open_store, second_opening
 
 from .conftest import LA, T0
 
@@ -48,19 +42,6 @@ async def test_drafts_of_ended_sessions_are_swept_with_their_files(store: Store)
     assert await store.draft_ids(going.id_hash) == [DRAFT]
     assert await store.draft_file_ids(going.id_hash) == ["f" * 32]
     assert await store.sweep_drafts() == 0
-
-
-@pytest.fixture(params=ENGINES)
-async def pair(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[Store, Store]]:
-    """Open one store twice, as two ``exchange serve`` processes would."""
-    async with open_store(request.param, tmp_path / "node", request) as first:
-        second = await second_opening(first, tmp_path / "other")
-        try:
-            yield first, second
-        finally:
-            await second.close()
 
 
 async def test_a_draft_is_claimed_for_sending_by_one_process_at_a_time(

@@ -9,16 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from exchange.model import NewOutbox, OutboxItem
 from exchange.outbox import machine
 from exchange.store import SqliteStore
-from tests.store_engines import ENGINES, open_store, second_opening
 
 from .conftest import LEASE, OWNER, SCHOOL, T0, envelope
 
@@ -47,17 +43,6 @@ async def main(folder, owner, url):
 
 asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
 """
-
-
-@pytest.fixture(params=ENGINES)
-async def pair(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
-    """Open one store twice: two users of one database (as two processes would be)."""
-    async with open_store(request.param, tmp_path / "node", request) as first:
-        second: Any = await second_opening(first, tmp_path / "other")
-        yield first, second  # type: ignore[misc]
-        await second.close()
 
 
 async def _queue(store: SqliteStore, count: int) -> None:

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from exchange.store.base import Store
-from tests.store_engines import ENGINES, open_store, second_opening
 
 from .conftest import T0
-
-
-@pytest.fixture(params=ENGINES)
-async def pair(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[Store, Store]]:
-    """Open one store twice, as two ``exchange serve`` processes would."""
-    async with open_store(request.param, tmp_path / "node", request) as first:
-        second = await second_opening(first, tmp_path / "other")
-        try:
-            yield first, second
-        finally:
-            await second.close()
 
 
 async def test_the_first_secret_offered_is_kept_for_every_process(

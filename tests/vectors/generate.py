@@ -27,7 +27,6 @@ that :func:`build_envelope` without hooks produces exactly what ``seal`` produce
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import struct
 import sys
@@ -48,9 +47,9 @@ from vectorkit import (
     Generation,
     current,
     find_generation,
+    generator_main,
     key_json,
     render,
-    write_or_check,
 )
 from vectorkit import directory_json as vectorkit_directory
 
@@ -656,15 +655,7 @@ def all_files() -> dict[Path, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the vectors, or with ``--check`` report whether the files on disk differ."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    args = parser.parse_args(argv)
-    files = all_files()
-    on_disk = {p for d in ("positive", "negative") for p in (HERE / d).glob("*.json")}
-    status = write_or_check(files, on_disk, HERE, check=args.check)
-    if not args.check:
-        print(f"wrote {len(files)} vectors to {HERE}")
-    return status
+    return generator_main(__doc__, all_files, HERE, HERE, argv)
 
 
 if __name__ == "__main__":

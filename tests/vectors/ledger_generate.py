@@ -18,7 +18,6 @@ same bytes, and that ``exchange.ledger`` decodes them back to the same fields.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import struct
 import sys
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from vectorkit import FRONT_DOOR, NOW, SCHOOL, render, write_or_check
+from vectorkit import FRONT_DOOR, NOW, SCHOOL, generator_main, render
 
 from exchange.keys.ids import OrgId
 from exchange.ledger.account_events import L_ACCOUNT_ACTOR, L_ACCOUNT_SUBJECT, AccountEvent
@@ -247,15 +246,7 @@ def all_files() -> dict[Path, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the vectors, or with ``--check`` report whether the files on disk differ."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    args = parser.parse_args(argv)
-    files = all_files()
-    on_disk = {p for d in ("positive", "negative") for p in (OUT / d).glob("*.json")}
-    status = write_or_check(files, on_disk, HERE, check=args.check)
-    if not args.check:
-        sys.stdout.write(f"wrote {len(files)} vectors to {OUT}\n")
-    return status
+    return generator_main(__doc__, all_files, OUT, HERE, argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ statement, signature and wire bytes.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import struct
@@ -51,9 +50,9 @@ from vectorkit import (
     Generation,
     current,
     find_generation,
+    generator_main,
     key_json,
     render,
-    write_or_check,
 )
 from vectorkit import directory_json as vectorkit_directory
 
@@ -525,15 +524,7 @@ def all_files() -> dict[Path, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the vectors, or with ``--check`` report whether the files on disk differ."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    args = parser.parse_args(argv)
-    files = all_files()
-    on_disk = {p for d in ("positive", "negative") for p in (OUT / d).glob("*.json")}
-    status = write_or_check(files, on_disk, HERE, check=args.check)
-    if not args.check:
-        sys.stdout.write(f"wrote {len(files)} vectors to {OUT}\n")
-    return status
+    return generator_main(__doc__, all_files, OUT, HERE, argv)
 
 
 if __name__ == "__main__":

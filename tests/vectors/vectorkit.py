@@ -10,10 +10,12 @@ generator guards it.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -148,3 +150,38 @@ def write_or_check(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return 0
+
+
+def generator_main(
+    description: str | None,
+    all_files: Callable[[], dict[Path, str]],
+    out: Path,
+    base: Path,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Run a vector generator: write its files under ``out``, or with ``--check`` compare.
+
+    ``all_files`` makes every vector file's path and text; the files on disk are those in
+    ``out``'s ``positive`` and ``negative`` folders, reported relative to ``base``.
+    """
+    parser = argparse.ArgumentParser(description=(description or "").splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare, do not write")
+    args = parser.parse_args(argv)
+    files = all_files()
+    on_disk = {p for d in ("positive", "negative") for p in (out / d).glob("*.json")}
+    status = write_or_check(files, on_disk, base, check=args.check)
+    if not args.check:
+        sys.stdout.write(f"wrote {len(files)} vectors to {out}\n")
+    return status
+
+
+def run_generator_check(script: Path) -> subprocess.CompletedProcess[str]:
+    """Run a vector generator with ``--check`` from the repository root; return the run."""
+    return subprocess.run(
+        [sys.executable, str(script), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
