@@ -137,8 +137,8 @@ def numbered(sql: str) -> str:
 
 @functools.lru_cache(maxsize=2048)
 def _returns_rows(sql: str) -> bool:
-    head = sql.lstrip()[:6].upper()
-    return head in {"SELECT", "WITH ("} or head.startswith("WITH") or " RETURNING " in sql.upper()
+    upper = sql.lstrip().upper()
+    return upper.startswith(("SELECT", "WITH")) or " RETURNING " in upper
 
 
 def _count(status: str) -> int:

@@ -10,7 +10,6 @@ parametrised over the engines); these tests run on a real server (tests/postgres
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 
 import asyncpg
@@ -151,8 +150,3 @@ async def test_a_cancelled_caller_does_not_cut_its_transaction_short(
             assert envelopes == sent == events
         finally:
             await store.close()
-
-
-def test_event_digests_do_not_collide() -> None:
-    """The synthetic envelopes of these tests are distinct (a guard on the helper)."""
-    assert len({hashlib.sha256(envelope(n).digest).digest() for n in range(1, 21)}) == 20
